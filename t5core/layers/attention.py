@@ -1,0 +1,115 @@
+"""T5 multi-head attention: no logit scaling, float32 softmax, optional key/value cache.
+
+Einsum letters: b batch, q query positions, k key positions, n heads, h head dim, d model dim.
+"""
+
+import keras
+import tensorflow as tf
+
+from t5core.layers.position import RelativePositionBias
+
+# Added to the logits of masked keys. Finite, so a row with every key masked (a padding query in
+# a packed row) gives uniform weights instead of NaN; its output is never used.
+MASK_VALUE = -1e9
+
+
+def _dense(units, stddev, name):
+    return keras.layers.Dense(units, use_bias=False, name=name,
+                              kernel_initializer=keras.initializers.RandomNormal(stddev=stddev))
+
+
+@keras.saving.register_keras_serializable(package="t5core")
+class Attention(keras.layers.Layer):
+    """Self- or cross-attention with q, k, v, o projections of width num_heads * d_kv.
+
+    T5 does not divide the logits by sqrt(d_kv): that factor is folded into q's initialisation,
+    and the released weights expect unscaled logits.
+    """
+
+    def __init__(self, d_model, num_heads, d_kv, dropout_rate=0.0, has_relative_bias=False,
+                 bidirectional=True, num_buckets=32, max_distance=128, initializer_factor=1.0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.d_model = d_model
+        self.num_heads = num_heads
+        self.d_kv = d_kv
+        self.dropout_rate = dropout_rate
+        self.has_relative_bias = has_relative_bias
+        self.bidirectional = bidirectional
+        self.num_buckets = num_buckets
+        self.max_distance = max_distance
+        self.initializer_factor = initializer_factor
+        inner = num_heads * d_kv
+        f = initializer_factor
+        self.q = _dense(inner, f * (d_model * d_kv) ** -0.5, "q")
+        self.k = _dense(inner, f * d_model ** -0.5, "k")
+        self.v = _dense(inner, f * d_model ** -0.5, "v")
+        self.o = _dense(d_model, f * inner ** -0.5, "o")
+        self.dropout = keras.layers.Dropout(dropout_rate)
+        self.relative_attention_bias = None
+        if has_relative_bias:
+            self.relative_attention_bias = RelativePositionBias(
+                num_buckets, max_distance, num_heads, bidirectional,
+                initializer_stddev=f * d_model ** -0.5, name="relative_attention_bias")
+
+    def build(self, input_shape=None):
+        for layer in (self.q, self.k, self.v):
+            layer.build((None, self.d_model))
+        self.o.build((None, self.num_heads * self.d_kv))
+        if self.relative_attention_bias is not None:
+            self.relative_attention_bias.build()
+        self.built = True
+
+    def _split_heads(self, x):
+        shape = tf.shape(x)
+        return tf.reshape(x, [shape[0], shape[1], self.num_heads, self.d_kv])  # [b, l, n, h]
+
+    def project_key_value(self, x):
+        """Keys and values `[B, K, N, H]` of x (the encoder output, for cross-attention)."""
+        return self._split_heads(self.k(x)), self._split_heads(self.v(x))
+
+    def _attend(self, q, k, v, bias, training):
+        scores = tf.cast(tf.einsum("bqnh,bknh->bnqk", q, k), tf.float32)
+        if bias is not None:
+            scores += bias
+        weights = tf.nn.softmax(scores, axis=-1)  # float32, whatever the compute dtype
+        dropped = tf.cast(self.dropout(weights, training=training), v.dtype)
+        context = tf.einsum("bnqk,bknh->bqnh", dropped, v)
+        shape = tf.shape(context)
+        context = tf.reshape(context, [shape[0], shape[1], self.num_heads * self.d_kv])
+        return self.o(context), weights
+
+    def call(self, x, bias=None, key_value_input=None, key_value=None, training=False):
+        """Returns (output [B, Q, D], weights float32 [B, N, Q, K]).
+
+        bias: float32, broadcastable to [B, N, Q, K]: relative position bias plus mask.
+        key_value_input: the sequence to attend over (cross-attention); x itself when None.
+        key_value: precomputed (keys, values) from `project_key_value`, which wins over both.
+        """
+        q = self._split_heads(self.q(x))
+        if key_value is None:
+            key_value = self.project_key_value(x if key_value_input is None else key_value_input)
+        return self._attend(q, *key_value, bias, training)
+
+    def call_cached(self, x, cache_key, cache_value, step, bias):
+        """One decoding step of causal self-attention over a preallocated cache.
+
+        x: [B, 1, D] for position `step`; cache_key/cache_value: [B, T, N, H]. The new key and
+        value are written at `step` with a one-hot blend, which works alike in graph mode and
+        under XLA and keeps every shape static. Positions after `step` are masked by `bias`.
+        Returns (output [B, 1, D], new cache_key, new cache_value).
+        """
+        q = self._split_heads(self.q(x))
+        k_new, v_new = self.project_key_value(x)
+        at_step = tf.one_hot(step, tf.shape(cache_key)[1], dtype=cache_key.dtype)[None, :, None, None]
+        cache_key = cache_key + (k_new - cache_key) * at_step
+        cache_value = cache_value + (v_new - cache_value) * at_step
+        output, _ = self._attend(q, cache_key, cache_value, bias, training=False)
+        return output, cache_key, cache_value
+
+    def get_config(self):
+        return {**super().get_config(), "d_model": self.d_model, "num_heads": self.num_heads,
+                "d_kv": self.d_kv, "dropout_rate": self.dropout_rate,
+                "has_relative_bias": self.has_relative_bias, "bidirectional": self.bidirectional,
+                "num_buckets": self.num_buckets, "max_distance": self.max_distance,
+                "initializer_factor": self.initializer_factor}

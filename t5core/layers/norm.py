@@ -1,0 +1,33 @@
+"""RMS norm as T5 defines it: no mean subtraction, no bias, computed in float32."""
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="t5core")
+class RMSNorm(keras.layers.Layer):
+    """`x * rsqrt(mean(x^2) + epsilon) * scale`, always in float32 inside.
+
+    bf16 activations lose too much precision in the mean of squares, so the statistic and the
+    scale are applied in float32 and only the result is cast back to the compute dtype.
+    """
+
+    def __init__(self, hidden_size, epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_size = hidden_size
+        self.epsilon = epsilon
+
+    def build(self, input_shape=None):
+        # autocast=False keeps the scale float32 under a mixed policy.
+        self.scale = self.add_weight(name="scale", shape=(self.hidden_size,),
+                                     initializer="ones", autocast=False)
+        self.built = True
+
+    def call(self, x):
+        x32 = tf.cast(x, tf.float32)
+        variance = tf.reduce_mean(tf.square(x32), axis=-1, keepdims=True)
+        y = x32 * tf.math.rsqrt(variance + self.epsilon) * self.scale
+        return tf.cast(y, self.compute_dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "hidden_size": self.hidden_size, "epsilon": self.epsilon}

@@ -1,0 +1,145 @@
+"""Encoder and decoder stacks: blocks, attention masks, position biases and the final norm."""
+
+import keras
+import tensorflow as tf
+
+from t5core.layers.attention import MASK_VALUE
+from t5core.layers.blocks import DecoderBlock, EncoderBlock, _config
+from t5core.layers.norm import RMSNorm
+
+
+def mask_to_bias(allowed):
+    """bool [B, Q, K] -> float32 [B, 1, Q, K]: 0 where attention is allowed, MASK_VALUE elsewhere."""
+    return tf.where(allowed, 0.0, MASK_VALUE)[:, None, :, :]
+
+
+def key_padding_allowed(tokens, segment_ids):
+    """bool [B, 1, K]: keys that are real tokens (segment > 0 when packed, else token != 0)."""
+    valid = segment_ids > 0 if segment_ids is not None else tf.not_equal(tokens, 0)
+    return valid[:, None, :]
+
+
+def same_segment(query_segments, key_segments):
+    return tf.equal(query_segments[:, :, None], key_segments[:, None, :])  # [B, Q, K]
+
+
+def default_positions(tokens):
+    return tf.range(tf.shape(tokens)[1], dtype=tf.int32)[None, :]  # [1, L], broadcasts over B
+
+
+class _Stack(keras.layers.Layer):
+    block_class = None
+
+    def __init__(self, config, num_blocks, **kwargs):
+        super().__init__(**kwargs)
+        self.config = _config(config)
+        self.num_blocks = num_blocks
+        c = self.config
+        # T5/mT5: only block 0 owns a bias table and every block reuses its bias. UMT5: all do.
+        self.blocks = [
+            self.block_class(c, has_relative_bias=(i == 0 or c.per_layer_position_bias),
+                             name=f"block_{i}")
+            for i in range(num_blocks)]
+        self.final_layer_norm = RMSNorm(c.d_model, c.layer_norm_epsilon, name="final_layer_norm")
+        self.dropout = keras.layers.Dropout(c.dropout_rate)
+
+    def build(self, input_shape=None):
+        for block in self.blocks:
+            block.build()
+        self.final_layer_norm.build()
+        self.built = True
+
+    def _biases(self, query_positions, key_positions, mask_bias):
+        """Yields each block's self-attention bias: its own table's, or the last one computed."""
+        bias = None
+        for block in self.blocks:
+            if block.has_relative_bias:
+                table = block.self_attention.relative_attention_bias
+                bias = table(query_positions, key_positions) + mask_bias
+            yield block, bias
+
+    def get_config(self):
+        return {**super().get_config(), "config": self.config.to_kwargs(),
+                "num_blocks": self.num_blocks}
+
+
+@keras.saving.register_keras_serializable(package="t5core")
+class Encoder(_Stack):
+    block_class = EncoderBlock
+
+    def call(self, x, tokens, segment_ids=None, positions=None, training=False,
+             output_hidden_states=False, output_attentions=False):
+        """x: embedded tokens [B, L, D]. Returns (output, hidden states, attention weights)."""
+        allowed = key_padding_allowed(tokens, segment_ids)
+        if segment_ids is not None:
+            allowed = allowed & same_segment(segment_ids, segment_ids)
+        mask_bias = mask_to_bias(allowed)
+        positions = default_positions(tokens) if positions is None else positions
+        x = self.dropout(x, training=training)
+        hidden_states, attentions = [x], []
+        for block, bias in self._biases(positions, positions, mask_bias):
+            x, weights = block(x, bias, training=training)
+            if output_hidden_states:
+                hidden_states.append(x)
+            if output_attentions:
+                attentions.append(weights)
+        x = self.dropout(self.final_layer_norm(x), training=training)
+        return x, hidden_states if output_hidden_states else None, attentions or None
+
+
+@keras.saving.register_keras_serializable(package="t5core")
+class Decoder(_Stack):
+    block_class = DecoderBlock
+
+    def call(self, x, encoder_output, encoder_tokens, segment_ids=None, positions=None,
+             encoder_segment_ids=None, training=False, output_hidden_states=False,
+             output_attentions=False):
+        """x: embedded decoder inputs [B, T, D]. Returns (output, hidden states, attentions)."""
+        length = tf.shape(x)[1]
+        causal = tf.range(length)[None, :, None] >= tf.range(length)[None, None, :]  # [1, T, T]
+        if segment_ids is not None:
+            causal = causal & same_segment(segment_ids, segment_ids)
+        self_mask = mask_to_bias(causal)
+        cross_allowed = key_padding_allowed(encoder_tokens, encoder_segment_ids)
+        if segment_ids is not None and encoder_segment_ids is not None:
+            cross_allowed = cross_allowed & same_segment(segment_ids, encoder_segment_ids)
+        cross_bias = mask_to_bias(cross_allowed)
+        positions = tf.range(length, dtype=tf.int32)[None, :] if positions is None else positions
+        x = self.dropout(x, training=training)
+        hidden_states, self_attentions, cross_attentions = [x], [], []
+        for block, bias in self._biases(positions, positions, self_mask):
+            x, self_w, cross_w = block(x, bias, encoder_output, cross_bias, training=training)
+            if output_hidden_states:
+                hidden_states.append(x)
+            if output_attentions:
+                self_attentions.append(self_w)
+                cross_attentions.append(cross_w)
+        x = self.dropout(self.final_layer_norm(x), training=training)
+        attentions = (self_attentions, cross_attentions) if output_attentions else None
+        return x, hidden_states if output_hidden_states else None, attentions
+
+    def init_cache(self, encoder_output, max_length, dtype):
+        """Per block: cross keys/values computed once, self keys/values preallocated with zeros."""
+        batch = tf.shape(encoder_output)[0]
+        c = self.config
+        cache = []
+        for block in self.blocks:
+            cross_key, cross_value = block.cross_attention.project_key_value(encoder_output)
+            empty = tf.zeros([batch, max_length, c.num_heads, c.d_kv], dtype=dtype)
+            cache.append({"key": empty, "value": empty, "cross_key": cross_key,
+                          "cross_value": cross_value})
+        return cache
+
+    def call_cached(self, x, cache, step, cross_bias):
+        """x: [B, 1, D] embedded token at position `step`. Returns (output [B, 1, D], cache)."""
+        max_length = tf.shape(cache[0]["key"])[1]
+        key_positions = tf.range(max_length, dtype=tf.int32)[None, :]
+        query_position = tf.reshape(tf.cast(step, tf.int32), [1, 1])
+        future = key_positions[:, None, :] > query_position[:, :, None]  # [1, 1, T]
+        self_mask = mask_to_bias(tf.logical_not(future))
+        new_cache = []
+        for (block, bias), block_cache in zip(
+                self._biases(query_position, key_positions, self_mask), cache):
+            x, block_cache = block.call_cached(x, block_cache, step, bias, cross_bias)
+            new_cache.append(block_cache)
+        return self.final_layer_norm(x), new_cache

@@ -1,0 +1,179 @@
+"""T5Model: the shared embedding, the two stacks and the output projection.
+
+The model computes logits and nothing else: losses (`t5core.losses`), decoding
+(`t5core.decoding`) and training (`t5core.training`) live beside it.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from t5core.config import T5Config
+from t5core.layers.stacks import Decoder, Encoder, key_padding_allowed, mask_to_bias
+
+FEATURE_KEYS = ("encoder_input_tokens", "decoder_input_tokens", "encoder_segment_ids",
+                "encoder_positions", "decoder_segment_ids", "decoder_positions")
+
+
+@keras.saving.register_keras_serializable(package="t5core")
+class T5Model(keras.Model):
+    """An encoder-decoder T5 of any public variant, built (weights allocated) at construction.
+
+    `model(features)` maps int32 `encoder_input_tokens [B, L]` and `decoder_input_tokens [B, T]`
+    (plus optional segment ids and positions for packed rows) to float32 logits `[B, T, V]`.
+    `dtype` is a Keras dtype policy: "float32" (default) or "mixed_bfloat16"; norms, softmax and
+    the logits stay float32 under the mixed policy.
+    """
+
+    def __init__(self, config: T5Config | dict, dtype=None, name="t5", **kwargs):
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        self.config = config if isinstance(config, T5Config) else T5Config(**config)
+        c = self.config
+        self.shared = keras.layers.Embedding(
+            c.vocab_size, c.d_model, name="shared",
+            embeddings_initializer=keras.initializers.RandomNormal(stddev=c.initializer_factor))
+        self.encoder = Encoder(c, c.num_layers, name="encoder")
+        self.decoder = Decoder(c, c.num_decoder_layers, name="decoder")
+        self.lm_head = None
+        if not c.tie_word_embeddings:
+            self.lm_head = keras.layers.Dense(
+                c.vocab_size, use_bias=False, name="lm_head",
+                kernel_initializer=keras.initializers.RandomNormal(stddev=c.initializer_factor))
+        self.build()
+
+    def build(self, input_shape=None):
+        self.shared.build()
+        self.encoder.build()
+        self.decoder.build()
+        if self.lm_head is not None:
+            self.lm_head.build((None, self.config.d_model))
+        self.built = True
+
+    # -- pieces --------------------------------------------------------------------------------
+    def _embed(self, tokens, feature_name):
+        tokens = tf.convert_to_tensor(tokens)
+        if not tokens.dtype.is_integer:
+            raise TypeError(f"{feature_name} must be integer token ids, got {tokens.dtype.name}")
+        tokens = tf.cast(tokens, tf.int32)
+        if tf.executing_eagerly() and tf.size(tokens) > 0:
+            low, high = int(tf.reduce_min(tokens)), int(tf.reduce_max(tokens))
+            if low < 0 or high >= self.config.vocab_size:
+                raise ValueError(
+                    f"{feature_name} holds token ids in [{low}, {high}], outside the model's "
+                    f"vocabulary [0, {self.config.vocab_size}) (vocab_size of the config)")
+        return tokens, self.shared(tokens)
+
+    def _logits(self, x):
+        if self.lm_head is not None:
+            logits = self.lm_head(x)
+        else:
+            # Tied (v1.0): rescale by d_model**-0.5 before reusing the embedding as the output.
+            x = x * tf.cast(self.config.d_model ** -0.5, x.dtype)
+            embeddings = tf.cast(self.shared.embeddings, x.dtype)
+            logits = tf.einsum("btd,vd->btv", x, embeddings)
+        return tf.cast(logits, tf.float32)
+
+    def encode(self, encoder_input_tokens, segment_ids=None, positions=None, training=False):
+        """The encoder's final output, float32 `[B, L, d_model]`."""
+        output, _, _ = self._encode(encoder_input_tokens, segment_ids, positions, training)
+        return tf.cast(output, tf.float32)
+
+    def _encode(self, tokens, segment_ids, positions, training, **outputs):
+        tokens, x = self._embed(tokens, "encoder_input_tokens")
+        return self.encoder(x, tokens, segment_ids=segment_ids, positions=positions,
+                            training=training, **outputs)
+
+    def decode(self, decoder_input_tokens, encoder_output, encoder_input_tokens,
+               segment_ids=None, positions=None, encoder_segment_ids=None, training=False):
+        """Logits float32 `[B, T, V]` of the decoder over a given encoder output."""
+        _, x = self._embed(decoder_input_tokens, "decoder_input_tokens")
+        encoder_output = tf.cast(encoder_output, self.compute_dtype)
+        output, _, _ = self.decoder(x, encoder_output, tf.cast(encoder_input_tokens, tf.int32),
+                                    segment_ids=segment_ids, positions=positions,
+                                    encoder_segment_ids=encoder_segment_ids, training=training)
+        return self._logits(output)
+
+    # -- the whole model -----------------------------------------------------------------------
+    def forward(self, features, training=False, output_hidden_states=False,
+                output_attentions=False):
+        """Everything a study of the model wants, as a dict.
+
+        Keys: "logits"; "encoder_output"; with output_hidden_states, "encoder_hidden_states" and
+        "decoder_hidden_states" (the embedding output, then each block's output, before the final
+        norm); with output_attentions, "encoder_attentions", "decoder_self_attentions",
+        "cross_attentions" (lists, one float32 [B, N, Q, K] per block).
+        """
+        unknown = sorted(set(features) - set(FEATURE_KEYS) - {"decoder_target_tokens",
+                                                              "decoder_loss_weights"})
+        if unknown:
+            raise ValueError(f"Unknown model feature(s) {unknown}; expected {FEATURE_KEYS}")
+        for key in ("encoder_input_tokens", "decoder_input_tokens"):
+            if key not in features:
+                raise ValueError(f"Missing model feature {key!r}")
+        get = features.get
+        flags = dict(output_hidden_states=output_hidden_states,
+                     output_attentions=output_attentions)
+        encoder_tokens = tf.cast(features["encoder_input_tokens"], tf.int32)
+        encoded, enc_states, enc_attn = self._encode(
+            encoder_tokens, get("encoder_segment_ids"), get("encoder_positions"), training, **flags)
+        _, x = self._embed(features["decoder_input_tokens"], "decoder_input_tokens")
+        decoded, dec_states, dec_attn = self.decoder(
+            x, encoded, encoder_tokens, segment_ids=get("decoder_segment_ids"),
+            positions=get("decoder_positions"), encoder_segment_ids=get("encoder_segment_ids"),
+            training=training, **flags)
+        result = {"logits": self._logits(decoded), "encoder_output": tf.cast(encoded, tf.float32)}
+        if output_hidden_states:
+            result["encoder_hidden_states"] = enc_states
+            result["decoder_hidden_states"] = dec_states
+        if output_attentions:
+            result["encoder_attentions"] = enc_attn
+            result["decoder_self_attentions"], result["cross_attentions"] = dec_attn
+        return result
+
+    def call(self, inputs, training=False):
+        return self.forward(inputs, training=training)["logits"]
+
+    # -- incremental decoding --------------------------------------------------------------------
+    def init_cache(self, encoder_output, encoder_input_tokens, max_length):
+        """State for `decode_step`: cross keys/values once, self keys/values preallocated."""
+        encoder_output = tf.cast(encoder_output, self.compute_dtype)
+        layers = self.decoder.init_cache(encoder_output, max_length, self.compute_dtype)
+        cross_bias = mask_to_bias(key_padding_allowed(
+            tf.cast(encoder_input_tokens, tf.int32), None))  # [B, 1, 1, L]
+        return {"layers": layers, "cross_bias": cross_bias}
+
+    def decode_step(self, token_ids, cache, step):
+        """Logits float32 `[B, V]` for the next token after `token_ids [B]` at position `step`."""
+        x = self.shared(tf.cast(token_ids, tf.int32)[:, None])  # [B, 1, D]
+        output, layers = self.decoder.call_cached(x, cache["layers"], step, cache["cross_bias"])
+        return self._logits(output)[:, 0, :], {**cache, "layers": layers}
+
+    # -- introspection ---------------------------------------------------------------------------
+    def variables_by_name(self) -> dict:
+        """Model-relative variable paths ("encoder/block_0/self_attention/q/kernel") -> variable."""
+        prefix = self.name + "/"
+        return {v.path[len(prefix):] if v.path.startswith(prefix) else v.path: v
+                for v in self.weights}
+
+    def parameter_summary(self) -> list[tuple[str, int]]:
+        """Parameter counts by module: shared, encoder blocks, decoder blocks, norms, lm_head."""
+        counts: dict[str, int] = {}
+        for name, variable in self.variables_by_name().items():
+            parts = name.split("/")
+            module = "/".join(parts[:2]) if parts[0] in ("encoder", "decoder") else parts[0]
+            counts[module] = counts.get(module, 0) + int(np.prod(variable.shape))
+        return list(counts.items())
+
+    def get_config(self):
+        return {"config": self.config.to_kwargs(), "name": self.name,
+                "dtype": keras.dtype_policies.serialize(self.dtype_policy)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        dtype = config.pop("dtype", None)
+        if isinstance(dtype, dict):
+            dtype = keras.dtype_policies.deserialize(dtype)
+        return cls(config.pop("config"), dtype=dtype, **config)

@@ -1,0 +1,22 @@
+import os
+import pathlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import pytest  # noqa: E402
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+REFERENCE = FIXTURES / "reference"
+REFERENCE_VARIANTS = ["t5_v1_0_relu_tied", "t5_v1_1_gated_gelu_untied", "mt5", "umt5",
+                      "gated_silu"]
+
+
+@pytest.fixture
+def tiny_config():
+    import t5core
+
+    return t5core.T5Config(vocab_size=64, d_model=16, d_kv=4, num_heads=3, d_ff=24, num_layers=2,
+                           num_decoder_layers=2, relative_attention_num_buckets=8,
+                           relative_attention_max_distance=16, dropout_rate=0.0,
+                           feed_forward_proj="gated-gelu", tie_word_embeddings=False)
