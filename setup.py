@@ -22,12 +22,14 @@ setup(
         "h5py",
         "msgpack",
         "tqdm",
+        "tensorboard",
     ],
     extras_require={
-        "metrics": ["sacrebleu", "rouge-score", "seqeval", "scikit-learn", "scipy"],
+        "metrics": ["sacrebleu>=2.0", "rouge-score>=0.1.2", "seqeval>=1.2.2", "scikit-learn>=1.0",
+                    "scipy>=1.7"],
         "inspect": ["matplotlib"],
         "t5x": ["tensorstore"],
-        "test": ["pytest", "sacrebleu", "rouge-score", "seqeval", "scikit-learn", "scipy",
-                 "matplotlib"],
+        "test": ["pytest", "sacrebleu>=2.0", "rouge-score>=0.1.2", "seqeval>=1.2.2",
+                 "scikit-learn>=1.0", "scipy>=1.7", "matplotlib"],
     },
 )

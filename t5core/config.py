@@ -20,6 +20,14 @@ FEED_FORWARD_KINDS = ("relu", "gated-gelu", "gated-silu")
 # Fields a config.json must state; the rest have the T5 defaults below.
 REQUIRED_JSON_FIELDS = ("vocab_size", "d_model", "d_kv", "d_ff", "num_heads", "num_layers")
 
+# What transformers assumes when a config.json omits a field: its MT5Config and UMT5Config
+# defaults differ from T5Config's (mT5 is untied and gated; UMT5 is gated but tied).
+_JSON_DEFAULTS_BY_TYPE = {
+    "t5": {},
+    "mt5": {"feed_forward_proj": "gated-gelu", "tie_word_embeddings": False},
+    "umt5": {"feed_forward_proj": "gated-gelu", "tie_word_embeddings": True},
+}
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class T5Config:
@@ -98,9 +106,9 @@ class T5Config:
         if missing:
             raise ValueError(f"{source}: missing required field(s) {', '.join(missing)}")
         known = set(cls.field_names())
-        kwargs = {k: v for k, v in values.items() if k in known}
+        kwargs = dict(_JSON_DEFAULTS_BY_TYPE[model_type])
+        kwargs.update({k: v for k, v in values.items() if k in known})
         kwargs["model_type"] = model_type
-        # Old v1.0 configs predate `feed_forward_proj`; HF treats its absence as relu.
         try:
             return cls(**kwargs)
         except ValueError as err:

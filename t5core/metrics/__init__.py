@@ -1,0 +1,149 @@
+"""Evaluation metrics for text-to-text fine-tuning, by name.
+
+Each metric is `fn(targets, predictions, **options) -> dict[str, float]`
+over decoded strings (or values a postprocessor made from them) and delegates
+to the package people compare against: scikit-learn, scipy, seqeval,
+sacreBLEU, rouge-score. SQuAD is the official v1.1 script restated (no
+package ships it). Scores are percentages, as in T5.
+
+        compute_metrics(["accuracy", "f1_macro"], targets, predictions,
+                                        postprocess=template.postprocess)
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Callable, Iterable, Optional, Sequence
+
+from t5core.metrics.classification import (
+    accuracy,
+    classification_report,
+    f1_binary,
+    f1_macro,
+    f1_micro,
+    f1_weighted,
+    mcc,
+    pearson,
+    per_class,
+    spearman,
+)
+from t5core.metrics.entities import entity_f1, seqeval_f1
+from t5core.metrics.generation import bleu, rouge
+from t5core.metrics.postprocess import (
+    INVALID_FLOAT,
+    INVALID_LABEL,
+    NO_ENTITIES,
+    bio_to_entities,
+    bio_to_spans,
+    format_entities,
+    parse_entities,
+    string_to_float,
+    string_to_label,
+)
+from t5core.metrics.qa import normalize_answer, squad
+
+MetricFn = Callable[..., dict]
+
+METRICS: dict[str, MetricFn] = {
+    "accuracy": accuracy,
+    "f1_macro": f1_macro,  # + precision_macro, recall_macro
+    "f1_micro": f1_micro,
+    "f1_weighted": f1_weighted,
+    "f1": f1_binary,  # needs pos_label=
+    "per_class": per_class,
+    "mcc": mcc,
+    "pearson": pearson,
+    "spearman": spearman,
+    "squad": squad,  # squad_em, squad_f1
+    "entity_f1": entity_f1,  # entity_precision, entity_recall, entity_f1
+    "seqeval": seqeval_f1,  # over BIO tag sequences
+    "bleu": bleu,
+    "rouge": rouge,  # rouge1, rouge2, rougeL, rougeLsum
+}
+
+
+def get_metric(name: str) -> MetricFn:
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown metric {name!r}; valid metrics: {', '.join(sorted(METRICS))}"
+        ) from None
+
+
+def _options(fn: MetricFn) -> set[str]:
+    params = list(inspect.signature(fn).parameters)
+    return set(params[2:])  # after (targets, predictions)
+
+
+def compute_metrics(
+    names: Iterable[str],
+    targets: Sequence,
+    predictions: Sequence,
+    *,
+    postprocess: Optional[Callable] = None,
+    postprocess_targets: bool = True,
+    **options,
+) -> dict[str, float]:
+    """Runs each named metric and merges their dicts.
+
+    postprocess: applied to every prediction, and (if postprocess_targets) to
+        every target that is a string; lists of references are left alone.
+    options: passed to each named metric that takes an argument of that name
+        (e.g. labels=, pos_label=, tokenize=, use_stemmer=); an option that no
+        named metric takes is an error, so typos do not pass silently.
+    """
+    names = [names] if isinstance(names, str) else list(names)
+    fns = {name: get_metric(name) for name in names}
+    accepted = set().union(*(_options(fn) for fn in fns.values())) if fns else set()
+    unknown = set(options) - accepted
+    if unknown:
+        raise ValueError(f"option(s) {sorted(unknown)} are not taken by any of the metrics {names}")
+    if len(targets) != len(predictions):
+        raise ValueError(
+            f"{len(targets)} targets but {len(predictions)} predictions: they must pair up"
+        )
+    if postprocess is not None:
+        predictions = [postprocess(p) for p in predictions]
+        if postprocess_targets:
+            targets = [postprocess(t) if isinstance(t, str) else t for t in targets]
+    results: dict[str, float] = {}
+    for fn in fns.values():
+        kw = {k: v for k, v in options.items() if k in _options(fn)}
+        for key, value in fn(targets, predictions, **kw).items():
+            if key in results:
+                raise ValueError(f"metrics {names} both report {key!r}")
+            results[key] = value
+    return results
+
+
+__all__ = [
+    "METRICS",
+    "get_metric",
+    "compute_metrics",
+    "classification_report",
+    "accuracy",
+    "f1_macro",
+    "f1_micro",
+    "f1_weighted",
+    "f1_binary",
+    "per_class",
+    "mcc",
+    "pearson",
+    "spearman",
+    "squad",
+    "normalize_answer",
+    "entity_f1",
+    "seqeval_f1",
+    "bleu",
+    "rouge",
+    "INVALID_LABEL",
+    "INVALID_FLOAT",
+    "NO_ENTITIES",
+    "string_to_label",
+    "string_to_float",
+    "format_entities",
+    "parse_entities",
+    "bio_to_spans",
+    "bio_to_entities",
+]

@@ -1,0 +1,94 @@
+"""BLEU (sacreBLEU) and ROUGE (rouge-score) for generated text.
+
+BLEU: sacrebleu.corpus_bleu with its defaults (13a tokenisation, exponential
+smoothing, no effective order), i.e. the standard sacreBLEU signature. T5's own
+`bleu` passes tokenize="intl"; pass tokenize="intl" to reproduce it.
+
+ROUGE: rouge_score.RougeScorer F-measures averaged over examples, x100.
+T5's `rouge` (t5/evaluation/metrics.py) uses keys rouge1, rouge2, rougeLsum,
+the default tokenizer *without* stemming, and marks sentence ends for
+rougeLsum by replacing " . " with " .\\n". These are the defaults here, plus
+rougeL; use_stemmer=True gives the Porter-stemmed variant that the HF
+summarization examples report. T5 reports the "mid" of a bootstrap
+aggregate, a resampling estimate of this same mean; the plain mean is
+deterministic, so it is what we return.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, Union
+
+from t5core.metrics._deps import require
+
+Reference = Union[str, Sequence[str]]
+
+ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+
+
+def _check(targets, predictions):
+    if len(targets) != len(predictions):
+        raise ValueError(
+            f"{len(targets)} targets but {len(predictions)} predictions: they must pair up"
+        )
+    if not targets:
+        raise ValueError("no examples to score (targets and predictions are empty)")
+
+
+def _reference_streams(targets: Sequence[Reference]) -> list[list[str]]:
+    """[ref per example] or [[refs] per example] -> sacrebleu's list of streams."""
+    if all(isinstance(t, str) for t in targets):
+        return [list(targets)]
+    counts = {len(t) for t in targets if not isinstance(t, str)}
+    if any(isinstance(t, str) for t in targets) or len(counts) != 1:
+        raise ValueError(
+            "with several references, every example needs a list of "
+            f"the same number of references (found {sorted(counts)})"
+        )
+    n = counts.pop()
+    return [[t[k] for t in targets] for k in range(n)]
+
+
+def bleu(
+    targets: Sequence[Reference],
+    predictions: Sequence[str],
+    tokenize: str = "13a",
+    lowercase: bool = False,
+) -> dict[str, float]:
+    """{"bleu": corpus BLEU score in [0, 100]}."""
+    _check(targets, predictions)
+    sacrebleu = require("sacrebleu", "sacrebleu")
+    result = sacrebleu.corpus_bleu(
+        list(predictions), _reference_streams(targets), tokenize=tokenize, lowercase=lowercase
+    )
+    return {"bleu": float(result.score)}
+
+
+def mark_sentences(text: str) -> str:
+    """T5's rougeLsum preparation: a newline after each " . " sentence end."""
+    return text.replace(" . ", " .\n")
+
+
+def rouge(
+    targets: Sequence[Reference],
+    predictions: Sequence[str],
+    rouge_keys: Sequence[str] = ROUGE_KEYS,
+    use_stemmer: bool = False,
+) -> dict[str, float]:
+    """{key: mean F-measure x100} for each key in rouge_keys.
+
+    With several references per example, rouge_score's score_multi takes the
+    best-scoring reference per key.
+    """
+    _check(targets, predictions)
+    rouge_scorer = require("rouge_score.rouge_scorer", "rouge-score")
+    scorer = rouge_scorer.RougeScorer(list(rouge_keys), use_stemmer=use_stemmer)
+    totals = dict.fromkeys(rouge_keys, 0.0)
+    for target, prediction in zip(targets, predictions, strict=True):
+        prediction = mark_sentences(prediction)
+        if isinstance(target, str):
+            scores = scorer.score(target=mark_sentences(target), prediction=prediction)
+        else:
+            scores = scorer.score_multi([mark_sentences(t) for t in target], prediction)
+        for key in rouge_keys:
+            totals[key] += scores[key].fmeasure
+    return {key: 100.0 * total / len(targets) for key, total in totals.items()}

@@ -1,0 +1,96 @@
+"""Choosing a tf.distribute strategy, and feeding it one global batch per step.
+
+Every strategy runs the same step code. The host keeps a plain tf.data iterator over global
+batches (per worker, under multi-worker): unlike a distributed iterator it can be saved in a
+checkpoint, so a resumed run continues the data stream exactly. Each replica takes its slice of
+the batch inside `strategy.run`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+
+
+def configure_cpu_devices(count: int) -> None:
+    """Splits the CPU into `count` logical devices; must run before TensorFlow touches a device."""
+    if count <= 1:
+        return
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    current = tf.config.get_logical_device_configuration(cpu)
+    if current and len(current) == count:
+        return
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+    except RuntimeError as err:
+        raise RuntimeError(f"Cannot split the CPU into {count} devices: TensorFlow was already "
+                           f"initialised ({err}). Configure devices before building models.") from None
+
+
+def make_strategy(name: str = "auto", tpu: str | None = None, num_cpu_devices: int = 1):
+    """A strategy by name. auto: TPU if --tpu, mirrored over GPUs or split CPUs, else one device."""
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
+    configure_cpu_devices(num_cpu_devices)
+    if name == "auto":
+        gpus = tf.config.list_logical_devices("GPU")
+        if tpu:
+            name = "tpu"
+        elif len(gpus) > 1 or num_cpu_devices > 1:
+            name = "mirrored"
+        else:
+            name = "one_device"
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable "
+                             "(cluster and task of this worker)")
+        devices = _compute_devices()
+        return tf.distribute.MultiWorkerMirroredStrategy(
+            communication_options=tf.distribute.experimental.CommunicationOptions(
+                implementation=tf.distribute.experimental.CommunicationImplementation.RING))
+    devices = _compute_devices()
+    if name == "one_device":
+        return tf.distribute.OneDeviceStrategy(devices[0])
+    return tf.distribute.MirroredStrategy(devices)
+
+
+def _compute_devices():
+    gpus = tf.config.list_logical_devices("GPU")
+    return [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+
+
+def worker_info(strategy) -> tuple[int, int]:
+    """(number of workers, this worker's index); (1, 0) outside multi-worker training."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and resolver:
+        task = resolver.task_id or 0
+        workers = len(json.loads(os.environ["TF_CONFIG"])["cluster"].get("worker", [])) or 1
+        return workers, task
+    return 1, 0
+
+
+def is_chief(strategy) -> bool:
+    return worker_info(strategy)[1] == 0
+
+
+def replica_slice(features: dict, local_replicas: int) -> dict:
+    """This replica's rows of the worker's batch (call inside strategy.run)."""
+    if local_replicas == 1:
+        return features
+    context = tf.distribute.get_replica_context()
+    local_id = context.replica_id_in_sync_group % local_replicas
+    out = {}
+    for key, value in features.items():
+        per_replica = tf.shape(value)[0] // local_replicas
+        out[key] = value[local_id * per_replica:(local_id + 1) * per_replica]
+    return out

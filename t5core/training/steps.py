@@ -1,0 +1,126 @@
+"""The compiled train and eval steps, one code path for every tf.distribute strategy.
+
+Gradients are taken of the *unnormalised* loss sum of each replica's micro-batches, then divided
+by the normaliser of the whole global batch (summed over replicas). The optimizer sums gradients
+across replicas, so every strategy, and gradient accumulation over any number of micro-batches,
+computes the same update as one device holding the whole batch.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from t5core.losses import cross_entropy_loss
+from t5core.training.distribute import replica_slice
+
+MODEL_KEYS = ("encoder_input_tokens", "decoder_input_tokens", "encoder_segment_ids",
+              "encoder_positions", "decoder_segment_ids", "decoder_positions")
+_SUMS = ("loss_sum", "normalizer", "z_loss_sum", "num_tokens", "correct")
+
+
+def _model_features(features):
+    return {k: v for k, v in features.items() if k in MODEL_KEYS}
+
+
+class StepBuilder:
+    """Builds `train_step(batch)` and `eval_step(batch)` tf.functions for a model and strategy."""
+
+    def __init__(self, model, optimizer, strategy, *, grad_accum_steps=1, label_smoothing=0.0,
+                 z_loss=0.0, loss_normalization="tokens", jit_compile=False,
+                 skip_nonfinite=False, local_replicas=1):
+        self.model = model
+        self.optimizer = optimizer
+        self.strategy = strategy
+        self.grad_accum_steps = grad_accum_steps
+        self.loss_kwargs = dict(label_smoothing=label_smoothing, z_loss=z_loss,
+                                loss_normalization=loss_normalization)
+        self.skip_nonfinite = skip_nonfinite
+        self.local_replicas = local_replicas
+        # The forward and backward pass is what XLA compiles; the optimizer update stays in
+        # the strategy's replica context, where it may all-reduce.
+        self._grads = tf.function(self._loss_and_grads, jit_compile=jit_compile)
+        self._forward = tf.function(self._eval_sums, jit_compile=jit_compile)
+
+    # -- per replica -----------------------------------------------------------------------------
+    def _loss(self, features, training):
+        logits = self.model(_model_features(features), training=training)
+        _, aux = cross_entropy_loss(
+            logits, features["decoder_target_tokens"], features.get("decoder_loss_weights"),
+            segment_ids=features.get("decoder_segment_ids"), **self.loss_kwargs)
+        return aux
+
+    def _loss_and_grads(self, features):
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            aux = self._loss(features, training=True)
+        grads = tape.gradient(aux["loss_sum"], variables)
+        return grads, {k: aux[k] for k in _SUMS}
+
+    def _eval_sums(self, features):
+        aux = self._loss(features, training=False)
+        return {k: aux[k] for k in _SUMS}
+
+    def _replica_train(self, features):
+        features = replica_slice(features, self.local_replicas)
+        k = self.grad_accum_steps
+        grads, sums = None, None
+        for i in range(k):  # static micro-batches; each traced once
+            micro = {n: _micro_batch(v, i, k) for n, v in features.items()}
+            g, s = self._grads(micro)
+            grads = g if grads is None else [a + b for a, b in zip(grads, g)]
+            sums = s if sums is None else {n: sums[n] + s[n] for n in s}
+        context = tf.distribute.get_replica_context()
+        normalizer = context.all_reduce(tf.distribute.ReduceOp.SUM, sums["normalizer"])
+        scale = tf.math.divide_no_nan(1.0, normalizer)
+        grads = [g * tf.cast(scale, g.dtype) for g in grads]
+        if self.skip_nonfinite:
+            loss_sum = context.all_reduce(tf.distribute.ReduceOp.SUM, sums["loss_sum"])
+            self._apply_if_finite(grads, tf.math.is_finite(loss_sum))
+        else:
+            self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        return sums
+
+    def _apply_if_finite(self, grads, finite):
+        variables = self.model.trainable_variables
+        apply = lambda g: self.optimizer.apply_gradients(zip(g, variables))  # noqa: E731
+        if tf.__internal__.distribute.strategy_supports_no_merge_call():
+            tf.cond(finite, lambda: (apply(grads), tf.constant(True))[1], lambda: tf.constant(False))
+            return
+
+        # The optimizer's update needs a merge_call, which a cond in replica context cannot
+        # hold: take the decision in cross-replica context, as Keras' LossScaleOptimizer does.
+        def cross_replica(distribution, grads, finite):
+            first = distribution.experimental_local_results(finite)[0]
+
+            def do_apply():
+                distribution.extended.call_for_each_replica(apply, args=(grads,))
+                return tf.constant(True)
+
+            tf.cond(first, do_apply, lambda: tf.constant(False))
+
+        tf.distribute.get_replica_context().merge_call(cross_replica, args=(grads, finite))
+
+    # -- whole steps -----------------------------------------------------------------------------
+    def _reduce(self, per_replica):
+        return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                for k, v in per_replica.items()}
+
+    def train_step(self):
+        @tf.function
+        def step(features):
+            return self._reduce(self.strategy.run(self._replica_train, args=(features,)))
+        return step
+
+    def eval_step(self):
+        @tf.function
+        def step(features):
+            run = lambda f: self._forward(replica_slice(f, self.local_replicas))  # noqa: E731
+            return self._reduce(self.strategy.run(run, args=(features,)))
+        return step
+
+
+def _micro_batch(value, index, count):
+    if count == 1:
+        return value
+    size = tf.shape(value)[0] // count
+    return value[index * size:(index + 1) * size]

@@ -1,0 +1,316 @@
+"""The training loop: steps, checkpoints, evaluation, logging, early stopping.
+
+Library code with no flags: `scripts/train.py` turns flags into a TrainConfig and calls `train`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from t5core.optimizers import make_optimizer, make_schedule
+from t5core.training.distribute import is_chief, worker_info
+from t5core.training.flops import measure_matmul_peak, training_flops
+from t5core.training.steps import StepBuilder
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is left as it was."""
+
+
+class ModelDirMismatchError(ValueError):
+    """--model_dir holds checkpoints of a different model."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    model_dir: str
+    train_steps: int = 1000
+    batch_size: int = 32  # global, over all replicas and workers
+    inputs_length: int = 512
+    targets_length: int = 114
+    eval_every: int = 0  # 0: evaluate only at the end
+    eval_steps: int = 10
+    save_every: int = 500
+    keep_checkpoints: int = 3
+    log_every: int = 50
+    jit_compile: bool = False
+    precision: str = "float32"
+    optimizer: str = "adafactor"
+    learning_rate: float = 1e-3
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    clip_norm: float = 0.0
+    grad_accum_steps: int = 1
+    label_smoothing: float = 0.0
+    z_loss: float = 0.0
+    loss_normalization: str = "tokens"
+    seed: int = 0
+    early_stopping_patience: int = 0  # evaluations without improvement; 0: never stop early
+    best_metric: str = ""  # "" : the evaluator's first metric, else eval loss
+    skip_nonfinite: bool = False
+    peak_flops: float = 0.0  # 0: measured at start for the MFU estimate
+    progress_bar: bool = True
+
+    def check(self, num_replicas: int) -> None:
+        problems = []
+        for name in ("train_steps", "batch_size", "inputs_length", "targets_length",
+                     "keep_checkpoints", "grad_accum_steps", "log_every"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1 (got {getattr(self, name)})")
+        for name in ("eval_every", "eval_steps", "save_every", "warmup_steps",
+                     "early_stopping_patience"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0 (got {getattr(self, name)})")
+        per_step = num_replicas * self.grad_accum_steps
+        if self.batch_size % per_step:
+            problems.append(
+                f"batch_size {self.batch_size} is not divisible by replicas x grad_accum_steps "
+                f"= {num_replicas} x {self.grad_accum_steps}")
+        if self.precision not in ("float32", "mixed_bfloat16"):
+            problems.append(f"precision must be float32 or mixed_bfloat16 (got {self.precision!r})")
+        if self.early_stopping_patience and not self.eval_every:
+            problems.append("early_stopping_patience needs eval_every > 0")
+        if problems:
+            raise ValueError("Invalid training configuration: " + "; ".join(problems))
+
+
+def _model_identity(model) -> dict:
+    return {"config": model.config.to_kwargs()}
+
+
+def check_model_dir(model_dir: str, model) -> None:
+    """Refuses a model_dir whose checkpoints belong to a model of another shape."""
+    path = os.path.join(model_dir, "model_config.json")
+    identity = _model_identity(model)
+    shape_keys = ("vocab_size", "d_model", "d_kv", "d_ff", "num_heads", "num_layers",
+                  "num_decoder_layers", "feed_forward_proj", "tie_word_embeddings", "model_type",
+                  "relative_attention_num_buckets")
+    if tf.io.gfile.exists(path):
+        with tf.io.gfile.GFile(path) as f:
+            saved = json.load(f)["config"]
+        diff = [f"{k}: saved {saved.get(k)!r}, now {identity['config'][k]!r}"
+                for k in shape_keys if saved.get(k) != identity["config"][k]]
+        if diff:
+            raise ModelDirMismatchError(
+                f"{model_dir} holds checkpoints of another model ({'; '.join(diff)}). Use a new "
+                "--model_dir, or the same model settings to resume.")
+    elif tf.io.gfile.exists(model_dir) and tf.train.latest_checkpoint(model_dir):
+        raise ModelDirMismatchError(f"{model_dir} holds checkpoints but no model_config.json: "
+                                    "not a t5core model_dir; use a new --model_dir")
+    else:
+        tf.io.gfile.makedirs(model_dir)
+        with tf.io.gfile.GFile(path, "w") as f:
+            json.dump(identity, f, indent=2)
+
+
+class Trainer:
+    """Runs training on a strategy; see `train()`.
+
+    model_fn: builds (or loads) the T5Model; called under the strategy's scope.
+    train_data: tf.data.Dataset of batched features (this worker's share of the global batch),
+      repeated; its iterator is saved with each checkpoint.
+    eval_data: optional finite dataset of batched features for the validation loss.
+    evaluator: optional `evaluator(model) -> (metrics dict, sample lines)`, decoding predictions.
+    """
+
+    def __init__(self, config: TrainConfig, strategy, model_fn: Callable, train_data,
+                 eval_data=None, evaluator=None, log=print):
+        self.config = config
+        self.strategy = strategy
+        self.log = log if is_chief(strategy) else (lambda *a, **k: None)
+        self.num_workers, self.worker_index = worker_info(strategy)
+        self.local_replicas = strategy.num_replicas_in_sync // self.num_workers
+        config.check(strategy.num_replicas_in_sync)
+        keras.utils.set_random_seed(config.seed)
+        with strategy.scope():
+            self.model = model_fn()
+            schedule = make_schedule(config.schedule, config.learning_rate, config.warmup_steps,
+                                     config.train_steps)
+            self.optimizer = make_optimizer(config.optimizer, schedule, config.weight_decay,
+                                            config.clip_norm or None)
+            self.optimizer.build(self.model.trainable_variables)
+        check_model_dir(config.model_dir, self.model)
+        self.train_iterator = iter(train_data)
+        self.eval_data = eval_data
+        self.evaluator = evaluator
+        self.best = tf.Variable(math.nan, dtype=tf.float64, trainable=False)
+        self.evals_without_improvement = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model, optimizer=self.optimizer, data=self.train_iterator,
+            best=self.best, evals_without_improvement=self.evals_without_improvement)
+        directory = config.model_dir if is_chief(strategy) else os.path.join(
+            config.model_dir, f"worker_{self.worker_index}_tmp")
+        self.manager = tf.train.CheckpointManager(self.checkpoint, directory,
+                                                  max_to_keep=config.keep_checkpoints)
+        self.best_manager = tf.train.CheckpointManager(
+            tf.train.Checkpoint(model=self.model), os.path.join(directory, "best"), max_to_keep=1)
+        steps = StepBuilder(self.model, self.optimizer, strategy,
+                            grad_accum_steps=config.grad_accum_steps,
+                            label_smoothing=config.label_smoothing, z_loss=config.z_loss,
+                            loss_normalization=config.loss_normalization,
+                            jit_compile=config.jit_compile, skip_nonfinite=config.skip_nonfinite,
+                            local_replicas=self.local_replicas)
+        self.train_step = steps.train_step()
+        self.eval_step = steps.eval_step()
+        self.writer = tf.summary.create_file_writer(
+            os.path.join(config.model_dir, "train" if is_chief(strategy) else directory))
+        self.eval_writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "eval"))
+        self.history: list[dict] = []
+
+    @property
+    def step(self) -> int:
+        return int(self.optimizer.iterations.numpy())
+
+    def restore(self) -> int:
+        """Restores the latest checkpoint of model_dir, if any; returns the step reached."""
+        latest = self.manager.latest_checkpoint
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            self.log(f"Resumed from {latest} at step {self.step}")
+        return self.step
+
+    # -- the loop --------------------------------------------------------------------------------
+    def train(self) -> list[dict]:
+        c = self.config
+        self.restore()
+        if self.step >= c.train_steps:
+            self.log(f"Already trained {self.step} >= {c.train_steps} steps; nothing to do.")
+            return self.history
+        tokens_per_step = c.batch_size * (c.inputs_length + c.targets_length)
+        flops = training_flops(self.model.config, c.batch_size, c.inputs_length, c.targets_length)
+        peak = c.peak_flops or measure_matmul_peak(
+            tf.bfloat16 if c.precision == "mixed_bfloat16" else tf.float32, seconds=0.5)
+        bar = _progress(c, self.step) if is_chief(self.strategy) else None
+        window_start, window_steps = time.perf_counter(), 0
+        while self.step < c.train_steps:
+            batch = next(self.train_iterator)
+            sums = self.train_step(batch)
+            step = self.step
+            loss = float(sums["loss_sum"] / max(float(sums["normalizer"]), 1e-30))
+            if not math.isfinite(loss):
+                if not c.skip_nonfinite:
+                    raise NonFiniteLossError(
+                        f"Step {step}: the loss is {loss}. Training stopped; the last good "
+                        f"checkpoint ({self.manager.latest_checkpoint or 'none yet'}) is intact. "
+                        "Lower the learning rate, or pass --skip_nonfinite to skip such steps.")
+                self.log(f"Step {step}: non-finite loss, update skipped")
+            window_steps += 1
+            record = {"step": step, "loss": loss}
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}")
+            if step % c.log_every == 0 or step == c.train_steps:
+                elapsed = time.perf_counter() - window_start
+                record.update(self._log_train(sums, loss, window_steps, elapsed,
+                                              tokens_per_step, flops, peak))
+                window_start, window_steps = time.perf_counter(), 0
+            self.history.append(record)
+            if c.save_every and step % c.save_every == 0:
+                self.manager.save(checkpoint_number=step)
+            last = step >= c.train_steps
+            if (c.eval_every and step % c.eval_every == 0) or last:
+                if self._evaluate(step) and not last:
+                    self.log(f"Early stopping at step {step}: no improvement in "
+                             f"{c.early_stopping_patience} evaluations")
+                    break
+        self.manager.save(checkpoint_number=self.step)
+        if bar is not None:
+            bar.close()
+        return self.history
+
+    def _log_train(self, sums, loss, steps, elapsed, tokens_per_step, flops, peak):
+        seconds = elapsed / max(steps, 1)
+        values = {
+            "loss": loss,
+            "accuracy": float(sums["correct"]) / max(float(sums["num_tokens"]), 1.0),
+            "learning_rate": float(self.optimizer.learning_rate),
+            "gradient_norm": float(self.optimizer.gradient_norm.numpy()),
+            "tokens_per_second": tokens_per_step / seconds,
+            "seconds_per_step": seconds,
+            "mfu": flops / seconds / peak,
+        }
+        if self.config.z_loss:
+            values["z_loss"] = float(sums["z_loss_sum"]) / max(float(sums["normalizer"]), 1e-30)
+        with self.writer.as_default(step=self.step):
+            for name, value in values.items():
+                tf.summary.scalar(name, value)
+        if not self.config.progress_bar:
+            self.log(f"step {self.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
+        return values
+
+    def evaluate(self) -> dict:
+        """Validation loss over eval_steps batches, plus the evaluator's decoded metrics."""
+        results = {}
+        if self.eval_data is not None:
+            totals = None
+            for i, batch in enumerate(self.eval_data):
+                if self.config.eval_steps and i >= self.config.eval_steps:
+                    break
+                sums = self.eval_step(batch)
+                totals = sums if totals is None else {k: totals[k] + sums[k] for k in sums}
+            if totals is not None:
+                n = max(float(totals["normalizer"]), 1e-30)
+                results["eval_loss"] = float(totals["loss_sum"]) / n
+                results["eval_token_accuracy"] = (float(totals["correct"])
+                                                  / max(float(totals["num_tokens"]), 1.0))
+        samples = []
+        if self.evaluator is not None:
+            metrics, samples = self.evaluator(self.model)
+            results.update(metrics)
+        return results, samples
+
+    def _best_key(self, results):
+        if self.config.best_metric:
+            if self.config.best_metric not in results:
+                raise ValueError(f"best_metric {self.config.best_metric!r} is not among the "
+                                 f"evaluation results {sorted(results)}")
+            return self.config.best_metric
+        metric_keys = [k for k in results if not k.startswith("eval_")]
+        return metric_keys[0] if metric_keys else "eval_loss"
+
+    def _evaluate(self, step) -> bool:
+        """Evaluates, keeps the best checkpoint; returns True when early stopping should stop."""
+        results, samples = self.evaluate()
+        if not results:
+            return False
+        with self.eval_writer.as_default(step=step):
+            for name, value in results.items():
+                tf.summary.scalar(name, value)
+            if samples:
+                tf.summary.text("predictions", "\n\n".join(samples[:8]))
+        self.log(f"eval at step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
+        for line in samples[:3]:
+            self.log("  " + line)
+        self.history.append({"step": step, **{f"eval/{k}": v for k, v in results.items()}})
+        key = self._best_key(results)
+        value = results[key]
+        lower_is_better = "loss" in key
+        best = float(self.best.numpy())
+        improved = math.isnan(best) or (value < best if lower_is_better else value > best)
+        if improved:
+            self.best.assign(value)
+            self.evals_without_improvement.assign(0)
+            self.best_manager.save(checkpoint_number=step)
+        else:
+            self.evals_without_improvement.assign_add(1)
+        patience = self.config.early_stopping_patience
+        return bool(patience and int(self.evals_without_improvement.numpy()) >= patience)
+
+
+def _progress(config, start):
+    if not config.progress_bar:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=config.train_steps, initial=start, unit="step", dynamic_ncols=True,
+                desc="train")

@@ -1,0 +1,277 @@
+"""Templates: exact strings, postprocessors, and errors that point at the data."""
+
+import pytest
+
+from t5core import templates as T
+from t5core.metrics import postprocess as P
+
+SST2 = T.Classification({"0": "negative", "1": "positive"}, prefix="sst2")
+
+
+def test_classification_t5_format_and_postprocess():
+    ex = {"sentence": "a gorgeous , witty film", "label": "1"}
+    assert SST2(ex) == {"inputs": "sst2 sentence: a gorgeous , witty film", "targets": "positive"}
+    assert SST2({"sentence": "dull", "label": 0})["targets"] == "negative"  # int labels too
+    assert SST2.postprocess(" positive\n") == "positive"
+    assert SST2.postprocess("Positive") == P.INVALID_LABEL
+    pair = T.Classification(
+        ["entailment", "neutral", "contradiction"],
+        prefix="mnli",
+        text_fields=("hypothesis", "premise"),
+    )
+    ex = {"hypothesis": "A man sleeps.", "premise": "A man runs.", "label": 2}
+    assert pair(ex) == {
+        "inputs": "mnli hypothesis: A man sleeps. premise: A man runs.",
+        "targets": "contradiction",
+    }
+    assert pair({**ex, "label": "neutral"})["targets"] == "neutral"
+
+
+def test_rank_classification_candidates():
+    ex = {"sentence": "dull", "label": "0"}
+    assert SST2.rank_candidates(ex) == {
+        "inputs": "sst2 sentence: dull",
+        "candidates": ["negative", "positive"],
+        "label_index": 0,
+    }
+    assert SST2.rank_candidates({"sentence": "dull"})["label_index"] is None
+    assert SST2.rank_predict([-3.5, -0.2]) == "positive"
+    assert SST2.rank_predict([-0.1, -0.2]) == "negative"
+    with pytest.raises(ValueError, match="3 scores for 2 label words"):
+        SST2.rank_predict([0, 0, 0])
+
+
+def test_label_outside_set_names_label_file_and_line():
+    ex = {"sentence": "ok", "label": "2", "_source": "train.tsv", "_line": 17}
+    with pytest.raises(
+        ValueError,
+        match=r"label '2' .*not in the label set \['0', '1'\] "
+        r"\(train.tsv line 17\)",
+    ):
+        SST2(ex)
+
+
+def test_missing_field_and_empty_target_name_the_field_and_line():
+    with pytest.raises(
+        ValueError,
+        match=r"field 'sentence' is missing .*\(dev.tsv line 3\).*"
+        r"\['label', 'text'\]",
+    ):
+        SST2({"text": "x", "label": "1", "_source": "dev.tsv", "_line": 3})
+    tr = T.Translation()
+    with pytest.raises(ValueError, match=r"empty target in field 'de' \(val.de line 9\)"):
+        tr({"en": "A dog.", "de": "  ", "_source": "val.de", "_line": 9})
+    with pytest.raises(ValueError, match=r"empty target.*'answers'.*\(squad.json line 4\)"):
+        T.QuestionAnswering()(
+            {
+                "question": "q",
+                "context": "c",
+                "answers": {"text": []},
+                "_source": "squad.json",
+                "_line": 4,
+            }
+        )
+    with pytest.raises(ValueError, match=r"empty target in field 'summary' \(line 2\)"):
+        T.Summarization()({"document": "text", "summary": "", "_line": 2})
+    # Inference needs no target.
+    assert tr.inputs({"en": "A dog."}) == "translate English to German: A dog."
+
+
+def test_translation_and_summarization_formats():
+    assert T.Translation()({"en": "Two dogs play.", "de": "Zwei Hunde spielen."}) == {
+        "inputs": "translate English to German: Two dogs play.",
+        "targets": "Zwei Hunde spielen.",
+    }
+    fr = T.Translation(source_field="src", target_field="tgt", target_language="French")
+    assert fr.inputs({"src": "Hi"}) == "translate English to French: Hi"
+    assert T.Summarization()({"document": "Long text .", "summary": "Short."}) == {
+        "inputs": "summarize: Long text .",
+        "targets": "Short.",
+    }
+
+
+def test_question_answering_squad_format():
+    qa = T.QuestionAnswering(extractive=True)
+    ex = {
+        "question": "Where is the tower?",
+        "context": "The tower is in Paris.",
+        "answers": {"text": ["Paris", "in Paris"], "answer_start": [16, 13]},
+    }
+    assert qa(ex) == {
+        "inputs": "question: Where is the tower? context: The tower is in Paris.",
+        "targets": "Paris",
+    }
+    assert qa.references(ex) == ["Paris", "in Paris"]
+    with pytest.raises(ValueError, match="'Rome' is not in the context"):
+        qa({**ex, "answers": ["Rome"]})
+    # Abstractive: free text answer allowed.
+    assert T.QuestionAnswering()({**ex, "answers": "In France."})["targets"] == "In France."
+
+
+def test_ner_text_to_text():
+    ner = T.NamedEntities(entity_types=["location", "person", "group"])
+    ex = {
+        "tokens": ["Empire", "State", "Building", "=", "ESB", ".", "@bob", "says", "hi"],
+        "tags": [
+            "B-location",
+            "I-location",
+            "I-location",
+            "O",
+            "B-location",
+            "O",
+            "B-person",
+            "O",
+            "O",
+        ],
+    }
+    out = ner(ex)
+    assert out == {
+        "inputs": "ner: Empire State Building = ESB . @bob says hi",
+        "targets": "location: Empire State Building ; location: ESB ; person: @bob",
+    }
+    assert ner.postprocess(out["targets"]) == [
+        ("location", "Empire State Building"),
+        ("location", "ESB"),
+        ("person", "@bob"),
+    ]
+    assert ner({"tokens": ["no", "entities"], "tags": ["O", "O"]})["targets"] == "none"
+    with pytest.raises(ValueError, match=r"'tags'.*'PER'.*\(test.conll line 40\)"):
+        ner({"tokens": ["Bob"], "tags": ["PER"], "_source": "test.conll", "_line": 40})
+    with pytest.raises(ValueError, match=r"entity type 'product' of 'iPhone'.*\(line 5\)"):
+        ner({"tokens": ["iPhone"], "tags": ["B-product"], "_line": 5})
+    with pytest.raises(ValueError, match="2 tokens but 1 tags"):
+        ner({"tokens": ["a", "b"], "tags": ["O"]})
+    with pytest.raises(ValueError, match="empty target: no tokens"):
+        ner({"tokens": [], "tags": []})
+
+
+def test_dialogue_window_and_truncation():
+    turns = [
+        "hello there",
+        "hi , how can I help ?",
+        "my order is late",
+        "sorry , which order ?",
+        "order 42 from monday",
+    ]
+    ex = {"turns": turns, "response": "It ships today ."}
+    full = T.Dialogue()(ex)
+    assert full["targets"] == "It ships today ."
+    assert full["inputs"] == (
+        "dialogue: user: hello there assistant: hi , how can I help ? "
+        "user: my order is late assistant: sorry , which order ? "
+        "user: order 42 from monday assistant:"
+    )
+    assert T.Dialogue(max_turns=2).inputs(ex) == (
+        "dialogue: assistant: sorry , which order ? user: order 42 from monday assistant:"
+    )
+    # A budget of 80 characters drops turns from the oldest end.
+    short = T.Dialogue(max_length=80).inputs(ex)
+    assert (
+        short == "dialogue: assistant: sorry , which order ? user: order 42 from monday assistant:"
+    )
+    assert len(short) <= 80
+    # Only the last turn, still too long: words are cut from its start, tag kept.
+    tiny = T.Dialogue(max_length=41).inputs(ex)
+    assert tiny == "dialogue: user: 42 from monday assistant:" and len(tiny) == 41
+    assert T.Dialogue(max_length=40).inputs(ex) == "dialogue: user: from monday assistant:"
+    # A token budget through length_fn (here: whitespace words).
+    n_words = lambda s: len(s.split())  # noqa: E731
+    words = T.Dialogue(max_length=13, length_fn=n_words).inputs(ex)
+    assert (
+        words == "dialogue: assistant: sorry , which order ? user: order 42 from monday assistant:"
+    )
+    assert T.Dialogue(max_length=12, length_fn=n_words).inputs(ex) == (
+        "dialogue: user: order 42 from monday assistant:"
+    )
+    dict_turns = {
+        "turns": [{"speaker": "agent", "text": "Hello"}, ("customer", "Hi")],
+        "response": "How can I help?",
+    }
+    assert (
+        T.Dialogue(respond_as="agent").inputs(dict_turns)
+        == "dialogue: agent: Hello customer: Hi agent:"
+    )
+    with pytest.raises(ValueError, match="max_length=5 leaves no room"):
+        T.Dialogue(max_length=5).inputs(ex)
+    with pytest.raises(
+        ValueError, match=r"empty target in field 'response' \(chats.jsonl line 2\)"
+    ):
+        T.Dialogue()({"turns": turns, "response": "", "_source": "chats.jsonl", "_line": 2})
+
+
+def test_expand_dialogue():
+    exs = T.expand_dialogue(["hi", "hello", "bye", "see you"], source="c.jsonl", line=3)
+    assert [e["response"] for e in exs] == ["hello", "see you"]
+    assert exs[1]["turns"] == ["hi", "hello", "bye"] and exs[1]["_line"] == 3
+    assert T.Dialogue()(exs[0]) == {"inputs": "dialogue: user: hi assistant:", "targets": "hello"}
+
+
+def test_instruction_phrasings_are_deterministic_and_varied():
+    ex = {"sentence": "a gorgeous film", "label": "1"}
+    phrasings = T.INSTRUCTIONS["classification"]
+    for i in range(len(phrasings)):
+        out = T.Instruction(SST2, index=i)(ex)
+        assert out["inputs"] == phrasings[i].format(
+            text="a gorgeous film", options="negative, positive"
+        )
+        assert out["targets"] == "positive"
+    inst = T.Instruction(SST2, seed=7)
+    sentences = [f"review number {i}" for i in range(40)]
+    chosen = [inst.inputs({"sentence": s}) for s in sentences]
+    assert chosen == [T.Instruction(SST2, seed=7).inputs({"sentence": s}) for s in sentences]
+    assert (
+        len({c.replace(s, "") for c, s in zip(chosen, sentences, strict=True)}) >= 3
+    )  # several phrasings
+    other_seed = [T.Instruction(SST2, seed=8).inputs({"sentence": s}) for s in sentences]
+    assert other_seed != chosen
+    # Inference and training pick the same phrasing (the target is not hashed).
+    assert inst(ex)["inputs"] == inst.inputs({"sentence": "a gorgeous film"})
+    assert inst.postprocess("negative ") == "negative"
+    for task, base, example in [
+        ("qa", T.QuestionAnswering(), {"question": "Q?", "context": "C.", "answers": ["C"]}),
+        ("translation", T.Translation(), {"en": "Hi.", "de": "Hallo."}),
+        ("summarization", T.Summarization(), {"document": "D.", "summary": "S."}),
+        ("ner", T.NamedEntities(), {"tokens": ["Bob"], "tags": ["B-person"]}),
+        ("dialogue", T.Dialogue(), {"turns": ["hi"], "response": "hello"}),
+    ]:
+        for i in range(len(T.INSTRUCTIONS[task])):
+            out = T.Instruction(base, index=i)(example)
+            assert "{" not in out["inputs"] and out["targets"] == base(example)["targets"]
+    with pytest.raises(ValueError, match="uses field 'document'.*Classification"):
+        T.Instruction(SST2, phrasings=["Summarize {document}"])(ex)
+
+
+def test_few_shot_prompt_budget():
+    demos = [
+        SST2({"sentence": s, "label": y})
+        for s, y in [("great", "1"), ("awful", "0"), ("a fine movie", "1")]
+    ]
+    query = SST2.inputs({"sentence": "boring"})
+    assert T.build_few_shot_prompt(demos, query, k=2) == (
+        "sst2 sentence: great\npositive\n\nsst2 sentence: awful\nnegative\n\n"
+        "sst2 sentence: boring\n"
+    )
+    # 60 characters hold one demonstration plus the query, not two.
+    one = T.build_few_shot_prompt(demos, query, max_length=60)
+    assert one == "sst2 sentence: great\npositive\n\nsst2 sentence: boring\n"
+    assert T.build_few_shot_prompt(demos, query, max_length=22) == "sst2 sentence: boring\n"
+    with pytest.raises(ValueError, match="query alone has length 22, over max_length=10"):
+        T.build_few_shot_prompt(demos, query, max_length=10)
+    custom = T.build_few_shot_prompt(
+        demos[:1],
+        "Q",
+        demo_format="{inputs} => {targets}",
+        query_format="{inputs} =>",
+        separator=" | ",
+    )
+    assert custom == "sst2 sentence: great => positive | Q =>"
+
+
+def test_select_demonstrations():
+    pool = [{"inputs": f"x{i}", "targets": "y"} for i in range(10)]
+    a = T.select_demonstrations(pool, 4, seed=1, exclude_inputs="x3")
+    assert a == T.select_demonstrations(pool, 4, seed=1, exclude_inputs="x3")
+    assert len({d["inputs"] for d in a}) == 4 and all(d["inputs"] != "x3" for d in a)
+    assert a != T.select_demonstrations(pool, 4, seed=2, exclude_inputs="x3")
+    with pytest.raises(ValueError, match="asked for 10 demonstrations but the pool has 9"):
+        T.select_demonstrations(pool, 10, exclude_inputs="x0")
