@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from t5core.losses import cross_entropy_loss
+from t5core.losses import cross_entropy_loss, parse_loss_normalization
 from t5core.training.distribute import replica_slice
 
 MODEL_KEYS = ("encoder_input_tokens", "decoder_input_tokens", "encoder_segment_ids",
@@ -70,7 +70,14 @@ class StepBuilder:
             grads = g if grads is None else [a + b for a, b in zip(grads, g)]
             sums = s if sums is None else {n: sums[n] + s[n] for n in s}
         context = tf.distribute.get_replica_context()
-        normalizer = context.all_reduce(tf.distribute.ReduceOp.SUM, sums["normalizer"])
+        kind, constant = parse_loss_normalization(self.loss_kwargs["loss_normalization"])
+        if kind in ("constant", "none"):  # already the whole batch's normaliser
+            normalizer = tf.constant(1.0 if constant is None else constant, tf.float32)
+        else:  # counts: sum over micro-batches (above) and replicas
+            normalizer = context.all_reduce(tf.distribute.ReduceOp.SUM, sums["normalizer"])
+        # This replica's share of the objective; summed over replicas it is the step's loss.
+        sums = {**sums, "loss": tf.math.divide_no_nan(sums["loss_sum"], normalizer),
+                "z_loss": tf.math.divide_no_nan(sums["z_loss_sum"], normalizer)}
         scale = tf.math.divide_no_nan(1.0, normalizer)
         grads = [g * tf.cast(scale, g.dtype) for g in grads]
         if self.skip_nonfinite:

@@ -196,7 +196,7 @@ class Trainer:
             batch = next(self.train_iterator)
             sums = self.train_step(batch)
             step = self.step
-            loss = float(sums["loss_sum"] / max(float(sums["normalizer"]), 1e-30))
+            loss = float(sums["loss"])
             if not math.isfinite(loss):
                 if not c.skip_nonfinite:
                     raise NonFiniteLossError(
@@ -240,7 +240,7 @@ class Trainer:
             "mfu": flops / seconds / peak,
         }
         if self.config.z_loss:
-            values["z_loss"] = float(sums["z_loss_sum"]) / max(float(sums["normalizer"]), 1e-30)
+            values["z_loss"] = float(sums["z_loss"])
         with self.writer.as_default(step=self.step):
             for name, value in values.items():
                 tf.summary.scalar(name, value)
@@ -259,7 +259,8 @@ class Trainer:
                 sums = self.eval_step(batch)
                 totals = sums if totals is None else {k: totals[k] + sums[k] for k in sums}
             if totals is not None:
-                n = max(float(totals["normalizer"]), 1e-30)
+                # Per target token whatever the training normalisation, so runs compare.
+                n = max(float(totals["num_tokens"]), 1.0)
                 results["eval_loss"] = float(totals["loss_sum"]) / n
                 results["eval_token_accuracy"] = (float(totals["correct"])
                                                   / max(float(totals["num_tokens"]), 1.0))

@@ -1,0 +1,96 @@
+"""Train or fine-tune a T5 model. With no flags: the embedded tasks, offline, in minutes.
+
+Examples:
+  python scripts/train.py
+  python scripts/train.py --model=t5-small --init_checkpoint=/ckpt/t5-small --vocab=spiece.model \
+      --task=multi30k_en_de --data_dir=../shared/data/multi30k --model_dir=runs/m30k
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from t5core.training.run import RunOptions  # noqa: E402
+from t5core.training.trainer import TrainConfig  # noqa: E402
+
+_RUN = RunOptions()
+_TRAIN = _RUN.train
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("model", _RUN.model, "Preset name (t5-small, flan-t5-base, ...) or "
+                    "config.json; empty: the embedded tiny byte-level model.")
+flags.DEFINE_string("init_checkpoint", "", "Checkpoint to start from (HF, Mesh-TF, T5X; local "
+                    "or gs://).")
+flags.DEFINE_string("vocab", "", "SentencePiece model; empty: byte-level (ByT5) vocabulary.")
+flags.DEFINE_string("task", "", "Registered task name (see t5core.data).")
+flags.DEFINE_string("mixture", "", "Registered mixture name.")
+flags.DEFINE_string("train_file", "", "Local TSV/JSONL training file.")
+flags.DEFINE_string("eval_file", "", "Local TSV/JSONL evaluation file.")
+flags.DEFINE_string("data_dir", "", "TFDS data_dir or the folder of a file-based task.")
+flags.DEFINE_integer("inputs_length", _TRAIN.inputs_length, "Encoder length in tokens.")
+flags.DEFINE_integer("targets_length", _TRAIN.targets_length, "Decoder length in tokens.")
+flags.DEFINE_bool("pack", False, "Pack several examples into each row.")
+flags.DEFINE_integer("batch_size", _TRAIN.batch_size, "Global batch size (all replicas).")
+flags.DEFINE_integer("train_steps", _TRAIN.train_steps, "Total optimizer steps.")
+flags.DEFINE_integer("eval_every", _TRAIN.eval_every, "Evaluate every N steps (0: at the end).")
+flags.DEFINE_integer("eval_steps", _TRAIN.eval_steps, "Batches for the validation loss (0: all).")
+flags.DEFINE_integer("eval_examples", _RUN.eval_examples, "Examples decoded for metrics.")
+flags.DEFINE_integer("save_every", _TRAIN.save_every, "Checkpoint every N steps.")
+flags.DEFINE_integer("keep_checkpoints", _TRAIN.keep_checkpoints, "Checkpoints kept.")
+flags.DEFINE_string("model_dir", _TRAIN.model_dir, "Checkpoints and TensorBoard logs; rerun "
+                    "with the same model_dir to resume.")
+flags.DEFINE_enum("strategy", "auto", ["auto", "one_device", "mirrored", "multi_worker", "tpu"],
+                  "tf.distribute strategy.")
+flags.DEFINE_string("tpu", "", "TPU name or grpc:// address.")
+flags.DEFINE_integer("num_cpu_devices", 1, "Split the CPU into N logical devices.")
+flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"], "XLA-compile the step; "
+                  "auto: on GPU/TPU yes, on CPU no (the plain graph is faster there).")
+flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"], "Compute dtype policy.")
+flags.DEFINE_enum("optimizer", _TRAIN.optimizer, ["adafactor", "adamw"], "Optimizer.")
+flags.DEFINE_float("learning_rate", _TRAIN.learning_rate, "Peak learning rate.")
+flags.DEFINE_enum("schedule", _TRAIN.schedule, ["constant", "rsqrt", "linear", "cosine"],
+                  "Learning-rate schedule.")
+flags.DEFINE_integer("warmup_steps", _TRAIN.warmup_steps, "Linear warm-up steps.")
+flags.DEFINE_float("weight_decay", 0.0, "Weight decay (adamw: decoupled; adafactor: T5X rate).")
+flags.DEFINE_float("clip_norm", 0.0, "Clip the global gradient norm (0: off).")
+flags.DEFINE_integer("grad_accum_steps", 1, "Micro-batches accumulated per step.")
+flags.DEFINE_float("dropout_rate", None, "Override the model's dropout rate.")
+flags.DEFINE_float("label_smoothing", 0.0, "Label smoothing.")
+flags.DEFINE_float("z_loss", 0.0, "z-loss coefficient (T5X uses 1e-4).")
+flags.DEFINE_string("loss_normalization", "tokens", "tokens, total_tokens, sequences, none or "
+                    "constant:N.")
+flags.DEFINE_integer("seed", 0, "Seed for initialisation, data order and dropout.")
+flags.DEFINE_integer("early_stopping_patience", 0, "Stop after N evaluations without "
+                     "improvement (0: never).")
+flags.DEFINE_string("best_metric", "", "Metric for the best checkpoint (default: the task's "
+                    "first metric, else eval_loss).")
+flags.DEFINE_integer("log_every", _TRAIN.log_every, "Log metrics every N steps.")
+flags.DEFINE_bool("skip_nonfinite", False, "Skip steps with a non-finite loss instead of "
+                  "stopping.")
+flags.DEFINE_bool("progress_bar", True, "Show a progress bar (else log lines).")
+
+_TRAIN_FIELDS = [f.name for f in TrainConfig.__dataclass_fields__.values()]
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    import tensorflow as tf
+
+    from t5core.training.run import run
+
+    tf.get_logger().setLevel("ERROR")
+
+    values = {name: FLAGS[name].value for name in FLAGS if name in _TRAIN_FIELDS}
+    run_values = {name: FLAGS[name].value for name in FLAGS
+                  if name in RunOptions.__dataclass_fields__ and name != "train"}
+    options = RunOptions(**run_values, train=TrainConfig(**values))
+    run(options)
+
+
+if __name__ == "__main__":
+    app.run(main)

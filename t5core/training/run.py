@@ -1,0 +1,148 @@
+"""From options (the trainer script's flags) to a finished run: model, data, strategy, loop."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import tensorflow as tf
+
+from t5core.training.distribute import STRATEGIES, make_strategy
+from t5core.training.trainer import TrainConfig, Trainer
+
+# The embedded default model: small enough to learn the embedded tasks in minutes on 2 cores.
+EMBEDDED_MODEL = dict(vocab_size=384, d_model=128, d_kv=32, num_heads=4, d_ff=384, num_layers=3,
+                      num_decoder_layers=3, feed_forward_proj="gated-gelu",
+                      tie_word_embeddings=False, dropout_rate=0.0)
+
+
+@dataclasses.dataclass
+class RunOptions:
+    """Everything `scripts/train.py` accepts; defaults train the embedded task set."""
+    model: str = ""  # preset name or config.json; "" = the embedded tiny byte-level model
+    init_checkpoint: str = ""
+    vocab: str = ""  # SentencePiece model; "" = byte-level (ByT5) vocabulary
+    task: str = ""  # registered task name; "" with no files = the embedded tasks
+    mixture: str = ""
+    train_file: str = ""
+    eval_file: str = ""
+    data_dir: str = ""
+    pack: bool = False
+    strategy: str = "auto"
+    tpu: str = ""
+    num_cpu_devices: int = 1
+    jit_compile: str = "auto"  # auto | true | false
+    dropout_rate: float | None = None
+    eval_examples: int = 400
+    train: TrainConfig = dataclasses.field(
+        default_factory=lambda: TrainConfig(model_dir="runs/default", train_steps=3000,
+                                            batch_size=64, inputs_length=24, targets_length=12,
+                                            eval_every=1000, save_every=500, log_every=100,
+                                            optimizer="adamw", learning_rate=2e-3,
+                                            schedule="cosine", warmup_steps=100))
+
+    def check(self):
+        """Fails on contradictory or impossible options before any work is done."""
+        problems = []
+        sources = [n for n in ("task", "mixture", "train_file") if getattr(self, n)]
+        if len(sources) > 1:
+            problems.append(f"give only one of --task, --mixture, --train_file (got "
+                            f"{', '.join('--' + s for s in sources)})")
+        if self.eval_file and not self.train_file:
+            problems.append("--eval_file needs --train_file")
+        if self.strategy not in STRATEGIES:
+            problems.append(f"--strategy must be one of {', '.join(STRATEGIES)}")
+        if self.tpu and self.strategy not in ("auto", "tpu"):
+            problems.append(f"--tpu contradicts --strategy={self.strategy}")
+        if self.strategy == "tpu" and not self.tpu and "TPU_NAME" not in os.environ:
+            problems.append("--strategy=tpu needs --tpu (a TPU name or grpc:// address)")
+        if self.num_cpu_devices < 1:
+            problems.append("--num_cpu_devices must be >= 1")
+        if self.jit_compile not in ("auto", "true", "false"):
+            problems.append("--jit_compile must be auto, true or false")
+        for path_flag in ("init_checkpoint", "vocab", "train_file", "eval_file", "data_dir"):
+            path = getattr(self, path_flag)
+            if path and not path.startswith("gs://") and not tf.io.gfile.exists(path):
+                problems.append(f"--{path_flag}={path} does not exist")
+        if self.model.endswith(".json") and not tf.io.gfile.exists(self.model):
+            problems.append(f"--model={self.model} does not exist")
+        if problems:
+            raise ValueError("Bad flags: " + "; ".join(problems))
+
+
+def resolve_jit_compile(flag: str) -> bool:
+    """XLA on GPU and TPU; on CPU the plain graph, which the benchmark shows is faster there."""
+    if flag != "auto":
+        return flag == "true"
+    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+
+
+def model_config(options: RunOptions):
+    from t5core.config import T5Config
+
+    if not options.model:
+        config = T5Config(**EMBEDDED_MODEL)
+    elif options.model.endswith(".json") or tf.io.gfile.isdir(options.model):
+        config = T5Config.from_json(options.model)
+    else:
+        config = T5Config.from_preset(options.model)
+    if options.dropout_rate is not None:
+        config = config.replace(dropout_rate=options.dropout_rate)
+    return config
+
+
+def make_tokenizer(options: RunOptions):
+    from t5core.tokenizer import ByteTokenizer, Tokenizer
+
+    return Tokenizer(options.vocab) if options.vocab else ByteTokenizer()
+
+
+def run(options: RunOptions, log=print):
+    """Trains as the options say; returns the Trainer (its history and model)."""
+    options.check()
+    train_cfg = options.train
+    train_cfg.jit_compile = resolve_jit_compile(options.jit_compile)
+    strategy = make_strategy(options.strategy, options.tpu or None, options.num_cpu_devices)
+    config = model_config(options)
+    tokenizer = make_tokenizer(options)
+    if tokenizer.vocab_size > config.vocab_size:
+        raise ValueError(f"The vocabulary has {tokenizer.vocab_size} ids but the model only "
+                         f"{config.vocab_size} embedding rows: wrong --vocab for --model?")
+    if options.init_checkpoint and not tf.io.gfile.exists(options.init_checkpoint):
+        raise FileNotFoundError(f"--init_checkpoint={options.init_checkpoint} does not exist")
+    dtype = "mixed_bfloat16" if train_cfg.precision == "mixed_bfloat16" else None
+    train_data, eval_data, evaluator = build_inputs(options, tokenizer)
+
+    def model_fn():
+        from t5core.checkpoints import load_pretrained
+        from t5core.model import T5Model
+
+        if options.init_checkpoint:
+            return load_pretrained(options.init_checkpoint, config=config, dtype=dtype)
+        return T5Model(config, dtype=dtype)
+
+    trainer = Trainer(train_cfg, strategy, model_fn, train_data, eval_data, evaluator, log=log)
+    trainer.train()
+    if evaluator is not None and is_chief_log(strategy):
+        log("Sample generations:")
+        for line in evaluator(trainer.model)[1][:5]:
+            log("  " + line)
+    log(f"Checkpoints in {train_cfg.model_dir} (latest: {trainer.manager.latest_checkpoint})")
+    return trainer
+
+
+def is_chief_log(strategy):
+    from t5core.training.distribute import is_chief
+
+    return is_chief(strategy)
+
+
+def build_inputs(options: RunOptions, tokenizer):
+    """(train dataset, eval dataset, evaluator) for the options' data source."""
+    from t5core.training.inputs import embedded_inputs
+
+    c = options.train
+    if not (options.task or options.mixture or options.train_file):
+        return embedded_inputs(tokenizer, c.inputs_length, c.targets_length, c.batch_size,
+                               c.seed, options.eval_examples)
+    raise NotImplementedError("task/file inputs are wired in t5core.training.task_inputs")
