@@ -5,6 +5,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# Two logical CPU devices, so MirroredStrategy runs for real in the tests. This must happen
+# before TensorFlow initialises its devices, hence here, before any test module runs.
+_cpu = tf.config.list_physical_devices("CPU")[0]
+if not tf.config.get_logical_device_configuration(_cpu):
+    tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 REFERENCE = FIXTURES / "reference"

@@ -1,7 +1,7 @@
 """Choosing a tf.distribute strategy, and feeding it one global batch per step.
 
 Every strategy runs the same step code. The host keeps a plain tf.data iterator over global
-batches (per worker, under multi-worker): unlike a distributed iterator it can be saved in a
+batches (each worker builds the same stream): unlike a distributed iterator it can be saved in a
 checkpoint, so a resumed run continues the data stream exactly. Each replica takes its slice of
 the batch inside `strategy.run`.
 """
@@ -83,14 +83,18 @@ def is_chief(strategy) -> bool:
     return worker_info(strategy)[1] == 0
 
 
-def replica_slice(features: dict, local_replicas: int) -> dict:
-    """This replica's rows of the worker's batch (call inside strategy.run)."""
-    if local_replicas == 1:
+def replica_slice(features: dict, num_replicas: int) -> dict:
+    """This replica's rows of the global batch (call inside strategy.run).
+
+    Every worker builds the same global batch from the same seed and each replica takes its
+    slice by its global replica id, so any number of devices and workers computes exactly what
+    one device computes on the whole batch.
+    """
+    if num_replicas == 1:
         return features
-    context = tf.distribute.get_replica_context()
-    local_id = context.replica_id_in_sync_group % local_replicas
+    replica_id = tf.distribute.get_replica_context().replica_id_in_sync_group
     out = {}
     for key, value in features.items():
-        per_replica = tf.shape(value)[0] // local_replicas
-        out[key] = value[local_id * per_replica:(local_id + 1) * per_replica]
+        per_replica = tf.shape(value)[0] // num_replicas
+        out[key] = value[replica_id * per_replica:(replica_id + 1) * per_replica]
     return out

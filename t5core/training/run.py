@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+import keras
 import tensorflow as tf
 
 from t5core.training.distribute import STRATEGIES, make_strategy
@@ -35,9 +36,9 @@ class RunOptions:
     dropout_rate: float | None = None
     eval_examples: int = 400
     train: TrainConfig = dataclasses.field(
-        default_factory=lambda: TrainConfig(model_dir="runs/default", train_steps=3000,
+        default_factory=lambda: TrainConfig(model_dir="runs/default", train_steps=2000,
                                             batch_size=64, inputs_length=24, targets_length=12,
-                                            eval_every=1000, save_every=500, log_every=100,
+                                            eval_every=500, save_every=500, log_every=100,
                                             optimizer="adamw", learning_rate=2e-3,
                                             schedule="cosine", warmup_steps=100))
 
@@ -101,6 +102,7 @@ def run(options: RunOptions, log=print):
     """Trains as the options say; returns the Trainer (its history and model)."""
     options.check()
     train_cfg = options.train
+    keras.utils.set_random_seed(train_cfg.seed)  # before the data: shuffles use the global seed
     train_cfg.jit_compile = resolve_jit_compile(options.jit_compile)
     strategy = make_strategy(options.strategy, options.tpu or None, options.num_cpu_devices)
     config = model_config(options)

@@ -27,7 +27,7 @@ class StepBuilder:
 
     def __init__(self, model, optimizer, strategy, *, grad_accum_steps=1, label_smoothing=0.0,
                  z_loss=0.0, loss_normalization="tokens", jit_compile=False,
-                 skip_nonfinite=False, local_replicas=1):
+                 skip_nonfinite=False, num_replicas=1):
         self.model = model
         self.optimizer = optimizer
         self.strategy = strategy
@@ -35,7 +35,7 @@ class StepBuilder:
         self.loss_kwargs = dict(label_smoothing=label_smoothing, z_loss=z_loss,
                                 loss_normalization=loss_normalization)
         self.skip_nonfinite = skip_nonfinite
-        self.local_replicas = local_replicas
+        self.num_replicas = num_replicas
         # The forward and backward pass is what XLA compiles; the optimizer update stays in
         # the strategy's replica context, where it may all-reduce.
         self._grads = tf.function(self._loss_and_grads, jit_compile=jit_compile)
@@ -43,6 +43,9 @@ class StepBuilder:
 
     # -- per replica -----------------------------------------------------------------------------
     def _loss(self, features, training):
+        # Models with another objective (the classification head) compute their own sums.
+        if hasattr(self.model, "loss_sums"):
+            return self.model.loss_sums(features, training=training, **self.loss_kwargs)
         logits = self.model(_model_features(features), training=training)
         _, aux = cross_entropy_loss(
             logits, features["decoder_target_tokens"], features.get("decoder_loss_weights"),
@@ -54,6 +57,9 @@ class StepBuilder:
         with tf.GradientTape() as tape:
             aux = self._loss(features, training=True)
         grads = tape.gradient(aux["loss_sum"], variables)
+        if self.grad_accum_steps > 1:  # embedding gradients come as IndexedSlices: make sums
+            grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+                     for g in grads]
         return grads, {k: aux[k] for k in _SUMS}
 
     def _eval_sums(self, features):
@@ -61,7 +67,7 @@ class StepBuilder:
         return {k: aux[k] for k in _SUMS}
 
     def _replica_train(self, features):
-        features = replica_slice(features, self.local_replicas)
+        features = replica_slice(features, self.num_replicas)
         k = self.grad_accum_steps
         grads, sums = None, None
         for i in range(k):  # static micro-batches; each traced once
@@ -121,7 +127,7 @@ class StepBuilder:
     def eval_step(self):
         @tf.function
         def step(features):
-            run = lambda f: self._forward(replica_slice(f, self.local_replicas))  # noqa: E731
+            run = lambda f: self._forward(replica_slice(f, self.num_replicas))  # noqa: E731
             return self._reduce(self.strategy.run(run, args=(features,)))
         return step
 

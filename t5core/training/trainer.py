@@ -129,7 +129,6 @@ class Trainer:
         self.strategy = strategy
         self.log = log if is_chief(strategy) else (lambda *a, **k: None)
         self.num_workers, self.worker_index = worker_info(strategy)
-        self.local_replicas = strategy.num_replicas_in_sync // self.num_workers
         config.check(strategy.num_replicas_in_sync)
         keras.utils.set_random_seed(config.seed)
         with strategy.scope():
@@ -159,13 +158,14 @@ class Trainer:
                             label_smoothing=config.label_smoothing, z_loss=config.z_loss,
                             loss_normalization=config.loss_normalization,
                             jit_compile=config.jit_compile, skip_nonfinite=config.skip_nonfinite,
-                            local_replicas=self.local_replicas)
+                            num_replicas=strategy.num_replicas_in_sync)
         self.train_step = steps.train_step()
         self.eval_step = steps.eval_step()
         self.writer = tf.summary.create_file_writer(
             os.path.join(config.model_dir, "train" if is_chief(strategy) else directory))
         self.eval_writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "eval"))
         self.history: list[dict] = []
+        self.last_eval: dict = {}
 
     @property
     def step(self) -> int:
@@ -214,7 +214,7 @@ class Trainer:
                 record.update(self._log_train(sums, loss, window_steps, elapsed,
                                               tokens_per_step, flops, peak))
                 window_start, window_steps = time.perf_counter(), 0
-            self.history.append(record)
+            self._append_log(record)
             if c.save_every and step % c.save_every == 0:
                 self.manager.save(checkpoint_number=step)
             last = step >= c.train_steps
@@ -226,7 +226,24 @@ class Trainer:
         self.manager.save(checkpoint_number=self.step)
         if bar is not None:
             bar.close()
+        if is_chief(self.strategy):
+            _write_json(os.path.join(c.model_dir, "results.json"),
+                        {"step": self.step, "eval": self.last_eval,
+                         "best": float(self.best.numpy()),
+                         "best_checkpoint": self.best_manager.latest_checkpoint})
         return self.history
+
+    def _append_log(self, record):
+        """Keeps the record and appends it to model_dir/train_log.jsonl (chief only).
+
+        A resumed run appends again from its checkpoint's step, so a reader keeps the last
+        record of each step.
+        """
+        self.history.append(record)
+        if is_chief(self.strategy):
+            with tf.io.gfile.GFile(os.path.join(self.config.model_dir, "train_log.jsonl"),
+                                   "a") as f:
+                f.write(json.dumps(record) + "\n")
 
     def _log_train(self, sums, loss, steps, elapsed, tokens_per_step, flops, peak):
         seconds = elapsed / max(steps, 1)
@@ -292,7 +309,8 @@ class Trainer:
         self.log(f"eval at step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
         for line in samples[:3]:
             self.log("  " + line)
-        self.history.append({"step": step, **{f"eval/{k}": v for k, v in results.items()}})
+        self._append_log({"step": step, **{f"eval/{k}": v for k, v in results.items()}})
+        self.last_eval = results
         key = self._best_key(results)
         value = results[key]
         lower_is_better = "loss" in key
@@ -306,6 +324,14 @@ class Trainer:
             self.evals_without_improvement.assign_add(1)
         patience = self.config.early_stopping_patience
         return bool(patience and int(self.evals_without_improvement.numpy()) >= patience)
+
+
+def _write_json(path, value):
+    """Writes through a temporary file and a rename, so readers never see half a file."""
+    tmp = path + ".tmp"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        json.dump(value, f, indent=2)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
 def _progress(config, start):

@@ -1,0 +1,212 @@
+"""The trainer: strategies agree, accumulation is exact, resume continues, bad input is caught."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import t5core
+from t5core.training.inputs import batched
+from t5core.training.run import RunOptions, run
+from t5core.training.trainer import (ModelDirMismatchError, NonFiniteLossError, TrainConfig,
+                                     Trainer)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = t5core.T5Config(vocab_size=64, d_model=16, d_kv=4, num_heads=2, d_ff=32, num_layers=2,
+                         num_decoder_layers=2, feed_forward_proj="gated-gelu",
+                         tie_word_embeddings=False, dropout_rate=0.0)
+
+
+def toy_features(n=64, inputs_length=12, targets_length=8, seed=0):
+    rng = np.random.default_rng(seed)
+    enc = rng.integers(2, 64, (n, inputs_length)).astype(np.int32)
+    enc[:, -3:] = 0  # some padding
+    tgt = rng.integers(2, 64, (n, targets_length)).astype(np.int32)
+    tgt[: n // 2, -2:] = 0
+    return {"encoder_input_tokens": enc, "decoder_target_tokens": tgt,
+            "decoder_input_tokens": np.concatenate([np.zeros((n, 1), np.int32), tgt[:, :-1]], 1),
+            "decoder_loss_weights": (tgt > 0).astype(np.float32)}
+
+
+def make_trainer(tmp_path, strategy, name, model_config=CONFIG, **overrides):
+    settings = dict(model_dir=str(tmp_path / name), train_steps=5, batch_size=8,
+                    inputs_length=12, targets_length=8, log_every=1, save_every=0,
+                    progress_bar=False, optimizer="adafactor", learning_rate=1e-2,
+                    peak_flops=1e11)
+    settings.update(overrides)
+    config = TrainConfig(**settings)
+    keras.utils.set_random_seed(config.seed)  # tf.data's shuffle takes the global seed too
+    data = batched(toy_features(), config.batch_size, seed=1)
+    return Trainer(config, strategy, lambda: t5core.T5Model(model_config), data,
+                   log=lambda *a: None)
+
+
+def losses(history):
+    return np.array([r["loss"] for r in history if "loss" in r and "eval/eval_loss" not in r])
+
+
+def test_mirrored_on_two_devices_gives_the_one_device_loss_curve(tmp_path):
+    one = make_trainer(tmp_path, tf.distribute.OneDeviceStrategy("/cpu:0"), "one")
+    mirrored = make_trainer(tmp_path, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]),
+                            "mirrored")
+    assert mirrored.strategy.num_replicas_in_sync == 2
+    a, b = losses(one.train()), losses(mirrored.train())
+    assert len(a) == 5 and a[-1] < a[0]  # it learns
+    np.testing.assert_allclose(b, a, rtol=1e-5)
+    for v, w in zip(one.model.trainable_variables, mirrored.model.trainable_variables):
+        np.testing.assert_allclose(w.numpy(), v.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_gradient_accumulation_equals_one_large_batch(tmp_path):
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    whole = make_trainer(tmp_path, strategy, "whole", train_steps=2, optimizer="adamw",
+                         learning_rate=1e-3)
+    accum = make_trainer(tmp_path, strategy, "accum", train_steps=2, optimizer="adamw",
+                         learning_rate=1e-3, grad_accum_steps=4)
+    np.testing.assert_allclose(losses(accum.train()), losses(whole.train()), rtol=1e-5)
+    for v, w in zip(whole.model.trainable_variables, accum.model.trainable_variables):
+        np.testing.assert_allclose(w.numpy(), v.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path):
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    trainer = make_trainer(tmp_path, strategy, "nan", train_steps=6, save_every=2,
+                           optimizer="adamw", learning_rate=1e-3)
+    original = trainer.train_step
+    calls = {"n": 0}
+
+    def poisoned(batch):  # the fourth step's data carries an infinite loss weight
+        calls["n"] += 1
+        if calls["n"] == 4:
+            batch = dict(batch, decoder_loss_weights=batch["decoder_loss_weights"] * np.inf)
+        return original(batch)
+
+    trainer.train_step = poisoned
+    with pytest.raises(NonFiniteLossError, match="Step 4"):
+        trainer.train()
+    assert trainer.manager.latest_checkpoint.endswith("ckpt-2")
+    reader = tf.train.load_checkpoint(trainer.manager.latest_checkpoint)
+    saved = [n for n, _ in tf.train.list_variables(trainer.manager.latest_checkpoint)
+             if n.startswith(("model/", "optimizer/"))
+             and reader.get_variable_to_dtype_map()[n].is_floating]
+    assert len(saved) > len(trainer.model.trainable_variables)
+    assert all(np.all(np.isfinite(reader.get_tensor(n))) for n in saved)
+
+
+def test_skip_nonfinite_skips_the_update(tmp_path):
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    trainer = make_trainer(tmp_path, strategy, "skip", train_steps=3, skip_nonfinite=True,
+                           optimizer="adamw", learning_rate=1e-3)
+    batch = next(trainer.train_iterator)
+    trainer.train_step(batch)
+    before = [v.numpy().copy() for v in trainer.model.trainable_variables]
+    bad = dict(batch, decoder_loss_weights=batch["decoder_loss_weights"] * np.inf)
+    sums = trainer.train_step(bad)
+    assert not np.isfinite(float(sums["loss"]))
+    after = [v.numpy() for v in trainer.model.trainable_variables]
+    assert all(np.array_equal(a, b) for a, b in zip(after, before))
+    assert trainer.step == 1  # the skipped step did not count
+    trainer.train_step(batch)
+    assert trainer.step == 2
+
+
+def test_bad_configurations_fail_before_training(tmp_path):
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with pytest.raises(ValueError, match="not divisible by replicas"):
+        make_trainer(tmp_path, strategy, "odd", batch_size=7)
+    one = tf.distribute.OneDeviceStrategy("/cpu:0")
+    make_trainer(tmp_path, one, "shared").train()
+    with pytest.raises(ModelDirMismatchError, match="d_model: saved 16, now 24"):
+        make_trainer(tmp_path, one, "shared", model_config=CONFIG.replace(d_model=24))
+    with pytest.raises(ValueError, match="--init_checkpoint=.*does not exist"):
+        run(RunOptions(init_checkpoint=str(tmp_path / "missing")))
+    with pytest.raises(ValueError, match="only one of --task, --mixture, --train_file"):
+        run(RunOptions(task="sst2", train_file=__file__))
+    vocab = os.path.join(ROOT, "tests", "fixtures", "t5_vocab", "spiece.model")
+    with pytest.raises(ValueError, match="32100 ids but the model only 384"):
+        run(RunOptions(vocab=vocab))
+
+
+def _train_cmd(model_dir, *extra):
+    return [sys.executable, os.path.join(ROOT, "scripts", "train.py"), f"--model_dir={model_dir}",
+            "--train_steps=30", "--save_every=10", "--eval_every=0", "--eval_examples=4",
+            "--log_every=5", "--batch_size=16", "--dropout_rate=0.1", "--progress_bar=false",
+            "--inputs_length=24", "--targets_length=12", *extra]
+
+
+def _logged_losses(model_dir):
+    by_step = {}
+    with open(os.path.join(model_dir, "train_log.jsonl")) as f:
+        for line in f:
+            record = json.loads(line)
+            if "loss" in record:
+                by_step[record["step"]] = record["loss"]  # a resumed run rewrites later steps
+    return by_step
+
+
+def test_kill_9_then_resume_continues_the_loss_curve(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    full_dir, killed_dir = tmp_path / "full", tmp_path / "killed"
+    subprocess.run(_train_cmd(full_dir), check=True, env=env, capture_output=True)
+    process = subprocess.Popen(_train_cmd(killed_dir), env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    log = killed_dir / "train_log.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill once it is past the step-10 checkpoint
+        if log.exists() and max(_logged_losses(killed_dir), default=0) >= 14:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    interrupted_at = max(_logged_losses(killed_dir))
+    assert 14 <= interrupted_at < 30
+    subprocess.run(_train_cmd(killed_dir), check=True, env=env, capture_output=True)
+    full, resumed = _logged_losses(full_dir), _logged_losses(killed_dir)
+    assert sorted(resumed) == list(range(1, 31))
+    np.testing.assert_allclose([resumed[s] for s in range(1, 31)],
+                               [full[s] for s in range(1, 31)], rtol=1e-5)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_two_workers_with_tf_config_train_and_agree(tmp_path):
+    ports = [_free_port(), _free_port()]
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    processes = []
+    for index in range(2):
+        tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+        env = dict(os.environ, TF_CONFIG=json.dumps(tf_config), TF_CPP_MIN_LOG_LEVEL="2")
+        cmd = [sys.executable, os.path.join(ROOT, "scripts", "train.py"),
+               f"--model_dir={tmp_path / 'mw'}", "--strategy=multi_worker", "--train_steps=5",
+               "--save_every=5", "--eval_every=0", "--eval_examples=4", "--log_every=1",
+               "--batch_size=8", "--progress_bar=false", "--inputs_length=24",
+               "--targets_length=12"]
+        processes.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, text=True))
+    outputs = [p.communicate(timeout=600)[0] for p in processes]
+    assert all(p.returncode == 0 for p in processes), outputs[0][-3000:] + outputs[1][-3000:]
+    chief = _logged_losses(tmp_path / "mw")
+    assert sorted(chief) == [1, 2, 3, 4, 5]
+    # The same 5 steps on one device: the two workers computed exactly this.
+    single = tmp_path / "single"
+    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"),
+                    f"--model_dir={single}", "--strategy=one_device", "--train_steps=5",
+                    "--save_every=5", "--eval_every=0", "--eval_examples=4", "--log_every=1",
+                    "--batch_size=8", "--progress_bar=false", "--inputs_length=24",
+                    "--targets_length=12"], check=True, capture_output=True,
+                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    one = _logged_losses(single)
+    np.testing.assert_allclose([chief[s] for s in range(1, 6)], [one[s] for s in range(1, 6)],
+                               rtol=1e-5)
