@@ -139,7 +139,7 @@ def _train_cmd(model_dir, *extra):
     return [sys.executable, os.path.join(ROOT, "scripts", "train.py"), f"--model_dir={model_dir}",
             "--train_steps=30", "--save_every=10", "--eval_every=0", "--eval_examples=4",
             "--log_every=5", "--batch_size=16", "--dropout_rate=0.1", "--progress_bar=false",
-            "--inputs_length=24", "--targets_length=12", *extra]
+            "--inputs_length=24", "--targets_length=12", "--warmup_steps=5", *extra]
 
 
 def _logged_losses(model_dir):
@@ -192,7 +192,7 @@ def test_two_workers_with_tf_config_train_and_agree(tmp_path):
                f"--model_dir={tmp_path / 'mw'}", "--strategy=multi_worker", "--train_steps=5",
                "--save_every=5", "--eval_every=0", "--eval_examples=4", "--log_every=1",
                "--batch_size=8", "--progress_bar=false", "--inputs_length=24",
-               "--targets_length=12"]
+               "--targets_length=12", "--warmup_steps=2"]
         processes.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
                                           stderr=subprocess.STDOUT, text=True))
     outputs = [p.communicate(timeout=600)[0] for p in processes]
@@ -205,7 +205,7 @@ def test_two_workers_with_tf_config_train_and_agree(tmp_path):
                     f"--model_dir={single}", "--strategy=one_device", "--train_steps=5",
                     "--save_every=5", "--eval_every=0", "--eval_examples=4", "--log_every=1",
                     "--batch_size=8", "--progress_bar=false", "--inputs_length=24",
-                    "--targets_length=12"], check=True, capture_output=True,
+                    "--targets_length=12", "--warmup_steps=2"], check=True, capture_output=True,
                    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     one = _logged_losses(single)
     np.testing.assert_allclose([chief[s] for s in range(1, 6)], [one[s] for s in range(1, 6)],

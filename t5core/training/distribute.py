@@ -54,7 +54,7 @@ def make_strategy(name: str = "auto", tpu: str | None = None, num_cpu_devices: i
         if "TF_CONFIG" not in os.environ:
             raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable "
                              "(cluster and task of this worker)")
-        devices = _compute_devices()
+        # Nothing may touch TensorFlow's devices before this: collectives are set up first.
         return tf.distribute.MultiWorkerMirroredStrategy(
             communication_options=tf.distribute.experimental.CommunicationOptions(
                 implementation=tf.distribute.experimental.CommunicationImplementation.RING))

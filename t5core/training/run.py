@@ -102,9 +102,10 @@ def run(options: RunOptions, log=print):
     """Trains as the options say; returns the Trainer (its history and model)."""
     options.check()
     train_cfg = options.train
+    # The strategy first: multi-worker collectives must be configured before TF initialises.
+    strategy = make_strategy(options.strategy, options.tpu or None, options.num_cpu_devices)
     keras.utils.set_random_seed(train_cfg.seed)  # before the data: shuffles use the global seed
     train_cfg.jit_compile = resolve_jit_compile(options.jit_compile)
-    strategy = make_strategy(options.strategy, options.tpu or None, options.num_cpu_devices)
     config = model_config(options)
     tokenizer = make_tokenizer(options)
     if tokenizer.vocab_size > config.vocab_size:

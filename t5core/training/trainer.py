@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from t5core.optimizers import make_optimizer, make_schedule
+from t5core.training.checkpointing import ModelState
 from t5core.training.distribute import is_chief, worker_info
 from t5core.training.flops import measure_matmul_peak, training_flops
 from t5core.training.steps import StepBuilder
@@ -145,14 +146,15 @@ class Trainer:
         self.best = tf.Variable(math.nan, dtype=tf.float64, trainable=False)
         self.evals_without_improvement = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.checkpoint = tf.train.Checkpoint(
-            model=self.model, optimizer=self.optimizer, data=self.train_iterator,
+            model=ModelState(self.model), optimizer=self.optimizer, data=self.train_iterator,
             best=self.best, evals_without_improvement=self.evals_without_improvement)
         directory = config.model_dir if is_chief(strategy) else os.path.join(
             config.model_dir, f"worker_{self.worker_index}_tmp")
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory,
                                                   max_to_keep=config.keep_checkpoints)
         self.best_manager = tf.train.CheckpointManager(
-            tf.train.Checkpoint(model=self.model), os.path.join(directory, "best"), max_to_keep=1)
+            tf.train.Checkpoint(model=ModelState(self.model)), os.path.join(directory, "best"),
+            max_to_keep=1)
         steps = StepBuilder(self.model, self.optimizer, strategy,
                             grad_accum_steps=config.grad_accum_steps,
                             label_smoothing=config.label_smoothing, z_loss=config.z_loss,

@@ -1,0 +1,24 @@
+"""What a training checkpoint holds for a Keras 3 model.
+
+`tf.train.Checkpoint(model=keras_model)` is not enough with Keras 3: layers kept in Python lists
+(the stacks' blocks) are invisible to TensorFlow's object tracking, so most weights would be
+silently left out. Checkpoints therefore hold the model's variables by their model-relative
+paths, plus the dropout seed-generator states (by creation order), so a resumed run draws the
+same dropout masks as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+class ModelState(tf.Module):
+    """A trackable view of every variable of a model, named by path."""
+
+    def __init__(self, model):
+        super().__init__(name="model_state")
+        weights = {path.replace("/", "."): v for path, v in model.variables_by_name().items()}
+        weight_ids = {id(v) for v in weights.values()}
+        extra = [v for v in model.variables if id(v) not in weight_ids]  # seed-generator states
+        self.weights = weights
+        self.rng_states = {f"state_{i}": v for i, v in enumerate(extra)}
