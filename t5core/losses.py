@@ -1,0 +1,189 @@
+"""Token cross-entropy for T5 as T5X computes it, with explicit normalisation.
+
+Semantics of T5X `cross_entropy_with_logits` + `compute_weighted_cross_entropy`:
+  per token   loss = -sum_v q_v log softmax(logits)_v - H(q) + z_loss * logsumexp(logits)^2
+  with q the label-smoothed target (1 - s on the target, s / (V - 1) elsewhere) and H(q) its
+  entropy (T5X's "normalizing constant"), so a prediction equal to q costs exactly 0.
+The token losses are multiplied by the weights (`decoder_loss_weights`, 0 on padding) and summed.
+The sum is divided by a normaliser chosen explicitly, because it sets the effective step size:
+
+  "tokens"       sum of weights (T5X NUM_REAL_TARGET_TOKENS): mean loss per real target token.
+  "total_tokens" B * T including padding (T5X NUM_TOTAL_TARGET_TOKENS).
+  "sequences"    T5X AVERAGE_PER_SEQUENCE: each sequence's (or packed segment's) tokens are
+                 re-weighted by 1 / its weight sum, the normaliser is the number of sequences.
+  "constant:N" or a number N: divide by N (T5X fine-tuning, e.g. 233472 = 2048 * 114).
+  "none"         the plain sum (normaliser 1).
+
+Distribution: with R replicas, each replica must divide its own sum by the *global* normaliser
+so that summing the replicas' gradients gives the global-batch gradient. `aux["normalizer"]` is
+the local one; `global_normalizer()` all-reduces it (except for constants, which already refer
+to the global batch), and `cross_entropy_loss(..., normalizer=that)` uses it.
+
+Everything is computed in float32 (bf16 logits are cast first). The smoothed target is never
+materialised as a [B, T, V] one-hot: sum_v q_v l_v = s/(V-1) * sum_v l_v + (1 - s - s/(V-1)) l_t.
+"""
+
+import math
+
+import tensorflow as tf
+
+NORMALIZATIONS = ("tokens", "total_tokens", "sequences", "none", "constant:<N>")
+
+
+def parse_loss_normalization(loss_normalization):
+    """('tokens'|'total_tokens'|'sequences'|'none', None) or ('constant', N) for a number N."""
+    value = loss_normalization
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key in ("tokens", "total_tokens", "sequences", "none"):
+            return key, None
+        if key.startswith("constant:"):
+            value = key.split(":", 1)[1]
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"unknown loss_normalization {loss_normalization!r}; valid: "
+                             f"{', '.join(NORMALIZATIONS)} or a positive number.") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"loss_normalization must be a string or a number, got "
+                         f"{loss_normalization!r}; valid: {', '.join(NORMALIZATIONS)}.")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"a constant loss_normalization must be a positive finite number, got "
+                         f"{loss_normalization!r}.")
+    return "constant", float(value)
+
+
+def _per_sequence_weights(weights, segment_ids):
+    """weights / (weight sum of the token's sequence or packed segment); 0 where the sum is 0."""
+    if segment_ids is None:
+        per_token_total = tf.reduce_sum(weights, axis=-1, keepdims=True)
+    else:
+        # One segment slot per (row, segment id): ids are < T + 1 in a row of length T.
+        batch, length = tf.shape(segment_ids)[0], tf.shape(segment_ids)[1]
+        segment_ids = tf.cast(segment_ids, tf.int32)
+        rows = tf.range(batch, dtype=tf.int32)[:, None] * (length + 1)
+        slots = tf.clip_by_value(segment_ids, 0, length) + rows
+        totals = tf.math.unsorted_segment_sum(weights, slots, batch * (length + 1))
+        per_token_total = tf.gather(totals, slots)
+    return tf.math.divide_no_nan(weights, per_token_total)
+
+
+def token_losses(logits, targets, label_smoothing=0.0, z_loss=0.0):
+    """Per-token (loss, z_loss term, correct), float32 [B, T]; loss already includes z-loss."""
+    logits = tf.cast(logits, tf.float32)
+    targets = tf.cast(targets, tf.int32)
+    vocab_size = logits.shape[-1]
+    log_z = tf.reduce_logsumexp(logits, axis=-1)                          # [B, T]
+    target_logit = tf.gather(logits, targets, axis=-1, batch_dims=targets.shape.rank)
+    if label_smoothing:
+        confidence = 1.0 - label_smoothing
+        low = label_smoothing / (vocab_size - 1)
+        # entropy of the smoothed target (1e-20 as in T5X; only matters when low is 0)
+        entropy = -(confidence * math.log(confidence)
+                    + (vocab_size - 1) * low * math.log(low + 1e-20))
+        expected_logit = low * tf.reduce_sum(logits, axis=-1) + (confidence - low) * target_logit
+        loss = log_z - expected_logit - entropy
+    else:
+        loss = log_z - target_logit
+    z_term = z_loss * tf.square(log_z)
+    correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), targets),
+                      tf.float32)
+    return loss + z_term, z_term, correct
+
+
+def cross_entropy_loss(logits, targets, weights=None, label_smoothing=0.0, z_loss=0.0,
+                       loss_normalization="tokens", segment_ids=None, normalizer=None):
+    """Weighted token cross-entropy, normalised as `loss_normalization` says.
+
+    Args:
+      logits: float [B, T, V] (any float dtype; computed in float32).
+      targets: int [B, T].
+      weights: float [B, T] loss weights; None means `targets > 0` (padding id 0).
+      label_smoothing: s in [0, 1). z_loss: coefficient >= 0 of logsumexp^2.
+      loss_normalization: see the module docstring.
+      segment_ids: int [B, T] for packed rows; "sequences" then normalises per segment.
+      normalizer: overrides the normaliser (pass `global_normalizer(aux["normalizer"], ...)`
+        under tf.distribute); "sequences" still re-weights tokens within each sequence.
+
+    Returns:
+      (loss, aux): loss = loss_sum / normalizer (0 when the normaliser is 0). aux holds float32
+      scalars: loss_sum (weighted sum incl. z-loss), normalizer, z_loss_sum, z_loss
+      (= z_loss_sum / normalizer), cross_entropy_sum (loss_sum - z_loss_sum), num_tokens (sum of
+      the given weights), correct (weighted count of argmax == target), accuracy.
+    """
+    logits = tf.convert_to_tensor(logits)
+    targets = tf.convert_to_tensor(targets)
+    if logits.shape.rank != 3 or targets.shape.rank != 2:
+        raise ValueError(f"cross_entropy_loss: logits must be [B, T, V] and targets [B, T]; got "
+                         f"logits {logits.shape} and targets {targets.shape}.")
+    if not logits.shape[:2].is_compatible_with(targets.shape):
+        raise ValueError(f"cross_entropy_loss: logits {logits.shape} and targets "
+                         f"{targets.shape} disagree on [B, T].")
+    if not logits.dtype.is_floating or not targets.dtype.is_integer:
+        raise ValueError(f"cross_entropy_loss: need float logits and int targets; got "
+                         f"{logits.dtype.name} and {targets.dtype.name}.")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}.")
+    if z_loss < 0:
+        raise ValueError(f"z_loss must be >= 0, got {z_loss!r}.")
+    if label_smoothing and logits.shape[-1] is None:
+        raise ValueError("cross_entropy_loss: label smoothing needs a static vocabulary size.")
+    kind, constant = parse_loss_normalization(loss_normalization)
+
+    if weights is None:
+        weights = tf.cast(targets > 0, tf.float32)
+    weights = tf.cast(weights, tf.float32)
+    if weights.shape.rank != 2 or not weights.shape.is_compatible_with(targets.shape):
+        raise ValueError(f"cross_entropy_loss: weights {weights.shape} must match targets "
+                         f"{targets.shape}.")
+
+    loss, z_term, correct = token_losses(logits, targets, label_smoothing, z_loss)
+    num_tokens = tf.reduce_sum(weights)
+    loss_weights = weights
+    if kind == "tokens":
+        local_normalizer = num_tokens
+    elif kind == "total_tokens":
+        local_normalizer = tf.cast(tf.size(targets), tf.float32)
+    elif kind == "sequences":
+        loss_weights = _per_sequence_weights(weights, segment_ids)
+        local_normalizer = tf.reduce_sum(loss_weights)
+    elif kind == "none":
+        local_normalizer = tf.constant(1.0)
+    else:
+        local_normalizer = tf.constant(constant)
+    if normalizer is None:
+        normalizer = local_normalizer
+    normalizer = tf.cast(normalizer, tf.float32)
+
+    loss_sum = tf.reduce_sum(loss * loss_weights)
+    z_loss_sum = tf.reduce_sum(z_term * loss_weights)
+    correct_sum = tf.reduce_sum(correct * weights)
+    aux = {
+        "loss_sum": loss_sum,
+        "normalizer": local_normalizer,
+        "z_loss_sum": z_loss_sum,
+        "z_loss": tf.math.divide_no_nan(z_loss_sum, normalizer),
+        "cross_entropy_sum": loss_sum - z_loss_sum,
+        "num_tokens": num_tokens,
+        "correct": correct_sum,
+        "accuracy": tf.math.divide_no_nan(correct_sum, num_tokens),
+    }
+    return tf.math.divide_no_nan(loss_sum, normalizer), aux
+
+
+def global_normalizer(local_normalizer, loss_normalization):
+    """The normaliser of the whole (global) batch, inside a `strategy.run` replica function.
+
+    Token and sequence counts are summed over replicas; constants already describe the global
+    batch and are returned unchanged. Outside any strategy this is the identity.
+    """
+    kind, _ = parse_loss_normalization(loss_normalization)
+    if kind in ("constant", "none"):
+        return local_normalizer
+    context = tf.distribute.get_replica_context()
+    if context is None:
+        raise ValueError("global_normalizer must be called in a replica context "
+                         "(inside strategy.run), not in cross-replica context.")
+    if context.num_replicas_in_sync == 1:
+        return local_normalizer
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, local_normalizer)

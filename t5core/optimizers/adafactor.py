@@ -1,0 +1,224 @@
+"""T5's Adafactor (Shazeer & Stern 2018, as configured in Mesh-TF T5 and T5X), a Keras 3 optimizer.
+
+`keras.optimizers.Adafactor` is a different algorithm in the details that matter for T5: it
+always factors the last two dims (even 2x3 matrices), caps the step size at 1/sqrt(step), uses a
+different step convention and has no parameter-scale floor switch. This one follows T5X
+`t5x/adafactor.py` (heuristic factor rule) and Mesh-TF `AdafactorOptimizer`:
+
+For a variable p with gradient g at update number t (counting from 0, i.e. `optimizer.iterations`
+before the update, minus `step_offset`):
+
+    decay   = 1 - (t + 1) ** -decay_rate            # 0 at the first update: v = g^2 + eps1
+    g2      = g^2 + epsilon1
+    factored (two largest dims both >= min_dim_size_to_factor):
+        v_row = decay * v_row + (1 - decay) * mean(g2, over the largest dim)
+        v_col = decay * v_col + (1 - decay) * mean(g2, over the second-largest dim)
+        v_hat = v_row * v_col / mean(v_row, over the second-largest dim)
+    otherwise:
+        v     = decay * v + (1 - decay) * g2;  v_hat = v
+    u       = g / sqrt(v_hat)
+    u      /= max(1, rms(u) / clipping_threshold)   # update clipping
+    step    = lr * max(epsilon2, rms(p))            # multiply_by_parameter_scale (else lr)
+    d       = step * u;  with beta1: m = beta1 * m + (1 - beta1) * d; d = m
+    p       = (1 - weight_decay_rate) * p - d       # weight decay optional, T5X style
+
+Which dims are factored for rank > 2: the two largest (ties: the later dim counts as larger),
+other dims are kept in both accumulators. That is what both T5X's `_factored_dims` heuristic and
+Mesh-TF's `_factored_dims` do (Keras' built-in picks the last two instead). Every variable of the
+T5 model here is at most 2-D, where all these rules agree.
+
+State is float32 whatever the variable dtype; the update is computed in float32.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from t5core.optimizers.clipping import ReplicaConsistentClipping
+
+
+def factored_axes(shape, min_dim_size_to_factor=128):
+    """Axes `(second_largest, largest)` to factor over, or None for a full accumulator.
+
+    `v_row` averages the squared gradient over `largest` and `v_col` over `second_largest`.
+    """
+    shape = tuple(int(d) for d in shape)
+    if len(shape) < 2:
+        return None
+    order = np.argsort(shape, kind="stable")  # stable: on a tie the later axis sorts last
+    second, largest = int(order[-2]), int(order[-1])
+    if shape[second] < min_dim_size_to_factor:
+        return None
+    return second, largest
+
+
+def _rms(x):
+    return tf.sqrt(tf.reduce_mean(tf.square(x)))
+
+
+@keras.saving.register_keras_serializable(package="t5core")
+class Adafactor(ReplicaConsistentClipping, keras.optimizers.Optimizer):
+    """T5 Adafactor. `learning_rate` is a float or a `LearningRateSchedule` (called with the step).
+
+    Args:
+      learning_rate: relative step size (multiplied by max(epsilon2, RMS(param)) when
+        `multiply_by_parameter_scale`). T5 fine-tuning uses a constant 1e-3, pretraining
+        `1/sqrt(max(step, 10000))`.
+      beta1: momentum coefficient, None (T5's choice) for no momentum and no `m` slot.
+      decay_rate: exponent of the second-moment decay schedule `1 - (t + 1) ** -decay_rate`.
+      step_offset: subtracted from the step in that schedule (T5X: restart the decay when
+        fine-tuning with the pretraining optimizer state).
+      clipping_threshold: update clipping at this RMS; None disables it.
+      multiply_by_parameter_scale: scale the step by max(epsilon2, RMS(param)).
+      factored: allow factored second moments at all.
+      min_dim_size_to_factor: both factored dims must be at least this large (T5X: 128).
+      epsilon1: added to the squared gradient. epsilon2: floor of the parameter scale.
+      weight_decay_rate: None or r, p <- (1 - r) p - update (T5X; not multiplied by the learning
+        rate unless `weight_decay_rate_lr_exponent` is set: r <- r * lr ** exponent). Variables
+        excluded with `exclude_from_weight_decay()` are not decayed.
+      **kwargs: Keras optimizer arguments (`global_clipnorm`, `gradient_accumulation_steps`,
+        `loss_scale_factor`, `name`, ...). Keras' own `weight_decay` is rejected: it would decay
+        before the update and change the parameter scale the update is measured against.
+    """
+
+    def __init__(self, learning_rate=1e-3, beta1=None, decay_rate=0.8, step_offset=0,
+                 clipping_threshold=1.0, multiply_by_parameter_scale=True, factored=True,
+                 min_dim_size_to_factor=128, epsilon1=1e-30, epsilon2=1e-3,
+                 weight_decay_rate=None, weight_decay_rate_lr_exponent=None,
+                 name="adafactor", **kwargs):
+        if kwargs.get("weight_decay") is not None:
+            raise ValueError("Adafactor: use `weight_decay_rate` (T5X semantics), not Keras' "
+                             f"`weight_decay` (got weight_decay={kwargs['weight_decay']!r}).")
+        kwargs.pop("weight_decay", None)
+        if beta1 is not None and not 0.0 <= beta1 < 1.0:
+            raise ValueError(f"Adafactor: beta1 must be None or in [0, 1), got {beta1!r}.")
+        if clipping_threshold is not None and clipping_threshold <= 0:
+            raise ValueError("Adafactor: clipping_threshold must be None or > 0, got "
+                             f"{clipping_threshold!r}.")
+        if weight_decay_rate is not None and not 0.0 <= weight_decay_rate < 1.0:
+            raise ValueError("Adafactor: weight_decay_rate must be None or in [0, 1), got "
+                             f"{weight_decay_rate!r}.")
+        if int(min_dim_size_to_factor) < 1:
+            raise ValueError("Adafactor: min_dim_size_to_factor must be >= 1, got "
+                             f"{min_dim_size_to_factor!r}.")
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.beta1 = beta1
+        self.decay_rate = float(decay_rate)
+        self.step_offset = int(step_offset)
+        self.clipping_threshold = clipping_threshold
+        self.multiply_by_parameter_scale = bool(multiply_by_parameter_scale)
+        self.factored = bool(factored)
+        self.min_dim_size_to_factor = int(min_dim_size_to_factor)
+        self.epsilon1 = float(epsilon1)
+        self.epsilon2 = float(epsilon2)
+        self.weight_decay_rate = weight_decay_rate
+        self.weight_decay_rate_lr_exponent = weight_decay_rate_lr_exponent
+
+    def _factored_axes(self, shape):
+        if not self.factored:
+            return None
+        return factored_axes(shape, self.min_dim_size_to_factor)
+
+    def _add_slot(self, reference, shape, suffix):
+        # float32 whatever the model variable's dtype; placed with the variable (matters for
+        # parameter-server strategies), as add_variable_from_reference does.
+        ref = reference.value if isinstance(reference, keras.Variable) else reference
+        base = getattr(reference, "path", None) or reference.name
+        name = f"{str(base).replace('/', '_').replace(':', '_')}_{suffix}"
+        with self._distribution_strategy.extended.colocate_vars_with(ref):
+            return self.add_variable(shape=shape, dtype="float32", name=name)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        # One entry per model variable (index from _get_variable_index); None where unused.
+        self._v_row, self._v_col, self._v, self._m = [], [], [], []
+        for var in var_list:
+            shape = tuple(var.shape)
+            axes = self._factored_axes(shape)
+            if axes is None:
+                self._v_row.append(None)
+                self._v_col.append(None)
+                self._v.append(self._add_slot(var, shape, "v"))
+            else:
+                second, largest = axes
+                row_shape = tuple(d for i, d in enumerate(shape) if i != largest)
+                col_shape = tuple(d for i, d in enumerate(shape) if i != second)
+                self._v_row.append(self._add_slot(var, row_shape, "v_row"))
+                self._v_col.append(self._add_slot(var, col_shape, "v_col"))
+                self._v.append(None)
+            self._m.append(None if self.beta1 is None else self._add_slot(var, shape, "m"))
+
+    def update_step(self, gradient, variable, learning_rate):
+        index = self._get_variable_index(variable)
+        grad = tf.cast(tf.convert_to_tensor(gradient), tf.float32)  # densifies IndexedSlices
+        param = tf.cast(tf.convert_to_tensor(variable), tf.float32)
+        lr = tf.cast(learning_rate, tf.float32)
+
+        step = tf.cast(self.iterations, tf.float32) - float(self.step_offset)
+        decay = 1.0 - tf.pow(step + 1.0, -self.decay_rate)
+        mixing = 1.0 - decay
+
+        update_scale = lr
+        if self.multiply_by_parameter_scale:
+            update_scale = update_scale * tf.maximum(_rms(param), self.epsilon2)
+
+        grad_sq = tf.square(grad) + self.epsilon1
+        axes = self._factored_axes(variable.shape)
+        if axes is not None:
+            second, largest = axes
+            v_row, v_col = self._v_row[index], self._v_col[index]
+            new_row = decay * v_row + mixing * tf.reduce_mean(grad_sq, axis=largest)
+            new_col = decay * v_col + mixing * tf.reduce_mean(grad_sq, axis=second)
+            self.assign(v_row, new_row)
+            self.assign(v_col, new_col)
+            # `second` keeps its index in new_row because largest is removed: shift if after it.
+            row_axis = second if second < largest else second - 1
+            row_mean = tf.reduce_mean(new_row, axis=row_axis, keepdims=True)
+            row_factor = tf.math.rsqrt(new_row / row_mean)
+            col_factor = tf.math.rsqrt(new_col)
+            update = (grad * tf.expand_dims(row_factor, axis=largest)
+                      * tf.expand_dims(col_factor, axis=second))
+        else:
+            v = self._v[index]
+            new_v = decay * v + mixing * grad_sq
+            self.assign(v, new_v)
+            update = grad * tf.math.rsqrt(new_v)
+
+        if self.clipping_threshold is not None:
+            update = update / tf.maximum(1.0, _rms(update) / self.clipping_threshold)
+
+        subtrahend = update_scale * update
+        if self.beta1 is not None:
+            m = self._m[index]
+            subtrahend = self.beta1 * m + (1.0 - self.beta1) * subtrahend
+            self.assign(m, subtrahend)
+
+        new_param = param - subtrahend
+        decay_rate = self.weight_decay_rate
+        if self.weight_decay_rate_lr_exponent:
+            decay_rate = (1.0 if decay_rate is None else decay_rate) * tf.pow(
+                lr, float(self.weight_decay_rate_lr_exponent))
+        if decay_rate is not None and self._use_weight_decay(variable):
+            new_param = new_param - decay_rate * param
+        # Computed in float32 and rounded once to the variable's dtype (T5X does the same).
+        self.assign(variable, new_param)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("weight_decay", None)
+        config.update({
+            "beta1": self.beta1,
+            "decay_rate": self.decay_rate,
+            "step_offset": self.step_offset,
+            "clipping_threshold": self.clipping_threshold,
+            "multiply_by_parameter_scale": self.multiply_by_parameter_scale,
+            "factored": self.factored,
+            "min_dim_size_to_factor": self.min_dim_size_to_factor,
+            "epsilon1": self.epsilon1,
+            "epsilon2": self.epsilon2,
+            "weight_decay_rate": self.weight_decay_rate,
+            "weight_decay_rate_lr_exponent": self.weight_decay_rate_lr_exponent,
+        })
+        return config

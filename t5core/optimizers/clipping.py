@@ -1,0 +1,70 @@
+"""Global-norm gradient clipping that gives the same answer on one device and on many.
+
+Keras' own `global_clipnorm` clips inside `_backend_apply_gradients`, *before* the TensorFlow
+optimizer sums the gradients across replicas. Under `tf.distribute` each replica then clips its
+own partial gradient, so two replicas clip a different vector than one device holding the whole
+batch would (and the clipped sum can exceed the threshold). T5X clips the global gradient. This
+mixin defers the clipping to after the cross-replica sum, where every replica sees the same,
+complete gradient, and records that gradient's norm for logging.
+"""
+
+import keras
+import tensorflow as tf
+
+
+class ReplicaConsistentClipping:
+    """Mixin for `keras.optimizers.Optimizer` subclasses (TensorFlow backend).
+
+    Put it first in the bases:
+    `class Adafactor(ReplicaConsistentClipping, keras.optimizers.Optimizer)`.
+
+    * `global_clipnorm` is applied to the all-reduced (summed) gradient.
+    * `gradient_norm` (a float32 scalar variable) holds the global norm of the summed gradient of
+      the last update, measured before clipping; the trainer logs it. It is an optimizer variable
+      (aggregation "only_first_replica"), so it is also saved in checkpoints.
+    """
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._gradient_norm = self.add_variable(
+            shape=(), dtype="float32", aggregation="only_first_replica", name="gradient_norm")
+
+    @property
+    def gradient_norm(self):
+        """Global L2 norm of the summed gradient at the last update (before clipping)."""
+        if not self.built:
+            raise ValueError(f"Optimizer {self.name!r} is not built yet: call "
+                             "`optimizer.build(model.trainable_variables)` or apply gradients "
+                             "first.")
+        return self._gradient_norm
+
+    def _clip_gradients(self, grads):
+        if self.global_clipnorm:
+            return grads  # done in _backend_update_step, after the cross-replica sum
+        return super()._clip_gradients(grads)
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        # Same steps as keras' TFOptimizer._backend_update_step, with the norm and the clipping
+        # inserted between the all-reduce and the per-variable update.
+        trainable_variables = [v.value if isinstance(v, keras.Variable) else v
+                               for v in trainable_variables]
+        grads_and_vars = self._all_reduce_sum_gradients(list(zip(grads, trainable_variables)))
+        grads = [g for g, _ in grads_and_vars]
+        norm = tf.linalg.global_norm(grads)
+        self._gradient_norm.assign(norm)
+        if self.global_clipnorm:
+            # A non-finite norm makes every gradient NaN, so a bad step cannot pass unnoticed.
+            grads, _ = tf.clip_by_global_norm(grads, self.global_clipnorm, use_norm=norm)
+        tf.__internal__.distribute.interim.maybe_merge_call(
+            self._distributed_tf_update_step,
+            self._distribution_strategy,
+            list(zip(grads, trainable_variables)),
+            learning_rate,
+        )
+
+
+@keras.saving.register_keras_serializable(package="t5core")
+class AdamW(ReplicaConsistentClipping, keras.optimizers.AdamW):
+    """Keras' AdamW with replica-consistent `global_clipnorm` and a `gradient_norm` record."""

@@ -1,0 +1,41 @@
+"""`make_optimizer`: the trainer's one entry point to build an optimizer from flag values."""
+
+from t5core.optimizers.adafactor import Adafactor
+from t5core.optimizers.clipping import AdamW
+
+OPTIMIZER_NAMES = ("adafactor", "adamw")
+
+
+def make_optimizer(name, learning_rate, weight_decay=0.0, clip_norm=None,
+                   exclude_from_weight_decay=("scale",), **kwargs):
+    """Build an optimizer by name (one of OPTIMIZER_NAMES).
+
+    Args:
+      learning_rate: a float or a schedule (see `make_schedule`).
+      weight_decay: 0 for none. adamw: Keras' decoupled decay, `p -= lr * weight_decay * p`.
+        adafactor: T5X's `weight_decay_rate`, `p -= weight_decay * p` per step (not scaled by lr).
+      clip_norm: None/0 for none, else clip the global gradient norm (over all variables, after
+        the cross-replica sum) to this value.
+      exclude_from_weight_decay: regexes on variable names kept out of weight decay (the RMS
+        norm scales by default).
+      **kwargs: passed to the optimizer (adafactor: beta1, decay_rate, clipping_threshold, ...;
+        adamw: beta_1, beta_2, epsilon; both: Keras' gradient_accumulation_steps, name, ...).
+    """
+    if weight_decay is None or weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}.")
+    if clip_norm is not None and clip_norm < 0:
+        raise ValueError(f"clip_norm must be None or >= 0, got {clip_norm!r}.")
+    global_clipnorm = clip_norm or None
+    if name == "adafactor":
+        optimizer = Adafactor(learning_rate=learning_rate,
+                              weight_decay_rate=weight_decay or None,
+                              global_clipnorm=global_clipnorm, **kwargs)
+    elif name == "adamw":
+        kwargs.setdefault("epsilon", 1e-8)  # PyTorch's default, used by T5 fine-tuning recipes
+        optimizer = AdamW(learning_rate=learning_rate, weight_decay=weight_decay,
+                          global_clipnorm=global_clipnorm, **kwargs)
+    else:
+        raise ValueError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZER_NAMES)}.")
+    if weight_decay and exclude_from_weight_decay:
+        optimizer.exclude_from_weight_decay(var_names=list(exclude_from_weight_decay))
+    return optimizer

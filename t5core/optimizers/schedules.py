@@ -1,0 +1,144 @@
+"""Learning-rate schedules used to train T5, as serialisable Keras schedules.
+
+All take the optimizer step (0 for the first update, `optimizer.iterations`) and return float32.
+Linear warmup, where a schedule has it, is T5X's `linear_warmup` factor: `min(1, step / warmup)`,
+so the first update runs at 0 (as in T5X and HF `get_*_schedule_with_warmup`).
+
+- constant:  lr * warmup(step)
+- rsqrt:     lr / sqrt(max(step, warmup_steps))      T5 pretraining: lr=1, warmup_steps=10000
+             (`warmup_steps` is the length of the flat start here, as in T5X "rsqrt_decay";
+             max(.., 1) keeps step 0 finite when warmup_steps is 0; `linear_warmup=True`
+             ramps that start linearly from 0 instead)
+- linear:    lr * warmup(step), then falls linearly from lr at warmup_steps to end_learning_rate
+             at total_steps, constant after
+- cosine:    lr * warmup(step), then a half cosine from lr at warmup_steps to
+             lr * alpha at total_steps, constant after
+"""
+
+import math
+
+import keras
+import tensorflow as tf
+
+SCHEDULE_NAMES = ("constant", "rsqrt", "linear", "cosine")
+
+
+def _check_steps(kind, warmup_steps, total_steps=None):
+    if int(warmup_steps) != warmup_steps or warmup_steps < 0:
+        raise ValueError(f"{kind} schedule: warmup_steps must be an integer >= 0, got "
+                         f"{warmup_steps!r}.")
+    if total_steps is not None and (int(total_steps) != total_steps
+                                    or total_steps <= warmup_steps):
+        raise ValueError(f"{kind} schedule: total_steps must be an integer > warmup_steps "
+                         f"({warmup_steps}), got {total_steps!r}.")
+
+
+def _linear_warmup(step, warmup_steps):
+    if warmup_steps == 0:
+        return tf.ones_like(step)
+    return tf.minimum(1.0, step / float(warmup_steps))
+
+
+class _Schedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Stores every constructor argument under its own name; get_config returns them."""
+
+    _config_keys = ()
+
+    def get_config(self):
+        return {k: getattr(self, k) for k in self._config_keys}
+
+    def __call__(self, step):
+        return self._value(tf.cast(step, tf.float32))
+
+
+@keras.saving.register_keras_serializable(package="t5core")
+class ConstantSchedule(_Schedule):
+    _config_keys = ("learning_rate", "warmup_steps")
+
+    def __init__(self, learning_rate, warmup_steps=0):
+        _check_steps("constant", warmup_steps)
+        self.learning_rate = float(learning_rate)
+        self.warmup_steps = int(warmup_steps)
+
+    def _value(self, step):
+        return self.learning_rate * _linear_warmup(step, self.warmup_steps)
+
+
+@keras.saving.register_keras_serializable(package="t5core")
+class RsqrtSchedule(_Schedule):
+    """`learning_rate / sqrt(max(step, warmup_steps, 1))`: flat for warmup_steps, then 1/sqrt.
+
+    With `linear_warmup=True` the flat part becomes a linear ramp from 0 (T5X's
+    "constant * linear_warmup * rsqrt_decay").
+    """
+
+    _config_keys = ("learning_rate", "warmup_steps", "linear_warmup")
+
+    def __init__(self, learning_rate=1.0, warmup_steps=10000, linear_warmup=False):
+        _check_steps("rsqrt", warmup_steps)
+        self.learning_rate = float(learning_rate)
+        self.warmup_steps = int(warmup_steps)
+        self.linear_warmup = bool(linear_warmup)
+
+    def _value(self, step):
+        value = self.learning_rate * tf.math.rsqrt(
+            tf.maximum(step, float(max(self.warmup_steps, 1))))
+        if self.linear_warmup:
+            value = value * _linear_warmup(step, self.warmup_steps)
+        return value
+
+
+@keras.saving.register_keras_serializable(package="t5core")
+class LinearDecaySchedule(_Schedule):
+    _config_keys = ("learning_rate", "total_steps", "warmup_steps", "end_learning_rate")
+
+    def __init__(self, learning_rate, total_steps, warmup_steps=0, end_learning_rate=0.0):
+        _check_steps("linear", warmup_steps, total_steps)
+        self.learning_rate = float(learning_rate)
+        self.total_steps = int(total_steps)
+        self.warmup_steps = int(warmup_steps)
+        self.end_learning_rate = float(end_learning_rate)
+
+    def _value(self, step):
+        progress = tf.clip_by_value((step - self.warmup_steps)
+                                    / float(self.total_steps - self.warmup_steps), 0.0, 1.0)
+        decayed = self.learning_rate + (self.end_learning_rate - self.learning_rate) * progress
+        return decayed * _linear_warmup(step, self.warmup_steps)
+
+
+@keras.saving.register_keras_serializable(package="t5core")
+class CosineDecaySchedule(_Schedule):
+    _config_keys = ("learning_rate", "total_steps", "warmup_steps", "alpha")
+
+    def __init__(self, learning_rate, total_steps, warmup_steps=0, alpha=0.0):
+        _check_steps("cosine", warmup_steps, total_steps)
+        self.learning_rate = float(learning_rate)
+        self.total_steps = int(total_steps)
+        self.warmup_steps = int(warmup_steps)
+        self.alpha = float(alpha)
+
+    def _value(self, step):
+        progress = tf.clip_by_value((step - self.warmup_steps)
+                                    / float(self.total_steps - self.warmup_steps), 0.0, 1.0)
+        cosine = 0.5 * (1.0 + tf.cos(math.pi * progress))
+        decayed = self.learning_rate * (self.alpha + (1.0 - self.alpha) * cosine)
+        return decayed * _linear_warmup(step, self.warmup_steps)
+
+
+def make_schedule(name, learning_rate, warmup_steps=0, total_steps=None, **kwargs):
+    """Schedule by name: one of SCHEDULE_NAMES. linear and cosine need `total_steps`.
+
+    Extra keyword arguments go to the class (`linear_warmup` for rsqrt, `end_learning_rate` for
+    linear, `alpha` for cosine).
+    """
+    if name == "constant":
+        return ConstantSchedule(learning_rate, warmup_steps=warmup_steps, **kwargs)
+    if name == "rsqrt":
+        return RsqrtSchedule(learning_rate, warmup_steps=warmup_steps, **kwargs)
+    if name in ("linear", "cosine"):
+        if total_steps is None:
+            raise ValueError(f"the {name} schedule needs total_steps (the step where it ends).")
+        cls = LinearDecaySchedule if name == "linear" else CosineDecaySchedule
+        return cls(learning_rate, total_steps=total_steps, warmup_steps=warmup_steps, **kwargs)
+    raise ValueError(f"unknown learning-rate schedule {name!r}; "
+                     f"valid: {', '.join(SCHEDULE_NAMES)}.")
