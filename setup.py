@@ -8,8 +8,6 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["t5core", "t5core.*"]),
-    include_package_data=True,
-    package_data={"t5core": ["data/embedded/*"]},
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3.0",

@@ -9,7 +9,7 @@ Examples:
 import os
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -30,6 +30,9 @@ flags.DEFINE_string("task", "", "Registered task name (see t5core.data).")
 flags.DEFINE_string("mixture", "", "Registered mixture name.")
 flags.DEFINE_string("train_file", "", "Local TSV/JSONL training file.")
 flags.DEFINE_string("eval_file", "", "Local TSV/JSONL evaluation file.")
+flags.DEFINE_string("inputs_field", "inputs", "--train_file column/key of the inputs text.")
+flags.DEFINE_string("targets_field", "targets", "--train_file column/key of the targets text.")
+flags.DEFINE_string("metrics", "", "--train_file: comma-separated metrics (accuracy, bleu, ...).")
 flags.DEFINE_string("data_dir", "", "TFDS data_dir or the folder of a file-based task.")
 flags.DEFINE_integer("inputs_length", _TRAIN.inputs_length, "Encoder length in tokens.")
 flags.DEFINE_integer("targets_length", _TRAIN.targets_length, "Decoder length in tokens.")
@@ -84,6 +87,7 @@ def main(argv):
     from t5core.training.run import run
 
     tf.get_logger().setLevel("ERROR")
+    logging.set_verbosity(logging.WARNING)  # TensorFlow's checkpoint saver is chatty at INFO
 
     values = {name: FLAGS[name].value for name in FLAGS if name in _TRAIN_FIELDS}
     run_values = {name: FLAGS[name].value for name in FLAGS

@@ -25,6 +25,17 @@ CONFIG = t5core.T5Config(vocab_size=64, d_model=16, d_kv=4, num_heads=2, d_ff=32
                          tie_word_embeddings=False, dropout_rate=0.0)
 
 
+_MIRRORED = []
+
+
+def mirrored():
+    """One MirroredStrategy for the whole module: a second one in the same process can collide
+    with the first one's collective instance keys."""
+    if not _MIRRORED:
+        _MIRRORED.append(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    return _MIRRORED[0]
+
+
 def toy_features(n=64, inputs_length=12, targets_length=8, seed=0):
     rng = np.random.default_rng(seed)
     enc = rng.integers(2, 64, (n, inputs_length)).astype(np.int32)
@@ -43,7 +54,7 @@ def make_trainer(tmp_path, strategy, name, model_config=CONFIG, **overrides):
                     peak_flops=1e11)
     settings.update(overrides)
     config = TrainConfig(**settings)
-    keras.utils.set_random_seed(config.seed)  # tf.data's shuffle takes the global seed too
+    keras.utils.set_random_seed(config.seed)  # model init and tf.data's shuffle use it
     data = batched(toy_features(), config.batch_size, seed=1)
     return Trainer(config, strategy, lambda: t5core.T5Model(model_config), data,
                    log=lambda *a: None)
@@ -55,13 +66,12 @@ def losses(history):
 
 def test_mirrored_on_two_devices_gives_the_one_device_loss_curve(tmp_path):
     one = make_trainer(tmp_path, tf.distribute.OneDeviceStrategy("/cpu:0"), "one")
-    mirrored = make_trainer(tmp_path, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]),
-                            "mirrored")
-    assert mirrored.strategy.num_replicas_in_sync == 2
-    a, b = losses(one.train()), losses(mirrored.train())
+    two = make_trainer(tmp_path, mirrored(), "mirrored")
+    assert two.strategy.num_replicas_in_sync == 2
+    a, b = losses(one.train()), losses(two.train())
     assert len(a) == 5 and a[-1] < a[0]  # it learns
     np.testing.assert_allclose(b, a, rtol=1e-5)
-    for v, w in zip(one.model.trainable_variables, mirrored.model.trainable_variables):
+    for v, w in zip(one.model.trainable_variables, two.model.trainable_variables):
         np.testing.assert_allclose(w.numpy(), v.numpy(), rtol=1e-4, atol=1e-6)
 
 
@@ -102,7 +112,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path):
 
 
 def test_skip_nonfinite_skips_the_update(tmp_path):
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = mirrored()
     trainer = make_trainer(tmp_path, strategy, "skip", train_steps=3, skip_nonfinite=True,
                            optimizer="adamw", learning_rate=1e-3)
     batch = next(trainer.train_iterator)
@@ -119,7 +129,7 @@ def test_skip_nonfinite_skips_the_update(tmp_path):
 
 
 def test_bad_configurations_fail_before_training(tmp_path):
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = mirrored()
     with pytest.raises(ValueError, match="not divisible by replicas"):
         make_trainer(tmp_path, strategy, "odd", batch_size=7)
     one = tf.distribute.OneDeviceStrategy("/cpu:0")

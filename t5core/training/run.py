@@ -35,6 +35,9 @@ class RunOptions:
     jit_compile: str = "auto"  # auto | true | false
     dropout_rate: float | None = None
     eval_examples: int = 400
+    inputs_field: str = "inputs"  # --train_file columns / keys
+    targets_field: str = "targets"
+    metrics: str = ""  # --train_file: comma-separated metric names (t5core.metrics)
     train: TrainConfig = dataclasses.field(
         default_factory=lambda: TrainConfig(model_dir="runs/default", train_steps=2000,
                                             batch_size=64, inputs_length=24, targets_length=12,
@@ -148,4 +151,21 @@ def build_inputs(options: RunOptions, tokenizer):
     if not (options.task or options.mixture or options.train_file):
         return embedded_inputs(tokenizer, c.inputs_length, c.targets_length, c.batch_size,
                                c.seed, options.eval_examples)
-    raise NotImplementedError("task/file inputs are wired in t5core.training.task_inputs")
+    from t5core.training import task_inputs as ti
+
+    if options.train_file:
+        task = ti.file_task(options.train_file, options.eval_file, options.inputs_field,
+                            options.targets_field,
+                            {"inputs": c.inputs_length, "targets": c.targets_length},
+                            [m for m in options.metrics.split(",") if m])
+    else:
+        import t5core.data  # noqa: F401  (registers the built-in tasks)
+        from t5core.data.tasks import get
+
+        name = options.task or options.mixture
+        try:
+            task = get(name)
+        except KeyError as err:
+            raise ValueError(f"--task/--mixture: {err.args[0]}") from None
+    return ti.task_inputs(task, tokenizer, c, data_dir=options.data_dir, pack=options.pack,
+                          eval_examples=options.eval_examples)

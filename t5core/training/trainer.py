@@ -12,8 +12,6 @@ import os
 import time
 from typing import Callable
 
-import keras
-import numpy as np
 import tensorflow as tf
 
 from t5core.optimizers import make_optimizer, make_schedule
@@ -131,7 +129,9 @@ class Trainer:
         self.log = log if is_chief(strategy) else (lambda *a, **k: None)
         self.num_workers, self.worker_index = worker_info(strategy)
         config.check(strategy.num_replicas_in_sync)
-        keras.utils.set_random_seed(config.seed)
+        # No seeding here: tf.random.set_seed resets TensorFlow's eager context, which destroys
+        # resources that datasets built earlier hold (the in-graph SentencePiece tokenizer).
+        # Callers seed once, before building their data (see run.run).
         with strategy.scope():
             self.model = model_fn()
             schedule = make_schedule(config.schedule, config.learning_rate, config.warmup_steps,

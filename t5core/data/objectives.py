@@ -1,0 +1,216 @@
+"""Unsupervised objectives of the T5 paper: span corruption, i.i.d. denoising, prefix LM.
+
+Span corruption, as T5 defines it (t5/data/preprocessors.py, re-derived here):
+1. each document's tokens: one random chunk of at most 65536 tokens (`select_random_chunk`);
+2. 128 documents concatenated (`reduce_concat_tokens`) and cut into pieces of `tokens_length`
+   tokens, the last piece of each concatenation possibly shorter (`split_tokens`);
+3. a noise mask with round(L * 0.15) noise tokens in round(noise / 3) spans; the spans alternate
+   non-noise, noise, non-noise, ..., ending with noise, and all such masks are equally likely
+   (`random_spans_noise_mask`);
+4. inputs = the tokens with each noise span replaced by one sentinel, targets = each sentinel
+   followed by the span it replaced; sentinels `<extra_id_0>`, `<extra_id_1>`, ... in order.
+With EOS appended later, 568 raw tokens give inputs of 512 and targets of 114
+(`random_spans_helper`).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from t5core.data.preprocessors import AUTOTUNE, map_with_seeds, stateless_shuffle
+
+# ----------------------------------------------------------------------------- lengths
+
+
+def random_spans_helper(inputs_length: int = 512, noise_density: float = 0.15,
+                        mean_noise_span_length: float = 3.0) -> tuple[int, int]:
+    """(raw tokens per example, targets length) so that inputs come out at `inputs_length`,
+    counting one sentinel per span and one EOS on each side (512 -> (568, 114))."""
+    def lengths(tokens):
+        noise = round(tokens * noise_density)
+        spans = round(noise / mean_noise_span_length)
+        return tokens - noise + spans + 1, noise + spans + 1
+    tokens = inputs_length - 1
+    while lengths(tokens + 1)[0] <= inputs_length:
+        tokens += 1
+    targets = lengths(tokens)[1]
+    if noise_density == 0.5 and targets > inputs_length:  # T5 keeps targets <= inputs here
+        tokens, targets = tokens - 1, targets - 1
+    return tokens, targets
+
+
+# ----------------------------------------------------------------------------- noise masks
+
+
+def _random_segmentation(num_items, num_segments, seed):
+    """Random composition of num_items into num_segments positive parts (all equally likely):
+    choose num_segments - 1 of the num_items - 1 gaps as cut points."""
+    is_cut = stateless_shuffle(tf.range(num_items - 1) < num_segments - 1, seed)
+    segment_of_item = tf.cumsum(tf.pad(tf.cast(is_cut, tf.int32), [[1, 0]]))
+    return tf.math.unsorted_segment_sum(tf.ones_like(segment_of_item), segment_of_item,
+                                        num_segments)
+
+
+def random_spans_noise_mask(length, seeds, noise_density: float = 0.15,
+                            mean_noise_span_length: float = 3.0):
+    """bool [length]: spans of noise as described in the module docstring. seeds: [2, 2]."""
+    orig_length = length
+    length = tf.maximum(length, 2)  # room for one noise and one non-noise token
+    num_noise = tf.cast(tf.round(tf.cast(length, tf.float32) * noise_density), tf.int32)
+    num_noise = tf.clip_by_value(num_noise, 1, length - 1)
+    num_spans = tf.cast(tf.round(tf.cast(num_noise, tf.float32) / mean_noise_span_length), tf.int32)
+    num_spans = tf.maximum(num_spans, 1)
+    noise_lengths = _random_segmentation(num_noise, num_spans, seeds[0])
+    nonnoise_lengths = _random_segmentation(length - num_noise, num_spans, seeds[1])
+    # [nonnoise_0, noise_0, nonnoise_1, noise_1, ...]: odd span numbers are noise.
+    span_lengths = tf.reshape(tf.stack([nonnoise_lengths, noise_lengths], axis=1), [-1])
+    span_number = tf.repeat(tf.range(2 * num_spans), span_lengths)
+    return tf.equal(span_number % 2, 1)[:orig_length]
+
+
+def iid_noise_mask(length, seeds, noise_density: float = 0.15):
+    """Each token is noise independently with probability noise_density."""
+    return tf.random.stateless_uniform([length], seed=seeds[0]) < noise_density
+
+
+def random_prefix_noise_mask(length, seeds):
+    """The first k tokens are noise (the prefix), k uniform in [1, length - 1] (prefix LM)."""
+    max_prefix = length - 1
+    prefix = tf.random.stateless_uniform([], minval=tf.minimum(max_prefix, 1),
+                                         maxval=max_prefix + 1, dtype=tf.int32, seed=seeds[0])
+    return tf.range(length) < prefix
+
+
+# ----------------------------------------------------------------------------- noise -> ids
+
+
+def noise_span_to_unique_sentinel(tokens, noise_mask, first_sentinel: int, sentinel_step: int = -1):
+    """Each run of noise tokens -> one sentinel: first_sentinel, first_sentinel + step, ..."""
+    prev_is_noise = tf.pad(noise_mask[:-1], [[1, 0]])
+    starts_span = noise_mask & ~prev_is_noise
+    continues_span = noise_mask & prev_is_noise
+    span_index = tf.cumsum(tf.cast(starts_span, tokens.dtype)) - 1
+    step = tf.cast(sentinel_step, tokens.dtype)
+    sentinels = tf.cast(first_sentinel, tokens.dtype) + step * span_index
+    return tf.boolean_mask(tf.where(starts_span, sentinels, tokens), ~continues_span)
+
+
+def nonnoise_span_to_unique_sentinel(tokens, noise_mask, first_sentinel: int,
+                                     sentinel_step: int = -1):
+    return noise_span_to_unique_sentinel(tokens, ~noise_mask, first_sentinel, sentinel_step)
+
+
+def drop_noise_tokens(tokens, noise_mask, *unused):
+    return tf.boolean_mask(tokens, ~noise_mask)
+
+
+def drop_nonnoise_tokens(tokens, noise_mask, *unused):
+    return tf.boolean_mask(tokens, noise_mask)
+
+
+# ----------------------------------------------------------------------------- dataset steps
+
+
+def select_random_chunk(ds, seed: int, max_length: int = 65536, key: str = "targets"):
+    """Keeps one random chunk (of the chunks of max_length tokens) of each example's `key`;
+    drops other fields and empty examples."""
+    def fn(x, seeds):
+        tokens = x[key]
+        n = tf.size(tokens)
+        num_chunks = tf.maximum((n + max_length - 1) // max_length, 1)
+        start = max_length * tf.random.stateless_uniform([], maxval=num_chunks, dtype=tf.int32,
+                                                        seed=seeds[0])
+        return {key: tokens[start:start + max_length]}
+    ds = ds.filter(lambda x: tf.size(x[key]) > 0)
+    return map_with_seeds(ds, fn, seed, 1)
+
+
+def reduce_concat_tokens(ds, batch_size: int = 128, key: str = "targets"):
+    """Concatenates every `batch_size` consecutive examples' `key` into one example."""
+    ds = ds.map(lambda x: x[key], num_parallel_calls=AUTOTUNE)
+    ds = ds.ragged_batch(batch_size)
+    return ds.map(lambda rt: {key: rt.flat_values}, num_parallel_calls=AUTOTUNE)
+
+
+def split_tokens(ds, max_tokens_per_segment: int, key: str = "targets"):
+    """Cuts each example's `key` into pieces of max_tokens_per_segment (the last may be shorter)."""
+    ds = ds.filter(lambda x: tf.size(x[key]) > 0)
+    ds = ds.map(lambda x: _split(x[key], max_tokens_per_segment), num_parallel_calls=AUTOTUNE)
+    ds = ds.unbatch()
+    return ds.map(lambda t: {key: t}, num_parallel_calls=AUTOTUNE)
+
+
+def _split(tokens, n):
+    """[size] -> ragged [ceil(size / n), (<= n)]."""
+    size = tf.size(tokens, out_type=tf.int64)
+    num = (size + n - 1) // n
+    lengths = tf.concat([tf.fill([num - 1], tf.constant(n, tf.int64)), [size - n * (num - 1)]], 0)
+    return tf.RaggedTensor.from_row_lengths(tokens, lengths)
+
+
+def denoise(ds, seed: int, noise_mask_fn, inputs_fn, targets_fn, first_sentinel: int,
+            sentinel_step: int = -1, key: str = "targets"):
+    """{key: tokens} -> {"inputs": inputs_fn(tokens, mask), "targets": targets_fn(tokens, mask)}."""
+    def fn(x, seeds):
+        tokens = x[key]
+        mask = noise_mask_fn(tf.size(tokens), seeds[:2])
+        return {"inputs": inputs_fn(tokens, mask, first_sentinel, sentinel_step),
+                "targets": targets_fn(tokens, mask, first_sentinel, sentinel_step)}
+    return map_with_seeds(ds, fn, seed, 2)
+
+
+def _sentinels(tokenizer):
+    first = tokenizer.sentinel_id(0)
+    step = tokenizer.sentinel_id(1) - first if tokenizer.extra_ids > 1 else -1
+    return first, step
+
+
+def span_corruption(ds, tokenizer, seed: int, lengths=None, noise_density: float = 0.15,
+                    mean_noise_span_length: float = 3.0, key: str = "targets",
+                    first_sentinel: int | None = None, sentinel_step: int | None = None):
+    """T5's pretraining objective on tokenized text in `key` (no EOS yet; append it after).
+
+    Output lengths (after EOS): inputs lengths["inputs"] (512), targets <= lengths["targets"] (114).
+    Sentinels default to the tokenizer's `<extra_id_0>`, `<extra_id_1>`, ...
+    """
+    lengths = dict(lengths or {"inputs": 512, "targets": 114})
+    tokens_length, targets_length = random_spans_helper(lengths["inputs"], noise_density,
+                                                        mean_noise_span_length)
+    if lengths.get("targets", targets_length) < targets_length:
+        raise ValueError(f"span corruption with inputs length {lengths['inputs']} needs "
+                         f"targets length >= {targets_length}, got {lengths['targets']}")
+    first, step = _sentinels(tokenizer)
+    first = first if first_sentinel is None else first_sentinel
+    step = step if sentinel_step is None else sentinel_step
+    ds = select_random_chunk(ds, seed, key=key)
+    ds = reduce_concat_tokens(ds, key=key)
+    ds = split_tokens(ds, tokens_length, key=key)
+    def mask_fn(length, seeds):
+        return random_spans_noise_mask(length, seeds, noise_density, mean_noise_span_length)
+
+    return denoise(ds, seed + 1, mask_fn, noise_span_to_unique_sentinel,
+                   nonnoise_span_to_unique_sentinel, first, step, key=key)
+
+
+def iid_denoising(ds, tokenizer, seed: int, lengths=None, noise_density: float = 0.15,
+                  key: str = "targets"):
+    """The paper's baseline objective: i.i.d. noise tokens, each run -> one sentinel."""
+    lengths = dict(lengths or {"inputs": 512})
+    first, step = _sentinels(tokenizer)
+    ds = select_random_chunk(ds, seed, key=key)
+    ds = reduce_concat_tokens(ds, key=key)
+    ds = split_tokens(ds, lengths["inputs"] - 1, key=key)
+    def mask_fn(length, seeds):
+        return iid_noise_mask(length, seeds, noise_density)
+
+    return denoise(ds, seed + 1, mask_fn, noise_span_to_unique_sentinel,
+                   nonnoise_span_to_unique_sentinel, first, step, key=key)
+
+
+def prefix_lm(ds, seed: int, lengths=None, key: str = "targets"):
+    """Prefix LM: a random prefix of each piece is the input, the rest the target."""
+    lengths = dict(lengths or {"inputs": 512})
+    ds = select_random_chunk(ds, seed, key=key)
+    ds = split_tokens(ds, lengths["inputs"] - 1, key=key)
+    return denoise(ds, seed + 1, random_prefix_noise_mask, drop_nonnoise_tokens, drop_noise_tokens,
+                   0, 0, key=key)

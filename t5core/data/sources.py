@@ -1,0 +1,389 @@
+"""Where examples come from: TFDS, local/remote text files (TSV, JSONL, plain text, parallel text,
+CoNLL; `.gz` read transparently) and Python lists.
+
+Every source maps a split name to a `tf.data.Dataset` of flat dicts of tensors (strings for file
+sources). Structured files (TSV, JSONL, CoNLL, parallel text) are parsed eagerly in Python so that
+a bad line fails at once with `path:line` in the message, and the resulting dataset
+(`from_tensor_slices`) has a checkpointable iterator; they suit fine-tuning-sized files. Plain
+text (`TextLineSource`) streams through `tf.data.TextLineDataset` for corpora of any size.
+Empty examples are dropped here and counted in the `DropCounter` passed in.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+
+import tensorflow as tf
+
+from t5core.data.counters import DropCounter
+
+log = logging.getLogger(__name__)
+
+Paths = str | Sequence[str]
+
+
+class DatasetNotPreparedError(FileNotFoundError):
+    """A TFDS dataset has no prepared data under the given data_dir."""
+
+
+class Source:
+    """Base class: `get_dataset(split, data_dir=None, counter=None) -> tf.data.Dataset`."""
+
+    splits: Sequence[str] = ()
+
+    def get_dataset(self, split: str, data_dir: str | None = None,
+                    counter: DropCounter | None = None) -> tf.data.Dataset:
+        raise NotImplementedError
+
+
+# ----------------------------------------------------------------------------- TFDS
+
+
+class TfdsSource(Source):
+    """A TensorFlow Datasets dataset. Offline use: prepare it once elsewhere
+    (`tfds.builder(name).download_and_prepare()`) and pass that directory as `data_dir`."""
+
+    def __init__(self, name: str, splits: Mapping[str, str] | None = None,
+                 data_dir: str | None = None):
+        self.name = name
+        self.split_map = dict(splits or {})
+        self.splits = tuple(self.split_map) or ("train", "validation", "test")
+        self.data_dir = data_dir
+
+    def get_dataset(self, split, data_dir=None, counter=None):
+        del counter
+        import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+        data_dir = data_dir or self.data_dir
+        where = data_dir or "the default TFDS directory (~/tensorflow_datasets)"
+        try:
+            builder = tfds.builder(self.name, data_dir=data_dir)
+        except Exception as e:  # unknown name, missing optional dependency, ...
+            raise DatasetNotPreparedError(
+                f"TFDS dataset {self.name!r} cannot be opened ({type(e).__name__}: {e}).") from e
+        tfds_split = self.split_map.get(split, split)
+        try:
+            return builder.as_dataset(split=tfds_split, shuffle_files=False)
+        except AssertionError as e:  # TFDS's way of saying "not prepared"
+            raise DatasetNotPreparedError(
+                f"TFDS dataset {self.name!r} is not prepared in {where}. Prepare it on a machine "
+                f"with network access: `tfds.builder({self.name!r}, data_dir=DIR)"
+                f".download_and_prepare()`, then pass that DIR as --data_dir (data_dir=DIR)."
+            ) from e
+        except ValueError as e:  # unknown split
+            raise ValueError(f"TFDS dataset {self.name!r} has no split {tfds_split!r}: {e}") from e
+
+
+# ----------------------------------------------------------------------------- file reading
+
+
+def resolve_path(path: str, data_dir: str | None) -> str:
+    """Relative paths are taken relative to data_dir (the --data_dir flag)."""
+    if data_dir and not os.path.isabs(path) and "://" not in path:
+        path = os.path.join(data_dir, path)
+    return path
+
+
+def _as_list(paths: Paths) -> list[str]:
+    return [paths] if isinstance(paths, str) else list(paths)
+
+
+def read_lines(path: str) -> list[str]:
+    """All lines of a (possibly gzipped, possibly remote) UTF-8 text file, without line endings.
+
+    Raises FileNotFoundError (missing), ValueError (empty, or non-UTF-8 bytes: names path:line).
+    """
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"data file not found: {path} (check --data_dir / data_dir)")
+    with tf.io.gfile.GFile(path, "rb") as f:
+        raw = f.read()
+    if path.endswith(".gz"):
+        try:
+            raw = gzip.GzipFile(fileobj=io.BytesIO(raw)).read()
+        except (OSError, EOFError) as e:
+            raise ValueError(f"{path}: not a valid gzip file: {e}") from e
+    if not raw.strip():
+        raise ValueError(f"{path}: file is empty")
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    out = []
+    for n, line in enumerate(lines, start=1):
+        try:
+            out.append(line.decode("utf-8").removesuffix("\r"))
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}:{n}: not valid UTF-8 (byte {line[e.start]:#04x} at column "
+                             f"{e.start + 1}); re-encode the file as UTF-8") from None
+    return out
+
+
+class _FileSource(Source):
+    """Shared split -> files logic for the eagerly parsed formats."""
+
+    def __init__(self, files: Mapping[str, Paths]):
+        self.files = {k: _as_list(v) for k, v in files.items()}
+        self.splits = tuple(self.files)
+
+    def _paths(self, split, data_dir):
+        if split not in self.files:
+            raise ValueError(f"unknown split {split!r}; this source has {sorted(self.files)}")
+        return [resolve_path(p, data_dir) for p in self.files[split]]
+
+    def _parse_file(self, path: str) -> list[dict]:
+        raise NotImplementedError
+
+    def get_dataset(self, split, data_dir=None, counter=None):
+        paths = self._paths(split, data_dir)
+        examples = []
+        for path in paths:
+            examples.extend(self._parse_file(path))
+        return _drop_empty_and_build(examples, ", ".join(paths), counter)
+
+
+def _drop_empty_and_build(examples, where: str, counter) -> tf.data.Dataset:
+    """Drops (and counts) examples with an empty string/list field, then builds the dataset."""
+    kept = [ex for ex in examples
+            if all(_non_empty(v) for v in ex.values() if isinstance(v, (str, list, tuple)))]
+    dropped = len(examples) - len(kept)
+    if dropped:
+        log.warning("dropped %d empty example(s) of %d from %s", dropped, len(examples), where)
+    if counter is not None:
+        counter.add("empty_examples", dropped)
+    if not kept:
+        raise ValueError(f"no non-empty examples in {where}")
+    return examples_to_dataset(kept)
+
+
+def _non_empty(v) -> bool:
+    return bool(v.strip()) if isinstance(v, str) else len(v) > 0
+
+
+def examples_to_dataset(examples: Sequence[Mapping]) -> tf.data.Dataset:
+    """A list of same-keyed dicts -> dataset; list values become variable-length tensors."""
+    keys = list(examples[0])
+    columns = {}
+    for k in keys:
+        values = [ex[k] for ex in examples]
+        if values and isinstance(values[0], (list, tuple)):
+            flat = [item for v in values for item in v]  # faster than tf.ragged.constant
+            columns[k] = tf.RaggedTensor.from_row_lengths(tf.constant(flat),
+                                                          [len(v) for v in values])
+        else:
+            columns[k] = tf.constant(values)
+    return tf.data.Dataset.from_tensor_slices(columns)
+
+
+FieldSpec = str | Sequence[str]  # a column name, or alternative names tried in order
+
+
+class TsvSource(_FileSource):
+    """Delimited text with a header row (or `columns` given): `fields` maps output name -> column.
+
+    A column spec may list alternatives, e.g. `{"sentence": ("sentence", "content")}`.
+    """
+
+    def __init__(self, files: Mapping[str, Paths], fields: Mapping[str, FieldSpec],
+                 columns: Sequence[str] | None = None, delimiter: str = "\t"):
+        super().__init__(files)
+        self.fields = dict(fields)
+        self.columns = list(columns) if columns else None
+        self.delimiter = delimiter
+
+    def _parse_file(self, path):
+        lines = read_lines(path)
+        if self.columns:
+            header, body, first = self.columns, lines, 1
+        else:
+            header, body, first = lines[0].split(self.delimiter), lines[1:], 2
+        index = {}
+        for out_name, spec in self.fields.items():
+            names = [spec] if isinstance(spec, str) else list(spec)
+            found = [n for n in names if n in header]
+            if not found:
+                raise ValueError(f"{path}: missing field {out_name!r} (looked for column "
+                                 f"{' or '.join(map(repr, names))}; the header has {header})")
+            index[out_name] = header.index(found[0])
+        out = []
+        for n, line in enumerate(body, start=first):
+            if not line.strip():
+                continue  # a blank line is not an example
+            cells = line.split(self.delimiter)
+            if len(cells) != len(header):
+                raise ValueError(f"{path}:{n}: malformed line: expected {len(header)} "
+                                 f"{self.delimiter!r}-separated fields {header}, "
+                                 f"found {len(cells)}")
+            out.append({k: cells[i] for k, i in index.items()})
+        return out
+
+
+class JsonlSource(_FileSource):
+    """One JSON object per line; `fields` maps output name -> key (nested keys as "a/b").
+    Scalar values are converted to strings; a list value becomes a 1-D string tensor."""
+
+    def __init__(self, files: Mapping[str, Paths], fields: Mapping[str, str]):
+        super().__init__(files)
+        self.fields = dict(fields)
+
+    def _parse_file(self, path):
+        out = []
+        for n, line in enumerate(read_lines(path), start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(
+                    f"{path}:{n}: malformed JSON line: {e.msg} at column {e.colno}") from None
+            if not isinstance(obj, dict):
+                raise ValueError(  # noqa: TRY004 (bad data, not a bad argument)
+                    f"{path}:{n}: expected a JSON object, found {type(obj).__name__}")
+            ex = {}
+            for out_name, key in self.fields.items():
+                value = obj
+                for part in key.split("/"):
+                    if not isinstance(value, dict) or part not in value:
+                        have = sorted(value) if isinstance(value, dict) else type(value).__name__
+                        raise ValueError(f"{path}:{n}: missing field {key!r} (has {have})")
+                    value = value[part]
+                ex[out_name] = ([_to_text(v) for v in value] if isinstance(value, list)
+                                else _to_text(value))
+            out.append(ex)
+        return out
+
+
+def _to_text(v) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (bool, int, float)) or v is None:
+        return json.dumps(v)
+    raise ValueError(f"unsupported JSON value {v!r} (expected a string, number or list)")
+
+
+class ParallelTextSource(_FileSource):
+    """Line-aligned files, one per field: {"train": {"en": "train.en.gz", "de": "train.de.gz"}}."""
+
+    def __init__(self, files: Mapping[str, Mapping[str, str]]):
+        self.parallel = {split: dict(f) for split, f in files.items()}
+        super().__init__({split: list(f.values()) for split, f in files.items()})
+
+    def get_dataset(self, split, data_dir=None, counter=None):
+        self._paths(split, data_dir)  # validates the split name
+        columns = {k: read_lines(resolve_path(p, data_dir))
+                   for k, p in self.parallel[split].items()}
+        sizes = {self.parallel[split][k]: len(v) for k, v in columns.items()}
+        if len(set(sizes.values())) != 1:
+            raise ValueError(
+                f"parallel files of split {split!r} have different line counts: {sizes}")
+        keys = list(columns)
+        examples = [dict(zip(keys, row)) for row in zip(*columns.values())]
+        return _drop_empty_and_build(examples, ", ".join(sizes), counter)
+
+
+class ConllSource(_FileSource):
+    """CoNLL `token<TAB>tag` lines, blank (or whitespace-only) line between sentences.
+
+    Yields {"tokens": [n] str, "tags": [n] str} plus, when `formatter` is given, the string fields
+    it returns for (tokens, tags) (e.g. NER text and target, see `t5core.data.ner`).
+    """
+
+    def __init__(self, files: Mapping[str, Paths],
+                 formatter: Callable[[list[str], list[str]], Mapping[str, str]] | None = None):
+        super().__init__(files)
+        self.formatter = formatter
+
+    def _parse_file(self, path):
+        sentences, tokens, tags = [], [], []
+        for n, line in enumerate(read_lines(path) + [""], start=1):
+            if not line.strip():
+                if tokens:
+                    sentences.append((tokens, tags))
+                    tokens, tags = [], []
+                continue
+            cells = line.split("\t")
+            if len(cells) != 2 or not cells[0] or not cells[1].strip():
+                raise ValueError(
+                    f"{path}:{n}: malformed CoNLL line {line!r}: expected token<TAB>tag")
+            tokens.append(cells[0])
+            tags.append(cells[1].strip())
+        out = []
+        for toks, tgs in sentences:
+            ex = {"tokens": toks, "tags": tgs}
+            if self.formatter:
+                ex.update(self.formatter(toks, tgs))
+            out.append(ex)
+        return out
+
+
+class TextLineSource(Source):
+    """Plain text, one example per line, as {"text": line}; streamed (any size), gzip by suffix.
+
+    An empty file fails at once; blank lines are dropped and counted. Non-UTF-8 bytes fail when the
+    line is read (tf.errors.InvalidArgumentError naming the file and line).
+    """
+
+    def __init__(self, files: Mapping[str, Paths], field: str = "text"):
+        self.files = {k: _as_list(v) for k, v in files.items()}
+        self.splits = tuple(self.files)
+        self.field = field
+
+    def get_dataset(self, split, data_dir=None, counter=None):
+        if split not in self.files:
+            raise ValueError(f"unknown split {split!r}; this source has {sorted(self.files)}")
+        datasets = []
+        for path in (resolve_path(p, data_dir) for p in self.files[split]):
+            if not tf.io.gfile.exists(path):
+                raise FileNotFoundError(
+                    f"data file not found: {path} (check --data_dir / data_dir)")
+            if tf.io.gfile.stat(path).length == 0:
+                raise ValueError(f"{path}: file is empty")
+            compression = "GZIP" if path.endswith(".gz") else None
+            ds = tf.data.TextLineDataset(path, compression_type=compression)
+            datasets.append(ds.enumerate(start=1).map(_utf8_checker(path)))
+        ds = datasets[0]
+        for more in datasets[1:]:
+            ds = ds.concatenate(more)
+        def non_blank(x):
+            return tf.strings.length(tf.strings.strip(x)) > 0
+
+        if counter is not None:
+            ds = counter.filter(ds, non_blank, "empty_examples")
+        else:
+            ds = ds.filter(non_blank)
+        return ds.map(lambda x: {self.field: x})
+
+
+def _utf8_checker(path):
+    def check(n, line):
+        clean = tf.strings.unicode_transcode(line, "UTF-8", "UTF-8", errors="ignore")
+        message = [f"{path}: not valid UTF-8 at line", n, "- re-encode the file as UTF-8"]
+        ok = tf.debugging.Assert(tf.equal(clean, line), message)
+        with tf.control_dependencies([ok]):
+            return tf.identity(line)
+    return check
+
+
+class ListSource(Source):
+    """In-memory examples: {"train": [{"inputs": ..., "targets": ...}, ...], ...}."""
+
+    def __init__(self, examples: Mapping[str, Sequence[Mapping]]):
+        self.examples = {k: list(v) for k, v in examples.items()}
+        self.splits = tuple(self.examples)
+
+    def get_dataset(self, split, data_dir=None, counter=None):
+        del data_dir
+        if split not in self.examples:
+            raise ValueError(f"unknown split {split!r}; this source has {sorted(self.examples)}")
+        examples = self.examples[split]
+        if not examples:
+            raise ValueError(f"split {split!r} has no examples")
+        keys = set(examples[0])
+        for i, ex in enumerate(examples):
+            if set(ex) != keys:
+                missing = sorted(keys - set(ex)) or sorted(set(ex) - keys)
+                raise ValueError(f"example {i} of split {split!r}: missing field(s) {missing} "
+                                 f"(example 0 has {sorted(keys)})")
+        return _drop_empty_and_build(examples, f"the {split!r} list", counter)

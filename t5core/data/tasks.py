@@ -1,0 +1,221 @@
+"""Tasks (a source + a chain of preprocessors + output lengths + metric names), mixtures of tasks,
+and a registry of both.
+
+A preprocessor is a function `fn(ds, **kw) -> ds`. The task passes, by keyword, whichever of
+these its signature names: `tokenizer`, `lengths` (the output lengths), `seed` (an int derived
+from the pipeline seed and the step's position), `counter` (the task's DropCounter),
+`keep_text`. Bind any other argument with functools.partial.
+
+    task = get_task("glue_sst2")
+    ds = task.get_dataset("train", tokenizer, shuffle=True, seed=0)      # token examples
+    rows = make_model_dataset(task, "train", tokenizer, batch_size=8, pack=True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+
+import tensorflow as tf
+
+from t5core.data import features as features_lib
+from t5core.data import preprocessors as prep
+from t5core.data.counters import DropCounter
+from t5core.data.sources import Source
+
+Preprocessor = Callable[..., tf.data.Dataset]
+_INJECTABLE = ("tokenizer", "lengths", "seed", "counter", "keep_text")
+
+
+def _derive_seed(seed: int, step: int) -> int:
+    return (seed * 1_000_003 + 7_919 * (step + 1)) % (2**31 - 1)
+
+
+def _accepted(fn) -> set[str]:
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return set()
+    bound = set(fn.keywords) if isinstance(fn, functools.partial) else set()
+    return {p for p in params if p in _INJECTABLE and p not in bound}
+
+
+@dataclasses.dataclass
+class Task:
+    """A named text-to-text (or unsupervised) dataset definition.
+
+    Attributes:
+      name: registry key.
+      source: where raw examples come from (`t5core.data.sources`).
+      preprocessors: steps from raw examples to {"inputs", "targets"} int32 token ids with EOS.
+      output_lengths: default {"inputs": L, "targets": T} of the model rows for this task.
+      metrics: metric names for evaluation (implemented in t5core.metrics), e.g. "accuracy".
+      truncate: cut over-long examples to output_lengths (keeping EOS last); if False an
+        over-long example is an error when rows are made.
+    """
+
+    name: str
+    source: Source
+    preprocessors: Sequence[Preprocessor]
+    output_lengths: Mapping[str, int]
+    metrics: Sequence[str] = ()
+    truncate: bool = True
+    description: str = ""
+    counter: DropCounter = dataclasses.field(default_factory=DropCounter, repr=False)
+
+    @property
+    def splits(self) -> Sequence[str]:
+        return self.source.splits
+
+    def get_dataset(self, split: str, tokenizer, *, lengths: Mapping[str, int] | None = None,
+                    data_dir: str | None = None, shuffle: bool = False, seed: int = 0,
+                    num_epochs: int | None = 1, shuffle_buffer_size: int = 10_000,
+                    keep_text: bool = False) -> tf.data.Dataset:
+        """Token examples {"inputs", "targets"} (int32, EOS appended) of one split.
+
+        shuffle: shuffle examples (seeded, reshuffled each epoch; a source of known size up to
+          1M examples fully, else with shuffle_buffer_size). num_epochs=None repeats forever.
+        keep_text: keep "inputs_pretokenized"/"targets_pretokenized" strings for evaluation.
+        """
+        lengths = dict(lengths or self.output_lengths)
+        ds = self.source.get_dataset(split, data_dir=data_dir, counter=self.counter)
+        if shuffle:
+            # In-memory sources of known size up to a million examples are shuffled fully.
+            size = int(ds.cardinality())
+            buffer = size if 0 < size <= 1_000_000 else shuffle_buffer_size
+            ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+        if num_epochs != 1:
+            ds = ds.repeat(num_epochs)
+        available = {"tokenizer": tokenizer, "lengths": lengths, "counter": self.counter,
+                     "keep_text": keep_text}
+        for i, fn in enumerate(self.preprocessors):
+            kwargs = {k: available[k] for k in _accepted(fn) if k != "seed"}
+            if "seed" in _accepted(fn):
+                kwargs["seed"] = _derive_seed(seed, i)
+            ds = fn(ds, **kwargs)
+        if self.truncate:
+            ds = prep.truncate(ds, {k: v for k, v in lengths.items() if k in ("inputs", "targets")})
+        return ds
+
+    def __hash__(self):
+        return hash(self.name)
+
+
+@dataclasses.dataclass
+class Mixture:
+    """Tasks sampled by rate: [(task or task name, rate), ...]; rates are normalized."""
+
+    name: str
+    tasks: Sequence[tuple[str | Task, float]]
+    lengths: Mapping[str, int] | None = None  # default: the largest of the tasks' output_lengths
+
+    @property
+    def output_lengths(self) -> dict[str, int]:
+        if self.lengths:
+            return dict(self.lengths)
+        out: dict[str, int] = {}
+        for task, _ in self.resolved():
+            for k, v in task.output_lengths.items():
+                out[k] = max(out.get(k, 0), v)
+        return out
+
+    def resolved(self) -> list[tuple[Task, float]]:
+        out = [(get_task(t) if isinstance(t, str) else t, float(r)) for t, r in self.tasks]
+        if not out or any(r < 0 for _, r in out) or sum(r for _, r in out) <= 0:
+            raise ValueError(f"mixture {self.name!r}: rates must be >= 0 with a positive sum")
+        return out
+
+    @property
+    def metrics(self) -> Sequence[str]:
+        return ()
+
+    def get_dataset(self, split: str, tokenizer, *, lengths=None, data_dir=None, shuffle=True,
+                    seed: int = 0, num_epochs=None, shuffle_buffer_size: int = 10_000,
+                    keep_text: bool = False) -> tf.data.Dataset:
+        """An endless stream (each task repeated) sampling task i with probability rate_i / sum."""
+        del num_epochs  # a mixture always repeats its tasks
+        tasks = self.resolved()
+        lengths = dict(lengths or self.output_lengths)
+        datasets = []
+        for i, (task, _) in enumerate(tasks):
+            ds = task.get_dataset(split, tokenizer, lengths=lengths, data_dir=data_dir,
+                                  shuffle=shuffle, seed=_derive_seed(seed, 1000 + i),
+                                  num_epochs=None,
+                                  shuffle_buffer_size=shuffle_buffer_size, keep_text=keep_text)
+            keys = ("inputs", "targets") + (("inputs_pretokenized", "targets_pretokenized")
+                                            if keep_text else ())
+            datasets.append(ds.map(lambda x, keys=keys: {k: x[k] for k in keys if k in x}))
+        total = sum(r for _, r in tasks)
+        return tf.data.Dataset.sample_from_datasets(
+            datasets, weights=[r / total for _, r in tasks], seed=seed, stop_on_empty_dataset=False)
+
+
+# ----------------------------------------------------------------------------- registry
+
+_TASKS: dict[str, Task] = {}
+_MIXTURES: dict[str, Mixture] = {}
+
+
+def register_task(task: Task, overwrite: bool = False) -> Task:
+    if not overwrite and (task.name in _TASKS or task.name in _MIXTURES):
+        raise ValueError(f"task {task.name!r} is already registered")
+    _TASKS[task.name] = task
+    return task
+
+
+def register_mixture(mixture: Mixture, overwrite: bool = False) -> Mixture:
+    if not overwrite and (mixture.name in _TASKS or mixture.name in _MIXTURES):
+        raise ValueError(f"mixture {mixture.name!r} is already registered")
+    _MIXTURES[mixture.name] = mixture
+    return mixture
+
+
+def get_task(name: str) -> Task:
+    if name not in _TASKS:
+        raise KeyError(f"unknown task {name!r}; registered: {sorted(_TASKS)}")
+    return _TASKS[name]
+
+
+def get_mixture(name: str) -> Mixture:
+    if name not in _MIXTURES:
+        raise KeyError(f"unknown mixture {name!r}; registered: {sorted(_MIXTURES)}")
+    return _MIXTURES[name]
+
+
+def get(name: str) -> Task | Mixture:
+    """A task or a mixture by name."""
+    if name in _TASKS:
+        return _TASKS[name]
+    if name in _MIXTURES:
+        return _MIXTURES[name]
+    raise KeyError(f"unknown task or mixture {name!r}; tasks: {sorted(_TASKS)}, "
+                   f"mixtures: {sorted(_MIXTURES)}")
+
+
+def list_tasks() -> list[str]:
+    return sorted(_TASKS)
+
+
+def list_mixtures() -> list[str]:
+    return sorted(_MIXTURES)
+
+
+# ----------------------------------------------------------------------------- model rows
+
+
+def make_model_dataset(task_or_name, split: str, tokenizer, *, batch_size: int,
+                       lengths: Mapping[str, int] | None = None, pack: bool = False,
+                       shuffle: bool = True, seed: int = 0, num_epochs: int | None = None,
+                       data_dir: str | None = None, drop_remainder: bool = True,
+                       prefetch: bool = True) -> tf.data.Dataset:
+    """Batches of model features for training/eval from a task or mixture (name or object)."""
+    task = get(task_or_name) if isinstance(task_or_name, str) else task_or_name
+    lengths = dict(lengths or task.output_lengths)
+    ds = task.get_dataset(split, tokenizer, lengths=lengths, data_dir=data_dir, shuffle=shuffle,
+                          seed=seed, num_epochs=num_epochs)
+    ds = features_lib.to_model_features(ds, lengths, pack=pack)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    return ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds

@@ -1,0 +1,108 @@
+"""The T5 paper's text-to-text formats (Raffel et al. 2020, appendix D), as dataset -> dataset maps.
+
+Each returns examples {"inputs": str, "targets": str}. Written to reproduce the strings of the
+T5 repo's `t5/data/preprocessors.py` (glue, stsb, squad, summarize, translate) exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import tensorflow as tf
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "ro": "Romanian",
+                  "es": "Spanish", "it": "Italian", "cs": "Czech", "ru": "Russian"}
+
+
+def _label_index(label):
+    """Integer label from an int tensor or a numeric string (TSV/JSONL sources)."""
+    if label.dtype == tf.string:
+        return tf.strings.to_number(label, tf.int64)
+    return tf.cast(label, tf.int64)
+
+
+def glue(ds: tf.data.Dataset, benchmark_name: str, label_names: Sequence[str],
+         feature_names: Sequence[str] | None = None) -> tf.data.Dataset:
+    """"<benchmark> <key1>: <text1> <key2>: <text2>" -> label name ("<unk>" for label -1).
+
+    Keys default to the example's text fields (all but label/idx) sorted by name, as T5 does:
+    e.g. "mnli hypothesis: ... premise: ...", "qnli question: ... sentence: ...".
+    """
+    names = tf.constant(list(label_names))
+
+    def fn(x):
+        keys = list(feature_names) if feature_names else sorted(set(x) - {"label", "idx"})
+        parts = [benchmark_name]
+        for k in keys:
+            parts += [f"{k}:", x[k]]
+        label = _label_index(x["label"])
+        target = tf.cond(tf.equal(label, -1), lambda: tf.constant("<unk>"),
+                         lambda: tf.gather(names, label))
+        return {"inputs": tf.strings.join(parts, separator=" "), "targets": target}
+    return ds.map(fn, num_parallel_calls=AUTOTUNE)
+
+
+def stsb(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """STS-B as a 26-class problem: the score rounded to the nearest 0.2, with one decimal."""
+    def fn(x):
+        label = tf.cast(x["label"], tf.float32)
+        if x["label"].dtype == tf.string:
+            label = tf.strings.to_number(x["label"], tf.float32)
+        target = tf.strings.as_string(tf.round(label * 5) / 5, precision=1)
+        inputs = tf.strings.join(["stsb sentence1:", x["sentence1"], "sentence2:", x["sentence2"]],
+                                 separator=" ")
+        return {"inputs": inputs, "targets": target}
+    return ds.map(fn, num_parallel_calls=AUTOTUNE)
+
+
+def pad_punctuation(text):
+    """Spaces around every non-word character (RE2's ASCII \\W), whitespace collapsed, as T5."""
+    text = tf.strings.regex_replace(text, r"(\W)", r" \1 ")
+    return tf.strings.regex_replace(text, r"\s+", " ")
+
+
+def _string_join(parts):
+    return tf.strings.regex_replace(tf.strings.join(parts, separator=" "), r"\s+", " ")
+
+
+def squad(ds: tf.data.Dataset, include_context: bool = True) -> tf.data.Dataset:
+    """SQuAD: "question: <q> context: <c>" -> first answer, punctuation padded (T5's format)."""
+    def fn(x):
+        answers = pad_punctuation(x["answers"]["text"])
+        q, c = pad_punctuation(x["question"]), pad_punctuation(x["context"])
+        if include_context:
+            inputs = _string_join(["question:", q, "context:", c])
+        else:
+            inputs = _string_join(["squad trivia question:", q])
+        return {"inputs": inputs, "targets": answers[0]}
+    return ds.map(fn, num_parallel_calls=AUTOTUNE)
+
+
+def summarize(ds: tf.data.Dataset, article_key: str = "article",
+              summary_key: str = "highlights") -> tf.data.Dataset:
+    """"summarize: <article>" -> summary."""
+    def fn(x):
+        return {"inputs": tf.strings.join(["summarize:", x[article_key]], separator=" "),
+                "targets": x[summary_key]}
+
+    return ds.map(fn, num_parallel_calls=AUTOTUNE)
+
+
+def translate(ds: tf.data.Dataset, source_language: str, target_language: str,
+              names: Mapping[str, str] = LANGUAGE_NAMES) -> tf.data.Dataset:
+    """"translate English to German: <en>" -> <de>."""
+    for lang in (source_language, target_language):
+        if lang[:2] not in names:
+            raise ValueError(f"no English name for language {lang!r}; pass names={{...}}")
+    prefix = f"translate {names[source_language[:2]]} to {names[target_language[:2]]}: "
+    return ds.map(lambda x: {"inputs": tf.strings.join([prefix, x[source_language]]),
+                             "targets": x[target_language]}, num_parallel_calls=AUTOTUNE)
+
+
+def prefix_text(ds: tf.data.Dataset, prefix: str, inputs_key: str = "inputs",
+                targets_key: str = "targets") -> tf.data.Dataset:
+    """"<prefix><inputs>" -> targets, for file tasks that name their input and target fields."""
+    return ds.map(lambda x: {"inputs": tf.strings.join([prefix, x[inputs_key]]),
+                             "targets": x[targets_key]}, num_parallel_calls=AUTOTUNE)

@@ -1,0 +1,120 @@
+"""What `scripts/inspect_model.py` does, as one library call: load, inspect, print, write files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+from t5core.inspection import activations, figures
+from t5core.inspection import report as reports
+
+
+def parse_ids(text: str, flag: str) -> list[int]:
+    """"5, 17,9" -> [5, 17, 9]; a ValueError that names the flag otherwise."""
+    try:
+        return [int(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise ValueError(f"{flag} {text!r} is not a comma-separated list of integers") from None
+
+
+def load_subject(checkpoint=None, preset=None, config=None, *, need_weights=False, seed=0,
+                 dtype=None):
+    """(T5Model or T5Config, description). A preset or config alone gives random weights only
+    when need_weights; otherwise just the config, so any size can be tabulated."""
+    import keras
+
+    import t5core
+    from t5core.checkpoints import resolve_config
+
+    if checkpoint and preset:
+        raise ValueError("pass a checkpoint or a preset, not both")
+    if not (checkpoint or preset or config):
+        raise ValueError("pass a checkpoint, a preset or a config")
+    # "base.gin,size.gin": the gin files of a T5X run, read in order.
+    config_arg = config.split(",") if isinstance(config, str) and "," in config else config
+    if checkpoint:
+        return t5core.load_pretrained(checkpoint, config=config_arg, dtype=dtype), checkpoint
+    name = preset or config
+    resolved = resolve_config(preset or config_arg)
+    if not need_weights:
+        return resolved, f"{name} (shapes only)"
+    keras.utils.set_random_seed(seed)
+    return t5core.T5Model(resolved, dtype=dtype), f"{name} (random weights, seed {seed})"
+
+
+def make_tokenizer(vocab: str | None):
+    """A SentencePiece `Tokenizer` for a model path, `ByteTokenizer` for "byte", None for None."""
+    from t5core.tokenizer import ByteTokenizer, Tokenizer
+
+    if vocab is None:
+        return None
+    return ByteTokenizer() if vocab == "byte" else Tokenizer(vocab)
+
+
+def examples_from(tokenizer, inputs=None, targets=None, input_ids=None, target_ids=None,
+                  pack=False) -> list[tuple[list[int], list[int] | None]]:
+    """[(input ids, target ids or None)] from texts (eos added) or comma-separated id lists."""
+    if inputs and input_ids:
+        raise ValueError("pass input texts or input ids, not both")
+    if targets and target_ids:
+        raise ValueError("pass target texts or target ids, not both")
+    if inputs:
+        if tokenizer is None:
+            raise ValueError("input text needs a vocabulary (--vocab: a SentencePiece model "
+                             "or 'byte')")
+        enc = [tokenizer.encode(t, add_eos=True) for t in inputs]
+    else:
+        enc = [parse_ids(t, "--input_ids") for t in input_ids]
+    if targets:
+        if tokenizer is None:
+            raise ValueError("target text needs a vocabulary (--vocab)")
+        dec = [tokenizer.encode(t, add_eos=True) for t in targets]
+    else:
+        dec = [parse_ids(t, "--target_ids") for t in target_ids] if target_ids else None
+    if dec is not None and len(dec) != len(enc):
+        raise ValueError(f"{len(enc)} inputs but {len(dec)} targets")
+    if len(enc) > 1 and not pack:
+        raise ValueError("several inputs need packing (--pack): they are inspected as one row")
+    return list(zip(enc, dec or [None] * len(enc)))
+
+
+def run_command(*, checkpoint=None, preset=None, config=None, seed=0, dtype=None, vocab=None,
+                inputs: Sequence[str] | None = None, targets: Sequence[str] | None = None,
+                input_ids: Sequence[str] | None = None, target_ids: Sequence[str] | None = None,
+                pack=False, max_new_tokens=8, top_k=5, output_dir=None, png=True,
+                png_layers: str | None = None, tensorboard=None, variables=False,
+                bucket_span=None, write: Callable[[str], None] = print) -> dict:
+    """Builds the report, prints its tables with `write`, and writes JSON/PNGs/TensorBoard."""
+    wants_row = bool(inputs or input_ids)
+    tokenizer = make_tokenizer(vocab)
+    examples = (examples_from(tokenizer, inputs, targets, input_ids, target_ids, pack)
+                if wants_row else None)
+    layers = parse_ids(png_layers, "--png_layers") if png_layers else None
+    subject, source = load_subject(checkpoint, preset, config, need_weights=wants_row, seed=seed,
+                                   dtype=dtype)
+    row = None
+    if wants_row:
+        kwargs = dict(piece=activations.piece_renderer(tokenizer), top_k=top_k,
+                      max_new_tokens=max_new_tokens)
+        row = (activations.inspect_row(subject, None, pack=examples, **kwargs) if pack
+               else activations.inspect_row(subject, *examples[0], **kwargs))
+    report = reports.build_report(subject, source, row, bucket_span)
+
+    sections = [f"== {source}", reports.format_parameters(report["parameters"], variables),
+                reports.format_buckets(report["buckets"])]
+    if row is not None:
+        sections += ["input pieces: " + " ".join(row["inputs"]["encoder_pieces"]),
+                     reports.format_norms(row), reports.format_predictions(row)]
+        if "cache" in row:
+            sections.append(reports.format_cache(row))
+    write("\n\n".join(sections))
+    if output_dir:
+        os.makedirs(output_dir, exist_ok=True)
+        write("wrote " + reports.write_json(report, os.path.join(output_dir, "report.json")))
+        if png:
+            paths = figures.save_pngs(report, output_dir, layers)
+            write(f"wrote {len(paths)} PNGs to {output_dir}")
+    if tensorboard:
+        figures.write_tensorboard(report, tensorboard)
+        write(f"wrote TensorBoard summaries to {tensorboard} (tensorboard --logdir {tensorboard})")
+    return report

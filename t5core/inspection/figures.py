@@ -1,0 +1,205 @@
+"""Pictures of a report: PNG heatmaps (matplotlib, an optional extra) and TensorBoard summaries."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from t5core.inspection.tables import bucket_ranges
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError("PNG output needs matplotlib: pip install matplotlib "
+                          "(or pip install t5core[inspect]); or skip PNGs (--no_png)") from None
+    matplotlib.use("Agg")  # files only; never open a window
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _head_grid(plt, maps, title, row_labels, col_labels, path, diverging=False, segments=None):
+    heads = maps.shape[0]
+    cols = min(heads, 4)
+    rows = -(-heads // cols)
+    size = max(2.5, min(6.0, 0.18 * max(maps.shape[1:])))
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols + 1, size * rows + 0.8),
+                             squeeze=False, layout="constrained")
+    limit = float(np.abs(maps).max()) or 1.0
+    for h in range(rows * cols):
+        ax = axes[h // cols][h % cols]
+        if h >= heads:
+            ax.axis("off")
+            continue
+        kw = dict(cmap="RdBu_r", vmin=-limit, vmax=limit) if diverging else dict(
+            cmap="viridis", vmin=0.0, vmax=1.0)
+        image = ax.imshow(maps[h], aspect="auto", interpolation="nearest", **kw)
+        ax.set_title(f"head {h}", fontsize=9)
+        axes_labels = ((col_labels, ax.set_xticks, ax.set_xticklabels, 90),
+                       (row_labels, ax.set_yticks, ax.set_yticklabels, 0))
+        for labels, set_ticks, set_labels, rot in axes_labels:
+            if labels is not None and len(labels) <= 48:
+                set_ticks(range(len(labels)))
+                set_labels(labels, fontsize=6, rotation=rot)
+            else:
+                set_ticks([])
+        if segments is not None:  # packed rows: draw the segment boundaries
+            q_seg, k_seg = segments
+            for axis_line, seg in ((ax.axhline, q_seg), (ax.axvline, k_seg)):
+                for b in np.nonzero(np.diff(seg))[0]:
+                    axis_line(b + 0.5, color="white", linewidth=0.6)
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8)
+    fig.suptitle(title, fontsize=10)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def save_pngs(report: dict, out_dir: str, layers: Sequence[int] | None = None) -> list[str]:
+    """Heatmaps and plots of a report into out_dir; returns the written paths.
+
+    layers: the blocks whose attention and bias maps are drawn (default: all); a deep model makes
+    one file per block and kind, and each takes a moment to render.
+    """
+    plt = _pyplot()
+    keep = (lambda i: True) if layers is None else (lambda i: i in set(layers))
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+    table = report["buckets"]
+    fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
+    for mode in ("bidirectional", "causal"):
+        ax.step(table["relative_positions"], table[mode], where="mid", label=mode)
+    ax.set_xlabel("relative position (key - query)")
+    ax.set_ylabel("bucket")
+    ax.axvline(-table["max_distance"], color="grey", linestyle=":")
+    ax.axvline(table["max_distance"], color="grey", linestyle=":", label="max_distance")
+    ax.legend()
+    ax.set_title(f"relative position buckets ({table['num_buckets']} buckets)")
+    paths.append(os.path.join(out_dir, "buckets.png"))
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    for stack, tables in report.get("bias_by_distance", {}).items():
+        for block, curves in tables.items():
+            fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
+            for head, curve in enumerate(curves):
+                rel = np.asarray(table["relative_positions"])
+            shown = rel <= 0 if stack == "decoder" else np.ones_like(rel, bool)  # future: masked
+            ax.step(rel[shown], np.asarray(curve)[shown], where="mid", label=f"head {head}")
+            ax.set_xlabel("relative position (key - query)" + (
+                "; the future (> 0) is masked" if stack == "decoder" else ""))
+            ax.set_ylabel("bias added to the attention logit")
+            ax.set_title(f"{stack} learned position bias (table of block {block})")
+            ax.legend(fontsize=7, ncol=2)
+            paths.append(os.path.join(out_dir, f"bias_by_distance_{stack}_block{block}.png"))
+            fig.savefig(paths[-1], dpi=110)
+            plt.close(fig)
+    row = report.get("row")
+    if row is None:
+        return paths
+    ins = row["inputs"]
+    enc, dec = ins["encoder_pieces"], ins["decoder_input_pieces"]
+    enc_seg = np.asarray(ins["encoder_segment_ids"])
+    dec_seg = np.asarray(ins["decoder_segment_ids"])
+    kinds = (("encoder", enc, enc, (enc_seg, enc_seg)),
+             ("decoder_self", dec, dec, (dec_seg, dec_seg)),
+             ("cross", dec, enc, (dec_seg, enc_seg)))
+    for kind, rows_, cols_, segs in kinds:
+        for layer, maps in enumerate(row["attention"][kind]):
+            if not keep(layer):
+                continue
+            path = os.path.join(out_dir, f"attention_{kind}_layer{layer}.png")
+            paths.append(_head_grid(plt, np.asarray(maps), f"{kind} attention, block {layer} "
+                                    "(rows: queries, columns: keys)", rows_, cols_, path,
+                                    segments=segs if ins["packed"] else None))
+    for stack, labels in (("encoder", enc), ("decoder", dec)):
+        for block, bias in row["position_bias"][stack].items():
+            if not keep(block):
+                continue
+            path = os.path.join(out_dir, f"position_bias_{stack}_block{block}.png")
+            paths.append(_head_grid(plt, np.asarray(bias), f"{stack} relative position bias, "
+                                    f"table of block {block}", labels, labels, path,
+                                    diverging=True))
+    norms = row["hidden_state_norms"]
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    for stack in ("encoder", "decoder"):
+        ax.plot(np.asarray(norms[f"{stack}_mean"]), marker="o", label=stack)
+    ax.set_xticks(range(max(len(norms["encoder_mean"]), len(norms["decoder_mean"]))))
+    ax.set_xlabel("layer (0 = embeddings, i = after block i-1)")
+    ax.set_ylabel("mean L2 norm")
+    ax.set_title("residual stream norm by layer")
+    ax.legend()
+    paths.append(os.path.join(out_dir, "hidden_state_norms.png"))
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    return paths
+
+
+# -- TensorBoard -----------------------------------------------------------------------------
+
+
+def _as_image(maps, min_pixels=128, diverging=False):
+    """[heads, Q, K] -> [heads, H, W, 1] in [0, 1], enlarged by pixel repetition to be visible.
+
+    Attention: each head scaled by its own largest weight (white), since spread-out weights are
+    otherwise too dark to read. Biases: mid-grey is 0, white/black the largest |bias|.
+    """
+    maps = np.asarray(maps, np.float32)
+    if diverging:
+        limit = float(np.abs(maps).max()) or 1.0
+        maps = (maps / limit + 1.0) / 2.0
+    else:
+        maps = maps / np.maximum(maps.max(axis=(1, 2), keepdims=True), 1e-12)
+    scale = max(1, -(-min_pixels // max(maps.shape[1:])))
+    maps = np.repeat(np.repeat(maps, scale, axis=1), scale, axis=2)
+    return np.clip(maps, 0.0, 1.0)[..., None]
+
+
+def _markdown(header, rows):
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                     + ["| " + " | ".join(str(x) for x in r) + " |" for r in rows])
+
+
+def write_tensorboard(report: dict, logdir: str) -> str:
+    """Images (attention, biases), text (tables, predictions) and scalars (norms) into logdir."""
+    writer = tf.summary.create_file_writer(logdir)
+    params = report["parameters"]
+    with writer.as_default():
+        tf.summary.text("parameters/by_module", _markdown(
+            ("module", "parameters"), [(m["module"], m["count"]) for m in params["by_module"]]), 0)
+        tf.summary.text("parameters/variables", _markdown(
+            ("variable", "shape", "parameters"),
+            [(v["name"], "x".join(map(str, v["shape"])), v["count"])
+             for v in params["variables"]]), 0)
+        table = report["buckets"]
+        bi, causal = bucket_ranges(table, "bidirectional"), bucket_ranges(table, "causal")
+        tf.summary.text("buckets", _markdown(("bucket", "bidirectional", "causal"), [
+            (b, bi.get(b, "-"), causal.get(b, "-")) for b in range(table["num_buckets"])]), 0)
+        row = report.get("row")
+        if row is not None:
+            for kind, per_layer in row["attention"].items():
+                for layer, maps in enumerate(per_layer):
+                    tf.summary.image(f"attention/{kind}/layer{layer}", _as_image(maps), step=0,
+                                     max_outputs=len(maps), description=(
+                                         "one image per head; rows are queries, columns keys; "
+                                         "white is the head's largest weight"))
+            for stack, tables in row["position_bias"].items():
+                for block, bias in tables.items():
+                    tf.summary.image(f"position_bias/{stack}/block{block}",
+                                     _as_image(bias, diverging=True), step=0, max_outputs=len(bias))
+            for stack in ("encoder", "decoder"):
+                for layer, value in enumerate(row["hidden_state_norms"][f"{stack}_mean"]):
+                    tf.summary.scalar(f"hidden_state_norm/{stack}", float(value), step=layer)
+            tf.summary.text("predictions", _markdown(
+                ("step", "input", "target", "p(target)", "top-k"),
+                [(p["step"], p["input_piece"], p["target_piece"], f"{p['target_prob']:.3g}",
+                  ", ".join(f"`{t['piece']}` {t['prob']:.3g}" for t in p["top"]))
+                 for p in row["predictions"]]), 0)
+            pieces = row["inputs"]["encoder_pieces"]
+            tf.summary.text("inputs", " ".join(f"`{p}`" for p in pieces), 0)
+    writer.flush()
+    writer.close()
+    return logdir

@@ -1,0 +1,138 @@
+"""Tables computed from a config alone: parameters by module and relative position buckets.
+
+Nothing here allocates weights, so the tables of the largest presets cost nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from t5core.config import T5Config
+from t5core.layers.position import relative_position_bucket
+
+_ATTENTION_PARTS = ("q", "k", "v", "o")
+
+
+def parameter_shapes(config: T5Config) -> dict[str, tuple[int, ...]]:
+    """Every variable's model-relative name and shape, from the config alone (nothing allocated).
+
+    Same names as `T5Model.variables_by_name()`, so the table of an 11B preset costs nothing.
+    """
+    c = config
+    d, inner, ff = c.d_model, c.inner_dim, c.d_ff
+    shapes: dict[str, tuple[int, ...]] = {"shared/embeddings": (c.vocab_size, d)}
+
+    def attention(prefix, with_table):
+        for part in _ATTENTION_PARTS:
+            shapes[f"{prefix}/{part}/kernel"] = (inner, d) if part == "o" else (d, inner)
+        if with_table:
+            shapes[f"{prefix}/relative_attention_bias/embeddings"] = (
+                c.relative_attention_num_buckets, c.num_heads)
+
+    for stack, blocks in (("encoder", c.num_layers), ("decoder", c.num_decoder_layers)):
+        for i in range(blocks):
+            block = f"{stack}/block_{i}"
+            shapes[f"{block}/self_attention_norm/scale"] = (d,)
+            attention(f"{block}/self_attention", i == 0 or c.per_layer_position_bias)
+            if stack == "decoder":
+                shapes[f"{block}/cross_attention_norm/scale"] = (d,)
+                attention(f"{block}/cross_attention", False)  # cross-attention has no position bias
+            shapes[f"{block}/ffn_norm/scale"] = (d,)
+            for wi in (("wi_0", "wi_1") if c.is_gated else ("wi",)):
+                shapes[f"{block}/ffn/{wi}/kernel"] = (d, ff)
+            shapes[f"{block}/ffn/wo/kernel"] = (ff, d)
+        shapes[f"{stack}/final_layer_norm/scale"] = (d,)
+    if not c.tie_word_embeddings:
+        shapes["lm_head/kernel"] = (d, c.vocab_size)
+    return shapes
+
+
+def module_of(name: str) -> str:
+    """"encoder/block_3/ffn/wo/kernel" -> "encoder/block_3"; "shared/embeddings" -> "shared"."""
+    parts = name.split("/")
+    return "/".join(parts[:2]) if parts[0] in ("encoder", "decoder") else parts[0]
+
+
+def kind_of(name: str) -> str:
+    """What a variable does: embedding, self_attention, cross_attention, position_bias, ffn,
+    norm or lm_head."""
+    if name.startswith("shared/"):
+        return "embedding"
+    if name.startswith("lm_head/"):
+        return "lm_head"
+    if "relative_attention_bias" in name:
+        return "position_bias"
+    if name.endswith("norm/scale"):
+        return "norm"
+    if "/cross_attention/" in name:
+        return "cross_attention"
+    if "/self_attention/" in name:
+        return "self_attention"
+    return "ffn"
+
+
+def parameter_table(source) -> dict:
+    """The parameter table of a `T5Model` (its real variables) or a `T5Config` (shapes only).
+
+    Returns {"total", "variables": [{"name", "module", "kind", "shape", "count"}],
+    "by_module": [{"module", "count"}] in model order, "by_kind": {kind: count}}.
+    """
+    if isinstance(source, T5Config):
+        shapes = parameter_shapes(source)
+    elif hasattr(source, "variables_by_name"):
+        shapes = {k: tuple(int(s) for s in v.shape) for k, v in source.variables_by_name().items()}
+    else:
+        raise TypeError("parameter_table expects a T5Model or a T5Config, got "
+                        f"{type(source).__name__}")
+    rows = [{"name": name, "module": module_of(name), "kind": kind_of(name), "shape": list(shape),
+             "count": int(np.prod(shape, dtype=np.int64))} for name, shape in shapes.items()]
+    by_module: dict[str, int] = {}
+    by_kind: dict[str, int] = {}
+    for row in rows:
+        by_module[row["module"]] = by_module.get(row["module"], 0) + row["count"]
+        by_kind[row["kind"]] = by_kind.get(row["kind"], 0) + row["count"]
+    return {"total": sum(r["count"] for r in rows), "variables": rows,
+            "by_module": [{"module": m, "count": n} for m, n in by_module.items()],
+            "by_kind": by_kind}
+
+
+# -- relative position buckets -----------------------------------------------------------------
+
+
+def bucket_table(config: T5Config, span: int | None = None) -> dict:
+    """Bucket of every relative position `key - query` in [-span, span], both ways T5 buckets.
+
+    bidirectional: the encoder's self-attention (half the buckets for each sign);
+    causal: the decoder's self-attention (positive, i.e. future, positions share bucket 0 and are
+    masked anyway). span defaults to max_distance + max_distance // 4, to show the clipping.
+    """
+    nb, md = config.relative_attention_num_buckets, config.relative_attention_max_distance
+    span = md + md // 4 if span is None else int(span)
+    relative = np.arange(-span, span + 1, dtype=np.int32)
+    bucket = lambda bidirectional: relative_position_bucket(
+        relative, bidirectional, nb, md).numpy().astype(int).tolist()
+    return {"num_buckets": nb, "max_distance": md, "relative_positions": relative.tolist(),
+            "bidirectional": bucket(True), "causal": bucket(False)}
+
+
+def bucket_ranges(table: dict, mode: str) -> dict[int, str]:
+    """bucket -> the relative positions it covers, as text ("-3", "-11..-8", "<= -128")."""
+    relative, buckets = table["relative_positions"], table[mode]
+    low, high = relative[0], relative[-1]
+    runs: dict[int, list[tuple[int, int]]] = {}
+    for r, b in zip(relative, buckets):
+        spans = runs.setdefault(b, [])
+        if spans and spans[-1][1] == r - 1:
+            spans[-1] = (spans[-1][0], r)
+        else:
+            spans.append((r, r))
+
+    def text(a, b):
+        if a == low and b == high:
+            return "all"
+        if a == low:
+            return f"<= {b}"
+        if b == high:
+            return f">= {a}"
+        return f"{a}" if a == b else f"{a}..{b}"
+    return {b: ", ".join(text(a, z) for a, z in spans) for b, spans in sorted(runs.items())}

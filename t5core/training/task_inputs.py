@@ -1,0 +1,64 @@
+"""Trainer inputs from a registered task or mixture, or from local TSV/JSONL files."""
+
+from __future__ import annotations
+
+import os
+
+from t5core.training.evaluation import DecodeEvaluator
+
+
+def file_task(train_file, eval_file, inputs_field, targets_field, lengths, metrics):
+    """A Task over local files: TSV (with a header) or JSONL, one example a line."""
+    from t5core.data.builtin_tasks import TOKENIZE
+    from t5core.data.sources import JsonlSource, TsvSource
+    from t5core.data.tasks import Task
+
+    files = {"train": train_file}
+    if eval_file:
+        files["validation"] = eval_file
+    kinds = {os.path.splitext(f[:-3] if f.endswith(".gz") else f)[1] for f in files.values()}
+    if len(kinds) != 1 or kinds.pop() not in (".tsv", ".jsonl", ".json"):
+        raise ValueError(f"--train_file/--eval_file must both be .tsv or .jsonl (optionally .gz): "
+                         f"{', '.join(files.values())}")
+    fields = {"inputs": inputs_field, "targets": targets_field}
+    source = (TsvSource(files, fields=fields) if train_file.endswith((".tsv", ".tsv.gz"))
+              else JsonlSource(files, fields=fields))
+    return Task(name=f"file:{os.path.basename(train_file)}", source=source,
+                preprocessors=list(TOKENIZE), output_lengths=lengths, metrics=list(metrics))
+
+
+def eval_split_of(task):
+    splits = getattr(task, "splits", ("validation",))
+    for name in ("validation", "test"):
+        if name in splits:
+            return name
+    return None
+
+
+def task_inputs(task, tokenizer, config, *, data_dir, pack, eval_examples, eval_batch_size=64):
+    """(train dataset, eval dataset or None, evaluator or None) for a Task or Mixture."""
+    from t5core.data.tasks import make_model_dataset
+
+    lengths = {"inputs": config.inputs_length, "targets": config.targets_length}
+    data_dir = data_dir or None
+    train = make_model_dataset(task, "train", tokenizer, batch_size=config.batch_size,
+                               lengths=lengths, pack=pack, shuffle=True, seed=config.seed,
+                               num_epochs=None, data_dir=data_dir)
+    split = eval_split_of(task)
+    if split is None:
+        return train, None, None
+    eval_data = make_model_dataset(task, split, tokenizer, batch_size=config.batch_size,
+                                   lengths=lengths, pack=False, shuffle=False, seed=config.seed,
+                                   num_epochs=1, data_dir=data_dir, drop_remainder=True)
+    evaluator = None
+    metrics = list(getattr(task, "metrics", ()))
+    if metrics and eval_examples:
+        examples = task.get_dataset(split, tokenizer, lengths=lengths, data_dir=data_dir,
+                                    keep_text=True).take(eval_examples)
+        inputs, targets = [], []
+        for example in examples.as_numpy_iterator():
+            inputs.append(example["inputs"].tolist())
+            targets.append(example["targets_pretokenized"].decode("utf-8"))
+        evaluator = DecodeEvaluator(inputs, targets, tokenizer, metrics, config.inputs_length,
+                                    config.targets_length, batch_size=eval_batch_size)
+    return train, eval_data, evaluator
