@@ -1,48 +1,170 @@
-"""Reading every public T5 checkpoint format, and writing HF's."""
+"""Reading every public T5 checkpoint format, and writing HF's.
+
+`load_pretrained(path)` recognises the format by what is at `path`:
+  * HF directory (or file): `model.safetensors` / sharded index, `pytorch_model.bin` (read without
+    running pickled code), `tf_model.h5`; config from `config.json`.
+  * Mesh-TF: a checkpoint prefix, its `.index`, or a directory with a `checkpoint` state file
+    (local or gs://); config from `operative_config.gin` + the variable shapes, or config=.
+  * T5X: a msgpack `checkpoint` file, a `checkpoint_N/` directory or a model directory holding
+    them; config from config= (a T5Config, preset, config.json, or the run's gin files) or a
+    `config.gin` beside it.
+  * t5core's TF checkpoints: a trainer's model_dir (or best/) or `write_tf_checkpoint`'s output;
+    config from `config.json` or the trainer's `model_config.json`.
+Each format has one strict rule table (see `rules.py`); any miss raises CheckpointMismatchError
+listing every offender before a value is read, and no half-loaded model is ever returned.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 
 import tensorflow as tf
 
-from t5core.checkpoints.hf import SafetensorsReader, hf_rules
-from t5core.checkpoints.loading import assign_from_reader
-from t5core.checkpoints.rules import CheckpointMismatchError
+from t5core.checkpoints import hf_bin, hf_h5, mesh_tf, t5x, tf_checkpoint
+from t5core.checkpoints.export import export_hf
+from t5core.checkpoints.hf import hf_rules
+from t5core.checkpoints.hf_bin import UnsafeCheckpointError
+from t5core.checkpoints.loading import assign_from_reader, new_model_for_loading
+from t5core.checkpoints.rules import CheckpointMismatchError, Rule, plan_mapping, skip
+from t5core.checkpoints.safetensors_io import SafetensorsReader
+from t5core.checkpoints.tf_checkpoint import write_tf_checkpoint
 from t5core.config import T5Config
 
-
-def _resolve_config(config, path):
-    if isinstance(config, T5Config):
-        return config
-    if isinstance(config, str):
-        if tf.io.gfile.exists(config) or config.endswith(".json"):
-            return T5Config.from_json(config)
-        return T5Config.from_preset(config)
-    if isinstance(config, dict):
-        return T5Config(**config)
-    config_path = os.path.join(path, "config.json")
-    if tf.io.gfile.exists(config_path):
-        return T5Config.from_json(config_path)
-    raise ValueError(f"{path}: no config.json there; pass config= (a T5Config, a preset name "
-                     "or a config.json path)")
+FORMATS = ("hf-safetensors", "hf-bin", "hf-h5", "mesh-tf", "t5x", "tf")
 
 
-def load_pretrained(path, config=None, dtype=None):
-    """A built T5Model filled from the checkpoint at `path`; raises without a half-loaded model."""
-    from t5core.model import T5Model
-
+def detect_format(path):
+    """(format, location) of the checkpoint at `path`; location is a file, directory or prefix."""
+    path = os.fspath(path)
+    if path.endswith(".index") or (not tf.io.gfile.exists(path)
+                                   and tf.io.gfile.exists(path + ".index")):
+        return _tf_kind(tf_checkpoint.checkpoint_prefix(path))
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"No checkpoint at {path}")
-    if tf.io.gfile.isdir(path) and (
-            tf.io.gfile.exists(os.path.join(path, "model.safetensors"))
-            or tf.io.gfile.exists(os.path.join(path, "model.safetensors.index.json"))):
-        config = _resolve_config(config, path)
-        reader = SafetensorsReader(path)
-        model = T5Model(config, dtype=dtype)
-        assign_from_reader(model, reader, hf_rules(), source=path)
-        return model
-    raise ValueError(f"{path}: no checkpoint t5core recognises (looked for model.safetensors)")
+    if tf.io.gfile.isdir(path):
+        names = {n.rstrip("/") for n in tf.io.gfile.listdir(path)}
+        if names & {"model.safetensors", "model.safetensors.index.json"}:
+            return "hf-safetensors", path
+        if names & {"pytorch_model.bin", "pytorch_model.bin.index.json"}:
+            return "hf-bin", path
+        if "tf_model.h5" in names:
+            return "hf-h5", os.path.join(path, "tf_model.h5")
+        if "checkpoint" in names:
+            state = os.path.join(path, "checkpoint")
+            if t5x.is_t5x_file(state):
+                return "t5x", state
+            return _tf_kind(tf_checkpoint.checkpoint_prefix(path))
+        if any(re.fullmatch(r"checkpoint_\d+", n) for n in names):
+            return "t5x", t5x.checkpoint_file(path)
+        shown = ", ".join(sorted(names)[:12]) or "nothing"
+        raise FileNotFoundError(
+            f"{path}: no checkpoint t5core recognises (looked for model.safetensors, "
+            "pytorch_model.bin, tf_model.h5, a TF `checkpoint` file, a T5X checkpoint or "
+            f"checkpoint_N/); it holds {shown}")
+    if path.endswith(".safetensors"):
+        return "hf-safetensors", path
+    if path.endswith(".h5"):
+        return "hf-h5", path
+    if path.endswith(".bin"):
+        return "hf-bin", path
+    if t5x.is_t5x_file(path):
+        return "t5x", path
+    raise ValueError(f"{path}: not a checkpoint format t5core recognises ({', '.join(FORMATS)})")
 
 
-__all__ = ["load_pretrained", "CheckpointMismatchError"]
+def _tf_kind(prefix):
+    reader = tf_checkpoint.TFCheckpointReader(prefix)
+    kind = "tf" if tf_checkpoint.is_object_checkpoint(reader.shapes) else "mesh-tf"
+    return kind, prefix
+
+
+def open_checkpoint(path, use_torch=None):
+    """(format, reader, rules, location) for the checkpoint at `path`, nothing read yet."""
+    fmt, location = detect_format(path)
+    if fmt == "hf-safetensors":
+        return fmt, SafetensorsReader(location), hf_rules(), location
+    if fmt == "hf-bin":
+        return fmt, hf_bin.HFBinReader(location, use_torch=use_torch), hf_rules(), location
+    if fmt == "hf-h5":
+        return fmt, hf_h5.H5Reader(location), hf_h5.h5_rules(), location
+    if fmt == "mesh-tf":
+        return fmt, mesh_tf.MeshTFReader(location), mesh_tf.mesh_tf_rules(), location
+    if fmt == "tf":
+        return fmt, tf_checkpoint.TFCheckpointReader(location), tf_checkpoint.tf_rules(), location
+    return fmt, t5x.T5XReader(location), t5x.t5x_rules(), location
+
+
+def resolve_config(config, fmt=None, location=None, reader=None) -> T5Config:
+    """A T5Config from config= (T5Config, dict, preset name, config.json path, gin path(s)), or
+    from what lies beside the checkpoint when config is None."""
+    if isinstance(config, T5Config):
+        return config
+    if isinstance(config, os.PathLike):
+        config = os.fspath(config)
+    if isinstance(config, dict):
+        return T5Config.from_dict(config, source="config=")
+    if isinstance(config, (list, tuple)):
+        return t5x.config_from_gin([os.fspath(c) for c in config])
+    if isinstance(config, str):
+        if config.endswith(".gin"):
+            return t5x.config_from_gin([config])
+        if config.endswith(".json") or tf.io.gfile.isdir(config):
+            return T5Config.from_json(config)
+        return T5Config.from_preset(config)
+    if config is not None:
+        raise TypeError(f"config= must be a T5Config, dict, preset name or path, not "
+                        f"{type(config).__name__}")
+    if fmt in ("hf-safetensors", "hf-bin", "hf-h5", "tf"):
+        directory = location if tf.io.gfile.isdir(location) else os.path.dirname(location)
+        config_path = os.path.join(directory, "config.json")
+        if tf.io.gfile.exists(config_path):
+            return T5Config.from_json(config_path)
+        if fmt == "tf":  # a trainer's model_dir (or its best/ subdirectory)
+            for candidate in (directory, os.path.dirname(directory)):
+                path = os.path.join(candidate, "model_config.json")
+                if tf.io.gfile.exists(path):
+                    with tf.io.gfile.GFile(path) as f:
+                        return T5Config(**json.load(f)["config"])
+        raise FileNotFoundError(f"{location}: no config.json beside it; pass config= (a "
+                                "T5Config, a preset name or a config.json path)")
+    if fmt == "mesh-tf":
+        gin = os.path.join(os.path.dirname(location), "operative_config.gin")
+        return mesh_tf.derive_config(reader.shapes, gin if tf.io.gfile.exists(gin) else None,
+                                     source=location)
+    if fmt == "t5x":
+        gin = t5x.find_config_gin(location)
+        if gin is None:
+            raise ValueError(f"{location}: a T5X checkpoint stores no model config and no "
+                             "config.gin is beside it; pass config= (a T5Config, a preset name, "
+                             "a config.json, or the run's gin files [base.gin, size.gin])")
+        return t5x.config_from_gin([gin])
+    raise ValueError(f"unknown checkpoint format {fmt!r}")
+
+
+def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=None):
+    """A built T5Model filled from the checkpoint at `path`; raises without a half-loaded model.
+
+    `dtype`: the Keras dtype policy of the model ("float32" default, "mixed_bfloat16").
+    `progress(nbytes_done_now, nbytes_total, tensor_name)`: called after each tensor.
+    `use_torch`: for pytorch_model.bin, force (True) or avoid (False) torch.load; default: use
+    torch when it is installed, else t5core's restricted reader.
+    """
+    fmt, reader, rules, location = open_checkpoint(path, use_torch=use_torch)
+    config = resolve_config(config, fmt, location, reader)
+    model, deferred = new_model_for_loading(config, dtype=dtype)
+    try:
+        assign_from_reader(model, reader, rules, source=location, progress=progress)
+    except BaseException:
+        if deferred is not None:
+            deferred.discard()
+        raise
+    if deferred is not None:
+        deferred.finish()
+    return model
+
+
+__all__ = ["load_pretrained", "export_hf", "write_tf_checkpoint",
+           "detect_format", "open_checkpoint", "resolve_config", "CheckpointMismatchError",
+           "UnsafeCheckpointError", "Rule", "skip", "plan_mapping", "assign_from_reader"]

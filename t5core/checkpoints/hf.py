@@ -1,29 +1,38 @@
-"""Hugging Face checkpoints: the name rules and the safetensors reader.
+"""Hugging Face checkpoints: the name rules, both ways.
 
-HF stores linear weights `[out, in]`; Keras kernels are `[in, out]`, hence the transposes.
+HF stores linear weights `[out, in]`; Keras kernels are `[in, out]`, hence the transposes. The
+relative-position tables are `[buckets, heads]` on both sides. HF's own tied copies
+(`encoder.embed_tokens.weight`, `decoder.embed_tokens.weight`, and `lm_head.weight` of a tied
+model) are skipped but checked equal to `shared.weight`.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import re
 
-from t5core.checkpoints.rules import Rule, skip, transpose
+from t5core.checkpoints.rules import Rule, identity, skip, transpose
+from t5core.checkpoints.safetensors_io import SafetensorsReader  # noqa: F401  (historic home)
+
+# (stack, HF sub-layer index, HF module, t5core module) for the attention sub-layers.
+_ATTENTION = [
+    ("encoder", 0, "SelfAttention", "self_attention"),
+    ("decoder", 0, "SelfAttention", "self_attention"),
+    ("decoder", 1, "EncDecAttention", "cross_attention"),
+]
+_FFN = [("encoder", 1), ("decoder", 2)]
+
 
 def hf_rules():
     """Rules from HF names (`encoder.block.0.layer.0.SelfAttention.q.weight`) to t5core paths."""
     rules = [
         Rule(r"shared\.weight", "shared/embeddings"),
-        skip(r"(encoder|decoder)\.embed_tokens\.weight", "a tied copy of shared.weight"),
-        Rule(r"lm_head\.weight", "lm_head/kernel", transpose, only_if_target_exists=True),
+        skip(r"(encoder|decoder)\.embed_tokens\.weight", "a tied copy of shared.weight",
+             equals="shared/embeddings"),
+        Rule(r"lm_head\.weight", "lm_head/kernel", transpose, only_if_target_exists=True,
+             reason="tied model: a copy of shared.weight", equals="shared/embeddings"),
         Rule(r"(encoder|decoder)\.final_layer_norm\.weight", "{0}/final_layer_norm/scale"),
     ]
-    # (stack, sub-layer index, HF module) -> t5core module
-    for stack, index, module, ours in [
-        ("encoder", 0, "SelfAttention", "self_attention"),
-        ("decoder", 0, "SelfAttention", "self_attention"),
-        ("decoder", 1, "EncDecAttention", "cross_attention"),
-    ]:
+    for stack, index, module, ours in _ATTENTION:
         prefix = rf"{stack}\.block\.(\d+)\.layer\.{index}\."
         rules += [
             Rule(prefix + rf"{module}\.(q|k|v|o)\.weight", f"{stack}/block_{{0}}/{ours}/{{1}}/kernel",
@@ -32,7 +41,7 @@ def hf_rules():
                  f"{stack}/block_{{0}}/{ours}/relative_attention_bias/embeddings"),
             Rule(prefix + r"layer_norm\.weight", f"{stack}/block_{{0}}/{ours}_norm/scale"),
         ]
-    for stack, index in [("encoder", 1), ("decoder", 2)]:
+    for stack, index in _FFN:
         prefix = rf"{stack}\.block\.(\d+)\.layer\.{index}\."
         rules += [
             Rule(prefix + r"DenseReluDense\.(wi|wi_0|wi_1|wo)\.weight",
@@ -42,33 +51,36 @@ def hf_rules():
     return rules
 
 
-class SafetensorsReader:
-    """Tensor-by-tensor access to `model.safetensors` or a sharded index (memory-mapped)."""
+def _export_table():
+    """(regex over t5core paths, HF name template, transform) — the inverse of `hf_rules`."""
+    table = [
+        (r"shared/embeddings", "shared.weight", identity),
+        (r"lm_head/kernel", "lm_head.weight", transpose),
+        (r"(encoder|decoder)/final_layer_norm/scale", "{0}.final_layer_norm.weight", identity),
+    ]
+    for stack, index, module, ours in _ATTENTION:
+        prefix = rf"{stack}/block_(\d+)/"
+        hf = f"{stack}.block.{{0}}.layer.{index}."
+        table += [
+            (prefix + rf"{ours}/(q|k|v|o)/kernel", hf + f"{module}.{{1}}.weight", transpose),
+            (prefix + rf"{ours}/relative_attention_bias/embeddings",
+             hf + f"{module}.relative_attention_bias.weight", identity),
+            (prefix + rf"{ours}_norm/scale", hf + "layer_norm.weight", identity),
+        ]
+    for stack, index in _FFN:
+        prefix = rf"{stack}/block_(\d+)/"
+        hf = f"{stack}.block.{{0}}.layer.{index}."
+        table += [
+            (prefix + r"ffn/(wi|wi_0|wi_1|wo)/kernel", hf + "DenseReluDense.{1}.weight", transpose),
+            (prefix + r"ffn_norm/scale", hf + "layer_norm.weight", identity),
+        ]
+    return table
 
-    def __init__(self, directory):
-        from safetensors import safe_open
 
-        index_path = os.path.join(directory, "model.safetensors.index.json")
-        if os.path.exists(index_path):
-            with open(index_path) as f:
-                weight_map = json.load(f)["weight_map"]
-            files = sorted(set(weight_map.values()))
-        else:
-            files = ["model.safetensors"]
-        self.path = directory
-        self._handles, self._where, self.shapes = [], {}, {}
-        for file_name in files:
-            path = os.path.join(directory, file_name)
-            if not os.path.exists(path):
-                raise FileNotFoundError(f"{index_path} names {file_name}, which is missing")
-            try:
-                handle = safe_open(path, framework="numpy")
-            except Exception as err:  # safetensors raises its own error types
-                raise ValueError(f"{path}: not a readable safetensors file ({err})") from None
-            self._handles.append(handle)
-            for name in handle.keys():
-                self._where[name] = handle
-                self.shapes[name] = tuple(handle.get_slice(name).get_shape())
-
-    def read(self, name):
-        return self._where[name].get_tensor(name)
+def hf_name(path):
+    """(HF tensor name, transform) of a t5core variable path; ValueError when none fits."""
+    for pattern, template, transform in _export_table():
+        m = re.fullmatch(pattern, path)
+        if m:
+            return template.format(*m.groups()), transform
+    raise ValueError(f"t5core variable {path!r} has no Hugging Face name (export table incomplete)")

@@ -1,23 +1,132 @@
-"""Filling a model from a checkpoint reader through a rule table, all or nothing."""
+"""Filling a model from a checkpoint reader through a rule table, all or nothing.
+
+A reader is any object with `.shapes` (source name -> shape) and `.read(name)` -> ndarray; it may
+also have `.validate(names)` (cheap integrity checks run before anything is assigned: truncated
+files, missing storages, an absent optional dependency) and `.nbytes(name)` (for progress).
+
+Memory: a model built the usual way first fills every variable with random values, and TF's
+(oneDNN) CPU allocator keeps the temporaries of those initialisers as a pool it never returns,
+about 0.3x the model on top of it. `new_model_for_loading` builds the model with Keras' variable
+initialisation deferred, so each variable is created once, from the checkpoint's tensor.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from t5core.checkpoints.rules import plan_mapping
+from t5core.checkpoints.rules import CheckpointMismatchError, plan_mapping
 
 
-def assign_from_reader(model, reader, rules, source: str):
+def _nbytes(reader, name):
+    if hasattr(reader, "nbytes"):
+        return int(reader.nbytes(name))
+    return int(np.prod(reader.shapes[name], dtype=np.int64)) * 4
+
+
+def _set(variable, array):
+    value = np.asarray(array, dtype=variable.dtype)
+    if getattr(variable, "_value", False) is None:  # deferred (see new_model_for_loading)
+        variable._initialize(value)
+    else:
+        variable.assign(value)
+
+
+def assign_from_reader(model, reader, rules, source: str, progress=None):
     """Plans the mapping from names and shapes, then assigns tensor by tensor.
 
-    `reader` has `.shapes` (name -> shape) and `.read(name)` -> ndarray. Only one source tensor is
-    held in memory at a time besides the model's own variables.
+    Only one source tensor is held in memory at a time besides the model's own variables. Every
+    check that can be made without reading values (names, shapes, file integrity) runs before the
+    first assignment; a read that still fails midway raises, and `load_pretrained`, which owns the
+    fresh model, drops it, so no caller ever sees a half-loaded model.
+
+    `progress(nbytes_done_now, nbytes_total, name)` is called after each tensor when given.
     """
     variables = model.variables_by_name()
     plan = plan_mapping(reader.shapes, rules, {k: tuple(v.shape) for k, v in variables.items()},
                         source=source)
+    to_read = [name for name, _, _ in plan.assignments] + [name for name, _ in plan.checks]
+    if hasattr(reader, "validate"):
+        reader.validate(to_read)
+    total = sum(_nbytes(reader, name) for name in to_read) if progress else 0
     for name, target, transform in plan.assignments:
-        variable = variables[target]
-        array = transform(reader.read(name))
-        variable.assign(np.asarray(array, dtype=variable.dtype))
+        array = _read(reader, name, source)
+        _set(variables[target], transform(array))
+        del array
+        if progress:
+            progress(_nbytes(reader, name), total, name)
+    mismatched = []
+    for name, target in plan.checks:
+        array = np.asarray(_read(reader, name, source), dtype=variables[target].dtype)
+        if not np.array_equal(array, variables[target].numpy()):
+            mismatched.append(f"{name} differs from {target}")
+        if progress:
+            progress(_nbytes(reader, name), total, name)
+    if mismatched:
+        raise CheckpointMismatchError(
+            f"{source}: tensors stored as tied copies hold different values (an untied "
+            "checkpoint with a tied config, tie_word_embeddings=True?):\n  "
+            + "\n  ".join(mismatched))
     return plan
+
+
+def _read(reader, name, source):
+    try:
+        return reader.read(name)
+    except (CheckpointMismatchError, ImportError):
+        raise
+    except Exception as err:  # each backend raises its own types; name the tensor and file
+        raise ValueError(f"{source}: could not read tensor {name!r} "
+                         f"({type(err).__name__}: {err})") from err
+
+
+class _Deferred:
+    """The variables a deferred build left uninitialised, and Keras' registry of them."""
+
+    def __init__(self, registry, variables):
+        self.registry, self.variables = registry, variables
+
+    def _unregister(self):
+        ours = {id(v) for v in self.variables}
+        self.registry[:] = [v for v in self.registry if id(v) not in ours]
+
+    def finish(self):
+        """Initialises what the checkpoint does not hold (dropout seed states) as Keras would."""
+        try:
+            for variable in self.variables:
+                if variable._value is None:
+                    variable._deferred_initialize()
+        finally:
+            self._unregister()
+
+    def discard(self):
+        self._unregister()  # lets the half-built model be garbage collected
+
+
+def new_model_for_loading(config, dtype=None):
+    """(T5Model, handle): the model built with variable initialisation deferred when Keras allows.
+
+    Relies on Keras 3's StatelessScope (variables created inside it are registered, not filled);
+    on any other Keras it falls back to a normal build, which costs memory but not correctness.
+    Call `handle.finish()` after assigning every weight, or `handle.discard()` on failure.
+    """
+    from t5core.model import T5Model
+
+    try:
+        from keras.src.backend.common import global_state
+        from keras.src.backend.common.stateless_scope import StatelessScope
+    except ImportError:
+        return T5Model(config, dtype=dtype), None
+    registry = global_state.get_global_attribute("uninitialized_variables", [],
+                                                 set_to_default=True)
+    known = {id(v) for v in registry}
+    with StatelessScope(initialize_variables=False):
+        model = T5Model(config, dtype=dtype)
+    registry = global_state.get_global_attribute("uninitialized_variables", [],
+                                                 set_to_default=True)
+    handle = _Deferred(registry, [v for v in registry if id(v) not in known])
+    if not all(hasattr(v, "_initialize") and getattr(v, "_value", 0) is None
+               for v in model.weights):
+        # Not the Keras this was written against: initialise normally and carry on.
+        handle.finish()
+        return model, None
+    return model, handle

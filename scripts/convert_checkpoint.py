@@ -1,0 +1,101 @@
+"""Convert any T5 checkpoint t5core reads to Hugging Face safetensors or a TF checkpoint.
+
+    python3 scripts/convert_checkpoint.py --input=gs://t5-data/pretrained_models/small \
+        --output=/tmp/t5-small-hf
+    python3 scripts/convert_checkpoint.py --input=checkpoint_1000000 --preset=flan-t5-base \
+        --output=/tmp/flan-base-hf --dtype=bfloat16
+    python3 scripts/convert_checkpoint.py --input=/tmp/t5-small-hf --output=/tmp/t5-small-tf \
+        --format=tf
+
+Input: an HF directory (safetensors, pytorch_model.bin, tf_model.h5), a Mesh-TF checkpoint, a T5X
+checkpoint or a t5core TF checkpoint (see `t5core.checkpoints`). Output: `--format=hf` writes
+config.json + model.safetensors (sharded above --max_shard_size); `--format=tf` writes a
+`tf.train.Checkpoint` keyed by t5core's variable paths, with config.json beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _progress_bar(description, enabled):
+    """A `progress(n, total, name)` callback drawing a tqdm bar in bytes (None when disabled)."""
+    if not enabled:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(desc=description, unit="B", unit_scale=True, unit_divisor=1024, leave=True)
+
+    def update(n, total, name):
+        if bar.total != total:
+            bar.total = total
+            bar.refresh()
+        bar.set_postfix_str(name[-48:], refresh=False)
+        bar.update(n)
+
+    return update, bar.close
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--input", required=True, help="checkpoint path (file, directory, prefix, gs://)")
+    parser.add_argument("--output", required=True, help="output directory")
+    parser.add_argument("--format", choices=["hf", "tf"], default="hf", help="output format")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--config", help="config.json, or gin file(s) comma-separated (T5X: base first)")
+    source.add_argument("--preset", help="a preset name such as t5-v1_1-base or flan-t5-xl")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
+                        help="tensor dtype written (--format=hf)")
+    parser.add_argument("--max_shard_size", default="5GB", help="shard HF output above this size")
+    parser.add_argument("--no_torch", action="store_true",
+                        help="read pytorch_model.bin with t5core's restricted reader even if torch "
+                             "is installed")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    from t5core.checkpoints import (
+        CheckpointMismatchError,
+        detect_format,
+        export_hf,
+        load_pretrained,
+        write_tf_checkpoint,
+    )
+
+    config = args.preset
+    if args.config:
+        parts = [p for p in args.config.split(",") if p]
+        config = parts if all(p.endswith(".gin") for p in parts) else parts[0]
+    try:
+        fmt, location = detect_format(args.input)
+        print(f"reading {fmt} checkpoint {location}")
+        progress, close = _progress_bar("read", not args.quiet)
+        try:
+            model = load_pretrained(args.input, config=config, progress=progress,
+                                    use_torch=False if args.no_torch else None)
+        finally:
+            close()
+    except (CheckpointMismatchError, ValueError, FileNotFoundError, ImportError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"config: {model.config}")
+    progress, close = _progress_bar("write", not args.quiet)
+    try:
+        if args.format == "hf":
+            files = export_hf(model, args.output, dtype=args.dtype,
+                              max_shard_size=args.max_shard_size, progress=progress)
+            written = ", ".join(files)
+        else:
+            written = write_tf_checkpoint(model, args.output, progress=progress)
+    finally:
+        close()
+    print(f"wrote {args.output}: {written} + config.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Writing a model as a Hugging Face checkpoint: `config.json` + `model.safetensors`.
+
+Names and layouts are the inverse of `hf.hf_rules()`; tensors are produced and written one at a
+time (at most one tensor and its transposed copy in memory). Large models are split into shards
+with a `model.safetensors.index.json`, as `save_pretrained` does. Tied copies are not written:
+HF re-ties `lm_head`/`embed_tokens` to `shared.weight` from `tie_word_embeddings`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import ml_dtypes
+import numpy as np
+import tensorflow as tf
+
+from t5core.checkpoints.hf import hf_name
+from t5core.checkpoints.safetensors_io import write_safetensors
+
+_DTYPES = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(ml_dtypes.bfloat16),
+           "float16": np.dtype(np.float16)}
+_UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "B": 1}
+
+
+def _parse_size(size):
+    if size is None or isinstance(size, int):
+        return size
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]I?B|B)\s*", str(size).upper())
+    if not m:
+        raise ValueError(f"max_shard_size {size!r}: expected bytes or a size like '5GB'")
+    return int(float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None):
+    """Writes `directory/config.json` and the weights as HF safetensors; returns the file list.
+
+    `dtype`: "float32" (default: the variables' own), "bfloat16" or "float16" on disk.
+    `progress(nbytes_done_now, nbytes_total, name)` is called after each tensor when given.
+    """
+    out_dtype = _DTYPES.get(dtype or "float32")
+    if out_dtype is None:
+        raise ValueError(f"dtype {dtype!r}: expected one of {', '.join(_DTYPES)}")
+    tensors = []
+    for path, variable in model.variables_by_name().items():
+        name, transform = hf_name(path)
+        shape = tuple(transform.output_shape(variable.shape))
+
+        def produce(variable=variable, transform=transform):
+            return transform(variable.numpy())
+
+        tensors.append((name, shape, out_dtype, produce))
+    tensors.sort(key=lambda t: t[0])
+    limit = _parse_size(max_shard_size)
+    shards, current, size = [], [], 0
+    for tensor in tensors:
+        nbytes = int(np.prod(tensor[1], dtype=np.int64)) * out_dtype.itemsize
+        if current and limit is not None and size + nbytes > limit:
+            shards.append(current)
+            current, size = [], 0
+        current.append(tensor)
+        size += nbytes
+    shards.append(current)
+    tf.io.gfile.makedirs(directory)
+    total = sum(int(np.prod(t[1], dtype=np.int64)) * out_dtype.itemsize for t in tensors)
+    if progress:
+        tensors = [(n, s, d, _reporting(p, n, s, d, total, progress)) for n, s, d, p in tensors]
+        by_name = {t[0]: t for t in tensors}
+        shards = [[by_name[t[0]] for t in shard] for shard in shards]
+    if len(shards) == 1:
+        files = ["model.safetensors"]
+    else:
+        files = [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    for file_name, shard in zip(files, shards):
+        write_safetensors(os.path.join(directory, file_name), shard, metadata={"format": "pt"})
+    if len(shards) > 1:
+        index = {"metadata": {"total_size": total},
+                 "weight_map": {t[0]: f for f, shard in zip(files, shards) for t in shard}}
+        with tf.io.gfile.GFile(os.path.join(directory, "model.safetensors.index.json"), "w") as f:
+            f.write(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    config = model.config.to_dict()
+    config["torch_dtype"] = {"float32": "float32", "bfloat16": "bfloat16",
+                             "float16": "float16"}[out_dtype.name]
+    with tf.io.gfile.GFile(os.path.join(directory, "config.json"), "w") as f:
+        f.write(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return files
+
+
+def _reporting(produce, name, shape, dtype, total, progress):
+    def wrapped():
+        array = produce()
+        progress(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize, total, name)
+        return array
+    return wrapped

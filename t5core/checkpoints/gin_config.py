@@ -1,0 +1,112 @@
+"""Just enough of gin's syntax to read model sizes from Mesh-TF and T5X config files.
+
+Handles `name = value` bindings (scoped `encoder/SelfAttention.num_heads`, macros `%d_model`),
+T5X's block form (`network.T5Config:` then indented `emb_dim = 768`), bracketed values spanning
+lines, `include` (resolved beside the including file) and ignores imports. Values are Python
+literals; references (`@foo`) stay strings. This is not gin: nothing is called or registered.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+
+import tensorflow as tf
+
+
+def _logical_lines(text):
+    """Lines with comments stripped and bracketed continuations joined, keeping indentation."""
+    out, pending, depth = [], "", 0
+    for raw in text.splitlines():
+        line = _strip_comment(raw).rstrip()
+        if not line.strip() and not pending:
+            continue
+        pending = pending + " " + line.strip() if pending else line
+        depth += sum(line.count(c) for c in "([{") - sum(line.count(c) for c in ")]}")
+        if depth <= 0:
+            out.append(pending)
+            pending, depth = "", 0
+    if pending:
+        out.append(pending)
+    return out
+
+
+def _strip_comment(line):
+    quote = None
+    for i, c in enumerate(line):
+        if quote:
+            if c == quote:
+                quote = None
+        elif c in "'\"":
+            quote = c
+        elif c == "#":
+            return line[:i]
+    return line
+
+
+def _value(text, macros):
+    text = text.strip()
+    if text.startswith("%"):
+        return macros.get(text[1:], text)
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # @references and anything else stay as written
+
+
+def parse_gin(paths, missing_includes=None):
+    """Bindings {"scope/Name.param": value} of gin files applied in order (later files win).
+
+    Unresolvable includes are appended to `missing_includes` when a list is given.
+    """
+    if isinstance(paths, str):
+        paths = [paths]
+    bindings, macros = {}, {}
+    for path in paths:
+        _parse_file(path, bindings, macros, missing_includes, seen=set())
+    return bindings
+
+
+def _parse_file(path, bindings, macros, missing_includes, seen):
+    if path in seen:
+        return
+    seen.add(path)
+    with tf.io.gfile.GFile(path, "r") as f:
+        text = f.read()
+    block = None
+    for line in _logical_lines(text):
+        stripped = line.strip()
+        indented = line[:1] in (" ", "\t")
+        if stripped.startswith(("import ", "from ")):
+            continue
+        if stripped.startswith("include "):
+            target = _value(stripped[len("include "):], macros)
+            candidates = [target, os.path.join(os.path.dirname(path), str(target))]
+            found = next((c for c in candidates if tf.io.gfile.exists(c)), None)
+            if found:
+                _parse_file(found, bindings, macros, missing_includes, seen)
+            elif missing_includes is not None:
+                missing_includes.append(f"{target} (included by {path})")
+            continue
+        if stripped.endswith(":") and "=" not in stripped and not indented:
+            block = stripped[:-1].strip()
+            continue
+        if "=" not in stripped:
+            continue
+        key, value = (s.strip() for s in stripped.split("=", 1))
+        if indented and block:
+            key = f"{block}.{key}"
+        elif not indented:
+            block = None
+        if "." not in key and "/" not in key:
+            macros[key] = _value(value, macros)
+        bindings[key] = _value(value, macros)
+
+
+def lookup(bindings, *names):
+    """The first binding whose key is, or ends with, one of `names` after a scope or module."""
+    for name in names:
+        for key, value in bindings.items():
+            if key == name or key.endswith(("/" + name, "." + name)):
+                return value
+    return None

@@ -1,0 +1,79 @@
+"""`tf_model.h5`: HF's TFT5ForConditionalGeneration weights in Keras-2 HDF5, read through h5py.
+
+Each top-level group is a Keras layer (`shared`, `encoder`, `decoder`, `lm_head`) holding datasets
+named by the TF variable scope, e.g.
+`encoder/tft5_for_conditional_generation/encoder/block_._0/layer_._0/SelfAttention/q/kernel:0`.
+Kernels are already `[in, out]`, relative tables `[buckets, heads]`: no transposes. The encoder and
+decoder groups each hold a copy of the shared embedding, checked equal to it.
+"""
+
+from __future__ import annotations
+
+from t5core.checkpoints.rules import Rule, skip
+
+_ATTENTION = [("encoder", 0, "SelfAttention", "self_attention"),
+              ("decoder", 0, "SelfAttention", "self_attention"),
+              ("decoder", 1, "EncDecAttention", "cross_attention")]
+_FFN = [("encoder", 1), ("decoder", 2)]
+
+
+def h5_rules():
+    rules = [
+        Rule(r"shared/(?:[^/]+/)*embeddings:0", "shared/embeddings"),
+        skip(r"(?:encoder|decoder)/(?:[^/]+/)*shared/embeddings:0",
+             "the encoder's/decoder's reference to the shared embedding",
+             equals="shared/embeddings"),
+        Rule(r"lm_head/(?:[^/]+/)*lm_head/kernel:0", "lm_head/kernel"),
+        Rule(r"(encoder|decoder)/[^/]+/(?:encoder|decoder)/final_layer_norm/weight:0",
+             "{0}/final_layer_norm/scale"),
+    ]
+    for stack, index, module, ours in _ATTENTION:
+        prefix = rf"{stack}/[^/]+/{stack}/block_\._(\d+)/layer_\._{index}/"
+        rules += [
+            Rule(prefix + rf"{module}/(q|k|v|o)/kernel:0", f"{stack}/block_{{0}}/{ours}/{{1}}/kernel"),
+            Rule(prefix + rf"{module}/relative_attention_bias/embeddings:0",
+                 f"{stack}/block_{{0}}/{ours}/relative_attention_bias/embeddings"),
+            Rule(prefix + r"layer_norm/weight:0", f"{stack}/block_{{0}}/{ours}_norm/scale"),
+        ]
+    for stack, index in _FFN:
+        prefix = rf"{stack}/[^/]+/{stack}/block_\._(\d+)/layer_\._{index}/"
+        rules += [
+            Rule(prefix + r"DenseReluDense/(wi|wi_0|wi_1|wo)/kernel:0",
+                 f"{stack}/block_{{0}}/ffn/{{1}}/kernel"),
+            Rule(prefix + r"layer_norm/weight:0", f"{stack}/block_{{0}}/ffn_norm/scale"),
+        ]
+    return rules
+
+
+class H5Reader:
+    """Dataset-by-dataset access to a Keras-2 HDF5 weights file."""
+
+    def __init__(self, path):
+        try:
+            import h5py
+        except ImportError:
+            raise ImportError(f"{path}: reading tf_model.h5 needs h5py (pip install h5py)") from None
+        self.path = path
+        try:
+            self._file = h5py.File(path, "r")
+            self.shapes, self._dtypes = {}, {}
+
+            def visit(name, obj):
+                if isinstance(obj, h5py.Dataset):
+                    self.shapes[name] = tuple(obj.shape)
+                    self._dtypes[name] = obj.dtype
+
+            self._file.visititems(visit)
+        except OSError as err:  # h5py reports damaged or truncated files as OSError
+            raise ValueError(f"{path}: unreadable HDF5 file ({err})") from None
+        if not self.shapes:
+            raise ValueError(f"{path}: the HDF5 file holds no weights")
+
+    def nbytes(self, name):
+        size = 1
+        for d in self.shapes[name]:
+            size *= d
+        return size * self._dtypes[name].itemsize
+
+    def read(self, name):
+        return self._file[name][()]

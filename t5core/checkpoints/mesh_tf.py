@@ -1,0 +1,101 @@
+"""Mesh-TF checkpoints: the original T5 release (`gs://t5-data/pretrained_models/...`).
+
+TF1 name-keyed checkpoints: `encoder/block_000/layer_000/SelfAttention/q` (kernels `[in, out]`,
+as Keras has them), `.../layer_001/DenseReluDense/wi_0/kernel`, norms `.../rms_norm/scale` (T5
+v1.1, mT5) or `.../layer_norm/scale` (v1.0; its final norm is `final_layer_norm`),
+`shared/embedding`, `decoder/logits/kernel` (untied only), relative tables `[heads, buckets]`
+(t5core's are `[buckets, heads]`). Beside them sit Adafactor's slots (`<var>_slot_vr`, `_slot_vc`,
+`_slot_v`, `_slot_m`) and `global_step`, skipped by rule. Variables may be stored as bfloat16.
+"""
+
+from __future__ import annotations
+
+import re
+
+from t5core.checkpoints.gin_config import lookup, parse_gin
+from t5core.checkpoints.rules import Rule, skip, transpose
+from t5core.checkpoints.tf_checkpoint import TFCheckpointReader as MeshTFReader  # noqa: F401
+from t5core.config import T5Config
+
+_NORM = r"(?:rms_norm|layer_norm)"
+
+
+def mesh_tf_rules():
+    rules = [
+        skip(r".+_slot_(?:vr|vc|v|m)", "Adafactor optimizer slot"),
+        skip(r"global_step", "training step counter"),
+        Rule(r"shared/embedding", "shared/embeddings"),
+        Rule(r"decoder/logits/kernel", "lm_head/kernel"),
+        Rule(r"(encoder|decoder)/(?:rms_norm|final_layer_norm)/scale", "{0}/final_layer_norm/scale"),
+    ]
+    for stack, index, module, ours in [("encoder", 0, "SelfAttention", "self_attention"),
+                                       ("decoder", 0, "SelfAttention", "self_attention"),
+                                       ("decoder", 1, "EncDecAttention", "cross_attention")]:
+        prefix = rf"{stack}/block_(\d+)/layer_{index:03d}/"
+        rules += [
+            Rule(prefix + rf"{module}/(q|k|v|o)", f"{stack}/block_{{0}}/{ours}/{{1}}/kernel"),
+            Rule(prefix + rf"{module}/relative_attention_bias",
+                 f"{stack}/block_{{0}}/{ours}/relative_attention_bias/embeddings", transpose),
+            Rule(prefix + rf"{_NORM}/scale", f"{stack}/block_{{0}}/{ours}_norm/scale"),
+        ]
+    for stack, index in [("encoder", 1), ("decoder", 2)]:
+        prefix = rf"{stack}/block_(\d+)/layer_{index:03d}/"
+        rules += [
+            Rule(prefix + r"DenseReluDense/(wi|wi_0|wi_1|wo)/kernel",
+                 f"{stack}/block_{{0}}/ffn/{{1}}/kernel"),
+            Rule(prefix + rf"{_NORM}/scale", f"{stack}/block_{{0}}/ffn_norm/scale"),
+        ]
+    return rules
+
+
+def derive_config(shapes, gin_path=None, source="checkpoint") -> T5Config:
+    """A T5Config from variable shapes, with the number of heads (and activation) from the gin.
+
+    The query kernel gives only heads * d_kv; the split, like the activation of a non-gated
+    feed-forward, comes from `operative_config.gin`. When the gin is absent, pass config=.
+    """
+    def shape(name):
+        if name not in shapes:
+            raise ValueError(f"{source}: no {name}; not a Mesh-TF T5 checkpoint?")
+        return shapes[name]
+
+    vocab, d_model = shape("shared/embedding")
+    blocks = {stack: len({m.group(1) for n in shapes
+                          if (m := re.match(rf"{stack}/block_(\d+)/", n))})
+              for stack in ("encoder", "decoder")}
+    inner = shape("encoder/block_000/layer_000/SelfAttention/q")[1]
+    gated = "encoder/block_000/layer_001/DenseReluDense/wi_0/kernel" in shapes
+    d_ff = shape("encoder/block_000/layer_001/DenseReluDense/"
+                 + ("wi_0" if gated else "wi") + "/kernel")[1]
+    bias_heads, buckets = shape("encoder/block_000/layer_000/SelfAttention/relative_attention_bias")
+    if gin_path is None:
+        raise ValueError(
+            f"{source}: the number of heads is not in the variable shapes alone (the query kernel "
+            f"is [d_model, heads * d_kv] = {[d_model, inner]}); no operative_config.gin beside the "
+            "checkpoint, so pass config= (a T5Config, a preset name or a config.json)")
+    gin = parse_gin(gin_path)
+    heads = lookup(gin, "SelfAttention.num_heads", "num_heads")
+    if not isinstance(heads, int):
+        raise ValueError(f"{gin_path}: no integer num_heads binding; pass config=")
+    if heads != bias_heads or inner % heads:
+        raise ValueError(f"{gin_path}: num_heads = {heads} does not fit the checkpoint (relative "
+                         f"table for {bias_heads} heads, attention width {inner})")
+    activation = lookup(gin, "DenseReluDense.activation")
+    if isinstance(activation, (list, tuple)):
+        activation = activation[0]
+    activation = {"gelu": "gelu", "relu": "relu", "swish": "silu", "silu": "silu",
+                  None: "gelu" if gated else "relu"}.get(activation)
+    if activation is None or (gated and activation == "relu") or (not gated and activation != "relu"):
+        raise ValueError(f"{gin_path}: feed-forward activation "
+                         f"{lookup(gin, 'DenseReluDense.activation')!r} is not one t5core has "
+                         f"for a {'gated' if gated else 'plain'} feed-forward")
+    epsilon = lookup(gin, "sublayer_rms_norm.epsilon", "layer_norm.epsilon")
+    dropout = lookup(gin, "dropout_rate")
+    return T5Config(
+        vocab_size=vocab, d_model=d_model, d_kv=inner // heads, d_ff=d_ff, num_heads=heads,
+        num_layers=blocks["encoder"], num_decoder_layers=blocks["decoder"],
+        feed_forward_proj=f"gated-{activation}" if gated else "relu",
+        relative_attention_num_buckets=buckets,
+        layer_norm_epsilon=float(epsilon) if isinstance(epsilon, (int, float)) else 1e-6,
+        tie_word_embeddings="decoder/logits/kernel" not in shapes,
+        dropout_rate=float(dropout) if isinstance(dropout, (int, float)) else 0.1)

@@ -1,0 +1,114 @@
+"""TF checkpoints: the reader shared with Mesh-TF, and t5core's own training checkpoints.
+
+t5core's training checkpoints (`t5core.training.checkpointing.ModelState` under the `model` key)
+hold each variable by its model path with dots, `model/weights/encoder.block_0.self_attention.q.
+kernel`, beside dropout seed states, optimizer slots and the data iterator. Loading weights takes
+the first and skips the rest by rule; `write_tf_checkpoint` writes the same layout (weights only),
+so a converted checkpoint can start a training run (`--init_checkpoint`) or be read back here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+
+from t5core.checkpoints.rules import Rule, skip
+
+_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+class TFCheckpointReader:
+    """Tensor-by-tensor access to a TF checkpoint (name- or object-keyed; local or gs://)."""
+
+    def __init__(self, prefix):
+        self.path = prefix
+        try:
+            self._reader = tf.train.load_checkpoint(prefix)
+        except (tf.errors.OpError, ValueError) as err:
+            raise ValueError(f"{prefix}: unreadable TF checkpoint ({err.__class__.__name__}: "
+                             f"{getattr(err, 'message', err)})") from None
+        self.shapes = {k: tuple(v) for k, v in self._reader.get_variable_to_shape_map().items()}
+        self._dtypes = self._reader.get_variable_to_dtype_map()
+
+    def nbytes(self, name):
+        size = 1
+        for d in self.shapes[name]:
+            size *= d
+        return size * self._dtypes[name].size
+
+    def validate(self, names):
+        """The data shards must all exist before anything is assigned (TF reads them lazily)."""
+        directory, base = os.path.dirname(self.path), os.path.basename(self.path)
+        shards = tf.io.gfile.glob(os.path.join(directory, base + ".data-*"))
+        counts = {int(m.group(1)) for s in shards if (m := re.search(r"-of-(\d+)$", s))}
+        if not shards or len(counts) != 1 or len(shards) != counts.pop():
+            raise FileNotFoundError(
+                f"{self.path}: the index is there but its data shards are not all there "
+                f"(found {sorted(os.path.basename(s) for s in shards) or 'none'})")
+
+    def read(self, name):
+        return self._reader.get_tensor(name)
+
+
+def is_object_checkpoint(shapes):
+    return "_CHECKPOINTABLE_OBJECT_GRAPH" in shapes
+
+
+def checkpoint_prefix(path):
+    """The prefix of a prefix, an `.index` file, or a directory with a `checkpoint` state file."""
+    if path.endswith(".index"):
+        return path[: -len(".index")]
+    if tf.io.gfile.isdir(path):
+        prefix = tf.train.latest_checkpoint(path)
+        if prefix is None:
+            raise FileNotFoundError(f"{path}: its `checkpoint` file names no checkpoint that exists")
+        return prefix
+    if tf.io.gfile.exists(path + ".index"):
+        return path
+    raise FileNotFoundError(f"No TF checkpoint at {path} (no {path}.index)")
+
+
+def _escaped(name):
+    # TF's object-graph keys escape "." as ".." and "/" as "./".
+    return name.replace(".", "..").replace("/", "./")
+
+
+def _weight_path(match):
+    """`encoder..block_0..q..kernel` (ModelState's dotted key, TF-escaped) -> the model path."""
+    key = re.sub(r"\.(.)", r"\1", match.group(1))
+    return key.replace(".", "/")
+
+
+def tf_rules():
+    """t5core's TF checkpoints: `model/weights/<path with dots>` is the variable at that path."""
+    suffix = re.escape(_SUFFIX)
+    return [
+        skip(r"_CHECKPOINTABLE_OBJECT_GRAPH", "the object graph"),
+        skip(r"save_counter" + suffix, "checkpoint counter"),
+        Rule(r"model/weights/([^/]+)" + suffix, _weight_path),
+        skip(r"model/rng_states/.+", "dropout seed-generator state"),
+        skip(r"(?!model/).+", "not model weights (optimizer, data iterator or training state)"),
+    ]
+
+
+def write_tf_checkpoint(model, directory, progress=None):
+    """`directory/ckpt-1` (+ `checkpoint` state file and config.json); returns the prefix."""
+    from t5core.training.checkpointing import ModelState
+
+    tf.io.gfile.makedirs(directory)
+    prefix = tf.train.Checkpoint(model=ModelState(model)).save(os.path.join(directory, "ckpt"))
+    written = {n for n in tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
+               if n.startswith("model/weights/")}
+    expected = {f"model/weights/{_escaped(p.replace('/', '.'))}{_SUFFIX}"
+                for p in model.variables_by_name()}
+    if written != expected:
+        raise RuntimeError(f"{prefix}: wrote {sorted(written ^ expected)[:5]} differently from "
+                           "the model's variables")
+    model.config.to_json(os.path.join(directory, "config.json"))
+    if progress:
+        total = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in model.weights)
+        progress(total, total, prefix)
+    return prefix
