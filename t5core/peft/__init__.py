@@ -1,0 +1,56 @@
+"""Parameter-efficient fine-tuning and the encoder classification head.
+
+One entry point for the trainer's model_fn:  `model = apply_peft(model, method, **options)`,
+called on the built (and, when fine-tuning, already loaded) model, under the strategy's scope.
+
+  method             what trains afterwards                                  options used
+  "none"             everything                                              -
+  "freeze_embeddings" all but shared/embeddings (untied lm_head trains)      -
+  "freeze_encoder"   all but the encoder stack (shared embedding trains)     -
+  "top_n"            the top top_n blocks of the decoder (of the encoder     top_n
+                     for a classifier), that stack's final norm, the head
+  "prompt"           only a soft prompt of prompt_length vectors             prompt_length,
+                     (returns a new PromptTunedT5 sharing the layers)        prompt_init, seed
+  "lora"             only LoRA matrices on lora_targets                      lora_rank, lora_alpha,
+                                                                             lora_targets,
+                                                                             lora_dropout
+A classifier's head (`T5EncoderClassifier`) trains under every method. Options a method does not
+use are ignored, so a trainer can pass all its flags. See freezing.py for the exact choices.
+"""
+
+from __future__ import annotations
+
+from t5core.peft.classifier import T5EncoderClassifier
+from t5core.peft.freezing import (freeze_all, freeze_all_but_top, freeze_embeddings,
+                                  freeze_encoder, trainable_summary, trainable_variable_names,
+                                  unfreeze_all)
+from t5core.peft.lora import DEFAULT_TARGETS, LoRADense, apply_lora, lora_layers, merge_lora
+from t5core.peft.prompt_tuning import PromptTunedT5, SoftPrompt, add_prompt_tuning
+
+PEFT_METHODS = ("none", "freeze_embeddings", "freeze_encoder", "top_n", "prompt", "lora")
+
+
+def apply_peft(model, method="none", *, top_n=1, train_lm_head=True, prompt_length=20,
+               prompt_init="vocab", lora_rank=8, lora_alpha=None, lora_targets=DEFAULT_TARGETS,
+               lora_dropout=0.0, seed=None):
+    """Returns the model ready for `method` (see the module docstring); may be a new object."""
+    method = (method or "none").strip().lower()
+    if method == "none":
+        return model
+    if method == "freeze_embeddings":
+        return freeze_embeddings(model)
+    if method == "freeze_encoder":
+        return freeze_encoder(model)
+    if method == "top_n":
+        return freeze_all_but_top(model, top_n, train_lm_head=train_lm_head)
+    if method == "prompt":
+        return add_prompt_tuning(model, prompt_length, prompt_init, seed=seed)
+    if method == "lora":
+        return apply_lora(model, lora_rank, lora_alpha, lora_targets, lora_dropout)
+    raise ValueError(f"--peft={method!r}: expected one of {', '.join(PEFT_METHODS)}")
+
+
+__all__ = ["PEFT_METHODS", "apply_peft", "T5EncoderClassifier", "PromptTunedT5", "SoftPrompt",
+           "LoRADense", "apply_lora", "merge_lora", "lora_layers", "add_prompt_tuning",
+           "freeze_all", "unfreeze_all", "freeze_embeddings", "freeze_encoder",
+           "freeze_all_but_top", "trainable_variable_names", "trainable_summary"]

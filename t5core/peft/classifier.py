@@ -1,0 +1,202 @@
+"""A classification head on the T5 encoder: pooled encoder output -> Dense(num_classes).
+
+An alternative to text-to-text classification (label words decoded by the decoder): the shared
+embedding and the encoder stack of a T5 checkpoint, a pooling of the encoder output over the real
+(non-pad) tokens, and one linear layer trained with cross-entropy. It plugs into the trainer by
+implementing `loss_sums(features, ...)` (see t5core/training/steps.py): features need
+"encoder_input_tokens" int32 [B, L] and "label" int32 [B] in [0, num_classes).
+
+Loss: `t5core.losses.cross_entropy_loss` on the logits seen as a one-token sequence per example,
+with weight 1 per example, so label smoothing (s spread over the other num_classes - 1 classes),
+z-loss and the loss normalisations mean what they mean for tokens: with "tokens" (or
+"sequences") the loss is the mean over examples. "num_tokens" is the number of examples and
+"correct" the number classified right, so the trainer's "accuracy" is the classification accuracy.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from t5core.config import T5Config
+from t5core.layers.stacks import Encoder
+from t5core.losses import cross_entropy_loss
+from t5core.model import T5Model
+
+POOLINGS = ("mean", "first")
+
+
+@keras.saving.register_keras_serializable(package="t5core")
+class T5EncoderClassifier(keras.Model):
+    """`T5EncoderClassifier(config_or_model, num_classes, pooling="mean")`.
+
+    Given a T5Model (e.g. `load_pretrained(path)`), the classifier *shares* its embedding and
+    encoder (no copy; the decoder is not used and is freed with the T5Model). Given a config, it
+    builds only those two. Variable paths match T5Model's ("shared/embeddings",
+    "encoder/block_0/..."), plus "classifier/kernel" [d_model, C] and "classifier/bias" [C]; the
+    tf.train.Checkpoint attributes "shared" and "encoder" match too, so a T5Model checkpoint
+    restores into it (with expect_partial(): the decoder has no counterpart).
+
+    pooling: "mean" averages the encoder output over non-pad tokens (id != 0); "first" takes
+    position 0.
+    """
+
+    def __init__(self, config_or_model, num_classes, pooling="mean", dtype=None, name=None,
+                 **kwargs):
+        base = config_or_model if isinstance(config_or_model, T5Model) else None
+        if base is not None:
+            config = base.config
+            dtype = base.dtype_policy
+            name = name or base.name
+        else:
+            config = config_or_model if isinstance(config_or_model, T5Config) \
+                else T5Config(**config_or_model)
+        super().__init__(name=name or "t5", dtype=dtype, **kwargs)
+        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
+                or num_classes < 2:
+            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling={pooling!r}: expected one of {', '.join(POOLINGS)}")
+        self.config = config
+        self.num_classes = int(num_classes)
+        self.pooling = pooling
+        if base is not None:
+            self.shared, self.encoder = base.shared, base.encoder
+        else:
+            self.shared = keras.layers.Embedding(
+                config.vocab_size, config.d_model, name="shared",
+                embeddings_initializer=keras.initializers.RandomNormal(
+                    stddev=config.initializer_factor))
+            self.encoder = Encoder(config, config.num_layers, name="encoder")
+        self.dropout = keras.layers.Dropout(config.dropout_rate)
+        self.classifier = keras.layers.Dense(
+            self.num_classes, name="classifier", kernel_initializer=keras.initializers.RandomNormal(
+                stddev=config.initializer_factor * config.d_model ** -0.5))
+        self.build()
+
+    def build(self, input_shape=None):
+        # Adopted layers are built already; building them again would make new variables.
+        if not self.shared.built:
+            self.shared.build()
+        if not self.encoder.built:
+            self.encoder.build()
+        self.classifier.build((None, self.config.d_model))
+        self.built = True
+
+    def peft_head_layers(self):
+        """Layers that stay trainable under every PEFT mode: the new head."""
+        return [self.classifier]
+
+    # -- forward --------------------------------------------------------------------------------
+    def _tokens(self, inputs):
+        if isinstance(inputs, dict):
+            if "encoder_input_tokens" not in inputs:
+                raise ValueError(f"Missing feature 'encoder_input_tokens' (got {sorted(inputs)})")
+            if inputs.get("encoder_segment_ids") is not None:
+                raise ValueError("The classification head does not support packed examples "
+                                 "(encoder_segment_ids); train without packing")
+            inputs = inputs["encoder_input_tokens"]
+        tokens = tf.convert_to_tensor(inputs)
+        if not tokens.dtype.is_integer or tokens.shape.rank != 2:
+            raise ValueError(f"encoder_input_tokens must be integer ids [B, L], got "
+                             f"{tokens.dtype.name} {tokens.shape}")
+        tokens = tf.cast(tokens, tf.int32)
+        if tf.executing_eagerly() and tf.size(tokens) > 0:
+            low, high = int(tf.reduce_min(tokens)), int(tf.reduce_max(tokens))
+            if low < 0 or high >= self.config.vocab_size:
+                raise ValueError(f"encoder_input_tokens holds ids in [{low}, {high}], outside "
+                                 f"the vocabulary [0, {self.config.vocab_size})")
+        return tokens
+
+    def encode(self, encoder_input_tokens, training=False):
+        """The encoder's final output, float32 [B, L, d_model]."""
+        tokens = self._tokens(encoder_input_tokens)
+        output, _, _ = self.encoder(self.shared(tokens), tokens, training=training)
+        return tf.cast(output, tf.float32)
+
+    def pool(self, encoded, tokens):
+        if self.pooling == "first":
+            return encoded[:, 0, :]
+        mask = tf.cast(tf.not_equal(tokens, 0), encoded.dtype)[:, :, None]  # [B, L, 1]
+        count = tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)  # an all-pad row pools to zeros
+        return tf.reduce_sum(encoded * mask, axis=1) / count
+
+    def call(self, inputs, training=False):
+        """inputs: the features dict or the token ids [B, L]. Returns float32 logits [B, C]."""
+        tokens = self._tokens(inputs)
+        encoded, _, _ = self.encoder(self.shared(tokens), tokens, training=training)
+        pooled = self.dropout(self.pool(encoded, tokens), training=training)
+        return tf.cast(self.classifier(pooled), tf.float32)
+
+    # -- training and evaluation ------------------------------------------------------------------
+    def _labels(self, features):
+        if "label" not in features:
+            raise ValueError(f"The classification head needs a 'label' feature (int class ids "
+                             f"[B]); the batch has {sorted(features)}")
+        labels = tf.convert_to_tensor(features["label"])
+        if not labels.dtype.is_integer or labels.shape.rank != 1:
+            raise ValueError(f"'label' must be integer class ids [B], got {labels.dtype.name} "
+                             f"{labels.shape}")
+        labels = tf.cast(labels, tf.int32)
+        if tf.executing_eagerly():
+            bad = labels.numpy()[(labels.numpy() < 0) | (labels.numpy() >= self.num_classes)]
+            if bad.size:
+                raise ValueError(f"'label' holds {sorted(set(bad.tolist()))}, outside the "
+                                 f"{self.num_classes} classes [0, {self.num_classes})")
+            return labels
+        # Graph mode: a clear failure instead of a gather error (XLA drops the check).
+        checks = [tf.debugging.assert_non_negative(labels, message="label < 0"),
+                  tf.debugging.assert_less(labels, self.num_classes,
+                                           message="label >= num_classes")]
+        with tf.control_dependencies(checks):
+            return tf.identity(labels)
+
+    def loss_sums(self, features, training=False, label_smoothing=0.0, z_loss=0.0,
+                  loss_normalization="tokens"):
+        """The trainer's per-replica sums (float32 scalars) for one batch."""
+        labels = self._labels(features)
+        logits = self(features, training=training)
+        weights = tf.ones_like(labels, tf.float32)[:, None]
+        _, aux = cross_entropy_loss(logits[:, None, :], labels[:, None], weights,
+                                    label_smoothing=label_smoothing, z_loss=z_loss,
+                                    loss_normalization=loss_normalization)
+        return aux
+
+    @tf.function
+    def _predict_batch(self, tokens):
+        return tf.argmax(self(tokens, training=False), axis=-1, output_type=tf.int32)
+
+    def predict(self, encoder_input_tokens, batch_size=64, **unused):
+        """Class ids int32 [N] of token ids [N, L] (batched; replaces keras' Model.predict)."""
+        if unused:
+            raise TypeError(f"T5EncoderClassifier.predict got unexpected {sorted(unused)}")
+        tokens = self._tokens(encoder_input_tokens)
+        parts = [self._predict_batch(tokens[i:i + batch_size]).numpy()
+                 for i in range(0, int(tf.shape(tokens)[0]), batch_size)]
+        return np.concatenate(parts) if parts else np.zeros([0], np.int32)
+
+    # -- introspection ----------------------------------------------------------------------------
+    def variables_by_name(self) -> dict:
+        prefix = self.name + "/"
+        return {v.path.removeprefix(prefix): v for v in self.weights}
+
+    def get_config(self):
+        return {"config": self.config.to_kwargs(), "num_classes": self.num_classes,
+                "pooling": self.pooling, "name": self.name,
+                "dtype": keras.dtype_policies.serialize(self.dtype_policy)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        dtype = config.pop("dtype", None)
+        if isinstance(dtype, dict):
+            dtype = keras.dtype_policies.deserialize(dtype)
+        return cls(config.pop("config"), dtype=dtype, **config)
+
+    @classmethod
+    def from_pretrained(cls, path, num_classes, pooling="mean", config=None, dtype=None):
+        """The encoder and embedding of the T5 checkpoint at `path`, plus a new head."""
+        from t5core.checkpoints import load_pretrained
+
+        return cls(load_pretrained(path, config=config, dtype=dtype), num_classes, pooling)

@@ -1,0 +1,199 @@
+"""LoRA (Hu et al. 2021) on chosen projections, and merging it back into plain weights.
+
+A wrapped projection computes  y = W x + (alpha / r) * B (A x)  with A [in, r] and B [r, out]
+(Keras kernels are [in, out], so x @ A @ B). B starts at zero, so the wrapped model starts out
+computing exactly what the base model does; A starts uniform in +-1/sqrt(in), the Kaiming-uniform
+(a = sqrt(5)) initialisation of the reference implementation. W is frozen.
+
+The low-rank path is applied to the activations (x @ A) @ B instead of forming W + s A B: the
+frozen W then needs no weight gradient, which is where LoRA saves compute in the backward pass.
+
+Names. The wrapper keeps the original Dense (and so its kernel variable, whose path,
+"encoder/block_0/self_attention/q/kernel", is unchanged); the new variables sit beside it as
+".../q/lora_a" and ".../q/lora_b". In a tf.train.Checkpoint the wrapper shows the Dense's own
+children under its name, so a checkpoint of the plain model restores into a LoRA model (the LoRA
+variables are then left as initialised) and a LoRA checkpoint restores into a LoRA model.
+
+`merge_lora(model)` folds W += s A B into every wrapped kernel and puts the plain Dense layers
+back, so `variables_by_name()` and `t5core.checkpoints.export_hf` see an ordinary T5 model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import math
+
+import keras
+import tensorflow as tf
+
+from t5core.peft.freezing import freeze_all, head_layers, stacks
+
+ATTENTION_PROJECTIONS = ("q", "k", "v", "o")
+FFN_PROJECTIONS = ("wi", "wi_0", "wi_1", "wo")
+DEFAULT_TARGETS = ("q", "v")
+
+
+def projection_slots(model):
+    """(path, parent layer, attribute) of every Dense projection inside the blocks.
+
+    path is model-relative, e.g. "decoder/block_1/cross_attention/k" or "encoder/block_0/ffn/wo".
+    """
+    slots = []
+    for stack in stacks(model):
+        for block in stack.blocks:
+            for sub in ("self_attention", "cross_attention"):
+                attention = getattr(block, sub, None)
+                if attention is not None:
+                    slots += [(f"{stack.name}/{block.name}/{sub}/{p}", attention, p)
+                              for p in ATTENTION_PROJECTIONS]
+            slots += [(f"{stack.name}/{block.name}/ffn/{p}", block.ffn, p)
+                      for p in FFN_PROJECTIONS if hasattr(block.ffn, p)]
+    return slots
+
+
+def _matches(path, target):
+    if "/" in target:  # a glob over the whole path
+        return fnmatch.fnmatchcase(path, target)
+    leaf = path.rsplit("/", 1)[1]
+    # A bare name (or glob) names the projection; "wi" also names both halves of a gated FFN.
+    return fnmatch.fnmatchcase(leaf, target) or (target == "wi" and leaf in ("wi_0", "wi_1"))
+
+
+def select_projections(model, targets):
+    """The slots matched by `targets`: bare names ("q", "wo") or path globs ("decoder/*/o")."""
+    if isinstance(targets, str):
+        targets = [t for t in targets.replace(",", " ").split() if t]
+    targets = list(targets)
+    if not targets:
+        raise ValueError("lora targets: give at least one projection name (e.g. q,v)")
+    slots = projection_slots(model)
+    unmatched = [t for t in targets if not any(_matches(path, t) for path, _, _ in slots)]
+    if unmatched:
+        names = sorted({path.rsplit("/", 1)[1] for path, _, _ in slots})
+        raise ValueError(f"lora targets {unmatched} match no projection of this model; valid "
+                         f"names: {', '.join(names)} (or a path glob such as "
+                         f"'decoder/*/cross_attention/q')")
+    return [s for s in slots if any(_matches(s[0], t) for t in targets)]
+
+
+@keras.saving.register_keras_serializable(package="t5core")
+class LoRADense(keras.layers.Layer):
+    """A frozen bias-free Dense `base` plus a trainable rank-`rank` update scaled by alpha/rank."""
+
+    def __init__(self, base, rank, alpha=None, dropout_rate=0.0, **kwargs):
+        kwargs.setdefault("name", base.name)
+        kwargs.setdefault("dtype", base.dtype_policy)
+        super().__init__(**kwargs)
+        if not isinstance(base, keras.layers.Dense) or base.use_bias or not base.built:
+            raise ValueError(f"LoRA wraps a built bias-free Dense layer; got {base!r}")
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+            raise ValueError(f"lora rank must be a positive integer, got {rank!r}")
+        alpha = float(rank if alpha is None else alpha)
+        if not (alpha > 0 and math.isfinite(alpha)):
+            raise ValueError(f"lora alpha must be a positive number, got {alpha!r}")
+        if not 0.0 <= dropout_rate < 1.0:
+            raise ValueError(f"lora dropout must be in [0, 1), got {dropout_rate!r}")
+        self.base = base
+        self.rank = rank
+        self.alpha = alpha
+        self.scale = alpha / rank
+        self.dropout_rate = dropout_rate
+        self.input_dim, self.units = (int(d) for d in base.kernel.shape)
+        self.dropout = keras.layers.Dropout(dropout_rate) if dropout_rate else None
+
+    def build(self, input_shape=None):
+        bound = self.input_dim ** -0.5
+        # float32 whatever the compute dtype: tiny updates must not underflow in bfloat16.
+        self.lora_a = self.add_weight(
+            name="lora_a", shape=(self.input_dim, self.rank), dtype="float32",
+            initializer=keras.initializers.RandomUniform(-bound, bound))
+        self.lora_b = self.add_weight(name="lora_b", shape=(self.rank, self.units),
+                                      dtype="float32", initializer="zeros")
+        self.built = True
+
+    def call(self, x, training=False):
+        h = self.dropout(x, training=training) if self.dropout is not None else x
+        update = keras.ops.matmul(keras.ops.matmul(h, self.lora_a), self.lora_b)
+        return self.base(x) + update * keras.ops.cast(self.scale, update.dtype)
+
+    def delta(self):
+        """The float32 [in, out] matrix (alpha / r) A B this layer adds to the base kernel."""
+        return self.scale * tf.matmul(tf.convert_to_tensor(self.lora_a),
+                                      tf.convert_to_tensor(self.lora_b))
+
+    def _trackable_children(self, save_type="checkpoint", **kwargs):
+        # Checkpoint layout: the Dense's own children ("_kernel") directly under this object,
+        # as if no wrapper were there, so plain-model checkpoints and LoRA ones interoperate.
+        children = dict(super()._trackable_children(save_type, **kwargs))
+        if save_type != "checkpoint":  # SavedModel export keeps the plain object graph
+            return children
+        children.pop("base", None)
+        base_children = self.base._trackable_children(save_type, **kwargs)
+        return {**base_children, **children}
+
+    def get_config(self):
+        # Rebuilt by apply_lora over a model, not deserialised alone (it needs its base layer).
+        return {**super().get_config(), "rank": self.rank, "alpha": self.alpha,
+                "dropout_rate": self.dropout_rate}
+
+
+def _replace_sublayer(parent, attribute, old, new):
+    # Built Keras layers lock their list of sub-layers; swap the entry in place (keeping the
+    # order of `weights`) so that the tracker accepts the new attribute value.
+    parent._tracker.replace_tracked_value("layers", old, new)
+    setattr(parent, attribute, new)
+
+
+def _scope_parts(dense):
+    # The kernel's path is ".../self_attention/q/kernel"; the LoRA variables go beside it.
+    return dense.kernel.path.split("/")[:-2]
+
+
+def apply_lora(model, rank=8, alpha=None, targets=DEFAULT_TARGETS, dropout_rate=0.0):
+    """Wraps the projections named by `targets` in LoRA layers and freezes everything else.
+
+    Only the LoRA matrices (and a classifier's head, if the model has one) stay trainable.
+    alpha defaults to rank (scale 1). Returns the model, changed in place.
+    """
+    slots = select_projections(model, targets)
+    freeze_all(model)
+    for path, parent, attribute in slots:
+        dense = getattr(parent, attribute)
+        if isinstance(dense, LoRADense):
+            raise ValueError(f"{path} already has LoRA; merge_lora(model) first")
+        lora = LoRADense(dense, rank, alpha, dropout_rate)
+        with contextlib.ExitStack() as scopes:
+            for part in _scope_parts(dense):
+                scopes.enter_context(keras.name_scope(part))
+            lora.build()
+        _replace_sublayer(parent, attribute, dense, lora)
+        lora.base.trainable = False
+    for layer in head_layers(model):
+        layer.trainable = True
+    return model
+
+
+def lora_layers(model):
+    """{path: LoRADense} of the wrapped projections."""
+    return {path: getattr(parent, attr) for path, parent, attr in projection_slots(model)
+            if isinstance(getattr(parent, attr), LoRADense)}
+
+
+def merge_lora(model):
+    """Folds every LoRA update into its base kernel and removes the wrappers, in place.
+
+    Afterwards the model holds only the original variables (paths unchanged), with
+    kernel = W + (alpha / r) A B, and computes the same function as before. The merged kernels
+    keep trainable=False; `t5core.peft.freezing.unfreeze_all(model)` makes all trainable.
+    Returns the model.
+    """
+    for path, parent, attribute in projection_slots(model):
+        lora = getattr(parent, attribute)
+        if not isinstance(lora, LoRADense):
+            continue
+        kernel = lora.base.kernel
+        merged = tf.cast(kernel, tf.float32) + lora.delta()
+        kernel.assign(tf.cast(merged, kernel.dtype))
+        _replace_sublayer(parent, attribute, lora, lora.base)
+    return model

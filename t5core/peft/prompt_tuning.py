@@ -1,0 +1,218 @@
+"""Prompt tuning (Lester et al. 2021): a learned soft prompt before the encoder input.
+
+P trainable vectors `prompt/embeddings [P, d_model]` are prepended to the embedded encoder input,
+and everything else is frozen. The prompt occupies encoder positions 0..P-1 and the text follows
+at P..P+L-1, so relative position biases see the prompt before the text with no extra machinery.
+The prompt positions are never masked: for the encoder's self-attention and for the decoder's
+cross-attention they count as real tokens, so `encode()` returns [B, P + L, d_model] and the
+cross-attention masks (in `forward`, `decode` and `init_cache`) are built over P + L keys.
+
+Initialisation: "vocab" (the paper's best) copies the embeddings of P token ids drawn from the
+first 5000 ids of the vocabulary (SentencePiece orders pieces roughly by frequency, so these
+are common tokens), skipping pad, eos and unk; "random" draws uniformly from [-0.5, 0.5] as the
+paper's random baseline; an array [P, d_model] is used as given.
+
+Packed rows (segment ids / positions) are refused: each packed example would need its own copy
+of the prompt, which the stacks' masks cannot express.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from t5core.model import FEATURE_KEYS, T5Model
+from t5core.peft.freezing import freeze_all
+
+VOCAB_SAMPLE_LIMIT = 5000
+FIRST_ORDINARY_ID = 3  # after pad 0, eos 1, unk 2
+
+
+@keras.saving.register_keras_serializable(package="t5core")
+class SoftPrompt(keras.layers.Layer):
+    """Prepends the `[length, d_model]` prompt to every row of an embedded sequence."""
+
+    def __init__(self, length, d_model, initial_value=None, **kwargs):
+        super().__init__(**kwargs)
+        self.length = length
+        self.d_model = d_model
+        self._initial_value = initial_value
+
+    def build(self, input_shape=None):
+        if self._initial_value is not None:
+            initializer = keras.initializers.Constant(np.asarray(self._initial_value, np.float32))
+        else:
+            initializer = keras.initializers.RandomUniform(-0.5, 0.5)
+        self.embeddings = self.add_weight(name="embeddings", shape=(self.length, self.d_model),
+                                          dtype="float32", initializer=initializer)
+        self._initial_value = None  # not needed once the variable holds it
+        self.built = True
+
+    def call(self, x):
+        prompt = tf.cast(self.embeddings, x.dtype)[None]  # [1, P, D]
+        prompt = tf.tile(prompt, [tf.shape(x)[0], 1, 1])
+        return tf.concat([prompt, x], axis=1)
+
+    def get_config(self):
+        return {**super().get_config(), "length": self.length, "d_model": self.d_model}
+
+
+def initial_prompt(model, length, init="vocab", seed=None):
+    """The starting value [length, d_model] of a prompt for `model` (see the module docstring)."""
+    d_model = model.config.d_model
+    # Without a seed, draw one from numpy's global state, which keras.utils.set_random_seed sets.
+    rng = np.random.default_rng(np.random.randint(2**31) if seed is None else seed)
+    if isinstance(init, str) and init == "vocab":
+        high = min(model.config.vocab_size, VOCAB_SAMPLE_LIMIT)
+        if high - FIRST_ORDINARY_ID < 1:
+            raise ValueError(f"prompt_init='vocab' needs a vocabulary larger than "
+                             f"{FIRST_ORDINARY_ID} ids (vocab_size={model.config.vocab_size})")
+        ids = rng.integers(FIRST_ORDINARY_ID, high, size=length)
+        return np.asarray(model.shared.embeddings.numpy()[ids], np.float32)
+    if isinstance(init, str) and init == "random":
+        return None  # the layer's own uniform initializer, seeded by keras' global seed
+    if isinstance(init, str):
+        raise ValueError(f"prompt_init={init!r}: expected 'vocab', 'random' or an array "
+                         f"[{length}, {d_model}]")
+    value = np.asarray(init, np.float32)
+    if value.shape != (length, d_model):
+        raise ValueError(f"prompt_init array has shape {value.shape}; expected "
+                         f"[prompt_length, d_model] = [{length}, {d_model}]")
+    return value
+
+
+@keras.saving.register_keras_serializable(package="t5core")
+class PromptTunedT5(T5Model):
+    """A T5Model whose encoder input is a learned soft prompt followed by the embedded text.
+
+    `PromptTunedT5(config_or_model, prompt_length, prompt_init="vocab")`: given a T5Model (e.g.
+    from `load_pretrained`), the new model *shares* its layers and variables (no copy; use the
+    new model from then on); given a config, it builds a fresh base first. Every T5Model entry
+    point works: `model(features)`, `forward`, `encode` (which returns [B, P + L, D]), `decode`,
+    `init_cache` + `decode_step`, hence `t5core.decoding`. Only the prompt is trainable after
+    construction; set `layer.trainable = True` on other layers to train them alongside.
+    """
+
+    def __init__(self, config_or_model, prompt_length, prompt_init="vocab", dtype=None,
+                 name=None, seed=None, **kwargs):
+        if isinstance(prompt_length, bool) or not isinstance(prompt_length, (int, np.integer)) \
+                or prompt_length < 1:
+            raise ValueError(f"prompt_length must be a positive integer, got {prompt_length!r}")
+        prompt_length = int(prompt_length)
+        base = config_or_model
+        if not isinstance(base, T5Model):
+            base = T5Model(base, dtype=dtype, name=name or "t5")
+        elif isinstance(base, PromptTunedT5):
+            raise ValueError("the model already has a soft prompt")
+        # Same name as the base, so variable paths ("t5/...") and variables_by_name() agree.
+        keras.Model.__init__(self, name=base.name, dtype=base.dtype_policy, **kwargs)
+        self.config = base.config
+        self.shared, self.encoder, self.decoder = base.shared, base.encoder, base.decoder
+        self.lm_head = base.lm_head
+        self.prompt_length = prompt_length
+        self.prompt_init = prompt_init if isinstance(prompt_init, str) else "array"
+        value = initial_prompt(base, prompt_length, prompt_init, seed)
+        self.prompt = SoftPrompt(prompt_length, self.config.d_model, value, name="prompt",
+                                 dtype=base.dtype_policy)
+        with keras.name_scope(self.name):
+            self.prompt.build()
+        freeze_all(self)
+        self.prompt.trainable = True
+        self.built = True
+
+    # -- masks over prompt + text -----------------------------------------------------------------
+    def _with_prompt_slots(self, tokens):
+        """[B, L] ids -> [B, P + L]: a non-pad id in the prompt slots, so masks keep them."""
+        tokens = tf.cast(tokens, tf.int32)
+        slots = tf.ones([tf.shape(tokens)[0], self.prompt_length], tf.int32)
+        return tf.concat([slots, tokens], axis=1)
+
+    def _refuse_packing(self, **features):
+        given = sorted(k for k, v in features.items() if v is not None)
+        if given:
+            raise ValueError(f"Prompt tuning does not support packed examples (got {given}); "
+                             "train without packing")
+
+    def _check_encoder_output(self, encoder_output, encoder_input_tokens):
+        out_len, tok_len = encoder_output.shape[1], encoder_input_tokens.shape[1]
+        if out_len is not None and tok_len is not None and out_len != tok_len + self.prompt_length:
+            raise ValueError(
+                f"encoder_output has {out_len} positions but encoder_input_tokens {tok_len} plus "
+                f"the {self.prompt_length} prompt positions: pass this model's encode() output "
+                "and the original (prompt-less) tokens")
+
+    # -- T5Model entry points that see the encoder length -----------------------------------------
+    def _encode(self, tokens, segment_ids, positions, training, **outputs):
+        self._refuse_packing(encoder_segment_ids=segment_ids, encoder_positions=positions)
+        tokens, x = self._embed(tokens, "encoder_input_tokens")
+        return self.encoder(self.prompt(x), self._with_prompt_slots(tokens), training=training,
+                            **outputs)
+
+    def decode(self, decoder_input_tokens, encoder_output, encoder_input_tokens,
+               segment_ids=None, positions=None, encoder_segment_ids=None, training=False):
+        self._refuse_packing(decoder_segment_ids=segment_ids, encoder_segment_ids=encoder_segment_ids)
+        encoder_input_tokens = tf.convert_to_tensor(encoder_input_tokens)
+        encoder_output = tf.convert_to_tensor(encoder_output)
+        self._check_encoder_output(encoder_output, encoder_input_tokens)
+        return super().decode(decoder_input_tokens, encoder_output,
+                              self._with_prompt_slots(encoder_input_tokens),
+                              positions=positions, training=training)
+
+    def forward(self, features, training=False, output_hidden_states=False,
+                output_attentions=False):
+        """As T5Model.forward; "encoder_output" and encoder outputs include the P prompt slots."""
+        unknown = sorted(set(features) - set(FEATURE_KEYS) - {"decoder_target_tokens",
+                                                              "decoder_loss_weights"})
+        if unknown:
+            raise ValueError(f"Unknown model feature(s) {unknown}; expected {FEATURE_KEYS}")
+        for key in ("encoder_input_tokens", "decoder_input_tokens"):
+            if key not in features:
+                raise ValueError(f"Missing model feature {key!r}")
+        self._refuse_packing(**{k: features.get(k) for k in FEATURE_KEYS
+                                if k.endswith(("segment_ids", "positions"))})
+        flags = dict(output_hidden_states=output_hidden_states,
+                     output_attentions=output_attentions)
+        encoder_tokens = tf.cast(features["encoder_input_tokens"], tf.int32)
+        encoded, enc_states, enc_attn = self._encode(encoder_tokens, None, None, training, **flags)
+        _, x = self._embed(features["decoder_input_tokens"], "decoder_input_tokens")
+        decoded, dec_states, dec_attn = self.decoder(
+            x, encoded, self._with_prompt_slots(encoder_tokens), training=training, **flags)
+        result = {"logits": self._logits(decoded), "encoder_output": tf.cast(encoded, tf.float32)}
+        if output_hidden_states:
+            result["encoder_hidden_states"] = enc_states
+            result["decoder_hidden_states"] = dec_states
+        if output_attentions:
+            result["encoder_attentions"] = enc_attn
+            result["decoder_self_attentions"], result["cross_attentions"] = dec_attn
+        return result
+
+    def init_cache(self, encoder_output, encoder_input_tokens, max_length):
+        encoder_input_tokens = tf.convert_to_tensor(encoder_input_tokens)
+        encoder_output = tf.convert_to_tensor(encoder_output)
+        self._check_encoder_output(encoder_output, encoder_input_tokens)
+        return super().init_cache(encoder_output, self._with_prompt_slots(encoder_input_tokens),
+                                  max_length)
+
+    def get_config(self):
+        if self.prompt_init == "array":
+            raise ValueError("A PromptTunedT5 initialised from an array cannot be serialised by "
+                             "config; save its weights with tf.train.Checkpoint instead")
+        return {**super().get_config(), "prompt_length": self.prompt_length,
+                "prompt_init": self.prompt_init}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        dtype = config.pop("dtype", None)
+        if isinstance(dtype, dict):
+            dtype = keras.dtype_policies.deserialize(dtype)
+        return cls(config.pop("config"), dtype=dtype, **config)
+
+
+def add_prompt_tuning(model, prompt_length, prompt_init="vocab", seed=None):
+    """A PromptTunedT5 sharing `model`'s layers, with only the prompt trainable."""
+    if not isinstance(model, T5Model):
+        raise TypeError(f"Prompt tuning needs an encoder-decoder T5Model, got "
+                         f"{type(model).__name__}")
+    return PromptTunedT5(model, prompt_length, prompt_init, seed=seed)
