@@ -33,6 +33,13 @@ flags.DEFINE_string("eval_file", "", "Local TSV/JSONL evaluation file.")
 flags.DEFINE_string("inputs_field", "inputs", "--train_file column/key of the inputs text.")
 flags.DEFINE_string("targets_field", "targets", "--train_file column/key of the targets text.")
 flags.DEFINE_string("metrics", "", "--train_file: comma-separated metrics (accuracy, bleu, ...).")
+flags.DEFINE_enum("template", "", ["", "classification", "ner", "qa", "translation",
+                                    "summarization", "dialogue"],
+                  "Render --train_file rows with a prompt template (t5core.templates).")
+flags.DEFINE_string("template_args", "", "JSON keyword arguments of the template, e.g. "
+                    "'{\"label_words\": [\"negative\", \"positive\"]}'.")
+flags.DEFINE_bool("instruction", False, "Phrase the template's inputs as Flan-style "
+                  "instructions.")
 flags.DEFINE_string("data_dir", "", "TFDS data_dir or the folder of a file-based task.")
 flags.DEFINE_integer("inputs_length", _TRAIN.inputs_length, "Encoder length in tokens.")
 flags.DEFINE_integer("targets_length", _TRAIN.targets_length, "Decoder length in tokens.")
@@ -71,6 +78,20 @@ flags.DEFINE_integer("early_stopping_patience", 0, "Stop after N evaluations wit
                      "improvement (0: never).")
 flags.DEFINE_string("best_metric", "", "Metric for the best checkpoint (default: the task's "
                     "first metric, else eval_loss).")
+flags.DEFINE_enum("peft", "none", ["none", "freeze_embeddings", "freeze_encoder", "top_n",
+                                   "prompt", "lora"], "Parameter-efficient training method.")
+flags.DEFINE_integer("peft_top_n", 1, "--peft=top_n: train only the top N decoder blocks.")
+flags.DEFINE_integer("prompt_length", 20, "--peft=prompt: soft-prompt vectors.")
+flags.DEFINE_enum("prompt_init", "vocab", ["vocab", "random"], "--peft=prompt: initialisation.")
+flags.DEFINE_integer("lora_rank", 8, "--peft=lora: rank r.")
+flags.DEFINE_float("lora_alpha", 0.0, "--peft=lora: alpha (0: alpha = rank).")
+flags.DEFINE_string("lora_targets", "q,v", "--peft=lora: projections (q,k,v,o,wi,wo or globs).")
+flags.DEFINE_enum("head", "seq2seq", ["seq2seq", "classifier"], "Text-to-text, or the encoder "
+                  "with a pooled linear classifier.")
+flags.DEFINE_string("labels", "", "--head=classifier: label words in class-id order.")
+flags.DEFINE_bool("rank_classification", False, "Evaluate by scoring each of --labels and "
+                  "picking the most likely (never an invalid label).")
+flags.DEFINE_enum("pooling", "mean", ["mean", "first"], "--head=classifier: pooling.")
 flags.DEFINE_integer("log_every", _TRAIN.log_every, "Log metrics every N steps.")
 flags.DEFINE_bool("skip_nonfinite", False, "Skip steps with a non-finite loss instead of "
                   "stopping.")

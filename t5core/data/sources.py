@@ -124,9 +124,17 @@ def read_lines(path: str) -> list[str]:
 class _FileSource(Source):
     """Shared split -> files logic for the eagerly parsed formats."""
 
-    def __init__(self, files: Mapping[str, Paths]):
+    def __init__(self, files: Mapping[str, Paths], check=None):
         self.files = {k: _as_list(v) for k, v in files.items()}
         self.splits = tuple(self.files)
+        # check(example) -> None, or a problem that is raised naming the file and line.
+        self.check = check
+
+    def _checked(self, path, line_number, example):
+        problem = self.check(example) if self.check else None
+        if problem:
+            raise ValueError(f"{path}:{line_number}: {problem}")
+        return example
 
     def _paths(self, split, data_dir):
         if split not in self.files:
@@ -187,8 +195,8 @@ class TsvSource(_FileSource):
     """
 
     def __init__(self, files: Mapping[str, Paths], fields: Mapping[str, FieldSpec],
-                 columns: Sequence[str] | None = None, delimiter: str = "\t"):
-        super().__init__(files)
+                 columns: Sequence[str] | None = None, delimiter: str = "\t", check=None):
+        super().__init__(files, check)
         self.fields = dict(fields)
         self.columns = list(columns) if columns else None
         self.delimiter = delimiter
@@ -216,7 +224,7 @@ class TsvSource(_FileSource):
                 raise ValueError(f"{path}:{n}: malformed line: expected {len(header)} "
                                  f"{self.delimiter!r}-separated fields {header}, "
                                  f"found {len(cells)}")
-            out.append({k: cells[i] for k, i in index.items()})
+            out.append(self._checked(path, n, {k: cells[i] for k, i in index.items()}))
         return out
 
 
@@ -224,8 +232,8 @@ class JsonlSource(_FileSource):
     """One JSON object per line; `fields` maps output name -> key (nested keys as "a/b").
     Scalar values are converted to strings; a list value becomes a 1-D string tensor."""
 
-    def __init__(self, files: Mapping[str, Paths], fields: Mapping[str, str]):
-        super().__init__(files)
+    def __init__(self, files: Mapping[str, Paths], fields: Mapping[str, str], check=None):
+        super().__init__(files, check)
         self.fields = dict(fields)
 
     def _parse_file(self, path):
@@ -251,7 +259,7 @@ class JsonlSource(_FileSource):
                     value = value[part]
                 ex[out_name] = ([_to_text(v) for v in value] if isinstance(value, list)
                                 else _to_text(value))
-            out.append(ex)
+            out.append(self._checked(path, n, ex))
         return out
 
 

@@ -60,3 +60,42 @@ class DecodeEvaluator:
         samples = [f"{i!r} -> {p!r} (target {t!r})"
                    for i, p, t in zip(inputs_text, predictions, self.targets)]
         return metrics, samples
+
+
+def score_candidates(model, encoder_tokens, candidates, targets_length, batch_size=64):
+    """Log-likelihood float32 [N, C] of each candidate target (token lists) for each input.
+
+    Rank classification: the prediction is the best-scoring candidate, so the model can never
+    emit a label outside the set. Candidates are teacher-forced in one forward pass each.
+    """
+    import tensorflow as tf
+
+    from t5core.losses import token_losses
+
+    targets = pad_rows([c[:targets_length] for c in candidates], targets_length)  # [C, T]
+    decoder_inputs = np.concatenate([np.zeros_like(targets[:, :1]), targets[:, :-1]], axis=1)
+    scores = np.zeros((len(encoder_tokens), len(candidates)), np.float32)
+    for start in range(0, len(encoder_tokens), batch_size):
+        enc = encoder_tokens[start:start + batch_size]
+        encoded = model.encode(enc)
+        for c in range(len(candidates)):
+            rows = len(enc)
+            logits = model.decode(np.repeat(decoder_inputs[c:c + 1], rows, 0), encoded, enc)
+            losses, _, _ = token_losses(logits, tf.constant(np.repeat(targets[c:c + 1], rows, 0)))
+            weights = (targets[c] > 0).astype(np.float32)
+            scores[start:start + rows, c] = -np.sum(losses.numpy() * weights, axis=-1)
+    return scores
+
+
+class RankEvaluator(DecodeEvaluator):
+    """Like DecodeEvaluator, but predicts the label word whose likelihood is highest."""
+
+    def __init__(self, *args, labels, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.labels = list(labels)
+        self.label_tokens = [self.tokenizer.encode(label, add_eos=True) for label in labels]
+
+    def predict(self, model):
+        scores = score_candidates(model, self.inputs, self.label_tokens, self.max_new_tokens,
+                                  self.batch_size)
+        return [self.labels[i] for i in np.argmax(scores, axis=-1)]

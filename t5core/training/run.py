@@ -38,6 +38,20 @@ class RunOptions:
     inputs_field: str = "inputs"  # --train_file columns / keys
     targets_field: str = "targets"
     metrics: str = ""  # --train_file: comma-separated metric names (t5core.metrics)
+    peft: str = "none"  # none, freeze_embeddings, freeze_encoder, top_n, prompt, lora
+    peft_top_n: int = 1
+    prompt_length: int = 20
+    prompt_init: str = "vocab"
+    lora_rank: int = 8
+    lora_alpha: float = 0.0  # 0: alpha = rank
+    lora_targets: str = "q,v"
+    head: str = "seq2seq"  # seq2seq (text-to-text) or classifier (encoder + pooled linear)
+    labels: str = ""  # classifier: comma-separated label words, in class-id order
+    pooling: str = "mean"
+    rank_classification: bool = False  # seq2seq: predict the most likely of --labels
+    template: str = ""  # --train_file rendered by a t5core.templates template
+    template_args: str = ""  # JSON keyword arguments of the template
+    instruction: bool = False  # wrap the template in Flan-style instruction phrasings
     train: TrainConfig = dataclasses.field(
         default_factory=lambda: TrainConfig(model_dir="runs/default", train_steps=2000,
                                             batch_size=64, inputs_length=24, targets_length=12,
@@ -52,6 +66,8 @@ class RunOptions:
         if len(sources) > 1:
             problems.append(f"give only one of --task, --mixture, --train_file (got "
                             f"{', '.join('--' + s for s in sources)})")
+        if self.template and not self.train_file:
+            problems.append("--template needs --train_file")
         if self.eval_file and not self.train_file:
             problems.append("--eval_file needs --train_file")
         if self.strategy not in STRATEGIES:
@@ -70,6 +86,22 @@ class RunOptions:
                 problems.append(f"--{path_flag}={path} does not exist")
         if self.model.endswith(".json") and not tf.io.gfile.exists(self.model):
             problems.append(f"--model={self.model} does not exist")
+        from t5core.peft import PEFT_METHODS
+
+        if self.peft not in PEFT_METHODS:
+            problems.append(f"--peft must be one of {', '.join(PEFT_METHODS)}")
+        if self.head not in ("seq2seq", "classifier"):
+            problems.append("--head must be seq2seq or classifier")
+        if self.head == "classifier" and len([x for x in self.labels.split(",") if x]) < 2:
+            problems.append("--head=classifier needs --labels with at least two label words")
+        if self.head == "classifier" and not (self.task or self.train_file):
+            problems.append("--head=classifier needs --task or --train_file")
+        if self.pack and (self.peft == "prompt" or self.head == "classifier"):
+            problems.append(f"--pack does not combine with --peft={self.peft} / --head={self.head}")
+        if self.rank_classification and len([x for x in self.labels.split(",") if x]) < 2:
+            problems.append("--rank_classification needs --labels with at least two words")
+        if self.peft == "prompt" and self.head == "classifier":
+            problems.append("--peft=prompt applies to the seq2seq head only")
         if problems:
             raise ValueError("Bad flags: " + "; ".join(problems))
 
@@ -122,10 +154,24 @@ def run(options: RunOptions, log=print):
     def model_fn():
         from t5core.checkpoints import load_pretrained
         from t5core.model import T5Model
+        from t5core.peft import T5EncoderClassifier, apply_peft, trainable_summary
 
-        if options.init_checkpoint:
-            return load_pretrained(options.init_checkpoint, config=config, dtype=dtype)
-        return T5Model(config, dtype=dtype)
+        # Plain weights first, then the head, then PEFT; a resume restores after all three.
+        base = (load_pretrained(options.init_checkpoint, config=config, dtype=dtype)
+                if options.init_checkpoint else None)
+        if options.head == "classifier":
+            labels = [x for x in options.labels.split(",") if x]
+            model = T5EncoderClassifier(base if base is not None else config, len(labels),
+                                        pooling=options.pooling, dtype=dtype)
+        else:
+            model = base if base is not None else T5Model(config, dtype=dtype)
+        model = apply_peft(model, options.peft, top_n=options.peft_top_n,
+                           prompt_length=options.prompt_length, prompt_init=options.prompt_init,
+                           lora_rank=options.lora_rank, lora_alpha=options.lora_alpha or None,
+                           lora_targets=options.lora_targets, seed=train_cfg.seed)
+        if options.peft != "none":
+            log(trainable_summary(model))
+        return model
 
     trainer = Trainer(train_cfg, strategy, model_fn, train_data, eval_data, evaluator, log=log)
     trainer.train()
@@ -153,11 +199,20 @@ def build_inputs(options: RunOptions, tokenizer):
                                c.seed, options.eval_examples)
     from t5core.training import task_inputs as ti
 
-    if options.train_file:
+    if options.train_file and options.template:
+        from t5core.training.templated_files import make_template, templated_task
+
+        template = make_template(options.template, options.template_args, options.instruction,
+                                 c.seed)
+        task = templated_task(options.train_file, options.eval_file, template,
+                              {"inputs": c.inputs_length, "targets": c.targets_length},
+                              [m for m in options.metrics.split(",") if m])
+    elif options.train_file:
         task = ti.file_task(options.train_file, options.eval_file, options.inputs_field,
                             options.targets_field,
                             {"inputs": c.inputs_length, "targets": c.targets_length},
-                            [m for m in options.metrics.split(",") if m])
+                            [m for m in options.metrics.split(",") if m],
+                            labels=[x for x in options.labels.split(",") if x])
     else:
         import t5core.data  # noqa: F401  (registers the built-in tasks)
         from t5core.data.tasks import get
@@ -167,5 +222,11 @@ def build_inputs(options: RunOptions, tokenizer):
             task = get(name)
         except KeyError as err:
             raise ValueError(f"--task/--mixture: {err.args[0]}") from None
+    if options.head == "classifier":
+        from t5core.training.classifier_inputs import classifier_inputs
+
+        return classifier_inputs(task, tokenizer, c, [x for x in options.labels.split(",") if x],
+                                 data_dir=options.data_dir, eval_examples=options.eval_examples)
+    rank_labels = [x for x in options.labels.split(",") if x] if options.rank_classification else []
     return ti.task_inputs(task, tokenizer, c, data_dir=options.data_dir, pack=options.pack,
-                          eval_examples=options.eval_examples)
+                          eval_examples=options.eval_examples, rank_labels=rank_labels)

@@ -27,7 +27,7 @@ class StepBuilder:
 
     def __init__(self, model, optimizer, strategy, *, grad_accum_steps=1, label_smoothing=0.0,
                  z_loss=0.0, loss_normalization="tokens", jit_compile=False,
-                 skip_nonfinite=False, num_replicas=1):
+                 skip_nonfinite=False, num_replicas=1, fuse_update=None):
         self.model = model
         self.optimizer = optimizer
         self.strategy = strategy
@@ -36,10 +36,23 @@ class StepBuilder:
                                 loss_normalization=loss_normalization)
         self.skip_nonfinite = skip_nonfinite
         self.num_replicas = num_replicas
-        # The forward and backward pass is what XLA compiles; the optimizer update stays in
-        # the strategy's replica context, where it may all-reduce.
+        # jit_compile applies to the forward and backward pass. On CPU, TF's graph mode (oneDNN
+        # matmuls) can beat XLA there, so it is a choice; the update is another matter (below).
         self._grads = tf.function(self._loss_and_grads, jit_compile=jit_compile)
         self._forward = tf.function(self._eval_sums, jit_compile=jit_compile)
+        # With one replica nothing is all-reduced, so the gradient scaling and the optimizer
+        # update compile into one XLA function: its elementwise passes over every parameter and
+        # optimizer slot (about ten in graph mode for AdamW, memory-bound) fuse into a few loops.
+        # Several replicas all-reduce inside apply_gradients, which stays in replica context;
+        # skip_nonfinite keeps its tf.cond path.
+        if fuse_update is None:
+            fuse_update = num_replicas == 1 and not skip_nonfinite
+        self._fused_update = None
+        if fuse_update:
+            if not optimizer.built:  # the XLA function cannot create the optimizer's slots
+                with strategy.scope():
+                    optimizer.build(model.trainable_variables)
+            self._fused_update = tf.function(self._scaled_update, jit_compile=True)
 
     # -- per replica -----------------------------------------------------------------------------
     def _loss(self, features, training):
@@ -85,6 +98,10 @@ class StepBuilder:
         sums = {**sums, "loss": tf.math.divide_no_nan(sums["loss_sum"], normalizer),
                 "z_loss": tf.math.divide_no_nan(sums["z_loss_sum"], normalizer)}
         scale = tf.math.divide_no_nan(1.0, normalizer)
+        if self._fused_update is not None:
+            # Embedding gradients come as IndexedSlices; the dense update needs them dense.
+            self._fused_update([tf.convert_to_tensor(g) for g in grads], scale)
+            return sums
         grads = [g * tf.cast(scale, g.dtype) for g in grads]
         if self.skip_nonfinite:
             loss_sum = context.all_reduce(tf.distribute.ReduceOp.SUM, sums["loss_sum"])
@@ -92,6 +109,10 @@ class StepBuilder:
         else:
             self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
         return sums
+
+    def _scaled_update(self, grads, scale):
+        grads = [g * tf.cast(scale, g.dtype) for g in grads]
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
 
     def _apply_if_finite(self, grads, finite):
         variables = self.model.trainable_variables

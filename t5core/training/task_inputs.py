@@ -4,11 +4,30 @@ from __future__ import annotations
 
 import os
 
-from t5core.training.evaluation import DecodeEvaluator
+from t5core.training.evaluation import DecodeEvaluator, RankEvaluator
 
 
-def file_task(train_file, eval_file, inputs_field, targets_field, lengths, metrics):
-    """A Task over local files: TSV (with a header) or JSONL, one example a line."""
+def example_check(labels=()):
+    """Per-example validation of local files: empty fields, and labels outside the label set."""
+    labels = list(labels)
+
+    def check(example):
+        for field in ("inputs", "targets"):
+            if not str(example[field]).strip():
+                return f"empty {field} field"
+        if labels and example["targets"] not in labels:
+            return f"label {example['targets']!r} is not one of the labels {labels}"
+        return None
+
+    return check
+
+
+def file_task(train_file, eval_file, inputs_field, targets_field, lengths, metrics, labels=()):
+    """A Task over local files: TSV (with a header) or JSONL, one example a line.
+
+    Every example is checked as it is read: an empty field or a label outside `labels` is an
+    error naming the file and line.
+    """
     from t5core.data.builtin_tasks import TOKENIZE
     from t5core.data.sources import JsonlSource, TsvSource
     from t5core.data.tasks import Task
@@ -21,8 +40,8 @@ def file_task(train_file, eval_file, inputs_field, targets_field, lengths, metri
         raise ValueError(f"--train_file/--eval_file must both be .tsv or .jsonl (optionally .gz): "
                          f"{', '.join(files.values())}")
     fields = {"inputs": inputs_field, "targets": targets_field}
-    source = (TsvSource(files, fields=fields) if train_file.endswith((".tsv", ".tsv.gz"))
-              else JsonlSource(files, fields=fields))
+    kind = TsvSource if train_file.endswith((".tsv", ".tsv.gz")) else JsonlSource
+    source = kind(files, fields=fields, check=example_check(labels))
     return Task(name=f"file:{os.path.basename(train_file)}", source=source,
                 preprocessors=list(TOKENIZE), output_lengths=lengths, metrics=list(metrics))
 
@@ -35,7 +54,8 @@ def eval_split_of(task):
     return None
 
 
-def task_inputs(task, tokenizer, config, *, data_dir, pack, eval_examples, eval_batch_size=64):
+def task_inputs(task, tokenizer, config, *, data_dir, pack, eval_examples, eval_batch_size=64,
+                rank_labels=()):
     """(train dataset, eval dataset or None, evaluator or None) for a Task or Mixture."""
     from t5core.data.tasks import make_model_dataset
 
@@ -59,6 +79,8 @@ def task_inputs(task, tokenizer, config, *, data_dir, pack, eval_examples, eval_
         for example in examples.as_numpy_iterator():
             inputs.append(example["inputs"].tolist())
             targets.append(example["targets_pretokenized"].decode("utf-8"))
-        evaluator = DecodeEvaluator(inputs, targets, tokenizer, metrics, config.inputs_length,
-                                    config.targets_length, batch_size=eval_batch_size)
+        kind = RankEvaluator if rank_labels else DecodeEvaluator
+        extra = {"labels": rank_labels} if rank_labels else {}
+        evaluator = kind(inputs, targets, tokenizer, metrics, config.inputs_length,
+                         config.targets_length, batch_size=eval_batch_size, **extra)
     return train, eval_data, evaluator

@@ -84,7 +84,8 @@ class TrainConfig:
 
 
 def _model_identity(model) -> dict:
-    return {"config": model.config.to_kwargs()}
+    # The class tells a seq2seq model from a classifier or a prompt-tuned one.
+    return {"config": model.config.to_kwargs(), "model_class": type(model).__name__}
 
 
 def check_model_dir(model_dir: str, model) -> None:
@@ -96,9 +97,12 @@ def check_model_dir(model_dir: str, model) -> None:
                   "relative_attention_num_buckets")
     if tf.io.gfile.exists(path):
         with tf.io.gfile.GFile(path) as f:
-            saved = json.load(f)["config"]
+            saved_identity = json.load(f)
+        saved, saved_class = saved_identity["config"], saved_identity.get("model_class")
         diff = [f"{k}: saved {saved.get(k)!r}, now {identity['config'][k]!r}"
                 for k in shape_keys if saved.get(k) != identity["config"][k]]
+        if saved_class and saved_class != identity["model_class"]:
+            diff.append(f"model class: saved {saved_class}, now {identity['model_class']}")
         if diff:
             raise ModelDirMismatchError(
                 f"{model_dir} holds checkpoints of another model ({'; '.join(diff)}). Use a new "
