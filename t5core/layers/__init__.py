@@ -6,3 +6,6 @@ from t5core.layers.feed_forward import FeedForward
 from t5core.layers.norm import RMSNorm
 from t5core.layers.position import RelativePositionBias, relative_position_bucket
 from t5core.layers.stacks import Decoder, Encoder
+
+__all__ = ["Attention", "DecoderBlock", "EncoderBlock", "FeedForward", "RMSNorm",
+           "RelativePositionBias", "relative_position_bucket", "Decoder", "Encoder"]

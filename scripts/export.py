@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Export a T5 checkpoint as a SavedModel for TF Serving: strings in, decoded strings out.
+
+  python3 scripts/export.py --checkpoint ckpt/ --vocab spiece.model --output_dir export/1 \\
+      --max_input_length 512 --max_new_tokens 64 --method beam --num_beams 4
+
+The signature `serving_default` takes `inputs` (string [B]) and returns `outputs` (string [B]),
+`scores` and `truncated` (see t5core/serving.py). Decoding settings are fixed at export.
+"""
+
+import argparse
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", required=True,
+                   help="any checkpoint t5core.load_pretrained reads")
+    p.add_argument("--config", default=None, help="config.json path or preset name if needed")
+    p.add_argument("--vocab", required=True, help="SentencePiece model path, or 'byte' for ByT5")
+    p.add_argument("--output_dir", required=True, help="new (or empty) SavedModel directory")
+    p.add_argument("--max_input_length", type=int, default=512,
+                   help="longer inputs are truncated (warning logged, 'truncated' output True)")
+    p.add_argument("--max_new_tokens", type=int, default=64)
+    p.add_argument("--method", default="greedy", choices=["greedy", "beam", "sample"])
+    p.add_argument("--num_beams", type=int, default=4)
+    p.add_argument("--alpha", type=float, default=0.6)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top_k", type=int, default=0)
+    p.add_argument("--top_p", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (fixed in the export)")
+    p.add_argument("--jit_compile", action="store_true",
+                   help="XLA-compile the search inside the SavedModel (for GPU/TPU serving)")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import t5core
+    from t5core.serving import export_saved_model
+    from t5core.tokenizer import ByteTokenizer, Tokenizer
+
+    tokenizer = ByteTokenizer() if args.vocab == "byte" else Tokenizer(args.vocab)
+    model = t5core.load_pretrained(args.checkpoint, config=args.config)
+    export_saved_model(model, tokenizer, args.output_dir, max_input_length=args.max_input_length,
+                       max_new_tokens=args.max_new_tokens, method=args.method,
+                       num_beams=args.num_beams, alpha=args.alpha, temperature=args.temperature,
+                       top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+                       jit_compile=args.jit_compile)
+    print(f"SavedModel written to {args.output_dir}")
+
+
+if __name__ == "__main__":
+    main()

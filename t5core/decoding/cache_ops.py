@@ -1,0 +1,57 @@
+"""Decoder state shared by every search: encode once, build the cache, feed a forced prompt.
+
+All functions here are pure TF ops on tensors, usable eagerly, in a tf.function graph and under
+XLA. The cache is the dict of `T5Model.init_cache`: {"layers": [per block {"key", "value"
+[B, T, N, H] preallocated, "cross_key", "cross_value" [B, L, N, H]}], "cross_bias" [B, 1, 1, L]}.
+"""
+
+import tensorflow as tf
+
+SELF_KEYS = ("key", "value")
+
+
+def start_decoding(model, encoder_input_tokens, decoder_prompt, max_new_tokens):
+    """Runs the encoder once, computes cross keys/values once, and feeds the forced prompt.
+
+    encoder_input_tokens: int32 [B, L]. decoder_prompt: int32 [B, P] (P static, may be 0): tokens
+    forced after the decoder start id 0. The cache holds P + max_new_tokens positions, enough for
+    every position the search will feed.
+
+    Returns (cache, next_token int32 [B], next_step int32 scalar): the token to feed at position
+    `next_step` = P, whose logits give the first new token.
+    """
+    prompt_length = decoder_prompt.shape[1]
+    encoder_output = model.encode(encoder_input_tokens)
+    cache = model.init_cache(encoder_output, encoder_input_tokens, prompt_length + max_new_tokens)
+    batch = tf.shape(encoder_input_tokens)[0]
+    # Position 0 holds the decoder start id (T5: pad, 0); position j holds prompt token j - 1.
+    inputs = tf.concat([tf.zeros([batch, 1], tf.int32), decoder_prompt], axis=1)  # [B, P + 1]
+    if prompt_length:
+        def feed(step, cache):
+            _, cache = model.decode_step(inputs[:, step], cache, step)
+            return step + 1, cache
+        _, cache = tf.while_loop(lambda step, _: step < prompt_length, feed,
+                                 (tf.constant(0), cache))
+    return cache, inputs[:, prompt_length], tf.constant(prompt_length, tf.int32)
+
+
+def tile_cache(cache, times):
+    """Repeats every row `times` times: row b becomes rows b*times ... b*times + times - 1."""
+    return tf.nest.map_structure(lambda x: tf.repeat(x, times, axis=0), cache)
+
+
+def reorder_self_cache(cache, rows):
+    """Self-attention keys/values gathered by `rows` int32 [B*K] (beam reordering).
+
+    Cross keys/values and the cross bias are the same for every beam of a batch row, so they are
+    left alone: only the part that depends on the decoded prefix moves.
+    """
+    layers = [{**layer, **{k: tf.gather(layer[k], rows) for k in SELF_KEYS}}
+              for layer in cache["layers"]]
+    return {**cache, "layers": layers}
+
+
+def write_at(buffer, index, values):
+    """buffer [..., T] with values [...] written at `index` (static shapes, XLA-friendly)."""
+    at = tf.equal(tf.range(tf.shape(buffer)[-1]), index)
+    return tf.where(at, values[..., None], buffer)

@@ -1,0 +1,214 @@
+"""`generate`: checks its arguments, then runs one compiled search (greedy, beam or sampling).
+
+The search itself (`decode_graph`) is pure TF ops: `generate` wraps it in a tf.function per model
+(XLA or plain graph, see `default_jit_compile`), and the SavedModel export calls it inside its own
+serving function.
+"""
+
+from __future__ import annotations
+
+import numbers
+import weakref
+
+import numpy as np
+import tensorflow as tf
+
+from t5core.decoding.beam import beam_search
+from t5core.decoding.cache_ops import start_decoding
+from t5core.decoding.sampling import greedy_chooser, sample_loop, sampling_chooser
+
+METHODS = {"greedy": "greedy", "beam": "beam", "beam_search": "beam", "sample": "sample",
+           "sampling": "sample"}
+
+# On CPU, XLA is used for searches of at most this many rows (batch x beams); 0: never.
+# Measured on the shared 2-core AVX-512 CPU of this project (t5-small, random weights, 64 input ->
+# 32 new tokens; medians of 3-5 runs with other jobs loading the machine (load 8-10), so noisy):
+#   batch 32: graph 2.6-3.5 s vs XLA 3.5-7.6 s wall in 3 runs (XLA uses ~15% less process CPU
+#             time, but graph mode's oneDNN matmuls spread over both cores);
+#   batch 4:  graph 1.1-1.6 s vs XLA 1.7-2.0 s;
+#   batch 1:  graph 0.48-1.57 s vs XLA 0.33-0.87 s wall (XLA faster in 2 of 3 runs; half the
+#             process CPU time, 0.22 vs 0.43 s), but XLA's first call compiles for 10-15 s longer,
+#             which only pays back after ~50 calls of the same shape.
+# So plain graph mode is the CPU default; pass jit_compile=True to serve many batch-1 requests.
+CPU_XLA_MAX_ROWS = 0
+
+
+def default_jit_compile(rows: int | None = None) -> bool:
+    """XLA on GPU/TPU; on CPU only for searches of at most CPU_XLA_MAX_ROWS rows (see above)."""
+    if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
+        return True
+    return rows is not None and rows <= CPU_XLA_MAX_ROWS
+
+
+def decode_graph(model, encoder_input_tokens, decoder_prompt, seed, alpha, temperature, top_p, *,
+                 method, max_new_tokens, num_beams, top_k, use_top_p, eos_id):
+    """The whole search on tensors (no checks): (tokens int32 [B, max_new_tokens], scores [B]).
+
+    Tensor arguments: encoder_input_tokens int32 [B, L]; decoder_prompt int32 [B, P] (P may be 0);
+    seed int64 [2]; alpha, temperature, top_p float32 scalars. Keyword arguments are static.
+    """
+    cache, token, step = start_decoding(model, encoder_input_tokens, decoder_prompt,
+                                        max_new_tokens)
+    if method == "beam":
+        return beam_search(model, cache, token, step, max_new_tokens, num_beams, alpha, eos_id)
+    if method == "sample":
+        choose = sampling_chooser(seed, temperature, top_k, top_p, use_top_p)
+    else:
+        choose = greedy_chooser()
+    return sample_loop(model, cache, token, step, max_new_tokens, choose, eos_id)
+
+
+# One tf.function per (model, jit_compile); it retraces by itself for new static arguments.
+_COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def compiled_decoder(model, jit_compile: bool):
+    per_model = _COMPILED.setdefault(model, {})
+    if jit_compile not in per_model:
+        model_ref = weakref.ref(model)  # a strong reference here would keep the model alive
+
+        def run(tokens, prompt, *args, prompt_length, **static):
+            # The prompt's length sizes the cache, so it must stay static when retracing relaxes
+            # the other dimensions.
+            prompt = tf.ensure_shape(prompt, [None, prompt_length])
+            return decode_graph(model_ref(), tokens, prompt, *args, **static)
+        # Graph mode relaxes changing batch / input lengths to unknown dims after a retrace; XLA
+        # needs static shapes anyway and compiles once per shape. The loops are explicit
+        # tf.while_loops, so autograph has nothing to convert.
+        per_model[jit_compile] = tf.function(run, jit_compile=jit_compile, autograph=False,
+                                             reduce_retracing=not jit_compile)
+    return per_model[jit_compile]
+
+
+# ------------------------------------------------------------------------------- checks
+
+
+def _int_tokens(value, name, vocab_size):
+    array = np.asarray(value.numpy() if isinstance(value, tf.Tensor) else value)
+    if array.size and not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer token ids, got dtype {array.dtype}")
+    array = array.astype(np.int64)
+    if array.size and (array.min() < 0 or array.max() >= vocab_size):
+        raise ValueError(f"{name} holds token ids in [{array.min()}, {array.max()}], outside the "
+                         f"model's vocabulary [0, {vocab_size})")
+    return array.astype(np.int32)
+
+
+def _check_encoder_tokens(tokens, vocab_size, max_input_length):
+    tokens = _int_tokens(tokens, "encoder_input_tokens", vocab_size)
+    if tokens.ndim != 2:
+        raise ValueError(f"encoder_input_tokens must be [batch, length], got shape {tokens.shape}"
+                         " (for one sequence pass tokens[None])")
+    if tokens.shape[0] == 0 or tokens.shape[1] == 0:
+        raise ValueError(f"encoder_input_tokens is empty (shape {tokens.shape}): nothing to decode")
+    nonzero = tokens != 0
+    empty_rows = np.flatnonzero(~nonzero.any(axis=1))
+    if empty_rows.size:
+        raise ValueError(f"encoder_input_tokens rows {empty_rows[:10].tolist()} are all padding "
+                         "(id 0): empty inputs cannot be decoded")
+    if max_input_length is not None:
+        lengths = tokens.shape[1] - np.argmax(nonzero[:, ::-1], axis=1)  # up to the last non-pad
+        too_long = np.flatnonzero(lengths > max_input_length)
+        if too_long.size:
+            row = int(too_long[0])
+            raise ValueError(f"encoder_input_tokens row {row} has {int(lengths[row])} tokens, more "
+                             f"than max_input_length={max_input_length} (rows "
+                             f"{too_long[:10].tolist()}); truncate them first")
+    return tokens
+
+
+def _check_prompt(prompt, batch, vocab_size):
+    if prompt is None:
+        return np.zeros([batch, 0], np.int32)
+    prompt = _int_tokens(prompt, "decoder_prompt", vocab_size)
+    if prompt.ndim == 1:
+        prompt = np.broadcast_to(prompt[None, :], (batch, prompt.shape[0]))
+    if prompt.ndim != 2 or prompt.shape[0] != batch:
+        raise ValueError(f"decoder_prompt must be [prompt_length] or [batch={batch}, "
+                         f"prompt_length], got shape {prompt.shape}")
+    return np.ascontiguousarray(prompt)
+
+
+def _check_int(value, name, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_seed(seed, method):
+    if seed is None:
+        if method != "sample":
+            return np.zeros([2], np.int64)
+        # No seed: a fresh one, so repeated calls differ (pass seed= to reproduce a draw).
+        return np.random.default_rng().integers(0, 2**62, size=2, dtype=np.int64)
+    values = np.asarray(seed).reshape(-1)
+    if values.size not in (1, 2) or not np.issubdtype(values.dtype, np.integer):
+        raise ValueError(f"seed must be an int or a pair of ints, got {seed!r}")
+    if values.size == 1:
+        values = np.array([values[0], 0])
+    return values.astype(np.int64)
+
+
+def generate(model, encoder_input_tokens, max_new_tokens, method="greedy", num_beams=4, alpha=0.6,
+             temperature=1.0, top_k=0, top_p=1.0, seed=None, decoder_prompt=None, *,
+             jit_compile=None, max_input_length=None, eos_id=None):
+    """Decodes new tokens for each row of `encoder_input_tokens`.
+
+    Args:
+      model: a T5Model.
+      encoder_input_tokens: int [B, L], padded with 0; no row may be all padding.
+      max_new_tokens: tokens to decode per row (> 0), the width of the result.
+      method: "greedy", "beam" (alias "beam_search") or "sample" (alias "sampling").
+      num_beams: beams per row for "beam" (>= 1; checked for every method).
+      alpha: length-penalty exponent for "beam": scores are log p / ((5 + len) / 6) ** alpha.
+      temperature, top_k, top_p: for "sample": logits / temperature (> 0), then only the top_k
+        tokens (0: all), then the smallest nucleus of probability >= top_p (in (0, 1]).
+      seed: int or pair of ints for "sample" (stateless: the same seed gives the same tokens);
+        None draws a fresh seed.
+      decoder_prompt: int [P] or [B, P]: tokens forced after the decoder start id, before the new
+        tokens (not part of the result).
+      jit_compile: True for an XLA-compiled loop, False for a plain tf.function graph, None for
+        `default_jit_compile(rows)` (XLA on GPU/TPU; on CPU the mode measured faster).
+      max_input_length: if given, rows longer than this raise a ValueError.
+      eos_id: the id that ends a row (default model.config.eos_token_id; -1 never ends early).
+
+    Returns:
+      (tokens, scores): tokens int32 [B, max_new_tokens] with 0 after each row's EOS (the EOS
+      kept); scores float32 [B]: for greedy and sampling the summed log-probability of the
+      returned tokens under the model (temperature 1, no filtering), for beam the best beam's
+      log-probability divided by the length penalty.
+    """
+    config = model.config
+    method_name = METHODS.get(method) if isinstance(method, str) else None
+    if method_name is None:
+        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+    max_new_tokens = _check_int(max_new_tokens, "max_new_tokens", 1)
+    num_beams = _check_int(num_beams, "num_beams", 1)
+    top_k = _check_int(top_k, "top_k", 0)
+    if not isinstance(temperature, numbers.Real) or not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r} (use method='greedy' "
+                         "for argmax decoding)")
+    if not isinstance(top_p, numbers.Real) or not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
+    if not isinstance(alpha, numbers.Real) or not np.isfinite(alpha):
+        raise ValueError(f"alpha must be a finite number, got {alpha!r}")
+    if max_input_length is not None:
+        max_input_length = _check_int(max_input_length, "max_input_length", 1)
+    tokens = _check_encoder_tokens(encoder_input_tokens, config.vocab_size, max_input_length)
+    prompt = _check_prompt(decoder_prompt, tokens.shape[0], config.vocab_size)
+    seed = _check_seed(seed, method_name)
+    eos_id = config.eos_token_id if eos_id is None else _check_int(eos_id, "eos_id", -1)
+    if jit_compile is None:
+        jit_compile = default_jit_compile(tokens.shape[0] * (num_beams if method_name == "beam"
+                                                             else 1))
+
+    run = compiled_decoder(model, bool(jit_compile))
+    return run(tf.constant(tokens), tf.constant(prompt), tf.constant(seed),
+               tf.constant(alpha, tf.float32), tf.constant(temperature, tf.float32),
+               tf.constant(top_p, tf.float32), prompt_length=prompt.shape[1], method=method_name,
+               max_new_tokens=max_new_tokens,
+               num_beams=num_beams if method_name == "beam" else 1,
+               top_k=min(top_k, config.vocab_size) if method_name == "sample" else 0,
+               use_top_p=method_name == "sample" and top_p < 1.0, eos_id=eos_id)

@@ -1,0 +1,97 @@
+"""Greedy decoding and ancestral sampling: one token per row per step in a tf.while_loop.
+
+Greedy is the argmax limit of sampling, so both share the loop and differ only in how the next
+token is chosen. The loop ends early once every row has emitted EOS.
+"""
+
+import tensorflow as tf
+
+from t5core.decoding.cache_ops import write_at
+
+NEG_INF = float("-inf")
+
+
+def filter_logits(logits, temperature, top_k, top_p, use_top_p):
+    """Logits [B, V] scaled by 1/temperature, with tokens outside top-k / the top-p nucleus at -inf.
+
+    top_k: static Python int, 0 for no limit. top_p: float32 scalar tensor in (0, 1]; the nucleus is
+    the smallest set of most likely tokens whose probability reaches top_p (the most likely token is
+    always kept). use_top_p: static bool, False skips the sort over the vocabulary when top_p == 1.
+    The order (temperature, then top-k, then top-p) is HF's.
+    """
+    logits = logits / tf.cast(temperature, logits.dtype)
+    if top_k:
+        kth_best = tf.math.top_k(logits, k=top_k).values[:, -1:]  # [B, 1]
+        logits = tf.where(logits < kth_best, NEG_INF, logits)
+    if use_top_p:
+        ordered = tf.sort(logits, axis=-1, direction="DESCENDING")
+        before = tf.cumsum(tf.nn.softmax(ordered, axis=-1), axis=-1, exclusive=True)
+        # Keep a token while the mass of the tokens ranked above it is still short of top_p.
+        keep = (before < tf.cast(top_p, before.dtype)) | tf.equal(tf.range(tf.shape(ordered)[1]), 0)
+        smallest_kept = tf.reduce_min(tf.where(keep, ordered, float("inf")), axis=-1, keepdims=True)
+        logits = tf.where(logits < smallest_kept, NEG_INF, logits)
+    return logits
+
+
+def greedy_chooser():
+    def choose(logits, step):
+        del step
+        return tf.argmax(logits, axis=-1, output_type=tf.int32)
+    return choose
+
+
+def stateless_uniform(seed, shape):
+    """Uniform float32 in [0, 1) from a stateless int64 [2] seed, bit-identical in graph mode and
+    under XLA.
+
+    tf.random.stateless_uniform / stateless_categorical give different numbers under XLA than in
+    graph mode for the same seed (their seed-to-key step and float conversion differ), so a seed
+    would not reproduce across `jit_compile`. The Philox bits themselves agree, so this takes the
+    raw uint32 Philox output (key = seed[0], counter = seed[1]) and makes the floats itself.
+    """
+    bits = tf.bitcast(tf.reshape(tf.cast(seed, tf.int64), [2]), tf.uint64)
+    counter = tf.stack([bits[1], tf.constant(0, tf.uint64)])
+    raw = tf.raw_ops.StatelessRandomUniformFullIntV2(shape=shape, key=bits[:1], counter=counter,
+                                                     alg=1, dtype=tf.uint32)  # alg 1: Philox
+    return tf.cast(tf.bitwise.right_shift(raw, 8), tf.float32) * (2.0 ** -24)
+
+
+def sampling_chooser(seed, temperature, top_k, top_p, use_top_p):
+    """Draws from the filtered distribution by the Gumbel-max trick (argmax of logits plus
+    Gumbel noise is an exact categorical draw); step `i` uses the stateless seed fold_in(seed, i).
+    """
+    def choose(logits, step):
+        filtered = filter_logits(logits, temperature, top_k, top_p, use_top_p)
+        step_seed = tf.random.experimental.stateless_fold_in(seed, step, alg="philox")
+        uniform = stateless_uniform(step_seed, tf.shape(filtered))
+        gumbel = -tf.math.log(-tf.math.log(uniform))  # u = 0 gives -inf: never chosen
+        return tf.argmax(filtered + gumbel, axis=-1, output_type=tf.int32)
+    return choose
+
+
+def sample_loop(model, cache, first_token, first_step, max_new_tokens, choose, eos_id):
+    """Decodes up to max_new_tokens tokens per row.
+
+    Returns (tokens int32 [B, max_new_tokens] with 0 after each row's EOS, EOS kept; scores
+    float32 [B], the sum of the model's log-probabilities (temperature 1, unfiltered) of the
+    tokens returned, EOS included).
+    """
+    batch = tf.shape(first_token)[0]
+
+    def cond(i, token, cache, tokens, scores, done):
+        return (i < max_new_tokens) & ~tf.reduce_all(done)
+
+    def body(i, token, cache, tokens, scores, done):
+        logits, cache = model.decode_step(token, cache, first_step + i)  # [B, V] float32
+        new = tf.where(done, 0, choose(logits, i))
+        log_probs = tf.nn.log_softmax(logits, axis=-1)
+        token_log_prob = tf.gather(log_probs, new, batch_dims=1)
+        scores += tf.where(done, 0.0, token_log_prob)
+        tokens = write_at(tokens, i, new)
+        done |= tf.equal(new, eos_id)
+        return i + 1, new, cache, tokens, scores, done
+
+    state = (tf.constant(0), first_token, cache, tf.zeros([batch, max_new_tokens], tf.int32),
+             tf.zeros([batch], tf.float32), tf.zeros([batch], tf.bool))
+    _, _, _, tokens, scores, _ = tf.while_loop(cond, body, state)
+    return tokens, scores

@@ -1,0 +1,104 @@
+"""Texts in, texts out: tokenization, length checks and batching around `generate`.
+
+Used by scripts/generate.py; the in-graph twin of this path is `t5core.serving`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from t5core.decoding.generation import generate
+
+logger = logging.getLogger(__name__)
+
+# Batches are padded to a multiple of this many input tokens, so a stream of texts of varying
+# lengths reuses a few compiled shapes instead of tracing (and under XLA compiling) one per batch.
+LENGTH_BUCKET = 16
+
+
+def encode_inputs(tokenizer, texts: Sequence[str], max_input_length: int, truncate: bool,
+                  first_index: int = 0, source: str = "input") -> list[list[int]]:
+    """Token ids (EOS appended) of each text, checked.
+
+    An empty text (no tokens besides EOS) raises ValueError naming it. A text longer than
+    max_input_length tokens raises too, unless truncate=True: then it keeps its first
+    max_input_length - 1 tokens plus EOS (as seqio's trim-then-append-EOS) and a warning names it.
+    `first_index` and `source` only make the messages point at the right line of a file.
+    """
+    encoded = []
+    for offset, text in enumerate(texts):
+        where = f"{source} {first_index + offset + 1}"
+        if not isinstance(text, str):
+            raise TypeError(f"{where}: expected a string, got {type(text).__name__}")
+        ids = tokenizer.encode(text, add_eos=True)
+        if len(ids) <= 1:
+            raise ValueError(f"{where} is empty (no tokens): {text!r}")
+        if len(ids) > max_input_length:
+            if not truncate:
+                raise ValueError(f"{where} has {len(ids)} tokens (EOS included), more than "
+                                 f"max_input_length={max_input_length}; shorten it or truncate")
+            logger.warning("%s: %d tokens truncated to max_input_length=%d", where, len(ids),
+                           max_input_length)
+            ids = ids[:max_input_length - 1] + [tokenizer.eos_id]
+        encoded.append(ids)
+    return encoded
+
+
+def pad_batch(encoded: list[list[int]], rows: int) -> np.ndarray:
+    """int32 [rows, length] with 0 padding; length rounded up to LENGTH_BUCKET. Rows beyond the
+    inputs copy the first (so a short last batch reuses a compiled shape; callers drop them)."""
+    length = -(-max(len(ids) for ids in encoded) // LENGTH_BUCKET) * LENGTH_BUCKET
+    batch = np.zeros([rows, length], np.int32)
+    for row in range(rows):
+        ids = encoded[row] if row < len(encoded) else encoded[0]
+        batch[row, :len(ids)] = ids
+    return batch
+
+
+def generate_text(model, tokenizer, texts: Iterable[str], *, batch_size: int = 32,
+                  max_input_length: int = 512, truncate: bool = False, max_new_tokens: int = 64,
+                  progress: bool = False, total: int | None = None, source: str = "input",
+                  **generate_kwargs) -> Iterator[str]:
+    """Yields the decoded output of each text, in order, `batch_size` texts per `generate` call.
+
+    generate_kwargs go to `t5core.generate` (method, num_beams, alpha, temperature, top_k, top_p,
+    seed, decoder_prompt, jit_compile). progress=True shows a tqdm bar counting texts (total: how
+    many, if known).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if max_input_length < 2:
+        raise ValueError(f"max_input_length must be >= 2 (a token and EOS), got {max_input_length}")
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=total, unit="text", desc="generate")
+    done = 0
+    pending: list[str] = []
+
+    def flush():
+        encoded = encode_inputs(tokenizer, pending, max_input_length, truncate, done, source)
+        # A short last batch is padded to the next power of two rows (few shapes, little waste).
+        rows = min(batch_size, 1 << (len(pending) - 1).bit_length())
+        tokens, _ = generate(model, pad_batch(encoded, rows), max_new_tokens, **generate_kwargs)
+        return [tokenizer.decode(row) for row in np.asarray(tokens)[:len(pending)]]
+
+    try:
+        for text in texts:
+            pending.append(text)
+            if len(pending) == batch_size:
+                yield from flush()
+                done += len(pending)
+                if bar is not None:
+                    bar.update(len(pending))
+                pending = []
+        if pending:
+            yield from flush()
+            if bar is not None:
+                bar.update(len(pending))
+    finally:
+        if bar is not None:
+            bar.close()

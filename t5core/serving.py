@@ -1,0 +1,140 @@
+"""A SavedModel for TF Serving: a batch of strings in, decoded strings out, tokenization in-graph.
+
+The serving signature `serving_default` takes `inputs`, a string [B] tensor, and returns
+{"outputs": string [B], "scores": float32 [B], "truncated": bool [B]}. Inside: the in-graph
+tokenizer (tensorflow-text's SentencePiece op; loading the SavedModel in Python needs
+`import tensorflow_text` first), EOS appended, the same search as `t5core.generate`, and the
+in-graph detokenizer, which follows `Tokenizer.decode` (stop at EOS, drop padding).
+
+Bad requests: an empty batch or a string with no tokens fails the request with an
+InvalidArgumentError that says so. Inputs longer than max_input_length tokens keep their first
+max_input_length - 1 tokens plus EOS; each such request logs a warning to stderr and the row's
+"truncated" output is True.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from t5core.decoding.generation import METHODS, decode_graph
+
+
+def _truncate(ids: tf.RaggedTensor, max_input_length: int, eos_id: int):
+    """ids [B, (T)], every row ending in EOS -> rows of at most max_input_length tokens.
+
+    A longer row keeps its first max_input_length - 1 tokens, then EOS (seqio's trim, then append
+    EOS). Returns (ids, truncated bool [B]).
+    """
+    truncated = ids.row_lengths() > max_input_length
+    body = ids[:, :-1][:, :max_input_length - 1]
+    eos = tf.fill([ids.nrows(), 1], tf.constant(eos_id, ids.dtype))
+    return tf.concat([body, eos], axis=1), truncated
+
+
+def _untrack_traced_cache(in_graph_tokenizer):
+    """Keeps the in-graph tokenizer's cache of traced functions out of the SavedModel.
+
+    t5core.tokenizer keys that cache by tuples, and tf.saved_model refuses a tracked dict with
+    non-string keys; the serving function captures what it calls anyway. (Drop this once the
+    tokenizer stores the cache untracked.)
+    """
+    cache = getattr(in_graph_tokenizer, "_traced", None)
+    if isinstance(cache, dict):  # tf.Module wrapped it in a tracked dict: swap in a plain one
+        delattr(in_graph_tokenizer, "_traced")  # also drops the tracked dependency
+        object.__setattr__(in_graph_tokenizer, "_traced", dict(cache))
+
+
+class Server(tf.Module):
+    """The serving computation; `export_saved_model` writes it out."""
+
+    def __init__(self, model, tokenizer, *, max_input_length=512, max_new_tokens=64,
+                 method="greedy", num_beams=4, alpha=0.6, temperature=1.0, top_k=0, top_p=1.0,
+                 seed=0, decoder_prompt=None, jit_compile=False):
+        super().__init__(name="t5_server")
+        if METHODS.get(method) is None:
+            raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+        for name, value, minimum in (("max_input_length", max_input_length, 2),
+                                     ("max_new_tokens", max_new_tokens, 1),
+                                     ("num_beams", num_beams, 1), ("top_k", top_k, 0)):
+            if not isinstance(value, (int, np.integer)) or value < minimum:
+                raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+        if not temperature > 0 or not 0 < top_p <= 1:
+            raise ValueError(f"need temperature > 0 and top_p in (0, 1], got {temperature}, "
+                             f"{top_p}")
+        self.model = model
+        self.tokenizer = tokenizer.in_graph()
+        _untrack_traced_cache(self.tokenizer)
+        self.eos_id = int(tokenizer.eos_id)
+        self.max_input_length = int(max_input_length)
+        prompt = np.zeros([0], np.int32) if decoder_prompt is None else np.asarray(decoder_prompt)
+        self._prompt = prompt.astype(np.int32).reshape(-1)
+        self._method = METHODS[method]
+        self._static = dict(method=self._method, max_new_tokens=int(max_new_tokens),
+                            num_beams=int(num_beams) if self._method == "beam" else 1,
+                            top_k=int(top_k) if self._method == "sample" else 0,
+                            use_top_p=self._method == "sample" and top_p < 1.0,
+                            eos_id=int(model.config.eos_token_id))
+        self._floats = (float(alpha), float(temperature), float(top_p))
+        self._seed = np.array([int(seed), 0], np.int64)
+        self.jit_compile = bool(jit_compile)
+        # XLA compiles per shape, so under XLA inputs are padded to the full max_input_length; in
+        # graph mode to the longest input of the batch.
+        self._search = tf.function(self._search_tokens, jit_compile=self.jit_compile,
+                                   autograph=False)
+
+    def _search_tokens(self, tokens):
+        batch = tf.shape(tokens)[0]
+        prompt = tf.tile(tf.constant(self._prompt)[None, :], [batch, 1])
+        alpha, temperature, top_p = (tf.constant(x, tf.float32) for x in self._floats)
+        return decode_graph(self.model, tokens, prompt, tf.constant(self._seed), alpha,
+                            temperature, top_p, **self._static)
+
+    def serve(self, inputs):
+        """inputs: string [B] -> {"outputs": string [B], "scores": [B], "truncated": bool [B]}."""
+        ids = self.tokenizer.tokenize(inputs, add_eos=True)  # ragged int32 [B, (T)]
+        checks = [
+            tf.debugging.assert_positive(
+                tf.size(inputs), message="empty request: the batch holds no strings"),
+            tf.debugging.assert_greater(
+                ids.row_lengths(), tf.constant(1, tf.int64),
+                message="empty input: a string in the batch has no tokens besides EOS"),
+        ]
+        with tf.control_dependencies(checks):
+            ids, truncated = _truncate(ids, self.max_input_length, self.eos_id)
+        warn = tf.cond(
+            tf.reduce_any(truncated),
+            lambda: tf.print("t5core serving: warning: inputs longer than max_input_length =",
+                             self.max_input_length, "tokens were truncated (rows",
+                             tf.where(truncated)[:, 0], ")", output_stream=sys.stderr),
+            lambda: tf.no_op())
+        width = self.max_input_length if self.jit_compile else None
+        with tf.control_dependencies([warn]):
+            tokens = ids.to_tensor(0, shape=[None, width])
+        new_tokens, scores = self._search(tokens)
+        return {"outputs": self.tokenizer.detokenize(new_tokens), "scores": scores,
+                "truncated": truncated}
+
+
+def export_saved_model(model, tokenizer, export_dir, **server_kwargs):
+    """Writes the SavedModel; server_kwargs are `Server`'s (decoding settings, fixed at export).
+
+    Returns export_dir. Reload with `import tensorflow_text; tf.saved_model.load(export_dir)` and
+    call `.signatures["serving_default"](inputs=tf.constant([...]))`.
+    """
+    if tf.io.gfile.exists(export_dir) and tf.io.gfile.listdir(export_dir):
+        raise FileExistsError(f"{export_dir} exists and is not empty; choose a new directory")
+    server = Server(model, tokenizer, **server_kwargs)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(server.tokenizer)
+    archive.add_endpoint("serve", server.serve,
+                         input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    archive.write_out(export_dir, verbose=False)
+    return export_dir
+
+
+__all__ = ["Server", "export_saved_model"]

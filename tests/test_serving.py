@@ -1,0 +1,139 @@
+"""The SavedModel and the generate script, each run in a fresh process."""
+
+import importlib.util
+import io
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+import t5core
+from t5core.decoding import generate
+from t5core.decoding.text import encode_inputs, generate_text, pad_batch
+from t5core.serving import export_saved_model
+from t5core.tokenizer import ByteTokenizer, Tokenizer
+from conftest import FIXTURES, REFERENCE
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+VOCAB = FIXTURES / "t5_vocab" / "spiece.model"
+MAX_INPUT, MAX_NEW = 9, 6
+TEXTS = ["translate English to German: The house is wonderful.",  # longer than 9: truncated
+         "Hello <extra_id_0> world</s>",
+         "summarize: crews came",
+         "x"]
+
+
+def run_python(code, *args, stdin=None):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, *args] if code is None else
+                          [sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          env=env, input=stdin, timeout=300, cwd=REPO)
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    # A random model over the real 32128-row vocabulary; the expected outputs are computed from
+    # it in this process, never hard-coded.
+    keras.utils.set_random_seed(0)
+    config = t5core.T5Config(vocab_size=32128, d_model=16, d_kv=4, num_heads=2, d_ff=32,
+                             num_layers=1, num_decoder_layers=2, relative_attention_num_buckets=8,
+                             relative_attention_max_distance=16, dropout_rate=0.0,
+                             feed_forward_proj="gated-gelu", tie_word_embeddings=False)
+    return t5core.T5Model(config)
+
+
+SERVE_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    import tensorflow_text  # registers the SentencePiece ops the SavedModel uses
+    texts = json.loads(sys.argv[1])
+    result = {}
+    for name, path in zip(("greedy", "beam"), sys.argv[2:]):
+        serve = tf.saved_model.load(path).signatures["serving_default"]
+        out = serve(inputs=tf.constant(texts))
+        result[name] = {"outputs": [s.decode("utf-8") for s in out["outputs"].numpy()],
+                        "scores": out["scores"].numpy().tolist(),
+                        "truncated": out["truncated"].numpy().tolist()}
+        errors = []
+        for bad in ([], ["fine", "   "]):
+            try:
+                serve(inputs=tf.constant(bad, tf.string))
+                errors.append("no error")
+            except tf.errors.InvalidArgumentError as e:
+                errors.append(str(e))
+        result[name]["errors"] = errors
+    print("RESULT " + json.dumps(result))
+""")
+
+
+def test_saved_model_in_fresh_process_equals_generate_and_decode(tiny_model, tmp_path):
+    tok = Tokenizer(str(VOCAB))
+    settings = {"greedy": dict(method="greedy"), "beam": dict(method="beam", num_beams=3)}
+    paths = []
+    for name, kwargs in settings.items():
+        paths.append(str(tmp_path / name))
+        export_saved_model(tiny_model, tok, paths[-1], max_input_length=MAX_INPUT,
+                           max_new_tokens=MAX_NEW, **kwargs)
+    proc = run_python(SERVE_SCRIPT, json.dumps(TEXTS), *paths)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    served = json.loads(proc.stdout.split("RESULT ", 1)[1])
+    assert "truncated (rows [0] )" in proc.stderr  # the stated truncation warning
+
+    encoded = encode_inputs(tok, TEXTS, MAX_INPUT, truncate=True)
+    for name, kwargs in settings.items():
+        tokens, scores = generate(tiny_model, pad_batch(encoded, len(TEXTS)), MAX_NEW, **kwargs)
+        expected = [tok.decode(row) for row in tokens.numpy()]
+        assert served[name]["outputs"] == expected, name
+        assert any(expected), "all outputs empty: the comparison proves little"
+        np.testing.assert_allclose(served[name]["scores"], scores.numpy(), rtol=1e-4)
+        too_long = [len(tok.encode(t, add_eos=True)) > MAX_INPUT for t in TEXTS]
+        assert served[name]["truncated"] == too_long == [True, False, False, False]
+        empty_batch, empty_string = served[name]["errors"]
+        assert "empty request" in empty_batch
+        assert "empty input: a string in the batch has no tokens" in empty_string
+
+
+def test_export_refuses_a_non_empty_directory(tiny_model, tmp_path):
+    (tmp_path / "old.txt").write_text("x")
+    with pytest.raises(FileExistsError, match="not empty"):
+        export_saved_model(tiny_model, Tokenizer(str(VOCAB)), str(tmp_path))
+    with pytest.raises(ValueError, match="max_new_tokens must be an int >= 1"):
+        export_saved_model(tiny_model, Tokenizer(str(VOCAB)), str(tmp_path / "new"),
+                           max_new_tokens=0)
+
+
+def test_generate_script_writes_one_line_per_input_and_rejects_empty_lines(tmp_path,
+                                                                           monkeypatch):
+    # The gated_silu fixture (vocabulary 128) with ByT5's byte vocabulary: ASCII letters map to
+    # ids below 128.
+    checkpoint = str(REFERENCE / "gated_silu")
+    texts = ["hello world", "abc", "the quick brown fox", "z"]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n")
+    out_file = tmp_path / "out.txt"
+    flags = ["scripts/generate.py", "--checkpoint", checkpoint, "--vocab", "byte",
+             "--max_new_tokens", "5", "--batch_size", "3", "--jit_compile", "false"]
+    proc = run_python(None, *flags, "--input_file", str(tmp_path / "in.txt"),
+                      "--output_file", str(out_file))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    model = t5core.load_pretrained(checkpoint)
+    expected = list(generate_text(model, ByteTokenizer(), texts, batch_size=3, max_new_tokens=5,
+                                  jit_compile=False))
+    lines = out_file.read_text(encoding="utf-8").split("\n")
+    assert lines == [e.replace("\n", "\\n") for e in expected] + [""]
+    assert "4/4" in proc.stderr  # the progress bar counted every input
+
+    # Bad input, in this process (a second interpreter start would double the test's time).
+    spec = importlib.util.spec_from_file_location("generate_script", REPO / "scripts/generate.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("fine\n\nalso fine\n"))
+    with pytest.raises(SystemExit, match="error: stdin line 2 is empty"):
+        script.main(flags[1:])
+    with pytest.raises(SystemExit, match="does not exist"):
+        script.main(flags[1:] + ["--input_file", str(tmp_path / "missing.txt")])
