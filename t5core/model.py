@@ -31,15 +31,17 @@ class T5Model(keras.Model):
         super().__init__(name=name, dtype=dtype, **kwargs)
         self.config = config if isinstance(config, T5Config) else T5Config(**config)
         c = self.config
+        # Keras sub-layers do not inherit a policy: hand the model's to each of them.
+        policy = self.dtype_policy
         self.shared = keras.layers.Embedding(
-            c.vocab_size, c.d_model, name="shared",
+            c.vocab_size, c.d_model, name="shared", dtype=policy,
             embeddings_initializer=keras.initializers.RandomNormal(stddev=c.initializer_factor))
-        self.encoder = Encoder(c, c.num_layers, name="encoder")
-        self.decoder = Decoder(c, c.num_decoder_layers, name="decoder")
+        self.encoder = Encoder(c, c.num_layers, name="encoder", dtype=policy)
+        self.decoder = Decoder(c, c.num_decoder_layers, name="decoder", dtype=policy)
         self.lm_head = None
         if not c.tie_word_embeddings:
             self.lm_head = keras.layers.Dense(
-                c.vocab_size, use_bias=False, name="lm_head",
+                c.vocab_size, use_bias=False, name="lm_head", dtype=policy,
                 kernel_initializer=keras.initializers.RandomNormal(stddev=c.initializer_factor))
         self.build()
 

@@ -66,18 +66,32 @@ def test_jit_compile_equals_eager():
     assert rel_error(graph, eager) < 1e-4
 
 
-def test_mixed_bfloat16_close_to_float32():
-    ref = np.load(REFERENCE / "t5_v1_1_gated_gelu_untied" / "reference.npz")
-    bf16 = t5core.load_pretrained(str(REFERENCE / "t5_v1_1_gated_gelu_untied"),
-                                  dtype="mixed_bfloat16")
-    out = bf16.forward(features_of(ref))
-    assert out["logits"].dtype == tf.float32
-    assert bf16.encoder.blocks[0].self_attention.q.kernel.dtype == "float32"  # master weights
-    # Stated tolerance: bf16 keeps 8 bits of mantissa; through 5 blocks with std-0.5 weights the
-    # logits stay within 5% of the largest logit and the argmax agrees almost everywhere.
-    assert rel_error(out["logits"].numpy(), ref["logits"]) < 5e-2
-    agree = np.mean(np.argmax(out["logits"], -1) == np.argmax(ref["logits"], -1))
-    assert agree > 0.9
+def test_mixed_bfloat16_close_to_float32(tmp_path):
+    config = t5core.T5Config(vocab_size=512, d_model=64, d_kv=16, num_heads=4, d_ff=128,
+                             num_layers=3, feed_forward_proj="gated-gelu",
+                             tie_word_embeddings=False, dropout_rate=0.0)
+    fp32 = t5core.T5Model(config)  # T5's own initialisation: activations of a realistic scale
+    t5core.export_hf(fp32, str(tmp_path))
+    bf16 = t5core.load_pretrained(str(tmp_path), dtype="mixed_bfloat16")
+    block = bf16.decoder.blocks[0]
+    # Every sub-layer computes in bf16 on float32 master weights; norms stay float32 inside.
+    assert block.self_attention.q.compute_dtype == "bfloat16"
+    assert block.ffn.wo.compute_dtype == "bfloat16" and bf16.lm_head.compute_dtype == "bfloat16"
+    assert block.self_attention.q.kernel.dtype == "float32"
+    assert block.ffn_norm.scale.dtype == "float32"
+    rng = np.random.default_rng(0)
+    features = {"encoder_input_tokens": rng.integers(2, 512, (4, 40)),
+                "decoder_input_tokens": rng.integers(2, 512, (4, 30))}
+    expected, got = fp32(features).numpy(), bf16(features)
+    assert got.dtype == tf.float32
+    # Stated tolerance: bf16 keeps 8 bits of mantissa; through 3+3 blocks the logits stay
+    # within 3% of the largest logit (1.5% measured) and the argmax agrees at >= 90% of the
+    # positions (97.5% measured). The error is not zero: bf16 really is used.
+    error = rel_error(got.numpy(), expected)
+    assert 1e-4 < error < 3e-2
+    assert np.mean(np.argmax(got, -1) == np.argmax(expected, -1)) >= 0.9
+    tokens, _ = t5core.generate(bf16, features["encoder_input_tokens"], 4)  # the cache in bf16
+    assert tokens.shape == (4, 4)
 
 
 def test_one_training_step_changes_every_trainable_variable(tiny_config):

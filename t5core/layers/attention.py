@@ -13,8 +13,8 @@ from t5core.layers.position import RelativePositionBias
 MASK_VALUE = -1e9
 
 
-def _dense(units, stddev, name):
-    return keras.layers.Dense(units, use_bias=False, name=name,
+def _dense(units, stddev, name, dtype=None):
+    return keras.layers.Dense(units, use_bias=False, name=name, dtype=dtype,
                               kernel_initializer=keras.initializers.RandomNormal(stddev=stddev))
 
 
@@ -41,16 +41,18 @@ class Attention(keras.layers.Layer):
         self.initializer_factor = initializer_factor
         inner = num_heads * d_kv
         f = initializer_factor
-        self.q = _dense(inner, f * (d_model * d_kv) ** -0.5, "q")
-        self.k = _dense(inner, f * d_model ** -0.5, "k")
-        self.v = _dense(inner, f * d_model ** -0.5, "v")
-        self.o = _dense(d_model, f * inner ** -0.5, "o")
-        self.dropout = keras.layers.Dropout(dropout_rate)
+        policy = self.dtype_policy  # sub-layers do not inherit it by themselves
+        self.q = _dense(inner, f * (d_model * d_kv) ** -0.5, "q", policy)
+        self.k = _dense(inner, f * d_model ** -0.5, "k", policy)
+        self.v = _dense(inner, f * d_model ** -0.5, "v", policy)
+        self.o = _dense(d_model, f * inner ** -0.5, "o", policy)
+        self.dropout = keras.layers.Dropout(dropout_rate, dtype=policy)
         self.relative_attention_bias = None
         if has_relative_bias:
             self.relative_attention_bias = RelativePositionBias(
                 num_buckets, max_distance, num_heads, bidirectional,
-                initializer_stddev=f * d_model ** -0.5, name="relative_attention_bias")
+                initializer_stddev=f * d_model ** -0.5, name="relative_attention_bias",
+                dtype=policy)
 
     def build(self, input_shape=None):
         for layer in (self.q, self.k, self.v):
@@ -71,7 +73,8 @@ class Attention(keras.layers.Layer):
     def _attend(self, q, k, v, bias, training):
         scores = tf.cast(tf.einsum("bqnh,bknh->bnqk", q, k), tf.float32)
         if bias is not None:
-            scores += bias
+            # Keras casts floating call arguments to the compute dtype; add it in float32.
+            scores += tf.cast(bias, tf.float32)
         weights = tf.nn.softmax(scores, axis=-1)  # float32, whatever the compute dtype
         dropped = tf.cast(self.dropout(weights, training=training), v.dtype)
         context = tf.einsum("bnqk,bknh->bqnh", dropped, v)

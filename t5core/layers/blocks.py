@@ -13,12 +13,12 @@ def _config(config):
     return config if isinstance(config, T5Config) else T5Config(**config)
 
 
-def _attention(config, name, has_relative_bias, bidirectional):
+def _attention(config, name, has_relative_bias, bidirectional, dtype):
     return Attention(config.d_model, config.num_heads, config.d_kv, config.dropout_rate,
                      has_relative_bias=has_relative_bias, bidirectional=bidirectional,
                      num_buckets=config.relative_attention_num_buckets,
                      max_distance=config.relative_attention_max_distance,
-                     initializer_factor=config.initializer_factor, name=name)
+                     initializer_factor=config.initializer_factor, name=name, dtype=dtype)
 
 
 class _Block(keras.layers.Layer):
@@ -29,10 +29,11 @@ class _Block(keras.layers.Layer):
         self.config = _config(config)
         self.has_relative_bias = has_relative_bias
         c = self.config
-        self.ffn_norm = RMSNorm(c.d_model, c.layer_norm_epsilon, name="ffn_norm")
+        policy = self.dtype_policy  # sub-layers do not inherit it by themselves
+        self.ffn_norm = RMSNorm(c.d_model, c.layer_norm_epsilon, name="ffn_norm", dtype=policy)
         self.ffn = FeedForward(c.d_model, c.d_ff, c.feed_forward_proj, c.dropout_rate,
-                               c.initializer_factor, name="ffn")
-        self.dropout = keras.layers.Dropout(c.dropout_rate)
+                               c.initializer_factor, name="ffn", dtype=policy)
+        self.dropout = keras.layers.Dropout(c.dropout_rate, dtype=policy)
 
     def _feed_forward(self, x, training):
         return x + self.dropout(self.ffn(self.ffn_norm(x), training=training), training=training)
@@ -48,8 +49,9 @@ class EncoderBlock(_Block):
         super().__init__(config, has_relative_bias, **kwargs)
         c = self.config
         self.self_attention_norm = RMSNorm(c.d_model, c.layer_norm_epsilon,
-                                           name="self_attention_norm")
-        self.self_attention = _attention(c, "self_attention", has_relative_bias, True)
+                                           name="self_attention_norm", dtype=self.dtype_policy)
+        self.self_attention = _attention(c, "self_attention", has_relative_bias, True,
+                                         self.dtype_policy)
 
     def build(self, input_shape=None):
         for layer in (self.self_attention_norm, self.self_attention, self.ffn_norm, self.ffn):
@@ -68,12 +70,13 @@ class DecoderBlock(_Block):
     def __init__(self, config, has_relative_bias=False, **kwargs):
         super().__init__(config, has_relative_bias, **kwargs)
         c = self.config
+        policy = self.dtype_policy
         self.self_attention_norm = RMSNorm(c.d_model, c.layer_norm_epsilon,
-                                           name="self_attention_norm")
-        self.self_attention = _attention(c, "self_attention", has_relative_bias, False)
+                                           name="self_attention_norm", dtype=policy)
+        self.self_attention = _attention(c, "self_attention", has_relative_bias, False, policy)
         self.cross_attention_norm = RMSNorm(c.d_model, c.layer_norm_epsilon,
-                                            name="cross_attention_norm")
-        self.cross_attention = _attention(c, "cross_attention", False, True)
+                                            name="cross_attention_norm", dtype=policy)
+        self.cross_attention = _attention(c, "cross_attention", False, True, policy)
 
     def build(self, input_shape=None):
         for layer in (self.self_attention_norm, self.self_attention, self.cross_attention_norm,

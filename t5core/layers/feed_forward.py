@@ -12,8 +12,8 @@ def gelu_tanh(x):
 _ACTIVATIONS = {"relu": tf.nn.relu, "gated-gelu": gelu_tanh, "gated-silu": tf.nn.silu}
 
 
-def _dense(units, stddev, name):
-    return keras.layers.Dense(units, use_bias=False, name=name,
+def _dense(units, stddev, name, dtype=None):
+    return keras.layers.Dense(units, use_bias=False, name=name, dtype=dtype,
                               kernel_initializer=keras.initializers.RandomNormal(stddev=stddev))
 
 
@@ -35,13 +35,14 @@ class FeedForward(keras.layers.Layer):
         self.gated = feed_forward_proj.startswith("gated-")
         self.activation = _ACTIVATIONS[feed_forward_proj]
         in_std = initializer_factor * d_model ** -0.5
+        policy = self.dtype_policy  # sub-layers do not inherit it by themselves
         if self.gated:
-            self.wi_0 = _dense(d_ff, in_std, "wi_0")
-            self.wi_1 = _dense(d_ff, in_std, "wi_1")
+            self.wi_0 = _dense(d_ff, in_std, "wi_0", policy)
+            self.wi_1 = _dense(d_ff, in_std, "wi_1", policy)
         else:
-            self.wi = _dense(d_ff, in_std, "wi")
-        self.wo = _dense(d_model, initializer_factor * d_ff ** -0.5, "wo")
-        self.dropout = keras.layers.Dropout(dropout_rate)
+            self.wi = _dense(d_ff, in_std, "wi", policy)
+        self.wo = _dense(d_model, initializer_factor * d_ff ** -0.5, "wo", policy)
+        self.dropout = keras.layers.Dropout(dropout_rate, dtype=policy)
 
     def build(self, input_shape=None):
         for layer in ([self.wi_0, self.wi_1] if self.gated else [self.wi]):

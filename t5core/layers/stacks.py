@@ -38,14 +38,15 @@ class _Stack(keras.layers.Layer):
         # T5/mT5: only block 0 owns a bias table and every block reuses its bias. UMT5: all do.
         self.blocks = [
             self.block_class(c, has_relative_bias=(i == 0 or c.per_layer_position_bias),
-                             name=f"block_{i}")
+                             name=f"block_{i}", dtype=self.dtype_policy)
             for i in range(num_blocks)]
         # Keras tracks a list of layers, tf.train.Checkpoint does not: name each block as an
         # attribute too, so a plain tf.train.Checkpoint(model=...) holds every weight.
         for block in self.blocks:
             setattr(self, block.name, block)
-        self.final_layer_norm = RMSNorm(c.d_model, c.layer_norm_epsilon, name="final_layer_norm")
-        self.dropout = keras.layers.Dropout(c.dropout_rate)
+        self.final_layer_norm = RMSNorm(c.d_model, c.layer_norm_epsilon, name="final_layer_norm",
+                                        dtype=self.dtype_policy)
+        self.dropout = keras.layers.Dropout(c.dropout_rate, dtype=self.dtype_policy)
 
     def build(self, input_shape=None):
         for block in self.blocks:
