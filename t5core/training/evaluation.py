@@ -24,7 +24,7 @@ class DecodeEvaluator:
 
     def __init__(self, inputs, targets, tokenizer, metric_names, inputs_length, max_new_tokens,
                  batch_size=64, max_examples=None, postprocess=None, jit_compile=None,
-                 metric_options=None):
+                 metric_options=None, **generate_options):
         if len(inputs) != len(targets):
             raise ValueError(f"{len(inputs)} inputs but {len(targets)} targets")
         if max_examples:
@@ -38,6 +38,7 @@ class DecodeEvaluator:
         self.postprocess = postprocess
         self.jit_compile = jit_compile
         self.metric_options = metric_options or {}
+        self.generate_options = generate_options  # method, num_beams, alpha, ...
 
     def predict(self, model) -> list[str]:
         from t5core.decoding import generate
@@ -48,18 +49,39 @@ class DecodeEvaluator:
             real = len(batch)
             if real < self.batch_size:  # keep one shape: pad with copies of the first row
                 batch = np.concatenate([batch, np.repeat(batch[:1], self.batch_size - real, 0)])
-            tokens, _ = generate(model, batch, self.max_new_tokens, jit_compile=self.jit_compile)
+            tokens, _ = generate(model, batch, self.max_new_tokens, jit_compile=self.jit_compile,
+                                 **self.generate_options)
             predictions += [self.tokenizer.decode(row) for row in tokens.numpy()[:real]]
         return predictions
 
-    def __call__(self, model):
+    def __call__(self, model, return_predictions=False):
         predictions = self.predict(model)
         metrics = compute_metrics(self.metric_names, self.targets, predictions,
                                   postprocess=self.postprocess, **self.metric_options)
         inputs_text = [self.tokenizer.decode(row) for row in self.inputs[:8]]
         samples = [f"{i!r} -> {p!r} (target {t!r})"
                    for i, p, t in zip(inputs_text, predictions, self.targets)]
+        if return_predictions:
+            return metrics, samples, predictions
         return metrics, samples
+
+
+def evaluate_task(model, task, split, tokenizer, inputs_length, targets_length, data_dir=None,
+                  max_examples=0, batch_size=64, **generate_options):
+    """Decodes every example of a task's split and scores it: (metrics, predictions, targets)."""
+    lengths = {"inputs": inputs_length, "targets": targets_length}
+    dataset = task.get_dataset(split, tokenizer, lengths=lengths, data_dir=data_dir,
+                               keep_text=True)
+    if max_examples:
+        dataset = dataset.take(max_examples)
+    inputs, targets = [], []
+    for example in dataset.as_numpy_iterator():
+        inputs.append(example["inputs"].tolist())
+        targets.append(example["targets_pretokenized"].decode("utf-8"))
+    evaluator = DecodeEvaluator(inputs, targets, tokenizer, list(task.metrics), inputs_length,
+                                targets_length, batch_size=batch_size, **generate_options)
+    metrics, _, predictions = evaluator(model, return_predictions=True)
+    return metrics, predictions, targets
 
 
 def score_candidates(model, encoder_tokens, candidates, targets_length, batch_size=64):

@@ -1,0 +1,59 @@
+"""Score a trained checkpoint on a task's split (e.g. Multi30k test_2016 BLEU).
+
+  python scripts/evaluate.py --checkpoint=runs/m30k --vocab=spm.model --task=multi30k_en_de \
+      --data_dir=../shared/data/multi30k --split=test --method=beam
+"""
+
+import json
+import os
+import sys
+
+from absl import app, flags
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+flags.DEFINE_string("checkpoint", None, "Any checkpoint t5core reads, a trainer model_dir too.")
+flags.DEFINE_string("config", None, "Preset or config.json when the checkpoint has none.")
+flags.DEFINE_string("vocab", "", "SentencePiece model; empty: byte-level vocabulary.")
+flags.DEFINE_string("task", None, "Registered task name.")
+flags.DEFINE_string("split", "test", "Split to score.")
+flags.DEFINE_string("data_dir", "", "TFDS data_dir or the folder of a file-based task.")
+flags.DEFINE_integer("inputs_length", 128, "Encoder length.")
+flags.DEFINE_integer("targets_length", 128, "Maximum new tokens.")
+flags.DEFINE_integer("max_examples", 0, "Score only the first N examples (0: all).")
+flags.DEFINE_integer("batch_size", 64, "Decoding batch size.")
+flags.DEFINE_enum("method", "greedy", ["greedy", "beam"], "Decoding method.")
+flags.DEFINE_integer("num_beams", 4, "Beams for --method=beam.")
+flags.DEFINE_float("alpha", 0.6, "Beam length penalty exponent.")
+flags.DEFINE_string("predictions_file", "", "Write predictions here, one per line.")
+flags.mark_flags_as_required(["checkpoint", "task"])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    import t5core.data  # noqa: F401  (registers the tasks)
+    from t5core.checkpoints import load_pretrained
+    from t5core.data.tasks import get
+    from t5core.tokenizer import ByteTokenizer, Tokenizer
+    from t5core.training.evaluation import evaluate_task
+
+    tokenizer = Tokenizer(FLAGS.vocab) if FLAGS.vocab else ByteTokenizer()
+    model = load_pretrained(FLAGS.checkpoint, config=FLAGS.config)
+    options = {"method": FLAGS.method}
+    if FLAGS.method == "beam":
+        options.update(num_beams=FLAGS.num_beams, alpha=FLAGS.alpha)
+    metrics, predictions, _ = evaluate_task(
+        model, get(FLAGS.task), FLAGS.split, tokenizer, FLAGS.inputs_length,
+        FLAGS.targets_length, data_dir=FLAGS.data_dir or None, max_examples=FLAGS.max_examples,
+        batch_size=FLAGS.batch_size, **options)
+    if FLAGS.predictions_file:
+        with open(FLAGS.predictions_file, "w", encoding="utf-8") as f:
+            f.write("\n".join(predictions) + "\n")
+    print(json.dumps({"task": FLAGS.task, "split": FLAGS.split, "examples": len(predictions),
+                      **metrics}, indent=2))
+
+
+if __name__ == "__main__":
+    app.run(main)
