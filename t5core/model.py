@@ -125,11 +125,15 @@ class T5Model(keras.Model):
             x, encoded, encoder_tokens, segment_ids=get("decoder_segment_ids"),
             positions=get("decoder_positions"), encoder_segment_ids=get("encoder_segment_ids"),
             training=training, **flags)
+        return self._result(decoded, encoded, enc_states, dec_states, enc_attn, dec_attn)
+
+    def _result(self, decoded, encoded, enc_states, dec_states, enc_attn, dec_attn):
+        """forward()'s dict; states and attentions are None unless they were asked for."""
         result = {"logits": self._logits(decoded), "encoder_output": tf.cast(encoded, tf.float32)}
-        if output_hidden_states:
+        if enc_states is not None:
             result["encoder_hidden_states"] = enc_states
             result["decoder_hidden_states"] = dec_states
-        if output_attentions:
+        if enc_attn is not None:
             result["encoder_attentions"] = enc_attn
             result["decoder_self_attentions"], result["cross_attentions"] = dec_attn
         return result
@@ -174,8 +178,13 @@ class T5Model(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        dtype = config.pop("dtype", None)
-        if isinstance(dtype, dict):
-            dtype = keras.dtype_policies.deserialize(dtype)
-        return cls(config.pop("config"), dtype=dtype, **config)
+        return from_keras_config(cls, config)
+
+
+def from_keras_config(cls, config):
+    """Rebuilds a model whose get_config holds a T5Config dict and a serialised dtype policy."""
+    config = dict(config)
+    dtype = config.pop("dtype", None)
+    if isinstance(dtype, dict):
+        dtype = keras.dtype_policies.deserialize(dtype)
+    return cls(config.pop("config"), dtype=dtype, **config)

@@ -22,7 +22,7 @@ import tensorflow as tf
 from t5core.config import T5Config
 from t5core.layers.stacks import Encoder
 from t5core.losses import cross_entropy_loss
-from t5core.model import T5Model
+from t5core.model import T5Model, from_keras_config
 
 POOLINGS = ("mean", "first")
 
@@ -61,17 +61,19 @@ class T5EncoderClassifier(keras.Model):
         self.config = config
         self.num_classes = int(num_classes)
         self.pooling = pooling
+        policy = self.dtype_policy  # Keras sub-layers do not inherit it by themselves
         if base is not None:
             self.shared, self.encoder = base.shared, base.encoder
         else:
             self.shared = keras.layers.Embedding(
-                config.vocab_size, config.d_model, name="shared",
+                config.vocab_size, config.d_model, name="shared", dtype=policy,
                 embeddings_initializer=keras.initializers.RandomNormal(
                     stddev=config.initializer_factor))
-            self.encoder = Encoder(config, config.num_layers, name="encoder")
-        self.dropout = keras.layers.Dropout(config.dropout_rate)
+            self.encoder = Encoder(config, config.num_layers, name="encoder", dtype=policy)
+        self.dropout = keras.layers.Dropout(config.dropout_rate, dtype=policy)
         self.classifier = keras.layers.Dense(
-            self.num_classes, name="classifier", kernel_initializer=keras.initializers.RandomNormal(
+            self.num_classes, name="classifier", dtype=policy,
+            kernel_initializer=keras.initializers.RandomNormal(
                 stddev=config.initializer_factor * config.d_model ** -0.5))
         self.build()
 
@@ -188,11 +190,7 @@ class T5EncoderClassifier(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        dtype = config.pop("dtype", None)
-        if isinstance(dtype, dict):
-            dtype = keras.dtype_policies.deserialize(dtype)
-        return cls(config.pop("config"), dtype=dtype, **config)
+        return from_keras_config(cls, config)
 
     @classmethod
     def from_pretrained(cls, path, num_classes, pooling="mean", config=None, dtype=None):

@@ -178,14 +178,7 @@ class PromptTunedT5(T5Model):
         _, x = self._embed(features["decoder_input_tokens"], "decoder_input_tokens")
         decoded, dec_states, dec_attn = self.decoder(
             x, encoded, self._with_prompt_slots(encoder_tokens), training=training, **flags)
-        result = {"logits": self._logits(decoded), "encoder_output": tf.cast(encoded, tf.float32)}
-        if output_hidden_states:
-            result["encoder_hidden_states"] = enc_states
-            result["decoder_hidden_states"] = dec_states
-        if output_attentions:
-            result["encoder_attentions"] = enc_attn
-            result["decoder_self_attentions"], result["cross_attentions"] = dec_attn
-        return result
+        return self._result(decoded, encoded, enc_states, dec_states, enc_attn, dec_attn)
 
     def init_cache(self, encoder_output, encoder_input_tokens, max_length):
         encoder_input_tokens = tf.convert_to_tensor(encoder_input_tokens)
@@ -201,13 +194,6 @@ class PromptTunedT5(T5Model):
         return {**super().get_config(), "prompt_length": self.prompt_length,
                 "prompt_init": self.prompt_init}
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        dtype = config.pop("dtype", None)
-        if isinstance(dtype, dict):
-            dtype = keras.dtype_policies.deserialize(dtype)
-        return cls(config.pop("config"), dtype=dtype, **config)
 
 
 def add_prompt_tuning(model, prompt_length, prompt_init="vocab", seed=None):
