@@ -28,8 +28,9 @@ def configure_cpu_devices(count: int) -> None:
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
     except RuntimeError as err:
-        raise RuntimeError(f"Cannot split the CPU into {count} devices: TensorFlow was already "
-                           f"initialised ({err}). Configure devices before building models.") from None
+        raise RuntimeError(
+            f"Cannot split the CPU into {count} devices: TensorFlow was already initialised "
+            f"({err}). Configure devices before building models.") from None
 
 
 def make_strategy(name: str = "auto", tpu: str | None = None, num_cpu_devices: int = 1):

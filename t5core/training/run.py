@@ -8,7 +8,7 @@ import os
 import keras
 import tensorflow as tf
 
-from t5core.training.distribute import STRATEGIES, make_strategy
+from t5core.training.distribute import STRATEGIES, is_chief, make_strategy
 from t5core.training.trainer import TrainConfig, Trainer
 
 # The embedded default model: small enough to learn the embedded tasks in minutes on 2 cores.
@@ -59,6 +59,14 @@ class RunOptions:
                                             optimizer="adamw", learning_rate=2e-3,
                                             schedule="cosine", warmup_steps=100))
 
+    @property
+    def label_list(self) -> list[str]:
+        return [x for x in self.labels.split(",") if x]
+
+    @property
+    def metric_list(self) -> list[str]:
+        return [x for x in self.metrics.split(",") if x]
+
     def check(self):
         """Fails on contradictory or impossible options before any work is done."""
         problems = []
@@ -92,13 +100,13 @@ class RunOptions:
             problems.append(f"--peft must be one of {', '.join(PEFT_METHODS)}")
         if self.head not in ("seq2seq", "classifier"):
             problems.append("--head must be seq2seq or classifier")
-        if self.head == "classifier" and len([x for x in self.labels.split(",") if x]) < 2:
+        if self.head == "classifier" and len(self.label_list) < 2:
             problems.append("--head=classifier needs --labels with at least two label words")
         if self.head == "classifier" and not (self.task or self.train_file):
             problems.append("--head=classifier needs --task or --train_file")
         if self.pack and (self.peft == "prompt" or self.head == "classifier"):
             problems.append(f"--pack does not combine with --peft={self.peft} / --head={self.head}")
-        if self.rank_classification and len([x for x in self.labels.split(",") if x]) < 2:
+        if self.rank_classification and len(self.label_list) < 2:
             problems.append("--rank_classification needs --labels with at least two words")
         if self.peft == "prompt" and self.head == "classifier":
             problems.append("--peft=prompt applies to the seq2seq head only")
@@ -160,7 +168,7 @@ def run(options: RunOptions, log=print):
         base = (load_pretrained(options.init_checkpoint, config=config, dtype=dtype)
                 if options.init_checkpoint else None)
         if options.head == "classifier":
-            labels = [x for x in options.labels.split(",") if x]
+            labels = options.label_list
             model = T5EncoderClassifier(base if base is not None else config, len(labels),
                                         pooling=options.pooling, dtype=dtype)
         else:
@@ -175,18 +183,12 @@ def run(options: RunOptions, log=print):
 
     trainer = Trainer(train_cfg, strategy, model_fn, train_data, eval_data, evaluator, log=log)
     trainer.train()
-    if evaluator is not None and is_chief_log(strategy):
+    if evaluator is not None and is_chief(strategy):
         log("Sample generations:")
         for line in evaluator(trainer.model)[1][:5]:
             log("  " + line)
     log(f"Checkpoints in {train_cfg.model_dir} (latest: {trainer.manager.latest_checkpoint})")
     return trainer
-
-
-def is_chief_log(strategy):
-    from t5core.training.distribute import is_chief
-
-    return is_chief(strategy)
 
 
 def build_inputs(options: RunOptions, tokenizer):
@@ -206,13 +208,13 @@ def build_inputs(options: RunOptions, tokenizer):
                                  c.seed)
         task = templated_task(options.train_file, options.eval_file, template,
                               {"inputs": c.inputs_length, "targets": c.targets_length},
-                              [m for m in options.metrics.split(",") if m])
+                              options.metric_list)
     elif options.train_file:
         task = ti.file_task(options.train_file, options.eval_file, options.inputs_field,
                             options.targets_field,
                             {"inputs": c.inputs_length, "targets": c.targets_length},
-                            [m for m in options.metrics.split(",") if m],
-                            labels=[x for x in options.labels.split(",") if x])
+                            options.metric_list,
+                            labels=options.label_list)
     else:
         import t5core.data  # noqa: F401  (registers the built-in tasks)
         from t5core.data.tasks import get
@@ -225,8 +227,8 @@ def build_inputs(options: RunOptions, tokenizer):
     if options.head == "classifier":
         from t5core.training.classifier_inputs import classifier_inputs
 
-        return classifier_inputs(task, tokenizer, c, [x for x in options.labels.split(",") if x],
+        return classifier_inputs(task, tokenizer, c, options.label_list,
                                  data_dir=options.data_dir, eval_examples=options.eval_examples)
-    rank_labels = [x for x in options.labels.split(",") if x] if options.rank_classification else []
+    rank_labels = options.label_list if options.rank_classification else []
     return ti.task_inputs(task, tokenizer, c, data_dir=options.data_dir, pack=options.pack,
                           eval_examples=options.eval_examples, rank_labels=rank_labels)
