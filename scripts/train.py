@@ -92,6 +92,8 @@ flags.DEFINE_string("labels", "", "--head=classifier: label words in class-id or
 flags.DEFINE_bool("rank_classification", False, "Evaluate by scoring each of --labels and "
                   "picking the most likely (never an invalid label).")
 flags.DEFINE_enum("pooling", "mean", ["mean", "first"], "--head=classifier: pooling.")
+flags.DEFINE_enum("best_metric_mode", "auto", ["auto", "min", "max"], "Whether --best_metric "
+                  "improves downwards or upwards (auto: min for losses, else max).")
 flags.DEFINE_integer("log_every", _TRAIN.log_every, "Log metrics every N steps.")
 flags.DEFINE_bool("skip_nonfinite", False, "Skip steps with a non-finite loss instead of "
                   "stopping.")

@@ -56,6 +56,7 @@ class TrainConfig:
     seed: int = 0
     early_stopping_patience: int = 0  # evaluations without improvement; 0: never stop early
     best_metric: str = ""  # "" : the evaluator's first metric, else eval loss
+    best_metric_mode: str = "auto"  # auto (min for *loss*, else max), min or max
     skip_nonfinite: bool = False
     peak_flops: float = 0.0  # 0: measured at start for the MFU estimate
     progress_bar: bool = True
@@ -77,6 +78,9 @@ class TrainConfig:
                 f"= {num_replicas} x {self.grad_accum_steps}")
         if self.precision not in ("float32", "mixed_bfloat16"):
             problems.append(f"precision must be float32 or mixed_bfloat16 (got {self.precision!r})")
+        if self.best_metric_mode not in ("auto", "min", "max"):
+            problems.append(f"best_metric_mode must be auto, min or max "
+                            f"(got {self.best_metric_mode!r})")
         if self.early_stopping_patience and not self.eval_every:
             problems.append("early_stopping_patience needs eval_every > 0")
         if problems:
@@ -189,6 +193,9 @@ class Trainer:
     def train(self) -> list[dict]:
         c = self.config
         self.restore()
+        if self._eval_missed_at_restore():
+            # Killed between saving this step's checkpoint and evaluating it: evaluate now.
+            self._evaluate(self.step)
         if self.step >= c.train_steps:
             self.log(f"Already trained {self.step} >= {c.train_steps} steps; nothing to do.")
             return self.history
@@ -238,6 +245,19 @@ class Trainer:
                          "best": float(self.best.numpy()),
                          "best_checkpoint": self.best_manager.latest_checkpoint})
         return self.history
+
+    def _eval_missed_at_restore(self) -> bool:
+        step, every = self.step, self.config.eval_every
+        if not step or not every or step % every or not is_chief(self.strategy):
+            return False
+        path = os.path.join(self.config.model_dir, "train_log.jsonl")
+        if tf.io.gfile.exists(path):
+            with tf.io.gfile.GFile(path) as f:
+                for line in f:
+                    record = json.loads(line)
+                    if record.get("step") == step and any(k.startswith("eval/") for k in record):
+                        return False
+        return True
 
     def _append_log(self, record):
         """Keeps the record and appends it to model_dir/train_log.jsonl (chief only).
@@ -319,7 +339,8 @@ class Trainer:
         self.last_eval = results
         key = self._best_key(results)
         value = results[key]
-        lower_is_better = "loss" in key
+        mode = self.config.best_metric_mode
+        lower_is_better = mode == "min" or (mode == "auto" and "loss" in key)
         best = float(self.best.numpy())
         improved = math.isnan(best) or (value < best if lower_is_better else value > best)
         if improved:

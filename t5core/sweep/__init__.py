@@ -1,0 +1,17 @@
+"""Hyper-parameter search over `scripts/train.py` flags: grid, random and TPE, resumable.
+
+    from t5core.sweep import prepare, Sweep
+    config = prepare("runs/sweep", '{"learning_rate": {"type": "log_uniform", "low": 1e-4, '
+                     '"high": 1e-2}}', objective="accuracy", train_script="scripts/train.py",
+                     train_args=["--train_steps=300"], method="random", max_trials=8)
+    best = Sweep(config).run()
+
+`scripts/sweep.py` is the command-line front end.
+"""
+
+from t5core.sweep.prepare import prepare
+from t5core.sweep.runner import Sweep, SweepConfig, SweepStateError, load_state
+from t5core.sweep.space import SearchSpace, SearchSpaceError, load_space, parse_space
+
+__all__ = ["prepare", "Sweep", "SweepConfig", "SweepStateError", "load_state", "SearchSpace",
+           "SearchSpaceError", "load_space", "parse_space"]

@@ -1,0 +1,249 @@
+"""Search spaces over the trainer's flags: parameter kinds, grid enumeration and random sampling.
+
+A space is a mapping from a `scripts/train.py` flag name to what is searched for it, read from
+JSON or YAML:
+
+    learning_rate: {type: log_uniform, low: 1.0e-4, high: 1.0e-2}
+    warmup_steps: [0, 50, 100]                         # a list is shorthand for a choice
+    dropout_rate: {type: uniform, low: 0.0, high: 0.3}
+    batch_size: {type: choice, values: [16, 32, 64]}
+    num_layers: {type: int, low: 2, high: 6}            # inclusive; add `log: true` for log spacing
+
+Grid search needs every parameter to have a finite set of values (choices or int ranges); random
+and model-based search sample all kinds. Samples are drawn from a generator seeded by
+(sweep seed, trial index), so trial i has the same parameters whatever else happened in the sweep,
+which is what makes a killed sweep resumable without storing a random state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import os
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+KINDS = ("choice", "uniform", "log_uniform", "int")
+
+
+class SearchSpaceError(ValueError):
+    """The search space is empty, malformed or contradicts the trainer's flags."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One searched flag. `values` for choices; `low`/`high` (inclusive) for ranges."""
+    name: str
+    kind: str
+    values: tuple = ()
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False  # int ranges sampled log-uniformly
+
+    @property
+    def is_finite(self) -> bool:
+        return self.kind in ("choice", "int")
+
+    def grid_values(self) -> list:
+        if self.kind == "choice":
+            return list(self.values)
+        if self.kind == "int":
+            return list(range(int(self.low), int(self.high) + 1))
+        raise SearchSpaceError(
+            f"grid search needs a finite set of values for {self.name!r}, which is a "
+            f"{self.kind} range [{self.low}, {self.high}]: give it as a list of values, or use "
+            "--method=random or --method=bayesian")
+
+    def sample(self, rng: np.random.Generator):
+        if self.kind == "choice":
+            return self.values[int(rng.integers(len(self.values)))]
+        if self.kind == "uniform":
+            return float(rng.uniform(self.low, self.high))
+        if self.kind == "log_uniform":
+            return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+        if self.log:  # int, log-spaced: sample the log on [low - 0.5, high + 0.5) then round
+            x = math.exp(rng.uniform(math.log(self.low - 0.5 if self.low > 0.5 else self.low),
+                                     math.log(self.high + 0.5)))
+            return int(min(max(round(x), self.low), self.high))
+        return int(rng.integers(int(self.low), int(self.high) + 1))
+
+    # The model-based search works in an internal space where ranges are linear: log for
+    # log-scaled parameters, the index for choices.
+    def to_internal(self, value) -> float:
+        if self.kind == "choice":
+            return float(self.values.index(value))
+        if self.kind == "log_uniform" or (self.kind == "int" and self.log):
+            return math.log(value)
+        return float(value)
+
+    def from_internal(self, x: float):
+        if self.kind == "choice":
+            return self.values[int(x)]
+        if self.kind == "log_uniform":
+            return float(math.exp(x))
+        if self.kind == "int":
+            v = math.exp(x) if self.log else x
+            return int(min(max(round(v), self.low), self.high))
+        return float(x)
+
+    def internal_bounds(self) -> tuple[float, float]:
+        if self.kind == "log_uniform" or (self.kind == "int" and self.log):
+            return math.log(self.low), math.log(self.high)
+        return float(self.low), float(self.high)
+
+    def to_dict(self) -> dict:
+        if self.kind == "choice":
+            return {"type": "choice", "values": list(self.values)}
+        d = {"type": self.kind, "low": self.low, "high": self.high}
+        if self.log:
+            d["log"] = True
+        return d
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSpace:
+    params: tuple[Param, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.params]
+
+    def to_dict(self) -> dict:
+        return {p.name: p.to_dict() for p in self.params}
+
+    def grid(self) -> list[dict]:
+        """Every combination, the last parameter varying fastest (the order of the space)."""
+        axes = [p.grid_values() for p in self.params]
+        return [dict(zip(self.names, combo)) for combo in itertools.product(*axes)]
+
+    def grid_size(self) -> int:
+        return math.prod(len(p.grid_values()) for p in self.params)
+
+    @property
+    def is_finite(self) -> bool:
+        return all(p.is_finite for p in self.params)
+
+    def sample(self, seed: int, index: int) -> dict:
+        """Trial `index`'s random parameters: a pure function of (seed, index)."""
+        rng = np.random.default_rng([seed, index])
+        return {p.name: p.sample(rng) for p in self.params}
+
+
+def _check_number(name, key, value, where):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SearchSpaceError(f"{where}: {name}.{key} must be a finite number (got {value!r})")
+    return value
+
+
+def parse_param(name: str, spec: Any, where: str = "search space") -> Param:
+    """One entry of a space file -> Param, with a clear error for each kind of mistake."""
+    if isinstance(spec, (list, tuple)):
+        spec = {"type": "choice", "values": list(spec)}
+    if not isinstance(spec, Mapping):
+        raise SearchSpaceError(
+            f"{where}: {name!r} must be a list of values or a mapping with a 'type' "
+            f"({', '.join(KINDS)}); got {spec!r}. To fix a flag for every trial, pass it after "
+            "'--' instead of searching it.")
+    kind = spec.get("type")
+    if kind not in KINDS:
+        raise SearchSpaceError(f"{where}: {name}.type must be one of {', '.join(KINDS)} "
+                               f"(got {kind!r})")
+    allowed = {"choice": {"type", "values"}, "uniform": {"type", "low", "high"},
+               "log_uniform": {"type", "low", "high"}, "int": {"type", "low", "high", "log"}}[kind]
+    extra = sorted(set(spec) - allowed)
+    if extra:
+        raise SearchSpaceError(f"{where}: {name} ({kind}) has unknown keys {extra}; "
+                               f"allowed: {sorted(allowed)}")
+    if kind == "choice":
+        values = spec.get("values")
+        if not isinstance(values, (list, tuple)) or not values:
+            raise SearchSpaceError(f"{where}: {name} has no values to choose from")
+        for v in values:
+            if not isinstance(v, (str, int, float, bool)):
+                raise SearchSpaceError(f"{where}: {name} value {v!r} is not a string, number or "
+                                       "bool")
+        if len(set(map(json.dumps, values))) != len(values):
+            raise SearchSpaceError(f"{where}: {name} lists a value twice: {list(values)}")
+        return Param(name, "choice", values=tuple(values))
+    for key in ("low", "high"):
+        if key not in spec:
+            raise SearchSpaceError(f"{where}: {name} ({kind}) needs '{key}'")
+        _check_number(name, key, spec[key], where)
+    low, high = spec["low"], spec["high"]
+    log = bool(spec.get("log", False))
+    if kind == "int":
+        if int(low) != low or int(high) != high:
+            raise SearchSpaceError(f"{where}: {name} is an int range but low/high are "
+                                   f"{low}/{high}")
+        low, high = int(low), int(high)
+        if low > high:
+            raise SearchSpaceError(f"{where}: {name} has low {low} > high {high}")
+    elif not low < high:
+        raise SearchSpaceError(f"{where}: {name} has low {low} >= high {high} (an empty range; "
+                               "to fix the value, pass the flag after '--')")
+    if (kind == "log_uniform" or log) and low <= 0:
+        raise SearchSpaceError(f"{where}: {name} is log-scaled, so low must be > 0 (got {low})")
+    return Param(name, kind, low=low, high=high, log=log)
+
+
+def parse_space(spec: Mapping, where: str = "search space") -> SearchSpace:
+    if not isinstance(spec, Mapping):
+        raise SearchSpaceError(f"{where}: expected a mapping of flag name -> values or "
+                               f"distribution, got {type(spec).__name__}")
+    if not spec:
+        raise SearchSpaceError(f"{where} is empty: nothing to search. Give at least one flag, e.g. "
+                               '{"learning_rate": {"type": "log_uniform", "low": 1e-4, '
+                               '"high": 1e-2}}')
+    params = []
+    for name, entry in spec.items():
+        if not isinstance(name, str) or not name:
+            raise SearchSpaceError(f"{where}: flag names must be non-empty strings (got {name!r})")
+        params.append(parse_param(name.lstrip("-"), entry, where))
+    names = [p.name for p in params]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise SearchSpaceError(f"{where}: {dupes} given twice")
+    return SearchSpace(tuple(params))
+
+
+def load_space(text_or_path: str) -> SearchSpace:
+    """--space: a .json/.yaml/.yml file, or inline JSON."""
+    source = text_or_path.strip()
+    if not source:
+        raise SearchSpaceError("--space is empty: give a JSON/YAML file or inline JSON")
+    if source.startswith("{"):
+        try:
+            spec = json.loads(source)
+        except json.JSONDecodeError as e:
+            raise SearchSpaceError(f"--space inline JSON, line {e.lineno} column {e.colno}: "
+                                   f"{e.msg}") from None
+        return parse_space(spec, "--space (inline JSON)")
+    if not os.path.exists(source):
+        raise FileNotFoundError(f"--space={source}: no such file (give a .json/.yaml file or "
+                                "inline JSON starting with '{')")
+    with open(source) as f:
+        text = f.read()
+    if source.endswith((".yaml", ".yml")):
+        import yaml
+
+        try:
+            spec = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise SearchSpaceError(f"{source}: not valid YAML: {e}") from None
+    else:
+        try:
+            spec = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise SearchSpaceError(f"{source}, line {e.lineno} column {e.colno}: {e.msg}") from None
+    return parse_space(spec if spec is not None else {}, source)
+
+
+def same_params(a: Mapping, b: Mapping) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def unseen(params: Mapping, seen: Sequence[Mapping]) -> bool:
+    return not any(same_params(params, s) for s in seen)

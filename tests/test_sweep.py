@@ -1,0 +1,509 @@
+"""Hyper-parameter sweeps: spaces, proposals, the trial runner, resume after a kill, bad input.
+
+Most runner tests drive a small fake training script (written into tmp_path below) that accepts
+the same kind of absl flags as scripts/train.py and writes TensorBoard eval events and checkpoint
+files the way the Trainer does, with a known objective, in well under a second per trial. One test
+runs the real scripts/train.py for a few steps to check the two fit together.
+"""
+
+import json
+import math
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from t5core.sweep import SearchSpaceError, Sweep, SweepStateError, parse_space, prepare
+from t5core.sweep import events, tpe
+from t5core.sweep.space import load_space
+from t5core.sweep.train_flags import EMBEDDED_TASK_METRICS, parse_fixed_flags, read_flags
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SWEEP_SCRIPT = REPO / "scripts" / "sweep.py"
+
+FAKE_TRAIN = r'''
+"""Stands in for scripts/train.py: same flag style, eval events and checkpoint files."""
+import json, math, os, struct, sys, time
+from absl import app, flags
+flags.DEFINE_string("model_dir", "", "")
+flags.DEFINE_integer("train_steps", 100, "")
+flags.DEFINE_float("learning_rate", 1e-3, "")
+flags.DEFINE_integer("warmup_steps", 0, "")
+flags.DEFINE_integer("batch_size", 8, "")
+flags.DEFINE_integer("eval_every", 0, "")
+flags.DEFINE_integer("early_stopping_patience", 0, "")
+flags.DEFINE_enum("optimizer", "adamw", ["adafactor", "adamw"], "")
+flags.DEFINE_enum("schedule", "cosine", ["constant", "cosine"], "")
+flags.DEFINE_float("dropout_rate", None, "")
+flags.DEFINE_string("task", "", "")
+flags.DEFINE_string("best_metric", "", "")
+flags.DEFINE_bool("progress_bar", True, "")
+FLAGS = flags.FLAGS
+
+class EventWriter:  # TensorBoard's own EventFileWriter would import TensorFlow (seconds)
+    def __init__(self, folder):
+        from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+        self.crc = masked_crc32c
+        os.makedirs(folder, exist_ok=True)
+        self.f = open(os.path.join(folder, f"events.out.tfevents.{time.time():.6f}.fake"), "ab")
+    def add_event(self, event):
+        data = event.SerializeToString()
+        header = struct.pack("<Q", len(data))
+        self.f.write(header + struct.pack("<I", self.crc(header)) + data
+                     + struct.pack("<I", self.crc(data)))
+    def flush(self):
+        self.f.flush()
+    def close(self):
+        self.f.close()
+
+def score(lr, warmup):  # best at lr = 10**-2.5, warmup 0
+    return 1.0 - (math.log10(lr) + 2.5) ** 2 / 4 - warmup / 1000
+
+def main(argv):
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.plugins.scalar import summary_v2 as scalar
+    with open(os.environ["FAKE_TRAIN_LOG"], "a") as f:
+        f.write(json.dumps({"model_dir": FLAGS.model_dir, "best_metric": FLAGS.best_metric,
+                            "progress_bar": FLAGS.progress_bar,
+                            "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                            "affinity": sorted(os.sched_getaffinity(0))}) + "\n")
+    if FLAGS.best_metric not in ("", "accuracy", "eval_loss"):  # as the real Trainer does
+        raise ValueError(f"best_metric {FLAGS.best_metric!r} is not among the evaluation results")
+    if FLAGS.learning_rate >= 0.5:
+        raise ValueError("Step 3: the loss is nan")
+    os.makedirs(FLAGS.model_dir, exist_ok=True)
+    writer = EventWriter(os.path.join(FLAGS.model_dir, "eval"))
+    every = FLAGS.eval_every or FLAGS.train_steps
+    best = None
+    for step in range(every, FLAGS.train_steps + 1, every):
+        time.sleep(float(os.environ.get("FAKE_TRAIN_SLEEP", "0")))
+        accuracy = score(FLAGS.learning_rate, FLAGS.warmup_steps) * step / FLAGS.train_steps
+        for tag, value in (("eval_loss", 2 - accuracy), ("accuracy", accuracy)):
+            writer.add_event(event_pb2.Event(step=step, summary=scalar.scalar_pb(tag, value)))
+        writer.flush()
+        if best is None or accuracy > best:
+            best = accuracy
+            os.makedirs(os.path.join(FLAGS.model_dir, "best"), exist_ok=True)
+            with open(os.path.join(FLAGS.model_dir, "best", "checkpoint"), "w") as f:
+                f.write(f'model_checkpoint_path: "ckpt-{step}"\n')
+            open(os.path.join(FLAGS.model_dir, "best", f"ckpt-{step}.index"), "w").close()
+    writer.close()
+    with open(os.path.join(FLAGS.model_dir, "checkpoint"), "w") as f:
+        f.write(f'model_checkpoint_path: "ckpt-{FLAGS.train_steps}"\n')
+    open(os.path.join(FLAGS.model_dir, f"ckpt-{FLAGS.train_steps}.index"), "w").close()
+
+if __name__ == "__main__":
+    app.run(main)
+'''
+
+
+def fake_score(learning_rate, warmup_steps=0):
+    lr, warmup = learning_rate, warmup_steps
+    return 1.0 - (math.log10(lr) + 2.5) ** 2 / 4 - warmup / 1000
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    script = tmp_path / "fake_train.py"
+    script.write_text(FAKE_TRAIN)
+    calls = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("FAKE_TRAIN_LOG", str(calls))
+    monkeypatch.setenv("FAKE_TRAIN_SLEEP", "0")
+
+    def invocations():
+        if not calls.exists():
+            return []
+        return [json.loads(line) for line in calls.read_text().splitlines()]
+
+    return {"script": str(script), "invocations": invocations, "dir": tmp_path}
+
+
+@pytest.fixture(scope="module")
+def fake_flags(tmp_path_factory):
+    script = tmp_path_factory.mktemp("flags") / "fake_train.py"
+    script.write_text(FAKE_TRAIN)
+    return read_flags(str(script))
+
+
+def quiet(*args):
+    pass
+
+
+def run_sweep(fake, space, objective="accuracy", train_args=("--train_steps=10",), **options):
+    options.setdefault("poll_seconds", 0.05)
+    config = prepare(str(fake["dir"] / "sweep"), space, objective, fake["script"], train_args,
+                     log=quiet, **options)
+    return Sweep(config, log=quiet).run(), config
+
+
+# -- spaces --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("spec, message", [
+    ({}, "empty"),
+    ({"learning_rate": {"type": "log_uniform", "low": 0.0, "high": 1e-2}}, "low must be > 0"),
+    ({"learning_rate": {"type": "uniform", "low": 0.1, "high": 0.1}}, "empty range"),
+    ({"warmup_steps": {"type": "int", "low": 5, "high": 1}}, "low 5 > high 1"),
+    ({"learning_rate": {"type": "normal", "mean": 1}}, "type must be one of"),
+    ({"optimizer": []}, "no values"),
+    ({"optimizer": ["adamw", "adamw"]}, "twice"),
+    ({"learning_rate": {"type": "uniform", "low": 0.1}}, "needs 'high'"),
+    ({"learning_rate": 0.001}, "pass it after '--'"),
+    ({"learning_rate": {"type": "uniform", "low": 0.1, "high": 1, "step": 2}}, "unknown keys"),
+])
+def test_bad_spaces_are_named(spec, message):
+    with pytest.raises(SearchSpaceError, match=message):
+        parse_space(spec)
+
+
+def test_space_files(tmp_path):
+    (tmp_path / "s.yaml").write_text("learning_rate: {type: log_uniform, low: 1.0e-4, "
+                                     "high: 1.0e-2}\nwarmup_steps: [0, 50]\n")
+    (tmp_path / "empty.yaml").write_text("")
+    (tmp_path / "bad.json").write_text('{"a": [1,\n 2,]}')
+    space = load_space(str(tmp_path / "s.yaml"))
+    assert space.names == ["learning_rate", "warmup_steps"]
+    assert load_space('{"warmup_steps": [0, 50]}').grid() == [{"warmup_steps": 0},
+                                                             {"warmup_steps": 50}]
+    with pytest.raises(SearchSpaceError, match="empty"):
+        load_space(str(tmp_path / "empty.yaml"))
+    with pytest.raises(SearchSpaceError, match="bad.json, line 2"):
+        load_space(str(tmp_path / "bad.json"))
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        load_space(str(tmp_path / "nope.yaml"))
+
+
+def test_grid_and_random_trial_sets():
+    space = parse_space({"learning_rate": [1e-3, 3e-3], "optimizer": ["adamw", "adafactor"],
+                         "warmup_steps": {"type": "int", "low": 0, "high": 2}})
+    grid = space.grid()
+    assert len(grid) == space.grid_size() == 12
+    assert grid[0] == {"learning_rate": 1e-3, "optimizer": "adamw", "warmup_steps": 0}
+    assert grid[1] == {"learning_rate": 1e-3, "optimizer": "adamw", "warmup_steps": 1}
+    assert len({json.dumps(g, sort_keys=True) for g in grid}) == 12
+
+    cont = parse_space({"learning_rate": {"type": "log_uniform", "low": 1e-4, "high": 1e-1},
+                        "dropout_rate": {"type": "uniform", "low": 0.0, "high": 0.3},
+                        "batch_size": {"type": "int", "low": 8, "high": 64, "log": True}})
+    with pytest.raises(SearchSpaceError, match="grid search needs a finite set"):
+        cont.grid()
+    draws = [cont.sample(seed=3, index=i) for i in range(400)]
+    assert draws[7] == cont.sample(seed=3, index=7)  # a pure function of (seed, index)
+    assert draws[7] != cont.sample(seed=4, index=7)
+    lrs = np.array([d["learning_rate"] for d in draws])
+    assert lrs.min() >= 1e-4 and lrs.max() <= 1e-1
+    # Log-uniform: the median is near the geometric mean (1e-2.5), far below the arithmetic one.
+    assert abs(np.log10(np.median(lrs)) + 2.5) < 0.2
+    sizes = [d["batch_size"] for d in draws]
+    assert min(sizes) >= 8 and max(sizes) <= 64 and all(isinstance(s, int) for s in sizes)
+    assert np.median(sizes) < 36  # log spacing favours the small end
+
+
+def test_tpe_finds_better_points_than_random():
+    """On the fake objective TPE's best after 30 trials beats random search's, over 5 seeds."""
+    space = parse_space({"learning_rate": {"type": "log_uniform", "low": 1e-5, "high": 1e-0},
+                         "warmup_steps": {"type": "int", "low": 0, "high": 500},
+                         "optimizer": ["adamw", "adafactor", "sgd"]})
+
+    def loss(p):
+        return -fake_score(p["learning_rate"], p["warmup_steps"]) + (p["optimizer"] != "adamw")
+
+    tpe_best, random_best = [], []
+    for seed in range(5):
+        obs = []
+        for i in range(30):
+            p = space.sample(seed, i) if i < 8 else tpe.propose(
+                space, obs, np.random.default_rng([seed, i]), [o for o, _ in obs])
+            obs.append((p, loss(p)))
+        tpe_best.append(min(v for _, v in obs))
+        random_best.append(min(loss(space.sample(seed, i)) for i in range(30)))
+    assert np.mean(tpe_best) < np.mean(random_best)
+    assert sum(t < r for t, r in zip(tpe_best, random_best)) >= 4
+
+
+def test_tpe_exhausts_small_discrete_space_without_repeats():
+    space = parse_space({"warmup_steps": [0, 50, 100], "optimizer": ["adamw", "adafactor"]})
+    obs, rng = [], np.random.default_rng(0)
+    for _ in range(6):
+        p = tpe.propose(space, obs, rng, [o for o, _ in obs])
+        obs.append((p, float(p["warmup_steps"])))
+    assert len({json.dumps(o, sort_keys=True) for o, _ in obs}) == 6
+    assert tpe.propose(space, obs, rng, [o for o, _ in obs]) is None
+
+
+# -- flags and objective checks: all before any trial --------------------------------------------
+def test_fixed_flag_parsing(fake_flags):
+    fixed = parse_fixed_flags(["--train_steps=5", "--noprogress_bar", "--optimizer", "adafactor"],
+                              fake_flags)
+    assert fixed == {"train_steps": "5", "progress_bar": "false", "optimizer": "adafactor"}
+    with pytest.raises(SearchSpaceError, match="Did you mean --train_steps"):
+        parse_fixed_flags(["--train_step=5"], fake_flags)
+    with pytest.raises(SearchSpaceError, match="set by the sweep"):
+        parse_fixed_flags(["--model_dir=/tmp/x"], fake_flags)
+    with pytest.raises(SearchSpaceError, match="not a valid int"):
+        parse_fixed_flags(["--train_steps=1e3x"], fake_flags)
+    with pytest.raises(SearchSpaceError, match="one of adafactor, adamw"):
+        parse_fixed_flags(["--optimizer=sgd"], fake_flags)
+
+
+@pytest.mark.parametrize("space, args, kwargs, message", [
+    ({"learning_rate": [1e-3]}, ["--learning_rate=0.01"], {}, "both searched .* and fixed"),
+    ({"learnin_rate": [1e-3]}, [], {}, "Did you mean --learning_rate"),
+    ({"warmup_steps": {"type": "uniform", "low": 0, "high": 10}}, [], {}, "use type: int"),
+    ({"optimizer": ["adamw", "sgd"]}, [], {}, "'sgd' is not a valid value for --optimizer"),
+    ({"model_dir": ["a", "b"]}, [], {}, "set by the sweep"),
+    ({"learning_rate": [1e-3]}, [], {"objective": "bleu"}, "not a metric .* produces"),
+    ({"learning_rate": [1e-3]}, [], {"objective": "eval_loss", "direction": "max"},
+     "contradicts the trainer"),
+    ({"learning_rate": [1e-3]}, ["--best_metric=eval_loss"], {}, "contradicts --objective"),
+    ({"warmup_steps": [0, 20]}, [], {}, "need train_steps > warmup_steps"),
+    ({"learning_rate": [1e-3]}, [], {"median_stopping": True}, "--eval_every=N"),
+    ({"learning_rate": {"type": "log_uniform", "low": 1e-4, "high": 1e-2}}, [],
+     {"method": "grid"}, "grid search needs a finite set"),
+    ({"learning_rate": [1e-3]}, [], {"method": "random"}, "needs --max_trials > 0"),
+])
+def test_bad_input_fails_before_any_trial(fake, space, args, kwargs, message):
+    kwargs = dict({"objective": "accuracy", "method": "grid"}, **kwargs)
+    objective = kwargs.pop("objective")
+    with pytest.raises(SearchSpaceError, match=message):
+        prepare(str(fake["dir"] / "sweep"), space, objective, fake["script"],
+                ["--train_steps=10"] + args, log=quiet, **kwargs)
+    assert fake["invocations"]() == []
+    assert not (fake["dir"] / "sweep" / "trials").exists()
+
+
+def test_objective_checked_by_dry_run_for_other_data(fake):
+    """Not the embedded task: the metric names come from a one-step dry run of trial 0."""
+    with pytest.raises(SearchSpaceError, match=r"produces accuracy, eval_loss\)"):
+        prepare(str(fake["dir"] / "sweep"), {"learning_rate": [1e-3]}, "rouge1", fake["script"],
+                ["--train_steps=10", "--task=sst2"], method="grid", log=quiet)
+    assert len(fake["invocations"]()) == 1  # the dry run only
+    assert not (fake["dir"] / "sweep" / "_dry_run").exists()
+    # A good objective: the sweep runs; resuming it does not dry-run again.
+    args = ["--train_steps=10", "--task=sst2"]
+    config = prepare(str(fake["dir"] / "sweep"), {"learning_rate": [1e-3]}, "eval_loss",
+                     fake["script"], args, method="grid", log=quiet, poll_seconds=0.05)
+    Sweep(config, log=quiet).run()
+    assert len(fake["invocations"]()) == 3  # a dry run and the trial
+    prepare(str(fake["dir"] / "sweep"), {"learning_rate": [1e-3]}, "eval_loss",
+            fake["script"], args, method="grid", log=quiet, poll_seconds=0.05)
+    assert len(fake["invocations"]()) == 3
+    with pytest.raises(SearchSpaceError, match="dry run of the first trial's flags failed"):
+        prepare(str(fake["dir"] / "sweep2"), {"learning_rate": [0.9]}, "accuracy",
+                fake["script"], ["--train_steps=10", "--task=sst2"], method="grid", log=quiet)
+
+
+def test_train_log_reader_keeps_the_last_record_of_a_step(tmp_path):
+    """A resumed trainer appends from its checkpoint's step; a line may be half written."""
+    (tmp_path / "train_log.jsonl").write_text(
+        '{"step": 1, "loss": 3.0}\n'
+        '{"step": 2, "eval/eval_loss": 2.5, "eval/accuracy": 10.0}\n'
+        '{"step": 4, "eval/eval_loss": 2.0, "eval/accuracy": 20.0}\n'
+        '{"step": 2, "eval/eval_loss": 2.25, "eval/accuracy": 15.0}\n'  # resumed from step 1
+        '{"step": 4, "eval/eval_loss": 1.5')
+    evals, source = events.read_evals(str(tmp_path))
+    assert source == "train_log.jsonl"
+    assert evals == {2: {"eval_loss": 2.25, "accuracy": 15.0},
+                     4: {"eval_loss": 2.0, "accuracy": 20.0}}
+    assert events.pick(evals, "accuracy", "max") == (4, {"eval_loss": 2.0, "accuracy": 20.0})
+    assert events.pick(evals, "eval_loss", "min", "last")[0] == 4
+    assert events.best_so_far(evals, "eval_loss", "min") == [(2, 2.25), (4, 2.0)]
+
+
+# -- running sweeps -----------------------------------------------------------------------------
+def test_grid_sweep_runs_every_trial_and_names_the_best(fake):
+    space = {"learning_rate": [1e-3, 3e-3], "warmup_steps": [0, 5]}
+    best, config = run_sweep(fake, space, method="grid")
+    sweep = fake["dir"] / "sweep"
+    state = json.loads((sweep / "state.json").read_text())
+    expected = parse_space(space).grid()
+    assert [t["params"] for t in state["trials"]] == expected
+    assert all(t["status"] == "done" for t in state["trials"])
+    for t in state["trials"]:  # the value read back from the event files is the fake's score
+        assert t["value"] == pytest.approx(fake_score(**t["params"]), abs=1e-6)
+        assert t["step"] == 10
+    want = max(expected, key=lambda p: fake_score(**p))
+    assert best["params"] == want
+    info = json.loads((sweep / "best.json").read_text())
+    assert info["params"] == want and info["trial"] == best["id"]
+    assert (sweep / info["checkpoint"]).with_suffix(".index").exists()
+    assert (sweep / "best_trial").resolve() == (sweep / "trials" / best["id"]).resolve()
+    # Each trial got its own model_dir, the objective as --best_metric, no progress bar.
+    calls = fake["invocations"]()
+    assert sorted(c["model_dir"] for c in calls) == sorted(t["model_dir"]
+                                                            for t in state["trials"])
+    assert {c["best_metric"] for c in calls} == {"accuracy"}
+    assert not any(c["progress_bar"] for c in calls)
+    # Tables and the HParams dashboard.
+    rows = (sweep / "results.csv").read_text().splitlines()
+    assert rows[0].startswith("trial,status,accuracy,learning_rate,warmup_steps")
+    assert len(rows) == 5
+    assert len((sweep / "results.jsonl").read_text().splitlines()) == 4
+    assert list(sweep.glob("events.out.tfevents.*"))
+    for t in state["trials"]:
+        scalars = events.read_scalars(t["model_dir"])
+        assert scalars[10]["sweep/objective"] == pytest.approx(t["value"], abs=1e-6)
+
+
+def test_random_sweep_trials_follow_the_seed(fake):
+    space = {"learning_rate": {"type": "log_uniform", "low": 1e-4, "high": 1e-1},
+             "warmup_steps": {"type": "int", "low": 0, "high": 9}}
+    run_sweep(fake, space, method="random", max_trials=3, seed=11)
+    state = json.loads((fake["dir"] / "sweep" / "state.json").read_text())
+    assert [t["params"] for t in state["trials"]] == [parse_space(space).sample(11, i)
+                                                      for i in range(3)]
+
+
+def test_bayesian_sweep_starts_random_then_proposes(fake):
+    space = {"learning_rate": {"type": "log_uniform", "low": 1e-5, "high": 1e-1},
+             "warmup_steps": {"type": "int", "low": 0, "high": 9}}
+    best, _ = run_sweep(fake, space, method="bayesian", max_trials=7, startup_trials=3, seed=5,
+                        keep_checkpoints="best")
+    state = json.loads((fake["dir"] / "sweep" / "state.json").read_text())
+    params = [t["params"] for t in state["trials"]]
+    assert params[:3] == [parse_space(space).sample(5, i) for i in range(3)]
+    assert params[3:] != [parse_space(space).sample(5, i) for i in range(3, 7)]
+    assert [t["status"] for t in state["trials"]] == ["done"] * 7
+    assert best["value"] == max(t["value"] for t in state["trials"])
+    # --keep_checkpoints=best: only the best trial keeps checkpoints; every trial keeps its events.
+    for t in state["trials"]:
+        kept = list(pathlib.Path(t["model_dir"]).glob("**/ckpt-*"))
+        assert bool(kept) == (t["id"] == best["id"])
+        assert events.read_evals(t["model_dir"])[0]
+
+
+def test_failed_trials_are_recorded_not_rerun_unless_asked(fake):
+    space = {"learning_rate": [1e-3, 0.9]}  # the fake fails on lr >= 0.5 like a NaN loss
+    best, _ = run_sweep(fake, space, method="grid")
+    state = json.loads((fake["dir"] / "sweep" / "state.json").read_text())
+    assert [t["status"] for t in state["trials"]] == ["done", "failed"]
+    assert "the loss is nan" in state["trials"][1]["error"]
+    assert best["params"] == {"learning_rate": 1e-3}
+    run_sweep(fake, space, method="grid")
+    assert len(fake["invocations"]()) == 2  # nothing rerun
+    run_sweep(fake, space, method="grid", retry_failed=True)
+    assert len(fake["invocations"]()) == 3
+
+
+def test_restart_with_another_definition_is_refused(fake):
+    run_sweep(fake, {"learning_rate": [1e-3]}, method="grid")
+    with pytest.raises(SweepStateError, match="holds a different sweep .*space"):
+        run_sweep(fake, {"learning_rate": [2e-3]}, method="grid")
+
+
+def test_median_stopping_prunes_a_trial_behind_the_median(fake, monkeypatch):
+    monkeypatch.setenv("FAKE_TRAIN_SLEEP", "0.3")
+    # Three good trials complete first; the fourth (lr far from the optimum) is behind their
+    # median at its first evaluation and is stopped before its last.
+    space = {"learning_rate": [3e-3, 2e-3, 4e-3, 1e-5]}
+    run_sweep(fake, space, method="grid", median_stopping=True, median_min_trials=3,
+              train_args=("--train_steps=25", "--eval_every=5"))
+    state = json.loads((fake["dir"] / "sweep" / "state.json").read_text())
+    assert [t["status"] for t in state["trials"]] == ["done", "done", "done", "pruned"]
+    assert state["trials"][3]["pruned_at"] < 25
+    assert state["best"] != "trial_0003"
+
+
+def test_parallel_trials_get_disjoint_cpu_cores(fake):
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs 2 cores")
+    run_sweep(fake, {"learning_rate": [1e-3, 2e-3, 3e-3, 4e-3]}, method="grid", parallel=2,
+              gpus=[])
+    calls = fake["invocations"]()
+    assert len(calls) == 4
+    groups = {tuple(c["affinity"]) for c in calls}
+    assert len(groups) == 2 and not set(groups.pop()) & set(groups.pop())
+    assert {c["cuda"] for c in calls} == {""}
+
+
+def test_gpu_slots():
+    from t5core.sweep.devices import SlotPlan
+
+    assert SlotPlan(1, ["0", "1"]).env(0) == {}  # one trial may use every GPU
+    plan = SlotPlan(2, ["0", "1", "2", "3"])
+    assert [plan.env(i)["CUDA_VISIBLE_DEVICES"] for i in range(2)] == ["0,1", "2,3"]
+    shared = SlotPlan(3, ["0", "1"])
+    assert [shared.env(i)["CUDA_VISIBLE_DEVICES"] for i in range(3)] == ["0", "1", "0"]
+    assert shared.env(2)["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+
+
+def test_resume_after_kill_keeps_finished_trials(fake, monkeypatch):
+    """Kill the sweep process (SIGKILL) mid-trial, restart: finished trials are not rerun."""
+    monkeypatch.setenv("FAKE_TRAIN_SLEEP", "0.3")
+    sweep = fake["dir"] / "sweep"
+    cmd = [sys.executable, str(SWEEP_SCRIPT), f"--sweep_dir={sweep}", "--method=grid",
+           "--objective=accuracy", "--space", '{"learning_rate": [1e-3, 2e-3, 3e-3, 4e-3]}',
+           f"--train_script={fake['script']}", "--poll_seconds=0.1", "--",
+           "--train_steps=20", "--eval_every=5"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    state, deadline = None, time.time() + 90
+    while time.time() < deadline:
+        time.sleep(0.1)
+        try:
+            state = json.loads((sweep / "state.json").read_text())
+        except (OSError, ValueError):
+            continue
+        statuses = [t["status"] for t in state["trials"]]
+        running = [t["model_dir"] for t in state["trials"] if t["status"] == "running"]
+        started = {c["model_dir"] for c in fake["invocations"]()}
+        if statuses.count("done") >= 2 and running and running[0] in started:
+            break  # mid-trial: the third trial's process is past its start
+    else:
+        proc.kill()
+        pytest.fail(f"the sweep never got 2 trials done: {proc.communicate()[0][-3000:]}")
+    proc.kill()
+    proc.wait()
+    done_before = [t["id"] for t in state["trials"] if t["status"] == "done"]
+    interrupted = [t["id"] for t in state["trials"] if t["status"] == "running"]
+    assert len(interrupted) == 1
+    time.sleep(1.0)
+    # The orphaned trial died with the sweep (PR_SET_PDEATHSIG): no more events grow.
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "resumed with" in out.stdout + out.stderr
+    state = json.loads((sweep / "state.json").read_text())
+    assert [t["status"] for t in state["trials"]] == ["done"] * 4
+    runs = {}
+    for call in fake["invocations"]():
+        trial_id = os.path.basename(call["model_dir"])
+        runs[trial_id] = runs.get(trial_id, 0) + 1
+    for trial_id in done_before:
+        assert runs[trial_id] == 1, f"{trial_id} finished before the kill but ran again"
+    assert runs[interrupted[0]] == 2
+    assert sorted(runs) == [f"trial_{i:04d}" for i in range(4)]
+    best = json.loads((sweep / "best.json").read_text())
+    assert best["params"] == {"learning_rate": 3e-3}
+
+
+# -- with the real trainer ------------------------------------------------------------------------
+def test_sweep_over_the_real_train_script(tmp_path):
+    """A 2-step trial of scripts/train.py on the embedded tasks; metrics from its events.
+
+    One trial only: a real trial costs ~20-50 s on the shared 2-core machine (TensorFlow start-up,
+    tracing the train, eval and decode steps); the fake-trainer tests cover the rest."""
+    sweep = tmp_path / "sweep"
+    config = prepare(str(sweep), {"learning_rate": [3e-3]}, "eval_loss",
+                     str(REPO / "scripts" / "train.py"),
+                     ["--train_steps=2", "--warmup_steps=0", "--batch_size=4",
+                      "--inputs_length=16", "--targets_length=8", "--eval_examples=4",
+                      "--eval_steps=1", "--log_every=1"], method="grid", poll_seconds=0.5,
+                     log=quiet)
+    best = Sweep(config, log=quiet).run()
+    state = json.loads((sweep / "state.json").read_text())
+    assert [t["status"] for t in state["trials"]] == ["done"], \
+        [t.get("error") for t in state["trials"]]
+    for t in state["trials"]:
+        # Values come from train_log.jsonl (float64); the TensorBoard events agree in float32.
+        assert t["metrics_source"] == "train_log.jsonl"
+        logged = events.read_train_log(t["model_dir"])
+        scalars = events.read_scalars(os.path.join(t["model_dir"], "eval"))
+        assert set(logged[2]) == set(scalars[2]) == set(EMBEDDED_TASK_METRICS)
+        assert t["value"] == logged[2]["eval_loss"]
+        assert t["value"] == pytest.approx(scalars[2]["eval_loss"], rel=1e-6)
+        assert (pathlib.Path(t["model_dir"]) / "best" / "checkpoint").exists()
+    assert best["id"] == "trial_0000" and best["params"] == {"learning_rate": 3e-3}
+    assert "--best_metric=eval_loss" in best["command"]
+    info = json.loads((sweep / "best.json").read_text())
+    assert (sweep / (info["checkpoint"] + ".index")).exists()
