@@ -1,25 +1,51 @@
-"""t5core: T5 in TensorFlow / Keras 3, exact to the public checkpoints."""
+"""t5core: T5 in TensorFlow / Keras 3, exact to the public checkpoints.
 
+The public names load their modules on first use, so `import t5core.sweep` or
+`import t5core.templates` does not pay for importing TensorFlow.
+"""
+
+import importlib as _importlib
 import os as _os
 
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from t5core.config import T5Config  # noqa: E402
-from t5core.model import T5Model  # noqa: E402
-from t5core.presets import count_parameters, preset_names  # noqa: E402
-from t5core.checkpoints import (  # noqa: E402
-    CheckpointMismatchError, UnsafeCheckpointError, detect_format, export_hf, load_pretrained,
-    write_tf_checkpoint)
-from t5core.tokenizer import ByteTokenizer, Tokenizer  # noqa: E402
-from t5core.decoding import generate  # noqa: E402
-from t5core.losses import cross_entropy_loss  # noqa: E402
-from t5core.optimizers import Adafactor, AdamW, make_optimizer, make_schedule  # noqa: E402
-
 __version__ = "0.1.0"
 
-__all__ = [
-    "T5Config", "T5Model", "count_parameters", "preset_names", "load_pretrained", "export_hf",
-    "write_tf_checkpoint", "detect_format", "CheckpointMismatchError", "UnsafeCheckpointError",
-    "Tokenizer", "ByteTokenizer", "generate", "cross_entropy_loss", "Adafactor", "AdamW",
-    "make_optimizer", "make_schedule",
-]
+_EXPORTS = {
+    "T5Config": "t5core.config",
+    "T5Model": "t5core.model",
+    "count_parameters": "t5core.presets",
+    "preset_names": "t5core.presets",
+    "load_pretrained": "t5core.checkpoints",
+    "export_hf": "t5core.checkpoints",
+    "write_tf_checkpoint": "t5core.checkpoints",
+    "detect_format": "t5core.checkpoints",
+    "CheckpointMismatchError": "t5core.checkpoints",
+    "UnsafeCheckpointError": "t5core.checkpoints",
+    "Tokenizer": "t5core.tokenizer",
+    "ByteTokenizer": "t5core.tokenizer",
+    "generate": "t5core.decoding",
+    "cross_entropy_loss": "t5core.losses",
+    "Adafactor": "t5core.optimizers",
+    "AdamW": "t5core.optimizers",
+    "make_optimizer": "t5core.optimizers",
+    "make_schedule": "t5core.optimizers",
+    "apply_peft": "t5core.peft",
+    "merge_lora": "t5core.peft",
+    "T5EncoderClassifier": "t5core.peft",
+    "export_saved_model": "t5core.serving",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(_importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 't5core' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
