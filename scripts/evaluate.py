@@ -26,9 +26,27 @@ flags.DEFINE_integer("batch_size", 64, "Decoding batch size.")
 flags.DEFINE_enum("method", "greedy", ["greedy", "beam"], "Decoding method.")
 flags.DEFINE_integer("num_beams", 4, "Beams for --method=beam.")
 flags.DEFINE_float("alpha", 0.6, "Beam length penalty exponent.")
+flags.DEFINE_integer("lora_rank", 0, "The checkpoint was trained with --peft=lora of this rank: "
+                     "rebuild, restore and merge it (0: a plain checkpoint).")
+flags.DEFINE_float("lora_alpha", 0.0, "--peft=lora alpha of the run (0: the rank).")
+flags.DEFINE_string("lora_targets", "q,v", "--lora_targets of the run.")
 flags.DEFINE_string("predictions_file", "", "Write predictions here, one per line.")
 flags.mark_flags_as_required(["checkpoint", "task"])
 FLAGS = flags.FLAGS
+
+
+def _merged_lora_model():
+    from t5core.config import T5Config
+    from t5core.model import T5Model
+    from t5core.peft import apply_lora, merge_lora
+    from t5core.training.checkpointing import restore_model
+
+    with open(os.path.join(FLAGS.checkpoint, "model_config.json")) as f:
+        config = T5Config(**json.load(f)["config"])
+    model = apply_lora(T5Model(config), FLAGS.lora_rank, FLAGS.lora_alpha or None,
+                       FLAGS.lora_targets)
+    restore_model(FLAGS.checkpoint, model)
+    return merge_lora(model)
 
 
 def main(argv):
@@ -40,7 +58,10 @@ def main(argv):
     from t5core.training.evaluation import evaluate_task
 
     tokenizer = Tokenizer(FLAGS.vocab) if FLAGS.vocab else ByteTokenizer()
-    model = load_pretrained(FLAGS.checkpoint, config=FLAGS.config)
+    if FLAGS.lora_rank:
+        model = _merged_lora_model()
+    else:
+        model = load_pretrained(FLAGS.checkpoint, config=FLAGS.config)
     options = {"method": FLAGS.method}
     if FLAGS.method == "beam":
         options.update(num_beams=FLAGS.num_beams, alpha=FLAGS.alpha)

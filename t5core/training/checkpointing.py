@@ -22,3 +22,17 @@ class ModelState(tf.Module):
         extra = [v for v in model.variables if id(v) not in weight_ids]  # seed-generator states
         self.weights = weights
         self.rng_states = {f"state_{i}": v for i, v in enumerate(extra)}
+
+
+def restore_model(model_dir, model):
+    """Restores the latest training checkpoint of `model_dir` into `model` (no optimizer state).
+
+    Use it for models `load_pretrained` cannot build from the checkpoint alone, such as a LoRA
+    model before `merge_lora`: build the same structure, restore, then merge.
+    """
+    path = tf.train.latest_checkpoint(model_dir) if tf.io.gfile.isdir(model_dir) else model_dir
+    if not path:
+        raise FileNotFoundError(f"No training checkpoint in {model_dir}")
+    status = tf.train.Checkpoint(model=ModelState(model)).restore(path)
+    status.expect_partial().assert_existing_objects_matched()
+    return path
