@@ -9,6 +9,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import time
 from typing import Callable
 
@@ -176,6 +177,7 @@ class Trainer:
         self.eval_writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "eval"))
         self.history: list[dict] = []
         self.last_eval: dict = {}
+        self.bar = None  # the console progress bar while training, if any
 
     @property
     def step(self) -> int:
@@ -203,7 +205,7 @@ class Trainer:
         flops = training_flops(self.model.config, c.batch_size, c.inputs_length, c.targets_length)
         peak = c.peak_flops or measure_matmul_peak(
             tf.bfloat16 if c.precision == "mixed_bfloat16" else tf.float32, seconds=0.5)
-        bar = _progress(c, self.step) if is_chief(self.strategy) else None
+        bar = self.bar = _progress(c, self.step) if is_chief(self.strategy) else None
         window_start, window_steps = time.perf_counter(), 0
         while self.step < c.train_steps:
             batch = next(self.train_iterator)
@@ -287,7 +289,7 @@ class Trainer:
         with self.writer.as_default(step=self.step):
             for name, value in values.items():
                 tf.summary.scalar(name, value)
-        if not self.config.progress_bar:
+        if self.bar is None:
             self.log(f"step {self.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
         return values
 
@@ -362,7 +364,8 @@ def _write_json(path, value):
 
 
 def _progress(config, start):
-    if not config.progress_bar:
+    # A bar redraws one line; in a log file or a CI console it would be one endless line.
+    if not config.progress_bar or not sys.stderr.isatty():
         return None
     from tqdm.auto import tqdm
 
