@@ -97,6 +97,8 @@ flags.DEFINE_enum("best_metric_mode", "auto", ["auto", "min", "max"], "Whether -
 flags.DEFINE_integer("log_every", _TRAIN.log_every, "Log metrics every N steps.")
 flags.DEFINE_bool("skip_nonfinite", False, "Skip steps with a non-finite loss instead of "
                   "stopping.")
+flags.DEFINE_float("peak_flops", 0.0, "Device peak FLOP/s for the MFU estimate (0: measured by "
+                   "a short matmul at start, which reads low on a busy machine).")
 flags.DEFINE_bool("progress_bar", True, "Show a progress bar (else log lines).")
 
 _TRAIN_FIELDS = [f.name for f in TrainConfig.__dataclass_fields__.values()]
