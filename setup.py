@@ -30,6 +30,7 @@ setup(
         "t5x": ["tensorstore"],
         "torch": ["torch"],
         "sweep": ["pyyaml"],
+        "benchmark": ["keras-hub>=0.32"],
         "test": ["pytest", "sacrebleu>=2.0", "rouge-score>=0.1.2", "seqeval>=1.2.2",
                  "scikit-learn>=1.0", "scipy>=1.7", "matplotlib"],
     },

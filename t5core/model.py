@@ -25,19 +25,24 @@ class T5Model(keras.Model):
     (plus optional segment ids and positions for packed rows) to float32 logits `[B, T, V]`.
     `dtype` is a Keras dtype policy: "float32" (default) or "mixed_bfloat16"; norms, softmax and
     the logits stay float32 under the mixed policy.
+    `remat=True` rematerialises every block in training: the backward pass recomputes a block's
+    activations from its input instead of keeping them (less memory, about a third more compute;
+    needs dropout_rate 0).
     """
 
-    def __init__(self, config: T5Config | dict, dtype=None, name="t5", **kwargs):
+    def __init__(self, config: T5Config | dict, dtype=None, name="t5", remat=False, **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)
         self.config = config if isinstance(config, T5Config) else T5Config(**config)
+        self.remat = bool(remat)
         c = self.config
         # Keras sub-layers do not inherit a policy: hand the model's to each of them.
         policy = self.dtype_policy
         self.shared = keras.layers.Embedding(
             c.vocab_size, c.d_model, name="shared", dtype=policy,
             embeddings_initializer=keras.initializers.RandomNormal(stddev=c.initializer_factor))
-        self.encoder = Encoder(c, c.num_layers, name="encoder", dtype=policy)
-        self.decoder = Decoder(c, c.num_decoder_layers, name="decoder", dtype=policy)
+        self.encoder = Encoder(c, c.num_layers, remat=self.remat, name="encoder", dtype=policy)
+        self.decoder = Decoder(c, c.num_decoder_layers, remat=self.remat, name="decoder",
+                               dtype=policy)
         self.lm_head = None
         if not c.tie_word_embeddings:
             self.lm_head = keras.layers.Dense(
@@ -173,7 +178,7 @@ class T5Model(keras.Model):
         return list(counts.items())
 
     def get_config(self):
-        return {"config": self.config.to_kwargs(), "name": self.name,
+        return {"config": self.config.to_kwargs(), "name": self.name, "remat": self.remat,
                 "dtype": keras.dtype_policies.serialize(self.dtype_policy)}
 
     @classmethod

@@ -30,6 +30,9 @@ class Attention(keras.layers.Layer):
                  bidirectional=True, num_buckets=32, max_distance=128, initializer_factor=1.0,
                  **kwargs):
         super().__init__(**kwargs)
+        # Keras would cast every floating call argument to the compute dtype, rounding the
+        # float32 position bias to bf16 under a mixed policy; inputs arrive in the right dtype.
+        self._convert_input_args = False
         self.d_model = d_model
         self.num_heads = num_heads
         self.d_kv = d_kv
@@ -71,13 +74,18 @@ class Attention(keras.layers.Layer):
         return self._split_heads(self.k(x)), self._split_heads(self.v(x))
 
     def _attend(self, q, k, v, bias, training):
-        scores = tf.cast(tf.einsum("bqnh,bknh->bnqk", q, k), tf.float32)
+        # Heads-major [b, n, l, h] operands and batched matmuls with transpose_b, rather than
+        # the einsums "bqnh,bknh->bnqk" / "bnqk,bknh->bqnh": the same products, but TF's einsum
+        # lowering adds its own transposes and reshapes around each of them, forward and
+        # backward. Measured on the t5-small training step (CPU, oneDNN): about 5% less time.
+        q, k, v = (tf.transpose(t, [0, 2, 1, 3]) for t in (q, k, v))
+        scores = tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32)  # [b, n, q, k]
         if bias is not None:
             # Keras casts floating call arguments to the compute dtype; add it in float32.
             scores += tf.cast(bias, tf.float32)
         weights = tf.nn.softmax(scores, axis=-1)  # float32, whatever the compute dtype
         dropped = tf.cast(self.dropout(weights, training=training), v.dtype)
-        context = tf.einsum("bnqk,bknh->bqnh", dropped, v)
+        context = tf.transpose(tf.matmul(dropped, v), [0, 2, 1, 3])  # [b, q, n, h]
         shape = tf.shape(context)
         context = tf.reshape(context, [shape[0], shape[1], self.num_heads * self.d_kv])
         return self.o(context), weights

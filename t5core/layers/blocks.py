@@ -26,6 +26,7 @@ class _Block(keras.layers.Layer):
 
     def __init__(self, config, has_relative_bias=False, **kwargs):
         super().__init__(**kwargs)
+        self._convert_input_args = False  # keep the float32 bias float32 (see Attention)
         self.config = _config(config)
         self.has_relative_bias = has_relative_bias
         c = self.config

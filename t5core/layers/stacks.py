@@ -27,13 +27,24 @@ def default_positions(tokens):
     return tf.range(tf.shape(tokens)[1], dtype=tf.int32)[None, :]  # [1, L], broadcasts over B
 
 
+def _rematerialised(block_fn, *inputs):
+    """`block_fn(*inputs)` keeping only its inputs for the backward pass, which recomputes the
+    block's activations: about a third more compute for a block's worth of activation memory.
+
+    The recomputation would draw new dropout masks (Keras seed generators advance on every
+    call), giving wrong gradients, so stacks refuse remat with dropout while training.
+    """
+    return tf.recompute_grad(block_fn)(*inputs)
+
+
 class _Stack(keras.layers.Layer):
     block_class = None
 
-    def __init__(self, config, num_blocks, **kwargs):
+    def __init__(self, config, num_blocks, remat=False, **kwargs):
         super().__init__(**kwargs)
         self.config = _config(config)
         self.num_blocks = num_blocks
+        self.remat = remat
         c = self.config
         # T5/mT5: only block 0 owns a bias table and every block reuses its bias. UMT5: all do.
         self.blocks = [
@@ -63,9 +74,20 @@ class _Stack(keras.layers.Layer):
                 bias = table(query_positions, key_positions) + mask_bias
             yield block, bias
 
+    def _remat_active(self, training, output_hidden_states, output_attentions):
+        if not (self.remat and training):
+            return False
+        if self.config.dropout_rate > 0:
+            raise ValueError(
+                f"remat=True with dropout_rate={self.config.dropout_rate}: the recomputed blocks "
+                "would draw different dropout masks. Train with dropout_rate=0 or remat=False.")
+        # Attention weights and hidden states are outputs of the block; asking for them means
+        # keeping them, so remat would save nothing.
+        return not (output_hidden_states or output_attentions)
+
     def get_config(self):
         return {**super().get_config(), "config": self.config.to_kwargs(),
-                "num_blocks": self.num_blocks}
+                "num_blocks": self.num_blocks, "remat": self.remat}
 
 
 @keras.saving.register_keras_serializable(package="t5core")
@@ -82,7 +104,12 @@ class Encoder(_Stack):
         positions = default_positions(tokens) if positions is None else positions
         x = self.dropout(x, training=training)
         hidden_states, attentions = [x], []
+        remat = self._remat_active(training, output_hidden_states, output_attentions)
         for block, bias in self._biases(positions, positions, mask_bias):
+            if remat:
+                x = _rematerialised(lambda x, bias, block=block: block(x, bias, training=True)[0],
+                                    x, bias)
+                continue
             x, weights = block(x, bias, training=training)
             if output_hidden_states:
                 hidden_states.append(x)
@@ -112,7 +139,14 @@ class Decoder(_Stack):
         positions = tf.range(length, dtype=tf.int32)[None, :] if positions is None else positions
         x = self.dropout(x, training=training)
         hidden_states, self_attentions, cross_attentions = [x], [], []
+        remat = self._remat_active(training, output_hidden_states, output_attentions)
         for block, bias in self._biases(positions, positions, self_mask):
+            if remat:
+                x = _rematerialised(
+                    lambda x, bias, memory, cross_bias, block=block:
+                        block(x, bias, memory, cross_bias, training=True)[0],
+                    x, bias, encoder_output, cross_bias)
+                continue
             x, self_w, cross_w = block(x, bias, encoder_output, cross_bias, training=training)
             if output_hidden_states:
                 hidden_states.append(x)

@@ -116,9 +116,13 @@ class StepBuilder:
 
     def _apply_if_finite(self, grads, finite):
         variables = self.model.trainable_variables
-        apply = lambda g: self.optimizer.apply_gradients(zip(g, variables))  # noqa: E731
+
+        def apply(g):
+            self.optimizer.apply_gradients(zip(g, variables))
+            return tf.constant(True)
+
         if tf.__internal__.distribute.strategy_supports_no_merge_call():
-            tf.cond(finite, lambda: (apply(grads), tf.constant(True))[1], lambda: tf.constant(False))
+            tf.cond(finite, lambda: apply(grads), lambda: tf.constant(False))
             return
 
         # The optimizer's update needs a merge_call, which a cond in replica context cannot
@@ -128,7 +132,7 @@ class StepBuilder:
 
             def do_apply():
                 distribution.extended.call_for_each_replica(apply, args=(grads,))
-                return tf.constant(True)
+                return tf.constant(True)  # cond branches must return alike
 
             tf.cond(first, do_apply, lambda: tf.constant(False))
 

@@ -1,0 +1,132 @@
+"""The benchmark library: a tiny model's measurements have the structure the table relies on."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from t5core import benchmark
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = dict(vocab_size=64, d_model=16, d_kv=4, num_heads=2, d_ff=32, num_layers=2,
+            num_decoder_layers=2, dropout_rate=0.0)
+
+
+def tiny_spec(**overrides):
+    settings = dict(config=TINY, batch_size=2, inputs_length=12, targets_length=6,
+                    train_steps=1, warmup_steps=1, precisions=["float32"], modes=["graph"],
+                    input_length=8, new_tokens=3, greedy_batches=[2], beam_batch=2,
+                    decode_repeats=1, works=["train", "greedy", "beam"], peak_seconds=0.01)
+    settings.update(overrides)
+    return benchmark.default_spec(**settings)
+
+
+def test_t5core_side_measures_training_and_decoding():
+    spec = tiny_spec()
+    records = benchmark.run_t5core(spec)
+    assert not [r for r in records if "error" in r], records
+    by_work = {r["work"]: r for r in records}
+    assert set(by_work) == {"peaks", "train", "greedy_b2", "beam_b2"}
+    assert set(by_work["peaks"]["peaks"]) == {"float32_graph", "float32_xla", "bfloat16_graph",
+                                              "bfloat16_xla"}
+    assert all(v > 0 for v in by_work["peaks"]["peaks"].values())
+    train = by_work["train"]
+    assert train["tokens"] == 2 * (12 + 6) and train["flops"] > 0
+    assert 0 < train["seconds_min"] <= train["seconds"] and len(train["seconds_all"]) == 1
+    assert by_work["greedy_b2"]["tokens"] == 2 * 3
+
+    summary = benchmark.summarize(spec, records)
+    assert [(r["work"], r["precision"]) for r in summary["rows"]] == [
+        ("train", "float32"), ("greedy_b2", None), ("beam_b2", None)]
+    ours = summary["rows"][0]["sides"]["t5core"]
+    assert ours["tokens_per_second"] == pytest.approx(36 / train["seconds"])
+    assert 0 < ours["mfu"] < 1
+    json.dumps(summary)  # the whole summary must be writable as JSON
+
+
+def test_ratios_goals_and_errors_in_the_table():
+    spec = tiny_spec(works=["train", "greedy"], greedy_batches=[1], precisions=["float32"])
+    records = [
+        {"side": "t5core", "work": "peaks", "peaks": {"float32_graph": 1e11, "float32_xla": 5e10}},
+        {"side": "t5core", "work": "train", "precision": "float32", "mode": "graph",
+         "seconds": 2.0, "tokens": 100, "flops": 1e11},
+        {"side": "t5core", "work": "train", "precision": "float32", "mode": "xla",
+         "seconds": 4.0, "tokens": 100, "flops": 1e11},
+        {"side": "keras_hub", "work": "train", "precision": "float32", "mode": "graph",
+         "seconds": 3.0, "tokens": 100},
+        {"side": "t5core", "work": "greedy_b1", "mode": "xla", "seconds": 0.5, "tokens": 3},
+        {"side": "hf", "work": "greedy_b1", "mode": "eager", "seconds": 6.0, "tokens": 3},
+        {"side": "keras_hub", "work": "greedy_b1", "mode": "xla", "error": "RuntimeError: boom"},
+    ]
+    summary = benchmark.summarize(spec, records)
+    train, greedy = summary["rows"]
+    assert train["sides"]["t5core"]["mode"] == "graph"  # the fastest mode is the one shown
+    assert train["sides"]["t5core"]["mfu"] == pytest.approx(1e11 / 2.0 / 1e11)
+    assert train["ratios"] == {"keras_hub": pytest.approx(1.5)}
+    assert greedy["ratios"] == {"hf": pytest.approx(12.0)}
+    table = benchmark.format_table(summary)
+    assert "1.50x (1.3x met)" in table and "12.00x (10.0x met)" in table
+    assert "ERROR keras_hub greedy_b1" in table
+
+
+def test_unknown_setting_is_named():
+    with pytest.raises(ValueError, match="batch_sise"):
+        benchmark.default_spec(batch_sise=3)
+
+
+def test_script_rejects_an_unknown_work():
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "benchmark.py"),
+                           "--works", "train,nap"], capture_output=True, text=True)
+    assert done.returncode != 0 and "nap" in done.stderr
+
+
+def _loss_and_grads(model, features):
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        logits = model(features, training=True)
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            features["decoder_target_tokens"], logits))
+    return loss, tape.gradient(loss, model.trainable_variables)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_remat_gives_the_same_loss_and_gradients(compiled):
+    import numpy as np
+    import tensorflow as tf
+
+    import t5core
+
+    config = t5core.T5Config(**{**TINY, "feed_forward_proj": "gated-gelu",
+                                "tie_word_embeddings": False})
+    plain, remat = t5core.T5Model(config), t5core.T5Model(config, remat=True)
+    remat.set_weights(plain.get_weights())
+    features = {k: tf.constant(v) for k, v in
+                benchmark.synthetic_batch(64, 2, 12, 6, seed=3).items()}
+    del features["decoder_loss_weights"]
+    run = tf.function(_loss_and_grads) if compiled else _loss_and_grads
+    loss_a, grads_a = run(plain, features)
+    loss_b, grads_b = run(remat, features)
+    np.testing.assert_allclose(loss_b.numpy(), loss_a.numpy(), rtol=1e-6)
+    assert len(grads_a) == len(grads_b)
+    for variable, a, b in zip(plain.trainable_variables, grads_a, grads_b):
+        a, b = tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy()
+        assert np.abs(a).max() > 0, variable.path
+        # Graph rewrites may reorder float sums in one of the two graphs: compare to the scale.
+        assert np.abs(b - a).max() <= 1e-5 * np.abs(a).max(), variable.path
+    assert t5core.T5Model.from_config(remat.get_config()).remat
+
+
+def test_remat_refuses_dropout_in_training():
+    import tensorflow as tf
+
+    import t5core
+
+    model = t5core.T5Model(t5core.T5Config(**{**TINY, "dropout_rate": 0.1}), remat=True)
+    features = {k: tf.constant(v) for k, v in benchmark.synthetic_batch(64, 1, 5, 3).items()
+                if k in ("encoder_input_tokens", "decoder_input_tokens")}
+    model(features, training=False)  # inference is unaffected
+    with pytest.raises(ValueError, match="dropout_rate=0.1"):
+        model(features, training=True)
