@@ -81,7 +81,8 @@ class Attention(keras.layers.Layer):
         q, k, v = (tf.transpose(t, [0, 2, 1, 3]) for t in (q, k, v))
         scores = tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32)  # [b, n, q, k]
         if bias is not None:
-            # Keras casts floating call arguments to the compute dtype; add it in float32.
+            # The bias is float32 (call arguments are not converted, see __init__); the cast
+            # only guards callers that pass it in another dtype.
             scores += tf.cast(bias, tf.float32)
         weights = tf.nn.softmax(scores, axis=-1)  # float32, whatever the compute dtype
         dropped = tf.cast(self.dropout(weights, training=training), v.dtype)
