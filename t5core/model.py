@@ -17,6 +17,17 @@ FEATURE_KEYS = ("encoder_input_tokens", "decoder_input_tokens", "encoder_segment
                 "encoder_positions", "decoder_segment_ids", "decoder_positions")
 
 
+def check_features(features):
+    """Names the unknown or missing keys of a model's feature dict (targets are tolerated)."""
+    unknown = sorted(set(features) - set(FEATURE_KEYS) - {"decoder_target_tokens",
+                                                          "decoder_loss_weights"})
+    if unknown:
+        raise ValueError(f"Unknown model feature(s) {unknown}; expected {FEATURE_KEYS}")
+    for key in ("encoder_input_tokens", "decoder_input_tokens"):
+        if key not in features:
+            raise ValueError(f"Missing model feature {key!r}")
+
+
 @keras.saving.register_keras_serializable(package="t5core")
 class T5Model(keras.Model):
     """An encoder-decoder T5 of any public variant, built (weights allocated) at construction.
@@ -112,13 +123,7 @@ class T5Model(keras.Model):
         norm); with output_attentions, "encoder_attentions", "decoder_self_attentions",
         "cross_attentions" (lists, one float32 [B, N, Q, K] per block).
         """
-        unknown = sorted(set(features) - set(FEATURE_KEYS) - {"decoder_target_tokens",
-                                                              "decoder_loss_weights"})
-        if unknown:
-            raise ValueError(f"Unknown model feature(s) {unknown}; expected {FEATURE_KEYS}")
-        for key in ("encoder_input_tokens", "decoder_input_tokens"):
-            if key not in features:
-                raise ValueError(f"Missing model feature {key!r}")
+        check_features(features)
         get = features.get
         flags = dict(output_hidden_states=output_hidden_states,
                      output_attentions=output_attentions)

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from t5core.model import FEATURE_KEYS, T5Model
+from t5core.model import FEATURE_KEYS, T5Model, check_features
 from t5core.peft.freezing import freeze_all
 
 VOCAB_SAMPLE_LIMIT = 5000
@@ -162,13 +162,7 @@ class PromptTunedT5(T5Model):
     def forward(self, features, training=False, output_hidden_states=False,
                 output_attentions=False):
         """As T5Model.forward; "encoder_output" and encoder outputs include the P prompt slots."""
-        unknown = sorted(set(features) - set(FEATURE_KEYS) - {"decoder_target_tokens",
-                                                              "decoder_loss_weights"})
-        if unknown:
-            raise ValueError(f"Unknown model feature(s) {unknown}; expected {FEATURE_KEYS}")
-        for key in ("encoder_input_tokens", "decoder_input_tokens"):
-            if key not in features:
-                raise ValueError(f"Missing model feature {key!r}")
+        check_features(features)
         self._refuse_packing(**{k: features.get(k) for k in FEATURE_KEYS
                                 if k.endswith(("segment_ids", "positions"))})
         flags = dict(output_hidden_states=output_hidden_states,
