@@ -121,6 +121,43 @@ def read_lines(path: str) -> list[str]:
     return out
 
 
+def tsv_rows(path: str, delimiter: str = "\t", columns: Sequence[str] | None = None):
+    """(header, [(line number, cells)]) of a delimited file; a wrong cell count names the line."""
+    lines = read_lines(path)
+    if columns:
+        header, body, first = list(columns), lines, 1
+    else:
+        header, body, first = lines[0].split(delimiter), lines[1:], 2
+    rows = []
+    for n, line in enumerate(body, start=first):
+        if not line.strip():
+            continue  # a blank line is not an example
+        cells = line.split(delimiter)
+        if len(cells) != len(header):
+            raise ValueError(f"{path}:{n}: malformed line: expected {len(header)} "
+                             f"{delimiter!r}-separated fields {header}, found {len(cells)}")
+        rows.append((n, cells))
+    return header, rows
+
+
+def jsonl_objects(path: str):
+    """[(line number, dict)] of a JSONL file; a malformed line or a non-object names the line."""
+    out = []
+    for n, line in enumerate(read_lines(path), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(
+                f"{path}:{n}: malformed JSON line: {e.msg} at column {e.colno}") from None
+        if not isinstance(obj, dict):
+            raise ValueError(  # noqa: TRY004 (bad data, not a bad argument)
+                f"{path}:{n}: expected a JSON object, found {type(obj).__name__}")
+        out.append((n, obj))
+    return out
+
+
 class _FileSource(Source):
     """Shared split -> files logic for the eagerly parsed formats."""
 
@@ -202,11 +239,7 @@ class TsvSource(_FileSource):
         self.delimiter = delimiter
 
     def _parse_file(self, path):
-        lines = read_lines(path)
-        if self.columns:
-            header, body, first = self.columns, lines, 1
-        else:
-            header, body, first = lines[0].split(self.delimiter), lines[1:], 2
+        header, rows = tsv_rows(path, self.delimiter, self.columns)
         index = {}
         for out_name, spec in self.fields.items():
             names = [spec] if isinstance(spec, str) else list(spec)
@@ -215,17 +248,8 @@ class TsvSource(_FileSource):
                 raise ValueError(f"{path}: missing field {out_name!r} (looked for column "
                                  f"{' or '.join(map(repr, names))}; the header has {header})")
             index[out_name] = header.index(found[0])
-        out = []
-        for n, line in enumerate(body, start=first):
-            if not line.strip():
-                continue  # a blank line is not an example
-            cells = line.split(self.delimiter)
-            if len(cells) != len(header):
-                raise ValueError(f"{path}:{n}: malformed line: expected {len(header)} "
-                                 f"{self.delimiter!r}-separated fields {header}, "
-                                 f"found {len(cells)}")
-            out.append(self._checked(path, n, {k: cells[i] for k, i in index.items()}))
-        return out
+        return [self._checked(path, n, {k: cells[i] for k, i in index.items()})
+                for n, cells in rows]
 
 
 class JsonlSource(_FileSource):
@@ -238,17 +262,7 @@ class JsonlSource(_FileSource):
 
     def _parse_file(self, path):
         out = []
-        for n, line in enumerate(read_lines(path), start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(
-                    f"{path}:{n}: malformed JSON line: {e.msg} at column {e.colno}") from None
-            if not isinstance(obj, dict):
-                raise ValueError(  # noqa: TRY004 (bad data, not a bad argument)
-                    f"{path}:{n}: expected a JSON object, found {type(obj).__name__}")
+        for n, obj in jsonl_objects(path):
             ex = {}
             for out_name, key in self.fields.items():
                 value = obj

@@ -40,32 +40,12 @@ def make_template(name, args_json="", instruction=False, seed=0):
 
 def read_rows(path):
     """Rows of a JSONL file or a TSV file with a header, each tagged with _source and _line."""
-    from t5core.data.sources import read_lines
+    from t5core.data.sources import jsonl_objects, tsv_rows
 
-    lines = read_lines(path)
-    rows = []
     if path.endswith((".tsv", ".tsv.gz")):
-        header = lines[0].split("\t")
-        for number, line in enumerate(lines[1:], start=2):
-            if not line.strip():
-                continue
-            cells = line.split("\t")
-            if len(cells) != len(header):
-                raise ValueError(f"{path}:{number}: expected {len(header)} tab-separated fields "
-                                 f"{header}, found {len(cells)}")
-            rows.append({**dict(zip(header, cells)), "_source": path, "_line": number})
-    else:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: malformed JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object")
-            rows.append({**row, "_source": path, "_line": number})
-    return rows
+        header, rows = tsv_rows(path)
+        return [{**dict(zip(header, cells)), "_source": path, "_line": n} for n, cells in rows]
+    return [{**row, "_source": path, "_line": n} for n, row in jsonl_objects(path)]
 
 
 def templated_task(train_file, eval_file, template, lengths, metrics=()):
