@@ -46,6 +46,19 @@ def test_t5core_side_measures_training_and_decoding():
     json.dumps(summary)  # the whole summary must be writable as JSON
 
 
+def test_each_mode_runs_in_its_own_process():
+    spec = tiny_spec(works=["greedy"], modes=["graph", "xla"])
+    logged = []
+    summary = benchmark.run_benchmarks(spec, sides=("t5core",), log=logged.append)
+    assert not summary["errors"], summary["errors"]
+    assert [line for line in logged if line.endswith("...")] == [
+        "[benchmark] t5core graph ...", "[benchmark] t5core xla ..."]
+    records = summary["records"]
+    assert [r["mode"] for r in records if r["work"] == "greedy_b2"] == ["graph", "xla"]
+    # The peaks (and data pipelines) are measured once, in the first process only.
+    assert [r["work"] for r in records].count("peaks") == 1
+
+
 def test_ratios_goals_and_errors_in_the_table():
     spec = tiny_spec(works=["train", "greedy"], greedy_batches=[1], precisions=["float32"])
     records = [

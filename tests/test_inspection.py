@@ -266,8 +266,8 @@ def test_cache_check_compares_incremental_and_full_decoding(variant):
     enc, dec = ref["encoder_input_tokens"][:1], ref["decoder_input_tokens"][:1]
     check = inspection.cache_agreement(model, enc, dec)
     c = model.config
-    assert check["block_cache_shapes"]["key"] == [1, dec.shape[1], c.num_heads, c.d_kv]
-    assert check["block_cache_shapes"]["cross_value"] == [1, enc.shape[1], c.num_heads, c.d_kv]
+    assert check["block_cache_shapes"]["key"] == [1, c.num_heads, dec.shape[1], c.d_kv]
+    assert check["block_cache_shapes"]["cross_value"] == [1, c.num_heads, enc.shape[1], c.d_kv]
     assert len(check["max_abs_logit_diff"]) == dec.shape[1]
     assert max(check["max_abs_logit_diff"]) <= 1e-4 * check["max_abs_logit"]
     # The full-pass logits it compares against are HF's (the decoder masks no padding, as HF).

@@ -2,7 +2,8 @@
 
 All functions here are pure TF ops on tensors, usable eagerly, in a tf.function graph and under
 XLA. The cache is the dict of `T5Model.init_cache`: {"layers": [per block {"key", "value"
-[B, T, N, H] preallocated, "cross_key", "cross_value" [B, L, N, H]}], "cross_bias" [B, 1, 1, L]}.
+[B, N, T, H] preallocated, "cross_key", "cross_value" [B, N, L, H]}], "cross_bias" [B, 1, 1, L]}
+(heads-major, the layout attention reads).
 """
 
 import tensorflow as tf

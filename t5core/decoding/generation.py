@@ -21,16 +21,16 @@ METHODS = {"greedy": "greedy", "beam": "beam", "beam_search": "beam", "sample": 
            "sampling": "sample"}
 
 # On CPU, XLA is used for searches of at most this many rows (batch x beams); 0: never.
-# Measured on the shared 2-core AVX-512 CPU of this project (t5-small, random weights, 64 input ->
-# 32 new tokens; medians of 3-5 runs with other jobs loading the machine (load 8-10), so noisy):
-#   batch 32: graph 2.6-3.5 s vs XLA 3.5-7.6 s wall in 3 runs (XLA uses ~15% less process CPU
-#             time, but graph mode's oneDNN matmuls spread over both cores);
-#   batch 4:  graph 1.1-1.6 s vs XLA 1.7-2.0 s;
-#   batch 1:  graph 0.48-1.57 s vs XLA 0.33-0.87 s wall (XLA faster in 2 of 3 runs; half the
-#             process CPU time, 0.22 vs 0.43 s), but XLA's first call compiles for 10-15 s longer,
-#             which only pays back after ~50 calls of the same shape.
-# So plain graph mode is the CPU default; pass jit_compile=True to serve many batch-1 requests.
-CPU_XLA_MAX_ROWS = 0
+# Measured alone on the 2-core AVX-512 CPU of this project on 2026-11-29 (t5-small, random
+# weights, 64 input -> 32 new tokens, medians of 3 runs, `benchmark_decoding(jit_compile=(False,
+# True))`), XLA was faster at every size measured:
+#   greedy batch 1:  graph 252 ms, XLA 145 ms;   greedy batch 32: graph 872 ms, XLA 710-770 ms;
+#   beam 4 x batch 8: graph 677 ms, XLA 671 ms.
+# (An earlier measurement on a machine loaded by other jobs had favoured graph mode, whose oneDNN
+# matmuls spread over both cores; XLA runs the small decode-step matmuls on one core each.)
+# XLA compiles once per shape (first call ~1-2 s longer); larger searches were not measured, so
+# they keep graph mode, which also relaxes shapes instead of recompiling.
+CPU_XLA_MAX_ROWS = 32
 
 
 def default_jit_compile(rows: int | None = None) -> bool:

@@ -66,11 +66,14 @@ class Attention(keras.layers.Layer):
         self.built = True
 
     def _split_heads(self, x):
+        """[b, l, n * h] -> heads-major [b, n, l, h], the layout of every attention operand."""
         shape = tf.shape(x)
-        return tf.reshape(x, [shape[0], shape[1], self.num_heads, self.d_kv])  # [b, l, n, h]
+        x = tf.reshape(x, [shape[0], shape[1], self.num_heads, self.d_kv])
+        return tf.transpose(x, [0, 2, 1, 3])
 
     def project_key_value(self, x):
-        """Keys and values `[B, K, N, H]` of x (the encoder output, for cross-attention)."""
+        """Keys and values, heads-major `[B, N, K, H]`, of x (the encoder output, for
+        cross-attention; the decoding cache keeps them in this layout)."""
         return self._split_heads(self.k(x)), self._split_heads(self.v(x))
 
     def _attend(self, q, k, v, bias, training):
@@ -78,7 +81,8 @@ class Attention(keras.layers.Layer):
         # the einsums "bqnh,bknh->bnqk" / "bnqk,bknh->bqnh": the same products, but TF's einsum
         # lowering adds its own transposes and reshapes around each of them, forward and
         # backward. Measured on the t5-small training step (CPU, oneDNN): about 5% less time.
-        q, k, v = (tf.transpose(t, [0, 2, 1, 3]) for t in (q, k, v))
+        # Keys and values arrive heads-major, so a decoding step reads its cache as stored
+        # (a [b, l, n, h] cache cost two whole-cache transposes per layer and step).
         scores = tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32)  # [b, n, q, k]
         if bias is not None:
             # The bias is float32 (call arguments are not converted, see __init__); the cast
@@ -106,14 +110,14 @@ class Attention(keras.layers.Layer):
     def call_cached(self, x, cache_key, cache_value, step, bias):
         """One decoding step of causal self-attention over a preallocated cache.
 
-        x: [B, 1, D] for position `step`; cache_key/cache_value: [B, T, N, H]. The new key and
-        value are written at `step` with a one-hot blend, which works alike in graph mode and
-        under XLA and keeps every shape static. Positions after `step` are masked by `bias`.
-        Returns (output [B, 1, D], new cache_key, new cache_value).
+        x: [B, 1, D] for position `step`; cache_key/cache_value: heads-major [B, N, T, H]. The
+        new key and value are written at `step` with a one-hot blend, which works alike in graph
+        mode and under XLA and keeps every shape static. Positions after `step` are masked by
+        `bias`. Returns (output [B, 1, D], new cache_key, new cache_value).
         """
         q = self._split_heads(self.q(x))
-        k_new, v_new = self.project_key_value(x)
-        at_step = tf.one_hot(step, tf.shape(cache_key)[1], dtype=cache_key.dtype)[None, :, None, None]
+        k_new, v_new = self.project_key_value(x)  # [B, N, 1, H]
+        at_step = tf.one_hot(step, tf.shape(cache_key)[2], dtype=cache_key.dtype)[:, None]
         cache_key = cache_key + (k_new - cache_key) * at_step
         cache_value = cache_value + (v_new - cache_value) * at_step
         output, _ = self._attend(q, cache_key, cache_value, bias, training=False)

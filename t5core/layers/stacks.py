@@ -158,20 +158,21 @@ class Decoder(_Stack):
         return x, hidden_states if output_hidden_states else None, attentions
 
     def init_cache(self, encoder_output, max_length, dtype):
-        """Per block: cross keys/values computed once, self keys/values preallocated with zeros."""
+        """Per block: cross keys/values computed once, self keys/values preallocated with zeros;
+        all heads-major [B, N, T, H]."""
         batch = tf.shape(encoder_output)[0]
         c = self.config
         cache = []
         for block in self.blocks:
             cross_key, cross_value = block.cross_attention.project_key_value(encoder_output)
-            empty = tf.zeros([batch, max_length, c.num_heads, c.d_kv], dtype=dtype)
+            empty = tf.zeros([batch, c.num_heads, max_length, c.d_kv], dtype=dtype)
             cache.append({"key": empty, "value": empty, "cross_key": cross_key,
                           "cross_value": cross_value})
         return cache
 
     def call_cached(self, x, cache, step, cross_bias):
         """x: [B, 1, D] embedded token at position `step`. Returns (output [B, 1, D], cache)."""
-        max_length = tf.shape(cache[0]["key"])[1]
+        max_length = tf.shape(cache[0]["key"])[2]
         key_positions = tf.range(max_length, dtype=tf.int32)[None, :]
         query_position = tf.reshape(tf.cast(step, tf.int32), [1, 1])
         future = key_positions[:, None, :] > query_position[:, :, None]  # [1, 1, T]
