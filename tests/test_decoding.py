@@ -351,3 +351,19 @@ def test_generate_text_batches_like_single_calls():
     single = [tok.decode(generate(model, np.array([tok.encode(t, add_eos=True)]), 5,
                                   jit_compile=False)[0].numpy()[0]) for t in texts]
     assert batched == single
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_first_argmax_is_tf_argmax(compiled):
+    from t5core.decoding.sampling import first_argmax
+
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=[6, 50]).astype(np.float32)
+    logits[1, [7, 30]] = 9.0  # a tie: the first index wins, as in tf.argmax
+    logits[2, :] = 0.0
+    run = tf.function(first_argmax, jit_compile=True) if compiled else first_argmax
+    got = run(tf.constant(logits)).numpy()
+    np.testing.assert_array_equal(got, tf.argmax(logits, axis=-1).numpy())
+    assert got[1] == 7 and got[2] == 0
+    logits[3, :] = np.nan  # nothing equals a NaN maximum: the id still lies in the vocabulary
+    assert 0 <= run(tf.constant(logits)).numpy()[3] < 50
