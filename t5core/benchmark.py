@@ -9,8 +9,9 @@ Work measured, random weights, dropout 0, t5-small shape by default:
 
 Each implementation ("side") runs in its own subprocesses, one after another, so no two compete
 for the cores and each keeps its own thread pools and global state (Keras dtype policy, torch
-threads). Each mode (graph, XLA) of a side gets a fresh process too: measured on this CPU, greedy
-decoding under XLA took 770 ms after graph-mode work in the same process and 710 ms alone. This module imports neither TensorFlow nor torch at import time: the HF side runs this
+threads). Each mode (graph, XLA) of a side, and within it the training and the decoding work, gets
+a fresh process too: measured on this CPU, t5core's greedy decoding at batch 32 took 740-770 ms
+in a process that had trained first, and 675-705 ms alone (beam: 700 against 600 ms). This module imports neither TensorFlow nor torch at import time: the HF side runs this
 file as a script under another interpreter (a venv with torch and no TensorFlow).
 Every side is timed in each mode it offers (graph / XLA); the table shows each side's fastest.
 """
@@ -411,15 +412,23 @@ def run_benchmarks(spec, sides=SIDES, pythons=None, log=print) -> dict:
               else T5Config.from_preset(spec["preset"]).replace(dropout_rate=0.0))
     spec = {**spec, "hf_config": config.to_dict()}
     records = []
+    groups = [[w for w in group if w in spec["works"]] for group in (["train"], ["greedy", "beam"])]
     for side in sides:
+        runs = []
+        if side == "t5core":  # the matmul peaks and the data pipelines, once
+            runs.append(([], [w for w in spec["works"] if w == "data"], True))
         # HF runs eagerly: it has no modes to separate.
-        for index, modes in enumerate([spec["modes"]] if side == "hf" else
-                                      [[mode] for mode in spec["modes"]]):
-            log(f"[benchmark] {side} {'/'.join(modes) if side != 'hf' else 'eager'} ...")
+        for modes in [spec["modes"]] if side == "hf" else [[mode] for mode in spec["modes"]]:
+            runs += [(modes, works, False) for works in groups if works]
+        for modes, works, extras in runs:
+            label = " ".join(filter(None, ["eager" if side == "hf" else "/".join(modes),
+                                           *works, "peaks" if extras else ""]))
+            log(f"[benchmark] {side} {label} ...")
             start = time.perf_counter()
-            records += run_side_subprocess(side, {**spec, "modes": modes, "extras": index == 0},
-                                           (pythons or {}).get(side))
-            log(f"[benchmark] {side} done in {time.perf_counter() - start:.0f} s")
+            records += run_side_subprocess(
+                side, {**spec, "modes": modes, "works": works, "extras": extras},
+                (pythons or {}).get(side))
+            log(f"[benchmark] {side} {label} done in {time.perf_counter() - start:.0f} s")
     return summarize(spec, records)
 
 

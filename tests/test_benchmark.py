@@ -46,17 +46,21 @@ def test_t5core_side_measures_training_and_decoding():
     json.dumps(summary)  # the whole summary must be writable as JSON
 
 
-def test_each_mode_runs_in_its_own_process():
-    spec = tiny_spec(works=["greedy"], modes=["graph", "xla"])
+def test_each_mode_and_work_runs_in_its_own_process():
+    spec = tiny_spec(works=["train", "greedy"], modes=["graph", "xla"])
     logged = []
     summary = benchmark.run_benchmarks(spec, sides=("t5core",), log=logged.append)
     assert not summary["errors"], summary["errors"]
     assert [line for line in logged if line.endswith("...")] == [
-        "[benchmark] t5core graph ...", "[benchmark] t5core xla ..."]
+        "[benchmark] t5core peaks ...", "[benchmark] t5core graph train ...",
+        "[benchmark] t5core graph greedy ...", "[benchmark] t5core xla train ...",
+        "[benchmark] t5core xla greedy ..."]
     records = summary["records"]
     assert [r["mode"] for r in records if r["work"] == "greedy_b2"] == ["graph", "xla"]
-    # The peaks (and data pipelines) are measured once, in the first process only.
+    assert [r["mode"] for r in records if r["work"] == "train"] == ["graph", "xla"]
+    # The peaks (and data pipelines) are measured once, in a process of their own.
     assert [r["work"] for r in records].count("peaks") == 1
+    assert [row["work"] for row in summary["rows"]] == ["train", "greedy_b2"]
 
 
 def test_ratios_goals_and_errors_in_the_table():
@@ -143,3 +147,41 @@ def test_remat_refuses_dropout_in_training():
     model(features, training=False)  # inference is unaffected
     with pytest.raises(ValueError, match="dropout_rate=0.1"):
         model(features, training=True)
+
+
+def test_op_kinds_and_categories():
+    from t5core.profiling import op_category, op_kind
+
+    assert op_kind("encoder/block_0/q/MatMul:_MklMatMul") == "_MklMatMul"
+    assert op_kind("dot.100") == "dot" and op_kind("multiply_add_fusion.7") == "multiply_add_fusion"
+    assert op_category("_MklMatMul") == op_category("dot") == op_category("MatMul") == "matmul"
+    assert op_category("copy_dot_fusion") == "matmul"
+    assert op_category("Cast") == "cast" and op_category("UnsortedSegmentSum") == (
+        "gather_scatter_addn")
+    assert op_category("multiply_add_fusion") == "xla_other"
+    assert op_category("Relu") == "elementwise_and_other"
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_profile_of_a_training_step_adds_up(jit_compile):
+    from t5core.config import T5Config
+    from t5core.profiling import format_profile, profile_train_step
+
+    result = profile_train_step(T5Config(**TINY), jit_compile=jit_compile, batch_size=2,
+                                inputs_length=12, targets_length=6, calls=1, top=5)
+    assert result["calls"] == 1 and result["wall_ms"] > 0
+    assert result["by_category"]["matmul"] > 0  # oneDNN kernels, or XLA dot thunks
+    assert sum(result["by_category"].values()) == pytest.approx(result["kernel_ms"])
+    assert len(result["top_ops"]) == 5 and len(result["by_kind"]) == 5
+    assert "| matmul |" in format_profile(result, "tiny")
+
+
+def test_profile_of_generate_sees_the_xla_dots():
+    from t5core.config import T5Config
+    from t5core.model import T5Model
+    from t5core.profiling import profile_generate
+
+    result = profile_generate(T5Model(T5Config(**TINY)), "greedy", batch_size=2,
+                              input_length=5, new_tokens=3, calls=1)
+    assert result["by_category"]["matmul"] > 0
+    assert result["kernel_ms"] > 0
