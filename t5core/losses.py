@@ -73,19 +73,28 @@ def token_losses(logits, targets, label_smoothing=0.0, z_loss=0.0):
     logits = tf.cast(logits, tf.float32)
     targets = tf.cast(targets, tf.int32)
     vocab_size = logits.shape[-1]
+    if not label_smoothing:
+        # One fused kernel reads the [B, T, V] logits once and leaves the gradient (softmax -
+        # one-hot) ready, where logsumexp minus the gathered target logit costs more passes and
+        # a backward scatter into a fresh [B, T, V] zero tensor: t5-small's loss forward and
+        # backward (8 x 64 x 32128 logits) took 31 against 47 ms.
+        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+        log_z = tf.reduce_logsumexp(logits, axis=-1) if z_loss else None
+        return _with_z_loss(loss, log_z, z_loss, logits, targets)
     log_z = tf.reduce_logsumexp(logits, axis=-1)                          # [B, T]
     target_logit = tf.gather(logits, targets, axis=-1, batch_dims=targets.shape.rank)
-    if label_smoothing:
-        confidence = 1.0 - label_smoothing
-        low = label_smoothing / (vocab_size - 1)
-        # entropy of the smoothed target (1e-20 as in T5X; only matters when low is 0)
-        entropy = -(confidence * math.log(confidence)
-                    + (vocab_size - 1) * low * math.log(low + 1e-20))
-        expected_logit = low * tf.reduce_sum(logits, axis=-1) + (confidence - low) * target_logit
-        loss = log_z - expected_logit - entropy
-    else:
-        loss = log_z - target_logit
-    z_term = z_loss * tf.square(log_z)
+    confidence = 1.0 - label_smoothing
+    low = label_smoothing / (vocab_size - 1)
+    # entropy of the smoothed target (1e-20 as in T5X; only matters when low is 0)
+    entropy = -(confidence * math.log(confidence)
+                + (vocab_size - 1) * low * math.log(low + 1e-20))
+    expected_logit = low * tf.reduce_sum(logits, axis=-1) + (confidence - low) * target_logit
+    return _with_z_loss(log_z - expected_logit - entropy, log_z, z_loss, logits, targets)
+
+
+def _with_z_loss(loss, log_z, z_loss, logits, targets):
+    """(loss + z-loss term, z-loss term, correct) from the cross-entropy and the logsumexp."""
+    z_term = z_loss * tf.square(log_z) if z_loss else tf.zeros_like(loss)
     correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), targets),
                       tf.float32)
     return loss + z_term, z_term, correct

@@ -154,26 +154,32 @@ def test_bfloat16_logits_computed_in_float32():
     np.testing.assert_allclose(float(loss), np.sum(ref * weights) / weights.sum(), rtol=1e-5)
 
 
-def test_gradient_and_xla():
+# Without label smoothing the loss is one fused kernel (sparse softmax cross-entropy); with it,
+# logsumexp minus the expected logit. Both must give T5X's gradient, under XLA and in graph mode.
+@pytest.mark.parametrize("label_smoothing,z_loss", [(0.1, 1e-3), (0.0, 0.0), (0.0, 1e-3)])
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_gradient_and_xla(label_smoothing, z_loss, jit_compile):
     logits, targets, weights = _inputs()
     x = tf.Variable(logits)
 
-    @tf.function(jit_compile=True)
+    @tf.function(jit_compile=jit_compile)
     def grad_fn():
         with tf.GradientTape() as tape:
-            loss, _ = cross_entropy_loss(x, targets, weights, label_smoothing=0.1, z_loss=1e-3)
+            loss, _ = cross_entropy_loss(x, targets, weights, label_smoothing=label_smoothing,
+                                         z_loss=z_loss)
         return loss, tape.gradient(loss, x)
 
     loss, grad = grad_fn()
-    eager_loss, _ = cross_entropy_loss(logits, targets, weights, label_smoothing=0.1, z_loss=1e-3)
+    eager_loss, _ = cross_entropy_loss(logits, targets, weights, label_smoothing=label_smoothing,
+                                       z_loss=z_loss)
     np.testing.assert_allclose(float(loss), float(eager_loss), rtol=1e-6)
     # d loss / d logits = w/N * ((1 + 2 z log_z) softmax - q), as in T5X's custom VJP.
     x64 = logits.astype(np.float64)
     log_z = np.log(np.exp(x64).sum(-1))
     p = np.exp(x64 - log_z[..., None])
-    q = np.full(x64.shape, 0.1 / (V - 1))
-    np.put_along_axis(q, targets[..., None].astype(np.int64), 0.9, axis=-1)
-    expected = (weights / weights.sum())[..., None] * ((1 + 2e-3 * log_z)[..., None] * p - q)
+    q = np.full(x64.shape, label_smoothing / (V - 1))
+    np.put_along_axis(q, targets[..., None].astype(np.int64), 1 - label_smoothing, axis=-1)
+    expected = (weights / weights.sum())[..., None] * ((1 + 2 * z_loss * log_z)[..., None] * p - q)
     np.testing.assert_allclose(grad.numpy(), expected, rtol=1e-4, atol=1e-7)
 
 

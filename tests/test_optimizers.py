@@ -358,6 +358,44 @@ def test_global_norm_clipping_and_gradient_norm():
     np.testing.assert_allclose(float(opt.gradient_norm.numpy()), 5.0, rtol=1e-6)
 
 
+@pytest.mark.parametrize("name", ["adamw", "adafactor"])
+def test_fused_update_with_the_norm_taken_outside_equals_the_plain_update(name):
+    """The trainer's single-replica update (one XLA program, gradient norm computed before it
+    and handed in) moves the weights as the plain update does, clipping included."""
+    import t5core
+    from t5core.optimizers import make_optimizer
+    from t5core.training.steps import StepBuilder
+
+    config = t5core.T5Config(vocab_size=40, d_model=16, d_kv=4, num_heads=2, d_ff=24,
+                             num_layers=1, num_decoder_layers=1, dropout_rate=0.0)
+    rng = np.random.default_rng(0)
+    targets = rng.integers(2, 40, (2, 5)).astype(np.int32)
+    features = {"encoder_input_tokens": tf.constant(rng.integers(2, 40, (2, 6)), tf.int32),
+                "decoder_input_tokens": tf.constant(np.concatenate(
+                    [np.zeros((2, 1), np.int32), targets[:, :-1]], 1)),
+                "decoder_target_tokens": tf.constant(targets),
+                "decoder_loss_weights": tf.ones((2, 5))}
+    results = []
+    for fuse in (True, False):
+        keras.utils.set_random_seed(1)
+        model = t5core.T5Model(config)
+        optimizer = make_optimizer(name, 0.05, clip_norm=0.5)  # the norm is ~2: clipping acts
+        optimizer.build(model.trainable_variables)
+        initial = [v.numpy() for v in model.trainable_variables]
+        step = StepBuilder(model, optimizer, tf.distribute.get_strategy(),
+                           fuse_update=fuse).train_step()
+        for _ in range(2):
+            step(features)
+        results.append(([v.numpy() for v in model.trainable_variables],
+                        float(optimizer.gradient_norm.numpy())))
+    (fused, fused_norm), (plain, plain_norm) = results
+    assert fused_norm > 0.5
+    np.testing.assert_allclose(fused_norm, plain_norm, rtol=1e-5)
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(fused, initial)) > 1e-3
+    for a, b in zip(fused, plain):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 _MIRRORED_SCRIPT = textwrap.dedent("""
     import json, numpy as np, tensorflow as tf, keras
     cpu = tf.config.list_physical_devices("CPU")[0]

@@ -8,6 +8,8 @@ mixin defers the clipping to after the cross-replica sum, where every replica se
 complete gradient, and records that gradient's norm for logging.
 """
 
+import contextlib
+
 import keras
 import tensorflow as tf
 
@@ -40,6 +42,24 @@ class ReplicaConsistentClipping:
                              "first.")
         return self._gradient_norm
 
+    # A norm computed by the caller (see `given_gradient_norm`), in a list so that Keras'
+    # attribute tracking leaves the tensor alone.
+    _given_norm = ()
+
+    @contextlib.contextmanager
+    def given_gradient_norm(self, norm):
+        """Updates inside take `norm` as the global norm of the gradients they are given.
+
+        For a caller that has the norm already or can compute it faster: under XLA on CPU, the
+        norm of t5-small's 60M gradient values took 30 ms, against 7 ms in the graph executor.
+        Only valid where no cross-replica sum changes the gradients (one replica).
+        """
+        self._given_norm = [norm]
+        try:
+            yield
+        finally:
+            self._given_norm = ()
+
     def _clip_gradients(self, grads):
         if self.global_clipnorm:
             return grads  # done in _backend_update_step, after the cross-replica sum
@@ -52,7 +72,7 @@ class ReplicaConsistentClipping:
                                for v in trainable_variables]
         grads_and_vars = self._all_reduce_sum_gradients(list(zip(grads, trainable_variables)))
         grads = [g for g, _ in grads_and_vars]
-        norm = tf.linalg.global_norm(grads)
+        norm = self._given_norm[0] if self._given_norm else tf.linalg.global_norm(grads)
         self._gradient_norm.assign(norm)
         if self.global_clipnorm:
             # A non-finite norm makes every gradient NaN, so a bad step cannot pass unnoticed.

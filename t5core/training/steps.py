@@ -8,6 +8,8 @@ computes the same update as one device holding the whole batch.
 
 from __future__ import annotations
 
+import contextlib
+
 import tensorflow as tf
 
 from t5core.losses import cross_entropy_loss, parse_loss_normalization
@@ -100,7 +102,14 @@ class StepBuilder:
         scale = tf.math.divide_no_nan(1.0, normalizer)
         if self._fused_update is not None:
             # Embedding gradients come as IndexedSlices; the dense update needs them dense.
-            self._fused_update([tf.convert_to_tensor(g) for g in grads], scale)
+            grads = [tf.convert_to_tensor(g) for g in grads]
+            # The gradient norm (logged, and used by clipping) is taken here rather than in the
+            # XLA update: XLA on CPU reduces t5-small's 60M gradient values in 30 ms, the
+            # graph executor in 7 ms.
+            norm = None
+            if hasattr(self.optimizer, "given_gradient_norm"):
+                norm = tf.linalg.global_norm(grads) * tf.cast(scale, tf.float32)
+            self._fused_update(grads, scale, norm)
             return sums
         grads = [g * tf.cast(scale, g.dtype) for g in grads]
         if self.skip_nonfinite:
@@ -110,9 +119,12 @@ class StepBuilder:
             self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
         return sums
 
-    def _scaled_update(self, grads, scale):
+    def _scaled_update(self, grads, scale, norm=None):
         grads = [g * tf.cast(scale, g.dtype) for g in grads]
-        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        given = (self.optimizer.given_gradient_norm(norm) if norm is not None
+                 else contextlib.nullcontext())
+        with given:
+            self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
 
     def _apply_if_finite(self, grads, finite):
         variables = self.model.trainable_variables
