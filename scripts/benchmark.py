@@ -64,6 +64,9 @@ def main(argv=None):
     parser.add_argument("--memory", action="store_true",
                         help="also measure t5-base training peak RSS, with and without remat")
     parser.add_argument("--memory_preset", default="t5-base")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat every side this many times, alternating; the table takes "
+                             "each measurement's median over rounds")
     parser.add_argument("--json", default="benchmark.json", help="where to write the results")
     args = parser.parse_args(argv)
 
@@ -87,7 +90,8 @@ def main(argv=None):
         else:
             sides.append(side)
     summary = benchmark.run_benchmarks(spec, sides, pythons,
-                                       log=lambda m: print(m, file=sys.stderr, flush=True))
+                                       log=lambda m: print(m, file=sys.stderr, flush=True),
+                                       rounds=args.rounds)
     if args.memory:
         summary["memory"] = [benchmark.run_memory(
             {"preset": args.memory_preset, "remat": remat}) for remat in (False, True)]

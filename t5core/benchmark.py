@@ -404,13 +404,23 @@ def run_memory(settings, python=None) -> dict:
     return result[0] if isinstance(result, list) else result
 
 
-def run_benchmarks(spec, sides=SIDES, pythons=None, log=print) -> dict:
-    """Every side in turn, then the comparison; returns {"spec", "records", "rows", "peaks"}."""
-    from t5core.config import T5Config
+def run_benchmarks(spec, sides=SIDES, pythons=None, log=print, rounds=1) -> dict:
+    """Every side in turn, `rounds` times over, then the comparison; returns {"spec",
+    "records", "rows", "peaks"}.
 
-    config = (T5Config(**spec["config"]) if spec.get("config")
-              else T5Config.from_preset(spec["preset"]).replace(dropout_rate=0.0))
-    spec = {**spec, "hf_config": config.to_dict()}
+    On a shared host the speed of the machine drifts over minutes; with several rounds every
+    side is measured early and late, and the table takes each measurement's median over rounds.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    if rounds > 1:
+        records = []
+        for index in range(rounds):
+            log(f"[benchmark] round {index + 1} of {rounds}")
+            records += [{**r, "round": index}
+                        for r in run_benchmarks(spec, sides, pythons, log)["records"]]
+        return summarize({**spec, "hf_config": _config_dict(spec)}, records)
+    spec = {**spec, "hf_config": _config_dict(spec)}
     records = []
     groups = [[w for w in group if w in spec["works"]] for group in (["train"], ["greedy", "beam"])]
     for side in sides:
@@ -432,16 +442,32 @@ def run_benchmarks(spec, sides=SIDES, pythons=None, log=print) -> dict:
     return summarize(spec, records)
 
 
+def _config_dict(spec):
+    from t5core.config import T5Config
+
+    config = (T5Config(**spec["config"]) if spec.get("config")
+              else T5Config.from_preset(spec["preset"]).replace(dropout_rate=0.0))
+    return config.to_dict()
+
+
 def _best(records, side, work, precision):
-    """The fastest successful record of a side for a work (and precision for training)."""
+    """The fastest mode's record of a side for a work (and precision for training); over
+    several rounds, each mode's median record (by seconds) stands for it."""
     found = [r for r in records if r["side"] == side and r["work"] == work and "seconds" in r
              and (precision is None or r.get("precision") == precision)]
-    return min(found, key=lambda r: r["seconds"]) if found else None
+    by_mode = {}
+    for record in found:
+        by_mode.setdefault(record.get("mode"), []).append(record)
+    medians = [sorted(rs, key=lambda r: r["seconds"])[(len(rs) - 1) // 2]
+               for rs in by_mode.values()]
+    return min(medians, key=lambda r: r["seconds"]) if medians else None
 
 
 def summarize(spec, records) -> dict:
     """Rows of the side-by-side table: each side's fastest mode and the speed ratios."""
-    peaks = next((r["peaks"] for r in records if r["work"] == "peaks" and "peaks" in r), {})
+    measured = [r["peaks"] for r in records if r["work"] == "peaks" and "peaks" in r]
+    peaks = {k: statistics.median(p[k] for p in measured if k in p)
+             for k in (measured[0] if measured else {})}
     rows = []
     train_works = [("train", p) for p in spec["precisions"]] if "train" in spec["works"] else []
     for work, precision in train_works + [(w, None) for w, _, _ in _decode_works(spec)]:
