@@ -409,7 +409,8 @@ def run_benchmarks(spec, sides=SIDES, pythons=None, log=print, rounds=1) -> dict
     "records", "rows", "peaks"}.
 
     On a shared host the speed of the machine drifts over minutes; with several rounds every
-    side is measured early and late, and the table takes each measurement's median over rounds.
+    side is measured early and late, and the table takes each measurement's median over rounds
+    (see `_best`).
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
@@ -452,7 +453,8 @@ def _config_dict(spec):
 
 def _best(records, side, work, precision):
     """The fastest mode's record of a side for a work (and precision for training); over
-    several rounds, each mode's median record (by seconds) stands for it."""
+    several rounds, each mode's median record (by seconds; of an even count, the faster of the
+    middle two) stands for it."""
     found = [r for r in records if r["side"] == side and r["work"] == work and "seconds" in r
              and (precision is None or r.get("precision") == precision)]
     by_mode = {}
