@@ -9,10 +9,11 @@ Work measured, random weights, dropout 0, t5-small shape by default:
 
 Each implementation ("side") runs in its own subprocesses, one after another, so no two compete
 for the cores and each keeps its own thread pools and global state (Keras dtype policy, torch
-threads). Each mode (graph, XLA) of a side, and within it the training and the decoding work, gets
-a fresh process too: measured on this CPU, t5core's greedy decoding at batch 32 took 740-770 ms
-in a process that had trained first, and 675-705 ms alone (beam: 700 against 600 ms). This module imports neither TensorFlow nor torch at import time: the HF side runs this
-file as a script under another interpreter (a venv with torch and no TensorFlow).
+threads). Each mode (graph, XLA) of a side, and within it the training and the decoding work,
+gets a fresh process too: measured on this CPU, t5core's greedy decoding at batch 32 took
+740-770 ms in a process that had trained first, and 675-705 ms alone (beam: 700 against 600 ms).
+This module imports neither TensorFlow nor torch at import time: the HF side runs this file as a
+script under another interpreter (a venv with torch and no TensorFlow).
 Every side is timed in each mode it offers (graph / XLA); the table shows each side's fastest.
 """
 
@@ -122,9 +123,10 @@ def _t5core_config(spec):
     return T5Config.from_preset(spec["preset"]).replace(dropout_rate=0.0)
 
 
-def t5core_train_step_seconds(config, precision, jit_compile, batch, steps, warmup=2,
-                              remat=False) -> dict:
-    """Times `StepBuilder.train_step()` with AdamW on one device."""
+def t5core_train_step(config, precision, jit_compile, batch, remat=False):
+    """The trainer's AdamW step (`StepBuilder.train_step()`) on one device, and the features
+    (NumPy `batch` as tensors) to call it with: what the benchmark times and the profiler
+    traces."""
     import tensorflow as tf
 
     from t5core.model import T5Model
@@ -136,7 +138,13 @@ def t5core_train_step_seconds(config, precision, jit_compile, batch, steps, warm
     optimizer.build(model.trainable_variables)
     step = StepBuilder(model, optimizer, tf.distribute.get_strategy(),
                        jit_compile=jit_compile).train_step()
-    features = {k: tf.constant(v) for k, v in batch.items()}
+    return step, {k: tf.constant(v) for k, v in batch.items()}
+
+
+def t5core_train_step_seconds(config, precision, jit_compile, batch, steps, warmup=2,
+                              remat=False) -> dict:
+    """Times `t5core_train_step`."""
+    step, features = t5core_train_step(config, precision, jit_compile, batch, remat)
     return time_calls(lambda: float(step(features)["loss"]), steps, warmup)
 
 
@@ -420,8 +428,8 @@ def run_benchmarks(spec, sides=SIDES, pythons=None, log=print, rounds=1) -> dict
             log(f"[benchmark] round {index + 1} of {rounds}")
             records += [{**r, "round": index}
                         for r in run_benchmarks(spec, sides, pythons, log)["records"]]
-        return summarize({**spec, "hf_config": _config_dict(spec)}, records)
-    spec = {**spec, "hf_config": _config_dict(spec)}
+        return summarize({**spec, "hf_config": _t5core_config(spec).to_dict()}, records)
+    spec = {**spec, "hf_config": _t5core_config(spec).to_dict()}
     records = []
     groups = [[w for w in group if w in spec["works"]] for group in (["train"], ["greedy", "beam"])]
     for side in sides:
@@ -441,14 +449,6 @@ def run_benchmarks(spec, sides=SIDES, pythons=None, log=print, rounds=1) -> dict
                 (pythons or {}).get(side))
             log(f"[benchmark] {side} {label} done in {time.perf_counter() - start:.0f} s")
     return summarize(spec, records)
-
-
-def _config_dict(spec):
-    from t5core.config import T5Config
-
-    config = (T5Config(**spec["config"]) if spec.get("config")
-              else T5Config.from_preset(spec["preset"]).replace(dropout_rate=0.0))
-    return config.to_dict()
 
 
 def _best(records, side, work, precision):

@@ -28,9 +28,10 @@ from collections import Counter
 _WRAPPERS = {"ThunkExecutor::Execute", "SlinkyThreadPool::Await", "BlockUntilReady",
              "ExecuteAsyncOnStream", "Execute", "Process", "Start", "ParallelFor"}
 _NOT_KERNELS = ("EagerLocalExecute", "__inference", "TFE_", "KernelAndDeviceFunc")
-_MATMUL_TYPES = {"MatMul", "_MklMatMul", "_MklNativeMatMul", "_MklFusedMatMul", "BatchMatMulV2",
-                 "_MklBatchMatMulV2", "BatchMatMulV3", "_MklBatchMatMulV3", "Einsum",
-                 "_MklEinsum"}
+# TF op types, and XLA thunks named after their TF op (MatMul.12).
+_MATMUL_TYPES = {"MatMul", "_MklMatMul", "_MklNativeMatMul", "_MklFusedMatMul", "BatchMatMul",
+                 "BatchMatMulV2", "_MklBatchMatMulV2", "BatchMatMulV3", "_MklBatchMatMulV3",
+                 "Einsum", "_MklEinsum"}
 
 
 def op_kind(name: str) -> str:
@@ -44,8 +45,8 @@ def op_category(kind: str) -> str:
     """matmul, cast, gather_scatter_addn (embedding gradients and their sums), xla_other (XLA
     fusions and other thunks), or elementwise_and_other (graph-mode elementwise ops, softmax,
     reductions, transposes)."""
-    # XLA names a dot after its TF op (MatMul.12) or itself (dot.7, copy_dot_fusion).
-    if kind in _MATMUL_TYPES or kind in ("MatMul", "BatchMatMul", "Einsum") or "dot" in kind:
+    # XLA's own dots: dot.7, copy_dot_fusion.
+    if kind in _MATMUL_TYPES or "dot" in kind:
         return "matmul"
     if kind == "Cast":
         return "cast"
@@ -58,7 +59,7 @@ def op_category(kind: str) -> str:
 
 
 def kernel_times(trace_dir: str) -> Counter:
-    """{full event name: total milliseconds} of the leaf kernel events in the newest trace."""
+    """{full event name: total milliseconds} of the kernel events in the newest trace."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
     paths = sorted(glob.glob(os.path.join(trace_dir, "plugins", "profile", "*", "*.xplane.pb")))
@@ -128,22 +129,12 @@ def trace_calls(fn, calls=2, warmup=2, top=25, logdir=None) -> dict:
 
 
 def profile_train_step(config, precision="float32", jit_compile=False, batch_size=8,
-                       inputs_length=256, targets_length=64, optimizer="adamw", **kwargs) -> dict:
-    """`trace_calls` of the trainer's step (`StepBuilder.train_step`) on random full rows."""
-    import tensorflow as tf
+                       inputs_length=256, targets_length=64, **kwargs) -> dict:
+    """`trace_calls` of the benchmark's AdamW training step on random full rows."""
+    from t5core.benchmark import synthetic_batch, t5core_train_step
 
-    from t5core.benchmark import synthetic_batch
-    from t5core.model import T5Model
-    from t5core.optimizers import make_optimizer
-    from t5core.training.steps import StepBuilder
-
-    model = T5Model(config, dtype=precision)
-    opt = make_optimizer(optimizer, 1e-4, weight_decay=0.01 if optimizer == "adamw" else 0.0)
-    opt.build(model.trainable_variables)
-    step = StepBuilder(model, opt, tf.distribute.get_strategy(),
-                       jit_compile=jit_compile).train_step()
-    features = {k: tf.constant(v) for k, v in synthetic_batch(
-        config.vocab_size, batch_size, inputs_length, targets_length).items()}
+    step, features = t5core_train_step(config, precision, jit_compile, synthetic_batch(
+        config.vocab_size, batch_size, inputs_length, targets_length))
     return trace_calls(lambda: float(step(features)["loss"]), **kwargs)
 
 
