@@ -43,7 +43,9 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--jit_compile", choices=["auto", "true", "false"], default="auto",
                    help="XLA-compile the decoding loop (auto: XLA on GPU/TPU, the faster on CPU)")
-    p.add_argument("--dtype", default=None, help="Keras dtype policy, e.g. mixed_bfloat16")
+    p.add_argument("--dtype", default=None,
+                   help="Keras dtype policy: float32 (default), mixed_bfloat16, or bfloat16 "
+                        "(weights stored in bf16: half the memory)")
     return p.parse_args(argv)
 
 

@@ -66,19 +66,23 @@ def test_jit_compile_equals_eager():
     assert rel_error(graph, eager) < 1e-4
 
 
-def test_mixed_bfloat16_close_to_float32(tmp_path):
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "bfloat16"])
+def test_bfloat16_close_to_float32(tmp_path, policy):
     config = t5core.T5Config(vocab_size=512, d_model=64, d_kv=16, num_heads=4, d_ff=128,
                              num_layers=3, feed_forward_proj="gated-gelu",
                              tie_word_embeddings=False, dropout_rate=0.0)
     fp32 = t5core.T5Model(config)  # T5's own initialisation: activations of a realistic scale
     t5core.export_hf(fp32, str(tmp_path))
-    bf16 = t5core.load_pretrained(str(tmp_path), dtype="mixed_bfloat16")
+    bf16 = t5core.load_pretrained(str(tmp_path), dtype=policy)
     block = bf16.decoder.blocks[0]
-    # Every sub-layer computes in bf16 on float32 master weights; norms stay float32 inside.
+    # Every sub-layer computes in bf16; norms and the position bias stay float32 inside.
     assert block.self_attention.q.compute_dtype == "bfloat16"
     assert block.ffn.wo.compute_dtype == "bfloat16" and bf16.lm_head.compute_dtype == "bfloat16"
-    assert block.self_attention.q.kernel.dtype == "float32"
-    assert block.ffn_norm.scale.dtype == "float32"
+    # mixed: float32 master weights; pure bfloat16: the weights themselves are stored in bf16
+    # (half the memory, for inference of large checkpoints).
+    weight_dtype = "float32" if policy == "mixed_bfloat16" else "bfloat16"
+    assert block.self_attention.q.kernel.dtype == weight_dtype
+    assert block.ffn_norm.scale.dtype == weight_dtype
     rng = np.random.default_rng(0)
     features = {"encoder_input_tokens": rng.integers(2, 512, (4, 40)),
                 "decoder_input_tokens": rng.integers(2, 512, (4, 30))}

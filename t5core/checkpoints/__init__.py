@@ -146,7 +146,8 @@ def resolve_config(config, fmt=None, location=None, reader=None) -> T5Config:
 def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=None):
     """A built T5Model filled from the checkpoint at `path`; raises without a half-loaded model.
 
-    `dtype`: the Keras dtype policy of the model ("float32" default, "mixed_bfloat16").
+    `dtype`: the Keras dtype policy of the model ("float32" default, "mixed_bfloat16",
+    "bfloat16"; see T5Model).
     `progress(nbytes_done_now, nbytes_total, tensor_name)`: called after each tensor.
     `use_torch`: for pytorch_model.bin, force (True) or avoid (False) torch.load; default: use
     torch when it is installed, else t5core's restricted reader.

@@ -26,7 +26,8 @@ class RMSNorm(keras.layers.Layer):
     def call(self, x):
         x32 = tf.cast(x, tf.float32)
         variance = tf.reduce_mean(tf.square(x32), axis=-1, keepdims=True)
-        y = x32 * tf.math.rsqrt(variance + self.epsilon) * self.scale
+        # The scale is float32 except under a pure bfloat16 policy, which stores it in bf16.
+        y = x32 * tf.math.rsqrt(variance + self.epsilon) * tf.cast(self.scale, tf.float32)
         return tf.cast(y, self.compute_dtype)
 
     def get_config(self):

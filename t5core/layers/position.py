@@ -57,7 +57,8 @@ class RelativePositionBias(keras.layers.Layer):
         relative = key_positions[:, None, :] - query_positions[:, :, None]  # [B, Q, K]
         buckets = relative_position_bucket(relative, self.bidirectional, self.num_buckets,
                                            self.max_distance)
-        bias = tf.gather(self.embeddings, buckets)  # [B, Q, K, N]
+        # The cast matters only under a pure bfloat16 policy, where the table is stored in bf16.
+        bias = tf.gather(tf.cast(self.embeddings, tf.float32), buckets)  # [B, Q, K, N]
         return tf.transpose(bias, [0, 3, 1, 2])  # [B, N, Q, K]
 
     def get_config(self):
