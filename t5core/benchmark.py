@@ -50,6 +50,7 @@ def default_spec(**overrides) -> dict:
         "works": list(WORKS), "data_dir": None, "vocab": None, "data_batches": 50,
         "peak_seconds": 1.0, "seed": 0,
         "extras": True,  # t5core also measures the matmul peaks and the data pipelines
+        "decode_floor": True,  # and, with the extras, the batch-1 decoding floor
     }
     unknown = set(overrides) - set(spec) - {"hf_config"}
     if unknown:
@@ -184,6 +185,10 @@ def run_t5core(spec) -> list:
     if spec["extras"]:
         _guarded(records, "t5core", "peaks",
                  lambda: {"peaks": matmul_peaks(spec["peak_seconds"])})
+        if spec["decode_floor"]:
+            from t5core.decoding.benchmark import decode_weight_floor
+            _guarded(records, "t5core", "decode_floor",
+                     lambda: {"decode_floor": decode_weight_floor(config, spec["new_tokens"])})
     b, li, lt = spec["batch_size"], spec["inputs_length"], spec["targets_length"]
     if "train" in spec["works"]:
         batch = synthetic_batch(config.vocab_size, b, li, lt, spec["seed"])
@@ -434,8 +439,9 @@ def run_benchmarks(spec, sides=SIDES, pythons=None, log=print, rounds=1) -> dict
     groups = [[w for w in group if w in spec["works"]] for group in (["train"], ["greedy", "beam"])]
     for side in sides:
         runs = []
-        if side == "t5core":  # the matmul peaks and the data pipelines, once
+        if side == "t5core":  # the matmul peaks, decoding floor and data pipelines, once
             runs.append(([], [w for w in spec["works"] if w == "data"], True))
+        floor = spec["decode_floor"] and bool(_decode_works(spec))
         # HF runs eagerly: it has no modes to separate.
         for modes in [spec["modes"]] if side == "hf" else [[mode] for mode in spec["modes"]]:
             runs += [(modes, works, False) for works in groups if works]
@@ -445,7 +451,8 @@ def run_benchmarks(spec, sides=SIDES, pythons=None, log=print, rounds=1) -> dict
             log(f"[benchmark] {side} {label} ...")
             start = time.perf_counter()
             records += run_side_subprocess(
-                side, {**spec, "modes": modes, "works": works, "extras": extras},
+                side, {**spec, "modes": modes, "works": works, "extras": extras,
+                       "decode_floor": floor},
                 (pythons or {}).get(side))
             log(f"[benchmark] {side} {label} done in {time.perf_counter() - start:.0f} s")
     return summarize(spec, records)
@@ -497,8 +504,11 @@ def summarize(spec, records) -> dict:
         rows.append(row)
     data = next((r for r in records if r["work"] == "data" and "rows_per_second" in r), None)
     errors = [r for r in records if "error" in r]
+    floors = sorted((r["decode_floor"] for r in records if "decode_floor" in r),
+                    key=lambda f: f["seconds_per_step"])
+    floor = floors[(len(floors) - 1) // 2] if floors else None  # the median, as for the peaks
     return {"spec": spec, "peaks": peaks, "rows": rows, "records": records,
-            "data": data and data["pipelines"], "errors": errors}
+            "data": data and data["pipelines"], "errors": errors, "decode_floor": floor}
 
 
 def format_table(summary) -> str:
@@ -529,6 +539,14 @@ def format_table(summary) -> str:
     if summary["peaks"]:
         text += "\n\nMeasured matmul peak (2048^2, GFLOP/s): " + ", ".join(
             f"{k} {v / 1e9:.0f}" for k, v in summary["peaks"].items())
+    floor = summary.get("decode_floor")
+    if floor:
+        tokens = summary["spec"]["new_tokens"]
+        text += (f"\nDecoding floor at batch 1 (decoder and output weights, "
+                 f"{floor['bytes_per_step'] / 1e6:.0f} MB per token, read by XLA's matrix-vector "
+                 f"products at {floor['gb_per_second']:.0f} GB/s): "
+                 f"{floor['seconds_per_step'] * 1e3:.2f} ms per token, "
+                 f"{floor['seconds_per_step'] * tokens:.3f} s for {tokens} tokens")
     if summary.get("data"):
         text += "\nData pipelines (rows/s, batch 8): " + ", ".join(
             f"{k} {v['rows_per_second']}" for k, v in summary["data"].items())

@@ -28,7 +28,12 @@ def test_t5core_side_measures_training_and_decoding():
     records = benchmark.run_t5core(spec)
     assert not [r for r in records if "error" in r], records
     by_work = {r["work"]: r for r in records}
-    assert set(by_work) == {"peaks", "train", "greedy_b2", "beam_b2"}
+    assert set(by_work) == {"peaks", "decode_floor", "train", "greedy_b2", "beam_b2"}
+    floor = by_work["decode_floor"]["decode_floor"]
+    # TINY's decoder and output weights in float32: 2 blocks x (4 + 2 attention matrices of
+    # 16 x 8 and two 16 x 32 feed-forward ones), plus the 16 x 64 output projection.
+    assert floor["bytes_per_step"] == 4 * (2 * (6 * 16 * 8 + 2 * 16 * 32) + 16 * 64)
+    assert floor["seconds_per_step"] > 0 and floor["gb_per_second"] > 0
     assert set(by_work["peaks"]["peaks"]) == {"float32_graph", "float32_xla", "bfloat16_graph",
                                               "bfloat16_xla"}
     assert all(v > 0 for v in by_work["peaks"]["peaks"].values())
@@ -58,8 +63,10 @@ def test_each_mode_and_work_runs_in_its_own_process():
     records = summary["records"]
     assert [r["mode"] for r in records if r["work"] == "greedy_b2"] == ["graph", "xla"]
     assert [r["mode"] for r in records if r["work"] == "train"] == ["graph", "xla"]
-    # The peaks (and data pipelines) are measured once, in a process of their own.
+    # The peaks, the decoding floor (and data pipelines) are measured once, in a process of
+    # their own.
     assert [r["work"] for r in records].count("peaks") == 1
+    assert [r["work"] for r in records].count("decode_floor") == 1
     assert [row["work"] for row in summary["rows"]] == ["train", "greedy_b2"]
 
 
@@ -86,6 +93,13 @@ def test_ratios_goals_and_errors_in_the_table():
     table = benchmark.format_table(summary)
     assert "1.50x (1.3x met)" in table and "12.00x (10.0x met)" in table
     assert "ERROR keras_hub greedy_b1" in table
+    assert "Decoding floor" not in table  # none measured
+    floors = [{"seconds_per_step": t, "bytes_per_step": 10**8, "gb_per_second": 10**-1 / t}
+              for t in (0.004, 0.002, 0.003)]
+    summary = benchmark.summarize(spec, records + [
+        {"side": "t5core", "work": "decode_floor", "decode_floor": f} for f in floors])
+    assert summary["decode_floor"]["seconds_per_step"] == 0.003  # the median
+    assert "3.00 ms per token, 0.009 s for 3 tokens" in benchmark.format_table(summary)
 
 
 def test_rounds_take_each_modes_median():

@@ -66,3 +66,63 @@ def benchmark_decoding(preset="t5-small", cases=DEFAULT_CASES, input_length=64, 
                     f"({result['tokens_per_s']:7.1f} new tokens/s; process CPU "
                     f"{result['cpu_seconds']:.2f} s; first call {first:.1f} s)")
     return results
+
+
+def decode_weight_floor(config, steps=64, repeats=3, seed=0) -> dict:
+    """The weight-read floor of one batch-1 decoding step on this device.
+
+    At batch 1 a step reads every decoder weight and the output projection once, for a
+    matrix-vector product each; little else costs anything. This times only those products,
+    chained as a step chains them (each input depends on the one before, so none can be skipped
+    or overlapped), over random float32 weights of the config's shapes, in one XLA-compiled loop
+    as decoding runs. Cross-attention keys/values are left out: decoding computes them once.
+
+    Returns {"seconds_per_step" (median over `repeats` loops of `steps`), "bytes_per_step",
+    "gb_per_second"}; `steps` x seconds_per_step bounds greedy batch 1 from below, with these
+    kernels on this machine.
+    """
+    import tensorflow as tf
+
+    c = config
+    rng = tf.random.Generator.from_seed(seed)
+    weight = lambda rows, cols: tf.Variable(rng.normal([rows, cols]) * rows ** -0.5)
+    d, inner = c.d_model, c.inner_dim
+    blocks = []
+    for _ in range(c.num_decoder_layers):
+        blocks.append({
+            "self": [weight(d, inner) for _ in range(3)] + [weight(inner, d)],  # q k v, o
+            "cross": [weight(d, inner), weight(inner, d)],                      # q, o
+            "ffn_in": [weight(d, c.d_ff) for _ in range(2 if c.is_gated else 1)],
+            "ffn_out": weight(c.d_ff, d)})
+    output = weight(d, c.vocab_size)
+    variables = [output] + [w for b in blocks for part in b.values()
+                            for w in (part if isinstance(part, list) else [part])]
+
+    def step(h):
+        for b in blocks:
+            q, k, v, o = b["self"]
+            # q and k feed the scores in a real step; a scaled sum keeps them live here.
+            h = h + tf.matmul(h @ v, o) + 1e-6 * tf.reduce_sum(h @ q + h @ k)
+            h = h + tf.matmul(h @ b["cross"][0], b["cross"][1])
+            hidden = tf.nn.relu(h @ b["ffn_in"][0])
+            for extra in b["ffn_in"][1:]:
+                hidden = hidden * (h @ extra)
+            h = h + hidden @ b["ffn_out"]
+            h = h * tf.math.rsqrt(tf.reduce_mean(tf.square(h)) + 1e-6)
+        return h + 1e-6 * tf.reduce_max(h @ output)
+
+    @tf.function(jit_compile=True)
+    def loop(h):
+        return tf.while_loop(lambda i, h: i < steps, lambda i, h: (i + 1, step(h)), (0, h))[1]
+
+    h = tf.random.normal([1, d])
+    loop(h).numpy()  # compile
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        loop(h).numpy()
+        times.append((time.perf_counter() - start) / steps)
+    seconds = float(np.median(times))
+    nbytes = sum(4 * int(np.prod(v.shape)) for v in variables)
+    return {"seconds_per_step": seconds, "bytes_per_step": nbytes,
+            "gb_per_second": nbytes / seconds / 1e9}
