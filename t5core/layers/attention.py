@@ -6,6 +6,7 @@ Einsum letters: b batch, q query positions, k key positions, n heads, h head dim
 import keras
 import tensorflow as tf
 
+from t5core.layers.dropout import Dropout
 from t5core.layers.position import RelativePositionBias
 
 # Added to the logits of masked keys. Finite, so a row with every key masked (a padding query in
@@ -49,7 +50,7 @@ class Attention(keras.layers.Layer):
         self.k = _dense(inner, f * d_model ** -0.5, "k", policy)
         self.v = _dense(inner, f * d_model ** -0.5, "v", policy)
         self.o = _dense(d_model, f * inner ** -0.5, "o", policy)
-        self.dropout = keras.layers.Dropout(dropout_rate, dtype=policy)
+        self.dropout = Dropout(dropout_rate, dtype=policy)
         self.relative_attention_bias = None
         if has_relative_bias:
             self.relative_attention_bias = RelativePositionBias(

@@ -3,6 +3,7 @@
 import keras
 
 from t5core.layers.attention import Attention
+from t5core.layers.dropout import Dropout
 from t5core.layers.feed_forward import FeedForward
 from t5core.layers.norm import RMSNorm
 
@@ -34,7 +35,7 @@ class _Block(keras.layers.Layer):
         self.ffn_norm = RMSNorm(c.d_model, c.layer_norm_epsilon, name="ffn_norm", dtype=policy)
         self.ffn = FeedForward(c.d_model, c.d_ff, c.feed_forward_proj, c.dropout_rate,
                                c.initializer_factor, name="ffn", dtype=policy)
-        self.dropout = keras.layers.Dropout(c.dropout_rate, dtype=policy)
+        self.dropout = Dropout(c.dropout_rate, dtype=policy)
 
     def _feed_forward(self, x, training):
         return x + self.dropout(self.ffn(self.ffn_norm(x), training=training), training=training)

@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from t5core.layers.dropout import Dropout
+
 
 def gelu_tanh(x):
     # The tanh approximation: T5 v1.1 was trained with it, not with the exact erf GELU.
@@ -42,7 +44,7 @@ class FeedForward(keras.layers.Layer):
         else:
             self.wi = _dense(d_ff, in_std, "wi", policy)
         self.wo = _dense(d_model, initializer_factor * d_ff ** -0.5, "wo", policy)
-        self.dropout = keras.layers.Dropout(dropout_rate, dtype=policy)
+        self.dropout = Dropout(dropout_rate, dtype=policy)
 
     def build(self, input_shape=None):
         for layer in ([self.wi_0, self.wi_1] if self.gated else [self.wi]):

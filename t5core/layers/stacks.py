@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from t5core.layers.attention import MASK_VALUE
 from t5core.layers.blocks import DecoderBlock, EncoderBlock, _config
+from t5core.layers.dropout import Dropout
 from t5core.layers.norm import RMSNorm
 
 
@@ -57,7 +58,7 @@ class _Stack(keras.layers.Layer):
             setattr(self, block.name, block)
         self.final_layer_norm = RMSNorm(c.d_model, c.layer_norm_epsilon, name="final_layer_norm",
                                         dtype=self.dtype_policy)
-        self.dropout = keras.layers.Dropout(c.dropout_rate, dtype=self.dtype_policy)
+        self.dropout = Dropout(c.dropout_rate, dtype=self.dtype_policy)
 
     def build(self, input_shape=None):
         for block in self.blocks:

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from t5core.config import T5Config
+from t5core.layers.dropout import Dropout
 from t5core.layers.stacks import Encoder
 from t5core.losses import cross_entropy_loss
 from t5core.model import T5Model, from_keras_config
@@ -70,7 +71,7 @@ class T5EncoderClassifier(keras.Model):
                 embeddings_initializer=keras.initializers.RandomNormal(
                     stddev=config.initializer_factor))
             self.encoder = Encoder(config, config.num_layers, name="encoder", dtype=policy)
-        self.dropout = keras.layers.Dropout(config.dropout_rate, dtype=policy)
+        self.dropout = Dropout(config.dropout_rate, dtype=policy)
         self.classifier = keras.layers.Dense(
             self.num_classes, name="classifier", dtype=policy,
             kernel_initializer=keras.initializers.RandomNormal(

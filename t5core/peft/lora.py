@@ -27,6 +27,7 @@ import math
 import keras
 import tensorflow as tf
 
+from t5core.layers.dropout import Dropout
 from t5core.peft.freezing import freeze_all, head_layers, stacks
 
 ATTENTION_PROJECTIONS = ("q", "k", "v", "o")
@@ -100,7 +101,7 @@ class LoRADense(keras.layers.Layer):
         self.scale = alpha / rank
         self.dropout_rate = dropout_rate
         self.input_dim, self.units = (int(d) for d in base.kernel.shape)
-        self.dropout = keras.layers.Dropout(dropout_rate) if dropout_rate else None
+        self.dropout = Dropout(dropout_rate) if dropout_rate else None
 
     def build(self, input_shape=None):
         bound = self.input_dim ** -0.5

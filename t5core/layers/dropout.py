@@ -1,0 +1,64 @@
+"""Inverted dropout that draws 16 random bits per element instead of a 32-bit float.
+
+On CPU, drawing the random numbers is most of what dropout costs, and T5 draws many: at rate 0.1
+a t5-small training step (batch 8 x 256/64) draws ~83M of them, mostly for the encoder's
+attention probabilities and feed-forward activations. TensorFlow's Philox generator makes 32
+bits per draw; Keras' `Dropout` turns each into one float32 uniform. Here each 32-bit draw
+serves two elements (its two 16-bit halves), which halves the generator's work (4.4 against
+7.7 ms for [8, 256, 2048] on two cores). The kept mask, the scaling and the gradient are as in
+Keras: `where(keep, x * scale, 0)`.
+
+The rate is resolved to 1/65536: an element is dropped when its 16-bit draw is below
+`threshold = round(rate * 65536)`, so the dropped fraction is threshold / 65536 (0.1 becomes
+0.1000061) and `scale` is the exact inverse of the kept fraction, keeping the expected output
+equal to the input.
+"""
+
+import keras
+import tensorflow as tf
+
+_LEVELS = 1 << 16
+
+
+@keras.saving.register_keras_serializable(package="t5core")
+class Dropout(keras.layers.Layer):
+    """Drop-in for `keras.layers.Dropout(rate, seed=...)` in T5's layers (no noise_shape)."""
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= rate < 1:
+            raise ValueError(f"Dropout rate must be in [0, 1), got {rate!r}.")
+        self.rate = float(rate)
+        self.seed = seed
+        self.threshold = round(self.rate * _LEVELS)
+        self.scale = _LEVELS / (_LEVELS - self.threshold)
+        if self.rate > 0:  # as Keras' Dropout: the seed state is a variable of the layer
+            self.seed_generator = keras.random.SeedGenerator(seed)
+        self.built = True
+
+    def _keep_mask(self, x):
+        # Keras keeps its seed state in int64; TF's stateless ops want int32 (as Keras casts).
+        seed = tf.cast(tf.math.floormod(self.seed_generator.next(), tf.int32.max - 1), tf.int32)
+        last = x.shape[-1] if x.shape.rank else None
+        if last is not None and last % 2 == 0:
+            shape = tf.concat([tf.shape(x)[:-1], [last // 2]], axis=0)
+            bits = tf.random.stateless_uniform(shape, seed, minval=None, maxval=None,
+                                               dtype=tf.uint32)
+            halves = tf.reshape(tf.bitcast(bits, tf.uint16), tf.shape(x))  # [..., last/2, 2]
+            return halves >= self.threshold
+        # Odd or unknown last dimension: one draw per element, its high 16 bits compared.
+        bits = tf.random.stateless_uniform(tf.shape(x), seed, minval=None, maxval=None,
+                                           dtype=tf.uint32)
+        return bits >= (self.threshold << 16)
+
+    def call(self, x, training=False):
+        if not training or self.threshold == 0:
+            return x
+        x = tf.convert_to_tensor(x)
+        return tf.where(self._keep_mask(x), x * tf.cast(self.scale, x.dtype), tf.zeros_like(x))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
