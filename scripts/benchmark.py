@@ -48,6 +48,8 @@ def main(argv=None):
     parser.add_argument("--precisions", default=",".join(benchmark.PRECISIONS))
     parser.add_argument("--modes", default="graph,xla", help="graph and/or xla (jit_compile)")
     parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--dropout_rate", type=float, default=0.0,
+                        help="dropout in the training steps of every side (the issue's: 0)")
     parser.add_argument("--inputs_length", type=int, default=256)
     parser.add_argument("--targets_length", type=int, default=64)
     parser.add_argument("--train_steps", type=int, default=5, help="timed steps per mode")
@@ -71,9 +73,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     spec = benchmark.default_spec(
-        preset=args.preset, batch_size=args.batch_size, inputs_length=args.inputs_length,
-        targets_length=args.targets_length, train_steps=args.train_steps,
-        warmup_steps=args.warmup_steps, decode_repeats=args.decode_repeats,
+        preset=args.preset, dropout_rate=args.dropout_rate, batch_size=args.batch_size,
+        inputs_length=args.inputs_length, targets_length=args.targets_length,
+        train_steps=args.train_steps, warmup_steps=args.warmup_steps,
+        decode_repeats=args.decode_repeats,
         precisions=_csv(args.precisions, benchmark.PRECISIONS, "--precisions"),
         modes=_csv(args.modes, ("graph", "xla"), "--modes"),
         works=_csv(args.works, benchmark.WORKS, "--works"),

@@ -1,6 +1,7 @@
 """Speed of t5core beside keras-hub and HF transformers, measured in one run (issue 8).
 
-Work measured, random weights, dropout 0, t5-small shape by default:
+Work measured, random weights, dropout 0 (the issue's setting; `dropout_rate` changes it for
+every side), t5-small shape by default:
   train      one AdamW step at batch 8, inputs 256, targets 64: s/step, tokens/s, MFU
   greedy_b1, greedy_b32  (work "greedy") 64 input tokens -> 32 new tokens (EOS disabled, so every side decodes 32)
   beam_b8    (work "beam") 4 beams, batch 8, the same lengths
@@ -42,6 +43,7 @@ def default_spec(**overrides) -> dict:
     """Everything a side needs to know, as plain JSON (it crosses process boundaries)."""
     spec = {
         "preset": "t5-small", "config": None,  # config: T5Config kwargs, wins over preset
+        "dropout_rate": 0.0,  # in training, on every side (decoding never drops)
         "batch_size": 8, "inputs_length": 256, "targets_length": 64,
         "train_steps": 5, "warmup_steps": 2,
         "precisions": list(PRECISIONS), "modes": ["graph", "xla"],
@@ -119,9 +121,9 @@ def _guarded(records, side, work, fn, **fields):
 def _t5core_config(spec):
     from t5core.config import T5Config
 
-    if spec.get("config"):
-        return T5Config(**spec["config"])
-    return T5Config.from_preset(spec["preset"]).replace(dropout_rate=0.0)
+    config = T5Config(**spec["config"]) if spec.get("config") else T5Config.from_preset(
+        spec["preset"])
+    return config.replace(dropout_rate=spec["dropout_rate"])
 
 
 def t5core_train_step(config, precision, jit_compile, batch, remat=False):
@@ -262,7 +264,7 @@ def _keras_hub_lm(hf, dtype):
     backbone = keras_hub.models.T5Backbone(
         vocabulary_size=hf["vocab_size"], num_layers=hf["num_layers"],
         num_heads=hf["num_heads"], hidden_dim=hf["d_model"], intermediate_dim=hf["d_ff"],
-        key_value_dim=hf["d_kv"], dropout=0.0, activation=ffn.split("-")[-1],
+        key_value_dim=hf["d_kv"], dropout=hf["dropout_rate"], activation=ffn.split("-")[-1],
         use_gated_activation=ffn.startswith("gated-"),
         layer_norm_epsilon=hf["layer_norm_epsilon"],
         tie_embedding_weights=hf["tie_word_embeddings"], dtype=dtype)
@@ -333,7 +335,7 @@ def run_hf(spec) -> list:
     torch.manual_seed(spec["seed"])
     torch.set_num_threads(os.cpu_count() or 1)
     hf = {k: v for k, v in spec["hf_config"].items() if k != "architectures"}
-    config = transformers.T5Config(**{**hf, "dropout_rate": 0.0})
+    config = transformers.T5Config(**hf)  # hf_config: t5core's, dropout_rate included
     version = {"version": f"transformers {transformers.__version__}, torch {torch.__version__}"}
     records = []
     b, li, lt = spec["batch_size"], spec["inputs_length"], spec["targets_length"]

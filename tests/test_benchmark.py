@@ -126,6 +126,15 @@ def test_unknown_setting_is_named():
         benchmark.default_spec(batch_sise=3)
 
 
+def test_dropout_setting_reaches_every_sides_config():
+    # The workload trains without dropout; --dropout_rate sets it for all three sides,
+    # which build their models from t5core's config (keras-hub's `dropout`, HF's dropout_rate).
+    assert benchmark._t5core_config(benchmark.default_spec()).dropout_rate == 0.0
+    spec = tiny_spec(dropout_rate=0.1)
+    assert benchmark._t5core_config(spec).dropout_rate == 0.1  # wins over the given config
+    assert benchmark._t5core_config(spec).to_dict()["dropout_rate"] == 0.1  # hf_config
+
+
 def test_script_rejects_an_unknown_work():
     done = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "benchmark.py"),
                            "--works", "train,nap"], capture_output=True, text=True)
