@@ -77,8 +77,9 @@ def main(argv=None):
         result["train"]["peak_gpu_memory_gib"] = (
             tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**30)
     train = result["train"]
-    print(f"train {args.preset} {args.precision} {'XLA' if not args.no_jit else 'graph'} batch "
-          f"{args.batch_size}x{args.inputs_length}/{args.targets_length}: "
+    shape = " (--tiny shape)" if args.tiny else ""
+    print(f"train {args.preset}{shape} {args.precision} {'XLA' if not args.no_jit else 'graph'} "
+          f"batch {args.batch_size}x{args.inputs_length}/{args.targets_length}: "
           f"{train['seconds']:.3f} s/step, {train['tokens_per_second']:.0f} tokens/s, "
           f"MFU {train['mfu']:.1%} of {args.peak_tflops:.0f} TFLOP/s "
           f"(compile + warm-up {train['warmup_seconds']} s)", flush=True)
