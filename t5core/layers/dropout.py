@@ -1,7 +1,7 @@
 """Inverted dropout that draws 16 random bits per element instead of a 32-bit float.
 
 On CPU, drawing the random numbers is most of what dropout costs, and T5 draws many: at rate 0.1
-a t5-small training step (batch 8 x 256/64) draws ~83M of them, mostly for the encoder's
+a t5-small training step (batch 8 x 256/64) draws ~84M of them, mostly for the encoder's
 attention probabilities and feed-forward activations. TensorFlow's Philox generator makes 32
 bits per draw; Keras' `Dropout` turns each into one float32 uniform. Here each 32-bit draw
 serves two elements (its two 16-bit halves), which halves the generator's work (4.4 against
