@@ -439,11 +439,11 @@ def run_benchmarks(spec, sides=SIDES, pythons=None, log=print, rounds=1) -> dict
     spec = {**spec, "hf_config": _t5core_config(spec).to_dict()}
     records = []
     groups = [[w for w in group if w in spec["works"]] for group in (["train"], ["greedy", "beam"])]
+    floor = spec["decode_floor"] and bool(_decode_works(spec))  # only when decoding is timed
     for side in sides:
         runs = []
         if side == "t5core":  # the matmul peaks, decoding floor and data pipelines, once
             runs.append(([], [w for w in spec["works"] if w == "data"], True))
-        floor = spec["decode_floor"] and bool(_decode_works(spec))
         # HF runs eagerly: it has no modes to separate.
         for modes in [spec["modes"]] if side == "hf" else [[mode] for mode in spec["modes"]]:
             runs += [(modes, works, False) for works in groups if works]

@@ -31,6 +31,8 @@ class Dropout(keras.layers.Layer):
         self.rate = float(rate)
         self.seed = seed
         self.threshold = round(self.rate * _LEVELS)
+        if self.threshold == _LEVELS:
+            raise ValueError(f"Dropout rate {rate!r} rounds to 1 at a resolution of 1/65536.")
         self.scale = _LEVELS / (_LEVELS - self.threshold)
         if self.rate > 0:  # as Keras' Dropout: the seed state is a variable of the layer
             self.seed_generator = keras.random.SeedGenerator(seed)
