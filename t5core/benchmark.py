@@ -460,6 +460,12 @@ def run_benchmarks(spec, sides=SIDES, pythons=None, log=print, rounds=1) -> dict
     return summarize(spec, records)
 
 
+def _lower_median(items, key):
+    """The median item by `key`; of an even count, the lower of the middle two (for times, the
+    faster)."""
+    return sorted(items, key=key)[(len(items) - 1) // 2]
+
+
 def _best(records, side, work, precision):
     """The fastest mode's record of a side for a work (and precision for training); over
     several rounds, each mode's median record (by seconds; of an even count, the faster of the
@@ -469,8 +475,7 @@ def _best(records, side, work, precision):
     by_mode = {}
     for record in found:
         by_mode.setdefault(record.get("mode"), []).append(record)
-    medians = [sorted(rs, key=lambda r: r["seconds"])[(len(rs) - 1) // 2]
-               for rs in by_mode.values()]
+    medians = [_lower_median(rs, lambda r: r["seconds"]) for rs in by_mode.values()]
     return min(medians, key=lambda r: r["seconds"]) if medians else None
 
 
@@ -506,9 +511,9 @@ def summarize(spec, records) -> dict:
         rows.append(row)
     data = next((r for r in records if r["work"] == "data" and "rows_per_second" in r), None)
     errors = [r for r in records if "error" in r]
-    floors = sorted((r["decode_floor"] for r in records if "decode_floor" in r),
-                    key=lambda f: f["seconds_per_step"])
-    floor = floors[(len(floors) - 1) // 2] if floors else None  # the median, as for the peaks
+    # Over rounds, the floor is a time like the table's: its lower median, as `_best` takes.
+    floors = [r["decode_floor"] for r in records if "decode_floor" in r]
+    floor = _lower_median(floors, lambda f: f["seconds_per_step"]) if floors else None
     return {"spec": spec, "peaks": peaks, "rows": rows, "records": records,
             "data": data and data["pipelines"], "errors": errors, "decode_floor": floor}
 

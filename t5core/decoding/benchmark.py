@@ -85,7 +85,12 @@ def decode_weight_floor(config, steps=64, repeats=3, seed=0) -> dict:
 
     c = config
     rng = tf.random.Generator.from_seed(seed)
-    weight = lambda rows, cols: tf.Variable(rng.normal([rows, cols]) * rows ** -0.5)
+    variables = []
+
+    def weight(rows, cols):
+        variables.append(tf.Variable(rng.normal([rows, cols]) * rows ** -0.5))
+        return variables[-1]
+
     d, inner = c.d_model, c.inner_dim
     blocks = []
     for _ in range(c.num_decoder_layers):
@@ -95,8 +100,6 @@ def decode_weight_floor(config, steps=64, repeats=3, seed=0) -> dict:
             "ffn_in": [weight(d, c.d_ff) for _ in range(2 if c.is_gated else 1)],
             "ffn_out": weight(c.d_ff, d)})
     output = weight(d, c.vocab_size)
-    variables = [output] + [w for b in blocks for part in b.values()
-                            for w in (part if isinstance(part, list) else [part])]
 
     def step(h):
         for b in blocks:
