@@ -21,8 +21,10 @@ import zipfile
 import ml_dtypes
 import numpy as np
 
+from t5core.errors import CheckpointError
 
-class UnsafeCheckpointError(ValueError):
+
+class UnsafeCheckpointError(CheckpointError):
     """The pickle asks for something that is not a tensor: t5core refuses to unpickle it."""
 
 

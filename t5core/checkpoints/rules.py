@@ -20,8 +20,10 @@ from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
+from t5core.errors import CheckpointError
 
-class CheckpointMismatchError(ValueError):
+
+class CheckpointMismatchError(CheckpointError):
     """The checkpoint and the model disagree; the message lists every offender."""
 
 

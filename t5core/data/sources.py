@@ -21,13 +21,14 @@ from collections.abc import Callable, Mapping, Sequence
 import tensorflow as tf
 
 from t5core.data.counters import DropCounter
+from t5core.errors import T5CoreError
 
 log = logging.getLogger(__name__)
 
 Paths = str | Sequence[str]
 
 
-class DatasetNotPreparedError(FileNotFoundError):
+class DatasetNotPreparedError(T5CoreError, FileNotFoundError):
     """A TFDS dataset has no prepared data under the given data_dir."""
 
 

@@ -32,6 +32,7 @@ from typing import Callable
 
 import numpy as np
 
+from t5core.errors import T5CoreError
 from t5core.sweep import events, results, tpe
 from t5core.sweep.devices import SlotPlan
 from t5core.sweep.space import SearchSpace, SearchSpaceError, unseen
@@ -41,7 +42,7 @@ STATE_FILE = "state.json"
 METHODS = ("grid", "random", "bayesian")
 
 
-class SweepStateError(ValueError):
+class SweepStateError(T5CoreError, ValueError):
     """sweep_dir holds a different sweep, or another sweep process is using it."""
 
 

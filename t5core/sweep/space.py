@@ -26,10 +26,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from t5core.errors import T5CoreError
+
 KINDS = ("choice", "uniform", "log_uniform", "int")
 
 
-class SearchSpaceError(ValueError):
+class SearchSpaceError(T5CoreError, ValueError):
     """The search space is empty, malformed or contradicts the trainer's flags."""
 
 

@@ -15,6 +15,7 @@ from typing import Callable
 
 import tensorflow as tf
 
+from t5core.errors import ModelDirError, TrainingStoppedError
 from t5core.optimizers import make_optimizer, make_schedule
 from t5core.training.checkpointing import ModelState
 from t5core.training.distribute import is_chief, worker_info
@@ -22,11 +23,11 @@ from t5core.training.flops import measure_matmul_peak, training_flops
 from t5core.training.steps import StepBuilder
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(TrainingStoppedError):
     """The loss became NaN or infinite; the last good checkpoint is left as it was."""
 
 
-class ModelDirMismatchError(ValueError):
+class ModelDirMismatchError(ModelDirError):
     """--model_dir holds checkpoints of a different model."""
 
 
