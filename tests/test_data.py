@@ -586,18 +586,3 @@ def test_file_tasks_on_shared_data(tok):
     wnut = _list(data.get_task("wnut17").get_dataset(
         "train", tok, data_dir=os.path.join(SHARED_DATA, "wnut17"), keep_text=True).take(1))[0]
     assert _text(wnut["targets_pretokenized"]) == "location: Empire State Building ; location: ESB"
-
-
-def test_benchmark_pipelines_run(tok, tmp_path):
-    from t5core.data.benchmark import pipeline_rows_per_second
-
-    words = ["a", "man", "in", "a", "blue", "shirt", "is", "walking", "his", "dog", "along",
-             "the", "river", "near", "the", "old", "house"]
-    rng = np.random.default_rng(0)
-    lines = [" ".join(rng.choice(words, size=rng.integers(4, 14))) for _ in range(300)]
-    _write(tmp_path / "train.en.gz", "\n".join(lines) + "\n", gz=True)
-    result = pipeline_rows_per_second("span_corruption", str(tmp_path), tok, batch_size=2,
-                                      num_batches=3, warmup_batches=1)
-    assert result["rows"] == 6 and result["rows_per_second"] > 0
-    assert result["row_shape"] == {"encoder_input_tokens": 512, "decoder_target_tokens": 114}
-    assert result["encoder_fill"] > 0.9  # 568-token pieces fill 512-token rows

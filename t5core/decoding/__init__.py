@@ -1,13 +1,10 @@
 """Decoding: greedy, beam search and sampling over the key/value cache, in one compiled loop.
 
-`generate` is the entry point; `generate_text` adds tokenization and batching for texts;
-`benchmark_decoding` times the searches.
+`generate` is the entry point; `generate_text` adds tokenization and batching for texts.
 """
 
 from t5core.decoding.beam import length_penalty
-from t5core.decoding.benchmark import benchmark_decoding
 from t5core.decoding.generation import decode_graph, default_jit_compile, generate
 from t5core.decoding.sampling import filter_logits
 
-__all__ = ["generate", "benchmark_decoding", "decode_graph", "default_jit_compile",
-           "length_penalty", "filter_logits"]
+__all__ = ["generate", "decode_graph", "default_jit_compile", "length_penalty", "filter_logits"]

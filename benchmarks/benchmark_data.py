@@ -1,6 +1,6 @@
 """Input-pipeline throughput (rows/s): span corruption + packing to 512/114, Multi30k rows.
 
-  python scripts/benchmark_data.py --data_dir=../shared/data/multi30k \
+  python benchmarks/benchmark_data.py --data_dir=../shared/data/multi30k \
       --vocab=tests/fixtures/t5_vocab/spiece.model
 Prints one JSON line per pipeline.
 """
@@ -11,9 +11,8 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from t5core.data.benchmark import PIPELINES, pipeline_rows_per_second
+from pipeline_speed import PIPELINES, pipeline_rows_per_second
 from t5core.tokenizer import Tokenizer
 
 

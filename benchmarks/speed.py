@@ -1,6 +1,6 @@
-"""Speed of t5core beside keras-hub and HF transformers, measured in one run (issue 8).
+"""Speed of t5core beside keras-hub and HF transformers, measured in one run.
 
-Work measured, random weights, dropout 0 (the issue's setting; `dropout_rate` changes it for
+Work measured, random weights, dropout 0 by default (`dropout_rate` changes it for
 every side), t5-small shape by default:
   train      one AdamW step at batch 8, inputs 256, targets 64: s/step, tokens/s, MFU
   greedy_b1, greedy_b32  (work "greedy") 64 input tokens -> 32 new tokens (EOS disabled, so every side decodes 32)
@@ -31,12 +31,6 @@ import traceback
 SIDES = ("t5core", "keras_hub", "hf")
 WORKS = ("train", "greedy", "beam", "data")  # greedy at each of spec["greedy_batches"]
 PRECISIONS = ("float32", "mixed_bfloat16")
-
-# The goals of issue 8, as speed ratios (other side's seconds / t5core's seconds).
-GOALS = {("train", "float32", "keras_hub"): 1.3, ("train", "mixed_bfloat16", "keras_hub"): 1.3,
-         ("greedy_b1", None, "keras_hub"): 2.0, ("greedy_b32", None, "keras_hub"): 1.5,
-         ("greedy_b1", None, "hf"): 10.0, ("greedy_b32", None, "hf"): 10.0,
-         ("beam_b8", None, "hf"): 5.0}
 
 
 def default_spec(**overrides) -> dict:
@@ -153,7 +147,7 @@ def t5core_train_step_seconds(config, precision, jit_compile, batch, steps, warm
 
 def t5core_decode_seconds(model, method, batch, num_beams, jit_compile, spec) -> dict:
     """One case of the decoding helper's `benchmark_decoding` (generate with EOS disabled)."""
-    from t5core.decoding.benchmark import benchmark_decoding
+    from decoding_speed import benchmark_decoding
 
     result, = benchmark_decoding(
         model=model, cases=[(method, batch, num_beams if method == "beam" else 1)],
@@ -188,7 +182,7 @@ def run_t5core(spec) -> list:
         _guarded(records, "t5core", "peaks",
                  lambda: {"peaks": matmul_peaks(spec["peak_seconds"])})
         if spec["decode_floor"]:
-            from t5core.decoding.benchmark import decode_weight_floor
+            from decoding_speed import decode_weight_floor
             _guarded(records, "t5core", "decode_floor",
                      lambda: {"decode_floor": decode_weight_floor(config, spec["new_tokens"])})
     b, li, lt = spec["batch_size"], spec["inputs_length"], spec["targets_length"]
@@ -216,7 +210,7 @@ def run_t5core(spec) -> list:
 
 def _data_rows(spec) -> dict:
     """Rows/s of the data helper's pipelines (span corruption 512/114; packed translation)."""
-    from t5core.data.benchmark import pipeline_rows_per_second
+    from pipeline_speed import pipeline_rows_per_second
     from t5core.tokenizer import Tokenizer
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -487,7 +481,7 @@ def summarize(spec, records) -> dict:
     rows = []
     train_works = [("train", p) for p in spec["precisions"]] if "train" in spec["works"] else []
     for work, precision in train_works + [(w, None) for w, _, _ in _decode_works(spec)]:
-        row = {"work": work, "precision": precision, "sides": {}, "ratios": {}, "goals": {}}
+        row = {"work": work, "precision": precision, "sides": {}, "ratios": {}}
         for side in SIDES:
             best = _best(records, side, work, precision)
             if best is None:
@@ -505,9 +499,6 @@ def summarize(spec, records) -> dict:
         for side in ("keras_hub", "hf"):
             if ours and side in row["sides"]:
                 row["ratios"][side] = row["sides"][side]["seconds"] / ours["seconds"]
-            goal = GOALS.get((work, precision, side))
-            if goal:
-                row["goals"][side] = goal
         rows.append(row)
     data = next((r for r in records if r["work"] == "data" and "rows_per_second" in r), None)
     errors = [r for r in records if "error" in r]
@@ -522,7 +513,7 @@ def format_table(summary) -> str:
     """A Markdown table: seconds (mode) per side, tokens/s and MFU for ours, speed ratios."""
     names = {"t5core": "t5core", "keras_hub": "keras-hub", "hf": "HF transformers"}
     head = ("| work | " + " | ".join(names.values())
-            + " | t5core tokens/s | t5core MFU | vs keras-hub (goal) | vs HF (goal) |")
+            + " | t5core tokens/s | t5core MFU | vs keras-hub | vs HF |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for row in summary["rows"]:
         label = row["work"] + (f" {row['precision']}" if row["precision"] else "")
@@ -535,11 +526,8 @@ def format_table(summary) -> str:
         mfu = f"{ours['mfu']:.0%}" if "mfu" in ours else "-"
         ratios = []
         for side in ("keras_hub", "hf"):
-            ratio, goal = row["ratios"].get(side), row["goals"].get(side)
-            text = f"{ratio:.2f}x" if ratio else "-"
-            if goal:
-                text += f" ({goal}x {'met' if ratio and ratio >= goal else 'missed'})"
-            ratios.append(text)
+            ratio = row["ratios"].get(side)
+            ratios.append(f"{ratio:.2f}x" if ratio else "-")
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {tps} | {mfu} | "
                      + " | ".join(ratios) + " |")
     text = "\n".join(lines)
@@ -582,8 +570,4 @@ def _worker_main(argv):
 
 
 if __name__ == "__main__":
-    # Run as a script, this file's folder (t5core/) heads sys.path, where its modules (data,
-    # metrics, ...) would shadow top-level packages of the same names.
-    here = os.path.dirname(os.path.abspath(__file__))
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
     _worker_main(sys.argv[1:])

@@ -1,4 +1,4 @@
-"""Where the time of a training step or a decoding call goes, kernel by kernel (issue 8).
+"""Where the time of a training step or a decoding call goes, kernel by kernel.
 
 `profile_train_step` and `profile_generate` trace a few calls with TensorFlow's profiler, read
 the trace (an XPlane protobuf) and add up the time of every kernel: TF ops run by the graph
@@ -8,7 +8,7 @@ programs (`dot.12`, `add_fusion`, ...: events inside a thunk executor's span). W
 kernel's.
 
 With one thread (`tf.config.threading` intra/inter-op 1, the `--threads 1` of
-scripts/profile_step.py) the kernel times add up to the CPU work of the step with no two kernels
+benchmarks/profile_step.py) the kernel times add up to the CPU work of the step with no two kernels
 sharing the cores, which is the clean attribution. With more threads, concurrent kernels each
 count their own (stretched) time; comparing the kernel total with the wall time then shows how
 busy the cores were.
@@ -131,7 +131,7 @@ def trace_calls(fn, calls=2, warmup=2, top=25, logdir=None) -> dict:
 def profile_train_step(config, precision="float32", jit_compile=False, batch_size=8,
                        inputs_length=256, targets_length=64, **kwargs) -> dict:
     """`trace_calls` of the benchmark's AdamW training step on random full rows."""
-    from t5core.benchmark import synthetic_batch, t5core_train_step
+    from speed import synthetic_batch, t5core_train_step
 
     step, features = t5core_train_step(config, precision, jit_compile, synthetic_batch(
         config.vocab_size, batch_size, inputs_length, targets_length))

@@ -1,6 +1,6 @@
 """Peak resident memory of `load_pretrained` on a random t5-v1_1-base-size safetensors checkpoint.
 
-    python3 scripts/measure_load_memory.py --dir=/tmp/t5core_mem_base
+    python3 benchmarks/measure_load_memory.py --dir=/tmp/t5core_mem_base
 
 Writes the checkpoint first if the directory has none (a random model built by t5core and written
 by `export_hf`, about 1 GB; keep it out of the repository), then loads it in a fresh process:

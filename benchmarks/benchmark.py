@@ -1,13 +1,13 @@
-"""Speed of t5core beside keras-hub and HF transformers on this machine, in one run (issue 8).
+"""Speed of t5core beside keras-hub and HF transformers on this machine, in one run.
 
-  python scripts/benchmark.py --json benchmark.json \
+  python benchmarks/benchmark.py --json benchmark.json \
       --hf_python /work/refvenv/bin/python --keras_hub_python /work/khvenv/bin/python
 
 Each side runs in its own subprocess, one at a time. Prints a Markdown table (each side's fastest
 mode, t5core's tokens/s and MFU against a matmul peak measured in the same run, and the speed
-ratios against the goals), and writes every measurement as JSON. `--memory` adds the peak RSS of
+ratios), and writes every measurement as JSON. `--memory` adds the peak RSS of
 t5-base training steps (batch 8 x 512/128) with and without rematerialised blocks.
-Library: t5core/benchmark.py.
+Library: benchmarks/speed.py.
 """
 
 import argparse
@@ -17,9 +17,7 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from t5core import benchmark  # noqa: E402
+import speed as benchmark  # noqa: E402  (this folder's speed.py)
 
 
 def _csv(text, allowed, flag):
@@ -49,7 +47,7 @@ def main(argv=None):
     parser.add_argument("--modes", default="graph,xla", help="graph and/or xla (jit_compile)")
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--dropout_rate", type=float, default=0.0,
-                        help="dropout in the training steps of every side (the issue's: 0)")
+                        help="dropout in the training steps of every side (default 0)")
     parser.add_argument("--inputs_length", type=int, default=256)
     parser.add_argument("--targets_length", type=int, default=64)
     parser.add_argument("--train_steps", type=int, default=5, help="timed steps per mode")

@@ -4,7 +4,7 @@ Two pipelines on real text (Multi30k, ../shared/data/multi30k):
 - "span_corruption": English captions grouped into documents, tokenized, span-corrupted
   (568 -> 512/114) and packed into 512/114 rows: the pretraining pipeline.
 - "translation" / "translation_packed": the multi30k_en_de task to 128/128 rows, padded or packed.
-Used by scripts/benchmark_data.py (and foldable into scripts/benchmark.py).
+Used by benchmarks/benchmark_data.py and benchmarks/speed.py.
 """
 
 from __future__ import annotations

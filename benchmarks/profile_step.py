@@ -1,7 +1,7 @@
-"""Kernel-by-kernel profile of a t5core training step or decoding call (issue 8).
+"""Kernel-by-kernel profile of a t5core training step or decoding call.
 
-  python scripts/profile_step.py --work train --precision mixed_bfloat16 --threads 1
-  python scripts/profile_step.py --work greedy --batch_size 32
+  python benchmarks/profile_step.py --work train --precision mixed_bfloat16 --threads 1
+  python benchmarks/profile_step.py --work greedy --batch_size 32
 
 Prints Markdown tables (time per call by category, op type and single kernel) and writes them as
 JSON. `--threads 1` gives the clean attribution of CPU work (see t5core/profiling.py).
@@ -14,7 +14,6 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 
 def main(argv=None):
@@ -46,7 +45,7 @@ def main(argv=None):
 
     from t5core.config import T5Config
     from t5core.model import T5Model
-    from t5core.profiling import format_profile, profile_generate, profile_train_step
+    from step_profile import format_profile, profile_generate, profile_train_step
 
     config = T5Config.from_preset(args.preset).replace(dropout_rate=0.0)
     trace = dict(calls=args.calls, top=args.top)
