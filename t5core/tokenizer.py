@@ -429,7 +429,8 @@ class _HFUnigramFile:
                          "HF's legacy T5 behaviour)")
 
     def _sentencepiece_proto(self, vocab, unk_id, charsmap: bytes) -> bytes:
-        from sentencepiece import sentencepiece_model_pb2 as pb  # pylint: disable=g-import-not-at-top
+        # pylint: disable-next=g-import-not-at-top
+        from sentencepiece import sentencepiece_model_pb2 as pb
         if not isinstance(unk_id, int) or not 0 <= unk_id < len(vocab):
             self._refuse(f"model.unk_id {unk_id!r} is not an id of its vocab")
         m = pb.ModelProto()
@@ -491,7 +492,8 @@ def _describe(step) -> str:
         return f"Strip(left={step.get('strip_left')}, right={step.get('strip_right')})"
     if kind == "Replace":
         pattern = step.get("pattern") or {}
-        return f"Replace({pattern.get('Regex', pattern.get('String'))!r} -> {step.get('content')!r})"
+        found = pattern.get("Regex", pattern.get("String"))
+        return f"Replace({found!r} -> {step.get('content')!r})"
     if kind == "Sequence":
         inner = step.get("normalizers") or step.get("pretokenizers") or step.get("decoders") or []
         return "Sequence[" + ", ".join(_describe(x) for x in inner) + "]"
@@ -671,5 +673,7 @@ __all__ = [
     "InGraphByteTokenizer",
     "InGraphTokenizer",
     "Tokenizer",
+    "find_tokenizer_file",
+    "load_tokenizer",
 ]
 
