@@ -1,19 +1,22 @@
-"""Tokenizer tests: published goldens, HF oracles (json made by make_hf_tokenizer_goldens.py), and
-Python == in-graph (eager, tf.function, tf.data, SavedModel)."""
+"""Tokenizer tests: published goldens, HF oracles (json made by make_hf_tokenizer_goldens.py),
+tokenizer.json files, and Python == in-graph (eager, tf.function, tf.data, SavedModel)."""
 
 import json
 import os
-import random
 import re
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from t5core.tokenizer import ByteTokenizer, Tokenizer
+from t5core.errors import ConfigError
+from t5core.tokenizer import ByteTokenizer, Tokenizer, find_tokenizer_file, load_tokenizer
 
-VOCAB_DIR = os.path.join(os.path.dirname(__file__), "fixtures", "t5_vocab")
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+VOCAB_DIR = os.path.join(FIXTURES, "t5_vocab")
 SPIECE = os.path.join(VOCAB_DIR, "spiece.model")
+T5_JSON = os.path.join(VOCAB_DIR, "tokenizer.json")
+TINY_JSON = os.path.join(FIXTURES, "hf_tiny_random_t5", "tokenizer.json")
 
 
 def _load(name):
@@ -23,6 +26,8 @@ def _load(name):
 
 PUBLISHED = _load("published_goldens.json")["cases"]
 HF = _load("hf_tokenizer_goldens.json")
+HF_JSON = _load("hf_tokenizer_json_goldens.json")
+JSON_FILES = {"t5": T5_JSON, "tiny_random_t5": TINY_JSON}
 
 
 @pytest.fixture(scope="module")
@@ -235,28 +240,9 @@ def test_remote_style_path_via_gfile(tmp_path):
 # ------------------------------------------------------------------ in-graph == Python
 
 
-def _random_unicode(n, seed):
-    rng = random.Random(seed)
-    pools = [(0x20, 0x7E), (0xA0, 0x24F), (0x370, 0x4FF), (0x590, 0x6FF), (0x900, 0x97F),
-             (0x3040, 0x30FF), (0x4E00, 0x9FFF), (0xAC00, 0xD7A3), (0x1F300, 0x1F64F),
-             (0x2000, 0x206F), (0xFF00, 0xFFEF)]
-    specials = ["<pad>", "</s>", "<unk>", "<extra_id_0>", "<extra_id_42>", "<extra_id_99>",
-                "<extra_id_124>", "<extra_id_100>", "\u2581", " ", "\t", "\n"]
-    out = []
-    for _ in range(n):
-        s = []
-        for _ in range(rng.randint(0, 25)):
-            if rng.random() < 0.1:
-                s.append(rng.choice(specials))
-            else:
-                lo, hi = rng.choice(pools)
-                s.append(chr(rng.randint(lo, hi)))
-        out.append("".join(s))
-    return out
-
-
 def test_in_graph_equals_python(tok, byte_tok):
-    texts = [c["text"] for c in HF["t5"]] + _random_unicode(400, seed=1)
+    # The generator's texts: edge cases and seeded random Unicode with specials mixed in.
+    texts = [c["text"] for c in HF["t5"]] + [c["text"] for c in HF_JSON["t5"]["texts"]]
     for t in (tok, byte_tok):
         g = t.in_graph()
         for add_eos in (False, True):
@@ -313,3 +299,160 @@ def test_in_graph_savedmodel_roundtrip(tok, tmp_path):
         assert row[:len(expected)].tolist() == expected and not row[len(expected):].any()
     assert [s.decode() for s in loaded.decode(tf.constant(ids)).numpy()] == \
         [tok.decode(tok.encode(t)) for t in texts]
+
+
+# ------------------------------------------------------------------ tokenizer.json == HF fast
+
+
+@pytest.fixture(scope="module", params=sorted(JSON_FILES))
+def json_case(request):
+    """(HF goldens of one tokenizer.json file, t5core's Tokenizer over that file)."""
+    return HF_JSON[request.param], Tokenizer(JSON_FILES[request.param])
+
+
+def _hf_normalizer_explains(tok, case, ours):
+    """True when HF's Precompiled normalizer (not the model) made the difference: HF rewrites a
+    whole grapheme cluster by the mapping of its first character (dropping the combining marks
+    after it), SentencePiece maps character by character. Encoding the text HF's normalizer
+    produced must then give HF's ids."""
+    normalized = case.get("hf_normalized")
+    return normalized is not None and ours != case["ids"] and tok.encode(normalized) == case["ids"]
+
+
+def test_tokenizer_json_ids_equal_hf_fast(json_case):
+    golden, tok = json_case
+    cases = golden["texts"]
+    agree = [c for c in cases if tok.encode(c["text"]) == c["ids"]]
+    rest = [c for c in cases if tok.encode(c["text"]) != c["ids"]]
+    # HF's Unigram also matches the <unk> piece itself when normalisation produces "<unk>"
+    # from other characters (fullwidth "＜unk＞"); SentencePiece never emits unk for text.
+    unk_literal = [c for c in rest if "<unk>" in c.get("hf_normalized", "")]
+    unexplained = [c["text"] for c in rest if c not in unk_literal
+                   and not _hf_normalizer_explains(tok, c, tok.encode(c["text"]))]
+    assert not unexplained
+    assert len(cases) == 790 and len(agree) >= 780, len(agree)
+
+
+def test_tokenizer_json_decode_equals_hf_fast(json_case):
+    golden, tok = json_case
+    rows = golden["id_rows"] + [c for c in golden["texts"] if not {0, 1} & set(c["ids"])]
+    assert len(rows) > 900
+    for row in rows:
+        assert tok.decode(row["ids"]) == row["decode"], row["ids"]
+        assert tok.decode(row["ids"], skip_special_tokens=True) == row["decode_skip_special"]
+
+
+def test_tokenizer_json_in_graph_equals_python(json_case):
+    golden, tok = json_case
+    texts = [c["text"] for c in golden["texts"]]
+    g = tok.in_graph()
+    for add_eos in (False, True):
+        assert g.tokenize(tf.constant(texts), add_eos=add_eos).to_list() == \
+            [tok.encode(t, add_eos=add_eos) for t in texts]
+    rows = [r["ids"] for r in golden["id_rows"]]
+    for skip in (False, True):
+        got = g.detokenize(tf.ragged.constant(rows), skip_special_tokens=skip).numpy()
+        assert [s.decode("utf-8") for s in got] == [tok.decode(r, skip) for r in rows]
+
+
+def test_t5_tokenizer_json_is_the_spiece_model():
+    """The proto built from T5's tokenizer.json is T5's spiece.model: same pieces, scores and
+    normalisation; so the same ids wherever the vocabularies share their rules."""
+    from sentencepiece import sentencepiece_model_pb2 as pb
+    from_json, from_spm = Tokenizer(T5_JSON), Tokenizer(SPIECE)
+    a, b = pb.ModelProto(), pb.ModelProto()
+    a.ParseFromString(from_json.model_proto)
+    b.ParseFromString(from_spm.model_proto)
+    fields = ["precompiled_charsmap", "add_dummy_prefix", "remove_extra_whitespaces",
+              "escape_whitespaces", "normalization_rule_tsv"]
+    assert [getattr(a.normalizer_spec, f) for f in fields] == \
+        [getattr(b.normalizer_spec, f) for f in fields]
+    assert [(p.piece, p.score) for p in a.pieces[:32000]] == [(p.piece, p.score) for p in b.pieces]
+    assert [from_json.id_to_piece(i) for i in range(32100)] == \
+        [from_spm.id_to_piece(i) for i in range(32100)]
+    for c in HF["t5"]:
+        assert from_json.encode(c["text"], add_eos=True) == c["slow_ids_with_eos"], c["text"]
+
+
+def test_tokenizer_json_added_tokens_keep_their_ids():
+    t5 = Tokenizer(T5_JSON)
+    assert (t5.vocab_size, t5.extra_ids, t5.padded_vocab_size) == (32100, 100, 32128)
+    assert [t5.sentinel_id(i) for i in (0, 1, 99)] == [32099, 32098, 32000]
+    tiny = Tokenizer(TINY_JSON)  # its sentinels sit right after pad/eos/unk
+    assert (tiny.vocab_size, tiny.extra_ids) == (1302, 100)
+    assert [tiny.sentinel_id(i) for i in (0, 1, 99)] == [102, 101, 3]
+    assert tiny.is_sentinel(3) and tiny.is_sentinel(102) and not tiny.is_sentinel(103)
+    assert tiny.encode("<extra_id_0> x <extra_id_99>") == [102] + tiny.encode("x") + [3]
+    assert tiny.decode([102, 103, 3], skip_special_tokens=True) == ""
+    assert tiny.in_graph().tokenize("<extra_id_1>").numpy().tolist() == [101]
+    with pytest.raises(ConfigError, match="tokenizer.json.*declares 100 sentinels"):
+        Tokenizer(TINY_JSON, extra_ids=10)
+
+
+def test_whitespace_split_files_split_at_unicode_whitespace():
+    # tokenizer.json files with WhitespaceSplit (the tiny file; older HF T5 uploads) split at
+    # U+0085, which T5's charsmap keeps and SentencePiece would encode as unk.
+    tiny, t5 = Tokenizer(TINY_JSON), Tokenizer(T5_JSON)
+    assert tiny.encode("a\x85b") == tiny.encode("a b") == [103, 107, 103, 127]
+    assert tiny.in_graph().tokenize("a\x85b").numpy().tolist() == [103, 107, 103, 127]
+    assert t5.encode("a\x85b") == [3, 9, 2, 115]  # no WhitespaceSplit there: unk, as HF
+
+
+def test_in_graph_reads_past_nul_bytes(tok, byte_tok):
+    texts = ["\x00a\x01b", "a\x00b<extra_id_0>\x00", "x</s>\x00"]
+    for t in (tok, byte_tok):
+        assert t.in_graph().tokenize(tf.constant(texts)).to_list() == [t.encode(x) for x in texts]
+
+
+def test_find_and_load_tokenizer(tmp_path):
+    import shutil
+    assert find_tokenizer_file(str(tmp_path)) is None
+    with pytest.raises(FileNotFoundError, match="no tokenizer in directory"):
+        Tokenizer(str(tmp_path))
+    shutil.copy(T5_JSON, tmp_path / "tokenizer.json")
+    assert find_tokenizer_file(str(tmp_path)) == str(tmp_path / "tokenizer.json")
+    assert Tokenizer(str(tmp_path)).path == str(tmp_path / "tokenizer.json")
+    shutil.copy(SPIECE, tmp_path / "spiece.model")  # both: the SentencePiece file wins
+    assert find_tokenizer_file(str(tmp_path)) == str(tmp_path / "spiece.model")
+    for spec in (str(tmp_path), SPIECE, T5_JSON):
+        tok = load_tokenizer(spec)
+        assert isinstance(tok, Tokenizer) and tok.encode("The quick brown fox.") == \
+            [37, 1704, 4216, 3, 20400, 5]
+    assert load_tokenizer(str(tmp_path)).path == str(tmp_path / "spiece.model")
+    assert isinstance(load_tokenizer("byte"), ByteTokenizer)
+
+
+def _edited_t5_json(tmp_path, edit):
+    with open(T5_JSON, encoding="utf-8") as f:
+        spec = json.load(f)
+    edit(spec)
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s["model"].update(type="BPE"), "model type 'BPE'"),
+    (lambda s: s["model"].update(byte_fallback=True), "byte_fallback"),
+    (lambda s: s["pre_tokenizer"].update(prepend_scheme="first"), "prepend_scheme='first'"),
+    (lambda s: s.update(normalizer={"type": "NFKC"}), "normalizer NFKC"),
+    (lambda s: s["normalizer"]["normalizers"].pop(), "normalizer steps"),
+    (lambda s: s.update(pre_tokenizer={"type": "Whitespace"}), "pre_tokenizer Whitespace"),
+    (lambda s: s.update(decoder=None), "decoder None"),
+    (lambda s: s["added_tokens"][5].update(normalized=True), "normalized or single_word"),
+    (lambda s: s["added_tokens"][5].update(rstrip=False), "strips on one side only"),
+    (lambda s: s["added_tokens"][5].update(id=7), "which the vocab gives to"),
+    (lambda s: s["added_tokens"].pop(-1), "<extra_id_0> missing"),
+])
+def test_unsupported_tokenizer_json_is_refused(tmp_path, edit, message):
+    path = _edited_t5_json(tmp_path, edit)
+    with pytest.raises(ConfigError, match=re.escape(message)) as err:
+        Tokenizer(path)
+    assert path in str(err.value)
+
+
+def test_broken_tokenizer_json(tmp_path):
+    bad = tmp_path / "tokenizer.json"
+    bad.write_text("{ not json", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"tokenizer.json: not valid JSON"):
+        Tokenizer(str(bad))
