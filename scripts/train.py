@@ -25,6 +25,10 @@ flags.DEFINE_string("model", _RUN.model, "Preset name (t5-small, flan-t5-base, .
                     "config.json; empty: the embedded tiny byte-level model.")
 flags.DEFINE_string("init_checkpoint", "", "Checkpoint to start from (HF, Mesh-TF, T5X; local "
                     "or gs://).")
+flags.DEFINE_bool("init_optimizer_state", False, "With --init_checkpoint of a T5X or Mesh-TF "
+                  "run and --optimizer=adafactor: also take its Adafactor slots and step, so "
+                  "training continues that run (--train_steps counts its steps too). Not used "
+                  "when --model_dir holds a checkpoint to resume.")
 flags.DEFINE_string("vocab", "", "SentencePiece model; empty: byte-level (ByT5) vocabulary.")
 flags.DEFINE_string("task", "", "Registered task name (see t5core.data).")
 flags.DEFINE_string("mixture", "", "Registered mixture name.")

@@ -260,6 +260,21 @@ def test_adafactor_config_round_trip_and_bad_arguments():
         Adafactor(0.01, weight_decay=0.1)
     with pytest.raises(ValueError, match="beta1"):
         Adafactor(0.01, beta1=1.5)
+    with pytest.raises(ValueError, match="min_dim_size_to_factor must be >= 0"):
+        Adafactor(0.01, min_dim_size_to_factor=-1)
+
+
+def test_adafactor_slots_by_variable():
+    # min_dim_size_to_factor=0 (T5X's test_init_state uses it) factors any matrix.
+    matrix, vector = keras.Variable(np.ones((3, 2), np.float32)), keras.Variable(np.ones(4))
+    opt = Adafactor(0.1, beta1=0.5, min_dim_size_to_factor=0)
+    opt.build([matrix, vector])
+    shapes = {k: None if s is None else tuple(s.shape) for k, s in opt.slots(matrix).items()}
+    assert shapes == {"v_row": (2,), "v_col": (3,), "v": None, "m": (3, 2)}
+    assert opt.factored_axes((3, 2)) == (1, 0)
+    assert opt.slots(vector)["v"].shape == (4,) and opt.slots(vector)["v_row"] is None
+    with pytest.raises(KeyError):
+        opt.slots(keras.Variable(np.ones(2)))
 
 
 def test_adafactor_differs_from_keras_builtin():

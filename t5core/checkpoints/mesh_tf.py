@@ -48,6 +48,21 @@ def mesh_tf_rules():
     return rules
 
 
+# -- Adafactor state (read by t5core.checkpoints.optimizer_state) ----------------------------
+
+MESH_TF_STEP_NAMES = ("global_step",)
+_SLOT_SUFFIXES = {"v_row": "vr", "v_col": "vc", "v": "v", "m": "m"}
+
+
+def adafactor_slot_names(shapes, param_name):
+    """{"v_row", "v_col", "v", "m"} -> the `<variable>_slot_<vr|vc|v|m>` names present.
+
+    Mesh-TF creates only the slots it uses: `_slot_vr`/`_slot_vc` when factored, else `_slot_v`;
+    `_slot_m` only with momentum (beta1 > 0).
+    """
+    return {kind: f"{param_name}_slot_{suffix}" for kind, suffix in _SLOT_SUFFIXES.items()
+            if f"{param_name}_slot_{suffix}" in shapes}
+
 def derive_config(shapes, gin_path=None, source="checkpoint") -> T5Config:
     """A T5Config from variable shapes, with the number of heads (and activation) from the gin.
 

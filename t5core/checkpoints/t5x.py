@@ -199,6 +199,36 @@ class T5XReader:
         return np.asarray(ts.open(spec).result().read().result())
 
 
+# -- Adafactor state (read by t5core.checkpoints.optimizer_state) ----------------------------
+
+T5X_STEP_NAMES = ("optimizer/state/step", "state/step")
+
+
+def adafactor_slot_names(shapes, param_name):
+    """{"v_row", "v_col", "v", "m"} -> name of the slot T5X's Adafactor keeps for a parameter.
+
+    T5X stores all four for every parameter, the unused ones as a (1,) placeholder: `v` is used
+    when it has the parameter's shape (else `v_row` and `v_col` are), `m` when it has the
+    parameter's shape (momentum on). Only the used slots are returned; {} when the checkpoint
+    holds no state for the parameter.
+    """
+    m = re.fullmatch(r"((?:optimizer/)?)target/(.+)", param_name)
+    if m is None:
+        return {}
+    base = f"{m.group(1)}state/param_states/{m.group(2)}"
+    names = {kind: f"{base}/{kind}" for kind in ("v_row", "v_col", "v", "m")
+             if f"{base}/{kind}" in shapes}
+    param_shape = tuple(shapes[param_name])
+    used = {}
+    if "v" in names and tuple(shapes[names["v"]]) == param_shape:
+        used["v"] = names["v"]
+    elif "v_row" in names and "v_col" in names:
+        used["v_row"], used["v_col"] = names["v_row"], names["v_col"]
+    if "m" in names and tuple(shapes[names["m"]]) == param_shape:
+        used["m"] = names["m"]
+    return used
+
+
 # T5X network.T5Config field -> T5Config field.
 _GIN_FIELDS = {"vocab_size": "vocab_size", "emb_dim": "d_model", "num_heads": "num_heads",
                "num_encoder_layers": "num_layers", "num_decoder_layers": "num_decoder_layers",

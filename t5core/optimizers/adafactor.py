@@ -22,10 +22,14 @@ before the update, minus `step_offset`):
     d       = step * u;  with beta1: m = beta1 * m + (1 - beta1) * d; d = m
     p       = (1 - weight_decay_rate) * p - d       # weight decay optional, T5X style
 
-Which dims are factored for rank > 2: the two largest (ties: the later dim counts as larger),
-other dims are kept in both accumulators. That is what both T5X's `_factored_dims` heuristic and
-Mesh-TF's `_factored_dims` do (Keras' built-in picks the last two instead). Every variable of the
-T5 model here is at most 2-D, where all these rules agree.
+Which dims are factored: the two largest, other dims kept in both accumulators (Keras' built-in
+picks the last two instead). On a tie the later dim counts as the larger, as in T5X's heuristic
+(`np.argsort`); Mesh-TF's stable sort by decreasing size makes the earlier one the larger, so on
+a square matrix its `slot_vr` is T5X's (and this class's) `v_col`. The update is the same either
+way (both factors average the same squared gradients, so their means agree); only the slot names
+swap, which `t5core.checkpoints.optimizer_state` undoes on import. T5X requires an explicit
+factor rule for a variable of rank > 2; this class factors it over its two largest dims, as
+Mesh-TF does. Every variable of the T5 model here is at most 2-D.
 
 State is float32 whatever the variable dtype; the update is computed in float32.
 """
@@ -98,8 +102,8 @@ class Adafactor(ReplicaConsistentClipping, keras.optimizers.Optimizer):
         if weight_decay_rate is not None and not 0.0 <= weight_decay_rate < 1.0:
             raise ValueError("Adafactor: weight_decay_rate must be None or in [0, 1), got "
                              f"{weight_decay_rate!r}.")
-        if int(min_dim_size_to_factor) < 1:
-            raise ValueError("Adafactor: min_dim_size_to_factor must be >= 1, got "
+        if int(min_dim_size_to_factor) < 0:
+            raise ValueError("Adafactor: min_dim_size_to_factor must be >= 0, got "
                              f"{min_dim_size_to_factor!r}.")
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.beta1 = beta1
@@ -114,10 +118,22 @@ class Adafactor(ReplicaConsistentClipping, keras.optimizers.Optimizer):
         self.weight_decay_rate = weight_decay_rate
         self.weight_decay_rate_lr_exponent = weight_decay_rate_lr_exponent
 
-    def _factored_axes(self, shape):
+    def factored_axes(self, shape):
+        """`(second_largest, largest)` for a variable of `shape` under these settings, or None."""
         if not self.factored:
             return None
         return factored_axes(shape, self.min_dim_size_to_factor)
+
+    def slots(self, variable):
+        """This variable's state: {"v_row", "v_col", "v", "m"} -> slot variable, None if unused.
+
+        Factored: `v_row` (the mean over the largest dim) and `v_col` (over the second largest);
+        else `v`. `m` with momentum (beta1 not None). Raises KeyError for a variable this
+        optimizer was not built with.
+        """
+        index = self._get_variable_index(variable)
+        return {"v_row": self._v_row[index], "v_col": self._v_col[index], "v": self._v[index],
+                "m": self._m[index]}
 
     def _add_slot(self, reference, shape, suffix):
         # float32 whatever the model variable's dtype; placed with the variable (matters for
@@ -136,7 +152,7 @@ class Adafactor(ReplicaConsistentClipping, keras.optimizers.Optimizer):
         self._v_row, self._v_col, self._v, self._m = [], [], [], []
         for var in var_list:
             shape = tuple(var.shape)
-            axes = self._factored_axes(shape)
+            axes = self.factored_axes(shape)
             if axes is None:
                 self._v_row.append(None)
                 self._v_col.append(None)
@@ -165,7 +181,7 @@ class Adafactor(ReplicaConsistentClipping, keras.optimizers.Optimizer):
             update_scale = update_scale * tf.maximum(_rms(param), self.epsilon2)
 
         grad_sq = tf.square(grad) + self.epsilon1
-        axes = self._factored_axes(variable.shape)
+        axes = self.factored_axes(variable.shape)
         if axes is not None:
             second, largest = axes
             v_row, v_col = self._v_row[index], self._v_col[index]

@@ -22,6 +22,7 @@ class RunOptions:
     """Everything `scripts/train.py` accepts; defaults train the embedded task set."""
     model: str = ""  # preset name or config.json; "" = the embedded tiny byte-level model
     init_checkpoint: str = ""
+    init_optimizer_state: bool = False  # also the Adafactor slots and step of a T5X/Mesh-TF run
     vocab: str = ""  # SentencePiece model; "" = byte-level (ByT5) vocabulary
     task: str = ""  # registered task name; "" with no files = the embedded tasks
     mixture: str = ""
@@ -92,6 +93,8 @@ class RunOptions:
             path = getattr(self, path_flag)
             if path and not path.startswith("gs://") and not tf.io.gfile.exists(path):
                 problems.append(f"--{path_flag}={path} does not exist")
+        if self.init_optimizer_state:
+            problems += self._continue_run_problems()
         if self.model.endswith(".json") and not tf.io.gfile.exists(self.model):
             problems.append(f"--model={self.model} does not exist")
         from t5core.peft import PEFT_METHODS
@@ -112,6 +115,12 @@ class RunOptions:
             problems.append("--peft=prompt applies to the seq2seq head only")
         if problems:
             raise ValueError("Bad flags: " + "; ".join(problems))
+
+    def _continue_run_problems(self):
+        needs = [("--init_checkpoint (the T5X or Mesh-TF checkpoint)", bool(self.init_checkpoint)),
+                 ("--optimizer=adafactor", self.train.optimizer == "adafactor"),
+                 ("--peft=none", self.peft == "none"), ("--head=seq2seq", self.head == "seq2seq")]
+        return [f"--init_optimizer_state needs {flag}" for flag, ok in needs if not ok]
 
 
 def resolve_jit_compile(flag: str) -> bool:
@@ -182,6 +191,10 @@ def run(options: RunOptions, log=print):
         return model
 
     trainer = Trainer(train_cfg, strategy, model_fn, train_data, eval_data, evaluator, log=log)
+    if options.init_optimizer_state:
+        from t5core.checkpoints.optimizer_state import continue_checkpoint_run
+
+        continue_checkpoint_run(trainer, options.init_checkpoint, log=log)
     trainer.train()
     if evaluator is not None and is_chief(strategy):
         log("Sample generations:")

@@ -1,0 +1,287 @@
+"""Continuing a T5X or Mesh-TF run: its Adafactor state and step, into t5core's Adafactor.
+
+`import_optimizer_state(path, model, optimizer)` fills the slots of every variable the optimizer
+trains, and `optimizer.iterations`, from the checkpoint the weights came from, so that the next
+update is the one T5X or Mesh-TF would have made:
+
+* the checkpoint tensor behind each variable comes from the weight rule table (`t5x_rules`,
+  `mesh_tf_rules`), and each slot takes its weight's layout change (the relative-attention
+  table is transposed; attention kernels split by head are merged);
+* a factored slot is matched by the dim it averages over, not by its name: on a square matrix
+  Mesh-TF's `slot_vr` averages over the dim T5X's and t5core's `v_col` averages over (see
+  `t5core/optimizers/adafactor.py`), and a transposed table swaps dims;
+* T5X keeps a (1,) placeholder for each unused slot; Mesh-TF creates only the used ones.
+
+The optimizer's settings must describe the same state: a variable factored in the checkpoint must
+be factored here over the same dims, and momentum (beta1) must be on exactly when the checkpoint
+has it. Every mismatch is reported together, from names and shapes alone, before any value is
+read. The step is T5X's `state/step` or Mesh-TF's `global_step`, the number of updates done,
+which is what `optimizer.iterations` counts: the second-moment decay `1 - (step + 1) ** -0.8` and
+the learning-rate schedule go on from there.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import itertools
+from collections.abc import Callable
+
+import numpy as np
+
+from t5core.checkpoints import mesh_tf, open_checkpoint, t5x
+from t5core.checkpoints.rules import plan_mapping, transformed_shape
+from t5core.errors import CheckpointError, FlagError
+
+
+class OptimizerStateMismatchError(CheckpointError):
+    """The checkpoint's optimizer state does not fit the model or the optimizer's settings."""
+
+
+def _t5x_averaged_axes(shape):
+    # T5X's heuristic, which it also applies to every parameter of rank <= 2 when factor rules
+    # are set: v_row averages over the largest dim, the later of two equal dims (np.argsort).
+    # Rank > 2 needs an explicit rule in T5X: the slot shapes say which.
+    if len(shape) != 2:
+        return None
+    order = np.argsort(shape, kind="stable")
+    return (int(order[-1]),), (int(order[-2]),)
+
+
+def _mesh_tf_averaged_axes(shape):
+    # Mesh-TF sorts dims by decreasing size, stably: of two equal dims the earlier is the larger.
+    order = sorted(range(len(shape)), key=lambda i: -shape[i])
+    return (order[0],), (order[1],)
+
+
+@dataclasses.dataclass(frozen=True)
+class _SlotFormat:
+    slot_names: Callable  # (shapes, weight name) -> {kind: slot tensor name}, used slots only
+    step_names: tuple
+    averaged_axes: Callable  # weight shape -> (axes v_row averages over, axes v_col ...) | None
+
+
+_FORMATS = {
+    "t5x": _SlotFormat(t5x.adafactor_slot_names, t5x.T5X_STEP_NAMES, _t5x_averaged_axes),
+    "mesh-tf": _SlotFormat(mesh_tf.adafactor_slot_names, mesh_tf.MESH_TF_STEP_NAMES,
+                           _mesh_tf_averaged_axes),
+}
+
+
+@dataclasses.dataclass
+class ImportedOptimizerState:
+    """What `import_optimizer_state` did."""
+    source: str
+    step: int
+    variables: int  # variables whose slots were filled
+    factored: int  # ... of which with factored second moments
+    momentum: bool
+    untrained: list  # checkpoint weights the optimizer does not train (frozen): slots left out
+
+    def describe(self) -> str:
+        text = (f"Adafactor state of {self.variables} variables ({self.factored} factored"
+                f"{', with momentum' if self.momentum else ''}) and step {self.step} from "
+                f"{self.source}")
+        if self.untrained:
+            text += f"; {len(self.untrained)} frozen variables' slots left out"
+        return text
+
+
+def _averaging_candidates(shape, slot_shape):
+    """Every set of axes whose removal from `shape` leaves `slot_shape`."""
+    found = []
+    for count in range(1, len(shape)):
+        for axes in itertools.combinations(range(len(shape)), count):
+            if tuple(d for i, d in enumerate(shape) if i not in axes) == tuple(slot_shape):
+                found.append(axes)
+    return found
+
+
+def _source_averaged_axes(fmt, shape, row_shape, col_shape):
+    """(axes v_row averages over, axes v_col averages over) in the checkpoint's layout, or None."""
+    pairs = [(r, c) for r in _averaging_candidates(shape, row_shape)
+             for c in _averaging_candidates(shape, col_shape) if not set(r) & set(c)]
+    convention = fmt.averaged_axes(shape)
+    if convention in pairs:
+        return convention
+    return pairs[0] if len(pairs) == 1 else None
+
+
+def _target_averaged_axes(transform, source_shape, averaged, target_shape):
+    """The model's dims a slot averaging over `averaged` source dims averages over; None when the
+    layout change splits an averaged dim from a kept one (a merged attention dim half-averaged)."""
+    kept_shape = tuple(1 if i in averaged else d for i, d in enumerate(source_shape))
+    out = transformed_shape(transform, kept_shape)
+    if len(out) != len(target_shape) or any(o not in (1, t) for o, t in zip(out, target_shape)):
+        return None
+    return tuple(i for i, (o, t) in enumerate(zip(out, target_shape)) if o == 1 and t != 1)
+
+
+def _full_move(slot, name, transform, shapes, here, problems):
+    """A slot of the weight's own shape (v, m): it takes the weight's layout change."""
+    got = transformed_shape(transform, tuple(shapes[name]))
+    if got != tuple(slot.shape):
+        problems["slots of the wrong shape"].append(
+            f"{here}: {name} {tuple(shapes[name])} gives {got}, the slot is {tuple(slot.shape)}")
+    return slot, name, transform
+
+
+def _factor_slot(transform, source_axes, target_axis):
+    return lambda array: np.squeeze(transform(np.expand_dims(array, source_axes)),
+                                    axis=target_axis)
+
+
+def _plan_variable(fmt, reader, name, target, transform, variable, optimizer, problems):
+    """[(slot variable, tensor name, array -> slot value)] for one variable.
+
+    What does not fit goes into `problems` (headline -> offenders) instead.
+    """
+    shapes = reader.shapes
+    source_shape, target_shape = tuple(shapes[name]), tuple(variable.shape)
+    stored = fmt.slot_names(shapes, name)
+    slots = optimizer.slots(variable)
+    here = f"{target} {target_shape} (checkpoint {name})"
+    if not stored:
+        problems["no Adafactor slots in the checkpoint"].append(here)
+        return []
+    moves = []
+    if "m" in stored and slots["m"] is None:
+        problems["the checkpoint has momentum (slot m), the optimizer has none (beta1=None); "
+                 "give Adafactor the run's beta1"].append(here)
+    elif "m" not in stored and slots["m"] is not None:
+        problems[f"the optimizer has momentum (beta1={optimizer.beta1}), the checkpoint has no "
+                 "momentum slot m; use beta1=None"].append(here)
+    elif "m" in stored:
+        moves.append(_full_move(slots["m"], stored["m"], transform, shapes, here, problems))
+    axes = optimizer.factored_axes(target_shape)
+    settings = (f"factored={optimizer.factored}, "
+                f"min_dim_size_to_factor={optimizer.min_dim_size_to_factor}")
+    if "v" in stored:
+        if axes is not None:
+            problems["the checkpoint keeps the whole second moment v, t5core's Adafactor "
+                     f"factors it ({settings})"].append(here)
+        else:
+            moves.append(_full_move(slots["v"], stored["v"], transform, shapes, here, problems))
+        return moves
+    if "v_row" not in stored or "v_col" not in stored:
+        problems["half a factored second moment"].append(f"{here}: only {sorted(stored)}")
+        return moves
+    row_shape, col_shape = tuple(shapes[stored["v_row"]]), tuple(shapes[stored["v_col"]])
+    factored = f"v_row {row_shape}, v_col {col_shape}"
+    if axes is None:
+        problems["the checkpoint factors the second moment, t5core's Adafactor keeps it "
+                 f"whole ({settings})"].append(f"{here}: {factored}")
+        return moves
+    source_axes = _source_averaged_axes(fmt, source_shape, row_shape, col_shape)
+    if source_axes is None:
+        problems["factored slots whose shapes do not say which dims they average over"].append(
+            f"{here}: {factored}")
+        return moves
+    second, largest = axes
+    for kind, averaged in zip(("v_row", "v_col"), source_axes):
+        over = _target_averaged_axes(transform, source_shape, averaged, target_shape)
+        # t5core's v_row averages over the largest dim, v_col over the second largest.
+        slot_kind = {(largest,): "v_row", (second,): "v_col"}.get(over)
+        if slot_kind is None:
+            problems["factored over other dims than t5core's Adafactor factors"].append(
+                f"{here}: the checkpoint's {kind} averages over dims {averaged} of "
+                f"{source_shape}, t5core factors dims {axes}")
+            continue
+        moves.append((slots[slot_kind], stored[kind],
+                      _factor_slot(transform, averaged, over[0])))
+    return moves
+
+
+def _listing(headline, items, shown=5):
+    more = [f"... and {len(items) - shown} more"] if len(items) > shown else []
+    return f"{headline}:\n    " + "\n    ".join(items[:shown] + more)
+
+
+def _read_step(fmt, reader, location):
+    for step_name in fmt.step_names:
+        if step_name in reader.shapes:
+            step = np.asarray(reader.read(step_name))
+            if step.shape != () or not np.issubdtype(step.dtype, np.integer) or int(step) < 0:
+                raise CheckpointError(f"{location}: {step_name} is {step!r}, not a step count")
+            return int(step)
+    return None
+
+
+def import_optimizer_state(path, model, optimizer) -> ImportedOptimizerState:
+    """Fills `optimizer` (t5core's Adafactor, built) with the Adafactor state and step of the
+    T5X or Mesh-TF checkpoint at `path`, whose weights `model` holds.
+
+    Raises FlagError when the optimizer is not Adafactor, CheckpointError when the checkpoint is
+    of another format or holds no optimizer state, OptimizerStateMismatchError (listing every
+    variable) when the state does not fit the model or the optimizer's settings. All checks run
+    before anything is assigned.
+    """
+    from t5core.optimizers import Adafactor
+
+    if not isinstance(optimizer, Adafactor):
+        raise FlagError(f"importing the Adafactor state of {path} needs t5core's Adafactor "
+                        f"(--optimizer=adafactor), not {type(optimizer).__name__}")
+    if not optimizer.built:
+        raise ValueError("build the optimizer on the model's trainable variables first")
+    fmt_name, reader, rules, location = open_checkpoint(path)
+    fmt = _FORMATS.get(fmt_name)
+    if fmt is None:
+        raise CheckpointError(
+            f"{location}: a {fmt_name} checkpoint holds no Adafactor state t5core can import "
+            "(T5X and Mesh-TF checkpoints do); to resume a t5core run, rerun it with its "
+            "--model_dir instead")
+    variables = model.variables_by_name()
+    plan = plan_mapping(reader.shapes, rules, {k: tuple(v.shape) for k, v in variables.items()},
+                        source=location)
+    step = _read_step(fmt, reader, location)
+    if step is None and not any(fmt.slot_names(reader.shapes, name)
+                                for name, _, _ in plan.assignments):
+        raise CheckpointError(f"{location} holds no optimizer state (no Adafactor slots, no "
+                              f"{' / '.join(fmt.step_names)}): it cannot continue a run")
+    problems, moves, untrained, factored = collections.defaultdict(list), [], [], 0
+    if step is None:
+        problems["no step counter"].append(" / ".join(fmt.step_names))
+    for name, target, transform in plan.assignments:
+        variable = variables[target]
+        try:
+            optimizer.slots(variable)
+        except KeyError:
+            untrained.append(target)  # frozen: the optimizer keeps no state for it
+            continue
+        planned = _plan_variable(fmt, reader, name, target, transform, variable, optimizer,
+                                 problems)
+        factored += any(slot is optimizer.slots(variable)["v_row"] for slot, _, _ in planned)
+        moves += planned
+    if problems:
+        raise OptimizerStateMismatchError(
+            f"{location}: its Adafactor state does not fit this optimizer:\n"
+            + "\n".join(_listing(headline, items) for headline, items in problems.items()))
+    for slot, name, convert in moves:
+        value = np.asarray(convert(np.asarray(reader.read(name), np.float32)), np.float32)
+        if value.shape != tuple(slot.shape):
+            raise OptimizerStateMismatchError(f"{location}: {name} gives {value.shape}, the slot "
+                                              f"is {tuple(slot.shape)}")
+        slot.assign(value)
+    optimizer.iterations.assign(step)
+    trained = len(plan.assignments) - len(untrained)
+    return ImportedOptimizerState(location, step, trained, factored,
+                                  optimizer.beta1 is not None, untrained)
+
+
+def continue_checkpoint_run(trainer, path, log=print):
+    """The trainer's hook for `--init_optimizer_state`: once, after the optimizer is built and
+    before the first step; not when the model_dir holds a checkpoint of its own (a resume, whose
+    state is newer). Returns the ImportedOptimizerState, or None when resuming."""
+    latest = trainer.manager.latest_checkpoint
+    if latest:
+        log(f"--init_optimizer_state: resuming from {latest}, not from {path}")
+        return None
+    imported = import_optimizer_state(path, trainer.model, trainer.optimizer)
+    steps = trainer.config.train_steps
+    if imported.step >= steps:
+        raise FlagError(
+            f"--train_steps={steps} is not above the step of {path} ({imported.step}): it counts "
+            f"every step of the run, the imported ones included (as in T5X); for N more steps "
+            f"use --train_steps={imported.step}+N")
+    log("Continuing the run: " + imported.describe())
+    return imported
