@@ -16,6 +16,8 @@ import sys
 import xml.etree.ElementTree as ET
 from typing import Mapping, Sequence
 
+from t5core.errors import FlagError
+from t5core.model_dir import lower_is_better
 from t5core.sweep.space import SearchSpace, SearchSpaceError
 
 # Flags of absl/TF/keras themselves, listed by --helpxml but not the script's own.
@@ -47,8 +49,8 @@ def read_flags(train_script: str, python: str = sys.executable, timeout: float =
                           env=env, timeout=timeout)
     start = proc.stdout.find("<?xml")
     if start < 0:
-        raise RuntimeError(f"{train_script} --helpxml printed no flag table (exit code "
-                           f"{proc.returncode}):\n{proc.stderr[-2000:]}")
+        raise FlagError(f"--train_script={train_script}: its --helpxml printed no flag table "
+                        f"(exit code {proc.returncode}):\n{proc.stderr[-2000:]}")
     return parse_helpxml(proc.stdout[start:])
 
 
@@ -193,8 +195,8 @@ def normalize_metric(name: str) -> str:
 
 
 def default_direction(metric: str) -> str:
-    # The trainer keeps as "best" the lowest value of a metric named *loss*, else the highest.
-    return "min" if "loss" in metric else "max"
+    """The direction in which the trainer keeps its best checkpoint for `metric`."""
+    return "min" if lower_is_better(metric) else "max"
 
 
 def check_objective(objective: str, direction: str, available: Sequence[str] | None,
