@@ -135,7 +135,7 @@ class _Running:
     reported: dict = dataclasses.field(default_factory=dict)  # step -> objective told to Optuna
 
     @property
-    def number(self) -> int:
+    def number(self) -> int:  # the Optuna trial number
         return self.trial["index"]
 
 
