@@ -468,6 +468,9 @@ def test_a_trial_without_train_log_fails_and_says_so(fake, monkeypatch):
     [trial] = load_state(str(fake["dir"] / "sweep"))["trials"]
     assert trial["status"] == "failed"
     assert "wrote no train_log.jsonl" in trial["error"]
+    with pytest.raises(SearchSpaceError, match="dry run .* wrote no train_log.jsonl"):
+        prepare(str(fake["dir"] / "sweep2"), {"learning_rate": [1e-3]}, "accuracy",
+                fake["script"], ["--train_steps=10", "--task=sst2"], method="grid", log=quiet)
 
 
 def test_optuna_is_optional_until_a_sweep_runs(fake, monkeypatch, tmp_path):
