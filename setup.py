@@ -29,9 +29,9 @@ setup(
         "inspect": ["matplotlib"],
         "t5x": ["tensorstore"],
         "torch": ["torch"],
-        "sweep": ["pyyaml"],
+        "sweep": ["optuna>=4.0", "pyyaml"],
         "benchmark": ["keras-hub>=0.32"],
         "test": ["pytest", "sacrebleu>=2.0", "rouge-score>=0.1.2", "seqeval>=1.2.2",
-                 "scikit-learn>=1.0", "scipy>=1.7", "matplotlib"],
+                 "scikit-learn>=1.0", "scipy>=1.7", "matplotlib", "optuna>=4.0", "pyyaml"],
     },
 )

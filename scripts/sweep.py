@@ -20,13 +20,15 @@ from absl import app, flags
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from t5core import cli  # noqa: E402
+
 FLAGS = flags.FLAGS
 _DEFAULT_TRAIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train.py")
 
 flags.DEFINE_string("space", None, "Search space: a .json/.yaml file or inline JSON, "
                     "{flag: [values] | {type: choice|uniform|log_uniform|int, ...}}.")
 flags.DEFINE_enum("method", "random", ["grid", "random", "bayesian"], "Search method "
-                  "(bayesian: Tree-structured Parzen Estimator after --startup_trials).")
+                  "(bayesian: Optuna's TPE sampler after --startup_trials random trials).")
 flags.DEFINE_string("objective", None, "Validation metric to optimise (e.g. accuracy, "
                     "eval_loss; 'eval/' prefix optional).")
 flags.DEFINE_enum("direction", "auto", ["auto", "max", "min"], "auto: min for *loss* metrics.")
@@ -34,13 +36,15 @@ flags.DEFINE_enum("objective_reduce", "best", ["best", "last"], "A trial's value
                   "evaluation (the one its best/ checkpoint holds) or its last.")
 flags.DEFINE_integer("max_trials", 0, "Trial budget (grid: 0 = the whole grid).")
 flags.DEFINE_integer("trial_steps", 0, "Shorthand for --train_steps of every trial.")
-flags.DEFINE_string("sweep_dir", "runs/sweep", "State, results and one model_dir per trial.")
+flags.DEFINE_string("sweep_dir", "runs/sweep", "The sweep's record (journal.log), results and "
+                    "one model_dir per trial.")
 flags.DEFINE_integer("parallel", 1, "Trials run at once (a GPU each, or a share of the CPU "
                      "cores).")
 flags.DEFINE_string("gpus", "auto", "GPU ids for the trials (comma-separated), 'none', or "
                     "auto (CUDA_VISIBLE_DEVICES / nvidia-smi).")
 flags.DEFINE_bool("median_stopping", False, "Stop a trial whose best objective so far is worse "
-                  "than the completed trials' median at the same step (needs --eval_every).")
+                  "than the completed trials' median at the same step (Optuna's MedianPruner; "
+                  "needs --eval_every).")
 flags.DEFINE_integer("median_min_trials", 3, "Completed trials before the median rule acts.")
 flags.DEFINE_integer("median_grace_evals", 1, "Evaluations a trial gets before it can be "
                      "stopped.")
@@ -60,9 +64,11 @@ flags.mark_flags_as_required(["space", "objective"])
 
 
 def main(argv):
-    from t5core.sweep import Sweep, SweepStateError, prepare
-    from t5core.sweep.space import SearchSpaceError
+    from t5core.sweep import Sweep, prepare
+    from t5core.sweep.study import optuna
 
+    logging = optuna().logging  # (its absence is reported with the command that installs it)
+    logging.set_verbosity(logging.WARNING)  # the sweep logs each trial itself
     train_args = argv[1:]
     if FLAGS.trial_steps:
         if any(a.lstrip("-").startswith("train_steps") for a in train_args):
@@ -70,20 +76,17 @@ def main(argv):
         train_args = [f"--train_steps={FLAGS.trial_steps}"] + train_args
     gpus = None if FLAGS.gpus == "auto" else (
         [] if FLAGS.gpus in ("", "none") else [g.strip() for g in FLAGS.gpus.split(",")])
+    config = prepare(
+        FLAGS.sweep_dir, FLAGS.space, FLAGS.objective, FLAGS.train_script, train_args,
+        direction=FLAGS.direction, validate=FLAGS.validate, method=FLAGS.method,
+        max_trials=FLAGS.max_trials, reduce=FLAGS.objective_reduce, seed=FLAGS.seed,
+        startup_trials=FLAGS.startup_trials, parallel=FLAGS.parallel, gpus=gpus,
+        median_stopping=FLAGS.median_stopping, median_min_trials=FLAGS.median_min_trials,
+        median_grace_evals=FLAGS.median_grace_evals, trial_timeout=FLAGS.trial_timeout,
+        retry_failed=FLAGS.retry_failed, keep_checkpoints=FLAGS.keep_checkpoints,
+        poll_seconds=FLAGS.poll_seconds)
     try:
-        config = prepare(
-            FLAGS.sweep_dir, FLAGS.space, FLAGS.objective, FLAGS.train_script, train_args,
-            direction=FLAGS.direction, validate=FLAGS.validate, method=FLAGS.method,
-            max_trials=FLAGS.max_trials, reduce=FLAGS.objective_reduce, seed=FLAGS.seed,
-            startup_trials=FLAGS.startup_trials, parallel=FLAGS.parallel, gpus=gpus,
-            median_stopping=FLAGS.median_stopping, median_min_trials=FLAGS.median_min_trials,
-            median_grace_evals=FLAGS.median_grace_evals, trial_timeout=FLAGS.trial_timeout,
-            retry_failed=FLAGS.retry_failed, keep_checkpoints=FLAGS.keep_checkpoints,
-            poll_seconds=FLAGS.poll_seconds)
         best = Sweep(config).run()
-    except (SearchSpaceError, SweepStateError, FileNotFoundError, RuntimeError) as e:
-        print(f"sweep: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt as e:
         print(f"sweep: {e}", file=sys.stderr)
         return 130
@@ -91,4 +94,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

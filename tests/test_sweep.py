@@ -1,9 +1,9 @@
 """Hyper-parameter sweeps: spaces, proposals, the trial runner, resume after a kill, bad input.
 
 Most runner tests drive a small fake training script (written into tmp_path below) that accepts
-the same kind of absl flags as scripts/train.py and writes TensorBoard eval events and checkpoint
-files the way the Trainer does, with a known objective, in well under a second per trial. One test
-runs the real scripts/train.py for a few steps to check the two fit together.
+the same kind of absl flags as scripts/train.py and writes train_log.jsonl, results.json and
+checkpoint files the way the Trainer does, with a known objective, in well under a second per
+trial. One test runs the real scripts/train.py for a few steps to check the two fit together.
 """
 
 import json
@@ -15,19 +15,23 @@ import sys
 import time
 
 import numpy as np
+import optuna
 import pytest
 
-from t5core.sweep import SearchSpaceError, Sweep, SweepStateError, parse_space, prepare
-from t5core.sweep import events, tpe
+from t5core.sweep import (MissingExtraError, SearchSpaceError, Sweep, SweepConfig,
+                          SweepStateError, load_state, parse_space, prepare)
+from t5core.sweep import evals, study
 from t5core.sweep.space import load_space
 from t5core.sweep.train_flags import EMBEDDED_TASK_METRICS, parse_fixed_flags, read_flags
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SWEEP_SCRIPT = REPO / "scripts" / "sweep.py"
 
 FAKE_TRAIN = r'''
-"""Stands in for scripts/train.py: same flag style, eval events and checkpoint files."""
-import json, math, os, struct, sys, time
+"Stands in for scripts/train.py: same flag style, train_log.jsonl, results.json, checkpoints."
+import json, math, os, sys, time
 from absl import app, flags
 flags.DEFINE_string("model_dir", "", "")
 flags.DEFINE_integer("train_steps", 100, "")
@@ -44,28 +48,10 @@ flags.DEFINE_string("best_metric", "", "")
 flags.DEFINE_bool("progress_bar", True, "")
 FLAGS = flags.FLAGS
 
-class EventWriter:  # TensorBoard's own EventFileWriter would import TensorFlow (seconds)
-    def __init__(self, folder):
-        from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
-        self.crc = masked_crc32c
-        os.makedirs(folder, exist_ok=True)
-        self.f = open(os.path.join(folder, f"events.out.tfevents.{time.time():.6f}.fake"), "ab")
-    def add_event(self, event):
-        data = event.SerializeToString()
-        header = struct.pack("<Q", len(data))
-        self.f.write(header + struct.pack("<I", self.crc(header)) + data
-                     + struct.pack("<I", self.crc(data)))
-    def flush(self):
-        self.f.flush()
-    def close(self):
-        self.f.close()
-
 def score(lr, warmup):  # best at lr = 10**-2.5, warmup 0
     return 1.0 - (math.log10(lr) + 2.5) ** 2 / 4 - warmup / 1000
 
 def main(argv):
-    from tensorboard.compat.proto import event_pb2
-    from tensorboard.plugins.scalar import summary_v2 as scalar
     with open(os.environ["FAKE_TRAIN_LOG"], "a") as f:
         f.write(json.dumps({"model_dir": FLAGS.model_dir, "best_metric": FLAGS.best_metric,
                             "progress_bar": FLAGS.progress_bar,
@@ -76,25 +62,29 @@ def main(argv):
     if FLAGS.learning_rate >= 0.5:
         raise ValueError("Step 3: the loss is nan")
     os.makedirs(FLAGS.model_dir, exist_ok=True)
-    writer = EventWriter(os.path.join(FLAGS.model_dir, "eval"))
+    log = open(os.devnull if os.environ.get("FAKE_TRAIN_NO_LOG") else
+               os.path.join(FLAGS.model_dir, "train_log.jsonl"), "a")
     every = FLAGS.eval_every or FLAGS.train_steps
-    best = None
+    best = best_checkpoint = None
     for step in range(every, FLAGS.train_steps + 1, every):
         time.sleep(float(os.environ.get("FAKE_TRAIN_SLEEP", "0")))
         accuracy = score(FLAGS.learning_rate, FLAGS.warmup_steps) * step / FLAGS.train_steps
-        for tag, value in (("eval_loss", 2 - accuracy), ("accuracy", accuracy)):
-            writer.add_event(event_pb2.Event(step=step, summary=scalar.scalar_pb(tag, value)))
-        writer.flush()
+        log.write(json.dumps({"step": step, "eval/eval_loss": 2 - accuracy,
+                              "eval/accuracy": accuracy}) + "\n")
+        log.flush()
         if best is None or accuracy > best:
             best = accuracy
+            best_checkpoint = os.path.join(FLAGS.model_dir, "best", f"ckpt-{step}")
             os.makedirs(os.path.join(FLAGS.model_dir, "best"), exist_ok=True)
             with open(os.path.join(FLAGS.model_dir, "best", "checkpoint"), "w") as f:
                 f.write(f'model_checkpoint_path: "ckpt-{step}"\n')
-            open(os.path.join(FLAGS.model_dir, "best", f"ckpt-{step}.index"), "w").close()
-    writer.close()
+            open(best_checkpoint + ".index", "w").close()
+    log.close()
     with open(os.path.join(FLAGS.model_dir, "checkpoint"), "w") as f:
         f.write(f'model_checkpoint_path: "ckpt-{FLAGS.train_steps}"\n')
     open(os.path.join(FLAGS.model_dir, f"ckpt-{FLAGS.train_steps}.index"), "w").close()
+    with open(os.path.join(FLAGS.model_dir, "results.json"), "w") as f:
+        json.dump({"step": FLAGS.train_steps, "best_checkpoint": best_checkpoint}, f)
 
 if __name__ == "__main__":
     app.run(main)
@@ -131,6 +121,37 @@ def fake_flags(tmp_path_factory):
 
 def quiet(*args):
     pass
+
+
+def proposed(space, method, seed, number, startup_trials=5):
+    """What the sweep's sampler for trial `number` proposes in a study without history."""
+    fresh = optuna.create_study(sampler=study.sampler(method, seed, number, startup_trials))
+    return space.suggest(fresh.ask())
+
+
+def in_memory(space, method, max_trials, seed=0, startup_trials=5, storage=None):
+    """The sweep's study over `space` in memory, as the runner drives it (no processes)."""
+    config = SweepConfig(sweep_dir="unused", space=space, objective="loss", direction="min",
+                         train_script="unused", method=method, max_trials=max_trials, seed=seed,
+                         startup_trials=startup_trials)
+    return study.SweepStudy(storage or optuna.storages.InMemoryStorage(), config), config
+
+
+def scalars(folder):
+    """{step: {tag: value}} of the scalar summaries in a folder's event files (TensorBoard's own
+    reader)."""
+    from tensorboard.backend.event_processing import event_accumulator
+    from tensorboard.util import tensor_util
+
+    acc = event_accumulator.EventAccumulator(str(folder), size_guidance={"tensors": 0})
+    acc.Reload()
+    out = {}
+    for tag in acc.Tags()["tensors"]:
+        for event in acc.Tensors(tag):
+            array = tensor_util.make_ndarray(event.tensor_proto)
+            if array.size == 1 and array.dtype.kind in "fiu":  # not text (predictions)
+                out.setdefault(event.step, {})[tag] = float(array.reshape(()))
+    return out
 
 
 def run_sweep(fake, space, objective="accuracy", train_args=("--train_steps=10",), **options):
@@ -189,9 +210,9 @@ def test_grid_and_random_trial_sets():
                         "batch_size": {"type": "int", "low": 8, "high": 64, "log": True}})
     with pytest.raises(SearchSpaceError, match="grid search needs a finite set"):
         cont.grid()
-    draws = [cont.sample(seed=3, index=i) for i in range(400)]
-    assert draws[7] == cont.sample(seed=3, index=7)  # a pure function of (seed, index)
-    assert draws[7] != cont.sample(seed=4, index=7)
+    draws = [proposed(cont, "random", 3, i) for i in range(400)]
+    assert draws[7] == proposed(cont, "random", 3, 7)  # a pure function of (seed, index)
+    assert draws[7] != proposed(cont, "random", 4, 7)
     lrs = np.array([d["learning_rate"] for d in draws])
     assert lrs.min() >= 1e-4 and lrs.max() <= 1e-1
     # Log-uniform: the median is near the geometric mean (1e-2.5), far below the arithmetic one.
@@ -201,36 +222,69 @@ def test_grid_and_random_trial_sets():
     assert np.median(sizes) < 36  # log spacing favours the small end
 
 
-def test_tpe_finds_better_points_than_random():
-    """On the fake objective TPE's best after 30 trials beats random search's, over 5 seeds."""
+def test_bayesian_search_is_optunas_tpe_seeded_per_trial():
+    """TPE (random sampling for --startup_trials, then the model), seeded by (seed, trial): the
+    same seed proposes the same trials, and on the fake objective its best after 30 trials
+    beats random search's on average over 5 seeds."""
     space = parse_space({"learning_rate": {"type": "log_uniform", "low": 1e-5, "high": 1e-0},
                          "warmup_steps": {"type": "int", "low": 0, "high": 500},
                          "optimizer": ["adamw", "adafactor", "sgd"]})
+    assert isinstance(study.sampler("bayesian", 0, 9, 8), optuna.samplers.TPESampler)
+    assert isinstance(study.sampler("random", 0, 9), optuna.samplers.RandomSampler)
 
     def loss(p):
         return -fake_score(p["learning_rate"], p["warmup_steps"]) + (p["optimizer"] != "adamw")
 
-    tpe_best, random_best = [], []
-    for seed in range(5):
-        obs = []
-        for i in range(30):
-            p = space.sample(seed, i) if i < 8 else tpe.propose(
-                space, obs, np.random.default_rng([seed, i]), [o for o, _ in obs])
-            obs.append((p, loss(p)))
-        tpe_best.append(min(v for _, v in obs))
-        random_best.append(min(loss(space.sample(seed, i)) for i in range(30)))
+    def search(method, seed, n=30):
+        sweep, _ = in_memory(space, method, n, seed=seed, startup_trials=8)
+        tried = []
+        for _ in range(n):
+            number = sweep.next_trial(n)
+            params = sweep.record(number)["params"]
+            sweep.tell(number, "done", loss(params))
+            tried.append(params)
+        return tried
+
+    tpe = [search("bayesian", seed) for seed in range(5)]
+    assert search("bayesian", 3) == tpe[3]
+    assert tpe[3][:8] == [proposed(space, "random", 3, i) for i in range(8)]  # the start-up
+    tpe_best = [min(map(loss, tried)) for tried in tpe]
+    random_best = [min(map(loss, search("random", seed))) for seed in range(5)]
     assert np.mean(tpe_best) < np.mean(random_best)
-    assert sum(t < r for t, r in zip(tpe_best, random_best)) >= 4
+    # Both searches start from the same 8 random trials, so a tie is a best from the start-up.
+    assert sum(t <= r for t, r in zip(tpe_best, random_best)) >= 4
 
 
-def test_tpe_exhausts_small_discrete_space_without_repeats():
+@pytest.mark.parametrize("method", ["random", "bayesian"])
+def test_small_discrete_space_runs_each_combination_once(method):
+    """Proposals that repeat a tried combination are not run; the sweep ends with the space."""
     space = parse_space({"warmup_steps": [0, 50, 100], "optimizer": ["adamw", "adafactor"]})
-    obs, rng = [], np.random.default_rng(0)
-    for _ in range(6):
-        p = tpe.propose(space, obs, rng, [o for o, _ in obs])
-        obs.append((p, float(p["warmup_steps"])))
-    assert len({json.dumps(o, sort_keys=True) for o, _ in obs}) == 6
-    assert tpe.propose(space, obs, rng, [o for o, _ in obs]) is None
+    sweep, config = in_memory(space, method, max_trials=10, startup_trials=2)
+    assert config.planned_trials() == 6
+    tried = []
+    while (number := sweep.next_trial(config.planned_trials())) is not None:
+        params = sweep.record(number)["params"]
+        sweep.tell(number, "done", float(params["warmup_steps"]))
+        tried.append(json.dumps(params, sort_keys=True))
+    assert len(tried) == len(set(tried)) == 6
+    assert [r["status"] for r in sweep.records()] == ["done"] * 6  # repeats are not listed
+
+
+def test_a_trial_asked_for_but_never_launched_is_set_aside():
+    """Killed between asking Optuna for a trial and starting it: its parameters may be half
+    suggested, so a restart does not run it; a grid point set aside runs again in its place."""
+    space = parse_space({"learning_rate": [1e-3, 2e-3], "warmup_steps": [0, 5]})
+    storage = optuna.storages.InMemoryStorage()
+    first, _ = in_memory(space, "grid", 0, storage=storage)
+    number = first.next_trial(4)
+    first.note(number, attempts=1)
+    first.tell(number, "done", 1.0)
+    first.study.ask()  # the sweep dies before suggesting any parameter of trial 1
+    resumed, _ = in_memory(space, "grid", 0, storage=storage)
+    resumed.set_aside_unstarted()
+    number = resumed.next_trial(4)
+    assert number == 2 and resumed.record(number)["params"] == space.grid()[1]
+    assert [r["id"] for r in resumed.records()] == ["trial_0000", "trial_0002"]
 
 
 # -- flags and objective checks: all before any trial --------------------------------------------
@@ -297,19 +351,19 @@ def test_objective_checked_by_dry_run_for_other_data(fake):
 
 def test_train_log_reader_keeps_the_last_record_of_a_step(tmp_path):
     """A resumed trainer appends from its checkpoint's step; a line may be half written."""
+    assert evals.read_evals(str(tmp_path)) is None  # no train_log: nothing to read
     (tmp_path / "train_log.jsonl").write_text(
         '{"step": 1, "loss": 3.0}\n'
         '{"step": 2, "eval/eval_loss": 2.5, "eval/accuracy": 10.0}\n'
         '{"step": 4, "eval/eval_loss": 2.0, "eval/accuracy": 20.0}\n'
         '{"step": 2, "eval/eval_loss": 2.25, "eval/accuracy": 15.0}\n'  # resumed from step 1
         '{"step": 4, "eval/eval_loss": 1.5')
-    evals, source = events.read_evals(str(tmp_path))
-    assert source == "train_log.jsonl"
-    assert evals == {2: {"eval_loss": 2.25, "accuracy": 15.0},
-                     4: {"eval_loss": 2.0, "accuracy": 20.0}}
-    assert events.pick(evals, "accuracy", "max") == (4, {"eval_loss": 2.0, "accuracy": 20.0})
-    assert events.pick(evals, "eval_loss", "min", "last")[0] == 4
-    assert events.best_so_far(evals, "eval_loss", "min") == [(2, 2.25), (4, 2.0)]
+    read = evals.read_evals(str(tmp_path))
+    assert read == {2: {"eval_loss": 2.25, "accuracy": 15.0},
+                    4: {"eval_loss": 2.0, "accuracy": 20.0}}
+    assert evals.pick(read, "accuracy", "max") == (4, {"eval_loss": 2.0, "accuracy": 20.0})
+    assert evals.pick(read, "eval_loss", "min", "last")[0] == 4
+    assert evals.pick(read, "eval_loss", "min") == (4, {"eval_loss": 2.0, "accuracy": 20.0})
 
 
 # -- running sweeps -----------------------------------------------------------------------------
@@ -317,11 +371,11 @@ def test_grid_sweep_runs_every_trial_and_names_the_best(fake):
     space = {"learning_rate": [1e-3, 3e-3], "warmup_steps": [0, 5]}
     best, config = run_sweep(fake, space, method="grid")
     sweep = fake["dir"] / "sweep"
-    state = json.loads((sweep / "state.json").read_text())
+    state = load_state(str(sweep))
     expected = parse_space(space).grid()
     assert [t["params"] for t in state["trials"]] == expected
     assert all(t["status"] == "done" for t in state["trials"])
-    for t in state["trials"]:  # the value read back from the event files is the fake's score
+    for t in state["trials"]:  # the value read back from train_log.jsonl is the fake's score
         assert t["value"] == pytest.approx(fake_score(**t["params"]), abs=1e-6)
         assert t["step"] == 10
     want = max(expected, key=lambda p: fake_score(**p))
@@ -343,17 +397,18 @@ def test_grid_sweep_runs_every_trial_and_names_the_best(fake):
     assert len((sweep / "results.jsonl").read_text().splitlines()) == 4
     assert list(sweep.glob("events.out.tfevents.*"))
     for t in state["trials"]:
-        scalars = events.read_scalars(t["model_dir"])
-        assert scalars[10]["sweep/objective"] == pytest.approx(t["value"], abs=1e-6)
+        assert scalars(t["model_dir"])[10]["sweep/objective"] == pytest.approx(t["value"],
+                                                                                abs=1e-6)
 
 
 def test_random_sweep_trials_follow_the_seed(fake):
     space = {"learning_rate": {"type": "log_uniform", "low": 1e-4, "high": 1e-1},
              "warmup_steps": {"type": "int", "low": 0, "high": 9}}
     run_sweep(fake, space, method="random", max_trials=3, seed=11)
-    state = json.loads((fake["dir"] / "sweep" / "state.json").read_text())
-    assert [t["params"] for t in state["trials"]] == [parse_space(space).sample(11, i)
+    state = load_state(str(fake["dir"] / "sweep"))
+    assert [t["params"] for t in state["trials"]] == [proposed(parse_space(space), "random", 11, i)
                                                       for i in range(3)]
+    assert state["trials"][0]["params"] != proposed(parse_space(space), "random", 12, 0)
 
 
 def test_bayesian_sweep_starts_random_then_proposes(fake):
@@ -361,23 +416,23 @@ def test_bayesian_sweep_starts_random_then_proposes(fake):
              "warmup_steps": {"type": "int", "low": 0, "high": 9}}
     best, _ = run_sweep(fake, space, method="bayesian", max_trials=7, startup_trials=3, seed=5,
                         keep_checkpoints="best")
-    state = json.loads((fake["dir"] / "sweep" / "state.json").read_text())
+    state = load_state(str(fake["dir"] / "sweep"))
     params = [t["params"] for t in state["trials"]]
-    assert params[:3] == [parse_space(space).sample(5, i) for i in range(3)]
-    assert params[3:] != [parse_space(space).sample(5, i) for i in range(3, 7)]
+    assert params[:3] == [proposed(parse_space(space), "random", 5, i) for i in range(3)]
+    assert params[3:] != [proposed(parse_space(space), "random", 5, i) for i in range(3, 7)]
     assert [t["status"] for t in state["trials"]] == ["done"] * 7
     assert best["value"] == max(t["value"] for t in state["trials"])
     # --keep_checkpoints=best: only the best trial keeps checkpoints; every trial keeps its events.
     for t in state["trials"]:
         kept = list(pathlib.Path(t["model_dir"]).glob("**/ckpt-*"))
         assert bool(kept) == (t["id"] == best["id"])
-        assert events.read_evals(t["model_dir"])[0]
+        assert evals.read_evals(t["model_dir"])
 
 
 def test_failed_trials_are_recorded_not_rerun_unless_asked(fake):
     space = {"learning_rate": [1e-3, 0.9]}  # the fake fails on lr >= 0.5 like a NaN loss
     best, _ = run_sweep(fake, space, method="grid")
-    state = json.loads((fake["dir"] / "sweep" / "state.json").read_text())
+    state = load_state(str(fake["dir"] / "sweep"))
     assert [t["status"] for t in state["trials"]] == ["done", "failed"]
     assert "the loss is nan" in state["trials"][1]["error"]
     assert best["params"] == {"learning_rate": 1e-3}
@@ -385,12 +440,62 @@ def test_failed_trials_are_recorded_not_rerun_unless_asked(fake):
     assert len(fake["invocations"]()) == 2  # nothing rerun
     run_sweep(fake, space, method="grid", retry_failed=True)
     assert len(fake["invocations"]()) == 3
+    # A finished Optuna trial cannot run again: the retry is a new trial with its parameters.
+    retry = load_state(str(fake["dir"] / "sweep"))["trials"][2]
+    assert retry["retry_of"] == "trial_0001" and retry["params"] == {"learning_rate": 0.9}
+    assert retry["status"] == "failed"
 
 
 def test_restart_with_another_definition_is_refused(fake):
     run_sweep(fake, {"learning_rate": [1e-3]}, method="grid")
     with pytest.raises(SweepStateError, match="holds a different sweep .*space"):
         run_sweep(fake, {"learning_rate": [2e-3]}, method="grid")
+
+
+def test_a_sweep_dir_of_the_state_file_era_is_refused(fake):
+    """Its trials' model_dirs hold checkpoints of other parameters: never resume them."""
+    (fake["dir"] / "sweep").mkdir()
+    (fake["dir"] / "sweep" / "state.json").write_text("{}")
+    with pytest.raises(SweepStateError, match="older t5core .*new --sweep_dir"):
+        run_sweep(fake, {"learning_rate": [1e-3]}, method="grid")
+    assert fake["invocations"]() == []
+
+
+def test_a_trial_without_train_log_fails_and_says_so(fake, monkeypatch):
+    monkeypatch.setenv("FAKE_TRAIN_NO_LOG", "1")
+    best, _ = run_sweep(fake, {"learning_rate": [1e-3]}, method="grid")
+    assert best is None
+    [trial] = load_state(str(fake["dir"] / "sweep"))["trials"]
+    assert trial["status"] == "failed"
+    assert "wrote no train_log.jsonl" in trial["error"]
+    with pytest.raises(SearchSpaceError, match="dry run .* wrote no train_log.jsonl"):
+        prepare(str(fake["dir"] / "sweep2"), {"learning_rate": [1e-3]}, "accuracy",
+                fake["script"], ["--train_steps=10", "--task=sst2"], method="grid", log=quiet)
+
+
+def test_optuna_is_optional_until_a_sweep_runs(fake, monkeypatch, tmp_path):
+    out = subprocess.run([sys.executable, "-c", "import sys, t5core, t5core.sweep; "
+                          "print(sorted(m for m in sys.modules if m.startswith('optuna')))"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    monkeypatch.setitem(sys.modules, "optuna", None)  # `import optuna` now fails
+    with pytest.raises(MissingExtraError, match=r"pip install t5core\[sweep\]"):
+        prepare(str(fake["dir"] / "sweep"), {"learning_rate": [1e-3]}, "accuracy",
+                fake["script"], ["--train_steps=10"], method="grid", log=quiet)
+    assert fake["invocations"]() == []
+    # The command line: one line that says what to install, status 2, no traceback.
+    blocker = tmp_path / "no_optuna" / "optuna"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('No module named optuna')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(blocker.parent), str(REPO)]))
+    out = subprocess.run([sys.executable, str(SWEEP_SCRIPT), f"--sweep_dir={tmp_path / 's'}",
+                          "--method=grid", "--objective=accuracy",
+                          '--space={"learning_rate": [1e-3]}',
+                          f"--train_script={fake['script']}"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "error: the sweep needs Optuna: pip install t5core[sweep]" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 def test_median_stopping_prunes_a_trial_behind_the_median(fake, monkeypatch):
@@ -400,7 +505,7 @@ def test_median_stopping_prunes_a_trial_behind_the_median(fake, monkeypatch):
     space = {"learning_rate": [3e-3, 2e-3, 4e-3, 1e-5]}
     run_sweep(fake, space, method="grid", median_stopping=True, median_min_trials=3,
               train_args=("--train_steps=25", "--eval_every=5"))
-    state = json.loads((fake["dir"] / "sweep" / "state.json").read_text())
+    state = load_state(str(fake["dir"] / "sweep"))
     assert [t["status"] for t in state["trials"]] == ["done", "done", "done", "pruned"]
     assert state["trials"][3]["pruned_at"] < 25
     assert state["best"] != "trial_0003"
@@ -442,8 +547,8 @@ def test_resume_after_kill_keeps_finished_trials(fake, monkeypatch):
     while time.time() < deadline:
         time.sleep(0.1)
         try:
-            state = json.loads((sweep / "state.json").read_text())
-        except (OSError, ValueError):
+            state = load_state(str(sweep))
+        except (OSError, KeyError):  # no journal, or no study in it yet
             continue
         statuses = [t["status"] for t in state["trials"]]
         running = [t["model_dir"] for t in state["trials"] if t["status"] == "running"]
@@ -463,7 +568,7 @@ def test_resume_after_kill_keeps_finished_trials(fake, monkeypatch):
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "resumed with" in out.stdout + out.stderr
-    state = json.loads((sweep / "state.json").read_text())
+    state = load_state(str(sweep))
     assert [t["status"] for t in state["trials"]] == ["done"] * 4
     runs = {}
     for call in fake["invocations"]():
@@ -479,7 +584,7 @@ def test_resume_after_kill_keeps_finished_trials(fake, monkeypatch):
 
 # -- with the real trainer ------------------------------------------------------------------------
 def test_sweep_over_the_real_train_script(tmp_path):
-    """A 2-step trial of scripts/train.py on the embedded tasks; metrics from its events.
+    """A 2-step trial of scripts/train.py on the embedded tasks; metrics from its train_log.
 
     One trial only: a real trial costs ~20-50 s on the shared 2-core machine (TensorFlow start-up,
     tracing the train, eval and decode steps); the fake-trainer tests cover the rest."""
@@ -491,17 +596,16 @@ def test_sweep_over_the_real_train_script(tmp_path):
                       "--eval_steps=1", "--log_every=1"], method="grid", poll_seconds=0.5,
                      log=quiet)
     best = Sweep(config, log=quiet).run()
-    state = json.loads((sweep / "state.json").read_text())
+    state = load_state(str(sweep))
     assert [t["status"] for t in state["trials"]] == ["done"], \
         [t.get("error") for t in state["trials"]]
     for t in state["trials"]:
         # Values come from train_log.jsonl (float64); the TensorBoard events agree in float32.
-        assert t["metrics_source"] == "train_log.jsonl"
-        logged = events.read_train_log(t["model_dir"])
-        scalars = events.read_scalars(os.path.join(t["model_dir"], "eval"))
-        assert set(logged[2]) == set(scalars[2]) == set(EMBEDDED_TASK_METRICS)
+        logged = evals.read_evals(t["model_dir"])
+        events = scalars(os.path.join(t["model_dir"], "eval"))
+        assert set(logged[2]) == set(events[2]) == set(EMBEDDED_TASK_METRICS)
         assert t["value"] == logged[2]["eval_loss"]
-        assert t["value"] == pytest.approx(scalars[2]["eval_loss"], rel=1e-6)
+        assert t["value"] == pytest.approx(events[2]["eval_loss"], rel=1e-6)
         assert (pathlib.Path(t["model_dir"]) / "best" / "checkpoint").exists()
     assert best["id"] == "trial_0000" and best["params"] == {"learning_rate": 3e-3}
     assert "--best_metric=eval_loss" in best["command"]

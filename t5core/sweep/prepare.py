@@ -9,8 +9,8 @@ training, evaluations for the median-stopping rule).
 Which metrics a run produces: for the embedded task set they are known
 (train_flags.EMBEDDED_TASK_METRICS). For any other data source the sweep does a dry run: the
 first trial's flags with one training step and one evaluation batch, in sweep_dir/_dry_run, and
-reads the metric names from its eval events. That costs a model build and one decode pass, and it
-also catches a bad data path or model flag before N trials all fail on it.
+reads the metric names from its train_log.jsonl. That costs a model build and one decode pass,
+and it also catches a bad data path or model flag before N trials all fail on it.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ import shutil
 import subprocess
 import sys
 
-from t5core.sweep import events
-from t5core.sweep.runner import STATE_FILE, Sweep, SweepConfig
+from t5core import model_dir as run_files
+from t5core.sweep import study
+from t5core.sweep.evals import read_evals
+from t5core.sweep.runner import TRIAL_LOG, Sweep, SweepConfig, _log_tail
 from t5core.sweep.space import SearchSpace, SearchSpaceError, load_space, parse_space
 from t5core.sweep.train_flags import (EMBEDDED_TASK_METRICS, check_objective, check_space,
                                       default_direction, normalize_metric, parse_fixed_flags,
@@ -74,45 +76,46 @@ def dry_run_metrics(config: SweepConfig, known_flags=(), log=print) -> list[str]
     """Metric names of one 1-step run of the first trial's flags (see the module docstring)."""
     folder = os.path.join(config.sweep_dir, "_dry_run")
     shutil.rmtree(folder, ignore_errors=True)
-    probe = Sweep(config, log=lambda *a: None)
-    params = probe._propose(0, [])
-    trial = {"id": "dry_run", "params": params, "model_dir": folder}
-    flags = probe.command(trial)
+    trial = {"id": "dry_run", "params": study.first_params(config), "model_dir": folder}
+    flags = Sweep(config, log=lambda *a: None).command(trial)
     overrides = {"train_steps": 1, "warmup_steps": 0, "eval_every": 0, "eval_steps": 1,
                  "eval_examples": 8, "early_stopping_patience": 0, "save_every": 0,
                  "best_metric": ""}  # the objective is what is being checked: not asked for
     flags += [f"--{k}={v}" for k, v in overrides.items() if k in known_flags]
     log(f"Checking --objective with a one-step dry run in {folder} ...")
     os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, "train.log"), "w") as out:
+    with open(os.path.join(folder, TRIAL_LOG), "w") as out:
         proc = subprocess.run(flags, stdout=out, stderr=subprocess.STDOUT,
                               env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     if proc.returncode != 0:
-        from t5core.sweep.runner import _log_tail
-
         raise SearchSpaceError(f"the dry run of the first trial's flags failed (exit code "
                                f"{proc.returncode}); no trial was started. Its log "
-                               f"({folder}/train.log) ends:\n{_log_tail(folder)}")
-    evals, _ = events.read_evals(folder)
+                               f"({folder}/{TRIAL_LOG}) ends:\n{_log_tail(folder)}")
+    evals = read_evals(folder)
+    if evals is None:
+        raise SearchSpaceError(
+            f"the dry run of {config.train_script} wrote no {run_files.TRAIN_LOG}, where the "
+            "sweep reads each trial's evaluations (t5core's trainer appends one record per "
+            "evaluation); no trial was started")
     names = sorted({k for v in evals.values() for k in v})
     shutil.rmtree(folder, ignore_errors=True)
     return names
 
 
 def _checked_before(config: SweepConfig) -> list | None:
-    """The metric names a resumed sweep's state recorded, if it is the same sweep."""
-    path = os.path.join(config.sweep_dir, STATE_FILE)
-    if not os.path.exists(path):
+    """The metric names a resumed sweep recorded, if it is the same sweep."""
+    study.refuse_legacy(config.sweep_dir)
+    if not os.path.exists(os.path.join(config.sweep_dir, study.JOURNAL)):
         return None
-    with open(path) as f:
-        state = json.load(f)
-    same = state.get("identity") == json.loads(json.dumps(config.identity()))
-    return list(state.get("known_metrics") or []) if same else None
+    state = study.load_state(config.sweep_dir)
+    same = state["identity"] == json.loads(json.dumps(config.identity()))
+    return list(state["known_metrics"] or []) if same else None
 
 
 def prepare(sweep_dir: str, space, objective: str, train_script: str, train_args=(),
             direction: str = "auto", validate: str = "auto", log=print, **options) -> SweepConfig:
     """Checks everything and returns the SweepConfig (options: SweepConfig's other fields)."""
+    study.optuna()  # without it no trial can run: say so before any check or dry run
     if not objective:
         raise SearchSpaceError("--objective is required (e.g. accuracy, eval_loss)")
     if validate not in ("auto", "dry", "none"):

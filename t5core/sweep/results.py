@@ -1,7 +1,7 @@
 """A sweep's outputs: the results table (CSV + JSONL), TensorBoard HParams, the named best trial.
 
-Everything here is rewritten from the sweep state after each trial, atomically, so the files are
-always complete and consistent with state.json, even if the sweep is killed while writing.
+Everything here is rewritten from the sweep's record (study.py) after each trial, atomically, so
+the files are always complete, even if the sweep is killed while writing.
 HParams summaries are written with TensorBoard's own protos and event writer (no TensorFlow):
 the experiment (domains, metrics) in sweep_dir, one session per finished trial in its model_dir,
 whose `eval` run holds the metrics; `tensorboard --logdir <sweep_dir>` shows the dashboard.
@@ -16,9 +16,19 @@ import json
 import os
 import shutil
 import socket
-import struct
 import tempfile
 import time
+
+from t5core import model_dir as run_files
+
+RESULTS_CSV = "results.csv"
+RESULTS_JSONL = "results.jsonl"
+BEST_INFO = "best.json"
+BEST_LINK = "best_trial"  # sweep_dir/best_trial -> trials/<best trial id>
+HPARAMS_MARKER = "hparams_session.done"  # in a trial's model_dir: its HParams session is written
+# TensorFlow's names (tf.train.CheckpointManager): a folder's checkpoint index, the checkpoints.
+CHECKPOINT_STATE = "checkpoint"
+CHECKPOINT_PREFIX = "ckpt-"
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -70,12 +80,12 @@ def write_tables(sweep_dir: str, trials, param_names, objective) -> None:
     writer.writerow(header)
     writer.writerows([[_fmt(v) if isinstance(v, float) else ("" if v is None else v)
                        for v in row] for row in rows])
-    atomic_write(os.path.join(sweep_dir, "results.csv"), buf.getvalue())
+    atomic_write(os.path.join(sweep_dir, RESULTS_CSV), buf.getvalue())
     lines = [json.dumps({k: t.get(k) for k in ("id", "status", "value", "params", "step",
                                                 "metrics", "seconds", "attempts", "error",
-                                                "pruned_at", "model_dir")})
+                                                "pruned_at", "retry_of", "model_dir")})
              for t in trials]
-    atomic_write(os.path.join(sweep_dir, "results.jsonl"), "\n".join(lines) + "\n")
+    atomic_write(os.path.join(sweep_dir, RESULTS_JSONL), "\n".join(lines) + "\n")
 
 
 def markdown_table(trials, param_names, objective, best_id=None) -> str:
@@ -103,21 +113,20 @@ def _hparam(param):
 
 
 def _write_summary(log_dir: str, summary_pb, step: int = 0) -> None:
-    """One event file with one summary. Written by hand (TFRecord framing with masked CRC32C)
-    because TensorBoard's EventFileWriter goes through tf.io.gfile, importing TensorFlow."""
+    """One event file with one summary, framed by TensorBoard's RecordWriter (its
+    EventFileWriter would go through tf.io.gfile, importing TensorFlow into the sweep)."""
     from tensorboard.compat.proto import event_pb2
-    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+    from tensorboard.summary.writer.record_writer import RecordWriter
 
     os.makedirs(log_dir, exist_ok=True)
     path = os.path.join(log_dir, f"events.out.tfevents.{time.time():.6f}.{socket.gethostname()}"
                                  f".{os.getpid()}.sweep")
     with open(path, "wb") as f:
-        for event in (event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"),
-                      event_pb2.Event(wall_time=time.time(), step=step, summary=summary_pb)):
-            data = event.SerializeToString()
-            header = struct.pack("<Q", len(data))
-            f.write(header + struct.pack("<I", masked_crc32c(header)) + data
-                    + struct.pack("<I", masked_crc32c(data)))
+        writer = RecordWriter(f)
+        writer.write(event_pb2.Event(wall_time=time.time(),
+                                     file_version="brain.Event:2").SerializeToString())
+        writer.write(event_pb2.Event(wall_time=time.time(), step=step,
+                                     summary=summary_pb).SerializeToString())
 
 
 def write_hparams_experiment(sweep_dir: str, space, objective: str, metrics) -> None:
@@ -137,7 +146,7 @@ def write_hparams_experiment(sweep_dir: str, space, objective: str, metrics) -> 
 def write_hparams_session(trial: dict, objective: str) -> None:
     """Once per finished trial: its flags as an HParams session, its objective as a scalar."""
     model_dir = trial["model_dir"]
-    marker = os.path.join(model_dir, "hparams_session.done")
+    marker = os.path.join(model_dir, HPARAMS_MARKER)
     if os.path.exists(marker) or trial.get("value") is None:
         return
     from tensorboard.plugins.hparams import summary_v2 as hp
@@ -151,28 +160,33 @@ def write_hparams_session(trial: dict, objective: str) -> None:
 
 # -- the best trial ------------------------------------------------------------------------------
 def _best_checkpoint(model_dir: str) -> str | None:
-    """The trainer's best checkpoint (model_dir/best/ckpt-N), else the latest one."""
-    for folder in (os.path.join(model_dir, "best"), model_dir):
-        state = os.path.join(folder, "checkpoint")
-        if os.path.exists(state):
-            with open(state) as f:
-                for line in f:
-                    if line.startswith("model_checkpoint_path:"):
-                        name = line.split(":", 1)[1].strip().strip('"')
-                        return os.path.join(folder, name)
-    return None
+    """The best checkpoint that the trainer's results.json names (None if it wrote none)."""
+    try:
+        with open(run_files.path(model_dir, run_files.RESULTS)) as f:
+            return json.load(f).get("best_checkpoint")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def published_best(sweep_dir: str) -> str | None:
+    """The id of the trial that best.json names, if any."""
+    try:
+        with open(os.path.join(sweep_dir, BEST_INFO)) as f:
+            return json.load(f).get("trial")
+    except (OSError, ValueError):
+        return None
 
 
 def publish_best(sweep_dir: str, trial: dict, objective: str, direction: str) -> dict:
     """best.json + sweep_dir/best_trial -> trials/<id> (relative link; a copy if links fail)."""
-    link = os.path.join(sweep_dir, "best_trial")
+    link = os.path.join(sweep_dir, BEST_LINK)
     target = os.path.relpath(trial["model_dir"], sweep_dir)
     checkpoint = _best_checkpoint(trial["model_dir"])
     info = {"trial": trial["id"], "objective": objective, "direction": direction,
             "value": trial["value"], "step": trial.get("step"), "params": trial["params"],
             "metrics": trial.get("metrics"), "model_dir": target,
             "checkpoint": os.path.relpath(checkpoint, sweep_dir) if checkpoint else None,
-            "best_trial_link": "best_trial", "command": trial.get("command")}
+            "best_trial_link": BEST_LINK, "command": trial.get("command")}
     tmp_link = link + ".tmp"
     if os.path.lexists(tmp_link):
         os.unlink(tmp_link)
@@ -186,16 +200,16 @@ def publish_best(sweep_dir: str, trial: dict, objective: str, direction: str) ->
             shutil.rmtree(link) if os.path.isdir(link) and not os.path.islink(link) \
                 else os.unlink(link)
         shutil.copytree(trial["model_dir"], link)
-    atomic_write(os.path.join(sweep_dir, "best.json"), json.dumps(info, indent=2) + "\n")
+    atomic_write(os.path.join(sweep_dir, BEST_INFO), json.dumps(info, indent=2) + "\n")
     return info
 
 
 def delete_checkpoints(model_dir: str) -> None:
     """For --keep_checkpoints=best: frees a trial's checkpoints, keeps its logs and events."""
-    for path in glob.glob(os.path.join(model_dir, "ckpt-*")) + [os.path.join(model_dir,
-                                                                               "checkpoint")]:
+    for path in glob.glob(os.path.join(model_dir, CHECKPOINT_PREFIX + "*")) + [
+            os.path.join(model_dir, CHECKPOINT_STATE)]:
         if os.path.exists(path):
             os.unlink(path)
-    best = os.path.join(model_dir, "best")
+    best = run_files.path(model_dir, run_files.BEST)
     if os.path.isdir(best):
         shutil.rmtree(best)

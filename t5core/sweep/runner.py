@@ -1,17 +1,18 @@
-"""Runs a sweep: each trial a `scripts/train.py` subprocess with its own model_dir.
+"""Runs a sweep: each trial a `scripts/train.py` process in its own model_dir.
 
 sweep_dir/
-  state.json         the sweep: its definition and every trial (params, status, result), rewritten
-                     atomically after every change; a restarted sweep continues from it
-  trials/trial_0003/ the trial's model_dir (checkpoints, best/, train/ and eval/ events) + train.log
+  journal.log        the sweep's record, kept by Optuna (study.py); a restarted sweep resumes it
+  trials/trial_0003/ the trial's model_dir (checkpoints, best/, train_log.jsonl) + train.log
   results.csv, results.jsonl, best.json, best_trial -> trials/<best id>, HParams events
+  LOCK               held by the one sweep process running here
 
-Trial status: pending -> running -> done | failed | pruned. A trial found "running" at start-up
-was interrupted (the sweep was killed): it is run again, resuming from its own last checkpoint
-if it wrote one. Done, failed and pruned trials are never rerun (failed ones with
---retry_failed). The objective of a trial is read from its evaluations (see events.py): by
-default the best value over its evaluations, which is the one its best/ checkpoint holds, since
-the sweep passes --best_metric=<objective> to every trial.
+A trial's evaluations are read from its train_log.jsonl and reported to Optuna; with
+--median_stopping, Optuna's MedianPruner decides at each new evaluation whether to stop it. Its
+value is its best (or last) evaluation of the objective; the best by default, which is the one
+its best/ checkpoint holds, since the sweep passes --best_metric=<objective> to every trial.
+A trial that was running when the sweep was killed runs again, resuming from its own last
+checkpoint if it wrote one. Done, failed and pruned trials never run again (--retry_failed
+runs a failed trial's parameters again as a new trial).
 
 Parallel trials each get a slot (devices.py): a GPU each, or a disjoint share of the CPU cores.
 """
@@ -19,31 +20,27 @@ Parallel trials each get a slot (devices.py): a GPU each, or a disjoint share of
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
 import os
 import shlex
+import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import threading
 import time
-from typing import Callable
+from typing import IO, Callable
 
-import numpy as np
-
-from t5core.errors import T5CoreError
-from t5core.sweep import events, results, tpe
+from t5core import model_dir as run_files
+from t5core.sweep import results
 from t5core.sweep.devices import SlotPlan
-from t5core.sweep.space import SearchSpace, SearchSpaceError, unseen
+from t5core.sweep.evals import pick, read_evals
+from t5core.sweep.space import SearchSpace, SearchSpaceError
+from t5core.sweep.study import TRIALS, SweepStateError, SweepStudy, open_study, optuna
 from t5core.sweep.train_flags import format_flag
 
-STATE_FILE = "state.json"
 METHODS = ("grid", "random", "bayesian")
-
-
-class SweepStateError(T5CoreError, ValueError):
-    """sweep_dir holds a different sweep, or another sweep process is using it."""
+TRIAL_LOG = "train.log"  # a trial's stdout and stderr, in its model_dir
 
 
 @dataclasses.dataclass
@@ -113,95 +110,45 @@ class SweepConfig:
         return self.max_trials
 
 
+def lock_sweep_dir(sweep_dir: str) -> IO:
+    """Holds sweep_dir for this process until it exits (even by SIGKILL); one sweep at a time."""
+    import fcntl
+
+    handle = open(run_files.path(sweep_dir, run_files.LOCK), "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise SweepStateError(f"another sweep process is running in {sweep_dir}") from None
+    return handle
+
+
+@dataclasses.dataclass
+class _Running:
+    """A trial process this sweep started."""
+    trial: dict  # its record (study.record) when it started
+    proc: subprocess.Popen
+    log_file: IO
+    started: float
+    reason: str | None = None  # why the sweep is stopping it: "pruned" or "timeout"
+    pruned_at: int | None = None
+    reported: dict = dataclasses.field(default_factory=dict)  # step -> objective told to Optuna
+
+    @property
+    def number(self) -> int:  # the Optuna trial number
+        return self.trial["index"]
+
+
 class Sweep:
     def __init__(self, config: SweepConfig, log: Callable = print):
         config.check()
         self.c = config
         self.log = log
         self.dir = config.sweep_dir
-        self.trials: list[dict] = []
         self.slots = SlotPlan(config.parallel, config.gpus)
+        self.study: SweepStudy | None = None
         self._stop = False
-        self._lock_file = None
-
-    # -- state -----------------------------------------------------------------------------------
-    @property
-    def state_path(self) -> str:
-        return os.path.join(self.dir, STATE_FILE)
-
-    def save(self) -> None:
-        state = {"version": 1, "identity": self.c.identity(), "max_trials": self.c.max_trials,
-                 "known_metrics": list(self.c.known_metrics), "trials": self.trials,
-                 "best": self.best_trial_id()}
-        results.atomic_write(self.state_path, json.dumps(state, indent=1) + "\n")
-
-    def load(self) -> bool:
-        """Loads state.json if there is one (a restart); False for a new sweep."""
-        if not os.path.exists(self.state_path):
-            return False
-        with open(self.state_path) as f:
-            state = json.load(f)
-        saved, now = state["identity"], json.loads(json.dumps(self.c.identity()))
-        diff = [k for k in now if saved.get(k) != now[k]]
-        if diff:
-            details = "; ".join(f"{k}: saved {saved.get(k)!r}, now {now[k]!r}" for k in diff)
-            raise SweepStateError(f"{self.dir} holds a different sweep ({details}). Use a new "
-                                  "--sweep_dir, or the same settings to resume it.")
-        self.trials = state["trials"]
-        return True
-
-    def _acquire_lock(self) -> None:
-        import fcntl
-
-        self._lock_file = open(os.path.join(self.dir, ".sweep.lock"), "a+")
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise SweepStateError(f"another sweep process is running in {self.dir}") from None
-
-    # -- trials ----------------------------------------------------------------------------------
-    def _new_trial(self) -> dict | None:
-        index = len(self.trials)
-        if index >= self.c.planned_trials():
-            return None
-        seen = [t["params"] for t in self.trials]
-        params = self._propose(index, seen)
-        if params is None:
-            return None
-        trial_id = f"trial_{index:04d}"
-        trial = {"index": index, "id": trial_id, "params": params, "status": "pending",
-                 "model_dir": os.path.join(self.dir, "trials", trial_id), "attempts": 0}
-        self.trials.append(trial)
-        return trial
-
-    def _propose(self, index: int, seen) -> dict | None:
-        space, seed = self.c.space, self.c.seed
-        if self.c.method == "grid":
-            return space.grid()[index]
-        observations = self._observations()
-        if self.c.method == "bayesian" and len(observations) >= self.c.startup_trials \
-                and observations:
-            return tpe.propose(space, observations, np.random.default_rng([seed, index]), seen)
-        # Random (and the bayesian start-up): trial i's draw depends only on (seed, i); in a
-        # finite space a repeat of an earlier trial is redrawn.
-        for attempt in range(1000):
-            params = space.sample(seed, index) if attempt == 0 else \
-                space.sample(seed, index * 1000 + attempt)
-            if not space.is_finite or unseen(params, seen):
-                return params
-        return None
-
-    def _observations(self):
-        sign = 1.0 if self.c.direction == "min" else -1.0
-        return [(t["params"], sign * t["value"]) for t in self.trials
-                if t["status"] in ("done", "pruned") and t.get("value") is not None]
-
-    def best_trial_id(self):
-        done = [t for t in self.trials if t["status"] == "done" and t.get("value") is not None]
-        if not done:
-            return None
-        sign = 1.0 if self.c.direction == "min" else -1.0
-        return min(done, key=lambda t: (sign * t["value"], t["index"]))["id"]
+        self._rerun: list[int] = []  # trials a killed sweep left running
 
     def command(self, trial: dict) -> list[str]:
         flags = [format_flag(k, v) if not isinstance(v, str) else f"--{k}={v}"
@@ -210,145 +157,167 @@ class Sweep:
         flags += [f"--{k}={v}" for k, v in self.c.added_flags.items()]
         return [self.c.python, self.c.train_script, *flags, f"--model_dir={trial['model_dir']}"]
 
-    def _launch(self, trial: dict, slot: int):
+    # -- trials ----------------------------------------------------------------------------------
+    def _launch(self, number: int, slot: int) -> _Running:
+        trial = self.study.record(number)
         model_dir = trial["model_dir"]
-        has_checkpoint = os.path.exists(os.path.join(model_dir, "checkpoint"))
+        has_checkpoint = os.path.exists(os.path.join(model_dir, results.CHECKPOINT_STATE))
         if os.path.isdir(model_dir) and not has_checkpoint:
-            # An interrupted attempt that saved no checkpoint: start clean, so its stale eval
-            # events cannot mix with the new run's.
-            import shutil
-
+            # An interrupted attempt that saved no checkpoint: start clean, so that its
+            # evaluations cannot mix with the new run's.
             shutil.rmtree(model_dir)
         os.makedirs(model_dir, exist_ok=True)
         cmd = self.command(trial)
-        trial.update(status="running", attempts=trial.get("attempts", 0) + 1,
-                     command=shlex.join(cmd), started=time.time(), slot=slot,
-                     device=self.slots.describe(slot))
-        log_file = open(os.path.join(model_dir, "train.log"), "a")
-        log_file.write(f"\n=== attempt {trial['attempts']} {time.ctime()} on "
-                       f"{trial['device']}\n$ {trial['command']}\n")
+        attempts = trial.get("attempts", 0) + 1
+        device = self.slots.describe(slot)
+        log_file = open(os.path.join(model_dir, TRIAL_LOG), "a")
+        log_file.write(f"\n=== attempt {attempts} {time.ctime()} on {device}\n"
+                       f"$ {shlex.join(cmd)}\n")
         log_file.flush()
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
         env.update(self.slots.env(slot))
+        # Noted before the process starts: a trial with attempts is one a restart runs again.
+        self.study.note(number, attempts=attempts, command=shlex.join(cmd), device=device)
         proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env,
                                 preexec_fn=self.slots.preexec(slot))
-        trial["pid"] = proc.pid
-        self.save()
+        self.study.note(number, pid=proc.pid)
         params = " ".join(f"{k}={_short(v)}" for k, v in trial["params"].items())
-        resumed = "" if trial["attempts"] == 1 else (
-            f" (attempt {trial['attempts']}, from its last checkpoint)" if has_checkpoint
-            else f" (attempt {trial['attempts']}, from scratch: no checkpoint was saved)")
-        self.log(f"{trial['id']} started on {trial['device']}{resumed}: {params}")
-        return proc, log_file
+        resumed = "" if attempts == 1 else (
+            f" (attempt {attempts}, from its last checkpoint)" if has_checkpoint
+            else f" (attempt {attempts}, from scratch: no checkpoint was saved)")
+        retry = f" (a retry of {trial['retry_of']})" if trial.get("retry_of") else ""
+        self.log(f"{trial['id']} started on {device}{resumed}{retry}: {params}")
+        return _Running(trial, proc, log_file, time.time())
 
-    def _finish(self, trial: dict, returncode: int, reason: str | None) -> None:
-        """Records a trial whose process ended: done, pruned, failed, or back to pending."""
-        trial["seconds"] = trial.get("seconds", 0.0) + time.time() - trial.pop("started")
-        trial.pop("pid", None)
-        trial["returncode"] = returncode
-        if reason == "interrupted":
-            trial["status"] = "pending"
+    def _report(self, run: _Running, evals: dict) -> bool:
+        """Tells Optuna each evaluation of the objective not told yet; True if there was one."""
+        new = False
+        for step, metrics in sorted(evals.items()):
+            value = metrics.get(self.c.objective)
+            if value is not None and math.isfinite(value) and run.reported.get(step) != value:
+                self.study.report(run.number, step, value)
+                run.reported[step] = value
+                new = True
+        return new
+
+    def _should_prune(self, run: _Running) -> bool:
+        """Optuna's MedianPruner on the trial's evaluations so far (after the grace evaluations,
+        and never at the last one, when stopping would save nothing)."""
+        if not self._report(run, read_evals(run.trial["model_dir"]) or {}):
+            return False
+        if len(run.reported) < max(1, self.c.median_grace_evals):
+            return False
+        step = max(run.reported)
+        total = run.trial["params"].get("train_steps", self.c.train_steps)
+        if total and step >= int(total):
+            return False
+        if not self.study.should_prune(run.number):
+            return False
+        best = (min if self.c.direction == "min" else max)(run.reported.values())
+        run.pruned_at = step
+        self.log(f"{run.trial['id']} pruned at step {step}: its best {self.c.objective} so far, "
+                 f"{best:.5g}, is worse than the median of the completed trials at that step")
+        return True
+
+    def _finish(self, run: _Running, returncode: int, reason: str | None) -> None:
+        """Records a trial whose process ended: done, pruned, failed, or left to run again."""
+        trial, number = run.trial, run.number
+        seconds = trial.get("seconds", 0.0) + time.time() - run.started
+        if reason == "interrupted":  # it stays RUNNING in the study and runs again on resume
+            self.study.note(number, seconds=seconds)
             return
-        evals, source = events.read_evals(trial["model_dir"])
-        trial["history"] = [[s, v[self.c.objective]] for s, v in sorted(evals.items())
-                            if self.c.objective in v]
-        picked = events.pick(evals, self.c.objective, self.c.direction,
-                             "best" if reason == "pruned" else self.c.reduce)
+        evals = read_evals(trial["model_dir"])
+        self._report(run, evals or {})
+        picked = pick(evals or {}, self.c.objective, self.c.direction,
+                      "best" if reason == "pruned" else self.c.reduce)
+        notes = {"seconds": seconds, "returncode": returncode,
+                 "last_step": max(evals) if evals else None}
         if picked is not None:
-            trial["step"], trial["metrics"] = picked
-            trial["value"] = trial["metrics"][self.c.objective]
-        trial["last_step"] = max(evals) if evals else None
-        trial["metrics_source"] = source
-        if reason == "pruned" and returncode != 0:
-            trial["status"] = "pruned"
-        elif reason == "timeout":
-            trial["status"], trial["error"] = "failed", f"timed out after {self.c.trial_timeout} s"
-        elif returncode != 0:
-            trial["status"] = "failed"
-            trial["error"] = f"exit code {returncode}: " + _log_tail(trial["model_dir"])
-        elif picked is None:
-            found = sorted({k for v in evals.values() for k in v})
-            trial["status"] = "failed"
-            trial["error"] = (f"finished but wrote no {self.c.objective!r} evaluation ({source}: "
-                              f"{', '.join(found) or 'none'})")
-        else:  # (a trial asked to stop that had already finished counts as done)
-            trial["status"] = "done"
-            trial.pop("error", None)
-            trial.pop("pruned_at", None)
+            notes["step"], notes["metrics"] = picked
+            notes["value"] = picked[1][self.c.objective]
+        status, error = self._outcome(trial, returncode, reason, evals, notes.get("value"))
+        if error:
+            notes["error"] = error
+        if status == "pruned":
+            notes["pruned_at"] = run.pruned_at
+        self.study.note(number, **notes)
+        self.study.tell(number, status, notes.get("value"))
+        trial.update(notes, status=status)
         value = f"{self.c.objective} {trial['value']:.5g} at step {trial['step']}" \
             if trial.get("value") is not None else "no value"
-        self.log(f"{trial['id']} {trial['status']} after {trial['seconds']:.0f} s: {value}"
-                 + (f" ({trial['error'].splitlines()[0][:300]})" if trial.get("error") else ""))
-        if trial["status"] in ("done", "pruned"):
+        self.log(f"{trial['id']} {status} after {seconds:.0f} s: {value}"
+                 + (f" ({error.splitlines()[0][:300]})" if error else ""))
+        if status in ("done", "pruned"):
             results.write_hparams_session(trial, self.c.objective)
 
-    # -- median stopping -------------------------------------------------------------------------
-    def _should_prune(self, trial: dict) -> bool:
-        """Median stopping rule (Golovin et al., 2017, Vizier): stop a trial whose best objective
-        so far is worse than the median, over completed trials, of their best objective by the
-        same step."""
-        evals, _ = events.read_evals(trial["model_dir"])
-        curve = events.best_so_far(evals, self.c.objective, self.c.direction)
-        if len(curve) < max(1, self.c.median_grace_evals):
-            return False
-        step, value = curve[-1]
-        if step == trial.get("checked_step"):
-            return False
-        total = trial["params"].get("train_steps", self.c.train_steps)
-        if total and step >= int(total):
-            return False  # its last evaluation: nothing left to save by stopping it
-        trial["checked_step"] = step
-        others = []
-        for t in self.trials:
-            if t["status"] != "done" or not t.get("history"):
-                continue
-            before = [(s, v) for s, v in events.best_so_far(
-                {s: {"m": v} for s, v in t["history"]}, "m", self.c.direction) if s <= step]
-            if before:
-                others.append(before[-1][1])
-        if len(others) < self.c.median_min_trials:
-            return False
-        median = statistics.median(others)
-        worse = value < median if self.c.direction == "max" else value > median
-        if worse:
-            trial["pruned_at"] = step
-            self.log(f"{trial['id']} pruned at step {step}: best {self.c.objective} {value:.5g} "
-                     f"is worse than the median {median:.5g} of {len(others)} completed trials")
-        return worse
+    def _outcome(self, trial, returncode, reason, evals, value) -> tuple[str, str | None]:
+        """(status, error) of a trial whose process ended."""
+        if reason == "pruned" and returncode != 0:
+            return "pruned", None
+        if reason == "timeout":
+            return "failed", f"timed out after {self.c.trial_timeout} s"
+        if returncode != 0:
+            return "failed", f"exit code {returncode}: " + _log_tail(trial["model_dir"])
+        if evals is None:
+            return "failed", (f"finished but wrote no {run_files.TRAIN_LOG}, where the sweep reads "
+                              "a trial's evaluations (t5core's trainer appends one record each)")
+        if value is None:
+            found = sorted({k for v in evals.values() for k in v})
+            return "failed", (f"finished but wrote no {self.c.objective!r} evaluation "
+                              f"({run_files.TRAIN_LOG}: {', '.join(found) or 'none'})")
+        if not math.isfinite(value):
+            return "failed", f"its {self.c.objective} is {value}"
+        # A trial asked to stop that had already finished counts as done.
+        return "done", None
 
     # -- the loop --------------------------------------------------------------------------------
-    def _recover(self) -> None:
-        for trial in self.trials:
+    def _pruner(self):
+        pruners = optuna().pruners
+        if not self.c.median_stopping:
+            return pruners.NopPruner()
+        return pruners.MedianPruner(n_startup_trials=self.c.median_min_trials,
+                                    n_min_trials=self.c.median_min_trials)
+
+    def _recover(self) -> list[dict]:
+        """Readies trials a killed sweep left behind; returns every trial already recorded."""
+        self.study.set_aside_unstarted()
+        recorded = self.study.records()
+        for trial in recorded:
             if trial["status"] == "running":  # the sweep was killed while it ran
                 _stop_stale_process(trial)
-                trial.pop("started", None)
-                trial.pop("pid", None)
-                trial["status"] = "pending"
+                self._rerun.append(trial["index"])
                 self.log(f"{trial['id']} was interrupted; it will run again")
-            elif trial["status"] == "failed" and self.c.retry_failed:
-                trial["status"] = "pending"
-                trial.pop("error", None)
+        if self.c.retry_failed:
+            retried = self.study.retry_failed()
+            if retried:
+                self.log(f"{retried} failed trial(s) will run again as new trials")
+        return recorded
 
-    def _next_trial(self):
-        for trial in self.trials:
-            if trial["status"] == "pending":
-                return trial
-        return self._new_trial()
+    def _next_trial(self) -> int | None:
+        if self._rerun:
+            return self._rerun.pop(0)
+        return self.study.next_trial(self.c.planned_trials())
 
-    def run(self) -> dict:
+    def run(self) -> dict | None:
         """Runs (or resumes) the sweep to the end; returns the best trial's record (or None)."""
-        os.makedirs(os.path.join(self.dir, "trials"), exist_ok=True)
-        self._acquire_lock()
-        resumed = self.load()
-        self._recover()
-        finished = sum(t["status"] in ("done", "failed", "pruned") for t in self.trials)
+        os.makedirs(os.path.join(self.dir, TRIALS), exist_ok=True)
+        lock = lock_sweep_dir(self.dir)
+        try:
+            return self._run()
+        finally:
+            lock.close()
+
+    def _run(self) -> dict | None:
+        self.study = open_study(self.c, self._pruner())
+        recorded = self._recover()
+        finished = sum(t["status"] in ("done", "failed", "pruned") for t in recorded)
         self.log(f"Sweep {self.dir}: {self.c.method} search over {', '.join(self.c.space.names)}; "
                  f"{self.c.planned_trials()} trials planned, objective {self.c.direction} "
-                 f"{self.c.objective}" + (f"; resumed with {finished} finished" if resumed else ""))
-        self.save()
+                 f"{self.c.objective}"
+                 + (f"; resumed with {finished} finished" if recorded else ""))
         results.write_hparams_experiment(self.dir, self.c.space, self.c.objective,
                                          self.c.known_metrics)
-        running: dict[int, tuple] = {}  # slot -> (trial, process, log file, reason to stop)
+        running: dict[int, _Running] = {}  # slot -> trial process
         previous = {signal.SIGINT: signal.getsignal(signal.SIGINT),
                     signal.SIGTERM: signal.getsignal(signal.SIGTERM)}
 
@@ -361,93 +330,87 @@ class Sweep:
             signal.signal(sig, request_stop)
         try:
             while True:
-                for slot, (trial, proc, log_file, reason) in list(running.items()):
-                    if proc.poll() is None:
+                for slot, run in list(running.items()):
+                    if run.proc.poll() is None:
                         continue
-                    log_file.close()
+                    run.log_file.close()
                     del running[slot]
                     # A trial that ended on its own keeps its result even if a stop was asked.
-                    interrupted = self._stop and proc.returncode != 0 and reason is None
-                    self._finish(trial, proc.returncode, "interrupted" if interrupted else reason)
-                    self._after_trial(trial)
+                    interrupted = self._stop and run.proc.returncode != 0 and run.reason is None
+                    self._finish(run, run.proc.returncode,
+                                 "interrupted" if interrupted else run.reason)
+                    self._after_trial()
                 if self._stop:
                     break
-                for slot, (trial, proc, log_file, reason) in list(running.items()):
-                    if reason:
+                for run in running.values():
+                    if run.reason:
                         continue
-                    age = time.time() - trial["started"]
-                    if self.c.trial_timeout and age > self.c.trial_timeout:
-                        running[slot] = (trial, proc, log_file, "timeout")
-                        proc.terminate()
-                    elif self.c.median_stopping and self._should_prune(trial):
-                        running[slot] = (trial, proc, log_file, "pruned")
-                        proc.terminate()
-                free = [s for s in range(self.c.parallel) if s not in running]
-                for slot in free:
-                    trial = self._next_trial()
-                    if trial is None:
+                    if self.c.trial_timeout and time.time() - run.started > self.c.trial_timeout:
+                        run.reason = "timeout"
+                        run.proc.terminate()
+                    elif self.c.median_stopping and self._should_prune(run):
+                        run.reason = "pruned"
+                        run.proc.terminate()
+                for slot in [s for s in range(self.c.parallel) if s not in running]:
+                    number = self._next_trial()
+                    if number is None:
                         break
-                    proc, log_file = self._launch(trial, slot)
-                    running[slot] = (trial, proc, log_file, None)
+                    running[slot] = self._launch(number, slot)
                 if not running:
                     break
                 time.sleep(self.c.poll_seconds)
         finally:
             if running:  # interrupted, or an error in the sweep itself: stop the trials cleanly
-                for trial, proc, _, _ in running.values():
-                    proc.terminate()
-                for trial, proc, log_file, reason in running.values():
+                for run in running.values():
+                    run.proc.terminate()
+                for run in running.values():
                     try:
-                        proc.wait(timeout=60)
+                        run.proc.wait(timeout=60)
                     except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
-                    log_file.close()
-                    if proc.returncode == 0 or reason:  # it had ended, or was being stopped
-                        self._finish(trial, proc.returncode, reason)
+                        run.proc.kill()
+                        run.proc.wait()
+                    run.log_file.close()
+                    if run.proc.returncode == 0 or run.reason:  # it had ended, or was stopping
+                        self._finish(run, run.proc.returncode, run.reason)
                         continue
-                    self._finish(trial, proc.returncode, "interrupted")
-                    self.log(f"{trial['id']} stopped; it will run again when the sweep resumes")
-            self.save()
+                    self._finish(run, run.proc.returncode, "interrupted")
+                    self.log(f"{run.trial['id']} stopped; it will run again when the sweep "
+                             "resumes")
             self._write_tables()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         if self._stop:
-            raise KeyboardInterrupt(f"sweep interrupted; rerun the same command to resume "
-                                    f"({self.state_path})")
+            raise KeyboardInterrupt("sweep interrupted; rerun the same command to resume "
+                                    f"({self.dir})")
         return self.summary()
 
-    def _after_trial(self, trial: dict) -> None:
-        best_id = self.best_trial_id()
-        previous_best = None
-        if os.path.exists(os.path.join(self.dir, "best.json")):
-            with open(os.path.join(self.dir, "best.json")) as f:
-                previous_best = json.load(f).get("trial")
-        if best_id is not None and best_id != previous_best:
-            best = next(t for t in self.trials if t["id"] == best_id)
+    def _after_trial(self) -> None:
+        best = self.study.best()
+        previous_best = results.published_best(self.dir)
+        if best is not None and best["id"] != previous_best:
             results.publish_best(self.dir, best, self.c.objective, self.c.direction)
-            self.log(f"best so far: {best_id} ({self.c.objective} {best['value']:.5g})")
+            self.log(f"best so far: {best['id']} ({self.c.objective} {best['value']:.5g})")
         if self.c.keep_checkpoints == "best":
-            for t in self.trials:
-                if t["status"] in ("done", "failed", "pruned") and t["id"] != best_id:
+            for t in self.study.records():
+                if t["status"] != "running" and (best is None or t["id"] != best["id"]):
                     results.delete_checkpoints(t["model_dir"])
-        self.save()
         self._write_tables()
 
     def _write_tables(self) -> None:
-        results.write_tables(self.dir, self.trials, self.c.space.names, self.c.objective)
+        if self.study is not None:
+            results.write_tables(self.dir, self.study.records(), self.c.space.names,
+                                 self.c.objective)
 
     def summary(self) -> dict | None:
-        best_id = self.best_trial_id()
-        self.log(results.markdown_table(self.trials, self.c.space.names, self.c.objective,
-                                        best_id))
-        if best_id is None:
+        best = self.study.best()
+        self.log(results.markdown_table(self.study.records(), self.c.space.names,
+                                        self.c.objective, best["id"] if best else None))
+        if best is None:
             self.log("No trial finished with a value.")
             return None
-        best = next(t for t in self.trials if t["id"] == best_id)
-        self.log(f"Best: {best_id}, {self.c.objective} {best['value']:.5g} at step "
-                 f"{best['step']}; checkpoint {os.path.join(self.dir, 'best_trial')} "
-                 f"(best.json)")
+        self.log(f"Best: {best['id']}, {self.c.objective} {best['value']:.5g} at step "
+                 f"{best['step']}; checkpoint {os.path.join(self.dir, results.BEST_LINK)} "
+                 f"({results.BEST_INFO})")
         return best
 
 
@@ -456,7 +419,7 @@ def _short(value) -> str:
 
 
 def _log_tail(model_dir: str, lines: int = 12) -> str:
-    path = os.path.join(model_dir, "train.log")
+    path = os.path.join(model_dir, TRIAL_LOG)
     if not os.path.exists(path):
         return "(no log)"
     with open(path, errors="replace") as f:
@@ -484,8 +447,3 @@ def _stop_stale_process(trial: dict) -> None:
             return
         time.sleep(0.2)
     os.kill(pid, signal.SIGKILL)
-
-
-def load_state(sweep_dir: str) -> dict:
-    with open(os.path.join(sweep_dir, STATE_FILE)) as f:
-        return json.load(f)

@@ -1,4 +1,4 @@
-"""Search spaces over the trainer's flags: parameter kinds, grid enumeration and random sampling.
+"""Search spaces over the trainer's flags: parameter kinds, their Optuna distributions, the grid.
 
 A space is a mapping from a `scripts/train.py` flag name to what is searched for it, read from
 JSON or YAML:
@@ -10,9 +10,7 @@ JSON or YAML:
     num_layers: {type: int, low: 2, high: 6}            # inclusive; add `log: true` for log spacing
 
 Grid search needs every parameter to have a finite set of values (choices or int ranges); random
-and model-based search sample all kinds. Samples are drawn from a generator seeded by
-(sweep seed, trial index), so trial i has the same parameters whatever else happened in the sweep,
-which is what makes a killed sweep resumable without storing a random state.
+and model-based search sample all kinds, through Optuna's samplers (`SearchSpace.suggest`).
 """
 
 from __future__ import annotations
@@ -22,9 +20,7 @@ import itertools
 import json
 import math
 import os
-from typing import Any, Mapping, Sequence
-
-import numpy as np
+from typing import Any, Mapping
 
 from t5core.errors import T5CoreError
 
@@ -59,42 +55,14 @@ class Param:
             f"{self.kind} range [{self.low}, {self.high}]: give it as a list of values, or use "
             "--method=random or --method=bayesian")
 
-    def sample(self, rng: np.random.Generator):
+    def suggest(self, trial):
+        """This flag's value for an Optuna trial: its sampler's draw, or the value enqueued."""
         if self.kind == "choice":
-            return self.values[int(rng.integers(len(self.values)))]
-        if self.kind == "uniform":
-            return float(rng.uniform(self.low, self.high))
-        if self.kind == "log_uniform":
-            return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
-        if self.log:  # int, log-spaced: sample the log on [low - 0.5, high + 0.5) then round
-            x = math.exp(rng.uniform(math.log(self.low - 0.5 if self.low > 0.5 else self.low),
-                                     math.log(self.high + 0.5)))
-            return int(min(max(round(x), self.low), self.high))
-        return int(rng.integers(int(self.low), int(self.high) + 1))
-
-    # The model-based search works in an internal space where ranges are linear: log for
-    # log-scaled parameters, the index for choices.
-    def to_internal(self, value) -> float:
-        if self.kind == "choice":
-            return float(self.values.index(value))
-        if self.kind == "log_uniform" or (self.kind == "int" and self.log):
-            return math.log(value)
-        return float(value)
-
-    def from_internal(self, x: float):
-        if self.kind == "choice":
-            return self.values[int(x)]
-        if self.kind == "log_uniform":
-            return float(math.exp(x))
+            return trial.suggest_categorical(self.name, list(self.values))
         if self.kind == "int":
-            v = math.exp(x) if self.log else x
-            return int(min(max(round(v), self.low), self.high))
-        return float(x)
-
-    def internal_bounds(self) -> tuple[float, float]:
-        if self.kind == "log_uniform" or (self.kind == "int" and self.log):
-            return math.log(self.low), math.log(self.high)
-        return float(self.low), float(self.high)
+            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(self.name, float(self.low), float(self.high),
+                                   log=self.kind == "log_uniform")
 
     def to_dict(self) -> dict:
         if self.kind == "choice":
@@ -128,10 +96,9 @@ class SearchSpace:
     def is_finite(self) -> bool:
         return all(p.is_finite for p in self.params)
 
-    def sample(self, seed: int, index: int) -> dict:
-        """Trial `index`'s random parameters: a pure function of (seed, index)."""
-        rng = np.random.default_rng([seed, index])
-        return {p.name: p.sample(rng) for p in self.params}
+    def suggest(self, trial) -> dict:
+        """{flag: value} for an Optuna trial, in the order of the space."""
+        return {p.name: p.suggest(trial) for p in self.params}
 
 
 def _check_number(name, key, value, where):
@@ -229,7 +196,11 @@ def load_space(text_or_path: str) -> SearchSpace:
     with open(source) as f:
         text = f.read()
     if source.endswith((".yaml", ".yml")):
-        import yaml
+        try:
+            import yaml
+        except ImportError:
+            raise SearchSpaceError(f"{source}: a YAML space needs PyYAML: pip install "
+                                   "t5core[sweep] (or give the space as JSON)") from None
 
         try:
             spec = yaml.safe_load(text)
@@ -242,10 +213,3 @@ def load_space(text_or_path: str) -> SearchSpace:
             raise SearchSpaceError(f"{source}, line {e.lineno} column {e.colno}: {e.msg}") from None
     return parse_space(spec if spec is not None else {}, source)
 
-
-def same_params(a: Mapping, b: Mapping) -> bool:
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
-
-
-def unseen(params: Mapping, seen: Sequence[Mapping]) -> bool:
-    return not any(same_params(params, s) for s in seen)

@@ -16,6 +16,9 @@ import sys
 import xml.etree.ElementTree as ET
 from typing import Mapping, Sequence
 
+from t5core.errors import FlagError
+from t5core.model_dir import lower_is_better
+from t5core.sweep.evals import EVAL_PREFIX
 from t5core.sweep.space import SearchSpace, SearchSpaceError
 
 # Flags of absl/TF/keras themselves, listed by --helpxml but not the script's own.
@@ -47,8 +50,8 @@ def read_flags(train_script: str, python: str = sys.executable, timeout: float =
                           env=env, timeout=timeout)
     start = proc.stdout.find("<?xml")
     if start < 0:
-        raise RuntimeError(f"{train_script} --helpxml printed no flag table (exit code "
-                           f"{proc.returncode}):\n{proc.stderr[-2000:]}")
+        raise FlagError(f"--train_script={train_script}: its --helpxml printed no flag table "
+                        f"(exit code {proc.returncode}):\n{proc.stderr[-2000:]}")
     return parse_helpxml(proc.stdout[start:])
 
 
@@ -189,12 +192,12 @@ def uses_embedded_task(space: SearchSpace, fixed: Mapping) -> bool:
 
 def normalize_metric(name: str) -> str:
     """'eval/accuracy' (the trainer history's key) and 'accuracy' (the event tag) are the same."""
-    return name[len("eval/"):] if name.startswith("eval/") else name
+    return name[len(EVAL_PREFIX):] if name.startswith(EVAL_PREFIX) else name
 
 
 def default_direction(metric: str) -> str:
-    # The trainer keeps as "best" the lowest value of a metric named *loss*, else the highest.
-    return "min" if "loss" in metric else "max"
+    """The direction in which the trainer keeps its best checkpoint for `metric`."""
+    return "min" if lower_is_better(metric) else "max"
 
 
 def check_objective(objective: str, direction: str, available: Sequence[str] | None,
