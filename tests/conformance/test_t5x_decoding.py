@@ -26,6 +26,9 @@ carried vectors build those cases from T5X's `beam_search` rules (t5x/decoding.p
 the "hf" rules give the other answer on the same model.
 """
 
+import json
+import pathlib
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -292,6 +295,51 @@ def test_length_penalty_counts_a_forced_prompt_under_t5x_rules(semantics):
     expected = {"t5x": (short, -1.0 / bp(1)), "hf": (long, -1.3 / bp(4))}[semantics]
     np.testing.assert_array_equal(tokens[0, 0], expected[0])
     assert scores[0, 0] == pytest.approx(expected[1], abs=1e-5)
+
+
+# ============================================= beam search: T5X's own beam_search on random tables
+
+T5X_RUNS = pathlib.Path(__file__).parents[1] / "fixtures" / "t5x_beam_search" / "vectors.json"
+
+
+def _t5x_cases():
+    return json.loads(T5X_RUNS.read_text())["cases"]
+
+
+@pytest.mark.parametrize("index", range(len(_t5x_cases())))
+def test_beam_search_agrees_with_t5x_run(index):
+    # T5X's t5x/decoding.py beam_search, run by tests/make_t5x_beam_vectors.py on the same
+    # scripted Markov tables (beams finishing at many lengths, EOS inside and outside the top K,
+    # rows where nothing finishes, forced prompts, alpha 0 to 2): every beam and score agrees.
+    case = _t5x_cases()[index]
+    table = np.asarray(case["table"], np.float32)
+    prompt, length, k = case["prompt"], case["length"], case["num_beams"]
+    rows = len(table)
+    tokens, scores = run_beam(ScriptedDecoder(table), encoder_rows(rows), length - len(prompt), k,
+                              case["alpha"], prompt=[prompt] * rows)
+    want_tokens = np.asarray(case["sequences"])[:, ::-1, len(prompt):]  # best first, new tokens
+    want_scores = np.asarray(case["scores"])[:, ::-1]
+    filled = want_scores > NEG_INF / 2  # T5X's unfilled finished slots score -1e7; here -inf
+    np.testing.assert_array_equal(np.where(filled[..., None], tokens, 0),
+                                  np.where(filled[..., None], want_tokens, 0))
+    np.testing.assert_allclose(scores[filled], want_scores[filled], rtol=2e-6, atol=2e-6)
+    assert np.all(scores[~filled] == -np.inf)
+
+
+def test_t5x_runs_cover_the_cases_where_the_rules_differ():
+    # The recorded T5X runs include rows where nothing finished (T5X returns plain log-probs)
+    # and rows whose best beam the "hf" rules would pick differently.
+    nothing, differ = 0, 0
+    for case in _t5x_cases():
+        table = np.asarray(case["table"], np.float32)
+        prompt, length, k = case["prompt"], case["length"], case["num_beams"]
+        rows = len(table)
+        best = np.asarray(case["sequences"])[:, -1, len(prompt):]
+        nothing += int(sum(1 not in row for row in best))
+        hf, _ = run_beam(ScriptedDecoder(table), encoder_rows(rows), length - len(prompt), k,
+                         case["alpha"], prompt=[prompt] * rows, semantics="hf", num_results=1)
+        differ += int(np.sum(np.any(hf[:, 0] != best, axis=1)))
+    assert nothing >= 5 and differ >= 5, (nothing, differ)
 
 
 def test_beam_options_reach_generate():
