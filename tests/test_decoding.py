@@ -243,7 +243,8 @@ def test_wide_beam_finds_the_exhaustive_optimum(alpha, semantics):
                                                        cut_off_competes=semantics == "hf")
     # "hf": vocab ** (steps - 1) beams keep every prefix alive, so the search is exact. "t5x":
     # every EOS extension competes only if the 2K ranks hold every extension of every live prefix.
-    num_beams = vocab ** (steps - 1) if semantics == "hf" else (vocab - 1) ** (steps - 1) * vocab // 2
+    num_beams = (vocab ** (steps - 1) if semantics == "hf"
+                 else (vocab - 1) ** (steps - 1) * vocab // 2)
     tokens, scores = generate(model, encoder_tokens, steps, method="beam", num_beams=num_beams,
                               alpha=alpha, beam_semantics=semantics, jit_compile=False)
     np.testing.assert_array_equal(tokens.numpy(), expected_tokens)

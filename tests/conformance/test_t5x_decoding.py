@@ -198,7 +198,7 @@ def test_beam_search_force_decode_no_prefix():
     np.testing.assert_allclose(hf_scores, np.asarray(plain) / ((5 + 5) / 6) ** 0.6, atol=1e-5)
 
 
-# ================================================== beam search: T5X's rules on built-to-order models
+# ======================================== beam search: T5X's rules on models built to order
 
 
 def markov_table(steps, vocab, transitions):
