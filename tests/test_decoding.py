@@ -1,8 +1,10 @@
 """Decoding: cached search against full re-forwards, HF's greedy tokens and exhaustive search."""
 
 import functools
+import importlib.util
 import itertools
 import logging
+import pathlib
 
 import keras
 import numpy as np
@@ -11,7 +13,7 @@ import tensorflow as tf
 
 import t5core
 from t5core.decoding import filter_logits, generate, length_penalty
-from t5core.decoding.text import encode_inputs, generate_text
+from t5core.decoding.text import encode_inputs, generate_text, pad_batch
 from conftest import REFERENCE, REFERENCE_VARIANTS
 
 NEW_TOKENS = 12  # what tests/make_reference.py asked HF for
@@ -377,6 +379,30 @@ def test_generate_text_batches_like_single_calls():
     single = [tok.decode(generate(model, np.array([tok.encode(t, add_eos=True)]), 5,
                                   jit_compile=False)[0].numpy()[0]) for t in texts]
     assert batched == single
+
+
+def test_beam_semantics_flag_reaches_the_search():
+    spec = importlib.util.spec_from_file_location(
+        "generate_script", pathlib.Path(__file__).parents[1] / "scripts" / "generate.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    base = ["--checkpoint", "c", "--vocab", "byte"]
+    assert script.parse_args(base).beam_semantics == "t5x"
+    assert script.parse_args(base + ["--beam_semantics", "hf"]).beam_semantics == "hf"
+    with pytest.raises(SystemExit):
+        script.parse_args(base + ["--beam_semantics", "fairseq"])
+    # generate_text hands it to generate.
+    model, _ = load("gated_silu")
+    tok = ToyTokenizer()
+    texts = ["a bb", "ccc dd", "a a a a a"]
+    for semantics in ("t5x", "hf"):
+        through_text = list(generate_text(model, tok, texts, batch_size=3, max_new_tokens=6,
+                                          method="beam", num_beams=2, alpha=0.0,
+                                          beam_semantics=semantics, jit_compile=False))
+        ids = encode_inputs(tok, texts, 64, truncate=False)
+        direct = generate(model, pad_batch(ids, len(ids)), 6, method="beam", num_beams=2, alpha=0.0,
+                          beam_semantics=semantics, jit_compile=False)[0].numpy()
+        assert through_text == [tok.decode(row) for row in direct], semantics
 
 
 @pytest.mark.parametrize("compiled", [False, True])
