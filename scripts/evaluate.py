@@ -26,6 +26,8 @@ flags.DEFINE_integer("batch_size", 64, "Decoding batch size.")
 flags.DEFINE_enum("method", "greedy", ["greedy", "beam"], "Decoding method.")
 flags.DEFINE_integer("num_beams", 4, "Beams for --method=beam.")
 flags.DEFINE_float("alpha", 0.6, "Beam length penalty exponent.")
+flags.DEFINE_enum("beam_semantics", "t5x", ["t5x", "hf"], "Which beams may finish: t5x (T5X / "
+                  "Mesh-TF) or hf (HF / fairseq); see t5core.decoding.beam.")
 flags.DEFINE_integer("lora_rank", 0, "The checkpoint was trained with --peft=lora of this rank: "
                      "rebuild, restore and merge it (0: a plain checkpoint).")
 flags.DEFINE_float("lora_alpha", 0.0, "--peft=lora alpha of the run (0: the rank).")
@@ -64,7 +66,8 @@ def main(argv):
         model = load_pretrained(FLAGS.checkpoint, config=FLAGS.config)
     options = {"method": FLAGS.method}
     if FLAGS.method == "beam":
-        options.update(num_beams=FLAGS.num_beams, alpha=FLAGS.alpha)
+        options.update(num_beams=FLAGS.num_beams, alpha=FLAGS.alpha,
+                       beam_semantics=FLAGS.beam_semantics)
     metrics, predictions, _ = evaluate_task(
         model, get(FLAGS.task), FLAGS.split, tokenizer, FLAGS.inputs_length,
         FLAGS.targets_length, data_dir=FLAGS.data_dir or None, max_examples=FLAGS.max_examples,

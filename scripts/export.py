@@ -29,6 +29,10 @@ def parse_args(argv=None):
     p.add_argument("--method", default="greedy", choices=["greedy", "beam", "sample"])
     p.add_argument("--num_beams", type=int, default=4)
     p.add_argument("--alpha", type=float, default=0.6)
+    p.add_argument("--beam_semantics", default="t5x", choices=["t5x", "hf"],
+                   help="which beams may finish: t5x (T5X / Mesh-TF: every EOS among the 2K "
+                        "candidates; live beams only where none finished) or hf (HF / fairseq: "
+                        "EOS among the K best; live beams compete at the last step)")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top_k", type=int, default=0)
     p.add_argument("--top_p", type=float, default=1.0)
@@ -48,7 +52,8 @@ def main(argv=None):
     model = t5core.load_pretrained(args.checkpoint, config=args.config)
     export_saved_model(model, tokenizer, args.output_dir, max_input_length=args.max_input_length,
                        max_new_tokens=args.max_new_tokens, method=args.method,
-                       num_beams=args.num_beams, alpha=args.alpha, temperature=args.temperature,
+                       num_beams=args.num_beams, alpha=args.alpha,
+                       beam_semantics=args.beam_semantics, temperature=args.temperature,
                        top_k=args.top_k, top_p=args.top_p, seed=args.seed,
                        jit_compile=args.jit_compile)
     print(f"SavedModel written to {args.output_dir}")

@@ -37,7 +37,11 @@ def parse_args(argv=None):
     p.add_argument("--method", default="greedy", choices=["greedy", "beam", "sample"])
     p.add_argument("--num_beams", type=int, default=4)
     p.add_argument("--alpha", type=float, default=0.6, help="beam length-penalty exponent")
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--beam_semantics", default="t5x", choices=["t5x", "hf"],
+                   help="which beams may finish: t5x (T5X / Mesh-TF: every EOS among the 2K "
+                        "candidates; live beams only where none finished) or hf (HF / fairseq: "
+                        "EOS among the K best; live beams compete at the last step)")
+    p.add_argument("--temperature", type=float, default=1.0, help="0: greedy (as T5X)")
     p.add_argument("--top_k", type=int, default=0)
     p.add_argument("--top_p", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=None)
@@ -92,6 +96,7 @@ def main(argv=None):
         max_input_length=args.max_input_length, truncate=args.truncate,
         max_new_tokens=args.max_new_tokens, progress=args.input is None, total=len(texts),
         source=source, method=args.method, num_beams=args.num_beams, alpha=args.alpha,
+        beam_semantics=args.beam_semantics,
         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
         jit_compile=jit)
     try:

@@ -54,10 +54,14 @@ def parse_loss_normalization(loss_normalization):
 
 
 def _per_sequence_weights(weights, segment_ids):
-    """weights / (weight sum of the token's sequence or packed segment); 0 where the sum is 0."""
+    """weights / (weight sum of the token's sequence or packed segment); 0 where the sum is 0.
+
+    In packed rows a token of segment 0 is padding and gets 0 whatever its weight (as T5X).
+    """
     if segment_ids is None:
         per_token_total = tf.reduce_sum(weights, axis=-1, keepdims=True)
     else:
+        weights = tf.where(tf.not_equal(segment_ids, 0), weights, tf.zeros_like(weights))
         # One segment slot per (row, segment id): ids are < T + 1 in a row of length T.
         batch, length = tf.shape(segment_ids)[0], tf.shape(segment_ids)[1]
         segment_ids = tf.cast(segment_ids, tf.int32)

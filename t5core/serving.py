@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from t5core.decoding.beam import check_semantics
 from t5core.decoding.generation import METHODS, decode_graph
 
 
@@ -53,7 +54,7 @@ class Server(tf.Module):
 
     def __init__(self, model, tokenizer, *, max_input_length=512, max_new_tokens=64,
                  method="greedy", num_beams=4, alpha=0.6, temperature=1.0, top_k=0, top_p=1.0,
-                 seed=0, decoder_prompt=None, jit_compile=False):
+                 seed=0, decoder_prompt=None, jit_compile=False, beam_semantics="t5x"):
         super().__init__(name="t5_server")
         if METHODS.get(method) is None:
             raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
@@ -62,9 +63,10 @@ class Server(tf.Module):
                                      ("num_beams", num_beams, 1), ("top_k", top_k, 0)):
             if not isinstance(value, (int, np.integer)) or value < minimum:
                 raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-        if not temperature > 0 or not 0 < top_p <= 1:
-            raise ValueError(f"need temperature > 0 and top_p in (0, 1], got {temperature}, "
-                             f"{top_p}")
+        if not temperature >= 0 or not 0 < top_p <= 1:
+            raise ValueError(f"need temperature >= 0 (0: greedy) and top_p in (0, 1], got "
+                             f"{temperature}, {top_p}")
+        check_semantics(beam_semantics)
         self.model = model
         self.tokenizer = tokenizer.in_graph()
         _untrack_traced_cache(self.tokenizer)
@@ -73,11 +75,14 @@ class Server(tf.Module):
         prompt = np.zeros([0], np.int32) if decoder_prompt is None else np.asarray(decoder_prompt)
         self._prompt = prompt.astype(np.int32).reshape(-1)
         self._method = METHODS[method]
+        if self._method == "sample" and temperature == 0:
+            self._method = "greedy"  # as `generate`: temperature 0 is the argmax
         self._static = dict(method=self._method, max_new_tokens=int(max_new_tokens),
                             num_beams=int(num_beams) if self._method == "beam" else 1,
                             top_k=int(top_k) if self._method == "sample" else 0,
                             use_top_p=self._method == "sample" and top_p < 1.0,
-                            eos_id=int(model.config.eos_token_id))
+                            eos_id=int(model.config.eos_token_id),
+                            beam_semantics=beam_semantics)
         self._floats = (float(alpha), float(temperature), float(top_p))
         self._seed = np.array([int(seed), 0], np.int64)
         self.jit_compile = bool(jit_compile)

@@ -275,10 +275,36 @@ def test_span_corruption_exact_tokens_for_fixed_seed(tok):
 
 
 def test_span_corruption_byte_tokenizer_sentinels():
+    # ByT5 was pretrained with the top byte ids as sentinels, counting down from 258 (T5's
+    # vocab_size - 1 - i over seqio.ByteVocabulary() without extra ids), not HF's 259 + i.
     ds = tf.data.Dataset.from_tensors({"targets": tf.range(10, 70)})
     (row,) = _list(objectives.span_corruption(ds, ByteTokenizer(), seed=7))
-    sentinels = [t for t in row["inputs"].tolist() if t >= 259]
-    assert sentinels == [259, 260, 261]  # <extra_id_0>, <extra_id_1>, ... as ByteTokenizer
+    sentinels = [t for t in row["inputs"].tolist() if t >= 200]
+    assert sentinels == [258, 257, 256]
+    assert objectives.pretraining_sentinels(ByteTokenizer(extra_ids=0)) == (258, -1)
+
+
+def test_span_corruption_sentinels_count_down_from_the_vocabulary_size():
+    class NoExtraIds:  # mT5's vocabulary: its SentencePiece model already holds the sentinels
+        vocab_size, extra_ids = 250100, 0
+    assert objectives.pretraining_sentinels(NoExtraIds()) == (250099, -1)
+
+
+def test_zero_noise_density_masks_nothing(tok):
+    seeds = tf.constant([[1, 2], [3, 4]], tf.int64)
+    assert not objectives.random_spans_noise_mask(20, seeds, noise_density=0.0).numpy().any()
+    ds = tf.data.Dataset.from_tensors({"targets": tf.range(100, 130)})
+    (row,) = _list(objectives.span_corruption(ds, tok, seed=0, noise_density=0.0,
+                                              lengths={"inputs": 64, "targets": 8}))
+    assert row["inputs"].tolist() == list(range(100, 130))
+    assert row["targets"].tolist() == [32099]
+
+
+def test_reduce_concat_tokens_drops_padding_ids():
+    ds = tf.data.Dataset.from_tensor_slices(
+        {"targets": tf.ragged.constant([[1, 0, 2], [3, 4, 0, 0], [0]])})
+    (row,) = _list(objectives.reduce_concat_tokens(ds, batch_size=3))
+    assert row["targets"].tolist() == [1, 2, 3, 4]
 
 
 def _composition_part_pmf(n, k, length):
@@ -386,7 +412,18 @@ def test_padded_features():
                                                 {"inputs": 5, "targets": 4}))
     assert {k: v.tolist() for k, v in rows[0].items()} == {
         "encoder_input_tokens": [5, 6, 1, 0, 0], "decoder_target_tokens": [7, 8, 1, 0],
-        "decoder_input_tokens": [0, 7, 8, 0], "decoder_loss_weights": [1, 1, 1, 0]}
+        # SeqIO's shift: EOS also lands on the first padding position (no weight reads it).
+        "decoder_input_tokens": [0, 7, 8, 1], "decoder_loss_weights": [1, 1, 1, 0]}
+
+
+def test_features_start_decoder_inputs_with_the_configured_id():
+    ds = _as_ds([([5, 6, 1], [7, 8, 1]), ([4, 1], [9, 1])])
+    padded = _list(features.pad_to_model_features(ds, {"inputs": 5, "targets": 4},
+                                                   decoder_start_token_id=3))
+    assert padded[0]["decoder_input_tokens"].tolist() == [3, 7, 8, 1]
+    (packed,) = _list(features.pack_to_model_features(ds, {"inputs": 6, "targets": 6},
+                                                      decoder_start_token_id=3))
+    assert packed["decoder_input_tokens"].tolist() == [3, 7, 8, 3, 9, 0]
 
 
 def test_packing_invariants():

@@ -1,8 +1,10 @@
 """Decoding: cached search against full re-forwards, HF's greedy tokens and exhaustive search."""
 
 import functools
+import importlib.util
 import itertools
 import logging
+import pathlib
 
 import keras
 import numpy as np
@@ -11,7 +13,7 @@ import tensorflow as tf
 
 import t5core
 from t5core.decoding import filter_logits, generate, length_penalty
-from t5core.decoding.text import encode_inputs, generate_text
+from t5core.decoding.text import encode_inputs, generate_text, pad_batch
 from conftest import REFERENCE, REFERENCE_VARIANTS
 
 NEW_TOKENS = 12  # what tests/make_reference.py asked HF for
@@ -156,17 +158,29 @@ def test_encoder_runs_once_and_loop_stops_when_all_rows_are_done(method):
 
 
 @pytest.mark.parametrize("variant", REFERENCE_VARIANTS)
-def test_one_beam_equals_greedy(variant):
-    # With alpha = 0 one beam is exactly greedy: only a top-ranked EOS finishes a beam, and then
-    # the live beam (lower log-prob) can no longer win. (With alpha > 0 a longer live beam may
-    # legitimately overtake a short finished one.)
+def test_one_beam_equals_greedy_under_hf_rules(variant):
+    # Under the "hf" rules with alpha = 0 one beam is exactly greedy: only a top-ranked EOS
+    # finishes a beam, and then the live beam (lower log-prob) can no longer win. (With alpha > 0
+    # a longer live beam may legitimately overtake a short finished one.)
     model, ref = load(variant)
     encoder_tokens = ref["encoder_input_tokens"]
     greedy, greedy_scores = generate(model, encoder_tokens, NEW_TOKENS, jit_compile=False)
+    greedy, greedy_scores = greedy.numpy(), greedy_scores.numpy()
     beam, beam_scores = generate(model, encoder_tokens, NEW_TOKENS, method="beam", num_beams=1,
-                                 alpha=0.0, jit_compile=False)
-    np.testing.assert_array_equal(beam.numpy(), greedy.numpy())
-    np.testing.assert_allclose(beam_scores.numpy(), greedy_scores.numpy(), rtol=1e-5)
+                                 alpha=0.0, beam_semantics="hf", jit_compile=False)
+    np.testing.assert_array_equal(beam.numpy(), greedy)
+    np.testing.assert_allclose(beam_scores.numpy(), greedy_scores, rtol=1e-5)
+    # Under T5X's rules an EOS ranked second (of the 2K = 2 extensions) finishes too, so one
+    # beam follows greedy's path but may return a shorter sequence of higher log-probability:
+    # never a worse one where greedy ended with EOS.
+    t5x, t5x_scores = generate(model, encoder_tokens, NEW_TOKENS, method="beam", num_beams=1,
+                               alpha=0.0, jit_compile=False)
+    t5x, t5x_scores = t5x.numpy(), t5x_scores.numpy()
+    ended = (greedy == 1).any(axis=1)
+    assert np.all(t5x_scores[ended] >= greedy_scores[ended] - 1e-5)
+    for row in range(len(greedy)):
+        end = list(t5x[row]).index(1) if 1 in t5x[row] else NEW_TOKENS
+        np.testing.assert_array_equal(t5x[row, :end], greedy[row, :end])
 
 
 def test_length_penalty_is_t5s_formula():
@@ -175,19 +189,24 @@ def test_length_penalty_is_t5s_formula():
                                                                      rel=1e-6)
 
 
+@pytest.mark.parametrize("semantics", ["t5x", "hf"])
 @pytest.mark.parametrize("alpha", [0.6, 0.0])
-def test_beam_score_is_log_prob_over_length_penalty(alpha):
+def test_beam_score_is_log_prob_over_length_penalty(alpha, semantics):
     model, ref = load("gated_silu")
     encoder_tokens = ref["encoder_input_tokens"]
     tokens, scores = generate(model, encoder_tokens, NEW_TOKENS, method="beam", num_beams=4,
-                              alpha=alpha, jit_compile=False)
+                              alpha=alpha, beam_semantics=semantics, jit_compile=False)
     log_prob, length = sequence_log_prob(model, encoder_tokens, tokens.numpy())
-    np.testing.assert_allclose(scores.numpy(), log_prob / ((5 + length) / 6) ** alpha, rtol=1e-5)
+    expected = log_prob / ((5 + length) / 6) ** alpha
+    if semantics == "t5x":  # a row where nothing finished: the live beam's plain log-prob
+        expected = np.where((tokens.numpy() == 1).any(axis=1), expected, log_prob)
+    np.testing.assert_allclose(scores.numpy(), expected, rtol=1e-5)
     assert np.any(length < NEW_TOKENS), "no beam ended with EOS: the penalty went untested"
 
 
-def exhaustive_best(model, encoder_tokens, steps, alpha, vocab):
-    """Best penalised score per row over every sequence: EOS at step 1..steps, or no EOS."""
+def exhaustive_best(model, encoder_tokens, steps, alpha, vocab, cut_off_competes):
+    """Best penalised score per row over every sequence ending with EOS at step 1..steps, and
+    if cut_off_competes (the "hf" rules), every sequence cut off at `steps` without EOS."""
     batch = encoder_tokens.shape[0]
     non_eos = [t for t in range(vocab) if t != 1]
     best = np.full([batch], -np.inf)
@@ -197,7 +216,8 @@ def exhaustive_best(model, encoder_tokens, steps, alpha, vocab):
         log_probs = full_log_probs(model, encoder_tokens, inputs)  # [B, steps, V]
         running = np.zeros([batch])
         for n in range(1, steps + 1):
-            last = range(vocab) if n == steps else [1]  # length n ends with EOS, or hits the limit
+            # length n ends with EOS, or hits the limit
+            last = range(vocab) if n == steps and cut_off_competes else [1]
             for token in last:
                 score = (running + log_probs[:, n - 1, token]) / ((5 + n) / 6) ** alpha
                 sequence = [*prefix[:n - 1], token] + [0] * (steps - n)
@@ -209,8 +229,9 @@ def exhaustive_best(model, encoder_tokens, steps, alpha, vocab):
     return best_tokens, best
 
 
+@pytest.mark.parametrize("semantics", ["t5x", "hf"])
 @pytest.mark.parametrize("alpha", [0.0, 0.6, 3.0])
-def test_wide_beam_finds_the_exhaustive_optimum(alpha):
+def test_wide_beam_finds_the_exhaustive_optimum(alpha, semantics):
     vocab, steps = 5, 3
     keras.utils.set_random_seed(7)  # weights only; the golden is exhaustive search over them
     config = t5core.T5Config(vocab_size=vocab, d_model=16, d_kv=4, num_heads=2, d_ff=16,
@@ -220,16 +241,22 @@ def test_wide_beam_finds_the_exhaustive_optimum(alpha):
                              initializer_factor=3.0)  # peakier distributions than the default
     model = t5core.T5Model(config)
     encoder_tokens = np.array([[2, 3, 4, 1], [4, 4, 1, 0], [3, 1, 0, 0], [2, 2, 2, 1]], np.int32)
-    expected_tokens, expected_scores = exhaustive_best(model, encoder_tokens, steps, alpha, vocab)
-    # vocab ** (steps - 1) beams keep every prefix alive, so the search is exact.
-    tokens, scores = generate(model, encoder_tokens, steps, method="beam",
-                              num_beams=vocab ** (steps - 1), alpha=alpha, jit_compile=False)
+    expected_tokens, expected_scores = exhaustive_best(model, encoder_tokens, steps, alpha, vocab,
+                                                       cut_off_competes=semantics == "hf")
+    # "hf": vocab ** (steps - 1) beams keep every prefix alive, so the search is exact. "t5x":
+    # every EOS extension competes only if the 2K ranks hold every extension of every live prefix.
+    num_beams = (vocab ** (steps - 1) if semantics == "hf"
+                 else (vocab - 1) ** (steps - 1) * vocab // 2)
+    tokens, scores = generate(model, encoder_tokens, steps, method="beam", num_beams=num_beams,
+                              alpha=alpha, beam_semantics=semantics, jit_compile=False)
     np.testing.assert_array_equal(tokens.numpy(), expected_tokens)
     np.testing.assert_allclose(scores.numpy(), expected_scores, rtol=1e-5)
-    # A narrow beam can only do as well or worse.
-    narrow = generate(model, encoder_tokens, steps, method="beam", num_beams=2, alpha=alpha,
-                      jit_compile=False)[1].numpy()
-    assert np.all(narrow <= expected_scores + 1e-5)
+    # A narrow beam can only do as well or worse (where it finished a beam: a "t5x" row where
+    # nothing finished is scored by its plain log-prob).
+    narrow_tokens, narrow = generate(model, encoder_tokens, steps, method="beam", num_beams=2,
+                                     alpha=alpha, beam_semantics=semantics, jit_compile=False)
+    finished = (narrow_tokens.numpy() == 1).any(axis=1) | (semantics == "hf")
+    assert np.all(narrow.numpy()[finished] <= expected_scores[finished] + 1e-5)
 
 
 # --------------------------------------------------------------------------- sampling
@@ -306,7 +333,8 @@ def test_bad_arguments_raise_clear_errors():
         (dict(num_beams=0), ValueError, "num_beams must be >= 1"),
         (dict(method="beam", num_beams=0), ValueError, "num_beams must be >= 1"),
         (dict(method="nucleus"), ValueError, "method must be one of"),
-        (dict(method="sample", temperature=0.0), ValueError, "temperature must be > 0"),
+        (dict(method="sample", temperature=-0.5), ValueError, "temperature must be >= 0"),
+        (dict(method="beam", beam_semantics="HF"), ValueError, "beam_semantics must be one of"),
         (dict(method="sample", top_p=0.0), ValueError, r"top_p must be in \(0, 1\]"),
         (dict(method="sample", top_k=-1), ValueError, "top_k must be >= 0"),
         (dict(max_input_length=10), ValueError, "row 0 has 40 tokens, more than max_input_length"),
@@ -351,6 +379,30 @@ def test_generate_text_batches_like_single_calls():
     single = [tok.decode(generate(model, np.array([tok.encode(t, add_eos=True)]), 5,
                                   jit_compile=False)[0].numpy()[0]) for t in texts]
     assert batched == single
+
+
+def test_beam_semantics_flag_reaches_the_search():
+    spec = importlib.util.spec_from_file_location(
+        "generate_script", pathlib.Path(__file__).parents[1] / "scripts" / "generate.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    base = ["--checkpoint", "c", "--vocab", "byte"]
+    assert script.parse_args(base).beam_semantics == "t5x"
+    assert script.parse_args(base + ["--beam_semantics", "hf"]).beam_semantics == "hf"
+    with pytest.raises(SystemExit):
+        script.parse_args(base + ["--beam_semantics", "fairseq"])
+    # generate_text hands it to generate.
+    model, _ = load("gated_silu")
+    tok = ToyTokenizer()
+    texts = ["a bb", "ccc dd", "a a a a a"]
+    for semantics in ("t5x", "hf"):
+        through_text = list(generate_text(model, tok, texts, batch_size=3, max_new_tokens=6,
+                                          method="beam", num_beams=2, alpha=0.0,
+                                          beam_semantics=semantics, jit_compile=False))
+        ids = encode_inputs(tok, texts, 64, truncate=False)
+        direct = generate(model, pad_batch(ids, len(ids)), 6, method="beam", num_beams=2, alpha=0.0,
+                          beam_semantics=semantics, jit_compile=False)[0].numpy()
+        assert through_text == [tok.decode(row) for row in direct], semantics
 
 
 @pytest.mark.parametrize("compiled", [False, True])

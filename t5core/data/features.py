@@ -2,11 +2,15 @@
 
 Unpacked rows (`pad_to_model_features`): one example per row, padded with 0:
   encoder_input_tokens [L], decoder_target_tokens [T], decoder_input_tokens [T] (targets shifted
-  right, starting with 0), decoder_loss_weights [T] (1 on target tokens, 0 on padding).
+  right, starting with the decoder start id), decoder_loss_weights [T] (1 on target tokens, 0 on
+  padding).
 Packed rows (`pack_to_model_features`): several examples per row, filled greedily in stream order
 (a row is closed when the next example does not fit), plus encoder/decoder_segment_ids (1, 2, ...
 per example; 0 on padding) and encoder/decoder_positions (0, 1, ... restarting in each example).
-decoder_input_tokens restart with 0 at each example's start.
+decoder_input_tokens restart with the decoder start id at each example's start and are 0 on
+padding. The shift is SeqIO's `make_autoregressive_inputs` (so an unpacked row's last target, EOS,
+also lands on the first padding position, which no loss weight or real position reads); the start
+id is the model config's `decoder_start_token_id` (0 for every released T5).
 
 Neither cuts nor drops an example: one longer than its row fails with an error that says to
 truncate (`t5core.data.preprocessors.truncate`, or `truncate=True` here).
@@ -36,14 +40,20 @@ def _check_fits(ids, length: int, name: str):
                            f"truncate it first (truncate=True / preprocessors.truncate)")
 
 
-def _decoder_inputs(targets, segment_ids, positions):
-    """Targets shifted right by one, with 0 at each segment's first position and on padding."""
-    shifted = tf.concat([tf.zeros_like(targets[..., :1]), targets[..., :-1]], axis=-1)
-    return tf.where((positions == 0) | (segment_ids == 0), tf.zeros_like(shifted), shifted)
+def _decoder_inputs(targets, start_id, segment_ids=None, positions=None):
+    """Targets shifted right by one, starting with `start_id`; in packed rows (segment ids
+    given) `start_id` at each segment's first position and 0 on padding."""
+    start = tf.fill(tf.shape(targets[..., :1]), tf.cast(start_id, targets.dtype))
+    shifted = tf.concat([start, targets[..., :-1]], axis=-1)
+    if segment_ids is None:
+        return shifted
+    shifted = tf.where(positions == 0, tf.cast(start_id, targets.dtype), shifted)
+    return tf.where(segment_ids == 0, tf.zeros_like(shifted), shifted)
 
 
 def pad_to_model_features(ds: tf.data.Dataset, lengths: Mapping[str, int],
-                          truncate: bool = False) -> tf.data.Dataset:
+                          truncate: bool = False,
+                          decoder_start_token_id: int = 0) -> tf.data.Dataset:
     """One example per row, padded to lengths["inputs"] / lengths["targets"]."""
     L, T = lengths["inputs"], lengths["targets"]
     if truncate:
@@ -58,14 +68,15 @@ def pad_to_model_features(ds: tf.data.Dataset, lengths: Mapping[str, int],
         segment = tf.cast(tf.range(T) < tf.size(targets), tf.int32)
         out = {"encoder_input_tokens": tf.ensure_shape(enc, [L]),
                "decoder_target_tokens": tf.ensure_shape(dec, [T]),
-               "decoder_input_tokens": _decoder_inputs(dec, segment, tf.range(T)),
+               "decoder_input_tokens": _decoder_inputs(dec, decoder_start_token_id),
                "decoder_loss_weights": tf.cast(segment, tf.float32)}
         return out
     return ds.map(fn, num_parallel_calls=AUTOTUNE)
 
 
 def pack_to_model_features(ds: tf.data.Dataset, lengths: Mapping[str, int],
-                           truncate: bool = False) -> tf.data.Dataset:
+                           truncate: bool = False,
+                           decoder_start_token_id: int = 0) -> tf.data.Dataset:
     """Greedy next-fit packing of a stream of examples into rows of lengths["inputs"/"targets"].
 
     A row holds consecutive examples while both its encoder and decoder parts fit; the last partial
@@ -123,13 +134,15 @@ def pack_to_model_features(ds: tf.data.Dataset, lengths: Mapping[str, int],
         return {"encoder_input_tokens": row["enc"], "encoder_segment_ids": row["enc_seg"],
                 "encoder_positions": row["enc_pos"], "decoder_target_tokens": row["dec"],
                 "decoder_segment_ids": row["dec_seg"], "decoder_positions": row["dec_pos"],
-                "decoder_input_tokens": _decoder_inputs(row["dec"], row["dec_seg"], row["dec_pos"]),
+                "decoder_input_tokens": _decoder_inputs(row["dec"], decoder_start_token_id,
+                                                        row["dec_seg"], row["dec_pos"]),
                 "decoder_loss_weights": tf.cast(row["dec_seg"] > 0, tf.float32)}
     return ds.map(to_features, num_parallel_calls=AUTOTUNE)
 
 
 def to_model_features(ds: tf.data.Dataset, lengths: Mapping[str, int], pack: bool = False,
-                      truncate: bool = False) -> tf.data.Dataset:
+                      truncate: bool = False,
+                      decoder_start_token_id: int = 0) -> tf.data.Dataset:
     """`pack_to_model_features` or `pad_to_model_features` (unbatched rows)."""
     fn = pack_to_model_features if pack else pad_to_model_features
-    return fn(ds, lengths, truncate=truncate)
+    return fn(ds, lengths, truncate=truncate, decoder_start_token_id=decoder_start_token_id)

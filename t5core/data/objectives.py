@@ -8,9 +8,14 @@ Span corruption, as T5 defines it (t5/data/preprocessors.py, re-derived here):
    non-noise, noise, non-noise, ..., ending with noise, and all such masks are equally likely
    (`random_spans_noise_mask`);
 4. inputs = the tokens with each noise span replaced by one sentinel, targets = each sentinel
-   followed by the span it replaced; sentinels `<extra_id_0>`, `<extra_id_1>`, ... in order.
+   followed by the span it replaced; sentinel i is `vocab_size - 1 - i` of the vocabulary the
+   checkpoints were pretrained with (`pretraining_sentinels`).
 With EOS appended later, 568 raw tokens give inputs of 512 and targets of 114
 (`random_spans_helper`).
+
+The noise masks use T5's ops with T5's stateless seeds, so a mask for given seeds is T5's mask
+(tests/conformance/test_t5_preprocessors.py). The per-example seeds differ from SeqIO's
+`map_seed_manager` plumbing, so a whole pipeline's output for a seed is t5core's own.
 """
 
 from __future__ import annotations
@@ -18,23 +23,27 @@ from __future__ import annotations
 import tensorflow as tf
 
 from t5core.data.preprocessors import AUTOTUNE, map_with_seeds, stateless_shuffle
+from t5core.tokenizer import ByteTokenizer
 
 # ----------------------------------------------------------------------------- lengths
 
 
 def random_spans_helper(inputs_length: int = 512, noise_density: float = 0.15,
-                        mean_noise_span_length: float = 3.0) -> tuple[int, int]:
+                        mean_noise_span_length: float = 3.0, extra_tokens_per_span_inputs: int = 1,
+                        extra_tokens_per_span_targets: int = 1) -> tuple[int, int]:
     """(raw tokens per example, targets length) so that inputs come out at `inputs_length`,
-    counting one sentinel per span and one EOS on each side (512 -> (568, 114))."""
+    counting the extra tokens per span (one sentinel) and one EOS on each side
+    (512 -> (568, 114))."""
     def lengths(tokens):
         noise = round(tokens * noise_density)
         spans = round(noise / mean_noise_span_length)
-        return tokens - noise + spans + 1, noise + spans + 1
+        return (tokens - noise + spans * extra_tokens_per_span_inputs + 1,
+                noise + spans * extra_tokens_per_span_targets + 1)
     tokens = inputs_length - 1
     while lengths(tokens + 1)[0] <= inputs_length:
         tokens += 1
-    targets = lengths(tokens)[1]
-    if noise_density == 0.5 and targets > inputs_length:  # T5 keeps targets <= inputs here
+    inputs, targets = lengths(tokens)
+    if noise_density == 0.5 and targets > inputs:  # T5 keeps targets <= inputs here
         tokens, targets = tokens - 1, targets - 1
     return tokens, targets
 
@@ -53,7 +62,12 @@ def _random_segmentation(num_items, num_segments, seed):
 
 def random_spans_noise_mask(length, seeds, noise_density: float = 0.15,
                             mean_noise_span_length: float = 3.0):
-    """bool [length]: spans of noise as described in the module docstring. seeds: [2, 2]."""
+    """bool [length]: spans of noise as described in the module docstring. seeds: [2, 2].
+
+    At noise_density 0 nothing is noise (as T5); otherwise at least one token is.
+    """
+    if noise_density == 0:
+        return tf.zeros([length], tf.bool)
     orig_length = length
     length = tf.maximum(length, 2)  # room for one noise and one non-noise token
     num_noise = tf.cast(tf.round(tf.cast(length, tf.float32) * noise_density), tf.int32)
@@ -126,10 +140,14 @@ def select_random_chunk(ds, seed: int, max_length: int = 65536, key: str = "targ
 
 
 def reduce_concat_tokens(ds, batch_size: int = 128, key: str = "targets"):
-    """Concatenates every `batch_size` consecutive examples' `key` into one example."""
+    """Concatenates every `batch_size` consecutive examples' `key` into one example, dropping
+    id 0 (padding) as T5 does; tokenized text never holds id 0."""
+    def concat(rt):
+        tokens = rt.flat_values
+        return {key: tf.boolean_mask(tokens, tf.not_equal(tokens, 0))}
     ds = ds.map(lambda x: x[key], num_parallel_calls=AUTOTUNE)
     ds = ds.ragged_batch(batch_size)
-    return ds.map(lambda rt: {key: rt.flat_values}, num_parallel_calls=AUTOTUNE)
+    return ds.map(concat, num_parallel_calls=AUTOTUNE)
 
 
 def split_tokens(ds, max_tokens_per_segment: int, key: str = "targets"):
@@ -159,10 +177,21 @@ def denoise(ds, seed: int, noise_mask_fn, inputs_fn, targets_fn, first_sentinel:
     return map_with_seeds(ds, fn, seed, 2)
 
 
-def _sentinels(tokenizer):
-    first = tokenizer.sentinel_id(0)
-    step = tokenizer.sentinel_id(1) - first if tokenizer.extra_ids > 1 else -1
-    return first, step
+def pretraining_sentinels(tokenizer):
+    """(first sentinel id, step): the sentinels the released checkpoints were pretrained with.
+
+    T5's `noise_span_to_unique_sentinel` uses `vocabulary.vocab_size - 1 - i` for span i,
+    counting down from the top of the task's vocabulary:
+      T5 (cc_all.32000 + 100 extra ids, vocab_size 32100): 32099, 32098, ... = `<extra_id_i>`;
+      mT5 (mc4.250000.100extra, no extra ids, 250100): 250099, 250098, ... = `<extra_id_i>`;
+      ByT5 (seqio.ByteVocabulary() without extra ids, 259): 258, 257, ..., the top byte ids
+      ("we reuse the final 100 byte IDs", ByT5 paper), not HF's `<extra_id_i>` = 259 + i.
+    A SentencePiece `Tokenizer` counts down from its vocab_size (load mT5's vocabulary with
+    extra_ids=0); a `ByteTokenizer` from 258 whatever its extra_ids.
+    """
+    if isinstance(tokenizer, ByteTokenizer):
+        return 256 + tokenizer.offset - 1, -1
+    return tokenizer.vocab_size - 1, -1
 
 
 def span_corruption(ds, tokenizer, seed: int, lengths=None, noise_density: float = 0.15,
@@ -171,7 +200,7 @@ def span_corruption(ds, tokenizer, seed: int, lengths=None, noise_density: float
     """T5's pretraining objective on tokenized text in `key` (no EOS yet; append it after).
 
     Output lengths (after EOS): inputs lengths["inputs"] (512), targets <= lengths["targets"] (114).
-    Sentinels default to the tokenizer's `<extra_id_0>`, `<extra_id_1>`, ...
+    Sentinels default to `pretraining_sentinels(tokenizer)`.
     """
     lengths = dict(lengths or {"inputs": 512, "targets": 114})
     tokens_length, targets_length = random_spans_helper(lengths["inputs"], noise_density,
@@ -179,7 +208,7 @@ def span_corruption(ds, tokenizer, seed: int, lengths=None, noise_density: float
     if lengths.get("targets", targets_length) < targets_length:
         raise ValueError(f"span corruption with inputs length {lengths['inputs']} needs "
                          f"targets length >= {targets_length}, got {lengths['targets']}")
-    first, step = _sentinels(tokenizer)
+    first, step = pretraining_sentinels(tokenizer)
     first = first if first_sentinel is None else first_sentinel
     step = step if sentinel_step is None else sentinel_step
     ds = select_random_chunk(ds, seed, key=key)
@@ -196,7 +225,7 @@ def iid_denoising(ds, tokenizer, seed: int, lengths=None, noise_density: float =
                   key: str = "targets"):
     """The paper's baseline objective: i.i.d. noise tokens, each run -> one sentinel."""
     lengths = dict(lengths or {"inputs": 512})
-    first, step = _sentinels(tokenizer)
+    first, step = pretraining_sentinels(tokenizer)
     ds = select_random_chunk(ds, seed, key=key)
     ds = reduce_concat_tokens(ds, key=key)
     ds = split_tokens(ds, lengths["inputs"] - 1, key=key)

@@ -210,12 +210,16 @@ def make_model_dataset(task_or_name, split: str, tokenizer, *, batch_size: int,
                        lengths: Mapping[str, int] | None = None, pack: bool = False,
                        shuffle: bool = True, seed: int = 0, num_epochs: int | None = None,
                        data_dir: str | None = None, drop_remainder: bool = True,
-                       prefetch: bool = True) -> tf.data.Dataset:
-    """Batches of model features for training/eval from a task or mixture (name or object)."""
+                       prefetch: bool = True,
+                       decoder_start_token_id: int = 0) -> tf.data.Dataset:
+    """Batches of model features for training/eval from a task or mixture (name or object).
+
+    decoder_start_token_id: the model config's, which starts every decoder input row."""
     task = get(task_or_name) if isinstance(task_or_name, str) else task_or_name
     lengths = dict(lengths or task.output_lengths)
     ds = task.get_dataset(split, tokenizer, lengths=lengths, data_dir=data_dir, shuffle=shuffle,
                           seed=seed, num_epochs=num_epochs)
-    ds = features_lib.to_model_features(ds, lengths, pack=pack)
+    ds = features_lib.to_model_features(ds, lengths, pack=pack,
+                                        decoder_start_token_id=decoder_start_token_id)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     return ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds

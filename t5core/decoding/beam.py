@@ -1,11 +1,29 @@
 """Beam search with T5's length penalty, in one tf.while_loop over a [B*K]-row cache.
 
 Each row keeps K live beams (no EOS yet) and K finished ones. A step extends every live beam by
-every token, keeps the 2K best extensions (at most K of them end in EOS, so K live ones always
-remain), moves those ending in EOS that rank among the K best to the finished set, scored by
-`log p / length_penalty`, and
-reorders the self-attention cache to follow the surviving live beams. A row is done once no live
-beam can still beat its best finished one; the loop stops when every row is done.
+every token and keeps the 2K best extensions, so that K of them without EOS always remain to be
+the next live beams; finished beams are scored `log p / length_penalty(length, alpha)`. The
+self-attention cache is reordered to follow the surviving live beams. A row is done once no live
+beam can still reach its finished set; the loop stops when every row is done.
+
+Which extensions may finish, and what the last step does, follows one of two rule sets
+(`semantics`), because the two families of public implementations differ and a user who compares
+with one of them expects its results:
+
+  "t5x" (the default; T5X's and Mesh-TF's `beam_search`, what T5 was evaluated with):
+    - every extension among the 2K that ends in EOS competes for the K finished slots;
+    - the length is the decoded sequence's, a forced decoder prompt included;
+    - a row where nothing finished returns its live beams, scored by their plain log-probability.
+  "hf" (HF transformers' and fairseq's finishing rules, with T5's penalty formula):
+    - only extensions ending in EOS that rank among the K best finish (so one beam is greedy);
+    - the length counts the new tokens only, not a forced prompt;
+    - at the last step the live beams join the finished pool, scored with the full length.
+
+At the first step only one beam per row is real. The others start, as in both references, at a
+large finite negative log-probability (T5X -1e7, HF -1e9), not -inf: with fewer than 2K real
+extensions (a vocabulary smaller than 2K) their extensions fill the 2K ranks before a token of
+lower log-probability would. An extension of log-probability -inf (a token the model rules out)
+never finishes.
 """
 
 import tensorflow as tf
@@ -13,6 +31,9 @@ import tensorflow as tf
 from t5core.decoding.cache_ops import reorder_self_cache, tile_cache, write_at
 
 NEG_INF = float("-inf")
+SEMANTICS = ("t5x", "hf")
+# The log-probability the absent beams start with: t5x.decoding.NEG_INF, HF's beam-score init.
+ABSENT_BEAM = {"t5x": -1.0e7, "hf": -1.0e9}
 
 
 def length_penalty(length, alpha):
@@ -21,64 +42,99 @@ def length_penalty(length, alpha):
     return tf.pow((5.0 + length) / 6.0, tf.cast(alpha, tf.float32))
 
 
+def check_semantics(semantics):
+    if semantics not in SEMANTICS:
+        raise ValueError(f"beam_semantics must be one of {', '.join(SEMANTICS)}, "
+                         f"got {semantics!r}")
+    return semantics
+
+
 def _gather_beams(x, index):
     """x [B, M, ...] -> [B, K, ...] picking index [B, K] in each row."""
     return tf.gather(x, index, batch_dims=1)
 
 
-def beam_search(model, cache, first_token, first_step, max_new_tokens, num_beams, alpha, eos_id):
-    """The best beam of each row.
+def beam_search(model, cache, first_token, first_step, max_new_tokens, num_beams, alpha, eos_id,
+                semantics="t5x", num_results=1):
+    """The best `num_results` beams of each row, best first.
 
-    cache / first_token / first_step: from `start_decoding`, for B rows (tiled here to B*K).
-    Lengths count the new tokens, EOS included; a beam that reaches max_new_tokens without EOS is
-    finished there. Returns (tokens int32 [B, max_new_tokens], 0 after EOS; scores float32 [B],
-    the best beam's log-probability divided by length_penalty(its length, alpha)).
+    cache / first_token / first_step: from `start_decoding`, for B rows (tiled here to B*K);
+    first_step is the length of the forced prompt. Lengths count the new tokens, EOS included
+    (plus the prompt under "t5x"). Returns (tokens int32 [B, num_results, max_new_tokens], 0 after
+    EOS; scores float32 [B, num_results]: log-probability over length_penalty(length, alpha), or,
+    under "t5x" for a row where nothing finished, the live beam's plain log-probability). Slots
+    that no beam filled score -inf. The loop stops early only when the `num_results` best beams of
+    every row can no longer change.
     """
+    check_semantics(semantics)
     k = num_beams
+    if not 1 <= num_results <= k:
+        raise ValueError(f"num_results must be in [1, num_beams={k}], got {num_results}")
     batch = tf.shape(first_token)[0]
     cache = tile_cache(cache, k)
     token = tf.repeat(first_token, k)  # [B*K]
-    # At first only one beam per row is real; the others start at -inf so they never win.
-    first = tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], axis=0)
+    # At first only one beam per row is real; the others start far below it (see the docstring).
+    first = tf.concat([[0.0], tf.fill([k - 1], ABSENT_BEAM[semantics])], axis=0)
     live_log_probs = tf.tile(first[None, :], [batch, 1])  # [B, K]
     live_tokens = tf.zeros([batch, k, max_new_tokens], tf.int32)
     finished_scores = tf.fill([batch, k], NEG_INF)
     finished_tokens = tf.zeros([batch, k, max_new_tokens], tf.int32)
     row_offsets = (tf.range(batch) * k)[:, None]  # [B, 1]
     alpha = tf.cast(alpha, tf.float32)
-    longest_penalty = length_penalty(max_new_tokens, alpha)
+    counted_prompt = tf.cast(first_step, tf.int32) if semantics == "t5x" else 0
+    # T5X stores beams worst first, so among extensions of equal log-probability its top-k (which
+    # prefers the lower index) keeps the one from the worse beam. Here beams are stored best
+    # first; under "t5x" the top-k's see them in T5X's order, so exact ties resolve as in T5X.
+    worst_first = semantics == "t5x"
+
+    def penalty(new_tokens):
+        return length_penalty(counted_prompt + new_tokens, alpha)
 
     def cond(i, token, cache, live_log_probs, live_tokens, finished_scores, finished_tokens):
         # The best any live beam can still reach: log-probs only fall as it grows, so its bound
-        # is its current log-prob over the most favourable penalty among the lengths left.
+        # is its current log-prob over the most favourable penalty among the lengths left (the
+        # penalty is monotone in the length, so one of the two ends).
         best_live = live_log_probs[:, 0]
-        bound = tf.maximum(best_live / longest_penalty, best_live / length_penalty(i + 1, alpha))
-        row_done = finished_scores[:, 0] >= bound
+        bound = tf.maximum(best_live / penalty(max_new_tokens), best_live / penalty(i + 1))
+        row_done = finished_scores[:, num_results - 1] >= bound
         return (i < max_new_tokens) & ~tf.reduce_all(row_done)
 
     def body(i, token, cache, live_log_probs, live_tokens, finished_scores, finished_tokens):
         logits, cache = model.decode_step(token, cache, first_step + i)  # [B*K, V]
         vocab = tf.shape(logits)[-1]
         log_probs = tf.reshape(tf.nn.log_softmax(logits, axis=-1), [batch, k, vocab])
-        extended = tf.reshape(live_log_probs[:, :, None] + log_probs, [batch, k * vocab])
-        top_log_probs, top_index = tf.math.top_k(extended, k=2 * k)  # [B, 2K]
+        extended = live_log_probs[:, :, None] + log_probs  # [B, K, V]
+        if worst_first:
+            extended = tf.reverse(extended, axis=[1])
+        top_log_probs, top_index = tf.math.top_k(tf.reshape(extended, [batch, k * vocab]),
+                                                 k=2 * k)  # [B, 2K]
         source_beam = top_index // vocab
+        if worst_first:
+            source_beam = k - 1 - source_beam
         new_token = top_index % vocab
         candidates = write_at(_gather_beams(live_tokens, source_beam), i, new_token)  # [B, 2K, T]
+        is_eos = tf.equal(new_token, eos_id)
 
-        # Finished: candidates ending in EOS that rank among the K best (as fairseq and HF do, so
-        # that one beam is greedy), and at the last step every candidate.
-        in_top_k = tf.range(2 * k)[None, :] < k
-        ends = (tf.equal(new_token, eos_id) & in_top_k) | tf.equal(i, max_new_tokens - 1)
-        candidate_scores = tf.where(ends, top_log_probs / length_penalty(i + 1, alpha), NEG_INF)
+        # Live: the K best candidates without EOS.
+        live_log_probs, keep = tf.math.top_k(tf.where(is_eos, NEG_INF, top_log_probs), k=k)
+
+        # Finished: the candidates the rule set lets finish, joined with the finished set.
+        if semantics == "t5x":
+            ends = is_eos & (top_log_probs > NEG_INF)
+        else:
+            ranks = tf.range(2 * k)[None, :]
+            ends = is_eos & (ranks < k)
+            kept_live = tf.reduce_any(tf.equal(ranks[:, :, None], keep[:, None, :]), axis=-1)
+            ends |= kept_live & tf.equal(i, max_new_tokens - 1)
+        candidate_scores = tf.where(ends, top_log_probs / penalty(i + 1), NEG_INF)
+        if worst_first:
+            finished_scores = tf.reverse(finished_scores, axis=[1])
+            finished_tokens = tf.reverse(finished_tokens, axis=[1])
         pool_scores = tf.concat([finished_scores, candidate_scores], axis=1)  # [B, 3K]
         pool_tokens = tf.concat([finished_tokens, candidates], axis=1)
         finished_scores, best = tf.math.top_k(pool_scores, k=k)
         finished_tokens = _gather_beams(pool_tokens, best)
 
-        # Live: the K best candidates without EOS.
-        live_log_probs, keep = tf.math.top_k(
-            tf.where(tf.equal(new_token, eos_id), NEG_INF, top_log_probs), k=k)
         live_tokens = _gather_beams(candidates, keep)
         token = tf.reshape(_gather_beams(new_token, keep), [-1])
         rows = tf.reshape(_gather_beams(source_beam, keep) + row_offsets, [-1])
@@ -88,5 +144,9 @@ def beam_search(model, cache, first_token, first_step, max_new_tokens, num_beams
     state = (tf.constant(0), token, cache, live_log_probs, live_tokens, finished_scores,
              finished_tokens)
     state = tf.while_loop(cond, body, state)
-    finished_scores, finished_tokens = state[5], state[6]
-    return finished_tokens[:, 0], finished_scores[:, 0]
+    live_log_probs, live_tokens, finished_scores, finished_tokens = state[3:]
+    if semantics == "t5x":
+        none_finished = tf.equal(finished_scores[:, 0], NEG_INF)  # [B]
+        finished_tokens = tf.where(none_finished[:, None, None], live_tokens, finished_tokens)
+        finished_scores = tf.where(none_finished[:, None], live_log_probs, finished_scores)
+    return finished_tokens[:, :num_results], finished_scores[:, :num_results]

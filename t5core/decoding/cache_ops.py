@@ -15,8 +15,8 @@ def start_decoding(model, encoder_input_tokens, decoder_prompt, max_new_tokens):
     """Runs the encoder once, computes cross keys/values once, and feeds the forced prompt.
 
     encoder_input_tokens: int32 [B, L]. decoder_prompt: int32 [B, P] (P static, may be 0): tokens
-    forced after the decoder start id 0. The cache holds P + max_new_tokens positions, enough for
-    every position the search will feed.
+    forced after the decoder start id (`model.config.decoder_start_token_id`; 0 for every released
+    T5). The cache holds P + max_new_tokens positions, enough for every position the search feeds.
 
     Returns (cache, next_token int32 [B], next_step int32 scalar): the token to feed at position
     `next_step` = P, whose logits give the first new token.
@@ -25,8 +25,9 @@ def start_decoding(model, encoder_input_tokens, decoder_prompt, max_new_tokens):
     encoder_output = model.encode(encoder_input_tokens)
     cache = model.init_cache(encoder_output, encoder_input_tokens, prompt_length + max_new_tokens)
     batch = tf.shape(encoder_input_tokens)[0]
-    # Position 0 holds the decoder start id (T5: pad, 0); position j holds prompt token j - 1.
-    inputs = tf.concat([tf.zeros([batch, 1], tf.int32), decoder_prompt], axis=1)  # [B, P + 1]
+    # Position 0 holds the decoder start id; position j holds prompt token j - 1.
+    start = tf.fill([batch, 1], tf.constant(model.config.decoder_start_token_id, tf.int32))
+    inputs = tf.concat([start, tf.cast(decoder_prompt, tf.int32)], axis=1)  # [B, P + 1]
     if prompt_length:
         def feed(step, cache):
             _, cache = model.decode_step(inputs[:, step], cache, step)

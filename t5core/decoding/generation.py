@@ -13,7 +13,7 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
-from t5core.decoding.beam import beam_search
+from t5core.decoding.beam import beam_search, check_semantics
 from t5core.decoding.cache_ops import start_decoding
 from t5core.decoding.sampling import greedy_chooser, sample_loop, sampling_chooser
 
@@ -41,7 +41,8 @@ def default_jit_compile(rows: int | None = None) -> bool:
 
 
 def decode_graph(model, encoder_input_tokens, decoder_prompt, seed, alpha, temperature, top_p, *,
-                 method, max_new_tokens, num_beams, top_k, use_top_p, eos_id):
+                 method, max_new_tokens, num_beams, top_k, use_top_p, eos_id,
+                 beam_semantics="t5x"):
     """The whole search on tensors (no checks): (tokens int32 [B, max_new_tokens], scores [B]).
 
     Tensor arguments: encoder_input_tokens int32 [B, L]; decoder_prompt int32 [B, P] (P may be 0);
@@ -50,7 +51,9 @@ def decode_graph(model, encoder_input_tokens, decoder_prompt, seed, alpha, tempe
     cache, token, step = start_decoding(model, encoder_input_tokens, decoder_prompt,
                                         max_new_tokens)
     if method == "beam":
-        return beam_search(model, cache, token, step, max_new_tokens, num_beams, alpha, eos_id)
+        tokens, scores = beam_search(model, cache, token, step, max_new_tokens, num_beams, alpha,
+                                     eos_id, semantics=beam_semantics)
+        return tokens[:, 0], scores[:, 0]
     if method == "sample":
         choose = sampling_chooser(seed, temperature, top_k, top_p, use_top_p)
     else:
@@ -153,7 +156,7 @@ def _check_seed(seed, method):
 
 def generate(model, encoder_input_tokens, max_new_tokens, method="greedy", num_beams=4, alpha=0.6,
              temperature=1.0, top_k=0, top_p=1.0, seed=None, decoder_prompt=None, *,
-             jit_compile=None, max_input_length=None, eos_id=None):
+             jit_compile=None, max_input_length=None, eos_id=None, beam_semantics="t5x"):
     """Decodes new tokens for each row of `encoder_input_tokens`.
 
     Args:
@@ -165,6 +168,7 @@ def generate(model, encoder_input_tokens, max_new_tokens, method="greedy", num_b
       alpha: length-penalty exponent for "beam": scores are log p / ((5 + len) / 6) ** alpha.
       temperature, top_k, top_p: for "sample": logits / temperature (> 0), then only the top_k
         tokens (0: all), then the smallest nucleus of probability >= top_p (in (0, 1]).
+        temperature 0 is greedy decoding, whatever top_k and top_p say (as in T5X).
       seed: int or pair of ints for "sample" (stateless: the same seed gives the same tokens);
         None draws a fresh seed.
       decoder_prompt: int [P] or [B, P]: tokens forced after the decoder start id, before the new
@@ -173,12 +177,19 @@ def generate(model, encoder_input_tokens, max_new_tokens, method="greedy", num_b
         `default_jit_compile(rows)` (XLA on GPU/TPU; on CPU the mode measured faster).
       max_input_length: if given, rows longer than this raise a ValueError.
       eos_id: the id that ends a row (default model.config.eos_token_id; -1 never ends early).
+      beam_semantics: "t5x" (default) or "hf": which beams may finish and how they are scored
+        (see `t5core.decoding.beam`). "t5x" is T5X's and Mesh-TF's beam search: every EOS among
+        the 2K candidates may finish, the penalty counts a forced prompt, and live beams are
+        returned only for a row where nothing finished (scored by their plain log-probability).
+        "hf" is HF transformers' / fairseq's: only EOS among the K best finish, and at the last
+        step live beams compete with the finished ones.
 
     Returns:
       (tokens, scores): tokens int32 [B, max_new_tokens] with 0 after each row's EOS (the EOS
       kept); scores float32 [B]: for greedy and sampling the summed log-probability of the
       returned tokens under the model (temperature 1, no filtering), for beam the best beam's
-      log-probability divided by the length penalty.
+      log-probability divided by the length penalty (see beam_semantics for a row where no beam
+      finished).
     """
     config = model.config
     method_name = METHODS.get(method) if isinstance(method, str) else None
@@ -187,9 +198,10 @@ def generate(model, encoder_input_tokens, max_new_tokens, method="greedy", num_b
     max_new_tokens = _check_int(max_new_tokens, "max_new_tokens", 1)
     num_beams = _check_int(num_beams, "num_beams", 1)
     top_k = _check_int(top_k, "top_k", 0)
-    if not isinstance(temperature, numbers.Real) or not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature!r} (use method='greedy' "
-                         "for argmax decoding)")
+    if not isinstance(temperature, numbers.Real) or not temperature >= 0:
+        raise ValueError(f"temperature must be >= 0 (0: greedy), got {temperature!r}")
+    if method_name == "sample" and temperature == 0:
+        method_name = "greedy"  # T5X's temperature 0: the argmax, top_k and top_p aside
     if not isinstance(top_p, numbers.Real) or not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
     if not isinstance(alpha, numbers.Real) or not np.isfinite(alpha):
@@ -199,6 +211,7 @@ def generate(model, encoder_input_tokens, max_new_tokens, method="greedy", num_b
     tokens = _check_encoder_tokens(encoder_input_tokens, config.vocab_size, max_input_length)
     prompt = _check_prompt(decoder_prompt, tokens.shape[0], config.vocab_size)
     seed = _check_seed(seed, method_name)
+    check_semantics(beam_semantics)
     eos_id = config.eos_token_id if eos_id is None else _check_int(eos_id, "eos_id", -1)
     if jit_compile is None:
         jit_compile = default_jit_compile(tokens.shape[0] * (num_beams if method_name == "beam"
@@ -211,4 +224,5 @@ def generate(model, encoder_input_tokens, max_new_tokens, method="greedy", num_b
                max_new_tokens=max_new_tokens,
                num_beams=num_beams if method_name == "beam" else 1,
                top_k=min(top_k, config.vocab_size) if method_name == "sample" else 0,
-               use_top_p=method_name == "sample" and top_p < 1.0, eos_id=eos_id)
+               use_top_p=method_name == "sample" and top_p < 1.0, eos_id=eos_id,
+               beam_semantics=beam_semantics if method_name == "beam" else "t5x")

@@ -95,7 +95,8 @@ def score_candidates(model, encoder_tokens, candidates, targets_length, batch_si
     from t5core.losses import token_losses
 
     targets = pad_rows([c[:targets_length] for c in candidates], targets_length)  # [C, T]
-    decoder_inputs = np.concatenate([np.zeros_like(targets[:, :1]), targets[:, :-1]], axis=1)
+    start = np.full_like(targets[:, :1], model.config.decoder_start_token_id)
+    decoder_inputs = np.concatenate([start, targets[:, :-1]], axis=1)
     scores = np.zeros((len(encoder_tokens), len(candidates)), np.float32)
     for start in range(0, len(encoder_tokens), batch_size):
         enc = encoder_tokens[start:start + batch_size]

@@ -8,7 +8,8 @@ import tensorflow as tf
 from t5core.training.evaluation import DecodeEvaluator, pad_rows
 
 
-def encode_pairs(pairs, tokenizer, inputs_length, targets_length, source="examples"):
+def encode_pairs(pairs, tokenizer, inputs_length, targets_length, source="examples",
+                 decoder_start_token_id=0):
     """(inputs text, targets text) pairs -> padded feature arrays (targets end with EOS).
 
     Over-long rows are truncated to the lengths (the EOS is kept); the count is returned so the
@@ -30,9 +31,9 @@ def encode_pairs(pairs, tokenizer, inputs_length, targets_length, source="exampl
     features = {
         "encoder_input_tokens": pad_rows(enc, inputs_length),
         "decoder_target_tokens": targets,
-        # Teacher forcing: the decoder sees the targets shifted right, starting from 0.
+        # Teacher forcing: the decoder sees the targets shifted right, after the start id.
         "decoder_input_tokens": np.concatenate(
-            [np.zeros_like(targets[:, :1]), targets[:, :-1]], axis=1),
+            [np.full_like(targets[:, :1], decoder_start_token_id), targets[:, :-1]], axis=1),
         "decoder_loss_weights": (targets > 0).astype(np.float32),
     }
     return features, truncated
@@ -51,15 +52,15 @@ def batched(features, batch_size, seed, repeat=True, shuffle=True):
 
 
 def embedded_inputs(tokenizer, inputs_length, targets_length, batch_size, seed,
-                    eval_examples=400):
+                    eval_examples=400, decoder_start_token_id=0):
     """Train and eval datasets and an exact-match evaluator for the embedded task set."""
     from t5core.embedded_tasks import embedded_examples
 
     train, _ = encode_pairs(embedded_examples("train"), tokenizer, inputs_length,
-                            targets_length, "embedded train")
+                            targets_length, "embedded train", decoder_start_token_id)
     validation = embedded_examples("validation")[:eval_examples]
     eval_features, _ = encode_pairs(validation, tokenizer, inputs_length, targets_length,
-                                    "embedded validation")
+                                    "embedded validation", decoder_start_token_id)
     evaluator = DecodeEvaluator(
         [tokenizer.encode(i, add_eos=True) for i, _ in validation], [t for _, t in validation],
         tokenizer, ["accuracy"], inputs_length, targets_length, batch_size=100)

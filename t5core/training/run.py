@@ -166,7 +166,8 @@ def run(options: RunOptions, log=print):
     if options.init_checkpoint and not tf.io.gfile.exists(options.init_checkpoint):
         raise FileNotFoundError(f"--init_checkpoint={options.init_checkpoint} does not exist")
     dtype = "mixed_bfloat16" if train_cfg.precision == "mixed_bfloat16" else None
-    train_data, eval_data, evaluator = build_inputs(options, tokenizer)
+    train_data, eval_data, evaluator = build_inputs(options, tokenizer,
+                                                    config.decoder_start_token_id)
 
     def model_fn():
         from t5core.checkpoints import load_pretrained
@@ -204,14 +205,16 @@ def run(options: RunOptions, log=print):
     return trainer
 
 
-def build_inputs(options: RunOptions, tokenizer):
-    """(train dataset, eval dataset, evaluator) for the options' data source."""
+def build_inputs(options: RunOptions, tokenizer, decoder_start_token_id: int = 0):
+    """(train dataset, eval dataset, evaluator) for the options' data source; decoder inputs
+    start with the model config's decoder_start_token_id."""
     from t5core.training.inputs import embedded_inputs
 
     c = options.train
     if not (options.task or options.mixture or options.train_file):
         return embedded_inputs(tokenizer, c.inputs_length, c.targets_length, c.batch_size,
-                               c.seed, options.eval_examples)
+                               c.seed, options.eval_examples,
+                               decoder_start_token_id=decoder_start_token_id)
     from t5core.training import task_inputs as ti
 
     if options.train_file and options.template:
@@ -244,4 +247,5 @@ def build_inputs(options: RunOptions, tokenizer):
                                  data_dir=options.data_dir, eval_examples=options.eval_examples)
     rank_labels = options.label_list if options.rank_classification else []
     return ti.task_inputs(task, tokenizer, c, data_dir=options.data_dir, pack=options.pack,
-                          eval_examples=options.eval_examples, rank_labels=rank_labels)
+                          eval_examples=options.eval_examples, rank_labels=rank_labels,
+                          decoder_start_token_id=decoder_start_token_id)

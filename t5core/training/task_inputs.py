@@ -55,7 +55,7 @@ def eval_split_of(task):
 
 
 def task_inputs(task, tokenizer, config, *, data_dir, pack, eval_examples, eval_batch_size=64,
-                rank_labels=()):
+                rank_labels=(), decoder_start_token_id=0):
     """(train dataset, eval dataset or None, evaluator or None) for a Task or Mixture."""
     from t5core.data.tasks import make_model_dataset
 
@@ -63,13 +63,15 @@ def task_inputs(task, tokenizer, config, *, data_dir, pack, eval_examples, eval_
     data_dir = data_dir or None
     train = make_model_dataset(task, "train", tokenizer, batch_size=config.batch_size,
                                lengths=lengths, pack=pack, shuffle=True, seed=config.seed,
-                               num_epochs=None, data_dir=data_dir)
+                               num_epochs=None, data_dir=data_dir,
+                               decoder_start_token_id=decoder_start_token_id)
     split = eval_split_of(task)
     if split is None:
         return train, None, None
     eval_data = make_model_dataset(task, split, tokenizer, batch_size=config.batch_size,
                                    lengths=lengths, pack=False, shuffle=False, seed=config.seed,
-                                   num_epochs=1, data_dir=data_dir, drop_remainder=True)
+                                   num_epochs=1, data_dir=data_dir, drop_remainder=True,
+                                   decoder_start_token_id=decoder_start_token_id)
     evaluator = None
     metrics = list(getattr(task, "metrics", ()))
     if metrics and eval_examples:
