@@ -104,7 +104,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     from t5core import model_dir
-    from t5core.checkpoints import load_tokenizer
+    from t5core.tokenizer import load_tokenizer
     from t5core.training import scoring
 
     run = model_dir.read_run(FLAGS.checkpoint)

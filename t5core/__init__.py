@@ -17,7 +17,7 @@ _EXPORTS = {
     "count_parameters": "t5core.presets",
     "preset_names": "t5core.presets",
     "load_pretrained": "t5core.checkpoints",
-    "load_tokenizer": "t5core.checkpoints",
+    "load_tokenizer": "t5core.tokenizer",
     "export_hf": "t5core.checkpoints",
     "write_tf_checkpoint": "t5core.checkpoints",
     "detect_format": "t5core.checkpoints",

@@ -216,14 +216,11 @@ def find_tokenizer(location: str) -> str | None:
             raise ModelDirError(f"{run_path} names the tokenizer {run.tokenizer!r}, but "
                                 f"{candidate} does not exist")
         return candidate
-    directory = os.fspath(location)
-    if not tf.io.gfile.isdir(directory):
-        directory = os.path.dirname(directory)
-    for name in (SENTENCEPIECE_VOCAB, HF_TOKENIZER):
-        candidate = path(directory, name)
-        if tf.io.gfile.exists(candidate):
-            return candidate
-    return None  # (an older model directory never recorded its vocabulary either)
+    from t5core.tokenizer import find_tokenizer_file
+
+    directory = location if tf.io.gfile.isdir(location) else os.path.dirname(location)
+    # (An older model directory, without run.json, holds no vocabulary either: None.)
+    return find_tokenizer_file(directory)
 
 
 def tokenizer_file_name(vocab: str) -> str:

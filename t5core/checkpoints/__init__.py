@@ -212,27 +212,6 @@ def _new_model(config, run, dtype):
     return model, deferred
 
 
-def load_tokenizer(path):
-    """The tokenizer for `path`: "byte", a vocabulary file (spiece.model; tokenizer.json), or a
-    checkpoint whose directory holds one (a run's model_dir names its own; an HF snapshot)."""
-    from t5core.tokenizer import ByteTokenizer, Tokenizer
-
-    path = os.fspath(path)
-    if path == "byte":
-        return ByteTokenizer()
-    if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path) and \
-            path.endswith((".model", ".json")):
-        return Tokenizer(path)
-    found = model_dir.find_tokenizer(path)
-    if found is None:
-        if not (tf.io.gfile.exists(path) or tf.io.gfile.exists(path + ".index")):
-            raise FileNotFoundError(f"No tokenizer or checkpoint at {path}")
-        raise CheckpointError(f"{path}: no tokenizer beside the checkpoint (looked for "
-                              f"{model_dir.SENTENCEPIECE_VOCAB}, {model_dir.HF_TOKENIZER} and a "
-                              f"{model_dir.RUN} naming one); give the vocabulary (--vocab)")
-    return ByteTokenizer() if found == "byte" else Tokenizer(found)
-
-
-__all__ = ["load_pretrained", "load_tokenizer", "export_hf", "write_tf_checkpoint",
+__all__ = ["load_pretrained", "export_hf", "write_tf_checkpoint",
            "detect_format", "open_checkpoint", "resolve_config", "CheckpointMismatchError",
            "UnsafeCheckpointError", "Rule", "skip", "plan_mapping", "assign_from_reader"]

@@ -181,7 +181,7 @@ def resolve_vocab(options: RunOptions) -> tuple[str, str]:
 
 
 def make_tokenizer(options: RunOptions):
-    from t5core.checkpoints import load_tokenizer
+    from t5core.tokenizer import load_tokenizer
 
     return load_tokenizer(resolve_vocab(options)[0])
 
@@ -241,7 +241,7 @@ def run(options: RunOptions, log=print):
     train_cfg.jit_compile = resolve_jit_compile(options.jit_compile)
     config = model_config(options)
     vocab, vocab_source = resolve_vocab(options)
-    from t5core.checkpoints import load_tokenizer
+    from t5core.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(vocab)
     if vocab_source != "--vocab" and vocab != "byte":
