@@ -25,6 +25,7 @@ DATA_DEFAULTS = {"task": "", "data_dir": "", "eval_file": "", "template": "", "t
                  "rank_classification": False, "labels": ""}
 SOURCES = ("task", "eval_file")
 CLASSIFICATION_METRICS = ["accuracy", "f1_macro"]
+LABELLED_METRICS = {"f1_macro", "f1_micro", "f1_weighted", "per_class"}  # take labels=
 
 
 def data_options(given: dict, run=None) -> dict:
@@ -148,10 +149,12 @@ def score(test: TestSet, predictions) -> dict:
     if test.postprocess is not None:
         predictions = [test.postprocess(p) for p in predictions]
         targets = [test.postprocess(t) for t in targets]
-    report = {"metrics": compute_metrics(test.metrics, targets, predictions)}
+    # The declared label set, never the union with the predictions: a prediction outside it
+    # (empty, misspelt) is a miss for its true class, not a class of its own.
+    options = {"labels": test.labels} if test.labels and set(test.metrics) & LABELLED_METRICS \
+        else {}
+    report = {"metrics": compute_metrics(test.metrics, targets, predictions, **options)}
     if test.labels:
-        # The declared label set, never the union with the predictions: a prediction outside
-        # it (empty, misspelt) is a miss for its true class, not a class of its own.
         table, _ = classification_report(targets, predictions, labels=test.labels)
         report["per_class"] = {
             name: {"precision": 100.0 * row["precision"], "recall": 100.0 * row["recall"],
