@@ -22,10 +22,14 @@ EMBEDDED_MODEL = dict(vocab_size=384, d_model=128, d_kv=32, num_heads=4, d_ff=38
 @dataclasses.dataclass
 class RunOptions:
     """Everything `scripts/train.py` accepts; defaults train the embedded task set."""
-    model: str = ""  # preset name or config.json; "" = the embedded tiny byte-level model
-    init_checkpoint: str = ""
+    # Preset name, config.json or a directory holding one; "": the init_checkpoint's config,
+    # else the embedded tiny byte-level model.
+    model: str = ""
+    init_checkpoint: str = ""  # any checkpoint load_pretrained reads, a run's model_dir too
     init_optimizer_state: bool = False  # also the Adafactor slots and step of a T5X/Mesh-TF run
-    vocab: str = ""  # SentencePiece model; "" = byte-level (ByT5) vocabulary
+    # spiece.model or tokenizer.json; "": the one beside init_checkpoint (or in the model
+    # directory), else the byte-level (ByT5) vocabulary.
+    vocab: str = ""
     task: str = ""  # registered task name; "" with no files = the embedded tasks
     mixture: str = ""
     train_file: str = ""

@@ -64,6 +64,7 @@ class TestSet:
 def load_test_set(options, tokenizer, split="test", max_examples=0) -> TestSet:
     """The examples of the test set the options describe (see the module docstring)."""
     from t5core.training import task_inputs, templated_files
+    from t5core.training.evaluation import task_examples
 
     lengths = {"inputs": options["inputs_length"], "targets": options["targets_length"]}
     labels = label_list(options)
@@ -95,14 +96,8 @@ def load_test_set(options, tokenizer, split="test", max_examples=0) -> TestSet:
     else:
         raise FlagError("Nothing to score: give --eval_file (a TSV/JSONL test file) or --task; "
                         "the checkpoint's run.json names neither")
-    dataset = task.get_dataset(split, tokenizer, lengths=lengths,
-                               data_dir=options["data_dir"] or None, keep_text=True)
-    if max_examples:
-        dataset = dataset.take(max_examples)
-    inputs, targets = [], []
-    for example in dataset.as_numpy_iterator():
-        inputs.append(example["inputs"].tolist())
-        targets.append(example["targets_pretokenized"].decode("utf-8"))
+    inputs, targets = task_examples(task, split, tokenizer, lengths,
+                                    options["data_dir"] or None, max_examples)
     if not inputs:
         raise FlagError(f"{description}: no examples to score")
     metrics = [m for m in options["metrics"].split(",") if m] or list(task.metrics) or (
