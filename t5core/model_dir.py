@@ -15,7 +15,10 @@ loaders, the scripts, the sweep). Every file name lives here; no other module sp
       LOCK                 held by the one trainer writing here
 
 Older model directories hold `model_config.json` ({"config": ..., "model_class": ...}) instead of
-`config.json` and `run.json`; readers accept both.
+`config.json` and `run.json`; readers accept both. `read_config`, `read_run` and `find_tokenizer`
+take the directory, its `best/`, or a checkpoint in either (see `root`). The trainer writes the
+first three entries (t5core.training.trainer.check_model_dir, with `write_run` and
+`copy_tokenizer`).
 """
 
 from __future__ import annotations
