@@ -69,6 +69,9 @@ def test_resuming_checks_structure_and_tokenizer(config, tmp_path):
     assert (tmp_path / model_dir.SENTENCEPIECE_VOCAB).read_bytes() == VOCAB.read_bytes()
     assert model_dir.read_run(str(tmp_path)).tokenizer == model_dir.SENTENCEPIECE_VOCAB
     assert model_dir.read_config(str(tmp_path)) == config
+    as_model = RunOptions(model=str(tmp_path), train=TrainConfig(model_dir=str(tmp_path / "x")))
+    assert model_config(as_model) == config  # --model=<run dir>
+    assert resolve_vocab(as_model) == (str(tmp_path / "spiece.model"), "--model")
     # The same settings resume; another LoRA rank, another class or another vocabulary do not.
     check_model_dir(str(tmp_path), apply_lora(t5core.T5Model(config), rank=4), run)
     with pytest.raises(ModelDirMismatchError, match="lora_rank: saved 4, now 2"):
