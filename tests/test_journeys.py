@@ -61,12 +61,11 @@ def template_flags(data):
             "--labels=negative,positive"]
 
 
-def command(script, *args, expect_ok=True):
+def command(script, *args):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / script), *map(str, args)],
                           capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
-    if expect_ok:
-        assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     return proc
 
 

@@ -8,7 +8,6 @@ import shutil
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import t5core
 from t5core import model_dir

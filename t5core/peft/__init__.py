@@ -86,7 +86,8 @@ def apply_peft(model, method="none", *, top_n=1, train_lm_head=True, prompt_leng
     raise ValueError(f"--peft={method!r}: expected one of {', '.join(PEFT_METHODS)}")
 
 
-__all__ = ["PEFT_METHODS", "apply_peft", "describe_structure", "lora_target_spec", "T5EncoderClassifier", "PromptTunedT5", "SoftPrompt",
+__all__ = ["PEFT_METHODS", "apply_peft", "describe_structure", "lora_target_spec",
+           "T5EncoderClassifier", "PromptTunedT5", "SoftPrompt",
            "LoRADense", "apply_lora", "merge_lora", "lora_layers", "add_prompt_tuning",
            "freeze_all", "unfreeze_all", "freeze_embeddings", "freeze_encoder",
            "freeze_all_but_top", "trainable_variable_names", "trainable_summary"]
