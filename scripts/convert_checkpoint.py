@@ -8,9 +8,14 @@
         --format=tf
 
 Input: an HF directory (safetensors, pytorch_model.bin, tf_model.h5), a Mesh-TF checkpoint, a T5X
-checkpoint or a t5core TF checkpoint (see `t5core.checkpoints`). Output: `--format=hf` writes
-config.json + model.safetensors (sharded above --max_shard_size); `--format=tf` writes a
-`tf.train.Checkpoint` keyed by t5core's variable paths, with config.json beside it.
+checkpoint, a t5core TF checkpoint or a training run's model_dir (see `t5core.checkpoints`).
+Output: `--format=hf` writes config.json + model.safetensors (sharded above --max_shard_size);
+`--format=tf` writes a `tf.train.Checkpoint` keyed by t5core's variable paths, with config.json
+beside it. The tokenizer (--vocab, else the one beside the input) is copied into the output.
+
+A LoRA run is written with LoRA merged into the weights. A prompt-tuned or classifier-head run
+has no HF form (HF T5 has no soft prompt and no such head): --format=hf refuses it; --format=tf
+keeps it (with the run.json that says how to rebuild it), as does scripts/export.py.
 """
 
 from __future__ import annotations
@@ -54,11 +59,15 @@ def main(argv=None):
     parser.add_argument("--no_torch", action="store_true",
                         help="read pytorch_model.bin with t5core's restricted reader even if torch "
                              "is installed")
+    parser.add_argument("--vocab", default=None,
+                        help="vocabulary to copy into the output (spiece.model, tokenizer.json); "
+                             "default: the one beside the input, if any")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     from t5core.checkpoints import (
+        CheckpointError,
         CheckpointMismatchError,
         detect_format,
         export_hf,
@@ -91,10 +100,34 @@ def main(argv=None):
             written = ", ".join(files)
         else:
             written = write_tf_checkpoint(model, args.output, progress=progress)
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     finally:
         close()
-    print(f"wrote {args.output}: {written} + config.json")
+    extras = describe_output(model, args.output, args.vocab or args.input, args.format)
+    print(f"wrote {args.output}: {written} + config.json{extras}")
     return 0
+
+
+def describe_output(model, output, vocab_source, fmt):
+    """Copies the tokenizer into the output and, for --format=tf, the run.json that rebuilds the
+    model's structure (prompt, classifier head); returns what was added, for the summary line."""
+    import dataclasses
+
+    from t5core import model_dir
+    from t5core.peft import describe_structure
+
+    vocab = vocab_source if vocab_source.endswith((".model", ".json")) else \
+        model_dir.find_tokenizer(vocab_source)
+    tokenizer = model_dir.copy_tokenizer(output, vocab) if vocab else None
+    added = f" + {tokenizer}" if tokenizer and tokenizer != "byte" else ""
+    if fmt == "tf":
+        run = dataclasses.replace(model_dir.RunDescription(), **describe_structure(model),
+                                  tokenizer=tokenizer or "")
+        model_dir.write_run(output, run)
+        added += f" + {model_dir.RUN}"
+    return added
 
 
 if __name__ == "__main__":

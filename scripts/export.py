@@ -3,9 +3,13 @@
 
   python3 scripts/export.py --checkpoint ckpt/ --vocab spiece.model --output_dir export/1 \\
       --max_input_length 512 --max_new_tokens 64 --method beam --num_beams 4
+  python3 scripts/export.py --checkpoint runs/my_run --output_dir export/2
 
 The signature `serving_default` takes `inputs` (string [B]) and returns `outputs` (string [B]),
 `scores` and `truncated` (see t5core/serving.py). Decoding settings are fixed at export.
+A training run's model_dir exports as it was trained: LoRA merged, a soft prompt inside, and a
+classifier head returning `labels` and `probabilities` instead. --vocab defaults to the
+tokenizer beside the checkpoint. Load the result with `t5core.serving.load(output_dir)`.
 """
 
 import argparse
@@ -21,7 +25,9 @@ def parse_args(argv=None):
     p.add_argument("--checkpoint", required=True,
                    help="any checkpoint t5core.load_pretrained reads")
     p.add_argument("--config", default=None, help="config.json path or preset name if needed")
-    p.add_argument("--vocab", required=True, help="SentencePiece model path, or 'byte' for ByT5")
+    p.add_argument("--vocab", default=None,
+                   help="SentencePiece model or tokenizer.json path, or 'byte' for ByT5; "
+                        "default: the tokenizer beside the checkpoint")
     p.add_argument("--output_dir", required=True, help="new (or empty) SavedModel directory")
     p.add_argument("--max_input_length", type=int, default=512,
                    help="longer inputs are truncated (warning logged, 'truncated' output True)")
@@ -46,17 +52,32 @@ def main(argv=None):
     args = parse_args(argv)
     import t5core
     from t5core.serving import export_saved_model
-    from t5core.tokenizer import ByteTokenizer, Tokenizer
 
-    tokenizer = ByteTokenizer() if args.vocab == "byte" else Tokenizer(args.vocab)
+    tokenizer = t5core.load_tokenizer(args.vocab or args.checkpoint)
     model = t5core.load_pretrained(args.checkpoint, config=args.config)
-    export_saved_model(model, tokenizer, args.output_dir, max_input_length=args.max_input_length,
-                       max_new_tokens=args.max_new_tokens, method=args.method,
-                       num_beams=args.num_beams, alpha=args.alpha,
-                       beam_semantics=args.beam_semantics, temperature=args.temperature,
-                       top_k=args.top_k, top_p=args.top_p, seed=args.seed,
-                       jit_compile=args.jit_compile)
-    print(f"SavedModel written to {args.output_dir}")
+    classifier = isinstance(model, t5core.T5EncoderClassifier)
+    if classifier:
+        settings = dict(max_input_length=args.max_input_length)
+    else:
+        settings = dict(max_input_length=args.max_input_length,
+                        max_new_tokens=args.max_new_tokens, method=args.method,
+                        num_beams=args.num_beams, alpha=args.alpha,
+                        beam_semantics=args.beam_semantics, temperature=args.temperature,
+                        top_k=args.top_k, top_p=args.top_p,
+                        seed=args.seed, jit_compile=args.jit_compile)
+    export_saved_model(model, tokenizer, args.output_dir, **settings)
+    print(f"SavedModel ({type(model).__name__}) written to {args.output_dir}")
+    print(usage(args.output_dir, classifier))
+
+
+def usage(output_dir, classifier):
+    """How to load and call what was written, for the user to copy."""
+    outputs = '["labels"], out["probabilities"]' if classifier else '["outputs"]'
+    return (f"Load it in Python:\n"
+            f"  import tensorflow as tf, t5core.serving\n"
+            f"  model = t5core.serving.load({output_dir!r})\n"
+            f"  out = model.signatures[\"serving_default\"](inputs=tf.constant([\"some text\"]))\n"
+            f"  print(out{outputs})")
 
 
 if __name__ == "__main__":

@@ -2,10 +2,14 @@
 """Decode texts with a T5 checkpoint: one output line per input.
 
 Inputs come from --input (repeatable), else --input_file, else standard input (one text per line).
+Any checkpoint `t5core.load_pretrained` reads works, a training run's model_dir included: a LoRA
+run decodes with its merged weights, a prompt-tuned run with its prompt, and a classifier-head
+run prints the predicted label (and its probability) of each input. --vocab defaults to the
+tokenizer beside the checkpoint (a run's own, or spiece.model / tokenizer.json).
 Examples:
   python3 scripts/generate.py --checkpoint ckpt/ --vocab spiece.model \\
       --input "translate English to German: The house is wonderful."
-  python3 scripts/generate.py --checkpoint ckpt/ --vocab spiece.model --input_file in.txt \\
+  python3 scripts/generate.py --checkpoint runs/my_lora_run --input_file in.txt \\
       --output_file out.txt --method beam --num_beams 4
   cat in.txt | python3 scripts/generate.py --checkpoint ckpt/ --vocab byte
 """
@@ -24,8 +28,9 @@ def parse_args(argv=None):
                    help="any checkpoint t5core.load_pretrained reads")
     p.add_argument("--config", default=None,
                    help="config.json path or preset name, if the checkpoint has no config.json")
-    p.add_argument("--vocab", required=True,
-                   help="SentencePiece model path (local or gs://), or 'byte' for ByT5")
+    p.add_argument("--vocab", default=None,
+                   help="SentencePiece model or tokenizer.json path (local or gs://), or 'byte' "
+                        "for ByT5; default: the tokenizer beside the checkpoint")
     p.add_argument("--input", action="append", default=None, help="a text to decode (repeatable)")
     p.add_argument("--input_file", default=None, help="one text per line; '-' for stdin")
     p.add_argument("--output_file", default="-", help="where outputs go, one per line")
@@ -80,25 +85,30 @@ def main(argv=None):
     args = parse_args(argv)
     import t5core
     from t5core.decoding.text import generate_text
-    from t5core.tokenizer import ByteTokenizer, Tokenizer
+    from t5core.peft.classifier import classify_text
 
     texts, source = read_inputs(args)
 
     try:
-        tokenizer = ByteTokenizer() if args.vocab == "byte" else Tokenizer(args.vocab)
+        tokenizer = t5core.load_tokenizer(args.vocab or args.checkpoint)
         model = t5core.load_pretrained(args.checkpoint, config=args.config, dtype=args.dtype)
     except (ValueError, OSError) as e:  # a missing or unreadable file: a message, not a traceback
         raise SystemExit(f"error: {e}") from None
     jit = {"auto": None, "true": True, "false": False}[args.jit_compile]
     out = sys.stdout if args.output_file == "-" else open(args.output_file, "w", encoding="utf-8")
-    outputs = generate_text(
-        model, tokenizer, texts, batch_size=args.batch_size,
-        max_input_length=args.max_input_length, truncate=args.truncate,
-        max_new_tokens=args.max_new_tokens, progress=args.input is None, total=len(texts),
-        source=source, method=args.method, num_beams=args.num_beams, alpha=args.alpha,
-        beam_semantics=args.beam_semantics,
-        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
-        jit_compile=jit)
+    if isinstance(model, t5core.T5EncoderClassifier):
+        outputs = (f"{label}\t{probability:.4f}" for label, probability in classify_text(
+            model, tokenizer, texts, batch_size=args.batch_size,
+            max_input_length=args.max_input_length, truncate=args.truncate, source=source))
+    else:
+        outputs = generate_text(
+            model, tokenizer, texts, batch_size=args.batch_size,
+            max_input_length=args.max_input_length, truncate=args.truncate,
+            max_new_tokens=args.max_new_tokens, progress=args.input is None, total=len(texts),
+            source=source, method=args.method, num_beams=args.num_beams, alpha=args.alpha,
+            beam_semantics=args.beam_semantics,
+            temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+            jit_compile=jit)
     try:
         for text in outputs:
             # One output per line: a newline inside an output (possible with ByT5) is written "\n".

@@ -21,15 +21,17 @@ _RUN = RunOptions()
 _TRAIN = _RUN.train
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("model", _RUN.model, "Preset name (t5-small, flan-t5-base, ...) or "
-                    "config.json; empty: the embedded tiny byte-level model.")
-flags.DEFINE_string("init_checkpoint", "", "Checkpoint to start from (HF, Mesh-TF, T5X; local "
-                    "or gs://).")
+flags.DEFINE_string("model", _RUN.model, "Preset name (t5-small, flan-t5-base, ...), "
+                    "config.json, or a directory with one (an HF snapshot, a run's model_dir); "
+                    "empty: --init_checkpoint's config, else the embedded tiny byte-level model.")
+flags.DEFINE_string("init_checkpoint", "", "Checkpoint to start from (HF, Mesh-TF, T5X, or an "
+                    "earlier run's model_dir; local or gs://).")
 flags.DEFINE_bool("init_optimizer_state", False, "With --init_checkpoint of a T5X or Mesh-TF "
                   "run and --optimizer=adafactor: also take its Adafactor slots and step, so "
                   "training continues that run (--train_steps counts its steps too). Not used "
                   "when --model_dir holds a checkpoint to resume.")
-flags.DEFINE_string("vocab", "", "SentencePiece model; empty: byte-level (ByT5) vocabulary.")
+flags.DEFINE_string("vocab", "", "SentencePiece model or tokenizer.json; empty: the tokenizer "
+                    "beside --init_checkpoint (or in the --model directory), else byte-level.")
 flags.DEFINE_string("task", "", "Registered task name (see t5core.data).")
 flags.DEFINE_string("mixture", "", "Registered mixture name.")
 flags.DEFINE_string("train_file", "", "Local TSV/JSONL training file.")

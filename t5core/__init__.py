@@ -17,6 +17,7 @@ _EXPORTS = {
     "count_parameters": "t5core.presets",
     "preset_names": "t5core.presets",
     "load_pretrained": "t5core.checkpoints",
+    "load_tokenizer": "t5core.tokenizer",
     "export_hf": "t5core.checkpoints",
     "write_tf_checkpoint": "t5core.checkpoints",
     "detect_format": "t5core.checkpoints",
@@ -33,6 +34,7 @@ _EXPORTS = {
     "apply_peft": "t5core.peft",
     "merge_lora": "t5core.peft",
     "T5EncoderClassifier": "t5core.peft",
+    "PromptTunedT5": "t5core.peft",
     "export_saved_model": "t5core.serving",
 }
 

@@ -15,7 +15,10 @@ loaders, the scripts, the sweep). Every file name lives here; no other module sp
       LOCK                 held by the one trainer writing here
 
 Older model directories hold `model_config.json` ({"config": ..., "model_class": ...}) instead of
-`config.json` and `run.json`; readers accept both.
+`config.json` and `run.json`; readers accept both. `read_config`, `read_run` and `find_tokenizer`
+take the directory, its `best/`, or a checkpoint in either (see `root`). The trainer writes the
+first three entries (t5core.training.trainer.check_model_dir, with `write_run` and
+`copy_tokenizer`).
 """
 
 from __future__ import annotations
@@ -66,7 +69,8 @@ class RunDescription:
     has to be typed again.
     """
     model_class: str = "T5Model"  # T5Model, T5EncoderClassifier or PromptTunedT5
-    tokenizer: str = "byte"  # a file name inside the model_dir (spiece.model, tokenizer.json) or "byte"
+    # A file name inside the model_dir (spiece.model, tokenizer.json), "byte", or "" (not known).
+    tokenizer: str = "byte"
     precision: str = "float32"
     head: str = "seq2seq"  # seq2seq or classifier
     labels: tuple[str, ...] = ()  # classifier classes / rank-classification words, in id order
@@ -116,26 +120,141 @@ def write_run(model_dir: str, run: RunDescription) -> None:
     tf.io.gfile.rename(tmp, target, overwrite=True)
 
 
+def _exists(location: str) -> bool:
+    import tensorflow as tf
+
+    return tf.io.gfile.exists(location) or tf.io.gfile.exists(location + ".index")
+
+
+def root(location: str) -> str:
+    """The model directory that `location` belongs to.
+
+    `location` may be the model directory itself, its `best/`, a checkpoint prefix inside either
+    (`runs/x/ckpt-40`, `runs/x/best/ckpt-20`) or such a prefix's `.index` file.
+    """
+    import tensorflow as tf
+
+    directory = os.path.normpath(os.fspath(location))
+    if not tf.io.gfile.isdir(directory):
+        directory = os.path.dirname(directory)
+    if os.path.basename(directory) == BEST:
+        directory = os.path.dirname(directory)
+    return directory
+
+
+def _read_json(file_path: str):
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(file_path) as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as err:
+            raise ModelDirError(f"{file_path}: not valid JSON ({err})") from None
+
+
 def read_run(model_dir: str) -> RunDescription | None:
-    """The run description of a model directory (or of its `best/`), or None if it has none.
+    """The run description of a model directory (or of its `best/` or a checkpoint in it), or
+    None if it has none.
 
     A directory written before `run.json` existed describes only its model class, in
     `model_config.json`; that is read as a plain run of that class.
     """
     import tensorflow as tf
 
-    for directory in (model_dir, os.path.dirname(os.path.normpath(model_dir))):
-        run_path = path(directory, RUN)
-        if tf.io.gfile.exists(run_path):
-            with tf.io.gfile.GFile(run_path) as f:
-                try:
-                    value = json.load(f)
-                except json.JSONDecodeError as err:
-                    raise ModelDirError(f"{run_path}: not valid JSON ({err})") from None
-            return RunDescription.from_json(value, source=run_path)
-        legacy = path(directory, LEGACY_MODEL_CONFIG)
-        if tf.io.gfile.exists(legacy):
-            with tf.io.gfile.GFile(legacy) as f:
-                value = json.load(f)
-            return RunDescription(model_class=value.get("model_class") or "T5Model")
+    if not _exists(os.fspath(model_dir)):
+        return None
+    directory = root(model_dir)
+    run_path = path(directory, RUN)
+    if tf.io.gfile.exists(run_path):
+        return RunDescription.from_json(_read_json(run_path), source=run_path)
+    legacy = path(directory, LEGACY_MODEL_CONFIG)
+    if tf.io.gfile.exists(legacy):
+        return RunDescription(model_class=_read_json(legacy).get("model_class") or "T5Model")
     return None
+
+
+def read_config(model_dir: str):
+    """The T5Config of a model directory (or of its `best/`), or None if it holds none.
+
+    Reads `config.json` (HF field names), else an older directory's `model_config.json`.
+    """
+    import tensorflow as tf
+
+    from t5core.config import T5Config
+
+    if not _exists(os.fspath(model_dir)):
+        return None
+    directory = root(model_dir)
+    config_path = path(directory, CONFIG)
+    if tf.io.gfile.exists(config_path):
+        return T5Config.from_json(config_path)
+    legacy = path(directory, LEGACY_MODEL_CONFIG)
+    if tf.io.gfile.exists(legacy):
+        value = _read_json(legacy)
+        if not isinstance(value, dict) or not isinstance(value.get("config"), dict):
+            raise ModelDirError(f"{legacy}: expected {{\"config\": {{...}}}}")
+        return T5Config(**value["config"])
+    return None
+
+
+def find_tokenizer(location: str) -> str | None:
+    """The tokenizer that goes with a checkpoint: a vocabulary file path, "byte", or None.
+
+    A t5core model directory names its own (run.json's `tokenizer`: a copied file, or "byte").
+    Any other directory (an HF snapshot, a converted checkpoint), or the directory of a
+    checkpoint file or prefix, is searched for `spiece.model`, then `tokenizer.json`.
+    """
+    import tensorflow as tf
+
+    location = os.fspath(location)
+    if not _exists(location):
+        return None  # a preset name, not a path
+    run_path = path(root(location), RUN)
+    if tf.io.gfile.exists(run_path):
+        run = read_run(location)
+        if run.tokenizer in ("byte", ""):
+            return run.tokenizer or None
+        candidate = path(root(location), run.tokenizer)
+        if not tf.io.gfile.exists(candidate):
+            raise ModelDirError(f"{run_path} names the tokenizer {run.tokenizer!r}, but "
+                                f"{candidate} does not exist")
+        return candidate
+    from t5core.tokenizer import find_tokenizer_file
+
+    directory = location if tf.io.gfile.isdir(location) else os.path.dirname(location)
+    # (An older model directory, without run.json, holds no vocabulary either: None.)
+    return find_tokenizer_file(directory)
+
+
+def tokenizer_file_name(vocab: str) -> str:
+    """The name a vocabulary file takes inside a model directory."""
+    return HF_TOKENIZER if os.fspath(vocab).endswith(".json") else SENTENCEPIECE_VOCAB
+
+
+def copy_tokenizer(model_dir: str, vocab: str) -> str:
+    """Copies the vocabulary file `vocab` into `model_dir`; returns run.json's `tokenizer` value.
+
+    "byte" stays "byte" (the byte-level vocabulary needs no file) and "" (not known) stays "". A
+    model directory that already holds a different file of that name belongs to another run:
+    ModelDirError.
+    """
+    import tensorflow as tf
+
+    if vocab in ("", "byte"):
+        return vocab
+    name = tokenizer_file_name(vocab)
+    target = path(model_dir, name)
+    with tf.io.gfile.GFile(vocab, "rb") as f:
+        content = f.read()
+    if tf.io.gfile.exists(target):
+        with tf.io.gfile.GFile(target, "rb") as f:
+            if f.read() == content:
+                return name
+        raise ModelDirError(f"{model_dir} was trained with another tokenizer ({target} differs "
+                            f"from {vocab}); use a new model directory, or the same vocabulary "
+                            "to resume")
+    tmp = target + ".tmp"
+    with tf.io.gfile.GFile(tmp, "wb") as f:
+        f.write(content)
+    tf.io.gfile.rename(tmp, target, overwrite=True)
+    return name

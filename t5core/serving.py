@@ -2,9 +2,17 @@
 
 The serving signature `serving_default` takes `inputs`, a string [B] tensor, and returns
 {"outputs": string [B], "scores": float32 [B], "truncated": bool [B]}. Inside: the in-graph
-tokenizer (tensorflow-text's SentencePiece op; loading the SavedModel in Python needs
-`import tensorflow_text` first), EOS appended, the same search as `t5core.generate`, and the
-in-graph detokenizer, which follows `Tokenizer.decode` (stop at EOS, drop padding).
+tokenizer (tensorflow-text's SentencePiece op), EOS appended, the same search as
+`t5core.generate`, and the in-graph detokenizer, which follows `Tokenizer.decode` (stop at EOS,
+drop padding). A prompt-tuned model (`PromptTunedT5`) decodes with its soft prompt inside.
+
+A classifier (`T5EncoderClassifier`) exports instead {"labels": string [B] (the most likely
+class), "probabilities": float32 [B, C] (columns in the order of the model's labels),
+"truncated": bool [B]}.
+
+Load a SavedModel in a fresh process with `t5core.serving.load(path)`, which registers the ops
+it needs (tensorflow-text's) first; a bare `tf.saved_model.load` fails with "Op type not
+registered 'SentencepieceOp'" unless `import tensorflow_text` came before it.
 
 Bad requests: an empty batch or a string with no tokens fails the request with an
 InvalidArgumentError that says so. Inputs longer than max_input_length tokens keep their first
@@ -49,29 +57,61 @@ def _untrack_traced_cache(in_graph_tokenizer):
         object.__setattr__(in_graph_tokenizer, "_traced", dict(cache))
 
 
-class Server(tf.Module):
-    """The serving computation; `export_saved_model` writes it out."""
+def _check_ints(**values_and_minimums):
+    for name, (value, minimum) in values_and_minimums.items():
+        if not isinstance(value, (int, np.integer)) or value < minimum:
+            raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
 
-    def __init__(self, model, tokenizer, *, max_input_length=512, max_new_tokens=64,
-                 method="greedy", num_beams=4, alpha=0.6, temperature=1.0, top_k=0, top_p=1.0,
-                 seed=0, decoder_prompt=None, jit_compile=False, beam_semantics="t5x"):
-        super().__init__(name="t5_server")
-        if METHODS.get(method) is None:
-            raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
-        for name, value, minimum in (("max_input_length", max_input_length, 2),
-                                     ("max_new_tokens", max_new_tokens, 1),
-                                     ("num_beams", num_beams, 1), ("top_k", top_k, 0)):
-            if not isinstance(value, (int, np.integer)) or value < minimum:
-                raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-        if not temperature >= 0 or not 0 < top_p <= 1:
-            raise ValueError(f"need temperature >= 0 (0: greedy) and top_p in (0, 1], got "
-                             f"{temperature}, {top_p}")
-        check_semantics(beam_semantics)
+
+class _TextRequests(tf.Module):
+    """Strings in: the in-graph tokenizer, the request checks and truncation both servers share."""
+
+    def __init__(self, model, tokenizer, max_input_length, name):
+        super().__init__(name=name)
+        _check_ints(max_input_length=(max_input_length, 2))
         self.model = model
         self.tokenizer = tokenizer.in_graph()
         _untrack_traced_cache(self.tokenizer)
         self.eos_id = int(tokenizer.eos_id)
         self.max_input_length = int(max_input_length)
+
+    def _tokens(self, inputs, width=None):
+        """inputs: string [B] -> (token ids int32 [B, width or longest], truncated bool [B])."""
+        ids = self.tokenizer.tokenize(inputs, add_eos=True)  # ragged int32 [B, (T)]
+        checks = [
+            tf.debugging.assert_positive(
+                tf.size(inputs), message="empty request: the batch holds no strings"),
+            tf.debugging.assert_greater(
+                ids.row_lengths(), tf.constant(1, tf.int64),
+                message="empty input: a string in the batch has no tokens besides EOS"),
+        ]
+        with tf.control_dependencies(checks):
+            ids, truncated = _truncate(ids, self.max_input_length, self.eos_id)
+        warn = tf.cond(
+            tf.reduce_any(truncated),
+            lambda: tf.print("t5core serving: warning: inputs longer than max_input_length =",
+                             self.max_input_length, "tokens were truncated (rows",
+                             tf.where(truncated)[:, 0], ")", output_stream=sys.stderr),
+            lambda: tf.no_op())
+        with tf.control_dependencies([warn]):
+            return ids.to_tensor(0, shape=[None, width]), truncated
+
+
+class Server(_TextRequests):
+    """The serving computation; `export_saved_model` writes it out."""
+
+    def __init__(self, model, tokenizer, *, max_input_length=512, max_new_tokens=64,
+                 method="greedy", num_beams=4, alpha=0.6, temperature=1.0, top_k=0, top_p=1.0,
+                 seed=0, decoder_prompt=None, jit_compile=False, beam_semantics="t5x"):
+        super().__init__(model, tokenizer, max_input_length, name="t5_server")
+        if METHODS.get(method) is None:
+            raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+        _check_ints(max_new_tokens=(max_new_tokens, 1), num_beams=(num_beams, 1),
+                    top_k=(top_k, 0))
+        if not temperature >= 0 or not 0 < top_p <= 1:
+            raise ValueError(f"need temperature >= 0 (0: greedy) and top_p in (0, 1], got "
+                             f"{temperature}, {top_p}")
+        check_semantics(beam_semantics)
         prompt = np.zeros([0], np.int32) if decoder_prompt is None else np.asarray(decoder_prompt)
         self._prompt = prompt.astype(np.int32).reshape(-1)
         self._method = METHODS[method]
@@ -100,39 +140,47 @@ class Server(tf.Module):
 
     def serve(self, inputs):
         """inputs: string [B] -> {"outputs": string [B], "scores": [B], "truncated": bool [B]}."""
-        ids = self.tokenizer.tokenize(inputs, add_eos=True)  # ragged int32 [B, (T)]
-        checks = [
-            tf.debugging.assert_positive(
-                tf.size(inputs), message="empty request: the batch holds no strings"),
-            tf.debugging.assert_greater(
-                ids.row_lengths(), tf.constant(1, tf.int64),
-                message="empty input: a string in the batch has no tokens besides EOS"),
-        ]
-        with tf.control_dependencies(checks):
-            ids, truncated = _truncate(ids, self.max_input_length, self.eos_id)
-        warn = tf.cond(
-            tf.reduce_any(truncated),
-            lambda: tf.print("t5core serving: warning: inputs longer than max_input_length =",
-                             self.max_input_length, "tokens were truncated (rows",
-                             tf.where(truncated)[:, 0], ")", output_stream=sys.stderr),
-            lambda: tf.no_op())
-        width = self.max_input_length if self.jit_compile else None
-        with tf.control_dependencies([warn]):
-            tokens = ids.to_tensor(0, shape=[None, width])
+        # Under XLA inputs are padded to the full max_input_length (one compiled shape).
+        tokens, truncated = self._tokens(inputs,
+                                         self.max_input_length if self.jit_compile else None)
         new_tokens, scores = self._search(tokens)
         return {"outputs": self.tokenizer.detokenize(new_tokens), "scores": scores,
                 "truncated": truncated}
 
 
-def export_saved_model(model, tokenizer, export_dir, **server_kwargs):
-    """Writes the SavedModel; server_kwargs are `Server`'s (decoding settings, fixed at export).
+class ClassifierServer(_TextRequests):
+    """The serving computation of a `T5EncoderClassifier`: strings in, labels out."""
 
-    Returns export_dir. Reload with `import tensorflow_text; tf.saved_model.load(export_dir)` and
-    call `.signatures["serving_default"](inputs=tf.constant([...]))`.
+    def __init__(self, model, tokenizer, *, max_input_length=512):
+        super().__init__(model, tokenizer, max_input_length, name="t5_classifier_server")
+        labels = model.labels or tuple(str(i) for i in range(model.num_classes))
+        self._labels = tf.constant(list(labels))
+
+    def serve(self, inputs):
+        """inputs: string [B] -> {"labels": string [B], "probabilities": float32 [B, C],
+        "truncated": bool [B]}."""
+        tokens, truncated = self._tokens(inputs)
+        probabilities = tf.nn.softmax(self.model(tokens, training=False), axis=-1)
+        best = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        return {"labels": tf.gather(self._labels, best), "probabilities": probabilities,
+                "truncated": truncated}
+
+
+def export_saved_model(model, tokenizer, export_dir, **server_kwargs):
+    """Writes the SavedModel; returns export_dir.
+
+    server_kwargs are `Server`'s (decoding settings, fixed at export), or for a classifier
+    `ClassifierServer`'s (max_input_length). Reload with `load(export_dir)` and call
+    `.signatures["serving_default"](inputs=tf.constant([...]))`.
     """
+    from t5core.peft import T5EncoderClassifier
+
     if tf.io.gfile.exists(export_dir) and tf.io.gfile.listdir(export_dir):
         raise FileExistsError(f"{export_dir} exists and is not empty; choose a new directory")
-    server = Server(model, tokenizer, **server_kwargs)
+    if isinstance(model, T5EncoderClassifier):
+        server = ClassifierServer(model, tokenizer, **server_kwargs)
+    else:
+        server = Server(model, tokenizer, **server_kwargs)
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(server.tokenizer)
@@ -142,4 +190,18 @@ def export_saved_model(model, tokenizer, export_dir, **server_kwargs):
     return export_dir
 
 
-__all__ = ["Server", "export_saved_model"]
+def load(export_dir):
+    """The SavedModel at export_dir, loaded in this process with the ops it needs registered.
+
+        model = t5core.serving.load("export/1")
+        out = model.signatures["serving_default"](inputs=tf.constant(["translate ...: Hi."]))
+        out["outputs"]  # (a classifier: out["labels"], out["probabilities"])
+    """
+    import tensorflow_text  # noqa: F401  (registers SentencepieceOp and the other text ops)
+
+    if not tf.io.gfile.exists(export_dir):
+        raise FileNotFoundError(f"No SavedModel at {export_dir}")
+    return tf.saved_model.load(export_dir)
+
+
+__all__ = ["Server", "ClassifierServer", "export_saved_model", "load"]

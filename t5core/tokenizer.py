@@ -1,7 +1,8 @@
 """T5's vocabularies, SentencePiece (`Tokenizer`) and bytes (`ByteTokenizer`): Python and in-graph.
 
 `Tokenizer` reads a SentencePiece `spiece.model`, an HF `tokenizer.json` holding a Unigram model
-(what most HF T5 snapshots ship), or a directory with either; `load_tokenizer` also takes "byte".
+(what most HF T5 snapshots ship), or a directory with either; `load_tokenizer` also takes "byte"
+and any checkpoint (a training run's model_dir names its own tokenizer).
 A tokenizer.json is turned into the SentencePiece model it was converted from (its Unigram
 pieces and scores, its normalizer's precompiled charsmap, the Metaspace settings): the same
 SentencePiece code then serves Python and the in-graph op, and the ids are those of HF's fast
@@ -69,11 +70,30 @@ def find_tokenizer_file(directory: str) -> str | None:
     return None
 
 
+# Files that are checkpoints, never vocabularies: a tokenizer is looked for beside them.
+_CHECKPOINT_SUFFIXES = (".index", ".safetensors", ".bin", ".h5", ".msgpack")
+
+
 def load_tokenizer(spec: str) -> Tokenizer | ByteTokenizer:
-    """"byte" -> ByteTokenizer; a spiece.model / tokenizer.json file or a directory -> Tokenizer."""
+    """"byte" -> ByteTokenizer; a spiece.model / tokenizer.json file -> Tokenizer; a checkpoint
+    (a directory such as an HF snapshot, a training run's model_dir or its best/, a checkpoint
+    prefix or file) -> the tokenizer that goes with it (`t5core.model_dir.find_tokenizer`: a
+    run's own, "byte" included; else spiece.model or tokenizer.json beside it)."""
     if spec == "byte":
         return ByteTokenizer()
-    return Tokenizer(spec)
+    spec = os.fspath(spec)
+    if tf.io.gfile.exists(spec) and not tf.io.gfile.isdir(spec) \
+            and not spec.endswith(_CHECKPOINT_SUFFIXES):
+        return Tokenizer(spec)
+    found = model_dir_lib.find_tokenizer(spec)
+    if found is None:
+        if not (tf.io.gfile.exists(spec) or tf.io.gfile.exists(spec + ".index")):
+            raise UserFileNotFoundError(f"no tokenizer or checkpoint at {spec!r}")
+        raise UserFileNotFoundError(
+            f"no tokenizer with the checkpoint {spec!r} (looked for "
+            f"{model_dir_lib.SENTENCEPIECE_VOCAB}, {model_dir_lib.HF_TOKENIZER} and a "
+            f"{model_dir_lib.RUN} naming one); give the vocabulary (--vocab)")
+    return ByteTokenizer() if found == "byte" else Tokenizer(found)
 
 
 def _round_up(n: int, multiple: int) -> int:

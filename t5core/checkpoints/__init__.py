@@ -9,19 +9,20 @@
     them; config from config= (a T5Config, preset, config.json, or the run's gin files) or a
     `config.gin` beside it.
   * t5core's TF checkpoints: a trainer's model_dir (or best/) or `write_tf_checkpoint`'s output;
-    config from `config.json` or the trainer's `model_config.json`.
+    config from `config.json` (or an older trainer's `model_config.json`), and the model's
+    structure (LoRA, soft prompt, classifier head) from the run's `run.json`.
 Each format has one strict rule table (see `rules.py`); any miss raises CheckpointMismatchError
 listing every offender before a value is read, and no half-loaded model is ever returned.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 
 import tensorflow as tf
 
+from t5core import model_dir
 from t5core.checkpoints import hf_bin, hf_h5, mesh_tf, t5x, tf_checkpoint
 from t5core.checkpoints.export import export_hf
 from t5core.checkpoints.hf import hf_rules
@@ -31,6 +32,7 @@ from t5core.checkpoints.rules import CheckpointMismatchError, Rule, plan_mapping
 from t5core.checkpoints.safetensors_io import SafetensorsReader
 from t5core.checkpoints.tf_checkpoint import write_tf_checkpoint
 from t5core.config import T5Config
+from t5core.errors import CheckpointError
 
 FORMATS = ("hf-safetensors", "hf-bin", "hf-h5", "mesh-tf", "t5x", "tf")
 
@@ -118,15 +120,13 @@ def resolve_config(config, fmt=None, location=None, reader=None) -> T5Config:
                         f"{type(config).__name__}")
     if fmt in ("hf-safetensors", "hf-bin", "hf-h5", "tf"):
         directory = location if tf.io.gfile.isdir(location) else os.path.dirname(location)
-        config_path = os.path.join(directory, "config.json")
+        config_path = os.path.join(directory, model_dir.CONFIG)
         if tf.io.gfile.exists(config_path):
             return T5Config.from_json(config_path)
         if fmt == "tf":  # a trainer's model_dir (or its best/ subdirectory)
-            for candidate in (directory, os.path.dirname(directory)):
-                path = os.path.join(candidate, "model_config.json")
-                if tf.io.gfile.exists(path):
-                    with tf.io.gfile.GFile(path) as f:
-                        return T5Config(**json.load(f)["config"])
+            config = model_dir.read_config(directory)
+            if config is not None:
+                return config
         raise FileNotFoundError(f"{location}: no config.json beside it; pass config= (a "
                                 "T5Config, a preset name or a config.json path)")
     if fmt == "mesh-tf":
@@ -143,8 +143,19 @@ def resolve_config(config, fmt=None, location=None, reader=None) -> T5Config:
     raise ValueError(f"unknown checkpoint format {fmt!r}")
 
 
-def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=None):
-    """A built T5Model filled from the checkpoint at `path`; raises without a half-loaded model.
+def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=None,
+                    merge_lora=True):
+    """A built model filled from the checkpoint at `path`; raises without a half-loaded model.
+
+    Usually a T5Model. A t5core training run (its model_dir, its `best/`, or a checkpoint in
+    either) is rebuilt as its `run.json` describes it:
+      * a LoRA run: a T5Model with the LoRA updates merged into the kernels (merge_lora=False
+        keeps the LoRA layers, with only them trainable, as in training);
+      * a prompt-tuned run: a `PromptTunedT5` holding its soft prompt;
+      * a classifier-head run (`--head=classifier`): a `T5EncoderClassifier` whose `labels`
+        are the run's.
+    Every variable of the returned model is trainable (apart from kept LoRA layers' bases);
+    `t5core.apply_peft` chooses what trains next.
 
     `dtype`: the Keras dtype policy of the model ("float32" default, "mixed_bfloat16",
     "bfloat16"; see T5Model).
@@ -154,7 +165,8 @@ def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=N
     """
     fmt, reader, rules, location = open_checkpoint(path, use_torch=use_torch)
     config = resolve_config(config, fmt, location, reader)
-    model, deferred = new_model_for_loading(config, dtype=dtype)
+    run = model_dir.read_run(location) if fmt == "tf" else None
+    model, deferred = _new_model(config, run, dtype)
     try:
         assign_from_reader(model, reader, rules, source=location, progress=progress)
     except BaseException:
@@ -163,7 +175,41 @@ def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=N
         raise
     if deferred is not None:
         deferred.finish()
-    return model
+    if run is not None and run.lora_rank and not merge_lora:
+        return model
+    if run is not None and run.lora_rank:
+        from t5core.peft import merge_lora as merge
+
+        merge(model)
+    from t5core.peft import unfreeze_all
+
+    return unfreeze_all(model)
+
+
+def _new_model(config, run, dtype):
+    """(model, deferred-initialisation handle or None) with the structure a run describes."""
+    if run is None:
+        return new_model_for_loading(config, dtype=dtype)
+    from t5core.peft import PromptTunedT5, T5EncoderClassifier, apply_lora
+
+    if run.model_class == "T5EncoderClassifier":
+        if len(run.labels) < 2:
+            raise CheckpointError(f"{model_dir.RUN} of a classifier run lists {len(run.labels)} "
+                                  "labels; it needs its classes' labels")
+        model, deferred = T5EncoderClassifier(config, len(run.labels), pooling=run.pooling,
+                                              dtype=dtype, labels=run.labels), None
+    elif run.model_class in ("T5Model", "PromptTunedT5"):
+        model, deferred = new_model_for_loading(config, dtype=dtype)
+        if run.model_class == "PromptTunedT5":
+            # "random": no read of the (not yet loaded) embeddings; the checkpoint sets the value.
+            model = PromptTunedT5(model, run.prompt_length, "random")
+            model.prompt_init = run.prompt_init
+    else:
+        raise CheckpointError(f"{model_dir.RUN}: unknown model_class {run.model_class!r} "
+                              "(T5Model, PromptTunedT5 or T5EncoderClassifier)")
+    if run.lora_rank:
+        apply_lora(model, run.lora_rank, run.lora_alpha or None, run.lora_targets)
+    return model, deferred
 
 
 __all__ = ["load_pretrained", "export_hf", "write_tf_checkpoint",

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from t5core.checkpoints.hf import hf_name
 from t5core.checkpoints.safetensors_io import write_safetensors
+from t5core.errors import CheckpointError
 
 _DTYPES = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(ml_dtypes.bfloat16),
            "float16": np.dtype(np.float16)}
@@ -39,6 +40,7 @@ def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None)
     `dtype`: "float32" (default: the variables' own), "bfloat16" or "float16" on disk.
     `progress(nbytes_done_now, nbytes_total, name)` is called after each tensor when given.
     """
+    _check_exportable(model)
     out_dtype = _DTYPES.get(dtype or "float32")
     if out_dtype is None:
         raise ValueError(f"dtype {dtype!r}: expected one of {', '.join(_DTYPES)}")
@@ -85,6 +87,25 @@ def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None)
     with tf.io.gfile.GFile(os.path.join(directory, "config.json"), "w") as f:
         f.write(json.dumps(config, indent=2, sort_keys=True) + "\n")
     return files
+
+
+def _check_exportable(model):
+    """HF's T5 classes hold a plain encoder-decoder: no soft prompt, no t5core classifier head,
+    no unmerged LoRA. Refuse those with what to do instead."""
+    from t5core.peft import PromptTunedT5, T5EncoderClassifier, lora_layers
+
+    what = None
+    if isinstance(model, PromptTunedT5):
+        what = "a prompt-tuned model: HF T5 has no soft prompt"
+    elif isinstance(model, T5EncoderClassifier):
+        what = ("a classifier-head model: HF T5 has no encoder classifier with this head (HF's "
+                "T5ForSequenceClassification classifies from the decoder)")
+    if what:
+        raise CheckpointError(f"Cannot export {what}. Export a SavedModel "
+                              "(scripts/export.py), or a t5core TF checkpoint "
+                              "(convert_checkpoint.py --format=tf), which keep it.")
+    if lora_layers(model):
+        raise CheckpointError("The model has unmerged LoRA layers; t5core.merge_lora(model) first")
 
 
 def _reporting(produce, name, shape, dtype, total, progress):

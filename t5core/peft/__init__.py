@@ -30,6 +30,42 @@ from t5core.peft.prompt_tuning import PromptTunedT5, SoftPrompt, add_prompt_tuni
 PEFT_METHODS = ("none", "freeze_embeddings", "freeze_encoder", "top_n", "prompt", "lora")
 
 
+def describe_structure(model) -> dict:
+    """What `model` holds besides a plain T5's variables, as `t5core.model_dir.RunDescription`
+    fields: its class, a classifier's labels and pooling, a soft prompt's length, LoRA's rank,
+    alpha and targets. A loader that rebuilds this structure can restore the model's checkpoint.
+
+    A classifier without label names records its class ids ("0", "1", ...) as labels.
+    """
+    fields = {"model_class": type(model).__name__}
+    if isinstance(model, T5EncoderClassifier):
+        labels = model.labels or tuple(str(i) for i in range(model.num_classes))
+        fields.update(head="classifier", labels=tuple(labels), pooling=model.pooling)
+    if isinstance(model, PromptTunedT5):
+        fields.update(prompt_length=model.prompt_length, prompt_init=model.prompt_init)
+    wrapped = lora_layers(model)
+    if wrapped:
+        settings = {(layer.rank, layer.alpha) for layer in wrapped.values()}
+        if len(settings) > 1:
+            raise ValueError(f"LoRA layers of different rank/alpha {sorted(settings)} cannot be "
+                             "described by one lora_rank and lora_alpha")
+        (rank, alpha), = settings
+        fields.update(lora_rank=rank, lora_alpha=alpha, lora_targets=lora_target_spec(model))
+    return fields
+
+
+def lora_target_spec(model) -> str:
+    """`lora_targets` that select exactly the model's LoRA layers: their projection names
+    ("q,v") when those name no other projection, else their paths."""
+    from t5core.peft.lora import select_projections
+
+    paths = sorted(lora_layers(model))
+    names = sorted({p.rsplit("/", 1)[1] for p in paths})
+    if sorted(path for path, _, _ in select_projections(model, names)) == paths:
+        return ",".join(names)
+    return ",".join(paths)
+
+
 def apply_peft(model, method="none", *, top_n=1, train_lm_head=True, prompt_length=20,
                prompt_init="vocab", lora_rank=8, lora_alpha=None, lora_targets=DEFAULT_TARGETS,
                lora_dropout=0.0, seed=None):
@@ -50,7 +86,8 @@ def apply_peft(model, method="none", *, top_n=1, train_lm_head=True, prompt_leng
     raise ValueError(f"--peft={method!r}: expected one of {', '.join(PEFT_METHODS)}")
 
 
-__all__ = ["PEFT_METHODS", "apply_peft", "T5EncoderClassifier", "PromptTunedT5", "SoftPrompt",
+__all__ = ["PEFT_METHODS", "apply_peft", "describe_structure", "lora_target_spec",
+           "T5EncoderClassifier", "PromptTunedT5", "SoftPrompt",
            "LoRADense", "apply_lora", "merge_lora", "lora_layers", "add_prompt_tuning",
            "freeze_all", "unfreeze_all", "freeze_embeddings", "freeze_encoder",
            "freeze_all_but_top", "trainable_variable_names", "trainable_summary"]

@@ -30,22 +30,26 @@ POOLINGS = ("mean", "first")
 
 @keras.saving.register_keras_serializable(package="t5core")
 class T5EncoderClassifier(keras.Model):
-    """`T5EncoderClassifier(config_or_model, num_classes, pooling="mean")`.
+    """`T5EncoderClassifier(config_or_model, num_classes, pooling="mean", labels=None)`.
 
     Given a T5Model (e.g. `load_pretrained(path)`), the classifier *shares* its embedding and
-    encoder (no copy; the decoder is not used and is freed with the T5Model). Given a config, it
-    builds only those two. Variable paths match T5Model's ("shared/embeddings",
+    encoder (no copy; the decoder is not used and is freed with the T5Model); given another
+    T5EncoderClassifier, it shares that one's embedding and encoder under a new head. Given a
+    config, it builds only those two. Variable paths match T5Model's ("shared/embeddings",
     "encoder/block_0/..."), plus "classifier/kernel" [d_model, C] and "classifier/bias" [C]; the
     tf.train.Checkpoint attributes "shared" and "encoder" match too, so a T5Model checkpoint
     restores into it (with expect_partial(): the decoder has no counterpart).
 
     pooling: "mean" averages the encoder output over non-pad tokens (id != 0); "first" takes
     position 0.
+    labels: the class names in id order (num_classes of them), if known; `predict_labels` and
+    a SavedModel of the classifier return them.
     """
 
     def __init__(self, config_or_model, num_classes, pooling="mean", dtype=None, name=None,
-                 **kwargs):
-        base = config_or_model if isinstance(config_or_model, T5Model) else None
+                 labels=None, **kwargs):
+        base = config_or_model if isinstance(config_or_model, (T5Model, T5EncoderClassifier)) \
+            else None
         if base is not None:
             config = base.config
             dtype = base.dtype_policy
@@ -59,9 +63,14 @@ class T5EncoderClassifier(keras.Model):
             raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
         if pooling not in POOLINGS:
             raise ValueError(f"pooling={pooling!r}: expected one of {', '.join(POOLINGS)}")
+        if labels is not None:
+            labels = tuple(str(x) for x in labels)
+            if len(labels) != num_classes:
+                raise ValueError(f"{len(labels)} labels {list(labels)} for {num_classes} classes")
         self.config = config
         self.num_classes = int(num_classes)
         self.pooling = pooling
+        self.labels = labels
         policy = self.dtype_policy  # Keras sub-layers do not inherit it by themselves
         if base is not None:
             self.shared, self.encoder = base.shared, base.encoder
@@ -179,6 +188,16 @@ class T5EncoderClassifier(keras.Model):
                  for i in range(0, int(tf.shape(tokens)[0]), batch_size)]
         return np.concatenate(parts) if parts else np.zeros([0], np.int32)
 
+    def probabilities(self, encoder_input_tokens):
+        """Class probabilities float32 [N, num_classes] (softmax of the logits)."""
+        return tf.nn.softmax(self(self._tokens(encoder_input_tokens), training=False), axis=-1)
+
+    def predict_labels(self, encoder_input_tokens, batch_size=64):
+        """The label of each row of token ids [N, L] (needs `labels`)."""
+        if self.labels is None:
+            raise ValueError("this classifier has no labels; use predict() for class ids")
+        return [self.labels[i] for i in self.predict(encoder_input_tokens, batch_size)]
+
     # -- introspection ----------------------------------------------------------------------------
     def variables_by_name(self) -> dict:
         prefix = self.name + "/"
@@ -187,6 +206,7 @@ class T5EncoderClassifier(keras.Model):
     def get_config(self):
         return {"config": self.config.to_kwargs(), "num_classes": self.num_classes,
                 "pooling": self.pooling, "name": self.name,
+                "labels": list(self.labels) if self.labels is not None else None,
                 "dtype": keras.dtype_policies.serialize(self.dtype_policy)}
 
     @classmethod
@@ -199,3 +219,23 @@ class T5EncoderClassifier(keras.Model):
         from t5core.checkpoints import load_pretrained
 
         return cls(load_pretrained(path, config=config, dtype=dtype), num_classes, pooling)
+
+
+def classify_text(model, tokenizer, texts, *, batch_size=64, max_input_length=512,
+                  truncate=False, source="input"):
+    """Yields (label, probability) of each text, in order: the classifier's most likely class.
+
+    Texts are tokenized with EOS as in training; an empty or over-long text is handled as
+    `t5core.decoding.text.encode_inputs` does (an error naming it, or truncation).
+    """
+    from t5core.decoding.text import encode_inputs, pad_batch
+
+    texts = list(texts)
+    labels = model.labels or tuple(str(i) for i in range(model.num_classes))
+    for start in range(0, len(texts), batch_size):
+        encoded = encode_inputs(tokenizer, texts[start:start + batch_size], max_input_length,
+                                truncate, start, source)
+        probabilities = model.probabilities(pad_batch(encoded, len(encoded))).numpy()
+        for row in probabilities:
+            best = int(np.argmax(row))
+            yield labels[best], float(row[best])

@@ -191,7 +191,15 @@ class PromptTunedT5(T5Model):
 
 
 def add_prompt_tuning(model, prompt_length, prompt_init="vocab", seed=None):
-    """A PromptTunedT5 sharing `model`'s layers, with only the prompt trainable."""
+    """A PromptTunedT5 sharing `model`'s layers, with only the prompt trainable.
+
+    A model that already has a prompt (a prompt-tuned run loaded to go on training) keeps it,
+    with its own length and values: only the prompt is made trainable again.
+    """
+    if isinstance(model, PromptTunedT5):
+        freeze_all(model)
+        model.prompt.trainable = True
+        return model
     if not isinstance(model, T5Model):
         raise TypeError(f"Prompt tuning needs an encoder-decoder T5Model, got "
                          f"{type(model).__name__}")

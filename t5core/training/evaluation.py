@@ -66,10 +66,8 @@ class DecodeEvaluator:
         return metrics, samples
 
 
-def evaluate_task(model, task, split, tokenizer, inputs_length, targets_length, data_dir=None,
-                  max_examples=0, batch_size=64, **generate_options):
-    """Decodes every example of a task's split and scores it: (metrics, predictions, targets)."""
-    lengths = {"inputs": inputs_length, "targets": targets_length}
+def task_examples(task, split, tokenizer, lengths, data_dir=None, max_examples=0):
+    """(input token ids, target texts) of a task's split, in order, up to max_examples (0: all)."""
     dataset = task.get_dataset(split, tokenizer, lengths=lengths, data_dir=data_dir,
                                keep_text=True)
     if max_examples:
@@ -78,6 +76,14 @@ def evaluate_task(model, task, split, tokenizer, inputs_length, targets_length, 
     for example in dataset.as_numpy_iterator():
         inputs.append(example["inputs"].tolist())
         targets.append(example["targets_pretokenized"].decode("utf-8"))
+    return inputs, targets
+
+
+def evaluate_task(model, task, split, tokenizer, inputs_length, targets_length, data_dir=None,
+                  max_examples=0, batch_size=64, **generate_options):
+    """Decodes every example of a task's split and scores it: (metrics, predictions, targets)."""
+    lengths = {"inputs": inputs_length, "targets": targets_length}
+    inputs, targets = task_examples(task, split, tokenizer, lengths, data_dir, max_examples)
     evaluator = DecodeEvaluator(inputs, targets, tokenizer, list(task.metrics), inputs_length,
                                 targets_length, batch_size=batch_size, **generate_options)
     metrics, _, predictions = evaluator(model, return_predictions=True)

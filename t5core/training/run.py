@@ -8,6 +8,8 @@ import os
 import keras
 import tensorflow as tf
 
+from t5core import model_dir
+from t5core.errors import ConfigError, FlagError
 from t5core.training.distribute import STRATEGIES, is_chief, make_strategy
 from t5core.training.trainer import TrainConfig, Trainer
 
@@ -20,10 +22,14 @@ EMBEDDED_MODEL = dict(vocab_size=384, d_model=128, d_kv=32, num_heads=4, d_ff=38
 @dataclasses.dataclass
 class RunOptions:
     """Everything `scripts/train.py` accepts; defaults train the embedded task set."""
-    model: str = ""  # preset name or config.json; "" = the embedded tiny byte-level model
-    init_checkpoint: str = ""
+    # Preset name, config.json or a directory holding one; "": the init_checkpoint's config,
+    # else the embedded tiny byte-level model.
+    model: str = ""
+    init_checkpoint: str = ""  # any checkpoint load_pretrained reads, a run's model_dir too
     init_optimizer_state: bool = False  # also the Adafactor slots and step of a T5X/Mesh-TF run
-    vocab: str = ""  # SentencePiece model; "" = byte-level (ByT5) vocabulary
+    # spiece.model or tokenizer.json; "": the one beside init_checkpoint (or in the model
+    # directory), else the byte-level (ByT5) vocabulary.
+    vocab: str = ""
     task: str = ""  # registered task name; "" with no files = the embedded tasks
     mixture: str = ""
     train_file: str = ""
@@ -131,27 +137,106 @@ def resolve_jit_compile(flag: str) -> bool:
 
 
 def model_config(options: RunOptions):
+    """The model config: --model (preset, config.json, a run's or HF directory), else the
+    --init_checkpoint's own config, else the embedded tiny byte-level model."""
     from t5core.config import T5Config
 
-    if not options.model:
-        config = T5Config(**EMBEDDED_MODEL)
-    elif options.model.endswith(".json") or tf.io.gfile.isdir(options.model):
+    if options.model.endswith(".json"):
         config = T5Config.from_json(options.model)
-    else:
+    elif options.model and tf.io.gfile.isdir(options.model):
+        config = model_dir.read_config(options.model)
+        if config is None:
+            raise FlagError(f"--model={options.model}: the directory holds no "
+                            f"{model_dir.CONFIG}")
+    elif options.model:
         config = T5Config.from_preset(options.model)
+    elif options.init_checkpoint:
+        config = checkpoint_config(options.init_checkpoint)
+    else:
+        config = T5Config(**EMBEDDED_MODEL)
     if options.dropout_rate is not None:
         config = config.replace(dropout_rate=options.dropout_rate)
     return config
 
 
-def make_tokenizer(options: RunOptions):
-    from t5core.tokenizer import ByteTokenizer, Tokenizer
+def checkpoint_config(path):
+    """The config a checkpoint states or implies (HF config.json, a run's, Mesh-TF shapes...)."""
+    from t5core.checkpoints import open_checkpoint, resolve_config
 
-    return Tokenizer(options.vocab) if options.vocab else ByteTokenizer()
+    fmt, reader, _, location = open_checkpoint(path)
+    try:
+        return resolve_config(None, fmt, location, reader)
+    except (ValueError, FileNotFoundError) as err:
+        raise FlagError(f"--init_checkpoint={path} does not say which model it holds ({err}); "
+                        "pass --model (a preset name or config.json)") from None
+
+
+def resolve_vocab(options: RunOptions) -> tuple[str, str]:
+    """(vocabulary, where it came from): --vocab, else the tokenizer beside --init_checkpoint or
+    in the --model directory (spiece.model, tokenizer.json, a run's own), else "byte"."""
+    if options.vocab:
+        return options.vocab, "--vocab"
+    for flag in ("init_checkpoint", "model"):
+        found = model_dir.find_tokenizer(getattr(options, flag)) if getattr(options, flag) \
+            else None
+        if found:
+            return found, f"--{flag}"
+    return "byte", "default"
+
+
+def make_tokenizer(options: RunOptions):
+    from t5core.tokenizer import load_tokenizer
+
+    return load_tokenizer(resolve_vocab(options)[0])
+
+
+def run_description(options: RunOptions, vocab: str):
+    """What run.json records of these options (the model adds its own structure)."""
+    data = {"task": options.task, "data_dir": options.data_dir, "eval_file": options.eval_file,
+            "template": options.template, "template_args": options.template_args,
+            "instruction": options.instruction, "inputs_field": options.inputs_field,
+            "targets_field": options.targets_field, "inputs_length": options.train.inputs_length,
+            "targets_length": options.train.targets_length, "metrics": options.metrics,
+            "rank_classification": options.rank_classification}
+    return model_dir.RunDescription(tokenizer=vocab, precision=options.train.precision,
+                                    head=options.head, labels=tuple(options.label_list),
+                                    pooling=options.pooling, peft=options.peft,
+                                    peft_top_n=options.peft_top_n if options.peft == "top_n"
+                                    else 1, data=data)
+
+
+def initial_model(options: RunOptions, config, dtype, log=print):
+    """The model before PEFT: --init_checkpoint's (as its run built it) or a new one, with the
+    head --head asks for."""
+    from t5core.checkpoints import load_pretrained
+    from t5core.model import T5Model
+    from t5core.peft import PromptTunedT5, T5EncoderClassifier
+
+    base = (load_pretrained(options.init_checkpoint, config=config, dtype=dtype)
+            if options.init_checkpoint else None)
+    labels = options.label_list
+    if isinstance(base, T5EncoderClassifier):
+        if options.head != "classifier":
+            raise FlagError(f"--init_checkpoint={options.init_checkpoint} is a classifier-head "
+                            "run (no decoder); train it on with --head=classifier")
+        if list(base.labels) == labels and base.pooling == options.pooling:
+            return base  # the same classes: its head goes on training
+        log(f"--init_checkpoint's head classifies {list(base.labels)}: a new head for {labels}")
+    if options.head == "classifier":
+        return T5EncoderClassifier(base if base is not None else config, len(labels),
+                                   pooling=options.pooling, dtype=dtype, labels=labels)
+    if isinstance(base, PromptTunedT5) and options.peft == "prompt":
+        log(f"Training on the soft prompt of --init_checkpoint ({base.prompt_length} vectors)")
+    return base if base is not None else T5Model(config, dtype=dtype)
 
 
 def run(options: RunOptions, log=print):
     """Trains as the options say; returns the Trainer (its history and model)."""
+    if not options.labels and options.head == "classifier" and options.init_checkpoint \
+            and tf.io.gfile.exists(options.init_checkpoint):
+        inherited = model_dir.read_run(options.init_checkpoint)  # go on with the run's classes
+        if inherited is not None and inherited.head == "classifier":
+            options.labels = ",".join(inherited.labels)
     options.check()
     train_cfg = options.train
     # The strategy first: multi-worker collectives must be configured before TF initialises.
@@ -159,30 +244,26 @@ def run(options: RunOptions, log=print):
     keras.utils.set_random_seed(train_cfg.seed)  # before the data: shuffles use the global seed
     train_cfg.jit_compile = resolve_jit_compile(options.jit_compile)
     config = model_config(options)
-    tokenizer = make_tokenizer(options)
+    vocab, vocab_source = resolve_vocab(options)
+    from t5core.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(vocab)
+    if vocab_source != "--vocab" and vocab != "byte":
+        log(f"Tokenizer: {vocab} (from {vocab_source})")
     if tokenizer.vocab_size > config.vocab_size:
-        raise ValueError(f"The vocabulary has {tokenizer.vocab_size} ids but the model only "
-                         f"{config.vocab_size} embedding rows: wrong --vocab for --model?")
-    if options.init_checkpoint and not tf.io.gfile.exists(options.init_checkpoint):
-        raise FileNotFoundError(f"--init_checkpoint={options.init_checkpoint} does not exist")
+        raise ConfigError(f"The vocabulary ({vocab}, from {vocab_source}) has "
+                          f"{tokenizer.vocab_size} ids but the model only {config.vocab_size} "
+                          "embedding rows: wrong --vocab for --model?")
     dtype = "mixed_bfloat16" if train_cfg.precision == "mixed_bfloat16" else None
     train_data, eval_data, evaluator = build_inputs(options, tokenizer,
                                                     config.decoder_start_token_id)
 
     def model_fn():
-        from t5core.checkpoints import load_pretrained
-        from t5core.model import T5Model
-        from t5core.peft import T5EncoderClassifier, apply_peft, trainable_summary
+        from t5core.peft import apply_peft, trainable_summary
 
-        # Plain weights first, then the head, then PEFT; a resume restores after all three.
-        base = (load_pretrained(options.init_checkpoint, config=config, dtype=dtype)
-                if options.init_checkpoint else None)
-        if options.head == "classifier":
-            labels = options.label_list
-            model = T5EncoderClassifier(base if base is not None else config, len(labels),
-                                        pooling=options.pooling, dtype=dtype)
-        else:
-            model = base if base is not None else T5Model(config, dtype=dtype)
+        # Plain weights (or the init run's model) and the head first, then PEFT; a resume
+        # restores after all of them.
+        model = initial_model(options, config, dtype, log)
         model = apply_peft(model, options.peft, top_n=options.peft_top_n,
                            prompt_length=options.prompt_length, prompt_init=options.prompt_init,
                            lora_rank=options.lora_rank, lora_alpha=options.lora_alpha or None,
@@ -191,7 +272,8 @@ def run(options: RunOptions, log=print):
             log(trainable_summary(model))
         return model
 
-    trainer = Trainer(train_cfg, strategy, model_fn, train_data, eval_data, evaluator, log=log)
+    trainer = Trainer(train_cfg, strategy, model_fn, train_data, eval_data, evaluator, log=log,
+                      run=run_description(options, vocab))
     if options.init_optimizer_state:
         from t5core.checkpoints.optimizer_state import continue_checkpoint_run
 

@@ -89,37 +89,61 @@ class TrainConfig:
             raise ValueError("Invalid training configuration: " + "; ".join(problems))
 
 
-def _model_identity(model) -> dict:
-    # The class tells a seq2seq model from a classifier or a prompt-tuned one.
-    return {"config": model.config.to_kwargs(), "model_class": type(model).__name__}
+# The config fields that decide the shapes of the variables a checkpoint holds.
+_SHAPE_KEYS = ("vocab_size", "d_model", "d_kv", "d_ff", "num_heads", "num_layers",
+               "num_decoder_layers", "feed_forward_proj", "tie_word_embeddings", "model_type",
+               "relative_attention_num_buckets")
+# The run description fields that decide which variables a checkpoint holds beyond a T5's.
+_STRUCTURE_KEYS = ("model_class", "labels", "prompt_length", "lora_rank", "lora_targets")
 
 
-def check_model_dir(model_dir: str, model) -> None:
-    """Refuses a model_dir whose checkpoints belong to a model of another shape."""
-    path = os.path.join(model_dir, "model_config.json")
-    identity = _model_identity(model)
-    shape_keys = ("vocab_size", "d_model", "d_kv", "d_ff", "num_heads", "num_layers",
-                  "num_decoder_layers", "feed_forward_proj", "tie_word_embeddings", "model_type",
-                  "relative_attention_num_buckets")
-    if tf.io.gfile.exists(path):
-        with tf.io.gfile.GFile(path) as f:
-            saved_identity = json.load(f)
-        saved, saved_class = saved_identity["config"], saved_identity.get("model_class")
-        diff = [f"{k}: saved {saved.get(k)!r}, now {identity['config'][k]!r}"
-                for k in shape_keys if saved.get(k) != identity["config"][k]]
-        if saved_class and saved_class != identity["model_class"]:
-            diff.append(f"model class: saved {saved_class}, now {identity['model_class']}")
+def check_model_dir(model_dir: str, model, run=None) -> None:
+    """Refuses a model_dir whose checkpoints belong to another model; else describes the run there.
+
+    A model directory describes itself (see t5core.model_dir): `config.json` (the model config,
+    HF names), `run.json` (the `run` given, a `RunDescription`, completed with the model's own
+    structure: class, labels, prompt, LoRA) and a copy of the run's vocabulary file, which
+    `run.tokenizer` names by its path ("byte": none). Resuming checks the saved config, structure
+    and vocabulary against the new ones before anything is overwritten.
+    """
+    import dataclasses
+
+    from t5core import model_dir as md
+    from t5core.peft import describe_structure
+
+    run = dataclasses.replace(run or md.RunDescription(tokenizer=""), **describe_structure(model))
+    if run.peft == "none" and (run.lora_rank or run.model_class == "PromptTunedT5"):
+        run = dataclasses.replace(run, peft="lora" if run.lora_rank else "prompt")
+    config = model.config
+    saved_config = md.read_config(model_dir) if tf.io.gfile.exists(model_dir) else None
+    saved_run = md.read_run(model_dir) if saved_config is not None else None
+    if saved_config is not None:
+        saved_run = saved_run or md.RunDescription()
+        diff = [f"{k}: saved {getattr(saved_config, k)!r}, now {getattr(config, k)!r}"
+                for k in _SHAPE_KEYS if getattr(saved_config, k) != getattr(config, k)]
+        legacy = not tf.io.gfile.exists(md.path(model_dir, md.RUN))
+        keys = ("model_class",) if legacy else _STRUCTURE_KEYS
+        if run.model_class != "T5EncoderClassifier":
+            keys = [k for k in keys if k != "labels"]  # a seq2seq run's labels are only words
+        diff += [f"{k}: saved {getattr(saved_run, k)!r}, now {getattr(run, k)!r}"
+                 for k in keys if getattr(saved_run, k) != getattr(run, k)]
+        if not legacy and saved_run.tokenizer and run.tokenizer and \
+                (saved_run.tokenizer == "byte") != (run.tokenizer == "byte"):
+            diff.append(f"tokenizer: saved {saved_run.tokenizer}, now {run.tokenizer}")
         if diff:
             raise ModelDirMismatchError(
                 f"{model_dir} holds checkpoints of another model ({'; '.join(diff)}). Use a new "
                 "--model_dir, or the same model settings to resume.")
     elif tf.io.gfile.exists(model_dir) and tf.train.latest_checkpoint(model_dir):
-        raise ModelDirMismatchError(f"{model_dir} holds checkpoints but no model_config.json: "
+        raise ModelDirMismatchError(f"{model_dir} holds checkpoints but no {md.CONFIG}: "
                                     "not a t5core model_dir; use a new --model_dir")
+    tf.io.gfile.makedirs(model_dir)
+    if not run.tokenizer and saved_run is not None:  # not told: the tokenizer in place stays
+        run = dataclasses.replace(run, tokenizer=saved_run.tokenizer)
     else:
-        tf.io.gfile.makedirs(model_dir)
-        with tf.io.gfile.GFile(path, "w") as f:
-            json.dump(identity, f, indent=2)
+        run = dataclasses.replace(run, tokenizer=md.copy_tokenizer(model_dir, run.tokenizer))
+    config.to_json(md.path(model_dir, md.CONFIG))
+    md.write_run(model_dir, run)
 
 
 class Trainer:
@@ -130,10 +154,12 @@ class Trainer:
       repeated; its iterator is saved with each checkpoint.
     eval_data: optional finite dataset of batched features for the validation loss.
     evaluator: optional `evaluator(model) -> (metrics dict, sample lines)`, decoding predictions.
+    run: optional `t5core.model_dir.RunDescription` of the run (tokenizer, data options, ...),
+      written to the model_dir as run.json (see `check_model_dir`).
     """
 
     def __init__(self, config: TrainConfig, strategy, model_fn: Callable, train_data,
-                 eval_data=None, evaluator=None, log=print):
+                 eval_data=None, evaluator=None, log=print, run=None):
         self.config = config
         self.strategy = strategy
         self.log = log if is_chief(strategy) else (lambda *a, **k: None)
@@ -149,7 +175,7 @@ class Trainer:
             self.optimizer = make_optimizer(config.optimizer, schedule, config.weight_decay,
                                             config.clip_norm or None)
             self.optimizer.build(self.model.trainable_variables)
-        check_model_dir(config.model_dir, self.model)
+        check_model_dir(config.model_dir, self.model, run)
         self.train_iterator = iter(train_data)
         self.eval_data = eval_data
         self.evaluator = evaluator

@@ -1,0 +1,211 @@
+"""Scoring a model on a test set given by train.py's data options: metrics, per-class and
+per-entity-type reports, as JSON and as aligned tables. `scripts/evaluate.py` is its command line.
+
+A test set is a registered task's split (`task`) or a TSV/JSONL file (`eval_file`) read the way
+training read its files: rendered by `template` (with `template_args`, `instruction`), or taken
+from `inputs_field`/`targets_field`. Every option left unset (None) takes the value the run
+recorded in its run.json (`RunDescription.data`), then the default below. Scores are percentages
+everywhere, as `t5core.metrics` reports them.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+
+import numpy as np
+
+from t5core.errors import FlagError
+
+# The data options, by train.py's flag names, and their values when neither the user nor the run
+# gave one.
+DATA_DEFAULTS = {"task": "", "data_dir": "", "eval_file": "", "template": "", "template_args": "",
+                 "instruction": False, "inputs_field": "inputs", "targets_field": "targets",
+                 "inputs_length": 128, "targets_length": 128, "metrics": "",
+                 "rank_classification": False, "labels": ""}
+SOURCES = ("task", "eval_file")
+CLASSIFICATION_METRICS = ["accuracy", "f1_macro"]
+LABELLED_METRICS = {"f1_macro", "f1_micro", "f1_weighted", "per_class"}  # take labels=
+
+
+def data_options(given: dict, run=None) -> dict:
+    """The data options: each given one (not None), else the run's, else DATA_DEFAULTS.
+
+    The test set's source is all-or-nothing: a given --task or --eval_file replaces both of the
+    run's, so a run trained on a task can be scored on a file and the other way round.
+    """
+    recorded = dict(run.data) if run is not None else {}
+    if run is not None and run.labels:
+        recorded["labels"] = ",".join(run.labels)
+    if any(given.get(name) for name in SOURCES):
+        recorded = {k: v for k, v in recorded.items() if k not in SOURCES}
+    options = {}
+    for name, default in DATA_DEFAULTS.items():
+        value = given.get(name)
+        options[name] = value if value is not None else recorded.get(name, default)
+    return options
+
+
+def label_list(options) -> list[str]:
+    return [x for x in options["labels"].split(",") if x]
+
+
+@dataclasses.dataclass
+class TestSet:
+    inputs: list  # token ids of each example, EOS included
+    targets: list  # the target texts
+    metrics: list  # metric names (t5core.metrics)
+    labels: list  # the label set, in class order ([] when the targets are free text)
+    postprocess: object = None  # the template's, applied to targets and predictions
+    entities: bool = False  # targets are entity lists: report per entity type
+    description: str = ""
+
+
+def load_test_set(options, tokenizer, split="test", max_examples=0) -> TestSet:
+    """The examples of the test set the options describe (see the module docstring)."""
+    from t5core.training import task_inputs, templated_files
+    from t5core.training.evaluation import task_examples
+
+    lengths = {"inputs": options["inputs_length"], "targets": options["targets_length"]}
+    labels = label_list(options)
+    template = None
+    if options["task"]:
+        import t5core.data  # noqa: F401  (registers the built-in tasks)
+        from t5core.data.tasks import get
+
+        try:
+            task = get(options["task"])
+        except KeyError as err:
+            raise FlagError(f"--task: {err.args[0]}") from None
+        description = f"task {options['task']} ({split})"
+    elif options["eval_file"]:
+        # A file task's first split is its training file: here, the test file.
+        split, path = "train", options["eval_file"]
+        metrics = [m for m in options["metrics"].split(",") if m]
+        if options["template"]:
+            template = templated_files.make_template(options["template"],
+                                                     options["template_args"],
+                                                     options["instruction"])
+            task = templated_files.templated_task(path, None, template, lengths, metrics)
+            labels = labels or list(getattr(template, "words", []))
+        else:
+            task = task_inputs.file_task(path, None, options["inputs_field"],
+                                         options["targets_field"], lengths, metrics,
+                                         labels=labels)
+        description = f"file {path}"
+    else:
+        raise FlagError("Nothing to score: give --eval_file (a TSV/JSONL test file) or --task; "
+                        "the checkpoint's run.json names neither")
+    inputs, targets = task_examples(task, split, tokenizer, lengths,
+                                    options["data_dir"] or None, max_examples)
+    if not inputs:
+        raise FlagError(f"{description}: no examples to score")
+    metrics = [m for m in options["metrics"].split(",") if m] or list(task.metrics) or (
+        CLASSIFICATION_METRICS if labels else ["accuracy"])
+    kind = getattr(template, "task_type", "")
+    return TestSet(inputs, targets, metrics, labels,
+                   postprocess=template.postprocess if template is not None else None,
+                   entities=kind == "ner" or "entity_f1" in metrics, description=description)
+
+
+def predict(model, tokenizer, test: TestSet, options, batch_size=64, **generate_options):
+    """The model's prediction (text) for every test example.
+
+    A classifier predicts its labels; with rank_classification the seq2seq model picks the most
+    likely label word; otherwise it decodes (generate_options: method, num_beams, alpha, ...).
+    """
+    from t5core.peft import T5EncoderClassifier
+    from t5core.training.evaluation import DecodeEvaluator, RankEvaluator, pad_rows
+
+    length = options["inputs_length"]
+    if isinstance(model, T5EncoderClassifier):
+        tokens = pad_rows([row[:length] for row in test.inputs], length)
+        if model.labels is None:
+            return [str(i) for i in model.predict(tokens, batch_size)]
+        return model.predict_labels(tokens, batch_size)
+    common = dict(batch_size=batch_size)
+    if options["rank_classification"]:
+        if len(test.labels) < 2:
+            raise FlagError("--rank_classification needs --labels (two or more label words)")
+        evaluator = RankEvaluator(test.inputs, test.targets, tokenizer, test.metrics, length,
+                                  options["targets_length"], labels=test.labels, **common)
+    else:
+        evaluator = DecodeEvaluator(test.inputs, test.targets, tokenizer, test.metrics, length,
+                                    options["targets_length"], **common, **generate_options)
+    return evaluator.predict(model)
+
+
+def score(test: TestSet, predictions) -> dict:
+    """{"metrics", and when they apply "per_class" (+ "invalid_predictions") and
+    "per_entity_type"}; every score a percentage, supports as counts."""
+    from t5core.metrics import classification_report, compute_metrics, entity_f1
+
+    targets = list(test.targets)
+    if test.postprocess is not None:
+        predictions = [test.postprocess(p) for p in predictions]
+        targets = [test.postprocess(t) for t in targets]
+    # The declared label set, never the union with the predictions: a prediction outside it
+    # (empty, misspelt) is a miss for its true class, not a class of its own.
+    options = {"labels": test.labels} if test.labels and set(test.metrics) & LABELLED_METRICS \
+        else {}
+    report = {"metrics": compute_metrics(test.metrics, targets, predictions, **options)}
+    if test.labels:
+        table, _ = classification_report(targets, predictions, labels=test.labels)
+        report["per_class"] = {
+            name: {"precision": 100.0 * row["precision"], "recall": 100.0 * row["recall"],
+                   "f1": 100.0 * row["f1-score"], "support": int(row["support"])}
+            for name, row in table.items() if isinstance(row, dict)}
+        report["invalid_predictions"] = sum(p not in test.labels for p in predictions)
+    if test.entities:
+        values = entity_f1(targets, predictions, per_type=True)
+        support = _entity_support(targets)
+        types = sorted({key.split("/", 1)[1] for key in values if "/" in key})
+        report["per_entity_type"] = {
+            kind: {"precision": values[f"entity_precision/{kind}"],
+                   "recall": values[f"entity_recall/{kind}"],
+                   "f1": values[f"entity_f1/{kind}"], "support": support.get(kind, 0)}
+            for kind in types}
+    return report
+
+
+def _entity_support(targets) -> dict:
+    """Gold entities per type."""
+    from t5core.metrics import parse_entities
+
+    counts = collections.Counter()
+    for target in targets:
+        entities = parse_entities(target) if isinstance(target, str) else target
+        counts.update(kind for kind, _ in entities)
+    return dict(counts)
+
+
+def format_table(rows: dict, columns=("precision", "recall", "f1", "support"),
+                 first="") -> str:
+    """{row name: {column: value}} as aligned text: names left, numbers right (2 decimals for
+    scores, integers for counts)."""
+    def cell(value):
+        if isinstance(value, (int, np.integer)):
+            return str(int(value))
+        return f"{value:.2f}"
+
+    body = [[str(name)] + [cell(values[c]) for c in columns] for name, values in rows.items()]
+    header = [first] + list(columns)
+    widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
+    lines = [[header[0].ljust(widths[0])] + [h.rjust(w) for h, w in zip(header[1:], widths[1:])]]
+    lines += [[r[0].ljust(widths[0])] + [v.rjust(w) for v, w in zip(r[1:], widths[1:])]
+              for r in body]
+    return "\n".join("  ".join(line).rstrip() for line in lines)
+
+
+def format_report(report: dict) -> str:
+    """The report as the tables evaluate.py prints."""
+    parts = [format_table({k: {"value": v} for k, v in report["metrics"].items()},
+                          columns=("value",), first="metric (%)")]
+    if "per_class" in report:
+        parts.append(format_table(report["per_class"], first="class"))
+        if report.get("invalid_predictions"):
+            parts.append(f"{report['invalid_predictions']} prediction(s) are none of the labels "
+                         "(counted as misses)")
+    if report.get("per_entity_type"):
+        parts.append(format_table(report["per_entity_type"], first="entity type"))
+    return "\n\n".join(parts)
