@@ -123,4 +123,6 @@ def _train_seconds(config, args, batch):
 
 
 if __name__ == "__main__":
-    main()
+    from t5core import cli
+
+    cli.run_main(main)

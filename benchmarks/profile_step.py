@@ -73,4 +73,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from t5core import cli
+
+    cli.run_main(main)

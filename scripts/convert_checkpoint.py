@@ -131,4 +131,6 @@ def describe_output(model, output, vocab_source, fmt):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from t5core import cli
+
+    cli.run_main(main)

@@ -16,7 +16,7 @@ import json
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -132,4 +132,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from t5core import cli
+
+    cli.run(main)

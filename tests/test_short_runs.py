@@ -219,3 +219,15 @@ def test_five_steps_with_default_flags_exit_0(tmp_path):
     assert "--warmup_steps=100 is not shorter than the run" in result.stdout
     assert "eval at step 5: eval_loss" in result.stdout
     assert os.path.exists(tmp_path / "run" / "ckpt-5.index")
+
+
+def test_an_argparse_script_ends_a_user_error_with_one_line_and_status_2(tmp_path):
+    script = os.path.join(ROOT, "scripts", "inspect_model.py")
+    missing = str(tmp_path / "no_checkpoint")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    for verbose in ([], ["--verbose"]):
+        result = subprocess.run([sys.executable, script, "--checkpoint", missing, *verbose],
+                                capture_output=True, text=True, env=env, timeout=600)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert _error_lines(result.stderr) == [f"error: No checkpoint at {missing}"]
+        assert ("Traceback" in result.stderr) == bool(verbose)
