@@ -374,8 +374,8 @@ class Trainer:
     def _best_key(self, results):
         if self.config.best_metric:
             if self.config.best_metric not in results:
-                raise ValueError(f"best_metric {self.config.best_metric!r} is not among the "
-                                 f"evaluation results {sorted(results)}")
+                raise FlagError(f"--best_metric={self.config.best_metric} is not among the "
+                                f"evaluation results {sorted(results)}")
             return self.config.best_metric
         metric_keys = [k for k in results if not k.startswith("eval_")]
         return metric_keys[0] if metric_keys else "eval_loss"
