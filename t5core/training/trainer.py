@@ -191,7 +191,8 @@ class Trainer:
             self.optimizer = make_optimizer(config.optimizer, schedule, config.weight_decay,
                                             config.clip_norm or None)
             self.optimizer.build(self.model.trainable_variables)
-        check_model_dir(config.model_dir, self.model, run)
+        if is_chief(strategy):  # one writer: workers writing run.json at once race on its rename
+            check_model_dir(config.model_dir, self.model, run)
         self.train_iterator = iter(train_data)
         self.eval_data = eval_data
         self.evaluator = evaluator
