@@ -8,7 +8,6 @@ Prints one JSON line per pipeline.
 import argparse
 import json
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

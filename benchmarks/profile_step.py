@@ -11,7 +11,6 @@ Library: t5core/profiling.py.
 import argparse
 import json
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
