@@ -31,6 +31,8 @@ setup(
         "torch": ["torch"],
         "sweep": ["optuna>=4.0", "pyyaml"],
         "benchmark": ["keras-hub>=0.32"],
+        # Everything the suite imports (scikit-learn: the reference the metrics are checked
+        # against).
         "test": ["pytest", "sacrebleu>=2.0", "rouge-score>=0.1.2", "seqeval>=1.2.2",
                  "scikit-learn>=1.0", "scipy>=1.7", "matplotlib", "optuna>=4.0", "pyyaml"],
     },

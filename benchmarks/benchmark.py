@@ -18,13 +18,14 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import speed as benchmark  # noqa: E402  (this folder's speed.py)
+from t5core.errors import FlagError  # noqa: E402
 
 
 def _csv(text, allowed, flag):
     values = [v for v in text.split(",") if v]
     bad = [v for v in values if v not in allowed]
     if bad:
-        raise SystemExit(f"{flag}: unknown value(s) {bad}; choose from {', '.join(allowed)}")
+        raise FlagError(f"{flag}: unknown value(s) {bad}; choose from {', '.join(allowed)}")
     return values
 
 
@@ -32,7 +33,7 @@ def _python_with(module, explicit):
     """The interpreter for a side: the flag, else this one if it has the module, else None."""
     if explicit:
         if not os.path.exists(explicit):
-            raise SystemExit(f"interpreter {explicit} does not exist")
+            raise FileNotFoundError(f"interpreter {explicit} does not exist")
         return explicit
     return sys.executable if importlib.util.find_spec(module) else None
 
@@ -109,4 +110,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from t5core import cli
+
+    cli.run_main(main)

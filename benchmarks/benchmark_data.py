@@ -8,7 +8,6 @@ Prints one JSON line per pipeline.
 import argparse
 import json
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -37,4 +36,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from t5core import cli
+
+    cli.run_main(main)

@@ -13,7 +13,6 @@ Runs on CPU too (slowly), so the script itself can be checked without a GPU: --t
 import argparse
 import json
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -123,4 +122,6 @@ def _train_seconds(config, args, batch):
 
 
 if __name__ == "__main__":
-    main()
+    from t5core import cli
+
+    cli.run_main(main)

@@ -98,4 +98,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from t5core import cli
+
+    cli.run_main(main)

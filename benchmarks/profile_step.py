@@ -11,7 +11,6 @@ Library: t5core/profiling.py.
 import argparse
 import json
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -73,4 +72,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from t5core import cli
+
+    cli.run_main(main)

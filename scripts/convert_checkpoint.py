@@ -66,6 +66,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+    from t5core import cli
     from t5core.checkpoints import (
         CheckpointError,
         CheckpointMismatchError,
@@ -89,8 +90,7 @@ def main(argv=None):
         finally:
             close()
     except (CheckpointMismatchError, ValueError, FileNotFoundError, ImportError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return cli.report(err)  # one line, status 2 (the traceback with --verbose)
     print(f"config: {model.config}")
     progress, close = _progress_bar("write", not args.quiet)
     try:
@@ -101,8 +101,7 @@ def main(argv=None):
         else:
             written = write_tf_checkpoint(model, args.output, progress=progress)
     except CheckpointError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return cli.report(err)  # one line, status 2 (the traceback with --verbose)
     finally:
         close()
     extras = describe_output(model, args.output, args.vocab or args.input, args.format)
@@ -131,4 +130,6 @@ def describe_output(model, output, vocab_source, fmt):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from t5core import cli
+
+    cli.run_main(main)

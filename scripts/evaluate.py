@@ -132,4 +132,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from t5core import cli
+
+    cli.run(main)

@@ -81,4 +81,6 @@ def usage(output_dir, classifier):
 
 
 if __name__ == "__main__":
-    main()
+    from t5core import cli
+
+    cli.run_main(main)

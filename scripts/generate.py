@@ -60,6 +60,8 @@ def parse_args(argv=None):
 
 def read_inputs(args):
     """(texts, source): --input texts, else the lines of --input_file or stdin."""
+    from t5core.errors import DataError, UserFileNotFoundError
+
     if args.input:
         return args.input, "--input"
     path = args.input_file or "-"
@@ -71,19 +73,20 @@ def read_inputs(args):
             with open(path, encoding="utf-8") as f:
                 lines = f.read().split("\n")
     except FileNotFoundError:
-        raise SystemExit(f"error: --input_file {path} does not exist") from None
+        raise UserFileNotFoundError(f"--input_file {path} does not exist") from None
     except UnicodeDecodeError as e:
-        raise SystemExit(f"error: {name} is not UTF-8 text: {e}") from None
+        raise DataError(f"{name} is not UTF-8 text: {e}") from None
     if lines and lines[-1] == "":
         lines.pop()  # the newline that ends the last line
     if not lines:
-        raise SystemExit(f"error: no input lines in {name}")
+        raise DataError(f"no input lines in {name}")
     return lines, f"{name} line"
 
 
 def main(argv=None):
     args = parse_args(argv)
     import t5core
+    from t5core import cli
     from t5core.decoding.text import generate_text
     from t5core.peft.classifier import classify_text
 
@@ -93,7 +96,7 @@ def main(argv=None):
         tokenizer = t5core.load_tokenizer(args.vocab or args.checkpoint)
         model = t5core.load_pretrained(args.checkpoint, config=args.config, dtype=args.dtype)
     except (ValueError, OSError) as e:  # a missing or unreadable file: a message, not a traceback
-        raise SystemExit(f"error: {e}") from None
+        return cli.report(e)
     jit = {"auto": None, "true": True, "false": False}[args.jit_compile]
     out = sys.stdout if args.output_file == "-" else open(args.output_file, "w", encoding="utf-8")
     if isinstance(model, t5core.T5EncoderClassifier):
@@ -115,11 +118,13 @@ def main(argv=None):
             out.write(text.replace("\n", "\\n") + "\n")
             out.flush()
     except ValueError as e:  # bad input (empty / too long): a message, not a traceback
-        raise SystemExit(f"error: {e}") from None
+        return cli.report(e)
     finally:
         if out is not sys.stdout:
             out.close()
 
 
 if __name__ == "__main__":
-    main()
+    from t5core import cli
+
+    cli.run_main(main)

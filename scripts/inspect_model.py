@@ -74,10 +74,14 @@ def main(argv=None):
             png=not args.no_png, png_layers=args.png_layers, tensorboard=args.tensorboard,
             variables=args.variables, bucket_span=args.bucket_span)
     except (ValueError, FileNotFoundError, ImportError) as err:
-        # Bad flags, files or an absent optional dependency: say what, without a traceback.
-        raise SystemExit(f"error: {err}") from None
+        # Bad flags, files or an absent optional dependency: one line, status 2 (t5core.cli).
+        from t5core import cli
+
+        return cli.report(err)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from t5core import cli
+
+    cli.run_main(main)

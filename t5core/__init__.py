@@ -36,6 +36,13 @@ _EXPORTS = {
     "T5EncoderClassifier": "t5core.peft",
     "PromptTunedT5": "t5core.peft",
     "export_saved_model": "t5core.serving",
+    # The notebook path (README "Python API"): data from pairs, decoding texts, scoring.
+    "pairs_dataset": "t5core.training.inputs",
+    "generate_text": "t5core.decoding.text",
+    "evaluate_task": "t5core.training.evaluation",
+    "classification_report": "t5core.metrics",
+    "compute_metrics": "t5core.metrics",
+    "load_keras_model": "t5core.keras_saving",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -11,6 +11,9 @@ keeps its traceback.
 
     if __name__ == "__main__":
         cli.run(main)          # absl: parses the flags, then calls main(argv)
+
+An argparse program ends with `cli.run_main(main)` instead: `main(argv)` gets the arguments
+without --verbose.
 """
 
 from __future__ import annotations
@@ -29,11 +32,14 @@ USER_ERRORS = (T5CoreError, FileNotFoundError, NotADirectoryError, IsADirectoryE
                PermissionError)
 
 
+VERBOSE_ARGS = ("--verbose", "--verbose=true", "--verbose=1")
+
+
 def verbose() -> bool:
     """True when the user asked for tracebacks (--verbose on the command line or T5CORE_VERBOSE)."""
     if os.environ.get(VERBOSE_ENV, "").strip().lower() in ("1", "true", "yes"):
         return True
-    return any(arg in ("--verbose", "--verbose=true", "--verbose=1") for arg in sys.argv[1:])
+    return any(arg in VERBOSE_ARGS for arg in sys.argv[1:])
 
 
 def report(err: BaseException) -> int:
@@ -82,3 +88,16 @@ def run(main):
             sys.exit(report(err))
 
     app.run(guard(main_with_usage_errors), flags_parser=parse)
+
+
+def run_main(main):
+    """Runs an argparse program's `main(argv)`: user errors end in one line (status 2).
+
+    `--verbose` is taken off the arguments before `main` parses them (its parser need not know
+    it) and shows tracebacks; `main`'s return value is the exit status.
+    """
+    argv = sys.argv[1:]
+    if any(arg in VERBOSE_ARGS for arg in argv):
+        os.environ[VERBOSE_ENV] = "1"
+        argv = [arg for arg in argv if arg not in VERBOSE_ARGS]
+    sys.exit(guard(main)(argv))

@@ -347,3 +347,67 @@ def test_registry_errors():
 def test_scores_are_finite_numbers():
     out = M.compute_metrics(["accuracy", "f1_macro", "mcc"], TRUE, PRED)
     assert all(isinstance(v, float) and np.isfinite(v) for v in out.values())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_counting_metrics_equal_sklearn_on_random_labels(seed):
+    """The counting metrics are computed without sklearn; they must agree with it exactly."""
+    rng = random.Random(seed)
+    words = ["neg", "pos", "neutral", "mixed"][: 2 + seed % 3]
+    targets = [rng.choice(words) for _ in range(60)]
+    # Some invalid predictions, and (seed 3) a label never predicted.
+    predictions = [rng.choice(words[:-1] if seed == 3 else words + [P.INVALID_LABEL])
+                   for _ in range(60)]
+    labels = M.classification.default_labels(targets, predictions)
+    out = M.compute_metrics(["accuracy", "f1_macro", "f1_micro", "f1_weighted", "mcc",
+                             "per_class"], targets, predictions)
+    assert out["accuracy"] == pytest.approx(
+        100 * sklearn_metrics.accuracy_score(targets, predictions))
+    for average in ("macro", "micro", "weighted"):
+        p, r, f, _ = sklearn_metrics.precision_recall_fscore_support(
+            targets, predictions, labels=labels, average=average, zero_division=0)
+        assert out[f"precision_{average}"] == pytest.approx(100 * p)
+        assert out[f"recall_{average}"] == pytest.approx(100 * r)
+        assert out[f"f1_{average}"] == pytest.approx(100 * f)
+    assert out["mcc"] == pytest.approx(100 * sklearn_metrics.matthews_corrcoef(targets,
+                                                                                predictions))
+    f1 = sklearn_metrics.f1_score(targets, predictions, labels=labels, average=None,
+                                  zero_division=0)
+    for label, value in zip(labels, f1):
+        assert out[f"f1/{label}"] == pytest.approx(100 * value)
+    assert M.compute_metrics("f1", targets, predictions, pos_label="pos")["f1"] == pytest.approx(
+        100 * sklearn_metrics.f1_score(targets, predictions, labels=["pos"], average="micro",
+                                       zero_division=0))
+    report, text = M.classification_report(targets, predictions)
+    kwargs = dict(labels=labels, target_names=labels, zero_division=0)
+    assert text == sklearn_metrics.classification_report(targets, predictions, digits=4,
+                                                         **kwargs)
+    expected = sklearn_metrics.classification_report(targets, predictions, output_dict=True,
+                                                     **kwargs)
+    assert report.keys() == expected.keys()
+    for key, row in expected.items():
+        assert report[key] == pytest.approx(row)
+
+
+def test_accuracy_f1_and_report_need_no_sklearn():
+    """The base install has no scikit-learn or scipy: the main job's metrics work without them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "sys.modules['sklearn'] = sys.modules['scipy'] = None  # importing them fails\n"
+        "from t5core import metrics as M\n"
+        "out = M.compute_metrics(['accuracy', 'f1_macro', 'mcc'], list('aabbc'), list('abbbc'))\n"
+        "print(round(out['accuracy'], 3), round(out['f1_macro'], 3))\n"
+        "print(M.classification_report(list('aabbc'), list('abbbc'))[1].splitlines()[2])\n"
+        "try:\n"
+        "    M.compute_metrics('pearson', ['1', '2'], ['1', '2'])\n"
+        "except ImportError as err:\n"
+        "    print('pearson:', err)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "80.0 82.222"  # f1: a 2/3, b 4/5, c 1 -> mean 0.8222
+    assert lines[1].split() == ["a", "1.0000", "0.5000", "0.6667", "2"]
+    assert "needs the 'scipy' package" in lines[2]

@@ -109,7 +109,7 @@ def test_export_refuses_a_non_empty_directory(tiny_model, tmp_path):
 
 
 def test_generate_script_writes_one_line_per_input_and_rejects_empty_lines(tmp_path,
-                                                                           monkeypatch):
+                                                                           monkeypatch, capsys):
     # The gated_silu fixture (vocabulary 128) with ByT5's byte vocabulary: ASCII letters map to
     # ids below 128.
     checkpoint = str(REFERENCE / "gated_silu")
@@ -133,7 +133,8 @@ def test_generate_script_writes_one_line_per_input_and_rejects_empty_lines(tmp_p
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     monkeypatch.setattr(sys, "stdin", io.StringIO("fine\n\nalso fine\n"))
-    with pytest.raises(SystemExit, match="error: stdin line 2 is empty"):
-        script.main(flags[1:])
-    with pytest.raises(SystemExit, match="does not exist"):
+    # A user error: one line naming it, and status 2 (t5core.cli), without a traceback.
+    assert script.main(flags[1:]) == 2
+    assert "\nerror: stdin line 2 is empty" in capsys.readouterr().err  # after the progress bar
+    with pytest.raises(FileNotFoundError, match="does not exist"):
         script.main(flags[1:] + ["--input_file", str(tmp_path / "missing.txt")])

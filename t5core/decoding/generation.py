@@ -86,8 +86,32 @@ def compiled_decoder(model, jit_compile: bool):
 # ------------------------------------------------------------------------------- checks
 
 
+def _id_rows(value, name):
+    """An array of the ids in `value`; rows of different lengths are padded with 0 (the pad id).
+
+    Text is refused with a pointer to `generate_text`, which tokenizes for the caller.
+    """
+    if isinstance(value, tf.RaggedTensor):
+        value = value.to_list()
+    if isinstance(value, tf.Tensor):
+        return np.asarray(value.numpy())
+    rows = value if isinstance(value, (list, tuple)) else None
+    if isinstance(value, (str, bytes)) or (rows and isinstance(rows[0], (str, bytes))):
+        raise TypeError(f"{name} holds text; generate takes token ids. For strings use "
+                        "t5core.generate_text(model, tokenizer, texts), which tokenizes, pads "
+                        "and batches them")
+    if rows and all(isinstance(row, (list, tuple, np.ndarray)) for row in rows):
+        lengths = {len(row) for row in rows}
+        if len(lengths) > 1:  # a ragged batch: pad it as a model batch is padded
+            padded = np.zeros([len(rows), max(lengths)], np.int64)
+            for i, row in enumerate(rows):
+                padded[i, :len(row)] = row
+            return padded
+    return np.asarray(value)
+
+
 def _int_tokens(value, name, vocab_size):
-    array = np.asarray(value.numpy() if isinstance(value, tf.Tensor) else value)
+    array = _id_rows(value, name)
     if array.size and not np.issubdtype(array.dtype, np.integer):
         raise TypeError(f"{name} must hold integer token ids, got dtype {array.dtype}")
     array = array.astype(np.int64)
@@ -161,7 +185,8 @@ def generate(model, encoder_input_tokens, max_new_tokens, method="greedy", num_b
 
     Args:
       model: a T5Model.
-      encoder_input_tokens: int [B, L], padded with 0; no row may be all padding.
+      encoder_input_tokens: int [B, L], padded with 0, or a list of B id lists of any lengths
+        (padded here); no row may be all padding. For strings, see `generate_text`.
       max_new_tokens: tokens to decode per row (> 0), the width of the result.
       method: "greedy", "beam" (alias "beam_search") or "sample" (alias "sampling").
       num_beams: beams per row for "beam" (>= 1; checked for every method).

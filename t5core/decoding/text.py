@@ -64,10 +64,15 @@ def generate_text(model, tokenizer, texts: Iterable[str], *, batch_size: int = 3
                   **generate_kwargs) -> Iterator[str]:
     """Yields the decoded output of each text, in order, `batch_size` texts per `generate` call.
 
+    Texts of any lengths: each batch is padded for you (`list(generate_text(...))` collects the
+    outputs).
+
     generate_kwargs go to `t5core.generate` (method, num_beams, alpha, temperature, top_k, top_p,
     seed, decoder_prompt, jit_compile). progress=True shows a tqdm bar counting texts (total: how
     many, if known).
     """
+    if isinstance(texts, (str, bytes)):
+        raise TypeError("generate_text takes a list of texts; for one text pass [text]")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if max_input_length < 2:

@@ -1,13 +1,19 @@
 """Classification and regression metrics over decoded label strings.
 
-Thin wrappers over scikit-learn and scipy, so that figures are the ones people
-compare against. Values in the metric dicts are percentages (x100), as in T5
-and the GLUE leaderboard; `classification_report` keeps sklearn's own [0, 1]
-units so that its dict and text are exactly sklearn's.
+Accuracy, precision/recall/F1 (per class and averaged), the classification report and the
+Matthews correlation are counts over a confusion matrix: they are computed here in plain
+Python, to scikit-learn's definitions (zero_division=0), so that the base install scores the
+main job without scikit-learn and scipy (about 200 MB installed); the suite checks them against
+scikit-learn. The correlations (STS-B) use scipy, from the "metrics" extra.
+
+Values in the metric dicts are percentages (x100), as in T5 and the GLUE leaderboard;
+`classification_report` keeps scikit-learn's own [0, 1] units so that its dict and text are
+exactly scikit-learn's.
 """
 
 from __future__ import annotations
 
+import collections
 import math
 from typing import Any, Sequence
 
@@ -36,22 +42,56 @@ def default_labels(targets: Sequence, predictions: Sequence) -> list:
 
 def accuracy(targets: Sequence, predictions: Sequence) -> dict[str, float]:
     _check_lengths(targets, predictions)
-    metrics = require("sklearn.metrics", "scikit-learn")
-    return {"accuracy": 100.0 * float(metrics.accuracy_score(list(targets), list(predictions)))}
+    correct = sum(t == p for t, p in zip(targets, predictions))
+    return {"accuracy": 100.0 * correct / len(targets)}
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else 0.0  # scikit-learn's zero_division=0
+
+
+def _counts(targets, predictions, labels):
+    """Per label: (true positives, predicted count, true count), as int lists in label order."""
+    hits, predicted, true = (collections.Counter() for _ in range(3))
+    for t, p in zip(targets, predictions):
+        true[t] += 1
+        predicted[p] += 1
+        if t == p:
+            hits[t] += 1
+    return ([hits[x] for x in labels], [predicted[x] for x in labels], [true[x] for x in labels])
+
+
+def _precision_recall_f1(tp, n_pred, n_true) -> tuple[float, float, float]:
+    # F1 as scikit-learn computes it, 2 tp / (2 tp + fp + fn), which is 0 when both are 0.
+    return _ratio(tp, n_pred), _ratio(tp, n_true), _ratio(2 * tp, n_pred + n_true)
+
+
+def _per_label(targets, predictions, labels):
+    """[(precision, recall, f1, support)] for each label, in [0, 1]."""
+    return [(*_precision_recall_f1(tp, n_pred, n_true), n_true)
+            for tp, n_pred, n_true in zip(*_counts(targets, predictions, labels))]
+
+
+def _average(targets, predictions, labels, average: str) -> tuple[float, float, float]:
+    """(precision, recall, f1) in [0, 1], averaged as scikit-learn's `average=`."""
+    if average == "micro":
+        return _precision_recall_f1(*(sum(c) for c in _counts(targets, predictions, labels)))
+    rows = _per_label(targets, predictions, labels)
+    weights = [1.0] * len(rows) if average == "macro" else [row[3] for row in rows]
+    total = sum(weights)
+    return tuple(_ratio(sum(w * row[i] for w, row in zip(weights, rows)), total)
+                 for i in range(3))
 
 
 def _averaged_prf(targets, predictions, average: str, labels=None) -> dict[str, float]:
     _check_lengths(targets, predictions)
-    metrics = require("sklearn.metrics", "scikit-learn")
     if labels is None:
         labels = default_labels(targets, predictions)
-    p, r, f, _ = metrics.precision_recall_fscore_support(
-        list(targets), list(predictions), labels=list(labels), average=average, zero_division=0
-    )
+    p, r, f = _average(targets, predictions, list(labels), average)
     return {
-        f"precision_{average}": 100.0 * float(p),
-        f"recall_{average}": 100.0 * float(r),
-        f"f1_{average}": 100.0 * float(f),
+        f"precision_{average}": 100.0 * p,
+        f"recall_{average}": 100.0 * r,
+        f"f1_{average}": 100.0 * f,
     }
 
 
@@ -78,50 +118,67 @@ def f1_binary(targets, predictions, pos_label: Any = None) -> dict[str, float]:
     _check_lengths(targets, predictions)
     if pos_label is None:
         raise ValueError("metric 'f1' needs pos_label=<the positive label word>")
-    metrics = require("sklearn.metrics", "scikit-learn")
-    # labels=[pos_label] with average="micro" is exactly binary F1 for pos_label,
-    # and works when targets/predictions hold more than two distinct values.
-    f = metrics.f1_score(
-        list(targets), list(predictions), labels=[pos_label], average="micro", zero_division=0
-    )
-    return {"f1": 100.0 * float(f)}
+    # Only pos_label's counts: exact binary F1, even when the data hold more than two values.
+    _, _, f = _per_label(targets, predictions, [pos_label])[0][:3]
+    return {"f1": 100.0 * f}
 
 
 def per_class(targets, predictions, labels=None) -> dict[str, float]:
     """Flattened per-class scores: {"precision/<label>", "recall/<label>", "f1/<label>",
     "support/<label>"}."""
     _check_lengths(targets, predictions)
-    metrics = require("sklearn.metrics", "scikit-learn")
     if labels is None:
         labels = default_labels(targets, predictions)
-    p, r, f, s = metrics.precision_recall_fscore_support(
-        list(targets), list(predictions), labels=list(labels), average=None, zero_division=0
-    )
     out = {}
-    for i, label in enumerate(labels):
-        out[f"precision/{label}"] = 100.0 * float(p[i])
-        out[f"recall/{label}"] = 100.0 * float(r[i])
-        out[f"f1/{label}"] = 100.0 * float(f[i])
-        out[f"support/{label}"] = float(s[i])
+    for label, (p, r, f, s) in zip(labels, _per_label(targets, predictions, list(labels))):
+        out[f"precision/{label}"] = 100.0 * p
+        out[f"recall/{label}"] = 100.0 * r
+        out[f"f1/{label}"] = 100.0 * f
+        out[f"support/{label}"] = float(s)
     return out
 
 
+_REPORT_HEADERS = ("precision", "recall", "f1-score", "support")
+
+
 def classification_report(targets, predictions, labels=None, digits: int = 4) -> tuple[dict, str]:
-    """sklearn.metrics.classification_report as (dict, printed text).
+    """scikit-learn's `classification_report` as (dict, printed text), without scikit-learn.
 
     Rows per class plus "macro avg" and "weighted avg"; the pooled (micro)
     figures appear as the "accuracy" row when every prediction is one of
-    `labels`, and as a "micro avg" row otherwise (sklearn's convention).
+    `labels`, and as a "micro avg" row otherwise (scikit-learn's convention).
     """
     _check_lengths(targets, predictions)
-    metrics = require("sklearn.metrics", "scikit-learn")
     if labels is None:
         labels = default_labels(targets, predictions)
-    kwargs = dict(labels=list(labels), target_names=[str(x) for x in labels], zero_division=0)
-    report = metrics.classification_report(
-        list(targets), list(predictions), output_dict=True, **kwargs
-    )
-    text = metrics.classification_report(list(targets), list(predictions), digits=digits, **kwargs)
+    labels = list(labels)
+    names = [str(x) for x in labels]
+    rows = _per_label(targets, predictions, labels)
+    support = sum(row[3] for row in rows)
+    micro_is_accuracy = set(labels) >= set(targets) | set(predictions)
+    averages = []
+    for average in ("micro", "macro", "weighted"):
+        heading = "accuracy" if average == "micro" and micro_is_accuracy else average + " avg"
+        averages.append((heading, (*_average(targets, predictions, labels, average), support)))
+
+    report = {name: dict(zip(_REPORT_HEADERS, map(float, row))) for name, row in zip(names, rows)}
+    for heading, row in averages:
+        report[heading] = dict(zip(_REPORT_HEADERS, map(float, row)))
+    if "accuracy" in report:
+        report["accuracy"] = report["accuracy"]["precision"]
+
+    width = max(max(len(n) for n in names), len("weighted avg"), digits)
+    text = ("{:>{width}s} " + " {:>9}" * 4).format("", *_REPORT_HEADERS, width=width) + "\n\n"
+    row_format = "{:>{width}s} " + " {:>9.{digits}f}" * 3 + " {:>9}\n"
+    for name, row in zip(names, rows):
+        text += row_format.format(name, *row, width=width, digits=digits)
+    text += "\n"
+    for heading, row in averages:
+        if heading == "accuracy":
+            text += ("{:>{width}s} " + " {:>9}" * 2 + " {:>9.{digits}f} {:>9}\n").format(
+                heading, "", "", row[2], row[3], width=width, digits=digits)
+        else:
+            text += row_format.format(heading, *row, width=width, digits=digits)
     return report, text
 
 
@@ -129,8 +186,16 @@ def mcc(targets, predictions) -> dict[str, float]:
     """Matthews correlation x100 (GLUE CoLA). Invalid predictions form their own
     column of the confusion matrix, so they count against the score."""
     _check_lengths(targets, predictions)
-    metrics = require("sklearn.metrics", "scikit-learn")
-    return {"mcc": 100.0 * float(metrics.matthews_corrcoef(list(targets), list(predictions)))}
+    # The multiclass form (Gorodkin's R_K), as scikit-learn's matthews_corrcoef.
+    classes = sorted(set(targets) | set(predictions), key=str)
+    tp, n_pred, n_true = _counts(targets, predictions, classes)
+    n, correct = len(targets), sum(tp)
+    cov_tp = correct * n - sum(t * p for t, p in zip(n_true, n_pred))
+    cov_pp = n * n - sum(p * p for p in n_pred)
+    cov_tt = n * n - sum(t * t for t in n_true)
+    if cov_pp * cov_tt == 0:
+        return {"mcc": 0.0}
+    return {"mcc": 100.0 * cov_tp / math.sqrt(cov_tt * cov_pp)}
 
 
 def _as_floats(values: Sequence) -> list[float]:

@@ -20,17 +20,20 @@ import math
 import keras
 import tensorflow as tf
 
+from t5core.errors import FlagError
+
 SCHEDULE_NAMES = ("constant", "rsqrt", "linear", "cosine")
 
 
 def _check_steps(kind, warmup_steps, total_steps=None):
+    # The arguments are the trainer's --warmup_steps and --train_steps: the message names both.
     if int(warmup_steps) != warmup_steps or warmup_steps < 0:
-        raise ValueError(f"{kind} schedule: warmup_steps must be an integer >= 0, got "
-                         f"{warmup_steps!r}.")
+        raise FlagError(f"{kind} schedule: warmup_steps (--warmup_steps) must be an integer >= 0, "
+                        f"got {warmup_steps!r}.")
     if total_steps is not None and (int(total_steps) != total_steps
                                     or total_steps <= warmup_steps):
-        raise ValueError(f"{kind} schedule: total_steps must be an integer > warmup_steps "
-                         f"({warmup_steps}), got {total_steps!r}.")
+        raise FlagError(f"{kind} schedule: total_steps (--train_steps) must be an integer > "
+                        f"warmup_steps (--warmup_steps={warmup_steps}), got {total_steps!r}.")
 
 
 def _linear_warmup(step, warmup_steps):
@@ -123,6 +126,26 @@ class CosineDecaySchedule(_Schedule):
         cosine = 0.5 * (1.0 + tf.cos(math.pi * progress))
         decayed = self.learning_rate * (self.alpha + (1.0 - self.alpha) * cosine)
         return decayed * _linear_warmup(step, self.warmup_steps)
+
+
+# The schedules whose warmup_steps is a linear ramp up to the peak learning rate.
+_RAMPED = ("constant", "linear", "cosine")
+
+
+def fit_warmup(name, warmup_steps, total_steps):
+    """(the warm-up a run of `total_steps` uses, a note to log or None).
+
+    A linear warm-up that does not end before the run does would keep the whole run below its
+    peak learning rate (and, for linear and cosine, leave no steps to decay over), so it is
+    shortened to a tenth of the run, and the note says so. rsqrt's warmup_steps is the length of
+    its flat start, which also sets its learning rate's scale: it is left as given.
+    """
+    if name not in _RAMPED or warmup_steps < total_steps:
+        return warmup_steps, None
+    fitted = total_steps // 10
+    return fitted, (f"--warmup_steps={warmup_steps} is not shorter than the run "
+                    f"(--train_steps={total_steps}): warming up over {fitted} steps instead, a "
+                    "tenth of the run")
 
 
 def make_schedule(name, learning_rate, warmup_steps=0, total_steps=None, **kwargs):

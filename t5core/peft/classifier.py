@@ -169,7 +169,9 @@ class T5EncoderClassifier(keras.Model):
         """The trainer's per-replica sums (float32 scalars) for one batch."""
         labels = self._labels(features)
         logits = self(features, training=training)
-        weights = tf.ones_like(labels, tf.float32)[:, None]
+        # An all-padding row (the filler of a short last evaluation batch) weighs nothing.
+        real = tf.reduce_any(tf.not_equal(self._tokens(features), 0), axis=-1)
+        weights = tf.cast(real, tf.float32)[:, None]
         _, aux = cross_entropy_loss(logits[:, None, :], labels[:, None], weights,
                                     label_smoothing=label_smoothing, z_loss=z_loss,
                                     loss_normalization=loss_normalization)

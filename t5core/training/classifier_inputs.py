@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from t5core.metrics import compute_metrics
 from t5core.training.evaluation import pad_rows
+from t5core.training.inputs import pad_batches
 
 
 def _labelled(task, split, tokenizer, lengths, labels, data_dir, shuffle, seed, num_epochs):
@@ -52,8 +53,8 @@ def classifier_inputs(task, tokenizer, config, labels, *, data_dir, eval_example
     split = eval_split_of(task)
     if split is None:
         return train, None, None
-    eval_data = _labelled(task, split, tokenizer, lengths, labels, data_dir, False, config.seed,
-                          1).batch(config.batch_size, drop_remainder=True)
+    eval_data = pad_batches(_labelled(task, split, tokenizer, lengths, labels, data_dir, False,
+                                      config.seed, 1).batch(config.batch_size), config.batch_size)
     examples = task.get_dataset(split, tokenizer, lengths=lengths, data_dir=data_dir,
                                 keep_text=True).take(eval_examples or 1_000_000)
     inputs, targets = [], []

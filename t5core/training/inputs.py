@@ -40,15 +40,63 @@ def encode_pairs(pairs, tokenizer, inputs_length, targets_length, source="exampl
 
 
 def batched(features, batch_size, seed, repeat=True, shuffle=True):
-    """A tf.data pipeline over in-memory features; its iterator can be checkpointed."""
+    """A tf.data pipeline over in-memory features; its iterator can be checkpointed.
+
+    Repeated (training), every batch is full. Not repeated (evaluation), every example is used:
+    the last batch is filled up with all-zero rows, which carry no loss weight (`pad_batches`).
+    """
     dataset = tf.data.Dataset.from_tensor_slices(features)
     if shuffle:
         # reshuffle_each_iteration with a fixed seed keeps the stream reproducible and resumable.
         dataset = dataset.shuffle(len(features["encoder_input_tokens"]), seed=seed,
                                   reshuffle_each_iteration=True)
     if repeat:
-        dataset = dataset.repeat()
-    return dataset.batch(batch_size, drop_remainder=True).prefetch(2)
+        return dataset.repeat().batch(batch_size, drop_remainder=True).prefetch(2)
+    return pad_batches(dataset.batch(batch_size), batch_size).prefetch(2)
+
+
+def pad_batches(dataset, batch_size):
+    """Fills every batch of a finite, batched dataset up to `batch_size` rows with zeros.
+
+    The compiled eval step then sees one shape, and every replica an equal slice, while no
+    example is dropped. A zero row has no loss weight (decoder_loss_weights 0; the classifier
+    head ignores rows without tokens), so it changes no sum.
+    """
+    def pad(batch):
+        def pad_rows_of(value):
+            missing = batch_size - tf.shape(value)[0]
+            padded = tf.pad(value, [[0, missing]] + [[0, 0]] * (value.shape.rank - 1))
+            return tf.ensure_shape(padded, [batch_size] + value.shape[1:].as_list())
+        return tf.nest.map_structure(pad_rows_of, batch)
+
+    return dataset.map(pad)
+
+
+def pairs_dataset(pairs, tokenizer, inputs_length, targets_length, batch_size, *,
+                  shuffle=False, seed=0):
+    """A tf.data.Dataset for Keras' `fit`, `evaluate` and `predict` from (input, target) texts.
+
+    Each element is `(features, targets, weights)`: features the model's dict (int32
+    encoder_input_tokens [B, inputs_length], decoder_input_tokens [B, targets_length]),
+    targets int32 [B, targets_length] (ending with EOS), weights float32 (1 on target tokens,
+    0 on padding) for the loss. Texts longer than the lengths are truncated (EOS kept), with a
+    warning. `shuffle=True` reshuffles the pairs every epoch, reproducibly for a `seed`.
+    """
+    import logging
+
+    pairs = list(pairs)
+    features, truncated = encode_pairs(pairs, tokenizer, inputs_length, targets_length, "pairs")
+    if truncated:
+        logging.getLogger(__name__).warning(
+            "%d of %d pairs are longer than inputs_length=%d / targets_length=%d tokens and were "
+            "truncated", truncated, len(pairs), inputs_length, targets_length)
+    dataset = tf.data.Dataset.from_tensor_slices(features)
+    if shuffle:
+        dataset = dataset.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
+    model_keys = ("encoder_input_tokens", "decoder_input_tokens")
+    return dataset.batch(batch_size).map(
+        lambda f: ({k: f[k] for k in model_keys}, f["decoder_target_tokens"],
+                   f["decoder_loss_weights"])).prefetch(2)
 
 
 def embedded_inputs(tokenizer, inputs_length, targets_length, batch_size, seed,

@@ -59,12 +59,7 @@ class RunOptions:
     template: str = ""  # --train_file rendered by a t5core.templates template
     template_args: str = ""  # JSON keyword arguments of the template
     instruction: bool = False  # wrap the template in Flan-style instruction phrasings
-    train: TrainConfig = dataclasses.field(
-        default_factory=lambda: TrainConfig(model_dir="runs/default", train_steps=2000,
-                                            batch_size=64, inputs_length=24, targets_length=12,
-                                            eval_every=500, save_every=500, log_every=100,
-                                            optimizer="adamw", learning_rate=2e-3,
-                                            schedule="cosine", warmup_steps=100))
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # the main job's
 
     @property
     def label_list(self) -> list[str]:
@@ -120,7 +115,8 @@ class RunOptions:
         if self.peft == "prompt" and self.head == "classifier":
             problems.append("--peft=prompt applies to the seq2seq head only")
         if problems:
-            raise ValueError("Bad flags: " + "; ".join(problems))
+            raise FlagError("Bad flags: " + "; ".join(problems))
+        self.train.check(num_replicas=1)  # again with the replica count once it is known
 
     def _continue_run_problems(self):
         needs = [("--init_checkpoint (the T5X or Mesh-TF checkpoint)", bool(self.init_checkpoint)),
@@ -321,7 +317,7 @@ def build_inputs(options: RunOptions, tokenizer, decoder_start_token_id: int = 0
         try:
             task = get(name)
         except KeyError as err:
-            raise ValueError(f"--task/--mixture: {err.args[0]}") from None
+            raise FlagError(f"--task/--mixture: {err.args[0]}") from None
     if options.head == "classifier":
         from t5core.training.classifier_inputs import classifier_inputs
 

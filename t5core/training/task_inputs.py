@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from t5core.training.evaluation import DecodeEvaluator, RankEvaluator
+from t5core.training.inputs import pad_batches
 
 
 def example_check(labels=()):
@@ -68,10 +69,10 @@ def task_inputs(task, tokenizer, config, *, data_dir, pack, eval_examples, eval_
     split = eval_split_of(task)
     if split is None:
         return train, None, None
-    eval_data = make_model_dataset(task, split, tokenizer, batch_size=config.batch_size,
-                                   lengths=lengths, pack=False, shuffle=False, seed=config.seed,
-                                   num_epochs=1, data_dir=data_dir, drop_remainder=True,
-                                   decoder_start_token_id=decoder_start_token_id)
+    eval_data = pad_batches(make_model_dataset(
+        task, split, tokenizer, batch_size=config.batch_size, lengths=lengths, pack=False,
+        shuffle=False, seed=config.seed, num_epochs=1, data_dir=data_dir, drop_remainder=False,
+        decoder_start_token_id=decoder_start_token_id), config.batch_size)
     evaluator = None
     metrics = list(getattr(task, "metrics", ()))
     if metrics and eval_examples:

@@ -15,8 +15,9 @@ from typing import Callable
 
 import tensorflow as tf
 
-from t5core.errors import ModelDirError, TrainingStoppedError
-from t5core.optimizers import make_optimizer, make_schedule
+from t5core.errors import FlagError, ModelDirError, TrainingStoppedError
+from t5core.optimizers import OPTIMIZER_NAMES, SCHEDULE_NAMES, make_optimizer, make_schedule
+from t5core.optimizers.schedules import fit_warmup
 from t5core.training.checkpointing import ModelState
 from t5core.training.distribute import is_chief, worker_info
 from t5core.training.flops import measure_matmul_peak, training_flops
@@ -33,22 +34,24 @@ class ModelDirMismatchError(ModelDirError):
 
 @dataclasses.dataclass
 class TrainConfig:
-    model_dir: str
-    train_steps: int = 1000
-    batch_size: int = 32  # global, over all replicas and workers
-    inputs_length: int = 512
-    targets_length: int = 114
-    eval_every: int = 0  # 0: evaluate only at the end
-    eval_steps: int = 10
+    """How to train. The defaults are the main job's (the embedded task set, offline, minutes on a
+    CPU); `scripts/train.py`'s flags of the same names default to these very values."""
+    model_dir: str = "runs/default"
+    train_steps: int = 2000
+    batch_size: int = 64  # global, over all replicas and workers
+    inputs_length: int = 24
+    targets_length: int = 12
+    eval_every: int = 500  # 0: evaluate only at the end
+    eval_steps: int = 10  # batches for the validation loss; 0: all
     save_every: int = 500
     keep_checkpoints: int = 3
-    log_every: int = 50
+    log_every: int = 100
     jit_compile: bool = False
     precision: str = "float32"
-    optimizer: str = "adafactor"
-    learning_rate: float = 1e-3
-    schedule: str = "constant"
-    warmup_steps: int = 0
+    optimizer: str = "adamw"
+    learning_rate: float = 2e-3
+    schedule: str = "cosine"
+    warmup_steps: int = 100  # a warm-up as long as the run is shortened (see fit_warmup)
     weight_decay: float = 0.0
     clip_norm: float = 0.0
     grad_accum_steps: int = 1
@@ -64,29 +67,39 @@ class TrainConfig:
     progress_bar: bool = True
 
     def check(self, num_replicas: int) -> None:
+        """Raises FlagError naming every bad option (as its --flag) before any work is done."""
         problems = []
         for name in ("train_steps", "batch_size", "inputs_length", "targets_length",
                      "keep_checkpoints", "grad_accum_steps", "log_every"):
             if getattr(self, name) < 1:
-                problems.append(f"{name} must be >= 1 (got {getattr(self, name)})")
+                problems.append(f"--{name} must be >= 1 (got {getattr(self, name)})")
         for name in ("eval_every", "eval_steps", "save_every", "warmup_steps",
                      "early_stopping_patience"):
             if getattr(self, name) < 0:
-                problems.append(f"{name} must be >= 0 (got {getattr(self, name)})")
+                problems.append(f"--{name} must be >= 0 (got {getattr(self, name)})")
         per_step = num_replicas * self.grad_accum_steps
         if self.batch_size % per_step:
             problems.append(
-                f"batch_size {self.batch_size} is not divisible by replicas x grad_accum_steps "
-                f"= {num_replicas} x {self.grad_accum_steps}")
+                f"--batch_size={self.batch_size} is not divisible by replicas x "
+                f"--grad_accum_steps = {num_replicas} x {self.grad_accum_steps}")
+        if self.optimizer not in OPTIMIZER_NAMES:
+            problems.append(f"--optimizer must be one of {', '.join(OPTIMIZER_NAMES)} "
+                            f"(got {self.optimizer!r})")
+        if self.schedule not in SCHEDULE_NAMES:
+            problems.append(f"--schedule must be one of {', '.join(SCHEDULE_NAMES)} "
+                            f"(got {self.schedule!r})")
+        if not self.learning_rate > 0:
+            problems.append(f"--learning_rate must be > 0 (got {self.learning_rate})")
         if self.precision not in ("float32", "mixed_bfloat16"):
-            problems.append(f"precision must be float32 or mixed_bfloat16 (got {self.precision!r})")
+            problems.append(f"--precision must be float32 or mixed_bfloat16 "
+                            f"(got {self.precision!r})")
         if self.best_metric_mode not in ("auto", "min", "max"):
-            problems.append(f"best_metric_mode must be auto, min or max "
+            problems.append(f"--best_metric_mode must be auto, min or max "
                             f"(got {self.best_metric_mode!r})")
         if self.early_stopping_patience and not self.eval_every:
-            problems.append("early_stopping_patience needs eval_every > 0")
+            problems.append("--early_stopping_patience needs --eval_every > 0")
         if problems:
-            raise ValueError("Invalid training configuration: " + "; ".join(problems))
+            raise FlagError("Invalid training configuration: " + "; ".join(problems))
 
 
 # The config fields that decide the shapes of the variables a checkpoint holds.
@@ -168,22 +181,29 @@ class Trainer:
         # No seeding here: tf.random.set_seed resets TensorFlow's eager context, which destroys
         # resources that datasets built earlier hold (the in-graph SentencePiece tokenizer).
         # Callers seed once, before building their data (see run.run).
+        warmup_steps, note = fit_warmup(config.schedule, config.warmup_steps, config.train_steps)
+        if note:
+            self.log(note)
         with strategy.scope():
             self.model = model_fn()
-            schedule = make_schedule(config.schedule, config.learning_rate, config.warmup_steps,
+            schedule = make_schedule(config.schedule, config.learning_rate, warmup_steps,
                                      config.train_steps)
             self.optimizer = make_optimizer(config.optimizer, schedule, config.weight_decay,
                                             config.clip_norm or None)
             self.optimizer.build(self.model.trainable_variables)
-        check_model_dir(config.model_dir, self.model, run)
+        if is_chief(strategy):  # one writer: workers writing run.json at once race on its rename
+            check_model_dir(config.model_dir, self.model, run)
         self.train_iterator = iter(train_data)
         self.eval_data = eval_data
         self.evaluator = evaluator
         self.best = tf.Variable(math.nan, dtype=tf.float64, trainable=False)
         self.evals_without_improvement = tf.Variable(0, dtype=tf.int64, trainable=False)
+        # The iterator's saved position is in batches of this size; a resume checks it.
+        self.data_batch_size = tf.Variable(config.batch_size, dtype=tf.int64, trainable=False)
         self.checkpoint = tf.train.Checkpoint(
             model=ModelState(self.model), optimizer=self.optimizer, data=self.train_iterator,
-            best=self.best, evals_without_improvement=self.evals_without_improvement)
+            best=self.best, evals_without_improvement=self.evals_without_improvement,
+            data_batch_size=self.data_batch_size)
         directory = config.model_dir if is_chief(strategy) else os.path.join(
             config.model_dir, f"worker_{self.worker_index}_tmp")
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory,
@@ -214,7 +234,18 @@ class Trainer:
         """Restores the latest checkpoint of model_dir, if any; returns the step reached."""
         latest = self.manager.latest_checkpoint
         if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            saved_batch_size = _saved_batch_size(latest)
+            if saved_batch_size not in (None, self.config.batch_size):
+                raise FlagError(
+                    f"--batch_size={self.config.batch_size}, but {self.config.model_dir} was "
+                    f"trained with --batch_size={saved_batch_size}: its checkpoint keeps the "
+                    f"data position in batches of {saved_batch_size}. Resume with "
+                    f"--batch_size={saved_batch_size}, or start a new --model_dir.")
+            status = self.checkpoint.restore(latest)
+            if saved_batch_size is None:  # written before checkpoints recorded the batch size
+                status.expect_partial()
+            else:
+                status.assert_existing_objects_matched()
             self.log(f"Resumed from {latest} at step {self.step}")
         return self.step
 
@@ -304,7 +335,7 @@ class Trainer:
         seconds = elapsed / max(steps, 1)
         values = {
             "loss": loss,
-            "accuracy": float(sums["correct"]) / max(float(sums["num_tokens"]), 1.0),
+            "token_accuracy": _percent(sums["correct"], sums["num_tokens"]),
             "learning_rate": float(self.optimizer.learning_rate),
             "gradient_norm": float(self.optimizer.gradient_norm.numpy()),
             "tokens_per_second": tokens_per_step / seconds,
@@ -334,8 +365,7 @@ class Trainer:
                 # Per target token whatever the training normalisation, so runs compare.
                 n = max(float(totals["num_tokens"]), 1.0)
                 results["eval_loss"] = float(totals["loss_sum"]) / n
-                results["eval_token_accuracy"] = (float(totals["correct"])
-                                                  / max(float(totals["num_tokens"]), 1.0))
+                results["eval_token_accuracy"] = _percent(totals["correct"], totals["num_tokens"])
         samples = []
         if self.evaluator is not None:
             metrics, samples = self.evaluator(self.model)
@@ -345,8 +375,8 @@ class Trainer:
     def _best_key(self, results):
         if self.config.best_metric:
             if self.config.best_metric not in results:
-                raise ValueError(f"best_metric {self.config.best_metric!r} is not among the "
-                                 f"evaluation results {sorted(results)}")
+                raise FlagError(f"--best_metric={self.config.best_metric} is not among the "
+                                f"evaluation results {sorted(results)}")
             return self.config.best_metric
         metric_keys = [k for k in results if not k.startswith("eval_")]
         return metric_keys[0] if metric_keys else "eval_loss"
@@ -380,6 +410,18 @@ class Trainer:
             self.evals_without_improvement.assign_add(1)
         patience = self.config.early_stopping_patience
         return bool(patience and int(self.evals_without_improvement.numpy()) >= patience)
+
+
+def _saved_batch_size(checkpoint_path):
+    """The --batch_size a checkpoint's data position counts in, or None if it does not say."""
+    key = "data_batch_size/.ATTRIBUTES/VARIABLE_VALUE"
+    reader = tf.train.load_checkpoint(checkpoint_path)
+    return int(reader.get_tensor(key)) if reader.has_tensor(key) else None
+
+
+def _percent(correct, total) -> float:
+    """Token accuracy in percent, the unit of every accuracy t5core reports (as T5's metrics)."""
+    return 100.0 * float(correct) / max(float(total), 1.0)
 
 
 def _write_json(path, value):
