@@ -195,6 +195,25 @@ def test_a_storage_declaring_more_than_its_compressed_bytes_can_hold(tmp_path):
         HFBinReader(str(path), use_torch=False).validate(["w"])
 
 
+def test_a_zip_entry_declaring_a_huge_compressed_size_is_refused_before_reading(tmp_path):
+    # Found by test_fuzz_torch_pickle_stream: zipfile reads an entry in requests of up to its
+    # declared compressed size, each allocated in full first (1 GiB here for a 2 KB file).
+    import tracemalloc
+
+    path = tmp_path / "x.bin"
+    write_torch_zip(path, torch_pickle({"w": ("FloatStorage", "0", 4, 0, (4,), (1,))}),
+                    {"0": _floats(4)})
+    set_declared_size(path, "archive/byteorder", 2**31, field="compress_size")
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=r"(?s)x\.bin.*archive/byteorder"):
+            HFBinReader(str(path), use_torch=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**24
+
+
 # ----------------------------------------------------------------------------- safetensors
 
 

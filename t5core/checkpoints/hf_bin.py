@@ -134,6 +134,8 @@ def _scan_pickle(data):
     memo indices far beyond the objects made (it grows the memo to the index), nesting."""
     try:
         _scan_opcodes(pickletools.genops(data))
+    except CheckpointError:
+        raise
     except ValueError as err:  # genops checks every argument's length against the data
         raise CheckpointError(f"damaged pickle ({shown(str(err))})") from None
 
@@ -254,6 +256,14 @@ class TorchZipReader:
     def _open_archive(self, path):
         self._zip = zipfile.ZipFile(path)
         self._infos = {i.filename: i for i in self._zip.infolist()}
+        archive_size = os.path.getsize(path)
+        # zipfile reads an entry in requests of up to its declared compressed size, and Python
+        # allocates each request in full before reading: a declared size is checked first.
+        beyond = [n for n, i in self._infos.items()
+                  if i.header_offset + i.compress_size > archive_size]
+        if beyond:
+            raise CheckpointError(f"zip entries whose sizes point past the end of the archive: "
+                                  f"{shown(beyond)}")
         pickles = [n for n in self._infos if n.endswith("/data.pkl")]
         if len(pickles) != 1:
             raise CheckpointError(f"expected one <archive>/data.pkl, found {shown(pickles)}")

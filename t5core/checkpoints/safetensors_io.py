@@ -52,17 +52,23 @@ def read_header(path):
     The file may come from anyone: each entry must be well typed, each byte range must lie in the
     data section, hold exactly shape x dtype bytes and overlap no other, before any data is read.
     """
-    size = _size(path)
-    with _open(path) as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise CheckpointError(f"{path}: not a safetensors file ({size} bytes, too short for "
-                                  "a header)")
-        n = int.from_bytes(head, "little")
-        if n < 2 or n > _MAX_HEADER or 8 + n > size:
-            raise CheckpointError(f"{path}: not a safetensors file or truncated (header of {n} "
-                                  f"bytes, file of {size} bytes)")
-        raw = f.read(n)
+    try:
+        size = _size(path)
+        with _open(path) as f:
+            head = f.read(8)
+            n = int.from_bytes(head, "little")
+            if len(head) == 8 and 2 <= n <= _MAX_HEADER and 8 + n <= size:
+                raw = f.read(n)
+    except FileNotFoundError:
+        raise
+    except OSError as err:  # a directory, a file without read permission
+        raise CheckpointError(f"{path}: cannot be read ({err.strerror or err})") from None
+    if len(head) < 8:
+        raise CheckpointError(f"{path}: not a safetensors file ({size} bytes, too short for "
+                              "a header)")
+    if not (2 <= n <= _MAX_HEADER and 8 + n <= size):
+        raise CheckpointError(f"{path}: not a safetensors file or truncated (header of {n} "
+                              f"bytes, file of {size} bytes)")
     try:
         header = json.loads(raw, object_pairs_hook=_refuse_duplicates)
     except _DuplicateName as err:

@@ -93,6 +93,8 @@ def file_inside(directory, name, source):
         raise UnsafeCheckpointError(
             f"{source}: {shown(name)} is a link to a file outside the checkpoint directory "
             f"{directory}; t5core reads only files inside it")
+    if os.path.isdir(real):
+        raise CheckpointError(f"{source}: {shown(name)} is a directory, not a checkpoint file")
     return path
 
 
