@@ -297,6 +297,24 @@ def _(tmp):
     return f"read {reader.read('w').shape}"
 
 
+@case("bin: zip entry declaring a 2 GiB compressed size")
+def _(tmp):
+    import tracemalloc
+
+    path = pathlib.Path(tmp) / "x.bin"
+    write_torch_zip(path, torch_pickle({"w": ("FloatStorage", "0", 4, 0, (4,), (1,))}),
+                    {"0": FLOATS4})
+    set_declared_size(path, "archive/byteorder", 2**31, field="compress_size")
+    from t5core.checkpoints.hf_bin import HFBinReader
+
+    tracemalloc.start()
+    try:
+        result = f"read {HFBinReader(str(path), use_torch=False).read('w').tolist()}"
+    except Exception as err:  # the allocation is the point, whatever the outcome
+        result = f"{type(err).__name__}: {str(err)[-60:]}"
+    return f"{result}; peak allocation {tracemalloc.get_traced_memory()[1]} bytes"
+
+
 # ----------------------------------------------------------------------------- safetensors
 
 
