@@ -111,7 +111,8 @@ class T5Config:
                 keep(name, int(value))
             else:
                 problems.append(f"{name}: must be a positive integer, not {_shown(value)}")
-        buckets, distance = self.relative_attention_num_buckets, self.relative_attention_max_distance
+        buckets = self.relative_attention_num_buckets
+        distance = self.relative_attention_max_distance
         if _is_integer(buckets) and buckets >= 1 and _is_integer(distance) and distance >= 1:
             # The encoder halves its buckets by direction, then half of each are exact
             # distances: the logarithmic rest needs a max_distance beyond the exact ones.

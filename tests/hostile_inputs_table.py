@@ -189,7 +189,8 @@ def _(tmp):
 def _(tmp):
     directory = bin_dir(tmp, {"shared.weight": (-1, (1302, 32), (32, 1))}, source=TINY)
     run = subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"),
-                          f"--checkpoint={directory}", f"--vocab={FIXTURES / 't5_vocab' / 'spiece.model'}",
+                          f"--checkpoint={directory}",
+                          f"--vocab={FIXTURES / 't5_vocab' / 'spiece.model'}",
                           "--input=hello", "--max_new_tokens=4", "--jit_compile=false"],
                          capture_output=True, text=True)
     return f"exit {run.returncode}; {(run.stderr.strip().splitlines() or [''])[-1][:120]}"
@@ -333,7 +334,8 @@ def _(tmp):
 for _name, _entry in {
         "safetensors: shape [2**32, 2**32] in 0 bytes": {"dtype": "F32", "shape": [2**32, 2**32],
                                                          "data_offsets": [0, 0]},
-        "safetensors: shape [true, 2]": {"dtype": "F32", "shape": [True, 2], "data_offsets": [0, 8]},
+        "safetensors: shape [true, 2]": {"dtype": "F32", "shape": [True, 2],
+                                         "data_offsets": [0, 8]},
         "safetensors: data_offsets [0.0, 8.0]": {"dtype": "F32", "shape": [2],
                                                  "data_offsets": [0.0, 8.0]},
         "safetensors: shape \"2\"": {"dtype": "F32", "shape": "2", "data_offsets": [0, 8]},

@@ -375,7 +375,8 @@ SECRET_SIZE = 7331  # a size that would give the secret away if a message printe
 def _shard_names(tmp):
     return st.sampled_from([
         "shard-1.safetensors", "shard-1.safetensors", "./shard-1.safetensors",
-        "sub/../shard-1.safetensors", "../secret.safetensors", os.path.join(tmp, "secret.safetensors"),
+        "sub/../shard-1.safetensors", "../secret.safetensors",
+        os.path.join(tmp, "secret.safetensors"),
         "link.safetensors", "absent.safetensors", "", ".", "..", "sub", "C:\\secret",
         "..\\secret.safetensors", "gs://bucket/x.safetensors", "shard-1.safetensors\0x",
         "/etc/passwd", "~/secret.safetensors", "sub/shard-2.safetensors"])
@@ -451,6 +452,12 @@ def test_fuzz_index_json(data, kind):
 
 # ----------------------------------------------------------------------------- T5X msgpack
 
+# What msgpack can hold: integers of at most 64 bits.
+msgpack_scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**64 - 1),
+                            st.floats(allow_nan=False), st.text(max_size=8))
+msgpack_values = st.recursive(msgpack_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)),
+    max_leaves=12)
 DTYPES_T5X = ["float32", "bfloat16", "float16", "int32", "int8", "uint8", "bool", "float64"]
 T5X_DTYPE_NAMES = {"float16", "float32", "float64", "bfloat16", "int8", "int16", "int32", "int64",
                    "uint8", "uint16", "uint32", "uint64", "bool"}
@@ -482,9 +489,10 @@ def t5x_leaves(draw):
         elif corruption == "dtype":
             dtype = draw(st.one_of(st.sampled_from(["object", "V8", "complex64", "<f4", "S3",
                                                     "float128", "", "f4,f4"]),
-                                   json_scalars.filter(lambda d: d not in T5X_DTYPE_NAMES)))
+                                   msgpack_scalars.filter(lambda d: d not in T5X_DTYPE_NAMES)))
         else:
-            return msgpack.ExtType(1, msgpack.packb(draw(st.lists(json_scalars, max_size=4)))), None
+            fields = draw(st.lists(msgpack_scalars, max_size=4))
+            return msgpack.ExtType(1, msgpack.packb(fields)), None
         return ext_array(shape, dtype, raw), None
     if choice == "ext":
         code = draw(st.integers(0, 127).filter(lambda c: c not in (1, 3)))
@@ -499,7 +507,7 @@ def t5x_leaves(draw):
         if draw(st.booleans()):
             leaf["shape"] = draw(st.sampled_from(NOT_A_SHAPE_OF_6))
         else:
-            leaf["chunks"] = draw(st.one_of(json_values, st.just({"0": values[:cut]}),
+            leaf["chunks"] = draw(st.one_of(msgpack_values, st.just({"0": values[:cut]}),
                                             st.just({"0": values[:cut], "2": values[cut:]})))
         return leaf, None
     if choice == "plain":

@@ -86,7 +86,8 @@ def test_negative_offset_in_a_whole_checkpoint_fails_load_and_convert(tmp_path):
     with pytest.raises(CheckpointError, match=r"(?s)pytorch_model\.bin.*shared\.weight"):
         load_pretrained(str(directory), use_torch=False)
     spec = importlib.util.spec_from_file_location(
-        "convert_checkpoint", pathlib.Path(__file__).parents[1] / "scripts" / "convert_checkpoint.py")
+        "convert_checkpoint",
+        pathlib.Path(__file__).parents[1] / "scripts" / "convert_checkpoint.py")
     convert = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(convert)
     out = tmp_path / "out"
@@ -126,7 +127,7 @@ def test_views_that_do_not_fit_their_storage_are_named(tmp_path, spec, storages,
 def test_a_storage_shared_with_two_dtypes_is_refused(tmp_path):
     path = _bin(tmp_path, {"a": ("FloatStorage", "0", 4, 0, (4,), (1,)),
                            "b": ("LongStorage", "0", 2, 0, (2,), (1,))}, {"0": _floats(4)})
-    with pytest.raises(CheckpointError, match=r"(?s)storage 0.*FloatStorage.*LongStorage|two dtypes"):
+    with pytest.raises(CheckpointError, match=r"(?s)storage 0.*FloatStorage.*LongStorage"):
         HFBinReader(path, use_torch=False)
 
 

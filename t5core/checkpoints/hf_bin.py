@@ -116,8 +116,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _ALLOWED[(module, name)]
         except (KeyError, TypeError):
             raise UnsafeCheckpointError(
-                f"the pickle names the global {str(module)[:100]}.{str(name)[:100]}, which is not a "
-                "tensor storage or tensor-rebuild function; t5core refuses to unpickle it (a "
+                f"the pickle names the global {str(module)[:100]}.{str(name)[:100]}, which is not "
+                "a tensor storage or tensor-rebuild function; t5core refuses to unpickle it (a "
                 "pickle may run code). If the file is trusted, convert it with torch.") from None
 
     def persistent_load(self, pid):

@@ -72,7 +72,8 @@ def read_header(path):
     try:
         header = json.loads(raw, object_pairs_hook=_refuse_duplicates)
     except _DuplicateName as err:
-        raise CheckpointError(f"{path}: the header names tensor {shown(err.args[0])} twice") from None
+        raise CheckpointError(f"{path}: the header names tensor {shown(err.args[0])} "
+                              "twice") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
         # ValueError covers malformed JSON and integers of too many digits; RecursionError,
         # nesting deeper than the JSON decoder allows.

@@ -192,7 +192,9 @@ def _tensorstore_shape(spec):
     metadata = spec.get("metadata")
     shape = metadata.get("shape") if isinstance(metadata, dict) else None
     problem = shape_problem(shape)
-    return (None, f"tensorstore spec: metadata.shape: {problem}") if problem else (tuple(shape), None)
+    if problem:
+        return None, f"tensorstore spec: metadata.shape: {problem}"
+    return tuple(shape), None
 
 
 def checkpoint_file(path):
