@@ -120,21 +120,16 @@ def pack_t5x(tree):
 def set_declared_size(path, entry, size, field="file_size"):
     """Rewrites a size a zip archive declares for `entry` (both headers): its uncompressed
     `file_size` or its `compress_size`."""
-    local_at, central_at = {"file_size": (22, 24), "compress_size": (18, 20)}[field]
     data = bytearray(open(path, "rb").read())
-    name = entry.encode()
-    local = data.index(b"PK\x03\x04")
-    while True:
-        name_len = struct.unpack_from("<H", data, local + 26)[0]
-        if data[local + 30: local + 30 + name_len] == name:
-            struct.pack_into("<I", data, local + local_at, size)
-            break
-        local = data.index(b"PK\x03\x04", local + 4)
-    central = data.index(b"PK\x01\x02")
-    while True:
-        name_len = struct.unpack_from("<H", data, central + 28)[0]
-        if data[central + 46: central + 46 + name_len] == name:
-            struct.pack_into("<I", data, central + central_at, size)
-            break
-        central = data.index(b"PK\x01\x02", central + 4)
+    # (signature, offset of the name length, of the name, of the size) in each kind of header
+    local_at, central_at = {"file_size": (22, 24), "compress_size": (18, 20)}[field]
+    for signature, name_len_at, name_at, size_at in ((b"PK\x03\x04", 26, 30, local_at),
+                                                     (b"PK\x01\x02", 28, 46, central_at)):
+        at = data.index(signature)
+        while True:
+            name_len = struct.unpack_from("<H", data, at + name_len_at)[0]
+            if data[at + name_at: at + name_at + name_len] == entry.encode():
+                struct.pack_into("<I", data, at + size_at, size)
+                break
+            at = data.index(signature, at + 4)
     open(path, "wb").write(bytes(data))

@@ -24,6 +24,7 @@ CI runs a bounded number of examples, derandomised (the same cases every run). A
 """
 
 import contextlib
+import io
 import json
 import os
 import pathlib
@@ -106,6 +107,15 @@ def outcome(make_reader, input_size):
             return "refused", err
     event("loaded")
     return "loaded", arrays
+
+
+def outcome_of_file(file_name, blob, make_reader):
+    """outcome() of `make_reader(path)` on `blob` written as `file_name` in a fresh directory."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, file_name)
+        with open(path, "wb") as f:
+            f.write(blob)
+        return outcome(lambda: make_reader(path), len(blob))
 
 
 # ----------------------------------------------------------------------------- safetensors
@@ -196,11 +206,7 @@ def official_load(blob):
 @fuzz_settings(400)
 @given(blob=safetensors_files())
 def test_fuzz_safetensors_header(blob):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.safetensors")
-        with open(path, "wb") as f:
-            f.write(blob)
-        kind, result = outcome(lambda: SafetensorsReader(path), len(blob))
+    kind, result = outcome_of_file("model.safetensors", blob, SafetensorsReader)
     if kind == "loaded":
         safetensors_oracle(blob, result)
     reference = official_load(blob)
@@ -266,6 +272,10 @@ def torch_state_dicts(draw):
     return tensors, storages
 
 
+def restricted_reader(path):
+    return HFBinReader(path, use_torch=False)
+
+
 def torch_oracle(tensors, storages, arrays):
     """Each element equals storage[offset + sum(index * stride)], by plain index arithmetic."""
     for name, array in arrays.items():
@@ -288,11 +298,9 @@ def torch_oracle(tensors, storages, arrays):
 @given(state=torch_state_dicts())
 def test_fuzz_torch_pickle_views(state):
     tensors, storages = state
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "pytorch_model.bin")
-        write_torch_zip(path, torch_pickle(tensors), storages)
-        kind, result = outcome(lambda: HFBinReader(path, use_torch=False),
-                               os.path.getsize(path))
+    archive = io.BytesIO()
+    write_torch_zip(archive, torch_pickle(tensors), storages)
+    kind, result = outcome_of_file("pytorch_model.bin", archive.getvalue(), restricted_reader)
     if kind == "loaded":
         torch_oracle(tensors, storages, result)
 
@@ -340,19 +348,16 @@ def mutated_archives(draw):
 @given(archive=mutated_archives())
 def test_fuzz_torch_pickle_stream(archive):
     entries, zip_seed = archive
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "pytorch_model.bin")
-        with zipfile.ZipFile(path, "w") as z:
-            for name, data in entries.items():
-                z.writestr(name, data)
-        if zip_seed is not None:
-            rng = np.random.default_rng(zip_seed)
-            data = bytearray(open(path, "rb").read())
-            for at in rng.integers(0, len(data), size=rng.integers(1, 8)):
-                data[at] = rng.integers(0, 256)
-            open(path, "wb").write(bytes(data))
-        kind, result = outcome(lambda: HFBinReader(path, use_torch=False),
-                               os.path.getsize(path))
+    blob = io.BytesIO()
+    with zipfile.ZipFile(blob, "w") as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    blob = bytearray(blob.getvalue())
+    if zip_seed is not None:
+        rng = np.random.default_rng(zip_seed)
+        for at in rng.integers(0, len(blob), size=rng.integers(1, 8)):
+            blob[at] = rng.integers(0, 256)
+    kind, result = outcome_of_file("pytorch_model.bin", bytes(blob), restricted_reader)
     if kind == "loaded":
         for name, array in result.items():
             assert isinstance(array, np.ndarray) and array.flags.owndata, name
@@ -552,19 +557,15 @@ def _pack(tree):
 def test_fuzz_t5x_msgpack_tree(generated):
     tree, expected = generated
     blob = _pack(tree)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "checkpoint")
-        with open(path, "wb") as f:
-            f.write(blob)
 
-        def make():
-            reader = T5XReader(path)
-            # tensorstore is an optional extra: read only what the file itself holds.
-            reader.shapes = {n: s for n, s in reader.shapes.items()
-                             if expected.get(n) != "tensorstore"}
-            return reader
+    def make(path):
+        reader = T5XReader(path)
+        # tensorstore is an optional extra: read only what the file itself holds.
+        reader.shapes = {n: s for n, s in reader.shapes.items()
+                         if expected.get(n) != "tensorstore"}
+        return reader
 
-        kind, result = outcome(make, len(blob))
+    kind, result = outcome_of_file("checkpoint", blob, make)
     corrupt = [name for name, want in expected.items() if want is None]
     if corrupt:
         assert kind == "refused", f"loaded despite corrupt leaves {corrupt}"
@@ -584,11 +585,7 @@ T5X_FIXTURE = (FIXTURES / "t5x_tiny" / "test_t5_tiny.checkpoint_0").read_bytes()
 @fuzz_settings(25)
 @given(blob=mutated_bytes(T5X_FIXTURE))
 def test_fuzz_t5x_msgpack_bytes(blob):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "checkpoint")
-        with open(path, "wb") as f:
-            f.write(blob)
-        kind, result = outcome(lambda: T5XReader(path), len(blob))
+    kind, result = outcome_of_file("checkpoint", blob, T5XReader)
     if kind == "loaded":
         for name, array in result.items():
             assert isinstance(array, np.ndarray), name
@@ -599,10 +596,7 @@ def test_the_fuzzers_see_both_outcomes():
     from hypothesis import find
 
     def loads(blob):
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "model.safetensors")
-            open(path, "wb").write(blob)
-            return outcome(lambda: SafetensorsReader(path), len(blob))[0]
+        return outcome_of_file("model.safetensors", blob, SafetensorsReader)[0]
 
     config = settings(database=None, derandomize=True, max_examples=200)
     find(safetensors_files(), lambda b: loads(b) == "loaded" and len(b) > 100, settings=config)
