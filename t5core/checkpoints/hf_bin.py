@@ -18,6 +18,7 @@ import os
 import pickle
 import pickletools
 import re
+import warnings
 import zipfile
 
 import ml_dtypes
@@ -133,7 +134,9 @@ def _scan_pickle(data):
     holds: arguments longer than the data (CPython allocates a BINBYTES8 before reading it),
     memo indices far beyond the objects made (it grows the memo to the index), nesting."""
     try:
-        _scan_opcodes(pickletools.genops(data))
+        with warnings.catch_warnings():  # a protocol-0 string with a stray backslash warns
+            warnings.simplefilter("ignore", DeprecationWarning)
+            _scan_opcodes(pickletools.genops(data))
     except CheckpointError:
         raise
     except ValueError as err:  # genops checks every argument's length against the data
