@@ -91,7 +91,7 @@ def test_negative_offset_in_a_whole_checkpoint_fails_load_and_convert(tmp_path):
     convert = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(convert)
     out = tmp_path / "out"
-    assert convert.main([f"--input={directory}", f"--output={out}", "--quiet", "--no_torch"]) == 1
+    assert convert.main([f"--input={directory}", f"--output={out}", "--quiet", "--no_torch"]) == 2
     assert not (out / "model.safetensors").exists()
 
 
