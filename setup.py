@@ -34,6 +34,7 @@ setup(
         # Everything the suite imports (scikit-learn: the reference the metrics are checked
         # against).
         "test": ["pytest", "sacrebleu>=2.0", "rouge-score>=0.1.2", "seqeval>=1.2.2",
-                 "scikit-learn>=1.0", "scipy>=1.7", "matplotlib", "optuna>=4.0", "pyyaml"],
+                 "scikit-learn>=1.0", "scipy>=1.7", "matplotlib", "optuna>=4.0", "pyyaml",
+                 "hypothesis>=6.0"],
     },
 )

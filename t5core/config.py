@@ -9,13 +9,45 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 import os
+import reprlib
 from typing import Any, Mapping
 
+import numpy as np
 import tensorflow as tf
+
+from t5core.errors import ConfigError, UserFileNotFoundError
 
 SUPPORTED_MODEL_TYPES = ("t5", "mt5", "umt5")
 FEED_FORWARD_KINDS = ("relu", "gated-gelu", "gated-silu")
+
+_SIZE_FIELDS = ("vocab_size", "d_model", "d_kv", "d_ff", "num_heads", "num_layers",
+                "num_decoder_layers", "relative_attention_num_buckets",
+                "relative_attention_max_distance")
+_TOKEN_FIELDS = ("pad_token_id", "eos_token_id", "decoder_start_token_id")
+# field -> (the range test, the range in words). A zero epsilon divides by zero on a zero input.
+_FLOAT_FIELDS = {
+    "dropout_rate": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "layer_norm_epsilon": (lambda v: v > 0, "a finite number > 0"),
+    "initializer_factor": (lambda v: v > 0, "a finite number > 0"),
+}
+
+
+def _is_integer(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _shown(value):
+    if isinstance(value, str):
+        return f"the string {reprlib.repr(value)}"
+    return reprlib.repr(value)
+
 
 # Fields a config.json must state; the rest have the T5 defaults below.
 REQUIRED_JSON_FIELDS = ("vocab_size", "d_model", "d_kv", "d_ff", "num_heads", "num_layers")
@@ -53,26 +85,66 @@ class T5Config:
     def __post_init__(self):
         if self.num_decoder_layers is None:
             object.__setattr__(self, "num_decoder_layers", self.num_layers)
+        problems = self._field_problems()
+        if problems:
+            raise ConfigError("invalid T5Config: " + "; ".join(problems))
+
+    def _field_problems(self):
+        """Each field checked for its JSON type and range, normalised to a plain Python value
+        (a config.json may hold "0.1" for 0.1, "false" for false, 1 for true: all refused)."""
         problems = []
+
+        def keep(name, value):
+            object.__setattr__(self, name, value)
+
         if self.model_type not in SUPPORTED_MODEL_TYPES:
             problems.append(
-                f"model_type={self.model_type!r} is not supported (expected one of "
+                f"model_type={_shown(self.model_type)} is not supported (expected one of "
                 f"{', '.join(SUPPORTED_MODEL_TYPES)})")
         if self.feed_forward_proj not in FEED_FORWARD_KINDS:
             problems.append(
-                f"feed_forward_proj={self.feed_forward_proj!r} is not supported (expected one of "
-                f"{', '.join(FEED_FORWARD_KINDS)})")
-        for name in ("vocab_size", "d_model", "d_kv", "d_ff", "num_heads", "num_layers",
-                     "relative_attention_num_buckets", "relative_attention_max_distance"):
+                f"feed_forward_proj={_shown(self.feed_forward_proj)} is not supported (expected "
+                f"one of {', '.join(FEED_FORWARD_KINDS)})")
+        for name in _SIZE_FIELDS:
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                problems.append(f"{name}={value!r} must be a positive integer")
-        if not isinstance(self.num_decoder_layers, int) or self.num_decoder_layers < 0:
-            problems.append(f"num_decoder_layers={self.num_decoder_layers!r} must be an integer >= 0")
-        if not 0.0 <= self.dropout_rate < 1.0:
-            problems.append(f"dropout_rate={self.dropout_rate!r} must be in [0, 1)")
-        if problems:
-            raise ValueError("Invalid T5Config: " + "; ".join(problems))
+            if _is_integer(value) and value >= 1:
+                keep(name, int(value))
+            else:
+                problems.append(f"{name}: must be a positive integer, not {_shown(value)}")
+        buckets = self.relative_attention_num_buckets
+        distance = self.relative_attention_max_distance
+        if _is_integer(buckets) and buckets >= 1 and _is_integer(distance) and distance >= 1:
+            # The encoder halves its buckets by direction, then half of each are exact
+            # distances: the logarithmic rest needs a max_distance beyond the exact ones.
+            if buckets < 4:
+                problems.append(f"relative_attention_num_buckets: must be >= 4, not {buckets}")
+            elif distance <= buckets // 2:
+                problems.append(f"relative_attention_max_distance: must be more than "
+                                f"relative_attention_num_buckets // 2 = {buckets // 2}, not "
+                                f"{distance}")
+        vocab = self.vocab_size if _is_integer(self.vocab_size) else "vocab_size"
+        for name in _TOKEN_FIELDS:
+            value = getattr(self, name)
+            if _is_integer(value) and 0 <= value and (vocab == "vocab_size" or value < vocab):
+                keep(name, int(value))
+            else:
+                problems.append(f"{name}: must be a token id in [0, {vocab}), not {_shown(value)}")
+        for name, (in_range, wanted) in _FLOAT_FIELDS.items():
+            value = getattr(self, name)
+            if not _is_number(value):
+                problems.append(f"{name}: must be a number, not {_shown(value)}"
+                                + (" (write numbers without quotes)" if isinstance(value, str)
+                                   else ""))
+            elif not (math.isfinite(value) and in_range(value)):
+                problems.append(f"{name}: must be {wanted}, not {value!r}")
+            else:
+                keep(name, float(value))
+        if isinstance(self.tie_word_embeddings, (bool, np.bool_)):
+            keep("tie_word_embeddings", bool(self.tie_word_embeddings))
+        else:
+            problems.append(f"tie_word_embeddings: must be true or false (a JSON boolean), not "
+                            f"{_shown(self.tie_word_embeddings)}")
+        return problems
 
     # -- derived facts -------------------------------------------------------------------------
     @property
@@ -99,20 +171,20 @@ class T5Config:
         """Builds a config from an HF-style dict, ignoring fields T5 does not use."""
         model_type = values.get("model_type", "t5")
         if model_type not in SUPPORTED_MODEL_TYPES:
-            raise ValueError(
-                f"{source}: model_type {model_type!r} is not supported; t5core reads "
+            raise ConfigError(
+                f"{source}: model_type {_shown(model_type)} is not supported; t5core reads "
                 f"{', '.join(SUPPORTED_MODEL_TYPES)}")
         missing = [name for name in REQUIRED_JSON_FIELDS if name not in values]
         if missing:
-            raise ValueError(f"{source}: missing required field(s) {', '.join(missing)}")
+            raise ConfigError(f"{source}: missing required field(s) {', '.join(missing)}")
         known = set(cls.field_names())
         kwargs = dict(_JSON_DEFAULTS_BY_TYPE[model_type])
         kwargs.update({k: v for k, v in values.items() if k in known})
         kwargs["model_type"] = model_type
         try:
             return cls(**kwargs)
-        except ValueError as err:
-            raise ValueError(f"{source}: {err}") from None
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}") from None
 
     @classmethod
     def from_json(cls, path: str) -> "T5Config":
@@ -120,15 +192,17 @@ class T5Config:
         if tf.io.gfile.isdir(path):
             path = os.path.join(path, "config.json")
         if not tf.io.gfile.exists(path):
-            raise FileNotFoundError(f"No config file at {path}")
-        with tf.io.gfile.GFile(path, "r") as f:
+            raise UserFileNotFoundError(f"No config file at {path}")
+        with tf.io.gfile.GFile(path, "rb") as f:
             text = f.read()
         try:
             values = json.loads(text)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON (line {err.lineno}: {err.msg})") from None
+            raise ConfigError(f"{path}: not valid JSON (line {err.lineno}: {err.msg})") from None
+        except (ValueError, RecursionError) as err:  # not UTF-8, too many digits, too deep
+            raise ConfigError(f"{path}: not valid JSON ({reprlib.repr(str(err))})") from None
         if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a JSON object, got {type(values).__name__}")
+            raise ConfigError(f"{path}: expected a JSON object, got {type(values).__name__}")
         return cls.from_dict(values, source=path)
 
     @classmethod

@@ -421,7 +421,7 @@ def test_tf_checkpoint_round_trip_and_convert_script(tmp_path):
                          "--format=tf", "--quiet"]) == 0
     assert logits_error(load_pretrained(str(tmp_path / "t5x")), REFERENCE / "t5x_tiny.npz") < 1e-5
     assert convert.main([f"--input={tmp_path / 'nothing'}", f"--output={tmp_path / 'x'}",
-                         "--quiet"]) == 1
+                         "--quiet"]) == 2  # a user error: one line, status 2
 
 
 # ----------------------------------------------------------------------------- bad input

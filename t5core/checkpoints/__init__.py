@@ -31,6 +31,7 @@ from t5core.checkpoints.loading import assign_from_reader, new_model_for_loading
 from t5core.checkpoints.rules import CheckpointMismatchError, Rule, plan_mapping, skip
 from t5core.checkpoints.safetensors_io import SafetensorsReader
 from t5core.checkpoints.tf_checkpoint import write_tf_checkpoint
+from t5core.checkpoints.untrusted import file_inside
 from t5core.config import T5Config
 from t5core.errors import CheckpointError
 
@@ -52,7 +53,7 @@ def detect_format(path):
         if names & {"pytorch_model.bin", "pytorch_model.bin.index.json"}:
             return "hf-bin", path
         if "tf_model.h5" in names:
-            return "hf-h5", os.path.join(path, "tf_model.h5")
+            return "hf-h5", file_inside(path, "tf_model.h5", path)
         if "checkpoint" in names:
             state = os.path.join(path, "checkpoint")
             if t5x.is_t5x_file(state):
@@ -73,7 +74,8 @@ def detect_format(path):
         return "hf-bin", path
     if t5x.is_t5x_file(path):
         return "t5x", path
-    raise ValueError(f"{path}: not a checkpoint format t5core recognises ({', '.join(FORMATS)})")
+    raise CheckpointError(f"{path}: not a checkpoint format t5core recognises "
+                          f"({', '.join(FORMATS)})")
 
 
 def _tf_kind(prefix):
@@ -144,7 +146,7 @@ def resolve_config(config, fmt=None, location=None, reader=None) -> T5Config:
 
 
 def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=None,
-                    merge_lora=True):
+                    merge_lora=True, allow_nonfinite=False):
     """A built model filled from the checkpoint at `path`; raises without a half-loaded model.
 
     Usually a T5Model. A t5core training run (its model_dir, its `best/`, or a checkpoint in
@@ -162,13 +164,16 @@ def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=N
     `progress(nbytes_done_now, nbytes_total, tensor_name)`: called after each tensor.
     `use_torch`: for pytorch_model.bin, force (True) or avoid (False) torch.load; default: use
     torch when it is installed, else t5core's restricted reader.
+    `allow_nonfinite`: load tensors holding NaN or Inf (with a warning listing them) instead of
+    raising a CheckpointError that lists them.
     """
     fmt, reader, rules, location = open_checkpoint(path, use_torch=use_torch)
     config = resolve_config(config, fmt, location, reader)
     run = model_dir.read_run(location) if fmt == "tf" else None
     model, deferred = _new_model(config, run, dtype)
     try:
-        assign_from_reader(model, reader, rules, source=location, progress=progress)
+        assign_from_reader(model, reader, rules, source=location, progress=progress,
+                           allow_nonfinite=allow_nonfinite)
     except BaseException:
         if deferred is not None:
             deferred.discard()

@@ -50,7 +50,7 @@ def _value(text, macros):
         return macros.get(text[1:], text)
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, RecursionError):  # RecursionError: absurdly deep nesting
         return text  # @references and anything else stay as written
 
 

@@ -13,20 +13,27 @@ instead, unless `use_torch=False`.
 from __future__ import annotations
 
 import collections
-import json
+import io
 import os
 import pickle
+import pickletools
+import re
+import warnings
 import zipfile
 
 import ml_dtypes
 import numpy as np
 
+from t5core.checkpoints.untrusted import (
+    UnsafeCheckpointError,
+    element_count,
+    file_inside,
+    is_int,
+    read_weight_map,
+    shape_problem,
+    shown,
+)
 from t5core.errors import CheckpointError
-
-
-class UnsafeCheckpointError(CheckpointError):
-    """The pickle asks for something that is not a tensor: t5core refuses to unpickle it."""
-
 
 _STORAGE_DTYPES = {
     "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
@@ -35,68 +42,120 @@ _STORAGE_DTYPES = {
     "BoolStorage": np.bool_,
 }
 
+# A state dict's pickle takes about 125 bytes and 30 opcodes per tensor. The bounds below are
+# hundreds of times what any public checkpoint needs; they bound what unpickling can allocate
+# (an opcode makes at most one object of about 70 bytes).
+_MAX_PICKLE_BYTES = 64 << 20
+_MAX_PICKLE_OPCODES = 2_000_000
+_MAX_MARK_DEPTH = 32  # a state dict nests 3 deep
+# A view may repeat its storage's elements (stride 0, a broadcast); beyond this many elements
+# more than its storage holds, reading it could take any amount of memory, so it is refused.
+_MAX_BROADCAST_ELEMENTS = 1 << 20
+_DEFLATE_MAX_RATIO = 1032  # deflate cannot inflate one byte into more than this
 
-class _StorageType:
-    def __init__(self, name):
-        self.name, self.dtype = name, np.dtype(_STORAGE_DTYPES[name])
+
+class _Frozen:
+    """Base of the stand-ins the unpickler hands out. A pickle's BUILD opcode sets an object's
+    state; on these it is refused, since the storage types are shared by every load in the
+    process (BUILD could otherwise change FloatStorage's dtype for all later loads)."""
+
+    __slots__ = ()
+
+    def __init__(self, **fields):
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        raise UnsafeCheckpointError(f"the pickle tries to change a {type(self).__name__[1:]}")
+
+    def __setstate__(self, state):
+        raise UnsafeCheckpointError(f"the pickle tries to change a {type(self).__name__[1:]}")
 
 
-class _Storage:
-    def __init__(self, storage_type, key, numel):
-        self.dtype, self.key, self.numel = storage_type.dtype, str(key), int(numel)
+class _StorageType(_Frozen):
+    __slots__ = ("name", "dtype")
 
 
-class _LazyTensor:
-    """Where a tensor's values are: storage, element offset, size and stride (in elements)."""
+class _Function(_Frozen):
+    __slots__ = ("fn",)
 
-    def __init__(self, storage, offset, size, stride):
-        if not isinstance(storage, _Storage):
-            raise UnsafeCheckpointError("a tensor's storage is not a storage reference")
-        self.storage, self.offset = storage, int(offset)
-        self.shape = tuple(int(s) for s in size)
-        self.stride = tuple(int(s) for s in stride)
+    def __call__(self, *args):
+        return self.fn(*args)
 
-    def extent(self):
-        """One past the last element the view touches (0 for an empty tensor)."""
-        if any(s == 0 for s in self.shape):
-            return self.offset
-        return self.offset + sum((n - 1) * s for n, s in zip(self.shape, self.stride)) + 1
+
+class _Storage(_Frozen):
+    """A storage as the pickle declares it; checked against the archive after unpickling."""
+
+    __slots__ = ("type", "key", "numel")
+
+
+class _LazyTensor(_Frozen):
+    """`_rebuild_tensor_v2`'s arguments as the pickle gives them; checked after unpickling."""
+
+    __slots__ = ("storage", "offset", "size", "stride")
 
 
 def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad=False, hooks=None,
                        metadata=None):
-    return _LazyTensor(storage, offset, size, stride)
+    return _LazyTensor(storage=storage, offset=offset, size=size, stride=stride)
 
 
 def _rebuild_parameter(data, requires_grad=False, hooks=None):
     return data
 
 
-_ALLOWED = {("collections", "OrderedDict"): collections.OrderedDict,
-            ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-            ("torch._utils", "_rebuild_parameter"): _rebuild_parameter}
-_ALLOWED.update({("torch", name): _StorageType(name) for name in _STORAGE_DTYPES})
+_ALLOWED = {("collections", "OrderedDict"): _Function(fn=collections.OrderedDict),
+            ("torch._utils", "_rebuild_tensor_v2"): _Function(fn=_rebuild_tensor_v2),
+            ("torch._utils", "_rebuild_parameter"): _Function(fn=_rebuild_parameter)}
+_ALLOWED.update({("torch", name): _StorageType(name=name, dtype=np.dtype(dtype))
+                 for name, dtype in _STORAGE_DTYPES.items()})
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file, source):
-        super().__init__(file)
-        self.source = source
-
     def find_class(self, module, name):
         try:
             return _ALLOWED[(module, name)]
-        except KeyError:
+        except (KeyError, TypeError):
             raise UnsafeCheckpointError(
-                f"{self.source}: the pickle names the global {module}.{name}, which is not a "
-                "tensor storage or tensor-rebuild function; t5core refuses to unpickle it (a "
+                f"the pickle names the global {str(module)[:100]}.{str(name)[:100]}, which is not "
+                "a tensor storage or tensor-rebuild function; t5core refuses to unpickle it (a "
                 "pickle may run code). If the file is trusted, convert it with torch.") from None
 
     def persistent_load(self, pid):
         if (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
                 and isinstance(pid[1], _StorageType)):
-            return _Storage(pid[1], pid[2], pid[4])
-        raise UnsafeCheckpointError(f"{self.source}: unexpected persistent id {pid!r:.80}")
+            return _Storage(type=pid[1], key=pid[2], numel=pid[4])
+        raise UnsafeCheckpointError(f"unexpected persistent id (a {type(pid).__name__}); a "
+                                    "state dict refers only to tensor storages")
+
+
+def _scan_pickle(data):
+    """Refuses, before unpickling, what would make the unpickler allocate more than the pickle
+    holds: arguments longer than the data (CPython allocates a BINBYTES8 before reading it),
+    memo indices far beyond the objects made (it grows the memo to the index), nesting."""
+    try:
+        with warnings.catch_warnings():  # a protocol-0 string with a stray backslash warns
+            warnings.simplefilter("ignore", DeprecationWarning)
+            _scan_opcodes(pickletools.genops(data))
+    except CheckpointError:
+        raise
+    except ValueError as err:  # genops checks every argument's length against the data
+        raise CheckpointError(f"damaged pickle ({shown(str(err))})") from None
+
+
+def _scan_opcodes(opcodes):
+    depth = 0
+    for count, (opcode, arg, _) in enumerate(opcodes):
+        if count > _MAX_PICKLE_OPCODES:
+            raise CheckpointError(f"the pickle has more than {_MAX_PICKLE_OPCODES} opcodes")
+        if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT") and not 0 <= arg <= count:
+            raise CheckpointError(f"the pickle stores memo entry {arg} after {count} opcodes")
+        if opcode.name == "MARK":
+            depth += 1
+            if depth > _MAX_MARK_DEPTH:
+                raise CheckpointError(f"the pickle nests more than {_MAX_MARK_DEPTH} levels deep")
+        elif pickletools.markobject in opcode.stack_before:
+            depth -= 1
 
 
 def _is_legacy_torch(path):
@@ -106,74 +165,169 @@ def _is_legacy_torch(path):
     return head[:2] == b"\x80\x02" and b"\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19" in head
 
 
+class _View:
+    """A tensor checked against its storage: every element it reads lies inside that storage."""
+
+    def __init__(self, entry, dtype, offset, shape, stride, extent):
+        self.entry, self.dtype, self.offset = entry, dtype, offset
+        self.shape, self.stride, self.extent = shape, stride, extent
+
+
+def _check_view(tensor, prefix, infos, archive_size):
+    """(a _View, None) or (None, why the tensor cannot be read safely)."""
+    storage = tensor.storage
+    if not isinstance(storage, _Storage):
+        return None, "its storage is not a storage reference"
+    key, numel, dtype = storage.key, storage.numel, storage.type.dtype
+    if not isinstance(key, str) or not re.fullmatch(r"[0-9A-Za-z_]{1,64}", key):
+        return None, f"storage key {shown(key)} is not a plain name"
+    if not is_int(numel) or numel < 0:
+        return None, f"its storage of {shown(numel)} elements is not a count >= 0"
+    offset, size, stride = tensor.offset, tensor.size, tensor.stride
+    if not is_int(offset) or offset < 0:
+        return None, f"storage offset {shown(offset)} is not an integer >= 0"
+    problem = shape_problem(size)
+    if problem:
+        return None, f"size: {problem}"
+    if (not isinstance(stride, (list, tuple)) or len(stride) != len(size)
+            or not all(is_int(s) and s >= 0 for s in stride)):
+        return None, (f"size {shown(size)} and stride {shown(stride)} do not fit (one "
+                      "stride >= 0 per dimension)")
+    count = element_count(size)
+    extent = offset + sum((n - 1) * s for n, s in zip(size, stride)) + 1 if count else offset
+    if count and extent > numel:
+        return None, (f"view {tuple(size)} / stride {tuple(stride)} at offset {offset} overruns "
+                      f"its storage of {numel} elements")
+    if count > max(numel, _MAX_BROADCAST_ELEMENTS):
+        return None, (f"view {tuple(size)} has {count} elements, far more elements than its "
+                      f"storage of {numel} (a broadcast t5core does not expand)")
+    entry = f"{prefix}data/{key}"
+    info = infos.get(entry)
+    if info is None:
+        return None, f"storage {entry} is missing from the archive"
+    needed = numel * dtype.itemsize
+    if info.file_size < needed:
+        return None, f"storage {entry} has {info.file_size} bytes, needs {needed}"
+    if info.compress_type == zipfile.ZIP_STORED:
+        if info.compress_size != info.file_size or info.compress_size > archive_size:
+            return None, f"storage {entry}: its sizes in the zip directory disagree"
+    elif info.compress_type == zipfile.ZIP_DEFLATED:
+        if needed > _DEFLATE_MAX_RATIO * info.compress_size + 64:
+            return None, (f"storage {entry} declares {info.file_size} bytes in "
+                          f"{info.compress_size} compressed bytes, more than deflate can hold")
+    else:
+        return None, (f"storage {entry} is compressed with zip method {info.compress_type} "
+                      "(torch stores storages uncompressed)")
+    return _View(entry, dtype, offset, tuple(size), tuple(stride), extent), None
+
+
 class TorchZipReader:
-    """Tensor-by-tensor access to a torch zip checkpoint without torch and without running code."""
+    """Tensor-by-tensor access to a torch zip checkpoint without torch and without running code.
+
+    Everything the pickle declares (storage keys and sizes, view offsets, sizes and strides) is
+    checked against the archive when it is opened; `read` touches only a tensor's own bytes.
+    """
 
     def __init__(self, path):
         self.path = path
         if not zipfile.is_zipfile(path):
             if _is_legacy_torch(path):
-                raise ValueError(f"{path}: a legacy (pre-torch-1.6) checkpoint; t5core reads it "
-                                 "only through torch (pip install torch)")
-            raise ValueError(f"{path}: not a torch zip checkpoint (truncated or damaged?)")
+                raise CheckpointError(f"{path}: a legacy (pre-torch-1.6) checkpoint; t5core reads "
+                                      "it only through torch (pip install torch)")
+            raise CheckpointError(f"{path}: not a torch zip checkpoint (truncated or damaged?)")
         try:
-            self._zip = zipfile.ZipFile(path)
-            pickles = [n for n in self._zip.namelist() if n.endswith("/data.pkl")]
-            if len(pickles) != 1:
-                raise ValueError(f"expected one <archive>/data.pkl, found {pickles}")
-            self._prefix = pickles[0][: -len("data.pkl")]
-            byteorder = self._prefix + "byteorder"
-            if byteorder in self._zip.namelist() and self._zip.read(byteorder) != b"little":
-                raise ValueError("big-endian torch archives are not supported")
-            with self._zip.open(pickles[0]) as f:
-                state = _RestrictedUnpickler(f, path).load()
-        except UnsafeCheckpointError:
-            raise
-        except (zipfile.BadZipFile, pickle.UnpicklingError, EOFError, ValueError, KeyError,
-                TypeError, AttributeError) as err:
-            raise ValueError(f"{path}: unreadable torch checkpoint ({type(err).__name__}: "
-                             f"{err})") from None
+            state = self._open_archive(path)
+        except CheckpointError as err:
+            raise type(err)(f"{path}: {err}") from None
+        except Exception as err:  # zipfile and the unpickler raise many types on damaged data
+            raise CheckpointError(f"{path}: unreadable torch checkpoint ({type(err).__name__}: "
+                                  f"{shown(str(err))})") from None
         if not isinstance(state, dict):
-            raise ValueError(f"{path}: the pickle holds a {type(state).__name__}, not a state dict")
-        not_tensors = [str(k) for k, v in state.items() if not isinstance(v, _LazyTensor)]
+            raise CheckpointError(f"{path}: the pickle holds a {type(state).__name__}, not a "
+                                  "state dict")
+        not_names = [shown(k) for k in state if not isinstance(k, str)]
+        if not_names:
+            raise CheckpointError(f"{path}: state dict keys must be tensor names (strings), not "
+                                  f"{', '.join(not_names[:5])}")
+        not_tensors = [k for k, v in state.items() if not isinstance(v, _LazyTensor)]
         if not_tensors:
-            raise ValueError(f"{path}: entries that are not tensors: {', '.join(not_tensors[:10])}")
-        self._tensors = dict(state)
-        self.shapes = {name: t.shape for name, t in state.items()}
+            raise CheckpointError(f"{path}: entries that are not tensors: "
+                                  f"{', '.join(not_tensors[:10])}")
+        self._tensors = self._check_views(state)
+        self.shapes = {name: view.shape for name, view in self._tensors.items()}
+
+    def _open_archive(self, path):
+        self._zip = zipfile.ZipFile(path)
+        self._infos = {i.filename: i for i in self._zip.infolist()}
+        archive_size = os.path.getsize(path)
+        # zipfile reads an entry in requests of up to its declared compressed size, and Python
+        # allocates each request in full before reading: a declared size is checked first.
+        beyond = [n for n, i in self._infos.items()
+                  if i.header_offset + i.compress_size > archive_size]
+        if beyond:
+            raise CheckpointError(f"zip entries whose sizes point past the end of the archive: "
+                                  f"{shown(beyond)}")
+        pickles = [n for n in self._infos if n.endswith("/data.pkl")]
+        if len(pickles) != 1:
+            raise CheckpointError(f"expected one <archive>/data.pkl, found {shown(pickles)}")
+        self._prefix = pickles[0][: -len("data.pkl")]
+        byteorder = self._infos.get(self._prefix + "byteorder")
+        if byteorder is not None and (byteorder.file_size > 16
+                                      or self._zip.read(byteorder) != b"little"):
+            raise CheckpointError("big-endian torch archives are not supported")
+        if self._infos[pickles[0]].file_size > _MAX_PICKLE_BYTES:
+            raise CheckpointError(f"its pickle of {self._infos[pickles[0]].file_size} bytes is "
+                                  f"larger than any state dict's ({_MAX_PICKLE_BYTES} bytes)")
+        data = self._zip.read(pickles[0])  # at most the declared size; CRC checked
+        _scan_pickle(data)
+        return _RestrictedUnpickler(io.BytesIO(data)).load()
+
+    def _check_views(self, state):
+        views, problems, storages = {}, [], {}
+        archive_size = os.path.getsize(self.path)
+        for name, tensor in state.items():
+            view, problem = _check_view(tensor, self._prefix, self._infos, archive_size)
+            if problem is None:
+                # One storage key must mean one storage: same element type, same size.
+                declared = (tensor.storage.type.name, tensor.storage.numel)
+                first = storages.setdefault(tensor.storage.key, (name, declared))
+                if first[1] != declared:
+                    problem = (f"storage {tensor.storage.key} is declared twice, differently: "
+                               f"{first[0]} ({first[1][1]} x {first[1][0]}) and {name} "
+                               f"({declared[1]} x {declared[0]})")
+            if problem:
+                problems.append(f"{name}: {problem}")
+            else:
+                views[name] = view
+        if problems:
+            more = [f"... {len(problems) - 10} more"] if len(problems) > 10 else []
+            raise CheckpointError(f"{self.path}: damaged torch checkpoint:\n  "
+                                  + "\n  ".join(problems[:10] + more))
+        return views
 
     def nbytes(self, name):
-        t = self._tensors[name]
-        return int(np.prod(t.shape, dtype=np.int64)) * t.storage.dtype.itemsize
-
-    def validate(self, names):
-        """Every storage present, complete and large enough for its views: before any assignment."""
-        infos = {i.filename: i for i in self._zip.infolist()}
-        problems = []
-        for name in names:
-            t = self._tensors[name]
-            entry = f"{self._prefix}data/{t.storage.key}"
-            info = infos.get(entry)
-            if info is None:
-                problems.append(f"{name}: storage {entry} is missing from the archive")
-            elif info.file_size < t.storage.numel * t.storage.dtype.itemsize:
-                problems.append(f"{name}: storage {entry} has {info.file_size} bytes, needs "
-                                f"{t.storage.numel * t.storage.dtype.itemsize}")
-            elif t.extent() > t.storage.numel or min(t.stride, default=0) < 0:
-                problems.append(f"{name}: view {t.shape} / stride {t.stride} at {t.offset} "
-                                f"overruns its storage of {t.storage.numel} elements")
-        if problems:
-            raise ValueError(f"{self.path}: damaged torch checkpoint:\n  " + "\n  ".join(problems))
+        view = self._tensors[name]
+        return element_count(view.shape) * view.dtype.itemsize
 
     def read(self, name):
-        t = self._tensors[name]
-        self.validate([name])
-        data = self._zip.read(f"{self._prefix}data/{t.storage.key}")  # checks the zip CRC
-        flat = np.frombuffer(data, t.storage.dtype, count=t.storage.numel)
-        itemsize = t.storage.dtype.itemsize
-        view = np.lib.stride_tricks.as_strided(
-            flat[t.offset:], shape=t.shape, strides=tuple(s * itemsize for s in t.stride),
-            writeable=False)
-        return np.array(view)  # owns its memory; the storage bytes are dropped on return
+        view = self._tensors[name]
+        if element_count(view.shape) == 0:
+            return np.empty(view.shape, view.dtype)
+        itemsize = view.dtype.itemsize
+        needed = view.extent * itemsize  # the bytes up to the view's last element, no more
+        try:
+            with self._zip.open(view.entry) as f:
+                data = f.read(needed)
+        except Exception as err:  # zipfile raises many types on damaged data
+            raise CheckpointError(f"{self.path}: could not read tensor {name} "
+                                  f"({type(err).__name__}: {shown(str(err))})") from None
+        if len(data) != needed:
+            raise CheckpointError(f"{self.path}: tensor {name}: storage {view.entry} ended "
+                                  f"after {len(data)} of {needed} bytes")
+        # np.ndarray checks itself that the strided view lies inside `data`.
+        strided = np.ndarray(view.shape, view.dtype, buffer=data, offset=view.offset * itemsize,
+                             strides=tuple(s * itemsize for s in view.stride))
+        return strided.copy()  # owns its memory; the storage bytes are dropped on return
 
 
 class TorchLoadReader:
@@ -188,13 +342,14 @@ class TorchLoadReader:
             state = torch.load(path, map_location="cpu", weights_only=True,
                                mmap=zipfile.is_zipfile(path))
         except pickle.UnpicklingError as err:
-            raise UnsafeCheckpointError(f"{path}: torch refused to unpickle it: {err}") from None
+            raise UnsafeCheckpointError(f"{path}: torch refused to unpickle it: "
+                                        f"{shown(str(err))}") from None
         except Exception as err:  # torch raises RuntimeError for damaged archives
-            raise ValueError(f"{path}: unreadable torch checkpoint ({type(err).__name__}: "
-                             f"{err})") from None
-        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
-                                                  for v in state.values()):
-            raise ValueError(f"{path}: not a state dict of tensors")
+            raise CheckpointError(f"{path}: unreadable torch checkpoint ({type(err).__name__}: "
+                                  f"{shown(str(err))})") from None
+        if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                  for k, v in state.items()):
+            raise CheckpointError(f"{path}: not a state dict of tensors (tensor name -> tensor)")
         self._tensors = state
         self.shapes = {name: tuple(t.shape) for name, t in state.items()}
 
@@ -226,26 +381,32 @@ class HFBinReader:
         if use_torch is None:
             use_torch = _torch_available()
         reader_cls = TorchLoadReader if use_torch else TorchZipReader
+        expected = {}  # shard path -> the tensors the index puts there
         if os.path.isdir(path):
             index = os.path.join(path, "pytorch_model.bin.index.json")
             if os.path.exists(index):
-                with open(index) as f:
-                    files = sorted(set(json.load(f)["weight_map"].values()))
+                for name, file_name in read_weight_map(index).items():
+                    expected.setdefault(file_name, []).append(name)
+                expected = {file_inside(path, file_name, index): names
+                            for file_name, names in sorted(expected.items())}
             else:
-                files = ["pytorch_model.bin"]
-            paths = [os.path.join(path, name) for name in files]
+                index, expected = None, {file_inside(path, "pytorch_model.bin", path): []}
         else:
-            paths = [path]
+            index, expected = None, {path: []}
         self.path, self.shapes, self._where = path, {}, {}
-        for file_path in paths:
+        for file_path, names in expected.items():
             if not os.path.exists(file_path):
                 raise FileNotFoundError(f"torch checkpoint shard {file_path} is missing")
             reader = reader_cls(file_path)
             for name, shape in reader.shapes.items():
                 if name in self._where:
-                    raise ValueError(f"{file_path}: tensor {name} is also in another shard")
+                    raise CheckpointError(f"{file_path}: tensor {name} is also in another shard")
                 self._where[name] = reader
                 self.shapes[name] = shape
+            absent = sorted(set(names) - set(reader.shapes))
+            if absent:
+                raise CheckpointError(f"{index}: names tensor(s) {', '.join(absent[:5])} in "
+                                      f"{os.path.basename(file_path)}, which does not hold them")
         self.uses_torch = use_torch
 
     def nbytes(self, name):

@@ -10,6 +10,8 @@ decoder groups each hold a copy of the shared embedding, checked equal to it.
 from __future__ import annotations
 
 from t5core.checkpoints.rules import Rule, skip
+from t5core.checkpoints.untrusted import element_count, shown
+from t5core.errors import CheckpointError
 
 _ATTENTION = [("encoder", 0, "SelfAttention", "self_attention"),
               ("decoder", 0, "SelfAttention", "self_attention"),
@@ -64,16 +66,19 @@ class H5Reader:
                     self._dtypes[name] = obj.dtype
 
             self._file.visititems(visit)
-        except OSError as err:  # h5py reports damaged or truncated files as OSError
-            raise ValueError(f"{path}: unreadable HDF5 file ({err})") from None
+        except Exception as err:  # h5py raises OSError, KeyError, RuntimeError... on damage
+            raise CheckpointError(f"{path}: unreadable HDF5 file ({type(err).__name__}: "
+                                  f"{shown(str(err))})") from None
         if not self.shapes:
-            raise ValueError(f"{path}: the HDF5 file holds no weights")
+            raise CheckpointError(f"{path}: the HDF5 file holds no weights")
+        # Strings, compound records and references are not weights; refuse them by name.
+        not_numbers = [n for n, d in self._dtypes.items() if d.kind not in "biuf"]
+        if not_numbers:
+            raise CheckpointError(f"{path}: datasets that are not numeric arrays: "
+                                  f"{', '.join(not_numbers[:5])}")
 
     def nbytes(self, name):
-        size = 1
-        for d in self.shapes[name]:
-            size *= d
-        return size * self._dtypes[name].itemsize
+        return element_count(self.shapes[name]) * self._dtypes[name].itemsize
 
     def read(self, name):
         return self._file[name][()]

@@ -12,9 +12,17 @@ initialisation deferred, so each variable is created once, from the checkpoint's
 
 from __future__ import annotations
 
+import logging
+
+import ml_dtypes
 import numpy as np
 
 from t5core.checkpoints.rules import CheckpointMismatchError, plan_mapping
+from t5core.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+_FINITE_CHECK_CHUNK = 1 << 20  # elements per np.isfinite call: a 1 MiB temporary, not a tensor's
 
 
 def _nbytes(reader, name):
@@ -31,7 +39,27 @@ def _set(variable, array):
         variable.assign(value)
 
 
-def assign_from_reader(model, reader, rules, source: str, progress=None):
+def nonfinite_summary(array):
+    """"2 NaN, 1 Inf" for a floating-point array holding such values, else None.
+
+    Checks a chunk at a time, so no boolean array the size of the tensor is ever made.
+    """
+    if not (array.dtype.kind in "fc" or array.dtype == ml_dtypes.bfloat16):
+        return None
+    flat = array.reshape(-1)
+    nan = inf = 0
+    for start in range(0, flat.size, _FINITE_CHECK_CHUNK):
+        chunk = flat[start:start + _FINITE_CHECK_CHUNK]
+        if not np.isfinite(chunk).all():
+            nan += int(np.count_nonzero(np.isnan(chunk)))
+            inf += int(np.count_nonzero(np.isinf(chunk)))
+    if not nan and not inf:
+        return None
+    counts = [f"{nan} NaN"] * bool(nan) + [f"{inf} Inf"] * bool(inf)
+    return f"{', '.join(counts)} of {flat.size} values"
+
+
+def assign_from_reader(model, reader, rules, source: str, progress=None, allow_nonfinite=False):
     """Plans the mapping from names and shapes, then assigns tensor by tensor.
 
     Only one source tensor is held in memory at a time besides the model's own variables. Every
@@ -40,6 +68,9 @@ def assign_from_reader(model, reader, rules, source: str, progress=None):
     fresh model, drops it, so no caller ever sees a half-loaded model.
 
     `progress(nbytes_done_now, nbytes_total, name)` is called after each tensor when given.
+
+    Every tensor holding NaN or Inf is listed in one CheckpointError once all are read (a model
+    with them computes NaN), or, with `allow_nonfinite=True`, in a warning.
     """
     variables = model.variables_by_name()
     plan = plan_mapping(reader.shapes, rules, {k: tuple(v.shape) for k, v in variables.items()},
@@ -48,8 +79,11 @@ def assign_from_reader(model, reader, rules, source: str, progress=None):
     if hasattr(reader, "validate"):
         reader.validate(to_read)
     total = sum(_nbytes(reader, name) for name in to_read) if progress else 0
+    nonfinite = []
     for name, target, transform in plan.assignments:
         array = _read(reader, name, source)
+        if summary := nonfinite_summary(array):
+            nonfinite.append(f"{name}: {summary}")
         _set(variables[target], transform(array))
         del array
         if progress:
@@ -57,7 +91,9 @@ def assign_from_reader(model, reader, rules, source: str, progress=None):
     mismatched = []
     for name, target in plan.checks:
         array = np.asarray(_read(reader, name, source), dtype=variables[target].dtype)
-        if not np.array_equal(array, variables[target].numpy()):
+        if summary := nonfinite_summary(array):
+            nonfinite.append(f"{name}: {summary}")
+        if not np.array_equal(array, variables[target].numpy(), equal_nan=bool(nonfinite)):
             mismatched.append(f"{name} differs from {target}")
         if progress:
             progress(_nbytes(reader, name), total, name)
@@ -66,17 +102,24 @@ def assign_from_reader(model, reader, rules, source: str, progress=None):
             f"{source}: tensors stored as tied copies hold different values (an untied "
             "checkpoint with a tied config, tie_word_embeddings=True?):\n  "
             + "\n  ".join(mismatched))
+    if nonfinite:
+        listing = f"{source}: {len(nonfinite)} tensor(s) hold NaN or Inf:\n  " + "\n  ".join(
+            nonfinite)
+        if not allow_nonfinite:
+            raise CheckpointError(listing + "\nA model with them computes NaN; pass "
+                                  "allow_nonfinite=True to load them anyway (to inspect them).")
+        log.warning("%s", listing)
     return plan
 
 
 def _read(reader, name, source):
     try:
         return reader.read(name)
-    except (CheckpointMismatchError, ImportError):
+    except (CheckpointError, ImportError):
         raise
     except Exception as err:  # each backend raises its own types; name the tensor and file
-        raise ValueError(f"{source}: could not read tensor {name!r} "
-                         f"({type(err).__name__}: {err})") from err
+        raise CheckpointError(f"{source}: could not read tensor {name!r} "
+                              f"({type(err).__name__}: {err})") from err
 
 
 class _Deferred:

@@ -16,6 +16,7 @@ from t5core.checkpoints.gin_config import lookup, parse_gin
 from t5core.checkpoints.rules import Rule, skip, transpose
 from t5core.checkpoints.tf_checkpoint import TFCheckpointReader as MeshTFReader  # noqa: F401
 from t5core.config import T5Config
+from t5core.errors import CheckpointError, ConfigError
 
 _NORM = r"(?:rms_norm|layer_norm)"
 
@@ -71,7 +72,7 @@ def derive_config(shapes, gin_path=None, source="checkpoint") -> T5Config:
     """
     def shape(name):
         if name not in shapes:
-            raise ValueError(f"{source}: no {name}; not a Mesh-TF T5 checkpoint?")
+            raise CheckpointError(f"{source}: no {name}; not a Mesh-TF T5 checkpoint?")
         return shapes[name]
 
     vocab, d_model = shape("shared/embedding")
@@ -84,16 +85,16 @@ def derive_config(shapes, gin_path=None, source="checkpoint") -> T5Config:
                  + ("wi_0" if gated else "wi") + "/kernel")[1]
     bias_heads, buckets = shape("encoder/block_000/layer_000/SelfAttention/relative_attention_bias")
     if gin_path is None:
-        raise ValueError(
+        raise ConfigError(
             f"{source}: the number of heads is not in the variable shapes alone (the query kernel "
             f"is [d_model, heads * d_kv] = {[d_model, inner]}); no operative_config.gin beside the "
             "checkpoint, so pass config= (a T5Config, a preset name or a config.json)")
     gin = parse_gin(gin_path)
     heads = lookup(gin, "SelfAttention.num_heads", "num_heads")
     if not isinstance(heads, int):
-        raise ValueError(f"{gin_path}: no integer num_heads binding; pass config=")
+        raise ConfigError(f"{gin_path}: no integer num_heads binding; pass config=")
     if heads != bias_heads or inner % heads:
-        raise ValueError(f"{gin_path}: num_heads = {heads} does not fit the checkpoint (relative "
+        raise ConfigError(f"{gin_path}: num_heads = {heads} does not fit the checkpoint (relative "
                          f"table for {bias_heads} heads, attention width {inner})")
     activation = lookup(gin, "DenseReluDense.activation")
     if isinstance(activation, (list, tuple)):
@@ -101,7 +102,7 @@ def derive_config(shapes, gin_path=None, source="checkpoint") -> T5Config:
     activation = {"gelu": "gelu", "relu": "relu", "swish": "silu", "silu": "silu",
                   None: "gelu" if gated else "relu"}.get(activation)
     if activation is None or (gated and activation == "relu") or (not gated and activation != "relu"):
-        raise ValueError(f"{gin_path}: feed-forward activation "
+        raise ConfigError(f"{gin_path}: feed-forward activation "
                          f"{lookup(gin, 'DenseReluDense.activation')!r} is not one t5core has "
                          f"for a {'gated' if gated else 'plain'} feed-forward")
     epsilon = lookup(gin, "sublayer_rms_norm.epsilon", "layer_norm.epsilon")

@@ -16,6 +16,16 @@ import ml_dtypes
 import numpy as np
 import tensorflow as tf
 
+from t5core.checkpoints.untrusted import (
+    element_count,
+    file_inside,
+    is_int,
+    read_weight_map,
+    shape_problem,
+    shown,
+)
+from t5core.errors import CheckpointError
+
 _DTYPES = {
     "F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"),
     "BF16": np.dtype(ml_dtypes.bfloat16), "I64": np.dtype("<i8"), "I32": np.dtype("<i4"),
@@ -37,38 +47,66 @@ def _size(path):
 
 
 def read_header(path):
-    """(header dict without __metadata__, metadata, data start offset); checks it fits the file."""
-    size = _size(path)
-    with _open(path) as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise ValueError(f"{path}: not a safetensors file ({size} bytes, too short for a header)")
-        n = int.from_bytes(head, "little")
-        if n > _MAX_HEADER or 8 + n > size:
-            raise ValueError(f"{path}: not a safetensors file or truncated (header of {n} bytes, "
-                             f"file of {size} bytes)")
-        try:
-            header = json.loads(f.read(n))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(f"{path}: unreadable safetensors header ({err})") from None
+    """(header dict without __metadata__, metadata, data start offset), every field checked.
+
+    The file may come from anyone: each entry must be well typed, each byte range must lie in the
+    data section, hold exactly shape x dtype bytes and overlap no other, before any data is read.
+    """
+    try:
+        size = _size(path)
+        with _open(path) as f:
+            head = f.read(8)
+            n = int.from_bytes(head, "little")
+            if len(head) == 8 and 2 <= n <= _MAX_HEADER and 8 + n <= size:
+                raw = f.read(n)
+    except FileNotFoundError:
+        raise
+    except OSError as err:  # a directory, a file without read permission
+        raise CheckpointError(f"{path}: cannot be read ({err.strerror or err})") from None
+    if len(head) < 8:
+        raise CheckpointError(f"{path}: not a safetensors file ({size} bytes, too short for "
+                              "a header)")
+    if not (2 <= n <= _MAX_HEADER and 8 + n <= size):
+        raise CheckpointError(f"{path}: not a safetensors file or truncated (header of {n} "
+                              f"bytes, file of {size} bytes)")
+    try:
+        header = json.loads(raw, object_pairs_hook=_refuse_duplicates)
+    except _DuplicateName as err:
+        raise CheckpointError(f"{path}: the header names tensor {shown(err.args[0])} "
+                              "twice") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        # ValueError covers malformed JSON and integers of too many digits; RecursionError,
+        # nesting deeper than the JSON decoder allows.
+        raise CheckpointError(f"{path}: unreadable safetensors header ({type(err).__name__}: "
+                              f"{shown(str(err))})") from None
     if not isinstance(header, dict):
-        raise ValueError(f"{path}: unreadable safetensors header (not a JSON object)")
-    metadata = header.pop("__metadata__", {}) or {}
+        raise CheckpointError(f"{path}: unreadable safetensors header (not a JSON object)")
+    metadata = header.pop("__metadata__", None)
+    metadata = {} if metadata is None else metadata
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise CheckpointError(f"{path}: __metadata__ must map names to strings, not "
+                              f"{shown(metadata)}")
     data_size = size - 8 - n
-    problems, beyond = [], []
+    problems, beyond, ranges = [], [], []
     for name, info in header.items():
-        try:
-            dtype = _DTYPES[info["dtype"]]
-            shape = tuple(int(d) for d in info["shape"])
-            begin, end = (int(x) for x in info["data_offsets"])
-        except (KeyError, TypeError, ValueError):
-            problems.append(f"{name}: unsupported or malformed entry {info!r}")
+        problem = _entry_problem(info)
+        if problem:
+            problems.append(f"{name}: {problem}")
             continue
-        expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        dtype, shape = _DTYPES[info["dtype"]], info["shape"]
+        begin, end = info["data_offsets"]
+        expected = element_count(shape) * dtype.itemsize
         if end - begin != expected:
-            problems.append(f"{name}: {end - begin} bytes stored for shape {shape} {info['dtype']}")
+            problems.append(f"{name}: {end - begin} bytes stored for shape {tuple(shape)} "
+                            f"{info['dtype']} ({expected} bytes)")
         elif end > data_size:
             beyond.append((end, name))
+        elif begin < end:
+            ranges.append((begin, end, name))
+    ranges.sort()
+    for (_, end_a, a), (begin_b, _, b) in zip(ranges, ranges[1:]):
+        if begin_b < end_a:
+            problems.append(f"overlapping byte ranges: {a} and {b}")
     if beyond:
         names = [name for _, name in sorted(beyond)]
         problems.append(
@@ -76,36 +114,76 @@ def read_header(path):
             f"{data_size}; {len(names)} tensor(s) cut off ({', '.join(names[:3])}"
             f"{', ...' if len(names) > 3 else ''})")
     if problems:
-        raise ValueError(f"{path}: damaged safetensors file: " + "; ".join(problems))
+        shown_problems = problems[:10] + ([f"... {len(problems) - 10} more"] if len(problems) > 10
+                                          else [])
+        raise CheckpointError(f"{path}: damaged safetensors file: " + "; ".join(shown_problems))
     return header, metadata, 8 + n
 
 
+class _DuplicateName(Exception):
+    pass
+
+
+def _refuse_duplicates(pairs):
+    names = set()
+    for name, _ in pairs:
+        if name in names:
+            raise _DuplicateName(name)
+        names.add(name)
+    return dict(pairs)
+
+
+def _entry_problem(info):
+    """Why one header entry is malformed (types, dtype, shape, byte range), or None."""
+    if not isinstance(info, dict):
+        return f"entry {shown(info)} is not an object with dtype, shape and data_offsets"
+    dtype, offsets = info.get("dtype"), info.get("data_offsets")
+    if not isinstance(dtype, str) or dtype not in _DTYPES:
+        return f"dtype {shown(dtype)} is not one t5core reads ({', '.join(_DTYPES)})"
+    problem = shape_problem(info.get("shape"))
+    if problem:
+        return problem
+    if (not isinstance(offsets, list) or len(offsets) != 2
+            or not all(is_int(x) for x in offsets) or not 0 <= offsets[0] <= offsets[1]):
+        return (f"data_offsets {shown(offsets)} is not a byte range [begin, end] with "
+                "0 <= begin <= end")
+    return None
+
+
 class SafetensorsReader:
-    """Tensor-by-tensor access to `model.safetensors`, a sharded index, or one .safetensors file."""
+    """Tensor-by-tensor access to `model.safetensors`, a sharded index, or one .safetensors file.
+
+    A file the user names is read as given; the files a directory's index names must lie inside
+    that directory.
+    """
 
     def __init__(self, path):
+        index_path = None
         if path.endswith(".safetensors"):
-            directory, files = os.path.dirname(path), [os.path.basename(path)]
+            files = {path: None}
         else:
-            directory = path
-            index_path = os.path.join(directory, "model.safetensors.index.json")
+            index_path = os.path.join(path, "model.safetensors.index.json")
             if tf.io.gfile.exists(index_path):
-                files = _index_files(index_path, directory)
+                files = _index_files(index_path, path)
             else:
-                files = ["model.safetensors"]
+                files = {file_inside(path, "model.safetensors", path): None}
         self.path = path
         self.shapes, self._where = {}, {}
-        for file_name in files:
-            file_path = os.path.join(directory, file_name)
+        for file_path, expected in files.items():
             header, _, start = read_header(file_path)
             for name, info in header.items():
                 if name in self._where:
-                    raise ValueError(f"{file_path}: tensor {name} is also in "
-                                     f"{self._where[name][0]}")
+                    raise CheckpointError(f"{file_path}: tensor {name} is also in "
+                                          f"{self._where[name][0]}")
                 begin, end = info["data_offsets"]
                 self._where[name] = (file_path, start + begin, end - begin,
                                      _DTYPES[info["dtype"]], tuple(info["shape"]))
                 self.shapes[name] = tuple(info["shape"])
+            absent = sorted(set(expected or ()) - set(header))
+            if absent:
+                raise CheckpointError(
+                    f"{index_path}: names tensor(s) {', '.join(absent[:5])} in "
+                    f"{os.path.basename(file_path)}, which does not hold them")
 
     def nbytes(self, name):
         return self._where[name][2]
@@ -122,21 +200,22 @@ class SafetensorsReader:
                 got = len(data)
                 buffer[:got] = np.frombuffer(data, np.uint8)
         if got != length:
-            raise ValueError(f"{file_path}: truncated while reading {name} ({got} of {length} bytes)")
+            raise CheckpointError(f"{file_path}: truncated while reading {name} ({got} of "
+                                  f"{length} bytes)")
         return buffer.view(dtype).reshape(shape)
 
 
 def _index_files(index_path, directory):
-    with tf.io.gfile.GFile(index_path, "r") as f:
-        try:
-            weight_map = json.load(f)["weight_map"]
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise ValueError(f"{index_path}: not a safetensors index ({err})") from None
-    files = sorted(set(weight_map.values()))
-    missing = [name for name in files if not tf.io.gfile.exists(os.path.join(directory, name))]
+    """{shard path: tensor names the index puts there}, each shard inside `directory`."""
+    shards = {}
+    for name, file_name in read_weight_map(index_path).items():
+        shards.setdefault(file_name, []).append(name)
+    paths = {file_inside(directory, file_name, index_path): names
+             for file_name, names in sorted(shards.items())}
+    missing = [os.path.basename(p) for p in paths if not tf.io.gfile.exists(p)]
     if missing:
         raise FileNotFoundError(f"{index_path} names shard(s) that are missing: {', '.join(missing)}")
-    return files
+    return paths
 
 
 def write_safetensors(path, tensors, metadata=None):

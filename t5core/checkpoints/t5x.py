@@ -23,7 +23,9 @@ import tensorflow as tf
 
 from t5core.checkpoints.gin_config import lookup, parse_gin
 from t5core.checkpoints.rules import Rule, merge_heads_in, merge_heads_out, skip, transpose
+from t5core.checkpoints.untrusted import element_count, file_inside, is_int, shape_problem, shown
 from t5core.config import T5Config
+from t5core.errors import CheckpointError, ConfigError
 
 _PARAMS = r"(?:optimizer/)?target/"
 
@@ -57,53 +59,142 @@ def t5x_rules():
     return rules
 
 
+# The element types Flax writes for parameters and optimizer state; a name outside this set
+# (object, void, structured, complex) is refused rather than handed to np.dtype.
+_DTYPE_NAMES = {"float16", "float32", "float64", "bfloat16", "int8", "int16", "int32", "int64",
+                "uint8", "uint16", "uint32", "uint64", "bool"}
+_MAX_DEPTH = 64  # a T5X train state nests about 10 levels deep
+# msgpack makes one Python object (about 70 bytes) per entry: bounding the entries bounds the
+# memory a hostile file can take beyond its own bytes. A T5X checkpoint has ~10 per parameter.
+_MAX_ENTRIES = 4_000_000
+_MAX_CONTAINER = 1 << 20
+
+
 def _np_dtype(name):
     return np.dtype(ml_dtypes.bfloat16) if name == "bfloat16" else np.dtype(name)
 
 
 class _Inline:
-    """An array stored inside the msgpack file."""
+    """An array stored inside the msgpack file: shape, dtype and exactly that many bytes."""
 
     def __init__(self, shape, dtype, data):
         self.shape, self.dtype, self.data = tuple(shape), _np_dtype(dtype), data
-        if len(data) != int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize:
-            raise ValueError(f"an inline array of shape {self.shape} {self.dtype} holds "
-                             f"{len(data)} bytes")
+        if len(data) != element_count(self.shape) * self.dtype.itemsize:
+            raise CheckpointError(f"an inline array of shape {self.shape} {self.dtype} holds "
+                                  f"{len(data)} bytes")
 
     def array(self):
         return np.frombuffer(self.data, self.dtype).reshape(self.shape)
 
 
+class _Invalid:
+    """A leaf that is not a readable array; reported with its path once the tree is walked."""
+
+    def __init__(self, reason):
+        self.reason = reason
+
+
+def _inline(shape, dtype, data):
+    """An _Inline, or an _Invalid saying what is wrong, from a file's declared fields."""
+    if not isinstance(dtype, str) or dtype not in _DTYPE_NAMES:
+        return _Invalid(f"dtype {shown(dtype)} is not one t5core reads "
+                        f"({', '.join(sorted(_DTYPE_NAMES))})")
+    problem = shape_problem(shape)
+    if problem:
+        return _Invalid(problem)
+    if not isinstance(data, bytes):
+        return _Invalid(f"an inline array's data is a {type(data).__name__}, not bytes")
+    needed = element_count(shape) * _np_dtype(dtype).itemsize
+    if len(data) != needed:
+        return _Invalid(f"an inline array of shape {tuple(shape)} {dtype} holds {len(data)} "
+                        f"bytes (needs {needed})")
+    return _Inline(shape, dtype, data)
+
+
 def _ext_hook(code, data):
     import msgpack
 
-    if code == 1:  # ndarray: [shape, dtype name, bytes]
-        shape, dtype, buffer = msgpack.unpackb(data, raw=False)
-        return _Inline(shape, dtype, buffer)
-    if code == 3:  # numpy scalar: [dtype name, bytes]
-        dtype, buffer = msgpack.unpackb(data, raw=False)
-        return _Inline((), dtype, buffer)
-    raise ValueError(f"unknown msgpack extension type {code}")
+    if code not in (1, 3):  # 1: ndarray [shape, dtype, bytes]; 3: numpy scalar [dtype, bytes]
+        return _Invalid(f"msgpack extension type {code} is not an array")
+    try:
+        fields = msgpack.unpackb(data, raw=False)
+    except Exception as err:  # msgpack raises several types on damaged data
+        return _Invalid(f"unreadable inline array ({type(err).__name__})")
+    size = 3 if code == 1 else 2
+    if not isinstance(fields, list) or len(fields) != size:
+        return _Invalid(f"an inline array is [{'shape, ' if code == 1 else ''}dtype, bytes]; "
+                        f"this one is {shown(fields)}")
+    return _inline(*fields) if code == 1 else _inline([], *fields)
 
 
 def _is_tensorstore_spec(value):
     return isinstance(value, dict) and "driver" in value and ("kvstore" in value or "path" in value)
 
 
+def _indexed(value):
+    """Flax writes tuples as dicts keyed "0", "1", ...: the tuple, or None if it is not one."""
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, dict) and set(value) == {str(i) for i in range(len(value))}:
+        return tuple(value[str(i)] for i in range(len(value)))
+    return None
+
+
+def _unchunk(value):
+    """The array Flax split into chunks of its flattened values (arrays over 2**30 bytes)."""
+    shape, chunks = _indexed(value.get("shape")), _indexed(value.get("chunks"))
+    if shape is None or shape_problem(shape):
+        return _Invalid(f"a chunked array's shape {shown(value.get('shape'))} is not a shape")
+    if (not chunks or not all(isinstance(c, _Inline) for c in chunks)
+            or len({c.dtype for c in chunks}) != 1):
+        return _Invalid("a chunked array's chunks are not arrays of one dtype keyed 0, 1, ...")
+    return _inline(list(shape), chunks[0].dtype.name, b"".join(c.data for c in chunks))
+
+
 def _flatten(tree, prefix=""):
-    out = {}
-    for key, value in tree.items():
-        name = f"{prefix}/{key}" if prefix else str(key)
-        if isinstance(value, dict) and value.get("__msgpack_chunked_array__"):
-            # Flax splits arrays over 2**30 bytes into chunks of the flattened array.
-            chunks = [value["chunks"][k].array() for k in sorted(value["chunks"], key=int)]
-            out[name] = _Inline(value["shape"], chunks[0].dtype.name,
-                                np.concatenate([c.reshape(-1) for c in chunks]).tobytes())
-        elif isinstance(value, dict) and not _is_tensorstore_spec(value):
-            out.update(_flatten(value, name))  # an empty dict (no mutables) holds no tensor
-        else:
-            out[name] = value
+    """{"a/b/c": leaf} of a nested tree, walked without recursion and at most _MAX_DEPTH deep."""
+    out, stack = {}, [(prefix, tree, 0)]
+    while stack:
+        path, node, depth = stack.pop()
+        for key, value in node.items():
+            if not (isinstance(key, str) or is_int(key)):
+                raise CheckpointError(f"{path or 'the top level'}: a key of type "
+                                      f"{type(key).__name__}, not a name")
+            name = f"{path}/{key}" if path else str(key)
+            if isinstance(value, dict) and value.get("__msgpack_chunked_array__"):
+                out[name] = _unchunk(value)
+            elif isinstance(value, dict) and not _is_tensorstore_spec(value):
+                if depth >= _MAX_DEPTH:
+                    raise CheckpointError(f"{shown(name)}: nested more than {_MAX_DEPTH} "
+                                          "levels deep")
+                stack.append((name, value, depth + 1))  # an empty dict holds no tensor
+            else:
+                out[name] = value
     return out
+
+
+class _EntryBudget:
+    """msgpack hooks that count the entries of every map and array made, and stop the file at
+    _MAX_ENTRIES."""
+
+    def __init__(self):
+        self.entries = 0
+
+    def count(self, container):
+        self.entries += len(container)
+        if self.entries > _MAX_ENTRIES:
+            raise CheckpointError(f"more than {_MAX_ENTRIES} map and array entries (no T5X "
+                                  "checkpoint has that many)")
+        return container
+
+
+def _tensorstore_shape(spec):
+    metadata = spec.get("metadata")
+    shape = metadata.get("shape") if isinstance(metadata, dict) else None
+    problem = shape_problem(shape)
+    if problem:
+        return None, f"tensorstore spec: metadata.shape: {problem}"
+    return tuple(shape), None
 
 
 def checkpoint_file(path):
@@ -138,29 +229,60 @@ class T5XReader:
         self.directory = os.path.dirname(self.path)
         with tf.io.gfile.GFile(self.path, "rb") as f:
             data = f.read()
+        budget = _EntryBudget()
         try:
-            tree = msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
+            tree = msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False,
+                                   object_hook=budget.count, list_hook=budget.count,
+                                   max_array_len=_MAX_CONTAINER, max_map_len=_MAX_CONTAINER)
+            del data
+            if not isinstance(tree, dict):
+                raise CheckpointError("not a T5X checkpoint (top level is not a map)")
+            self._leaves = _flatten(tree)
+        except CheckpointError as err:
+            raise CheckpointError(f"{self.path}: {err}") from None
+        except msgpack.StackError:
+            raise CheckpointError(f"{self.path}: nested too deep for a T5X checkpoint") from None
         except Exception as err:  # msgpack raises several types for truncated or foreign data
-            raise ValueError(f"{self.path}: not a readable T5X msgpack checkpoint "
-                             f"({type(err).__name__}: {err})") from None
-        del data
-        if not isinstance(tree, dict):
-            raise ValueError(f"{self.path}: not a T5X checkpoint (top level is not a map)")
-        self._leaves = _flatten(tree)
-        self.shapes = {name: self._shape(name, leaf) for name, leaf in self._leaves.items()}
+            raise CheckpointError(f"{self.path}: not a readable T5X msgpack checkpoint "
+                                  f"({type(err).__name__}: {shown(str(err))})") from None
+        self.shapes, problems = {}, []
+        for name, leaf in self._leaves.items():
+            shape, problem = self._shape(name, leaf)
+            if problem:
+                problems.append(f"{name}: {problem}")
+            self.shapes[name] = shape
+        if problems:
+            more = [f"... {len(problems) - 10} more"] if len(problems) > 10 else []
+            raise CheckpointError(f"{self.path}: damaged T5X checkpoint:\n  "
+                                  + "\n  ".join(problems[:10] + more))
 
     def _shape(self, name, leaf):
+        """(shape, None) or (None, why the leaf cannot be read); plain values are shape ()."""
         if isinstance(leaf, _Inline):
-            return leaf.shape
+            return leaf.shape, None
+        if isinstance(leaf, _Invalid):
+            return None, leaf.reason
         if _is_tensorstore_spec(leaf):
-            return tuple(leaf.get("metadata", {}).get("shape", ()))
-        return np.shape(leaf)  # plain msgpack values: version, step counters
+            self._tensorstore_path(name, leaf)  # refuses a path out of the checkpoint now
+            return _tensorstore_shape(leaf)
+        return (), None  # plain msgpack values: version, step counters
+
+    def _tensorstore_path(self, name, spec):
+        """The directory of a tensorstore array, which must lie inside the checkpoint's."""
+        if spec.get("driver") not in ("zarr", "zarr3", "n5"):
+            raise CheckpointError(f"{self.path}: {name}: tensorstore driver "
+                                  f"{shown(spec.get('driver'))} is not one T5X writes (zarr)")
+        store = spec.get("kvstore", spec)  # tensorstore < 0.1.14 kept the path at the top
+        if not isinstance(store, dict) or not isinstance(store.get("path"), str):
+            raise CheckpointError(f"{self.path}: {name}: tensorstore kvstore {shown(store)} is "
+                                  "not {driver, path} with a path relative to the checkpoint")
+        return file_inside(self.directory, store["path"].rstrip("/"), f"{self.path}: {name}")
 
     def nbytes(self, name):
         leaf = self._leaves[name]
         if isinstance(leaf, _Inline):
             return len(leaf.data)
-        return int(np.prod(self.shapes[name], dtype=np.int64)) * 4
+        return element_count(self.shapes[name]) * 4
 
     def validate(self, names):
         stored = [n for n in names if _is_tensorstore_spec(self._leaves[n])]
@@ -173,30 +295,36 @@ class T5XReader:
                     f"({stored[0]}, ...); reading them needs the optional tensorstore package "
                     "(pip install tensorstore)") from None
         bad = [n for n in names if not isinstance(self._leaves[n], _Inline)
-               and not _is_tensorstore_spec(self._leaves[n])]
+               and not _is_tensorstore_spec(self._leaves[n])
+               and not isinstance(self._leaves[n], (int, float))]
         if bad:
-            raise ValueError(f"{self.path}: entries that are not arrays: {', '.join(bad)}")
+            raise CheckpointError(f"{self.path}: entries that are not arrays: {', '.join(bad)}")
 
     def read(self, name):
         leaf = self._leaves[name]
         if isinstance(leaf, _Inline):
             return leaf.array()
         if _is_tensorstore_spec(leaf):
-            return self._read_tensorstore(leaf)
+            return self._read_tensorstore(name, leaf)
         return np.asarray(leaf)
 
-    def _read_tensorstore(self, spec):
+    def _read_tensorstore(self, name, spec):
         import tensorstore as ts
 
         spec = copy.deepcopy(spec)
-        store = spec.get("kvstore", spec)  # tensorstore < 0.1.14 kept the path at the top
+        path = self._tensorstore_path(name, spec)
+        store = spec.get("kvstore", spec)
         # T5X writes paths relative to the checkpoint directory (and a dummy bucket for gcs).
-        m = re.fullmatch(r"gs://([^/]*)/(.*)", self.directory)
+        m = re.fullmatch(r"gs://([^/]*)/(.*)", path)
         if m:
-            store.update(driver="gcs", bucket=m.group(1), path=f"{m.group(2)}/{store['path']}")
+            store.update(driver="gcs", bucket=m.group(1), path=m.group(2))
         else:
-            store.update(driver="file", path=os.path.join(self.directory, store["path"]))
-        return np.asarray(ts.open(spec).result().read().result())
+            store.update(driver="file", path=path)
+        array = np.asarray(ts.open(spec).result().read().result())
+        if array.shape != self.shapes[name]:
+            raise CheckpointError(f"{self.path}: {name}: tensorstore holds shape {array.shape}, "
+                                  f"its spec says {self.shapes[name]}")
+        return array
 
 
 # -- Adafactor state (read by t5core.checkpoints.optimizer_state) ----------------------------
@@ -257,7 +385,7 @@ def config_from_gin(paths, **overrides) -> T5Config:
         kinds = {("relu",): "relu", ("gelu", "linear"): "gated-gelu",
                  ("silu", "linear"): "gated-silu", ("swish", "linear"): "gated-silu"}
         if activations not in kinds:
-            raise ValueError(f"{paths}: mlp_activations {activations} is not one t5core has")
+            raise ConfigError(f"{paths}: mlp_activations {activations} is not one t5core has")
         values["feed_forward_proj"] = kinds[activations]
     elif "feed_forward_proj" not in overrides:
         missing.append("mlp_activations")
@@ -268,7 +396,7 @@ def config_from_gin(paths, **overrides) -> T5Config:
         values["dropout_rate"] = dropout
     if missing:
         hint = f"; unresolved includes: {', '.join(missing_includes)}" if missing_includes else ""
-        raise ValueError(f"{paths}: no network.T5Config value for {', '.join(missing)}{hint}. "
+        raise ConfigError(f"{paths}: no network.T5Config value for {', '.join(missing)}{hint}. "
                          "Pass the included gin files too (base first), or config=")
     return T5Config(**{**values, **overrides})
 

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from t5core.checkpoints.rules import Rule, skip
+from t5core.errors import CheckpointError
 
 _SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 
@@ -28,8 +29,8 @@ class TFCheckpointReader:
         try:
             self._reader = tf.train.load_checkpoint(prefix)
         except (tf.errors.OpError, ValueError) as err:
-            raise ValueError(f"{prefix}: unreadable TF checkpoint ({err.__class__.__name__}: "
-                             f"{getattr(err, 'message', err)})") from None
+            raise CheckpointError(f"{prefix}: unreadable TF checkpoint ({err.__class__.__name__}: "
+                                  f"{getattr(err, 'message', err)})") from None
         self.shapes = {k: tuple(v) for k, v in self._reader.get_variable_to_shape_map().items()}
         self._dtypes = self._reader.get_variable_to_dtype_map()
 
