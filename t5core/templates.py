@@ -25,7 +25,7 @@ import hashlib
 import random
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from t5core.errors import DataError
+from t5core.errors import DataError, json_kind
 from t5core.metrics.postprocess import (
     bio_to_entities,
     format_entities,
@@ -52,19 +52,6 @@ def where(example: Example) -> str:
     return ""
 
 
-def _kind(value) -> str:
-    """A value's type in the words of the JSON it came from."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    return type(value).__name__
-
-
 def get_field(example: Example, name: str) -> Any:
     if name not in example:
         present = sorted(k for k in example if not str(k).startswith("_"))
@@ -83,7 +70,7 @@ def get_text(example: Example, name: str) -> str:
         value = str(value)
     if not isinstance(value, str):
         raise DataError(
-            f"template field {name!r} should be text, got {_kind(value)}{where(example)}"
+            f"template field {name!r} should be text, got {json_kind(value)}{where(example)}"
         )
     return value
 
@@ -96,12 +83,12 @@ def get_texts(example: Example, name: str) -> list[str]:
     if not isinstance(value, (list, tuple)):
         raise DataError(
             f"template field {name!r} should be a list of texts or a string, got "
-            f"{_kind(value)}{where(example)}"
+            f"{json_kind(value)}{where(example)}"
         )
     for item in value:
         if isinstance(item, bool) or not isinstance(item, (str, int, float)):
             raise DataError(
-                f"template field {name!r} holds {_kind(item)}; expected texts{where(example)}"
+                f"template field {name!r} holds {json_kind(item)}; expected texts{where(example)}"
             )
     return [str(item) for item in value]
 
@@ -202,7 +189,7 @@ class Classification(Template):
         if raw is None or isinstance(raw, (bool, Mapping, list, tuple)):
             raise DataError(
                 f"label field {self.label_field!r} should be a label word or index, got "
-                f"{_kind(raw)}{where(example)}"
+                f"{json_kind(raw)}{where(example)}"
             )
         table = _label_table(self.label_words)
         key = str(raw).strip()
@@ -296,7 +283,7 @@ def _answers(value, example, name) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, (list, tuple)) or not all(isinstance(a, str) for a in value):
-        kinds = _kind(value) if not isinstance(value, (list, tuple)) else "a list of non-texts"
+        kinds = json_kind(value) if not isinstance(value, (list, tuple)) else "a list of non-texts"
         raise DataError(
             f"answers field {name!r} should be a string, a list of strings or "
             f'{{"text": [...]}}, got {kinds}{where(example)}'
@@ -422,7 +409,7 @@ class Dialogue(Template):
         if not isinstance(turns, (list, tuple)):
             raise DataError(
                 f"field {self.turns_field!r} should be a list of turns, got "
-                f"{_kind(turns)}{where(example)}"
+                f"{json_kind(turns)}{where(example)}"
             )
         out = []
         for i, turn in enumerate(turns):
@@ -439,7 +426,8 @@ class Dialogue(Template):
             else:
                 raise DataError(
                     f"turn {i} of field {self.turns_field!r} should be a string, "
-                    f'{{"speaker", "text"}} or [speaker, text], got {_kind(turn)}{where(example)}'
+                    f'{{"speaker", "text"}} or [speaker, text], got {json_kind(turn)}'
+                    f"{where(example)}"
                 )
             out.append(f"{speaker}: {' '.join(str(text).split())}")
         return out

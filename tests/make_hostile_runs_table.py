@@ -94,9 +94,23 @@ def _env():
     return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
 
 
+# --as_cli: run the script with absl's app.run replaced by t5core.cli.run, the ending the scripts
+# get from the `cli` branch (a user error: one line, exit 2).
+AS_CLI = """import runpy, sys, absl.app as app, t5core.cli as cli
+absl_run = app.run
+def run(main, *args, **kwargs):
+    app.run = absl_run
+    return cli.run(main)
+app.run = run
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+PREFIX: list = []
+
+
 def _train(model_dir, *flags, base=BASE):
-    return [sys.executable, os.path.join(ROOT, "scripts", "train.py"), f"--model_dir={model_dir}",
-            *base, *flags]
+    return [sys.executable, *PREFIX, os.path.join(ROOT, "scripts", "train.py"),
+            f"--model_dir={model_dir}", *base, *flags]
 
 
 def _last_line(text: str) -> str:
@@ -108,7 +122,7 @@ def _run(cmd, timeout=600):
     start = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=timeout)
     return {"rc": proc.returncode, "seconds": round(time.time() - start, 1),
-            "last": _last_line(proc.stderr + proc.stdout if proc.returncode else proc.stdout),
+            "last": _last_line(proc.stdout + proc.stderr if proc.returncode else proc.stdout),
             "traceback": "Traceback (most recent call last)" in proc.stderr}
 
 
@@ -179,7 +193,7 @@ def case_signal(tmp, sig):
     out, err = process.communicate(timeout=600)
     steps, _ = _log_steps(model_dir)
     saved = _latest_checkpoint_step(model_dir)
-    return {"rc": process.returncode, "last": _last_line(err + out if process.returncode else out),
+    return {"rc": process.returncode, "last": _last_line(out + err if process.returncode else out),
             "traceback": "Traceback" in err, "last_logged_step": max(steps),
             "checkpoint_step": saved, "steps_lost": max(steps) - (saved or 0)}
 
@@ -244,14 +258,61 @@ def case_stale_lock(tmp):
     return result
 
 
+def case_kill_during_saves(tmp, kills=10):
+    """kill -9 at random moments of a run that saves every step, then the same command."""
+    import random
+
+    import numpy as np
+
+    rng = random.Random(0)
+    flags = ["--train_steps=120", "--save_every=1", "--keep_checkpoints=3", "--dropout_rate=0.1"]
+    reference = os.path.join(tmp, "saves_reference")
+    _run(_train(reference, *flags, base=LONG[2:]))
+    model_dir = os.path.join(tmp, "saves_killed")
+    temp_dirs_seen, resumed_at = 0, []
+    for _ in range(kills):
+        process = subprocess.Popen(_train(model_dir, *flags, base=LONG[2:]), env=_env(),
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        steps, _ = _log_steps(model_dir)
+        _wait_for_step(model_dir, (max(steps) if steps else 0) + rng.randint(3, 8), process)
+        time.sleep(rng.random() * 0.05)
+        process.send_signal(signal.SIGKILL)
+        out = process.communicate()[0]
+        resumed_at += [line for line in out.splitlines() if line.startswith("Resumed from")]
+        temp_dirs_seen += sum(name.endswith("_temp") for name in os.listdir(model_dir))
+    final = _run(_train(model_dir, *flags, base=LONG[2:]))
+    import tensorflow as tf
+
+    readable = all(tf.train.load_checkpoint(os.path.join(model_dir, name[:-len(".index")]))
+                   for name in os.listdir(model_dir) if name.endswith(".index"))
+
+    def losses(directory):
+        by_step = {}
+        with open(os.path.join(directory, "train_log.jsonl")) as f:
+            for line in f:
+                record = json.loads(line)
+                if "loss" in record:
+                    by_step[record["step"]] = record["loss"]
+        return [by_step[s] for s in range(1, 121)]
+
+    return {"rc": final["rc"], "kills": kills, "resumes": len(resumed_at),
+            "temp_dirs_left_by_kills": temp_dirs_seen,
+            "temp_dirs_at_end": [n for n in os.listdir(model_dir) if n.endswith("_temp")],
+            "checkpoints_readable": readable,
+            "losses_identical": bool(np.array_equal(losses(model_dir), losses(reference)))}
+
+
 def main():
     global ROOT
     parser = argparse.ArgumentParser()
     parser.add_argument("--root", default=os.path.dirname(os.path.dirname(
         os.path.abspath(__file__))))
     parser.add_argument("--only", default="")
+    parser.add_argument("--as_cli", action="store_true")
     args = parser.parse_args()
     ROOT = os.path.abspath(args.root)
+    if args.as_cli:
+        PREFIX[:] = ["-c", AS_CLI]
     tmp = tempfile.mkdtemp(prefix="hostile_runs_")
     cases = []
     for flags in FLAG_CASES:
@@ -274,6 +335,7 @@ def main():
         ("torn earlier line of train_log.jsonl", lambda: case_torn_log(tmp, "earlier")),
         ("torn tail, then a resumed run appends", lambda: case_torn_tail_then_append(tmp)),
         ("kill -9 of a trainer, then the same command", lambda: case_stale_lock(tmp)),
+        ("kill -9 during checkpoint saves, 10 times", lambda: case_kill_during_saves(tmp)),
     ]
     for name, fn in cases:
         if args.only and args.only not in name:

@@ -1,4 +1,4 @@
-"""Hostile runs: a second trainer, killed trainers and saves, signals, torn logs, bad flags, bad rows.
+"""Hostile runs: a second trainer, killed trainers, signals, torn logs, bad flags, bad rows.
 
 Each test here failed before its fix. The loss-curve tests of an interrupted run (SIGTERM on one
 device and on two workers, kill -9) are in test_trainer.py.
@@ -24,7 +24,8 @@ from t5core.training.preemption import Preemption
 from t5core.training.run import RunOptions
 from t5core.training.trainer import TrainConfig
 
-from test_trainer import ROOT, _logged_losses, _wait_for_step, losses, make_trainer
+from test_trainer import (ROOT, _logged_losses, _start_workers, _train_cmd, _wait_for_step,
+                          losses, make_trainer)
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 _ONE = []
@@ -81,10 +82,11 @@ def test_the_lock_of_a_killed_process_is_taken_over(tmp_path):
 
 
 def _script(model_dir, *flags):
-    return [sys.executable, os.path.join(ROOT, "scripts", "train.py"), f"--model_dir={model_dir}",
-            "--train_steps=60", "--save_every=5", "--eval_every=0", "--eval_examples=0",
-            "--log_every=1", "--batch_size=8", "--progress_bar=false", "--inputs_length=16",
-            "--targets_length=8", "--warmup_steps=0", "--peak_flops=1e11", *flags]
+    """scripts/train.py, 60 quick steps saved every 5 (absl: a later flag overrides)."""
+    return _train_cmd(model_dir, "--train_steps=60", "--save_every=5", "--eval_examples=0",
+                      "--log_every=1", "--batch_size=8", "--inputs_length=16",
+                      "--targets_length=8", "--warmup_steps=0", "--dropout_rate=0.0",
+                      "--peak_flops=1e11", *flags)
 
 
 def test_two_trainers_the_second_refused_then_kill_9_and_the_same_command_resumes(tmp_path):
@@ -108,6 +110,20 @@ def test_two_trainers_the_second_refused_then_kill_9_and_the_same_command_resume
     assert f"Took over the lock of {model_dir} from pid {first.pid}" in rerun.stdout
     assert f"Resumed from {model_dir}/ckpt-{saved} at step {saved}" in rerun.stdout
     assert sorted(_logged_losses(model_dir)) == list(range(1, 61))
+
+
+def test_two_workers_on_a_locked_model_dir_both_stop_none_waits_for_the_other(tmp_path):
+    model_dir = tmp_path / "taken"
+    lock = DirectoryLock(model_dir, "LOCK", ModelDirError)
+    lock.acquire()  # another run (this process) holds the model_dir
+    try:
+        processes = _start_workers(model_dir)
+        outputs = [p.communicate(timeout=600)[0] for p in processes]
+    finally:
+        lock.release()
+    assert all(p.returncode not in (0, None) for p in processes)
+    assert f"is in use by pid {os.getpid()} on host" in outputs[0]
+    assert "the chief worker could not lock it" in outputs[1]
 
 
 # -- signals ---------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 import tensorflow as tf
 
 from t5core.data.counters import DropCounter
-from t5core.errors import DataError, T5CoreError
+from t5core.errors import DataError, T5CoreError, json_kind
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def jsonl_objects(path: str):
         except ValueError as e:  # from the hooks
             raise DataError(f"{path}:{n}: {e}") from None
         if not isinstance(obj, dict):
-            raise DataError(f"{path}:{n}: expected a JSON object, found {_json_kind(obj)}")
+            raise DataError(f"{path}:{n}: expected a JSON object, found {json_kind(obj)}")
         out.append((n, obj))
     return out
 
@@ -188,19 +188,6 @@ def _unique_keys(pairs):
     if twice:
         raise ValueError(f"key(s) {twice} given more than once in one object")
     return dict(pairs)
-
-
-def _json_kind(value) -> str:
-    """What a parsed JSON value is, in JSON's words (numbers are kept as str by the parser)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"a boolean ({json.dumps(value)})"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    return "a string"
 
 
 class _FileSource(Source):
@@ -317,14 +304,14 @@ class JsonlSource(_FileSource):
                 value = obj
                 for part in key.split("/"):
                     if not isinstance(value, dict) or part not in value:
-                        have = sorted(value) if isinstance(value, dict) else _json_kind(value)
+                        have = sorted(value) if isinstance(value, dict) else json_kind(value)
                         raise DataError(f"{path}:{n}: missing field {key!r} (has {have})")
                     value = value[part]
                 items = value if isinstance(value, list) else [value]
                 bad = [v for v in items if not isinstance(v, str)]
                 if bad:
                     inside = " inside a list" if isinstance(value, list) else ""
-                    raise DataError(f"{path}:{n}: field {key!r} is {_json_kind(bad[0])}{inside}; "
+                    raise DataError(f"{path}:{n}: field {key!r} is {json_kind(bad[0])}{inside}; "
                                     "expected text (a string or a number)")
                 ex[out_name] = value
             out.append(self._checked(path, n, ex))
