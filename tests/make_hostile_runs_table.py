@@ -275,7 +275,15 @@ def case_kill_during_saves(tmp, kills=10):
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         steps, _ = _log_steps(model_dir)
         _wait_for_step(model_dir, (max(steps) if steps else 0) + rng.randint(3, 8), process)
-        time.sleep(rng.random() * 0.05)
+        # The trainer logs a step, then saves it: kill within a few ms of a new log line.
+        log, size = os.path.join(model_dir, "train_log.jsonl"), None
+        while process.poll() is None:
+            now = os.path.getsize(log)
+            if size is not None and now != size:
+                break
+            size = now
+            time.sleep(0.001)
+        time.sleep(rng.random() * 0.01)
         process.send_signal(signal.SIGKILL)
         out = process.communicate()[0]
         resumed_at += [line for line in out.splitlines() if line.startswith("Resumed from")]
