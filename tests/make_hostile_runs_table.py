@@ -283,7 +283,7 @@ def case_kill_during_saves(tmp, kills=10):
                 break
             size = now
             time.sleep(0.001)
-        time.sleep(rng.random() * 0.01)
+        time.sleep(rng.uniform(0.01, 0.3))  # a save here takes ~0.1-0.3 s
         process.send_signal(signal.SIGKILL)
         out = process.communicate()[0]
         resumed_at += [line for line in out.splitlines() if line.startswith("Resumed from")]
