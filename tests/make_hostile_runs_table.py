@@ -114,7 +114,9 @@ def _train(model_dir, *flags, base=BASE):
 
 
 def _last_line(text: str) -> str:
-    lines = [x for x in text.strip().splitlines() if x.strip()]
+    # (t5core.cli follows an error line with a hint about --verbose: skip the hint)
+    lines = [x for x in text.strip().splitlines()
+             if x.strip() and not x.startswith("(run with --verbose")]
     return lines[-1][:300] if lines else ""
 
 
