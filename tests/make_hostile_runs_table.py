@@ -94,22 +94,8 @@ def _env():
     return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
 
 
-# --as_cli: run the script with absl's app.run replaced by t5core.cli.run, the ending the scripts
-# get from the `cli` branch (a user error: one line, exit 2).
-AS_CLI = """import runpy, sys, absl.app as app, t5core.cli as cli
-absl_run = app.run
-def run(main, *args, **kwargs):
-    app.run = absl_run
-    return cli.run(main)
-app.run = run
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
-PREFIX: list = []
-
-
 def _train(model_dir, *flags, base=BASE):
-    return [sys.executable, *PREFIX, os.path.join(ROOT, "scripts", "train.py"),
+    return [sys.executable, os.path.join(ROOT, "scripts", "train.py"),
             f"--model_dir={model_dir}", *base, *flags]
 
 
@@ -320,11 +306,8 @@ def main():
     parser.add_argument("--root", default=os.path.dirname(os.path.dirname(
         os.path.abspath(__file__))))
     parser.add_argument("--only", default="")
-    parser.add_argument("--as_cli", action="store_true")
     args = parser.parse_args()
     ROOT = os.path.abspath(args.root)
-    if args.as_cli:
-        PREFIX[:] = ["-c", AS_CLI]
     tmp = tempfile.mkdtemp(prefix="hostile_runs_")
     cases = []
     for flags in FLAG_CASES:
