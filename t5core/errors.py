@@ -41,3 +41,20 @@ class UserFileNotFoundError(T5CoreError, FileNotFoundError):
 
 class TrainingStoppedError(T5CoreError, RuntimeError):
     """Training cannot go on (for example, the loss became NaN); checkpoints are intact."""
+
+
+def json_kind(value) -> str:
+    """What a value read from JSON is, in JSON's words, for messages: null, a boolean (true), ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return type(value).__name__

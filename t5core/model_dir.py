@@ -10,7 +10,8 @@ loaders, the scripts, the sweep). Every file name lives here; no other module sp
       checkpoint, ckpt-N.*  training checkpoints (weights, optimizer, data position)
       best/                the checkpoint with the best evaluation so far
       train_log.jsonl      one JSON record per step and per evaluation, appended
-      results.json         the final step, last evaluation and best checkpoint
+      results.json         the final step, last evaluation and best checkpoint; with
+                           "stopped_by" when a signal stopped the run before its end
       train/, eval/        TensorBoard event files
       LOCK                 held by the one trainer writing here
 

@@ -11,9 +11,11 @@ before tokenising. Each template is a small frozen dataclass that is
 Default formats follow the T5 paper ("sst2 sentence: ...", "question: ...
 context: ...", "translate English to German: ...", "summarize: ...").
 
-Bad data fails loudly with a ValueError naming the field and, when the loader
-put them in the example, its file and line (keys "_source" and "_line"): a
-field the data lacks, an empty target, a label outside the label set.
+Bad data fails loudly with a DataError (a ValueError) naming the field and, when
+the loader put them in the example, its file and line (keys "_source" and
+"_line"): a field the data lacks, a field of the wrong type (null, a boolean,
+an object where text belongs), an empty target, a label outside the label set.
+Text fields take strings, and numbers as their text.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import hashlib
 import random
 from typing import Any, Callable, Mapping, Optional, Sequence
 
+from t5core.errors import DataError, json_kind
 from t5core.metrics.postprocess import (
     bio_to_entities,
     format_entities,
@@ -52,7 +55,7 @@ def where(example: Example) -> str:
 def get_field(example: Example, name: str) -> Any:
     if name not in example:
         present = sorted(k for k in example if not str(k).startswith("_"))
-        raise ValueError(
+        raise DataError(
             f"template field {name!r} is missing from the example{where(example)}; "
             f"the example has fields {present}"
         )
@@ -66,15 +69,33 @@ def get_text(example: Example, name: str) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
-        raise ValueError(
-            f"template field {name!r} should be text, got {type(value).__name__}{where(example)}"
+        raise DataError(
+            f"template field {name!r} should be text, got {json_kind(value)}{where(example)}"
         )
     return value
 
 
+def get_texts(example: Example, name: str) -> list[str]:
+    """A list of texts (or one string, split on whitespace), e.g. NER tokens or tags."""
+    value = get_field(example, name)
+    if isinstance(value, str):
+        return value.split()
+    if not isinstance(value, (list, tuple)):
+        raise DataError(
+            f"template field {name!r} should be a list of texts or a string, got "
+            f"{json_kind(value)}{where(example)}"
+        )
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+            raise DataError(
+                f"template field {name!r} holds {json_kind(item)}; expected texts{where(example)}"
+            )
+    return [str(item) for item in value]
+
+
 def check_target(text: str, example: Example, name: str) -> str:
     if not text.strip():
-        raise ValueError(f"empty target in field {name!r}{where(example)}")
+        raise DataError(f"empty target in field {name!r}{where(example)}")
     return text
 
 
@@ -165,10 +186,15 @@ class Classification(Template):
 
     def target(self, example):
         raw = get_field(example, self.label_field)
+        if raw is None or isinstance(raw, (bool, Mapping, list, tuple)):
+            raise DataError(
+                f"label field {self.label_field!r} should be a label word or index, got "
+                f"{json_kind(raw)}{where(example)}"
+            )
         table = _label_table(self.label_words)
         key = str(raw).strip()
         if key not in table:
-            raise ValueError(
+            raise DataError(
                 f"label {raw!r} (field {self.label_field!r}) is not in the label set "
                 f"{sorted(table)}{where(example)}"
             )
@@ -211,8 +237,7 @@ class NamedEntities(Template):
     task_type = "ner"
 
     def _tokens(self, example) -> list[str]:
-        tokens = get_field(example, self.tokens_field)
-        return tokens.split() if isinstance(tokens, str) else [str(t) for t in tokens]
+        return get_texts(example, self.tokens_field)
 
     def input_fields(self, example):
         return {"text": " ".join(self._tokens(example))}
@@ -222,16 +247,15 @@ class NamedEntities(Template):
 
     def entities(self, example) -> list[tuple[str, str]]:
         tokens = self._tokens(example)
-        tags = get_field(example, self.tags_field)
-        tags = tags.split() if isinstance(tags, str) else list(tags)
+        tags = get_texts(example, self.tags_field)
         try:
             entities = bio_to_entities(tokens, tags)
         except ValueError as e:
-            raise ValueError(f"field {self.tags_field!r}: {e}{where(example)}") from None
+            raise DataError(f"field {self.tags_field!r}: {e}{where(example)}") from None
         if self.entity_types is not None:
             for entity_type, text in entities:
                 if entity_type not in self.entity_types:
-                    raise ValueError(
+                    raise DataError(
                         f"entity type {entity_type!r} of {text!r} is not in the label set "
                         f"{sorted(self.entity_types)}{where(example)}"
                     )
@@ -239,7 +263,7 @@ class NamedEntities(Template):
 
     def target(self, example):
         if not self._tokens(example):
-            raise ValueError(
+            raise DataError(
                 f"empty target: no tokens in field {self.tokens_field!r}{where(example)}"
             )
         return format_entities(self.entities(example))
@@ -256,10 +280,17 @@ def _answers(value, example, name) -> list[str]:
     """A string, a list of strings, or SQuAD's {"text": [...], ...}."""
     if isinstance(value, Mapping):
         value = value.get("text", [])
-    answers = [value] if isinstance(value, str) else [str(a) for a in value]
-    answers = [a for a in answers if a.strip()]
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(a, str) for a in value):
+        kinds = json_kind(value) if not isinstance(value, (list, tuple)) else "a list of non-texts"
+        raise DataError(
+            f"answers field {name!r} should be a string, a list of strings or "
+            f'{{"text": [...]}}, got {kinds}{where(example)}'
+        )
+    answers = [a for a in value if a.strip()]
     if not answers:
-        raise ValueError(f"empty target: no answer in field {name!r}{where(example)}")
+        raise DataError(f"empty target: no answer in field {name!r}{where(example)}")
     return answers
 
 
@@ -294,7 +325,7 @@ class QuestionAnswering(Template):
             context = get_text(example, self.context_field)
             for a in answers:
                 if a not in context:
-                    raise ValueError(f"answer {a!r} is not in the context{where(example)}")
+                    raise DataError(f"answer {a!r} is not in the context{where(example)}")
         return answers
 
     def target(self, example):
@@ -375,18 +406,29 @@ class Dialogue(Template):
 
     def _turns(self, example) -> list[str]:
         turns = get_field(example, self.turns_field)
-        if isinstance(turns, str):
-            raise ValueError(
-                f"field {self.turns_field!r} should be a list of turns{where(example)}"
+        if not isinstance(turns, (list, tuple)):
+            raise DataError(
+                f"field {self.turns_field!r} should be a list of turns, got "
+                f"{json_kind(turns)}{where(example)}"
             )
         out = []
         for i, turn in enumerate(turns):
             if isinstance(turn, str):
                 speaker, text = self.speakers[i % len(self.speakers)], turn
-            elif isinstance(turn, Mapping):
-                speaker, text = get_text(turn, "speaker"), get_text(turn, "text")
-            else:
+            elif isinstance(turn, Mapping) and all(
+                isinstance(turn.get(k), (str, int, float)) and not isinstance(turn.get(k), bool)
+                for k in ("speaker", "text")
+            ):
+                speaker, text = str(turn["speaker"]), str(turn["text"])
+            elif (isinstance(turn, (list, tuple)) and len(turn) == 2
+                  and all(isinstance(x, str) for x in turn)):
                 speaker, text = turn
+            else:
+                raise DataError(
+                    f"turn {i} of field {self.turns_field!r} should be a string, "
+                    f'{{"speaker", "text"}} or [speaker, text], got {json_kind(turn)}'
+                    f"{where(example)}"
+                )
             out.append(f"{speaker}: {' '.join(str(text).split())}")
         return out
 

@@ -51,7 +51,7 @@ def test_template_errors_name_the_file_and_line(tmp_path):
     rows = SENTIMENT[:3] + [{"sentence": "odd", "label": 7}]
     path = write_jsonl(tmp_path / "bad.jsonl", rows)
     args = json.dumps({"label_words": ["negative", "positive"]})
-    with pytest.raises(ValueError, match=r"label 7 .*bad\.jsonl.*4"):
+    with pytest.raises(ValueError, match=r"label '7' .*bad\.jsonl.*4"):  # numbers are text
         run(options(tmp_path, train_file=path, template="classification", template_args=args))
     missing = write_jsonl(tmp_path / "missing.jsonl", [{"text": "no sentence field", "label": 0}])
     with pytest.raises(ValueError, match=r"sentence.*missing\.jsonl.*1"):

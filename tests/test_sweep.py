@@ -31,7 +31,7 @@ SWEEP_SCRIPT = REPO / "scripts" / "sweep.py"
 
 FAKE_TRAIN = r'''
 "Stands in for scripts/train.py: same flag style, train_log.jsonl, results.json, checkpoints."
-import json, math, os, sys, time
+import json, math, os, signal, sys, time
 from absl import app, flags
 flags.DEFINE_string("model_dir", "", "")
 flags.DEFINE_integer("train_steps", 100, "")
@@ -62,6 +62,13 @@ def main(argv):
     if FLAGS.learning_rate >= 0.5:
         raise ValueError("Step 3: the loss is nan")
     os.makedirs(FLAGS.model_dir, exist_ok=True)
+
+    def stop(signum, frame):  # as the real trainer: save, say so in results.json, exit 0
+        with open(os.path.join(FLAGS.model_dir, "results.json"), "w") as f:
+            json.dump({"stopped_by": signal.Signals(signum).name}, f)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     log = open(os.devnull if os.environ.get("FAKE_TRAIN_NO_LOG") else
                os.path.join(FLAGS.model_dir, "train_log.jsonl"), "a")
     every = FLAGS.eval_every or FLAGS.train_steps

@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 import t5core
+from t5core.training import train_log
 from t5core.training.inputs import batched
 from t5core.training.run import RunOptions, run
 from t5core.training.trainer import (ModelDirMismatchError, NonFiniteLossError, TrainConfig,
@@ -153,36 +154,72 @@ def _train_cmd(model_dir, *extra):
 
 
 def _logged_losses(model_dir):
-    by_step = {}
-    with open(os.path.join(model_dir, "train_log.jsonl")) as f:
-        for line in f:
-            record = json.loads(line)
-            if "loss" in record:
-                by_step[record["step"]] = record["loss"]  # a resumed run rewrites later steps
-    return by_step
+    """{step: loss}; a resumed run rewrites later steps, and the last record of a step counts."""
+    return {record["step"]: record["loss"]
+            for record in train_log.read(os.path.join(model_dir, "train_log.jsonl"))
+            if "loss" in record}
 
 
-def test_kill_9_then_resume_continues_the_loss_curve(tmp_path):
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """{step: loss} of the 30-step run the interrupted runs below must reproduce."""
+    model_dir = tmp_path_factory.mktemp("uninterrupted") / "full"
+    subprocess.run(_train_cmd(model_dir), check=True, capture_output=True,
+                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    return _logged_losses(model_dir)
+
+
+def _wait_for_step(model_dir, step, process, timeout=300):
+    log, deadline = model_dir / "train_log.jsonl", time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        if log.exists() and max(_logged_losses(model_dir), default=0) >= step:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{model_dir} never reached step {step}")
+
+
+def test_kill_9_then_resume_continues_the_loss_curve(tmp_path, uninterrupted):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    full_dir, killed_dir = tmp_path / "full", tmp_path / "killed"
-    subprocess.run(_train_cmd(full_dir), check=True, env=env, capture_output=True)
+    killed_dir = tmp_path / "killed"
     process = subprocess.Popen(_train_cmd(killed_dir), env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    log = killed_dir / "train_log.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline:  # kill once it is past the step-10 checkpoint
-        if log.exists() and max(_logged_losses(killed_dir), default=0) >= 14:
-            break
-        time.sleep(0.05)
+    _wait_for_step(killed_dir, 14, process)  # kill once it is past the step-10 checkpoint
     process.send_signal(signal.SIGKILL)
     process.wait()
     interrupted_at = max(_logged_losses(killed_dir))
     assert 14 <= interrupted_at < 30
     subprocess.run(_train_cmd(killed_dir), check=True, env=env, capture_output=True)
-    full, resumed = _logged_losses(full_dir), _logged_losses(killed_dir)
+    resumed = _logged_losses(killed_dir)
     assert sorted(resumed) == list(range(1, 31))
-    np.testing.assert_allclose([resumed[s] for s in range(1, 31)],
-                               [full[s] for s in range(1, 31)], rtol=1e-5)
+    np.testing.assert_array_equal([resumed[s] for s in range(1, 31)],
+                                  [uninterrupted[s] for s in range(1, 31)])
+
+
+def test_sigterm_saves_the_step_and_the_same_command_resumes_exactly(tmp_path, uninterrupted):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    model_dir = tmp_path / "preempted"
+    process = subprocess.Popen(_train_cmd(model_dir), env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    _wait_for_step(model_dir, 14, process)  # past the step-10 checkpoint, before step 20's
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err[-3000:]
+    assert "Traceback" not in err
+    stopped_at = max(_logged_losses(model_dir))
+    assert 14 <= stopped_at < 30
+    # The step reached is saved: nothing is lost, and the output says how to go on.
+    assert tf.train.latest_checkpoint(str(model_dir)).endswith(f"ckpt-{stopped_at}")
+    assert f"Stopped by SIGTERM after step {stopped_at}" in out
+    assert "To resume, run the same command again: " in out and "--model_dir=" in out
+    assert json.loads((model_dir / "results.json").read_text())["stopped_by"] == "SIGTERM"
+    out = subprocess.run(_train_cmd(model_dir), check=True, env=env, capture_output=True,
+                         text=True).stdout
+    assert f"at step {stopped_at}" in out  # "Resumed from .../ckpt-N at step N"
+    resumed = _logged_losses(model_dir)
+    assert sorted(resumed) == list(range(1, 31))
+    np.testing.assert_array_equal([resumed[s] for s in range(1, 31)],
+                                  [uninterrupted[s] for s in range(1, 31)])
+    assert "stopped_by" not in json.loads((model_dir / "results.json").read_text())
 
 
 def _free_port():
@@ -191,7 +228,14 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_two_workers_with_tf_config_train_and_agree(tmp_path):
+# Long enough for a SIGTERM to arrive mid-run and for the workers to agree on a step (the
+# preemption handler polls once a second); still a few seconds on two workers.
+MW_FLAGS = ["--train_steps=80", "--save_every=0", "--eval_every=0", "--eval_examples=0",
+            "--log_every=1", "--batch_size=8", "--progress_bar=false", "--inputs_length=24",
+            "--targets_length=12", "--warmup_steps=2", "--schedule=constant"]
+
+
+def _start_workers(model_dir, flags=MW_FLAGS):
     ports = [_free_port(), _free_port()]
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
     processes = []
@@ -199,24 +243,57 @@ def test_two_workers_with_tf_config_train_and_agree(tmp_path):
         tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
         env = dict(os.environ, TF_CONFIG=json.dumps(tf_config), TF_CPP_MIN_LOG_LEVEL="2")
         cmd = [sys.executable, os.path.join(ROOT, "scripts", "train.py"),
-               f"--model_dir={tmp_path / 'mw'}", "--strategy=multi_worker", "--train_steps=5",
-               "--save_every=5", "--eval_every=0", "--eval_examples=4", "--log_every=1",
-               "--batch_size=8", "--progress_bar=false", "--inputs_length=24",
-               "--targets_length=12", "--warmup_steps=2"]
+               f"--model_dir={model_dir}", "--strategy=multi_worker", *flags]
         processes.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
                                           stderr=subprocess.STDOUT, text=True))
+    return processes
+
+
+def _finish_workers(processes):
     outputs = [p.communicate(timeout=600)[0] for p in processes]
     assert all(p.returncode == 0 for p in processes), outputs[0][-3000:] + outputs[1][-3000:]
-    chief = _logged_losses(tmp_path / "mw")
-    assert sorted(chief) == [1, 2, 3, 4, 5]
-    # The same 5 steps on one device: the two workers computed exactly this.
+    return outputs
+
+
+@pytest.fixture(scope="module")
+def two_workers_uninterrupted(tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("mw") / "mw"
+    _finish_workers(_start_workers(model_dir))
+    return _logged_losses(model_dir)
+
+
+def test_two_workers_with_tf_config_train_and_agree(tmp_path, two_workers_uninterrupted):
+    chief = two_workers_uninterrupted
+    assert sorted(chief) == list(range(1, 81))
+    # The same steps on one device: the two workers computed exactly this.
     single = tmp_path / "single"
     subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"),
-                    f"--model_dir={single}", "--strategy=one_device", "--train_steps=5",
-                    "--save_every=5", "--eval_every=0", "--eval_examples=4", "--log_every=1",
-                    "--batch_size=8", "--progress_bar=false", "--inputs_length=24",
-                    "--targets_length=12", "--warmup_steps=2"], check=True, capture_output=True,
+                    f"--model_dir={single}", "--strategy=one_device", *MW_FLAGS[1:],
+                    "--train_steps=10"], check=True, capture_output=True,
                    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     one = _logged_losses(single)
-    np.testing.assert_allclose([chief[s] for s in range(1, 6)], [one[s] for s in range(1, 6)],
+    np.testing.assert_allclose([chief[s] for s in range(1, 11)], [one[s] for s in range(1, 11)],
                                rtol=1e-5)
+
+
+def test_sigterm_to_one_worker_saves_the_same_step_on_both_and_resumes_exactly(
+        tmp_path, two_workers_uninterrupted):
+    model_dir = tmp_path / "mw_preempted"
+    processes = _start_workers(model_dir)
+    _wait_for_step(model_dir, 5, processes[0])
+    processes[1].send_signal(signal.SIGTERM)  # the non-chief: the chief learns it from the cluster
+    chief_out, _ = _finish_workers(processes)  # (only the chief logs)
+    saved = tf.train.latest_checkpoint(str(model_dir))
+    stopped_at = int(saved.rsplit("-", 1)[1])
+    assert 5 <= stopped_at < 80
+    assert max(_logged_losses(model_dir)) == stopped_at  # the chief trained no step unsaved
+    assert tf.train.latest_checkpoint(str(model_dir / "worker_1_tmp")).endswith(
+        f"ckpt-{stopped_at}")  # both workers saved the same step
+    assert f"Stopped by the preemption of another worker after step {stopped_at}" in chief_out
+    assert "To resume, run the same command again" in chief_out
+    outputs = _finish_workers(_start_workers(model_dir))
+    assert f"at step {stopped_at}" in outputs[0]
+    resumed = _logged_losses(model_dir)
+    assert sorted(resumed) == list(range(1, 81))
+    np.testing.assert_array_equal([resumed[s] for s in range(1, 81)],
+                                  [two_workers_uninterrupted[s] for s in range(1, 81)])

@@ -7,6 +7,13 @@ a bad line fails at once with `path:line` in the message, and the resulting data
 (`from_tensor_slices`) has a checkpointable iterator; they suit fine-tuning-sized files. Plain
 text (`TextLineSource`) streams through `tf.data.TextLineDataset` for corpora of any size.
 Empty examples are dropped here and counted in the `DropCounter` passed in.
+
+What a row of a structured file may hold (anything else is a `DataError` naming file and line):
+- the file is UTF-8 (a leading byte-order mark is ignored); blank lines are skipped;
+- a JSONL line is one JSON object, each key once; a text field is a string, or a number, taken
+  as the text it is written with (`2.50` -> "2.50"); null, true/false, NaN and objects are not
+  text; a list (of strings or numbers) only where a source asks for one;
+- a TSV line has as many cells as the header.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 import tensorflow as tf
 
 from t5core.data.counters import DropCounter
-from t5core.errors import T5CoreError
+from t5core.errors import DataError, T5CoreError, json_kind
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +103,8 @@ def _as_list(paths: Paths) -> list[str]:
 def read_lines(path: str) -> list[str]:
     """All lines of a (possibly gzipped, possibly remote) UTF-8 text file, without line endings.
 
-    Raises FileNotFoundError (missing), ValueError (empty, or non-UTF-8 bytes: names path:line).
+    A UTF-8 byte-order mark at the start (editors on Windows write one) is dropped. Raises
+    FileNotFoundError (missing), DataError (empty, or non-UTF-8 bytes: names path:line).
     """
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"data file not found: {path} (check --data_dir / data_dir)")
@@ -106,9 +114,10 @@ def read_lines(path: str) -> list[str]:
         try:
             raw = gzip.GzipFile(fileobj=io.BytesIO(raw)).read()
         except (OSError, EOFError) as e:
-            raise ValueError(f"{path}: not a valid gzip file: {e}") from e
+            raise DataError(f"{path}: not a valid gzip file: {e}") from e
+    raw = raw.removeprefix(b"\xef\xbb\xbf")
     if not raw.strip():
-        raise ValueError(f"{path}: file is empty")
+        raise DataError(f"{path}: file is empty")
     lines = raw.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
@@ -117,13 +126,16 @@ def read_lines(path: str) -> list[str]:
         try:
             out.append(line.decode("utf-8").removesuffix("\r"))
         except UnicodeDecodeError as e:
-            raise ValueError(f"{path}:{n}: not valid UTF-8 (byte {line[e.start]:#04x} at column "
+            raise DataError(f"{path}:{n}: not valid UTF-8 (byte {line[e.start]:#04x} at column "
                              f"{e.start + 1}); re-encode the file as UTF-8") from None
     return out
 
 
 def tsv_rows(path: str, delimiter: str = "\t", columns: Sequence[str] | None = None):
-    """(header, [(line number, cells)]) of a delimited file; a wrong cell count names the line."""
+    """(header, [(line number, cells)]) of a delimited file; a wrong cell count names the line.
+
+    Blank lines are skipped.
+    """
     lines = read_lines(path)
     if columns:
         header, body, first = list(columns), lines, 1
@@ -135,28 +147,47 @@ def tsv_rows(path: str, delimiter: str = "\t", columns: Sequence[str] | None = N
             continue  # a blank line is not an example
         cells = line.split(delimiter)
         if len(cells) != len(header):
-            raise ValueError(f"{path}:{n}: malformed line: expected {len(header)} "
+            raise DataError(f"{path}:{n}: malformed line: expected {len(header)} "
                              f"{delimiter!r}-separated fields {header}, found {len(cells)}")
         rows.append((n, cells))
     return header, rows
 
 
 def jsonl_objects(path: str):
-    """[(line number, dict)] of a JSONL file; a malformed line or a non-object names the line."""
+    """[(line number, dict)] of a JSONL file; a malformed line or a non-object names the line.
+
+    Blank lines are skipped. Numbers are returned as the text they are written with, so that
+    "0.10" stays "0.10" and large integers stay exact; NaN and Infinity (not JSON) and a key
+    given twice in one object are errors.
+    """
     out = []
     for n, line in enumerate(read_lines(path), start=1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = json.loads(line, parse_int=str, parse_float=str,
+                             parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as e:
-            raise ValueError(
+            raise DataError(
                 f"{path}:{n}: malformed JSON line: {e.msg} at column {e.colno}") from None
+        except ValueError as e:  # from the hooks
+            raise DataError(f"{path}:{n}: {e}") from None
         if not isinstance(obj, dict):
-            raise ValueError(  # noqa: TRY004 (bad data, not a bad argument)
-                f"{path}:{n}: expected a JSON object, found {type(obj).__name__}")
+            raise DataError(f"{path}:{n}: expected a JSON object, found {json_kind(obj)}")
         out.append((n, obj))
     return out
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not a JSON number; write the text in quotes")
+
+
+def _unique_keys(pairs):
+    keys = [k for k, _ in pairs]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise ValueError(f"key(s) {twice} given more than once in one object")
+    return dict(pairs)
 
 
 class _FileSource(Source):
@@ -171,7 +202,7 @@ class _FileSource(Source):
     def _checked(self, path, line_number, example):
         problem = self.check(example) if self.check else None
         if problem:
-            raise ValueError(f"{path}:{line_number}: {problem}")
+            raise DataError(f"{path}:{line_number}: {problem}")
         return example
 
     def _paths(self, split, data_dir):
@@ -200,7 +231,7 @@ def _drop_empty_and_build(examples, where: str, counter) -> tf.data.Dataset:
     if counter is not None:
         counter.add("empty_examples", dropped)
     if not kept:
-        raise ValueError(f"no non-empty examples in {where}")
+        raise DataError(f"no non-empty examples in {where}")
     return examples_to_dataset(kept)
 
 
@@ -246,7 +277,7 @@ class TsvSource(_FileSource):
             names = [spec] if isinstance(spec, str) else list(spec)
             found = [n for n in names if n in header]
             if not found:
-                raise ValueError(f"{path}: missing field {out_name!r} (looked for column "
+                raise DataError(f"{path}: missing field {out_name!r} (looked for column "
                                  f"{' or '.join(map(repr, names))}; the header has {header})")
             index[out_name] = header.index(found[0])
         return [self._checked(path, n, {k: cells[i] for k, i in index.items()})
@@ -255,7 +286,11 @@ class TsvSource(_FileSource):
 
 class JsonlSource(_FileSource):
     """One JSON object per line; `fields` maps output name -> key (nested keys as "a/b").
-    Scalar values are converted to strings; a list value becomes a 1-D string tensor."""
+
+    A field's value is a string or a number (kept as written: see `jsonl_objects`), or a list of
+    them, which becomes a 1-D string tensor. null, booleans and objects are DataErrors naming
+    the file, line and field.
+    """
 
     def __init__(self, files: Mapping[str, Paths], fields: Mapping[str, str], check=None):
         super().__init__(files, check)
@@ -269,21 +304,18 @@ class JsonlSource(_FileSource):
                 value = obj
                 for part in key.split("/"):
                     if not isinstance(value, dict) or part not in value:
-                        have = sorted(value) if isinstance(value, dict) else type(value).__name__
-                        raise ValueError(f"{path}:{n}: missing field {key!r} (has {have})")
+                        have = sorted(value) if isinstance(value, dict) else json_kind(value)
+                        raise DataError(f"{path}:{n}: missing field {key!r} (has {have})")
                     value = value[part]
-                ex[out_name] = ([_to_text(v) for v in value] if isinstance(value, list)
-                                else _to_text(value))
+                items = value if isinstance(value, list) else [value]
+                bad = [v for v in items if not isinstance(v, str)]
+                if bad:
+                    inside = " inside a list" if isinstance(value, list) else ""
+                    raise DataError(f"{path}:{n}: field {key!r} is {json_kind(bad[0])}{inside}; "
+                                    "expected text (a string or a number)")
+                ex[out_name] = value
             out.append(self._checked(path, n, ex))
         return out
-
-
-def _to_text(v) -> str:
-    if isinstance(v, str):
-        return v
-    if isinstance(v, (bool, int, float)) or v is None:
-        return json.dumps(v)
-    raise ValueError(f"unsupported JSON value {v!r} (expected a string, number or list)")
 
 
 class ParallelTextSource(_FileSource):
@@ -299,7 +331,7 @@ class ParallelTextSource(_FileSource):
                    for k, p in self.parallel[split].items()}
         sizes = {self.parallel[split][k]: len(v) for k, v in columns.items()}
         if len(set(sizes.values())) != 1:
-            raise ValueError(
+            raise DataError(
                 f"parallel files of split {split!r} have different line counts: {sizes}")
         keys = list(columns)
         examples = [dict(zip(keys, row)) for row in zip(*columns.values())]
@@ -328,7 +360,7 @@ class ConllSource(_FileSource):
                 continue
             cells = line.split("\t")
             if len(cells) != 2 or not cells[0] or not cells[1].strip():
-                raise ValueError(
+                raise DataError(
                     f"{path}:{n}: malformed CoNLL line {line!r}: expected token<TAB>tag")
             tokens.append(cells[0])
             tags.append(cells[1].strip())
@@ -362,7 +394,7 @@ class TextLineSource(Source):
                 raise FileNotFoundError(
                     f"data file not found: {path} (check --data_dir / data_dir)")
             if tf.io.gfile.stat(path).length == 0:
-                raise ValueError(f"{path}: file is empty")
+                raise DataError(f"{path}: file is empty")
             compression = "GZIP" if path.endswith(".gz") else None
             ds = tf.data.TextLineDataset(path, compression_type=compression)
             datasets.append(ds.enumerate(start=1).map(_utf8_checker(path)))

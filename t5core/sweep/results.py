@@ -159,13 +159,19 @@ def write_hparams_session(trial: dict, objective: str) -> None:
 
 
 # -- the best trial ------------------------------------------------------------------------------
-def _best_checkpoint(model_dir: str) -> str | None:
-    """The best checkpoint that the trainer's results.json names (None if it wrote none)."""
+def trainer_results(model_dir: str) -> dict:
+    """The trainer's results.json ({} if it wrote none, or none that reads as an object)."""
     try:
         with open(run_files.path(model_dir, run_files.RESULTS)) as f:
-            return json.load(f).get("best_checkpoint")
-    except (OSError, ValueError, AttributeError):
-        return None
+            value = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _best_checkpoint(model_dir: str) -> str | None:
+    """The best checkpoint that the trainer's results.json names (None if it wrote none)."""
+    return trainer_results(model_dir).get("best_checkpoint")
 
 
 def published_best(sweep_dir: str) -> str | None:

@@ -32,6 +32,7 @@ import time
 from typing import IO, Callable
 
 from t5core import model_dir as run_files
+from t5core.locking import DirectoryLock
 from t5core.sweep import results
 from t5core.sweep.devices import SlotPlan
 from t5core.sweep.evals import pick, read_evals
@@ -110,17 +111,14 @@ class SweepConfig:
         return self.max_trials
 
 
-def lock_sweep_dir(sweep_dir: str) -> IO:
-    """Holds sweep_dir for this process until it exits (even by SIGKILL); one sweep at a time."""
-    import fcntl
-
-    handle = open(run_files.path(sweep_dir, run_files.LOCK), "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        raise SweepStateError(f"another sweep process is running in {sweep_dir}") from None
-    return handle
+def lock_sweep_dir(sweep_dir: str) -> DirectoryLock:
+    """Holds sweep_dir for this process until released or it exits (even by SIGKILL); one sweep
+    at a time. The trials' model_dirs have the trainer's own lock."""
+    lock = DirectoryLock(sweep_dir, run_files.LOCK, SweepStateError,
+                         hint="another sweep process is running there; wait for it or use "
+                              "another --sweep_dir")
+    lock.acquire()
+    return lock
 
 
 @dataclasses.dataclass
@@ -252,7 +250,7 @@ class Sweep:
 
     def _outcome(self, trial, returncode, reason, evals, value) -> tuple[str, str | None]:
         """(status, error) of a trial whose process ended."""
-        if reason == "pruned" and returncode != 0:
+        if reason == "pruned" and (returncode != 0 or _stopped_by_signal(trial, returncode)):
             return "pruned", None
         if reason == "timeout":
             return "failed", f"timed out after {self.c.trial_timeout} s"
@@ -305,7 +303,7 @@ class Sweep:
         try:
             return self._run()
         finally:
-            lock.close()
+            lock.release()
 
     def _run(self) -> dict | None:
         self.study = open_study(self.c, self._pruner())
@@ -335,8 +333,11 @@ class Sweep:
                         continue
                     run.log_file.close()
                     del running[slot]
-                    # A trial that ended on its own keeps its result even if a stop was asked.
-                    interrupted = self._stop and run.proc.returncode != 0 and run.reason is None
+                    # A trial that ended on its own keeps its result even if a stop was asked;
+                    # one stopped by a signal (it saved its step) runs again, resuming.
+                    code = run.proc.returncode
+                    interrupted = run.reason is None and (
+                        _stopped_by_signal(run.trial, code) or (self._stop and code != 0))
                     self._finish(run, run.proc.returncode,
                                  "interrupted" if interrupted else run.reason)
                     self._after_trial()
@@ -370,7 +371,7 @@ class Sweep:
                         run.proc.kill()
                         run.proc.wait()
                     run.log_file.close()
-                    if run.proc.returncode == 0 or run.reason:  # it had ended, or was stopping
+                    if _finished(run.trial, run.proc) or run.reason:  # ended, or was stopping
                         self._finish(run, run.proc.returncode, run.reason)
                         continue
                     self._finish(run, run.proc.returncode, "interrupted")
@@ -427,6 +428,16 @@ def _log_tail(model_dir: str, lines: int = 12) -> str:
     # The error is usually the last line; keep a few before it for context.
     useful = [line for line in tail if line.strip() and not line.startswith(("I0000", "W0000"))]
     return "\n".join(useful[-lines:])
+
+
+def _stopped_by_signal(trial: dict, returncode: int) -> bool:
+    """The trainer saves its step and exits 0 on SIGTERM/SIGINT; its results.json says so."""
+    return returncode == 0 and bool(results.trainer_results(trial["model_dir"]).get("stopped_by"))
+
+
+def _finished(trial: dict, proc) -> bool:
+    """Whether a trial process that exited ran to its end (not stopped by a signal)."""
+    return proc.returncode == 0 and not _stopped_by_signal(trial, proc.returncode)
 
 
 def _stop_stale_process(trial: dict) -> None:

@@ -9,7 +9,16 @@ same dropout masks as an uninterrupted one.
 
 from __future__ import annotations
 
+import os
+import re
+
 import tensorflow as tf
+
+from t5core.model_dir import BEST
+
+# TensorFlow writes checkpoint <prefix> into the directory <prefix>_temp, then moves the files out
+# and deletes it; a save killed half-way leaves it behind. CheckpointManager's prefix is ckpt-N.
+_TEMP_DIR = re.compile(r"ckpt-\d+_temp")
 
 
 class ModelState(tf.Module):
@@ -36,3 +45,22 @@ def restore_model(model_dir, model):
     status = tf.train.Checkpoint(model=ModelState(model)).restore(path)
     status.expect_partial().assert_existing_objects_matched()
     return path
+
+
+def remove_orphaned_temp_dirs(directory: str) -> list[str]:
+    """Deletes the `ckpt-N_temp` directories of killed saves in `directory` and its `best/`.
+
+    Call it only while no save can be running there (the trainer holds the model_dir lock).
+    Nothing but directories of exactly that name is touched. Returns the paths removed.
+    """
+    removed = []
+    for folder in (directory, os.path.join(directory, BEST)):
+        if not tf.io.gfile.isdir(folder):
+            continue
+        for name in tf.io.gfile.listdir(folder):
+            name = name.rstrip("/")
+            path = os.path.join(folder, name)
+            if _TEMP_DIR.fullmatch(name) and tf.io.gfile.isdir(path):
+                tf.io.gfile.rmtree(path)
+                removed.append(path)
+    return removed

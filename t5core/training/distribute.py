@@ -84,6 +84,19 @@ def is_chief(strategy) -> bool:
     return worker_info(strategy)[1] == 0
 
 
+def all_workers_agree(strategy, value: bool) -> bool:
+    """True when `value` is True on every worker; each worker must call it at the same point.
+
+    Lets every worker act on what one of them found (the chief's model_dir lock, its train log)
+    instead of leaving the others waiting in a collective for a worker that gave up.
+    """
+    if worker_info(strategy)[0] == 1:
+        return value
+    # Collectives sum or average, so count the workers that disagree.
+    per_replica = strategy.run(lambda: tf.constant(0.0 if value else 1.0))
+    return bool(strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None) == 0)
+
+
 def replica_slice(features: dict, num_replicas: int) -> dict:
     """This replica's rows of the global batch (call inside strategy.run).
 

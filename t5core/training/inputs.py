@@ -101,11 +101,16 @@ def pairs_dataset(pairs, tokenizer, inputs_length, targets_length, batch_size, *
 
 def embedded_inputs(tokenizer, inputs_length, targets_length, batch_size, seed,
                     eval_examples=400, decoder_start_token_id=0):
-    """Train and eval datasets and an exact-match evaluator for the embedded task set."""
+    """Train and eval datasets and an exact-match evaluator for the embedded task set.
+
+    eval_examples=0: no evaluation (eval dataset and evaluator None).
+    """
     from t5core.embedded_tasks import embedded_examples
 
     train, _ = encode_pairs(embedded_examples("train"), tokenizer, inputs_length,
                             targets_length, "embedded train", decoder_start_token_id)
+    if not eval_examples:
+        return batched(train, batch_size, seed), None, None
     validation = embedded_examples("validation")[:eval_examples]
     eval_features, _ = encode_pairs(validation, tokenizer, inputs_length, targets_length,
                                     "embedded validation", decoder_start_token_id)

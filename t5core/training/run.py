@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import shlex
+import sys
 
 import keras
 import tensorflow as tf
@@ -87,7 +90,23 @@ class RunOptions:
         if self.strategy == "tpu" and not self.tpu and "TPU_NAME" not in os.environ:
             problems.append("--strategy=tpu needs --tpu (a TPU name or grpc:// address)")
         if self.num_cpu_devices < 1:
-            problems.append("--num_cpu_devices must be >= 1")
+            problems.append(f"--num_cpu_devices must be >= 1 (got {self.num_cpu_devices})")
+        if self.eval_examples < 0:
+            problems.append(f"--eval_examples must be >= 0 (got {self.eval_examples})")
+        if self.dropout_rate is not None and not 0 <= self.dropout_rate < 1:
+            problems.append(f"--dropout_rate must be in [0, 1) (got {self.dropout_rate})")
+        for name in ("peft_top_n", "prompt_length", "lora_rank"):
+            if getattr(self, name) < 1:
+                problems.append(f"--{name} must be >= 1 (got {getattr(self, name)})")
+        if not (self.lora_alpha >= 0 and math.isfinite(self.lora_alpha)):
+            problems.append(f"--lora_alpha must be a finite number >= 0 (got {self.lora_alpha})")
+        if self.pooling not in ("mean", "first"):
+            problems.append(f"--pooling must be mean or first (got {self.pooling!r})")
+        if self.prompt_init not in ("vocab", "random"):
+            problems.append(f"--prompt_init must be vocab or random (got {self.prompt_init!r})")
+        for name in ("inputs_field", "targets_field"):
+            if not getattr(self, name).strip():
+                problems.append(f"--{name} must name a column or key (got an empty string)")
         if self.jit_compile not in ("auto", "true", "false"):
             problems.append("--jit_compile must be auto, true or false")
         for path_flag in ("init_checkpoint", "vocab", "train_file", "eval_file", "data_dir"):
@@ -114,9 +133,12 @@ class RunOptions:
             problems.append("--rank_classification needs --labels with at least two words")
         if self.peft == "prompt" and self.head == "classifier":
             problems.append("--peft=prompt applies to the seq2seq head only")
+        try:
+            self.train.check()  # the training flags too, before any data or model is built
+        except FlagError as err:
+            problems.append(str(err).removeprefix("Invalid training configuration: "))
         if problems:
             raise FlagError("Bad flags: " + "; ".join(problems))
-        self.train.check(num_replicas=1)  # again with the replica count once it is known
 
     def _continue_run_problems(self):
         needs = [("--init_checkpoint (the T5X or Mesh-TF checkpoint)", bool(self.init_checkpoint)),
@@ -237,6 +259,7 @@ def run(options: RunOptions, log=print):
     train_cfg = options.train
     # The strategy first: multi-worker collectives must be configured before TF initialises.
     strategy = make_strategy(options.strategy, options.tpu or None, options.num_cpu_devices)
+    train_cfg.check(strategy.num_replicas_in_sync)  # the batch over the replicas, before data
     keras.utils.set_random_seed(train_cfg.seed)  # before the data: shuffles use the global seed
     train_cfg.jit_compile = resolve_jit_compile(options.jit_compile)
     config = model_config(options)
@@ -275,6 +298,11 @@ def run(options: RunOptions, log=print):
 
         continue_checkpoint_run(trainer, options.init_checkpoint, log=log)
     trainer.train()
+    if trainer.stopped_by:
+        if is_chief(strategy):
+            log("To resume, run the same command again: "
+                + shlex.join([os.path.basename(sys.executable), *sys.argv]))
+        return trainer
     if evaluator is not None and is_chief(strategy):
         log("Sample generations:")
         for line in evaluator(trainer.model)[1][:5]:

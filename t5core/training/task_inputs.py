@@ -8,14 +8,19 @@ from t5core.training.evaluation import DecodeEvaluator, RankEvaluator
 from t5core.training.inputs import pad_batches
 
 
-def example_check(labels=()):
-    """Per-example validation of local files: empty fields, and labels outside the label set."""
+def example_check(labels=(), names=None):
+    """Per-example validation of local files: lists or empty text where text belongs, and
+    labels outside the label set. names: the file's key/column of each field, for messages."""
     labels = list(labels)
+    names = names or {}
 
     def check(example):
         for field in ("inputs", "targets"):
-            if not str(example[field]).strip():
-                return f"empty {field} field"
+            name = names.get(field, field)
+            if isinstance(example[field], list):
+                return f"field {name!r} is a list; a --train_file row needs text there"
+            if not example[field].strip():
+                return f"empty {field} (field {name!r})"
         if labels and example["targets"] not in labels:
             return f"label {example['targets']!r} is not one of the labels {labels}"
         return None
@@ -42,7 +47,7 @@ def file_task(train_file, eval_file, inputs_field, targets_field, lengths, metri
                          f"{', '.join(files.values())}")
     fields = {"inputs": inputs_field, "targets": targets_field}
     kind = TsvSource if train_file.endswith((".tsv", ".tsv.gz")) else JsonlSource
-    source = kind(files, fields=fields, check=example_check(labels))
+    source = kind(files, fields=fields, check=example_check(labels, fields))
     return Task(name=f"file:{os.path.basename(train_file)}", source=source,
                 preprocessors=list(TOKENIZE), output_lengths=lengths, metrics=list(metrics))
 

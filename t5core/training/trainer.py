@@ -15,12 +15,17 @@ from typing import Callable
 
 import tensorflow as tf
 
+from t5core import model_dir as md
 from t5core.errors import FlagError, ModelDirError, TrainingStoppedError
+from t5core.locking import DirectoryLock, describe
+from t5core.losses import parse_loss_normalization
 from t5core.optimizers import OPTIMIZER_NAMES, SCHEDULE_NAMES, make_optimizer, make_schedule
 from t5core.optimizers.schedules import fit_warmup
-from t5core.training.checkpointing import ModelState
-from t5core.training.distribute import is_chief, worker_info
+from t5core.training import train_log
+from t5core.training.checkpointing import ModelState, remove_orphaned_temp_dirs
+from t5core.training.distribute import all_workers_agree, is_chief, worker_info
 from t5core.training.flops import measure_matmul_peak, training_flops
+from t5core.training.preemption import Preemption
 from t5core.training.steps import StepBuilder
 
 
@@ -66,8 +71,11 @@ class TrainConfig:
     peak_flops: float = 0.0  # 0: measured at start for the MFU estimate
     progress_bar: bool = True
 
-    def check(self, num_replicas: int) -> None:
-        """Raises FlagError naming every bad option (as its --flag) before any work is done."""
+    def check(self, num_replicas: int | None = None) -> None:
+        """Raises FlagError naming every bad option (as its --flag) before any work is done.
+
+        num_replicas: when known, the batch must also split evenly over the replicas.
+        """
         problems = []
         for name in ("train_steps", "batch_size", "inputs_length", "targets_length",
                      "keep_checkpoints", "grad_accum_steps", "log_every"):
@@ -77,19 +85,35 @@ class TrainConfig:
                      "early_stopping_patience"):
             if getattr(self, name) < 0:
                 problems.append(f"--{name} must be >= 0 (got {getattr(self, name)})")
-        per_step = num_replicas * self.grad_accum_steps
-        if self.batch_size % per_step:
-            problems.append(
-                f"--batch_size={self.batch_size} is not divisible by replicas x "
-                f"--grad_accum_steps = {num_replicas} x {self.grad_accum_steps}")
+        if self.grad_accum_steps >= 1 and self.batch_size >= 1:
+            per_step = (num_replicas or 1) * self.grad_accum_steps
+            if self.batch_size % per_step:
+                problems.append(
+                    f"--batch_size={self.batch_size} is not divisible by replicas x "
+                    f"--grad_accum_steps = {num_replicas or 1} x {self.grad_accum_steps}")
+        for name in ("weight_decay", "clip_norm", "z_loss", "peak_flops"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                problems.append(f"--{name} must be a finite number >= 0 (got {value})")
+        if not 0 <= self.label_smoothing < 1:
+            problems.append(f"--label_smoothing must be in [0, 1) (got {self.label_smoothing})")
+        if not 0 <= self.seed < 2**32:
+            problems.append(f"--seed must be in [0, 2**32) (got {self.seed})")
+        try:
+            parse_loss_normalization(self.loss_normalization)
+        except (TypeError, ValueError) as err:
+            problems.append(f"--loss_normalization: {err}")
         if self.optimizer not in OPTIMIZER_NAMES:
             problems.append(f"--optimizer must be one of {', '.join(OPTIMIZER_NAMES)} "
                             f"(got {self.optimizer!r})")
         if self.schedule not in SCHEDULE_NAMES:
             problems.append(f"--schedule must be one of {', '.join(SCHEDULE_NAMES)} "
                             f"(got {self.schedule!r})")
-        if not self.learning_rate > 0:
-            problems.append(f"--learning_rate must be > 0 (got {self.learning_rate})")
+        # `not x > 0` rather than `x <= 0`: NaN fails every comparison and must fail here too.
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            uphill = "; a negative rate trains uphill" if self.learning_rate < 0 else ""
+            problems.append(f"--learning_rate must be a finite number > 0 (got "
+                            f"{self.learning_rate}){uphill}")
         if self.precision not in ("float32", "mixed_bfloat16"):
             problems.append(f"--precision must be float32 or mixed_bfloat16 "
                             f"(got {self.precision!r})")
@@ -169,6 +193,11 @@ class Trainer:
     evaluator: optional `evaluator(model) -> (metrics dict, sample lines)`, decoding predictions.
     run: optional `t5core.model_dir.RunDescription` of the run (tokenizer, data options, ...),
       written to the model_dir as run.json (see `check_model_dir`).
+
+    The chief holds the model_dir's lock (`t5core.model_dir.LOCK`) from construction to the end
+    of `train()`: a second trainer on the same model_dir is refused, naming the holder.
+    SIGTERM or SIGINT during `train()` saves the step in progress and returns early, with
+    `stopped_by` naming the signal.
     """
 
     def __init__(self, config: TrainConfig, strategy, model_fn: Callable, train_data,
@@ -178,6 +207,19 @@ class Trainer:
         self.log = log if is_chief(strategy) else (lambda *a, **k: None)
         self.num_workers, self.worker_index = worker_info(strategy)
         config.check(strategy.num_replicas_in_sync)
+        self.stopped_by = ""  # the signal that stopped train() early, if one did
+        self.lock = DirectoryLock(config.model_dir, md.LOCK, ModelDirError,
+                                  hint="wait for it to end, or use another --model_dir")
+        self._take_lock()
+        directory = config.model_dir if is_chief(strategy) else os.path.join(
+            config.model_dir, f"worker_{self.worker_index}_tmp")
+        for stale in remove_orphaned_temp_dirs(directory):
+            self.log(f"Removed {stale}, left by a checkpoint save that was killed")
+        self.train_log_path = md.path(config.model_dir, md.TRAIN_LOG)
+        if is_chief(strategy):
+            repaired = train_log.repair(self.train_log_path)
+            if repaired:
+                self.log(repaired)
         # No seeding here: tf.random.set_seed resets TensorFlow's eager context, which destroys
         # resources that datasets built earlier hold (the in-graph SentencePiece tokenizer).
         # Callers seed once, before building their data (see run.run).
@@ -191,8 +233,9 @@ class Trainer:
             self.optimizer = make_optimizer(config.optimizer, schedule, config.weight_decay,
                                             config.clip_norm or None)
             self.optimizer.build(self.model.trainable_variables)
-        if is_chief(strategy):  # one writer: workers writing run.json at once race on its rename
-            check_model_dir(config.model_dir, self.model, run)
+        # Only the chief writes model_dir (workers writing run.json at once race on its rename).
+        self._agree_on(lambda: check_model_dir(config.model_dir, self.model, run),
+                       "the chief worker refused it (its message says why)")
         self.train_iterator = iter(train_data)
         self.eval_data = eval_data
         self.evaluator = evaluator
@@ -204,8 +247,6 @@ class Trainer:
             model=ModelState(self.model), optimizer=self.optimizer, data=self.train_iterator,
             best=self.best, evals_without_improvement=self.evals_without_improvement,
             data_batch_size=self.data_batch_size)
-        directory = config.model_dir if is_chief(strategy) else os.path.join(
-            config.model_dir, f"worker_{self.worker_index}_tmp")
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory,
                                                   max_to_keep=config.keep_checkpoints)
         self.best_manager = tf.train.CheckpointManager(
@@ -230,6 +271,31 @@ class Trainer:
     def step(self) -> int:
         return int(self.optimizer.iterations.numpy())
 
+    def _agree_on(self, chief_action: Callable, refusal: str):
+        """Runs chief_action on the chief alone (only the chief writes model_dir); a
+        ModelDirError there stops every worker, instead of leaving the others waiting in a
+        collective for a chief that gave up."""
+        refused = None
+        if is_chief(self.strategy):
+            try:
+                chief_action()
+            except ModelDirError as err:
+                refused = err
+        if not all_workers_agree(self.strategy, refused is None):
+            raise refused or ModelDirError(f"{self.config.model_dir}: {refusal}")
+
+    def _take_lock(self) -> None:
+        def lock():
+            previous = self.lock.acquire()
+            if previous:
+                self.log(f"Took over the lock of {self.config.model_dir} from "
+                         f"{describe(previous)}, which ended without releasing it (killed)")
+            if self.lock.skipped:
+                self.log(f"Warning: {self.lock.skipped}; make sure only one run writes it")
+
+        self._agree_on(lock, "in use by another run: the chief worker could not lock it (its "
+                             "message names the holder)")
+
     def restore(self) -> int:
         """Restores the latest checkpoint of model_dir, if any; returns the step reached."""
         latest = self.manager.latest_checkpoint
@@ -242,16 +308,26 @@ class Trainer:
                     f"data position in batches of {saved_batch_size}. Resume with "
                     f"--batch_size={saved_batch_size}, or start a new --model_dir.")
             status = self.checkpoint.restore(latest)
-            if saved_batch_size is None:  # written before checkpoints recorded the batch size
-                status.expect_partial()
-            else:
+            if saved_batch_size is not None:  # (older checkpoints did not record it)
                 status.assert_existing_objects_matched()
+            # A multi-worker run's checkpoint also holds the preemption handler's counter,
+            # restored when the handler is made.
+            status.expect_partial()
             self.log(f"Resumed from {latest} at step {self.step}")
         return self.step
 
     # -- the loop --------------------------------------------------------------------------------
     def train(self) -> list[dict]:
+        """Trains to train_steps (or an early stop, or a signal); returns the history."""
+        self._take_lock()
+        try:
+            return self._train()
+        finally:
+            self.lock.release()
+
+    def _train(self) -> list[dict]:
         c = self.config
+        self.stopped_by = ""
         self.restore()
         if self._eval_missed_at_restore():
             # Killed between saving this step's checkpoint and evaluating it: evaluate now.
@@ -264,6 +340,24 @@ class Trainer:
         peak = c.peak_flops or measure_matmul_peak(
             tf.bfloat16 if c.precision == "mixed_bfloat16" else tf.float32, seconds=0.5)
         bar = self.bar = _progress(c, self.step) if is_chief(self.strategy) else None
+        with Preemption(self.strategy, self.manager, self.num_workers) as preemption:
+            stopped = self._loop(preemption, bar, tokens_per_step, flops, peak)
+        if bar is not None:
+            bar.close()
+        if not stopped:  # (a stopped run saved its step already)
+            self.manager.save(checkpoint_number=self.step)
+        if is_chief(self.strategy):
+            results = {"step": self.step, "eval": self.last_eval,
+                       "best": float(self.best.numpy()),
+                       "best_checkpoint": self.best_manager.latest_checkpoint}
+            if stopped:  # tells a supervisor (the sweep) that the run has not finished
+                results["stopped_by"] = self.stopped_by
+            _write_json(md.path(c.model_dir, md.RESULTS), results)
+        return self.history
+
+    def _loop(self, preemption, bar, tokens_per_step, flops, peak) -> bool:
+        """The steps; True when a signal stopped them (the step reached is saved)."""
+        c = self.config
         window_start, window_steps = time.perf_counter(), 0
         while self.step < c.train_steps:
             batch = next(self.train_iterator)
@@ -288,36 +382,33 @@ class Trainer:
                                               tokens_per_step, flops, peak))
                 window_start, window_steps = time.perf_counter(), 0
             self._append_log(record)
-            if c.save_every and step % c.save_every == 0:
+            saved = bool(c.save_every and step % c.save_every == 0)
+            if saved:
                 self.manager.save(checkpoint_number=step)
             last = step >= c.train_steps
             if (c.eval_every and step % c.eval_every == 0) or last:
                 if self._evaluate(step) and not last:
                     self.log(f"Early stopping at step {step}: no improvement in "
                              f"{c.early_stopping_patience} evaluations")
-                    break
-        self.manager.save(checkpoint_number=self.step)
-        if bar is not None:
-            bar.close()
-        if is_chief(self.strategy):
-            _write_json(os.path.join(c.model_dir, "results.json"),
-                        {"step": self.step, "eval": self.last_eval,
-                         "best": float(self.best.numpy()),
-                         "best_checkpoint": self.best_manager.latest_checkpoint})
-        return self.history
+                    return False
+            # Every worker asks after every step but the last (the end saves that one anyway).
+            if not last and preemption.stop_after(step, saved):
+                self.stopped_by = preemption.signal_name or "the preemption of another worker"
+                self.log(f"Stopped by {self.stopped_by} after step {step}: saved "
+                         f"{self.manager.latest_checkpoint}. Train again with the same "
+                         "model_dir to resume from this step.")
+                return True
+        return False
 
     def _eval_missed_at_restore(self) -> bool:
         step, every = self.step, self.config.eval_every
-        if not step or not every or step % every or not is_chief(self.strategy):
+        if not step or not every or step % every:
             return False
-        path = os.path.join(self.config.model_dir, "train_log.jsonl")
-        if tf.io.gfile.exists(path):
-            with tf.io.gfile.GFile(path) as f:
-                for line in f:
-                    record = json.loads(line)
-                    if record.get("step") == step and any(k.startswith("eval/") for k in record):
-                        return False
-        return True
+        # The chief reads its log; every worker must agree, since evaluation is collective.
+        missed = not is_chief(self.strategy) or not any(
+            record.get("step") == step and any(k.startswith("eval/") for k in record)
+            for record in train_log.read(self.train_log_path))
+        return all_workers_agree(self.strategy, missed)
 
     def _append_log(self, record):
         """Keeps the record and appends it to model_dir/train_log.jsonl (chief only).
@@ -327,9 +418,7 @@ class Trainer:
         """
         self.history.append(record)
         if is_chief(self.strategy):
-            with tf.io.gfile.GFile(os.path.join(self.config.model_dir, "train_log.jsonl"),
-                                   "a") as f:
-                f.write(json.dumps(record) + "\n")
+            train_log.append(self.train_log_path, record)
 
     def _log_train(self, sums, loss, steps, elapsed, tokens_per_step, flops, peak):
         seconds = elapsed / max(steps, 1)

@@ -1,0 +1,130 @@
+"""One process at a time in a directory: an exclusive lock on a file that names its holder.
+
+The lock is `fcntl.flock` on a file inside the directory. The kernel releases it when the holder
+exits, however it exits, so the lock of a killed process is free again at once: no guessing
+whether a recorded pid is still alive, and no race with a reused pid. flock also works across
+hosts on NFS (Linux maps it to NFS locks). The file's content names the holder (pid, host, start
+time, command) for the message a refused process prints. A holder that ends normally empties the
+file; content found by the next holder therefore means the previous one was killed, and its
+takeover is reported.
+
+Remote directories (gs://, s3://, ...) and filesystems without flock have no file locks: there
+`DirectoryLock.acquire` leaves the directory unlocked and `skipped` says why, for a warning.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import sys
+import time
+
+from t5core.errors import T5CoreError
+
+try:
+    import fcntl
+except ImportError:  # not a POSIX system
+    fcntl = None
+
+
+class DirectoryLock:
+    """An exclusive, non-blocking lock on `directory/name`.
+
+    error: the T5CoreError subclass raised when another process holds the lock.
+    hint: appended to that error's message (what the user can do instead).
+    """
+
+    def __init__(self, directory: str, name: str, error: type[T5CoreError],
+                 hint: str = "wait for it to finish"):
+        self.directory = os.fspath(directory)
+        self.path = os.path.join(self.directory, name)
+        self.error = error
+        self.hint = hint
+        self._fd: int | None = None
+        self.skipped = ""  # why the directory could not be locked, if it could not
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> dict | None:
+        """Takes the lock; returns the record of a killed previous holder it took over, else None.
+
+        Raises `error` naming the holder's pid and host when another process holds the lock.
+        Where there are no file locks, returns None with `skipped` set.
+        """
+        if self.held:
+            return None
+        if "://" in self.directory:
+            self.skipped = f"{self.directory} is remote: file locks do not exist there"
+            return None
+        if fcntl is None:
+            self.skipped = "this system has no flock"
+            return None
+        os.makedirs(self.directory, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            holder = _read_record(fd)
+            os.close(fd)
+            if err.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                self.skipped = f"the filesystem of {self.directory} has no file locks ({err})"
+                return None
+            if err.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            raise self.error(f"{self.directory} is in use by {describe(holder)}; "
+                             f"{self.hint}") from None
+        previous = _read_record(fd)
+        record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
+                  "command": " ".join(sys.argv)}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+        self._fd = fd
+        return previous or None
+
+    def release(self) -> None:
+        """Empties the file (a clean end) and releases the lock; a no-op when not held."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def __del__(self):
+        # An object dropped while holding the lock (a Trainer never trained) frees it here, as
+        # process exit would.
+        self.release()
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def describe(holder: dict | None) -> str:
+    """'pid 123 on host h (started ...: python train.py ...)' for a lock record."""
+    if not holder:
+        return "another process (it has not written its pid yet)"
+    started = holder.get("started")
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)) if started else "?"
+    text = f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')} (started {when}"
+    if holder.get("command"):
+        text += f": {holder['command'][:200]}"
+    return text + ")"
+
+
+def _read_record(fd: int) -> dict:
+    data = os.pread(fd, 65536, 0)
+    try:
+        record = json.loads(data.decode("utf-8", errors="replace")) if data.strip() else {}
+    except ValueError:
+        return {"command": "unreadable lock record"}
+    return record if isinstance(record, dict) else {}

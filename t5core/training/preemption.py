@@ -1,0 +1,99 @@
+"""Stopping a training run cleanly on SIGTERM or SIGINT: finish the step, save it, return.
+
+Clusters preempt a job with SIGTERM and a grace period; Ctrl-C sends SIGINT. Either one asks the
+trainer to stop after the step it is running: the checkpoint saved then holds that step (weights,
+optimizer, data position, RNG states), so the same command resumes exactly where the run
+stopped. A second SIGINT aborts at once, without saving.
+
+On one worker the trainer saves at the step the signal arrived in. Across several workers
+(MultiWorkerMirroredStrategy) every worker must save the same step, though the signal may reach
+only one of them, and late: TensorFlow's `PreemptionCheckpointHandler` agrees on that step
+through the cluster's coordination service and saves it on every worker. It is told of a
+signal through its termination watcher (it polls `requested` once a second), so SIGINT and
+SIGTERM reach it the same way, and its exit is replaced by a return to the trainer.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import tensorflow as tf
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class _Stop(Exception):
+    """Raised by the preemption handler's exit function once every worker has saved."""
+
+
+class Preemption:
+    """Signal handling around a training loop (a context manager).
+
+    manager: the CheckpointManager of this worker (the chief's model_dir or a worker's own
+      directory); checkpoints are saved with the step as their number.
+    num_workers: > 1 uses TensorFlow's multi-worker preemption handler.
+    """
+
+    def __init__(self, strategy, manager, num_workers: int):
+        self.strategy = strategy
+        self.manager = manager
+        self.num_workers = num_workers
+        self.signal_name = ""  # the signal that asked this process to stop, if one did
+        self._previous: dict = {}
+        self._handler = None
+
+    @property
+    def requested(self) -> bool:
+        return bool(self.signal_name)
+
+    def _on_signal(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            self._restore()
+            raise KeyboardInterrupt("second Ctrl-C: stopped without saving")
+        # Only a flag: printing from a signal handler can re-enter a write in progress.
+        self.signal_name = signal.Signals(signum).name
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():  # handlers need the main one
+            # A signal ignored on purpose stays ignored (a shell's background job ignores
+            # SIGINT, so Ctrl-C in the terminal is not meant for it).
+            self._previous = {s: signal.getsignal(s) for s in SIGNALS
+                              if signal.getsignal(s) is not signal.SIG_IGN}
+            for s in self._previous:
+                signal.signal(s, self._on_signal)
+        if self.num_workers > 1:
+            config = tf.distribute.experimental.TerminationConfig(
+                termination_watcher_fn=lambda: self.requested, exit_fn=_raise_stop,
+                grace_period=0)
+            self._handler = tf.distribute.experimental.PreemptionCheckpointHandler(
+                self.strategy.cluster_resolver, self.manager, termination_config=config)
+        return self
+
+    def __exit__(self, *exc):
+        self._restore()
+        self._handler = None  # its watcher threads stop when it is collected
+
+    def _restore(self):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
+
+    def stop_after(self, step: int, saved: bool) -> bool:
+        """Called after every step on every worker; True once the step is saved and the run
+        must stop. saved: a checkpoint of this step was written already."""
+        if self._handler is not None:
+            try:
+                self._handler.save_checkpoint_if_preempted(checkpoint_number=step)
+            except _Stop:
+                return True
+            return False
+        if not self.requested:
+            return False
+        if not saved:
+            self.manager.save(checkpoint_number=step)
+        return True
+
+
+def _raise_stop():
+    raise _Stop()

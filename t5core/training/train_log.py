@@ -1,0 +1,112 @@
+"""model_dir/train_log.jsonl: one JSON object per line, appended by the trainer, read on resume.
+
+A kill can interrupt a write, so a reader must expect a torn last line. Three rules keep the file
+readable whatever happens:
+- each record is written with its newline in a single write, so a kill can only tear the line
+  being written, which is the last one;
+- a run that opens the file for appending first repairs its end (`repair`): a complete record
+  that lacks its newline gets one, and a torn record is dropped, so the next record starts on a
+  line of its own instead of being merged into the torn one;
+- `read` skips a torn last line and names the file and line of any other unreadable line.
+
+A resumed run appends again from its checkpoint's step, so a step can appear more than once;
+the last record of a step is the one that counts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+from t5core.errors import ModelDirError
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path
+
+
+def _parse(line: bytes) -> dict:
+    record = json.loads(line.decode("utf-8"))
+    if not isinstance(record, dict):
+        raise ValueError(f"a JSON {type(record).__name__}, not an object")
+    return record
+
+
+def read(path: str) -> list[dict]:
+    """The records of a train log, in file order; [] when there is none.
+
+    A torn last line (no newline, not a complete record) is left out: a run killed while writing
+    it, or one writing it now. Any other line that is not a JSON object is a ModelDirError that
+    names the file and line.
+    """
+    if not tf.io.gfile.exists(path):
+        return []
+    with tf.io.gfile.GFile(path, "rb") as f:
+        data = f.read()
+    lines = data.split(b"\n")
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(_parse(line))
+        except (ValueError, UnicodeDecodeError) as err:
+            if number == len(lines):  # no newline after it: the torn tail
+                continue
+            raise ModelDirError(
+                f"{path}:{number}: not a JSON record ({err}); the line is damaged. Delete it "
+                "(the log is not needed to resume) and rerun.") from None
+    return records
+
+
+def repair(path: str) -> str:
+    """Makes the file end with a newline before appending; returns what it did ('' for nothing).
+
+    A last line without its newline is either a complete record (the kill came between the
+    record and its newline, from an older writer) and keeps its place, or a torn one, dropped.
+    """
+    if not tf.io.gfile.exists(path):
+        return ""
+    with tf.io.gfile.GFile(path, "rb") as f:
+        data = f.read()
+    if not data or data.endswith(b"\n"):
+        return ""
+    start = data.rfind(b"\n") + 1
+    tail = data[start:]
+    try:
+        _parse(tail)
+    except (ValueError, UnicodeDecodeError):
+        _rewrite(path, data[:start], keep=start)
+        return (f"{path}: dropped a torn last line ({len(tail)} bytes of a record that a killed "
+                "run did not finish writing)")
+    _append_bytes(path, b"\n")
+    return ""
+
+
+def append(path: str, record: dict) -> None:
+    """Appends one record and its newline in a single write."""
+    _append_bytes(path, (json.dumps(record) + "\n").encode("utf-8"))
+
+
+def _append_bytes(path: str, data: bytes) -> None:
+    if not _is_local(path):
+        with tf.io.gfile.GFile(path, "a") as f:
+            f.write(data)
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        view = memoryview(data)
+        while view:  # a regular file takes it in one write; a short write is only possible
+            view = view[os.write(fd, view):]  # when the disk is full, and then it is retried
+    finally:
+        os.close(fd)
+
+
+def _rewrite(path: str, data: bytes, keep: int) -> None:
+    if _is_local(path):
+        os.truncate(path, keep)
+        return
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(data)
