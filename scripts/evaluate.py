@@ -89,7 +89,7 @@ def _legacy_lora_model(run):
 
 def load_model(run):
     from t5core.checkpoints import load_pretrained
-    from t5core.peft import T5EncoderClassifier
+    from t5core.classifier import T5EncoderClassifier
 
     model = _legacy_lora_model(run) if FLAGS.lora_rank else None
     if model is None:

@@ -88,7 +88,7 @@ def main(argv=None):
     import t5core
     from t5core import cli
     from t5core.decoding.text import generate_text
-    from t5core.peft.classifier import classify_text
+    from t5core.classifier import classify_text
 
     texts, source = read_inputs(args)
 

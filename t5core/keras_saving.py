@@ -11,7 +11,9 @@ from __future__ import annotations
 
 def register_keras_objects() -> None:
     """Imports every t5core module that defines a Keras-serialisable class (model, layers,
-    optimizers and schedules, PEFT layers and heads), which registers them with Keras."""
+    optimizers and schedules, PEFT layers, the classification head), which registers them with
+    Keras."""
+    import t5core.classifier  # noqa: F401
     import t5core.model  # noqa: F401  (and, through it, every layer)
     import t5core.optimizers  # noqa: F401
     import t5core.peft  # noqa: F401

@@ -173,7 +173,7 @@ def export_saved_model(model, tokenizer, export_dir, **server_kwargs):
     `ClassifierServer`'s (max_input_length). Reload with `load(export_dir)` and call
     `.signatures["serving_default"](inputs=tf.constant([...]))`.
     """
-    from t5core.peft import T5EncoderClassifier
+    from t5core.classifier import T5EncoderClassifier
 
     if tf.io.gfile.exists(export_dir) and tf.io.gfile.listdir(export_dir):
         raise FileExistsError(f"{export_dir} exists and is not empty; choose a new directory")

@@ -24,8 +24,8 @@ import pytest
 import t5core
 from t5core import model_dir
 from t5core.decoding.text import generate_text, pad_batch
-from t5core.peft import PromptTunedT5, T5EncoderClassifier, lora_layers
-from t5core.peft.classifier import classify_text
+from t5core.classifier import T5EncoderClassifier, classify_text
+from t5core.peft import PromptTunedT5, lora_layers
 from t5core.tokenizer import ByteTokenizer
 from conftest import FIXTURES
 

@@ -12,10 +12,10 @@ import tensorflow as tf
 
 from t5core.config import T5Config
 from t5core.losses import cross_entropy_loss
+from t5core.classifier import T5EncoderClassifier
 from t5core.model import T5Model
-from t5core.peft import (PEFT_METHODS, LoRADense, PromptTunedT5, T5EncoderClassifier,
-                         apply_peft, lora_layers, merge_lora, trainable_summary,
-                         trainable_variable_names)
+from t5core.peft import (PEFT_METHODS, LoRADense, PromptTunedT5, apply_peft, lora_layers,
+                         merge_lora, trainable_summary, trainable_variable_names)
 from t5core.training.steps import StepBuilder
 
 TINY = dict(vocab_size=64, d_model=16, d_kv=4, num_heads=2, d_ff=24, num_layers=2,

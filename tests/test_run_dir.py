@@ -13,7 +13,8 @@ import t5core
 from t5core import model_dir
 from t5core.errors import FlagError
 from t5core.metrics import INVALID_LABEL
-from t5core.peft import PromptTunedT5, T5EncoderClassifier, apply_lora, describe_structure
+from t5core.classifier import T5EncoderClassifier
+from t5core.peft import PromptTunedT5, apply_lora, describe_structure
 from t5core.training import scoring
 from t5core.training.run import RunOptions, model_config, resolve_vocab
 from t5core.training.trainer import ModelDirMismatchError, TrainConfig, check_model_dir

@@ -195,7 +195,8 @@ def _new_model(config, run, dtype):
     """(model, deferred-initialisation handle or None) with the structure a run describes."""
     if run is None:
         return new_model_for_loading(config, dtype=dtype)
-    from t5core.peft import PromptTunedT5, T5EncoderClassifier, apply_lora
+    from t5core.classifier import T5EncoderClassifier
+    from t5core.peft import PromptTunedT5, apply_lora
 
     if run.model_class == "T5EncoderClassifier":
         if len(run.labels) < 2:

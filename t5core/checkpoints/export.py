@@ -92,7 +92,8 @@ def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None)
 def _check_exportable(model):
     """HF's T5 classes hold a plain encoder-decoder: no soft prompt, no t5core classifier head,
     no unmerged LoRA. Refuse those with what to do instead."""
-    from t5core.peft import PromptTunedT5, T5EncoderClassifier, lora_layers
+    from t5core.classifier import T5EncoderClassifier
+    from t5core.peft import PromptTunedT5, lora_layers
 
     what = None
     if isinstance(model, PromptTunedT5):

@@ -1,4 +1,4 @@
-"""Parameter-efficient fine-tuning and the encoder classification head.
+"""Parameter-efficient fine-tuning.
 
 One entry point for the trainer's model_fn:  `model = apply_peft(model, method, **options)`,
 called on the built (and, when fine-tuning, already loaded) model, under the strategy's scope.
@@ -14,13 +14,12 @@ called on the built (and, when fine-tuning, already loaded) model, under the str
   "lora"             only LoRA matrices on lora_targets                      lora_rank, lora_alpha,
                                                                              lora_targets,
                                                                              lora_dropout
-A classifier's head (`T5EncoderClassifier`) trains under every method. Options a method does not
+A classifier's head (`t5core.classifier.T5EncoderClassifier`) trains under every method. Options a method does not
 use are ignored, so a trainer can pass all its flags. See freezing.py for the exact choices.
 """
 
 from __future__ import annotations
 
-from t5core.peft.classifier import T5EncoderClassifier
 from t5core.peft.freezing import (freeze_all, freeze_all_but_top, freeze_embeddings,
                                   freeze_encoder, trainable_summary, trainable_variable_names,
                                   unfreeze_all)
@@ -37,6 +36,8 @@ def describe_structure(model) -> dict:
 
     A classifier without label names records its class ids ("0", "1", ...) as labels.
     """
+    from t5core.classifier import T5EncoderClassifier
+
     fields = {"model_class": type(model).__name__}
     if isinstance(model, T5EncoderClassifier):
         labels = model.labels or tuple(str(i) for i in range(model.num_classes))
@@ -87,7 +88,7 @@ def apply_peft(model, method="none", *, top_n=1, train_lm_head=True, prompt_leng
 
 
 __all__ = ["PEFT_METHODS", "apply_peft", "describe_structure", "lora_target_spec",
-           "T5EncoderClassifier", "PromptTunedT5", "SoftPrompt",
+           "PromptTunedT5", "SoftPrompt",
            "LoRADense", "apply_lora", "merge_lora", "lora_layers", "add_prompt_tuning",
            "freeze_all", "unfreeze_all", "freeze_embeddings", "freeze_encoder",
            "freeze_all_but_top", "trainable_variable_names", "trainable_summary"]

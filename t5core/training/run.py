@@ -228,7 +228,8 @@ def initial_model(options: RunOptions, config, dtype, log=print):
     head --head asks for."""
     from t5core.checkpoints import load_pretrained
     from t5core.model import T5Model
-    from t5core.peft import PromptTunedT5, T5EncoderClassifier
+    from t5core.classifier import T5EncoderClassifier
+    from t5core.peft import PromptTunedT5
 
     base = (load_pretrained(options.init_checkpoint, config=config, dtype=dtype)
             if options.init_checkpoint else None)

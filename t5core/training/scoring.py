@@ -114,7 +114,7 @@ def predict(model, tokenizer, test: TestSet, options, batch_size=64, **generate_
     A classifier predicts its labels; with rank_classification the seq2seq model picks the most
     likely label word; otherwise it decodes (generate_options: method, num_beams, alpha, ...).
     """
-    from t5core.peft import T5EncoderClassifier
+    from t5core.classifier import T5EncoderClassifier
     from t5core.training.evaluation import DecodeEvaluator, RankEvaluator, pad_rows
 
     length = options["inputs_length"]
