@@ -72,7 +72,7 @@ def _legacy_lora_model(run):
     from t5core import model_dir
     from t5core.model import T5Model
     from t5core.peft import apply_lora, merge_lora
-    from t5core.training.checkpointing import restore_model
+    from t5core.checkpoints.model_state import restore_model
 
     if run is not None and run.lora_rank:
         print(f"note: {FLAGS.checkpoint} records its LoRA settings; --lora_* ignored",

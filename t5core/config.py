@@ -18,6 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 import tensorflow as tf
 
+from t5core import model_dir
 from t5core.errors import ConfigError, UserFileNotFoundError
 
 SUPPORTED_MODEL_TYPES = ("t5", "mt5", "umt5")
@@ -190,7 +191,7 @@ class T5Config:
     def from_json(cls, path: str) -> "T5Config":
         """Reads an HF `config.json` (local or gs://) of model_type t5, mt5 or umt5."""
         if tf.io.gfile.isdir(path):
-            path = os.path.join(path, "config.json")
+            path = os.path.join(path, model_dir.CONFIG)
         if not tf.io.gfile.exists(path):
             raise UserFileNotFoundError(f"No config file at {path}")
         with tf.io.gfile.GFile(path, "rb") as f:

@@ -7,13 +7,18 @@ loaders, the scripts, the sweep). Every file name lives here; no other module sp
       config.json          the model config, HF `config.json` field names
       run.json             how the run was set up: tokenizer, head, PEFT method, precision
       spiece.model | tokenizer.json   the run's tokenizer, copied in (absent for byte-level)
-      checkpoint, ckpt-N.*  training checkpoints (weights, optimizer, data position)
-      best/                the checkpoint with the best evaluation so far
-      train_log.jsonl      one JSON record per step and per evaluation, appended
+      checkpoint, ckpt-N.*  training checkpoints (weights, optimizer, data position): TensorFlow's
+                           state file and checkpoint prefix (`tf.train.CheckpointManager`)
+      best/                the checkpoint with the best evaluation so far (same layout)
+      train_log.jsonl      one JSON record per step and per evaluation, appended; an evaluation's
+                           metrics under "eval/<metric>"
       results.json         the final step, last evaluation and best checkpoint; with
-                           "stopped_by" when a signal stopped the run before its end
+                           "stopped_by" when a signal stopped the run before its end (the sweep
+                           reads it)
       train/, eval/        TensorBoard event files
       LOCK                 held by the one trainer writing here
+      worker_N_tmp/        a non-chief worker's checkpoints in a multi-worker run
+      train.log, hparams_session.done   a sweep trial's output and its HParams-written marker
 
 Older model directories hold `model_config.json` ({"config": ..., "model_class": ...}) instead of
 `config.json` and `run.json`; readers accept both. `read_config`, `read_run` and `find_tokenizer`
@@ -27,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 
 from t5core.errors import ModelDirError
 
@@ -41,11 +47,25 @@ TRAIN_EVENTS = "train"
 EVAL_EVENTS = "eval"
 SENTENCEPIECE_VOCAB = "spiece.model"
 HF_TOKENIZER = "tokenizer.json"
+# TensorFlow's names: CheckpointManager's state file, and its checkpoints' prefix (ckpt-N.index...).
+CHECKPOINT_STATE = "checkpoint"
+CHECKPOINT_PREFIX = "ckpt"
+EVAL_RECORD_PREFIX = "eval/"  # train_log.jsonl: the keys of an evaluation's metrics
+TRIAL_LOG = "train.log"  # a sweep trial's stdout and stderr
+HPARAMS_MARKER = "hparams_session.done"  # the sweep has written this trial's HParams session
+# TensorFlow saves checkpoint <prefix> into the directory <prefix>_temp, then moves the files out
+# and deletes it; a save killed half-way leaves it behind.
+_TEMP_CHECKPOINT_DIR = re.compile(re.escape(CHECKPOINT_PREFIX) + r"-\d+_temp")
 
 
 def path(model_dir: str, name: str) -> str:
     """`model_dir/name` for one of this module's names."""
     return os.path.join(os.fspath(model_dir), name)
+
+
+def worker_dir(model_dir: str, worker_index: int) -> str:
+    """Where a non-chief worker of a multi-worker run writes its (discarded) checkpoints."""
+    return path(model_dir, f"worker_{worker_index}_tmp")
 
 
 def lower_is_better(metric: str, mode: str = "auto") -> bool:
@@ -110,15 +130,20 @@ class RunDescription:
         return cls(**fields)
 
 
-def write_run(model_dir: str, run: RunDescription) -> None:
-    """Writes `run.json` atomically (a temporary file, then a rename)."""
+def write_json(file_path: str, value) -> None:
+    """Writes `value` as JSON through a temporary file and a rename, so readers never see half a
+    file (local or gs://)."""
     import tensorflow as tf
 
-    target = path(model_dir, RUN)
-    tmp = target + ".tmp"
+    tmp = file_path + ".tmp"
     with tf.io.gfile.GFile(tmp, "w") as f:
-        json.dump(run.to_json(), f, indent=2)
-    tf.io.gfile.rename(tmp, target, overwrite=True)
+        json.dump(value, f, indent=2)
+    tf.io.gfile.rename(tmp, file_path, overwrite=True)
+
+
+def write_run(model_dir: str, run: RunDescription) -> None:
+    """Writes `run.json` atomically (a temporary file, then a rename)."""
+    write_json(path(model_dir, RUN), run.to_json())
 
 
 def _exists(location: str) -> bool:
@@ -259,3 +284,24 @@ def copy_tokenizer(model_dir: str, vocab: str) -> str:
         f.write(content)
     tf.io.gfile.rename(tmp, target, overwrite=True)
     return name
+
+
+def remove_orphaned_temp_dirs(directory: str) -> list[str]:
+    """Deletes the `ckpt-N_temp` directories of killed saves in `directory` and its `best/`.
+
+    Call it only while no save can be running there (the trainer holds the model_dir lock).
+    Nothing but directories of exactly that name is touched. Returns the paths removed.
+    """
+    import tensorflow as tf
+
+    removed = []
+    for folder in (directory, path(directory, BEST)):
+        if not tf.io.gfile.isdir(folder):
+            continue
+        for name in tf.io.gfile.listdir(folder):
+            name = name.rstrip("/")
+            candidate = os.path.join(folder, name)
+            if _TEMP_CHECKPOINT_DIR.fullmatch(name) and tf.io.gfile.isdir(candidate):
+                tf.io.gfile.rmtree(candidate)
+                removed.append(candidate)
+    return removed

@@ -379,7 +379,7 @@ def test_training_checkpoint_loads_its_weights(tmp_path):
 
     import keras
 
-    from t5core.training.checkpointing import ModelState
+    from t5core.checkpoints.model_state import ModelState
 
     config = t5core.T5Config.from_json(str(REFERENCE / "gated_silu" / "config.json"))
     model = load_pretrained(str(REFERENCE / "gated_silu"), config=config.replace(dropout_rate=0.1))

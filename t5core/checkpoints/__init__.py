@@ -54,8 +54,8 @@ def detect_format(path):
             return "hf-bin", path
         if "tf_model.h5" in names:
             return "hf-h5", file_inside(path, "tf_model.h5", path)
-        if "checkpoint" in names:
-            state = os.path.join(path, "checkpoint")
+        if model_dir.CHECKPOINT_STATE in names:  # TF's state file, or T5X's file of that name
+            state = os.path.join(path, model_dir.CHECKPOINT_STATE)
             if t5x.is_t5x_file(state):
                 return "t5x", state
             return _tf_kind(tf_checkpoint.checkpoint_prefix(path))

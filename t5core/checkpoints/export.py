@@ -16,6 +16,7 @@ import ml_dtypes
 import numpy as np
 import tensorflow as tf
 
+from t5core import model_dir
 from t5core.checkpoints.hf import hf_name
 from t5core.checkpoints.safetensors_io import write_safetensors
 from t5core.errors import CheckpointError
@@ -84,7 +85,7 @@ def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None)
     config = model.config.to_dict()
     config["torch_dtype"] = {"float32": "float32", "bfloat16": "bfloat16",
                              "float16": "float16"}[out_dtype.name]
-    with tf.io.gfile.GFile(os.path.join(directory, "config.json"), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(directory, model_dir.CONFIG), "w") as f:
         f.write(json.dumps(config, indent=2, sort_keys=True) + "\n")
     return files
 

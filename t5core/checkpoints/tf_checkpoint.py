@@ -1,6 +1,6 @@
 """TF checkpoints: the reader shared with Mesh-TF, and t5core's own training checkpoints.
 
-t5core's training checkpoints (`t5core.training.checkpointing.ModelState` under the `model` key)
+t5core's training checkpoints (`t5core.checkpoints.model_state.ModelState` under the `model` key)
 hold each variable by its model path with dots, `model/weights/encoder.block_0.self_attention.q.
 kernel`, beside dropout seed states, optimizer slots and the data iterator. Loading weights takes
 the first and skips the rest by rule; `write_tf_checkpoint` writes the same layout (weights only),
@@ -15,6 +15,8 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from t5core import model_dir
+from t5core.checkpoints.model_state import ModelState
 from t5core.checkpoints.rules import Rule, skip
 from t5core.errors import CheckpointError
 
@@ -97,10 +99,9 @@ def tf_rules():
 
 def write_tf_checkpoint(model, directory, progress=None):
     """`directory/ckpt-1` (+ `checkpoint` state file and config.json); returns the prefix."""
-    from t5core.training.checkpointing import ModelState
-
     tf.io.gfile.makedirs(directory)
-    prefix = tf.train.Checkpoint(model=ModelState(model)).save(os.path.join(directory, "ckpt"))
+    prefix = tf.train.Checkpoint(model=ModelState(model)).save(
+        model_dir.path(directory, model_dir.CHECKPOINT_PREFIX))
     written = {n for n in tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
                if n.startswith("model/weights/")}
     expected = {f"model/weights/{_escaped(p.replace('/', '.'))}{_SUFFIX}"
@@ -108,7 +109,7 @@ def write_tf_checkpoint(model, directory, progress=None):
     if written != expected:
         raise RuntimeError(f"{prefix}: wrote {sorted(written ^ expected)[:5]} differently from "
                            "the model's variables")
-    model.config.to_json(os.path.join(directory, "config.json"))
+    model.config.to_json(model_dir.path(directory, model_dir.CONFIG))
     if progress:
         total = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in model.weights)
         progress(total, total, prefix)

@@ -52,8 +52,9 @@ class _Stack(keras.layers.Layer):
             self.block_class(c, has_relative_bias=(i == 0 or c.per_layer_position_bias),
                              name=f"block_{i}", dtype=self.dtype_policy)
             for i in range(num_blocks)]
-        # Keras tracks a list of layers, tf.train.Checkpoint does not: name each block as an
-        # attribute too, so a plain tf.train.Checkpoint(model=...) holds every weight.
+        # Keras tracks a list of layers, TensorFlow's object tracking does not: name each block as
+        # an attribute too, so a plain tf.train.Checkpoint(model=...) holds every weight. (t5core's
+        # own checkpoints hold variables by path: t5core.checkpoints.model_state.)
         for block in self.blocks:
             setattr(self, block.name, block)
         self.final_layer_norm = RMSNorm(c.d_model, c.layer_norm_epsilon, name="final_layer_norm",

@@ -12,8 +12,6 @@ import os
 
 from t5core import model_dir
 
-EVAL_PREFIX = "eval/"
-
 
 def read_evals(directory: str) -> dict[int, dict[str, float]] | None:
     """{step: {metric: value}} of a model_dir's evaluations; None when it has no train_log."""
@@ -29,8 +27,9 @@ def read_evals(directory: str) -> dict[int, dict[str, float]] | None:
                 continue  # the line being written right now
             if not isinstance(record, dict):
                 continue
-            metrics = {k[len(EVAL_PREFIX):]: float(v) for k, v in record.items()
-                       if k.startswith(EVAL_PREFIX) and isinstance(v, (int, float))}
+            metrics = {k.removeprefix(model_dir.EVAL_RECORD_PREFIX): float(v)
+                       for k, v in record.items()
+                       if k.startswith(model_dir.EVAL_RECORD_PREFIX) and isinstance(v, (int, float))}
             if metrics and "step" in record:
                 evals[int(record["step"])] = metrics
     return evals

@@ -24,7 +24,7 @@ import sys
 from t5core import model_dir as run_files
 from t5core.sweep import study
 from t5core.sweep.evals import read_evals
-from t5core.sweep.runner import TRIAL_LOG, Sweep, SweepConfig, _log_tail
+from t5core.sweep.runner import Sweep, SweepConfig, _log_tail
 from t5core.sweep.space import SearchSpace, SearchSpaceError, load_space, parse_space
 from t5core.sweep.train_flags import (EMBEDDED_TASK_METRICS, check_objective, check_space,
                                       default_direction, normalize_metric, parse_fixed_flags,
@@ -84,13 +84,13 @@ def dry_run_metrics(config: SweepConfig, known_flags=(), log=print) -> list[str]
     flags += [f"--{k}={v}" for k, v in overrides.items() if k in known_flags]
     log(f"Checking --objective with a one-step dry run in {folder} ...")
     os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, TRIAL_LOG), "w") as out:
+    with open(run_files.path(folder, run_files.TRIAL_LOG), "w") as out:
         proc = subprocess.run(flags, stdout=out, stderr=subprocess.STDOUT,
                               env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     if proc.returncode != 0:
         raise SearchSpaceError(f"the dry run of the first trial's flags failed (exit code "
                                f"{proc.returncode}); no trial was started. Its log "
-                               f"({folder}/{TRIAL_LOG}) ends:\n{_log_tail(folder)}")
+                               f"({run_files.path(folder, run_files.TRIAL_LOG)}) ends:\n{_log_tail(folder)}")
     evals = read_evals(folder)
     if evals is None:
         raise SearchSpaceError(

@@ -25,10 +25,6 @@ RESULTS_CSV = "results.csv"
 RESULTS_JSONL = "results.jsonl"
 BEST_INFO = "best.json"
 BEST_LINK = "best_trial"  # sweep_dir/best_trial -> trials/<best trial id>
-HPARAMS_MARKER = "hparams_session.done"  # in a trial's model_dir: its HParams session is written
-# TensorFlow's names (tf.train.CheckpointManager): a folder's checkpoint index, the checkpoints.
-CHECKPOINT_STATE = "checkpoint"
-CHECKPOINT_PREFIX = "ckpt-"
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -146,7 +142,7 @@ def write_hparams_experiment(sweep_dir: str, space, objective: str, metrics) -> 
 def write_hparams_session(trial: dict, objective: str) -> None:
     """Once per finished trial: its flags as an HParams session, its objective as a scalar."""
     model_dir = trial["model_dir"]
-    marker = os.path.join(model_dir, HPARAMS_MARKER)
+    marker = run_files.path(model_dir, run_files.HPARAMS_MARKER)
     if os.path.exists(marker) or trial.get("value") is None:
         return
     from tensorboard.plugins.hparams import summary_v2 as hp
@@ -212,8 +208,8 @@ def publish_best(sweep_dir: str, trial: dict, objective: str, direction: str) ->
 
 def delete_checkpoints(model_dir: str) -> None:
     """For --keep_checkpoints=best: frees a trial's checkpoints, keeps its logs and events."""
-    for path in glob.glob(os.path.join(model_dir, CHECKPOINT_PREFIX + "*")) + [
-            os.path.join(model_dir, CHECKPOINT_STATE)]:
+    checkpoints = run_files.path(model_dir, run_files.CHECKPOINT_PREFIX + "-*")
+    for path in glob.glob(checkpoints) + [run_files.path(model_dir, run_files.CHECKPOINT_STATE)]:
         if os.path.exists(path):
             os.unlink(path)
     best = run_files.path(model_dir, run_files.BEST)

@@ -41,7 +41,6 @@ from t5core.sweep.study import TRIALS, SweepStateError, SweepStudy, open_study, 
 from t5core.sweep.train_flags import format_flag
 
 METHODS = ("grid", "random", "bayesian")
-TRIAL_LOG = "train.log"  # a trial's stdout and stderr, in its model_dir
 
 
 @dataclasses.dataclass
@@ -159,7 +158,7 @@ class Sweep:
     def _launch(self, number: int, slot: int) -> _Running:
         trial = self.study.record(number)
         model_dir = trial["model_dir"]
-        has_checkpoint = os.path.exists(os.path.join(model_dir, results.CHECKPOINT_STATE))
+        has_checkpoint = os.path.exists(run_files.path(model_dir, run_files.CHECKPOINT_STATE))
         if os.path.isdir(model_dir) and not has_checkpoint:
             # An interrupted attempt that saved no checkpoint: start clean, so that its
             # evaluations cannot mix with the new run's.
@@ -168,7 +167,7 @@ class Sweep:
         cmd = self.command(trial)
         attempts = trial.get("attempts", 0) + 1
         device = self.slots.describe(slot)
-        log_file = open(os.path.join(model_dir, TRIAL_LOG), "a")
+        log_file = open(run_files.path(model_dir, run_files.TRIAL_LOG), "a")
         log_file.write(f"\n=== attempt {attempts} {time.ctime()} on {device}\n"
                        f"$ {shlex.join(cmd)}\n")
         log_file.flush()
@@ -420,7 +419,7 @@ def _short(value) -> str:
 
 
 def _log_tail(model_dir: str, lines: int = 12) -> str:
-    path = os.path.join(model_dir, TRIAL_LOG)
+    path = run_files.path(model_dir, run_files.TRIAL_LOG)
     if not os.path.exists(path):
         return "(no log)"
     with open(path, errors="replace") as f:

@@ -17,8 +17,7 @@ import xml.etree.ElementTree as ET
 from typing import Mapping, Sequence
 
 from t5core.errors import FlagError
-from t5core.model_dir import lower_is_better
-from t5core.sweep.evals import EVAL_PREFIX
+from t5core.model_dir import EVAL_RECORD_PREFIX, lower_is_better
 from t5core.sweep.space import SearchSpace, SearchSpaceError
 
 # Flags of absl/TF/keras themselves, listed by --helpxml but not the script's own.
@@ -192,7 +191,7 @@ def uses_embedded_task(space: SearchSpace, fixed: Mapping) -> bool:
 
 def normalize_metric(name: str) -> str:
     """'eval/accuracy' (the trainer history's key) and 'accuracy' (the event tag) are the same."""
-    return name[len(EVAL_PREFIX):] if name.startswith(EVAL_PREFIX) else name
+    return name.removeprefix(EVAL_RECORD_PREFIX)
 
 
 def default_direction(metric: str) -> str:

@@ -6,9 +6,7 @@ Library code with no flags: `scripts/train.py` turns flags into a TrainConfig an
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 import sys
 import time
 from typing import Callable
@@ -16,13 +14,13 @@ from typing import Callable
 import tensorflow as tf
 
 from t5core import model_dir as md
+from t5core.checkpoints.model_state import ModelState
 from t5core.errors import FlagError, ModelDirError, TrainingStoppedError
 from t5core.locking import DirectoryLock, describe
 from t5core.losses import parse_loss_normalization
 from t5core.optimizers import OPTIMIZER_NAMES, SCHEDULE_NAMES, make_optimizer, make_schedule
 from t5core.optimizers.schedules import fit_warmup
 from t5core.training import train_log
-from t5core.training.checkpointing import ModelState, remove_orphaned_temp_dirs
 from t5core.training.distribute import all_workers_agree, is_chief, worker_info
 from t5core.training.flops import measure_matmul_peak, training_flops
 from t5core.training.preemption import Preemption
@@ -211,9 +209,9 @@ class Trainer:
         self.lock = DirectoryLock(config.model_dir, md.LOCK, ModelDirError,
                                   hint="wait for it to end, or use another --model_dir")
         self._take_lock()
-        directory = config.model_dir if is_chief(strategy) else os.path.join(
-            config.model_dir, f"worker_{self.worker_index}_tmp")
-        for stale in remove_orphaned_temp_dirs(directory):
+        directory = config.model_dir if is_chief(strategy) else md.worker_dir(
+            config.model_dir, self.worker_index)
+        for stale in md.remove_orphaned_temp_dirs(directory):
             self.log(f"Removed {stale}, left by a checkpoint save that was killed")
         self.train_log_path = md.path(config.model_dir, md.TRAIN_LOG)
         if is_chief(strategy):
@@ -248,10 +246,11 @@ class Trainer:
             best=self.best, evals_without_improvement=self.evals_without_improvement,
             data_batch_size=self.data_batch_size)
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory,
-                                                  max_to_keep=config.keep_checkpoints)
+                                                  max_to_keep=config.keep_checkpoints,
+                                                  checkpoint_name=md.CHECKPOINT_PREFIX)
         self.best_manager = tf.train.CheckpointManager(
-            tf.train.Checkpoint(model=ModelState(self.model)), os.path.join(directory, "best"),
-            max_to_keep=1)
+            tf.train.Checkpoint(model=ModelState(self.model)), md.path(directory, md.BEST),
+            max_to_keep=1, checkpoint_name=md.CHECKPOINT_PREFIX)
         steps = StepBuilder(self.model, self.optimizer, strategy,
                             grad_accum_steps=config.grad_accum_steps,
                             label_smoothing=config.label_smoothing, z_loss=config.z_loss,
@@ -261,8 +260,8 @@ class Trainer:
         self.train_step = steps.train_step()
         self.eval_step = steps.eval_step()
         self.writer = tf.summary.create_file_writer(
-            os.path.join(config.model_dir, "train" if is_chief(strategy) else directory))
-        self.eval_writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "eval"))
+            md.path(config.model_dir, md.TRAIN_EVENTS) if is_chief(strategy) else directory)
+        self.eval_writer = tf.summary.create_file_writer(md.path(config.model_dir, md.EVAL_EVENTS))
         self.history: list[dict] = []
         self.last_eval: dict = {}
         self.bar = None  # the console progress bar while training, if any
@@ -352,7 +351,7 @@ class Trainer:
                        "best_checkpoint": self.best_manager.latest_checkpoint}
             if stopped:  # tells a supervisor (the sweep) that the run has not finished
                 results["stopped_by"] = self.stopped_by
-            _write_json(md.path(c.model_dir, md.RESULTS), results)
+            md.write_json(md.path(c.model_dir, md.RESULTS), results)
         return self.history
 
     def _loop(self, preemption, bar, tokens_per_step, flops, peak) -> bool:
@@ -406,7 +405,7 @@ class Trainer:
             return False
         # The chief reads its log; every worker must agree, since evaluation is collective.
         missed = not is_chief(self.strategy) or not any(
-            record.get("step") == step and any(k.startswith("eval/") for k in record)
+            record.get("step") == step and any(k.startswith(md.EVAL_RECORD_PREFIX) for k in record)
             for record in train_log.read(self.train_log_path))
         return all_workers_agree(self.strategy, missed)
 
@@ -483,14 +482,14 @@ class Trainer:
         self.log(f"eval at step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
         for line in samples[:3]:
             self.log("  " + line)
-        self._append_log({"step": step, **{f"eval/{k}": v for k, v in results.items()}})
+        self._append_log({"step": step,
+                          **{md.EVAL_RECORD_PREFIX + k: v for k, v in results.items()}})
         self.last_eval = results
         key = self._best_key(results)
         value = results[key]
-        mode = self.config.best_metric_mode
-        lower_is_better = mode == "min" or (mode == "auto" and "loss" in key)
         best = float(self.best.numpy())
-        improved = math.isnan(best) or (value < best if lower_is_better else value > best)
+        downwards = md.lower_is_better(key, self.config.best_metric_mode)
+        improved = math.isnan(best) or (value < best if downwards else value > best)
         if improved:
             self.best.assign(value)
             self.evals_without_improvement.assign(0)
@@ -511,14 +510,6 @@ def _saved_batch_size(checkpoint_path):
 def _percent(correct, total) -> float:
     """Token accuracy in percent, the unit of every accuracy t5core reports (as T5's metrics)."""
     return 100.0 * float(correct) / max(float(total), 1.0)
-
-
-def _write_json(path, value):
-    """Writes through a temporary file and a rename, so readers never see half a file."""
-    tmp = path + ".tmp"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        json.dump(value, f, indent=2)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
 def _progress(config, start):
