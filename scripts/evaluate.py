@@ -32,7 +32,7 @@ flags.DEFINE_string("data_dir", None, "TFDS data_dir or the folder of a file-bas
 flags.DEFINE_string("eval_file", None, "TSV (with a header) or JSONL test file.")
 flags.DEFINE_enum("template", None, ["", "classification", "ner", "qa", "translation",
                                      "summarization", "dialogue"],
-                  "Render --eval_file rows with a prompt template (t5core.templates).")
+                  "Render --eval_file rows with a prompt template (t5core.data.templates).")
 flags.DEFINE_string("template_args", None, "JSON keyword arguments of the template.")
 flags.DEFINE_bool("instruction", None, "Phrase the template's inputs as Flan-style "
                   "instructions.")
@@ -105,21 +105,21 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     from t5core import model_dir
     from t5core.tokenizer import load_tokenizer
-    from t5core.training import scoring
+    from t5core.evaluation import reports
 
     run = model_dir.read_run(FLAGS.checkpoint)
-    options = scoring.data_options({name: FLAGS[name].value for name in DATA_FLAGS}, run)
+    options = reports.data_options({name: FLAGS[name].value for name in DATA_FLAGS}, run)
     tokenizer = load_tokenizer(FLAGS.vocab or FLAGS.checkpoint)
     model = load_model(run)
-    test = scoring.load_test_set(options, tokenizer, FLAGS.split, FLAGS.max_examples)
+    test = reports.load_test_set(options, tokenizer, FLAGS.split, FLAGS.max_examples)
     generate_options = {"method": FLAGS.method}
     if FLAGS.method == "beam":
         generate_options.update(num_beams=FLAGS.num_beams, alpha=FLAGS.alpha,
                                 beam_semantics=FLAGS.beam_semantics)
-    predictions = scoring.predict(model, tokenizer, test, options,
+    predictions = reports.predict(model, tokenizer, test, options,
                                   batch_size=FLAGS.batch_size, **generate_options)
     report = {"checkpoint": FLAGS.checkpoint, "test_set": test.description,
-              "examples": len(predictions), **scoring.score(test, predictions),
+              "examples": len(predictions), **reports.score(test, predictions),
               "data_options": options}
     if FLAGS.predictions_file:
         with open(FLAGS.predictions_file, "w", encoding="utf-8") as f:
@@ -128,7 +128,7 @@ def main(argv):
         with open(FLAGS.report_file, "w", encoding="utf-8") as f:
             json.dump(report, f, indent=2)
     print(f"{FLAGS.checkpoint} on {test.description}: {len(predictions)} examples\n")
-    print(scoring.format_report(report))
+    print(reports.format_report(report))
 
 
 if __name__ == "__main__":

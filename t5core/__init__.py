@@ -1,7 +1,7 @@
 """t5core: T5 in TensorFlow / Keras 3, exact to the public checkpoints.
 
-The public names load their modules on first use, so `import t5core.sweep` or
-`import t5core.templates` does not pay for importing TensorFlow.
+The public names load their modules on first use, so `import t5core.sweep` does not pay for
+importing TensorFlow.
 """
 
 import importlib as _importlib
@@ -37,9 +37,9 @@ _EXPORTS = {
     "PromptTunedT5": "t5core.peft",
     "export_saved_model": "t5core.serving",
     # The notebook path (README "Python API"): data from pairs, decoding texts, scoring.
-    "pairs_dataset": "t5core.training.inputs",
+    "pairs_dataset": "t5core.data.pairs",
     "generate_text": "t5core.decoding.text",
-    "evaluate_task": "t5core.training.evaluation",
+    "evaluate_task": "t5core.evaluation.evaluators",
     "classification_report": "t5core.metrics",
     "compute_metrics": "t5core.metrics",
     "load_keras_model": "t5core.keras_saving",

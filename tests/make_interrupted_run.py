@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 import t5core
-from t5core.training.inputs import batched
+from t5core.data.pairs import batched
 from t5core.training.trainer import TrainConfig, Trainer
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 import t5core
-from t5core.training.evaluation import score_candidates
+from t5core.evaluation.evaluators import score_candidates
 from t5core.training.run import RunOptions, run
 from t5core.training.trainer import TrainConfig
 

@@ -15,7 +15,7 @@ from t5core.errors import FlagError
 from t5core.metrics import INVALID_LABEL
 from t5core.classifier import T5EncoderClassifier
 from t5core.peft import PromptTunedT5, apply_lora, describe_structure
-from t5core.training import scoring
+from t5core.evaluation import reports
 from t5core.training.run import RunOptions, model_config, resolve_vocab
 from t5core.training.trainer import ModelDirMismatchError, TrainConfig, check_model_dir
 from conftest import FIXTURES
@@ -126,18 +126,18 @@ def test_model_and_vocab_come_from_the_checkpoint_unless_given(tmp_path):
 def test_data_options_fall_back_on_the_run_but_the_source_is_all_or_nothing():
     run = model_dir.RunDescription(labels=("neg", "pos"), data={
         "task": "sst2_file", "template": "classification", "inputs_length": 64})
-    options = scoring.data_options({"eval_file": "test.jsonl", "inputs_length": None}, run)
+    options = reports.data_options({"eval_file": "test.jsonl", "inputs_length": None}, run)
     assert options["eval_file"] == "test.jsonl" and options["task"] == ""
     assert options["template"] == "classification" and options["inputs_length"] == 64
     assert options["labels"] == "neg,pos" and options["targets_length"] == 128
-    assert scoring.data_options({}, run)["task"] == "sst2_file"
-    assert scoring.data_options({"labels": "a,b"}, None)["labels"] == "a,b"
+    assert reports.data_options({}, run)["task"] == "sst2_file"
+    assert reports.data_options({"labels": "a,b"}, None)["labels"] == "a,b"
 
 
 def test_per_class_report_covers_the_label_set_only():
-    test = scoring.TestSet(inputs=[[1]] * 5, targets=["neg", "pos", "pos", "neg", "pos"],
+    test = reports.TestSet(inputs=[[1]] * 5, targets=["neg", "pos", "pos", "neg", "pos"],
                            metrics=["accuracy", "f1_macro"], labels=["neg", "pos"])
-    report = scoring.score(test, ["neg", "pos", "", "pos", INVALID_LABEL])
+    report = reports.score(test, ["neg", "pos", "", "pos", INVALID_LABEL])
     assert set(report["per_class"]) == {"neg", "pos", "micro avg", "macro avg", "weighted avg"}
     assert report["invalid_predictions"] == 2
     assert report["per_class"]["pos"] == pytest.approx(
@@ -145,7 +145,7 @@ def test_per_class_report_covers_the_label_set_only():
     assert report["metrics"]["accuracy"] == pytest.approx(40.0)
     # Macro F1 over the two declared classes, not over an extra "" class.
     assert report["metrics"]["f1_macro"] == pytest.approx((2 / 3 * 100 + 40.0) / 2)
-    text = scoring.format_report(report)
+    text = reports.format_report(report)
     table = text.split("\n\n")[1].splitlines()
     assert table[0].split() == ["class", "precision", "recall", "f1", "support"]
     assert len({len(line) for line in table}) == 1 and table[2].startswith("pos ")
@@ -153,26 +153,26 @@ def test_per_class_report_covers_the_label_set_only():
 
 
 def test_per_entity_type_report():
-    test = scoring.TestSet(inputs=[[1]] * 3, metrics=["entity_f1"], labels=[], entities=True,
+    test = reports.TestSet(inputs=[[1]] * 3, metrics=["entity_f1"], labels=[], entities=True,
                            targets=["PER: Ann ; LOC: Rome", "LOC: Oslo", "none"])
-    report = scoring.score(test, ["PER: Ann", "LOC: Oslo ; PER: Bob", "LOC: Rome"])
+    report = reports.score(test, ["PER: Ann", "LOC: Oslo ; PER: Bob", "LOC: Rome"])
     assert report["metrics"]["entity_f1"] == pytest.approx(100 * 2 * 0.5 * 2 / 3 / (0.5 + 2 / 3))
     assert report["per_entity_type"]["PER"] == pytest.approx(
         {"precision": 50.0, "recall": 100.0, "f1": 100 * 2 / 3, "support": 1})
     assert report["per_entity_type"]["LOC"] == pytest.approx(
         {"precision": 50.0, "recall": 50.0, "f1": 50.0, "support": 2})
-    assert "entity type" in scoring.format_report(report)
+    assert "entity type" in reports.format_report(report)
 
 
 def test_a_test_file_is_read_as_training_read_it(tmp_path):
     rows = [{"sentence": "fine", "label": 1}, {"sentence": "awful", "label": 0}]
     path = tmp_path / "test.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    options = scoring.data_options({"eval_file": str(path), "template": "classification",
+    options = reports.data_options({"eval_file": str(path), "template": "classification",
                                     "template_args": '{"label_words": ["neg", "pos"]}'}, None)
-    test = scoring.load_test_set(options, t5core.ByteTokenizer())
+    test = reports.load_test_set(options, t5core.ByteTokenizer())
     assert test.targets == ["pos", "neg"] and test.labels == ["neg", "pos"]
     assert test.metrics == ["accuracy", "f1_macro"] and test.postprocess is not None
     assert test.inputs[0] == t5core.ByteTokenizer().encode("sentence: fine", add_eos=True)
     with pytest.raises(FlagError, match="give --eval_file"):
-        scoring.load_test_set(scoring.data_options({}, None), t5core.ByteTokenizer())
+        reports.load_test_set(reports.data_options({}, None), t5core.ByteTokenizer())

@@ -16,6 +16,7 @@ import sys
 import pytest
 import tensorflow as tf
 
+from t5core.data import trainer_inputs
 from t5core.errors import DataError, FlagError, ModelDirError
 from t5core.locking import DirectoryLock
 from t5core.training import run as run_module
@@ -251,7 +252,7 @@ def no_data(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("data or a strategy was built before the flags were checked")
 
-    monkeypatch.setattr(run_module, "build_inputs", refuse)
+    monkeypatch.setattr(trainer_inputs, "make_trainer_inputs", refuse)
     monkeypatch.setattr(run_module, "make_strategy", refuse)
 
 
@@ -289,7 +290,7 @@ def test_the_script_refuses_a_zero_batch_before_tensorflow_runs(tmp_path):
 
 def _file_task(tmp_path, text, name="train.jsonl"):
     """The --train_file rows of `text` (a str; lone surrogates stand for non-UTF-8 bytes)."""
-    from t5core.training.task_inputs import file_task
+    from t5core.data.files import file_task
 
     path = tmp_path / name
     path.write_bytes(text.encode("utf-8", errors="surrogateescape"))
@@ -368,7 +369,8 @@ def _json_value(rng, depth=0):
 @pytest.mark.parametrize("name", sorted(TEMPLATE_ROWS))
 def test_templated_rows_of_any_json_type_render_or_name_file_and_line(tmp_path, name):
     """A seeded fuzz: 300 rows per template, each field replaced by a random JSON value."""
-    from t5core.training.templated_files import make_template, read_rows
+    from t5core.data.files import read_rows
+    from t5core.data.templates import make_template
 
     good, field, args = TEMPLATE_ROWS[name]
     template = make_template(name, args)
@@ -400,7 +402,8 @@ def test_templated_rows_of_any_json_type_render_or_name_file_and_line(tmp_path, 
     ("dialogue", '{"turns": ["hi", null], "response": "r"}', "turn 1 of field 'turns'"),
 ])
 def test_a_bad_templated_row_names_file_and_line(tmp_path, name, row, message):
-    from t5core.training.templated_files import make_template, templated_task
+    from t5core.data.files import templated_task
+    from t5core.data.templates import make_template
 
     good, _, args = TEMPLATE_ROWS[name]
     path = tmp_path / "rows.jsonl"

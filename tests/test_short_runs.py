@@ -17,7 +17,7 @@ from t5core.errors import FlagError
 from t5core.losses import cross_entropy_loss
 from t5core.optimizers.schedules import fit_warmup, make_schedule
 from t5core.classifier import T5EncoderClassifier
-from t5core.training.inputs import batched, pad_batches
+from t5core.data.pairs import batched, pad_batches
 from t5core.training.run import RunOptions
 from t5core.training.trainer import TrainConfig, Trainer
 

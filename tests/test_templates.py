@@ -2,7 +2,7 @@
 
 import pytest
 
-from t5core import templates as T
+from t5core.data import templates as T
 from t5core.metrics import postprocess as P
 
 SST2 = T.Classification({"0": "negative", "1": "positive"}, prefix="sst2")
@@ -27,18 +27,11 @@ def test_classification_t5_format_and_postprocess():
     assert pair({**ex, "label": "neutral"})["targets"] == "neutral"
 
 
-def test_rank_classification_candidates():
-    ex = {"sentence": "dull", "label": "0"}
-    assert SST2.rank_candidates(ex) == {
-        "inputs": "sst2 sentence: dull",
-        "candidates": ["negative", "positive"],
-        "label_index": 0,
-    }
-    assert SST2.rank_candidates({"sentence": "dull"})["label_index"] is None
-    assert SST2.rank_predict([-3.5, -0.2]) == "positive"
-    assert SST2.rank_predict([-0.1, -0.2]) == "negative"
-    with pytest.raises(ValueError, match="3 scores for 2 label words"):
-        SST2.rank_predict([0, 0, 0])
+def test_label_words_and_inputs_alone():
+    # The label words in label order (rank classification's candidates and evaluate.py's label
+    # set), and the input text without a label (inference).
+    assert SST2.words == ["negative", "positive"]
+    assert SST2.inputs({"sentence": "dull"}) == "sst2 sentence: dull"
 
 
 def test_label_outside_set_names_label_file_and_line():
@@ -199,11 +192,9 @@ def test_dialogue_window_and_truncation():
         T.Dialogue()({"turns": turns, "response": "", "_source": "chats.jsonl", "_line": 2})
 
 
-def test_expand_dialogue():
-    exs = T.expand_dialogue(["hi", "hello", "bye", "see you"], source="c.jsonl", line=3)
-    assert [e["response"] for e in exs] == ["hello", "see you"]
-    assert exs[1]["turns"] == ["hi", "hello", "bye"] and exs[1]["_line"] == 3
-    assert T.Dialogue()(exs[0]) == {"inputs": "dialogue: user: hi assistant:", "targets": "hello"}
+def test_dialogue_with_one_turn():
+    assert T.Dialogue()({"turns": ["hi"], "response": "hello"}) == {
+        "inputs": "dialogue: user: hi assistant:", "targets": "hello"}
 
 
 def test_instruction_phrasings_are_deterministic_and_varied():
@@ -239,39 +230,3 @@ def test_instruction_phrasings_are_deterministic_and_varied():
             assert "{" not in out["inputs"] and out["targets"] == base(example)["targets"]
     with pytest.raises(ValueError, match="uses field 'document'.*Classification"):
         T.Instruction(SST2, phrasings=["Summarize {document}"])(ex)
-
-
-def test_few_shot_prompt_budget():
-    demos = [
-        SST2({"sentence": s, "label": y})
-        for s, y in [("great", "1"), ("awful", "0"), ("a fine movie", "1")]
-    ]
-    query = SST2.inputs({"sentence": "boring"})
-    assert T.build_few_shot_prompt(demos, query, k=2) == (
-        "sst2 sentence: great\npositive\n\nsst2 sentence: awful\nnegative\n\n"
-        "sst2 sentence: boring\n"
-    )
-    # 60 characters hold one demonstration plus the query, not two.
-    one = T.build_few_shot_prompt(demos, query, max_length=60)
-    assert one == "sst2 sentence: great\npositive\n\nsst2 sentence: boring\n"
-    assert T.build_few_shot_prompt(demos, query, max_length=22) == "sst2 sentence: boring\n"
-    with pytest.raises(ValueError, match="query alone has length 22, over max_length=10"):
-        T.build_few_shot_prompt(demos, query, max_length=10)
-    custom = T.build_few_shot_prompt(
-        demos[:1],
-        "Q",
-        demo_format="{inputs} => {targets}",
-        query_format="{inputs} =>",
-        separator=" | ",
-    )
-    assert custom == "sst2 sentence: great => positive | Q =>"
-
-
-def test_select_demonstrations():
-    pool = [{"inputs": f"x{i}", "targets": "y"} for i in range(10)]
-    a = T.select_demonstrations(pool, 4, seed=1, exclude_inputs="x3")
-    assert a == T.select_demonstrations(pool, 4, seed=1, exclude_inputs="x3")
-    assert len({d["inputs"] for d in a}) == 4 and all(d["inputs"] != "x3" for d in a)
-    assert a != T.select_demonstrations(pool, 4, seed=2, exclude_inputs="x3")
-    with pytest.raises(ValueError, match="asked for 10 demonstrations but the pool has 9"):
-        T.select_demonstrations(pool, 10, exclude_inputs="x0")

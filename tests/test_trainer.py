@@ -15,7 +15,7 @@ import tensorflow as tf
 
 import t5core
 from t5core.training import train_log
-from t5core.training.inputs import batched
+from t5core.data.pairs import batched
 from t5core.training.run import RunOptions, run
 from t5core.training.trainer import (ModelDirMismatchError, NonFiniteLossError, TrainConfig,
                                      Trainer)

@@ -223,3 +223,17 @@ def make_model_dataset(task_or_name, split: str, tokenizer, *, batch_size: int,
                                         decoder_start_token_id=decoder_start_token_id)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     return ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds
+
+
+def task_examples(task, split, tokenizer, lengths, data_dir=None, max_examples=0):
+    """(input token ids, target texts) of a task's split, in order, up to max_examples (0: all):
+    what an evaluator predicts and scores."""
+    dataset = task.get_dataset(split, tokenizer, lengths=lengths, data_dir=data_dir,
+                               keep_text=True)
+    if max_examples:
+        dataset = dataset.take(max_examples)
+    inputs, targets = [], []
+    for example in dataset.as_numpy_iterator():
+        inputs.append(example["inputs"].tolist())
+        targets.append(example["targets_pretokenized"].decode("utf-8"))
+    return inputs, targets

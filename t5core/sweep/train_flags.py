@@ -26,7 +26,7 @@ _FRAMEWORK_MODULES = ("absl.", "tensorflow", "tensorboard", "keras", "tf_keras")
 SWEEP_OWNED = ("model_dir",)
 # Flags that choose where the data comes from; none of them set means the embedded task set.
 DATA_SOURCE_FLAGS = ("task", "mixture", "train_file")
-# Metrics of the embedded default task set (t5core.training.inputs.embedded_inputs: the decoded
+# Metrics of the embedded default task set (t5core.data.trainer_inputs.embedded_inputs: the decoded
 # "accuracy") plus the validation loss and token accuracy every Trainer evaluation writes.
 # tests/test_sweep.py checks this against the event files of a real run.
 EMBEDDED_TASK_METRICS = ("accuracy", "eval_loss", "eval_token_accuracy")

@@ -59,7 +59,7 @@ class RunOptions:
     labels: str = ""  # classifier: comma-separated label words, in class-id order
     pooling: str = "mean"
     rank_classification: bool = False  # seq2seq: predict the most likely of --labels
-    template: str = ""  # --train_file rendered by a t5core.templates template
+    template: str = ""  # --train_file rendered by a t5core.data.templates template
     template_args: str = ""  # JSON keyword arguments of the template
     instruction: bool = False  # wrap the template in Flan-style instruction phrasings
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # the main job's
@@ -275,8 +275,10 @@ def run(options: RunOptions, log=print):
                           f"{tokenizer.vocab_size} ids but the model only {config.vocab_size} "
                           "embedding rows: wrong --vocab for --model?")
     dtype = "mixed_bfloat16" if train_cfg.precision == "mixed_bfloat16" else None
-    train_data, eval_data, evaluator = build_inputs(options, tokenizer,
-                                                    config.decoder_start_token_id)
+    from t5core.data.trainer_inputs import make_trainer_inputs
+
+    train_data, eval_data, evaluator = make_trainer_inputs(options, tokenizer,
+                                                           config.decoder_start_token_id)
 
     def model_fn():
         from t5core.peft import apply_peft, trainable_summary
@@ -310,49 +312,3 @@ def run(options: RunOptions, log=print):
             log("  " + line)
     log(f"Checkpoints in {train_cfg.model_dir} (latest: {trainer.manager.latest_checkpoint})")
     return trainer
-
-
-def build_inputs(options: RunOptions, tokenizer, decoder_start_token_id: int = 0):
-    """(train dataset, eval dataset, evaluator) for the options' data source; decoder inputs
-    start with the model config's decoder_start_token_id."""
-    from t5core.training.inputs import embedded_inputs
-
-    c = options.train
-    if not (options.task or options.mixture or options.train_file):
-        return embedded_inputs(tokenizer, c.inputs_length, c.targets_length, c.batch_size,
-                               c.seed, options.eval_examples,
-                               decoder_start_token_id=decoder_start_token_id)
-    from t5core.training import task_inputs as ti
-
-    if options.train_file and options.template:
-        from t5core.training.templated_files import make_template, templated_task
-
-        template = make_template(options.template, options.template_args, options.instruction,
-                                 c.seed)
-        task = templated_task(options.train_file, options.eval_file, template,
-                              {"inputs": c.inputs_length, "targets": c.targets_length},
-                              options.metric_list)
-    elif options.train_file:
-        task = ti.file_task(options.train_file, options.eval_file, options.inputs_field,
-                            options.targets_field,
-                            {"inputs": c.inputs_length, "targets": c.targets_length},
-                            options.metric_list,
-                            labels=options.label_list)
-    else:
-        import t5core.data  # noqa: F401  (registers the built-in tasks)
-        from t5core.data.tasks import get
-
-        name = options.task or options.mixture
-        try:
-            task = get(name)
-        except KeyError as err:
-            raise FlagError(f"--task/--mixture: {err.args[0]}") from None
-    if options.head == "classifier":
-        from t5core.training.classifier_inputs import classifier_inputs
-
-        return classifier_inputs(task, tokenizer, c, options.label_list,
-                                 data_dir=options.data_dir, eval_examples=options.eval_examples)
-    rank_labels = options.label_list if options.rank_classification else []
-    return ti.task_inputs(task, tokenizer, c, data_dir=options.data_dir, pack=options.pack,
-                          eval_examples=options.eval_examples, rank_labels=rank_labels,
-                          decoder_start_token_id=decoder_start_token_id)

@@ -1,11 +1,22 @@
-"""Turning examples into the trainer's inputs: batched feature datasets and an evaluator."""
+"""(input, target) text pairs held in memory -> padded feature arrays and tf.data pipelines.
+
+`pairs_dataset` is the notebook path (Keras' `fit`); `encode_pairs` and `batched` make the
+trainer's datasets of the embedded task set; `pad_batches` fills up the last evaluation batch of
+any dataset.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
 
-from t5core.training.evaluation import DecodeEvaluator, pad_rows
+
+def pad_rows(rows, length):
+    """list of int lists -> int32 [N, length] padded with 0 (rows must already fit)."""
+    out = np.zeros((len(rows), length), np.int32)
+    for i, row in enumerate(rows):
+        out[i, :len(row)] = row
+    return out
 
 
 def encode_pairs(pairs, tokenizer, inputs_length, targets_length, source="examples",
@@ -97,27 +108,3 @@ def pairs_dataset(pairs, tokenizer, inputs_length, targets_length, batch_size, *
     return dataset.batch(batch_size).map(
         lambda f: ({k: f[k] for k in model_keys}, f["decoder_target_tokens"],
                    f["decoder_loss_weights"])).prefetch(2)
-
-
-def embedded_inputs(tokenizer, inputs_length, targets_length, batch_size, seed,
-                    eval_examples=400, decoder_start_token_id=0):
-    """Train and eval datasets and an exact-match evaluator for the embedded task set.
-
-    eval_examples=0: no evaluation (eval dataset and evaluator None).
-    """
-    from t5core.embedded_tasks import embedded_examples
-
-    train, _ = encode_pairs(embedded_examples("train"), tokenizer, inputs_length,
-                            targets_length, "embedded train", decoder_start_token_id)
-    if not eval_examples:
-        return batched(train, batch_size, seed), None, None
-    validation = embedded_examples("validation")[:eval_examples]
-    eval_features, _ = encode_pairs(validation, tokenizer, inputs_length, targets_length,
-                                    "embedded validation", decoder_start_token_id)
-    evaluator = DecodeEvaluator(
-        [tokenizer.encode(i, add_eos=True) for i, _ in validation], [t for _, t in validation],
-        tokenizer, ["accuracy"], inputs_length, targets_length, batch_size=100)
-    eval_batch = min(batch_size, len(validation))
-    return (batched(train, batch_size, seed),
-            batched(eval_features, eval_batch, seed, repeat=False, shuffle=False),
-            evaluator)

@@ -1,18 +1,17 @@
-"""Evaluation by decoding: generate predictions for held-out examples and score them."""
+"""Evaluators: predict held-out examples with a model and score the predictions.
+
+An evaluator is called as `evaluator(model) -> (metrics dict, sample lines)`, which is what the
+`Trainer` expects: `DecodeEvaluator` decodes, `RankEvaluator` picks the likeliest label word,
+`ClassifierEvaluator` scores a classification head. `evaluate_task` scores a task's split in one
+call.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from t5core.data.pairs import pad_rows
 from t5core.metrics import compute_metrics
-
-
-def pad_rows(rows, length):
-    """list of int lists -> int32 [N, length] padded with 0 (rows must already fit)."""
-    out = np.zeros((len(rows), length), np.int32)
-    for i, row in enumerate(rows):
-        out[i, :len(row)] = row
-    return out
 
 
 class DecodeEvaluator:
@@ -66,22 +65,11 @@ class DecodeEvaluator:
         return metrics, samples
 
 
-def task_examples(task, split, tokenizer, lengths, data_dir=None, max_examples=0):
-    """(input token ids, target texts) of a task's split, in order, up to max_examples (0: all)."""
-    dataset = task.get_dataset(split, tokenizer, lengths=lengths, data_dir=data_dir,
-                               keep_text=True)
-    if max_examples:
-        dataset = dataset.take(max_examples)
-    inputs, targets = [], []
-    for example in dataset.as_numpy_iterator():
-        inputs.append(example["inputs"].tolist())
-        targets.append(example["targets_pretokenized"].decode("utf-8"))
-    return inputs, targets
-
-
 def evaluate_task(model, task, split, tokenizer, inputs_length, targets_length, data_dir=None,
                   max_examples=0, batch_size=64, **generate_options):
     """Decodes every example of a task's split and scores it: (metrics, predictions, targets)."""
+    from t5core.data.tasks import task_examples
+
     lengths = {"inputs": inputs_length, "targets": targets_length}
     inputs, targets = task_examples(task, split, tokenizer, lengths, data_dir, max_examples)
     evaluator = DecodeEvaluator(inputs, targets, tokenizer, list(task.metrics), inputs_length,
@@ -128,3 +116,17 @@ class RankEvaluator(DecodeEvaluator):
         scores = score_candidates(model, self.inputs, self.label_tokens, self.max_new_tokens,
                                   self.batch_size)
         return [self.labels[i] for i in np.argmax(scores, axis=-1)]
+
+
+class ClassifierEvaluator:
+    """Scores `model.predict` (class ids) as label words with the task's metrics."""
+
+    def __init__(self, inputs, targets, labels, metric_names, inputs_length):
+        self.inputs = pad_rows([row[:inputs_length] for row in inputs], inputs_length)
+        self.targets, self.labels, self.metric_names = list(targets), list(labels), metric_names
+
+    def __call__(self, model):
+        predictions = [self.labels[i] for i in np.asarray(model.predict(self.inputs))]
+        metrics = compute_metrics(self.metric_names, self.targets, predictions)
+        samples = [f"-> {p!r} (target {t!r})" for p, t in zip(predictions[:8], self.targets)]
+        return metrics, samples

@@ -63,8 +63,9 @@ class TestSet:
 
 def load_test_set(options, tokenizer, split="test", max_examples=0) -> TestSet:
     """The examples of the test set the options describe (see the module docstring)."""
-    from t5core.training import task_inputs, templated_files
-    from t5core.training.evaluation import task_examples
+    from t5core.data.files import file_task, templated_task
+    from t5core.data.tasks import task_examples
+    from t5core.data.templates import make_template
 
     lengths = {"inputs": options["inputs_length"], "targets": options["targets_length"]}
     labels = label_list(options)
@@ -83,15 +84,13 @@ def load_test_set(options, tokenizer, split="test", max_examples=0) -> TestSet:
         split, path = "train", options["eval_file"]
         metrics = [m for m in options["metrics"].split(",") if m]
         if options["template"]:
-            template = templated_files.make_template(options["template"],
-                                                     options["template_args"],
-                                                     options["instruction"])
-            task = templated_files.templated_task(path, None, template, lengths, metrics)
+            template = make_template(options["template"], options["template_args"],
+                                     options["instruction"])
+            task = templated_task(path, None, template, lengths, metrics)
             labels = labels or list(getattr(template, "words", []))
         else:
-            task = task_inputs.file_task(path, None, options["inputs_field"],
-                                         options["targets_field"], lengths, metrics,
-                                         labels=labels)
+            task = file_task(path, None, options["inputs_field"], options["targets_field"],
+                             lengths, metrics, labels=labels)
         description = f"file {path}"
     else:
         raise FlagError("Nothing to score: give --eval_file (a TSV/JSONL test file) or --task; "
@@ -115,7 +114,8 @@ def predict(model, tokenizer, test: TestSet, options, batch_size=64, **generate_
     likely label word; otherwise it decodes (generate_options: method, num_beams, alpha, ...).
     """
     from t5core.classifier import T5EncoderClassifier
-    from t5core.training.evaluation import DecodeEvaluator, RankEvaluator, pad_rows
+    from t5core.data.pairs import pad_rows
+    from t5core.evaluation.evaluators import DecodeEvaluator, RankEvaluator
 
     length = options["inputs_length"]
     if isinstance(model, T5EncoderClassifier):

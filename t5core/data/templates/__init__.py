@@ -1,0 +1,64 @@
+"""Prompt templates: a row of a user's file (a dict) -> {"inputs": str, "targets": str}.
+
+Pure Python: the data pipeline maps these over raw rows before tokenising
+(`t5core.data.files.templated_task`). Each template is a small frozen dataclass that is
+- callable: `template(example) -> {"inputs", "targets"}` (training/eval),
+- `template.inputs(example)`: the input text alone (inference, no target needed),
+- `template.input_fields(example)`: the named pieces the input is made of, which the Flan-style
+  `Instruction` wrapper re-phrases,
+- `template.postprocess(prediction)`: decoded text -> what the metric scores.
+
+`task_types` holds the template of each task type (the T5 paper's formats), `instructions` the
+Flan-style phrasings, `fields` the base class and the field access. Bad data fails loudly with a
+DataError (a ValueError) naming the field and, when the loader put them in the example, its file
+and line (keys "_source" and "_line"): a field the data lacks, a field of the wrong type (null, a
+boolean, an object where text belongs), an empty target, a label outside the label set. Text
+fields take strings, and numbers as their text.
+
+`make_template` builds the template that `--template`, `--template_args` and `--instruction`
+name (scripts/train.py, scripts/evaluate.py).
+"""
+
+from __future__ import annotations
+
+import json
+
+from t5core.data.templates.fields import Template
+from t5core.data.templates.instructions import INSTRUCTIONS, Instruction
+from t5core.data.templates.task_types import (Classification, Dialogue, NamedEntities,
+                                              QuestionAnswering, Summarization, Translation)
+
+# --template's names.
+TEMPLATES = {
+    "classification": Classification,
+    "ner": NamedEntities,
+    "qa": QuestionAnswering,
+    "translation": Translation,
+    "summarization": Summarization,
+    "dialogue": Dialogue,
+}
+# The metrics of a templated task when --metrics names none.
+DEFAULT_METRICS = {"classification": ["accuracy", "f1_macro"], "ner": ["entity_f1"],
+                   "qa": ["squad"], "translation": ["bleu"], "summarization": ["rouge"],
+                   "dialogue": ["bleu"]}
+
+
+def make_template(name, args_json="", instruction=False, seed=0):
+    """The template `--template=name` with the JSON keyword arguments `--template_args`,
+    wrapped in Flan-style phrasings (seeded) with `--instruction`."""
+    if name not in TEMPLATES:
+        raise ValueError(f"--template={name!r}: expected one of {', '.join(TEMPLATES)}")
+    try:
+        args = json.loads(args_json) if args_json else {}
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--template_args is not valid JSON: {err.msg}") from None
+    try:
+        template = TEMPLATES[name](**args)
+    except TypeError as err:
+        raise ValueError(f"--template_args for {name}: {err}") from None
+    return Instruction(template, seed=seed) if instruction else template
+
+
+__all__ = ["Classification", "DEFAULT_METRICS", "Dialogue", "INSTRUCTIONS", "Instruction",
+           "NamedEntities", "QuestionAnswering", "Summarization", "TEMPLATES", "Template",
+           "Translation", "make_template"]

@@ -1,0 +1,159 @@
+"""The trainer's inputs from the run options: (train dataset, eval dataset, evaluator).
+
+`make_trainer_inputs(options, tokenizer)` is the one entry point `t5core.training.run` calls. The
+options (a `RunOptions`: `scripts/train.py`'s flags) name one data source:
+- none: the embedded task set (`embedded_tasks`), in memory;
+- `--task` / `--mixture`: a registered task or mixture (`tasks`, `builtin_tasks`);
+- `--train_file` (+ `--eval_file`): TSV/JSONL files, plain or rendered by `--template` (`files`);
+and one head: text-to-text (decoded or, with `--rank_classification`, ranked label words) or
+`--head=classifier` (encoder tokens and a label id). Training datasets repeat and are
+shuffled; evaluation datasets are finite, their last batch filled up with zero rows.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from t5core.data.pairs import batched, encode_pairs, pad_batches
+from t5core.data.tasks import task_examples
+from t5core.errors import FlagError
+from t5core.evaluation.evaluators import ClassifierEvaluator, DecodeEvaluator, RankEvaluator
+
+
+def make_trainer_inputs(options, tokenizer, decoder_start_token_id: int = 0):
+    """(train dataset, eval dataset or None, evaluator or None) for the options' data source;
+    decoder inputs start with the model config's decoder_start_token_id."""
+    c = options.train
+    if not (options.task or options.mixture or options.train_file):
+        return embedded_inputs(tokenizer, c.inputs_length, c.targets_length, c.batch_size,
+                               c.seed, options.eval_examples,
+                               decoder_start_token_id=decoder_start_token_id)
+    lengths = {"inputs": c.inputs_length, "targets": c.targets_length}
+    if options.train_file and options.template:
+        from t5core.data.files import templated_task
+        from t5core.data.templates import make_template
+
+        template = make_template(options.template, options.template_args, options.instruction,
+                                 c.seed)
+        task = templated_task(options.train_file, options.eval_file, template, lengths,
+                              options.metric_list)
+    elif options.train_file:
+        from t5core.data.files import file_task
+
+        task = file_task(options.train_file, options.eval_file, options.inputs_field,
+                         options.targets_field, lengths, options.metric_list,
+                         labels=options.label_list)
+    else:
+        import t5core.data  # noqa: F401  (registers the built-in tasks)
+        from t5core.data.tasks import get
+
+        name = options.task or options.mixture
+        try:
+            task = get(name)
+        except KeyError as err:
+            raise FlagError(f"--task/--mixture: {err.args[0]}") from None
+    if options.head == "classifier":
+        return classifier_inputs(task, tokenizer, c, options.label_list,
+                                 data_dir=options.data_dir, eval_examples=options.eval_examples)
+    rank_labels = options.label_list if options.rank_classification else []
+    return task_inputs(task, tokenizer, c, data_dir=options.data_dir, pack=options.pack,
+                       eval_examples=options.eval_examples, rank_labels=rank_labels,
+                       decoder_start_token_id=decoder_start_token_id)
+
+
+def embedded_inputs(tokenizer, inputs_length, targets_length, batch_size, seed,
+                    eval_examples=400, decoder_start_token_id=0):
+    """Train and eval datasets and an exact-match evaluator for the embedded task set.
+
+    eval_examples=0: no evaluation (eval dataset and evaluator None).
+    """
+    from t5core.data.embedded_tasks import embedded_examples
+
+    train, _ = encode_pairs(embedded_examples("train"), tokenizer, inputs_length,
+                            targets_length, "embedded train", decoder_start_token_id)
+    if not eval_examples:
+        return batched(train, batch_size, seed), None, None
+    validation = embedded_examples("validation")[:eval_examples]
+    eval_features, _ = encode_pairs(validation, tokenizer, inputs_length, targets_length,
+                                    "embedded validation", decoder_start_token_id)
+    evaluator = DecodeEvaluator(
+        [tokenizer.encode(i, add_eos=True) for i, _ in validation], [t for _, t in validation],
+        tokenizer, ["accuracy"], inputs_length, targets_length, batch_size=100)
+    eval_batch = min(batch_size, len(validation))
+    return (batched(train, batch_size, seed),
+            batched(eval_features, eval_batch, seed, repeat=False, shuffle=False),
+            evaluator)
+
+
+def eval_split_of(task):
+    splits = getattr(task, "splits", ("validation",))
+    for name in ("validation", "test"):
+        if name in splits:
+            return name
+    return None
+
+
+def task_inputs(task, tokenizer, config, *, data_dir, pack, eval_examples, eval_batch_size=64,
+                rank_labels=(), decoder_start_token_id=0):
+    """(train dataset, eval dataset or None, evaluator or None) for a Task or Mixture."""
+    from t5core.data.tasks import make_model_dataset
+
+    lengths = {"inputs": config.inputs_length, "targets": config.targets_length}
+    data_dir = data_dir or None
+    train = make_model_dataset(task, "train", tokenizer, batch_size=config.batch_size,
+                               lengths=lengths, pack=pack, shuffle=True, seed=config.seed,
+                               num_epochs=None, data_dir=data_dir,
+                               decoder_start_token_id=decoder_start_token_id)
+    split = eval_split_of(task)
+    if split is None:
+        return train, None, None
+    eval_data = pad_batches(make_model_dataset(
+        task, split, tokenizer, batch_size=config.batch_size, lengths=lengths, pack=False,
+        shuffle=False, seed=config.seed, num_epochs=1, data_dir=data_dir, drop_remainder=False,
+        decoder_start_token_id=decoder_start_token_id), config.batch_size)
+    evaluator = None
+    metrics = list(getattr(task, "metrics", ()))
+    if metrics and eval_examples:
+        inputs, targets = task_examples(task, split, tokenizer, lengths, data_dir, eval_examples)
+        kind = RankEvaluator if rank_labels else DecodeEvaluator
+        extra = {"labels": rank_labels} if rank_labels else {}
+        evaluator = kind(inputs, targets, tokenizer, metrics, config.inputs_length,
+                         config.targets_length, batch_size=eval_batch_size, **extra)
+    return train, eval_data, evaluator
+
+
+def _labelled(task, split, tokenizer, lengths, labels, data_dir, shuffle, seed, num_epochs):
+    """(encoder tokens, label id) examples; a target outside `labels` is an error naming it."""
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(labels), tf.range(len(labels))), -1)
+    ds = task.get_dataset(split, tokenizer, lengths=lengths, data_dir=data_dir, shuffle=shuffle,
+                          seed=seed, num_epochs=num_epochs, keep_text=True)
+
+    def to_features(x):
+        label = table.lookup(x["targets_pretokenized"])
+        tf.debugging.assert_non_negative(
+            label, message=f"{task.name} ({split}): a target is not one of the labels {labels}")
+        tokens = x["inputs"][:lengths["inputs"]]
+        tokens = tf.pad(tokens, [[0, lengths["inputs"] - tf.shape(tokens)[0]]])
+        return {"encoder_input_tokens": tf.ensure_shape(tokens, [lengths["inputs"]]),
+                "label": tf.cast(label, tf.int32)}
+
+    return ds.map(to_features, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def classifier_inputs(task, tokenizer, config, labels, *, data_dir, eval_examples):
+    """(train dataset, eval dataset or None, evaluator or None) for the classification head:
+    encoder tokens and the label id of each example's target word."""
+    lengths = {"inputs": config.inputs_length, "targets": config.targets_length}
+    data_dir = data_dir or None
+    train = _labelled(task, "train", tokenizer, lengths, labels, data_dir, True, config.seed,
+                      None).batch(config.batch_size, drop_remainder=True).prefetch(2)
+    split = eval_split_of(task)
+    if split is None:
+        return train, None, None
+    eval_data = pad_batches(_labelled(task, split, tokenizer, lengths, labels, data_dir, False,
+                                      config.seed, 1).batch(config.batch_size), config.batch_size)
+    inputs, targets = task_examples(task, split, tokenizer, lengths, data_dir, eval_examples)
+    metrics = list(getattr(task, "metrics", ())) or ["accuracy"]
+    return train, eval_data, ClassifierEvaluator(inputs, targets, labels, metrics,
+                                                 config.inputs_length)
