@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import typing
 
 import keras
 import numpy as np
@@ -13,11 +14,11 @@ import pytest
 import tensorflow as tf
 
 import t5core
+from t5core.classifier import T5EncoderClassifier
+from t5core.data.pairs import batched, pad_batches
 from t5core.errors import FlagError
 from t5core.losses import cross_entropy_loss
 from t5core.optimizers.schedules import fit_warmup, make_schedule
-from t5core.classifier import T5EncoderClassifier
-from t5core.data.pairs import batched, pad_batches
 from t5core.training.run import RunOptions
 from t5core.training.trainer import TrainConfig, Trainer
 
@@ -107,7 +108,11 @@ def test_every_evaluation_example_counts(tmp_path, n):
     shapes = [b["encoder_input_tokens"].shape[0] for b in eval_data]
     assert shapes == [8] * (-(-n // 8))  # one shape for the compiled step
     run = trainer(tmp_path / f"eval{n}", eval_data, eval_steps=0)
-    results, _ = run.evaluate()
+    returned = run.evaluate()
+    # What Trainer.evaluate's annotation says: (results, sample lines).
+    assert typing.get_origin(typing.get_type_hints(Trainer.evaluate)["return"]) is tuple
+    results, samples = returned
+    assert isinstance(results, dict) and isinstance(samples, list)
     loss, accuracy = _direct_eval(run.model, held_out)
     assert results["eval_loss"] == pytest.approx(loss, rel=1e-5)
     assert results["eval_token_accuracy"] == pytest.approx(accuracy, rel=1e-5)

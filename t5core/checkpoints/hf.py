@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 
 from t5core.checkpoints.rules import Rule, identity, skip, transpose
-from t5core.checkpoints.safetensors_io import SafetensorsReader  # noqa: F401  (historic home)
 
 # (stack, HF sub-layer index, HF module, t5core module) for the attention sub-layers.
 _ATTENTION = [

@@ -439,8 +439,9 @@ class Trainer:
             self.log(f"step {self.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
         return values
 
-    def evaluate(self) -> dict:
-        """Validation loss over eval_steps batches, plus the evaluator's decoded metrics."""
+    def evaluate(self) -> tuple[dict[str, float], list[str]]:
+        """(results, sample lines): the validation loss and token accuracy over eval_steps
+        batches, plus the evaluator's metrics and its sample predictions."""
         results = {}
         if self.eval_data is not None:
             totals = None
