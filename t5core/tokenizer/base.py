@@ -1,0 +1,140 @@
+"""What both vocabularies share: the special ids, splitting text at literal special tokens, the
+EOS rule and the decode cleanup (HF transformers' slow tokenizers' rules; see t5core.tokenizer)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import numpy as np
+
+PAD_ID, EOS_ID, UNK_ID = 0, 1, 2
+BASE_SPECIALS = {"<pad>": PAD_ID, "</s>": EOS_ID, "<unk>": UNK_ID}
+SPIECE_UNDERLINE = "\u2581"  # SentencePiece's word-start marker, "▁"
+
+# Python's str.isspace() set as an RE2 character class (RE2's own \s is ASCII only).
+WS_RE2 = "[" + "".join(f"\\x{{{c:x}}}" for c in range(0x3001) if chr(c).isspace()) + "]"
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+class BaseTokenizer:
+    """Special-token splitting, EOS and decode rules shared by both vocabularies.
+
+    Subclasses set `vocab_size` and define `_encode_text` (plain text without specials -> ids),
+    `decode` and `_make_in_graph`, and may override `sentinel_id` (default: as declared in
+    `special_ids`).
+    """
+
+    pad_id, eos_id, unk_id = PAD_ID, EOS_ID, UNK_ID
+
+    def __init__(self, extra_ids: int, special_ids: dict[str, int] | None = None,
+                 strip_around: Iterable[str] = (), skip_on_decode: Iterable[int] | None = None):
+        """special_ids: every literal token cut out of the text before encoding, with its id
+        (default: pad/eos/unk and `<extra_id_i>` = `sentinel_id(i)`); strip_around: those of
+        them that swallow the whitespace on both sides (HF AddedToken lstrip/rstrip=True);
+        skip_on_decode: ids that decode(skip_special_tokens=True) drops besides pad and unk
+        (default: the sentinels)."""
+        if extra_ids < 0:
+            raise ValueError(f"extra_ids must be >= 0, got {extra_ids}")
+        self.extra_ids = extra_ids
+        if special_ids is None:
+            special_ids = dict(BASE_SPECIALS)
+            for i in range(extra_ids):
+                special_ids[f"<extra_id_{i}>"] = self.sentinel_id(i)
+        self._special_ids = dict(special_ids)
+        self._sentinel_ids = [self._special_ids[f"<extra_id_{i}>"] for i in range(extra_ids)]
+        self._sentinel_set = frozenset(self._sentinel_ids)
+        skip = self._sentinel_set if skip_on_decode is None else skip_on_decode
+        self._skip_ids = frozenset(skip) | {self.unk_id}
+        strip_around = set(strip_around)
+        # One regex (valid in Python `re` and in RE2 for the in-graph split) matching a special
+        # token with, for `strip_around` ones, the whitespace on both sides. Longest names first
+        # so that no special is matched as a prefix of a longer one.
+        def pattern(ws):
+            names = sorted(self._special_ids, key=len, reverse=True)
+            return "|".join(f"{ws}*{re.escape(n)}{ws}*" if n in strip_around else re.escape(n)
+                            for n in names)
+        self._special_pattern = pattern(WS_RE2)  # for tensorflow-text's regex_split (RE2)
+        self._special_re = re.compile(pattern(r"\s"))  # Python's \s is exactly str.isspace()
+        self._in_graph = None
+
+    # -- to be provided by subclasses
+    vocab_size: int
+
+    def sentinel_id(self, i: int) -> int:
+        """Id of `<extra_id_i>`."""
+        if not 0 <= i < self.extra_ids:
+            raise ValueError(f"sentinel index {i} outside [0, {self.extra_ids})")
+        return self._sentinel_ids[i]
+
+    def _encode_text(self, text: str) -> list[int]:
+        raise NotImplementedError
+
+    # -- shared API
+    @property
+    def padded_vocab_size(self) -> int:
+        """Embedding rows a model uses for this vocabulary (vocab_size rounded up to 128)."""
+        return _round_up(self.vocab_size, 128)
+
+    def is_sentinel(self, token_id: int) -> bool:
+        return token_id in self._sentinel_set
+
+    def _split(self, text: str, split_special_tokens: bool = False):
+        """Yields (piece, is_special): the text cut at literal special tokens (HF's split)."""
+        if split_special_tokens:
+            yield text, False
+            return
+        start = 0
+        for m in self._special_re.finditer(text):
+            if m.start() > start:
+                yield text[start:m.start()], False
+            yield m.group(0).strip(), True  # strip: see strip_around
+            start = m.end()
+        if start < len(text):
+            yield text[start:], False
+
+    def encode(self, text: str, add_eos: bool = False,
+               split_special_tokens: bool = False) -> list[int]:
+        """Text -> ids. split_special_tokens=True encodes `<pad>`, `</s>`, ... as ordinary text."""
+        if not isinstance(text, str):
+            raise TypeError(f"encode expects str, got {type(text).__name__}")
+        ids = []
+        for part, is_special in self._split(text, split_special_tokens):
+            if is_special:
+                ids.append(self._special_ids[part])
+            else:
+                ids.extend(self._encode_text(part))
+        if add_eos and (not ids or ids[-1] != self.eos_id):
+            ids.append(self.eos_id)
+        return ids
+
+    def encode_batch(self, texts: Iterable[str], add_eos: bool = False) -> list[list[int]]:
+        return [self.encode(t, add_eos=add_eos) for t in texts]
+
+    def _clean_ids(self, ids, skip_special_tokens: bool) -> list[int]:
+        """Cuts at the first eos, drops pad, maps out-of-range ids to unk, optionally drops
+        unk, sentinels and the other special tokens."""
+        out = []
+        for i in np.asarray(ids).reshape(-1).tolist():
+            if i == self.eos_id:
+                break
+            if i == self.pad_id:
+                continue
+            if i < 0 or i >= self.vocab_size:
+                i = self.unk_id
+            if skip_special_tokens and i in self._skip_ids:
+                continue
+            out.append(i)
+        return out
+
+    def decode_batch(self, batch, skip_special_tokens: bool = False) -> list[str]:
+        return [self.decode(ids, skip_special_tokens=skip_special_tokens) for ids in batch]
+
+    def in_graph(self):
+        """The tf.Module twin of this tokenizer (cached; `t5core.tokenizer.in_graph`)."""
+        if self._in_graph is None:
+            self._in_graph = self._make_in_graph()
+        return self._in_graph

@@ -1,0 +1,45 @@
+"""ByT5's vocabulary (`ByteTokenizer`): UTF-8 bytes, then sentinels."""
+
+from __future__ import annotations
+
+from t5core.tokenizer.base import BASE_SPECIALS, BaseTokenizer
+
+
+class ByteTokenizer(BaseTokenizer):
+    """ByT5's vocabulary: UTF-8 byte b -> id b + 3, then `extra_ids` sentinels (HF `ByT5Tokenizer`).
+
+    Sentinels follow HF transformers (checked on 4.57.1): `<extra_id_i>` = 259 + i. (HF before 4.34
+    and the ByT5 paper's pretraining used other numberings; span corruption takes its sentinel ids
+    explicitly, see `t5core.data.objectives`.)
+    """
+
+    offset = 3
+
+    def __init__(self, extra_ids: int = 125):
+        self.vocab_size = 256 + self.offset + extra_ids
+        # pad/eos/unk swallow the whitespace around them, as HF ByT5Tokenizer's AddedTokens.
+        super().__init__(extra_ids, strip_around=BASE_SPECIALS)
+        table = [b"<pad>", b"</s>", b"<unk>"] + [bytes([b]) for b in range(256)]
+        table += [f"<extra_id_{i}>".encode() for i in range(extra_ids)]
+        self._byte_table = table
+
+    def sentinel_id(self, i: int) -> int:
+        if not 0 <= i < self.extra_ids:
+            raise ValueError(f"sentinel index {i} outside [0, {self.extra_ids})")
+        return 256 + self.offset + i
+
+    def is_sentinel(self, token_id: int) -> bool:
+        return 256 + self.offset <= token_id < self.vocab_size
+
+    def _encode_text(self, text: str) -> list[int]:
+        return [b + self.offset for b in text.encode("utf-8")]
+
+    def decode(self, ids, skip_special_tokens: bool = False) -> str:
+        """Ids -> text; bytes that are not valid UTF-8 are dropped (errors="ignore", as HF)."""
+        raw = b"".join(self._byte_table[i] for i in self._clean_ids(ids, skip_special_tokens))
+        return raw.decode("utf-8", errors="ignore")
+
+    def _make_in_graph(self):
+        from t5core.tokenizer.in_graph import InGraphByteTokenizer
+
+        return InGraphByteTokenizer(self)

@@ -1,0 +1,153 @@
+"""T5's SentencePiece vocabulary (`Tokenizer`): a `spiece.model`, or an HF `tokenizer.json` read as
+the SentencePiece model it was converted from (`hf_tokenizer_json`)."""
+
+from __future__ import annotations
+
+import os
+
+import sentencepiece as spm
+import tensorflow as tf
+
+from t5core import model_dir as model_dir_lib
+from t5core.errors import ConfigError, UserFileNotFoundError
+from t5core.tokenizer.base import BASE_SPECIALS, SPIECE_UNDERLINE, BaseTokenizer
+from t5core.tokenizer.hf_tokenizer_json import HFUnigramFile
+
+# Unicode's White_Space characters (Rust's char::is_whitespace, which HF tokenizers uses).
+_UNICODE_WHITESPACE = ("\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B)))
+                       + "\u2028\u2029\u202f\u205f\u3000")
+
+
+def _read_bytes(path: str) -> bytes:
+    """Reads a local or remote (gs://, anything tf.io.gfile knows) file."""
+    if not tf.io.gfile.exists(path):
+        raise UserFileNotFoundError(f"tokenizer file not found: {path!r}")
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return f.read()
+
+
+def find_tokenizer_file(directory: str) -> str | None:
+    """The tokenizer file of a model directory: spiece.model, else tokenizer.json, else None."""
+    for name in (model_dir_lib.SENTENCEPIECE_VOCAB, model_dir_lib.HF_TOKENIZER):
+        candidate = model_dir_lib.path(directory, name)
+        if tf.io.gfile.exists(candidate):
+            return candidate
+    return None
+
+
+class Tokenizer(BaseTokenizer):
+    """T5's SentencePiece vocabulary plus its sentinels, as HF `T5Tokenizer` / `T5TokenizerFast`.
+
+    Args:
+      path: a SentencePiece model file, an HF tokenizer.json with a Unigram model, or a directory
+        holding either (spiece.model preferred); local or remote (`gs://...`), read with
+        tf.io.gfile. `self.path` is the file actually read.
+      extra_ids: number of sentinels appended after the SentencePiece ids (default 100, T5's).
+        A tokenizer.json declares its own sentinels among its added tokens; a value given here
+        must agree with it.
+      add_prefix_space: True (default, T5/HF) lets SentencePiece prepend "▁" to each text piece;
+        False turns SentencePiece's dummy prefix off (HF `add_prefix_space=False`; where a
+        piece starts with whitespace, HF's fast tokenizer keeps one "▁" for it, which is not
+        reproduced).
+      model_proto: the model bytes (SentencePiece or tokenizer.json) instead of `path`.
+    """
+
+    def __init__(self, path: str | None = None, extra_ids: int | None = None, *,
+                 add_prefix_space: bool = True, model_proto: bytes | None = None):
+        if (path is None) == (model_proto is None):
+            raise ValueError("pass exactly one of path and model_proto")
+        if path is not None:
+            path = os.fspath(path)
+            if tf.io.gfile.isdir(path):
+                found = find_tokenizer_file(path)
+                if found is None:
+                    raise UserFileNotFoundError(
+                        f"no tokenizer in directory {path!r}: expected "
+                        f"{model_dir_lib.SENTENCEPIECE_VOCAB} or {model_dir_lib.HF_TOKENIZER}")
+                path = found
+        data = model_proto if model_proto is not None else _read_bytes(path)
+        name = path or "<model_proto>"
+        self.path = path
+        self.add_prefix_space = add_prefix_space
+        hf = HFUnigramFile(data, name) if data.lstrip()[:1] == b"{" else None
+        if hf is not None:
+            if extra_ids is not None and extra_ids != hf.extra_ids:
+                raise ConfigError(f"{name}: extra_ids={extra_ids} given, but the file declares "
+                                  f"{hf.extra_ids} sentinels <extra_id_N>")
+            extra_ids, data = hf.extra_ids, hf.proto
+        elif extra_ids is None:
+            extra_ids = 100
+        self.model_proto = data if add_prefix_space else _without_dummy_prefix(data)
+        self._sp = spm.SentencePieceProcessor()
+        try:
+            self._sp.LoadFromSerializedProto(self.model_proto)
+        except Exception as e:  # sentencepiece raises a bare RuntimeError/OSError
+            raise ConfigError(f"not a SentencePiece model or tokenizer.json: {name}: {e}") from e
+        self.base_vocab_size = self._sp.get_piece_size()
+        if hf is not None:
+            self._pieces, special_ids = hf.pieces, hf.added
+        else:  # a SentencePiece file: the sentinels follow its pieces, counting down
+            self._pieces = [self._sp.id_to_piece(i) for i in range(self.base_vocab_size)]
+            self._pieces += [f"<extra_id_{extra_ids - 1 - k}>" for k in range(extra_ids)]
+            special_ids = {p: i for i, p in enumerate(self._pieces)
+                           if p in BASE_SPECIALS or i >= self.base_vocab_size}
+        for token, i in BASE_SPECIALS.items():
+            if self._pieces[i] != token:
+                raise ConfigError(f"{name}: id {i} is {self._pieces[i]!r}, T5 expects {token!r}")
+        self.vocab_size = len(self._pieces)
+        # HF's WhitespaceSplit cuts at every Unicode whitespace character left after
+        # normalisation; SentencePiece only at spaces. Such characters the charsmap keeps as
+        # they are (U+0085 for T5's) become spaces first, so that both split there.
+        self._space_chars = "".join(
+            c for c in _UNICODE_WHITESPACE
+            if hf is not None and hf.splits_whitespace
+            and c in self._sp.normalize(f"a{c}b"))
+        super().__init__(extra_ids, special_ids,
+                         strip_around=hf.strip_around if hf else (),
+                         skip_on_decode=hf.special_ids if hf else None)
+
+    def _sentencepiece_input(self, text: str) -> str:
+        for c in self._space_chars:
+            text = text.replace(c, " ")
+        return text
+
+    def _encode_text(self, text: str) -> list[int]:
+        return self._sp.encode(self._sentencepiece_input(text), out_type=int)
+
+    def id_to_piece(self, token_id: int) -> str:
+        return self._pieces[token_id]
+
+    def piece_to_id(self, piece: str) -> int:
+        if piece in self._special_ids:
+            return self._special_ids[piece]
+        return self._sp.piece_to_id(piece)
+
+    def tokenize(self, text: str, split_special_tokens: bool = False) -> list[str]:
+        """Text -> piece strings as HF `tokenize` (no eos; unknown characters stay as they are)."""
+        out = []
+        for part, is_special in self._split(text, split_special_tokens):
+            out.extend([part] if is_special
+                       else self._sp.encode(self._sentencepiece_input(part), out_type=str))
+        return out
+
+    def decode(self, ids, skip_special_tokens: bool = False) -> str:
+        """Ids -> text: stops at the first eos, drops pad; ids >= vocab_size decode as unk."""
+        text = "".join(self._pieces[i] for i in self._clean_ids(ids, skip_special_tokens))
+        text = text.replace(SPIECE_UNDERLINE, " ")
+        if self.add_prefix_space and text.startswith(" "):
+            text = text[1:]
+        return text
+
+    def _make_in_graph(self):
+        from t5core.tokenizer.in_graph import InGraphTokenizer
+
+        return InGraphTokenizer(self)
+
+
+def _without_dummy_prefix(proto: bytes) -> bytes:
+    """The SentencePiece model with its dummy "▁" prefix turned off (add_prefix_space=False)."""
+    from sentencepiece import sentencepiece_model_pb2  # pylint: disable=g-import-not-at-top
+    m = sentencepiece_model_pb2.ModelProto()
+    m.ParseFromString(proto)
+    m.normalizer_spec.add_dummy_prefix = False
+    return m.SerializeToString()
