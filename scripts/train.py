@@ -50,7 +50,8 @@ _flag("string", "eval_file", "Local TSV/JSONL evaluation file.")
 _flag("string", "inputs_field", "--train_file column/key of the inputs text.")
 _flag("string", "targets_field", "--train_file column/key of the targets text.")
 _flag("string", "metrics", "--train_file: comma-separated metrics (accuracy, bleu, ...).")
-_flag("enum", "template", "Render --train_file rows with a prompt template (t5core.data.templates).",
+_flag("enum", "template",
+      "Render --train_file rows with a prompt template (t5core.data.templates).",
       enum_values=["", "classification", "ner", "qa", "translation", "summarization",
                    "dialogue"])
 _flag("string", "template_args", "JSON keyword arguments of the template, e.g. "

@@ -14,8 +14,8 @@ called on the built (and, when fine-tuning, already loaded) model, under the str
   "lora"             only LoRA matrices on lora_targets                      lora_rank, lora_alpha,
                                                                              lora_targets,
                                                                              lora_dropout
-A classifier's head (`t5core.classifier.T5EncoderClassifier`) trains under every method. Options a method does not
-use are ignored, so a trainer can pass all its flags. See freezing.py for the exact choices.
+A classifier's head (`t5core.classifier.T5EncoderClassifier`) trains under every method. Options
+a method does not use are ignored, so a trainer can pass all its flags. See freezing.py for the exact choices.
 """
 
 from __future__ import annotations

@@ -27,9 +27,9 @@ def read_evals(directory: str) -> dict[int, dict[str, float]] | None:
                 continue  # the line being written right now
             if not isinstance(record, dict):
                 continue
-            metrics = {k.removeprefix(model_dir.EVAL_RECORD_PREFIX): float(v)
-                       for k, v in record.items()
-                       if k.startswith(model_dir.EVAL_RECORD_PREFIX) and isinstance(v, (int, float))}
+            prefix = model_dir.EVAL_RECORD_PREFIX
+            metrics = {k.removeprefix(prefix): float(v) for k, v in record.items()
+                       if k.startswith(prefix) and isinstance(v, (int, float))}
             if metrics and "step" in record:
                 evals[int(record["step"])] = metrics
     return evals

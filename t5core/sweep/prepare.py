@@ -88,9 +88,10 @@ def dry_run_metrics(config: SweepConfig, known_flags=(), log=print) -> list[str]
         proc = subprocess.run(flags, stdout=out, stderr=subprocess.STDOUT,
                               env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     if proc.returncode != 0:
+        log_path = run_files.path(folder, run_files.TRIAL_LOG)
         raise SearchSpaceError(f"the dry run of the first trial's flags failed (exit code "
                                f"{proc.returncode}); no trial was started. Its log "
-                               f"({run_files.path(folder, run_files.TRIAL_LOG)}) ends:\n{_log_tail(folder)}")
+                               f"({log_path}) ends:\n{_log_tail(folder)}")
     evals = read_evals(folder)
     if evals is None:
         raise SearchSpaceError(

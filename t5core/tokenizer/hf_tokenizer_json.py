@@ -85,7 +85,8 @@ class HFUnigramFile:
     def _check_metaspace(self, step, where: str):
         step = step or {}
         if step.get("type") != "Metaspace" or step.get("replacement") != SPIECE_UNDERLINE:
-            self._refuse(f"{where} {describe_step(step)} (expected Metaspace with replacement '▁')")
+            self._refuse(f"{where} {describe_step(step)} "
+                         "(expected Metaspace with replacement '▁')")
         scheme = step.get("prepend_scheme", "always" if step.get("add_prefix_space", True)
                           else "never")
         if scheme != "always":
