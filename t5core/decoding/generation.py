@@ -16,6 +16,7 @@ import tensorflow as tf
 from t5core.decoding.beam import beam_search, check_semantics
 from t5core.decoding.cache_ops import start_decoding
 from t5core.decoding.sampling import greedy_chooser, sample_loop, sampling_chooser
+from t5core.model_inputs import check_token_ids
 from t5core.xla import default_jit_compile
 
 METHODS = {"greedy": "greedy", "beam": "beam", "beam_search": "beam", "sample": "sample",
@@ -97,9 +98,7 @@ def _int_tokens(value, name, vocab_size):
     if array.size and not np.issubdtype(array.dtype, np.integer):
         raise TypeError(f"{name} must hold integer token ids, got dtype {array.dtype}")
     array = array.astype(np.int64)
-    if array.size and (array.min() < 0 or array.max() >= vocab_size):
-        raise ValueError(f"{name} holds token ids in [{array.min()}, {array.max()}], outside the "
-                         f"model's vocabulary [0, {vocab_size})")
+    check_token_ids(array, vocab_size, name)
     return array.astype(np.int32)
 
 

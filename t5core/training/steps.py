@@ -13,15 +13,10 @@ import contextlib
 import tensorflow as tf
 
 from t5core.losses import cross_entropy_loss, parse_loss_normalization
+from t5core.model_inputs import model_features
 from t5core.training.distribute import replica_slice
 
-MODEL_KEYS = ("encoder_input_tokens", "decoder_input_tokens", "encoder_segment_ids",
-              "encoder_positions", "decoder_segment_ids", "decoder_positions")
 _SUMS = ("loss_sum", "normalizer", "z_loss_sum", "num_tokens", "correct")
-
-
-def _model_features(features):
-    return {k: v for k, v in features.items() if k in MODEL_KEYS}
 
 
 class StepBuilder:
@@ -61,7 +56,7 @@ class StepBuilder:
         # Models with another objective (the classification head) compute their own sums.
         if hasattr(self.model, "loss_sums"):
             return self.model.loss_sums(features, training=training, **self.loss_kwargs)
-        logits = self.model(_model_features(features), training=training)
+        logits = self.model(model_features(features), training=training)
         _, aux = cross_entropy_loss(
             logits, features["decoder_target_tokens"], features.get("decoder_loss_weights"),
             segment_ids=features.get("decoder_segment_ids"), **self.loss_kwargs)
