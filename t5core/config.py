@@ -82,6 +82,15 @@ class T5Config:
     eos_token_id: int = 1
     decoder_start_token_id: int = 0
 
+    def __new__(cls, *args, **kwargs):
+        # Runs before the dataclass __init__, which would name only the first unknown argument:
+        # name them all.
+        unknown = sorted(set(kwargs) - set(cls.field_names()))
+        if unknown:
+            raise TypeError(f"T5Config got unknown field(s): {', '.join(unknown)}. "
+                            f"Known fields: {', '.join(cls.field_names())}")
+        return super().__new__(cls)
+
     def __post_init__(self):
         if self.num_decoder_layers is None:
             object.__setattr__(self, "num_decoder_layers", self.num_layers)
@@ -237,18 +246,3 @@ class T5Config:
     def replace(self, **changes) -> "T5Config":
         return T5Config(**{**dataclasses.asdict(self), **changes})
 
-
-_dataclass_init = T5Config.__init__
-
-
-def _checked_init(self, **kwargs):
-    # The dataclass __init__ names only the first unknown argument; name them all.
-    unknown = sorted(set(kwargs) - set(T5Config.field_names()))
-    if unknown:
-        raise TypeError(
-            f"T5Config got unknown field(s): {', '.join(unknown)}. "
-            f"Known fields: {', '.join(T5Config.field_names())}")
-    _dataclass_init(self, **kwargs)
-
-
-T5Config.__init__ = _checked_init
