@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from t5core.errors import ConfigError, UserFileNotFoundError
+from t5core.tokenizer import EOS_ID, PAD_ID
 
 SUPPORTED_MODEL_TYPES = ("t5", "mt5", "umt5")
 FEED_FORWARD_KINDS = ("relu", "gated-gelu", "gated-silu")
@@ -78,9 +79,10 @@ class T5Config:
     tie_word_embeddings: bool = True
     model_type: str = "t5"
     initializer_factor: float = 1.0
-    pad_token_id: int = 0
-    eos_token_id: int = 1
-    decoder_start_token_id: int = 0
+    # The special ids of T5's vocabularies; every released T5 starts decoding from the pad id.
+    pad_token_id: int = PAD_ID
+    eos_token_id: int = EOS_ID
+    decoder_start_token_id: int = PAD_ID
 
     def __new__(cls, *args, **kwargs):
         # Runs before the dataclass __init__, which would name only the first unknown argument:
