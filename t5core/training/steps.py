@@ -12,6 +12,7 @@ import contextlib
 
 import tensorflow as tf
 
+from t5core import compat
 from t5core.losses import cross_entropy_loss, parse_loss_normalization
 from t5core.model_inputs import model_features
 from t5core.training.distribute import replica_slice
@@ -132,7 +133,7 @@ class StepBuilder:
             self.optimizer.apply_gradients(zip(g, variables))
             return tf.constant(True)
 
-        if tf.__internal__.distribute.strategy_supports_no_merge_call():
+        if compat.strategy_supports_no_merge_call():
             tf.cond(finite, lambda: apply(grads), lambda: tf.constant(False))
             return
 
@@ -142,7 +143,7 @@ class StepBuilder:
             first = distribution.experimental_local_results(finite)[0]
 
             def do_apply():
-                distribution.extended.call_for_each_replica(apply, args=(grads,))
+                compat.call_for_each_replica(distribution, apply, args=(grads,))
                 return tf.constant(True)  # cond branches must return alike
 
             tf.cond(first, do_apply, lambda: tf.constant(False))
