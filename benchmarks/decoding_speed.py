@@ -27,7 +27,8 @@ def benchmark_decoding(preset="t5-small", cases=DEFAULT_CASES, input_length=64, 
     import keras
 
     import t5core
-    from t5core.decoding.generation import default_jit_compile, generate
+    from t5core.decoding.generation import generate
+    from t5core.xla import default_jit_compile
 
     if model is None:
         keras.utils.set_random_seed(seed)

@@ -24,6 +24,7 @@ from t5core.layers.dropout import Dropout
 from t5core.layers.stacks import Encoder
 from t5core.losses import cross_entropy_loss
 from t5core.model import T5Model, from_keras_config
+from t5core.model_inputs import check_token_ids
 
 POOLINGS = ("mean", "first")
 
@@ -114,11 +115,7 @@ class T5EncoderClassifier(keras.Model):
             raise ValueError(f"encoder_input_tokens must be integer ids [B, L], got "
                              f"{tokens.dtype.name} {tokens.shape}")
         tokens = tf.cast(tokens, tf.int32)
-        if tf.executing_eagerly() and tf.size(tokens) > 0:
-            low, high = int(tf.reduce_min(tokens)), int(tf.reduce_max(tokens))
-            if low < 0 or high >= self.config.vocab_size:
-                raise ValueError(f"encoder_input_tokens holds ids in [{low}, {high}], outside "
-                                 f"the vocabulary [0, {self.config.vocab_size})")
+        check_token_ids(tokens, self.config.vocab_size, "encoder_input_tokens")
         return tokens
 
     def encode(self, encoder_input_tokens, training=False):

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from t5core import model_dir
 from t5core.errors import ConfigError, UserFileNotFoundError
+from t5core.tokenizer import EOS_ID, PAD_ID
 
 SUPPORTED_MODEL_TYPES = ("t5", "mt5", "umt5")
 FEED_FORWARD_KINDS = ("relu", "gated-gelu", "gated-silu")
@@ -79,9 +80,19 @@ class T5Config:
     tie_word_embeddings: bool = True
     model_type: str = "t5"
     initializer_factor: float = 1.0
-    pad_token_id: int = 0
-    eos_token_id: int = 1
-    decoder_start_token_id: int = 0
+    # The special ids of T5's vocabularies; every released T5 starts decoding from the pad id.
+    pad_token_id: int = PAD_ID
+    eos_token_id: int = EOS_ID
+    decoder_start_token_id: int = PAD_ID
+
+    def __new__(cls, *args, **kwargs):
+        # Runs before the dataclass __init__, which would name only the first unknown argument:
+        # name them all.
+        unknown = sorted(set(kwargs) - set(cls.field_names()))
+        if unknown:
+            raise TypeError(f"T5Config got unknown field(s): {', '.join(unknown)}. "
+                            f"Known fields: {', '.join(cls.field_names())}")
+        return super().__new__(cls)
 
     def __post_init__(self):
         if self.num_decoder_layers is None:
@@ -238,18 +249,3 @@ class T5Config:
     def replace(self, **changes) -> "T5Config":
         return T5Config(**{**dataclasses.asdict(self), **changes})
 
-
-_dataclass_init = T5Config.__init__
-
-
-def _checked_init(self, **kwargs):
-    # The dataclass __init__ names only the first unknown argument; name them all.
-    unknown = sorted(set(kwargs) - set(T5Config.field_names()))
-    if unknown:
-        raise TypeError(
-            f"T5Config got unknown field(s): {', '.join(unknown)}. "
-            f"Known fields: {', '.join(T5Config.field_names())}")
-    _dataclass_init(self, **kwargs)
-
-
-T5Config.__init__ = _checked_init

@@ -1,7 +1,8 @@
 """T5Model: the shared embedding, the two stacks and the output projection.
 
 The model computes logits and nothing else: losses (`t5core.losses`), decoding
-(`t5core.decoding`) and training (`t5core.training`) live beside it.
+(`t5core.decoding`) and training (`t5core.training`) live beside it; the features it reads are
+`t5core.model_inputs`.
 """
 
 from __future__ import annotations
@@ -12,20 +13,7 @@ import tensorflow as tf
 
 from t5core.config import T5Config
 from t5core.layers.stacks import Decoder, Encoder, key_padding_allowed, mask_to_bias
-
-FEATURE_KEYS = ("encoder_input_tokens", "decoder_input_tokens", "encoder_segment_ids",
-                "encoder_positions", "decoder_segment_ids", "decoder_positions")
-
-
-def check_features(features):
-    """Names the unknown or missing keys of a model's feature dict (targets are tolerated)."""
-    unknown = sorted(set(features) - set(FEATURE_KEYS) - {"decoder_target_tokens",
-                                                          "decoder_loss_weights"})
-    if unknown:
-        raise ValueError(f"Unknown model feature(s) {unknown}; expected {FEATURE_KEYS}")
-    for key in ("encoder_input_tokens", "decoder_input_tokens"):
-        if key not in features:
-            raise ValueError(f"Missing model feature {key!r}")
+from t5core.model_inputs import check_features, check_token_ids
 
 
 @keras.saving.register_keras_serializable(package="t5core")
@@ -76,12 +64,7 @@ class T5Model(keras.Model):
         if not tokens.dtype.is_integer:
             raise TypeError(f"{feature_name} must be integer token ids, got {tokens.dtype.name}")
         tokens = tf.cast(tokens, tf.int32)
-        if tf.executing_eagerly() and tf.size(tokens) > 0:
-            low, high = int(tf.reduce_min(tokens)), int(tf.reduce_max(tokens))
-            if low < 0 or high >= self.config.vocab_size:
-                raise ValueError(
-                    f"{feature_name} holds token ids in [{low}, {high}], outside the model's "
-                    f"vocabulary [0, {self.config.vocab_size}) (vocab_size of the config)")
+        check_token_ids(tokens, self.config.vocab_size, feature_name)
         return tokens, self.shared(tokens)
 
     def _logits(self, x):

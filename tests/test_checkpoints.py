@@ -63,10 +63,9 @@ def assert_same_weights(a, b):
 
 
 def uninitialized_registry_size():
-    from keras.src.backend.common import global_state
+    from t5core.compat import uninitialized_variables
 
-    return len(global_state.get_global_attribute("uninitialized_variables", [],
-                                                 set_to_default=True))
+    return len(uninitialized_variables())
 
 
 # ----------------------------------------------------------------------------- HF bin and h5

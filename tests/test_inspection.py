@@ -259,6 +259,15 @@ def test_packed_row_never_attends_across_segments():
             np.testing.assert_allclose(a["target_prob"], b["target_prob"], rtol=1e-4)
 
 
+def test_packed_and_single_rows_start_decoding_from_the_configured_id(tiny_config):
+    model = t5core.T5Model(tiny_config.replace(decoder_start_token_id=5))
+    examples = [([7, 8, 1], [9, 1]), ([10, 1], [11, 12, 1])]
+    packed = inspection.inspect_row(model, None, pack=examples, max_new_tokens=2)["inputs"]
+    assert packed["decoder_input_tokens"] == [5, 9, 5, 11, 12]
+    single = inspection.inspect_row(model, [7, 8, 1], [9, 1], max_new_tokens=2)["inputs"]
+    assert single["decoder_input_tokens"] == [5, 9]
+
+
 @pytest.mark.parametrize("variant", ["t5_v1_0_relu_tied", "umt5"])
 def test_cache_check_compares_incremental_and_full_decoding(variant):
     model = reference_model(variant)

@@ -216,6 +216,19 @@ def test_parameter_counts_equal_the_size_table():
         assert sum(n for _, n in model.parameter_summary()) == table[name]
 
 
+def test_config_names_every_unknown_field_with_its_own_dataclass_init():
+    import copy
+    import dataclasses
+    import pickle
+
+    with pytest.raises(TypeError, match="unknown field.*bogus_a, bogus_b.*Known fields: vocab_size"):
+        t5core.T5Config(bogus_b=2, d_model=8, bogus_a=1)
+    assert t5core.T5Config.__init__.__qualname__ == "T5Config.__init__"  # not replaced
+    config = t5core.T5Config(d_model=8, num_heads=2)
+    assert pickle.loads(pickle.dumps(config)) == copy.deepcopy(config) == config
+    assert dataclasses.replace(config, d_ff=16) == config.replace(d_ff=16)
+
+
 def test_config_from_json_and_its_errors(tmp_path):
     for variant in REFERENCE_VARIANTS:
         config = t5core.T5Config.from_json(str(REFERENCE / variant / "config.json"))

@@ -12,13 +12,15 @@ import re
 
 from t5core.checkpoints.rules import Rule, identity, skip, transpose
 
-# (stack, HF sub-layer index, HF module, t5core module) for the attention sub-layers.
-_ATTENTION = [
+# T5's block layout in the module names Mesh-TF gave it and HF's PyTorch and TF ports kept, the
+# one table the HF, HF-h5 and Mesh-TF rules derive from: (stack, sub-layer index in a block, their
+# module, t5core's module) for attention, (stack, sub-layer index) for the feed-forward.
+ATTENTION_SUBLAYERS = (
     ("encoder", 0, "SelfAttention", "self_attention"),
     ("decoder", 0, "SelfAttention", "self_attention"),
     ("decoder", 1, "EncDecAttention", "cross_attention"),
-]
-_FFN = [("encoder", 1), ("decoder", 2)]
+)
+FFN_SUBLAYERS = (("encoder", 1), ("decoder", 2))
 
 
 def hf_rules():
@@ -31,7 +33,7 @@ def hf_rules():
              reason="tied model: a copy of shared.weight", equals="shared/embeddings"),
         Rule(r"(encoder|decoder)\.final_layer_norm\.weight", "{0}/final_layer_norm/scale"),
     ]
-    for stack, index, module, ours in _ATTENTION:
+    for stack, index, module, ours in ATTENTION_SUBLAYERS:
         prefix = rf"{stack}\.block\.(\d+)\.layer\.{index}\."
         rules += [
             Rule(prefix + rf"{module}\.(q|k|v|o)\.weight", f"{stack}/block_{{0}}/{ours}/{{1}}/kernel",
@@ -40,7 +42,7 @@ def hf_rules():
                  f"{stack}/block_{{0}}/{ours}/relative_attention_bias/embeddings"),
             Rule(prefix + r"layer_norm\.weight", f"{stack}/block_{{0}}/{ours}_norm/scale"),
         ]
-    for stack, index in _FFN:
+    for stack, index in FFN_SUBLAYERS:
         prefix = rf"{stack}\.block\.(\d+)\.layer\.{index}\."
         rules += [
             Rule(prefix + r"DenseReluDense\.(wi|wi_0|wi_1|wo)\.weight",
@@ -57,7 +59,7 @@ def _export_table():
         (r"lm_head/kernel", "lm_head.weight", transpose),
         (r"(encoder|decoder)/final_layer_norm/scale", "{0}.final_layer_norm.weight", identity),
     ]
-    for stack, index, module, ours in _ATTENTION:
+    for stack, index, module, ours in ATTENTION_SUBLAYERS:
         prefix = rf"{stack}/block_(\d+)/"
         hf = f"{stack}.block.{{0}}.layer.{index}."
         table += [
@@ -66,7 +68,7 @@ def _export_table():
              hf + f"{module}.relative_attention_bias.weight", identity),
             (prefix + rf"{ours}_norm/scale", hf + "layer_norm.weight", identity),
         ]
-    for stack, index in _FFN:
+    for stack, index in FFN_SUBLAYERS:
         prefix = rf"{stack}/block_(\d+)/"
         hf = f"{stack}.block.{{0}}.layer.{index}."
         table += [

@@ -9,14 +9,10 @@ decoder groups each hold a copy of the shared embedding, checked equal to it.
 
 from __future__ import annotations
 
+from t5core.checkpoints.hf import ATTENTION_SUBLAYERS, FFN_SUBLAYERS
 from t5core.checkpoints.rules import Rule, skip
 from t5core.checkpoints.untrusted import element_count, shown
 from t5core.errors import CheckpointError
-
-_ATTENTION = [("encoder", 0, "SelfAttention", "self_attention"),
-              ("decoder", 0, "SelfAttention", "self_attention"),
-              ("decoder", 1, "EncDecAttention", "cross_attention")]
-_FFN = [("encoder", 1), ("decoder", 2)]
 
 
 def h5_rules():
@@ -29,7 +25,7 @@ def h5_rules():
         Rule(r"(encoder|decoder)/[^/]+/(?:encoder|decoder)/final_layer_norm/weight:0",
              "{0}/final_layer_norm/scale"),
     ]
-    for stack, index, module, ours in _ATTENTION:
+    for stack, index, module, ours in ATTENTION_SUBLAYERS:
         prefix = rf"{stack}/[^/]+/{stack}/block_\._(\d+)/layer_\._{index}/"
         rules += [
             Rule(prefix + rf"{module}/(q|k|v|o)/kernel:0", f"{stack}/block_{{0}}/{ours}/{{1}}/kernel"),
@@ -37,7 +33,7 @@ def h5_rules():
                  f"{stack}/block_{{0}}/{ours}/relative_attention_bias/embeddings"),
             Rule(prefix + r"layer_norm/weight:0", f"{stack}/block_{{0}}/{ours}_norm/scale"),
         ]
-    for stack, index in _FFN:
+    for stack, index in FFN_SUBLAYERS:
         prefix = rf"{stack}/[^/]+/{stack}/block_\._(\d+)/layer_\._{index}/"
         rules += [
             Rule(prefix + r"DenseReluDense/(wi|wi_0|wi_1|wo)/kernel:0",

@@ -17,6 +17,7 @@ import logging
 import ml_dtypes
 import numpy as np
 
+from t5core import compat
 from t5core.checkpoints.rules import CheckpointMismatchError, plan_mapping
 from t5core.errors import CheckpointError
 
@@ -33,8 +34,8 @@ def _nbytes(reader, name):
 
 def _set(variable, array):
     value = np.asarray(array, dtype=variable.dtype)
-    if getattr(variable, "_value", False) is None:  # deferred (see new_model_for_loading)
-        variable._initialize(value)
+    if compat.is_uninitialized(variable):  # deferred (see new_model_for_loading)
+        compat.initialize_variable(variable, value)
     else:
         variable.assign(value)
 
@@ -123,52 +124,39 @@ def _read(reader, name, source):
 
 
 class _Deferred:
-    """The variables a deferred build left uninitialised, and Keras' registry of them."""
+    """The variables a deferred build left uninitialised."""
 
-    def __init__(self, registry, variables):
-        self.registry, self.variables = registry, variables
-
-    def _unregister(self):
-        ours = {id(v) for v in self.variables}
-        self.registry[:] = [v for v in self.registry if id(v) not in ours]
+    def __init__(self, variables):
+        self.variables = variables
 
     def finish(self):
         """Initialises what the checkpoint does not hold (dropout seed states) as Keras would."""
         try:
             for variable in self.variables:
-                if variable._value is None:
-                    variable._deferred_initialize()
+                if compat.is_uninitialized(variable):
+                    compat.initialize_from_initializer(variable)
         finally:
-            self._unregister()
+            compat.forget_uninitialized(self.variables)
 
     def discard(self):
-        self._unregister()  # lets the half-built model be garbage collected
+        compat.forget_uninitialized(self.variables)  # lets the half-built model be collected
 
 
 def new_model_for_loading(config, dtype=None):
     """(T5Model, handle): the model built with variable initialisation deferred when Keras allows.
 
-    Relies on Keras 3's StatelessScope (variables created inside it are registered, not filled);
-    on any other Keras it falls back to a normal build, which costs memory but not correctness.
+    Relies on Keras 3 creating variables empty (`t5core.compat.variables_created_empty`); on any
+    other Keras it falls back to a normal build, which costs memory but not correctness.
     Call `handle.finish()` after assigning every weight, or `handle.discard()` on failure.
     """
     from t5core.model import T5Model
 
-    try:
-        from keras.src.backend.common import global_state
-        from keras.src.backend.common.stateless_scope import StatelessScope
-    except ImportError:
+    if not compat.deferred_initialization_available():
         return T5Model(config, dtype=dtype), None
-    registry = global_state.get_global_attribute("uninitialized_variables", [],
-                                                 set_to_default=True)
-    known = {id(v) for v in registry}
-    with StatelessScope(initialize_variables=False):
+    with compat.variables_created_empty() as created:
         model = T5Model(config, dtype=dtype)
-    registry = global_state.get_global_attribute("uninitialized_variables", [],
-                                                 set_to_default=True)
-    handle = _Deferred(registry, [v for v in registry if id(v) not in known])
-    if not all(hasattr(v, "_initialize") and getattr(v, "_value", 0) is None
-               for v in model.weights):
+    handle = _Deferred(created)
+    if not all(compat.is_uninitialized(v) for v in model.weights):
         # Not the Keras this was written against: initialise normally and carry on.
         handle.finish()
         return model, None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from t5core.checkpoints.gin_config import lookup, parse_gin
+from t5core.checkpoints.hf import ATTENTION_SUBLAYERS, FFN_SUBLAYERS
 from t5core.checkpoints.rules import Rule, skip, transpose
 from t5core.checkpoints.tf_checkpoint import TFCheckpointReader as MeshTFReader  # noqa: F401
 from t5core.config import T5Config
@@ -29,9 +30,7 @@ def mesh_tf_rules():
         Rule(r"decoder/logits/kernel", "lm_head/kernel"),
         Rule(r"(encoder|decoder)/(?:rms_norm|final_layer_norm)/scale", "{0}/final_layer_norm/scale"),
     ]
-    for stack, index, module, ours in [("encoder", 0, "SelfAttention", "self_attention"),
-                                       ("decoder", 0, "SelfAttention", "self_attention"),
-                                       ("decoder", 1, "EncDecAttention", "cross_attention")]:
+    for stack, index, module, ours in ATTENTION_SUBLAYERS:
         prefix = rf"{stack}/block_(\d+)/layer_{index:03d}/"
         rules += [
             Rule(prefix + rf"{module}/(q|k|v|o)", f"{stack}/block_{{0}}/{ours}/{{1}}/kernel"),
@@ -39,7 +38,7 @@ def mesh_tf_rules():
                  f"{stack}/block_{{0}}/{ours}/relative_attention_bias/embeddings", transpose),
             Rule(prefix + rf"{_NORM}/scale", f"{stack}/block_{{0}}/{ours}_norm/scale"),
         ]
-    for stack, index in [("encoder", 1), ("decoder", 2)]:
+    for stack, index in FFN_SUBLAYERS:
         prefix = rf"{stack}/block_(\d+)/layer_{index:03d}/"
         rules += [
             Rule(prefix + r"DenseReluDense/(wi|wi_0|wi_1|wo)/kernel",

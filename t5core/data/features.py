@@ -8,9 +8,8 @@ Packed rows (`pack_to_model_features`): several examples per row, filled greedil
 (a row is closed when the next example does not fit), plus encoder/decoder_segment_ids (1, 2, ...
 per example; 0 on padding) and encoder/decoder_positions (0, 1, ... restarting in each example).
 decoder_input_tokens restart with the decoder start id at each example's start and are 0 on
-padding. The shift is SeqIO's `make_autoregressive_inputs` (so an unpacked row's last target, EOS,
-also lands on the first padding position, which no loss weight or real position reads); the start
-id is the model config's `decoder_start_token_id` (0 for every released T5).
+padding: `t5core.model_inputs.shift_right`, SeqIO's `make_autoregressive_inputs`, from the model
+config's `decoder_start_token_id` (0 for every released T5).
 
 Neither cuts nor drops an example: one longer than its row fails with an error that says to
 truncate (`t5core.data.preprocessors.truncate`, or `truncate=True` here).
@@ -26,11 +25,7 @@ import tensorflow as tf
 
 from t5core.data.preprocessors import AUTOTUNE
 from t5core.data.preprocessors import truncate as truncate_step
-
-FEATURE_NAMES = ("encoder_input_tokens", "decoder_input_tokens", "decoder_target_tokens",
-                 "decoder_loss_weights")
-PACKED_FEATURE_NAMES = FEATURE_NAMES + ("encoder_segment_ids", "decoder_segment_ids",
-                                        "encoder_positions", "decoder_positions")
+from t5core.model_inputs import shift_right
 
 
 def _check_fits(ids, length: int, name: str):
@@ -38,17 +33,6 @@ def _check_fits(ids, length: int, name: str):
     return tf.debugging.assert_less_equal(
         n, length, message=f"an example's {name} is longer than the row length {length}: "
                            f"truncate it first (truncate=True / preprocessors.truncate)")
-
-
-def _decoder_inputs(targets, start_id, segment_ids=None, positions=None):
-    """Targets shifted right by one, starting with `start_id`; in packed rows (segment ids
-    given) `start_id` at each segment's first position and 0 on padding."""
-    start = tf.fill(tf.shape(targets[..., :1]), tf.cast(start_id, targets.dtype))
-    shifted = tf.concat([start, targets[..., :-1]], axis=-1)
-    if segment_ids is None:
-        return shifted
-    shifted = tf.where(positions == 0, tf.cast(start_id, targets.dtype), shifted)
-    return tf.where(segment_ids == 0, tf.zeros_like(shifted), shifted)
 
 
 def pad_to_model_features(ds: tf.data.Dataset, lengths: Mapping[str, int],
@@ -68,7 +52,7 @@ def pad_to_model_features(ds: tf.data.Dataset, lengths: Mapping[str, int],
         segment = tf.cast(tf.range(T) < tf.size(targets), tf.int32)
         out = {"encoder_input_tokens": tf.ensure_shape(enc, [L]),
                "decoder_target_tokens": tf.ensure_shape(dec, [T]),
-               "decoder_input_tokens": _decoder_inputs(dec, decoder_start_token_id),
+               "decoder_input_tokens": shift_right(dec, decoder_start_token_id),
                "decoder_loss_weights": tf.cast(segment, tf.float32)}
         return out
     return ds.map(fn, num_parallel_calls=AUTOTUNE)
@@ -134,8 +118,8 @@ def pack_to_model_features(ds: tf.data.Dataset, lengths: Mapping[str, int],
         return {"encoder_input_tokens": row["enc"], "encoder_segment_ids": row["enc_seg"],
                 "encoder_positions": row["enc_pos"], "decoder_target_tokens": row["dec"],
                 "decoder_segment_ids": row["dec_seg"], "decoder_positions": row["dec_pos"],
-                "decoder_input_tokens": _decoder_inputs(row["dec"], decoder_start_token_id,
-                                                        row["dec_seg"], row["dec_pos"]),
+                "decoder_input_tokens": shift_right(row["dec"], decoder_start_token_id,
+                                                    row["dec_seg"], row["dec_pos"]),
                 "decoder_loss_weights": tf.cast(row["dec_seg"] > 0, tf.float32)}
     return ds.map(to_features, num_parallel_calls=AUTOTUNE)
 

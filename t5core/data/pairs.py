@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from t5core.model_inputs import model_features, shift_right
+
 
 def pad_rows(rows, length):
     """list of int lists -> int32 [N, length] padded with 0 (rows must already fit)."""
@@ -32,8 +34,9 @@ def encode_pairs(pairs, tokenizer, inputs_length, targets_length, source="exampl
         t = tokenizer.encode(targets, add_eos=True)
         if len(e) > inputs_length or len(t) > targets_length:
             truncated += 1
-            e = e[:inputs_length - 1] + [1] if len(e) > inputs_length else e
-            t = t[:targets_length - 1] + [1] if len(t) > targets_length else t
+            eos = [tokenizer.eos_id]
+            e = e[:inputs_length - 1] + eos if len(e) > inputs_length else e
+            t = t[:targets_length - 1] + eos if len(t) > targets_length else t
         enc.append(e)
         tgt.append(t)
     if not enc:
@@ -43,8 +46,7 @@ def encode_pairs(pairs, tokenizer, inputs_length, targets_length, source="exampl
         "encoder_input_tokens": pad_rows(enc, inputs_length),
         "decoder_target_tokens": targets,
         # Teacher forcing: the decoder sees the targets shifted right, after the start id.
-        "decoder_input_tokens": np.concatenate(
-            [np.full_like(targets[:, :1], decoder_start_token_id), targets[:, :-1]], axis=1),
+        "decoder_input_tokens": shift_right(targets, decoder_start_token_id).numpy(),
         "decoder_loss_weights": (targets > 0).astype(np.float32),
     }
     return features, truncated
@@ -104,7 +106,6 @@ def pairs_dataset(pairs, tokenizer, inputs_length, targets_length, batch_size, *
     dataset = tf.data.Dataset.from_tensor_slices(features)
     if shuffle:
         dataset = dataset.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
-    model_keys = ("encoder_input_tokens", "decoder_input_tokens")
     return dataset.batch(batch_size).map(
-        lambda f: ({k: f[k] for k in model_keys}, f["decoder_target_tokens"],
+        lambda f: (model_features(f), f["decoder_target_tokens"],
                    f["decoder_loss_weights"])).prefetch(2)

@@ -4,9 +4,10 @@
 """
 
 from t5core.decoding.beam import length_penalty
-from t5core.decoding.generation import decode_graph, default_jit_compile, generate
+from t5core.decoding.generation import decode_graph, generate
 from t5core.decoding.sampling import filter_logits
 from t5core.decoding.text import generate_text
+from t5core.xla import default_jit_compile
 
 __all__ = ["generate", "generate_text", "decode_graph", "default_jit_compile", "length_penalty",
            "filter_logits"]

@@ -1,8 +1,8 @@
 """`generate`: checks its arguments, then runs one compiled search (greedy, beam or sampling).
 
 The search itself (`decode_graph`) is pure TF ops: `generate` wraps it in a tf.function per model
-(XLA or plain graph, see `default_jit_compile`), and the SavedModel export calls it inside its own
-serving function.
+(XLA or plain graph, see `t5core.xla.default_jit_compile`), and the SavedModel export calls it
+inside its own serving function.
 """
 
 from __future__ import annotations
@@ -16,28 +16,11 @@ import tensorflow as tf
 from t5core.decoding.beam import beam_search, check_semantics
 from t5core.decoding.cache_ops import start_decoding
 from t5core.decoding.sampling import greedy_chooser, sample_loop, sampling_chooser
+from t5core.model_inputs import check_token_ids
+from t5core.xla import default_jit_compile
 
 METHODS = {"greedy": "greedy", "beam": "beam", "beam_search": "beam", "sample": "sample",
            "sampling": "sample"}
-
-# On CPU, XLA is used for searches of at most this many rows (batch x beams); 0: never.
-# Measured alone on the 2-core AVX-512 CPU of this project on 2026-11-29 (t5-small, random
-# weights, 64 input -> 32 new tokens, medians of 3 runs, `benchmark_decoding(jit_compile=(False,
-# True))`), XLA was faster at every size measured:
-#   greedy batch 1:  graph 252 ms, XLA 145 ms;   greedy batch 32: graph 872 ms, XLA 710-770 ms;
-#   beam 4 x batch 8: graph 677 ms, XLA 671 ms.
-# (An earlier measurement on a machine loaded by other jobs had favoured graph mode, whose oneDNN
-# matmuls spread over both cores; XLA runs the small decode-step matmuls on one core each.)
-# XLA compiles once per shape (first call ~1-2 s longer); larger searches were not measured, so
-# they keep graph mode, which also relaxes shapes instead of recompiling.
-CPU_XLA_MAX_ROWS = 32
-
-
-def default_jit_compile(rows: int | None = None) -> bool:
-    """XLA on GPU/TPU; on CPU only for searches of at most CPU_XLA_MAX_ROWS rows (see above)."""
-    if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
-        return True
-    return rows is not None and rows <= CPU_XLA_MAX_ROWS
 
 
 def decode_graph(model, encoder_input_tokens, decoder_prompt, seed, alpha, temperature, top_p, *,
@@ -115,9 +98,7 @@ def _int_tokens(value, name, vocab_size):
     if array.size and not np.issubdtype(array.dtype, np.integer):
         raise TypeError(f"{name} must hold integer token ids, got dtype {array.dtype}")
     array = array.astype(np.int64)
-    if array.size and (array.min() < 0 or array.max() >= vocab_size):
-        raise ValueError(f"{name} holds token ids in [{array.min()}, {array.max()}], outside the "
-                         f"model's vocabulary [0, {vocab_size})")
+    check_token_ids(array, vocab_size, name)
     return array.astype(np.int32)
 
 
@@ -199,7 +180,7 @@ def generate(model, encoder_input_tokens, max_new_tokens, method="greedy", num_b
       decoder_prompt: int [P] or [B, P]: tokens forced after the decoder start id, before the new
         tokens (not part of the result).
       jit_compile: True for an XLA-compiled loop, False for a plain tf.function graph, None for
-        `default_jit_compile(rows)` (XLA on GPU/TPU; on CPU the mode measured faster).
+        `t5core.xla.default_jit_compile(rows)` (XLA on GPU/TPU; on CPU for small searches).
       max_input_length: if given, rows longer than this raise a ValueError.
       eos_id: the id that ends a row (default model.config.eos_token_id; -1 never ends early).
       beam_semantics: "t5x" (default) or "hf": which beams may finish and how they are scored

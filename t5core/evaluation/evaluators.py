@@ -87,10 +87,10 @@ def score_candidates(model, encoder_tokens, candidates, targets_length, batch_si
     import tensorflow as tf
 
     from t5core.losses import token_losses
+    from t5core.model_inputs import shift_right
 
     targets = pad_rows([c[:targets_length] for c in candidates], targets_length)  # [C, T]
-    start = np.full_like(targets[:, :1], model.config.decoder_start_token_id)
-    decoder_inputs = np.concatenate([start, targets[:, :-1]], axis=1)
+    decoder_inputs = shift_right(targets, model.config.decoder_start_token_id).numpy()
     scores = np.zeros((len(encoder_tokens), len(candidates)), np.float32)
     for start in range(0, len(encoder_tokens), batch_size):
         enc = encoder_tokens[start:start + batch_size]

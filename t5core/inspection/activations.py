@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from t5core.model_inputs import check_token_ids, model_features, shift_right
+
 
 def greedy_continue(model, encoder_input_tokens, max_new_tokens: int, eos_id: int | None = None):
     """Greedy decoding by full recomputation: int32 [B, 1 + S] (start, tokens, 0 after eos).
@@ -89,11 +91,13 @@ def cache_agreement(model, encoder_input_tokens, decoder_input_tokens) -> dict:
             "max_abs_logit_diff": diffs}
 
 
-def pack_rows(pairs: Sequence[tuple[Sequence[int], Sequence[int]]]) -> dict:
+def pack_rows(pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
+              decoder_start_token_id: int = 0) -> dict:
     """Several (input ids, target ids) examples in one packed row, by the training packer.
 
     Uses `t5core.data.features.pack_to_model_features`, so the row is exactly what training sees:
-    segment ids 1, 2, ..., positions restarting at 0, decoder inputs restarting with 0.
+    segment ids 1, 2, ..., positions restarting at 0, decoder inputs restarting with
+    `decoder_start_token_id` (the model config's).
     """
     from t5core.data.features import pack_to_model_features
 
@@ -103,7 +107,8 @@ def pack_rows(pairs: Sequence[tuple[Sequence[int], Sequence[int]]]) -> dict:
                  for a, b in pairs),
         output_signature={"inputs": tf.TensorSpec([None], tf.int32),
                           "targets": tf.TensorSpec([None], tf.int32)})
-    rows = list(pack_to_model_features(ds, lengths).as_numpy_iterator())
+    rows = list(pack_to_model_features(
+        ds, lengths, decoder_start_token_id=decoder_start_token_id).as_numpy_iterator())
     if len(rows) != 1:
         raise RuntimeError(f"packing {len(pairs)} examples gave {len(rows)} rows, expected 1")
     return {k: v[None, :] for k, v in rows[0].items()}
@@ -134,10 +139,7 @@ def inspect_row(model, encoder_ids, target_ids=None, *, pack: Sequence | None = 
         inputs = [int(t) for t in inputs]
         if not inputs:
             raise ValueError(f"example {n}: the input is empty")
-        bad = [t for t in inputs + list(targets or []) if not 0 <= int(t) < vocab]
-        if bad:
-            raise ValueError(f"example {n}: token ids {bad[:5]} outside the model's vocabulary "
-                             f"[0, {vocab}); is the tokenizer the model's?")
+        check_token_ids(inputs + [int(t) for t in targets or []], vocab, f"example {n}")
         if targets is None:
             generated = greedy_continue(model, np.asarray([inputs], np.int32), max_new_tokens)[0]
             targets = [int(t) for t in generated[1:]]
@@ -149,17 +151,16 @@ def inspect_row(model, encoder_ids, target_ids=None, *, pack: Sequence | None = 
         if not targets:
             raise ValueError(f"example {n}: the target is empty")
         filled.append((inputs, [int(t) for t in targets]))
+    start_id = model.config.decoder_start_token_id
     if pack is not None:
-        features = pack_rows(filled)
+        features = pack_rows(filled, decoder_start_token_id=start_id)
     else:
         inputs, targets = filled[0]
+        targets = np.asarray([targets], np.int32)
         features = {"encoder_input_tokens": np.asarray([inputs], np.int32),
-                    "decoder_target_tokens": np.asarray([targets], np.int32),
-                    "decoder_input_tokens": np.asarray(
-                        [[model.config.decoder_start_token_id] + targets[:-1]], np.int32)}
-    model_features = {k: v for k, v in features.items()
-                      if k not in ("decoder_target_tokens", "decoder_loss_weights")}
-    acts = collect_activations(model, model_features)
+                    "decoder_target_tokens": targets,
+                    "decoder_input_tokens": shift_right(targets, start_id).numpy()}
+    acts = collect_activations(model, model_features(features))
 
     enc_tokens = features["encoder_input_tokens"][0]
     dec_inputs = features["decoder_input_tokens"][0]

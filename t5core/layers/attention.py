@@ -6,6 +6,7 @@ Einsum letters: b batch, q query positions, k key positions, n heads, h head dim
 import keras
 import tensorflow as tf
 
+from t5core import compat
 from t5core.layers.dropout import Dropout
 from t5core.layers.position import RelativePositionBias
 
@@ -33,7 +34,7 @@ class Attention(keras.layers.Layer):
         super().__init__(**kwargs)
         # Keras would cast every floating call argument to the compute dtype, rounding the
         # float32 position bias to bf16 under a mixed policy; inputs arrive in the right dtype.
-        self._convert_input_args = False
+        compat.keep_call_argument_dtypes(self)
         self.d_model = d_model
         self.num_heads = num_heads
         self.d_kv = d_kv

@@ -2,6 +2,7 @@
 
 import keras
 
+from t5core import compat
 from t5core.layers.attention import Attention
 from t5core.layers.dropout import Dropout
 from t5core.layers.feed_forward import FeedForward
@@ -27,7 +28,7 @@ class _Block(keras.layers.Layer):
 
     def __init__(self, config, has_relative_bias=False, **kwargs):
         super().__init__(**kwargs)
-        self._convert_input_args = False  # keep the float32 bias float32 (see Attention)
+        compat.keep_call_argument_dtypes(self)  # keep the float32 bias float32 (see Attention)
         self.config = _config(config)
         self.has_relative_bias = has_relative_bias
         c = self.config

@@ -38,6 +38,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from t5core import compat
 from t5core.optimizers.clipping import ReplicaConsistentClipping
 
 
@@ -131,7 +132,7 @@ class Adafactor(ReplicaConsistentClipping, keras.optimizers.Optimizer):
         else `v`. `m` with momentum (beta1 not None). Raises KeyError for a variable this
         optimizer was not built with.
         """
-        index = self._get_variable_index(variable)
+        index = compat.variable_index(self, variable)
         return {"v_row": self._v_row[index], "v_col": self._v_col[index], "v": self._v[index],
                 "m": self._m[index]}
 
@@ -141,14 +142,14 @@ class Adafactor(ReplicaConsistentClipping, keras.optimizers.Optimizer):
         ref = reference.value if isinstance(reference, keras.Variable) else reference
         base = getattr(reference, "path", None) or reference.name
         name = f"{str(base).replace('/', '_').replace(':', '_')}_{suffix}"
-        with self._distribution_strategy.extended.colocate_vars_with(ref):
+        with compat.optimizer_strategy(self).extended.colocate_vars_with(ref):
             return self.add_variable(shape=shape, dtype="float32", name=name)
 
     def build(self, var_list):
         if self.built:
             return
         super().build(var_list)
-        # One entry per model variable (index from _get_variable_index); None where unused.
+        # One entry per model variable (index from compat.variable_index); None where unused.
         self._v_row, self._v_col, self._v, self._m = [], [], [], []
         for var in var_list:
             shape = tuple(var.shape)
@@ -167,7 +168,7 @@ class Adafactor(ReplicaConsistentClipping, keras.optimizers.Optimizer):
             self._m.append(None if self.beta1 is None else self._add_slot(var, shape, "m"))
 
     def update_step(self, gradient, variable, learning_rate):
-        index = self._get_variable_index(variable)
+        index = compat.variable_index(self, variable)
         grad = tf.cast(tf.convert_to_tensor(gradient), tf.float32)  # densifies IndexedSlices
         param = tf.cast(tf.convert_to_tensor(variable), tf.float32)
         lr = tf.cast(learning_rate, tf.float32)
@@ -216,7 +217,7 @@ class Adafactor(ReplicaConsistentClipping, keras.optimizers.Optimizer):
         if self.weight_decay_rate_lr_exponent:
             decay_rate = (1.0 if decay_rate is None else decay_rate) * tf.pow(
                 lr, float(self.weight_decay_rate_lr_exponent))
-        if decay_rate is not None and self._use_weight_decay(variable):
+        if decay_rate is not None and compat.uses_weight_decay(self, variable):
             new_param = new_param - decay_rate * param
         # Computed in float32 and rounded once to the variable's dtype (T5X does the same).
         self.assign(variable, new_param)

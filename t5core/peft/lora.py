@@ -27,6 +27,7 @@ import math
 import keras
 import tensorflow as tf
 
+from t5core import compat
 from t5core.layers.dropout import Dropout
 from t5core.peft.freezing import freeze_all, head_layers, stacks
 
@@ -123,14 +124,14 @@ class LoRADense(keras.layers.Layer):
         return self.scale * tf.matmul(tf.convert_to_tensor(self.lora_a),
                                       tf.convert_to_tensor(self.lora_b))
 
-    def _trackable_children(self, save_type="checkpoint", **kwargs):
+    def _trackable_children(self, save_type="checkpoint", **kwargs):  # compat.OVERRIDDEN_HOOKS
         # Checkpoint layout: the Dense's own children ("_kernel") directly under this object,
         # as if no wrapper were there, so plain-model checkpoints and LoRA ones interoperate.
-        children = dict(super()._trackable_children(save_type, **kwargs))
+        children = dict(compat.trackable_children(super(), save_type, **kwargs))
         if save_type != "checkpoint":  # SavedModel export keeps the plain object graph
             return children
         children.pop("base", None)
-        base_children = self.base._trackable_children(save_type, **kwargs)
+        base_children = compat.trackable_children(self.base, save_type, **kwargs)
         return {**base_children, **children}
 
     def get_config(self):
@@ -140,9 +141,9 @@ class LoRADense(keras.layers.Layer):
 
 
 def _replace_sublayer(parent, attribute, old, new):
-    # Built Keras layers lock their list of sub-layers; swap the entry in place (keeping the
-    # order of `weights`) so that the tracker accepts the new attribute value.
-    parent._tracker.replace_tracked_value("layers", old, new)
+    # Swapped in place in the locked list of sub-layers (keeping the order of `weights`), so that
+    # the tracker accepts the new attribute value.
+    compat.replace_tracked_sublayer(parent, old, new)
     setattr(parent, attribute, new)
 
 

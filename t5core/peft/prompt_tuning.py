@@ -22,11 +22,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from t5core.model import FEATURE_KEYS, T5Model, check_features
+from t5core.model import T5Model
+from t5core.model_inputs import PACKING_FEATURES, check_features
 from t5core.peft.freezing import freeze_all
+from t5core.tokenizer import UNK_ID
 
 VOCAB_SAMPLE_LIMIT = 5000
-FIRST_ORDINARY_ID = 3  # after pad 0, eos 1, unk 2
+FIRST_ORDINARY_ID = UNK_ID + 1  # the first id after the specials pad, eos and unk
 
 
 @keras.saving.register_keras_serializable(package="t5core")
@@ -163,8 +165,7 @@ class PromptTunedT5(T5Model):
                 output_attentions=False):
         """As T5Model.forward; "encoder_output" and encoder outputs include the P prompt slots."""
         check_features(features)
-        self._refuse_packing(**{k: features.get(k) for k in FEATURE_KEYS
-                                if k.endswith(("segment_ids", "positions"))})
+        self._refuse_packing(**{k: features.get(k) for k in PACKING_FEATURES})
         flags = dict(output_hidden_states=output_hidden_states,
                      output_attentions=output_attentions)
         encoder_tokens = tf.cast(features["encoder_input_tokens"], tf.int32)

@@ -15,6 +15,7 @@ from t5core import model_dir
 from t5core.errors import ConfigError, FlagError
 from t5core.training.distribute import STRATEGIES, is_chief, make_strategy
 from t5core.training.trainer import TrainConfig, Trainer
+from t5core.xla import default_jit_compile
 
 # The embedded default model: small enough to learn the embedded tasks in minutes on 2 cores.
 EMBEDDED_MODEL = dict(vocab_size=384, d_model=128, d_kv=32, num_heads=4, d_ff=384, num_layers=3,
@@ -148,10 +149,10 @@ class RunOptions:
 
 
 def resolve_jit_compile(flag: str) -> bool:
-    """XLA on GPU and TPU; on CPU the plain graph, which the benchmark shows is faster there."""
+    """--jit_compile: "true", "false", or "auto" for `t5core.xla.default_jit_compile()`."""
     if flag != "auto":
         return flag == "true"
-    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+    return default_jit_compile()
 
 
 def model_config(options: RunOptions):

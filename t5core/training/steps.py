@@ -12,16 +12,12 @@ import contextlib
 
 import tensorflow as tf
 
+from t5core import compat
 from t5core.losses import cross_entropy_loss, parse_loss_normalization
+from t5core.model_inputs import model_features
 from t5core.training.distribute import replica_slice
 
-MODEL_KEYS = ("encoder_input_tokens", "decoder_input_tokens", "encoder_segment_ids",
-              "encoder_positions", "decoder_segment_ids", "decoder_positions")
 _SUMS = ("loss_sum", "normalizer", "z_loss_sum", "num_tokens", "correct")
-
-
-def _model_features(features):
-    return {k: v for k, v in features.items() if k in MODEL_KEYS}
 
 
 class StepBuilder:
@@ -38,8 +34,8 @@ class StepBuilder:
                                 loss_normalization=loss_normalization)
         self.skip_nonfinite = skip_nonfinite
         self.num_replicas = num_replicas
-        # jit_compile applies to the forward and backward pass. On CPU, TF's graph mode (oneDNN
-        # matmuls) can beat XLA there, so it is a choice; the update is another matter (below).
+        # jit_compile applies to the forward and backward pass (its default by device:
+        # t5core.xla); the update is another matter (below).
         self._grads = tf.function(self._loss_and_grads, jit_compile=jit_compile)
         self._forward = tf.function(self._eval_sums, jit_compile=jit_compile)
         # With one replica nothing is all-reduced, so the gradient scaling and the optimizer
@@ -61,7 +57,7 @@ class StepBuilder:
         # Models with another objective (the classification head) compute their own sums.
         if hasattr(self.model, "loss_sums"):
             return self.model.loss_sums(features, training=training, **self.loss_kwargs)
-        logits = self.model(_model_features(features), training=training)
+        logits = self.model(model_features(features), training=training)
         _, aux = cross_entropy_loss(
             logits, features["decoder_target_tokens"], features.get("decoder_loss_weights"),
             segment_ids=features.get("decoder_segment_ids"), **self.loss_kwargs)
@@ -104,8 +100,8 @@ class StepBuilder:
             # Embedding gradients come as IndexedSlices; the dense update needs them dense.
             grads = [tf.convert_to_tensor(g) for g in grads]
             # The gradient norm (logged, and used by clipping) is taken here rather than in the
-            # XLA update: XLA on CPU reduces t5-small's 60M gradient values in 30 ms, the
-            # graph executor in 7 ms.
+            # XLA update: on CPU the graph executor reduces every gradient value faster than
+            # XLA does.
             # (Keras' own gradient_accumulation_steps would update with a sum of several
             # steps' gradients, whose norm this is not: the optimizer then takes its own.)
             norm = None
@@ -137,7 +133,7 @@ class StepBuilder:
             self.optimizer.apply_gradients(zip(g, variables))
             return tf.constant(True)
 
-        if tf.__internal__.distribute.strategy_supports_no_merge_call():
+        if compat.strategy_supports_no_merge_call():
             tf.cond(finite, lambda: apply(grads), lambda: tf.constant(False))
             return
 
@@ -147,7 +143,7 @@ class StepBuilder:
             first = distribution.experimental_local_results(finite)[0]
 
             def do_apply():
-                distribution.extended.call_for_each_replica(apply, args=(grads,))
+                compat.call_for_each_replica(distribution, apply, args=(grads,))
                 return tf.constant(True)  # cond branches must return alike
 
             tf.cond(first, do_apply, lambda: tf.constant(False))

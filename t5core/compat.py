@@ -1,0 +1,149 @@
+"""Every private Keras and TensorFlow API t5core relies on, behind functions that say what they do.
+
+Each is used because no public API does the same; the reason stands with each function.
+`tests/test_compat.py` checks that each one still exists and behaves as relied on, and names the
+API when a Keras or TensorFlow upgrade removes or changes it. The Keras hooks that t5core's
+subclasses override (a method of that name must be defined there) are listed in
+`OVERRIDDEN_HOOKS` and checked the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import tensorflow as tf
+
+try:
+    from keras.src.backend.common import global_state as _global_state
+    from keras.src.backend.common.stateless_scope import StatelessScope as _StatelessScope
+except ImportError:  # another Keras: loading falls back to building the model normally
+    _global_state = _StatelessScope = None
+
+# Keras hooks overridden by t5core's subclasses: "class.method" -> the subclass and why.
+OVERRIDDEN_HOOKS = {
+    "keras.layers.Layer._trackable_children": (
+        "peft.lora.LoRADense: checkpoints hold the wrapped Dense's variables where a plain "
+        "model holds them"),
+    "keras.optimizers.Optimizer._clip_gradients": (
+        "optimizers.clipping.ReplicaConsistentClipping: no clipping before the cross-replica sum"),
+    "keras.optimizers.Optimizer._backend_update_step": (
+        "optimizers.clipping.ReplicaConsistentClipping: the norm and the clipping after the "
+        "cross-replica sum"),
+}
+
+
+# -- variables created now, filled later ------------------------------------------------------
+# Keras has no public way to create a variable without running its initializer; loading a
+# checkpoint that way writes each weight once instead of filling it with random values first.
+
+def deferred_initialization_available() -> bool:
+    """Whether this Keras can create variables without values (`variables_created_empty`)."""
+    return _StatelessScope is not None
+
+
+def uninitialized_variables() -> list:
+    """Keras' own registry of the variables created without a value (the list itself)."""
+    return _global_state.get_global_attribute("uninitialized_variables", [],
+                                              set_to_default=True)
+
+
+@contextlib.contextmanager
+def variables_created_empty():
+    """Keras variables created inside hold no value until one is given.
+
+    Yields a list that holds, on exit, the variables created inside (in creation order). Fill
+    each with `initialize_variable` or `initialize_from_initializer`, then hand them to
+    `forget_uninitialized`.
+    """
+    known = {id(v) for v in uninitialized_variables()}
+    created: list = []
+    with _StatelessScope(initialize_variables=False):
+        yield created
+    created.extend(v for v in uninitialized_variables() if id(v) not in known)
+
+
+def is_uninitialized(variable) -> bool:
+    """Whether `variable` was created empty and can still be given its first value."""
+    return hasattr(variable, "_initialize") and getattr(variable, "_value", 0) is None
+
+
+def initialize_variable(variable, value) -> None:
+    """Gives an empty variable its first value (`assign` needs a value to be there)."""
+    variable._initialize(value)
+
+
+def initialize_from_initializer(variable) -> None:
+    """Fills an empty variable as Keras would have at creation (its initializer)."""
+    variable._deferred_initialize()
+
+
+def forget_uninitialized(variables) -> None:
+    """Drops `variables` from Keras' registry, so it neither keeps them alive nor fills them."""
+    ours = {id(v) for v in variables}
+    registry = uninitialized_variables()
+    registry[:] = [v for v in registry if id(v) not in ours]
+
+
+# -- layers ----------------------------------------------------------------------------------
+
+def keep_call_argument_dtypes(layer) -> None:
+    """Stops Keras casting a layer's floating call arguments to its compute dtype.
+
+    Under a mixed policy Keras would round every floating argument to bfloat16; the attention
+    position bias must stay float32. Keras offers this only as a private attribute.
+    """
+    layer._convert_input_args = False
+
+
+def trackable_children(obj, save_type="checkpoint", **kwargs) -> dict:
+    """The children TensorFlow's object graph (checkpoints, SavedModel) saves under `obj`."""
+    return obj._trackable_children(save_type, **kwargs)
+
+
+def replace_tracked_sublayer(parent, old, new) -> None:
+    """Swaps `old` for `new` in a built layer's list of sub-layers, keeping its place.
+
+    A built Keras layer locks that list, and no public call replaces an entry in it.
+    """
+    parent._tracker.replace_tracked_value("layers", old, new)
+
+
+# -- optimizers and tf.distribute -------------------------------------------------------------
+# A Keras optimizer subclass that changes what happens between the cross-replica sum and the
+# update has to call the TensorFlow optimizer's own steps, which are private.
+
+def optimizer_strategy(optimizer):
+    """The tf.distribute strategy a Keras optimizer was created under."""
+    return optimizer._distribution_strategy
+
+
+def variable_index(optimizer, variable) -> int:
+    """The index of `variable` in the optimizer's per-variable state lists (its slots)."""
+    return optimizer._get_variable_index(variable)
+
+
+def uses_weight_decay(optimizer, variable) -> bool:
+    """Whether weight decay applies to `variable` (Keras' exclusion lists)."""
+    return optimizer._use_weight_decay(variable)
+
+
+def all_reduce_sum_gradients(optimizer, grads_and_vars) -> list:
+    """(gradient, variable) pairs with each gradient summed across replicas."""
+    return optimizer._all_reduce_sum_gradients(grads_and_vars)
+
+
+def apply_update_step(optimizer, grads_and_vars, learning_rate) -> None:
+    """The optimizer's per-variable update, across replicas as Keras' TF optimizer runs it."""
+    tf.__internal__.distribute.interim.maybe_merge_call(
+        optimizer._distributed_tf_update_step, optimizer._distribution_strategy,
+        grads_and_vars, learning_rate)
+
+
+def strategy_supports_no_merge_call() -> bool:
+    """Whether the current strategy updates variables in replica context (no merge_call)."""
+    return tf.__internal__.distribute.strategy_supports_no_merge_call()
+
+
+def call_for_each_replica(strategy, fn, args=()):
+    """Runs `fn(*args)` in each replica's context from cross-replica context."""
+    return strategy.extended.call_for_each_replica(fn, args=args)
