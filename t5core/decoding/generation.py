@@ -19,6 +19,7 @@ from t5core.decoding.sampling import greedy_chooser, sample_loop, sampling_choos
 
 METHODS = {"greedy": "greedy", "beam": "beam", "beam_search": "beam", "sample": "sample",
            "sampling": "sample"}
+METHOD_NAMES = tuple(dict.fromkeys(METHODS.values()))  # greedy, beam, sample: without aliases
 
 # On CPU, XLA is used for searches of at most this many rows (batch x beams); 0: never.
 # Measured alone on the 2-core AVX-512 CPU of this project on 2026-11-29 (t5-small, random
