@@ -8,6 +8,16 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["t5core", "t5core.*"]),
+    # The same programs as `python scripts/<name>.py` (t5core/commands/).
+    entry_points={"console_scripts": [
+        "t5core-train = t5core.commands.train:main",
+        "t5core-generate = t5core.commands.generate:main",
+        "t5core-evaluate = t5core.commands.evaluate:main",
+        "t5core-export = t5core.commands.export:main",
+        "t5core-convert = t5core.commands.convert_checkpoint:main",
+        "t5core-inspect = t5core.commands.inspect_model:main",
+        "t5core-sweep = t5core.commands.sweep:main",
+    ]},
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3.0",

@@ -12,6 +12,10 @@ keeps its traceback.
     if __name__ == "__main__":
         cli.run(main)          # absl: parses the flags, then calls main(argv)
 
+t5core's own programs (`t5core.commands`: t5core-train, t5core-generate, ...) are made with
+`command`: one function defines the flags, another does the work, and the same `main` serves the
+command line and a call from Python (tests, notebooks) with a list of arguments.
+
 An argparse program ends with `cli.run_main(main)` instead: `main(argv)` gets the arguments
 without --verbose.
 """
@@ -67,12 +71,19 @@ def guard(main):
     return guarded
 
 
+def _define_verbose(flag_values):
+    if "verbose" not in flag_values:
+        from absl import flags
+
+        flags.DEFINE_bool("verbose", False, "Show the traceback of an error in the input too.",
+                          flag_values=flag_values)
+
+
 def run(main):
     """absl's `app.run(main)`, with flag errors and user errors reported in one line (status 2)."""
     from absl import app, flags
 
-    if "verbose" not in flags.FLAGS:
-        flags.DEFINE_bool("verbose", False, "Show the traceback of an error in the input too.")
+    _define_verbose(flags.FLAGS)
 
     def parse(argv):
         try:
@@ -88,6 +99,85 @@ def run(main):
             sys.exit(report(err))
 
     app.run(guard(main_with_usage_errors), flags_parser=parse)
+
+
+def parse_flags(define_flags, argv, takes_arguments=True):
+    """Parses `argv` (arguments without the program name) into flags of their own.
+
+    Args:
+      define_flags: `define_flags(flag_values)` defines the program's flags there.
+      argv: the arguments.
+      takes_arguments: whether arguments that are not flags are allowed.
+
+    Returns:
+      (the parsed `absl.flags.FlagValues`, the arguments that are not flags). absl's global
+      FLAGS are not touched, so programs with flags of the same names can be called in turn.
+
+    Raises:
+      SystemExit(2): a flag absl refuses (unknown, a bad value, a required one missing) or an
+        unexpected argument, after printing `error: ...` on stderr.
+    """
+    from absl import flags
+
+    flag_values = flags.FlagValues()
+    define_flags(flag_values)
+    _define_verbose(flag_values)
+    try:
+        rest = flag_values(["program", *map(str, argv)])[1:]
+    except flags.Error as err:
+        rest, problem = [], str(err)
+    else:
+        problem = None if takes_arguments or not rest else _unexpected(rest)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(USER_ERROR_STATUS)
+    return flag_values, rest
+
+
+def _unexpected(arguments) -> str:
+    return f"Unexpected arguments: {' '.join(arguments)}"
+
+
+def command(define_flags, body, argv=None, *, doc=None, takes_arguments=False):
+    """Runs a program: `body(flags)` with the flags `define_flags(flag_values)` defines.
+
+    Args:
+      define_flags: defines the program's flags in the `absl.flags.FlagValues` it is given.
+      body: does the work; gets the parsed flags (and with `takes_arguments`, the arguments that
+        are not flags); returns the exit status (None: 0).
+      argv: None to run as the program: absl parses sys.argv (--help, --helpfull, --helpxml and
+        --flagfile included), `body` runs, and the process exits through `run` (a user error:
+        one line, status 2). A list of arguments (without the program name) to run in this
+        process instead: see `parse_flags`; `body`'s return value is returned and its
+        exceptions propagate.
+      doc: the program's usage text for --help (its module docstring).
+      takes_arguments: whether arguments that are not flags are allowed (else a usage error).
+
+    Returns:
+      With a list `argv`, what `body` returns. With None it does not return.
+    """
+    from absl import app, flags
+
+    def call(flag_values, rest):
+        return body(flag_values, rest) if takes_arguments else body(flag_values)
+
+    if argv is not None:
+        return call(*parse_flags(define_flags, argv, takes_arguments))
+
+    def main(argv_):
+        if len(argv_) > 1 and not takes_arguments:
+            raise app.UsageError(_unexpected(argv_[1:]))
+        return call(flags.FLAGS, argv_[1:])
+
+    before = set(flags.FLAGS)
+    define_flags(flags.FLAGS)
+    # --help lists the key flags of the main module: make the program's flags its own, as if the
+    # script that was started had defined them.
+    for name in set(flags.FLAGS) - before:
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[name])
+    if doc:
+        sys.modules["__main__"].__doc__ = doc
+    run(main)
 
 
 def run_main(main):

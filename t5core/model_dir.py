@@ -68,14 +68,20 @@ def worker_dir(model_dir: str, worker_index: int) -> str:
     return path(model_dir, f"worker_{worker_index}_tmp")
 
 
+# A run's model: text-to-text (T5Model), or the encoder with a pooled linear classifier.
+HEADS = ("seq2seq", "classifier")
+# How a metric's best value is chosen: by its name (see lower_is_better), the lowest, the highest.
+METRIC_MODES = ("auto", "min", "max")
+
+
 def lower_is_better(metric: str, mode: str = "auto") -> bool:
     """Whether a smaller value of `metric` is an improvement.
 
     mode "min" or "max" decides; "auto" treats every metric named like a loss (eval_loss,
     loss, z_loss) as improving downwards and every other metric (accuracy, bleu, f1, ...) upwards.
     """
-    if mode not in ("auto", "min", "max"):
-        raise ValueError(f"metric mode must be auto, min or max (got {mode!r})")
+    if mode not in METRIC_MODES:
+        raise ValueError(f"metric mode must be one of {', '.join(METRIC_MODES)} (got {mode!r})")
     if mode != "auto":
         return mode == "min"
     return "loss" in metric
@@ -93,7 +99,7 @@ class RunDescription:
     # A file name inside the model_dir (spiece.model, tokenizer.json), "byte", or "" (not known).
     tokenizer: str = "byte"
     precision: str = "float32"
-    head: str = "seq2seq"  # seq2seq or classifier
+    head: str = "seq2seq"  # one of HEADS
     labels: tuple[str, ...] = ()  # classifier classes / rank-classification words, in id order
     pooling: str = "mean"  # classifier pooling
     peft: str = "none"

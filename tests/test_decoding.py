@@ -1,10 +1,8 @@
 """Decoding: cached search against full re-forwards, HF's greedy tokens and exhaustive search."""
 
 import functools
-import importlib.util
 import itertools
 import logging
-import pathlib
 
 import keras
 import numpy as np
@@ -382,15 +380,17 @@ def test_generate_text_batches_like_single_calls():
 
 
 def test_beam_semantics_flag_reaches_the_search():
-    spec = importlib.util.spec_from_file_location(
-        "generate_script", pathlib.Path(__file__).parents[1] / "scripts" / "generate.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    from t5core.cli import parse_flags
+    from t5core.commands.generate import define_flags
+
+    def parse_args(argv):
+        return parse_flags(define_flags, argv)[0]
+
     base = ["--checkpoint", "c", "--vocab", "byte"]
-    assert script.parse_args(base).beam_semantics == "t5x"
-    assert script.parse_args(base + ["--beam_semantics", "hf"]).beam_semantics == "hf"
+    assert parse_args(base).beam_semantics == "t5x"
+    assert parse_args(base + ["--beam_semantics", "hf"]).beam_semantics == "hf"
     with pytest.raises(SystemExit):
-        script.parse_args(base + ["--beam_semantics", "fairseq"])
+        parse_args(base + ["--beam_semantics", "fairseq"])
     # generate_text hands it to generate.
     model, _ = load("gated_silu")
     tok = ToyTokenizer()

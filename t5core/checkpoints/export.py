@@ -21,8 +21,9 @@ from t5core.checkpoints.hf import hf_name
 from t5core.checkpoints.safetensors_io import write_safetensors
 from t5core.errors import CheckpointError
 
-_DTYPES = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(ml_dtypes.bfloat16),
-           "float16": np.dtype(np.float16)}
+# The dtypes export_hf writes, by name.
+EXPORT_DTYPES = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(ml_dtypes.bfloat16),
+                 "float16": np.dtype(np.float16)}
 _UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "B": 1}
 
 
@@ -42,9 +43,9 @@ def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None)
     `progress(nbytes_done_now, nbytes_total, name)` is called after each tensor when given.
     """
     _check_exportable(model)
-    out_dtype = _DTYPES.get(dtype or "float32")
+    out_dtype = EXPORT_DTYPES.get(dtype or "float32")
     if out_dtype is None:
-        raise ValueError(f"dtype {dtype!r}: expected one of {', '.join(_DTYPES)}")
+        raise ValueError(f"dtype {dtype!r}: expected one of {', '.join(EXPORT_DTYPES)}")
     tensors = []
     for path, variable in model.variables_by_name().items():
         name, transform = hf_name(path)

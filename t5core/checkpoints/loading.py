@@ -108,7 +108,8 @@ def assign_from_reader(model, reader, rules, source: str, progress=None, allow_n
             nonfinite)
         if not allow_nonfinite:
             raise CheckpointError(listing + "\nA model with them computes NaN; pass "
-                                  "allow_nonfinite=True to load them anyway (to inspect them).")
+                                  "allow_nonfinite=True (the programs' --allow_nonfinite) to load "
+                                  "them anyway (to inspect them).")
         log.warning("%s", listing)
     return plan
 

@@ -21,6 +21,7 @@ from t5core.xla import default_jit_compile
 
 METHODS = {"greedy": "greedy", "beam": "beam", "beam_search": "beam", "sample": "sample",
            "sampling": "sample"}
+METHOD_NAMES = tuple(dict.fromkeys(METHODS.values()))  # greedy, beam, sample: without aliases
 
 
 def decode_graph(model, encoder_input_tokens, decoder_prompt, seed, alpha, temperature, top_p, *,

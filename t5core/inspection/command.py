@@ -1,4 +1,5 @@
-"""What `scripts/inspect_model.py` does, as one library call: load, inspect, print, write files."""
+"""What `t5core-inspect` (scripts/inspect_model.py) does as one library call: load, inspect,
+print, write files."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ def parse_ids(text: str, flag: str) -> list[int]:
 
 
 def load_subject(checkpoint=None, preset=None, config=None, *, need_weights=False, seed=0,
-                 dtype=None):
+                 dtype=None, allow_nonfinite=False):
     """(T5Model or T5Config, description). A preset or config alone gives random weights only
-    when need_weights; otherwise just the config, so any size can be tabulated."""
+    when need_weights; otherwise just the config, so any size can be tabulated.
+    allow_nonfinite: load a checkpoint's NaN or Inf weights (with a warning) instead of refusing
+    it."""
     import keras
 
     import t5core
@@ -33,7 +36,8 @@ def load_subject(checkpoint=None, preset=None, config=None, *, need_weights=Fals
     # "base.gin,size.gin": the gin files of a T5X run, read in order.
     config_arg = config.split(",") if isinstance(config, str) and "," in config else config
     if checkpoint:
-        return t5core.load_pretrained(checkpoint, config=config_arg, dtype=dtype), checkpoint
+        return t5core.load_pretrained(checkpoint, config=config_arg, dtype=dtype,
+                                      allow_nonfinite=allow_nonfinite), checkpoint
     name = preset or config
     resolved = resolve_config(preset or config_arg)
     if not need_weights:
@@ -83,7 +87,8 @@ def run_command(*, checkpoint=None, preset=None, config=None, seed=0, dtype=None
                 input_ids: Sequence[str] | None = None, target_ids: Sequence[str] | None = None,
                 pack=False, max_new_tokens=8, top_k=5, output_dir=None, png=True,
                 png_layers: str | None = None, tensorboard=None, variables=False,
-                bucket_span=None, write: Callable[[str], None] = print) -> dict:
+                bucket_span=None, write: Callable[[str], None] = print,
+                allow_nonfinite=False) -> dict:
     """Builds the report, prints its tables with `write`, and writes JSON/PNGs/TensorBoard."""
     wants_row = bool(inputs or input_ids)
     tokenizer = make_tokenizer(vocab)
@@ -91,7 +96,7 @@ def run_command(*, checkpoint=None, preset=None, config=None, seed=0, dtype=None
                 if wants_row else None)
     layers = parse_ids(png_layers, "--png_layers") if png_layers else None
     subject, source = load_subject(checkpoint, preset, config, need_weights=wants_row, seed=seed,
-                                   dtype=dtype)
+                                   dtype=dtype, allow_nonfinite=allow_nonfinite)
     row = None
     if wants_row:
         kwargs = dict(piece=activations.piece_renderer(tokenizer), top_k=top_k,

@@ -60,6 +60,10 @@ class SoftPrompt(keras.layers.Layer):
         return {**super().get_config(), "length": self.length, "d_model": self.d_model}
 
 
+# How a prompt starts (besides an array): embeddings of random vocabulary entries, or uniform noise.
+PROMPT_INITS = ("vocab", "random")
+
+
 def initial_prompt(model, length, init="vocab", seed=None):
     """The starting value [length, d_model] of a prompt for `model` (see the module docstring)."""
     d_model = model.config.d_model

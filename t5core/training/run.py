@@ -12,7 +12,12 @@ import keras
 import tensorflow as tf
 
 from t5core import model_dir
+from t5core.classifier import POOLINGS
+from t5core.data.templates import TEMPLATES
+from t5core.dataclass_flags import AUTO_BOOL, auto_bool, option
 from t5core.errors import ConfigError, FlagError
+from t5core.peft import PEFT_METHODS
+from t5core.peft.prompt_tuning import PROMPT_INITS
 from t5core.training.distribute import STRATEGIES, is_chief, make_strategy
 from t5core.training.trainer import TrainConfig, Trainer
 from t5core.xla import default_jit_compile
@@ -25,44 +30,58 @@ EMBEDDED_MODEL = dict(vocab_size=384, d_model=128, d_kv=32, num_heads=4, d_ff=38
 
 @dataclasses.dataclass
 class RunOptions:
-    """Everything `scripts/train.py` accepts; defaults train the embedded task set."""
-    # Preset name, config.json or a directory holding one; "": the init_checkpoint's config,
-    # else the embedded tiny byte-level model.
-    model: str = ""
-    init_checkpoint: str = ""  # any checkpoint load_pretrained reads, a run's model_dir too
-    init_optimizer_state: bool = False  # also the Adafactor slots and step of a T5X/Mesh-TF run
-    # spiece.model or tokenizer.json; "": the one beside init_checkpoint (or in the model
-    # directory), else the byte-level (ByT5) vocabulary.
-    vocab: str = ""
-    task: str = ""  # registered task name; "" with no files = the embedded tasks
-    mixture: str = ""
-    train_file: str = ""
-    eval_file: str = ""
-    data_dir: str = ""
-    pack: bool = False
-    strategy: str = "auto"
-    tpu: str = ""
-    num_cpu_devices: int = 1
-    jit_compile: str = "auto"  # auto | true | false
-    dropout_rate: float | None = None
-    eval_examples: int = 400
-    inputs_field: str = "inputs"  # --train_file columns / keys
-    targets_field: str = "targets"
-    metrics: str = ""  # --train_file: comma-separated metric names (t5core.metrics)
-    peft: str = "none"  # none, freeze_embeddings, freeze_encoder, top_n, prompt, lora
-    peft_top_n: int = 1
-    prompt_length: int = 20
-    prompt_init: str = "vocab"
-    lora_rank: int = 8
-    lora_alpha: float = 0.0  # 0: alpha = rank
-    lora_targets: str = "q,v"
-    head: str = "seq2seq"  # seq2seq (text-to-text) or classifier (encoder + pooled linear)
-    labels: str = ""  # classifier: comma-separated label words, in class-id order
-    pooling: str = "mean"
-    rank_classification: bool = False  # seq2seq: predict the most likely of --labels
-    template: str = ""  # --train_file rendered by a t5core.data.templates template
-    template_args: str = ""  # JSON keyword arguments of the template
-    instruction: bool = False  # wrap the template in Flan-style instruction phrasings
+    """Everything `scripts/train.py` accepts; defaults train the embedded task set.
+
+    The script's flags are made from these fields and those of `train` (t5core.dataclass_flags):
+    each field's name, type, default, help text and choices are its flag's.
+    """
+    model: str = option("", "Preset name (t5-small, flan-t5-base, ...), config.json, or a "
+                        "directory with one (an HF snapshot, a run's model_dir); empty: "
+                        "--init_checkpoint's config, else the embedded tiny byte-level model.")
+    init_checkpoint: str = option("", "Checkpoint to start from (HF, Mesh-TF, T5X, or an earlier "
+                                  "run's model_dir; local or gs://).")
+    init_optimizer_state: bool = option(
+        False, "With --init_checkpoint of a T5X or Mesh-TF run and --optimizer=adafactor: also "
+        "take its Adafactor slots and step, so training continues that run (--train_steps counts "
+        "its steps too). Not used when --model_dir holds a checkpoint to resume.")
+    vocab: str = option("", "SentencePiece model or tokenizer.json; empty: the tokenizer beside "
+                        "--init_checkpoint (or in the --model directory), else byte-level.")
+    # No --task, --mixture or --train_file: the embedded tasks.
+    task: str = option("", "Registered task name (see t5core.data).")
+    mixture: str = option("", "Registered mixture name.")
+    train_file: str = option("", "Local TSV/JSONL training file.")
+    eval_file: str = option("", "Local TSV/JSONL evaluation file.")
+    data_dir: str = option("", "TFDS data_dir or the folder of a file-based task.")
+    pack: bool = option(False, "Pack several examples into each row.")
+    strategy: str = option("auto", "tf.distribute strategy.", choices=STRATEGIES)
+    tpu: str = option("", "TPU name or grpc:// address.")
+    num_cpu_devices: int = option(1, "Split the CPU into N logical devices.")
+    # Resolved into train.jit_compile (a bool) by run(), on the devices found.
+    jit_compile: str = option("auto", "XLA-compile the step; auto: on GPU/TPU yes, on CPU no (the "
+                              "plain graph is faster there).", choices=AUTO_BOOL)
+    dropout_rate: float | None = option(None, "Override the model's dropout rate.")
+    eval_examples: int = option(400, "Examples decoded for metrics.")
+    inputs_field: str = option("inputs", "--train_file column/key of the inputs text.")
+    targets_field: str = option("targets", "--train_file column/key of the targets text.")
+    metrics: str = option("", "--train_file: comma-separated metrics (accuracy, bleu, ...).")
+    peft: str = option("none", "Parameter-efficient training method.", choices=PEFT_METHODS)
+    peft_top_n: int = option(1, "--peft=top_n: train only the top N decoder blocks.")
+    prompt_length: int = option(20, "--peft=prompt: soft-prompt vectors.")
+    prompt_init: str = option("vocab", "--peft=prompt: initialisation.", choices=PROMPT_INITS)
+    lora_rank: int = option(8, "--peft=lora: rank r.")
+    lora_alpha: float = option(0.0, "--peft=lora: alpha (0: alpha = rank).")
+    lora_targets: str = option("q,v", "--peft=lora: projections (q,k,v,o,wi,wo or globs).")
+    head: str = option("seq2seq", "Text-to-text, or the encoder with a pooled linear classifier.",
+                       choices=model_dir.HEADS)
+    labels: str = option("", "--head=classifier: label words in class-id order.")
+    pooling: str = option("mean", "--head=classifier: pooling.", choices=POOLINGS)
+    rank_classification: bool = option(False, "Evaluate by scoring each of --labels and picking "
+                                       "the most likely (never an invalid label).")
+    template: str = option("", "Render --train_file rows with a prompt template "
+                           "(t5core.data.templates).", choices=("", *TEMPLATES))
+    template_args: str = option("", "JSON keyword arguments of the template, e.g. "
+                                "'{\"label_words\": [\"negative\", \"positive\"]}'.")
+    instruction: bool = option(False, "Phrase the template's inputs as Flan-style instructions.")
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # the main job's
 
     @property
@@ -101,15 +120,17 @@ class RunOptions:
                 problems.append(f"--{name} must be >= 1 (got {getattr(self, name)})")
         if not (self.lora_alpha >= 0 and math.isfinite(self.lora_alpha)):
             problems.append(f"--lora_alpha must be a finite number >= 0 (got {self.lora_alpha})")
-        if self.pooling not in ("mean", "first"):
-            problems.append(f"--pooling must be mean or first (got {self.pooling!r})")
-        if self.prompt_init not in ("vocab", "random"):
-            problems.append(f"--prompt_init must be vocab or random (got {self.prompt_init!r})")
+        if self.pooling not in POOLINGS:
+            problems.append(f"--pooling must be one of {', '.join(POOLINGS)} "
+                            f"(got {self.pooling!r})")
+        if self.prompt_init not in PROMPT_INITS:
+            problems.append(f"--prompt_init must be one of {', '.join(PROMPT_INITS)} "
+                            f"(got {self.prompt_init!r})")
         for name in ("inputs_field", "targets_field"):
             if not getattr(self, name).strip():
                 problems.append(f"--{name} must name a column or key (got an empty string)")
-        if self.jit_compile not in ("auto", "true", "false"):
-            problems.append("--jit_compile must be auto, true or false")
+        if self.jit_compile not in AUTO_BOOL:
+            problems.append(f"--jit_compile must be one of {', '.join(AUTO_BOOL)}")
         for path_flag in ("init_checkpoint", "vocab", "train_file", "eval_file", "data_dir"):
             path = getattr(self, path_flag)
             if path and not path.startswith("gs://") and not tf.io.gfile.exists(path):
@@ -118,12 +139,10 @@ class RunOptions:
             problems += self._continue_run_problems()
         if self.model.endswith(".json") and not tf.io.gfile.exists(self.model):
             problems.append(f"--model={self.model} does not exist")
-        from t5core.peft import PEFT_METHODS
-
         if self.peft not in PEFT_METHODS:
             problems.append(f"--peft must be one of {', '.join(PEFT_METHODS)}")
-        if self.head not in ("seq2seq", "classifier"):
-            problems.append("--head must be seq2seq or classifier")
+        if self.head not in model_dir.HEADS:
+            problems.append(f"--head must be one of {', '.join(model_dir.HEADS)}")
         if self.head == "classifier" and len(self.label_list) < 2:
             problems.append("--head=classifier needs --labels with at least two label words")
         if self.head == "classifier" and not (self.task or self.train_file):
@@ -150,8 +169,8 @@ class RunOptions:
 
 def resolve_jit_compile(flag: str) -> bool:
     """--jit_compile: "true", "false", or "auto" for `t5core.xla.default_jit_compile()`."""
-    if flag != "auto":
-        return flag == "true"
+    if auto_bool(flag) is not None:
+        return auto_bool(flag)
     return default_jit_compile()
 
 
@@ -250,20 +269,36 @@ def initial_model(options: RunOptions, config, dtype, log=print):
     return base if base is not None else T5Model(config, dtype=dtype)
 
 
-def run(options: RunOptions, log=print):
-    """Trains as the options say; returns the Trainer (its history and model)."""
+def inherited_labels(options: RunOptions) -> str:
+    """--labels, else (--head=classifier trained on from a classifier run) the run's classes."""
     if not options.labels and options.head == "classifier" and options.init_checkpoint \
             and tf.io.gfile.exists(options.init_checkpoint):
-        inherited = model_dir.read_run(options.init_checkpoint)  # go on with the run's classes
+        inherited = model_dir.read_run(options.init_checkpoint)
         if inherited is not None and inherited.head == "classifier":
-            options.labels = ",".join(inherited.labels)
+            return ",".join(inherited.labels)
+    return options.labels
+
+
+def run(options: RunOptions, log=print):
+    """Trains as the options say.
+
+    Args:
+      options: the run's options; left unchanged (what the run settles, as jit_compile "auto" or
+        the classes of a classifier run trained on, goes into copies).
+      log: where progress lines go.
+
+    Returns:
+      The Trainer: its history, its model, and its config (the TrainConfig the run used).
+    """
+    options = dataclasses.replace(options, labels=inherited_labels(options))
     options.check()
-    train_cfg = options.train
     # The strategy first: multi-worker collectives must be configured before TF initialises.
     strategy = make_strategy(options.strategy, options.tpu or None, options.num_cpu_devices)
-    train_cfg.check(strategy.num_replicas_in_sync)  # the batch over the replicas, before data
+    options.train.check(strategy.num_replicas_in_sync)  # the batch over the replicas, before data
+    train_cfg = dataclasses.replace(options.train,
+                                    jit_compile=resolve_jit_compile(options.jit_compile))
+    options = dataclasses.replace(options, train=train_cfg)
     keras.utils.set_random_seed(train_cfg.seed)  # before the data: shuffles use the global seed
-    train_cfg.jit_compile = resolve_jit_compile(options.jit_compile)
     config = model_config(options)
     vocab, vocab_source = resolve_vocab(options)
     from t5core.tokenizer import load_tokenizer

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from t5core import model_dir as md
 from t5core.checkpoints.model_state import ModelState
+from t5core.dataclass_flags import option
 from t5core.errors import FlagError, ModelDirError, TrainingStoppedError
 from t5core.locking import DirectoryLock, describe
 from t5core.losses import parse_loss_normalization
@@ -25,6 +26,10 @@ from t5core.training.distribute import all_workers_agree, is_chief, worker_info
 from t5core.training.flops import measure_matmul_peak, training_flops
 from t5core.training.preemption import Preemption
 from t5core.training.steps import StepBuilder
+
+
+# Compute dtype policies of a training run.
+PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 class NonFiniteLossError(TrainingStoppedError):
@@ -38,36 +43,44 @@ class ModelDirMismatchError(ModelDirError):
 @dataclasses.dataclass
 class TrainConfig:
     """How to train. The defaults are the main job's (the embedded task set, offline, minutes on a
-    CPU); `scripts/train.py`'s flags of the same names default to these very values."""
-    model_dir: str = "runs/default"
-    train_steps: int = 2000
-    batch_size: int = 64  # global, over all replicas and workers
-    inputs_length: int = 24
-    targets_length: int = 12
-    eval_every: int = 500  # 0: evaluate only at the end
-    eval_steps: int = 10  # batches for the validation loss; 0: all
-    save_every: int = 500
-    keep_checkpoints: int = 3
-    log_every: int = 100
-    jit_compile: bool = False
-    precision: str = "float32"
-    optimizer: str = "adamw"
-    learning_rate: float = 2e-3
-    schedule: str = "cosine"
-    warmup_steps: int = 100  # a warm-up as long as the run is shortened (see fit_warmup)
-    weight_decay: float = 0.0
-    clip_norm: float = 0.0
-    grad_accum_steps: int = 1
-    label_smoothing: float = 0.0
-    z_loss: float = 0.0
-    loss_normalization: str = "tokens"
-    seed: int = 0
-    early_stopping_patience: int = 0  # evaluations without improvement; 0: never stop early
-    best_metric: str = ""  # "" : the evaluator's first metric, else eval loss
-    best_metric_mode: str = "auto"  # auto (min for *loss*, else max), min or max
-    skip_nonfinite: bool = False
-    peak_flops: float = 0.0  # 0: measured at start for the MFU estimate
-    progress_bar: bool = True
+    CPU); `scripts/train.py`'s flags are made from these fields (`t5core.dataclass_flags`)."""
+    model_dir: str = option("runs/default", "Checkpoints and TensorBoard logs; rerun with the "
+                            "same model_dir to resume.")
+    train_steps: int = option(2000, "Total optimizer steps.")
+    batch_size: int = option(64, "Global batch size (all replicas).")  # and all workers
+    inputs_length: int = option(24, "Encoder length in tokens.")
+    targets_length: int = option(12, "Decoder length in tokens.")
+    eval_every: int = option(500, "Evaluate every N steps (0: at the end).")
+    eval_steps: int = option(10, "Batches for the validation loss (0: all).")
+    save_every: int = option(500, "Checkpoint every N steps.")
+    keep_checkpoints: int = option(3, "Checkpoints kept.")
+    log_every: int = option(100, "Log metrics every N steps.")
+    # No flag of its own: the command line's --jit_compile is RunOptions' auto/true/false.
+    jit_compile: bool = option(False, "XLA-compile the step.", flag=False)
+    precision: str = option("float32", "Compute dtype policy.", choices=PRECISIONS)
+    optimizer: str = option("adamw", "Optimizer.", choices=OPTIMIZER_NAMES)
+    learning_rate: float = option(2e-3, "Peak learning rate.")
+    schedule: str = option("cosine", "Learning-rate schedule.", choices=SCHEDULE_NAMES)
+    warmup_steps: int = option(100, "Linear warm-up steps (one as long as the run is shortened "
+                               "to a tenth of it, with a note).")  # see fit_warmup
+    weight_decay: float = option(0.0, "Weight decay (adamw: decoupled; adafactor: T5X rate).")
+    clip_norm: float = option(0.0, "Clip the global gradient norm (0: off).")
+    grad_accum_steps: int = option(1, "Micro-batches accumulated per step.")
+    label_smoothing: float = option(0.0, "Label smoothing.")
+    z_loss: float = option(0.0, "z-loss coefficient (T5X uses 1e-4).")
+    loss_normalization: str = option("tokens", "tokens, total_tokens, sequences, none or "
+                                     "constant:N.")
+    seed: int = option(0, "Seed for initialisation, data order and dropout.")
+    early_stopping_patience: int = option(0, "Stop after N evaluations without improvement (0: "
+                                          "never).")
+    best_metric: str = option("", "Metric for the best checkpoint (default: the task's first "
+                              "metric, else eval_loss).")
+    best_metric_mode: str = option("auto", "Whether --best_metric improves downwards or upwards "
+                                   "(auto: min for losses, else max).", choices=md.METRIC_MODES)
+    skip_nonfinite: bool = option(False, "Skip steps with a non-finite loss instead of stopping.")
+    peak_flops: float = option(0.0, "Device peak FLOP/s for the MFU estimate (0: measured by a "
+                               "short matmul at start, which reads low on a busy machine).")
+    progress_bar: bool = option(True, "Show a progress bar (else log lines).")
 
     def check(self, num_replicas: int | None = None) -> None:
         """Raises FlagError naming every bad option (as its --flag) before any work is done.
@@ -112,11 +125,11 @@ class TrainConfig:
             uphill = "; a negative rate trains uphill" if self.learning_rate < 0 else ""
             problems.append(f"--learning_rate must be a finite number > 0 (got "
                             f"{self.learning_rate}){uphill}")
-        if self.precision not in ("float32", "mixed_bfloat16"):
-            problems.append(f"--precision must be float32 or mixed_bfloat16 "
+        if self.precision not in PRECISIONS:
+            problems.append(f"--precision must be one of {', '.join(PRECISIONS)} "
                             f"(got {self.precision!r})")
-        if self.best_metric_mode not in ("auto", "min", "max"):
-            problems.append(f"--best_metric_mode must be auto, min or max "
+        if self.best_metric_mode not in md.METRIC_MODES:
+            problems.append(f"--best_metric_mode must be one of {', '.join(md.METRIC_MODES)} "
                             f"(got {self.best_metric_mode!r})")
         if self.early_stopping_patience and not self.eval_every:
             problems.append("--early_stopping_patience needs --eval_every > 0")

@@ -1,0 +1,142 @@
+"""Convert any T5 checkpoint t5core reads to Hugging Face safetensors or a TF checkpoint.
+
+    t5core-convert --input=gs://t5-data/pretrained_models/small --output=/tmp/t5-small-hf
+    python3 scripts/convert_checkpoint.py --input=checkpoint_1000000 --preset=flan-t5-base \\
+        --output=/tmp/flan-base-hf --dtype=bfloat16
+    python3 scripts/convert_checkpoint.py --input=/tmp/t5-small-hf --output=/tmp/t5-small-tf \\
+        --format=tf
+
+Input: an HF directory (safetensors, pytorch_model.bin, tf_model.h5), a Mesh-TF checkpoint, a T5X
+checkpoint, a t5core TF checkpoint or a training run's model_dir (see `t5core.checkpoints`).
+Output: `--format=hf` writes config.json + model.safetensors (sharded above --max_shard_size);
+`--format=tf` writes a `tf.train.Checkpoint` keyed by t5core's variable paths, with config.json
+beside it. The tokenizer (--vocab, else the one beside the input) is copied into the output.
+
+A LoRA run is written with LoRA merged into the weights. A prompt-tuned or classifier-head run
+has no HF form (HF T5 has no soft prompt and no such head): --format=hf refuses it; --format=tf
+keeps it (with the run.json that says how to rebuild it), as does scripts/export.py.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from t5core import cli
+from t5core.commands import shared_flags
+
+
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    from t5core.checkpoints.export import EXPORT_DTYPES
+
+    flags.DEFINE_string("input", None, "Checkpoint path (file, directory, prefix, gs://).",
+                        flag_values=flag_values, required=True)
+    flags.DEFINE_string("output", None, "Output directory.", flag_values=flag_values,
+                        required=True)
+    flags.DEFINE_enum("format", "hf", ["hf", "tf"], "Output format.", flag_values=flag_values)
+    flags.DEFINE_string("config", None, "config.json, or gin file(s) comma-separated (T5X: base "
+                        "first); not with --preset.", flag_values=flag_values)
+    flags.DEFINE_string("preset", None, "A preset name such as t5-v1_1-base or flan-t5-xl; not "
+                        "with --config.", flag_values=flag_values)
+    flags.mark_flags_as_mutual_exclusive(["config", "preset"], flag_values=flag_values)
+    flags.DEFINE_enum("dtype", "float32", list(EXPORT_DTYPES), "Tensor dtype written "
+                      "(--format=hf).", flag_values=flag_values)
+    flags.DEFINE_string("max_shard_size", "5GB", "Shard HF output above this size.",
+                        flag_values=flag_values)
+    flags.DEFINE_bool("no_torch", False, "Read pytorch_model.bin with t5core's restricted reader "
+                      "even if torch is installed.", flag_values=flag_values)
+    flags.DEFINE_string("vocab", None, "Vocabulary to copy into the output (spiece.model, "
+                        "tokenizer.json); default: the one beside the input, if any.",
+                        flag_values=flag_values)
+    flags.DEFINE_bool("quiet", False, "No progress bar.", flag_values=flag_values)
+    shared_flags.define_allow_nonfinite(flag_values)
+
+
+def _progress_bar(description, enabled):
+    """A `progress(n, total, name)` callback drawing a tqdm bar in bytes (None when disabled)."""
+    if not enabled:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(desc=description, unit="B", unit_scale=True, unit_divisor=1024, leave=True)
+
+    def update(n, total, name):
+        if bar.total != total:
+            bar.total = total
+            bar.refresh()
+        bar.set_postfix_str(name[-48:], refresh=False)
+        bar.update(n)
+
+    return update, bar.close
+
+
+def convert(args: flags.FlagValues) -> int:
+    from t5core.checkpoints import (
+        CheckpointError,
+        CheckpointMismatchError,
+        detect_format,
+        export_hf,
+        load_pretrained,
+        write_tf_checkpoint,
+    )
+
+    config = args.preset
+    if args.config:
+        parts = [p for p in args.config.split(",") if p]
+        config = parts if all(p.endswith(".gin") for p in parts) else parts[0]
+    try:
+        fmt, location = detect_format(args.input)
+        print(f"reading {fmt} checkpoint {location}")
+        progress, close = _progress_bar("read", not args.quiet)
+        try:
+            model = load_pretrained(args.input, config=config, progress=progress,
+                                    use_torch=False if args.no_torch else None,
+                                    allow_nonfinite=args.allow_nonfinite)
+        finally:
+            close()
+    except (CheckpointMismatchError, ValueError, FileNotFoundError, ImportError) as err:
+        return cli.report(err)  # one line, status 2 (the traceback with --verbose)
+    print(f"config: {model.config}")
+    progress, close = _progress_bar("write", not args.quiet)
+    try:
+        if args.format == "hf":
+            files = export_hf(model, args.output, dtype=args.dtype,
+                              max_shard_size=args.max_shard_size, progress=progress)
+            written = ", ".join(files)
+        else:
+            written = write_tf_checkpoint(model, args.output, progress=progress)
+    except CheckpointError as err:
+        return cli.report(err)  # one line, status 2 (the traceback with --verbose)
+    finally:
+        close()
+    extras = describe_output(model, args.output, args.vocab or args.input, args.format)
+    print(f"wrote {args.output}: {written} + config.json{extras}")
+    return 0
+
+
+def describe_output(model, output, vocab_source, fmt):
+    """Copies the tokenizer into the output and, for --format=tf, the run.json that rebuilds the
+    model's structure (prompt, classifier head); returns what was added, for the summary line."""
+    import dataclasses
+
+    from t5core import model_dir
+    from t5core.peft import describe_structure
+
+    vocab = vocab_source if vocab_source.endswith((".model", ".json")) else \
+        model_dir.find_tokenizer(vocab_source)
+    tokenizer = model_dir.copy_tokenizer(output, vocab) if vocab else None
+    added = f" + {tokenizer}" if tokenizer and tokenizer != "byte" else ""
+    if fmt == "tf":
+        run = dataclasses.replace(model_dir.RunDescription(), **describe_structure(model),
+                                  tokenizer=tokenizer or "")
+        model_dir.write_run(output, run)
+        added += f" + {model_dir.RUN}"
+    return added
+
+
+def main(argv=None):
+    """`t5core-convert`; see `t5core.cli.command` for `argv`."""
+    return cli.command(define_flags, convert, argv, doc=__doc__)
+
+
+if __name__ == "__main__":
+    main()

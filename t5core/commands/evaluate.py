@@ -1,0 +1,133 @@
+"""Score a trained checkpoint on a test set: metrics, per-class and per-entity-type tables.
+
+The test set is a TSV/JSONL file (--eval_file) read as train.py reads its files, or a registered
+task's split (--task, --split). Every data flag left out takes the value the run recorded in
+its run.json (template, fields, lengths, labels, metrics, rank classification), so scoring a
+run on its test file needs only:
+
+  t5core-evaluate --checkpoint=runs/sst2 --eval_file=test.jsonl --report_file=r.json
+  python scripts/evaluate.py --checkpoint=runs/m30k --vocab=spm.model --task=multi30k_en_de \\
+      --data_dir=../shared/data/multi30k --split=test --method=beam
+
+Scores are percentages. --vocab defaults to the tokenizer beside the checkpoint.
+"""
+
+import json
+import sys
+
+from absl import app, flags
+
+from t5core import cli, model_dir
+from t5core.commands import shared_flags
+
+# The data flags: as train.py's; unset ones take the run's recorded values.
+DATA_FLAGS = ("task", "data_dir", "eval_file", "template", "template_args", "instruction",
+              "inputs_field", "targets_field", "inputs_length", "targets_length", "metrics",
+              "labels", "rank_classification")
+
+
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    from t5core.data.templates import TEMPLATES
+
+    fv = dict(flag_values=flag_values)
+    shared_flags.define_checkpoint_flags(flag_values)
+    flags.DEFINE_string("task", None, "Registered task name.", **fv)
+    flags.DEFINE_string("split", "test", "--task: the split to score.", **fv)
+    flags.DEFINE_string("data_dir", None, "TFDS data_dir or the folder of a file-based task.", **fv)
+    flags.DEFINE_string("eval_file", None, "TSV (with a header) or JSONL test file.", **fv)
+    flags.DEFINE_enum("template", None, ["", *TEMPLATES], "Render --eval_file rows with a prompt "
+                      "template (t5core.data.templates).", **fv)
+    flags.DEFINE_string("template_args", None, "JSON keyword arguments of the template.", **fv)
+    flags.DEFINE_bool("instruction", None, "Phrase the template's inputs as Flan-style "
+                      "instructions.", **fv)
+    flags.DEFINE_string("inputs_field", None, "--eval_file column/key of the inputs text.", **fv)
+    flags.DEFINE_string("targets_field", None, "--eval_file column/key of the targets text.",
+                        **fv)
+    flags.DEFINE_integer("inputs_length", None, "Encoder length (default: the run's, else 128).",
+                         **fv)
+    flags.DEFINE_integer("targets_length", None, "Maximum new tokens (default: the run's, else "
+                         "128).", **fv)
+    flags.DEFINE_string("metrics", None, "Comma-separated metric names (default: the run's, the "
+                        "task's or the template's).", **fv)
+    flags.DEFINE_string("labels", None, "Label words in class order: scored per class.", **fv)
+    flags.DEFINE_bool("rank_classification", None, "Predict the most likely of --labels.", **fv)
+    flags.DEFINE_enum("head", None, list(model_dir.HEADS), "The checkpoint's head (default: the "
+                      "run's); a check, since a classifier run loads as one.", **fv)
+    flags.DEFINE_integer("max_examples", 0, "Score only the first N examples (0: all).", **fv)
+    flags.DEFINE_integer("batch_size", 64, "Decoding batch size.", **fv)
+    shared_flags.define_search_flags(flag_values, methods=("greedy", "beam"))
+    flags.DEFINE_integer("lora_rank", 0, "Only for a model_dir written before run.json existed: "
+                         "it was trained with --peft=lora of this rank (rebuild, restore, merge).",
+                         **fv)
+    flags.DEFINE_float("lora_alpha", 0.0, "--peft=lora alpha of such a run (0: the rank).", **fv)
+    flags.DEFINE_string("lora_targets", "q,v", "--lora_targets of such a run.", **fv)
+    flags.DEFINE_string("predictions_file", "", "Write predictions here, one per line.", **fv)
+    flags.DEFINE_string("report_file", "", "Write the metrics and per-class / per-entity-type "
+                        "reports here as JSON.", **fv)
+
+
+def _legacy_lora_model(args, run):
+    """A LoRA run's model_dir from before run.json: rebuilt from the --lora_* flags, merged."""
+    from t5core.model import T5Model
+    from t5core.peft import apply_lora, merge_lora
+    from t5core.checkpoints.model_state import restore_model
+
+    if run is not None and run.lora_rank:
+        print(f"note: {args.checkpoint} records its LoRA settings; --lora_* ignored",
+              file=sys.stderr)
+        return None
+    config = model_dir.read_config(args.checkpoint)
+    if config is None:
+        raise app.UsageError(f"--lora_rank: {args.checkpoint} is not a trainer's model_dir")
+    model = apply_lora(T5Model(config), args.lora_rank, args.lora_alpha or None,
+                       args.lora_targets)
+    restore_model(args.checkpoint, model)
+    return merge_lora(model)
+
+
+def load_model(args, run):
+    from t5core.classifier import T5EncoderClassifier
+
+    model = _legacy_lora_model(args, run) if args.lora_rank else None
+    if model is None:
+        model = shared_flags.load_model(args)
+    head = "classifier" if isinstance(model, T5EncoderClassifier) else "seq2seq"
+    if args.head is not None and args.head != head:
+        raise app.UsageError(f"--head={args.head}, but {args.checkpoint} holds a {head} model")
+    return model
+
+
+def evaluate(args: flags.FlagValues) -> None:
+    from t5core.evaluation import reports
+
+    run = model_dir.read_run(args.checkpoint)
+    options = reports.data_options({name: args[name].value for name in DATA_FLAGS}, run)
+    tokenizer = shared_flags.load_tokenizer(args)
+    model = load_model(args, run)
+    test = reports.load_test_set(options, tokenizer, args.split, args.max_examples)
+    generate_options = {"method": args.method}
+    if args.method == "beam":
+        generate_options.update(num_beams=args.num_beams, alpha=args.alpha,
+                                beam_semantics=args.beam_semantics)
+    predictions = reports.predict(model, tokenizer, test, options,
+                                  batch_size=args.batch_size, **generate_options)
+    report = {"checkpoint": args.checkpoint, "test_set": test.description,
+              "examples": len(predictions), **reports.score(test, predictions),
+              "data_options": options}
+    if args.predictions_file:
+        with open(args.predictions_file, "w", encoding="utf-8") as f:
+            f.write("\n".join(p.replace("\n", "\\n") for p in predictions) + "\n")
+    if args.report_file:
+        with open(args.report_file, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=2)
+    print(f"{args.checkpoint} on {test.description}: {len(predictions)} examples\n")
+    print(reports.format_report(report))
+
+
+def main(argv=None):
+    """`t5core-evaluate`; see `t5core.cli.command` for `argv`."""
+    return cli.command(define_flags, evaluate, argv, doc=__doc__)
+
+
+if __name__ == "__main__":
+    main()

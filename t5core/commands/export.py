@@ -1,0 +1,65 @@
+"""Export a T5 checkpoint as a SavedModel for TF Serving: strings in, decoded strings out.
+
+  t5core-export --checkpoint ckpt/ --vocab spiece.model --output_dir export/1 \\
+      --max_input_length 512 --max_new_tokens 64 --method beam --num_beams 4
+  python3 scripts/export.py --checkpoint runs/my_run --output_dir export/2
+
+The signature `serving_default` takes `inputs` (string [B]) and returns `outputs` (string [B]),
+`scores` and `truncated` (see t5core/serving.py). Decoding settings are fixed at export.
+A training run's model_dir exports as it was trained: LoRA merged, a soft prompt inside, and a
+classifier head returning `labels` and `probabilities` instead. --vocab defaults to the
+tokenizer beside the checkpoint. Load the result with `t5core.serving.load(output_dir)`.
+"""
+
+from absl import flags
+
+from t5core import cli
+from t5core.commands import shared_flags
+
+
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    shared_flags.define_checkpoint_flags(flag_values)
+    flags.DEFINE_string("output_dir", None, "New (or empty) SavedModel directory.",
+                        flag_values=flag_values, required=True)
+    flags.DEFINE_integer("max_input_length", 512, "Longer inputs are truncated (warning logged, "
+                         "'truncated' output True).", flag_values=flag_values)
+    shared_flags.define_decoding_flags(flag_values)
+    flags.DEFINE_integer("seed", 0, "Sampling seed (fixed in the export).",
+                         flag_values=flag_values)
+    flags.DEFINE_bool("jit_compile", False, "XLA-compile the search inside the SavedModel (for "
+                      "GPU/TPU serving).", flag_values=flag_values)
+
+
+def export(args: flags.FlagValues):
+    import t5core
+    from t5core.serving import export_saved_model
+
+    tokenizer = shared_flags.load_tokenizer(args)
+    model = shared_flags.load_model(args)
+    classifier = isinstance(model, t5core.T5EncoderClassifier)
+    settings = dict(max_input_length=args.max_input_length)
+    if not classifier:
+        settings.update(shared_flags.decoding_settings(args), seed=args.seed,
+                        jit_compile=args.jit_compile)
+    export_saved_model(model, tokenizer, args.output_dir, **settings)
+    print(f"SavedModel ({type(model).__name__}) written to {args.output_dir}")
+    print(usage(args.output_dir, classifier))
+
+
+def usage(output_dir, classifier):
+    """How to load and call what was written, for the user to copy."""
+    outputs = '["labels"], out["probabilities"]' if classifier else '["outputs"]'
+    return (f"Load it in Python:\n"
+            f"  import tensorflow as tf, t5core.serving\n"
+            f"  model = t5core.serving.load({output_dir!r})\n"
+            f"  out = model.signatures[\"serving_default\"](inputs=tf.constant([\"some text\"]))\n"
+            f"  print(out{outputs})")
+
+
+def main(argv=None):
+    """`t5core-export`; see `t5core.cli.command` for `argv`."""
+    return cli.command(define_flags, export, argv, doc=__doc__)
+
+
+if __name__ == "__main__":
+    main()

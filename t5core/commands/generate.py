@@ -1,0 +1,115 @@
+"""Decode texts with a T5 checkpoint: one output line per input.
+
+Inputs come from --input (repeatable), else --input_file, else standard input (one text per line).
+Any checkpoint `t5core.load_pretrained` reads works, a training run's model_dir included: a LoRA
+run decodes with its merged weights, a prompt-tuned run with its prompt, and a classifier-head
+run prints the predicted label (and its probability) of each input. --vocab defaults to the
+tokenizer beside the checkpoint (a run's own, or spiece.model / tokenizer.json).
+Examples:
+  t5core-generate --checkpoint ckpt/ --vocab spiece.model \\
+      --input "translate English to German: The house is wonderful."
+  python3 scripts/generate.py --checkpoint runs/my_lora_run --input_file in.txt \\
+      --output_file out.txt --method beam --num_beams 4
+  cat in.txt | python3 scripts/generate.py --checkpoint ckpt/ --vocab byte
+"""
+
+import sys
+
+from absl import flags
+
+from t5core import cli
+from t5core.commands import shared_flags
+from t5core.dataclass_flags import AUTO_BOOL, auto_bool
+
+
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    shared_flags.define_checkpoint_flags(flag_values)
+    flags.DEFINE_multi_string("input", None, "A text to decode (repeatable).",
+                              flag_values=flag_values)
+    flags.DEFINE_string("input_file", None, "One text per line; '-' for stdin.",
+                        flag_values=flag_values)
+    flags.DEFINE_string("output_file", "-", "Where outputs go, one per line ('-': stdout).",
+                        flag_values=flag_values)
+    flags.DEFINE_integer("batch_size", 32, "Inputs decoded at once.", flag_values=flag_values)
+    flags.DEFINE_integer("max_input_length", 512, "Longest input in tokens (see --truncate).",
+                         flag_values=flag_values)
+    flags.DEFINE_bool("truncate", False, "Truncate longer inputs (with a warning) instead of "
+                      "stopping with an error.", flag_values=flag_values)
+    shared_flags.define_decoding_flags(flag_values)
+    flags.DEFINE_integer("seed", None, "--method=sample: the seed (the same seed, the same "
+                         "tokens).", flag_values=flag_values)
+    flags.DEFINE_enum("jit_compile", "auto", list(AUTO_BOOL), "XLA-compile the decoding loop "
+                      "(auto: XLA on GPU/TPU, the faster on CPU).", flag_values=flag_values)
+    flags.DEFINE_string("dtype", None, "Keras dtype policy: float32 (default), mixed_bfloat16, "
+                        "or bfloat16 (weights stored in bf16: half the memory).",
+                        flag_values=flag_values)
+
+
+def read_inputs(args):
+    """(texts, source): --input texts, else the lines of --input_file or stdin."""
+    from t5core.errors import DataError, UserFileNotFoundError
+
+    if args.input:
+        return args.input, "--input"
+    path = args.input_file or "-"
+    name = "stdin" if path == "-" else path
+    try:
+        if path == "-":
+            lines = sys.stdin.read().split("\n")
+        else:
+            with open(path, encoding="utf-8") as f:
+                lines = f.read().split("\n")
+    except FileNotFoundError:
+        raise UserFileNotFoundError(f"--input_file {path} does not exist") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{name} is not UTF-8 text: {e}") from None
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline that ends the last line
+    if not lines:
+        raise DataError(f"no input lines in {name}")
+    return lines, f"{name} line"
+
+
+def generate(args: flags.FlagValues):
+    import t5core
+    from t5core.decoding.text import generate_text
+    from t5core.classifier import classify_text
+
+    texts, source = read_inputs(args)
+
+    try:
+        tokenizer = shared_flags.load_tokenizer(args)
+        model = shared_flags.load_model(args, dtype=args.dtype)
+    except (ValueError, OSError) as e:  # a missing or unreadable file: a message, not a traceback
+        return cli.report(e)
+    out = sys.stdout if args.output_file == "-" else open(args.output_file, "w", encoding="utf-8")
+    if isinstance(model, t5core.T5EncoderClassifier):
+        outputs = (f"{label}\t{probability:.4f}" for label, probability in classify_text(
+            model, tokenizer, texts, batch_size=args.batch_size,
+            max_input_length=args.max_input_length, truncate=args.truncate, source=source))
+    else:
+        outputs = generate_text(
+            model, tokenizer, texts, batch_size=args.batch_size,
+            max_input_length=args.max_input_length, truncate=args.truncate,
+            progress=args.input is None, total=len(texts), source=source,
+            seed=args.seed, jit_compile=auto_bool(args.jit_compile),
+            **shared_flags.decoding_settings(args))
+    try:
+        for text in outputs:
+            # One output per line: a newline inside an output (possible with ByT5) is written "\n".
+            out.write(text.replace("\n", "\\n") + "\n")
+            out.flush()
+    except ValueError as e:  # bad input (empty / too long): a message, not a traceback
+        return cli.report(e)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+
+
+def main(argv=None):
+    """`t5core-generate`; see `t5core.cli.command` for `argv`."""
+    return cli.command(define_flags, generate, argv, doc=__doc__)
+
+
+if __name__ == "__main__":
+    main()

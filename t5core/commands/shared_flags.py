@@ -1,0 +1,78 @@
+"""Flags several programs share: the checkpoint they load and how they decode."""
+
+from __future__ import annotations
+
+from absl import flags
+
+ALLOW_NONFINITE_HELP = ("Load weights holding NaN or Inf (with a warning naming them) instead of "
+                        "refusing the checkpoint, e.g. to inspect or convert a diverged run.")
+
+
+def define_allow_nonfinite(flag_values: flags.FlagValues) -> None:
+    """--allow_nonfinite, for every program that loads a checkpoint."""
+    flags.DEFINE_bool("allow_nonfinite", False, ALLOW_NONFINITE_HELP, flag_values=flag_values)
+
+
+def define_checkpoint_flags(flag_values: flags.FlagValues) -> None:
+    """--checkpoint (required), --config, --vocab and --allow_nonfinite: the model to load."""
+    flags.DEFINE_string("checkpoint", None, "Any checkpoint t5core.load_pretrained reads (HF, "
+                        "Mesh-TF, T5X, t5core TF), a training run's model_dir too.",
+                        flag_values=flag_values, required=True)
+    flags.DEFINE_string("config", None, "config.json path or preset name, if the checkpoint has "
+                        "no config.json.", flag_values=flag_values)
+    flags.DEFINE_string("vocab", None, "SentencePiece model or tokenizer.json path (local or "
+                        "gs://), or 'byte' for ByT5; default: the tokenizer beside the "
+                        "checkpoint.", flag_values=flag_values)
+    define_allow_nonfinite(flag_values)
+
+
+def load_model(args: flags.FlagValues, **kwargs):
+    """The model --checkpoint holds (see `define_checkpoint_flags`); kwargs: load_pretrained's."""
+    from t5core.checkpoints import load_pretrained
+
+    return load_pretrained(args.checkpoint, config=args.config,
+                           allow_nonfinite=args.allow_nonfinite, **kwargs)
+
+
+def load_tokenizer(args: flags.FlagValues):
+    """--vocab, else the tokenizer beside --checkpoint."""
+    from t5core.tokenizer import load_tokenizer as load
+
+    return load(args.vocab or args.checkpoint)
+
+
+def define_search_flags(flag_values: flags.FlagValues, methods=None) -> None:
+    """--method, --num_beams, --alpha, --beam_semantics; `methods`: the --method choices (all
+    of generate's by default)."""
+    from t5core.decoding.beam import SEMANTICS
+    from t5core.decoding.generation import METHOD_NAMES
+
+    flags.DEFINE_enum("method", "greedy", list(methods or METHOD_NAMES), "Decoding method.",
+                      flag_values=flag_values)
+    flags.DEFINE_integer("num_beams", 4, "Beams for --method=beam.", flag_values=flag_values)
+    flags.DEFINE_float("alpha", 0.6, "Beam length-penalty exponent.", flag_values=flag_values)
+    flags.DEFINE_enum("beam_semantics", "t5x", list(SEMANTICS), "Which beams may finish: t5x "
+                      "(T5X / Mesh-TF: every EOS among the 2K candidates; live beams only where "
+                      "none finished) or hf (HF / fairseq: EOS among the K best; live beams "
+                      "compete at the last step).", flag_values=flag_values)
+
+
+def define_decoding_flags(flag_values: flags.FlagValues) -> None:
+    """--max_new_tokens, the search flags, and --temperature, --top_k, --top_p of sampling."""
+    flags.DEFINE_integer("max_new_tokens", 64, "Tokens generated at most per input.",
+                         flag_values=flag_values)
+    define_search_flags(flag_values)
+    flags.DEFINE_float("temperature", 1.0, "--method=sample: logits / temperature (0: greedy, "
+                       "as T5X).", flag_values=flag_values)
+    flags.DEFINE_integer("top_k", 0, "--method=sample: only the k most likely tokens (0: all).",
+                         flag_values=flag_values)
+    flags.DEFINE_float("top_p", 1.0, "--method=sample: only the most likely tokens holding this "
+                       "probability (1: all).", flag_values=flag_values)
+
+
+def decoding_settings(args: flags.FlagValues) -> dict:
+    """The keyword arguments of generate() (and generate_text, export_saved_model) that
+    `define_decoding_flags`' flags give."""
+    return dict(max_new_tokens=args.max_new_tokens, method=args.method,
+                num_beams=args.num_beams, alpha=args.alpha, beam_semantics=args.beam_semantics,
+                temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)

@@ -1,0 +1,117 @@
+"""Hyper-parameter sweep over scripts/train.py flags; each trial a training run of its own.
+
+Flags after `--` are passed to every trial unchanged. Rerun the same command to resume a killed
+sweep: finished trials are kept, interrupted ones run again.
+
+Examples:
+  t5core-sweep --sweep_dir=runs/sweep_lr --method=grid --objective=eval_loss \\
+      --space='{"learning_rate": [1e-3, 3e-3], "warmup_steps": [0, 50]}' \\
+      -- --train_steps=300 --eval_every=100
+  python scripts/sweep.py --sweep_dir=runs/sweep_tpe --method=bayesian --max_trials=20 \\
+      --space=space.yaml --objective=accuracy --parallel=2 --median_stopping \\
+      -- --train_steps=1000 --eval_every=200
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+from t5core import cli
+
+
+def default_train_script() -> str:
+    """scripts/train.py of the source tree this package is in (an editable install), else the
+    installed train command's own file (it runs as a script too)."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    in_tree = os.path.join(os.path.dirname(package), "scripts", "train.py")
+    if os.path.exists(in_tree):
+        return in_tree
+    return os.path.join(package, "commands", "train.py")
+
+
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    from t5core.model_dir import METRIC_MODES
+    from t5core.sweep.runner import METHODS
+
+    fv = dict(flag_values=flag_values)
+    flags.DEFINE_string("space", None, "Search space: a .json/.yaml file or inline JSON, "
+                        "{flag: [values] | {type: choice|uniform|log_uniform|int, ...}}.",
+                        required=True, **fv)
+    flags.DEFINE_enum("method", "random", list(METHODS), "Search method "
+                      "(bayesian: Optuna's TPE sampler after --startup_trials random trials).",
+                      **fv)
+    flags.DEFINE_string("objective", None, "Validation metric to optimise (e.g. accuracy, "
+                        "eval_loss; 'eval/' prefix optional).", required=True, **fv)
+    flags.DEFINE_enum("direction", "auto", list(METRIC_MODES), "auto: min for *loss* metrics.",
+                      **fv)
+    flags.DEFINE_enum("objective_reduce", "best", ["best", "last"], "A trial's value: its best "
+                      "evaluation (the one its best/ checkpoint holds) or its last.", **fv)
+    flags.DEFINE_integer("max_trials", 0, "Trial budget (grid: 0 = the whole grid).", **fv)
+    flags.DEFINE_integer("trial_steps", 0, "Shorthand for --train_steps of every trial.", **fv)
+    flags.DEFINE_string("sweep_dir", "runs/sweep", "The sweep's record (journal.log), results "
+                        "and one model_dir per trial.", **fv)
+    flags.DEFINE_integer("parallel", 1, "Trials run at once (a GPU each, or a share of the CPU "
+                         "cores).", **fv)
+    flags.DEFINE_string("gpus", "auto", "GPU ids for the trials (comma-separated), 'none', or "
+                        "auto (CUDA_VISIBLE_DEVICES / nvidia-smi).", **fv)
+    flags.DEFINE_bool("median_stopping", False, "Stop a trial whose best objective so far is "
+                      "worse than the completed trials' median at the same step (Optuna's "
+                      "MedianPruner; needs --eval_every).", **fv)
+    flags.DEFINE_integer("median_min_trials", 3, "Completed trials before the median rule acts.",
+                         **fv)
+    flags.DEFINE_integer("median_grace_evals", 1, "Evaluations a trial gets before it can be "
+                         "stopped.", **fv)
+    flags.DEFINE_integer("startup_trials", 5, "bayesian: random trials before the model "
+                         "proposes.", **fv)
+    flags.DEFINE_integer("seed", 0, "Seed of the random and bayesian proposals.", **fv)
+    flags.DEFINE_float("trial_timeout", 0.0, "Fail a trial running longer than this (seconds; "
+                       "0: no limit).", **fv)
+    flags.DEFINE_bool("retry_failed", False, "On resume, run failed trials again.", **fv)
+    flags.DEFINE_enum("keep_checkpoints", "all", ["all", "best"], "best: delete the checkpoints "
+                      "of every trial but the best (logs and events stay).", **fv)
+    flags.DEFINE_enum("validate", "auto", ["auto", "dry", "none"], "How the objective is "
+                      "checked before the sweep: auto (known for the embedded tasks, else a "
+                      "one-step dry run), dry, none.", **fv)
+    flags.DEFINE_string("train_script", default_train_script(), "The training script each "
+                        "trial runs.", **fv)
+    flags.DEFINE_float("poll_seconds", 2.0, "How often running trials are checked.", **fv)
+
+
+def sweep(args: flags.FlagValues, train_args) -> int:
+    from t5core.sweep import Sweep, prepare
+    from t5core.sweep.study import optuna
+
+    logging = optuna().logging  # (its absence is reported with the command that installs it)
+    logging.set_verbosity(logging.WARNING)  # the sweep logs each trial itself
+    train_args = list(train_args)
+    if args.trial_steps:
+        if any(a.lstrip("-").startswith("train_steps") for a in train_args):
+            raise app.UsageError("give --trial_steps or --train_steps after '--', not both")
+        train_args = [f"--train_steps={args.trial_steps}"] + train_args
+    gpus = None if args.gpus == "auto" else (
+        [] if args.gpus in ("", "none") else [g.strip() for g in args.gpus.split(",")])
+    config = prepare(
+        args.sweep_dir, args.space, args.objective, args.train_script, train_args,
+        direction=args.direction, validate=args.validate, method=args.method,
+        max_trials=args.max_trials, reduce=args.objective_reduce, seed=args.seed,
+        startup_trials=args.startup_trials, parallel=args.parallel, gpus=gpus,
+        median_stopping=args.median_stopping, median_min_trials=args.median_min_trials,
+        median_grace_evals=args.median_grace_evals, trial_timeout=args.trial_timeout,
+        retry_failed=args.retry_failed, keep_checkpoints=args.keep_checkpoints,
+        poll_seconds=args.poll_seconds)
+    try:
+        best = Sweep(config).run()
+    except KeyboardInterrupt as e:
+        print(f"sweep: {e}", file=sys.stderr)
+        return 130
+    return 0 if best is not None else 1
+
+
+def main(argv=None):
+    """`t5core-sweep`; see `t5core.cli.command` for `argv` (after `--`: every trial's flags)."""
+    return cli.command(define_flags, sweep, argv, doc=__doc__, takes_arguments=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,249 @@
+"""The programs (t5core.commands, run as scripts/*.py or the t5core-* entry points): the flags they
+had before their options were generated from the dataclasses and every program moved to absl,
+one way of parsing them, and `run()` leaving its caller's options as they were."""
+
+import ast
+import copy
+import importlib
+import importlib.util
+import io
+import json
+import pathlib
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+from absl import flags
+
+from t5core import cli, dataclass_flags
+from t5core.errors import ConfigError, FlagError
+from t5core.sweep.train_flags import parse_helpxml, read_flags
+from t5core.training.run import RunOptions, run
+from t5core.training.trainer import TrainConfig
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+BEFORE = json.loads((REPO / "tests" / "fixtures" / "script_flags_before.json").read_text())
+ABSL_PROGRAMS = ("train", "evaluate", "sweep")
+ARGPARSE_PROGRAMS = ("generate", "export", "convert_checkpoint", "inspect_model")
+# The flag every program that loads a checkpoint gained.
+ADDED = {"train": set(), "sweep": set(), "evaluate": {"allow_nonfinite"},
+         **{name: {"allow_nonfinite"} for name in ARGPARSE_PROGRAMS}}
+
+
+def command(name):
+    return importlib.import_module(f"t5core.commands.{name}")
+
+
+def defined(name) -> flags.FlagValues:
+    flag_values = flags.FlagValues()
+    command(name).define_flags(flag_values)
+    return flag_values
+
+
+def own_flags(flag_values) -> set:
+    return {name for name in flag_values if flag_values[name].name == name}
+
+
+def helpxml(flag_values) -> dict:
+    """{name: (type, default, enum values, help)} as --helpxml writes them."""
+    out = io.StringIO()
+    flag_values.write_help_in_xml_format(out)
+    xml = out.getvalue()
+    helps = {node.findtext("name"): node.findtext("meaning")
+             for node in ET.fromstring(xml).iter("flag")}
+    return {name: (info.type, info.default, info.enum_values, helps[name])
+            for name, info in parse_helpxml(xml).items()}
+
+
+def parse(name, argv):
+    return cli.parse_flags(command(name).define_flags, argv)[0]
+
+
+@pytest.mark.parametrize("name", ABSL_PROGRAMS)
+def test_the_absl_programs_keep_their_flags(name):
+    table = helpxml(defined(name))
+    before = BEFORE[name]
+    assert set(table) == set(before) | ADDED[name]
+    for flag, old in before.items():
+        kind, default, enum_values, help_text = table[flag]
+        assert kind == old["type"], flag
+        assert default.replace(str(REPO), "<repo>") == old["default"], flag
+        assert set(enum_values) == set(old["enum_values"]), flag
+        if name == "train":  # generated from the dataclasses: the same help, word for word
+            assert (list(enum_values), help_text) == (old["enum_values"], old["help"]), flag
+
+
+def test_train_helpxml_lists_the_flags_it_listed_before():
+    """What the sweep reads from `scripts/train.py --helpxml`: the same flags, types, defaults."""
+    table = read_flags(str(REPO / "scripts" / "train.py"))
+    assert set(table) == set(BEFORE["train"]) | {"verbose"}
+    for flag, old in BEFORE["train"].items():
+        info = table[flag]
+        assert (info.type, info.default, list(info.enum_values)) == \
+            (old["type"], old["default"], old["enum_values"]), flag
+
+
+@pytest.mark.parametrize("name", ARGPARSE_PROGRAMS)
+def test_the_argparse_programs_keep_their_flags_in_absl(name):
+    flag_values = defined(name)
+    before = BEFORE[name]
+    assert own_flags(flag_values) == set(before) | ADDED[name]
+    required = {flag: f"--{flag}=x" for flag, old in before.items() if old["required"]}
+    for flag, old in before.items():
+        new = flag_values[flag]
+        kind = {"store_true": "bool", "append": "multi string"}.get(old["action"]) or (
+            "string enum" if old["choices"] else
+            {"int": "int", "float": "float", None: "string"}[old["type"]])
+        assert new.flag_type() == kind, flag
+        assert new.default == (False if old["action"] == "store_true" else old["default"]), flag
+        if old["choices"]:
+            assert list(new.parser.enum_values) == old["choices"], flag
+        if old["required"]:
+            others = [arg for other, arg in required.items() if other != flag]
+            with pytest.raises(SystemExit):
+                parse(name, others)
+        for other in old["exclusive_with"]:
+            with pytest.raises(SystemExit):
+                parse(name, [*required.values(), f"--{flag}=a", f"--{other}=b"])
+    parse(name, list(required.values()))  # all the required ones: parses
+
+
+def test_repeated_and_boolean_flags_parse_as_argparse_did():
+    args = parse("generate", ["--checkpoint", "c", "--input", "first text", "--input=second",
+                              "--truncate", "--max_new_tokens", "7"])
+    assert args.input == ["first text", "second"] and args.truncate is True
+    assert args.max_new_tokens == 7 and args.seed is None and args.jit_compile == "auto"
+    assert parse("generate", ["--checkpoint=c"]).input is None
+    args = parse("convert_checkpoint", ["--input=a", "--output=b", "--no_torch", "--quiet"])
+    assert (args.no_torch, args.quiet, args.format, args.dtype) == (True, True, "hf", "float32")
+    args = parse("inspect_model", ["--input_ids=5,6", "--input_ids=7", "--no_png"])
+    assert args.input_ids == ["5,6", "7"] and args.no_png is True
+    assert parse("export", ["--checkpoint=c", "--output_dir=d", "--jit_compile"]).jit_compile
+
+
+def test_a_bad_flag_in_process_is_one_line_and_status_2(capsys):
+    with pytest.raises(SystemExit) as stop:
+        parse("generate", ["--checkpoint=c", "--method=fairseq"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.startswith("error: flag --method=fairseq")
+    with pytest.raises(SystemExit):
+        command("generate").main(["--checkpoint=c", "stray"])  # no positional arguments
+    assert "Unexpected arguments: stray" in capsys.readouterr().err
+
+
+def _entry_points():
+    tree = ast.parse((REPO / "setup.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == "entry_points":
+            scripts = ast.literal_eval(node.value)["console_scripts"]
+            return dict(line.replace(" ", "").split("=") for line in scripts)
+    raise AssertionError("setup.py declares no entry_points")
+
+
+def test_each_entry_point_and_script_runs_one_main_of_the_package():
+    entries = _entry_points()
+    assert set(entries) == {"t5core-train", "t5core-generate", "t5core-evaluate", "t5core-export",
+                            "t5core-convert", "t5core-inspect", "t5core-sweep"}
+    targets = {}
+    for entry, target in entries.items():
+        module, function = target.split(":")
+        targets[module.rsplit(".", 1)[1]] = getattr(importlib.import_module(module), function)
+    assert set(targets) == set(BEFORE)
+    for name, main in targets.items():
+        path = REPO / "scripts" / f"{name}.py"
+        source = path.read_text()
+        assert "sys.path" not in source, path  # the installed package, not an edited path
+        spec = importlib.util.spec_from_file_location(f"script_{name}", path)
+        script = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(script)
+        assert script.main is main, path
+
+
+def test_a_command_module_runs_as_a_script(tmp_path):
+    """`python -m t5core.commands.<name>` (and the sweep's default train script, the module's
+    file, where no scripts/ tree is beside the package) parse as the scripts do."""
+    proc = subprocess.run([sys.executable, "-m", "t5core.commands.convert_checkpoint",
+                           f"--input={tmp_path / 'none'}", f"--output={tmp_path / 'out'}"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"error: No checkpoint at {tmp_path / 'none'}" in proc.stderr
+    from t5core.commands.sweep import default_train_script
+
+    assert default_train_script() == str(REPO / "scripts" / "train.py")
+
+
+# -- the dataclasses' flags ------------------------------------------------------------------------
+
+def test_flags_from_a_dataclass_round_trip_to_the_same_options():
+    flag_values = flags.FlagValues()
+    names = dataclass_flags.define_flags(RunOptions, flag_values)
+    assert len(names) == len(set(names)) == len(BEFORE["train"])
+    flag_values(["train", "--peft=lora", "--lora_rank=4", "--train_steps=7", "--nopack",
+                 "--dropout_rate=0.25", "--jit_compile=false", "--optimizer=adafactor"])
+    options = dataclass_flags.from_flags(RunOptions, flag_values)
+    assert options == RunOptions(peft="lora", lora_rank=4, dropout_rate=0.25, jit_compile="false",
+                                 train=TrainConfig(train_steps=7, optimizer="adafactor"))
+    flag_values.unparse_flags()
+    flag_values(["train"])
+    assert dataclass_flags.from_flags(RunOptions, flag_values) == RunOptions()
+
+
+def test_a_field_a_flag_cannot_hold_is_refused():
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Options:
+        sizes: list = dataclasses.field(default_factory=list, metadata={"help": "Sizes."})
+
+    with pytest.raises(TypeError, match="no default"):
+        dataclass_flags.define_flags(Options, flags.FlagValues())
+
+    @dataclasses.dataclass
+    class Unhelpful:
+        rate: float = 0.5
+
+    with pytest.raises(TypeError, match="Unhelpful.rate has no help text"):
+        dataclass_flags.define_flags(Unhelpful, flags.FlagValues())
+
+
+# -- run() leaves the caller's options alone --------------------------------------------------------
+
+def _classifier_run_dir(tmp_path):
+    from t5core import model_dir
+
+    directory = tmp_path / "classifier_run"
+    directory.mkdir()
+    model_dir.write_run(str(directory), model_dir.RunDescription(
+        tokenizer="byte", head="classifier", labels=("negative", "positive")))
+    return directory
+
+
+def test_run_resolves_inherited_labels_into_a_copy(tmp_path):
+    options = RunOptions(head="classifier", init_checkpoint=str(_classifier_run_dir(tmp_path)),
+                         train=TrainConfig(train_steps=0))
+    kept = copy.deepcopy(options)
+    with pytest.raises(FlagError, match="--train_steps must be >= 1") as err:
+        run(options)  # stops at the checks, after taking the run's labels
+    assert "--labels" not in str(err.value)  # the inherited classes were seen by the checks
+    assert options == kept and options.labels == ""
+
+
+def test_run_resolves_jit_compile_into_a_copy():
+    # The resolved value (True) differs from the TrainConfig's (False): a write would show.
+    options = RunOptions(jit_compile="true", model="no-such-preset")
+    kept = copy.deepcopy(options)
+    with pytest.raises((ConfigError, FlagError, KeyError, ValueError)):
+        run(options)  # stops at the model, after resolving jit_compile
+    assert options == kept and options.train.jit_compile is False
+
+
+def test_run_trains_with_the_resolved_config_and_leaves_the_options(tmp_path):
+    options = RunOptions(jit_compile="false", eval_examples=4, train=TrainConfig(
+        model_dir=str(tmp_path / "run"), train_steps=2, batch_size=8, eval_every=0, eval_steps=1,
+        save_every=0, log_every=1, progress_bar=False, peak_flops=1e11, jit_compile=True))
+    kept = copy.deepcopy(options)
+    trainer = run(options, log=lambda *a: None)
+    assert options == kept and options.train.jit_compile is True
+    assert trainer.config.jit_compile is False and trainer.config is not options.train
+    assert trainer.config == TrainConfig(**{**vars(options.train), "jit_compile": False})
