@@ -80,8 +80,7 @@ def token_losses(logits, targets, label_smoothing=0.0, z_loss=0.0):
     if not label_smoothing:
         # One fused kernel reads the [B, T, V] logits once and leaves the gradient (softmax -
         # one-hot) ready, where logsumexp minus the gathered target logit costs more passes and
-        # a backward scatter into a fresh [B, T, V] zero tensor: t5-small's loss forward and
-        # backward (8 x 64 x 32128 logits) took 31 against 47 ms.
+        # a backward scatter into a fresh [B, T, V] zero tensor (timings: BUILD_NOTES.md, "Speed").
         loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
         log_z = tf.reduce_logsumexp(logits, axis=-1) if z_loss else None
         return _with_z_loss(loss, log_z, z_loss, logits, targets)

@@ -6,7 +6,7 @@ files, missing storages, an absent optional dependency) and `.nbytes(name)` (for
 
 Memory: a model built the usual way first fills every variable with random values, and TF's
 (oneDNN) CPU allocator keeps the temporaries of those initialisers as a pool it never returns,
-about 0.3x the model on top of it. `new_model_for_loading` builds the model with Keras' variable
+on top of the model itself. `new_model_for_loading` builds the model with Keras' variable
 initialisation deferred, so each variable is created once, from the checkpoint's tensor.
 """
 

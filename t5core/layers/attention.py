@@ -82,7 +82,7 @@ class Attention(keras.layers.Layer):
         # Heads-major [b, n, l, h] operands and batched matmuls with transpose_b, rather than
         # the einsums "bqnh,bknh->bnqk" / "bnqk,bknh->bqnh": the same products, but TF's einsum
         # lowering adds its own transposes and reshapes around each of them, forward and
-        # backward. Measured on the t5-small training step (CPU, oneDNN): about 5% less time.
+        # backward (BUILD_NOTES.md, "Speed", has the step times).
         # Keys and values arrive heads-major, so a decoding step reads its cache as stored
         # (a [b, l, n, h] cache cost two whole-cache transposes per layer and step).
         scores = tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32)  # [b, n, q, k]

@@ -1,12 +1,11 @@
 """Inverted dropout that draws 16 random bits per element instead of a 32-bit float.
 
-On CPU, drawing the random numbers is most of what dropout costs, and T5 draws many: at rate 0.1
-a t5-small training step (batch 8 x 256/64) draws ~84M of them, mostly for the encoder's
-attention probabilities and feed-forward activations. TensorFlow's Philox generator makes 32
-bits per draw; Keras' `Dropout` turns each into one float32 uniform. Here each 32-bit draw
-serves two elements (its two 16-bit halves), which halves the generator's work (4.4 against
-7.7 ms for [8, 256, 2048] on two cores). The kept mask, the scaling and the gradient are as in
-Keras: `where(keep, x * scale, 0)`.
+On CPU, drawing the random numbers is most of what dropout costs, and T5 draws one per element
+of the encoder's attention probabilities and feed-forward activations. TensorFlow's Philox
+generator makes 32 bits per draw; Keras' `Dropout` turns each into one float32 uniform. Here each
+32-bit draw serves two elements (its two 16-bit halves), which halves the generator's work
+(BUILD_NOTES.md, "Speed", has the timings). The kept mask, the scaling and the gradient are as
+in Keras: `where(keep, x * scale, 0)`.
 
 The rate is resolved to 1/65536: an element is dropped when its 16-bit draw is below
 `threshold = round(rate * 65536)`, so the dropped fraction is threshold / 65536 (0.1 becomes
