@@ -31,7 +31,10 @@ POOLINGS = ("mean", "first")
 
 @keras.saving.register_keras_serializable(package="t5core")
 class T5EncoderClassifier(keras.Model):
-    """`T5EncoderClassifier(config_or_model, num_classes, pooling="mean", labels=None)`.
+    """A classifier on the T5 encoder: pooled encoder output -> Dense(num_classes) logits.
+
+    `model(inputs)` maps the features dict (int32 "encoder_input_tokens" [B, L]) or the ids
+    [B, L] themselves to float32 logits [B, C]; packed rows are refused.
 
     Given a T5Model (e.g. `load_pretrained(path)`), the classifier *shares* its embedding and
     encoder (no copy; the decoder is not used and is freed with the T5Model); given another
@@ -41,10 +44,22 @@ class T5EncoderClassifier(keras.Model):
     tf.train.Checkpoint attributes "shared" and "encoder" match too, so a T5Model checkpoint
     restores into it (with expect_partial(): the decoder has no counterpart).
 
-    pooling: "mean" averages the encoder output over non-pad tokens (id != 0); "first" takes
-    position 0.
-    labels: the class names in id order (num_classes of them), if known; `predict_labels` and
-    a SavedModel of the classifier return them.
+    Args:
+      config_or_model: a T5Model or T5EncoderClassifier to share, or a T5Config / config dict
+        to build a fresh embedding and encoder from.
+      num_classes: C, the number of classes (an integer >= 2).
+      pooling: "mean" (default) averages the encoder output over non-pad tokens (id != 0);
+        "first" takes position 0.
+      dtype: Keras dtype policy of a model built from a config (see T5Model); a given model's
+        policy is kept.
+      name: the model's name (default: a given model's, else "t5", so variable paths match).
+      labels: the class names in id order (num_classes of them), if known; `predict_labels` and
+        a SavedModel of the classifier return them.
+      **kwargs: `keras.Model` arguments.
+
+    Raises:
+      ValueError: num_classes not an integer >= 2, an unknown pooling, or labels whose count
+        is not num_classes.
     """
 
     def __init__(self, config_or_model, num_classes, pooling="mean", dtype=None, name=None,

@@ -111,7 +111,8 @@ def cross_entropy_loss(logits, targets, weights=None, label_smoothing=0.0, z_los
       logits: float [B, T, V] (any float dtype; computed in float32).
       targets: int [B, T].
       weights: float [B, T] loss weights; None means `targets > 0` (padding id 0).
-      label_smoothing: s in [0, 1). z_loss: coefficient >= 0 of logsumexp^2.
+      label_smoothing: s in [0, 1).
+      z_loss: coefficient >= 0 of logsumexp^2.
       loss_normalization: see the module docstring.
       segment_ids: int [B, T] for packed rows; "sequences" then normalises per segment.
       normalizer: overrides the normaliser (pass `global_normalizer(aux["normalizer"], ...)`

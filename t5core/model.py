@@ -22,12 +22,19 @@ class T5Model(keras.Model):
 
     `model(features)` maps int32 `encoder_input_tokens [B, L]` and `decoder_input_tokens [B, T]`
     (plus optional segment ids and positions for packed rows) to float32 logits `[B, T, V]`.
-    `dtype` is a Keras dtype policy: "float32" (default), "mixed_bfloat16" (bf16 compute on
-    float32 weights, for training) or "bfloat16" (weights stored in bf16 too: half the memory, for
-    inference); norms, softmax, the position bias and the logits stay float32 under both.
-    `remat=True` rematerialises every block in training: the backward pass recomputes a block's
-    activations from its input instead of keeping them (less memory, about a third more compute;
-    needs dropout_rate 0).
+    Weights are randomly initialised; `t5core.load_pretrained` fills them from a checkpoint.
+
+    Args:
+      config: a T5Config, or a dict of its fields.
+      dtype: a Keras dtype policy: "float32" (default), "mixed_bfloat16" (bf16 compute on
+        float32 weights, for training) or "bfloat16" (weights stored in bf16 too: half the
+        memory, for inference); norms, softmax, the position bias and the logits stay float32
+        under both.
+      name: the model's name, the first part of every variable path ("t5/...").
+      remat: True rematerialises every block in training: the backward pass recomputes a
+        block's activations from its input instead of keeping them (less memory, about a third
+        more compute; needs dropout_rate 0).
+      **kwargs: `keras.Model` arguments.
     """
 
     def __init__(self, config: T5Config | dict, dtype=None, name="t5", remat=False, **kwargs):

@@ -41,6 +41,12 @@ _FAMILIES = {
 
 
 def preset_names() -> list[str]:
+    """The names `T5Config.from_preset` knows, one per public checkpoint size.
+
+    Returns:
+      The names in family order ("t5-small", ..., "t5-v1_1-xxl", "flan-t5-small", ...,
+      "mt5-...", "umt5-...", "byt5-xxl"), smallest size first within a family.
+    """
     return [prefix + size for prefix, fam in _FAMILIES.items() for size in fam[5]]
 
 
@@ -59,7 +65,15 @@ def preset_fields(name: str) -> dict:
 
 
 def count_parameters(config) -> int:
-    """Parameters of a T5Config's model, computed from shapes without building it."""
+    """Parameters of a T5Config's model, computed from shapes without building it.
+
+    Args:
+      config: a T5Config (e.g. `T5Config.from_preset("t5-base")`).
+
+    Returns:
+      The number of scalars in a `T5Model(config)`'s variables: embedding, untied lm_head,
+      every block, the position-bias tables and the final norms.
+    """
     d, inner, ff = config.d_model, config.inner_dim, config.d_ff
     attention = 4 * d * inner
     ffn = (3 if config.is_gated else 2) * d * ff

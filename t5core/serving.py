@@ -169,9 +169,27 @@ class ClassifierServer(_TextRequests):
 def export_saved_model(model, tokenizer, export_dir, **server_kwargs):
     """Writes the SavedModel; returns export_dir.
 
-    server_kwargs are `Server`'s (decoding settings, fixed at export), or for a classifier
-    `ClassifierServer`'s (max_input_length). Reload with `load(export_dir)` and call
-    `.signatures["serving_default"](inputs=tf.constant([...]))`.
+    Reload with `load(export_dir)` and call
+    `.signatures["serving_default"](inputs=tf.constant([...]))` (see the module docstring for
+    the signature's outputs).
+
+    Args:
+      model: a T5Model or PromptTunedT5 (decodes strings), or a T5EncoderClassifier (labels
+        them).
+      tokenizer: the model's `Tokenizer` or `ByteTokenizer`; its in-graph form goes into the
+        SavedModel.
+      export_dir: a new or empty directory; local or remote (`gs://...`).
+      **server_kwargs: `Server`'s (decoding settings, fixed at export: max_input_length,
+        max_new_tokens, method, num_beams, alpha, temperature, top_k, top_p, seed,
+        decoder_prompt, jit_compile, beam_semantics), or for a classifier `ClassifierServer`'s
+        (max_input_length).
+
+    Returns:
+      export_dir.
+
+    Raises:
+      FileExistsError: export_dir exists and is not empty.
+      ValueError: a decoding setting out of range.
     """
     from t5core.classifier import T5EncoderClassifier
 

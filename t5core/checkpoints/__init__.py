@@ -39,7 +39,23 @@ FORMATS = ("hf-safetensors", "hf-bin", "hf-h5", "mesh-tf", "t5x", "tf")
 
 
 def detect_format(path):
-    """(format, location) of the checkpoint at `path`; location is a file, directory or prefix."""
+    """(format, location) of the checkpoint at `path`; location is a file, directory or prefix.
+
+    Args:
+      path: a checkpoint file, a directory holding one (HF snapshot, TF or T5X checkpoint
+        directory, training run), or a TF checkpoint prefix (with or without ".index"); local
+        or remote (`gs://...`).
+
+    Returns:
+      (format, location): format is one of FORMATS ("hf-safetensors", "hf-bin", "hf-h5",
+      "mesh-tf", "t5x", "tf"); location is what that format's reader opens: the directory of
+      an HF snapshot, the h5 or T5X file, or the TF checkpoint prefix.
+
+    Raises:
+      FileNotFoundError: nothing at `path`, or a directory holding no checkpoint t5core
+        recognises (the message lists what it holds).
+      CheckpointError: a file of no format t5core recognises.
+    """
     path = os.fspath(path)
     if path.endswith(".index") or (not tf.io.gfile.exists(path)
                                    and tf.io.gfile.exists(path + ".index")):
@@ -159,13 +175,35 @@ def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=N
     Every variable of the returned model is trainable (apart from kept LoRA layers' bases);
     `t5core.apply_peft` chooses what trains next.
 
-    `dtype`: the Keras dtype policy of the model ("float32" default, "mixed_bfloat16",
-    "bfloat16"; see T5Model).
-    `progress(nbytes_done_now, nbytes_total, tensor_name)`: called after each tensor.
-    `use_torch`: for pytorch_model.bin, force (True) or avoid (False) torch.load; default: use
-    torch when it is installed, else t5core's restricted reader.
-    `allow_nonfinite`: load tensors holding NaN or Inf (with a warning listing them) instead of
-    raising a CheckpointError that lists them.
+    Args:
+      path: the checkpoint: an HF directory or file (safetensors, pytorch_model.bin,
+        tf_model.h5), a Mesh-TF or T5X checkpoint, or a t5core training run (see
+        `detect_format`); local or remote (`gs://...`).
+      config: None (default) reads the config beside the checkpoint (config.json, the run's
+        own, a Mesh-TF operative_config.gin or a T5X config.gin); else a T5Config, a dict of
+        its fields, a preset name, a config.json path (or its directory), or gin path(s).
+      dtype: the Keras dtype policy of the model ("float32" default, "mixed_bfloat16",
+        "bfloat16"; see T5Model).
+      progress: None, or `progress(nbytes_done_now, nbytes_total, tensor_name)`, called after
+        each tensor.
+      use_torch: for pytorch_model.bin, force (True) or avoid (False) torch.load; None
+        (default): use torch when it is installed, else t5core's restricted reader.
+      merge_lora: for a LoRA run, True (default) merges the updates into the kernels; False
+        keeps the LoRA layers.
+      allow_nonfinite: load tensors holding NaN or Inf (with a warning listing them) instead of
+        raising a CheckpointError that lists them.
+
+    Returns:
+      The built model (T5Model, PromptTunedT5 or T5EncoderClassifier) holding the checkpoint's
+      weights.
+
+    Raises:
+      FileNotFoundError: no checkpoint at `path`, or no config beside it and none given.
+      CheckpointMismatchError: tensors missing, unexpected or of the wrong shape for the config
+        (the message lists every offender).
+      UnsafeCheckpointError: a pytorch_model.bin whose pickle asks to run code.
+      CheckpointError: a file t5core cannot read, or NaN / Inf without allow_nonfinite.
+      ConfigError: a config.json whose fields are of the wrong type or range.
     """
     fmt, reader, rules, location = open_checkpoint(path, use_torch=use_torch)
     config = resolve_config(config, fmt, location, reader)

@@ -39,8 +39,27 @@ def _parse_size(size):
 def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None):
     """Writes `directory/config.json` and the weights as HF safetensors; returns the file list.
 
-    `dtype`: "float32" (default: the variables' own), "bfloat16" or "float16" on disk.
-    `progress(nbytes_done_now, nbytes_total, name)` is called after each tensor when given.
+    transformers' `T5ForConditionalGeneration.from_pretrained(directory)` (or MT5 / UMT5 by
+    the config's model_type) reads the result as the same model.
+
+    Args:
+      model: a T5Model (a LoRA model must be merged first, see `merge_lora`).
+      directory: where to write, created if missing; local or remote (`gs://...`).
+      dtype: "float32" (default: the variables' own), "bfloat16" or "float16" on disk.
+      max_shard_size: the most bytes per safetensors file, as an int or a string such as "5GB"
+        or "500MiB"; None writes one file. Several shards come with
+        model.safetensors.index.json, as HF writes them.
+      progress: None, or `progress(nbytes_done_now, nbytes_total, name)`, called after each
+        tensor.
+
+    Returns:
+      The names (relative to `directory`) of the safetensors files written: ["model.safetensors"]
+      or "model-00001-of-0000N.safetensors", ...
+
+    Raises:
+      CheckpointError: a prompt-tuned model, a classifier-head model or unmerged LoRA layers,
+        which HF's T5 classes cannot hold.
+      ValueError: an unknown dtype or an unreadable max_shard_size.
     """
     _check_exportable(model)
     out_dtype = EXPORT_DTYPES.get(dtype or "float32")

@@ -93,7 +93,23 @@ def pairs_dataset(pairs, tokenizer, inputs_length, targets_length, batch_size, *
     encoder_input_tokens [B, inputs_length], decoder_input_tokens [B, targets_length]),
     targets int32 [B, targets_length] (ending with EOS), weights float32 (1 on target tokens,
     0 on padding) for the loss. Texts longer than the lengths are truncated (EOS kept), with a
-    warning. `shuffle=True` reshuffles the pairs every epoch, reproducibly for a `seed`.
+    warning. The pairs are encoded once, up front, and held in memory.
+
+    Args:
+      pairs: an iterable of (input text, target text) pairs.
+      tokenizer: the model's `Tokenizer` or `ByteTokenizer`.
+      inputs_length: L, the width of encoder_input_tokens (EOS included).
+      targets_length: T, the width of the targets (EOS included).
+      batch_size: B, pairs per element; the last batch holds the remainder.
+      shuffle: True reshuffles the pairs every epoch, reproducibly for a `seed`; False keeps
+        their order.
+      seed: the shuffle's seed.
+
+    Returns:
+      A `tf.data.Dataset` of `(features, targets, weights)` batches, as above.
+
+    Raises:
+      ValueError: `pairs` is empty.
     """
     import logging
 

@@ -65,11 +65,30 @@ def generate_text(model, tokenizer, texts: Iterable[str], *, batch_size: int = 3
     """Yields the decoded output of each text, in order, `batch_size` texts per `generate` call.
 
     Texts of any lengths: each batch is padded for you (`list(generate_text(...))` collects the
-    outputs).
+    outputs). Each text is encoded with EOS appended; the outputs are decoded up to EOS.
 
-    generate_kwargs go to `t5core.generate` (method, num_beams, alpha, temperature, top_k, top_p,
-    seed, decoder_prompt, jit_compile). progress=True shows a tqdm bar counting texts (total: how
-    many, if known).
+    Args:
+      model: a T5Model (or PromptTunedT5).
+      tokenizer: the model's `Tokenizer` or `ByteTokenizer`.
+      texts: an iterable of strings (a list, or a generator read lazily); not one string.
+      batch_size: texts per `generate` call (>= 1).
+      max_input_length: the most tokens of a text, EOS included (>= 2).
+      truncate: False (default) raises for a longer text; True keeps its first
+        max_input_length - 1 tokens plus EOS and logs a warning naming it.
+      max_new_tokens: the most tokens decoded per text.
+      progress: True shows a tqdm bar counting texts.
+      total: how many texts there are, if known, for the bar.
+      source: the word error messages use for a text ("input 3 is empty"), e.g. a file name.
+      **generate_kwargs: go to `t5core.generate` (method, num_beams, alpha, temperature, top_k,
+        top_p, seed, decoder_prompt, jit_compile, eos_id, beam_semantics).
+
+    Yields:
+      The decoded output string of each text, in the order of `texts`.
+
+    Raises:
+      TypeError: `texts` is one string, or holds something other than strings.
+      ValueError: batch_size < 1, max_input_length < 2, a text with no tokens, or a text longer
+        than max_input_length without truncate.
     """
     if isinstance(texts, (str, bytes)):
         raise TypeError("generate_text takes a list of texts; for one text pass [text]")

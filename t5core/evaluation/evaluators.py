@@ -67,7 +67,29 @@ class DecodeEvaluator:
 
 def evaluate_task(model, task, split, tokenizer, inputs_length, targets_length, data_dir=None,
                   max_examples=0, batch_size=64, **generate_options):
-    """Decodes every example of a task's split and scores it: (metrics, predictions, targets)."""
+    """Decodes every example of a task's split and scores it: (metrics, predictions, targets).
+
+    Decoding is greedy unless generate_options say otherwise; the task's `metrics` score the
+    decoded texts against the split's target texts.
+
+    Args:
+      model: a T5Model (or PromptTunedT5).
+      task: a `t5core.data.tasks.Task` (e.g. from `file_task` or `get_task(name)`).
+      split: the split to evaluate, e.g. "validation".
+      tokenizer: the model's `Tokenizer` or `ByteTokenizer`.
+      inputs_length: input tokens per example (longer inputs are cut to it).
+      targets_length: the most tokens decoded per example (and the targets' length for the
+        task's preprocessing).
+      data_dir: where the task's source reads its files, if it needs one (None: its default).
+      max_examples: score only the first this many examples; 0 (default) all.
+      batch_size: rows per `generate` call (a short last batch is padded to it).
+      **generate_options: `t5core.generate`'s options (method, num_beams, alpha, ...) and
+        `DecodeEvaluator`'s (postprocess, jit_compile, metric_options).
+
+    Returns:
+      (metrics, predictions, targets): metrics the {key: float} of `compute_metrics`;
+      predictions the decoded strings and targets the target strings, in the split's order.
+    """
     from t5core.data.tasks import task_examples
 
     lengths = {"inputs": inputs_length, "targets": targets_length}

@@ -87,11 +87,26 @@ def compute_metrics(
 ) -> dict[str, float]:
     """Runs each named metric and merges their dicts.
 
-    postprocess: applied to every prediction, and (if postprocess_targets) to
-        every target that is a string; lists of references are left alone.
-    options: passed to each named metric that takes an argument of that name
-        (e.g. labels=, pos_label=, tokenize=, use_stemmer=); an option that no
-        named metric takes is an error, so typos do not pass silently.
+    Args:
+      names: metric names from METRICS ("accuracy", "f1_macro", "squad", "bleu", "rouge",
+        ...), or one name as a string.
+      targets: one target per example: a label, a number or a string, or a list of reference
+        strings where a metric takes several (squad, bleu, rouge).
+      predictions: one prediction per example, paired with `targets`.
+      postprocess: applied to every prediction, and (if postprocess_targets) to every target
+        that is a string; lists of references are left alone. None: used as given.
+      postprocess_targets: whether `postprocess` applies to the targets too.
+      **options: passed to each named metric that takes an argument of that name (e.g. labels=,
+        pos_label=, tokenize=, use_stemmer=); an option that no named metric takes is an
+        error, so typos do not pass silently.
+
+    Returns:
+      {metric key: float}, the union of every metric's keys (e.g. "accuracy", "f1_macro",
+      "precision_macro", "squad_em").
+
+    Raises:
+      ValueError: an unknown metric or option, targets and predictions of different lengths,
+        or two metrics reporting the same key.
     """
     names = [names] if isinstance(names, str) else list(names)
     fns = {name: get_metric(name) for name in names}

@@ -147,6 +147,21 @@ def classification_report(targets, predictions, labels=None, digits: int = 4) ->
     Rows per class plus "macro avg" and "weighted avg"; the pooled (micro)
     figures appear as the "accuracy" row when every prediction is one of
     `labels`, and as a "micro avg" row otherwise (scikit-learn's convention).
+
+    Args:
+      targets: the true labels, one per example (any hashable values, e.g. strings).
+      predictions: the predicted labels, paired with `targets`.
+      labels: the labels to report, in row order; None means every label seen in targets or
+        predictions except INVALID_LABEL, sorted.
+      digits: decimals in the printed text.
+
+    Returns:
+      (report, text): report maps each label (as a string) and each average to
+      {"precision", "recall", "f1-score", "support"} (the "accuracy" entry is one float);
+      text is the same table as scikit-learn prints it.
+
+    Raises:
+      ValueError: targets and predictions of different lengths, or none at all.
     """
     _check_lengths(targets, predictions)
     if labels is None:

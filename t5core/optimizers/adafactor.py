@@ -77,13 +77,21 @@ class Adafactor(ReplicaConsistentClipping, keras.optimizers.Optimizer):
       multiply_by_parameter_scale: scale the step by max(epsilon2, RMS(param)).
       factored: allow factored second moments at all.
       min_dim_size_to_factor: both factored dims must be at least this large (T5X: 128).
-      epsilon1: added to the squared gradient. epsilon2: floor of the parameter scale.
+      epsilon1: added to the squared gradient.
+      epsilon2: floor of the parameter scale.
       weight_decay_rate: None or r, p <- (1 - r) p - update (T5X; not multiplied by the learning
-        rate unless `weight_decay_rate_lr_exponent` is set: r <- r * lr ** exponent). Variables
-        excluded with `exclude_from_weight_decay()` are not decayed.
+        rate unless `weight_decay_rate_lr_exponent` is set). Variables excluded with
+        `exclude_from_weight_decay()` are not decayed.
+      weight_decay_rate_lr_exponent: None, or e to scale the decay by the learning rate:
+        r <- r * lr ** e.
+      name: the optimizer's name.
       **kwargs: Keras optimizer arguments (`global_clipnorm`, `gradient_accumulation_steps`,
-        `loss_scale_factor`, `name`, ...). Keras' own `weight_decay` is rejected: it would decay
+        `loss_scale_factor`, ...). Keras' own `weight_decay` is rejected: it would decay
         before the update and change the parameter scale the update is measured against.
+
+    Raises:
+      ValueError: for Keras' `weight_decay`, or beta1, clipping_threshold, weight_decay_rate or
+        min_dim_size_to_factor out of range.
     """
 
     def __init__(self, learning_rate=1e-3, beta1=None, decay_rate=0.8, step_offset=0,

@@ -11,6 +11,8 @@ def make_optimizer(name, learning_rate, weight_decay=0.0, clip_norm=None,
     """Build an optimizer by name (one of OPTIMIZER_NAMES).
 
     Args:
+      name: "adafactor" (`t5core.Adafactor`) or "adamw" (`t5core.AdamW`, with epsilon 1e-8 unless
+        given).
       learning_rate: a float or a schedule (see `make_schedule`).
       weight_decay: 0 for none. adamw: Keras' decoupled decay, `p -= lr * weight_decay * p`.
         adafactor: T5X's `weight_decay_rate`, `p -= weight_decay * p` per step (not scaled by lr).
@@ -20,6 +22,13 @@ def make_optimizer(name, learning_rate, weight_decay=0.0, clip_norm=None,
         norm scales by default).
       **kwargs: passed to the optimizer (adafactor: beta1, decay_rate, clipping_threshold, ...;
         adamw: beta_1, beta_2, epsilon; both: Keras' gradient_accumulation_steps, name, ...).
+
+    Returns:
+      The Adafactor or AdamW optimizer, not yet built.
+
+    Raises:
+      ValueError: an unknown `name`, a negative weight_decay or clip_norm, or an argument the
+        optimizer rejects.
     """
     if weight_decay is None or weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}.")

@@ -151,8 +151,22 @@ def fit_warmup(name, warmup_steps, total_steps):
 def make_schedule(name, learning_rate, warmup_steps=0, total_steps=None, **kwargs):
     """Schedule by name: one of SCHEDULE_NAMES. linear and cosine need `total_steps`.
 
-    Extra keyword arguments go to the class (`linear_warmup` for rsqrt, `end_learning_rate` for
-    linear, `alpha` for cosine).
+    Args:
+      name: "constant", "rsqrt", "linear" or "cosine" (see the module docstring).
+      learning_rate: the peak learning rate (rsqrt: the numerator of lr / sqrt(step)).
+      warmup_steps: steps of linear warm-up from 0; for rsqrt the length of its flat start.
+      total_steps: the step where linear and cosine end their decay (required for them,
+        ignored by constant and rsqrt).
+      **kwargs: go to the schedule's class (`linear_warmup` for rsqrt, `end_learning_rate` for
+        linear, `alpha` for cosine).
+
+    Returns:
+      A serialisable `keras.optimizers.schedules.LearningRateSchedule` that maps the optimizer
+      step to a float32 learning rate.
+
+    Raises:
+      ValueError: an unknown `name`, or linear / cosine without `total_steps`.
+      FlagError: warmup_steps not an integer >= 0, or total_steps not an integer above it.
     """
     if name == "constant":
         return ConstantSchedule(learning_rate, warmup_steps=warmup_steps, **kwargs)

@@ -188,7 +188,13 @@ def merge_lora(model):
     Afterwards the model holds only the original variables (paths unchanged), with
     kernel = W + (alpha / r) A B, and computes the same function as before. The merged kernels
     keep trainable=False; `t5core.peft.freezing.unfreeze_all(model)` makes all trainable.
-    Returns the model.
+
+    Args:
+      model: a model with LoRA layers (from `apply_peft(model, "lora")`, or `load_pretrained`
+        with merge_lora=False); a model without them is returned unchanged.
+
+    Returns:
+      The same model object, merged.
     """
     for path, parent, attribute in projection_slots(model):
         lora = getattr(parent, attribute)

@@ -92,12 +92,30 @@ def initial_prompt(model, length, init="vocab", seed=None):
 class PromptTunedT5(T5Model):
     """A T5Model whose encoder input is a learned soft prompt followed by the embedded text.
 
-    `PromptTunedT5(config_or_model, prompt_length, prompt_init="vocab")`: given a T5Model (e.g.
-    from `load_pretrained`), the new model *shares* its layers and variables (no copy; use the
-    new model from then on); given a config, it builds a fresh base first. Every T5Model entry
-    point works: `model(features)`, `forward`, `encode` (which returns [B, P + L, D]), `decode`,
-    `init_cache` + `decode_step`, hence `t5core.decoding`. Only the prompt is trainable after
-    construction; set `layer.trainable = True` on other layers to train them alongside.
+    Given a T5Model (e.g. from `load_pretrained`), the new model *shares* its layers and
+    variables (no copy; use the new model from then on); given a config, it builds a fresh base
+    first. Every T5Model entry point works: `model(features)`, `forward`, `encode` (which returns
+    [B, P + L, D]), `decode`, `init_cache` + `decode_step`, hence `t5core.decoding`. Only the
+    prompt is trainable after construction; set `layer.trainable = True` on other layers to
+    train them alongside. Packed rows (segment ids / positions) are refused.
+
+    Args:
+      config_or_model: a T5Model to share (not already a PromptTunedT5), or a T5Config / config
+        dict to build a fresh base from.
+      prompt_length: P, the number of prompt vectors (a positive integer).
+      prompt_init: how the prompt starts: "vocab" (default: the embeddings of P random ids among
+        the first 5000 ordinary ones), "random" (uniform in [-0.5, 0.5]) or an array
+        [P, d_model].
+      dtype: Keras dtype policy of a base built from a config (see T5Model); a given model keeps
+        its own.
+      name: name of a base built from a config (default "t5"); a given model keeps its own.
+      seed: seed of the "vocab" draw; None draws from numpy's global state (which
+        `keras.utils.set_random_seed` sets).
+      **kwargs: `keras.Model` arguments.
+
+    Raises:
+      ValueError: prompt_length not a positive integer, a model that already has a prompt, or
+        a prompt_init that is neither a known name nor an array of shape [P, d_model].
     """
 
     def __init__(self, config_or_model, prompt_length, prompt_init="vocab", dtype=None,

@@ -46,10 +46,21 @@ _CHECKPOINT_SUFFIXES = (".index", ".safetensors", ".bin", ".h5", ".msgpack")
 
 
 def load_tokenizer(spec: str) -> Tokenizer | ByteTokenizer:
-    """"byte" -> ByteTokenizer; a spiece.model / tokenizer.json file -> Tokenizer; a checkpoint
-    (a directory such as an HF snapshot, a training run's model_dir or its best/, a checkpoint
-    prefix or file) -> the tokenizer that goes with it (`t5core.model_dir.find_tokenizer`: a
-    run's own, "byte" included; else spiece.model or tokenizer.json beside it)."""
+    """The tokenizer a spec names: "byte", a vocabulary file, or a checkpoint.
+
+    Args:
+      spec: "byte" -> ByteTokenizer; a spiece.model / tokenizer.json file -> Tokenizer; a
+        checkpoint (a directory such as an HF snapshot, a training run's model_dir or its
+        best/, a checkpoint prefix or file) -> the tokenizer that goes with it
+        (`t5core.model_dir.find_tokenizer`: a run's own, "byte" included; else spiece.model or
+        tokenizer.json beside it). Local or remote (`gs://...`).
+
+    Returns:
+      A `Tokenizer` (default sentinels) or a `ByteTokenizer`.
+
+    Raises:
+      UserFileNotFoundError: nothing at `spec`, or a checkpoint with no tokenizer beside it.
+    """
     if spec == "byte":
         return ByteTokenizer()
     spec = os.fspath(spec)

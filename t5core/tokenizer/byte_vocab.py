@@ -11,6 +11,10 @@ class ByteTokenizer(BaseTokenizer):
     Sentinels follow HF transformers (checked on 4.57.1): `<extra_id_i>` = 259 + i. (HF before 4.34
     and the ByT5 paper's pretraining used other numberings; span corruption takes its sentinel ids
     explicitly, see `t5core.data.objectives`.)
+
+    Args:
+      extra_ids: number of sentinels after the 259 byte and special ids (default 125, ByT5's),
+        so `vocab_size` is 259 + extra_ids.
     """
 
     offset = 3
