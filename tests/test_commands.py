@@ -41,6 +41,9 @@ def defined(name) -> flags.FlagValues:
     return flag_values
 
 
+# Modules a help text names that moved since the fixture was captured: {now: before}.
+MOVED_MODULES = {"t5core.data.templates": "t5core.templates"}
+
 def own_flags(flag_values) -> set:
     return {name for name in flag_values if flag_values[name].name == name}
 
@@ -71,6 +74,8 @@ def test_the_absl_programs_keep_their_flags(name):
         assert default.replace(str(REPO), "<repo>") == old["default"], flag
         assert set(enum_values) == set(old["enum_values"]), flag
         if name == "train":  # generated from the dataclasses: the same help, word for word
+            for moved_to, was in MOVED_MODULES.items():  # but for the modules the layout moved
+                help_text = help_text.replace(moved_to, was)
             assert (list(enum_values), help_text) == (old["enum_values"], old["help"]), flag
 
 
