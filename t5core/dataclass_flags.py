@@ -50,6 +50,26 @@ def option(default: Any, help: str, choices: Sequence[str] | None = None,
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def choice_problems(options) -> list[str]:
+    """One line per field of the dataclass instance `options` whose value is not one of its
+    `choices` (nested dataclasses are left to their own checks).
+
+    Args:
+      options: a dataclass instance whose fields were made with `option(..., choices=...)`.
+
+    Returns:
+      ["--name must be one of a, b, c (got 'x')", ...], empty when every value is allowed.
+    """
+    problems = []
+    for field in dataclasses.fields(options):
+        choices = field.metadata.get("choices")
+        value = getattr(options, field.name)
+        if choices is not None and value not in choices:
+            shown = ", ".join(c if c else '""' for c in choices)
+            problems.append(f"--{field.name} must be one of {shown} (got {value!r})")
+    return problems
+
+
 def auto_bool(value: str) -> bool | None:
     """True or False for "true" or "false"; None for "auto" (the program decides)."""
     if value not in AUTO_BOOL:

@@ -4,6 +4,7 @@ one way of parsing them, and `run()` leaving its caller's options as they were."
 
 import ast
 import copy
+import dataclasses
 import importlib
 import importlib.util
 import io
@@ -252,3 +253,22 @@ def test_run_trains_with_the_resolved_config_and_leaves_the_options(tmp_path):
     assert options == kept and options.train.jit_compile is True
     assert trainer.config.jit_compile is False and trainer.config is not options.train
     assert trainer.config == TrainConfig(**{**vars(options.train), "jit_compile": False})
+
+
+def test_every_choice_field_is_checked_from_its_metadata():
+    """RunOptions.check refuses a value outside a field's choices, for every such field, naming
+    the flag, the choices and the value: one rule, read from the same metadata as the flags."""
+    from t5core.errors import FlagError
+    from t5core.training.run import RunOptions
+    from t5core.training.trainer import TrainConfig
+
+    for cls, wrap in ((RunOptions, lambda **kw: RunOptions(**kw)),
+                      (TrainConfig, lambda **kw: RunOptions(train=TrainConfig(**kw)))):
+        choice_fields = [f for f in dataclasses.fields(cls) if "choices" in f.metadata]
+        assert choice_fields
+        for field in choice_fields:
+            with pytest.raises(FlagError) as err:
+                wrap(**{field.name: "no-such-choice"}).check()
+            message = str(err.value)
+            assert f"--{field.name} must be one of" in message, message
+            assert "(got 'no-such-choice')" in message and field.metadata["choices"][-1] in message

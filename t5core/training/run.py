@@ -14,7 +14,7 @@ import tensorflow as tf
 from t5core import model_dir
 from t5core.classifier import POOLINGS
 from t5core.data.templates import TEMPLATES
-from t5core.dataclass_flags import AUTO_BOOL, auto_bool, option
+from t5core.dataclass_flags import AUTO_BOOL, auto_bool, choice_problems, option
 from t5core.errors import ConfigError, FlagError
 from t5core.peft import PEFT_METHODS
 from t5core.peft.prompt_tuning import PROMPT_INITS
@@ -103,8 +103,7 @@ class RunOptions:
             problems.append("--template needs --train_file")
         if self.eval_file and not self.train_file:
             problems.append("--eval_file needs --train_file")
-        if self.strategy not in STRATEGIES:
-            problems.append(f"--strategy must be one of {', '.join(STRATEGIES)}")
+        problems += choice_problems(self)
         if self.tpu and self.strategy not in ("auto", "tpu"):
             problems.append(f"--tpu contradicts --strategy={self.strategy}")
         if self.strategy == "tpu" and not self.tpu and "TPU_NAME" not in os.environ:
@@ -120,17 +119,9 @@ class RunOptions:
                 problems.append(f"--{name} must be >= 1 (got {getattr(self, name)})")
         if not (self.lora_alpha >= 0 and math.isfinite(self.lora_alpha)):
             problems.append(f"--lora_alpha must be a finite number >= 0 (got {self.lora_alpha})")
-        if self.pooling not in POOLINGS:
-            problems.append(f"--pooling must be one of {', '.join(POOLINGS)} "
-                            f"(got {self.pooling!r})")
-        if self.prompt_init not in PROMPT_INITS:
-            problems.append(f"--prompt_init must be one of {', '.join(PROMPT_INITS)} "
-                            f"(got {self.prompt_init!r})")
         for name in ("inputs_field", "targets_field"):
             if not getattr(self, name).strip():
                 problems.append(f"--{name} must name a column or key (got an empty string)")
-        if self.jit_compile not in AUTO_BOOL:
-            problems.append(f"--jit_compile must be one of {', '.join(AUTO_BOOL)}")
         for path_flag in ("init_checkpoint", "vocab", "train_file", "eval_file", "data_dir"):
             path = getattr(self, path_flag)
             if path and not path.startswith("gs://") and not tf.io.gfile.exists(path):
@@ -139,10 +130,6 @@ class RunOptions:
             problems += self._continue_run_problems()
         if self.model.endswith(".json") and not tf.io.gfile.exists(self.model):
             problems.append(f"--model={self.model} does not exist")
-        if self.peft not in PEFT_METHODS:
-            problems.append(f"--peft must be one of {', '.join(PEFT_METHODS)}")
-        if self.head not in model_dir.HEADS:
-            problems.append(f"--head must be one of {', '.join(model_dir.HEADS)}")
         if self.head == "classifier" and len(self.label_list) < 2:
             problems.append("--head=classifier needs --labels with at least two label words")
         if self.head == "classifier" and not (self.task or self.train_file):

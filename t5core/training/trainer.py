@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from t5core import model_dir as md
 from t5core.checkpoints.model_state import ModelState
-from t5core.dataclass_flags import option
+from t5core.dataclass_flags import choice_problems, option
 from t5core.errors import FlagError, ModelDirError, TrainingStoppedError
 from t5core.locking import DirectoryLock, describe
 from t5core.losses import parse_loss_normalization
@@ -114,23 +114,12 @@ class TrainConfig:
             parse_loss_normalization(self.loss_normalization)
         except (TypeError, ValueError) as err:
             problems.append(f"--loss_normalization: {err}")
-        if self.optimizer not in OPTIMIZER_NAMES:
-            problems.append(f"--optimizer must be one of {', '.join(OPTIMIZER_NAMES)} "
-                            f"(got {self.optimizer!r})")
-        if self.schedule not in SCHEDULE_NAMES:
-            problems.append(f"--schedule must be one of {', '.join(SCHEDULE_NAMES)} "
-                            f"(got {self.schedule!r})")
+        problems += choice_problems(self)
         # `not x > 0` rather than `x <= 0`: NaN fails every comparison and must fail here too.
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             uphill = "; a negative rate trains uphill" if self.learning_rate < 0 else ""
             problems.append(f"--learning_rate must be a finite number > 0 (got "
                             f"{self.learning_rate}){uphill}")
-        if self.precision not in PRECISIONS:
-            problems.append(f"--precision must be one of {', '.join(PRECISIONS)} "
-                            f"(got {self.precision!r})")
-        if self.best_metric_mode not in md.METRIC_MODES:
-            problems.append(f"--best_metric_mode must be one of {', '.join(md.METRIC_MODES)} "
-                            f"(got {self.best_metric_mode!r})")
         if self.early_stopping_patience and not self.eval_every:
             problems.append("--early_stopping_patience needs --eval_every > 0")
         if problems:
