@@ -5,6 +5,7 @@ Any checkpoint `t5core.load_pretrained` reads works, a training run's model_dir 
 run decodes with its merged weights, a prompt-tuned run with its prompt, and a classifier-head
 run prints the predicted label (and its probability) of each input. --vocab defaults to the
 tokenizer beside the checkpoint (a run's own, or spiece.model / tokenizer.json).
+
 Examples:
   t5core-generate --checkpoint ckpt/ --vocab spiece.model \\
       --input "translate English to German: The house is wonderful."
@@ -72,8 +73,8 @@ def read_inputs(args):
 
 def generate(args: flags.FlagValues):
     import t5core
-    from t5core.decoding.text import generate_text
     from t5core.classifier import classify_text
+    from t5core.decoding.text import generate_text
 
     texts, source = read_inputs(args)
 
