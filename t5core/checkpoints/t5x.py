@@ -2,9 +2,10 @@
 
 The msgpack file is Flax's serialisation of the train state: parameters under `target/` (or
 `optimizer/target/` in older files), Adafactor state under `state/`. Small arrays sit inline as
-msgpack ext type 1 (shape, dtype name, raw bytes); large ones are written beside the file by
-tensorstore (zarr) and the msgpack holds their tensorstore spec, whose `metadata.shape` lets the
-mapping be planned without tensorstore, which only reading them needs (an optional extra).
+msgpack ext type 1 (shape, dtype name, raw bytes); partitioned ones are zarr directories beside
+the file, written by tensorstore, and the msgpack holds their tensorstore spec, whose
+`metadata.shape` lets the mapping be planned without tensorstore, which only reading them needs
+(an optional extra; the spec forms and their checks are in `t5core.checkpoints.t5x_zarr`).
 
 Kernels are `[in, out]` as in Keras; relative tables `[heads, buckets]` (t5core: `[buckets,
 heads]`). T5X stores no model config: pass config= or keep the run's `config.gin` beside the
@@ -13,17 +14,17 @@ checkpoint (T5X writes it into the model directory).
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 
-import ml_dtypes
 import numpy as np
 import tensorflow as tf
 
+from t5core.checkpoints import t5x_zarr
 from t5core.checkpoints.gin_config import lookup, parse_gin
 from t5core.checkpoints.rules import Rule, merge_heads_in, merge_heads_out, skip, transpose
-from t5core.checkpoints.untrusted import element_count, file_inside, is_int, shape_problem, shown
+from t5core.checkpoints.t5x_zarr import DTYPE_NAMES, np_dtype
+from t5core.checkpoints.untrusted import element_count, is_int, shape_problem, shown
 from t5core.config import T5Config
 from t5core.errors import CheckpointError, ConfigError
 
@@ -59,10 +60,6 @@ def t5x_rules():
     return rules
 
 
-# The element types Flax writes for parameters and optimizer state; a name outside this set
-# (object, void, structured, complex) is refused rather than handed to np.dtype.
-_DTYPE_NAMES = {"float16", "float32", "float64", "bfloat16", "int8", "int16", "int32", "int64",
-                "uint8", "uint16", "uint32", "uint64", "bool"}
 _MAX_DEPTH = 64  # a T5X train state nests about 10 levels deep
 # msgpack makes one Python object (about 70 bytes) per entry: bounding the entries bounds the
 # memory a hostile file can take beyond its own bytes. A T5X checkpoint has ~10 per parameter.
@@ -70,15 +67,11 @@ _MAX_ENTRIES = 4_000_000
 _MAX_CONTAINER = 1 << 20
 
 
-def _np_dtype(name):
-    return np.dtype(ml_dtypes.bfloat16) if name == "bfloat16" else np.dtype(name)
-
-
 class _Inline:
     """An array stored inside the msgpack file: shape, dtype and exactly that many bytes."""
 
     def __init__(self, shape, dtype, data):
-        self.shape, self.dtype, self.data = tuple(shape), _np_dtype(dtype), data
+        self.shape, self.dtype, self.data = tuple(shape), np_dtype(dtype), data
         if len(data) != element_count(self.shape) * self.dtype.itemsize:
             raise CheckpointError(f"an inline array of shape {self.shape} {self.dtype} holds "
                                   f"{len(data)} bytes")
@@ -96,15 +89,15 @@ class _Invalid:
 
 def _inline(shape, dtype, data):
     """An _Inline, or an _Invalid saying what is wrong, from a file's declared fields."""
-    if not isinstance(dtype, str) or dtype not in _DTYPE_NAMES:
+    if not isinstance(dtype, str) or dtype not in DTYPE_NAMES:
         return _Invalid(f"dtype {shown(dtype)} is not one t5core reads "
-                        f"({', '.join(sorted(_DTYPE_NAMES))})")
+                        f"({', '.join(sorted(DTYPE_NAMES))})")
     problem = shape_problem(shape)
     if problem:
         return _Invalid(problem)
     if not isinstance(data, bytes):
         return _Invalid(f"an inline array's data is a {type(data).__name__}, not bytes")
-    needed = element_count(shape) * _np_dtype(dtype).itemsize
+    needed = element_count(shape) * np_dtype(dtype).itemsize
     if len(data) != needed:
         return _Invalid(f"an inline array of shape {tuple(shape)} {dtype} holds {len(data)} "
                         f"bytes (needs {needed})")
@@ -125,10 +118,6 @@ def _ext_hook(code, data):
         return _Invalid(f"an inline array is [{'shape, ' if code == 1 else ''}dtype, bytes]; "
                         f"this one is {shown(fields)}")
     return _inline(*fields) if code == 1 else _inline([], *fields)
-
-
-def _is_tensorstore_spec(value):
-    return isinstance(value, dict) and "driver" in value and ("kvstore" in value or "path" in value)
 
 
 def _indexed(value):
@@ -163,7 +152,7 @@ def _flatten(tree, prefix=""):
             name = f"{path}/{key}" if path else str(key)
             if isinstance(value, dict) and value.get("__msgpack_chunked_array__"):
                 out[name] = _unchunk(value)
-            elif isinstance(value, dict) and not _is_tensorstore_spec(value):
+            elif isinstance(value, dict) and not t5x_zarr.is_spec(value):
                 if depth >= _MAX_DEPTH:
                     raise CheckpointError(f"{shown(name)}: nested more than {_MAX_DEPTH} "
                                           "levels deep")
@@ -186,15 +175,6 @@ class _EntryBudget:
             raise CheckpointError(f"more than {_MAX_ENTRIES} map and array entries (no T5X "
                                   "checkpoint has that many)")
         return container
-
-
-def _tensorstore_shape(spec):
-    metadata = spec.get("metadata")
-    shape = metadata.get("shape") if isinstance(metadata, dict) else None
-    problem = shape_problem(shape)
-    if problem:
-        return None, f"tensorstore spec: metadata.shape: {problem}"
-    return tuple(shape), None
 
 
 def checkpoint_file(path):
@@ -245,7 +225,7 @@ class T5XReader:
         except Exception as err:  # msgpack raises several types for truncated or foreign data
             raise CheckpointError(f"{self.path}: not a readable T5X msgpack checkpoint "
                                   f"({type(err).__name__}: {shown(str(err))})") from None
-        self.shapes, problems = {}, []
+        self.shapes, problems, self._specs, self._arrays = {}, [], {}, {}
         for name, leaf in self._leaves.items():
             shape, problem = self._shape(name, leaf)
             if problem:
@@ -262,69 +242,52 @@ class T5XReader:
             return leaf.shape, None
         if isinstance(leaf, _Invalid):
             return None, leaf.reason
-        if _is_tensorstore_spec(leaf):
-            self._tensorstore_path(name, leaf)  # refuses a path out of the checkpoint now
-            return _tensorstore_shape(leaf)
+        if t5x_zarr.is_spec(leaf):
+            try:
+                spec = t5x_zarr.parse_spec(leaf)
+            except CheckpointError as err:
+                return None, str(err)
+            # A path out of the checkpoint is refused now, before anything else is looked at.
+            t5x_zarr.zarray_path(self.directory, spec, f"{self.path}: {name}")
+            self._specs[name] = spec
+            return spec.shape, None
         return (), None  # plain msgpack values: version, step counters
-
-    def _tensorstore_path(self, name, spec):
-        """The directory of a tensorstore array, which must lie inside the checkpoint's."""
-        if spec.get("driver") not in ("zarr", "zarr3", "n5"):
-            raise CheckpointError(f"{self.path}: {name}: tensorstore driver "
-                                  f"{shown(spec.get('driver'))} is not one T5X writes (zarr)")
-        store = spec.get("kvstore", spec)  # tensorstore < 0.1.14 kept the path at the top
-        if not isinstance(store, dict) or not isinstance(store.get("path"), str):
-            raise CheckpointError(f"{self.path}: {name}: tensorstore kvstore {shown(store)} is "
-                                  "not {driver, path} with a path relative to the checkpoint")
-        return file_inside(self.directory, store["path"].rstrip("/"), f"{self.path}: {name}")
 
     def nbytes(self, name):
         leaf = self._leaves[name]
         if isinstance(leaf, _Inline):
             return len(leaf.data)
-        return element_count(self.shapes[name]) * 4
+        spec = self._specs.get(name)
+        itemsize = spec.dtype.itemsize if spec is not None and spec.dtype is not None else 4
+        return element_count(self.shapes[name]) * itemsize
+
+    def _checked(self, name):
+        """The tensorstore array behind `name`, its `.zarray` checked (once) against its spec."""
+        if name not in self._arrays:
+            self._arrays[name] = t5x_zarr.check_array(self.directory, self._specs[name],
+                                                      f"{self.path}: {name}")
+        return self._arrays[name]
 
     def validate(self, names):
-        stored = [n for n in names if _is_tensorstore_spec(self._leaves[n])]
-        if stored:
-            try:
-                import tensorstore  # noqa: F401
-            except ImportError:
-                raise ImportError(
-                    f"{self.path}: {len(stored)} array(s) are stored beside it with tensorstore "
-                    f"({stored[0]}, ...); reading them needs the optional tensorstore package "
-                    "(pip install tensorstore)") from None
+        """Every check that reads no data, for all of `names`, before the first is read."""
         bad = [n for n in names if not isinstance(self._leaves[n], _Inline)
-               and not _is_tensorstore_spec(self._leaves[n])
-               and not isinstance(self._leaves[n], (int, float))]
+               and n not in self._specs and not isinstance(self._leaves[n], (int, float))]
         if bad:
             raise CheckpointError(f"{self.path}: entries that are not arrays: {', '.join(bad)}")
+        stored = [n for n in names if n in self._specs]
+        for name in stored:
+            self._checked(name)
+        if stored:
+            t5x_zarr.require_tensorstore(self.path, stored)
 
     def read(self, name):
         leaf = self._leaves[name]
         if isinstance(leaf, _Inline):
             return leaf.array()
-        if _is_tensorstore_spec(leaf):
-            return self._read_tensorstore(name, leaf)
+        if name in self._specs:
+            return t5x_zarr.read_array(self._checked(name), self._specs[name],
+                                       f"{self.path}: {name}")
         return np.asarray(leaf)
-
-    def _read_tensorstore(self, name, spec):
-        import tensorstore as ts
-
-        spec = copy.deepcopy(spec)
-        path = self._tensorstore_path(name, spec)
-        store = spec.get("kvstore", spec)
-        # T5X writes paths relative to the checkpoint directory (and a dummy bucket for gcs).
-        m = re.fullmatch(r"gs://([^/]*)/(.*)", path)
-        if m:
-            store.update(driver="gcs", bucket=m.group(1), path=m.group(2))
-        else:
-            store.update(driver="file", path=path)
-        array = np.asarray(ts.open(spec).result().read().result())
-        if array.shape != self.shapes[name]:
-            raise CheckpointError(f"{self.path}: {name}: tensorstore holds shape {array.shape}, "
-                                  f"its spec says {self.shapes[name]}")
-        return array
 
 
 # -- Adafactor state (read by t5core.checkpoints.optimizer_state) ----------------------------
