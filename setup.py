@@ -45,6 +45,6 @@ setup(
         # against).
         "test": ["pytest", "sacrebleu>=2.0", "rouge-score>=0.1.2", "seqeval>=1.2.2",
                  "scikit-learn>=1.0", "scipy>=1.7", "matplotlib", "optuna>=4.0", "pyyaml",
-                 "hypothesis>=6.0"],
+                 "hypothesis>=6.0", "tensorstore"],
     },
 )
