@@ -90,9 +90,10 @@ def _spec(name, array, form, save_dtype=None):
     return leaf, {"driver": "zarr", "dtype": dtype.name, "metadata": metadata}
 
 
-def write_t5x_layout(tree, model_dir, form="file", save_dtype=None):
+def write_t5x_layout(tree, model_dir, form="file", save_dtype=None, state=True):
     """`model_dir/checkpoint_STEP/`: every array of rank >= 1 a zarr directory, as T5X saves a
-    partitioned train state; returns the checkpoint directory."""
+    partitioned train state (without `state`, the Adafactor slots stay inline, which is quicker
+    to write); returns the checkpoint directory."""
     directory = pathlib.Path(model_dir) / f"checkpoint_{STEP}"
     directory.mkdir(parents=True)
 
@@ -102,7 +103,8 @@ def write_t5x_layout(tree, model_dir, form="file", save_dtype=None):
             name = f"{prefix}/{key}" if prefix else key
             if isinstance(value, dict):
                 out[key] = convert(value, name)
-            elif isinstance(value, np.ndarray) and value.ndim >= 1:
+            elif (isinstance(value, np.ndarray) and value.ndim >= 1
+                  and (state or "/param_states/" not in name)):
                 leaf, write_spec = _spec(name, value, form, save_dtype)
                 write_spec["kvstore"] = {"driver": "file",
                                          "path": str(directory / name.replace("/", "."))}
@@ -124,18 +126,32 @@ def write_inline(tree, model_dir):
     return directory
 
 
+class _Layouts(dict):
+    """{form: checkpoint directory}, each written on first use and kept for the module."""
+
+    def __init__(self, root):
+        super().__init__()
+        self.root, self.tree = root, _train_state()
+
+    def __missing__(self, form):
+        where = self.root / form
+        if form == "inline":
+            made = write_inline(self.tree, where)
+        elif form == "file":  # the full train state, as T5X saves it
+            made = write_t5x_layout(self.tree, where)
+        elif form in ("bfloat16", "cast_spec"):
+            made = write_t5x_layout(self.tree, where, "cast_spec" if form == "cast_spec" else
+                                    "file", save_dtype="bfloat16", state=False)
+        else:
+            made = write_t5x_layout(self.tree, where, form, state=False)
+        self[form] = made
+        return made
+
+
 @pytest.fixture(scope="module")
 def layouts(tmp_path_factory):
-    """{form: checkpoint directory}, written once for the module, and the inline twin."""
-    root = tmp_path_factory.mktemp("t5x_layouts")
-    tree = _train_state()
-    made = {form: write_t5x_layout(tree, root / form, form)
-            for form in ("file", "gs", "gs_tensorstore_json")}
-    made["inline"] = write_inline(tree, root / "inline")
-    made["bfloat16"] = write_t5x_layout(tree, root / "bfloat16", "file", save_dtype="bfloat16")
-    made["cast_spec"] = write_t5x_layout(tree, root / "cast_spec", "cast_spec",
-                                         save_dtype="bfloat16")
-    return made
+    """The same train state in T5X's layout in each spec form, and inline."""
+    return _Layouts(tmp_path_factory.mktemp("t5x_layouts"))
 
 
 @pytest.fixture(scope="module")
@@ -250,8 +266,10 @@ def test_convert_and_inspect(layouts, fixture_logits, tmp_path, capsys):
     assert "shared/embeddings" in capsys.readouterr().out
 
 
-def test_missing_tensorstore_names_the_extra(layouts, monkeypatch):
+def test_missing_tensorstore_names_the_extra(layouts, monkeypatch, tmp_path, capsys):
     import builtins
+
+    convert = _script("convert_checkpoint")
 
     real_import = builtins.__import__
 
@@ -265,6 +283,11 @@ def test_missing_tensorstore_names_the_extra(layouts, monkeypatch):
     assert reader.shapes[EMBEDDING] == (32128, 8)
     with pytest.raises(ImportError, match=r"pip install -e \.\[t5x\]"):
         load_pretrained(str(layouts["file"]), config=T5X_GINS)
+    capsys.readouterr()
+    assert convert.main([f"--input={layouts['file']}", f"--config={','.join(T5X_GINS)}",
+                         f"--output={tmp_path / 'hf'}", "--quiet"]) == 2
+    error = capsys.readouterr().err.splitlines()
+    assert error[0].startswith("error: ") and "pip install -e .[t5x]" in error[0], error
 
 
 # -- refusals: one checkpoint of one small parameter each -----------------------------------
@@ -341,7 +364,7 @@ def test_refused_a_shape_other_than_the_model_s_before_any_read(tmp_path, monkey
     tree = _decode(msgpack.unpackb(T5X_FILE.read_bytes(), raw=False))
     embedding = tree["optimizer"]["target"]["token_embedder"]["embedding"]
     tree["optimizer"]["target"]["token_embedder"]["embedding"] = embedding[:32000]
-    directory = write_t5x_layout(tree, tmp_path)
+    directory = write_t5x_layout(tree, tmp_path, state=False)
     monkeypatch.setattr(ts, "open", _no_data_read)
     with pytest.raises(CheckpointMismatchError, match=r"token_embedder/embedding.*32000"):
         load_pretrained(str(directory), config=T5X_GINS)

@@ -275,10 +275,10 @@ class T5XReader:
         if bad:
             raise CheckpointError(f"{self.path}: entries that are not arrays: {', '.join(bad)}")
         stored = [n for n in names if n in self._specs]
-        for name in stored:
-            self._checked(name)
         if stored:
             t5x_zarr.require_tensorstore(self.path, stored)
+        for name in stored:
+            self._checked(name)
 
     def read(self, name):
         leaf = self._leaves[name]
