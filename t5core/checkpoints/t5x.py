@@ -20,7 +20,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from t5core.checkpoints import t5x_zarr
+import t5core.checkpoints.t5x_zarr as t5x_zarr
 from t5core.checkpoints.gin_config import lookup, parse_gin
 from t5core.checkpoints.rules import Rule, merge_heads_in, merge_heads_out, skip, transpose
 from t5core.checkpoints.t5x_zarr import DTYPE_NAMES, np_dtype
