@@ -7,6 +7,7 @@ dtype other than the array's (the zarr spec naming bfloat16, and a `cast` spec o
 reader is run on them, and each refusal has its own test.
 """
 
+import builtins
 import importlib.util
 import math
 import os
@@ -27,6 +28,8 @@ from t5core.checkpoints.t5x import T5XReader, config_from_gin
 from t5core.checkpoints.untrusted import UnsafeCheckpointError
 from t5core.errors import CheckpointError
 from t5core.optimizers import Adafactor
+from t5core.training.run import RunOptions, run
+from t5core.training.trainer import TrainConfig
 
 ROOT = pathlib.Path(__file__).parents[1]
 T5X_DIR = FIXTURES / "t5x_tiny"
@@ -227,9 +230,6 @@ def test_adafactor_state_imports_as_from_the_inline_twin(layouts):
 
 
 def test_trainer_init_checkpoint_and_optimizer_state(layouts, tmp_path):
-    from t5core.training.run import RunOptions, run
-    from t5core.training.trainer import TrainConfig
-
     config = tmp_path / "config.json"
     config_from_gin(T5X_GINS).to_json(str(config))
     train = TrainConfig(model_dir=str(tmp_path / "run"), train_steps=STEP + 1, batch_size=2,
@@ -267,8 +267,6 @@ def test_convert_and_inspect(layouts, fixture_logits, tmp_path, capsys):
 
 
 def test_missing_tensorstore_names_the_extra(layouts, monkeypatch, tmp_path, capsys):
-    import builtins
-
     convert = _script("convert_checkpoint")
 
     real_import = builtins.__import__
