@@ -152,3 +152,49 @@ def test_thai_partial_bleu_is_sacrebleu_char():
     assert bleu_tokenizer(refs) == "char"
     assert M.bleu(refs, hyps)["bleu"] == pytest.approx(
         sacrebleu.corpus_bleu(hyps, [refs], tokenize="char").score, abs=0.01)
+
+
+def _echo_targets(monkeypatch):
+    """Decoding replaced by the targets themselves: a perfect model, without a model."""
+    from t5core.evaluation.evaluators import DecodeEvaluator
+
+    monkeypatch.setattr(DecodeEvaluator, "predict", lambda self, model: list(self.targets))
+
+
+@pytest.mark.parametrize("rouge_tokenize,expected", [("auto", 100.0), ("words", 0.0)])
+def test_training_time_evaluation_takes_the_flags(tmp_path, monkeypatch, rouge_tokenize,
+                                                   expected):
+    import json
+
+    from t5core.data.trainer_inputs import make_trainer_inputs
+    from t5core.tokenizer import load_tokenizer
+    from t5core.training.run import RunOptions
+    from t5core.training.trainer import TrainConfig
+
+    path = tmp_path / "zh.jsonl"
+    path.write_text("".join(json.dumps({"inputs": f"翻译: {t}", "targets": t}, ensure_ascii=False)
+                            + "\n" for t in ZH_REFS), encoding="utf-8")
+    options = RunOptions(train_file=str(path), eval_file=str(path), metrics="bleu,rouge",
+                         rouge_tokenize=rouge_tokenize,
+                         train=TrainConfig(batch_size=2, inputs_length=64, targets_length=64))
+    _echo_targets(monkeypatch)
+    _, _, evaluator = make_trainer_inputs(options, load_tokenizer("byte"))
+    metrics, _ = evaluator(None)
+    assert metrics["bleu"] == pytest.approx(100.0)
+    assert metrics["rouge1"] == pytest.approx(expected)
+
+
+def test_evaluate_task_takes_the_tokenization(monkeypatch):
+    from t5core.evaluation.evaluators import evaluate_task
+    from t5core.tokenizer import load_tokenizer
+
+    monkeypatch.setattr("t5core.data.tasks.task_examples",
+                        lambda *args: ([[5, 1]] * len(ZH_REFS), list(ZH_REFS)))
+    _echo_targets(monkeypatch)
+    fake = type("FakeTask", (), {"name": "zh_echo", "metrics": ("bleu", "rouge")})()
+    tokenizer = load_tokenizer("byte")
+    auto, _, _ = evaluate_task(None, fake, "validation", tokenizer, 8, 8)
+    assert auto["bleu"] == pytest.approx(100.0) and auto["rougeL"] == pytest.approx(100.0)
+    forced, _, _ = evaluate_task(None, fake, "validation", tokenizer, 8, 8,
+                                 bleu_tokenize="13a", rouge_tokenize="words")
+    assert forced["rougeL"] == 0.0

@@ -19,11 +19,12 @@ from absl import app, flags
 
 from t5core import cli, model_dir
 from t5core.commands import shared_flags
+from t5core.metrics.scripts import BLEU_TOKENIZERS, ROUGE_MODES
 
 # The data flags: as train.py's; unset ones take the run's recorded values.
 DATA_FLAGS = ("task", "data_dir", "eval_file", "template", "template_args", "instruction",
               "inputs_field", "targets_field", "inputs_length", "targets_length", "metrics",
-              "labels", "rank_classification")
+              "bleu_tokenize", "rouge_tokenize", "labels", "rank_classification")
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -49,6 +50,12 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                          "128).", **fv)
     flags.DEFINE_string("metrics", None, "Comma-separated metric names (default: the run's, the "
                         "task's or the template's).", **fv)
+    flags.DEFINE_enum("bleu_tokenize", None, ["auto", *BLEU_TOKENIZERS], "BLEU's sacreBLEU "
+                      "tokenizer (default: the run's, else auto: zh where the references hold "
+                      "Chinese, char for Thai/Japanese, else 13a).", **fv)
+    flags.DEFINE_enum("rouge_tokenize", None, ["auto", *ROUGE_MODES], "ROUGE's tokens (default: "
+                      "the run's, else auto: characters for Chinese and other unspaced scripts, "
+                      "English words stay words).", **fv)
     flags.DEFINE_string("labels", None, "Label words in class order: scored per class.", **fv)
     flags.DEFINE_bool("rank_classification", None, "Predict the most likely of --labels.", **fv)
     flags.DEFINE_enum("head", None, list(model_dir.HEADS), "The checkpoint's head (default: the "
@@ -103,8 +110,10 @@ def evaluate(args: flags.FlagValues) -> None:
     run = model_dir.read_run(args.checkpoint)
     options = reports.data_options({name: args[name].value for name in DATA_FLAGS}, run)
     tokenizer = shared_flags.load_tokenizer(args)
-    model = load_model(args, run)
+    # The test set (and the metric packages it needs) before the model: a mistake there is
+    # reported before minutes of loading.
     test = reports.load_test_set(options, tokenizer, args.split, args.max_examples)
+    model = load_model(args, run)
     generate_options = {"method": args.method}
     if args.method == "beam":
         generate_options.update(num_beams=args.num_beams, alpha=args.alpha,

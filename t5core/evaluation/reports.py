@@ -16,12 +16,14 @@ import dataclasses
 import numpy as np
 
 from t5core.errors import FlagError
+from t5core.metrics import check_metric_packages
 
 # The data options, by train.py's flag names, and their values when neither the user nor the run
 # gave one.
 DATA_DEFAULTS = {"task": "", "data_dir": "", "eval_file": "", "template": "", "template_args": "",
                  "instruction": False, "inputs_field": "inputs", "targets_field": "targets",
                  "inputs_length": 128, "targets_length": 128, "metrics": "",
+                 "bleu_tokenize": "auto", "rouge_tokenize": "auto",
                  "rank_classification": False, "labels": ""}
 SOURCES = ("task", "eval_file")
 CLASSIFICATION_METRICS = ["accuracy", "f1_macro"]
@@ -59,6 +61,7 @@ class TestSet:
     postprocess: object = None  # the template's, applied to targets and predictions
     entities: bool = False  # targets are entity lists: report per entity type
     description: str = ""
+    metric_options: dict = dataclasses.field(default_factory=dict)  # bleu/rouge_tokenize
 
 
 def load_test_set(options, tokenizer, split="test", max_examples=0) -> TestSet:
@@ -101,10 +104,13 @@ def load_test_set(options, tokenizer, split="test", max_examples=0) -> TestSet:
         raise FlagError(f"{description}: no examples to score")
     metrics = [m for m in options["metrics"].split(",") if m] or list(task.metrics) or (
         CLASSIFICATION_METRICS if labels else ["accuracy"])
+    check_metric_packages(metrics, f"the metrics of {description}")
     kind = getattr(template, "task_type", "")
     return TestSet(inputs, targets, metrics, labels,
                    postprocess=template.postprocess if template is not None else None,
-                   entities=kind == "ner" or "entity_f1" in metrics, description=description)
+                   entities=kind == "ner" or "entity_f1" in metrics, description=description,
+                   metric_options={name: options[name]
+                                   for name in ("bleu_tokenize", "rouge_tokenize")})
 
 
 def predict(model, tokenizer, test: TestSet, options, batch_size=64, **generate_options):
@@ -148,7 +154,8 @@ def score(test: TestSet, predictions) -> dict:
     # (empty, misspelt) is a miss for its true class, not a class of its own.
     options = {"labels": test.labels} if test.labels and set(test.metrics) & LABELLED_METRICS \
         else {}
-    report = {"metrics": compute_metrics(test.metrics, targets, predictions, **options)}
+    report = {"metrics": compute_metrics(test.metrics, targets, predictions,
+                                         **test.metric_options, **options)}
     if test.labels:
         table, _ = classification_report(targets, predictions, labels=test.labels)
         report["per_class"] = {

@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 from typing import Callable, Iterable, Optional, Sequence
 
+from t5core.metrics._deps import check_installed as check_metric_packages
 from t5core.metrics.classification import (
     accuracy,
     classification_report,
@@ -41,7 +42,13 @@ from t5core.metrics.postprocess import (
     string_to_label,
 )
 from t5core.metrics.qa import normalize_answer, squad
-from t5core.metrics.scripts import BLEU_AUTO, ROUGE_MODES, bleu_tokenizer, rouge_tokenizer
+from t5core.metrics.scripts import (
+    BLEU_AUTO,
+    BLEU_TOKENIZERS,
+    ROUGE_MODES,
+    bleu_tokenizer,
+    rouge_tokenizer,
+)
 
 MetricFn = Callable[..., dict]
 
@@ -151,6 +158,7 @@ __all__ = [
     "METRICS",
     "get_metric",
     "compute_metrics",
+    "check_metric_packages",
     "classification_report",
     "accuracy",
     "f1_macro",
@@ -168,6 +176,7 @@ __all__ = [
     "bleu",
     "rouge",
     "BLEU_AUTO",
+    "BLEU_TOKENIZERS",
     "ROUGE_MODES",
     "bleu_tokenizer",
     "rouge_tokenizer",

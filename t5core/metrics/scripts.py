@@ -29,6 +29,10 @@ from typing import Iterable, Sequence
 
 BLEU_AUTO = "auto"
 ROUGE_MODES = ("words", "chars")
+# sacreBLEU's tokenizer names (sacrebleu.metrics.bleu._TOKENIZERS), for flags that must list them
+# without importing sacreBLEU.
+BLEU_TOKENIZERS = ("13a", "intl", "zh", "ja-mecab", "ko-mecab", "char", "none", "spm",
+                   "flores101", "flores200")
 
 # Unicode blocks (first, last code point) of the scripts written without spaces between words.
 HAN = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x2FA1F))
