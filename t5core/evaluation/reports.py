@@ -159,8 +159,8 @@ def score(test: TestSet, predictions) -> dict:
     if test.labels:
         table, _ = classification_report(targets, predictions, labels=test.labels)
         report["per_class"] = {
-            name: {"precision": 100.0 * row["precision"], "recall": 100.0 * row["recall"],
-                   "f1": 100.0 * row["f1-score"], "support": int(row["support"])}
+            name: {"precision": row["precision"], "recall": row["recall"],
+                   "f1": row["f1-score"], "support": int(row["support"])}
             for name, row in table.items() if isinstance(row, dict)}
         report["invalid_predictions"] = sum(p not in test.labels for p in predictions)
     if test.entities:
