@@ -19,6 +19,7 @@ _EXPORTS = {
     "load_pretrained": "t5core.checkpoints",
     "load_tokenizer": "t5core.tokenizer",
     "export_hf": "t5core.checkpoints",
+    "export_hf_tokenizer": "t5core.checkpoints",
     "write_tf_checkpoint": "t5core.checkpoints",
     "detect_format": "t5core.checkpoints",
     "CheckpointMismatchError": "t5core.checkpoints",
