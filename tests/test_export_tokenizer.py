@@ -71,3 +71,16 @@ def test_a_byte_level_run_exports_as_byt5(tmp_path):
     out = tmp_path / "hf"
     describe_output(None, str(out), str(run), "hf")
     assert _config(out)["tokenizer_class"] == "ByT5Tokenizer"
+
+
+def test_export_hf_takes_the_vocabulary(tmp_path):
+    from t5core.config import T5Config
+    from t5core.checkpoints import export_hf
+    from t5core.model import T5Model
+
+    config = T5Config(vocab_size=384, d_model=8, d_kv=4, num_heads=2, d_ff=16, num_layers=1,
+                      num_decoder_layers=1)
+    model = T5Model(config)
+    export_hf(model, str(tmp_path), vocab="byte")
+    assert _config(tmp_path)["tokenizer_class"] == "ByT5Tokenizer"
+    assert (tmp_path / "config.json").exists()

@@ -37,7 +37,7 @@ def _parse_size(size):
     return int(float(m.group(1)) * _UNITS[m.group(2)])
 
 
-def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None):
+def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None, vocab=None):
     """Writes `directory/config.json` and the weights as HF safetensors; returns the file list.
 
     transformers' `T5ForConditionalGeneration.from_pretrained(directory)` (or MT5 / UMT5 by
@@ -52,6 +52,8 @@ def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None)
         model.safetensors.index.json, as HF writes them.
       progress: None, or `progress(nbytes_done_now, nbytes_total, name)`, called after each
         tensor.
+      vocab: the model's vocabulary (spiece.model, tokenizer.json or "byte"): its files for
+        `transformers.AutoTokenizer` are written too (`export_hf_tokenizer`); None: none.
 
     Returns:
       The names (relative to `directory`) of the safetensors files written: ["model.safetensors"]
@@ -108,6 +110,8 @@ def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None)
                              "float16": "float16"}[out_dtype.name]
     with tf.io.gfile.GFile(os.path.join(directory, model_dir.CONFIG), "w") as f:
         f.write(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    if vocab:
+        export_hf_tokenizer(directory, vocab)
     return files
 
 
