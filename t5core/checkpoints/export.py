@@ -149,7 +149,7 @@ SPECIAL_TOKENS = {"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>
 
 def export_hf_tokenizer(directory, vocab, tokenizer=None) -> list[str]:
     """Writes the files `transformers.AutoTokenizer.from_pretrained(directory)` needs to encode
-    as t5core's tokenizer does; returns their names.
+    as t5core's tokenizer does.
 
     - a SentencePiece model: `spiece.model`, and a `tokenizer_config.json` naming `T5Tokenizer`
       with the vocabulary's sentinel count (`extra_ids`) and `legacy` (t5core splits on special
@@ -164,6 +164,9 @@ def export_hf_tokenizer(directory, vocab, tokenizer=None) -> list[str]:
       directory: the HF export folder.
       vocab: the vocabulary file (spiece.model or tokenizer.json) or "byte".
       tokenizer: the t5core tokenizer of `vocab`, if already loaded (read for its extra_ids).
+
+    Returns:
+      The names of the files written, relative to `directory`.
     """
     from t5core.tokenizer import load_tokenizer
 
