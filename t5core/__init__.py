@@ -41,6 +41,7 @@ _EXPORTS = {
     "pairs_dataset": "t5core.data.pairs",
     "generate_text": "t5core.decoding.text",
     "evaluate_task": "t5core.evaluation.evaluators",
+    "few_shot_prompts": "t5core.evaluation.few_shot",
     "classification_report": "t5core.metrics",
     "compute_metrics": "t5core.metrics",
     "load_keras_model": "t5core.keras_saving",

@@ -9,6 +9,11 @@ run on its test file needs only:
   python scripts/evaluate.py --checkpoint=runs/m30k --vocab=spm.model --task=multi30k_en_de \\
       --data_dir=../shared/data/multi30k --split=test --method=beam
 
+Few-shot: --num_shots=k puts k solved examples of --shots_file (default: the run's training file)
+before each input, read through the same template, drawn with --shots_seed:
+
+  t5core-evaluate --checkpoint=runs/qa_zh --eval_file=test.jsonl --num_shots=3
+
 Scores are percentages. --vocab defaults to the tokenizer beside the checkpoint.
 """
 
@@ -60,6 +65,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_bool("rank_classification", None, "Predict the most likely of --labels.", **fv)
     flags.DEFINE_enum("head", None, list(model_dir.HEADS), "The checkpoint's head (default: the "
                       "run's); a check, since a classifier run loads as one.", **fv)
+    shared_flags.define_few_shot_flags(flag_values)
     flags.DEFINE_integer("max_examples", 0, "Score only the first N examples (0: all).", **fv)
     flags.DEFINE_integer("batch_size", 64, "Decoding batch size.", **fv)
     shared_flags.define_search_flags(flag_values, methods=("greedy", "beam"))
@@ -112,7 +118,10 @@ def evaluate(args: flags.FlagValues) -> None:
     tokenizer = shared_flags.load_tokenizer(args)
     # The test set (and the metric packages it needs) before the model: a mistake there is
     # reported before minutes of loading.
-    test = reports.load_test_set(options, tokenizer, args.split, args.max_examples)
+    shots = shared_flags.few_shot_settings(args, run)
+    test = reports.load_test_set(options, tokenizer, args.split, args.max_examples, shots=shots)
+    if test.note:
+        print(test.note, file=sys.stderr)
     model = load_model(args, run)
     generate_options = {"method": args.method}
     if args.method == "beam":
@@ -122,6 +131,7 @@ def evaluate(args: flags.FlagValues) -> None:
                                   batch_size=args.batch_size, **generate_options)
     report = {"checkpoint": args.checkpoint, "test_set": test.description,
               "examples": len(predictions), **reports.score(test, predictions),
+              **({"few_shot": test.note} if test.note else {}),
               "data_options": options}
     if args.predictions_file:
         with open(args.predictions_file, "w", encoding="utf-8") as f:

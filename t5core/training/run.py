@@ -225,6 +225,7 @@ def make_tokenizer(options: RunOptions):
 def run_description(options: RunOptions, vocab: str):
     """What run.json records of these options (the model adds its own structure)."""
     data = {"task": options.task, "data_dir": options.data_dir, "eval_file": options.eval_file,
+            "train_file": options.train_file,
             "template": options.template, "template_args": options.template_args,
             "instruction": options.instruction, "inputs_field": options.inputs_field,
             "targets_field": options.targets_field, "inputs_length": options.train.inputs_length,
