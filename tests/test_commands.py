@@ -30,9 +30,12 @@ ARGPARSE_PROGRAMS = ("generate", "export", "convert_checkpoint", "inspect_model"
 # The flag every program that loads a checkpoint gained.
 # BLEU's and ROUGE's tokenization for Chinese and other unspaced scripts.
 METRIC_TOKENIZE = {"bleu_tokenize", "rouge_tokenize"}
+# Few-shot prompts from a shots file.
+FEW_SHOT = {"num_shots", "shots_file", "shots_seed"}
 ADDED = {"train": METRIC_TOKENIZE, "sweep": set(),
-         "evaluate": {"allow_nonfinite", *METRIC_TOKENIZE},
+         "evaluate": {"allow_nonfinite", *METRIC_TOKENIZE, *FEW_SHOT},
          **{name: {"allow_nonfinite"} for name in ARGPARSE_PROGRAMS}}
+ADDED["generate"] = {"allow_nonfinite", *FEW_SHOT}
 
 
 def command(name):
