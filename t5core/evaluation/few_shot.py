@@ -77,15 +77,3 @@ def few_shot_prompts(inputs: Sequence[str], shots: Sequence, num_shots: int, *, 
         prompts.append(SHOT_SEPARATOR.join([*map(_shot_text, kept), text]))
     return FewShotPrompts(prompts, dropped, used)
 
-
-def task_texts(task, split, tokenizer, lengths, data_dir=None, max_examples=0):
-    """(inputs texts, targets texts) of a task's split, in order, up to max_examples (0: all)."""
-    dataset = task.get_dataset(split, tokenizer, lengths=lengths, data_dir=data_dir,
-                               keep_text=True)
-    if max_examples:
-        dataset = dataset.take(max_examples)
-    inputs, targets = [], []
-    for example in dataset.as_numpy_iterator():
-        inputs.append(example["inputs_pretokenized"].decode("utf-8"))
-        targets.append(example["targets_pretokenized"].decode("utf-8"))
-    return inputs, targets

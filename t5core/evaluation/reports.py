@@ -85,11 +85,11 @@ def _file_task(options, path, lengths, labels):
 def read_shots(options, path, tokenizer) -> list[tuple[str, str]]:
     """The (inputs, targets) texts of every row of the file `path`, read as the test file is
     (the same template or fields): the examples few-shot prompts draw from."""
-    from t5core.evaluation.few_shot import task_texts
+    from t5core.data.tasks import task_examples
 
     lengths = {"inputs": options["inputs_length"], "targets": options["targets_length"]}
     task, _, _ = _file_task(options, path, lengths, label_list(options))
-    inputs, targets = task_texts(task, "train", tokenizer, lengths)
+    inputs, targets = task_examples(task, "train", tokenizer, lengths, inputs_as_text=True)
     if not inputs:
         raise FlagError(f"--shots_file={path}: no examples")
     return list(zip(inputs, targets))
@@ -146,10 +146,11 @@ def load_test_set(options, tokenizer, split="test", max_examples=0, shots=None) 
 
 def _few_shot_inputs(task, split, tokenizer, lengths, options, max_examples, shots):
     """(token ids of each example's few-shot prompt, a line saying what was done)."""
-    from t5core.evaluation.few_shot import few_shot_prompts, task_texts
+    from t5core.data.tasks import task_examples
+    from t5core.evaluation.few_shot import few_shot_prompts
 
-    texts, _ = task_texts(task, split, tokenizer, lengths, options["data_dir"] or None,
-                          max_examples)
+    texts, _ = task_examples(task, split, tokenizer, lengths, options["data_dir"] or None,
+                             max_examples, inputs_as_text=True)
     pool = read_shots(options, shots["shots_file"], tokenizer)
     made = few_shot_prompts(texts, pool, shots["num_shots"], seed=shots["seed"],
                             tokenizer=tokenizer, inputs_length=options["inputs_length"])
