@@ -198,3 +198,20 @@ def test_evaluate_task_takes_the_tokenization(monkeypatch):
     forced, _, _ = evaluate_task(None, fake, "validation", tokenizer, 8, 8,
                                  bleu_tokenize="13a", rouge_tokenize="words")
     assert forced["rougeL"] == 0.0
+
+
+def test_evaluate_reuses_the_runs_tokenization_unless_given():
+    from t5core import model_dir
+    from t5core.evaluation import reports
+
+    run = model_dir.RunDescription(data={"bleu_tokenize": "char", "rouge_tokenize": "words"})
+    options = reports.data_options({"bleu_tokenize": None, "rouge_tokenize": "chars"}, run)
+    assert (options["bleu_tokenize"], options["rouge_tokenize"]) == ("char", "chars")
+    older = reports.data_options({"bleu_tokenize": None, "rouge_tokenize": None},
+                                 model_dir.RunDescription())
+    assert (older["bleu_tokenize"], older["rouge_tokenize"]) == ("auto", "auto")
+    test = reports.TestSet(inputs=[[1]] * 3, targets=ZH_REFS, metrics=["rouge"], labels=[],
+                           metric_options={"rouge_tokenize": "words"})
+    assert reports.score(test, ZH_REFS)["metrics"]["rouge1"] == 0.0
+    test.metric_options = {"rouge_tokenize": "auto"}
+    assert reports.score(test, ZH_REFS)["metrics"]["rouge1"] == pytest.approx(100.0)
