@@ -28,8 +28,14 @@ BEFORE = json.loads((REPO / "tests" / "fixtures" / "script_flags_before.json").r
 ABSL_PROGRAMS = ("train", "evaluate", "sweep")
 ARGPARSE_PROGRAMS = ("generate", "export", "convert_checkpoint", "inspect_model")
 # The flag every program that loads a checkpoint gained.
-ADDED = {"train": set(), "sweep": set(), "evaluate": {"allow_nonfinite"},
+# BLEU's and ROUGE's tokenization for Chinese and other unspaced scripts.
+METRIC_TOKENIZE = {"bleu_tokenize", "rouge_tokenize"}
+# Few-shot prompts from a shots file.
+FEW_SHOT = {"num_shots", "shots_file", "shots_seed"}
+ADDED = {"train": METRIC_TOKENIZE, "sweep": set(),
+         "evaluate": {"allow_nonfinite", *METRIC_TOKENIZE, *FEW_SHOT},
          **{name: {"allow_nonfinite"} for name in ARGPARSE_PROGRAMS}}
+ADDED["generate"] = {"allow_nonfinite", *FEW_SHOT}
 
 
 def command(name):
@@ -83,7 +89,7 @@ def test_the_absl_programs_keep_their_flags(name):
 def test_train_helpxml_lists_the_flags_it_listed_before():
     """What the sweep reads from `scripts/train.py --helpxml`: the same flags, types, defaults."""
     table = read_flags(str(REPO / "scripts" / "train.py"))
-    assert set(table) == set(BEFORE["train"]) | {"verbose"}
+    assert set(table) == set(BEFORE["train"]) | {"verbose"} | ADDED["train"]
     for flag, old in BEFORE["train"].items():
         info = table[flag]
         assert (info.type, info.default, list(info.enum_values)) == \

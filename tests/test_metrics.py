@@ -33,23 +33,40 @@ HAND = {  # label: (precision, recall, f1, support)
 }
 
 
+def assert_sklearn_table_in_percent(text, sklearn_text):
+    """`text` is scikit-learn's table (digits=4, in [0, 1]) with every ratio in percent (2
+    decimals): the same rows, labels and supports, each ratio x100."""
+    ours, theirs = text.splitlines(), sklearn_text.splitlines()
+    assert len(ours) == len(theirs)
+    for mine, sk in zip(ours, theirs):
+        assert len(mine.split()) == len(sk.split()), (mine, sk)
+        for a, b in zip(mine.split(), sk.split()):
+            if "." in b:  # a ratio
+                assert len(a.split(".")[1]) == 2 and float(a) == pytest.approx(100 * float(b),
+                                                                             abs=0.011), (a, b)
+            else:
+                assert a == b
+
+
 def test_classification_report_hand_computed():
     report, text = M.classification_report(TRUE, PRED)
     for label, (p, r, f, s) in HAND.items():
-        assert report[label]["precision"] == pytest.approx(p)
-        assert report[label]["recall"] == pytest.approx(r)
-        assert report[label]["f1-score"] == pytest.approx(f)
+        assert report[label]["precision"] == pytest.approx(100 * p)
+        assert report[label]["recall"] == pytest.approx(100 * r)
+        assert report[label]["f1-score"] == pytest.approx(100 * f)
         assert report[label]["support"] == s
-    assert report["macro avg"]["precision"] == pytest.approx((3 / 5 + 2 / 3 + 1 / 2) / 3)
-    assert report["macro avg"]["recall"] == pytest.approx((3 / 4 + 2 / 3 + 1 / 3) / 3)
-    assert report["macro avg"]["f1-score"] == pytest.approx((2 / 3 + 2 / 3 + 2 / 5) / 3)
+    assert report["macro avg"]["precision"] == pytest.approx(100 * (3 / 5 + 2 / 3 + 1 / 2) / 3)
+    assert report["macro avg"]["recall"] == pytest.approx(100 * (3 / 4 + 2 / 3 + 1 / 3) / 3)
+    assert report["macro avg"]["f1-score"] == pytest.approx(100 * (2 / 3 + 2 / 3 + 2 / 5) / 3)
     assert report["weighted avg"]["f1-score"] == pytest.approx(
-        (4 * 2 / 3 + 3 * 2 / 3 + 3 * 2 / 5) / 10
+        100 * (4 * 2 / 3 + 3 * 2 / 3 + 3 * 2 / 5) / 10
     )
+    assert report["weighted avg"]["support"] == 10
     # All predictions valid: the pooled (micro) figure is accuracy.
-    assert report["accuracy"] == pytest.approx(6 / 10)
-    assert text == sklearn_metrics.classification_report(TRUE, PRED, digits=4, zero_division=0)
-    assert "macro avg" in text and "accuracy" in text
+    assert report["accuracy"] == pytest.approx(60.0)
+    assert_sklearn_table_in_percent(
+        text, sklearn_metrics.classification_report(TRUE, PRED, digits=4, zero_division=0))
+    assert "macro avg" in text and "accuracy" in text and " 60.00 " in text
 
 
 def test_registry_classification_matches_hand_and_sklearn():
@@ -92,7 +109,7 @@ def test_invalid_predictions_count_as_misses_not_as_a_class():
     )
     report, text = M.classification_report(targets, preds)
     assert P.INVALID_LABEL not in report and "micro avg" in text
-    assert report["micro avg"]["f1-score"] == pytest.approx(4 / 7)
+    assert report["micro avg"]["f1-score"] == pytest.approx(100 * 4 / 7)
 
 
 def test_binary_f1_and_mcc_match_sklearn():
@@ -380,12 +397,16 @@ def test_counting_metrics_equal_sklearn_on_random_labels(seed):
                                        zero_division=0))
     report, text = M.classification_report(targets, predictions)
     kwargs = dict(labels=labels, target_names=labels, zero_division=0)
-    assert text == sklearn_metrics.classification_report(targets, predictions, digits=4,
-                                                         **kwargs)
+    assert_sklearn_table_in_percent(text, sklearn_metrics.classification_report(
+        targets, predictions, digits=4, **kwargs))
     expected = sklearn_metrics.classification_report(targets, predictions, output_dict=True,
                                                      **kwargs)
     assert report.keys() == expected.keys()
     for key, row in expected.items():
+        if isinstance(row, dict):
+            row = {k: v if k == "support" else 100 * v for k, v in row.items()}
+        else:
+            row = 100 * row  # accuracy
         assert report[key] == pytest.approx(row)
 
 
@@ -409,5 +430,5 @@ def test_accuracy_f1_and_report_need_no_sklearn():
                             check=True)
     lines = result.stdout.splitlines()
     assert lines[0] == "80.0 82.222"  # f1: a 2/3, b 4/5, c 1 -> mean 0.8222
-    assert lines[1].split() == ["a", "1.0000", "0.5000", "0.6667", "2"]
+    assert lines[1].split() == ["a", "100.00", "50.00", "66.67", "2"]
     assert "needs the 'scipy' package" in lines[2]

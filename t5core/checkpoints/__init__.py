@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from t5core import model_dir
 from t5core.checkpoints import hf_bin, hf_h5, mesh_tf, t5x, tf_checkpoint
-from t5core.checkpoints.export import export_hf
+from t5core.checkpoints.export import export_hf, export_hf_tokenizer
 from t5core.checkpoints.hf import hf_rules
 from t5core.checkpoints.hf_bin import UnsafeCheckpointError
 from t5core.checkpoints.loading import assign_from_reader, new_model_for_loading
@@ -256,6 +256,6 @@ def _new_model(config, run, dtype):
     return model, deferred
 
 
-__all__ = ["load_pretrained", "export_hf", "write_tf_checkpoint",
+__all__ = ["load_pretrained", "export_hf", "export_hf_tokenizer", "write_tf_checkpoint",
            "detect_format", "open_checkpoint", "resolve_config", "CheckpointMismatchError",
            "UnsafeCheckpointError", "Rule", "skip", "plan_mapping", "assign_from_reader"]

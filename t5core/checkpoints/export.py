@@ -1,4 +1,5 @@
-"""Writing a model as a Hugging Face checkpoint: `config.json` + `model.safetensors`.
+"""Writing a model as a Hugging Face checkpoint: `config.json` + `model.safetensors`, and the
+tokenizer files `transformers.AutoTokenizer` reads (`export_hf_tokenizer`).
 
 Names and layouts are the inverse of `hf.hf_rules()`; tensors are produced and written one at a
 time (at most one tensor and its transposed copy in memory). Large models are split into shards
@@ -16,7 +17,7 @@ import ml_dtypes
 import numpy as np
 import tensorflow as tf
 
-from t5core import model_dir
+from t5core import file_writes, model_dir
 from t5core.checkpoints.hf import hf_name
 from t5core.checkpoints.safetensors_io import write_safetensors
 from t5core.errors import CheckpointError
@@ -36,7 +37,7 @@ def _parse_size(size):
     return int(float(m.group(1)) * _UNITS[m.group(2)])
 
 
-def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None):
+def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None, vocab=None):
     """Writes `directory/config.json` and the weights as HF safetensors; returns the file list.
 
     transformers' `T5ForConditionalGeneration.from_pretrained(directory)` (or MT5 / UMT5 by
@@ -51,6 +52,8 @@ def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None)
         model.safetensors.index.json, as HF writes them.
       progress: None, or `progress(nbytes_done_now, nbytes_total, name)`, called after each
         tensor.
+      vocab: the model's vocabulary (spiece.model, tokenizer.json or "byte"): its files for
+        `transformers.AutoTokenizer` are written too (`export_hf_tokenizer`); None: none.
 
     Returns:
       The names (relative to `directory`) of the safetensors files written: ["model.safetensors"]
@@ -107,6 +110,8 @@ def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None)
                              "float16": "float16"}[out_dtype.name]
     with tf.io.gfile.GFile(os.path.join(directory, model_dir.CONFIG), "w") as f:
         f.write(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    if vocab:
+        export_hf_tokenizer(directory, vocab)
     return files
 
 
@@ -136,3 +141,57 @@ def _reporting(produce, name, shape, dtype, total, progress):
         progress(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize, total, name)
         return array
     return wrapped
+
+
+# The special tokens of every T5 vocabulary, by HF's argument names (ids 0, 1, 2).
+SPECIAL_TOKENS = {"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"}
+
+
+def export_hf_tokenizer(directory, vocab, tokenizer=None) -> list[str]:
+    """Writes the files `transformers.AutoTokenizer.from_pretrained(directory)` needs to encode
+    as t5core's tokenizer does.
+
+    - a SentencePiece model: `spiece.model`, and a `tokenizer_config.json` naming `T5Tokenizer`
+      with the vocabulary's sentinel count (`extra_ids`) and `legacy` (t5core splits on special
+      tokens as HF's legacy T5 tokenizers do);
+    - "byte": a `tokenizer_config.json` naming `ByT5Tokenizer` (no vocabulary file: the ids are
+      the UTF-8 bytes + 3), with its sentinel count;
+    - an HF `tokenizer.json`: copied, with a `tokenizer_config.json` naming
+      `PreTrainedTokenizerFast` (the file holds the whole tokenizer, its EOS template included);
+    plus `special_tokens_map.json` (pad, eos, unk, the sentinels) in every case.
+
+    Args:
+      directory: the HF export folder.
+      vocab: the vocabulary file (spiece.model or tokenizer.json) or "byte".
+      tokenizer: the t5core tokenizer of `vocab`, if already loaded (read for its extra_ids).
+
+    Returns:
+      The names of the files written, relative to `directory`.
+    """
+    from t5core.tokenizer import load_tokenizer
+
+    tokenizer = tokenizer or load_tokenizer(vocab)
+    extra_ids = int(tokenizer.extra_ids)
+    sentinels = [f"<extra_id_{i}>" for i in range(extra_ids)]
+    config = {**SPECIAL_TOKENS, "extra_ids": extra_ids, "additional_special_tokens": sentinels,
+              "model_max_length": 1_000_000_000}
+    files = {}
+    if vocab == "byte":
+        config["tokenizer_class"] = "ByT5Tokenizer"
+    else:
+        name = model_dir.tokenizer_file_name(vocab)
+        with tf.io.gfile.GFile(vocab, "rb") as f:
+            files[name] = f.read()
+        if name == model_dir.HF_TOKENIZER:
+            config["tokenizer_class"] = "PreTrainedTokenizerFast"
+            del config["extra_ids"]  # the file's own added tokens hold the sentinels
+        else:
+            config.update(tokenizer_class="T5Tokenizer", legacy=True)
+    special_map = {**SPECIAL_TOKENS, "additional_special_tokens": sentinels}
+    files["tokenizer_config.json"] = json.dumps(config, indent=2, ensure_ascii=False) + "\n"
+    files["special_tokens_map.json"] = json.dumps(special_map, indent=2) + "\n"
+    file_writes.make_dirs(directory)
+    for name, content in files.items():
+        write = file_writes.write_text if isinstance(content, str) else file_writes.write_bytes
+        write(os.path.join(directory, name), content)
+    return list(files)

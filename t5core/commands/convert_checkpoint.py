@@ -10,7 +10,9 @@ Input: an HF directory (safetensors, pytorch_model.bin, tf_model.h5), a Mesh-TF 
 checkpoint, a t5core TF checkpoint or a training run's model_dir (see `t5core.checkpoints`).
 Output: `--format=hf` writes config.json + model.safetensors (sharded above --max_shard_size);
 `--format=tf` writes a `tf.train.Checkpoint` keyed by t5core's variable paths, with config.json
-beside it. The tokenizer (--vocab, else the one beside the input) is copied into the output.
+beside it. The tokenizer (--vocab, else the one beside the input) is copied into the output; for
+--format=hf with the tokenizer_config.json that `transformers.AutoTokenizer` reads (T5Tokenizer
+for spiece.model, ByT5Tokenizer for a byte-level run, tokenizer.json copied as it is).
 
 A LoRA run is written with LoRA merged into the weights. A prompt-tuned or classifier-head run
 has no HF form (HF T5 has no soft prompt and no such head): --format=hf refuses it; --format=tf
@@ -114,15 +116,19 @@ def convert(args: flags.FlagValues) -> int:
 
 
 def describe_output(model, output, vocab_source, fmt):
-    """Copies the tokenizer into the output and, for --format=tf, the run.json that rebuilds the
-    model's structure (prompt, classifier head); returns what was added, for the summary line."""
+    """Copies the tokenizer into the output (for --format=hf with the files AutoTokenizer reads)
+    and, for --format=tf, the run.json that rebuilds the model's structure (prompt, classifier
+    head); returns what was added, for the summary line."""
     import dataclasses
 
     from t5core import model_dir
+    from t5core.checkpoints.export import export_hf_tokenizer
     from t5core.peft import describe_structure
 
-    vocab = vocab_source if vocab_source.endswith((".model", ".json")) else \
-        model_dir.find_tokenizer(vocab_source)
+    vocab = vocab_source if vocab_source == "byte" or vocab_source.endswith((".model", ".json")) \
+        else model_dir.find_tokenizer(vocab_source)
+    if fmt == "hf" and vocab:
+        return " + " + " + ".join(export_hf_tokenizer(output, vocab))
     tokenizer = model_dir.copy_tokenizer(output, vocab) if vocab else None
     added = f" + {tokenizer}" if tokenizer and tokenizer != "byte" else ""
     if fmt == "tf":

@@ -9,6 +9,11 @@ run on its test file needs only:
   python scripts/evaluate.py --checkpoint=runs/m30k --vocab=spm.model --task=multi30k_en_de \\
       --data_dir=../shared/data/multi30k --split=test --method=beam
 
+Few-shot: --num_shots=k puts k solved examples of --shots_file (default: the run's training file)
+before each input, read through the same template, drawn with --shots_seed:
+
+  t5core-evaluate --checkpoint=runs/qa_zh --eval_file=test.jsonl --num_shots=3
+
 Scores are percentages. --vocab defaults to the tokenizer beside the checkpoint.
 """
 
@@ -19,11 +24,12 @@ from absl import app, flags
 
 from t5core import cli, model_dir
 from t5core.commands import shared_flags
+from t5core.metrics.scripts import BLEU_TOKENIZERS, ROUGE_MODES
 
 # The data flags: as train.py's; unset ones take the run's recorded values.
 DATA_FLAGS = ("task", "data_dir", "eval_file", "template", "template_args", "instruction",
               "inputs_field", "targets_field", "inputs_length", "targets_length", "metrics",
-              "labels", "rank_classification")
+              "bleu_tokenize", "rouge_tokenize", "labels", "rank_classification")
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -49,10 +55,17 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                          "128).", **fv)
     flags.DEFINE_string("metrics", None, "Comma-separated metric names (default: the run's, the "
                         "task's or the template's).", **fv)
+    flags.DEFINE_enum("bleu_tokenize", None, ["auto", *BLEU_TOKENIZERS], "BLEU's sacreBLEU "
+                      "tokenizer (default: the run's, else auto: zh where the references hold "
+                      "Chinese, char for Thai/Japanese, else 13a).", **fv)
+    flags.DEFINE_enum("rouge_tokenize", None, ["auto", *ROUGE_MODES], "ROUGE's tokens (default: "
+                      "the run's, else auto: characters for Chinese and other unspaced scripts, "
+                      "English words stay words).", **fv)
     flags.DEFINE_string("labels", None, "Label words in class order: scored per class.", **fv)
     flags.DEFINE_bool("rank_classification", None, "Predict the most likely of --labels.", **fv)
     flags.DEFINE_enum("head", None, list(model_dir.HEADS), "The checkpoint's head (default: the "
                       "run's); a check, since a classifier run loads as one.", **fv)
+    shared_flags.define_few_shot_flags(flag_values)
     flags.DEFINE_integer("max_examples", 0, "Score only the first N examples (0: all).", **fv)
     flags.DEFINE_integer("batch_size", 64, "Decoding batch size.", **fv)
     shared_flags.define_search_flags(flag_values, methods=("greedy", "beam"))
@@ -103,8 +116,13 @@ def evaluate(args: flags.FlagValues) -> None:
     run = model_dir.read_run(args.checkpoint)
     options = reports.data_options({name: args[name].value for name in DATA_FLAGS}, run)
     tokenizer = shared_flags.load_tokenizer(args)
+    # The test set (and the metric packages it needs) before the model: a mistake there is
+    # reported before minutes of loading.
+    shots = shared_flags.few_shot_settings(args, run)
+    test = reports.load_test_set(options, tokenizer, args.split, args.max_examples, shots=shots)
+    if test.note:
+        print(test.note, file=sys.stderr)
     model = load_model(args, run)
-    test = reports.load_test_set(options, tokenizer, args.split, args.max_examples)
     generate_options = {"method": args.method}
     if args.method == "beam":
         generate_options.update(num_beams=args.num_beams, alpha=args.alpha,
@@ -113,6 +131,7 @@ def evaluate(args: flags.FlagValues) -> None:
                                   batch_size=args.batch_size, **generate_options)
     report = {"checkpoint": args.checkpoint, "test_set": test.description,
               "examples": len(predictions), **reports.score(test, predictions),
+              **({"few_shot": test.note} if test.note else {}),
               "data_options": options}
     if args.predictions_file:
         with open(args.predictions_file, "w", encoding="utf-8") as f:

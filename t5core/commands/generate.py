@@ -12,6 +12,7 @@ Examples:
   python3 scripts/generate.py --checkpoint runs/my_lora_run --input_file in.txt \\
       --output_file out.txt --method beam --num_beams 4
   cat in.txt | python3 scripts/generate.py --checkpoint ckpt/ --vocab byte
+  python3 scripts/generate.py --checkpoint runs/qa_zh --input "问题: 天空是什么颜色?" --num_shots 2
 """
 
 import sys
@@ -37,6 +38,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_bool("truncate", False, "Truncate longer inputs (with a warning) instead of "
                       "stopping with an error.", flag_values=flag_values)
     shared_flags.define_decoding_flags(flag_values)
+    shared_flags.define_few_shot_flags(flag_values)
     flags.DEFINE_integer("seed", None, "--method=sample: the seed (the same seed, the same "
                          "tokens).", flag_values=flag_values)
     flags.DEFINE_enum("jit_compile", "auto", list(AUTO_BOOL), "XLA-compile the decoding loop "
@@ -71,6 +73,27 @@ def read_inputs(args):
     return lines, f"{name} line"
 
 
+def few_shot_inputs(args, texts, tokenizer):
+    """With --num_shots: each text behind shots of --shots_file (default: the run's training
+    file), read through the run's template or fields; says how many shots did not fit
+    --max_input_length."""
+    from t5core import model_dir
+    from t5core.evaluation import reports
+    from t5core.evaluation.few_shot import few_shot_prompts
+
+    run = model_dir.read_run(args.checkpoint)
+    shots = shared_flags.few_shot_settings(args, run)
+    if shots is None:
+        return texts
+    pool = reports.read_shots(reports.data_options({}, run), shots["shots_file"], tokenizer)
+    made = few_shot_prompts(texts, pool, shots["num_shots"], seed=shots["seed"],
+                            tokenizer=tokenizer, inputs_length=args.max_input_length)
+    print(f"{shots['num_shots']}-shot prompts from {shots['shots_file']} (seed {shots['seed']}): "
+          f"{made.shots_used} shots placed, {made.dropped} dropped that did not fit "
+          f"--max_input_length={args.max_input_length}", file=sys.stderr)
+    return made.prompts
+
+
 def generate(args: flags.FlagValues):
     import t5core
     from t5core.classifier import classify_text
@@ -80,6 +103,7 @@ def generate(args: flags.FlagValues):
 
     try:
         tokenizer = shared_flags.load_tokenizer(args)
+        texts = few_shot_inputs(args, texts, tokenizer)
         model = shared_flags.load_model(args, dtype=args.dtype)
     except (ValueError, OSError) as e:  # a missing or unreadable file: a message, not a traceback
         return cli.report(e)

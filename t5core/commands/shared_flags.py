@@ -76,3 +76,30 @@ def decoding_settings(args: flags.FlagValues) -> dict:
     return dict(max_new_tokens=args.max_new_tokens, method=args.method,
                 num_beams=args.num_beams, alpha=args.alpha, beam_semantics=args.beam_semantics,
                 temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+
+
+def define_few_shot_flags(flag_values: flags.FlagValues) -> None:
+    """--num_shots, --shots_file, --shots_seed: few-shot prompts (t5core.evaluation.few_shot)."""
+    flags.DEFINE_integer("num_shots", 0, "Few-shot: put this many solved examples of "
+                         "--shots_file before each input, through the same template (0: "
+                         "zero-shot, the inputs as they are).", lower_bound=0,
+                         flag_values=flag_values)
+    flags.DEFINE_string("shots_file", None, "TSV/JSONL file the shots are drawn from (default: "
+                        "the run's --train_file, from its run.json).", flag_values=flag_values)
+    flags.DEFINE_integer("shots_seed", 0, "Seed of the shots' draw (the same seed, the same "
+                         "prompts).", flag_values=flag_values)
+
+
+def few_shot_settings(args: flags.FlagValues, run) -> dict | None:
+    """{"num_shots", "shots_file", "seed"} from the few-shot flags, the shots file defaulting
+    to the training file recorded in `run` (a RunDescription or None); None without
+    --num_shots."""
+    from t5core.errors import FlagError
+
+    if not args.num_shots:
+        return None
+    shots_file = args.shots_file or (run.data.get("train_file") if run is not None else "")
+    if not shots_file:
+        raise FlagError(f"--num_shots={args.num_shots} needs --shots_file: {args.checkpoint} "
+                        "records no training file to draw shots from")
+    return {"num_shots": args.num_shots, "shots_file": shots_file, "seed": args.shots_seed}

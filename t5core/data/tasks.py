@@ -225,15 +225,18 @@ def make_model_dataset(task_or_name, split: str, tokenizer, *, batch_size: int,
     return ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds
 
 
-def task_examples(task, split, tokenizer, lengths, data_dir=None, max_examples=0):
+def task_examples(task, split, tokenizer, lengths, data_dir=None, max_examples=0,
+                  inputs_as_text=False):
     """(input token ids, target texts) of a task's split, in order, up to max_examples (0: all):
-    what an evaluator predicts and scores."""
+    what an evaluator predicts and scores. inputs_as_text: the input texts instead of their ids
+    (to build prompts from)."""
     dataset = task.get_dataset(split, tokenizer, lengths=lengths, data_dir=data_dir,
                                keep_text=True)
     if max_examples:
         dataset = dataset.take(max_examples)
     inputs, targets = [], []
     for example in dataset.as_numpy_iterator():
-        inputs.append(example["inputs"].tolist())
+        inputs.append(example["inputs_pretokenized"].decode("utf-8") if inputs_as_text
+                      else example["inputs"].tolist())
         targets.append(example["targets_pretokenized"].decode("utf-8"))
     return inputs, targets

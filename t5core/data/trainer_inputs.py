@@ -18,6 +18,7 @@ from t5core.data.pairs import batched, encode_pairs, pad_batches
 from t5core.data.tasks import task_examples
 from t5core.errors import FlagError
 from t5core.evaluation.evaluators import ClassifierEvaluator, DecodeEvaluator, RankEvaluator
+from t5core.metrics import check_metric_packages
 
 
 def make_trainer_inputs(options, tokenizer, decoder_start_token_id: int = 0):
@@ -56,9 +57,12 @@ def make_trainer_inputs(options, tokenizer, decoder_start_token_id: int = 0):
         return classifier_inputs(task, tokenizer, c, options.label_list,
                                  data_dir=options.data_dir, eval_examples=options.eval_examples)
     rank_labels = options.label_list if options.rank_classification else []
+    metric_options = {"bleu_tokenize": options.bleu_tokenize,
+                      "rouge_tokenize": options.rouge_tokenize}
     return task_inputs(task, tokenizer, c, data_dir=options.data_dir, pack=options.pack,
                        eval_examples=options.eval_examples, rank_labels=rank_labels,
-                       decoder_start_token_id=decoder_start_token_id)
+                       decoder_start_token_id=decoder_start_token_id,
+                       metric_options=metric_options)
 
 
 def embedded_inputs(tokenizer, inputs_length, targets_length, batch_size, seed,
@@ -94,8 +98,9 @@ def eval_split_of(task):
 
 
 def task_inputs(task, tokenizer, config, *, data_dir, pack, eval_examples, eval_batch_size=64,
-                rank_labels=(), decoder_start_token_id=0):
-    """(train dataset, eval dataset or None, evaluator or None) for a Task or Mixture."""
+                rank_labels=(), decoder_start_token_id=0, metric_options=None):
+    """(train dataset, eval dataset or None, evaluator or None) for a Task or Mixture;
+    metric_options go to `compute_metrics` (bleu_tokenize, rouge_tokenize)."""
     from t5core.data.tasks import make_model_dataset
 
     lengths = {"inputs": config.inputs_length, "targets": config.targets_length}
@@ -114,11 +119,13 @@ def task_inputs(task, tokenizer, config, *, data_dir, pack, eval_examples, eval_
     evaluator = None
     metrics = list(getattr(task, "metrics", ()))
     if metrics and eval_examples:
+        check_metric_packages(metrics, f"the metrics of {task.name}")  # before reading the data
         inputs, targets = task_examples(task, split, tokenizer, lengths, data_dir, eval_examples)
         kind = RankEvaluator if rank_labels else DecodeEvaluator
         extra = {"labels": rank_labels} if rank_labels else {}
         evaluator = kind(inputs, targets, tokenizer, metrics, config.inputs_length,
-                         config.targets_length, batch_size=eval_batch_size, **extra)
+                         config.targets_length, batch_size=eval_batch_size,
+                         metric_options=metric_options, **extra)
     return train, eval_data, evaluator
 
 

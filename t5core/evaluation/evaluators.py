@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from t5core.data.pairs import pad_rows
-from t5core.metrics import compute_metrics
+from t5core.metrics import check_metric_packages, compute_metrics
 
 
 class DecodeEvaluator:
@@ -26,6 +26,7 @@ class DecodeEvaluator:
                  metric_options=None, **generate_options):
         if len(inputs) != len(targets):
             raise ValueError(f"{len(inputs)} inputs but {len(targets)} targets")
+        check_metric_packages(metric_names, "metrics to evaluate")  # before any decoding
         if max_examples:
             inputs, targets = inputs[:max_examples], targets[:max_examples]
         self.inputs = pad_rows([row[:inputs_length] for row in inputs], inputs_length)
@@ -66,7 +67,8 @@ class DecodeEvaluator:
 
 
 def evaluate_task(model, task, split, tokenizer, inputs_length, targets_length, data_dir=None,
-                  max_examples=0, batch_size=64, **generate_options):
+                  max_examples=0, batch_size=64, bleu_tokenize=None, rouge_tokenize=None,
+                  **generate_options):
     """Decodes every example of a task's split and scores it: (metrics, predictions, targets).
 
     Decoding is greedy unless generate_options say otherwise; the task's `metrics` score the
@@ -83,6 +85,8 @@ def evaluate_task(model, task, split, tokenizer, inputs_length, targets_length, 
       data_dir: where the task's source reads its files, if it needs one (None: its default).
       max_examples: score only the first this many examples; 0 (default) all.
       batch_size: rows per `generate` call (a short last batch is padded to it).
+      bleu_tokenize, rouge_tokenize: how BLEU and ROUGE split text (`compute_metrics`); None:
+        chosen from the targets' script (Chinese per character, English per word).
       **generate_options: `t5core.generate`'s options (method, num_beams, alpha, ...) and
         `DecodeEvaluator`'s (postprocess, jit_compile, metric_options).
 
@@ -92,10 +96,15 @@ def evaluate_task(model, task, split, tokenizer, inputs_length, targets_length, 
     """
     from t5core.data.tasks import task_examples
 
+    check_metric_packages(task.metrics, f"the metrics of {task.name}")
+    metric_options = dict(generate_options.pop("metric_options", None) or {})
+    metric_options.update({k: v for k, v in (("bleu_tokenize", bleu_tokenize),
+                                              ("rouge_tokenize", rouge_tokenize)) if v})
     lengths = {"inputs": inputs_length, "targets": targets_length}
     inputs, targets = task_examples(task, split, tokenizer, lengths, data_dir, max_examples)
     evaluator = DecodeEvaluator(inputs, targets, tokenizer, list(task.metrics), inputs_length,
-                                targets_length, batch_size=batch_size, **generate_options)
+                                targets_length, batch_size=batch_size,
+                                metric_options=metric_options, **generate_options)
     metrics, _, predictions = evaluator(model, return_predictions=True)
     return metrics, predictions, targets
 
@@ -144,6 +153,7 @@ class ClassifierEvaluator:
     """Scores `model.predict` (class ids) as label words with the task's metrics."""
 
     def __init__(self, inputs, targets, labels, metric_names, inputs_length):
+        check_metric_packages(metric_names, "metrics to evaluate")
         self.inputs = pad_rows([row[:inputs_length] for row in inputs], inputs_length)
         self.targets, self.labels, self.metric_names = list(targets), list(labels), metric_names
 

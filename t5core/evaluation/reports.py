@@ -16,12 +16,14 @@ import dataclasses
 import numpy as np
 
 from t5core.errors import FlagError
+from t5core.metrics import check_metric_packages
 
 # The data options, by train.py's flag names, and their values when neither the user nor the run
 # gave one.
 DATA_DEFAULTS = {"task": "", "data_dir": "", "eval_file": "", "template": "", "template_args": "",
                  "instruction": False, "inputs_field": "inputs", "targets_field": "targets",
                  "inputs_length": 128, "targets_length": 128, "metrics": "",
+                 "bleu_tokenize": "auto", "rouge_tokenize": "auto",
                  "rank_classification": False, "labels": ""}
 SOURCES = ("task", "eval_file")
 CLASSIFICATION_METRICS = ["accuracy", "f1_macro"]
@@ -59,13 +61,48 @@ class TestSet:
     postprocess: object = None  # the template's, applied to targets and predictions
     entities: bool = False  # targets are entity lists: report per entity type
     description: str = ""
+    metric_options: dict = dataclasses.field(default_factory=dict)  # bleu/rouge_tokenize
+    note: str = ""  # how the inputs were made, when it is worth saying (few-shot prompts)
 
 
-def load_test_set(options, tokenizer, split="test", max_examples=0) -> TestSet:
-    """The examples of the test set the options describe (see the module docstring)."""
+def _file_task(options, path, lengths, labels):
+    """(task, template or None, labels) reading the TSV/JSONL file `path` as training read its
+    files: rendered by the template, or taken from the fields. The task's first split, "train",
+    is the file."""
     from t5core.data.files import file_task, templated_task
-    from t5core.data.tasks import task_examples
     from t5core.data.templates import make_template
+
+    metrics = [m for m in options["metrics"].split(",") if m]
+    if options["template"]:
+        template = make_template(options["template"], options["template_args"],
+                                 options["instruction"])
+        task = templated_task(path, None, template, lengths, metrics)
+        return task, template, labels or list(getattr(template, "words", []))
+    return file_task(path, None, options["inputs_field"], options["targets_field"], lengths,
+                     metrics, labels=labels), None, labels
+
+
+def read_shots(options, path, tokenizer) -> list[tuple[str, str]]:
+    """The (inputs, targets) texts of every row of the file `path`, read as the test file is
+    (the same template or fields): the examples few-shot prompts draw from."""
+    from t5core.data.tasks import task_examples
+
+    lengths = {"inputs": options["inputs_length"], "targets": options["targets_length"]}
+    task, _, _ = _file_task(options, path, lengths, label_list(options))
+    inputs, targets = task_examples(task, "train", tokenizer, lengths, inputs_as_text=True)
+    if not inputs:
+        raise FlagError(f"--shots_file={path}: no examples")
+    return list(zip(inputs, targets))
+
+
+def load_test_set(options, tokenizer, split="test", max_examples=0, shots=None) -> TestSet:
+    """The examples of the test set the options describe (see the module docstring).
+
+    shots: None, or {"num_shots": k, "shots_file": path, "seed": s}: each input becomes a
+    few-shot prompt (`t5core.evaluation.few_shot`) of k examples of that file, read the same
+    way; shots that do not fit inputs_length are dropped (TestSet.note says how many).
+    """
+    from t5core.data.tasks import task_examples
 
     lengths = {"inputs": options["inputs_length"], "targets": options["targets_length"]}
     labels = label_list(options)
@@ -82,15 +119,7 @@ def load_test_set(options, tokenizer, split="test", max_examples=0) -> TestSet:
     elif options["eval_file"]:
         # A file task's first split is its training file: here, the test file.
         split, path = "train", options["eval_file"]
-        metrics = [m for m in options["metrics"].split(",") if m]
-        if options["template"]:
-            template = make_template(options["template"], options["template_args"],
-                                     options["instruction"])
-            task = templated_task(path, None, template, lengths, metrics)
-            labels = labels or list(getattr(template, "words", []))
-        else:
-            task = file_task(path, None, options["inputs_field"], options["targets_field"],
-                             lengths, metrics, labels=labels)
+        task, template, labels = _file_task(options, path, lengths, labels)
         description = f"file {path}"
     else:
         raise FlagError("Nothing to score: give --eval_file (a TSV/JSONL test file) or --task; "
@@ -101,10 +130,34 @@ def load_test_set(options, tokenizer, split="test", max_examples=0) -> TestSet:
         raise FlagError(f"{description}: no examples to score")
     metrics = [m for m in options["metrics"].split(",") if m] or list(task.metrics) or (
         CLASSIFICATION_METRICS if labels else ["accuracy"])
+    check_metric_packages(metrics, f"the metrics of {description}")
+    note = ""
+    if shots and shots["num_shots"]:
+        inputs, note = _few_shot_inputs(task, split, tokenizer, lengths, options, max_examples,
+                                        shots)
     kind = getattr(template, "task_type", "")
     return TestSet(inputs, targets, metrics, labels,
                    postprocess=template.postprocess if template is not None else None,
-                   entities=kind == "ner" or "entity_f1" in metrics, description=description)
+                   entities=kind == "ner" or "entity_f1" in metrics, description=description,
+                   metric_options={name: options[name]
+                                   for name in ("bleu_tokenize", "rouge_tokenize")},
+                   note=note)
+
+
+def _few_shot_inputs(task, split, tokenizer, lengths, options, max_examples, shots):
+    """(token ids of each example's few-shot prompt, a line saying what was done)."""
+    from t5core.data.tasks import task_examples
+    from t5core.evaluation.few_shot import few_shot_prompts
+
+    texts, _ = task_examples(task, split, tokenizer, lengths, options["data_dir"] or None,
+                             max_examples, inputs_as_text=True)
+    pool = read_shots(options, shots["shots_file"], tokenizer)
+    made = few_shot_prompts(texts, pool, shots["num_shots"], seed=shots["seed"],
+                            tokenizer=tokenizer, inputs_length=options["inputs_length"])
+    note = (f"{shots['num_shots']}-shot prompts from {shots['shots_file']} (seed "
+            f"{shots['seed']}): {made.shots_used} shots placed, {made.dropped} dropped that did "
+            f"not fit --inputs_length={options['inputs_length']}")
+    return [tokenizer.encode(p, add_eos=True) for p in made.prompts], note
 
 
 def predict(model, tokenizer, test: TestSet, options, batch_size=64, **generate_options):
@@ -148,12 +201,13 @@ def score(test: TestSet, predictions) -> dict:
     # (empty, misspelt) is a miss for its true class, not a class of its own.
     options = {"labels": test.labels} if test.labels and set(test.metrics) & LABELLED_METRICS \
         else {}
-    report = {"metrics": compute_metrics(test.metrics, targets, predictions, **options)}
+    report = {"metrics": compute_metrics(test.metrics, targets, predictions,
+                                         **test.metric_options, **options)}
     if test.labels:
         table, _ = classification_report(targets, predictions, labels=test.labels)
         report["per_class"] = {
-            name: {"precision": 100.0 * row["precision"], "recall": 100.0 * row["recall"],
-                   "f1": 100.0 * row["f1-score"], "support": int(row["support"])}
+            name: {"precision": row["precision"], "recall": row["recall"],
+                   "f1": row["f1-score"], "support": int(row["support"])}
             for name, row in table.items() if isinstance(row, dict)}
         report["invalid_predictions"] = sum(p not in test.labels for p in predictions)
     if test.entities:

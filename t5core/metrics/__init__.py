@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 from typing import Callable, Iterable, Optional, Sequence
 
+from t5core.metrics._deps import check_installed as check_metric_packages
 from t5core.metrics.classification import (
     accuracy,
     classification_report,
@@ -41,6 +42,13 @@ from t5core.metrics.postprocess import (
     string_to_label,
 )
 from t5core.metrics.qa import normalize_answer, squad
+from t5core.metrics.scripts import (
+    BLEU_AUTO,
+    BLEU_TOKENIZERS,
+    ROUGE_MODES,
+    bleu_tokenizer,
+    rouge_tokenizer,
+)
 
 MetricFn = Callable[..., dict]
 
@@ -83,6 +91,8 @@ def compute_metrics(
     *,
     postprocess: Optional[Callable] = None,
     postprocess_targets: bool = True,
+    bleu_tokenize: Optional[str] = None,
+    rouge_tokenize: Optional[str] = None,
     **options,
 ) -> dict[str, float]:
     """Runs each named metric and merges their dicts.
@@ -96,6 +106,11 @@ def compute_metrics(
       postprocess: applied to every prediction, and (if postprocess_targets) to every target
         that is a string; lists of references are left alone. None: used as given.
       postprocess_targets: whether `postprocess` applies to the targets too.
+      bleu_tokenize: "bleu"'s sacreBLEU tokenizer ("13a", "zh", "intl", "char", ...); None or
+        "auto": chosen from the references' script (13a for English, zh for Chinese; see
+        t5core.metrics.scripts). Ignored unless "bleu" is named.
+      rouge_tokenize: "rouge"'s tokens, "words" or "chars"; None or "auto": "chars" where the
+        references hold Chinese or other text that is not ASCII. Ignored unless "rouge" is named.
       **options: passed to each named metric that takes an argument of that name (e.g. labels=,
         pos_label=, tokenize=, use_stemmer=); an option that no named metric takes is an
         error, so typos do not pass silently.
@@ -110,6 +125,13 @@ def compute_metrics(
     """
     names = [names] if isinstance(names, str) else list(names)
     fns = {name: get_metric(name) for name in names}
+    if bleu_tokenize is not None and "bleu" in fns:
+        if options.get("tokenize", bleu_tokenize) != bleu_tokenize:
+            raise ValueError(f"bleu_tokenize={bleu_tokenize!r} contradicts "
+                             f"tokenize={options['tokenize']!r}")
+        options["tokenize"] = bleu_tokenize
+    if rouge_tokenize is not None and "rouge" in fns:
+        options["rouge_tokenize"] = rouge_tokenize
     accepted = set().union(*(_options(fn) for fn in fns.values())) if fns else set()
     unknown = set(options) - accepted
     if unknown:
@@ -136,6 +158,7 @@ __all__ = [
     "METRICS",
     "get_metric",
     "compute_metrics",
+    "check_metric_packages",
     "classification_report",
     "accuracy",
     "f1_macro",
@@ -152,6 +175,11 @@ __all__ = [
     "seqeval_f1",
     "bleu",
     "rouge",
+    "BLEU_AUTO",
+    "BLEU_TOKENIZERS",
+    "ROUGE_MODES",
+    "bleu_tokenizer",
+    "rouge_tokenizer",
     "INVALID_LABEL",
     "INVALID_FLOAT",
     "NO_ENTITIES",

@@ -1,11 +1,27 @@
-"""Lazy imports of the metric packages (pip extra "metrics").
+"""The metric packages (pip extra "metrics"): imported on first use, and checked up front.
 
-Importing t5core must not require sklearn, sacrebleu, rouge-score or seqeval,
-so each metric imports its package on first use, with an error that says how
-to install it.
+Importing t5core must not require scipy, sacrebleu, rouge-score or seqeval, so each metric
+imports its package when it runs (`require`). A program that will score with them checks first
+(`check_installed`), before it reads data or builds a model, so a base install never trains for
+minutes and then stops at the first evaluation.
 """
 
 import importlib
+import importlib.util
+
+from t5core.errors import FlagError
+
+INSTALL_HINT = "pip install -e .[metrics] (or pip install 't5core[metrics]')"
+
+# Metric name -> the (module, pip package) pairs it imports. Metrics not named here (accuracy,
+# the F1s, mcc, squad, entity_f1) are plain Python.
+METRIC_PACKAGES = {
+    "bleu": (("sacrebleu", "sacrebleu"),),
+    "rouge": (("rouge_score", "rouge-score"), ("nltk", "rouge-score")),
+    "seqeval": (("seqeval", "seqeval"),),
+    "pearson": (("scipy", "scipy"),),
+    "spearman": (("scipy", "scipy"),),
+}
 
 
 def require(module: str, pip_name: str):
@@ -14,5 +30,26 @@ def require(module: str, pip_name: str):
     except ImportError as e:
         raise ImportError(
             f"this metric needs the '{pip_name}' package: pip install {pip_name} "
-            f"(or pip install 't5core[metrics]')"
+            f"(or {INSTALL_HINT})"
         ) from e
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def check_installed(metric_names, where: str = "--metrics") -> None:
+    """Raises FlagError (one line naming the metrics, the packages and the pip extra) when a
+    named metric's package is not installed; `where` says where the names came from."""
+    missing = {}
+    for name in metric_names:
+        for module, package in METRIC_PACKAGES.get(name, ()):
+            if not _installed(module):
+                missing.setdefault(package, []).append(name)
+    if missing:
+        needs = "; ".join(f"{', '.join(sorted(set(names)))} needs {package}"
+                          for package, names in sorted(missing.items()))
+        raise FlagError(f"{where}: {needs}, not installed: {INSTALL_HINT}")

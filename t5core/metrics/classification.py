@@ -6,9 +6,8 @@ Python, to scikit-learn's definitions (zero_division=0), so that the base instal
 main job without scikit-learn and scipy (about 200 MB installed); the suite checks them against
 scikit-learn. The correlations (STS-B) use scipy, from the "metrics" extra.
 
-Values in the metric dicts are percentages (x100), as in T5 and the GLUE leaderboard;
-`classification_report` keeps scikit-learn's own [0, 1] units so that its dict and text are
-exactly scikit-learn's.
+Values in the metric dicts are percentages (x100), as in T5 and the GLUE leaderboard, and so
+are the figures of `classification_report` (scikit-learn's table and dict, in percent).
 """
 
 from __future__ import annotations
@@ -141,8 +140,14 @@ def per_class(targets, predictions, labels=None) -> dict[str, float]:
 _REPORT_HEADERS = ("precision", "recall", "f1-score", "support")
 
 
-def classification_report(targets, predictions, labels=None, digits: int = 4) -> tuple[dict, str]:
-    """scikit-learn's `classification_report` as (dict, printed text), without scikit-learn.
+def _percent(row):
+    """(precision, recall, f1, support) with the three ratios in percent."""
+    return (*(100.0 * value for value in row[:3]), row[3])
+
+
+def classification_report(targets, predictions, labels=None, digits: int = 2) -> tuple[dict, str]:
+    """scikit-learn's `classification_report` in percent, as (dict, printed text), without
+    scikit-learn.
 
     Rows per class plus "macro avg" and "weighted avg"; the pooled (micro)
     figures appear as the "accuracy" row when every prediction is one of
@@ -157,8 +162,8 @@ def classification_report(targets, predictions, labels=None, digits: int = 4) ->
 
     Returns:
       (report, text): report maps each label (as a string) and each average to
-      {"precision", "recall", "f1-score", "support"} (the "accuracy" entry is one float);
-      text is the same table as scikit-learn prints it.
+      {"precision", "recall", "f1-score", "support"}: percentages and a count (the "accuracy"
+      entry is one percentage); text is scikit-learn's table of the same figures.
 
     Raises:
       ValueError: targets and predictions of different lengths, or none at all.
@@ -168,13 +173,14 @@ def classification_report(targets, predictions, labels=None, digits: int = 4) ->
         labels = default_labels(targets, predictions)
     labels = list(labels)
     names = [str(x) for x in labels]
-    rows = _per_label(targets, predictions, labels)
+    rows = [_percent(row) for row in _per_label(targets, predictions, labels)]
     support = sum(row[3] for row in rows)
     micro_is_accuracy = set(labels) >= set(targets) | set(predictions)
     averages = []
     for average in ("micro", "macro", "weighted"):
         heading = "accuracy" if average == "micro" and micro_is_accuracy else average + " avg"
-        averages.append((heading, (*_average(targets, predictions, labels, average), support)))
+        averages.append((heading, _percent((*_average(targets, predictions, labels, average),
+                                            support))))
 
     report = {name: dict(zip(_REPORT_HEADERS, map(float, row))) for name, row in zip(names, rows)}
     for heading, row in averages:

@@ -1,10 +1,15 @@
 """BLEU (sacreBLEU) and ROUGE (rouge-score) for generated text.
 
-BLEU: sacrebleu.corpus_bleu with its defaults (13a tokenisation, exponential
-smoothing, no effective order), i.e. the standard sacreBLEU signature. T5's own
-`bleu` passes tokenize="intl"; pass tokenize="intl" to reproduce it.
+BLEU: sacrebleu.corpus_bleu with its defaults (exponential smoothing, no
+effective order), i.e. the standard sacreBLEU signature, and the tokenizer the
+references' script needs (t5core.metrics.scripts: 13a for English, zh when they
+hold Chinese, ...). T5's own `bleu` passes tokenize="intl"; pass
+tokenize="intl" to reproduce it.
 
-ROUGE: rouge_score.RougeScorer F-measures averaged over examples, x100.
+ROUGE: rouge_score.RougeScorer F-measures averaged over examples, x100, with
+rouge-score's tokenizer on ASCII text and t5core.metrics.scripts' character
+tokenizer where the references hold other scripts (Chinese counted per
+character).
 T5's `rouge` (t5/evaluation/metrics.py) uses keys rouge1, rouge2, rougeLsum,
 the default tokenizer *without* stemming, and marks sentence ends for
 rougeLsum by replacing " . " with " .\\n". These are the defaults here, plus
@@ -19,6 +24,8 @@ from __future__ import annotations
 from typing import Sequence, Union
 
 from t5core.metrics._deps import require
+from t5core.metrics.scripts import BLEU_AUTO, ROUGE_MODES, CharTokenizer, bleu_tokenizer, \
+    rouge_tokenizer
 
 Reference = Union[str, Sequence[str]]
 
@@ -51,12 +58,18 @@ def _reference_streams(targets: Sequence[Reference]) -> list[list[str]]:
 def bleu(
     targets: Sequence[Reference],
     predictions: Sequence[str],
-    tokenize: str = "13a",
+    tokenize: str = BLEU_AUTO,
     lowercase: bool = False,
 ) -> dict[str, float]:
-    """{"bleu": corpus BLEU score in [0, 100]}."""
+    """{"bleu": corpus BLEU score in [0, 100]}.
+
+    tokenize: one of sacreBLEU's tokenizer names ("13a", "zh", "intl", "char", "ja-mecab",
+    ...), or "auto" (also None): chosen from the references' script (`bleu_tokenizer`).
+    """
     _check(targets, predictions)
     sacrebleu = require("sacrebleu", "sacrebleu")
+    if tokenize in (None, BLEU_AUTO):
+        tokenize = bleu_tokenizer(targets)
     result = sacrebleu.corpus_bleu(
         list(predictions), _reference_streams(targets), tokenize=tokenize, lowercase=lowercase
     )
@@ -73,15 +86,27 @@ def rouge(
     predictions: Sequence[str],
     rouge_keys: Sequence[str] = ROUGE_KEYS,
     use_stemmer: bool = False,
+    rouge_tokenize: str | None = None,
 ) -> dict[str, float]:
     """{key: mean F-measure x100} for each key in rouge_keys.
 
-    With several references per example, rouge_score's score_multi takes the
-    best-scoring reference per key.
+    rouge_tokenize: "words" (rouge-score's tokenizer), "chars" (unspaced scripts counted
+    per character, other words kept), or None / "auto": chosen from the references
+    (`rouge_tokenizer`). With several references per example, rouge_score's score_multi
+    takes the best-scoring reference per key.
     """
     _check(targets, predictions)
     rouge_scorer = require("rouge_score.rouge_scorer", "rouge-score")
-    scorer = rouge_scorer.RougeScorer(list(rouge_keys), use_stemmer=use_stemmer)
+    if rouge_tokenize in (None, "auto"):
+        rouge_tokenize = rouge_tokenizer(targets)
+    if rouge_tokenize not in ROUGE_MODES:
+        raise ValueError(f"rouge_tokenize must be auto, words or chars (got {rouge_tokenize!r})")
+    tokenizer = None
+    if rouge_tokenize == "chars":
+        porter = require("nltk.stem.porter", "rouge-score")  # rouge-score's own stemmer
+        tokenizer = CharTokenizer(porter.PorterStemmer() if use_stemmer else None)
+    scorer = rouge_scorer.RougeScorer(list(rouge_keys), use_stemmer=use_stemmer,
+                                      tokenizer=tokenizer)
     totals = dict.fromkeys(rouge_keys, 0.0)
     for target, prediction in zip(targets, predictions, strict=True):
         prediction = mark_sentences(prediction)

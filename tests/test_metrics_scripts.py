@@ -1,0 +1,217 @@
+"""BLEU and ROUGE on text written without spaces (Chinese, Japanese, Thai) and on mixed text,
+checked against sacreBLEU computed here and against a direct n-gram / LCS count."""
+
+import collections
+
+import pytest
+import sacrebleu
+
+import t5core.metrics as M
+from t5core.metrics.scripts import bleu_tokenizer, rouge_char_tokens, rouge_tokenizer
+
+ZH_REFS = ["我爱北京天安门。", "今天天气很好，我们去公园散步吧。", "机器翻译的质量越来越高了。"]
+ZH_HYPS = ["我爱北京。", "今天天气不错，我们去公园吧。", "机器翻译质量越来越好。"]
+MIXED_REFS = ["我用 TensorFlow 训练 T5 模型。", "请把 README 翻译成中文。",
+              "GPU 上的 batch size 是 64。"]
+MIXED_HYPS = ["我用 TensorFlow 训练模型。", "请把 readme 翻译为中文。", "GPU 上 batch size 为 64。"]
+# English, scored by the code before scripts were told apart (commit df68cc4): must not move.
+EN_REFS = ["The cat is sitting on the mat.", "A man plays the guitar on a stage .",
+           "Two dogs are running in a field of snow.", "Hello world"]
+EN_HYPS = ["The cat sat on the mat.", "A man is playing guitar on the stage .",
+           "Two dogs run through a snowy field.", "Hello, world!"]
+EN_GOLDEN = {"bleu": 18.951655991848575, "rouge1": 75.48076923076923,
+             "rouge2": 49.35064935064935, "rougeL": 72.35576923076923,
+             "rougeLsum": 72.35576923076923}
+EN_GOLDEN_STEMMED = {"rouge1": 81.73076923076923, "rouge2": 49.35064935064935,
+                     "rougeL": 78.60576923076923, "rougeLsum": 78.60576923076923}
+
+
+def _f1(overlap, n_ref, n_hyp):
+    if not overlap:
+        return 0.0
+    p, r = overlap / n_hyp, overlap / n_ref
+    return 2 * p * r / (p + r)
+
+
+def _ngrams(tokens, n):
+    return collections.Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+
+
+def _lcs(a, b):
+    table = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i, x in enumerate(a):
+        for j, y in enumerate(b):
+            table[i + 1][j + 1] = table[i][j] + 1 if x == y else max(table[i][j + 1],
+                                                                     table[i + 1][j])
+    return table[-1][-1]
+
+
+def _direct_rouge(refs, hyps, tokens):
+    """ROUGE-1/2/L F-measures x100 counted by hand from each text's tokens."""
+    totals = collections.Counter()
+    for ref, hyp in zip(refs, hyps):
+        r, h = tokens(ref), tokens(hyp)
+        for n in (1, 2):
+            overlap = sum((_ngrams(r, n) & _ngrams(h, n)).values())
+            totals[f"rouge{n}"] += _f1(overlap, max(len(r) - n + 1, 0), max(len(h) - n + 1, 0))
+        totals["rougeL"] += _f1(_lcs(r, h), len(r), len(h))
+    return {k: 100 * v / len(refs) for k, v in totals.items()}
+
+
+def _hand_tokens(text):
+    """Chinese characters one by one, ASCII words lowercased, punctuation dropped."""
+    out, word = [], ""
+    for c in text.lower():
+        if c.isascii() and c.isalnum():
+            word += c
+            continue
+        if word:
+            out.append(word)
+            word = ""
+        if "\u4e00" <= c <= "\u9fff":
+            out.append(c)
+    return out + ([word] if word else [])
+
+
+def test_identical_chinese_scores_100():
+    out = M.compute_metrics(["bleu", "rouge"], ZH_REFS, ZH_REFS)
+    assert out == pytest.approx({"bleu": 100.0, "rouge1": 100.0, "rouge2": 100.0,
+                                 "rougeL": 100.0, "rougeLsum": 100.0})
+
+
+@pytest.mark.parametrize("refs,hyps", [(ZH_REFS, ZH_HYPS), (MIXED_REFS, MIXED_HYPS)])
+def test_bleu_equals_sacrebleu_zh(refs, hyps):
+    expected = sacrebleu.corpus_bleu(hyps, [refs], tokenize="zh").score
+    assert 0 < expected < 100
+    assert M.compute_metrics("bleu", refs, hyps)["bleu"] == pytest.approx(expected, abs=0.01)
+    # Several references per example: the script is read from all of them.
+    multi = [[r, r[::-1]] for r in refs]
+    expected = sacrebleu.corpus_bleu(hyps, [refs, [r[::-1] for r in refs]], tokenize="zh").score
+    assert M.bleu(multi, hyps)["bleu"] == pytest.approx(expected, abs=0.01)
+
+
+@pytest.mark.parametrize("refs,hyps", [(ZH_REFS, ZH_HYPS), (MIXED_REFS, MIXED_HYPS)])
+def test_chinese_rouge_equals_a_direct_character_count(refs, hyps):
+    out = M.compute_metrics("rouge", refs, hyps)
+    expected = _direct_rouge(refs, hyps, _hand_tokens)
+    assert 0 < expected["rouge2"] < expected["rouge1"] < 100
+    for key, value in expected.items():
+        assert out[key] == pytest.approx(value, abs=1e-9), key
+
+
+def test_mixed_text_keeps_english_words_whole():
+    assert rouge_char_tokens("我用 TensorFlow 训练T5模型, café_au-lait") == [
+        "我", "用", "tensorflow", "训", "练", "t5", "模", "型", "café", "au", "lait"]
+    # A wrong English word costs one token, not one per letter.
+    one_word_off = M.rouge(["我用 TensorFlow 训练"], ["我用 PyTorch 训练"])["rouge1"]
+    assert one_word_off == pytest.approx(100 * 4 / 5)
+
+
+def test_english_scores_as_before():
+    out = M.compute_metrics(["bleu", "rouge"], EN_REFS, EN_HYPS)
+    assert out == EN_GOLDEN
+    stemmed = M.compute_metrics("rouge", EN_REFS, EN_HYPS, use_stemmer=True)
+    assert stemmed == EN_GOLDEN_STEMMED
+    # Forcing the character tokenizer on ASCII text changes nothing either.
+    assert M.compute_metrics("rouge", EN_REFS, EN_HYPS, use_stemmer=True,
+                             rouge_tokenize="chars") == pytest.approx(EN_GOLDEN_STEMMED)
+    assert bleu_tokenizer(EN_REFS) == "13a" and rouge_tokenizer(EN_REFS) == "words"
+
+
+def test_explicit_tokenization_overrides_the_choice():
+    forced = M.compute_metrics("bleu", ZH_REFS, ZH_HYPS, bleu_tokenize="13a")["bleu"]
+    assert forced == pytest.approx(sacrebleu.corpus_bleu(ZH_HYPS, [ZH_REFS]).score)
+    char = M.compute_metrics("bleu", ZH_REFS, ZH_HYPS, bleu_tokenize="char")["bleu"]
+    assert char == pytest.approx(
+        sacrebleu.corpus_bleu(ZH_HYPS, [ZH_REFS], tokenize="char").score)
+    # rouge-score's own tokenizer drops Chinese: the "words" mode is exactly that.
+    words = M.compute_metrics("rouge", ZH_REFS, ZH_REFS, rouge_tokenize="words")
+    assert words["rouge1"] == 0.0
+    # Options for a metric that is not named are ignored (training passes both flags).
+    assert set(M.compute_metrics("accuracy", ["a"], ["a"], bleu_tokenize="zh",
+                                 rouge_tokenize="chars")) == {"accuracy"}
+    with pytest.raises(ValueError, match="rouge_tokenize"):
+        M.compute_metrics("rouge", ZH_REFS, ZH_HYPS, rouge_tokenize="letters")
+    with pytest.raises(ValueError, match="contradicts"):
+        M.compute_metrics("bleu", ZH_REFS, ZH_HYPS, bleu_tokenize="zh", tokenize="13a")
+
+
+@pytest.mark.parametrize("text", [
+    ["今日はとても良い天気ですね。", "東京タワーに行きました。"],  # Japanese
+    ["วันนี้อากาศดีมาก", "ฉันชอบกินข้าวผัด"],  # Thai
+    ["오늘 날씨가 정말 좋네요", "저는 서울에 살아요"],  # Korean
+    ["Сегодня очень хорошая погода", "Я живу в Москве"],  # Russian
+])
+def test_identical_text_scores_100_in_every_script(text):
+    out = M.compute_metrics(["bleu", "rouge"], text, text)
+    assert out == pytest.approx(dict.fromkeys(out, 100.0))
+
+
+def test_thai_partial_bleu_is_sacrebleu_char():
+    refs, hyps = ["วันนี้อากาศดีมาก"], ["วันนี้อากาศดี"]
+    assert bleu_tokenizer(refs) == "char"
+    assert M.bleu(refs, hyps)["bleu"] == pytest.approx(
+        sacrebleu.corpus_bleu(hyps, [refs], tokenize="char").score, abs=0.01)
+
+
+def _echo_targets(monkeypatch):
+    """Decoding replaced by the targets themselves: a perfect model, without a model."""
+    from t5core.evaluation.evaluators import DecodeEvaluator
+
+    monkeypatch.setattr(DecodeEvaluator, "predict", lambda self, model: list(self.targets))
+
+
+@pytest.mark.parametrize("rouge_tokenize,expected", [("auto", 100.0), ("words", 0.0)])
+def test_training_time_evaluation_takes_the_flags(tmp_path, monkeypatch, rouge_tokenize,
+                                                   expected):
+    import json
+
+    from t5core.data.trainer_inputs import make_trainer_inputs
+    from t5core.tokenizer import load_tokenizer
+    from t5core.training.run import RunOptions
+    from t5core.training.trainer import TrainConfig
+
+    path = tmp_path / "zh.jsonl"
+    path.write_text("".join(json.dumps({"inputs": f"翻译: {t}", "targets": t}, ensure_ascii=False)
+                            + "\n" for t in ZH_REFS), encoding="utf-8")
+    options = RunOptions(train_file=str(path), eval_file=str(path), metrics="bleu,rouge",
+                         rouge_tokenize=rouge_tokenize,
+                         train=TrainConfig(batch_size=2, inputs_length=64, targets_length=64))
+    _echo_targets(monkeypatch)
+    _, _, evaluator = make_trainer_inputs(options, load_tokenizer("byte"))
+    metrics, _ = evaluator(None)
+    assert metrics["bleu"] == pytest.approx(100.0)
+    assert metrics["rouge1"] == pytest.approx(expected)
+
+
+def test_evaluate_task_takes_the_tokenization(monkeypatch):
+    from t5core.evaluation.evaluators import evaluate_task
+    from t5core.tokenizer import load_tokenizer
+
+    monkeypatch.setattr("t5core.data.tasks.task_examples",
+                        lambda *args: ([[5, 1]] * len(ZH_REFS), list(ZH_REFS)))
+    _echo_targets(monkeypatch)
+    fake = type("FakeTask", (), {"name": "zh_echo", "metrics": ("bleu", "rouge")})()
+    tokenizer = load_tokenizer("byte")
+    auto, _, _ = evaluate_task(None, fake, "validation", tokenizer, 8, 8)
+    assert auto["bleu"] == pytest.approx(100.0) and auto["rougeL"] == pytest.approx(100.0)
+    forced, _, _ = evaluate_task(None, fake, "validation", tokenizer, 8, 8,
+                                 bleu_tokenize="13a", rouge_tokenize="words")
+    assert forced["rougeL"] == 0.0
+
+
+def test_evaluate_reuses_the_runs_tokenization_unless_given():
+    from t5core import model_dir
+    from t5core.evaluation import reports
+
+    run = model_dir.RunDescription(data={"bleu_tokenize": "char", "rouge_tokenize": "words"})
+    options = reports.data_options({"bleu_tokenize": None, "rouge_tokenize": "chars"}, run)
+    assert (options["bleu_tokenize"], options["rouge_tokenize"]) == ("char", "chars")
+    older = reports.data_options({"bleu_tokenize": None, "rouge_tokenize": None},
+                                 model_dir.RunDescription())
+    assert (older["bleu_tokenize"], older["rouge_tokenize"]) == ("auto", "auto")
+    test = reports.TestSet(inputs=[[1]] * 3, targets=ZH_REFS, metrics=["rouge"], labels=[],
+                           metric_options={"rouge_tokenize": "words"})
+    assert reports.score(test, ZH_REFS)["metrics"]["rouge1"] == 0.0
+    test.metric_options = {"rouge_tokenize": "auto"}
+    assert reports.score(test, ZH_REFS)["metrics"]["rouge1"] == pytest.approx(100.0)
