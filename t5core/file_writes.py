@@ -37,8 +37,6 @@ import os
 import shutil
 import uuid
 
-import tensorflow as tf
-
 from t5core.errors import T5CoreError
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -56,10 +54,17 @@ def is_remote(path: str) -> bool:
     return "://" in str(path)
 
 
+def _gfile():
+    # TensorFlow only for remote paths, so that local writes (the lock, run.json) do not import it.
+    import tensorflow as tf
+
+    return tf.io.gfile
+
+
 def make_dirs(path: str) -> None:
     """Creates a folder and its parents (no error if it exists)."""
     if is_remote(path):
-        tf.io.gfile.makedirs(path)
+        _gfile().makedirs(path)
     else:
         os.makedirs(path, exist_ok=True)
 
@@ -83,12 +88,12 @@ def atomic_writer(path: str, binary: bool = True):
     mode = "wb" if binary else "w"
     if is_remote(path):
         try:
-            with tf.io.gfile.GFile(tmp, mode) as f:
+            with _gfile().GFile(tmp, mode) as f:
                 yield f
-            tf.io.gfile.rename(tmp, path, overwrite=True)
+            _gfile().rename(tmp, path, overwrite=True)
         except BaseException:
-            if tf.io.gfile.exists(tmp):
-                tf.io.gfile.remove(tmp)
+            if _gfile().exists(tmp):
+                _gfile().remove(tmp)
             raise
         return
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
@@ -113,11 +118,11 @@ def write_text(path: str, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
-def open_append(path: str):
-    """Opens a text file for appending (creating it), never through a link."""
+def open_append(path: str, binary: bool = False):
+    """Opens a file for appending (creating it), never through a link; text is UTF-8."""
     path = str(path)
     if is_remote(path):
-        return tf.io.gfile.GFile(path, "a")
+        return _gfile().GFile(path, "ab" if binary else "a")
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW
     try:
         fd = os.open(path, flags, 0o644)
@@ -126,7 +131,7 @@ def open_append(path: str):
             raise UnsafeWriteError(
                 f"{path} is a symbolic link; t5core does not write through links") from e
         raise
-    return os.fdopen(fd, "a", encoding="utf-8")
+    return os.fdopen(fd, "ab") if binary else os.fdopen(fd, "a", encoding="utf-8")
 
 
 def open_lock_file(path: str) -> int:
@@ -159,13 +164,18 @@ def open_user_file(path: str, inputs=()):
     command reads), which opening it would destroy.
     """
     path = str(path)
+    refuse_input_as_output(path, inputs)
+    if is_remote(path):
+        return _gfile().GFile(path, "w")
+    return open(path, "w", encoding="utf-8")
+
+
+def refuse_input_as_output(path: str, inputs) -> None:
+    """OutputExistsError when `path` is the same file as one of `inputs` (None entries skipped)."""
     for source in inputs:
         if source and same_file(path, source):
             raise OutputExistsError(f"the output {path} is the input {source}; writing it would "
                                     "destroy the input: name another output file")
-    if is_remote(path):
-        return tf.io.gfile.GFile(path, "w")
-    return open(path, "w", encoding="utf-8")
 
 
 def same_file(a: str, b: str) -> bool:
@@ -193,10 +203,10 @@ def remove(path: str, inside: str) -> None:
     if not _inside(path, inside):
         raise UnsafeWriteError(f"refusing to delete {path}: it is outside {inside}")
     if is_remote(path):
-        if tf.io.gfile.isdir(path):
-            tf.io.gfile.rmtree(path)
-        elif tf.io.gfile.exists(path):
-            tf.io.gfile.remove(path)
+        if _gfile().isdir(path):
+            _gfile().rmtree(path)
+        elif _gfile().exists(path):
+            _gfile().remove(path)
         return
     if os.path.islink(path) or os.path.isfile(path):
         os.unlink(path)
@@ -216,8 +226,8 @@ def prepare_output_dir(directory: str, overwrite: bool, owned: tuple[str, ...],
     """
     directory = str(directory)
     if is_remote(directory):
-        entries = [e.rstrip("/") for e in tf.io.gfile.listdir(directory)] \
-            if tf.io.gfile.isdir(directory) else []
+        entries = [e.rstrip("/") for e in _gfile().listdir(directory)] \
+            if _gfile().isdir(directory) else []
     elif os.path.lexists(directory) and not os.path.isdir(directory):
         raise OutputExistsError(f"{directory} exists and is not a folder")
     else:

@@ -17,7 +17,7 @@ import sys
 
 from absl import app, flags
 
-from t5core import cli, model_dir
+from t5core import cli, file_writes, model_dir
 from t5core.commands import shared_flags
 
 # The data flags: as train.py's; unset ones take the run's recorded values.
@@ -115,10 +115,10 @@ def evaluate(args: flags.FlagValues) -> None:
               "examples": len(predictions), **reports.score(test, predictions),
               "data_options": options}
     if args.predictions_file:
-        with open(args.predictions_file, "w", encoding="utf-8") as f:
+        with file_writes.open_user_file(args.predictions_file, inputs=[args.eval_file]) as f:
             f.write("\n".join(p.replace("\n", "\\n") for p in predictions) + "\n")
     if args.report_file:
-        with open(args.report_file, "w", encoding="utf-8") as f:
+        with file_writes.open_user_file(args.report_file, inputs=[args.eval_file]) as f:
             json.dump(report, f, indent=2)
     print(f"{args.checkpoint} on {test.description}: {len(predictions)} examples\n")
     print(reports.format_report(report))

@@ -13,6 +13,7 @@ from typing import Callable
 
 import tensorflow as tf
 
+from t5core import file_writes
 from t5core import model_dir as md
 from t5core.checkpoints.model_state import ModelState
 from t5core.dataclass_flags import choice_problems, option
@@ -174,7 +175,7 @@ def check_model_dir(model_dir: str, model, run=None) -> None:
     elif tf.io.gfile.exists(model_dir) and tf.train.latest_checkpoint(model_dir):
         raise ModelDirMismatchError(f"{model_dir} holds checkpoints but no {md.CONFIG}: "
                                     "not a t5core model_dir; use a new --model_dir")
-    tf.io.gfile.makedirs(model_dir)
+    file_writes.make_dirs(model_dir)
     if not run.tokenizer and saved_run is not None:  # not told: the tokenizer in place stays
         run = dataclasses.replace(run, tokenizer=saved_run.tokenizer)
     else:
