@@ -294,6 +294,40 @@ def copy_tokenizer(model_dir: str, vocab: str) -> str:
     return name
 
 
+def check_checkpoint_state(directory: str) -> None:
+    """Refuses a TensorFlow `checkpoint` state file that names a checkpoint outside `directory`.
+
+    The state file is untrusted: TensorFlow's CheckpointManager resumes from the checkpoints it
+    names and, pruning, deletes them. Each must be a `ckpt-N` prefix whose folder, once links
+    are resolved, is `directory` itself.
+    """
+    import tensorflow as tf
+
+    state_path = path(directory, CHECKPOINT_STATE)
+    if not tf.io.gfile.exists(state_path):
+        return
+    try:
+        state = tf.train.get_checkpoint_state(directory)
+    except Exception as err:  # a malformed text proto: TensorFlow's own parse error
+        raise ModelDirError(f"{state_path}: not a TensorFlow checkpoint state file ({err})") \
+            from None
+    if state is None:
+        return
+    folder = os.path.realpath(directory) if "://" not in directory else directory.rstrip("/")
+    for name in [state.model_checkpoint_path, *state.all_model_checkpoint_paths]:
+        if not name:
+            continue
+        prefix = name if os.path.isabs(name) or "://" in name else os.path.join(directory, name)
+        parent = os.path.dirname(prefix)
+        parent = os.path.realpath(parent) if "://" not in parent else parent.rstrip("/")
+        if parent != folder or not re.fullmatch(
+                re.escape(CHECKPOINT_PREFIX) + r"-\d+", os.path.basename(prefix)):
+            raise ModelDirError(
+                f"{state_path} names the checkpoint {name!r}, which is not a {CHECKPOINT_PREFIX}-N "
+                f"checkpoint of {directory}; t5core neither resumes from nor deletes it. Remove "
+                "that line, or the file, if the directory is yours.")
+
+
 def remove_orphaned_temp_dirs(directory: str) -> list[str]:
     """Deletes the `ckpt-N_temp` directories of killed saves in `directory` and its `best/`.
 
