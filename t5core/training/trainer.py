@@ -135,7 +135,7 @@ class TrainConfig:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if isinstance(value, float) and math.isfinite(value) and \
-                    abs(value) > np.finfo(np.float32).max:
+                    abs(value) > float(np.finfo(np.float32).max):
                 problems.append(f"--{field.name}={value} is not finite in float32 (|x| must be "
                                 f"below {float(np.finfo(np.float32).max):.3g})")
         if problems:
