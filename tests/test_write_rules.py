@@ -107,7 +107,9 @@ def test_pruning_never_deletes_checkpoints_the_state_file_names_outside_the_mode
     kept = _checkpoint_files(outside, 7)
     (run / model_dir.CHECKPOINT_STATE).write_text(
         f'model_checkpoint_path: "{outside}/ckpt-7"\n'
-        f'all_model_checkpoint_paths: "{outside}/ckpt-7"\n')
+        f'all_model_checkpoint_paths: "{outside}/ckpt-7"\n'
+        # (without timestamps TensorFlow would not consider ckpt-7 for pruning)
+        'all_model_checkpoint_timestamps: 1.0\nlast_preserved_timestamp: 0.5\n')
     with pytest.raises(ModelDirError, match="neither resumes from nor deletes it"):
         manager = checkpoint_manager(tf.train.Checkpoint(v=tf.Variable(2.0)), str(run), 1)
         manager.save(checkpoint_number=8)  # max_to_keep=1 deletes ckpt-7
