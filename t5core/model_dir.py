@@ -122,6 +122,9 @@ class RunDescription:
     # How the run turned rows into text (template, fields, lengths, metrics), so evaluation can
     # read a test file the same way: the trainer's data options by flag name.
     data: dict = dataclasses.field(default_factory=dict)
+    # {flag: {"path", "size", "mtime", "ends_sha256"}} of the data files, so that a resume
+    # notices changed data (t5core.data.fingerprint).
+    data_files: dict = dataclasses.field(default_factory=dict)
     version: int = 1
 
     def to_json(self) -> dict:

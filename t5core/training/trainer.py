@@ -209,6 +209,8 @@ class Trainer:
     evaluator: optional `evaluator(model) -> (metrics dict, sample lines)`, decoding predictions.
     run: optional `t5core.model_dir.RunDescription` of the run (tokenizer, data options, ...),
       written to the model_dir as run.json (see `check_model_dir`).
+    restart_data: a resume restores everything but the data position: the data starts from its
+      beginning (the data files changed, --data_changed=restart_epoch).
 
     The chief holds the model_dir's lock (`t5core.model_dir.LOCK`) from construction to the end
     of `train()`: a second trainer on the same model_dir is refused, naming the holder.
@@ -217,8 +219,9 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, strategy, model_fn: Callable, train_data,
-                 eval_data=None, evaluator=None, log=print, run=None):
+                 eval_data=None, evaluator=None, log=print, run=None, restart_data=False):
         self.config = config
+        self.restart_data = restart_data
         self.strategy = strategy
         self.log = log if is_chief(strategy) else (lambda *a, **k: None)
         self.num_workers, self.worker_index = worker_info(strategy)
@@ -259,10 +262,11 @@ class Trainer:
         self.evals_without_improvement = tf.Variable(0, dtype=tf.int64, trainable=False)
         # The iterator's saved position is in batches of this size; a resume checks it.
         self.data_batch_size = tf.Variable(config.batch_size, dtype=tf.int64, trainable=False)
-        self.checkpoint = tf.train.Checkpoint(
+        self._saved = dict(
             model=ModelState(self.model), optimizer=self.optimizer, data=self.train_iterator,
             best=self.best, evals_without_improvement=self.evals_without_improvement,
             data_batch_size=self.data_batch_size)
+        self.checkpoint = tf.train.Checkpoint(**self._saved)
         self.manager = checkpoint_manager(self.checkpoint, directory, config.keep_checkpoints)
         self.best_manager = checkpoint_manager(tf.train.Checkpoint(model=ModelState(self.model)),
                                                md.path(directory, md.BEST), 1)
@@ -321,7 +325,11 @@ class Trainer:
                     f"trained with --batch_size={saved_batch_size}: its checkpoint keeps the "
                     f"data position in batches of {saved_batch_size}. Resume with "
                     f"--batch_size={saved_batch_size}, or start a new --model_dir.")
-            status = self.checkpoint.restore(latest)
+            checkpoint = self.checkpoint
+            if self.restart_data:  # everything but the data position
+                checkpoint = tf.train.Checkpoint(**{k: v for k, v in self._saved.items()
+                                                    if k != "data"})
+            status = checkpoint.restore(latest)
             if saved_batch_size is not None:  # (older checkpoints did not record it)
                 status.assert_existing_objects_matched()
             # A multi-worker run's checkpoint also holds the preemption handler's counter,
