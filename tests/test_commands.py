@@ -27,9 +27,13 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 BEFORE = json.loads((REPO / "tests" / "fixtures" / "script_flags_before.json").read_text())
 ABSL_PROGRAMS = ("train", "evaluate", "sweep")
 ARGPARSE_PROGRAMS = ("generate", "export", "convert_checkpoint", "inspect_model")
-# The flag every program that loads a checkpoint gained.
-ADDED = {"train": set(), "sweep": set(), "evaluate": {"allow_nonfinite"},
+# The flag every program that loads a checkpoint gained, and those of the write side's trust
+# boundary: train's numbers and data checks, convert's and export's --overwrite.
+ADDED = {"train": {"max_nonfinite_skips", "overlong", "data_changed"}, "sweep": set(),
+         "evaluate": {"allow_nonfinite"},
          **{name: {"allow_nonfinite"} for name in ARGPARSE_PROGRAMS}}
+ADDED["export"] |= {"overwrite"}
+ADDED["convert_checkpoint"] |= {"overwrite"}
 
 
 def command(name):
@@ -83,7 +87,7 @@ def test_the_absl_programs_keep_their_flags(name):
 def test_train_helpxml_lists_the_flags_it_listed_before():
     """What the sweep reads from `scripts/train.py --helpxml`: the same flags, types, defaults."""
     table = read_flags(str(REPO / "scripts" / "train.py"))
-    assert set(table) == set(BEFORE["train"]) | {"verbose"}
+    assert set(table) == set(BEFORE["train"]) | {"verbose"} | ADDED["train"]
     for flag, old in BEFORE["train"].items():
         info = table[flag]
         assert (info.type, info.default, list(info.enum_values)) == \
