@@ -17,7 +17,7 @@ import t5core
 from t5core.training import train_log
 from t5core.data.pairs import batched
 from t5core.training.run import RunOptions, run
-from t5core.errors import FlagError
+from t5core.errors import FlagError, ModelDirError
 from t5core.training.trainer import (ModelDirMismatchError, NonFiniteLossError,
                                      NonFiniteWeightsError, TrainConfig, Trainer)
 
@@ -170,6 +170,24 @@ def test_a_checkpoint_of_nonfinite_weights_is_never_written(tmp_path):
         trainer.train()
     assert trainer.manager.latest_checkpoint.endswith("ckpt-1")
     assert not tf.io.gfile.glob(os.path.join(trainer.config.model_dir, "ckpt-2*"))
+
+
+def test_a_trainer_refuses_a_state_file_naming_checkpoints_outside_its_model_dir(tmp_path):
+    outside = tmp_path / "other_run"
+    outside.mkdir()
+    tf.train.Checkpoint(v=tf.Variable(1.0)).write(str(outside / "ckpt-7"))
+    run_dir = tmp_path / "escape"
+    run_dir.mkdir()
+    CONFIG.to_json(str(run_dir / "config.json"))  # a model_dir of this model, but for the state
+    (run_dir / "checkpoint").write_text(
+        f'model_checkpoint_path: "{outside}/ckpt-7"\nall_model_checkpoint_paths: '
+        f'"{outside}/ckpt-7"\nall_model_checkpoint_timestamps: 1.0\n'
+        'last_preserved_timestamp: 0.5\n')
+    with pytest.raises(ModelDirError, match="neither resumes from nor deletes it"):
+        make_trainer(tmp_path, tf.distribute.OneDeviceStrategy("/cpu:0"), "escape",
+                     keep_checkpoints=1)
+    assert sorted(p.name for p in outside.iterdir()) == ["ckpt-7.data-00000-of-00001",
+                                                          "ckpt-7.index"]
 
 
 def test_a_learning_rate_not_finite_in_float32_is_refused_at_flag_time():

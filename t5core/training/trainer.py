@@ -267,6 +267,17 @@ class Trainer:
             best=self.best, evals_without_improvement=self.evals_without_improvement,
             data_batch_size=self.data_batch_size)
         self.checkpoint = tf.train.Checkpoint(**self._saved)
+        # Each worker checks the state file of its own folder; all stop if one refuses it, rather
+        # than the others waiting in a collective for it.
+        refused = None
+        try:
+            md.check_checkpoint_state(directory)
+            md.check_checkpoint_state(md.path(directory, md.BEST))
+        except ModelDirError as err:
+            refused = err
+        if not all_workers_agree(strategy, refused is None):
+            raise refused or ModelDirError(f"{config.model_dir}: another worker refused its "
+                                           "checkpoint state file (its message says why)")
         self.manager = checkpoint_manager(self.checkpoint, directory, config.keep_checkpoints)
         self.best_manager = checkpoint_manager(tf.train.Checkpoint(model=ModelState(self.model)),
                                                md.path(directory, md.BEST), 1)
