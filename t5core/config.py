@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 import tensorflow as tf
 
-from t5core import model_dir
+from t5core import file_writes, model_dir
 from t5core.errors import ConfigError, UserFileNotFoundError
 from t5core.tokenizer import EOS_ID, PAD_ID
 
@@ -271,8 +271,7 @@ class T5Config:
         return dataclasses.asdict(self)
 
     def to_json(self, path: str) -> None:
-        with tf.io.gfile.GFile(path, "w") as f:
-            f.write(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        file_writes.write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
     def replace(self, **changes) -> "T5Config":
         return T5Config(**{**dataclasses.asdict(self), **changes})

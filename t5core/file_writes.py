@@ -1,34 +1,70 @@
 """Every file t5core writes or deletes goes through this module.
 
-Rules it enforces (docs/security.md): a file in a model_dir or an output folder is never written
-through a symlink (local files are opened with O_NOFOLLOW, or written to a temp file in the same
-folder and renamed over the target), and a deletion names a path inside the folder that owns it.
-`gs://` and other remote paths go through `tf.io.gfile`, where links do not exist.
+Rules it enforces (quoted by docs/security.md):
+
+1. A file in a model_dir or an output folder is never written through a symbolic link. Whole
+   files are written atomically: to a temp file created beside the target with O_EXCL and
+   O_NOFOLLOW, then renamed over it (`write_bytes`, `write_text`, `atomic_writer`), so a reader
+   never sees half a file and a link planted at the target is refused, not followed. Appends
+   (`open_append`) open with O_NOFOLLOW. A link found at a target is an `UnsafeWriteError`
+   naming it.
+2. A deletion names a path that lies inside the folder that owns it, once links in its parent
+   are resolved (`remove(path, inside=folder)`); a link is removed itself, never followed.
+3. An output folder is written only when it is new or empty; a non-empty one is refused unless
+   the user passed --overwrite, and then only the files a previous output of the same kind wrote
+   (by name) are removed first (`prepare_output_dir`); the user's other files stay.
+4. A file the user names on the command line (generate's --output_file, evaluate's
+   --predictions_file) is the user's choice, links included (/dev/stdout is one):
+   `open_user_file` follows them, but refuses a file that is also one of the command's inputs.
+
+`gs://` and other remote paths go through `tf.io.gfile`, where links do not exist; the temp
+file and rename are used there too.
+
+What this module does not write: TensorFlow writes its checkpoints (`tf.train.Checkpoint.save`,
+`CheckpointManager` and its `checkpoint` state file, which it also prunes), SavedModels, and
+TensorBoard event files itself. t5core confines those writers from outside: they only get
+folders inside the model_dir or output folder, the state file is checked before a
+CheckpointManager reads it (`t5core.model_dir.check_checkpoint_state`: every checkpoint it
+names lies in its folder, so pruning cannot delete elsewhere), and an output folder is prepared
+by rule 3 before a SavedModel or checkpoint is written into it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
 import os
 import shutil
 import uuid
 
-import tensorflow as tf
-
 from t5core.errors import T5CoreError
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 class UnsafeWriteError(T5CoreError):
     """A write or deletion that would leave its folder or follow a link."""
 
 
+class OutputExistsError(T5CoreError, FileExistsError):
+    """An output folder or file already holds something the write would replace or destroy."""
+
+
 def is_remote(path: str) -> bool:
     return "://" in str(path)
+
+
+def _gfile():
+    # TensorFlow only for remote paths, so that local writes (the lock, run.json) do not import it.
+    import tensorflow as tf
+
+    return tf.io.gfile
 
 
 def make_dirs(path: str) -> None:
     """Creates a folder and its parents (no error if it exists)."""
     if is_remote(path):
-        tf.io.gfile.makedirs(path)
+        _gfile().makedirs(path)
     else:
         os.makedirs(path, exist_ok=True)
 
@@ -38,24 +74,32 @@ def _refuse_link(path: str) -> None:
         raise UnsafeWriteError(f"{path} is a symbolic link; t5core does not write through links")
 
 
-def write_bytes(path: str, data: bytes) -> None:
-    """Writes `data` to `path` atomically: a temp file beside it, then a rename over it.
+@contextlib.contextmanager
+def atomic_writer(path: str, binary: bool = True):
+    """A file object for writing `path` whole: a temp file beside it, renamed over it on success.
 
-    A link at `path` is refused rather than replaced, so a planted link is reported, not hidden.
+    On an exception the temp file is removed and `path` is left as it was. A link at `path` is
+    refused rather than replaced, so a planted link is reported, not hidden.
     """
     path = str(path)
     _refuse_link(path)
     folder = os.path.dirname(path) or "."
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+    mode = "wb" if binary else "w"
     if is_remote(path):
-        with tf.io.gfile.GFile(tmp, "wb") as f:
-            f.write(data)
-        tf.io.gfile.rename(tmp, path, overwrite=True)
+        try:
+            with _gfile().GFile(tmp, mode) as f:
+                yield f
+            _gfile().rename(tmp, path, overwrite=True)
+        except BaseException:
+            if _gfile().exists(tmp):
+                _gfile().remove(tmp)
+            raise
         return
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        with os.fdopen(fd, mode, **({} if binary else {"encoding": "utf-8"})) as f:
+            yield f
         os.replace(tmp, path)
     except BaseException:
         if os.path.lexists(tmp):
@@ -63,17 +107,23 @@ def write_bytes(path: str, data: bytes) -> None:
         raise
 
 
+def write_bytes(path: str, data: bytes) -> None:
+    """Writes `data` to `path` atomically (see `atomic_writer`)."""
+    with atomic_writer(path) as f:
+        f.write(data)
+
+
 def write_text(path: str, text: str) -> None:
     """`write_bytes` of UTF-8 text."""
     write_bytes(path, text.encode("utf-8"))
 
 
-def open_append(path: str):
-    """Opens a text file for appending (creating it), never through a link."""
+def open_append(path: str, binary: bool = False):
+    """Opens a file for appending (creating it), never through a link; text is UTF-8."""
     path = str(path)
     if is_remote(path):
-        return tf.io.gfile.GFile(path, "a")
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+        return _gfile().GFile(path, "ab" if binary else "a")
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW
     try:
         fd = os.open(path, flags, 0o644)
     except OSError as e:
@@ -81,7 +131,62 @@ def open_append(path: str):
             raise UnsafeWriteError(
                 f"{path} is a symbolic link; t5core does not write through links") from e
         raise
-    return os.fdopen(fd, "a", encoding="utf-8")
+    return os.fdopen(fd, "ab") if binary else os.fdopen(fd, "a", encoding="utf-8")
+
+
+def open_lock_file(path: str) -> int:
+    """Opens (creating) a lock file read-write, never through a link; returns the descriptor.
+
+    The descriptor must name a regular file with one link: a hard link to a user's file would
+    make the lock holder's record overwrite that file.
+    """
+    path = str(path)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644)
+    except OSError as e:
+        if os.path.islink(path):
+            raise UnsafeWriteError(
+                f"{path} is a symbolic link; t5core does not write through links") from e
+        raise
+    info = os.fstat(fd)
+    if not os.path.stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        what = "not a regular file" if not os.path.stat.S_ISREG(info.st_mode) else \
+            f"a file with {info.st_nlink} hard links"
+        raise UnsafeWriteError(f"{path} is {what}; t5core did not create it and will not write it")
+    return fd
+
+
+def open_user_file(path: str, inputs=()):
+    """Opens a file the user named for writing (text, truncated), following links.
+
+    Refuses with OutputExistsError when it is the same file as one of `inputs` (paths the
+    command reads), which opening it would destroy.
+    """
+    path = str(path)
+    refuse_input_as_output(path, inputs)
+    if is_remote(path):
+        return _gfile().GFile(path, "w")
+    return open(path, "w", encoding="utf-8")
+
+
+def refuse_input_as_output(path: str, inputs) -> None:
+    """OutputExistsError when `path` is the same file as one of `inputs` (None entries skipped)."""
+    for source in inputs:
+        if source and same_file(path, source):
+            raise OutputExistsError(f"the output {path} is the input {source}; writing it would "
+                                    "destroy the input: name another output file")
+
+
+def same_file(a: str, b: str) -> bool:
+    """Whether two paths name the same existing file (links and hard links included)."""
+    a, b = str(a), str(b)
+    if is_remote(a) or is_remote(b):
+        return a.rstrip("/") == b.rstrip("/")
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -98,12 +203,44 @@ def remove(path: str, inside: str) -> None:
     if not _inside(path, inside):
         raise UnsafeWriteError(f"refusing to delete {path}: it is outside {inside}")
     if is_remote(path):
-        if tf.io.gfile.isdir(path):
-            tf.io.gfile.rmtree(path)
-        elif tf.io.gfile.exists(path):
-            tf.io.gfile.remove(path)
+        if _gfile().isdir(path):
+            _gfile().rmtree(path)
+        elif _gfile().exists(path):
+            _gfile().remove(path)
         return
     if os.path.islink(path) or os.path.isfile(path):
         os.unlink(path)
     elif os.path.isdir(path):
         shutil.rmtree(path)
+
+
+def prepare_output_dir(directory: str, overwrite: bool, owned: tuple[str, ...],
+                       flag: str = "--overwrite") -> list[str]:
+    """Makes `directory` ready for a new output; returns the names it removed.
+
+    A missing or empty folder is created / used as it is. A non-empty one is refused
+    (OutputExistsError naming a few of its entries and `flag`) unless `overwrite`; then every
+    entry whose name matches one of the glob patterns `owned` (the names that kind of output
+    writes) is removed, so nothing of the previous output (a stale shard index) survives, and
+    every other entry is kept.
+    """
+    directory = str(directory)
+    if is_remote(directory):
+        entries = [e.rstrip("/") for e in _gfile().listdir(directory)] \
+            if _gfile().isdir(directory) else []
+    elif os.path.lexists(directory) and not os.path.isdir(directory):
+        raise OutputExistsError(f"{directory} exists and is not a folder")
+    else:
+        entries = sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+    if entries and not overwrite:
+        shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5
+                                          else "")
+        raise OutputExistsError(f"{directory} is not empty ({shown}); choose a new or empty "
+                                f"folder, or pass {flag} to replace the previous output there")
+    removed = []
+    for name in entries:
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in owned):
+            remove(os.path.join(directory, name), inside=directory)
+            removed.append(name)
+    make_dirs(directory)
+    return removed

@@ -6,7 +6,8 @@ whether a recorded pid is still alive, and no race with a reused pid. flock also
 hosts on NFS (Linux maps it to NFS locks). The file's content names the holder (pid, host, start
 time, command) for the message a refused process prints. A holder that ends normally empties the
 file; content found by the next holder therefore means the previous one was killed, and its
-takeover is reported.
+takeover is reported. The lock never truncates a file it did not create: a link, a file with
+other hard links, or content that is no lock record is refused (`file_writes.open_lock_file`).
 
 Remote directories (gs://, s3://, ...) and filesystems without flock have no file locks: there
 `DirectoryLock.acquire` leaves the directory unlocked and `skipped` says why, for a warning.
@@ -21,6 +22,7 @@ import socket
 import sys
 import time
 
+from t5core import file_writes
 from t5core.errors import T5CoreError
 
 try:
@@ -63,8 +65,9 @@ class DirectoryLock:
         if fcntl is None:
             self.skipped = "this system has no flock"
             return None
-        os.makedirs(self.directory, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        file_writes.make_dirs(self.directory)
+        # Never through a link, never a file with other hard links (file_writes.open_lock_file).
+        fd = file_writes.open_lock_file(self.path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
@@ -78,6 +81,13 @@ class DirectoryLock:
             raise self.error(f"{self.directory} is in use by {describe(holder)}; "
                              f"{self.hint}") from None
         previous = _read_record(fd)
+        if os.pread(fd, 1, 0) and "pid" not in previous:
+            # Content that is no lock record was not written by a lock holder: it is not ours to
+            # truncate.
+            os.close(fd)
+            raise file_writes.UnsafeWriteError(
+                f"{self.path} holds something other than a lock record; t5core did not write it "
+                "and will not overwrite it: move it away if it is yours")
         record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
                   "command": " ".join(sys.argv)}
         os.ftruncate(fd, 0)

@@ -34,6 +34,7 @@ import json
 import os
 import re
 
+from t5core import file_writes
 from t5core.errors import ModelDirError
 
 CONFIG = "config.json"
@@ -53,6 +54,15 @@ CHECKPOINT_PREFIX = "ckpt"
 EVAL_RECORD_PREFIX = "eval/"  # train_log.jsonl: the keys of an evaluation's metrics
 TRIAL_LOG = "train.log"  # a sweep trial's stdout and stderr
 HPARAMS_MARKER = "hparams_session.done"  # the sweep has written this trial's HParams session
+# What an output folder of convert_checkpoint (HF safetensors or a TF checkpoint, config, run.json,
+# tokenizer files) or of export (a SavedModel) may hold, as glob patterns: --overwrite removes
+# these names, and only these, from the previous output. ".*.tmp" are file_writes' temp files.
+CONVERTED_OUTPUT_NAMES = (
+    CONFIG, RUN, SENTENCEPIECE_VOCAB, HF_TOKENIZER, "model.safetensors", "model-*-of-*.safetensors",
+    "model.safetensors.index.json", "tokenizer_config.json", "special_tokens_map.json",
+    "generation_config.json", "added_tokens.json", "checkpoint", "ckpt-*", ".*.tmp")
+SAVED_MODEL_NAMES = ("saved_model.pb", "saved_model.pbtxt", "variables", "assets", "fingerprint.pb",
+                     "keras_metadata.pb", ".*.tmp")
 # TensorFlow saves checkpoint <prefix> into the directory <prefix>_temp, then moves the files out
 # and deletes it; a save killed half-way leaves it behind.
 _TEMP_CHECKPOINT_DIR = re.compile(re.escape(CHECKPOINT_PREFIX) + r"-\d+_temp")
@@ -112,6 +122,9 @@ class RunDescription:
     # How the run turned rows into text (template, fields, lengths, metrics), so evaluation can
     # read a test file the same way: the trainer's data options by flag name.
     data: dict = dataclasses.field(default_factory=dict)
+    # {flag: {"path", "size", "mtime", "ends_sha256"}} of the data files, so that a resume
+    # notices changed data (t5core.data.fingerprint).
+    data_files: dict = dataclasses.field(default_factory=dict)
     version: int = 1
 
     def to_json(self) -> dict:
@@ -138,13 +151,8 @@ class RunDescription:
 
 def write_json(file_path: str, value) -> None:
     """Writes `value` as JSON through a temporary file and a rename, so readers never see half a
-    file (local or gs://)."""
-    import tensorflow as tf
-
-    tmp = file_path + ".tmp"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        json.dump(value, f, indent=2)
-    tf.io.gfile.rename(tmp, file_path, overwrite=True)
+    file (local or gs://), and a link at `file_path` is refused (`file_writes`)."""
+    file_writes.write_text(file_path, json.dumps(value, indent=2))
 
 
 def write_run(model_dir: str, run: RunDescription) -> None:
@@ -285,11 +293,42 @@ def copy_tokenizer(model_dir: str, vocab: str) -> str:
         raise ModelDirError(f"{model_dir} was trained with another tokenizer ({target} differs "
                             f"from {vocab}); use a new model directory, or the same vocabulary "
                             "to resume")
-    tmp = target + ".tmp"
-    with tf.io.gfile.GFile(tmp, "wb") as f:
-        f.write(content)
-    tf.io.gfile.rename(tmp, target, overwrite=True)
+    file_writes.write_bytes(target, content)
     return name
+
+
+def check_checkpoint_state(directory: str) -> None:
+    """Refuses a TensorFlow `checkpoint` state file that names a checkpoint outside `directory`.
+
+    The state file is untrusted: TensorFlow's CheckpointManager resumes from the checkpoints it
+    names and, pruning, deletes them. Each must be a `ckpt-N` prefix whose folder, once links
+    are resolved, is `directory` itself.
+    """
+    import tensorflow as tf
+
+    state_path = path(directory, CHECKPOINT_STATE)
+    if not tf.io.gfile.exists(state_path):
+        return
+    try:
+        state = tf.train.get_checkpoint_state(directory)
+    except Exception as err:  # a malformed text proto: TensorFlow's own parse error
+        raise ModelDirError(f"{state_path}: not a TensorFlow checkpoint state file ({err})") \
+            from None
+    if state is None:
+        return
+    folder = os.path.realpath(directory) if "://" not in directory else directory.rstrip("/")
+    for name in [state.model_checkpoint_path, *state.all_model_checkpoint_paths]:
+        if not name:
+            continue
+        prefix = name if os.path.isabs(name) or "://" in name else os.path.join(directory, name)
+        parent = os.path.dirname(prefix)
+        parent = os.path.realpath(parent) if "://" not in parent else parent.rstrip("/")
+        if parent != folder or not re.fullmatch(
+                re.escape(CHECKPOINT_PREFIX) + r"-\d+", os.path.basename(prefix)):
+            raise ModelDirError(
+                f"{state_path} names the checkpoint {name!r}, which is not a {CHECKPOINT_PREFIX}-N "
+                f"checkpoint of {directory}; t5core neither resumes from nor deletes it. Remove "
+                "that line, or the file, if the directory is yours.")
 
 
 def remove_orphaned_temp_dirs(directory: str) -> list[str]:
@@ -308,6 +347,6 @@ def remove_orphaned_temp_dirs(directory: str) -> list[str]:
             name = name.rstrip("/")
             candidate = os.path.join(folder, name)
             if _TEMP_CHECKPOINT_DIR.fullmatch(name) and tf.io.gfile.isdir(candidate):
-                tf.io.gfile.rmtree(candidate)
+                file_writes.remove(candidate, inside=folder)
                 removed.append(candidate)
     return removed

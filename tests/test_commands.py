@@ -32,10 +32,15 @@ ARGPARSE_PROGRAMS = ("generate", "export", "convert_checkpoint", "inspect_model"
 METRIC_TOKENIZE = {"bleu_tokenize", "rouge_tokenize"}
 # Few-shot prompts from a shots file.
 FEW_SHOT = {"num_shots", "shots_file", "shots_seed"}
-ADDED = {"train": METRIC_TOKENIZE, "sweep": set(),
+# The write side's trust boundary: train's numbers and data checks, convert's and export's
+# --overwrite.
+ADDED = {"train": {*METRIC_TOKENIZE, "max_nonfinite_skips", "overlong", "data_changed"},
+         "sweep": set(),
          "evaluate": {"allow_nonfinite", *METRIC_TOKENIZE, *FEW_SHOT},
          **{name: {"allow_nonfinite"} for name in ARGPARSE_PROGRAMS}}
 ADDED["generate"] = {"allow_nonfinite", *FEW_SHOT}
+ADDED["export"] |= {"overwrite"}
+ADDED["convert_checkpoint"] |= {"overwrite"}
 
 
 def command(name):

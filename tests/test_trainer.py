@@ -17,8 +17,9 @@ import t5core
 from t5core.training import train_log
 from t5core.data.pairs import batched
 from t5core.training.run import RunOptions, run
-from t5core.training.trainer import (ModelDirMismatchError, NonFiniteLossError, TrainConfig,
-                                     Trainer)
+from t5core.errors import FlagError, ModelDirError
+from t5core.training.trainer import (ModelDirMismatchError, NonFiniteLossError,
+                                     NonFiniteWeightsError, TrainConfig, Trainer)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = t5core.T5Config(vocab_size=64, d_model=16, d_kv=4, num_heads=2, d_ff=32, num_layers=2,
@@ -127,6 +128,75 @@ def test_skip_nonfinite_skips_the_update(tmp_path):
     assert trainer.step == 1  # the skipped step did not count
     trainer.train_step(batch)
     assert trainer.step == 2
+
+
+def test_skip_nonfinite_gives_up_after_max_nonfinite_skips(tmp_path):
+    trainer = make_trainer(tmp_path, tf.distribute.OneDeviceStrategy("/cpu:0"), "skips",
+                           train_steps=50, skip_nonfinite=True, max_nonfinite_skips=3,
+                           optimizer="adamw", learning_rate=1e-3)
+    original = trainer.train_step
+    calls = {"n": 0}
+
+    def poisoned(batch):  # from the second step on, every loss is infinite: the run is stuck
+        calls["n"] += 1
+        if calls["n"] > 20:
+            raise RuntimeError(f"still at step {trainer.step} after {calls['n']} steps")
+        if calls["n"] >= 2:
+            batch = dict(batch, decoder_loss_weights=batch["decoder_loss_weights"] * np.inf)
+        return original(batch)
+
+    trainer.train_step = poisoned
+    with pytest.raises(NonFiniteLossError, match="3 consecutive steps"):
+        trainer.train()
+    assert calls["n"] == 4 and trainer.step == 1
+
+
+def test_a_checkpoint_of_nonfinite_weights_is_never_written(tmp_path):
+    trainer = make_trainer(tmp_path, tf.distribute.OneDeviceStrategy("/cpu:0"), "nanweights",
+                           train_steps=4, save_every=1, optimizer="adamw", learning_rate=1e-3)
+    original = trainer.train_step
+    calls = {"n": 0}
+
+    def breaking(batch):  # the second update leaves a NaN weight behind a finite loss
+        calls["n"] += 1
+        sums = original(batch)
+        if calls["n"] == 2:
+            weight = trainer.model.trainable_variables[0]
+            weight.assign(np.full(weight.shape, np.nan, np.float32))
+        return sums
+
+    trainer.train_step = breaking
+    with pytest.raises(NonFiniteWeightsError, match="Step 2: the weights hold NaN"):
+        trainer.train()
+    assert trainer.manager.latest_checkpoint.endswith("ckpt-1")
+    assert not tf.io.gfile.glob(os.path.join(trainer.config.model_dir, "ckpt-2*"))
+
+
+def test_a_trainer_refuses_a_state_file_naming_checkpoints_outside_its_model_dir(tmp_path):
+    outside = tmp_path / "other_run"
+    outside.mkdir()
+    tf.train.Checkpoint(v=tf.Variable(1.0)).write(str(outside / "ckpt-7"))
+    run_dir = tmp_path / "escape"
+    run_dir.mkdir()
+    CONFIG.to_json(str(run_dir / "config.json"))  # a model_dir of this model, but for the state
+    (run_dir / "checkpoint").write_text(
+        f'model_checkpoint_path: "{outside}/ckpt-7"\nall_model_checkpoint_paths: '
+        f'"{outside}/ckpt-7"\nall_model_checkpoint_timestamps: 1.0\n'
+        'last_preserved_timestamp: 0.5\n')
+    with pytest.raises(ModelDirError, match="neither resumes from nor deletes it"):
+        make_trainer(tmp_path, tf.distribute.OneDeviceStrategy("/cpu:0"), "escape",
+                     keep_checkpoints=1)
+    assert sorted(p.name for p in outside.iterdir()) == ["ckpt-7.data-00000-of-00001",
+                                                          "ckpt-7.index"]
+
+
+def test_a_learning_rate_not_finite_in_float32_is_refused_at_flag_time():
+    for value in (1e39, -1e39, 5e38):
+        with pytest.raises(FlagError, match="--learning_rate=.* is not finite in float32"):
+            TrainConfig(learning_rate=value).check()
+    with pytest.raises(FlagError, match="--clip_norm=.* is not finite in float32"):
+        TrainConfig(clip_norm=1e40).check()
+    TrainConfig(learning_rate=3e38).check()  # the float32 maximum is 3.4e38
 
 
 def test_bad_configurations_fail_before_training(tmp_path):

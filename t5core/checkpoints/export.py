@@ -88,7 +88,7 @@ def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None,
         current.append(tensor)
         size += nbytes
     shards.append(current)
-    tf.io.gfile.makedirs(directory)
+    file_writes.make_dirs(directory)
     total = sum(int(np.prod(t[1], dtype=np.int64)) * out_dtype.itemsize for t in tensors)
     if progress:
         tensors = [(n, s, d, _reporting(p, n, s, d, total, progress)) for n, s, d, p in tensors]
@@ -103,13 +103,13 @@ def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None,
     if len(shards) > 1:
         index = {"metadata": {"total_size": total},
                  "weight_map": {t[0]: f for f, shard in zip(files, shards) for t in shard}}
-        with tf.io.gfile.GFile(os.path.join(directory, "model.safetensors.index.json"), "w") as f:
-            f.write(json.dumps(index, indent=2, sort_keys=True) + "\n")
+        file_writes.write_text(os.path.join(directory, "model.safetensors.index.json"),
+                               json.dumps(index, indent=2, sort_keys=True) + "\n")
     config = model.config.to_dict()
     config["torch_dtype"] = {"float32": "float32", "bfloat16": "bfloat16",
                              "float16": "float16"}[out_dtype.name]
-    with tf.io.gfile.GFile(os.path.join(directory, model_dir.CONFIG), "w") as f:
-        f.write(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    file_writes.write_text(os.path.join(directory, model_dir.CONFIG),
+                           json.dumps(config, indent=2, sort_keys=True) + "\n")
     if vocab:
         export_hf_tokenizer(directory, vocab)
     return files

@@ -16,6 +16,7 @@ import ml_dtypes
 import numpy as np
 import tensorflow as tf
 
+from t5core import file_writes
 from t5core.checkpoints.untrusted import (
     element_count,
     file_inside,
@@ -35,11 +36,11 @@ _NAMES = {v: k for k, v in _DTYPES.items()}
 _MAX_HEADER = 100 * 1024 * 1024  # the format's own limit
 
 
-def _open(path, mode="rb"):
+def _open(path):
     # Local files through the OS; gs:// and other TF file systems through tf.io.gfile.
     if "://" in path:
-        return tf.io.gfile.GFile(path, mode)
-    return open(path, mode)
+        return tf.io.gfile.GFile(path, "rb")
+    return open(path, "rb")
 
 
 def _size(path):
@@ -237,7 +238,7 @@ def write_safetensors(path, tensors, metadata=None):
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)  # align the data section to 8 bytes, as the format's writers do
-    with _open(path, "wb") as f:
+    with file_writes.atomic_writer(path) as f:
         f.write(len(blob).to_bytes(8, "little"))
         f.write(blob)
         for name, shape, dtype, produce in tensors:

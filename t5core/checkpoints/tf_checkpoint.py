@@ -15,7 +15,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from t5core import model_dir
+from t5core import file_writes, model_dir
 from t5core.checkpoints.model_state import ModelState
 from t5core.checkpoints.rules import Rule, skip
 from t5core.errors import CheckpointError
@@ -112,7 +112,7 @@ def write_tf_checkpoint(model, directory, progress=None):
     Returns:
       The checkpoint prefix, `directory/ckpt-1`.
     """
-    tf.io.gfile.makedirs(directory)
+    file_writes.make_dirs(directory)
     prefix = tf.train.Checkpoint(model=ModelState(model)).save(
         model_dir.path(directory, model_dir.CHECKPOINT_PREFIX))
     written = {n for n in tf.train.load_checkpoint(prefix).get_variable_to_shape_map()

@@ -21,10 +21,13 @@ keeps it (with the run.json that says how to rebuild it), as does scripts/export
 
 from __future__ import annotations
 
+import os
+
 from absl import flags
 
 from t5core import cli
 from t5core.commands import shared_flags
+from t5core.errors import T5CoreError
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -50,6 +53,9 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                         "tokenizer.json); default: the one beside the input, if any.",
                         flag_values=flag_values)
     flags.DEFINE_bool("quiet", False, "No progress bar.", flag_values=flag_values)
+    flags.DEFINE_bool("overwrite", False, "Write into a non-empty --output: the files of a "
+                      "previous conversion there (config, weights, shard index, tokenizer) are "
+                      "removed first; other files are kept.", flag_values=flag_values)
     shared_flags.define_allow_nonfinite(flag_values)
 
 
@@ -98,6 +104,10 @@ def convert(args: flags.FlagValues) -> int:
     except (CheckpointMismatchError, ValueError, FileNotFoundError, ImportError) as err:
         return cli.report(err)  # one line, status 2 (the traceback with --verbose)
     print(f"config: {model.config}")
+    try:
+        _prepare_output(args)
+    except T5CoreError as err:
+        return cli.report(err)
     progress, close = _progress_bar("write", not args.quiet)
     try:
         if args.format == "hf":
@@ -113,6 +123,22 @@ def convert(args: flags.FlagValues) -> int:
     extras = describe_output(model, args.output, args.vocab or args.input, args.format)
     print(f"wrote {args.output}: {written} + config.json{extras}")
     return 0
+
+
+def _prepare_output(args):
+    """Refuses an --output that is the input, or that is not empty without --overwrite; with it,
+    removes the previous conversion's files (a stale shard index would load old weights)."""
+    from t5core import file_writes, model_dir
+
+    source = args.input.rstrip("/")
+    if any(file_writes.same_file(args.output, p) for p in (source, os.path.dirname(source))):
+        raise file_writes.OutputExistsError(
+            f"--output {args.output} is where --input {args.input} lies; writing there would "
+            "destroy the input: name another folder")
+    removed = file_writes.prepare_output_dir(args.output, args.overwrite,
+                                             model_dir.CONVERTED_OUTPUT_NAMES)
+    if removed:
+        print(f"--overwrite: removed {', '.join(removed)} from {args.output}")
 
 
 def describe_output(model, output, vocab_source, fmt):

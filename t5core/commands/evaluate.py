@@ -22,7 +22,7 @@ import sys
 
 from absl import app, flags
 
-from t5core import cli, model_dir
+from t5core import cli, file_writes, model_dir
 from t5core.commands import shared_flags
 from t5core.metrics.scripts import BLEU_TOKENIZERS, ROUGE_MODES
 
@@ -134,10 +134,10 @@ def evaluate(args: flags.FlagValues) -> None:
               **({"few_shot": test.note} if test.note else {}),
               "data_options": options}
     if args.predictions_file:
-        with open(args.predictions_file, "w", encoding="utf-8") as f:
+        with file_writes.open_user_file(args.predictions_file, inputs=[args.eval_file]) as f:
             f.write("\n".join(p.replace("\n", "\\n") for p in predictions) + "\n")
     if args.report_file:
-        with open(args.report_file, "w", encoding="utf-8") as f:
+        with file_writes.open_user_file(args.report_file, inputs=[args.eval_file]) as f:
             json.dump(report, f, indent=2)
     print(f"{args.checkpoint} on {test.description}: {len(predictions)} examples\n")
     print(reports.format_report(report))

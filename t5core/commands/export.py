@@ -13,7 +13,7 @@ tokenizer beside the checkpoint. Load the result with `t5core.serving.load(outpu
 
 from absl import flags
 
-from t5core import cli
+from t5core import cli, file_writes, model_dir
 from t5core.commands import shared_flags
 
 
@@ -23,6 +23,9 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                         flag_values=flag_values, required=True)
     flags.DEFINE_integer("max_input_length", 512, "Longer inputs are truncated (warning logged, "
                          "'truncated' output True).", flag_values=flag_values)
+    flags.DEFINE_bool("overwrite", False, "Write into a non-empty --output_dir: the previous "
+                      "SavedModel's files there are removed first; other files are kept.",
+                      flag_values=flag_values)
     shared_flags.define_decoding_flags(flag_values)
     flags.DEFINE_integer("seed", 0, "Sampling seed (fixed in the export).",
                          flag_values=flag_values)
@@ -41,6 +44,10 @@ def export(args: flags.FlagValues):
     if not classifier:
         settings.update(shared_flags.decoding_settings(args), seed=args.seed,
                         jit_compile=args.jit_compile)
+    removed = file_writes.prepare_output_dir(args.output_dir, args.overwrite,
+                                             model_dir.SAVED_MODEL_NAMES, flag="--overwrite")
+    if removed:
+        print(f"--overwrite: removed {', '.join(removed)} from {args.output_dir}")
     export_saved_model(model, tokenizer, args.output_dir, **settings)
     print(f"SavedModel ({type(model).__name__}) written to {args.output_dir}")
     print(usage(args.output_dir, classifier))

@@ -19,7 +19,7 @@ import sys
 
 from absl import flags
 
-from t5core import cli
+from t5core import cli, file_writes
 from t5core.commands import shared_flags
 from t5core.dataclass_flags import AUTO_BOOL, auto_bool
 
@@ -100,6 +100,11 @@ def generate(args: flags.FlagValues):
     from t5core.decoding.text import generate_text
 
     texts, source = read_inputs(args)
+    # Refused before any work, though all input is read by now: replacing the input would lose
+    # the texts the outputs answer.
+    inputs = [args.input_file] if args.input_file not in (None, "-") else []
+    if args.output_file != "-":
+        file_writes.refuse_input_as_output(args.output_file, inputs)
 
     try:
         tokenizer = shared_flags.load_tokenizer(args)
@@ -107,7 +112,8 @@ def generate(args: flags.FlagValues):
         model = shared_flags.load_model(args, dtype=args.dtype)
     except (ValueError, OSError) as e:  # a missing or unreadable file: a message, not a traceback
         return cli.report(e)
-    out = sys.stdout if args.output_file == "-" else open(args.output_file, "w", encoding="utf-8")
+    out = sys.stdout if args.output_file == "-" else file_writes.open_user_file(
+        args.output_file, inputs=inputs)
     if isinstance(model, t5core.T5EncoderClassifier):
         outputs = (f"{label}\t{probability:.4f}" for label, probability in classify_text(
             model, tokenizer, texts, batch_size=args.batch_size,

@@ -37,9 +37,32 @@ class DropCounter:
             with tf.control_dependencies([var.assign_add(tf.cast(tf.logical_not(keep), tf.int64))]):
                 return tf.identity(keep)
 
+        return ds.filter(keep_and_count).with_options(self.options())
+
+    @staticmethod
+    def options() -> tf.data.Options:
+        """The option that lets an iterator over a counting dataset be checkpointed."""
         options = tf.data.Options()
         options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
-        return ds.filter(keep_and_count).with_options(options)
+        return options
+
+    def track_over(self, key: str, size, limit: int) -> list:
+        """In-graph ops counting a sequence of `size` tokens over `limit` under
+        "overlong_<key>" and keeping the longest such size under "longest_<key>"."""
+        count, longest = self._var(f"overlong_{key}"), self._var(f"longest_{key}")
+        over = size > limit
+        return [count.assign_add(tf.cast(over, tf.int64)),
+                longest.assign(tf.maximum(longest, tf.where(over, size, tf.zeros_like(size))))]
+
+    def overlong_report(self, lengths) -> str:
+        """'N rows were cut ...' for the counts `track_over` kept; '' when none was cut."""
+        counts = self.counts()
+        parts = [f"{counts[f'overlong_{k}']} {k} longer than {n} tokens (the longest "
+                 f"{counts[f'longest_{k}']})" for k, n in lengths.items()
+                 if counts.get(f"overlong_{k}")]
+        return ("; ".join(parts) + ", cut to their lengths (--overlong=cut; --overlong=error "
+                "stops instead). Counted as read, read-ahead and each epoch included.") \
+            if parts else ""
 
     def counts(self) -> dict[str, int]:
         return {k: int(v.numpy()) for k, v in self._vars.items()}

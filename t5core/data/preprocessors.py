@@ -76,17 +76,41 @@ def append_eos(ds: tf.data.Dataset, keys: Sequence[str] = ("inputs", "targets"),
     return ds.map(fn, num_parallel_calls=AUTOTUNE)
 
 
+# Begins the message of the error an over-long row raises with overlong="error" (the trainer
+# turns the TensorFlow error carrying it into a one-line DataError).
+OVERLONG_MESSAGE = "a row is longer than its length"
+OVERLONG_POLICIES = ("cut", "error")
+
+
 def truncate(ds: tf.data.Dataset, lengths: Mapping[str, int],
-             eos_id: int | None = EOS_ID) -> tf.data.Dataset:
+             eos_id: int | None = EOS_ID, counter=None,
+             overlong: str = "cut") -> tf.data.Dataset:
     """Cuts each `lengths` key to its length; a cut sequence ends with `eos_id` (None: plain cut).
 
     This is the only step that cuts examples: packing and padding refuse overlong examples.
+    counter: a DropCounter that counts the rows cut ("overlong_<key>") and keeps the longest
+      length seen ("longest_<key>"), so that a run can say how many it cut (`overlong_report`).
+    overlong: "cut", or "error": an over-long row stops the pipeline (InvalidArgumentError
+      whose message starts with OVERLONG_MESSAGE).
     """
+    if overlong not in OVERLONG_POLICIES:
+        raise ValueError(f"overlong must be one of {OVERLONG_POLICIES} (got {overlong!r})")
+
     def fn(x):
         out = dict(x)
         for k, n in lengths.items():
             if k in x:
                 ids = x[k]
+                size = tf.size(ids, out_type=tf.int64)
+                checks = []
+                if overlong == "error":
+                    checks.append(tf.debugging.assert_less_equal(
+                        size, tf.constant(n, tf.int64),
+                        message=f"{OVERLONG_MESSAGE} ({k}: more than {n} tokens)"))
+                if counter is not None:
+                    checks += counter.track_over(k, size, n)
+                with tf.control_dependencies(checks):
+                    ids = tf.identity(ids)
                 cut = ids[:n]
                 if eos_id is not None:
                     eos = tf.cast([eos_id], ids.dtype)
@@ -95,7 +119,8 @@ def truncate(ds: tf.data.Dataset, lengths: Mapping[str, int],
                                   lambda cut=cut: cut)
                 out[k] = cut
         return out
-    return ds.map(fn, num_parallel_calls=AUTOTUNE)
+    ds = ds.map(fn, num_parallel_calls=AUTOTUNE)
+    return ds if counter is None else ds.with_options(counter.options())
 
 
 def example_seeds(seed: int, index, num_seeds: int):

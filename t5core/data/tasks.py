@@ -73,12 +73,15 @@ class Task:
     def get_dataset(self, split: str, tokenizer, *, lengths: Mapping[str, int] | None = None,
                     data_dir: str | None = None, shuffle: bool = False, seed: int = 0,
                     num_epochs: int | None = 1, shuffle_buffer_size: int = 10_000,
-                    keep_text: bool = False) -> tf.data.Dataset:
+                    keep_text: bool = False, overlong: str = "cut",
+                    counter: DropCounter | None = None) -> tf.data.Dataset:
         """Token examples {"inputs", "targets"} (int32, EOS appended) of one split.
 
         shuffle: shuffle examples (seeded, reshuffled each epoch; a source of known size up to
           1M examples fully, else with shuffle_buffer_size). num_epochs=None repeats forever.
         keep_text: keep "inputs_pretokenized"/"targets_pretokenized" strings for evaluation.
+        overlong: "cut" over-long examples (when `truncate`) or stop at one ("error").
+        counter: counts the examples cut (default: the task's own counter).
         """
         lengths = dict(lengths or self.output_lengths)
         ds = self.source.get_dataset(split, data_dir=data_dir, counter=self.counter)
@@ -97,7 +100,8 @@ class Task:
                 kwargs["seed"] = _derive_seed(seed, i)
             ds = fn(ds, **kwargs)
         if self.truncate:
-            ds = prep.truncate(ds, {k: v for k, v in lengths.items() if k in ("inputs", "targets")})
+            ds = prep.truncate(ds, {k: v for k, v in lengths.items() if k in ("inputs", "targets")},
+                               counter=counter or self.counter, overlong=overlong)
         return ds
 
     def __hash__(self):
@@ -134,7 +138,8 @@ class Mixture:
 
     def get_dataset(self, split: str, tokenizer, *, lengths=None, data_dir=None, shuffle=True,
                     seed: int = 0, num_epochs=None, shuffle_buffer_size: int = 10_000,
-                    keep_text: bool = False) -> tf.data.Dataset:
+                    keep_text: bool = False, overlong: str = "cut",
+                    counter: DropCounter | None = None) -> tf.data.Dataset:
         """An endless stream (each task repeated) sampling task i with probability rate_i / sum."""
         del num_epochs  # a mixture always repeats its tasks
         tasks = self.resolved()
@@ -144,7 +149,8 @@ class Mixture:
             ds = task.get_dataset(split, tokenizer, lengths=lengths, data_dir=data_dir,
                                   shuffle=shuffle, seed=_derive_seed(seed, 1000 + i),
                                   num_epochs=None,
-                                  shuffle_buffer_size=shuffle_buffer_size, keep_text=keep_text)
+                                  shuffle_buffer_size=shuffle_buffer_size, keep_text=keep_text,
+                                  overlong=overlong, counter=counter)
             keys = ("inputs", "targets") + (("inputs_pretokenized", "targets_pretokenized")
                                             if keep_text else ())
             datasets.append(ds.map(lambda x, keys=keys: {k: x[k] for k in keys if k in x}))
@@ -211,14 +217,15 @@ def make_model_dataset(task_or_name, split: str, tokenizer, *, batch_size: int,
                        shuffle: bool = True, seed: int = 0, num_epochs: int | None = None,
                        data_dir: str | None = None, drop_remainder: bool = True,
                        prefetch: bool = True,
-                       decoder_start_token_id: int = 0) -> tf.data.Dataset:
+                       decoder_start_token_id: int = 0, overlong: str = "cut",
+                       counter: DropCounter | None = None) -> tf.data.Dataset:
     """Batches of model features for training/eval from a task or mixture (name or object).
 
     decoder_start_token_id: the model config's, which starts every decoder input row."""
     task = get(task_or_name) if isinstance(task_or_name, str) else task_or_name
     lengths = dict(lengths or task.output_lengths)
     ds = task.get_dataset(split, tokenizer, lengths=lengths, data_dir=data_dir, shuffle=shuffle,
-                          seed=seed, num_epochs=num_epochs)
+                          seed=seed, num_epochs=num_epochs, overlong=overlong, counter=counter)
     ds = features_lib.to_model_features(ds, lengths, pack=pack,
                                         decoder_start_token_id=decoder_start_token_id)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)

@@ -21,9 +21,12 @@ from t5core.evaluation.evaluators import ClassifierEvaluator, DecodeEvaluator, R
 from t5core.metrics import check_metric_packages
 
 
-def make_trainer_inputs(options, tokenizer, decoder_start_token_id: int = 0):
+def make_trainer_inputs(options, tokenizer, decoder_start_token_id: int = 0, counter=None):
     """(train dataset, eval dataset or None, evaluator or None) for the options' data source;
-    decoder inputs start with the model config's decoder_start_token_id."""
+    decoder inputs start with the model config's decoder_start_token_id.
+
+    Over-long training rows are cut or refused as `options.overlong` says; `counter` (a
+    DropCounter) counts the cut ones (see `DropCounter.overlong_report`)."""
     c = options.train
     if not (options.task or options.mixture or options.train_file):
         return embedded_inputs(tokenizer, c.inputs_length, c.targets_length, c.batch_size,
@@ -55,14 +58,16 @@ def make_trainer_inputs(options, tokenizer, decoder_start_token_id: int = 0):
             raise FlagError(f"--task/--mixture: {err.args[0]}") from None
     if options.head == "classifier":
         return classifier_inputs(task, tokenizer, c, options.label_list,
-                                 data_dir=options.data_dir, eval_examples=options.eval_examples)
+                                 data_dir=options.data_dir, eval_examples=options.eval_examples,
+                                 overlong=options.overlong, counter=counter)
     rank_labels = options.label_list if options.rank_classification else []
     metric_options = {"bleu_tokenize": options.bleu_tokenize,
                       "rouge_tokenize": options.rouge_tokenize}
     return task_inputs(task, tokenizer, c, data_dir=options.data_dir, pack=options.pack,
                        eval_examples=options.eval_examples, rank_labels=rank_labels,
                        decoder_start_token_id=decoder_start_token_id,
-                       metric_options=metric_options)
+                       metric_options=metric_options, overlong=options.overlong,
+                       counter=counter)
 
 
 def embedded_inputs(tokenizer, inputs_length, targets_length, batch_size, seed,
@@ -98,7 +103,8 @@ def eval_split_of(task):
 
 
 def task_inputs(task, tokenizer, config, *, data_dir, pack, eval_examples, eval_batch_size=64,
-                rank_labels=(), decoder_start_token_id=0, metric_options=None):
+                rank_labels=(), decoder_start_token_id=0, metric_options=None, overlong="cut",
+                counter=None):
     """(train dataset, eval dataset or None, evaluator or None) for a Task or Mixture;
     metric_options go to `compute_metrics` (bleu_tokenize, rouge_tokenize)."""
     from t5core.data.tasks import make_model_dataset
@@ -108,7 +114,8 @@ def task_inputs(task, tokenizer, config, *, data_dir, pack, eval_examples, eval_
     train = make_model_dataset(task, "train", tokenizer, batch_size=config.batch_size,
                                lengths=lengths, pack=pack, shuffle=True, seed=config.seed,
                                num_epochs=None, data_dir=data_dir,
-                               decoder_start_token_id=decoder_start_token_id)
+                               decoder_start_token_id=decoder_start_token_id,
+                               overlong=overlong, counter=counter)
     split = eval_split_of(task)
     if split is None:
         return train, None, None
@@ -129,12 +136,14 @@ def task_inputs(task, tokenizer, config, *, data_dir, pack, eval_examples, eval_
     return train, eval_data, evaluator
 
 
-def _labelled(task, split, tokenizer, lengths, labels, data_dir, shuffle, seed, num_epochs):
+def _labelled(task, split, tokenizer, lengths, labels, data_dir, shuffle, seed, num_epochs,
+              overlong="cut", counter=None):
     """(encoder tokens, label id) examples; a target outside `labels` is an error naming it."""
     table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(tf.constant(labels), tf.range(len(labels))), -1)
     ds = task.get_dataset(split, tokenizer, lengths=lengths, data_dir=data_dir, shuffle=shuffle,
-                          seed=seed, num_epochs=num_epochs, keep_text=True)
+                          seed=seed, num_epochs=num_epochs, keep_text=True, overlong=overlong,
+                          counter=counter)
 
     def to_features(x):
         label = table.lookup(x["targets_pretokenized"])
@@ -148,13 +157,14 @@ def _labelled(task, split, tokenizer, lengths, labels, data_dir, shuffle, seed, 
     return ds.map(to_features, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def classifier_inputs(task, tokenizer, config, labels, *, data_dir, eval_examples):
+def classifier_inputs(task, tokenizer, config, labels, *, data_dir, eval_examples,
+                      overlong="cut", counter=None):
     """(train dataset, eval dataset or None, evaluator or None) for the classification head:
     encoder tokens and the label id of each example's target word."""
     lengths = {"inputs": config.inputs_length, "targets": config.targets_length}
     data_dir = data_dir or None
     train = _labelled(task, "train", tokenizer, lengths, labels, data_dir, True, config.seed,
-                      None).batch(config.batch_size, drop_remainder=True).prefetch(2)
+                      None, overlong, counter).batch(config.batch_size, drop_remainder=True).prefetch(2)
     split = eval_split_of(task)
     if split is None:
         return train, None, None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
+from t5core import file_writes
 from t5core.inspection import activations, figures
 from t5core.inspection import report as reports
 
@@ -114,7 +115,7 @@ def run_command(*, checkpoint=None, preset=None, config=None, seed=0, dtype=None
             sections.append(reports.format_cache(row))
     write("\n\n".join(sections))
     if output_dir:
-        os.makedirs(output_dir, exist_ok=True)
+        file_writes.make_dirs(output_dir)
         write("wrote " + reports.write_json(report, os.path.join(output_dir, "report.json")))
         if png:
             paths = figures.save_pngs(report, output_dir, layers)

@@ -8,7 +8,14 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from t5core import file_writes
 from t5core.inspection.tables import bucket_ranges
+
+
+def _save(fig, path):
+    """Writes a figure as a PNG file through file_writes (atomically, never through a link)."""
+    with file_writes.atomic_writer(path) as f:
+        fig.savefig(f, format="png", dpi=110)
 
 
 def _pyplot():
@@ -54,7 +61,7 @@ def _head_grid(plt, maps, title, row_labels, col_labels, path, diverging=False, 
                     axis_line(b + 0.5, color="white", linewidth=0.6)
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8)
     fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     plt.close(fig)
     return path
 
@@ -67,7 +74,7 @@ def save_pngs(report: dict, out_dir: str, layers: Sequence[int] | None = None) -
     """
     plt = _pyplot()
     keep = (lambda i: True) if layers is None else (lambda i: i in set(layers))
-    os.makedirs(out_dir, exist_ok=True)
+    file_writes.make_dirs(out_dir)
     paths = []
     table = report["buckets"]
     fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
@@ -80,7 +87,7 @@ def save_pngs(report: dict, out_dir: str, layers: Sequence[int] | None = None) -
     ax.legend()
     ax.set_title(f"relative position buckets ({table['num_buckets']} buckets)")
     paths.append(os.path.join(out_dir, "buckets.png"))
-    fig.savefig(paths[-1], dpi=110)
+    _save(fig, paths[-1])
     plt.close(fig)
     for stack, tables in report.get("bias_by_distance", {}).items():
         for block, curves in tables.items():
@@ -95,7 +102,7 @@ def save_pngs(report: dict, out_dir: str, layers: Sequence[int] | None = None) -
             ax.set_title(f"{stack} learned position bias (table of block {block})")
             ax.legend(fontsize=7, ncol=2)
             paths.append(os.path.join(out_dir, f"bias_by_distance_{stack}_block{block}.png"))
-            fig.savefig(paths[-1], dpi=110)
+            _save(fig, paths[-1])
             plt.close(fig)
     row = report.get("row")
     if row is None:
@@ -133,7 +140,7 @@ def save_pngs(report: dict, out_dir: str, layers: Sequence[int] | None = None) -
     ax.set_title("residual stream norm by layer")
     ax.legend()
     paths.append(os.path.join(out_dir, "hidden_state_norms.png"))
-    fig.savefig(paths[-1], dpi=110)
+    _save(fig, paths[-1])
     plt.close(fig)
     return paths
 

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 
+from t5core import file_writes
 from t5core.config import T5Config
 from t5core.inspection.tables import bucket_ranges, bucket_table, parameter_table
 from t5core.presets import count_parameters
@@ -53,8 +54,7 @@ def to_jsonable(value):
 
 
 def write_json(report: dict, path: str) -> str:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(to_jsonable(report), f)
+    file_writes.write_text(path, json.dumps(to_jsonable(report)))
     return path
 
 

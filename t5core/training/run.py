@@ -13,9 +13,12 @@ import tensorflow as tf
 
 from t5core import model_dir
 from t5core.classifier import POOLINGS
+from t5core.data.counters import DropCounter
+from t5core.data.fingerprint import changes, fingerprints
+from t5core.data.preprocessors import OVERLONG_MESSAGE, OVERLONG_POLICIES
 from t5core.data.templates import TEMPLATES
 from t5core.dataclass_flags import AUTO_BOOL, auto_bool, choice_problems, option
-from t5core.errors import ConfigError, FlagError
+from t5core.errors import ConfigError, DataError, FlagError
 from t5core.metrics.scripts import BLEU_TOKENIZERS, ROUGE_MODES
 from t5core.peft import PEFT_METHODS
 from t5core.peft.prompt_tuning import PROMPT_INITS
@@ -27,6 +30,12 @@ from t5core.xla import default_jit_compile
 EMBEDDED_MODEL = dict(vocab_size=384, d_model=128, d_kv=32, num_heads=4, d_ff=384, num_layers=3,
                       num_decoder_layers=3, feed_forward_proj="gated-gelu",
                       tie_word_embeddings=False, dropout_rate=0.0)
+
+
+# What a resume does when the data files changed since the checkpoint (--data_changed). The
+# default stops: going on replays the saved position's rows of a file that no longer holds them,
+# and restarting the epoch repeats data; either is the user's call, not a silent one.
+DATA_CHANGED_POLICIES = ("error", "continue", "restart_epoch")
 
 
 @dataclasses.dataclass
@@ -89,6 +98,13 @@ class RunOptions:
     template_args: str = option("", "JSON keyword arguments of the template, e.g. "
                                 "'{\"label_words\": [\"negative\", \"positive\"]}'.")
     instruction: bool = option(False, "Phrase the template's inputs as Flan-style instructions.")
+    overlong: str = option("cut", "Rows longer than --inputs_length/--targets_length: cut them "
+                           "(keeping the EOS; how many is reported) or stop with an error.",
+                           choices=OVERLONG_POLICIES)
+    data_changed: str = option("error", "A resume whose --train_file/--eval_file changed since "
+                               "the checkpoint: stop and say so (error), go on from the saved "
+                               "data position (continue), or start the data from its beginning "
+                               "(restart_epoch).", choices=DATA_CHANGED_POLICIES)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # the main job's
 
     @property
@@ -222,6 +238,41 @@ def make_tokenizer(options: RunOptions):
     return load_tokenizer(resolve_vocab(options)[0])
 
 
+def data_files(options: RunOptions) -> dict[str, str]:
+    """The data files a run reads, by flag."""
+    return {"train_file": options.train_file, "eval_file": options.eval_file}
+
+
+def check_data_changed(options: RunOptions, run, log=print) -> bool:
+    """Compares the data files with the fingerprints the model_dir's run.json recorded.
+
+    Returns whether the resume must start the data from its beginning (restart_epoch). Raises
+    DataError when the data changed and --data_changed=error. A new run, or a model_dir written
+    before fingerprints were recorded, has nothing to compare: False.
+    """
+    model_dir_path = options.train.model_dir
+    if not (tf.io.gfile.exists(model_dir_path) and tf.train.latest_checkpoint(model_dir_path)):
+        return False
+    saved = model_dir.read_run(model_dir_path)
+    if saved is None or not saved.data_files:
+        return False
+    changed, touched = changes(saved.data_files, run.data_files)
+    if touched:
+        log(f"Note: {', '.join(touched)}: modified since the checkpoint, but of the same size "
+            "and with the same first and last MiB; taken as unchanged")
+    if not changed:
+        return False
+    what = f"the data changed since the checkpoint of {model_dir_path}: {'; '.join(changed)}"
+    if options.data_changed == "error":
+        raise DataError(f"{what}. Resume with --data_changed=continue (from the saved position) "
+                        "or --data_changed=restart_epoch (from the data's beginning), or use a "
+                        "new --model_dir")
+    log(f"Warning: {what}; --data_changed={options.data_changed}: "
+        + ("going on from the saved data position" if options.data_changed == "continue"
+           else "the data starts again from its beginning"))
+    return options.data_changed == "restart_epoch"
+
+
 def run_description(options: RunOptions, vocab: str):
     """What run.json records of these options (the model adds its own structure)."""
     data = {"task": options.task, "data_dir": options.data_dir, "eval_file": options.eval_file,
@@ -236,7 +287,8 @@ def run_description(options: RunOptions, vocab: str):
                                     head=options.head, labels=tuple(options.label_list),
                                     pooling=options.pooling, peft=options.peft,
                                     peft_top_n=options.peft_top_n if options.peft == "top_n"
-                                    else 1, data=data)
+                                    else 1, data=data,
+                                    data_files=fingerprints(data_files(options)))
 
 
 def initial_model(options: RunOptions, config, dtype, log=print):
@@ -309,8 +361,15 @@ def run(options: RunOptions, log=print):
     dtype = "mixed_bfloat16" if train_cfg.precision == "mixed_bfloat16" else None
     from t5core.data.trainer_inputs import make_trainer_inputs
 
+    overlong = DropCounter()
     train_data, eval_data, evaluator = make_trainer_inputs(options, tokenizer,
-                                                           config.decoder_start_token_id)
+                                                           config.decoder_start_token_id, overlong)
+    lengths = {"inputs": train_cfg.inputs_length, "targets": train_cfg.targets_length}
+    if options.overlong == "cut" and (options.task or options.mixture or options.train_file):
+        log("--overlong=cut: rows longer than --inputs_length/--targets_length are cut to them "
+            "(keeping the EOS), and counted")
+    description = run_description(options, vocab)
+    restart_data = check_data_changed(options, description, log)
 
     def model_fn():
         from t5core.peft import apply_peft, trainable_summary
@@ -327,12 +386,23 @@ def run(options: RunOptions, log=print):
         return model
 
     trainer = Trainer(train_cfg, strategy, model_fn, train_data, eval_data, evaluator, log=log,
-                      run=run_description(options, vocab))
+                      run=description, restart_data=restart_data)
     if options.init_optimizer_state:
         from t5core.checkpoints.optimizer_state import continue_checkpoint_run
 
         continue_checkpoint_run(trainer, options.init_checkpoint, log=log)
-    trainer.train()
+    try:
+        trainer.train()
+    except tf.errors.InvalidArgumentError as err:
+        if OVERLONG_MESSAGE not in err.message:
+            raise
+        message = err.message[err.message.index(OVERLONG_MESSAGE):].split("\n")[0]
+        raise DataError(f"--overlong=error: {message}; raise the length or pass "
+                        "--overlong=cut") from None
+    finally:
+        report = overlong.overlong_report(lengths)
+        if report and is_chief(strategy):
+            log(report)
     if trainer.stopped_by:
         if is_chief(strategy):
             log("To resume, run the same command again: "

@@ -16,15 +16,11 @@ the last record of a step is the one that counts.
 from __future__ import annotations
 
 import json
-import os
 
 import tensorflow as tf
 
+from t5core import file_writes
 from t5core.errors import ModelDirError
-
-
-def _is_local(path: str) -> bool:
-    return "://" not in path
 
 
 def _parse(line: bytes) -> dict:
@@ -91,22 +87,10 @@ def append(path: str, record: dict) -> None:
 
 
 def _append_bytes(path: str, data: bytes) -> None:
-    if not _is_local(path):
-        with tf.io.gfile.GFile(path, "a") as f:
-            f.write(data)
-        return
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        view = memoryview(data)
-        while view:  # a regular file takes it in one write; a short write is only possible
-            view = view[os.write(fd, view):]  # when the disk is full, and then it is retried
-    finally:
-        os.close(fd)
+    # Never through a link (file_writes.open_append); one write of the whole record, flushed.
+    with file_writes.open_append(path, binary=True) as f:
+        f.write(data)
 
 
 def _rewrite(path: str, data: bytes, keep: int) -> None:
-    if _is_local(path):
-        os.truncate(path, keep)
-        return
-    with tf.io.gfile.GFile(path, "wb") as f:
-        f.write(data)
+    file_writes.write_bytes(path, data[:keep])

@@ -11,8 +11,10 @@ import sys
 import time
 from typing import Callable
 
+import numpy as np
 import tensorflow as tf
 
+from t5core import file_writes
 from t5core import model_dir as md
 from t5core.checkpoints.model_state import ModelState
 from t5core.dataclass_flags import choice_problems, option
@@ -34,6 +36,10 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 
 class NonFiniteLossError(TrainingStoppedError):
     """The loss became NaN or infinite; the last good checkpoint is left as it was."""
+
+
+class NonFiniteWeightsError(TrainingStoppedError):
+    """The weights hold NaN or Inf; no checkpoint of them is written."""
 
 
 class ModelDirMismatchError(ModelDirError):
@@ -78,6 +84,8 @@ class TrainConfig:
     best_metric_mode: str = option("auto", "Whether --best_metric improves downwards or upwards "
                                    "(auto: min for losses, else max).", choices=md.METRIC_MODES)
     skip_nonfinite: bool = option(False, "Skip steps with a non-finite loss instead of stopping.")
+    max_nonfinite_skips: int = option(10, "--skip_nonfinite: stop after this many consecutive "
+                                      "skipped steps (the weights themselves are then broken).")
     peak_flops: float = option(0.0, "Device peak FLOP/s for the MFU estimate (0: measured by a "
                                "short matmul at start, which reads low on a busy machine).")
     progress_bar: bool = option(True, "Show a progress bar (else log lines).")
@@ -89,7 +97,7 @@ class TrainConfig:
         """
         problems = []
         for name in ("train_steps", "batch_size", "inputs_length", "targets_length",
-                     "keep_checkpoints", "grad_accum_steps", "log_every"):
+                     "keep_checkpoints", "grad_accum_steps", "log_every", "max_nonfinite_skips"):
             if getattr(self, name) < 1:
                 problems.append(f"--{name} must be >= 1 (got {getattr(self, name)})")
         for name in ("eval_every", "eval_steps", "save_every", "warmup_steps",
@@ -122,6 +130,14 @@ class TrainConfig:
                             f"{self.learning_rate}){uphill}")
         if self.early_stopping_patience and not self.eval_every:
             problems.append("--early_stopping_patience needs --eval_every > 0")
+        # The step computes in float32: a value finite in Python but not there (1e39 is inf in
+        # float32) would make every weight NaN after the first update.
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, float) and math.isfinite(value) and \
+                    abs(value) > float(np.finfo(np.float32).max):
+                problems.append(f"--{field.name}={value} is not finite in float32 (|x| must be "
+                                f"below {float(np.finfo(np.float32).max):.3g})")
         if problems:
             raise FlagError("Invalid training configuration: " + "; ".join(problems))
 
@@ -174,7 +190,7 @@ def check_model_dir(model_dir: str, model, run=None) -> None:
     elif tf.io.gfile.exists(model_dir) and tf.train.latest_checkpoint(model_dir):
         raise ModelDirMismatchError(f"{model_dir} holds checkpoints but no {md.CONFIG}: "
                                     "not a t5core model_dir; use a new --model_dir")
-    tf.io.gfile.makedirs(model_dir)
+    file_writes.make_dirs(model_dir)
     if not run.tokenizer and saved_run is not None:  # not told: the tokenizer in place stays
         run = dataclasses.replace(run, tokenizer=saved_run.tokenizer)
     else:
@@ -193,6 +209,8 @@ class Trainer:
     evaluator: optional `evaluator(model) -> (metrics dict, sample lines)`, decoding predictions.
     run: optional `t5core.model_dir.RunDescription` of the run (tokenizer, data options, ...),
       written to the model_dir as run.json (see `check_model_dir`).
+    restart_data: a resume restores everything but the data position: the data starts from its
+      beginning (the data files changed, --data_changed=restart_epoch).
 
     The chief holds the model_dir's lock (`t5core.model_dir.LOCK`) from construction to the end
     of `train()`: a second trainer on the same model_dir is refused, naming the holder.
@@ -201,8 +219,9 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, strategy, model_fn: Callable, train_data,
-                 eval_data=None, evaluator=None, log=print, run=None):
+                 eval_data=None, evaluator=None, log=print, run=None, restart_data=False):
         self.config = config
+        self.restart_data = restart_data
         self.strategy = strategy
         self.log = log if is_chief(strategy) else (lambda *a, **k: None)
         self.num_workers, self.worker_index = worker_info(strategy)
@@ -243,16 +262,25 @@ class Trainer:
         self.evals_without_improvement = tf.Variable(0, dtype=tf.int64, trainable=False)
         # The iterator's saved position is in batches of this size; a resume checks it.
         self.data_batch_size = tf.Variable(config.batch_size, dtype=tf.int64, trainable=False)
-        self.checkpoint = tf.train.Checkpoint(
+        self._saved = dict(
             model=ModelState(self.model), optimizer=self.optimizer, data=self.train_iterator,
             best=self.best, evals_without_improvement=self.evals_without_improvement,
             data_batch_size=self.data_batch_size)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, directory,
-                                                  max_to_keep=config.keep_checkpoints,
-                                                  checkpoint_name=md.CHECKPOINT_PREFIX)
-        self.best_manager = tf.train.CheckpointManager(
-            tf.train.Checkpoint(model=ModelState(self.model)), md.path(directory, md.BEST),
-            max_to_keep=1, checkpoint_name=md.CHECKPOINT_PREFIX)
+        self.checkpoint = tf.train.Checkpoint(**self._saved)
+        # Each worker checks the state file of its own folder; all stop if one refuses it, rather
+        # than the others waiting in a collective for it.
+        refused = None
+        try:
+            md.check_checkpoint_state(directory)
+            md.check_checkpoint_state(md.path(directory, md.BEST))
+        except ModelDirError as err:
+            refused = err
+        if not all_workers_agree(strategy, refused is None):
+            raise refused or ModelDirError(f"{config.model_dir}: another worker refused its "
+                                           "checkpoint state file (its message says why)")
+        self.manager = checkpoint_manager(self.checkpoint, directory, config.keep_checkpoints)
+        self.best_manager = checkpoint_manager(tf.train.Checkpoint(model=ModelState(self.model)),
+                                               md.path(directory, md.BEST), 1)
         steps = StepBuilder(self.model, self.optimizer, strategy,
                             grad_accum_steps=config.grad_accum_steps,
                             label_smoothing=config.label_smoothing, z_loss=config.z_loss,
@@ -308,7 +336,11 @@ class Trainer:
                     f"trained with --batch_size={saved_batch_size}: its checkpoint keeps the "
                     f"data position in batches of {saved_batch_size}. Resume with "
                     f"--batch_size={saved_batch_size}, or start a new --model_dir.")
-            status = self.checkpoint.restore(latest)
+            checkpoint = self.checkpoint
+            if self.restart_data:  # everything but the data position
+                checkpoint = tf.train.Checkpoint(**{k: v for k, v in self._saved.items()
+                                                    if k != "data"})
+            status = checkpoint.restore(latest)
             if saved_batch_size is not None:  # (older checkpoints did not record it)
                 status.assert_existing_objects_matched()
             # A multi-worker run's checkpoint also holds the preemption handler's counter,
@@ -341,12 +373,13 @@ class Trainer:
         peak = c.peak_flops or measure_matmul_peak(
             tf.bfloat16 if c.precision == "mixed_bfloat16" else tf.float32, seconds=0.5)
         bar = self.bar = _progress(c, self.step) if is_chief(self.strategy) else None
-        with Preemption(self.strategy, self.manager, self.num_workers) as preemption:
+        with Preemption(self.strategy, self.manager, self.num_workers,
+                        save=self._save) as preemption:
             stopped = self._loop(preemption, bar, tokens_per_step, flops, peak)
         if bar is not None:
             bar.close()
         if not stopped:  # (a stopped run saved its step already)
-            self.manager.save(checkpoint_number=self.step)
+            self._save(self.step)
         if is_chief(self.strategy):
             results = {"step": self.step, "eval": self.last_eval,
                        "best": float(self.best.numpy()),
@@ -360,6 +393,7 @@ class Trainer:
         """The steps; True when a signal stopped them (the step reached is saved)."""
         c = self.config
         window_start, window_steps = time.perf_counter(), 0
+        skipped = 0  # consecutive steps skipped for a non-finite loss
         while self.step < c.train_steps:
             batch = next(self.train_iterator)
             sums = self.train_step(batch)
@@ -371,7 +405,16 @@ class Trainer:
                         f"Step {step}: the loss is {loss}. Training stopped; the last good "
                         f"checkpoint ({self.manager.latest_checkpoint or 'none yet'}) is intact. "
                         "Lower the learning rate, or pass --skip_nonfinite to skip such steps.")
+                skipped += 1
+                if skipped >= c.max_nonfinite_skips:
+                    raise NonFiniteLossError(
+                        f"Step {step}: the loss was {loss} in {skipped} consecutive steps "
+                        f"(--max_nonfinite_skips={c.max_nonfinite_skips}); training stopped, the "
+                        f"last good checkpoint ({self.manager.latest_checkpoint or 'none yet'}) "
+                        "is intact. Lower the learning rate.")
                 self.log(f"Step {step}: non-finite loss, update skipped")
+            else:
+                skipped = 0
             window_steps += 1
             record = {"step": step, "loss": loss}
             if bar is not None:
@@ -385,7 +428,7 @@ class Trainer:
             self._append_log(record)
             saved = bool(c.save_every and step % c.save_every == 0)
             if saved:
-                self.manager.save(checkpoint_number=step)
+                self._save(step)
             last = step >= c.train_steps
             if (c.eval_every and step % c.eval_every == 0) or last:
                 if self._evaluate(step) and not last:
@@ -400,6 +443,19 @@ class Trainer:
                          "model_dir to resume from this step.")
                 return True
         return False
+
+    def _save(self, step, manager=None):
+        """Saves a checkpoint of `step` once its weights are checked finite; a checkpoint on disk
+        is therefore a good one, and the messages that call it so are true."""
+        manager = manager or self.manager
+        broken = nonfinite_variables(self.model)
+        if broken:
+            raise NonFiniteWeightsError(
+                f"Step {step}: the weights hold NaN or Inf ({', '.join(broken[:3])}"
+                f"{' ...' if len(broken) > 3 else ''}); no checkpoint of them is written, the "
+                f"last good checkpoint ({self.manager.latest_checkpoint or 'none yet'}) is "
+                "intact. Lower the learning rate.")
+        return manager.save(checkpoint_number=step)
 
     def _eval_missed_at_restore(self) -> bool:
         step, every = self.step, self.config.eval_every
@@ -496,11 +552,29 @@ class Trainer:
         if improved:
             self.best.assign(value)
             self.evals_without_improvement.assign(0)
-            self.best_manager.save(checkpoint_number=step)
+            self._save(step, self.best_manager)
         else:
             self.evals_without_improvement.assign_add(1)
         patience = self.config.early_stopping_patience
         return bool(patience and int(self.evals_without_improvement.numpy()) >= patience)
+
+
+def nonfinite_variables(model) -> list[str]:
+    """The names of the model's floating-point variables that hold NaN or Inf."""
+    return [v.path for v in model.variables if tf.as_dtype(v.dtype).is_floating
+            and not bool(tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(v))))]
+
+
+def checkpoint_manager(checkpoint, directory, max_to_keep):
+    """A CheckpointManager of `directory`, once its `checkpoint` state file is checked.
+
+    TensorFlow's manager resumes from and prunes (deletes) the checkpoints the state file names,
+    wherever they are; the check (`model_dir.check_checkpoint_state`) refuses a state file that
+    names any outside `directory`, so pruning deletes only checkpoints inside it.
+    """
+    md.check_checkpoint_state(directory)
+    return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep,
+                                      checkpoint_name=md.CHECKPOINT_PREFIX)
 
 
 def _saved_batch_size(checkpoint_path):

@@ -1,0 +1,59 @@
+"""A fingerprint of a run's data files, recorded in run.json, so that a resume notices new data.
+
+A checkpoint keeps the data iterator's position (and its shuffle buffer) in the rows of the file
+it was trained on; resumed on a changed file it replays old rows or skips new ones without a
+word. The trainer therefore records, per data flag, the file's size, modification time and a
+SHA-256 of its first and last MiB, and compares them on resume (`changes`).
+
+Why not a hash of the whole file: a resume would read every byte of a file that may be
+gigabytes, each time. Size and both ends catch appends, truncations, a re-export and edits near
+either end; an edit in the middle that keeps the size is caught only by the modification time.
+The time alone is not trusted to mean a change (a copy or `touch` changes it): a file whose size
+and ends match but whose time differs is reported as probably unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import tensorflow as tf
+
+_END = 1 << 20  # bytes hashed at each end of a file
+
+
+def fingerprint(path: str) -> dict:
+    """{"path", "size", "mtime", "ends_sha256"} of one file (local or gs://)."""
+    stat = tf.io.gfile.stat(path)
+    digest = hashlib.sha256()
+    with tf.io.gfile.GFile(path, "rb") as f:
+        digest.update(f.read(_END))
+        if stat.length > _END:
+            f.seek(max(stat.length - _END, _END))
+            digest.update(f.read(_END))
+    return {"path": path, "size": int(stat.length), "mtime": int(stat.mtime_nsec),
+            "ends_sha256": digest.hexdigest()}
+
+
+def fingerprints(files: dict[str, str]) -> dict[str, dict]:
+    """{flag: fingerprint} for the named files that are given ({flag: path}, "" skipped)."""
+    return {flag: fingerprint(path) for flag, path in files.items() if path}
+
+
+def changes(saved: dict, now: dict) -> tuple[list[str], list[str]]:
+    """(changed, touched): descriptions of the data files that differ between two records.
+
+    changed: another file, or one whose size or ends differ. touched: same size and ends, another
+    modification time (probably unchanged). A flag only one record has is a change.
+    """
+    changed, touched = [], []
+    for flag in sorted(set(saved) | set(now)):
+        old, new = saved.get(flag), now.get(flag)
+        if old is None or new is None:
+            changed.append(f"--{flag} {'added' if old is None else 'removed'}")
+        elif (old.get("size"), old.get("ends_sha256")) != (new["size"], new["ends_sha256"]):
+            changed.append(f"--{flag} {new['path']} ({old.get('size')} bytes then, "
+                           f"{new['size']} now)")
+        elif old.get("mtime") != new["mtime"]:
+            touched.append(f"--{flag} {new['path']}")
+    return changed, touched

@@ -1,0 +1,238 @@
+"""The write side's trust boundary: no write through a planted link, no deletion outside its
+folder, no output that replaces a user's files or the command's own input.
+
+One test per finding of the second hostile-input review that concerns writes; each failed before
+t5core/file_writes.py owned the writes (see build_notes_parts/writes.md).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from t5core import cli, file_writes, model_dir
+from t5core.checkpoints import export_hf, load_pretrained
+from t5core.commands import convert_checkpoint, generate
+from t5core.errors import ModelDirError
+from t5core.locking import DirectoryLock
+from t5core.training import train_log
+from t5core.training.trainer import checkpoint_manager
+
+REFERENCE = pathlib.Path(__file__).parent / "fixtures" / "reference"
+SECRET = "the user's own file\n"
+
+
+def victim(tmp_path) -> pathlib.Path:
+    """A file outside every t5core folder that a planted link points to."""
+    path = tmp_path / "elsewhere" / "precious.txt"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(SECRET)
+    return path
+
+
+def test_a_lock_file_that_is_a_link_is_refused_and_its_target_kept(tmp_path):
+    target = victim(tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / model_dir.LOCK).symlink_to(target)
+    with pytest.raises(file_writes.UnsafeWriteError, match="symbolic link"):
+        DirectoryLock(str(run), model_dir.LOCK, ModelDirError).acquire()
+    assert target.read_text() == SECRET
+
+
+@pytest.mark.parametrize("kind", ["hard link", "not a lock record"])
+def test_the_lock_never_truncates_a_file_it_did_not_create(tmp_path, kind):
+    target = victim(tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    if kind == "hard link":
+        os.link(target, run / model_dir.LOCK)
+    else:
+        target = run / model_dir.LOCK
+        target.write_text(SECRET)
+    with pytest.raises(file_writes.UnsafeWriteError, match="LOCK"):
+        DirectoryLock(str(run), model_dir.LOCK, ModelDirError).acquire()
+    assert target.read_text() == SECRET
+
+
+def test_the_lock_still_takes_over_from_a_killed_holder(tmp_path):
+    (tmp_path / model_dir.LOCK).write_text('{"pid": 1, "host": "h", "started": 0}\n')
+    lock = DirectoryLock(str(tmp_path), model_dir.LOCK, ModelDirError)
+    assert lock.acquire()["pid"] == 1
+    lock.release()
+
+
+def test_run_json_and_its_temp_file_as_links_leave_their_targets_alone(tmp_path):
+    target = victim(tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / (model_dir.RUN + ".tmp")).symlink_to(target)  # the old fixed temp name
+    model_dir.write_run(str(run), model_dir.RunDescription())
+    assert target.read_text() == SECRET
+    assert model_dir.read_run(str(run)) == model_dir.RunDescription()
+    os.remove(run / model_dir.RUN)
+    (run / model_dir.RUN).symlink_to(target)
+    with pytest.raises(file_writes.UnsafeWriteError, match="symbolic link"):
+        model_dir.write_run(str(run), model_dir.RunDescription())
+    assert target.read_text() == SECRET
+
+
+def test_a_train_log_that_is_a_link_is_refused_and_its_target_kept(tmp_path):
+    target = victim(tmp_path)
+    log = tmp_path / model_dir.TRAIN_LOG
+    log.symlink_to(target)
+    with pytest.raises(file_writes.UnsafeWriteError, match="symbolic link"):
+        train_log.append(str(log), {"step": 1, "loss": 1.0})
+    assert target.read_text() == SECRET
+    target.write_text("no newline at its end")  # which repair would cut off as a torn record
+    with pytest.raises(file_writes.UnsafeWriteError, match="symbolic link"):
+        train_log.repair(str(log))
+    assert target.read_text() == "no newline at its end"
+
+
+def _checkpoint_files(folder: pathlib.Path, step: int) -> list[str]:
+    checkpoint = tf.train.Checkpoint(v=tf.Variable(1.0))
+    checkpoint.write(str(folder / f"ckpt-{step}"))
+    return sorted(p.name for p in folder.glob(f"ckpt-{step}.*"))
+
+
+def test_pruning_never_deletes_checkpoints_the_state_file_names_outside_the_model_dir(tmp_path):
+    outside, run = tmp_path / "someone_elses_run", tmp_path / "run"
+    outside.mkdir()
+    run.mkdir()
+    kept = _checkpoint_files(outside, 7)
+    (run / model_dir.CHECKPOINT_STATE).write_text(
+        f'model_checkpoint_path: "{outside}/ckpt-7"\n'
+        f'all_model_checkpoint_paths: "{outside}/ckpt-7"\n'
+        # (without timestamps TensorFlow would not consider ckpt-7 for pruning)
+        'all_model_checkpoint_timestamps: 1.0\nlast_preserved_timestamp: 0.5\n')
+    with pytest.raises(ModelDirError, match="neither resumes from nor deletes it"):
+        manager = checkpoint_manager(tf.train.Checkpoint(v=tf.Variable(2.0)), str(run), 1)
+        manager.save(checkpoint_number=8)  # max_to_keep=1 deletes ckpt-7
+        manager.save(checkpoint_number=9)
+    assert sorted(p.name for p in outside.glob("ckpt-7.*")) == kept
+    (run / model_dir.CHECKPOINT_STATE).write_text('model_checkpoint_path: "../run/../x/ckpt-1"\n')
+    with pytest.raises(ModelDirError, match="not a ckpt-N checkpoint of"):
+        checkpoint_manager(tf.train.Checkpoint(v=tf.Variable(2.0)), str(run), 1)
+
+
+def test_pruning_inside_the_model_dir_still_works(tmp_path):
+    manager = checkpoint_manager(tf.train.Checkpoint(v=tf.Variable(2.0)), str(tmp_path), 1)
+    manager.save(checkpoint_number=1)
+    manager.save(checkpoint_number=2)
+    manager = checkpoint_manager(tf.train.Checkpoint(v=tf.Variable(2.0)), str(tmp_path), 1)
+    manager.save(checkpoint_number=3)
+    assert sorted(p.name for p in tmp_path.glob("ckpt-*.index")) == ["ckpt-3.index"]
+
+
+def _convert(*argv) -> int:
+    args, _ = cli.parse_flags(convert_checkpoint.define_flags, ["--quiet", *argv])
+    return convert_checkpoint.convert(args)
+
+
+@pytest.fixture(scope="module")
+def two_exports(tmp_path_factory):
+    """(new, old): a single-file HF export, and an older sharded one of another model."""
+    root = tmp_path_factory.mktemp("exports")
+    new, old = root / "new", root / "old"
+    export_hf(load_pretrained(str(REFERENCE / "t5_v1_1_gated_gelu_untied")), str(new))
+    export_hf(load_pretrained(str(REFERENCE / "gated_silu")), str(old), max_shard_size="20KB")
+    assert (old / "model.safetensors.index.json").exists()
+    return new, old
+
+
+def _copy(source: pathlib.Path, target: pathlib.Path) -> pathlib.Path:
+    target.mkdir()
+    for path in source.iterdir():
+        (target / path.name).write_bytes(path.read_bytes())
+    return target
+
+
+def test_convert_refuses_a_non_empty_output_and_keeps_the_users_files(tmp_path, two_exports,
+                                                                      capsys):
+    new, _ = two_exports
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "config.json").write_text(SECRET)
+    (out / "notes.txt").write_text(SECRET)
+    assert _convert(f"--input={new}", f"--output={out}") == cli.USER_ERROR_STATUS
+    assert "is not empty (config.json, notes.txt)" in capsys.readouterr().err
+    assert (out / "config.json").read_text() == SECRET
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "notes.txt"]
+
+
+def test_convert_overwrite_replaces_an_older_sharded_export_and_only_it(tmp_path, two_exports):
+    new, old = two_exports
+    out = _copy(old, tmp_path / "out")
+    (out / "notes.txt").write_text(SECRET)
+    assert _convert(f"--input={new}", f"--output={out}", "--overwrite") == 0
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors",
+                                                      "notes.txt"]
+    loaded, expected = load_pretrained(str(out)), load_pretrained(str(new))
+    for a, b in zip(loaded.weights, expected.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_convert_refuses_to_write_over_its_input(tmp_path, two_exports, capsys):
+    new, _ = two_exports
+    source = _copy(new, tmp_path / "source")
+    before = {p.name: p.read_bytes() for p in source.iterdir()}
+    assert _convert(f"--input={source}", f"--output={source}", "--overwrite") == \
+        cli.USER_ERROR_STATUS
+    assert "would destroy the input" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in source.iterdir()} == before
+
+
+@pytest.mark.parametrize("same", ["the same path", "a link to it"])
+def test_generate_refuses_an_output_file_that_is_its_input(tmp_path, two_exports, same):
+    new, _ = two_exports
+    texts = tmp_path / "in.txt"
+    texts.write_text("first\nsecond\n")
+    output = texts
+    if same == "a link to it":
+        output = tmp_path / "out.txt"
+        output.symlink_to(texts)
+    args, _ = cli.parse_flags(generate.define_flags, [
+        f"--checkpoint={new}", "--vocab=byte", f"--input_file={texts}",
+        f"--output_file={output}", "--max_new_tokens=2"])
+    with pytest.raises(file_writes.OutputExistsError, match="would destroy the input"):
+        generate.generate(args)
+    assert texts.read_text() == "first\nsecond\n"
+
+
+def test_prepare_output_dir_removes_only_owned_names(tmp_path):
+    (tmp_path / "model-00001-of-00002.safetensors").write_text("old")
+    (tmp_path / "keep.txt").write_text(SECRET)
+    with pytest.raises(file_writes.OutputExistsError, match="--overwrite"):
+        file_writes.prepare_output_dir(str(tmp_path), False, model_dir.CONVERTED_OUTPUT_NAMES)
+    removed = file_writes.prepare_output_dir(str(tmp_path), True,
+                                             model_dir.CONVERTED_OUTPUT_NAMES)
+    assert removed == ["model-00001-of-00002.safetensors"]
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_remove_refuses_a_path_outside_its_folder(tmp_path):
+    target = victim(tmp_path)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    with pytest.raises(file_writes.UnsafeWriteError, match="outside"):
+        file_writes.remove(str(folder / ".." / "elsewhere" / "precious.txt"), inside=str(folder))
+    (folder / "escape").symlink_to(target.parent)
+    with pytest.raises(file_writes.UnsafeWriteError, match="outside"):
+        file_writes.remove(str(folder / "escape" / "precious.txt"), inside=str(folder))
+    assert target.read_text() == SECRET
+
+
+def test_atomic_writer_leaves_the_old_file_when_the_write_fails(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(SECRET)
+    with pytest.raises(RuntimeError):
+        with file_writes.atomic_writer(str(path)) as f:
+            f.write(b"half")
+            raise RuntimeError("killed")
+    assert path.read_text() == SECRET
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]  # no temp file left
