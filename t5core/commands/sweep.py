@@ -18,6 +18,10 @@ import sys
 from absl import app, flags
 
 from t5core import cli
+from t5core.model_dir import METRIC_MODES
+from t5core.sweep import Sweep, prepare
+from t5core.sweep.runner import METHODS
+from t5core.sweep.study import optuna
 
 
 def default_train_script() -> str:
@@ -31,9 +35,6 @@ def default_train_script() -> str:
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
-    from t5core.model_dir import METRIC_MODES
-    from t5core.sweep.runner import METHODS
-
     fv = dict(flag_values=flag_values)
     flags.DEFINE_string("space", None, "Search space: a .json/.yaml file or inline JSON, "
                         "{flag: [values] | {type: choice|uniform|log_uniform|int, ...}}.",
@@ -79,9 +80,6 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
 
 
 def sweep(args: flags.FlagValues, train_args) -> int:
-    from t5core.sweep import Sweep, prepare
-    from t5core.sweep.study import optuna
-
     logging = optuna().logging  # (its absence is reported with the command that installs it)
     logging.set_verbosity(logging.WARNING)  # the sweep logs each trial itself
     train_args = list(train_args)
@@ -91,15 +89,13 @@ def sweep(args: flags.FlagValues, train_args) -> int:
         train_args = [f"--train_steps={args.trial_steps}"] + train_args
     gpus = None if args.gpus == "auto" else (
         [] if args.gpus in ("", "none") else [g.strip() for g in args.gpus.split(",")])
-    config = prepare(
-        args.sweep_dir, args.space, args.objective, args.train_script, train_args,
-        direction=args.direction, validate=args.validate, method=args.method,
-        max_trials=args.max_trials, reduce=args.objective_reduce, seed=args.seed,
-        startup_trials=args.startup_trials, parallel=args.parallel, gpus=gpus,
-        median_stopping=args.median_stopping, median_min_trials=args.median_min_trials,
-        median_grace_evals=args.median_grace_evals, trial_timeout=args.trial_timeout,
-        retry_failed=args.retry_failed, keep_checkpoints=args.keep_checkpoints,
-        poll_seconds=args.poll_seconds)
+    options = {name: args[name].value for name in (
+        "method", "max_trials", "seed", "startup_trials", "parallel", "median_stopping",
+        "median_min_trials", "median_grace_evals", "trial_timeout", "retry_failed",
+        "keep_checkpoints", "poll_seconds")}
+    config = prepare(args.sweep_dir, args.space, args.objective, args.train_script, train_args,
+                     direction=args.direction, validate=args.validate,
+                     reduce=args.objective_reduce, gpus=gpus, **options)
     try:
         best = Sweep(config).run()
     except KeyboardInterrupt as e:

@@ -10,7 +10,7 @@ JSON or YAML:
     num_layers: {type: int, low: 2, high: 6}            # inclusive; add `log: true` for log spacing
 
 Grid search needs every parameter to have a finite set of values (choices or int ranges); random
-and model-based search sample all kinds, through Optuna's samplers (`SearchSpace.suggest`).
+and bayesian search sample all kinds, through Optuna's samplers (`SearchSpace.suggest`).
 """
 
 from __future__ import annotations
@@ -55,6 +55,10 @@ class Param:
             f"{self.kind} range [{self.low}, {self.high}]: give it as a list of values, or use "
             "--method=random or --method=bayesian")
 
+    def corners(self) -> list:
+        """The values that bound what trials get: every choice, or a range's two ends."""
+        return list(self.values) if self.kind == "choice" else [self.low, self.high]
+
     def suggest(self, trial):
         """This flag's value for an Optuna trial: its sampler's draw, or the value enqueued."""
         if self.kind == "choice":
@@ -84,10 +88,18 @@ class SearchSpace:
     def to_dict(self) -> dict:
         return {p.name: p.to_dict() for p in self.params}
 
+    def axes(self) -> dict:
+        """{flag: its values}: the grid, as Optuna's GridSampler takes it."""
+        return {p.name: p.grid_values() for p in self.params}
+
     def grid(self) -> list[dict]:
-        """Every combination, the last parameter varying fastest (the order of the space)."""
-        axes = [p.grid_values() for p in self.params]
-        return [dict(zip(self.names, combo)) for combo in itertools.product(*axes)]
+        """Every combination, the last parameter varying fastest."""
+        return [dict(zip(self.names, c)) for c in itertools.product(*self.axes().values())]
+
+    def corners(self, limit: int) -> list[dict]:
+        """Up to `limit` combinations of every parameter's corners (Param.corners)."""
+        combos = itertools.product(*(p.corners() for p in self.params))
+        return [dict(zip(self.names, c)) for c in itertools.islice(combos, limit)]
 
     def grid_size(self) -> int:
         return math.prod(len(p.grid_values()) for p in self.params)
