@@ -10,6 +10,7 @@ import json
 import math
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import time
@@ -638,3 +639,74 @@ def test_sweep_over_the_real_train_script(tmp_path):
     assert "--best_metric=eval_loss" in best["command"]
     info = json.loads((sweep / "best.json").read_text())
     assert (sweep / (info["checkpoint"] + ".index")).exists()
+
+
+# -- one rule with train.py; the record and the files the sweep writes ---------------------------
+def test_the_sweep_refuses_what_train_refuses_and_nothing_else(fake, monkeypatch):
+    """A warm-up longer than a short trial: train.py fits it to the run (with a note), so the
+    sweep takes it too. The sweep's check is the trainer's own (RunOptions.check): a rule added
+    there is the sweep's rule as well."""
+    from t5core.errors import FlagError
+    from t5core.training.run import RunOptions
+
+    config = prepare(str(fake["dir"] / "sweep"), {"warmup_steps": [0, 20]}, "accuracy",
+                     fake["script"], ["--train_steps=10"], method="grid", log=quiet)
+    assert config.planned_trials() == 2
+    checked = []
+
+    def trainer_check(options):
+        checked.append((options.train.train_steps, options.train.warmup_steps))
+        raise FlagError("Bad flags: a rule only the trainer knows")
+
+    monkeypatch.setattr(RunOptions, "check", trainer_check)
+    with pytest.raises(SearchSpaceError, match="a rule only the trainer knows"):
+        prepare(str(fake["dir"] / "sweep2"), {"warmup_steps": [0, 20]}, "accuracy",
+                fake["script"], ["--train_steps=10"], method="grid", log=quiet)
+    assert checked == [(10, 0)]
+    assert fake["invocations"]() == []
+
+
+def test_a_torn_journal_is_repaired_and_a_damaged_one_named(fake):
+    """journal.log is read from disk: a last record cut short by a kill is removed; a bad line
+    elsewhere ends the sweep in one error that names the file and the line."""
+    space = {"learning_rate": [1e-3, 2e-3]}
+    run_sweep(fake, space, method="grid")
+    journal = fake["dir"] / "sweep" / "journal.log"
+    whole = journal.read_bytes()
+    journal.write_bytes(whole + b'{"op_code": 5, "worker_id": "x", "tri')
+    lines = []
+    config = prepare(str(fake["dir"] / "sweep"), space, "accuracy", fake["script"],
+                     ["--train_steps=10"], method="grid", log=quiet, poll_seconds=0.05)
+    Sweep(config, log=lines.append).run()
+    assert any("removed a torn last record" in line for line in lines)
+    assert journal.read_bytes().startswith(whole) and b"tri\n" not in journal.read_bytes()
+    assert [t["status"] for t in load_state(str(fake["dir"] / "sweep"))["trials"]] == ["done"] * 2
+    assert len(fake["invocations"]()) == 2  # nothing ran again
+    journal.write_bytes(whole.replace(b"\n", b"\nnot json\n", 1))
+    with pytest.raises(SweepStateError, match=r"journal.log, line 2: not an Optuna journal"):
+        load_state(str(fake["dir"] / "sweep"))
+
+
+def test_the_best_trial_link_never_replaces_a_folder(fake):
+    """best_trial is swapped atomically through t5core.file_writes; a real folder there is
+    refused, not deleted with what it holds."""
+    from t5core.file_writes import UnsafeWriteError
+
+    planted = fake["dir"] / "sweep" / "best_trial"
+    planted.mkdir(parents=True)
+    (planted / "keep.txt").write_text("mine")
+    with pytest.raises(UnsafeWriteError, match="not a link"):
+        run_sweep(fake, {"learning_rate": [1e-3]}, method="grid")
+    assert (planted / "keep.txt").read_text() == "mine"
+
+
+def test_the_sweep_writes_only_through_file_writes():
+    """Every file the sweep writes or deletes goes through t5core.file_writes (no link is
+    followed, no deletion leaves its folder): none of the raw primitives appear in its code."""
+    raw = re.compile(r"\bopen\([^)]*[\"'][wax]b?[\"']|os\.(remove|unlink|rename|replace|symlink|"
+                     r"makedirs|mkdir|rmdir)\(|shutil\.(rmtree|copy|move)|tempfile\.")
+    sources = list((REPO / "t5core" / "sweep").glob("*.py")) + [
+        REPO / "t5core" / "commands" / "sweep.py"]
+    found = [f"{p.name}:{n}: {line.strip()}" for p in sources
+             for n, line in enumerate(p.read_text().splitlines(), 1) if raw.search(line)]
+    assert found == []

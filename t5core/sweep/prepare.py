@@ -19,7 +19,7 @@ import subprocess
 
 from t5core import file_writes
 from t5core import model_dir as run_files
-from t5core.sweep import study
+import t5core.sweep.study as study
 from t5core.sweep.evals import read_evals
 from t5core.sweep.runner import Sweep, SweepConfig, _json, _log_tail
 from t5core.sweep.space import SearchSpace, SearchSpaceError, load_space, parse_space

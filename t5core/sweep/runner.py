@@ -35,7 +35,8 @@ from typing import IO, Callable
 from t5core import file_writes
 from t5core import model_dir as run_files
 from t5core.locking import DirectoryLock
-from t5core.sweep import results, study
+import t5core.sweep.results as results
+import t5core.sweep.study as study
 from t5core.sweep.devices import SlotPlan
 from t5core.sweep.evals import pick, read_evals
 from t5core.sweep.space import SearchSpace, SearchSpaceError
