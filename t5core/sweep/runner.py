@@ -302,7 +302,8 @@ class Sweep:
             raise SweepStateError(
                 f"{os.path.join(self.dir, TRIALS)} holds {', '.join(strangers)}, which this "
                 f"sweep's {study.JOURNAL} did not start (a sweep of an older t5core or one "
-                "whose journal was removed): their checkpoints are not this sweep's; use a new --sweep_dir")
+                "whose journal was removed): their checkpoints are not this sweep's; use a new "
+                "--sweep_dir")
         self.study.sampler = study.sampler(self.c.method, self.c.space, self.c.seed,
                                            self.c.startup_trials, len(self.study.trials))
         rerun = study.resumed_trials(self.study, self.c.space)
