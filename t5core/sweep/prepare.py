@@ -19,6 +19,7 @@ import subprocess
 
 from t5core import file_writes
 from t5core import model_dir as run_files
+from t5core.errors import UserFileNotFoundError
 import t5core.sweep.study as study
 from t5core.sweep.evals import read_evals
 from t5core.sweep.runner import Sweep, SweepConfig, _json, _log_tail
@@ -78,7 +79,7 @@ def prepare(sweep_dir: str, space, objective: str, train_script: str, train_args
     if validate not in ("auto", "dry", "none"):
         raise SearchSpaceError(f"--validate must be auto, dry or none (got {validate!r})")
     if not os.path.exists(train_script):
-        raise FileNotFoundError(f"--train_script={train_script} does not exist")
+        raise UserFileNotFoundError(f"--train_script={train_script} does not exist")
     if isinstance(space, str):
         space = load_space(space)
     elif not isinstance(space, SearchSpace):

@@ -22,7 +22,7 @@ import math
 import os
 from typing import Any, Mapping
 
-from t5core.errors import T5CoreError
+from t5core.errors import T5CoreError, UserFileNotFoundError
 
 KINDS = ("choice", "uniform", "log_uniform", "int")
 
@@ -203,7 +203,7 @@ def load_space(text_or_path: str) -> SearchSpace:
                                    f"{e.msg}") from None
         return parse_space(spec, "--space (inline JSON)")
     if not os.path.exists(source):
-        raise FileNotFoundError(f"--space={source}: no such file (give a .json/.yaml file or "
+        raise UserFileNotFoundError(f"--space={source}: no such file (give a .json/.yaml file or "
                                 "inline JSON starting with '{')")
     with open(source) as f:
         text = f.read()
