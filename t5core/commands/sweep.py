@@ -65,7 +65,8 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                          "stopped.", **fv)
     flags.DEFINE_integer("startup_trials", 5, "bayesian: random trials before the model "
                          "proposes.", **fv)
-    flags.DEFINE_integer("seed", 0, "Seed of the random and bayesian proposals.", **fv)
+    flags.DEFINE_integer("seed", 0, "Seed of the proposals (grid: the order in which Optuna's "
+                         "GridSampler visits it).", **fv)
     flags.DEFINE_float("trial_timeout", 0.0, "Fail a trial running longer than this (seconds; "
                        "0: no limit).", **fv)
     flags.DEFINE_bool("retry_failed", False, "On resume, run failed trials again.", **fv)

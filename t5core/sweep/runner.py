@@ -446,11 +446,13 @@ def _stopped_by_signal(rec: dict, returncode: int) -> bool:
 
 def _stop_stale_process(rec: dict) -> None:
     """A trial process that outlived a killed sweep must not keep writing its model_dir."""
-    pid = rec.get("pid")
+    pid = rec.get("pid")  # read from the journal: an int, or nothing to stop
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             cmdline = f.read().decode(errors="replace")
-    except (OSError, TypeError):
+    except OSError:
         return
     if rec["model_dir"] not in cmdline:
         return  # the pid was reused by something else
