@@ -710,3 +710,15 @@ def test_the_sweep_writes_only_through_file_writes():
     found = [f"{p.name}:{n}: {line.strip()}" for p in sources
              for n, line in enumerate(p.read_text().splitlines(), 1) if raw.search(line)]
     assert found == []
+
+
+def test_a_sweep_recorded_with_the_old_proposals_is_refused(fake):
+    """Sweeps of an older t5core enqueued grid points and seeded each trial; Optuna's GridSampler
+    would propose their trials again: such a journal is refused, not resumed."""
+    run_sweep(fake, {"learning_rate": [1e-3]}, method="grid")
+    journal = fake["dir"] / "sweep" / "journal.log"
+    assert b'"proposals":2' in journal.read_bytes()
+    journal.write_bytes(journal.read_bytes().replace(b',"proposals":2', b""))
+    with pytest.raises(SweepStateError, match="holds a different sweep .*proposals: saved None"):
+        run_sweep(fake, {"learning_rate": [1e-3]}, method="grid")
+    assert len(fake["invocations"]()) == 1

@@ -78,7 +78,11 @@ class SweepConfig:
                 "direction": self.direction, "reduce": self.reduce, "seed": self.seed,
                 "train_script": os.path.abspath(self.train_script),
                 "train_flags": dict(sorted(self.train_flags.items())),
-                "startup_trials": self.startup_trials if self.method == "bayesian" else None}
+                "startup_trials": self.startup_trials if self.method == "bayesian" else None,
+                # How trials were proposed: 2, Optuna's grid order and seeded samplers. A sweep
+                # recorded before (per-trial seeds, grid points enqueued) is refused, not resumed
+                # with proposals that would repeat its trials.
+                "proposals": 2}
 
     def check(self) -> None:
         problems = []
