@@ -76,7 +76,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                       "checked before the sweep: auto (known for the embedded tasks, else a "
                       "one-step dry run), dry, none.", **fv)
     flags.DEFINE_string("train_script", default_train_script(), "The training script each "
-                        "trial runs.", **fv)
+                        "trial runs (it takes scripts/train.py's flags).", **fv)
     flags.DEFINE_float("poll_seconds", 2.0, "How often running trials are checked.", **fv)
 
 
