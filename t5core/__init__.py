@@ -1,6 +1,6 @@
 """t5core: T5 in TensorFlow / Keras 3, exact to the public checkpoints.
 
-The public names load their modules on first use, so `import t5core.sweep` does not pay for
+The public names load their modules on first use, so `import t5core` does not pay for
 importing TensorFlow.
 """
 

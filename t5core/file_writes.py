@@ -244,3 +244,22 @@ def prepare_output_dir(directory: str, overwrite: bool, owned: tuple[str, ...],
             removed.append(name)
     make_dirs(directory)
     return removed
+
+
+def replace_link(path: str, target: str) -> None:
+    """Points the symbolic link `path` at `target` atomically: a new link renamed over the old.
+
+    Anything at `path` that is not a link (a file or folder someone put there) is refused, not
+    replaced.
+    """
+    path = str(path)
+    if os.path.lexists(path) and not os.path.islink(path):
+        raise UnsafeWriteError(f"{path} exists and is not a link; t5core does not replace it")
+    tmp = os.path.join(os.path.dirname(path) or ".",
+                       f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+    os.symlink(target, tmp)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

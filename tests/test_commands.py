@@ -19,7 +19,7 @@ from absl import flags
 
 from t5core import cli, dataclass_flags
 from t5core.errors import ConfigError, FlagError
-from t5core.sweep.train_flags import parse_helpxml, read_flags
+from helpxml import parse_helpxml, read_flags
 from t5core.training.run import RunOptions, run
 from t5core.training.trainer import TrainConfig
 

@@ -152,7 +152,7 @@ def test_token_accuracy_is_logged_in_percent(tmp_path):
 # -- one set of defaults -------------------------------------------------------------------------
 
 def test_the_command_line_defaults_are_the_dataclass_defaults():
-    from t5core.sweep.train_flags import read_flags
+    from helpxml import read_flags
 
     flags = read_flags(TRAIN_SCRIPT)
     run, train = RunOptions(), TrainConfig()

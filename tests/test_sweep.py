@@ -10,6 +10,7 @@ import json
 import math
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ from t5core.sweep import (MissingExtraError, SearchSpaceError, Sweep, SweepConfi
                           SweepStateError, load_state, parse_space, prepare)
 from t5core.sweep import evals, study
 from t5core.sweep.space import load_space
-from t5core.sweep.train_flags import EMBEDDED_TASK_METRICS, parse_fixed_flags, read_flags
+from t5core.sweep.train_flags import EMBEDDED_TASK_METRICS, parse_fixed_flags
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -39,6 +40,9 @@ flags.DEFINE_float("learning_rate", 1e-3, "")
 flags.DEFINE_integer("warmup_steps", 0, "")
 flags.DEFINE_integer("batch_size", 8, "")
 flags.DEFINE_integer("eval_every", 0, "")
+flags.DEFINE_integer("eval_steps", 10, "")  # (the dry run's flags: the fake takes, ignores them)
+flags.DEFINE_integer("eval_examples", 400, "")
+flags.DEFINE_integer("save_every", 500, "")
 flags.DEFINE_integer("early_stopping_patience", 0, "")
 flags.DEFINE_enum("optimizer", "adamw", ["adafactor", "adamw"], "")
 flags.DEFINE_enum("schedule", "cosine", ["constant", "cosine"], "")
@@ -119,21 +123,27 @@ def fake(tmp_path, monkeypatch):
     return {"script": str(script), "invocations": invocations, "dir": tmp_path}
 
 
-@pytest.fixture(scope="module")
-def fake_flags(tmp_path_factory):
-    script = tmp_path_factory.mktemp("flags") / "fake_train.py"
-    script.write_text(FAKE_TRAIN)
-    return read_flags(str(script))
-
-
 def quiet(*args):
     pass
 
 
+def proposals(space, method, seed, count, startup_trials=5):
+    """The first `count` proposals of the sweep's sampler, seeded with `seed`, in a study without
+    history (Optuna's seeded stream)."""
+    fresh = optuna.create_study(sampler=study.sampler(method, space, seed, startup_trials))
+    return [space.suggest(fresh.ask()) for _ in range(count)]
+
+
 def proposed(space, method, seed, number, startup_trials=5):
-    """What the sweep's sampler for trial `number` proposes in a study without history."""
-    fresh = optuna.create_study(sampler=study.sampler(method, seed, number, startup_trials))
-    return space.suggest(fresh.ask())
+    """What the sweep's sampler proposes for trial `number` in a study without history."""
+    return proposals(space, method, seed, number + 1, startup_trials)[-1]
+
+
+def grid_seed(space, order):
+    """A --seed for which Optuna's GridSampler visits `space` (a dict) in `order`."""
+    space = parse_space(space)
+    return next(seed for seed in range(1000)
+                if proposals(space, "grid", seed, len(order)) == order)
 
 
 def in_memory(space, method, max_trials, seed=0, startup_trials=5, storage=None):
@@ -141,7 +151,10 @@ def in_memory(space, method, max_trials, seed=0, startup_trials=5, storage=None)
     config = SweepConfig(sweep_dir="unused", space=space, objective="loss", direction="min",
                          train_script="unused", method=method, max_trials=max_trials, seed=seed,
                          startup_trials=startup_trials)
-    return study.SweepStudy(storage or optuna.storages.InMemoryStorage(), config), config
+    sweep = optuna.create_study(
+        study_name="sweep", storage=storage or optuna.storages.InMemoryStorage(),
+        sampler=study.sampler(method, space, seed, startup_trials), load_if_exists=True)
+    return sweep, config
 
 
 def scalars(folder):
@@ -217,7 +230,7 @@ def test_grid_and_random_trial_sets():
                         "batch_size": {"type": "int", "low": 8, "high": 64, "log": True}})
     with pytest.raises(SearchSpaceError, match="grid search needs a finite set"):
         cont.grid()
-    draws = [proposed(cont, "random", 3, i) for i in range(400)]
+    draws = proposals(cont, "random", 3, 400)
     assert draws[7] == proposed(cont, "random", 3, 7)  # a pure function of (seed, index)
     assert draws[7] != proposed(cont, "random", 4, 7)
     lrs = np.array([d["learning_rate"] for d in draws])
@@ -236,8 +249,8 @@ def test_bayesian_search_is_optunas_tpe_seeded_per_trial():
     space = parse_space({"learning_rate": {"type": "log_uniform", "low": 1e-5, "high": 1e-0},
                          "warmup_steps": {"type": "int", "low": 0, "high": 500},
                          "optimizer": ["adamw", "adafactor", "sgd"]})
-    assert isinstance(study.sampler("bayesian", 0, 9, 8), optuna.samplers.TPESampler)
-    assert isinstance(study.sampler("random", 0, 9), optuna.samplers.RandomSampler)
+    assert isinstance(study.sampler("bayesian", space, 0, 8), optuna.samplers.TPESampler)
+    assert isinstance(study.sampler("random", space, 0), optuna.samplers.RandomSampler)
 
     def loss(p):
         return -fake_score(p["learning_rate"], p["warmup_steps"]) + (p["optimizer"] != "adamw")
@@ -246,15 +259,14 @@ def test_bayesian_search_is_optunas_tpe_seeded_per_trial():
         sweep, _ = in_memory(space, method, n, seed=seed, startup_trials=8)
         tried = []
         for _ in range(n):
-            number = sweep.next_trial(n)
-            params = sweep.record(number)["params"]
-            sweep.tell(number, "done", loss(params))
-            tried.append(params)
+            trial = study.next_trial(sweep, space, n)
+            sweep.tell(trial, loss(trial.params))
+            tried.append(trial.params)
         return tried
 
     tpe = [search("bayesian", seed) for seed in range(5)]
     assert search("bayesian", 3) == tpe[3]
-    assert tpe[3][:8] == [proposed(space, "random", 3, i) for i in range(8)]  # the start-up
+    assert tpe[3][:8] == proposals(space, "random", 3, 8)  # the start-up
     tpe_best = [min(map(loss, tried)) for tried in tpe]
     random_best = [min(map(loss, search("random", seed))) for seed in range(5)]
     assert np.mean(tpe_best) < np.mean(random_best)
@@ -269,44 +281,45 @@ def test_small_discrete_space_runs_each_combination_once(method):
     sweep, config = in_memory(space, method, max_trials=10, startup_trials=2)
     assert config.planned_trials() == 6
     tried = []
-    while (number := sweep.next_trial(config.planned_trials())) is not None:
-        params = sweep.record(number)["params"]
-        sweep.tell(number, "done", float(params["warmup_steps"]))
-        tried.append(json.dumps(params, sort_keys=True))
+    while (trial := study.next_trial(sweep, space, config.planned_trials())) is not None:
+        sweep.tell(trial, float(trial.params["warmup_steps"]))
+        tried.append(json.dumps(trial.params, sort_keys=True))
     assert len(tried) == len(set(tried)) == 6
-    assert [r["status"] for r in sweep.records()] == ["done"] * 6  # repeats are not listed
+    assert [r["status"] for r in study.records(sweep, "unused")] == ["done"] * 6  # (repeats are
+    # not listed)
 
 
-def test_a_trial_asked_for_but_never_launched_is_set_aside():
+def test_a_trial_asked_for_but_never_launched_runs_on_resume():
     """Killed between asking Optuna for a trial and starting it: its parameters may be half
-    suggested, so a restart does not run it; a grid point set aside runs again in its place."""
+    suggested; a restart suggests the rest (the grid point Optuna gave it) and runs it."""
     space = parse_space({"learning_rate": [1e-3, 2e-3], "warmup_steps": [0, 5]})
     storage = optuna.storages.InMemoryStorage()
     first, _ = in_memory(space, "grid", 0, storage=storage)
-    number = first.next_trial(4)
-    first.note(number, attempts=1)
-    first.tell(number, "done", 1.0)
-    first.study.ask()  # the sweep dies before suggesting any parameter of trial 1
+    trial = study.next_trial(first, space, 4)
+    trial.set_user_attr("attempts", 1)
+    first.tell(trial, 1.0)
+    first.ask()  # the sweep dies before suggesting any parameter of trial 1
     resumed, _ = in_memory(space, "grid", 0, storage=storage)
-    resumed.set_aside_unstarted()
-    number = resumed.next_trial(4)
-    assert number == 2 and resumed.record(number)["params"] == space.grid()[1]
-    assert [r["id"] for r in resumed.records()] == ["trial_0000", "trial_0002"]
+    [trial] = study.resumed_trials(resumed, space)
+    order = proposals(space, "grid", 0, 4)  # Optuna's grid order for the seed
+    assert trial.number == 1 and trial.params == order[1]
+    assert study.next_trial(resumed, space, 4).params == order[2]
+    assert [r["id"] for r in study.records(resumed, "unused")] == [
+        "trial_0000", "trial_0001", "trial_0002"]
 
 
 # -- flags and objective checks: all before any trial --------------------------------------------
-def test_fixed_flag_parsing(fake_flags):
-    fixed = parse_fixed_flags(["--train_steps=5", "--noprogress_bar", "--optimizer", "adafactor"],
-                              fake_flags)
+def test_fixed_flag_parsing():
+    fixed = parse_fixed_flags(["--train_steps=5", "--noprogress_bar", "--optimizer", "adafactor"])
     assert fixed == {"train_steps": "5", "progress_bar": "false", "optimizer": "adafactor"}
     with pytest.raises(SearchSpaceError, match="Did you mean --train_steps"):
-        parse_fixed_flags(["--train_step=5"], fake_flags)
+        parse_fixed_flags(["--train_step=5"])
     with pytest.raises(SearchSpaceError, match="set by the sweep"):
-        parse_fixed_flags(["--model_dir=/tmp/x"], fake_flags)
+        parse_fixed_flags(["--model_dir=/tmp/x"])
     with pytest.raises(SearchSpaceError, match="not a valid int"):
-        parse_fixed_flags(["--train_steps=1e3x"], fake_flags)
+        parse_fixed_flags(["--train_steps=1e3x"])
     with pytest.raises(SearchSpaceError, match="one of adafactor, adamw"):
-        parse_fixed_flags(["--optimizer=sgd"], fake_flags)
+        parse_fixed_flags(["--optimizer=sgd"])
 
 
 @pytest.mark.parametrize("space, args, kwargs, message", [
@@ -319,7 +332,9 @@ def test_fixed_flag_parsing(fake_flags):
     ({"learning_rate": [1e-3]}, [], {"objective": "eval_loss", "direction": "max"},
      "contradicts the trainer"),
     ({"learning_rate": [1e-3]}, ["--best_metric=eval_loss"], {}, "contradicts --objective"),
-    ({"warmup_steps": [0, 20]}, [], {}, "need train_steps > warmup_steps"),
+    ({"learning_rate": [1e-3, -0.5]}, [], {}, "--learning_rate must be a finite number > 0"),
+    ({"warmup_steps": [0, 20]}, ["--early_stopping_patience=2", "--eval_every=0"], {},
+     "--early_stopping_patience needs --eval_every > 0"),
     ({"learning_rate": [1e-3]}, [], {"median_stopping": True}, "--eval_every=N"),
     ({"learning_rate": {"type": "log_uniform", "low": 1e-4, "high": 1e-2}}, [],
      {"method": "grid"}, "grid search needs a finite set"),
@@ -380,7 +395,9 @@ def test_grid_sweep_runs_every_trial_and_names_the_best(fake):
     sweep = fake["dir"] / "sweep"
     state = load_state(str(sweep))
     expected = parse_space(space).grid()
-    assert [t["params"] for t in state["trials"]] == expected
+    # Every grid point once, in Optuna's order for the seed.
+    assert [t["params"] for t in state["trials"]] == proposals(parse_space(space), "grid", 0, 4)
+    assert sorted(expected, key=str) == sorted([t["params"] for t in state["trials"]], key=str)
     assert all(t["status"] == "done" for t in state["trials"])
     for t in state["trials"]:  # the value read back from train_log.jsonl is the fake's score
         assert t["value"] == pytest.approx(fake_score(**t["params"]), abs=1e-6)
@@ -438,14 +455,15 @@ def test_bayesian_sweep_starts_random_then_proposes(fake):
 
 def test_failed_trials_are_recorded_not_rerun_unless_asked(fake):
     space = {"learning_rate": [1e-3, 0.9]}  # the fake fails on lr >= 0.5 like a NaN loss
-    best, _ = run_sweep(fake, space, method="grid")
+    seed = grid_seed(space, [{"learning_rate": 1e-3}, {"learning_rate": 0.9}])
+    best, _ = run_sweep(fake, space, method="grid", seed=seed)
     state = load_state(str(fake["dir"] / "sweep"))
     assert [t["status"] for t in state["trials"]] == ["done", "failed"]
     assert "the loss is nan" in state["trials"][1]["error"]
     assert best["params"] == {"learning_rate": 1e-3}
-    run_sweep(fake, space, method="grid")
+    run_sweep(fake, space, method="grid", seed=seed)
     assert len(fake["invocations"]()) == 2  # nothing rerun
-    run_sweep(fake, space, method="grid", retry_failed=True)
+    run_sweep(fake, space, method="grid", retry_failed=True, seed=seed)
     assert len(fake["invocations"]()) == 3
     # A finished Optuna trial cannot run again: the retry is a new trial with its parameters.
     retry = load_state(str(fake["dir"] / "sweep"))["trials"][2]
@@ -460,9 +478,11 @@ def test_restart_with_another_definition_is_refused(fake):
 
 
 def test_a_sweep_dir_of_the_state_file_era_is_refused(fake):
-    """Its trials' model_dirs hold checkpoints of other parameters: never resume them."""
-    (fake["dir"] / "sweep").mkdir()
+    """Its trials' model_dirs hold checkpoints of other parameters: never resume them (nor those
+    of any trial the journal did not start)."""
+    (fake["dir"] / "sweep" / "trials" / "trial_0000").mkdir(parents=True)
     (fake["dir"] / "sweep" / "state.json").write_text("{}")
+    (fake["dir"] / "sweep" / "trials" / "trial_0000" / "checkpoint").write_text("")
     with pytest.raises(SweepStateError, match="older t5core .*new --sweep_dir"):
         run_sweep(fake, {"learning_rate": [1e-3]}, method="grid")
     assert fake["invocations"]() == []
@@ -510,7 +530,8 @@ def test_median_stopping_prunes_a_trial_behind_the_median(fake, monkeypatch):
     # Three good trials complete first; the fourth (lr far from the optimum) is behind their
     # median at its first evaluation and is stopped before its last.
     space = {"learning_rate": [3e-3, 2e-3, 4e-3, 1e-5]}
-    run_sweep(fake, space, method="grid", median_stopping=True, median_min_trials=3,
+    seed = grid_seed(space, [{"learning_rate": lr} for lr in space["learning_rate"]])
+    run_sweep(fake, space, method="grid", median_stopping=True, median_min_trials=3, seed=seed,
               train_args=("--train_steps=25", "--eval_every=5"))
     state = load_state(str(fake["dir"] / "sweep"))
     assert [t["status"] for t in state["trials"]] == ["done", "done", "done", "pruned"]
@@ -571,7 +592,7 @@ def test_resume_after_kill_keeps_finished_trials(fake, monkeypatch):
     interrupted = [t["id"] for t in state["trials"] if t["status"] == "running"]
     assert len(interrupted) == 1
     time.sleep(1.0)
-    # The orphaned trial died with the sweep (PR_SET_PDEATHSIG): no more events grow.
+    # The orphaned trial is stopped by the restarted sweep before it runs again.
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "resumed with" in out.stdout + out.stderr
@@ -618,3 +639,74 @@ def test_sweep_over_the_real_train_script(tmp_path):
     assert "--best_metric=eval_loss" in best["command"]
     info = json.loads((sweep / "best.json").read_text())
     assert (sweep / (info["checkpoint"] + ".index")).exists()
+
+
+# -- one rule with train.py; the record and the files the sweep writes ---------------------------
+def test_the_sweep_refuses_what_train_refuses_and_nothing_else(fake, monkeypatch):
+    """A warm-up longer than a short trial: train.py fits it to the run (with a note), so the
+    sweep takes it too. The sweep's check is the trainer's own (RunOptions.check): a rule added
+    there is the sweep's rule as well."""
+    from t5core.errors import FlagError
+    from t5core.training.run import RunOptions
+
+    config = prepare(str(fake["dir"] / "sweep"), {"warmup_steps": [0, 20]}, "accuracy",
+                     fake["script"], ["--train_steps=10"], method="grid", log=quiet)
+    assert config.planned_trials() == 2
+    checked = []
+
+    def trainer_check(options):
+        checked.append((options.train.train_steps, options.train.warmup_steps))
+        raise FlagError("Bad flags: a rule only the trainer knows")
+
+    monkeypatch.setattr(RunOptions, "check", trainer_check)
+    with pytest.raises(SearchSpaceError, match="a rule only the trainer knows"):
+        prepare(str(fake["dir"] / "sweep2"), {"warmup_steps": [0, 20]}, "accuracy",
+                fake["script"], ["--train_steps=10"], method="grid", log=quiet)
+    assert checked == [(10, 0)]
+    assert fake["invocations"]() == []
+
+
+def test_a_torn_journal_is_repaired_and_a_damaged_one_named(fake):
+    """journal.log is read from disk: a last record cut short by a kill is removed; a bad line
+    elsewhere ends the sweep in one error that names the file and the line."""
+    space = {"learning_rate": [1e-3, 2e-3]}
+    run_sweep(fake, space, method="grid")
+    journal = fake["dir"] / "sweep" / "journal.log"
+    whole = journal.read_bytes()
+    journal.write_bytes(whole + b'{"op_code": 5, "worker_id": "x", "tri')
+    lines = []
+    config = prepare(str(fake["dir"] / "sweep"), space, "accuracy", fake["script"],
+                     ["--train_steps=10"], method="grid", log=quiet, poll_seconds=0.05)
+    Sweep(config, log=lines.append).run()
+    assert any("removed a torn last record" in line for line in lines)
+    assert journal.read_bytes().startswith(whole) and b"tri\n" not in journal.read_bytes()
+    assert [t["status"] for t in load_state(str(fake["dir"] / "sweep"))["trials"]] == ["done"] * 2
+    assert len(fake["invocations"]()) == 2  # nothing ran again
+    journal.write_bytes(whole.replace(b"\n", b"\nnot json\n", 1))
+    with pytest.raises(SweepStateError, match=r"journal.log, line 2: not an Optuna journal"):
+        load_state(str(fake["dir"] / "sweep"))
+
+
+def test_the_best_trial_link_never_replaces_a_folder(fake):
+    """best_trial is swapped atomically through t5core.file_writes; a real folder there is
+    refused, not deleted with what it holds."""
+    from t5core.file_writes import UnsafeWriteError
+
+    planted = fake["dir"] / "sweep" / "best_trial"
+    planted.mkdir(parents=True)
+    (planted / "keep.txt").write_text("mine")
+    with pytest.raises(UnsafeWriteError, match="not a link"):
+        run_sweep(fake, {"learning_rate": [1e-3]}, method="grid")
+    assert (planted / "keep.txt").read_text() == "mine"
+
+
+def test_a_sweep_recorded_with_the_old_proposals_is_refused(fake):
+    """Sweeps of an older t5core enqueued grid points and seeded each trial; Optuna's GridSampler
+    would propose their trials again: such a journal is refused, not resumed."""
+    run_sweep(fake, {"learning_rate": [1e-3]}, method="grid")
+    journal = fake["dir"] / "sweep" / "journal.log"
+    assert b'"proposals":2' in journal.read_bytes()
+    journal.write_bytes(journal.read_bytes().replace(b',"proposals":2', b""))
+    with pytest.raises(SweepStateError, match="holds a different sweep .*proposals: saved None"):
+        run_sweep(fake, {"learning_rate": [1e-3]}, method="grid")
+    assert len(fake["invocations"]()) == 1

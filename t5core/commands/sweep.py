@@ -18,6 +18,10 @@ import sys
 from absl import app, flags
 
 from t5core import cli
+from t5core.model_dir import METRIC_MODES
+from t5core.sweep import Sweep, prepare
+from t5core.sweep.runner import METHODS
+from t5core.sweep.study import optuna
 
 
 def default_train_script() -> str:
@@ -31,9 +35,6 @@ def default_train_script() -> str:
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
-    from t5core.model_dir import METRIC_MODES
-    from t5core.sweep.runner import METHODS
-
     fv = dict(flag_values=flag_values)
     flags.DEFINE_string("space", None, "Search space: a .json/.yaml file or inline JSON, "
                         "{flag: [values] | {type: choice|uniform|log_uniform|int, ...}}.",
@@ -64,7 +65,8 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                          "stopped.", **fv)
     flags.DEFINE_integer("startup_trials", 5, "bayesian: random trials before the model "
                          "proposes.", **fv)
-    flags.DEFINE_integer("seed", 0, "Seed of the random and bayesian proposals.", **fv)
+    flags.DEFINE_integer("seed", 0, "Seed of the proposals (grid: the order in which Optuna's "
+                         "GridSampler visits it).", **fv)
     flags.DEFINE_float("trial_timeout", 0.0, "Fail a trial running longer than this (seconds; "
                        "0: no limit).", **fv)
     flags.DEFINE_bool("retry_failed", False, "On resume, run failed trials again.", **fv)
@@ -74,14 +76,11 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                       "checked before the sweep: auto (known for the embedded tasks, else a "
                       "one-step dry run), dry, none.", **fv)
     flags.DEFINE_string("train_script", default_train_script(), "The training script each "
-                        "trial runs.", **fv)
+                        "trial runs (it takes scripts/train.py's flags).", **fv)
     flags.DEFINE_float("poll_seconds", 2.0, "How often running trials are checked.", **fv)
 
 
 def sweep(args: flags.FlagValues, train_args) -> int:
-    from t5core.sweep import Sweep, prepare
-    from t5core.sweep.study import optuna
-
     logging = optuna().logging  # (its absence is reported with the command that installs it)
     logging.set_verbosity(logging.WARNING)  # the sweep logs each trial itself
     train_args = list(train_args)
@@ -91,15 +90,13 @@ def sweep(args: flags.FlagValues, train_args) -> int:
         train_args = [f"--train_steps={args.trial_steps}"] + train_args
     gpus = None if args.gpus == "auto" else (
         [] if args.gpus in ("", "none") else [g.strip() for g in args.gpus.split(",")])
-    config = prepare(
-        args.sweep_dir, args.space, args.objective, args.train_script, train_args,
-        direction=args.direction, validate=args.validate, method=args.method,
-        max_trials=args.max_trials, reduce=args.objective_reduce, seed=args.seed,
-        startup_trials=args.startup_trials, parallel=args.parallel, gpus=gpus,
-        median_stopping=args.median_stopping, median_min_trials=args.median_min_trials,
-        median_grace_evals=args.median_grace_evals, trial_timeout=args.trial_timeout,
-        retry_failed=args.retry_failed, keep_checkpoints=args.keep_checkpoints,
-        poll_seconds=args.poll_seconds)
+    options = {name: args[name].value for name in (
+        "method", "max_trials", "seed", "startup_trials", "parallel", "median_stopping",
+        "median_min_trials", "median_grace_evals", "trial_timeout", "retry_failed",
+        "keep_checkpoints", "poll_seconds")}
+    config = prepare(args.sweep_dir, args.space, args.objective, args.train_script, train_args,
+                     direction=args.direction, validate=args.validate,
+                     reduce=args.objective_reduce, gpus=gpus, **options)
     try:
         best = Sweep(config).run()
     except KeyboardInterrupt as e:

@@ -1,12 +1,16 @@
-"""Where each of N concurrent trials runs: a GPU each, or a disjoint share of the CPU cores."""
+"""Where each of N concurrent trials runs: a GPU each, or a disjoint share of the CPU cores.
+
+One slot: nothing changes (the trial sees every device, e.g. for a mirrored strategy). With GPUs,
+they are split into `parallel` groups (4 GPUs, 2 slots: "0,1" and "2,3"); with more slots than
+GPUs, slot i gets GPU i mod #GPUs and memory growth, else two TensorFlow processes would each
+reserve the whole GPU. Without GPUs the CPU cores are split into disjoint groups.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import sys
 
 
 def visible_gpus() -> list[str]:
@@ -31,30 +35,16 @@ def _split(items: list, parts: int) -> list[list]:
     return [[items[i % len(items)]] for i in range(parts)]
 
 
-def _cpu_cores() -> list[int]:
-    if hasattr(os, "sched_getaffinity"):
-        return sorted(os.sched_getaffinity(0))
-    return list(range(os.cpu_count() or 1))
-
-
 class SlotPlan:
-    """Environment and CPU affinity for trial slot i of `parallel`.
-
-    One slot: nothing changes (the trial sees every device, e.g. for a mirrored strategy). With
-    GPUs, the GPUs are split into `parallel` groups (4 GPUs, 2 slots: "0,1" and "2,3"); with more
-    slots than GPUs, slot i gets GPU i mod #GPUs and memory growth, else two TensorFlow processes
-    would each reserve the whole GPU. Without GPUs the CPU cores are split into disjoint groups
-    (pinned with sched_setaffinity) so concurrent trials do not fight over the same cores.
-    """
+    """Devices, environment and CPU affinity of trial slot i of `parallel`."""
 
     def __init__(self, parallel: int, gpus: list[str] | None = None):
-        if parallel < 1:
-            raise ValueError(f"--parallel must be >= 1 (got {parallel})")
         self.parallel = parallel
         self.gpus = visible_gpus() if gpus is None else list(gpus)
         self.gpu_groups = _split(self.gpus, parallel) if parallel > 1 and self.gpus else []
-        cores = _cpu_cores()
-        self.core_groups = _split(cores, parallel) if parallel > 1 and not self.gpus else []
+        cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        self.core_groups = _split(cores, parallel) if parallel > 1 and cores and not self.gpus \
+            else []
 
     def describe(self, slot: int) -> str:
         if self.gpu_groups:
@@ -64,51 +54,24 @@ class SlotPlan:
         return "all devices"
 
     def env(self, slot: int) -> dict:
-        env = {}
         if self.gpu_groups:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(self.gpu_groups[slot])
-            if self.parallel > len(self.gpus):
-                env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
-        elif self.core_groups:
-            env["CUDA_VISIBLE_DEVICES"] = ""
-            env["TF_NUM_INTRAOP_THREADS"] = str(len(self.core_groups[slot]))
-            env["TF_NUM_INTEROP_THREADS"] = "1"
-        return env
+            growth = {"TF_FORCE_GPU_ALLOW_GROWTH": "true"} if self.parallel > len(self.gpus) \
+                else {}
+            return {"CUDA_VISIBLE_DEVICES": ",".join(self.gpu_groups[slot]), **growth}
+        if self.core_groups:
+            return {"CUDA_VISIBLE_DEVICES": "", "TF_NUM_INTEROP_THREADS": "1",
+                    "TF_NUM_INTRAOP_THREADS": str(len(self.core_groups[slot]))}
+        return {}
 
-    def preexec(self, slot: int):
-        """Runs in the child before exec: pin its cores; die with the sweep (Linux)."""
-        cores = self.core_groups[slot] if self.core_groups else None
-        parent = os.getpid()
-
-        def fn():
-            if cores and hasattr(os, "sched_setaffinity"):
-                os.sched_setaffinity(0, cores)
-            _die_with_parent(parent)
-
-        return fn
-
-
-def _load_prctl():
-    # Looked up in the parent: dlopen in a child forked from a multi-threaded process (TensorFlow
-    # runs threads) could deadlock on a loader lock held by another thread at fork time.
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = _load_prctl()
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    # A sweep killed with SIGKILL cannot stop its trials; PR_SET_PDEATHSIG has the kernel send
-    # them SIGTERM instead, so a restarted sweep never finds an orphan still writing a model_dir.
-    if _PRCTL is None:
-        return
-    _PRCTL(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
+    def popen(self, slot: int, cmd: list[str], **kwargs) -> subprocess.Popen:
+        """Starts a trial process on the slot's cores. A child inherits the affinity of the
+        thread that starts it, so this thread takes the slot's cores for the start and gives
+        them back (no preexec_fn: it is unsafe in a process that runs threads, as TF does)."""
+        if not self.core_groups:
+            return subprocess.Popen(cmd, **kwargs)
+        own = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, self.core_groups[slot])
+        try:
+            return subprocess.Popen(cmd, **kwargs)
+        finally:
+            os.sched_setaffinity(0, own)

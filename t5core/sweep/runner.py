@@ -8,22 +8,23 @@ sweep_dir/
 
 A trial's evaluations are read from its train_log.jsonl and reported to Optuna; with
 --median_stopping, Optuna's MedianPruner decides at each new evaluation whether to stop it. Its
-value is its best (or last) evaluation of the objective; the best by default, which is the one
-its best/ checkpoint holds, since the sweep passes --best_metric=<objective> to every trial.
-A trial that was running when the sweep was killed runs again, resuming from its own last
-checkpoint if it wrote one. Done, failed and pruned trials never run again (--retry_failed
-runs a failed trial's parameters again as a new trial).
+value is its best (or last) evaluation of the objective; the best is the one its best/ checkpoint
+holds, since the sweep passes --best_metric=<objective> to every trial. A trial that was running
+when the sweep was killed runs again, from its own last checkpoint if it wrote one.
 
-Parallel trials each get a slot (devices.py): a GPU each, or a disjoint share of the CPU cores.
+Trials stay in the sweep's process group: Ctrl-C in a terminal, or a scheduler that stops the
+job's group, stops them with the sweep. A trial that outlives a sweep killed alone is stopped
+when the sweep restarts, before it runs again. (A pipe each trial watches would need code in
+every training script; the group needs none.)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -31,14 +32,16 @@ import threading
 import time
 from typing import IO, Callable
 
+from t5core import file_writes
 from t5core import model_dir as run_files
 from t5core.locking import DirectoryLock
-from t5core.sweep import results
+import t5core.sweep.results as results
+import t5core.sweep.study as study
 from t5core.sweep.devices import SlotPlan
 from t5core.sweep.evals import pick, read_evals
 from t5core.sweep.space import SearchSpace, SearchSpaceError
-from t5core.sweep.study import TRIALS, SweepStateError, SweepStudy, open_study, optuna
-from t5core.sweep.train_flags import format_flag
+from t5core.sweep.study import TRIALS, SweepStateError
+from t5core.sweep.train_flags import flag_arg, trial_options
 
 METHODS = ("grid", "random", "bayesian")
 
@@ -68,7 +71,6 @@ class SweepConfig:
     poll_seconds: float = 2.0
     python: str = sys.executable
     known_metrics: tuple = ()  # what the trials evaluate, for the HParams dashboard
-    train_steps: int | None = None  # the trials' --train_steps unless searched (prepare sets it)
 
     def identity(self) -> dict:
         """What defines the sweep: a restart must agree on all of it (max_trials may grow)."""
@@ -76,26 +78,25 @@ class SweepConfig:
                 "direction": self.direction, "reduce": self.reduce, "seed": self.seed,
                 "train_script": os.path.abspath(self.train_script),
                 "train_flags": dict(sorted(self.train_flags.items())),
-                "startup_trials": self.startup_trials if self.method == "bayesian" else None}
+                "startup_trials": self.startup_trials if self.method == "bayesian" else None,
+                # How trials were proposed: 2, Optuna's grid order and seeded samplers. A sweep
+                # recorded before (per-trial seeds, grid points enqueued) is refused, not resumed
+                # with proposals that would repeat its trials.
+                "proposals": 2}
 
     def check(self) -> None:
         problems = []
-        if self.method not in METHODS:
-            problems.append(f"--method must be one of {', '.join(METHODS)} (got {self.method!r})")
-        if self.direction not in ("max", "min"):
-            problems.append(f"--direction must be max or min (got {self.direction!r})")
-        if self.reduce not in ("best", "last"):
-            problems.append(f"--objective_reduce must be best or last (got {self.reduce!r})")
-        if self.max_trials < 0:
-            problems.append(f"--max_trials must be >= 0 (got {self.max_trials})")
+        for name, value, allowed in (("method", self.method, METHODS),
+                                     ("direction", self.direction, ("max", "min")),
+                                     ("objective_reduce", self.reduce, ("best", "last")),
+                                     ("keep_checkpoints", self.keep_checkpoints, ("all", "best"))):
+            if value not in allowed:
+                problems.append(f"--{name} must be one of {', '.join(allowed)} (got {value!r})")
+        for name, low in (("max_trials", 0), ("parallel", 1), ("median_min_trials", 1)):
+            if getattr(self, name) < low:
+                problems.append(f"--{name} must be >= {low} (got {getattr(self, name)})")
         if self.method != "grid" and self.max_trials == 0:
             problems.append(f"--method={self.method} needs --max_trials > 0")
-        if self.keep_checkpoints not in ("all", "best"):
-            problems.append("--keep_checkpoints must be all or best")
-        if self.parallel < 1:
-            problems.append(f"--parallel must be >= 1 (got {self.parallel})")
-        if self.median_min_trials < 1:
-            problems.append("--median_min_trials must be >= 1")
         if self.method == "grid":
             self.space.grid_size()  # raises for continuous parameters
         if problems:
@@ -109,31 +110,25 @@ class SweepConfig:
             return min(self.max_trials, self.space.grid_size())
         return self.max_trials
 
-
-def lock_sweep_dir(sweep_dir: str) -> DirectoryLock:
-    """Holds sweep_dir for this process until released or it exits (even by SIGKILL); one sweep
-    at a time. The trials' model_dirs have the trainer's own lock."""
-    lock = DirectoryLock(sweep_dir, run_files.LOCK, SweepStateError,
-                         hint="another sweep process is running there; wait for it or use "
-                              "another --sweep_dir")
-    lock.acquire()
-    return lock
+    def trial_args(self, params: dict) -> list[str]:
+        """The training script's arguments for a trial with `params`, but for --model_dir."""
+        return ([f"--{k}={v}" for k, v in self.train_flags.items()]
+                + [flag_arg(k, v) for k, v in params.items()]
+                + [f"--{k}={v}" for k, v in self.added_flags.items()])
 
 
 @dataclasses.dataclass
 class _Running:
     """A trial process this sweep started."""
-    trial: dict  # its record (study.record) when it started
+    trial: object  # the live optuna Trial
+    record: dict  # study.record when it started
     proc: subprocess.Popen
     log_file: IO
     started: float
+    train_steps: int
+    reported: dict  # step -> objective told to Optuna
     reason: str | None = None  # why the sweep is stopping it: "pruned" or "timeout"
     pruned_at: int | None = None
-    reported: dict = dataclasses.field(default_factory=dict)  # step -> objective told to Optuna
-
-    @property
-    def number(self) -> int:  # the Optuna trial number
-        return self.trial["index"]
 
 
 class Sweep:
@@ -143,56 +138,63 @@ class Sweep:
         self.log = log
         self.dir = config.sweep_dir
         self.slots = SlotPlan(config.parallel, config.gpus)
-        self.study: SweepStudy | None = None
+        self.study = None
         self._stop = False
-        self._rerun: list[int] = []  # trials a killed sweep left running
 
-    def command(self, trial: dict) -> list[str]:
-        flags = [format_flag(k, v) if not isinstance(v, str) else f"--{k}={v}"
-                 for k, v in self.c.train_flags.items()]
-        flags += [format_flag(k, v) for k, v in trial["params"].items()]
-        flags += [f"--{k}={v}" for k, v in self.c.added_flags.items()]
-        return [self.c.python, self.c.train_script, *flags, f"--model_dir={trial['model_dir']}"]
+    def command(self, params: dict, model_dir: str) -> list[str]:
+        return [self.c.python, self.c.train_script, *self.c.trial_args(params),
+                f"--model_dir={model_dir}"]
+
+    def records(self) -> list[dict]:
+        return study.records(self.study, self.dir)
+
+    def _frozen(self, trial):
+        """The stored state of a live trial (its user attributes, intermediate values)."""
+        return next(t for t in self.study.get_trials(deepcopy=False) if t.number == trial.number)
 
     # -- trials ----------------------------------------------------------------------------------
-    def _launch(self, number: int, slot: int) -> _Running:
-        trial = self.study.record(number)
-        model_dir = trial["model_dir"]
+    def _launch(self, trial, slot: int) -> _Running:
+        frozen = self._frozen(trial)
+        rec = study.record(frozen, self.dir)
+        model_dir = rec["model_dir"]
+        cmd = self.command(rec["params"], model_dir)
+        attempts = rec.get("attempts", 0) + 1
+        device = self.slots.describe(slot)
+        # Noted before its model_dir is made: a trial with attempts is one a restart runs again.
+        for key, value in {"attempts": attempts, "command": shlex.join(cmd),
+                           "device": device}.items():
+            trial.set_user_attr(key, value)
         has_checkpoint = os.path.exists(run_files.path(model_dir, run_files.CHECKPOINT_STATE))
         if os.path.isdir(model_dir) and not has_checkpoint:
             # An interrupted attempt that saved no checkpoint: start clean, so that its
             # evaluations cannot mix with the new run's.
-            shutil.rmtree(model_dir)
-        os.makedirs(model_dir, exist_ok=True)
-        cmd = self.command(trial)
-        attempts = trial.get("attempts", 0) + 1
-        device = self.slots.describe(slot)
-        log_file = open(run_files.path(model_dir, run_files.TRIAL_LOG), "a")
+            file_writes.remove(model_dir, inside=os.path.join(self.dir, TRIALS))
+        file_writes.make_dirs(model_dir)
+        log_file = file_writes.open_append(run_files.path(model_dir, run_files.TRIAL_LOG))
         log_file.write(f"\n=== attempt {attempts} {time.ctime()} on {device}\n"
                        f"$ {shlex.join(cmd)}\n")
         log_file.flush()
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
         env.update(self.slots.env(slot))
-        # Noted before the process starts: a trial with attempts is one a restart runs again.
-        self.study.note(number, attempts=attempts, command=shlex.join(cmd), device=device)
-        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env,
-                                preexec_fn=self.slots.preexec(slot))
-        self.study.note(number, pid=proc.pid)
-        params = " ".join(f"{k}={_short(v)}" for k, v in trial["params"].items())
+        proc = self.slots.popen(slot, cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+        trial.set_user_attr("pid", proc.pid)
+        params = " ".join(f"{k}={_short(v)}" for k, v in rec["params"].items())
         resumed = "" if attempts == 1 else (
             f" (attempt {attempts}, from its last checkpoint)" if has_checkpoint
             else f" (attempt {attempts}, from scratch: no checkpoint was saved)")
-        retry = f" (a retry of {trial['retry_of']})" if trial.get("retry_of") else ""
-        self.log(f"{trial['id']} started on {device}{resumed}{retry}: {params}")
-        return _Running(trial, proc, log_file, time.time())
+        retry = f" (a retry of {rec['retry_of']})" if rec.get("retry_of") else ""
+        self.log(f"{rec['id']} started on {device}{resumed}{retry}: {params}")
+        steps = trial_options(self.c.trial_args(rec["params"])).train.train_steps
+        return _Running(trial, rec, proc, log_file, time.time(), steps,
+                        dict(frozen.intermediate_values))
 
     def _report(self, run: _Running, evals: dict) -> bool:
         """Tells Optuna each evaluation of the objective not told yet; True if there was one."""
         new = False
         for step, metrics in sorted(evals.items()):
             value = metrics.get(self.c.objective)
-            if value is not None and math.isfinite(value) and run.reported.get(step) != value:
-                self.study.report(run.number, step, value)
+            if value is not None and math.isfinite(value) and step not in run.reported:
+                run.trial.report(value, step)
                 run.reported[step] = value
                 new = True
         return new
@@ -200,30 +202,28 @@ class Sweep:
     def _should_prune(self, run: _Running) -> bool:
         """Optuna's MedianPruner on the trial's evaluations so far (after the grace evaluations,
         and never at the last one, when stopping would save nothing)."""
-        if not self._report(run, read_evals(run.trial["model_dir"]) or {}):
-            return False
-        if len(run.reported) < max(1, self.c.median_grace_evals):
+        if not self._report(run, read_evals(run.record["model_dir"]) or {}):
             return False
         step = max(run.reported)
-        total = run.trial["params"].get("train_steps", self.c.train_steps)
-        if total and step >= int(total):
-            return False
-        if not self.study.should_prune(run.number):
+        if len(run.reported) < max(1, self.c.median_grace_evals) or step >= run.train_steps \
+                or not run.trial.should_prune():
             return False
         best = (min if self.c.direction == "min" else max)(run.reported.values())
         run.pruned_at = step
-        self.log(f"{run.trial['id']} pruned at step {step}: its best {self.c.objective} so far, "
+        self.log(f"{run.record['id']} pruned at step {step}: its best {self.c.objective} so far, "
                  f"{best:.5g}, is worse than the median of the completed trials at that step")
         return True
 
-    def _finish(self, run: _Running, returncode: int, reason: str | None) -> None:
+    def _finish(self, run: _Running, reason: str | None) -> None:
         """Records a trial whose process ended: done, pruned, failed, or left to run again."""
-        trial, number = run.trial, run.number
-        seconds = trial.get("seconds", 0.0) + time.time() - run.started
+        rec, trial = run.record, run.trial
+        run.log_file.close()
+        seconds = rec.get("seconds", 0.0) + time.time() - run.started
         if reason == "interrupted":  # it stays RUNNING in the study and runs again on resume
-            self.study.note(number, seconds=seconds)
+            trial.set_user_attr("seconds", seconds)
             return
-        evals = read_evals(trial["model_dir"])
+        returncode = run.proc.returncode
+        evals = read_evals(rec["model_dir"])
         self._report(run, evals or {})
         picked = pick(evals or {}, self.c.objective, self.c.direction,
                       "best" if reason == "pruned" else self.c.reduce)
@@ -232,29 +232,34 @@ class Sweep:
         if picked is not None:
             notes["step"], notes["metrics"] = picked
             notes["value"] = picked[1][self.c.objective]
-        status, error = self._outcome(trial, returncode, reason, evals, notes.get("value"))
+        status, error = self._outcome(rec, returncode, reason, evals, notes.get("value"))
         if error:
             notes["error"] = error
         if status == "pruned":
             notes["pruned_at"] = run.pruned_at
-        self.study.note(number, **notes)
-        self.study.tell(number, status, notes.get("value"))
-        trial.update(notes, status=status)
-        value = f"{self.c.objective} {trial['value']:.5g} at step {trial['step']}" \
-            if trial.get("value") is not None else "no value"
-        self.log(f"{trial['id']} {status} after {seconds:.0f} s: {value}"
+        for key, value in notes.items():
+            trial.set_user_attr(key, value)
+        states = study.optuna().trial.TrialState
+        if status == "done":
+            self.study.tell(trial, notes["value"])
+        else:
+            self.study.tell(trial, state=states.PRUNED if status == "pruned" else states.FAIL)
+        rec.update(notes, status=status)
+        value = f"{self.c.objective} {rec['value']:.5g} at step {rec['step']}" \
+            if rec.get("value") is not None else "no value"
+        self.log(f"{rec['id']} {status} after {seconds:.0f} s: {value}"
                  + (f" ({error.splitlines()[0][:300]})" if error else ""))
         if status in ("done", "pruned"):
-            results.write_hparams_session(trial, self.c.objective)
+            results.write_hparams_session(rec, self.c.objective)
 
-    def _outcome(self, trial, returncode, reason, evals, value) -> tuple[str, str | None]:
+    def _outcome(self, rec, returncode, reason, evals, value) -> tuple[str, str | None]:
         """(status, error) of a trial whose process ended."""
-        if reason == "pruned" and (returncode != 0 or _stopped_by_signal(trial, returncode)):
+        if reason == "pruned" and (returncode != 0 or _stopped_by_signal(rec, returncode)):
             return "pruned", None
         if reason == "timeout":
             return "failed", f"timed out after {self.c.trial_timeout} s"
         if returncode != 0:
-            return "failed", f"exit code {returncode}: " + _log_tail(trial["model_dir"])
+            return "failed", f"exit code {returncode}: " + _log_tail(rec["model_dir"])
         if evals is None:
             return "failed", (f"finished but wrote no {run_files.TRAIN_LOG}, where the sweep reads "
                               "a trial's evaluations (t5core's trainer appends one record each)")
@@ -267,79 +272,87 @@ class Sweep:
         # A trial asked to stop that had already finished counts as done.
         return "done", None
 
+    def _end_reason(self, run: _Running, stopping: bool) -> str | None:
+        """Why a trial process ended: the sweep's reason, "interrupted" (stopped by a signal, or
+        failing while the sweep stops: it runs again on resume), else None (it ran its course)."""
+        code = run.proc.returncode
+        if run.reason:
+            return run.reason
+        return "interrupted" if _stopped_by_signal(run.record, code) or (stopping and code) \
+            else None
+
     # -- the loop --------------------------------------------------------------------------------
-    def _pruner(self):
-        pruners = optuna().pruners
-        if not self.c.median_stopping:
-            return pruners.NopPruner()
-        return pruners.MedianPruner(n_startup_trials=self.c.median_min_trials,
-                                    n_min_trials=self.c.median_min_trials)
-
-    def _recover(self) -> list[dict]:
-        """Readies trials a killed sweep left behind; returns every trial already recorded."""
-        self.study.set_aside_unstarted()
-        recorded = self.study.records()
-        for trial in recorded:
-            if trial["status"] == "running":  # the sweep was killed while it ran
-                _stop_stale_process(trial)
-                self._rerun.append(trial["index"])
-                self.log(f"{trial['id']} was interrupted; it will run again")
-        if self.c.retry_failed:
-            retried = self.study.retry_failed()
-            if retried:
-                self.log(f"{retried} failed trial(s) will run again as new trials")
-        return recorded
-
-    def _next_trial(self) -> int | None:
-        if self._rerun:
-            return self._rerun.pop(0)
-        return self.study.next_trial(self.c.planned_trials())
+    def _open(self) -> list:
+        """Opens the study; returns the trials a killed sweep left running, to run first."""
+        o = study.optuna()
+        pruner = o.pruners.MedianPruner(
+            n_startup_trials=self.c.median_min_trials, n_min_trials=self.c.median_min_trials) \
+            if self.c.median_stopping else o.pruners.NopPruner()
+        self.study = study.load_study(self.dir, dict(
+            direction="minimize" if self.c.direction == "min" else "maximize", pruner=pruner),
+            self.log)
+        saved, now = self.study.user_attrs.get("identity"), _json(self.c.identity())
+        if saved is None:
+            self.study.set_user_attr("identity", now)
+        diff = [k for k in now if saved is not None and saved.get(k) != now[k]]
+        if diff:
+            details = "; ".join(f"{k}: saved {saved.get(k)!r}, now {now[k]!r}" for k in diff)
+            raise SweepStateError(f"{self.dir} holds a different sweep ({details}). Use a new "
+                                  "--sweep_dir, or the same settings to resume it.")
+        self.study.set_user_attr("known_metrics", list(self.c.known_metrics))
+        started = {t["id"] for t in self.records() if "attempts" in t}
+        strangers = sorted(set(os.listdir(os.path.join(self.dir, TRIALS))) - started)
+        if strangers:  # e.g. a sweep of an older t5core, or a journal removed by hand
+            raise SweepStateError(
+                f"{os.path.join(self.dir, TRIALS)} holds {', '.join(strangers)}, which this "
+                f"sweep's {study.JOURNAL} did not start (a sweep of an older t5core or one "
+                "whose journal was removed): their checkpoints are not this sweep's; use a new "
+                "--sweep_dir")
+        self.study.sampler = study.sampler(self.c.method, self.c.space, self.c.seed,
+                                           self.c.startup_trials, len(self.study.trials))
+        rerun = study.resumed_trials(self.study, self.c.space)
+        for trial in rerun:
+            rec = study.record(self._frozen(trial), self.dir)
+            if "attempts" in rec:
+                _stop_stale_process(rec)
+                self.log(f"{rec['id']} was interrupted; it will run again")
+        if self.c.retry_failed and study.retry_failed(self.study):
+            self.log("failed trials will run again as new trials")
+        return rerun
 
     def run(self) -> dict | None:
         """Runs (or resumes) the sweep to the end; returns the best trial's record (or None)."""
-        os.makedirs(os.path.join(self.dir, TRIALS), exist_ok=True)
-        lock = lock_sweep_dir(self.dir)
+        file_writes.make_dirs(os.path.join(self.dir, TRIALS))
+        lock = DirectoryLock(self.dir, run_files.LOCK, SweepStateError,
+                             hint="another sweep process is running there; wait for it or use "
+                                  "another --sweep_dir")
+        lock.acquire()
         try:
             return self._run()
         finally:
             lock.release()
 
     def _run(self) -> dict | None:
-        self.study = open_study(self.c, self._pruner())
-        recorded = self._recover()
-        finished = sum(t["status"] in ("done", "failed", "pruned") for t in recorded)
+        rerun = self._open()
+        finished = sum(t["status"] in ("done", "failed", "pruned") for t in self.records())
         self.log(f"Sweep {self.dir}: {self.c.method} search over {', '.join(self.c.space.names)}; "
                  f"{self.c.planned_trials()} trials planned, objective {self.c.direction} "
-                 f"{self.c.objective}"
-                 + (f"; resumed with {finished} finished" if recorded else ""))
+                 f"{self.c.objective}" + (f"; resumed with {finished} finished"
+                                          if self.study.trials else ""))
         results.write_hparams_experiment(self.dir, self.c.space, self.c.objective,
                                          self.c.known_metrics)
         running: dict[int, _Running] = {}  # slot -> trial process
-        previous = {signal.SIGINT: signal.getsignal(signal.SIGINT),
-                    signal.SIGTERM: signal.getsignal(signal.SIGTERM)}
-
-        def request_stop(signum, frame):
-            self._stop = True
-
-        if threading.current_thread() is not threading.main_thread():
-            previous = {}  # signal handlers can only be set from the main thread
-        for sig in previous:
-            signal.signal(sig, request_stop)
+        previous = {}
+        if threading.current_thread() is threading.main_thread():  # (only it sets handlers)
+            previous = {sig: signal.signal(sig, lambda *_: setattr(self, "_stop", True))
+                        for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             while True:
                 for slot, run in list(running.items()):
-                    if run.proc.poll() is None:
-                        continue
-                    run.log_file.close()
-                    del running[slot]
-                    # A trial that ended on its own keeps its result even if a stop was asked;
-                    # one stopped by a signal (it saved its step) runs again, resuming.
-                    code = run.proc.returncode
-                    interrupted = run.reason is None and (
-                        _stopped_by_signal(run.trial, code) or (self._stop and code != 0))
-                    self._finish(run, run.proc.returncode,
-                                 "interrupted" if interrupted else run.reason)
-                    self._after_trial()
+                    if run.proc.poll() is not None:
+                        del running[slot]
+                        self._finish(run, self._end_reason(run, self._stop))
+                        self._after_trial()
                 if self._stop:
                     break
                 for run in running.values():
@@ -352,31 +365,30 @@ class Sweep:
                         run.reason = "pruned"
                         run.proc.terminate()
                 for slot in [s for s in range(self.c.parallel) if s not in running]:
-                    number = self._next_trial()
-                    if number is None:
+                    trial = rerun.pop(0) if rerun else study.next_trial(
+                        self.study, self.c.space, self.c.planned_trials())
+                    if trial is None:
                         break
-                    running[slot] = self._launch(number, slot)
+                    running[slot] = self._launch(trial, slot)
                 if not running:
                     break
                 time.sleep(self.c.poll_seconds)
-        finally:
-            if running:  # interrupted, or an error in the sweep itself: stop the trials cleanly
-                for run in running.values():
-                    run.proc.terminate()
-                for run in running.values():
-                    try:
-                        run.proc.wait(timeout=60)
-                    except subprocess.TimeoutExpired:
-                        run.proc.kill()
-                        run.proc.wait()
-                    run.log_file.close()
-                    if _finished(run.trial, run.proc) or run.reason:  # ended, or was stopping
-                        self._finish(run, run.proc.returncode, run.reason)
-                        continue
-                    self._finish(run, run.proc.returncode, "interrupted")
-                    self.log(f"{run.trial['id']} stopped; it will run again when the sweep "
+        finally:  # interrupted, or an error in the sweep itself: stop the trials cleanly
+            for run in running.values():
+                run.proc.terminate()
+            for run in running.values():
+                try:
+                    run.proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    run.proc.kill()
+                    run.proc.wait()
+                reason = self._end_reason(run, stopping=True)
+                self._finish(run, reason)
+                if reason == "interrupted":
+                    self.log(f"{run.record['id']} stopped; it will run again when the sweep "
                              "resumes")
-            self._write_tables()
+            if self.study is not None:
+                self._write_tables()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         if self._stop:
@@ -385,26 +397,23 @@ class Sweep:
         return self.summary()
 
     def _after_trial(self) -> None:
-        best = self.study.best()
-        previous_best = results.published_best(self.dir)
-        if best is not None and best["id"] != previous_best:
+        best = study.best(self.study, self.dir)
+        if best is not None and best["id"] != results.published_best(self.dir):
             results.publish_best(self.dir, best, self.c.objective, self.c.direction)
             self.log(f"best so far: {best['id']} ({self.c.objective} {best['value']:.5g})")
         if self.c.keep_checkpoints == "best":
-            for t in self.study.records():
+            for t in self.records():
                 if t["status"] != "running" and (best is None or t["id"] != best["id"]):
                     results.delete_checkpoints(t["model_dir"])
         self._write_tables()
 
     def _write_tables(self) -> None:
-        if self.study is not None:
-            results.write_tables(self.dir, self.study.records(), self.c.space.names,
-                                 self.c.objective)
+        results.write_tables(self.dir, self.records(), self.c.space.names, self.c.objective)
 
     def summary(self) -> dict | None:
-        best = self.study.best()
-        self.log(results.markdown_table(self.study.records(), self.c.space.names,
-                                        self.c.objective, best["id"] if best else None))
+        best = study.best(self.study, self.dir)
+        self.log(results.markdown_table(self.records(), self.c.space.names, self.c.objective,
+                                        best["id"] if best else None))
         if best is None:
             self.log("No trial finished with a value.")
             return None
@@ -412,6 +421,11 @@ class Sweep:
                  f"{best['step']}; checkpoint {os.path.join(self.dir, results.BEST_LINK)} "
                  f"({results.BEST_INFO})")
         return best
+
+
+def _json(value):
+    """`value` as it reads back from the journal (tuples become lists)."""
+    return json.loads(json.dumps(value))
 
 
 def _short(value) -> str:
@@ -429,27 +443,22 @@ def _log_tail(model_dir: str, lines: int = 12) -> str:
     return "\n".join(useful[-lines:])
 
 
-def _stopped_by_signal(trial: dict, returncode: int) -> bool:
+def _stopped_by_signal(rec: dict, returncode: int) -> bool:
     """The trainer saves its step and exits 0 on SIGTERM/SIGINT; its results.json says so."""
-    return returncode == 0 and bool(results.trainer_results(trial["model_dir"]).get("stopped_by"))
+    return returncode == 0 and bool(results.trainer_results(rec["model_dir"]).get("stopped_by"))
 
 
-def _finished(trial: dict, proc) -> bool:
-    """Whether a trial process that exited ran to its end (not stopped by a signal)."""
-    return proc.returncode == 0 and not _stopped_by_signal(trial, proc.returncode)
-
-
-def _stop_stale_process(trial: dict) -> None:
-    """A trial process that outlived a killed sweep (no PDEATHSIG) must not keep writing."""
-    pid = trial.get("pid")
-    if not pid:
+def _stop_stale_process(rec: dict) -> None:
+    """A trial process that outlived a killed sweep must not keep writing its model_dir."""
+    pid = rec.get("pid")  # read from the journal: an int, or nothing to stop
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             cmdline = f.read().decode(errors="replace")
     except OSError:
         return
-    if trial["model_dir"] not in cmdline:
+    if rec["model_dir"] not in cmdline:
         return  # the pid was reused by something else
     os.kill(pid, signal.SIGTERM)
     for _ in range(300):

@@ -10,7 +10,7 @@ JSON or YAML:
     num_layers: {type: int, low: 2, high: 6}            # inclusive; add `log: true` for log spacing
 
 Grid search needs every parameter to have a finite set of values (choices or int ranges); random
-and model-based search sample all kinds, through Optuna's samplers (`SearchSpace.suggest`).
+and bayesian search sample all kinds, through Optuna's samplers (`SearchSpace.suggest`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import math
 import os
 from typing import Any, Mapping
 
-from t5core.errors import T5CoreError
+from t5core.errors import T5CoreError, UserFileNotFoundError
 
 KINDS = ("choice", "uniform", "log_uniform", "int")
 
@@ -55,6 +55,10 @@ class Param:
             f"{self.kind} range [{self.low}, {self.high}]: give it as a list of values, or use "
             "--method=random or --method=bayesian")
 
+    def corners(self) -> list:
+        """The values that bound what trials get: every choice, or a range's two ends."""
+        return list(self.values) if self.kind == "choice" else [self.low, self.high]
+
     def suggest(self, trial):
         """This flag's value for an Optuna trial: its sampler's draw, or the value enqueued."""
         if self.kind == "choice":
@@ -84,10 +88,18 @@ class SearchSpace:
     def to_dict(self) -> dict:
         return {p.name: p.to_dict() for p in self.params}
 
+    def axes(self) -> dict:
+        """{flag: its values}: the grid, as Optuna's GridSampler takes it."""
+        return {p.name: p.grid_values() for p in self.params}
+
     def grid(self) -> list[dict]:
-        """Every combination, the last parameter varying fastest (the order of the space)."""
-        axes = [p.grid_values() for p in self.params]
-        return [dict(zip(self.names, combo)) for combo in itertools.product(*axes)]
+        """Every combination, the last parameter varying fastest."""
+        return [dict(zip(self.names, c)) for c in itertools.product(*self.axes().values())]
+
+    def corners(self, limit: int) -> list[dict]:
+        """Up to `limit` combinations of every parameter's corners (Param.corners)."""
+        combos = itertools.product(*(p.corners() for p in self.params))
+        return [dict(zip(self.names, c)) for c in itertools.islice(combos, limit)]
 
     def grid_size(self) -> int:
         return math.prod(len(p.grid_values()) for p in self.params)
@@ -101,60 +113,56 @@ class SearchSpace:
         return {p.name: p.suggest(trial) for p in self.params}
 
 
-def _check_number(name, key, value, where):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise SearchSpaceError(f"{where}: {name}.{key} must be a finite number (got {value!r})")
-    return value
+_KEYS = {"choice": {"type", "values"}, "uniform": {"type", "low", "high"},
+         "log_uniform": {"type", "low", "high"}, "int": {"type", "low", "high", "log"}}
 
 
 def parse_param(name: str, spec: Any, where: str = "search space") -> Param:
     """One entry of a space file -> Param, with a clear error for each kind of mistake."""
+    def fail(message):
+        raise SearchSpaceError(f"{where}: {message}")
+
     if isinstance(spec, (list, tuple)):
         spec = {"type": "choice", "values": list(spec)}
     if not isinstance(spec, Mapping):
-        raise SearchSpaceError(
-            f"{where}: {name!r} must be a list of values or a mapping with a 'type' "
-            f"({', '.join(KINDS)}); got {spec!r}. To fix a flag for every trial, pass it after "
-            "'--' instead of searching it.")
+        fail(f"{name!r} must be a list of values or a mapping with a 'type' ({', '.join(KINDS)}); "
+             f"got {spec!r}. To fix a flag for every trial, pass it after '--' instead of "
+             "searching it.")
     kind = spec.get("type")
     if kind not in KINDS:
-        raise SearchSpaceError(f"{where}: {name}.type must be one of {', '.join(KINDS)} "
-                               f"(got {kind!r})")
-    allowed = {"choice": {"type", "values"}, "uniform": {"type", "low", "high"},
-               "log_uniform": {"type", "low", "high"}, "int": {"type", "low", "high", "log"}}[kind]
-    extra = sorted(set(spec) - allowed)
+        fail(f"{name}.type must be one of {', '.join(KINDS)} (got {kind!r})")
+    extra = sorted(set(spec) - _KEYS[kind])
     if extra:
-        raise SearchSpaceError(f"{where}: {name} ({kind}) has unknown keys {extra}; "
-                               f"allowed: {sorted(allowed)}")
+        fail(f"{name} ({kind}) has unknown keys {extra}; allowed: {sorted(_KEYS[kind])}")
     if kind == "choice":
         values = spec.get("values")
         if not isinstance(values, (list, tuple)) or not values:
-            raise SearchSpaceError(f"{where}: {name} has no values to choose from")
+            fail(f"{name} has no values to choose from")
         for v in values:
             if not isinstance(v, (str, int, float, bool)):
-                raise SearchSpaceError(f"{where}: {name} value {v!r} is not a string, number or "
-                                       "bool")
+                fail(f"{name} value {v!r} is not a string, number or bool")
         if len(set(map(json.dumps, values))) != len(values):
-            raise SearchSpaceError(f"{where}: {name} lists a value twice: {list(values)}")
+            fail(f"{name} lists a value twice: {list(values)}")
         return Param(name, "choice", values=tuple(values))
     for key in ("low", "high"):
+        value = spec.get(key)
         if key not in spec:
-            raise SearchSpaceError(f"{where}: {name} ({kind}) needs '{key}'")
-        _check_number(name, key, spec[key], where)
-    low, high = spec["low"], spec["high"]
-    log = bool(spec.get("log", False))
+            fail(f"{name} ({kind}) needs '{key}'")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            fail(f"{name}.{key} must be a finite number (got {value!r})")
+    low, high, log = spec["low"], spec["high"], bool(spec.get("log", False))
     if kind == "int":
         if int(low) != low or int(high) != high:
-            raise SearchSpaceError(f"{where}: {name} is an int range but low/high are "
-                                   f"{low}/{high}")
+            fail(f"{name} is an int range but low/high are {low}/{high}")
         low, high = int(low), int(high)
         if low > high:
-            raise SearchSpaceError(f"{where}: {name} has low {low} > high {high}")
+            fail(f"{name} has low {low} > high {high}")
     elif not low < high:
-        raise SearchSpaceError(f"{where}: {name} has low {low} >= high {high} (an empty range; "
-                               "to fix the value, pass the flag after '--')")
+        fail(f"{name} has low {low} >= high {high} (an empty range; to fix the value, pass the "
+             "flag after '--')")
     if (kind == "log_uniform" or log) and low <= 0:
-        raise SearchSpaceError(f"{where}: {name} is log-scaled, so low must be > 0 (got {low})")
+        fail(f"{name} is log-scaled, so low must be > 0 (got {low})")
     return Param(name, kind, low=low, high=high, log=log)
 
 
@@ -191,7 +199,7 @@ def load_space(text_or_path: str) -> SearchSpace:
                                    f"{e.msg}") from None
         return parse_space(spec, "--space (inline JSON)")
     if not os.path.exists(source):
-        raise FileNotFoundError(f"--space={source}: no such file (give a .json/.yaml file or "
+        raise UserFileNotFoundError(f"--space={source}: no such file (give a .json/.yaml file or "
                                 "inline JSON starting with '{')")
     with open(source) as f:
         text = f.read()
