@@ -10,7 +10,6 @@ import json
 import math
 import os
 import pathlib
-import re
 import subprocess
 import sys
 import time
