@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 
-from t5core.errors import ModelDirError
+from t5core import file_reads
+from t5core.errors import ModelDirError, json_kind
 
 CONFIG = "config.json"
 RUN = "run.json"
@@ -128,12 +130,39 @@ class RunDescription:
         if unknown:
             raise ModelDirError(f"{source}: unknown field(s) {unknown}; a newer t5core wrote it?")
         fields = dict(value)
+        for name, given in fields.items():
+            problem = _run_field_problem(known[name], given)
+            if problem:
+                raise ModelDirError(f"{source}: field {name!r} must be {problem}, not "
+                                    f"{json_kind(given)}")
         if "labels" in fields:
-            if not (isinstance(fields["labels"], list)
-                    and all(isinstance(x, str) for x in fields["labels"])):
-                raise ModelDirError(f"{source}: field 'labels' must be a list of strings")
             fields["labels"] = tuple(fields["labels"])
         return cls(**fields)
+
+
+def _run_field_problem(field: dataclasses.Field, value) -> str | None:
+    """What a run.json field must be, when `value` is not that (from the field's default)."""
+    default = field.default_factory() if field.default_factory is not dataclasses.MISSING \
+        else field.default
+    if isinstance(default, tuple):
+        ok = isinstance(value, list) and all(isinstance(x, str) for x in value)
+        return None if ok else "a list of strings"
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "true or false"
+    if isinstance(default, int):
+        # Sizes: each allocates (lora_rank, prompt_length...); the loaders hold them against the
+        # checkpoint's tensors (t5core.file_reads.check_model_fits_checkpoint).
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        return None if ok else "a whole number >= 0"
+    if isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and math.isfinite(value) and value >= 0
+        return None if ok else "a finite number >= 0"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "a string"
+    if isinstance(default, dict):
+        return None if isinstance(value, dict) else "an object"
+    return None
 
 
 def write_json(file_path: str, value) -> None:
@@ -246,7 +275,10 @@ def find_tokenizer(location: str) -> str | None:
         run = read_run(location)
         if run.tokenizer in ("byte", ""):
             return run.tokenizer or None
-        candidate = path(root(location), run.tokenizer)
+        # A name read from run.json: it must stay inside the model_dir, links resolved.
+        candidate = file_reads.resolve_inside(
+            root(location), run.tokenizer, run_path, error=ModelDirError, unsafe=ModelDirError,
+            what="tokenizer file", kind="the model_dir")
         if not tf.io.gfile.exists(candidate):
             raise ModelDirError(f"{run_path} names the tokenizer {run.tokenizer!r}, but "
                                 f"{candidate} does not exist")

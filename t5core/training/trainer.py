@@ -13,6 +13,7 @@ from typing import Callable
 
 import tensorflow as tf
 
+from t5core import file_reads
 from t5core import model_dir as md
 from t5core.checkpoints.model_state import ModelState
 from t5core.dataclass_flags import choice_problems, option
@@ -122,6 +123,8 @@ class TrainConfig:
                             f"{self.learning_rate}){uphill}")
         if self.early_stopping_patience and not self.eval_every:
             problems.append("--early_stopping_patience needs --eval_every > 0")
+        if tf.io.gfile.exists(self.model_dir) and not tf.io.gfile.isdir(self.model_dir):
+            problems.append(f"--model_dir={self.model_dir} is a file, not a directory")
         if problems:
             raise FlagError("Invalid training configuration: " + "; ".join(problems))
 
@@ -171,7 +174,7 @@ def check_model_dir(model_dir: str, model, run=None) -> None:
             raise ModelDirMismatchError(
                 f"{model_dir} holds checkpoints of another model ({'; '.join(diff)}). Use a new "
                 "--model_dir, or the same model settings to resume.")
-    elif tf.io.gfile.exists(model_dir) and tf.train.latest_checkpoint(model_dir):
+    elif tf.io.gfile.exists(model_dir) and file_reads.latest_checkpoint(model_dir):
         raise ModelDirMismatchError(f"{model_dir} holds checkpoints but no {md.CONFIG}: "
                                     "not a t5core model_dir; use a new --model_dir")
     tf.io.gfile.makedirs(model_dir)
@@ -247,6 +250,10 @@ class Trainer:
             model=ModelState(self.model), optimizer=self.optimizer, data=self.train_iterator,
             best=self.best, evals_without_improvement=self.evals_without_improvement,
             data_batch_size=self.data_batch_size)
+        # The managers take the state files' paths as they are: a resume from, or a pruning of,
+        # checkpoints outside the model_dir is refused before they read them.
+        file_reads.checkpoint_state_paths(directory)
+        file_reads.checkpoint_state_paths(md.path(directory, md.BEST))
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory,
                                                   max_to_keep=config.keep_checkpoints,
                                                   checkpoint_name=md.CHECKPOINT_PREFIX)
