@@ -230,4 +230,4 @@ def describe_step(step, depth: int = 0) -> str:
         if not isinstance(inner, list):
             return f"Sequence of {json_kind(inner)}"
         return "Sequence[" + ", ".join(describe_step(x, depth + 1) for x in inner[:8]) + "]"
-    return shown(kind)
+    return kind if isinstance(kind, str) and len(kind) <= 60 else shown(kind)
