@@ -290,7 +290,7 @@ def check_model_fits_checkpoint(config, run, shapes, source):
     stored = sum(element_count(shape) for shape in shapes.values())
     wanted = model_parameters_at_least(config, run)
     if wanted > stored + BUDGETS["parameters_beyond_checkpoint"]:
-        fields = "config.json" if run is None else "config.json and run.json"
+        fields = "config" if run is None else "config and run description"
         raise CheckpointError(
             f"{source}: its {fields} describe a model of at least {wanted:,} parameters, but "
             f"the checkpoint holds {stored:,} values in all; a size there (d_model, vocab_size, "
