@@ -290,3 +290,30 @@ def test_model_dir_that_is_a_regular_file_is_a_flag_error(tmp_path):
     path.write_text("not a directory")
     with pytest.raises(FlagError, match=r"--model_dir=.*runs is a file, not a directory"):
         TrainConfig(model_dir=str(path)).check()
+
+
+def test_trainer_refuses_a_state_file_naming_another_runs_checkpoints(tmp_path):
+    import tensorflow as tf
+
+    from t5core.config import T5Config
+    from t5core.model import T5Model
+    from t5core.training.trainer import Trainer
+
+    run = _run_copy(tmp_path)
+    other = tmp_path / "other"
+    shutil.copytree(RUN, other, ignore=shutil.ignore_patterns("LOCK", "best"))
+    before = sorted(os.listdir(other))
+    (run / "checkpoint").write_text(f'model_checkpoint_path: "{other / "ckpt-3"}"\n'
+                                    f'all_model_checkpoint_paths: "{other / "ckpt-3"}"\n')
+    config = T5Config.from_json(str(RUN / "config.json"))
+    tokens = np.full((8, 4), 2, np.int32)
+    data = tf.data.Dataset.from_tensors({
+        "encoder_input_tokens": tokens, "decoder_target_tokens": tokens,
+        "decoder_input_tokens": tokens, "decoder_loss_weights": np.ones((8, 4), np.float32),
+    }).repeat()
+    settings = TrainConfig(model_dir=str(run), train_steps=1, batch_size=8, inputs_length=4,
+                           targets_length=4, keep_checkpoints=1, progress_bar=False)
+    with pytest.raises(ModelDirError, match="outside"):
+        Trainer(settings, tf.distribute.get_strategy(), lambda: T5Model(config), data,
+                log=lambda *a: None)
+    assert sorted(os.listdir(other)) == before
