@@ -206,11 +206,15 @@ def root(location: str) -> str:
 def _read_json(file_path: str):
     import tensorflow as tf
 
-    with tf.io.gfile.GFile(file_path) as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as err:
-            raise ModelDirError(f"{file_path}: not valid JSON ({err})") from None
+    with tf.io.gfile.GFile(file_path, "rb") as f:
+        data = f.read()
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as err:
+        raise ModelDirError(f"{file_path}: not valid JSON ({err})") from None
+    except (ValueError, RecursionError) as err:  # not UTF-8, too deep, too many digits
+        raise ModelDirError(f"{file_path}: not valid JSON ({file_reads.shown(str(err))})") \
+            from None
 
 
 def read_run(model_dir: str) -> RunDescription | None:
@@ -230,7 +234,14 @@ def read_run(model_dir: str) -> RunDescription | None:
         return RunDescription.from_json(_read_json(run_path), source=run_path)
     legacy = path(directory, LEGACY_MODEL_CONFIG)
     if tf.io.gfile.exists(legacy):
-        return RunDescription(model_class=_read_json(legacy).get("model_class") or "T5Model")
+        value = _read_json(legacy)
+        if not isinstance(value, dict):
+            raise ModelDirError(f"{legacy}: expected a JSON object, not {json_kind(value)}")
+        model_class = value.get("model_class")
+        if model_class is not None and not isinstance(model_class, str):
+            raise ModelDirError(f"{legacy}: model_class must be a string, not "
+                                f"{json_kind(model_class)}")
+        return RunDescription(model_class=model_class or "T5Model")
     return None
 
 
