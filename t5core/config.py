@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 import tensorflow as tf
 
-from t5core import file_writes, model_dir
+from t5core import file_reads, file_writes, model_dir
 from t5core.errors import ConfigError, UserFileNotFoundError
 from t5core.tokenizer import EOS_ID, PAD_ID
 
@@ -184,6 +184,13 @@ class T5Config:
         else:
             problems.append(f"tie_word_embeddings: must be true or false (a JSON boolean), not "
                             f"{_shown(self.tie_word_embeddings)}")
+        if not problems:  # sizes a file declares, held against the budget before any is used
+            wanted = file_reads.model_parameters_at_least(self)
+            if wanted > file_reads.BUDGETS["model_parameters"]:
+                problems.append(
+                    f"its sizes describe a model of at least {wanted:.3g} parameters, over the "
+                    f"budget of {file_reads.BUDGETS['model_parameters']:.3g} "
+                    "(docs/security.md)")
         return problems
 
     # -- derived facts -------------------------------------------------------------------------

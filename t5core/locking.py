@@ -131,10 +131,23 @@ def describe(holder: dict | None) -> str:
     return text + ")"
 
 
+# What each field of a lock record is; a record is another process's file, so any other field
+# (or type) is dropped rather than trusted by `describe`.
+_RECORD_FIELDS = {"pid": int, "host": str, "started": (int, float), "command": str}
+
+
 def _read_record(fd: int) -> dict:
     data = os.pread(fd, 65536, 0)
     try:
         record = json.loads(data.decode("utf-8", errors="replace")) if data.strip() else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         return {"command": "unreadable lock record"}
-    return record if isinstance(record, dict) else {}
+    if not isinstance(record, dict):
+        return {"command": "unreadable lock record"} if record else {}
+    kept = {k: v for k, v in record.items() if k in _RECORD_FIELDS
+            and isinstance(v, _RECORD_FIELDS[k]) and not isinstance(v, bool)}
+    if "started" in kept and not 0 <= kept["started"] < 2**40:  # localtime's range
+        del kept["started"]
+    if len(kept) < len(record):
+        kept.setdefault("command", "a lock record with fields of the wrong type")
+    return kept

@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 
-from t5core import file_writes
-from t5core.errors import ModelDirError
+from t5core import file_reads, file_writes
+from t5core.errors import ModelDirError, json_kind
 
 CONFIG = "config.json"
 RUN = "run.json"
@@ -141,12 +142,39 @@ class RunDescription:
         if unknown:
             raise ModelDirError(f"{source}: unknown field(s) {unknown}; a newer t5core wrote it?")
         fields = dict(value)
+        for name, given in fields.items():
+            problem = _run_field_problem(known[name], given)
+            if problem:
+                raise ModelDirError(f"{source}: field {name!r} must be {problem}, not "
+                                    f"{json_kind(given)}")
         if "labels" in fields:
-            if not (isinstance(fields["labels"], list)
-                    and all(isinstance(x, str) for x in fields["labels"])):
-                raise ModelDirError(f"{source}: field 'labels' must be a list of strings")
             fields["labels"] = tuple(fields["labels"])
         return cls(**fields)
+
+
+def _run_field_problem(field: dataclasses.Field, value) -> str | None:
+    """What a run.json field must be, when `value` is not that (from the field's default)."""
+    default = field.default_factory() if field.default_factory is not dataclasses.MISSING \
+        else field.default
+    if isinstance(default, tuple):
+        ok = isinstance(value, list) and all(isinstance(x, str) for x in value)
+        return None if ok else "a list of strings"
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "true or false"
+    if isinstance(default, int):
+        # Sizes: each allocates (lora_rank, prompt_length...); the loaders hold them against the
+        # checkpoint's tensors (t5core.file_reads.check_model_fits_checkpoint).
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        return None if ok else "a whole number >= 0"
+    if isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and math.isfinite(value) and value >= 0
+        return None if ok else "a finite number >= 0"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "a string"
+    if isinstance(default, dict):
+        return None if isinstance(value, dict) else "an object"
+    return None
 
 
 def write_json(file_path: str, value) -> None:
@@ -185,11 +213,15 @@ def root(location: str) -> str:
 def _read_json(file_path: str):
     import tensorflow as tf
 
-    with tf.io.gfile.GFile(file_path) as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as err:
-            raise ModelDirError(f"{file_path}: not valid JSON ({err})") from None
+    with tf.io.gfile.GFile(file_path, "rb") as f:
+        data = f.read()
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as err:
+        raise ModelDirError(f"{file_path}: not valid JSON ({err})") from None
+    except (ValueError, RecursionError) as err:  # not UTF-8, too deep, too many digits
+        raise ModelDirError(f"{file_path}: not valid JSON ({file_reads.shown(str(err))})") \
+            from None
 
 
 def read_run(model_dir: str) -> RunDescription | None:
@@ -209,7 +241,14 @@ def read_run(model_dir: str) -> RunDescription | None:
         return RunDescription.from_json(_read_json(run_path), source=run_path)
     legacy = path(directory, LEGACY_MODEL_CONFIG)
     if tf.io.gfile.exists(legacy):
-        return RunDescription(model_class=_read_json(legacy).get("model_class") or "T5Model")
+        value = _read_json(legacy)
+        if not isinstance(value, dict):
+            raise ModelDirError(f"{legacy}: expected a JSON object, not {json_kind(value)}")
+        model_class = value.get("model_class")
+        if model_class is not None and not isinstance(model_class, str):
+            raise ModelDirError(f"{legacy}: model_class must be a string, not "
+                                f"{json_kind(model_class)}")
+        return RunDescription(model_class=model_class or "T5Model")
     return None
 
 
@@ -254,7 +293,10 @@ def find_tokenizer(location: str) -> str | None:
         run = read_run(location)
         if run.tokenizer in ("byte", ""):
             return run.tokenizer or None
-        candidate = path(root(location), run.tokenizer)
+        # A name read from run.json: it must stay inside the model_dir, links resolved.
+        candidate = file_reads.resolve_inside(
+            root(location), run.tokenizer, run_path, error=ModelDirError, unsafe=ModelDirError,
+            what="tokenizer file", kind="the model_dir")
         if not tf.io.gfile.exists(candidate):
             raise ModelDirError(f"{run_path} names the tokenizer {run.tokenizer!r}, but "
                                 f"{candidate} does not exist")
@@ -298,37 +340,20 @@ def copy_tokenizer(model_dir: str, vocab: str) -> str:
 
 
 def check_checkpoint_state(directory: str) -> None:
-    """Refuses a TensorFlow `checkpoint` state file that names a checkpoint outside `directory`.
+    """Refuses a TensorFlow `checkpoint` state file that names a checkpoint t5core did not write.
 
     The state file is untrusted: TensorFlow's CheckpointManager resumes from the checkpoints it
-    names and, pruning, deletes them. Each must be a `ckpt-N` prefix whose folder, once links
-    are resolved, is `directory` itself.
+    names and, pruning, deletes them. `file_reads.checkpoint_state_paths` keeps each inside
+    `directory`; here each must also be a `ckpt-N` prefix, so pruning deletes only the trainer's
+    own files.
     """
-    import tensorflow as tf
-
-    state_path = path(directory, CHECKPOINT_STATE)
-    if not tf.io.gfile.exists(state_path):
-        return
-    try:
-        state = tf.train.get_checkpoint_state(directory)
-    except Exception as err:  # a malformed text proto: TensorFlow's own parse error
-        raise ModelDirError(f"{state_path}: not a TensorFlow checkpoint state file ({err})") \
-            from None
-    if state is None:
-        return
-    folder = os.path.realpath(directory) if "://" not in directory else directory.rstrip("/")
-    for name in [state.model_checkpoint_path, *state.all_model_checkpoint_paths]:
-        if not name:
-            continue
-        prefix = name if os.path.isabs(name) or "://" in name else os.path.join(directory, name)
-        parent = os.path.dirname(prefix)
-        parent = os.path.realpath(parent) if "://" not in parent else parent.rstrip("/")
-        if parent != folder or not re.fullmatch(
-                re.escape(CHECKPOINT_PREFIX) + r"-\d+", os.path.basename(prefix)):
+    for prefix in file_reads.checkpoint_state_paths(directory):
+        if not re.fullmatch(re.escape(CHECKPOINT_PREFIX) + r"-\d+", os.path.basename(prefix)):
             raise ModelDirError(
-                f"{state_path} names the checkpoint {name!r}, which is not a {CHECKPOINT_PREFIX}-N "
-                f"checkpoint of {directory}; t5core neither resumes from nor deletes it. Remove "
-                "that line, or the file, if the directory is yours.")
+                f"{path(directory, CHECKPOINT_STATE)} names the checkpoint "
+                f"{os.path.basename(prefix)!r}, which is not a {CHECKPOINT_PREFIX}-N checkpoint of "
+                f"{directory}; t5core neither resumes from nor deletes it. Remove that line, or "
+                "the file, if the directory is yours.")
 
 
 def remove_orphaned_temp_dirs(directory: str) -> list[str]:

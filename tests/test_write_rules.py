@@ -110,14 +110,20 @@ def test_pruning_never_deletes_checkpoints_the_state_file_names_outside_the_mode
         f'all_model_checkpoint_paths: "{outside}/ckpt-7"\n'
         # (without timestamps TensorFlow would not consider ckpt-7 for pruning)
         'all_model_checkpoint_timestamps: 1.0\nlast_preserved_timestamp: 0.5\n')
-    with pytest.raises(ModelDirError, match="neither resumes from nor deletes it"):
+    with pytest.raises(ModelDirError, match="outside .*resumes only from checkpoints inside"):
         manager = checkpoint_manager(tf.train.Checkpoint(v=tf.Variable(2.0)), str(run), 1)
         manager.save(checkpoint_number=8)  # max_to_keep=1 deletes ckpt-7
         manager.save(checkpoint_number=9)
     assert sorted(p.name for p in outside.glob("ckpt-7.*")) == kept
     (run / model_dir.CHECKPOINT_STATE).write_text('model_checkpoint_path: "../run/../x/ckpt-1"\n')
+    with pytest.raises(ModelDirError, match="outside .*resumes only from checkpoints inside"):
+        checkpoint_manager(tf.train.Checkpoint(v=tf.Variable(2.0)), str(run), 1)
+    # Inside the model_dir but not a checkpoint the trainer wrote: a user's file, never pruned.
+    (run / "notes.index").write_text("mine")
+    (run / model_dir.CHECKPOINT_STATE).write_text('model_checkpoint_path: "notes"\n')
     with pytest.raises(ModelDirError, match="not a ckpt-N checkpoint of"):
         checkpoint_manager(tf.train.Checkpoint(v=tf.Variable(2.0)), str(run), 1)
+    assert (run / "notes.index").read_text() == "mine"
 
 
 def test_pruning_inside_the_model_dir_still_works(tmp_path):

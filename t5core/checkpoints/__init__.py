@@ -31,9 +31,9 @@ from t5core.checkpoints.loading import assign_from_reader, new_model_for_loading
 from t5core.checkpoints.rules import CheckpointMismatchError, Rule, plan_mapping, skip
 from t5core.checkpoints.safetensors_io import SafetensorsReader
 from t5core.checkpoints.tf_checkpoint import write_tf_checkpoint
-from t5core.checkpoints.untrusted import file_inside
 from t5core.config import T5Config
 from t5core.errors import CheckpointError
+from t5core.file_reads import check_model_fits_checkpoint, user_file
 
 FORMATS = ("hf-safetensors", "hf-bin", "hf-h5", "mesh-tf", "t5x", "tf")
 
@@ -69,7 +69,7 @@ def detect_format(path):
         if names & {"pytorch_model.bin", "pytorch_model.bin.index.json"}:
             return "hf-bin", path
         if "tf_model.h5" in names:
-            return "hf-h5", file_inside(path, "tf_model.h5", path)
+            return "hf-h5", user_file(path, "tf_model.h5")
         if model_dir.CHECKPOINT_STATE in names:  # TF's state file, or T5X's file of that name
             state = os.path.join(path, model_dir.CHECKPOINT_STATE)
             if t5x.is_t5x_file(state):
@@ -208,6 +208,7 @@ def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=N
     fmt, reader, rules, location = open_checkpoint(path, use_torch=use_torch)
     config = resolve_config(config, fmt, location, reader)
     run = model_dir.read_run(location) if fmt == "tf" else None
+    check_model_fits_checkpoint(config, run, reader.shapes, location)
     model, deferred = _new_model(config, run, dtype)
     try:
         assign_from_reader(model, reader, rules, source=location, progress=progress,

@@ -34,6 +34,7 @@ from t5core.checkpoints.untrusted import (
     shown,
 )
 from t5core.errors import CheckpointError
+from t5core.file_reads import user_file
 
 _STORAGE_DTYPES = {
     "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
@@ -390,7 +391,7 @@ class HFBinReader:
                 expected = {file_inside(path, file_name, index): names
                             for file_name, names in sorted(expected.items())}
             else:
-                index, expected = None, {file_inside(path, "pytorch_model.bin", path): []}
+                index, expected = None, {user_file(path, "pytorch_model.bin"): []}
         else:
             index, expected = None, {path: []}
         self.path, self.shapes, self._where = path, {}, {}

@@ -13,6 +13,7 @@ from t5core.checkpoints.hf import ATTENTION_SUBLAYERS, FFN_SUBLAYERS
 from t5core.checkpoints.rules import Rule, skip
 from t5core.checkpoints.untrusted import element_count, shown
 from t5core.errors import CheckpointError
+from t5core.file_reads import check_h5_self_contained, h5_references_elsewhere
 
 
 def h5_rules():
@@ -54,6 +55,7 @@ class H5Reader:
         self.path = path
         try:
             self._file = h5py.File(path, "r")
+            found = h5_references_elsewhere(self._file)
             self.shapes, self._dtypes = {}, {}
 
             def visit(name, obj):
@@ -65,6 +67,8 @@ class H5Reader:
         except Exception as err:  # h5py raises OSError, KeyError, RuntimeError... on damage
             raise CheckpointError(f"{path}: unreadable HDF5 file ({type(err).__name__}: "
                                   f"{shown(str(err))})") from None
+        # Outside the try: the refusal is a named UnsafeCheckpointError, not "unreadable".
+        check_h5_self_contained(self.path, found)
         if not self.shapes:
             raise CheckpointError(f"{path}: the HDF5 file holds no weights")
         # Strings, compound records and references are not weights; refuse them by name.

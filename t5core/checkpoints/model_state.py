@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from t5core import file_reads
+
 
 class ModelState(tf.Module):
     """A trackable view of every variable of a model, named by path."""
@@ -39,7 +41,7 @@ def restore_model(model_dir, model):
     Use it for models `load_pretrained` cannot build from the checkpoint alone, such as a LoRA
     model before `merge_lora`: build the same structure, restore, then merge.
     """
-    path = tf.train.latest_checkpoint(model_dir) if tf.io.gfile.isdir(model_dir) else model_dir
+    path = file_reads.latest_checkpoint(model_dir) if tf.io.gfile.isdir(model_dir) else model_dir
     if not path:
         raise FileNotFoundError(f"No training checkpoint in {model_dir}")
     status = tf.train.Checkpoint(model=ModelState(model)).restore(path)

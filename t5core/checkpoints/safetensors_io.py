@@ -26,6 +26,7 @@ from t5core.checkpoints.untrusted import (
     shown,
 )
 from t5core.errors import CheckpointError
+from t5core.file_reads import user_file
 
 _DTYPES = {
     "F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"),
@@ -167,7 +168,7 @@ class SafetensorsReader:
             if tf.io.gfile.exists(index_path):
                 files = _index_files(index_path, path)
             else:
-                files = {file_inside(path, "model.safetensors", path): None}
+                files = {user_file(path, "model.safetensors"): None}
         self.path = path
         self.shapes, self._where = {}, {}
         for file_path, expected in files.items():

@@ -15,7 +15,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from t5core import file_writes, model_dir
+from t5core import file_reads, file_writes, model_dir
 from t5core.checkpoints.model_state import ModelState
 from t5core.checkpoints.rules import Rule, skip
 from t5core.errors import CheckpointError
@@ -65,7 +65,7 @@ def checkpoint_prefix(path):
     if path.endswith(".index"):
         return path[: -len(".index")]
     if tf.io.gfile.isdir(path):
-        prefix = tf.train.latest_checkpoint(path)
+        prefix = file_reads.latest_checkpoint(path)
         if prefix is None:
             raise FileNotFoundError(f"{path}: its `checkpoint` file names no checkpoint that exists")
         return prefix

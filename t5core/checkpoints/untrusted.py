@@ -1,101 +1,31 @@
 """Checks every checkpoint reader applies to a file from a stranger, before reading any data.
 
 A checkpoint declares where its tensors are (byte ranges, storage offsets, shapes, shard files);
-each declaration is checked against the file and the directory it came in. Sizes are computed
-with Python integers, so a declared shape cannot overflow into a small number; a shard path must
-name a file inside the checkpoint directory once links are resolved; a value is shown in a
-message only through `shown()`, which bounds its length and depth.
+each declaration is checked against the file and the directory it came in. The checks that are
+not particular to checkpoints (names read from files, sizes, bounded reprs) live in
+`t5core.file_reads`, the one module that owns the trust boundary for reads; their names stay
+importable from here.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import os
-import reprlib
 from collections.abc import Mapping
 
 import tensorflow as tf
 
 from t5core.errors import CheckpointError
-
-MAX_DIMS = 64  # numpy's own limit on an array's dimensions
-
-_repr = reprlib.Repr()
-_repr.maxstring = _repr.maxother = 60
-_repr.maxlevel = 3
-
-
-class UnsafeCheckpointError(CheckpointError):
-    """The checkpoint asks for something t5core refuses to do: run pickled code, or read a
-    file outside the checkpoint."""
-
-
-def shown(value):
-    """A short, bounded repr of a value read from a hostile file (no deep recursion)."""
-    return _repr.repr(value)
-
-
-def is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def shape_problem(shape):
-    """Why `shape` is not a list (or tuple) of at most 64 non-negative integers, or None."""
-    if not isinstance(shape, (list, tuple)):
-        return f"shape {shown(shape)} is not a list of sizes"
-    if len(shape) > MAX_DIMS:
-        return f"shape has {len(shape)} dimensions (at most {MAX_DIMS})"
-    if not all(is_int(d) and d >= 0 for d in shape):
-        return f"shape {shown(shape)} holds something other than sizes >= 0"
-    return None
-
-
-def element_count(shape):
-    """The exact number of elements (Python integers: no int64 overflow)."""
-    return math.prod(shape)
-
-
-def _escapes_lexically(name):
-    parts = name.replace("\\", "/").split("/")
-    return (name.startswith(("/", "\\")) or os.path.isabs(name) or "://" in name
-            or ".." in parts or (len(name) > 1 and name[1] == ":") or "\0" in name)
-
-
-def _allowed_roots(directory):
-    """The real directory, and for a Hugging Face cache snapshot
-    (`<repo>/snapshots/<revision>/`, whose files link to `<repo>/blobs/`) its blobs directory."""
-    real = os.path.realpath(directory)
-    roots = [real]
-    parent = os.path.dirname(real)
-    if os.path.basename(parent) == "snapshots":
-        roots.append(os.path.join(os.path.dirname(parent), "blobs"))
-    return roots
-
-
-def file_inside(directory, name, source):
-    """`directory/name`, refused unless it stays inside `directory` once links are resolved.
-
-    `source` is the file that named it (an index), for the message. A name that leaves the
-    directory is refused before anything is opened or even looked up there.
-    """
-    if not isinstance(name, str) or not name:
-        raise CheckpointError(f"{source}: {shown(name)} is not a file name")
-    if _escapes_lexically(name):
-        raise UnsafeCheckpointError(
-            f"{source}: names the file {shown(name)}, which is outside the checkpoint directory "
-            f"{directory}; t5core reads only files inside it")
-    path = os.path.join(directory, name)
-    if "://" in directory:  # a remote file system has no links to resolve
-        return path
-    real = os.path.realpath(path)
-    if not any(os.path.commonpath([real, root]) == root for root in _allowed_roots(directory)):
-        raise UnsafeCheckpointError(
-            f"{source}: {shown(name)} is a link to a file outside the checkpoint directory "
-            f"{directory}; t5core reads only files inside it")
-    if os.path.isdir(real):
-        raise CheckpointError(f"{source}: {shown(name)} is a directory, not a checkpoint file")
-    return path
+from t5core.file_reads import (  # noqa: F401  (the names checkpoint readers import from here)
+    MAX_DIMS,
+    UnsafeCheckpointError,
+    dir_inside,
+    element_count,
+    file_inside,
+    is_int,
+    resolve_inside,
+    shape_problem,
+    shown,
+)
 
 
 def read_weight_map(index_path):

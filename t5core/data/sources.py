@@ -18,8 +18,6 @@ What a row of a structured file may hold (anything else is a `DataError` naming 
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import logging
 import os
@@ -29,6 +27,7 @@ import tensorflow as tf
 
 from t5core.data.counters import DropCounter
 from t5core.errors import DataError, T5CoreError, json_kind
+from t5core.file_reads import bounded_lines
 
 log = logging.getLogger(__name__)
 
@@ -108,19 +107,12 @@ def read_lines(path: str) -> list[str]:
     """
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"data file not found: {path} (check --data_dir / data_dir)")
-    with tf.io.gfile.GFile(path, "rb") as f:
-        raw = f.read()
-    if path.endswith(".gz"):
-        try:
-            raw = gzip.GzipFile(fileobj=io.BytesIO(raw)).read()
-        except (OSError, EOFError) as e:
-            raise DataError(f"{path}: not a valid gzip file: {e}") from e
-    raw = raw.removeprefix(b"\xef\xbb\xbf")
-    if not raw.strip():
+    # Decompressed a bounded block at a time; a line past the budget is a DataError naming it.
+    lines = list(bounded_lines(path))
+    if lines:
+        lines[0] = lines[0].removeprefix(b"\xef\xbb\xbf")
+    if not any(line.strip() for line in lines):
         raise DataError(f"{path}: file is empty")
-    lines = raw.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
     out = []
     for n, line in enumerate(lines, start=1):
         try:

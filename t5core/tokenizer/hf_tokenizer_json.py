@@ -4,10 +4,12 @@ from, so the same SentencePiece code serves it (`HFUnigramFile`)."""
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import re
 
-from t5core.errors import ConfigError
+from t5core.errors import ConfigError, json_kind
+from t5core.file_reads import BUDGETS, shown
 from t5core.tokenizer.base import SPIECE_UNDERLINE
 
 
@@ -32,7 +34,12 @@ class HFUnigramFile:
             spec = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ConfigError(f"{name}: not valid JSON: {e}") from e
-        model = spec.get("model") or {}
+        except RecursionError:
+            raise ConfigError(f"{name}: JSON nested too deeply to be a tokenizer.json") from None
+        # Every value below comes from a file: each is type-checked (`_object`, `_list`) before
+        # it is used, so a field of the wrong type is a ConfigError naming it.
+        spec = self._object(spec, "the file")
+        model = self._object(spec.get("model"), "model")
         if model.get("type") != "Unigram":
             self._refuse(f"model type {model.get('type')!r} (only Unigram, as T5 and mT5 use)")
         if model.get("byte_fallback"):
@@ -40,6 +47,7 @@ class HFUnigramFile:
         vocab = model.get("vocab")
         if not isinstance(vocab, list) or not vocab:
             self._refuse("model.vocab is missing or empty")
+        self._check_vocab(vocab)
         charsmap, cleans_whitespace = self._read_normalizer(spec.get("normalizer"))
         self.splits_whitespace = splits_whitespace = self._read_pre_tokenizer(
             spec.get("pre_tokenizer"))
@@ -48,7 +56,42 @@ class HFUnigramFile:
                          "normalizer nor WhitespaceSplit in the pre-tokenizer)")
         self._check_metaspace(spec.get("decoder"), "decoder")
         self.proto = self._sentencepiece_proto(vocab, model.get("unk_id"), charsmap)
-        self._read_added_tokens(spec.get("added_tokens") or [], [p for p, _ in vocab])
+        self._read_added_tokens(self._list(spec.get("added_tokens"), "added_tokens"),
+                                [p for p, _ in vocab])
+
+    def _object(self, value, where: str) -> dict:
+        """`value`, a JSON object (absent: {}), else a refusal naming `where`."""
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self._refuse(f"{where} is {json_kind(value)}, not an object")
+        return value
+
+    def _list(self, value, where: str) -> list:
+        """`value`, a JSON list of objects (absent: []), else a refusal naming `where`."""
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self._refuse(f"{where} is {json_kind(value)}, not a list")
+        for i, item in enumerate(value):
+            if not isinstance(item, dict):
+                self._refuse(f"{where}[{i}] is {json_kind(item)}, not an object")
+        if len(value) > BUDGETS["vocab_entries"]:
+            self._refuse(f"{where} has {len(value):,} entries (at most "
+                         f"{BUDGETS['vocab_entries']:,})")
+        return value
+
+    def _check_vocab(self, vocab: list):
+        if len(vocab) > BUDGETS["vocab_entries"]:
+            self._refuse(f"model.vocab has {len(vocab):,} pieces (at most "
+                         f"{BUDGETS['vocab_entries']:,})")
+        for i, entry in enumerate(vocab):
+            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
+                    and entry[0] and isinstance(entry[1], (int, float))
+                    and not isinstance(entry[1], bool) and abs(entry[1]) < _FLOAT32_MAX
+                    and _is_utf8(entry[0])):
+                self._refuse(f"model.vocab[{i}] is {shown(entry)}, not [piece, score] (a "
+                             "UTF-8 string and a finite float32)")
 
     def _refuse(self, what: str):
         raise ConfigError(f"{self._name}: unsupported tokenizer.json: {what}; t5core reads the "
@@ -56,12 +99,19 @@ class HFUnigramFile:
 
     def _read_normalizer(self, normalizer) -> tuple[bytes, bool]:
         """(precompiled charsmap, whether it also strips and collapses whitespace)."""
-        steps = (normalizer or {}).get("normalizers") if (normalizer or {}).get(
-            "type") == "Sequence" else [normalizer]
-        if not steps or (steps[0] or {}).get("type") != "Precompiled":
+        normalizer = self._object(normalizer, "normalizer")
+        steps = self._list(normalizer.get("normalizers"), "normalizer.normalizers") \
+            if normalizer.get("type") == "Sequence" else [normalizer]
+        if not steps or steps[0].get("type") != "Precompiled":
             self._refuse(f"normalizer {describe_step(normalizer)} (expected Precompiled, "
                          "optionally followed by Strip(right) and Replace(' {2,}', '▁'))")
-        charsmap = base64.b64decode(steps[0].get("precompiled_charsmap") or "")
+        encoded = steps[0].get("precompiled_charsmap") or ""
+        try:
+            if not isinstance(encoded, str):
+                raise TypeError(json_kind(encoded))
+            charsmap = base64.b64decode(encoded, validate=True)
+        except (TypeError, ValueError, binascii.Error) as e:
+            self._refuse(f"normalizer precompiled_charsmap is not base64 ({shown(str(e))})")
         rest = [describe_step(step) for step in steps[1:]]
         cleanup = ["Strip(left=False, right=True)", "Replace(' {2,}' -> '▁')"]
         if rest not in ([], cleanup):
@@ -70,10 +120,10 @@ class HFUnigramFile:
 
     def _read_pre_tokenizer(self, pre_tokenizer) -> bool:
         """Checks the Metaspace pre-tokenizer; True when WhitespaceSplit comes before it."""
-        pre_tokenizer = pre_tokenizer or {}
-        steps = (pre_tokenizer.get("pretokenizers") if pre_tokenizer.get("type") == "Sequence"
-                 else [pre_tokenizer])
-        if [(step or {}).get("type") for step in steps] not in (
+        pre_tokenizer = self._object(pre_tokenizer, "pre_tokenizer")
+        steps = (self._list(pre_tokenizer.get("pretokenizers"), "pre_tokenizer.pretokenizers")
+                 if pre_tokenizer.get("type") == "Sequence" else [pre_tokenizer])
+        if [step.get("type") for step in steps] not in (
                 ["Metaspace"], ["WhitespaceSplit", "Metaspace"]):
             self._refuse(f"pre_tokenizer {describe_step(pre_tokenizer)} (expected Metaspace, or "
                          "WhitespaceSplit then Metaspace)")
@@ -83,7 +133,7 @@ class HFUnigramFile:
         return len(steps) == 2
 
     def _check_metaspace(self, step, where: str):
-        step = step or {}
+        step = self._object(step, where)
         if step.get("type") != "Metaspace" or step.get("replacement") != SPIECE_UNDERLINE:
             self._refuse(f"{where} {describe_step(step)} "
                          "(expected Metaspace with replacement '▁')")
@@ -98,7 +148,8 @@ class HFUnigramFile:
     def _sentencepiece_proto(self, vocab, unk_id, charsmap: bytes) -> bytes:
         # pylint: disable-next=g-import-not-at-top
         from sentencepiece import sentencepiece_model_pb2 as pb
-        if not isinstance(unk_id, int) or not 0 <= unk_id < len(vocab):
+        if not isinstance(unk_id, int) or isinstance(unk_id, bool) \
+                or not 0 <= unk_id < len(vocab):
             self._refuse(f"model.unk_id {unk_id!r} is not an id of its vocab")
         m = pb.ModelProto()
         for i, (piece, score) in enumerate(vocab):
@@ -123,8 +174,9 @@ class HFUnigramFile:
         beyond = {}
         for token in added_tokens:
             content, i = token.get("content"), token.get("id")
-            if not isinstance(content, str) or not isinstance(i, int) or i < 0:
-                self._refuse(f"added token {token!r} without a content string and an id")
+            if not isinstance(content, str) or not _is_utf8(content) or not isinstance(i, int) \
+                    or isinstance(i, bool) or i < 0:
+                self._refuse(f"added token {shown(token)} without a content string and an id")
             if token.get("normalized") or token.get("single_word"):
                 self._refuse(f"added token {content!r} with normalized or single_word set")
             if bool(token.get("lstrip")) != bool(token.get("rstrip")):
@@ -150,18 +202,32 @@ class HFUnigramFile:
         self.extra_ids = n
 
 
-def describe_step(step) -> str:
+_FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _is_utf8(text: str) -> bool:
+    """False for a string JSON can hold but UTF-8 cannot (a lone surrogate, "\\ud800")."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def describe_step(step, depth: int = 0) -> str:
     """A normalizer / pre-tokenizer / decoder step of a tokenizer.json, in one short phrase."""
-    if not isinstance(step, dict):
-        return repr(step)
+    if not isinstance(step, dict) or depth > 3:
+        return shown(step)
     kind = step.get("type")
     if kind == "Strip":
         return f"Strip(left={step.get('strip_left')}, right={step.get('strip_right')})"
     if kind == "Replace":
-        pattern = step.get("pattern") or {}
+        pattern = step.get("pattern") if isinstance(step.get("pattern"), dict) else {}
         found = pattern.get("Regex", pattern.get("String"))
         return f"Replace({found!r} -> {step.get('content')!r})"
     if kind == "Sequence":
         inner = step.get("normalizers") or step.get("pretokenizers") or step.get("decoders") or []
-        return "Sequence[" + ", ".join(describe_step(x) for x in inner) + "]"
-    return str(kind)
+        if not isinstance(inner, list):
+            return f"Sequence of {json_kind(inner)}"
+        return "Sequence[" + ", ".join(describe_step(x, depth + 1) for x in inner[:8]) + "]"
+    return kind if isinstance(kind, str) and len(kind) <= 60 else shown(kind)

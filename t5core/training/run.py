@@ -11,7 +11,7 @@ import sys
 import keras
 import tensorflow as tf
 
-from t5core import model_dir
+from t5core import file_reads, model_dir
 from t5core.classifier import POOLINGS
 from t5core.data.counters import DropCounter
 from t5core.data.fingerprint import changes, fingerprints
@@ -251,7 +251,7 @@ def check_data_changed(options: RunOptions, run, log=print) -> bool:
     before fingerprints were recorded, has nothing to compare: False.
     """
     model_dir_path = options.train.model_dir
-    if not (tf.io.gfile.exists(model_dir_path) and tf.train.latest_checkpoint(model_dir_path)):
+    if not (tf.io.gfile.exists(model_dir_path) and file_reads.latest_checkpoint(model_dir_path)):
         return False
     saved = model_dir.read_run(model_dir_path)
     if saved is None or not saved.data_files:

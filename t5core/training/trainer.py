@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from t5core import file_writes
+from t5core import file_reads, file_writes
 from t5core import model_dir as md
 from t5core.checkpoints.model_state import ModelState
 from t5core.dataclass_flags import choice_problems, option
@@ -138,6 +138,8 @@ class TrainConfig:
                     abs(value) > float(np.finfo(np.float32).max):
                 problems.append(f"--{field.name}={value} is not finite in float32 (|x| must be "
                                 f"below {float(np.finfo(np.float32).max):.3g})")
+        if tf.io.gfile.exists(self.model_dir) and not tf.io.gfile.isdir(self.model_dir):
+            problems.append(f"--model_dir={self.model_dir} is a file, not a directory")
         if problems:
             raise FlagError("Invalid training configuration: " + "; ".join(problems))
 
@@ -187,7 +189,7 @@ def check_model_dir(model_dir: str, model, run=None) -> None:
             raise ModelDirMismatchError(
                 f"{model_dir} holds checkpoints of another model ({'; '.join(diff)}). Use a new "
                 "--model_dir, or the same model settings to resume.")
-    elif tf.io.gfile.exists(model_dir) and tf.train.latest_checkpoint(model_dir):
+    elif tf.io.gfile.exists(model_dir) and file_reads.latest_checkpoint(model_dir):
         raise ModelDirMismatchError(f"{model_dir} holds checkpoints but no {md.CONFIG}: "
                                     "not a t5core model_dir; use a new --model_dir")
     file_writes.make_dirs(model_dir)
@@ -569,8 +571,8 @@ def checkpoint_manager(checkpoint, directory, max_to_keep):
     """A CheckpointManager of `directory`, once its `checkpoint` state file is checked.
 
     TensorFlow's manager resumes from and prunes (deletes) the checkpoints the state file names,
-    wherever they are; the check (`model_dir.check_checkpoint_state`) refuses a state file that
-    names any outside `directory`, so pruning deletes only checkpoints inside it.
+    wherever they are; `model_dir.check_checkpoint_state` refuses a state file that names any but
+    the trainer's own, so pruning deletes only those.
     """
     md.check_checkpoint_state(directory)
     return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep,

@@ -1,0 +1,370 @@
+"""The trust boundary for reads: every path that comes from inside a file, and every size a file
+declares, is checked here before anything is opened or allocated (docs/security.md).
+
+Trusted: the flags and paths a user types, and the links the user placed along them (a
+`model.safetensors` linked to a shared disk is followed). Untrusted: every byte of a checkpoint,
+run directory, tokenizer file, data file, sweep journal and TensorFlow `checkpoint` state file.
+So a name read from a file (an index's shard, run.json's tokenizer, the state file's checkpoint
+paths, a zarr directory) must resolve inside the folder of the file that named it, links
+resolved; an HDF5 file may not point at other files (external storage, virtual datasets, soft and
+external links); and every size a file declares is held against `BUDGETS` and against the
+tensors the checkpoint really holds. Values from such files are shown in messages only through
+`shown()`, which bounds their length and depth.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import reprlib
+import zlib
+
+import tensorflow as tf
+
+from t5core.errors import CheckpointError, DataError, ModelDirError
+
+MAX_DIMS = 64  # numpy's own limit on an array's dimensions
+
+# The budgets: the largest size t5core accepts from a file, whatever the file says. Each is far
+# above every public T5 (mT5-XXL: 13e9 parameters, a 250112-piece vocabulary).
+BUDGETS = {
+    # parameters of a model a config.json (with run.json) describes, before it is built
+    "model_parameters": 16_000_000_000,
+    # bytes of one line of a data file, after decompression
+    "line_bytes": 16 << 20,
+    # bytes of a structured data file read whole (TSV, JSONL, CoNLL), after decompression
+    "data_file_bytes": 4 << 30,
+    # entries of a tokenizer vocabulary (tokenizer.json pieces, added tokens)
+    "vocab_entries": 4_000_000,
+    # a model beyond the tensors of the checkpoint it is loaded from, in parameters (seed states)
+    "parameters_beyond_checkpoint": 1_000_000,
+}
+
+_repr = reprlib.Repr()
+_repr.maxstring = _repr.maxother = 60
+_repr.maxlevel = 3
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """The checkpoint asks for something t5core refuses to do: run pickled code, or read a
+    file outside the checkpoint."""
+
+
+def shown(value):
+    """A short, bounded repr of a value read from a hostile file (no deep recursion)."""
+    return _repr.repr(value)
+
+
+def is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def shape_problem(shape):
+    """Why `shape` is not a list (or tuple) of at most 64 non-negative integers, or None."""
+    if not isinstance(shape, (list, tuple)):
+        return f"shape {shown(shape)} is not a list of sizes"
+    if len(shape) > MAX_DIMS:
+        return f"shape has {len(shape)} dimensions (at most {MAX_DIMS})"
+    if not all(is_int(d) and d >= 0 for d in shape):
+        return f"shape {shown(shape)} holds something other than sizes >= 0"
+    return None
+
+
+def element_count(shape):
+    """The exact number of elements (Python integers: no int64 overflow)."""
+    return math.prod(shape)
+
+
+# ----------------------------------------------------------------------------- names from files
+
+
+def is_remote(path) -> bool:
+    return "://" in os.fspath(path)
+
+
+def _escapes_lexically(name):
+    parts = name.replace("\\", "/").split("/")
+    return (name.startswith(("/", "\\")) or os.path.isabs(name) or "://" in name
+            or ".." in parts or (len(name) > 1 and name[1] == ":") or "\0" in name)
+
+
+def _allowed_roots(directory):
+    """The real directory, and for a Hugging Face cache snapshot
+    (`<repo>/snapshots/<revision>/`, whose files link to `<repo>/blobs/`) its blobs directory."""
+    real = os.path.realpath(directory)
+    roots = [real]
+    parent = os.path.dirname(real)
+    if os.path.basename(parent) == "snapshots":
+        roots.append(os.path.join(os.path.dirname(parent), "blobs"))
+    return roots
+
+
+def _inside_roots(path, directory):
+    real = os.path.realpath(path)
+    return any(os.path.commonpath([real, root]) == root for root in _allowed_roots(directory))
+
+
+def resolve_inside(directory, name, source, error=CheckpointError, unsafe=UnsafeCheckpointError,
+                   what="file", kind="the checkpoint directory"):
+    """`directory/name` for a `name` read from the file `source`, refused (`unsafe`) unless it
+    stays inside `directory` once links are resolved.
+
+    This is the one resolver for every path that comes from file contents. A name that leaves
+    the directory lexically (absolute, `..`, a URL, a drive) is refused before anything is
+    looked up. The directory itself is the user's and may be reached through links; an HF cache
+    snapshot's `blobs/` counts as inside its snapshot. `error` is raised for a name that is not a
+    non-empty string.
+    """
+    directory = os.fspath(directory)
+    if not isinstance(name, str) or not name:
+        raise error(f"{source}: {shown(name)} is not a {what} name")
+    if _escapes_lexically(name):
+        raise unsafe(f"{source}: names the {what} {shown(name)}, which is outside {kind} "
+                     f"{directory}; t5core reads only {what}s inside it")
+    path = os.path.join(directory, name)
+    if is_remote(directory):  # a remote file system has no links to resolve
+        return path
+    if not _inside_roots(path, directory):
+        raise unsafe(f"{source}: {shown(name)} is a link to a {what} outside {kind} "
+                     f"{directory}; t5core reads only {what}s inside it")
+    return path
+
+
+def file_inside(directory, name, source):
+    """A checkpoint file `directory/name` named by `source` (an index): `resolve_inside`, and
+    not a directory."""
+    path = resolve_inside(directory, name, source)
+    if not is_remote(directory) and os.path.isdir(os.path.realpath(path)):
+        raise CheckpointError(f"{source}: {shown(name)} is a directory, not a checkpoint file")
+    return path
+
+
+def user_file(directory, name):
+    """`directory/name` for a file t5core looks for by its fixed name (model.safetensors,
+    pytorch_model.bin, tf_model.h5) in a directory the user named: no name came from a file, so
+    a link there is the user's, and is followed wherever it points (a shared disk, a cache)."""
+    path = os.path.join(os.fspath(directory), name)
+    if not is_remote(directory) and os.path.isdir(os.path.realpath(path)):
+        raise CheckpointError(f"{path} is a directory, not a checkpoint file")
+    return path
+
+
+def dir_inside(directory, name, source):
+    """A directory `directory/name` named by `source` (a zarr array of a T5X checkpoint)."""
+    return resolve_inside(directory, name, source, what="directory")
+
+
+def checkpoint_state_paths(directory):
+    """The checkpoint prefixes TensorFlow's `checkpoint` state file in `directory` names, each
+    refused unless inside `directory` (links resolved); [] when there is no state file.
+
+    `tf.train.CheckpointManager` and `tf.train.latest_checkpoint` take those paths as they are,
+    absolute ones included: a resume would read, and pruning delete, another run's files. Call
+    this before either looks at the directory.
+    """
+    directory = os.fspath(directory)
+    state_path = os.path.join(directory, "checkpoint")
+    if not tf.io.gfile.exists(state_path):
+        return []
+    try:
+        state = tf.train.get_checkpoint_state(directory)
+    except Exception as err:  # a text proto that does not parse: ParseError, ValueError...
+        raise ModelDirError(f"{state_path}: not a TensorFlow checkpoint state file "
+                            f"({type(err).__name__}: {shown(str(err))})") from None
+    if state is None:
+        # TF logs "Checkpoint ignored" and starts afresh: a torn state file would hide a run.
+        with tf.io.gfile.GFile(state_path, "rb") as f:
+            if f.read(1 << 16).strip():
+                raise ModelDirError(f"{state_path}: not a TensorFlow checkpoint state file (it "
+                                    "does not parse); delete it to start afresh")
+        return []
+    named = [state.model_checkpoint_path, *state.all_model_checkpoint_paths]
+    # TF joins a relative name to the directory it read the file from; absolute names stay.
+    homes = {os.path.normpath(directory), os.path.abspath(directory)}
+    if not is_remote(directory):
+        homes.add(os.path.realpath(directory))
+    resolved = []
+    for prefix in dict.fromkeys(p for p in named if p):
+        folder, name = os.path.split(os.path.normpath(prefix))
+        if folder not in homes and (is_remote(folder) or os.path.realpath(folder) not in homes):
+            raise ModelDirError(
+                f"{state_path}: names the checkpoint {shown(prefix)}, which is outside "
+                f"{directory}; t5core resumes only from checkpoints inside the model_dir "
+                "(delete the state file, or the lines naming it, to start afresh)")
+        resolve_inside(directory, name + ".index", state_path, error=ModelDirError,
+                       unsafe=ModelDirError, what="checkpoint", kind="the model_dir")
+        resolved.append(os.path.join(directory, name))
+    return resolved
+
+
+def latest_checkpoint(directory):
+    """`tf.train.latest_checkpoint(directory)`, after `checkpoint_state_paths` checked it."""
+    checkpoint_state_paths(directory)
+    return tf.train.latest_checkpoint(directory)
+
+
+# ----------------------------------------------------------------------------- HDF5
+
+
+def h5_references_elsewhere(h5file):
+    """What in an open h5py File reads outside it: ["name: why", ...], [] when nothing does.
+
+    External storage and virtual datasets name other files (any file, `/etc/passwd` included);
+    soft and external links name other objects or files. The walk follows no link: each member
+    is looked up as a link first.
+    """
+    import h5py  # optional: only h5 checkpoints need it
+
+    found = []
+
+    def walk(group, prefix):
+        for name in group:
+            full = f"{prefix}{name}"
+            link = group.get(name, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                found.append(f"{full}: an external link to {shown(link.filename)}")
+                continue
+            if isinstance(link, h5py.SoftLink):
+                found.append(f"{full}: a soft link to {shown(link.path)}")
+                continue
+            obj = group[name]
+            if isinstance(obj, h5py.Group):
+                walk(obj, full + "/")
+            elif isinstance(obj, h5py.Dataset):
+                if obj.is_virtual:
+                    found.append(f"{full}: a virtual dataset (its data lives in other files)")
+                elif obj.external:
+                    found.append(f"{full}: external storage in {shown(obj.external[0][0])}")
+
+    walk(h5file, "")
+    return found
+
+
+def check_h5_self_contained(path, found):
+    """Refuses the HDF5 file `path` when `h5_references_elsewhere` found anything."""
+    if found:
+        raise UnsafeCheckpointError(
+            f"{path}: refers to data outside the file ({'; '.join(found[:3])}"
+            f"{f'; {len(found) - 3} more' if len(found) > 3 else ''}); t5core reads only HDF5 "
+            "files that hold their own data")
+
+
+# ----------------------------------------------------------------------------- sizes
+
+
+def model_parameters_at_least(config, run=None):
+    """A lower bound on the parameters of the model `config` (and `run`, a RunDescription)
+    describe, from the sizes alone: what building it would allocate, at the least."""
+    d_model, inner = config.d_model, config.num_heads * config.d_kv
+    ffn = (3 if config.is_gated else 2) * d_model * config.d_ff
+    total = config.vocab_size * d_model
+    total += config.num_layers * (4 * d_model * inner + ffn)
+    total += config.num_decoder_layers * (8 * d_model * inner + ffn)
+    if run is not None:
+        total += run.prompt_length * d_model
+        if run.model_class == "T5EncoderClassifier":
+            total += len(run.labels) * d_model
+        total += run.lora_rank * (d_model + inner)  # at least one adapted projection
+    return total
+
+
+def check_model_budget(config, run=None, source="config"):
+    """Refuses a model that would exceed BUDGETS["model_parameters"] before it is built."""
+    wanted = model_parameters_at_least(config, run)
+    if wanted > BUDGETS["model_parameters"]:
+        raise CheckpointError(
+            f"{source}: describes a model of at least {wanted:.3g} parameters, over t5core's "
+            f"budget of {BUDGETS['model_parameters']:.3g} (see docs/security.md); its sizes "
+            "are wrong")
+
+
+def check_model_fits_checkpoint(config, run, shapes, source):
+    """Refuses a model that is larger than the tensors of the checkpoint it is loaded from.
+
+    Every weight of the model comes from one of those tensors, so a config.json or run.json
+    asking for more (a lora_rank of 50000, 4e6 prompt tokens, 3e6 labels) is wrong, and is
+    refused before the model is built, not after gigabytes are allocated.
+    """
+    check_model_budget(config, run, source)
+    stored = sum(element_count(shape) for shape in shapes.values())
+    wanted = model_parameters_at_least(config, run)
+    if wanted > stored + BUDGETS["parameters_beyond_checkpoint"]:
+        fields = "config" if run is None else "config and run description"
+        raise CheckpointError(
+            f"{source}: its {fields} describe a model of at least {wanted:,} parameters, but "
+            f"the checkpoint holds {stored:,} values in all; a size there (d_model, vocab_size, "
+            "lora_rank, prompt_length, labels...) is wrong")
+
+
+def check_size_field(value, name, source, limit, error=ModelDirError):
+    """`value` as a size in [0, limit] read from the file `source`, else `error`."""
+    if not is_int(value) or not 0 <= value <= limit:
+        raise error(f"{source}: {name} must be a whole number in [0, {limit:,}], not "
+                    f"{shown(value)}")
+    return value
+
+
+# ----------------------------------------------------------------------------- data files
+
+
+def _chunks(path):
+    """The bytes of a (possibly gzipped) file, a block at a time, decompression bounded."""
+    with tf.io.gfile.GFile(path, "rb") as f:
+        if not path.endswith(".gz"):
+            while block := f.read(1 << 20):
+                yield block
+            return
+        inflate = zlib.decompressobj(wbits=47)  # gzip or zlib header, concatenated members
+        while True:
+            compressed = f.read(1 << 16)
+            if not compressed:
+                break
+            data = compressed
+            while data:
+                # At most 1 MiB out per call: a bomb never expands past what a line allows.
+                yield inflate.decompress(data, 1 << 20)
+                data = inflate.unconsumed_tail
+                if inflate.eof and inflate.unused_data:
+                    data = inflate.unused_data
+                    inflate = zlib.decompressobj(wbits=47)
+        tail = inflate.flush()
+        if tail:
+            yield tail
+        if not inflate.eof:
+            raise EOFError("compressed file ended before the end-of-stream marker")
+
+
+def bounded_lines(path):
+    """The lines (bytes, without b"\\n") of a possibly gzipped data file, each refused past
+    BUDGETS["line_bytes"] and the whole past BUDGETS["data_file_bytes"] (after decompression),
+    with a DataError naming the file and line, before the line is held whole."""
+    line_limit, file_limit = BUDGETS["line_bytes"], BUDGETS["data_file_bytes"]
+    pending, number, total = bytearray(), 1, 0
+    try:
+        for block in _chunks(path):
+            total += len(block)
+            if total > file_limit:
+                raise DataError(f"{path}: more than {file_limit:,} bytes (decompressed); t5core "
+                                "reads such data files whole: split it, or use plain text")
+            start = 0
+            while (end := block.find(b"\n", start)) >= 0:
+                if len(pending) + end - start > line_limit:
+                    raise _long_line(path, number, line_limit)
+                pending += block[start:end]
+                yield bytes(pending)
+                pending.clear()
+                number += 1
+                start = end + 1
+            pending += block[start:]
+            if len(pending) > line_limit:
+                raise _long_line(path, number, line_limit)
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise DataError(f"{path}: not a valid gzip file: {e}") from None
+    if pending:
+        yield bytes(pending)
+
+
+def _long_line(path, number, limit):
+    return DataError(f"{path}:{number}: line longer than {limit:,} bytes (decompressed); no "
+                     "example is that long: is the file what you think it is?")
