@@ -49,6 +49,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                         flag_values=flag_values)
     flags.DEFINE_bool("quiet", False, "No progress bar.", flag_values=flag_values)
     shared_flags.define_allow_nonfinite(flag_values)
+    cli.mark_outputs(flag_values, folders=("output",))
 
 
 def _progress_bar(description, enabled):

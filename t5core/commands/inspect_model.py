@@ -57,6 +57,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_bool("variables", False, "Print every variable's shape.", **fv)
     flags.DEFINE_integer("bucket_span", None, "Relative positions tabulated: [-span, span] "
                          "(default 1.25 max_distance).", **fv)
+    cli.mark_outputs(flag_values, folders=("output_dir", "tensorboard"))
 
 
 def inspect_model(args: flags.FlagValues) -> int:

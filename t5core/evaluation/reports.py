@@ -15,7 +15,7 @@ import dataclasses
 
 import numpy as np
 
-from t5core.errors import FlagError
+from t5core.errors import DataError, FlagError
 
 # The data options, by train.py's flag names, and their values when neither the user nor the run
 # gave one.
@@ -59,6 +59,21 @@ class TestSet:
     postprocess: object = None  # the template's, applied to targets and predictions
     entities: bool = False  # targets are entity lists: report per entity type
     description: str = ""
+
+
+def check_data_options(options) -> None:
+    """Fails on a bad --template / --template_args or an --eval_file of an unknown type, before
+    the model and the data are loaded."""
+    from t5core.data.files import file_format
+    from t5core.data.templates import make_template
+
+    if options["template"]:
+        make_template(options["template"], options["template_args"], options["instruction"])
+    if options["eval_file"] and not options["task"]:
+        try:
+            file_format(options["eval_file"])
+        except DataError as err:
+            raise FlagError(f"--eval_file: {err}") from None
 
 
 def load_test_set(options, tokenizer, split="test", max_examples=0) -> TestSet:

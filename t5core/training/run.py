@@ -13,9 +13,11 @@ import tensorflow as tf
 
 from t5core import model_dir
 from t5core.classifier import POOLINGS
-from t5core.data.templates import TEMPLATES
+from t5core.data.files import file_format
+from t5core.data.templates import TEMPLATES, make_template
+from t5core.data.templates.reference import help_text as template_help
 from t5core.dataclass_flags import AUTO_BOOL, auto_bool, choice_problems, option
-from t5core.errors import ConfigError, FlagError
+from t5core.errors import ConfigError, DataError, FlagError
 from t5core.peft import PEFT_METHODS
 from t5core.peft.prompt_tuning import PROMPT_INITS
 from t5core.training.distribute import STRATEGIES, is_chief, make_strategy
@@ -78,7 +80,8 @@ class RunOptions:
     rank_classification: bool = option(False, "Evaluate by scoring each of --labels and picking "
                                        "the most likely (never an invalid label).")
     template: str = option("", "Render --train_file rows with a prompt template "
-                           "(t5core.data.templates).", choices=("", *TEMPLATES))
+                           "(t5core.data.templates). " + template_help(),
+                           choices=("", *TEMPLATES))
     template_args: str = option("", "JSON keyword arguments of the template, e.g. "
                                 "'{\"label_words\": [\"negative\", \"positive\"]}'.")
     instruction: bool = option(False, "Phrase the template's inputs as Flan-style instructions.")
@@ -101,6 +104,19 @@ class RunOptions:
                             f"{', '.join('--' + s for s in sources)})")
         if self.template and not self.train_file:
             problems.append("--template needs --train_file")
+        if self.template_args and not self.template:
+            problems.append("--template_args needs --template")
+        if self.template in TEMPLATES:  # its arguments, before any data or model is touched
+            try:
+                make_template(self.template, self.template_args, self.instruction)
+            except FlagError as err:
+                problems.append(str(err))
+        for name in ("train_file", "eval_file"):
+            if getattr(self, name):
+                try:
+                    file_format(getattr(self, name))
+                except DataError as err:
+                    problems.append(f"--{name}: {err}")
         if self.eval_file and not self.train_file:
             problems.append("--eval_file needs --train_file")
         problems += choice_problems(self)
@@ -238,8 +254,17 @@ def initial_model(options: RunOptions, config, dtype, log=print):
     from t5core.classifier import T5EncoderClassifier
     from t5core.peft import PromptTunedT5
 
-    base = (load_pretrained(options.init_checkpoint, config=config, dtype=dtype)
-            if options.init_checkpoint else None)
+    # A LoRA run trains on: with --peft=lora its adapters as they are, else merged into the
+    # weights, which then all train.
+    keep_lora = options.peft == "lora"
+    base = (load_pretrained(options.init_checkpoint, config=config, dtype=dtype,
+                            merge_lora=not keep_lora) if options.init_checkpoint else None)
+    init_run = model_dir.read_run(options.init_checkpoint) if base is not None else None
+    if init_run is not None and init_run.lora_rank:
+        log(f"Training on the LoRA adapters of --init_checkpoint (rank {init_run.lora_rank}, "
+            f"{init_run.lora_targets})" if keep_lora else
+            "--init_checkpoint is a LoRA run: its adapters are merged into the weights, which "
+            "all train (--peft=lora trains the adapters on instead)")
     labels = options.label_list
     if isinstance(base, T5EncoderClassifier):
         if options.head != "classifier":
@@ -253,6 +278,9 @@ def initial_model(options: RunOptions, config, dtype, log=print):
                                    pooling=options.pooling, dtype=dtype, labels=labels)
     if isinstance(base, PromptTunedT5) and options.peft == "prompt":
         log(f"Training on the soft prompt of --init_checkpoint ({base.prompt_length} vectors)")
+    elif isinstance(base, PromptTunedT5):
+        log(f"--init_checkpoint is a prompt-tuned run: its soft prompt ({base.prompt_length} "
+            f"vectors) and every weight train (--peft=prompt trains the prompt alone)")
     return base if base is not None else T5Model(config, dtype=dtype)
 
 
