@@ -34,6 +34,7 @@ TINY = {"model_type": "t5", "vocab_size": 384, "d_model": 16, "d_kv": 4, "num_he
         "feed_forward_proj": "gated-gelu", "tie_word_embeddings": False}
 ROWS = [{"inputs": f"say {w}", "targets": w} for w in ("a", "bb", "ccc", "dd", "e", "ff")]
 QUIET = dict(log=lambda *a: None)
+SPIECE = ROOT / "tests" / "fixtures" / "t5_vocab" / "spiece.model"
 
 
 def write_jsonl(path, rows):
@@ -125,8 +126,15 @@ def test_a_run_that_failed_before_its_first_checkpoint_does_not_block_a_retry(tm
     assert os.path.exists(os.path.join(directory, model_dir.RUN))
     from t5core.peft import apply_peft
 
-    check_model_dir(directory, apply_peft(plain, "lora", lora_rank=2))  # the retry
+    other_vocab = pathlib.Path(directory).parent / "other" / "spiece.model"
+    other_vocab.parent.mkdir()
+    other_vocab.write_bytes(SPIECE.read_bytes()[:-1] + b"x")
+    check_model_dir(directory, plain, model_dir.RunDescription(tokenizer=str(SPIECE)))
+    # the retry: another structure and another vocabulary file
+    check_model_dir(directory, apply_peft(plain, "lora", lora_rank=2),
+                    model_dir.RunDescription(tokenizer=str(other_vocab)))
     assert model_dir.read_run(directory).lora_rank == 2
+    assert (pathlib.Path(directory) / "spiece.model").read_bytes() == other_vocab.read_bytes()
     # Once a checkpoint is there, the model_dir is that model's.
     tf.train.Checkpoint(step=tf.Variable(1)).save(os.path.join(directory, "ckpt"))
     with pytest.raises(T5CoreError, match="another model"):
@@ -333,3 +341,24 @@ def test_no_early_stop_inside_the_warm_up(tmp_path):
                for line in lines)
     assert any("best accuracy (higher is better)" in line and "warm-up (step 5)" in line
                for line in lines)
+
+
+# -- README claims about run directories ----------------------------------------------------------
+
+
+def test_readme_a_run_directory_holds_what_the_readme_lists(tmp_path):
+    """README "The run directory": config.json, run.json, the tokenizer copied in, checkpoints,
+    best/, train_log.jsonl, results.json; load_pretrained and load_tokenizer take it (and best/)."""
+    config = dict(TINY, vocab_size=32128)
+    (tmp_path / "big.json").write_text(json.dumps(config))
+    run(options(tmp_path, "run", model=str(tmp_path / "big.json"), vocab=str(SPIECE),
+                eval_file=write_jsonl(tmp_path / "eval.jsonl", ROWS), train=dict(eval_every=2)),
+        **QUIET)
+    directory = tmp_path / "run"
+    names = set(os.listdir(directory))
+    assert {model_dir.CONFIG, model_dir.RUN, "spiece.model", model_dir.BEST, model_dir.TRAIN_LOG,
+            model_dir.RESULTS, "checkpoint"} <= names, names
+    assert (directory / "spiece.model").read_bytes() == SPIECE.read_bytes()
+    for where in (directory, directory / model_dir.BEST):
+        assert isinstance(load_pretrained(str(where)), t5core.T5Model)
+        assert t5core.load_tokenizer(str(where)).vocab_size == 32100

@@ -155,7 +155,8 @@ def check_model_dir(model_dir: str, model, run=None) -> None:
     config = model.config
     # Only checkpoints bind a model_dir to a model: a run that ended before its first one (a
     # crash, a mistake in its flags) leaves config.json and run.json that a retry replaces.
-    saved_config = md.read_config(model_dir) if _holds_checkpoints(model_dir) else None
+    bound = _holds_checkpoints(model_dir)
+    saved_config = md.read_config(model_dir) if bound else None
     saved_run = md.read_run(model_dir) if saved_config is not None else None
     if saved_config is not None:
         saved_run = saved_run or md.RunDescription()
@@ -181,7 +182,8 @@ def check_model_dir(model_dir: str, model, run=None) -> None:
     if not run.tokenizer and saved_run is not None:  # not told: the tokenizer in place stays
         run = dataclasses.replace(run, tokenizer=saved_run.tokenizer)
     else:
-        run = dataclasses.replace(run, tokenizer=md.copy_tokenizer(model_dir, run.tokenizer))
+        run = dataclasses.replace(run, tokenizer=md.copy_tokenizer(model_dir, run.tokenizer,
+                                                                   replace=not bound))
     config.to_json(md.path(model_dir, md.CONFIG))
     md.write_run(model_dir, run)
 
