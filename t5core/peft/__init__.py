@@ -23,8 +23,7 @@ from __future__ import annotations
 from t5core.peft.freezing import (freeze_all, freeze_all_but_top, freeze_embeddings,
                                   freeze_encoder, trainable_summary, trainable_variable_names,
                                   unfreeze_all)
-from t5core.peft.lora import (DEFAULT_TARGETS, LoRADense, apply_lora, continue_lora, lora_layers,
-                              merge_lora)
+from t5core.peft.lora import DEFAULT_TARGETS, LoRADense, apply_lora, lora_layers, merge_lora
 from t5core.peft.prompt_tuning import PromptTunedT5, SoftPrompt, add_prompt_tuning
 
 PEFT_METHODS = ("none", "freeze_embeddings", "freeze_encoder", "top_n", "prompt", "lora")
@@ -94,8 +93,7 @@ def apply_peft(model, method="none", *, top_n=1, train_lm_head=True, prompt_leng
 
     Returns:
       The model to train: the given one (changed in place), or a new `PromptTunedT5` for
-      "prompt" on a model without a prompt. A model that has a prompt
-      (for "prompt") or LoRA layers (for "lora") already keeps them and trains them on.
+      "prompt" on a model without a prompt.
 
     Raises:
       ValueError: an unknown method, top_n out of range, LoRA targets that match no projection
@@ -114,14 +112,12 @@ def apply_peft(model, method="none", *, top_n=1, train_lm_head=True, prompt_leng
     if method == "prompt":
         return add_prompt_tuning(model, prompt_length, prompt_init, seed=seed)
     if method == "lora":
-        if lora_layers(model):  # a LoRA run trained on: its own adapters go on training
-            return continue_lora(model)
         return apply_lora(model, lora_rank, lora_alpha, lora_targets, lora_dropout)
     raise ValueError(f"--peft={method!r}: expected one of {', '.join(PEFT_METHODS)}")
 
 
 __all__ = ["PEFT_METHODS", "apply_peft", "describe_structure", "lora_target_spec",
            "PromptTunedT5", "SoftPrompt",
-           "LoRADense", "apply_lora", "continue_lora", "merge_lora", "lora_layers", "add_prompt_tuning",
+           "LoRADense", "apply_lora", "merge_lora", "lora_layers", "add_prompt_tuning",
            "freeze_all", "unfreeze_all", "freeze_embeddings", "freeze_encoder",
            "freeze_all_but_top", "trainable_variable_names", "trainable_summary"]

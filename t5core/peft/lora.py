@@ -176,18 +176,6 @@ def apply_lora(model, rank=8, alpha=None, targets=DEFAULT_TARGETS, dropout_rate=
     return model
 
 
-def continue_lora(model):
-    """Readies a model that has LoRA layers already (a LoRA run loaded unmerged) to train them
-    on: only their matrices (and a classifier's head) train, as after `apply_lora`."""
-    freeze_all(model)
-    for lora in lora_layers(model).values():
-        lora.trainable = True
-        lora.base.trainable = False
-    for layer in head_layers(model):
-        layer.trainable = True
-    return model
-
-
 def lora_layers(model):
     """{path: LoRADense} of the wrapped projections."""
     return {path: getattr(parent, attr) for path, parent, attr in projection_slots(model)

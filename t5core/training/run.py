@@ -254,17 +254,15 @@ def initial_model(options: RunOptions, config, dtype, log=print):
     from t5core.classifier import T5EncoderClassifier
     from t5core.peft import PromptTunedT5
 
-    # A LoRA run trains on: with --peft=lora its adapters as they are, else merged into the
-    # weights, which then all train.
-    keep_lora = options.peft == "lora"
-    base = (load_pretrained(options.init_checkpoint, config=config, dtype=dtype,
-                            merge_lora=not keep_lora) if options.init_checkpoint else None)
+    # A LoRA run loads with its adapters merged into the weights: all of them train, or new
+    # adapters over them with --peft=lora.
+    base = (load_pretrained(options.init_checkpoint, config=config, dtype=dtype)
+            if options.init_checkpoint else None)
     init_run = model_dir.read_run(options.init_checkpoint) if base is not None else None
     if init_run is not None and init_run.lora_rank:
-        log(f"Training on the LoRA adapters of --init_checkpoint (rank {init_run.lora_rank}, "
-            f"{init_run.lora_targets})" if keep_lora else
-            "--init_checkpoint is a LoRA run: its adapters are merged into the weights, which "
-            "all train (--peft=lora trains the adapters on instead)")
+        log("--init_checkpoint is a LoRA run: its adapters are merged into the weights, "
+            + ("and new adapters train over them" if options.peft == "lora" else
+               "which all train (--peft=lora trains new adapters over them instead)"))
     labels = options.label_list
     if isinstance(base, T5EncoderClassifier):
         if options.head != "classifier":
