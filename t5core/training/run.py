@@ -260,9 +260,10 @@ def initial_model(options: RunOptions, config, dtype, log=print):
             if options.init_checkpoint else None)
     init_run = model_dir.read_run(options.init_checkpoint) if base is not None else None
     if init_run is not None and init_run.lora_rank:
+        then = {"lora": "and new adapters train over them",
+                "none": "which all train (--peft=lora trains new adapters over them instead)"}
         log("--init_checkpoint is a LoRA run: its adapters are merged into the weights, "
-            + ("and new adapters train over them" if options.peft == "lora" else
-               "which all train (--peft=lora trains new adapters over them instead)"))
+            + then.get(options.peft, f"which --peft={options.peft} trains"))
     labels = options.label_list
     if isinstance(base, T5EncoderClassifier):
         if options.head != "classifier":
@@ -276,7 +277,7 @@ def initial_model(options: RunOptions, config, dtype, log=print):
                                    pooling=options.pooling, dtype=dtype, labels=labels)
     if isinstance(base, PromptTunedT5) and options.peft == "prompt":
         log(f"Training on the soft prompt of --init_checkpoint ({base.prompt_length} vectors)")
-    elif isinstance(base, PromptTunedT5):
+    elif isinstance(base, PromptTunedT5) and options.peft == "none":
         log(f"--init_checkpoint is a prompt-tuned run: its soft prompt ({base.prompt_length} "
             f"vectors) and every weight train (--peft=prompt trains the prompt alone)")
     return base if base is not None else T5Model(config, dtype=dtype)
