@@ -26,7 +26,7 @@ import os
 import sys
 import traceback
 
-from t5core.errors import T5CoreError
+from t5core.errors import FlagError, T5CoreError
 
 VERBOSE_ENV = "T5CORE_VERBOSE"
 USER_ERROR_STATUS = 2
@@ -163,8 +163,7 @@ def output_flags(flag_values) -> dict[str, str]:
 
 def prepare_outputs(flag_values) -> None:
     """Creates the folders every given output path needs, or says in one error why it cannot."""
-    from t5core import file_writes
-    from t5core.errors import FlagError
+    from t5core import file_writes  # imports TensorFlow: not before a program needs it
 
     for name, kind in output_flags(flag_values).items():
         path = flag_values[name].value
