@@ -31,11 +31,6 @@ def arguments(name: str) -> list[dataclasses.Field]:
             if f.init and not callable(f.default)]
 
 
-def required_arguments(name: str) -> list[str]:
-    return [f.name for f in arguments(name)
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-
-
 def describe(name: str) -> dict[str, str]:
     """{"fields", "arguments", "metrics"}: a template's row of the table, as text."""
     fields, others = [], []
