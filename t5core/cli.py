@@ -26,7 +26,7 @@ import os
 import sys
 import traceback
 
-from t5core.errors import T5CoreError
+from t5core.errors import FlagError, T5CoreError
 
 VERBOSE_ENV = "T5CORE_VERBOSE"
 USER_ERROR_STATUS = 2
@@ -138,6 +138,55 @@ def _unexpected(arguments) -> str:
     return f"Unexpected arguments: {' '.join(arguments)}"
 
 
+# Which flags name where a program writes: flag name -> "file" or "folder" (see mark_outputs).
+_OUTPUT_KIND = "t5core_output"
+STDOUT = "-"
+
+
+def mark_outputs(flag_values, files=(), folders=()) -> None:
+    """Declares which of a program's flags name a file or a folder it writes.
+
+    `command` prepares each before the program's work starts: the folders a path needs are
+    created, and a path that cannot be written (a file where a folder must be, a folder where
+    the file goes, no permission) is a FlagError naming the flag, not a failure after the work.
+    """
+    for kind, names in (("file", files), ("folder", folders)):
+        for name in names:
+            setattr(flag_values[name], _OUTPUT_KIND, kind)
+
+
+def output_flags(flag_values) -> dict[str, str]:
+    """{flag name: "file" or "folder"} of the flags `mark_outputs` declared."""
+    return {name: getattr(flag_values[name], _OUTPUT_KIND) for name in flag_values
+            if hasattr(flag_values[name], _OUTPUT_KIND)}
+
+
+def prepare_outputs(flag_values) -> None:
+    """Creates the folders every given output path needs, or says in one error why it cannot."""
+    from t5core import file_writes  # imports TensorFlow: not before a program needs it
+
+    for name, kind in output_flags(flag_values).items():
+        path = flag_values[name].value
+        if not path or path == STDOUT:
+            continue
+        path = os.fspath(path)
+        # A folder output is created by its program (which may want it new): its parent here.
+        parent = os.path.dirname(path.rstrip("/"))
+        if not file_writes.is_remote(path):
+            if kind == "file" and os.path.isdir(path):
+                raise FlagError(f"--{name}={path} is a folder; give the path of a file")
+            if kind == "folder" and os.path.exists(path) and not os.path.isdir(path):
+                raise FlagError(f"--{name}={path} is a file; give the path of a folder")
+        try:
+            if parent:
+                file_writes.make_dirs(parent)
+        except OSError as err:
+            raise FlagError(f"--{name}={path}: cannot create its folder {parent} "
+                            f"({err.strerror or err})") from None
+        if not file_writes.is_remote(path) and not os.access(parent or ".", os.W_OK):
+            raise FlagError(f"--{name}={path}: its folder {parent or '.'} is not writable")
+
+
 def command(define_flags, body, argv=None, *, doc=None, takes_arguments=False):
     """Runs a program: `body(flags)` with the flags `define_flags(flag_values)` defines.
 
@@ -151,6 +200,7 @@ def command(define_flags, body, argv=None, *, doc=None, takes_arguments=False):
         process instead: see `parse_flags`; `body`'s return value is returned and its
         exceptions propagate.
       doc: the program's usage text for --help (its module docstring).
+      Output flags (`mark_outputs`) are prepared (`prepare_outputs`) before `body` runs.
       takes_arguments: whether arguments that are not flags are allowed (else a usage error).
 
     Returns:
@@ -159,6 +209,7 @@ def command(define_flags, body, argv=None, *, doc=None, takes_arguments=False):
     from absl import app, flags
 
     def call(flag_values, rest):
+        prepare_outputs(flag_values)  # before the work, which may take hours
         return body(flag_values, rest) if takes_arguments else body(flag_values)
 
     if argv is not None:

@@ -67,14 +67,31 @@ def is_uninitialized(variable) -> bool:
     return hasattr(variable, "_initialize") and getattr(variable, "_value", 0) is None
 
 
+@contextlib.contextmanager
+def _created_trainable(variable):
+    # Keras' TensorFlow backend makes the tf.Variable with the Keras flag of the moment, and
+    # TensorFlow's flag never changes afterwards: a variable filled while its layer was frozen
+    # (a LoRA or prompt run being loaded) would stay unwatched by gradient tapes after
+    # `layer.trainable = True`. Created trainable, as an eagerly built variable is, the Keras
+    # flag alone decides whether it trains.
+    keras_flag = variable.trainable
+    variable.trainable = keras_flag or tf.as_dtype(variable.dtype).is_floating
+    try:
+        yield
+    finally:
+        variable.trainable = keras_flag
+
+
 def initialize_variable(variable, value) -> None:
     """Gives an empty variable its first value (`assign` needs a value to be there)."""
-    variable._initialize(value)
+    with _created_trainable(variable):
+        variable._initialize(value)
 
 
 def initialize_from_initializer(variable) -> None:
     """Fills an empty variable as Keras would have at creation (its initializer)."""
-    variable._deferred_initialize()
+    with _created_trainable(variable):
+        variable._deferred_initialize()
 
 
 def forget_uninitialized(variables) -> None:

@@ -313,12 +313,12 @@ def tokenizer_file_name(vocab: str) -> str:
     return HF_TOKENIZER if os.fspath(vocab).endswith(".json") else SENTENCEPIECE_VOCAB
 
 
-def copy_tokenizer(model_dir: str, vocab: str) -> str:
+def copy_tokenizer(model_dir: str, vocab: str, replace: bool = False) -> str:
     """Copies the vocabulary file `vocab` into `model_dir`; returns run.json's `tokenizer` value.
 
     "byte" stays "byte" (the byte-level vocabulary needs no file) and "" (not known) stays "". A
     model directory that already holds a different file of that name belongs to another run:
-    ModelDirError.
+    ModelDirError, unless `replace` (a model_dir without checkpoints, which binds it to nothing).
     """
     import tensorflow as tf
 
@@ -328,7 +328,7 @@ def copy_tokenizer(model_dir: str, vocab: str) -> str:
     target = path(model_dir, name)
     with tf.io.gfile.GFile(vocab, "rb") as f:
         content = f.read()
-    if tf.io.gfile.exists(target):
+    if tf.io.gfile.exists(target) and not replace:
         with tf.io.gfile.GFile(target, "rb") as f:
             if f.read() == content:
                 return name

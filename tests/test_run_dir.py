@@ -8,6 +8,7 @@ import shutil
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import t5core
 from t5core import model_dir
@@ -72,7 +73,9 @@ def test_resuming_checks_structure_and_tokenizer(config, tmp_path):
     as_model = RunOptions(model=str(tmp_path), train=TrainConfig(model_dir=str(tmp_path / "x")))
     assert model_config(as_model) == config  # --model=<run dir>
     assert resolve_vocab(as_model) == (str(tmp_path / "spiece.model"), "--model")
-    # The same settings resume; another LoRA rank, another class or another vocabulary do not.
+    # Once it holds a checkpoint: the same settings resume; another LoRA rank, another class
+    # or another vocabulary do not.
+    tf.train.Checkpoint(step=tf.Variable(1)).save(str(tmp_path / "ckpt"))
     check_model_dir(str(tmp_path), apply_lora(t5core.T5Model(config), rank=4), run)
     with pytest.raises(ModelDirMismatchError, match="lora_rank: saved 4, now 2"):
         check_model_dir(str(tmp_path), apply_lora(t5core.T5Model(config), rank=2), run)

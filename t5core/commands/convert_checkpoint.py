@@ -57,6 +57,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                       "previous conversion there (config, weights, shard index, tokenizer) are "
                       "removed first; other files are kept.", flag_values=flag_values)
     shared_flags.define_allow_nonfinite(flag_values)
+    cli.mark_outputs(flag_values, folders=("output",))
 
 
 def _progress_bar(description, enabled):

@@ -34,6 +34,7 @@ DATA_FLAGS = ("task", "data_dir", "eval_file", "template", "template_args", "ins
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     from t5core.data.templates import TEMPLATES
+    from t5core.data.templates.reference import help_text as template_help
 
     fv = dict(flag_values=flag_values)
     shared_flags.define_checkpoint_flags(flag_values)
@@ -42,7 +43,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("data_dir", None, "TFDS data_dir or the folder of a file-based task.", **fv)
     flags.DEFINE_string("eval_file", None, "TSV (with a header) or JSONL test file.", **fv)
     flags.DEFINE_enum("template", None, ["", *TEMPLATES], "Render --eval_file rows with a prompt "
-                      "template (t5core.data.templates).", **fv)
+                      "template (t5core.data.templates). " + template_help(), **fv)
     flags.DEFINE_string("template_args", None, "JSON keyword arguments of the template.", **fv)
     flags.DEFINE_bool("instruction", None, "Phrase the template's inputs as Flan-style "
                       "instructions.", **fv)
@@ -77,6 +78,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("predictions_file", "", "Write predictions here, one per line.", **fv)
     flags.DEFINE_string("report_file", "", "Write the metrics and per-class / per-entity-type "
                         "reports here as JSON.", **fv)
+    cli.mark_outputs(flag_values, files=("predictions_file", "report_file"))
 
 
 def _legacy_lora_model(args, run):
@@ -115,6 +117,7 @@ def evaluate(args: flags.FlagValues) -> None:
 
     run = model_dir.read_run(args.checkpoint)
     options = reports.data_options({name: args[name].value for name in DATA_FLAGS}, run)
+    reports.check_data_options(options)
     tokenizer = shared_flags.load_tokenizer(args)
     # The test set (and the metric packages it needs) before the model: a mistake there is
     # reported before minutes of loading.

@@ -31,6 +31,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                          flag_values=flag_values)
     flags.DEFINE_bool("jit_compile", False, "XLA-compile the search inside the SavedModel (for "
                       "GPU/TPU serving).", flag_values=flag_values)
+    cli.mark_outputs(flag_values, folders=("output_dir",))
 
 
 def export(args: flags.FlagValues):

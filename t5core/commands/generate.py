@@ -46,6 +46,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("dtype", None, "Keras dtype policy: float32 (default), mixed_bfloat16, "
                         "or bfloat16 (weights stored in bf16: half the memory).",
                         flag_values=flag_values)
+    cli.mark_outputs(flag_values, files=("output_file",))
 
 
 def read_inputs(args):

@@ -36,7 +36,8 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("dtype", None, "Keras dtype policy, e.g. mixed_bfloat16.", **fv)
     shared_flags.define_allow_nonfinite(flag_values)
     # The text to run (optional).
-    flags.DEFINE_string("vocab", None, "SentencePiece model path, or 'byte' for ByT5 bytes.", **fv)
+    flags.DEFINE_string("vocab", None, "SentencePiece model or tokenizer.json path, or 'byte' for "
+                        "ByT5 bytes; default: the tokenizer of --checkpoint (a run's own).", **fv)
     flags.DEFINE_multi_string("input", None, "Input text (repeatable with --pack).", **fv)
     flags.DEFINE_multi_string("target", None, "Target text, one per --input; default: greedy "
                               "decoding.", **fv)
@@ -57,6 +58,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_bool("variables", False, "Print every variable's shape.", **fv)
     flags.DEFINE_integer("bucket_span", None, "Relative positions tabulated: [-span, span] "
                          "(default 1.25 max_distance).", **fv)
+    cli.mark_outputs(flag_values, folders=("output_dir", "tensorboard"))
 
 
 def inspect_model(args: flags.FlagValues) -> int:

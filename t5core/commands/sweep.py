@@ -78,6 +78,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("train_script", default_train_script(), "The training script each "
                         "trial runs (it takes scripts/train.py's flags).", **fv)
     flags.DEFINE_float("poll_seconds", 2.0, "How often running trials are checked.", **fv)
+    cli.mark_outputs(flag_values, folders=("sweep_dir",))
 
 
 def sweep(args: flags.FlagValues, train_args) -> int:

@@ -15,6 +15,7 @@ from t5core.training.run import RunOptions
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """One flag per field of RunOptions and of its TrainConfig (t5core.dataclass_flags)."""
     dataclass_flags.define_flags(RunOptions, flag_values, module_name=__name__)
+    cli.mark_outputs(flag_values, folders=("model_dir",))
 
 
 def train(args: flags.FlagValues) -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 
 from t5core.data.builtin_tasks import TOKENIZE
-from t5core.data.sources import JsonlSource, ListSource, TsvSource, jsonl_objects, tsv_rows
+from t5core.data.sources import (JsonlSource, ListSource, Source, TsvSource, jsonl_objects,
+                                tsv_rows)
+from t5core.errors import DataError
 from t5core.data.tasks import Task
 
 
@@ -35,8 +37,39 @@ def example_check(labels=(), names=None):
     return check
 
 
+# File formats by suffix (before an optional .gz).
+FORMATS = {".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
+
+
+def file_format(path: str) -> str:
+    """"tsv" or "jsonl": the format of a data file, read from its own suffix (optionally .gz).
+
+    Every reader of a user's data file asks here, so that a .jsonl training file and a .tsv
+    evaluation file are each read as what they are.
+    """
+    suffix = os.path.splitext(path[:-3] if path.endswith(".gz") else path)[1]
+    if suffix not in FORMATS:
+        raise DataError(f"{path}: unknown data file type {suffix or '(no suffix)'!r}; a data file "
+                        "is .tsv (with a header row) or .jsonl (optionally .gz)")
+    return FORMATS[suffix]
+
+
+class SplitSources(Source):
+    """One source per split, e.g. a JSONL training file and a TSV evaluation file."""
+
+    def __init__(self, sources):
+        self.sources = dict(sources)
+        self.splits = tuple(self.sources)
+
+    def get_dataset(self, split, data_dir=None, counter=None):
+        if split not in self.sources:
+            raise ValueError(f"unknown split {split!r}; this source has {sorted(self.sources)}")
+        return self.sources[split].get_dataset(split, data_dir, counter)
+
+
 def file_task(train_file, eval_file, inputs_field, targets_field, lengths, metrics, labels=()):
-    """A Task over local files: TSV (with a header) or JSONL, one example a line.
+    """A Task over local files: TSV (with a header) or JSONL, one example a line, each file in
+    the format its suffix names.
 
     Every example is checked as it is read: an empty field or a label outside `labels` is an
     error naming the file and line.
@@ -44,20 +77,19 @@ def file_task(train_file, eval_file, inputs_field, targets_field, lengths, metri
     files = {"train": train_file}
     if eval_file:
         files["validation"] = eval_file
-    kinds = {os.path.splitext(f[:-3] if f.endswith(".gz") else f)[1] for f in files.values()}
-    if len(kinds) != 1 or kinds.pop() not in (".tsv", ".jsonl", ".json"):
-        raise ValueError(f"--train_file/--eval_file must both be .tsv or .jsonl (optionally .gz): "
-                         f"{', '.join(files.values())}")
     fields = {"inputs": inputs_field, "targets": targets_field}
-    kind = TsvSource if train_file.endswith((".tsv", ".tsv.gz")) else JsonlSource
-    source = kind(files, fields=fields, check=example_check(labels, fields))
+    check = example_check(labels, fields)
+    readers = {"tsv": TsvSource, "jsonl": JsonlSource}
+    source = SplitSources({split: readers[file_format(path)]({split: path}, fields=fields,
+                                                             check=check)
+                           for split, path in files.items()})
     return Task(name=f"file:{os.path.basename(train_file)}", source=source,
                 preprocessors=list(TOKENIZE), output_lengths=lengths, metrics=list(metrics))
 
 
 def read_rows(path):
     """Rows of a JSONL file or a TSV file with a header, each tagged with _source and _line."""
-    if path.endswith((".tsv", ".tsv.gz")):
+    if file_format(path) == "tsv":
         header, rows = tsv_rows(path)
         return [{**dict(zip(header, cells)), "_source": path, "_line": n} for n, cells in rows]
     return [{**row, "_source": path, "_line": n} for n, row in jsonl_objects(path)]

@@ -15,7 +15,7 @@ import dataclasses
 
 import numpy as np
 
-from t5core.errors import FlagError
+from t5core.errors import DataError, FlagError
 from t5core.metrics import check_metric_packages
 
 # The data options, by train.py's flag names, and their values when neither the user nor the run
@@ -63,6 +63,21 @@ class TestSet:
     description: str = ""
     metric_options: dict = dataclasses.field(default_factory=dict)  # bleu/rouge_tokenize
     note: str = ""  # how the inputs were made, when it is worth saying (few-shot prompts)
+
+
+def check_data_options(options) -> None:
+    """Fails on a bad --template / --template_args or an --eval_file of an unknown type, before
+    the model and the data are loaded."""
+    from t5core.data.files import file_format
+    from t5core.data.templates import make_template
+
+    if options["template"]:
+        make_template(options["template"], options["template_args"], options["instruction"])
+    if options["eval_file"] and not options["task"]:
+        try:
+            file_format(options["eval_file"])
+        except DataError as err:
+            raise FlagError(f"--eval_file: {err}") from None
 
 
 def _file_task(options, path, lengths, labels):

@@ -47,13 +47,21 @@ def load_subject(checkpoint=None, preset=None, config=None, *, need_weights=Fals
     return t5core.T5Model(resolved, dtype=dtype), f"{name} (random weights, seed {seed})"
 
 
-def make_tokenizer(vocab: str | None):
-    """A SentencePiece `Tokenizer` for a model path, `ByteTokenizer` for "byte", None for None."""
-    from t5core.tokenizer import ByteTokenizer, Tokenizer
+def make_tokenizer(vocab: str | None, checkpoint: str | None = None, needed: bool = False):
+    """The tokenizer of --vocab, else the one that goes with --checkpoint (a run's own, "byte"
+    included; spiece.model or tokenizer.json beside it), else None.
 
-    if vocab is None:
-        return None
-    return ByteTokenizer() if vocab == "byte" else Tokenizer(vocab)
+    needed: text is to be encoded, so a checkpoint without a tokenizer is an error naming it;
+    otherwise (token ids given) a tokenizer only renders pieces, and its absence is no error.
+    """
+    from t5core import model_dir
+    from t5core.tokenizer import load_tokenizer
+
+    if vocab:
+        return load_tokenizer(vocab)
+    if checkpoint and (needed or model_dir.find_tokenizer(checkpoint)):
+        return load_tokenizer(checkpoint)
+    return None
 
 
 def examples_from(tokenizer, inputs=None, targets=None, input_ids=None, target_ids=None,
@@ -66,7 +74,7 @@ def examples_from(tokenizer, inputs=None, targets=None, input_ids=None, target_i
     if inputs:
         if tokenizer is None:
             raise ValueError("input text needs a vocabulary (--vocab: a SentencePiece model "
-                             "or 'byte')")
+                             "or 'byte'), or a --checkpoint with its tokenizer")
         enc = [tokenizer.encode(t, add_eos=True) for t in inputs]
     else:
         enc = [parse_ids(t, "--input_ids") for t in input_ids]
@@ -92,7 +100,7 @@ def run_command(*, checkpoint=None, preset=None, config=None, seed=0, dtype=None
                 allow_nonfinite=False) -> dict:
     """Builds the report, prints its tables with `write`, and writes JSON/PNGs/TensorBoard."""
     wants_row = bool(inputs or input_ids)
-    tokenizer = make_tokenizer(vocab)
+    tokenizer = make_tokenizer(vocab, checkpoint, needed=bool(inputs or targets))
     examples = (examples_from(tokenizer, inputs, targets, input_ids, target_ids, pack)
                 if wants_row else None)
     layers = parse_ids(png_layers, "--png_layers") if png_layers else None

@@ -14,9 +14,11 @@ import tensorflow as tf
 from t5core import file_reads, model_dir
 from t5core.classifier import POOLINGS
 from t5core.data.counters import DropCounter
+from t5core.data.files import file_format
 from t5core.data.fingerprint import changes, fingerprints
 from t5core.data.preprocessors import OVERLONG_MESSAGE, OVERLONG_POLICIES
-from t5core.data.templates import TEMPLATES
+from t5core.data.templates import TEMPLATES, make_template
+from t5core.data.templates.reference import help_text as template_help
 from t5core.dataclass_flags import AUTO_BOOL, auto_bool, choice_problems, option
 from t5core.errors import ConfigError, DataError, FlagError
 from t5core.metrics.scripts import BLEU_TOKENIZERS, ROUGE_MODES
@@ -94,7 +96,8 @@ class RunOptions:
     rank_classification: bool = option(False, "Evaluate by scoring each of --labels and picking "
                                        "the most likely (never an invalid label).")
     template: str = option("", "Render --train_file rows with a prompt template "
-                           "(t5core.data.templates).", choices=("", *TEMPLATES))
+                           "(t5core.data.templates). " + template_help(),
+                           choices=("", *TEMPLATES))
     template_args: str = option("", "JSON keyword arguments of the template, e.g. "
                                 "'{\"label_words\": [\"negative\", \"positive\"]}'.")
     instruction: bool = option(False, "Phrase the template's inputs as Flan-style instructions.")
@@ -124,6 +127,19 @@ class RunOptions:
                             f"{', '.join('--' + s for s in sources)})")
         if self.template and not self.train_file:
             problems.append("--template needs --train_file")
+        if self.template_args and not self.template:
+            problems.append("--template_args needs --template")
+        if self.template in TEMPLATES:  # its arguments, before any data or model is touched
+            try:
+                make_template(self.template, self.template_args, self.instruction)
+            except FlagError as err:
+                problems.append(str(err))
+        for name in ("train_file", "eval_file"):
+            if getattr(self, name):
+                try:
+                    file_format(getattr(self, name))
+                except DataError as err:
+                    problems.append(f"--{name}: {err}")
         if self.eval_file and not self.train_file:
             problems.append("--eval_file needs --train_file")
         problems += choice_problems(self)
@@ -299,8 +315,16 @@ def initial_model(options: RunOptions, config, dtype, log=print):
     from t5core.classifier import T5EncoderClassifier
     from t5core.peft import PromptTunedT5
 
+    # A LoRA run loads with its adapters merged into the weights: all of them train, or new
+    # adapters over them with --peft=lora.
     base = (load_pretrained(options.init_checkpoint, config=config, dtype=dtype)
             if options.init_checkpoint else None)
+    init_run = model_dir.read_run(options.init_checkpoint) if base is not None else None
+    if init_run is not None and init_run.lora_rank:
+        then = {"lora": "and new adapters train over them",
+                "none": "which all train (--peft=lora trains new adapters over them instead)"}
+        log("--init_checkpoint is a LoRA run: its adapters are merged into the weights, "
+            + then.get(options.peft, f"which --peft={options.peft} trains"))
     labels = options.label_list
     if isinstance(base, T5EncoderClassifier):
         if options.head != "classifier":
@@ -314,6 +338,9 @@ def initial_model(options: RunOptions, config, dtype, log=print):
                                    pooling=options.pooling, dtype=dtype, labels=labels)
     if isinstance(base, PromptTunedT5) and options.peft == "prompt":
         log(f"Training on the soft prompt of --init_checkpoint ({base.prompt_length} vectors)")
+    elif isinstance(base, PromptTunedT5) and options.peft == "none":
+        log(f"--init_checkpoint is a prompt-tuned run: its soft prompt ({base.prompt_length} "
+            f"vectors) and every weight train (--peft=prompt trains the prompt alone)")
     return base if base is not None else T5Model(config, dtype=dtype)
 
 

@@ -77,10 +77,11 @@ class TrainConfig:
     loss_normalization: str = option("tokens", "tokens, total_tokens, sequences, none or "
                                      "constant:N.")
     seed: int = option(0, "Seed for initialisation, data order and dropout.")
-    early_stopping_patience: int = option(0, "Stop after N evaluations without improvement (0: "
-                                          "never).")
-    best_metric: str = option("", "Metric for the best checkpoint (default: the task's first "
-                              "metric, else eval_loss).")
+    early_stopping_patience: int = option(0, "Stop after N evaluations without improvement in "
+                                          "--best_metric (0: never); evaluations inside the "
+                                          "warm-up do not count.")
+    best_metric: str = option("", "Metric for the best checkpoint and early stopping (default: "
+                              "eval_loss, else the task's first metric).")
     best_metric_mode: str = option("auto", "Whether --best_metric improves downwards or upwards "
                                    "(auto: min for losses, else max).", choices=md.METRIC_MODES)
     skip_nonfinite: bool = option(False, "Skip steps with a non-finite loss instead of stopping.")
@@ -170,7 +171,10 @@ def check_model_dir(model_dir: str, model, run=None) -> None:
     if run.peft == "none" and (run.lora_rank or run.model_class == "PromptTunedT5"):
         run = dataclasses.replace(run, peft="lora" if run.lora_rank else "prompt")
     config = model.config
-    saved_config = md.read_config(model_dir) if tf.io.gfile.exists(model_dir) else None
+    # Only checkpoints bind a model_dir to a model: a run that ended before its first one (a
+    # crash, a mistake in its flags) leaves config.json and run.json that a retry replaces.
+    bound = _holds_checkpoints(model_dir)
+    saved_config = md.read_config(model_dir) if bound else None
     saved_run = md.read_run(model_dir) if saved_config is not None else None
     if saved_config is not None:
         saved_run = saved_run or md.RunDescription()
@@ -196,9 +200,15 @@ def check_model_dir(model_dir: str, model, run=None) -> None:
     if not run.tokenizer and saved_run is not None:  # not told: the tokenizer in place stays
         run = dataclasses.replace(run, tokenizer=saved_run.tokenizer)
     else:
-        run = dataclasses.replace(run, tokenizer=md.copy_tokenizer(model_dir, run.tokenizer))
+        run = dataclasses.replace(run, tokenizer=md.copy_tokenizer(model_dir, run.tokenizer,
+                                                                   replace=not bound))
     config.to_json(md.path(model_dir, md.CONFIG))
     md.write_run(model_dir, run)
+
+
+def _holds_checkpoints(model_dir) -> bool:
+    return tf.io.gfile.exists(model_dir) and any(
+        tf.train.latest_checkpoint(d) for d in (model_dir, md.path(model_dir, md.BEST)))
 
 
 class Trainer:
@@ -245,6 +255,7 @@ class Trainer:
         # resources that datasets built earlier hold (the in-graph SentencePiece tokenizer).
         # Callers seed once, before building their data (see run.run).
         warmup_steps, note = fit_warmup(config.schedule, config.warmup_steps, config.train_steps)
+        self.warmup_steps = warmup_steps  # early stopping counts no evaluation before its end
         if note:
             self.log(note)
         with strategy.scope():
@@ -296,6 +307,7 @@ class Trainer:
         self.eval_writer = tf.summary.create_file_writer(md.path(config.model_dir, md.EVAL_EVENTS))
         self.history: list[dict] = []
         self.last_eval: dict = {}
+        self.watched = ""  # the metric best/ and early stopping follow, once the first eval names it
         self.bar = None  # the console progress bar while training, if any
 
     @property
@@ -434,8 +446,9 @@ class Trainer:
             last = step >= c.train_steps
             if (c.eval_every and step % c.eval_every == 0) or last:
                 if self._evaluate(step) and not last:
-                    self.log(f"Early stopping at step {step}: no improvement in "
-                             f"{c.early_stopping_patience} evaluations")
+                    self.log(f"Early stopping at step {step}: {self.watched} did not improve in "
+                             f"{c.early_stopping_patience} evaluations after the warm-up "
+                             f"(best {float(self.best.numpy()):.4g})")
                     return False
             # Every worker asks after every step but the last (the end saves that one anyway).
             if not last and preemption.stop_after(step, saved):
@@ -522,13 +535,34 @@ class Trainer:
         return results, samples
 
     def _best_key(self, results):
+        """--best_metric, else the validation loss, else the task's first metric.
+
+        The loss by default: it moves from the first steps, where a decoded metric (accuracy)
+        often sits at 0 for a while, so that watching it would stop a run that is learning and
+        keep its worst checkpoint as best/.
+        """
         if self.config.best_metric:
             if self.config.best_metric not in results:
                 raise FlagError(f"--best_metric={self.config.best_metric} is not among the "
                                 f"evaluation results {sorted(results)}")
             return self.config.best_metric
+        if "eval_loss" in results:
+            return "eval_loss"
         metric_keys = [k for k in results if not k.startswith("eval_")]
-        return metric_keys[0] if metric_keys else "eval_loss"
+        return metric_keys[0] if metric_keys else sorted(results)[0]
+
+    def _announce_watched(self, key) -> None:
+        """Logs once which metric best/ and early stopping follow, and in which direction."""
+        if key == self.watched:
+            return
+        self.watched = key
+        c = self.config
+        direction = "lower" if md.lower_is_better(key, c.best_metric_mode) else "higher"
+        line = f"best/ keeps the checkpoint of the best {key} ({direction} is better)"
+        if c.early_stopping_patience:
+            line += (f"; early stopping after {c.early_stopping_patience} evaluations without "
+                     f"improvement, counted from the end of the warm-up (step {self.warmup_steps})")
+        self.log(line)
 
     def _evaluate(self, step) -> bool:
         """Evaluates, keeps the best checkpoint; returns True when early stopping should stop."""
@@ -547,6 +581,7 @@ class Trainer:
                           **{md.EVAL_RECORD_PREFIX + k: v for k, v in results.items()}})
         self.last_eval = results
         key = self._best_key(results)
+        self._announce_watched(key)
         value = results[key]
         best = float(self.best.numpy())
         downwards = md.lower_is_better(key, self.config.best_metric_mode)
@@ -555,7 +590,7 @@ class Trainer:
             self.best.assign(value)
             self.evals_without_improvement.assign(0)
             self._save(step, self.best_manager)
-        else:
+        elif step > self.warmup_steps:  # the warm-up's evaluations say little: not counted
             self.evals_without_improvement.assign_add(1)
         patience = self.config.early_stopping_patience
         return bool(patience and int(self.evals_without_improvement.numpy()) >= patience)

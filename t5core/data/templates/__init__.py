@@ -21,12 +21,14 @@ name (scripts/train.py, scripts/evaluate.py).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from t5core.data.templates.fields import Template
 from t5core.data.templates.instructions import INSTRUCTIONS, Instruction
 from t5core.data.templates.task_types import (Classification, Dialogue, NamedEntities,
                                               QuestionAnswering, Summarization, Translation)
+from t5core.errors import FlagError, json_kind
 
 # --template's names.
 TEMPLATES = {
@@ -45,17 +47,35 @@ DEFAULT_METRICS = {"classification": ["accuracy", "f1_macro"], "ner": ["entity_f
 
 def make_template(name, args_json="", instruction=False, seed=0):
     """The template `--template=name` with the JSON keyword arguments `--template_args`,
-    wrapped in Flan-style phrasings (seeded) with `--instruction`."""
+    wrapped in Flan-style phrasings (seeded) with `--instruction`.
+
+    Raises:
+      FlagError: an unknown template, or --template_args that are not a JSON object, lack an
+        argument the template needs, or name one it does not take (the message lists them).
+    """
     if name not in TEMPLATES:
-        raise ValueError(f"--template={name!r}: expected one of {', '.join(TEMPLATES)}")
+        raise FlagError(f"--template={name!r}: expected one of {', '.join(TEMPLATES)}")
     try:
         args = json.loads(args_json) if args_json else {}
     except json.JSONDecodeError as err:
-        raise ValueError(f"--template_args is not valid JSON: {err.msg}") from None
+        raise FlagError(f"--template_args is not valid JSON ({err.msg} at character {err.pos}): "
+                        f"{args_json}") from None
+    if not isinstance(args, dict):
+        raise FlagError(f"--template_args must be a JSON object of {name}'s arguments, got "
+                        f"{json_kind(args)}")
+    accepted = {f.name: f for f in dataclasses.fields(TEMPLATES[name]) if f.init}
+    unknown = sorted(set(args) - set(accepted))
+    missing = [n for n, f in accepted.items() if n not in args and
+               f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if unknown or missing:
+        problems = ([f"unknown {', '.join(unknown)}"] if unknown else []) + (
+            [f"missing {', '.join(missing)}"] if missing else [])
+        raise FlagError(f"--template_args for --template={name}: {'; '.join(problems)} (it "
+                        f"takes {', '.join(accepted)})")
     try:
         template = TEMPLATES[name](**args)
-    except TypeError as err:
-        raise ValueError(f"--template_args for {name}: {err}") from None
+    except (TypeError, ValueError) as err:
+        raise FlagError(f"--template_args for --template={name}: {err}") from None
     return Instruction(template, seed=seed) if instruction else template
 
 
