@@ -167,7 +167,7 @@ def test_no_program_builds_a_tokenizer_but_through_load_tokenizer():
 
 PROGRAMS = [convert_checkpoint, evaluate, export, generate, inspect_model, sweep, train]
 # Flags named like outputs that are inputs.
-INPUT_FLAGS = {"input_file", "train_file", "eval_file", "data_dir", "train_script"}
+INPUT_FLAGS = {"input_file", "train_file", "eval_file", "data_dir", "train_script", "shots_file"}
 
 
 def program_flags(module):
