@@ -195,7 +195,7 @@ def test_a_command_module_runs_as_a_script(tmp_path):
 def test_flags_from_a_dataclass_round_trip_to_the_same_options():
     flag_values = flags.FlagValues()
     names = dataclass_flags.define_flags(RunOptions, flag_values)
-    assert len(names) == len(set(names)) == len(BEFORE["train"])
+    assert len(names) == len(set(names)) == len(BEFORE["train"]) + len(ADDED["train"])
     flag_values(["train", "--peft=lora", "--lora_rank=4", "--train_steps=7", "--nopack",
                  "--dropout_rate=0.25", "--jit_compile=false", "--optimizer=adafactor"])
     options = dataclass_flags.from_flags(RunOptions, flag_values)
