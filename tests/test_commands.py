@@ -27,9 +27,10 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 BEFORE = json.loads((REPO / "tests" / "fixtures" / "script_flags_before.json").read_text())
 ABSL_PROGRAMS = ("train", "evaluate", "sweep")
 ARGPARSE_PROGRAMS = ("generate", "export", "convert_checkpoint", "inspect_model")
-# The flag every program that loads a checkpoint gained.
-ADDED = {"train": set(), "sweep": set(), "evaluate": {"allow_nonfinite"},
-         **{name: {"allow_nonfinite"} for name in ARGPARSE_PROGRAMS}}
+# The flag every program that loads a checkpoint gained; --quantize, the programs that serve.
+ADDED = {"train": set(), "sweep": set(), "evaluate": {"allow_nonfinite", "quantize"},
+         **{name: {"allow_nonfinite"} for name in ARGPARSE_PROGRAMS},
+         **{name: {"allow_nonfinite", "quantize"} for name in ("generate", "export")}}
 
 
 def command(name):
