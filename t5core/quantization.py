@@ -15,6 +15,8 @@ values without their scale).
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 
 from t5core.errors import FlagError
@@ -51,5 +53,10 @@ def quantize(model, mode="int8", config=None, **kwargs):
     """
     check_mode(mode)
     check_no_unmerged_lora(model)
-    keras.Model.quantize(model, mode, config=config, filters=quantizable, **kwargs)
+    with warnings.catch_warnings():
+        # Keras' quantizer converts each weight with np.array(tensor), which numpy 2 reports
+        # once per weight; the conversion itself is right.
+        warnings.filterwarnings("ignore", message="__array__ implementation doesn't accept",
+                                category=DeprecationWarning)
+        keras.Model.quantize(model, mode, config=config, filters=quantizable, **kwargs)
     return model
