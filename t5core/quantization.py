@@ -37,6 +37,11 @@ def quantizable(layer) -> bool:
     return isinstance(layer, (keras.layers.Dense, keras.layers.Embedding))
 
 
+def is_quantized(model) -> bool:
+    """True when any layer of `model` holds quantized weights."""
+    return any(getattr(layer, "quantization_mode", None) for layer in model._flatten_layers())
+
+
 def check_no_unmerged_lora(model):
     """Raises ValueError naming the LoRA layers of `model` whose updates are not merged."""
     unmerged = [layer.path for layer in model._flatten_layers()

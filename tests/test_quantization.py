@@ -209,3 +209,15 @@ def test_int8_saved_model_round_trip_is_a_quarter_of_float32(tmp_path):
                           capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == expected
+
+
+def test_a_quantized_model_decodes_under_xla_by_default():
+    # TF's graph-mode int8 matmul has no fast CPU kernel; XLA's is the fast path at any size.
+    from t5core.quantization import is_quantized
+    from t5core.xla import default_jit_compile
+
+    model = t5_init_model(True)
+    assert not is_quantized(model)
+    model.quantize("int8")
+    assert is_quantized(model)
+    assert default_jit_compile(10_000, quantized=True) is True
