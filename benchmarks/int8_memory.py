@@ -19,16 +19,10 @@ import os
 import subprocess
 import sys
 
+from measure_load_memory import _status_kib  # this script's folder is on sys.path
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VOCAB = os.path.join(REPO_ROOT, "tests", "fixtures", "t5_vocab", "spiece.model")
-
-
-def _status_kib(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 def _reset_peak():
