@@ -53,8 +53,20 @@ def check_no_unmerged_lora(model):
 
 
 def quantize(model, mode="int8", config=None, **kwargs):
-    """Quantizes the weights of any t5core model (T5Model, PromptTunedT5, T5EncoderClassifier)
-    in place, the layers `quantizable` picks; returns the model. kwargs: keras.Model.quantize's.
+    """Quantizes the weights of a t5core model in place, the layers `quantizable` picks.
+
+    Args:
+      model: a T5Model, PromptTunedT5 or T5EncoderClassifier, LoRA merged.
+      mode: "int8", the one mode t5core serves (see MODES).
+      config: None, or a `keras.quantizers.Int8QuantizationConfig`.
+      **kwargs: `keras.Model.quantize`'s other arguments.
+
+    Returns:
+      The same model, quantized.
+
+    Raises:
+      FlagError: a mode other than "int8".
+      ValueError: the model holds unmerged LoRA layers.
     """
     check_mode(mode)
     check_no_unmerged_lora(model)
