@@ -6,7 +6,9 @@ Trains `--steps` AdamW steps of t5-v1_1-base (random weights, dropout 0, mixed_b
 whole step under XLA: forward/backward and, on one replica, the fused optimizer update) at batch
 128 x 512/114, then prints s/step, tokens/s and MFU against the GPU's dense bf16 peak
 (--peak_tflops, default the H200's 989; the measured matmul rate is printed beside it). Then
-decoding latency: greedy batch 1 and 32, beam 4 at batch 8, 64 input -> 32 new tokens (XLA).
+decoding latency: greedy batch 1 and 32, beam 4 at batch 8, 64 input -> 32 new tokens (XLA),
+with the weights in float32, bfloat16 (dtype "bfloat16") and int8 (Keras' quantization,
+`model.quantize("int8")`), the same random weights in each (--decode_precisions).
 Runs on CPU too (slowly), so the script itself can be checked without a GPU: --tiny.
 """
 
@@ -33,6 +35,8 @@ def main(argv=None):
     parser.add_argument("--peak_tflops", type=float, default=989.0,
                         help="dense bf16 peak of the accelerator (H200 SXM: 989)")
     parser.add_argument("--skip_decoding", action="store_true")
+    parser.add_argument("--decode_precisions", default="float32,bfloat16,int8",
+                        help="comma-separated: float32, bfloat16, int8")
     parser.add_argument("--tiny", action="store_true", help="a tiny model: checks the script")
     parser.add_argument("--out", default="", help="write the results here as JSON")
     args = parser.parse_args(argv)
@@ -82,20 +86,38 @@ def main(argv=None):
           f"(compile + warm-up {train['warmup_seconds']} s)", flush=True)
 
     if not args.skip_decoding:
-        from decoding_speed import benchmark_decoding
-        from t5core.model import T5Model
-
-        model = T5Model(config)
-        result["decoding"] = benchmark_decoding(
-            model=model, cases=(("greedy", 1, 1), ("greedy", 32, 1), ("beam", 8, 4)),
-            input_length=64, new_tokens=32, jit_compile=True, repeats=3,
-            log=lambda line: print("decode " + line, flush=True))
+        result["decoding"] = {}
+        for precision in args.decode_precisions.split(","):
+            try:
+                result["decoding"][precision] = _decode(config, precision)
+            except Exception as err:  # one precision failing must not lose the others' figures
+                result["decoding"][precision] = {"error": f"{type(err).__name__}: {err}"}
+                print(f"decode {precision}: {type(err).__name__}: {err}", flush=True)
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out, "w") as f:
             json.dump(result, f, indent=1)
         print(f"wrote {args.out}")
     return result
+
+
+def _decode(config, precision):
+    """Decoding latencies of a model whose weights are in `precision` (see the docstring)."""
+    import keras
+
+    from decoding_speed import benchmark_decoding
+    from t5core.model import T5Model
+
+    keras.utils.set_random_seed(0)  # the same weights for every precision
+    model = T5Model(config, dtype="bfloat16" if precision == "bfloat16" else None)
+    if precision == "int8":
+        model.quantize("int8")
+    elif precision not in ("float32", "bfloat16"):
+        raise ValueError(f"--decode_precisions: unknown {precision!r}")
+    return benchmark_decoding(
+        model=model, cases=(("greedy", 1, 1), ("greedy", 32, 1), ("beam", 8, 4)),
+        input_length=64, new_tokens=32, jit_compile=True, repeats=3,
+        log=lambda line: print(f"decode {precision:8s} " + line, flush=True))
 
 
 def _train_seconds(config, args, batch):

@@ -34,6 +34,7 @@ _EXPORTS = {
     "make_schedule": "t5core.optimizers",
     "apply_peft": "t5core.peft",
     "merge_lora": "t5core.peft",
+    "quantize": "t5core.quantization",
     "T5EncoderClassifier": "t5core.classifier",
     "PromptTunedT5": "t5core.peft",
     "export_saved_model": "t5core.serving",

@@ -11,7 +11,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from t5core import quantization
 from t5core.config import T5Config
+from t5core.layers.embedding import SharedEmbedding
 from t5core.layers.stacks import Decoder, Encoder, key_padding_allowed, mask_to_bias
 from t5core.model_inputs import check_features, check_token_ids
 
@@ -44,7 +46,7 @@ class T5Model(keras.Model):
         c = self.config
         # Keras sub-layers do not inherit a policy: hand the model's to each of them.
         policy = self.dtype_policy
-        self.shared = keras.layers.Embedding(
+        self.shared = SharedEmbedding(
             c.vocab_size, c.d_model, name="shared", dtype=policy,
             embeddings_initializer=keras.initializers.RandomNormal(stddev=c.initializer_factor))
         self.encoder = Encoder(c, c.num_layers, remat=self.remat, name="encoder", dtype=policy)
@@ -78,10 +80,10 @@ class T5Model(keras.Model):
         if self.lm_head is not None:
             logits = self.lm_head(x)
         else:
-            # Tied (v1.0): rescale by d_model**-0.5 before reusing the embedding as the output.
+            # Tied (v1.0): rescale by d_model**-0.5 before reusing the embedding as the output;
+            # `project` reads the table whether it is float or quantized.
             x = x * tf.cast(self.config.d_model ** -0.5, x.dtype)
-            embeddings = tf.cast(self.shared.embeddings, x.dtype)
-            logits = tf.einsum("btd,vd->btv", x, embeddings)
+            logits = self.shared.project(x)
         return tf.cast(logits, tf.float32)
 
     def encode(self, encoder_input_tokens, segment_ids=None, positions=None, training=False):
@@ -156,6 +158,16 @@ class T5Model(keras.Model):
         x = self.shared(tf.cast(token_ids, tf.int32)[:, None])  # [B, 1, D]
         output, layers = self.decoder.call_cached(x, cache["layers"], step, cache["cross_bias"])
         return self._logits(output)[:, 0, :], {**cache, "layers": layers}
+
+    # -- int8 serving ----------------------------------------------------------------------------
+    def quantize(self, mode=None, config=None, **kwargs):
+        """Quantizes every projection and the shared embedding in place (Keras' int8).
+
+        The tied output projection follows the shared embedding's table; norms, the position
+        bias and softmax stay float32 (see `t5core.quantization`). LoRA updates must be merged
+        first. `config`: a `keras.quantizers.Int8QuantizationConfig`, as `keras.Model.quantize`.
+        """
+        quantization.quantize(self, mode, config=config, **kwargs)
 
     # -- introspection ---------------------------------------------------------------------------
     def variables_by_name(self) -> dict:

@@ -20,16 +20,19 @@ def has_accelerator() -> bool:
     return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
 
 
-def default_jit_compile(rows: int | None = None) -> bool:
+def default_jit_compile(rows: int | None = None, quantized: bool = False) -> bool:
     """Whether to XLA-compile by default on this machine.
 
     Args:
       rows: the rows of a decoding search (batch x beams), or None for training and evaluation
         steps.
+      quantized: the model's weights are int8 (`T5Model.quantize`): TF's graph-mode int8 matmul
+        has no fast CPU kernel, XLA's does (BUILD_NOTES, int8 serving), so XLA at any size.
 
     Returns:
-      True on GPU and TPU; on CPU, True only for a search of at most CPU_XLA_MAX_ROWS rows.
+      True on GPU and TPU, and for a quantized model; on CPU, True only for a search of at most
+      CPU_XLA_MAX_ROWS rows.
     """
-    if has_accelerator():
+    if has_accelerator() or quantized:
         return True
     return rows is not None and rows <= CPU_XLA_MAX_ROWS

@@ -39,6 +39,9 @@ ADDED = {"train": {*METRIC_TOKENIZE, "max_nonfinite_skips", "overlong", "data_ch
          "evaluate": {"allow_nonfinite", *METRIC_TOKENIZE, *FEW_SHOT},
          **{name: {"allow_nonfinite"} for name in ARGPARSE_PROGRAMS}}
 ADDED["generate"] = {"allow_nonfinite", *FEW_SHOT}
+# --quantize, on the programs that serve.
+for _name in ("generate", "evaluate", "export"):
+    ADDED[_name] |= {"quantize"}
 ADDED["export"] |= {"overwrite"}
 ADDED["convert_checkpoint"] |= {"overwrite"}
 

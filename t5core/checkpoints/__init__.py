@@ -22,7 +22,7 @@ import re
 
 import tensorflow as tf
 
-from t5core import model_dir
+from t5core import model_dir, quantization
 from t5core.checkpoints import hf_bin, hf_h5, mesh_tf, t5x, tf_checkpoint
 from t5core.checkpoints.export import export_hf, export_hf_tokenizer
 from t5core.checkpoints.hf import hf_rules
@@ -162,7 +162,7 @@ def resolve_config(config, fmt=None, location=None, reader=None) -> T5Config:
 
 
 def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=None,
-                    merge_lora=True, allow_nonfinite=False):
+                    merge_lora=True, allow_nonfinite=False, quantize=None):
     """A built model filled from the checkpoint at `path`; raises without a half-loaded model.
 
     Usually a T5Model. A t5core training run (its model_dir, its `best/`, or a checkpoint in
@@ -192,6 +192,10 @@ def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=N
         keeps the LoRA layers.
       allow_nonfinite: load tensors holding NaN or Inf (with a warning listing them) instead of
         raising a CheckpointError that lists them.
+      quantize: None (default) keeps the weights as loaded; "int8" quantizes every projection
+        and the shared embedding (tied output projection included) for serving, after merging
+        LoRA (see `t5core.quantization`; the model can then no longer be trained or exported to
+        a checkpoint).
 
     Returns:
       The built model (T5Model, PromptTunedT5 or T5EncoderClassifier) holding the checkpoint's
@@ -205,6 +209,8 @@ def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=N
       CheckpointError: a file t5core cannot read, or NaN / Inf without allow_nonfinite.
       ConfigError: a config.json whose fields are of the wrong type or range.
     """
+    if quantize is not None:
+        quantization.check_mode(quantize, "load_pretrained(quantize=...)")
     fmt, reader, rules, location = open_checkpoint(path, use_torch=use_torch)
     config = resolve_config(config, fmt, location, reader)
     run = model_dir.read_run(location) if fmt == "tf" else None
@@ -220,6 +226,8 @@ def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=N
     if deferred is not None:
         deferred.finish()
     if run is not None and run.lora_rank and not merge_lora:
+        if quantize is not None:
+            quantization.quantize(model, quantize)  # refuses: the LoRA layers are unmerged
         return model
     if run is not None and run.lora_rank:
         from t5core.peft import merge_lora as merge
@@ -227,7 +235,10 @@ def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=N
         merge(model)
     from t5core.peft import unfreeze_all
 
-    return unfreeze_all(model)
+    model = unfreeze_all(model)
+    if quantize is not None:
+        quantization.quantize(model, quantize)
+    return model
 
 
 def _new_model(config, run, dtype):

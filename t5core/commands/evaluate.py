@@ -102,10 +102,13 @@ def _legacy_lora_model(args, run):
 
 def load_model(args, run):
     from t5core.classifier import T5EncoderClassifier
+    from t5core.quantization import quantize
 
     model = _legacy_lora_model(args, run) if args.lora_rank else None
     if model is None:
         model = shared_flags.load_model(args)
+    elif args.quantize:
+        quantize(model, args.quantize)  # merged already by _legacy_lora_model
     head = "classifier" if isinstance(model, T5EncoderClassifier) else "seq2seq"
     if args.head is not None and args.head != head:
         raise app.UsageError(f"--head={args.head}, but {args.checkpoint} holds a {head} model")

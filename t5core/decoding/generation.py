@@ -17,6 +17,7 @@ from t5core.decoding.beam import beam_search, check_semantics
 from t5core.decoding.cache_ops import start_decoding
 from t5core.decoding.sampling import greedy_chooser, sample_loop, sampling_chooser
 from t5core.model_inputs import check_token_ids
+from t5core.quantization import is_quantized
 from t5core.xla import default_jit_compile
 
 METHODS = {"greedy": "greedy", "beam": "beam", "beam_search": "beam", "sample": "sample",
@@ -222,7 +223,7 @@ def generate(model, encoder_input_tokens, max_new_tokens, method="greedy", num_b
     eos_id = config.eos_token_id if eos_id is None else _check_int(eos_id, "eos_id", -1)
     if jit_compile is None:
         jit_compile = default_jit_compile(tokens.shape[0] * (num_beams if method_name == "beam"
-                                                             else 1))
+                                                             else 1), is_quantized(model))
 
     run = compiled_decoder(model, bool(jit_compile))
     return run(tf.constant(tokens), tf.constant(prompt), tf.constant(seed),

@@ -83,12 +83,19 @@ def select_projections(model, targets):
 class LoRADense(keras.layers.Layer):
     """A frozen bias-free Dense `base` plus a trainable rank-`rank` update scaled by alpha/rank."""
 
+    # t5core.quantization refuses a model holding this layer: merge_lora first.
+    merge_before_quantizing = True
+
     def __init__(self, base, rank, alpha=None, dropout_rate=0.0, **kwargs):
         kwargs.setdefault("name", base.name)
         kwargs.setdefault("dtype", base.dtype_policy)
         super().__init__(**kwargs)
         if not isinstance(base, keras.layers.Dense) or base.use_bias or not base.built:
             raise ValueError(f"LoRA wraps a built bias-free Dense layer; got {base!r}")
+        if base.quantization_mode is not None:
+            # merge_lora would fold the update into int8 values read without their scale.
+            raise ValueError(f"{base.path}: LoRA needs float weights, this projection is "
+                             f"{base.quantization_mode}-quantized; load the model unquantized")
         if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
             raise ValueError(f"lora rank must be a positive integer, got {rank!r}")
         alpha = float(rank if alpha is None else alpha)

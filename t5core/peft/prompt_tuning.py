@@ -75,7 +75,8 @@ def initial_prompt(model, length, init="vocab", seed=None):
             raise ValueError(f"prompt_init='vocab' needs a vocabulary larger than "
                              f"{FIRST_ORDINARY_ID} ids (vocab_size={model.config.vocab_size})")
         ids = rng.integers(FIRST_ORDINARY_ID, high, size=length)
-        return np.asarray(model.shared.embeddings.numpy()[ids], np.float32)
+        # Through the layer, not its table: a quantized table holds int8 values without scales.
+        return np.asarray(model.shared(tf.constant(ids, tf.int32)), np.float32)
     if isinstance(init, str) and init == "random":
         return None  # the layer's own uniform initializer, seeded by keras' global seed
     if isinstance(init, str):
