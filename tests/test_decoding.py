@@ -358,8 +358,7 @@ class ToyTokenizer:
 
 def test_text_inputs_empty_long_and_truncated(caplog):
     tok = ToyTokenizer()
-    with pytest.raises(ValueError, match="input 2 is empty"):
-        encode_inputs(tok, ["a b", "   "], 8, truncate=False)
+    assert encode_inputs(tok, ["a bb", "   ", ""], 8, truncate=False) == [[4, 5, 1], [1], [1]]
     with pytest.raises(ValueError, match="in.txt line 6 has 5 tokens.*max_input_length=4"):
         encode_inputs(tok, ["a", "a b c d"], 4, truncate=False, first_index=4, source="in.txt line")
     with caplog.at_level(logging.WARNING):
@@ -377,6 +376,18 @@ def test_generate_text_batches_like_single_calls():
     single = [tok.decode(generate(model, np.array([tok.encode(t, add_eos=True)]), 5,
                                   jit_compile=False)[0].numpy()[0]) for t in texts]
     assert batched == single
+
+
+@pytest.mark.parametrize("method", ["greedy", "beam"])
+def test_an_empty_text_gets_an_empty_output_and_fails_no_other(method):
+    model, _ = load("t5_v1_0_relu_tied")
+    tok = ToyTokenizer()
+    texts = ["", "a bb", "   ", "ccc", ""]
+    kwargs = dict(max_new_tokens=5, method=method, num_beams=2, jit_compile=False)
+    got = list(generate_text(model, tok, texts, batch_size=4, **kwargs))
+    alone = list(generate_text(model, tok, ["a bb", "ccc"], batch_size=4, **kwargs))
+    assert got == ["", alone[0], "", alone[1], ""]
+    assert all(alone), "empty outputs everywhere would prove nothing"
 
 
 def test_beam_semantics_flag_reaches_the_search():
