@@ -16,7 +16,7 @@ import pytest
 import t5core
 from t5core.decoding import generate
 from t5core.decoding.text import encode_inputs, generate_text, pad_batch
-from t5core.errors import DataError
+from t5core.errors import DataError, FlagError
 from t5core.serving import export_saved_model
 from t5core.tokenizer import ByteTokenizer, Tokenizer
 from conftest import FIXTURES, REFERENCE
@@ -110,6 +110,9 @@ def test_export_refuses_a_non_empty_directory(tiny_model, tmp_path):
     with pytest.raises(ValueError, match="max_new_tokens must be an int >= 1"):
         export_saved_model(tiny_model, Tokenizer(str(VOCAB)), str(tmp_path / "new"),
                            max_new_tokens=0)
+    with pytest.raises(FlagError, match=r"max_new_tokens=1000000000 would need .* at most"):
+        export_saved_model(tiny_model, Tokenizer(str(VOCAB)), str(tmp_path / "new"),
+                           max_new_tokens=10**9)
 
 
 def test_generate_script_writes_one_line_per_input_and_empty_lines_stay_empty(
