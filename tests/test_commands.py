@@ -27,8 +27,9 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 BEFORE = json.loads((REPO / "tests" / "fixtures" / "script_flags_before.json").read_text())
 ABSL_PROGRAMS = ("train", "evaluate", "sweep")
 ARGPARSE_PROGRAMS = ("generate", "export", "convert_checkpoint", "inspect_model")
-# The flag every program that loads a checkpoint gained.
-ADDED = {"train": set(), "sweep": set(), "evaluate": {"allow_nonfinite"},
+# The flag every program that loads a checkpoint gained, and train's cluster resolvers.
+ADDED = {"train": {"cluster_resolver", "slurm_port_base"}, "sweep": set(),
+         "evaluate": {"allow_nonfinite"},
          **{name: {"allow_nonfinite"} for name in ARGPARSE_PROGRAMS}}
 
 
@@ -83,7 +84,7 @@ def test_the_absl_programs_keep_their_flags(name):
 def test_train_helpxml_lists_the_flags_it_listed_before():
     """What the sweep reads from `scripts/train.py --helpxml`: the same flags, types, defaults."""
     table = read_flags(str(REPO / "scripts" / "train.py"))
-    assert set(table) == set(BEFORE["train"]) | {"verbose"}
+    assert set(table) == set(BEFORE["train"]) | ADDED["train"] | {"verbose"}
     for flag, old in BEFORE["train"].items():
         info = table[flag]
         assert (info.type, info.default, list(info.enum_values)) == \
@@ -184,7 +185,7 @@ def test_a_command_module_runs_as_a_script(tmp_path):
 def test_flags_from_a_dataclass_round_trip_to_the_same_options():
     flag_values = flags.FlagValues()
     names = dataclass_flags.define_flags(RunOptions, flag_values)
-    assert len(names) == len(set(names)) == len(BEFORE["train"])
+    assert len(names) == len(set(names)) == len(BEFORE["train"]) + len(ADDED["train"])
     flag_values(["train", "--peft=lora", "--lora_rank=4", "--train_steps=7", "--nopack",
                  "--dropout_rate=0.25", "--jit_compile=false", "--optimizer=adafactor"])
     options = dataclass_flags.from_flags(RunOptions, flag_values)
