@@ -30,10 +30,10 @@ from t5core.errors import T5CoreError
 
 VERBOSE_ENV = "T5CORE_VERBOSE"
 USER_ERROR_STATUS = 2
-# Besides t5core's own errors, a path the user named that is not there (or not readable) is
-# theirs to fix; Python's message names the path.
-USER_ERRORS = (T5CoreError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
-               PermissionError)
+# Besides t5core's own errors, a path the user named that is not there, is there already (an
+# output that would be overwritten) or is not readable is theirs to fix; the message names it.
+USER_ERRORS = (T5CoreError, FileNotFoundError, FileExistsError, NotADirectoryError,
+               IsADirectoryError, PermissionError)
 
 
 VERBOSE_ARGS = ("--verbose", "--verbose=true", "--verbose=1")

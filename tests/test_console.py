@@ -77,3 +77,14 @@ def test_the_main_jobs_log_says_what_accuracy_and_mfu_are(tmp_path):
     assert "accuracy: exact match: outputs decoded equal to their whole target" in out
     assert "mfu: model FLOPs utilization" in out
     assert out.count("mfu: model FLOPs utilization") == 1  # once, not on every step
+
+
+def test_an_output_folder_that_is_there_already_is_one_line(tmp_path):
+    """export refuses a non-empty --output_dir with FileExistsError: a user's mistake, so one
+    `error:` line and status 2, not a traceback."""
+    (tmp_path / "old.txt").write_text("x")
+    proc = run_script("export", f"--checkpoint={TINY}", "--vocab=byte",
+                      f"--output_dir={tmp_path}")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert f"error: {tmp_path} exists and is not empty" in proc.stderr
