@@ -118,10 +118,10 @@ class Server(_TextRequests):
         prompt = np.zeros([0], np.int32) if decoder_prompt is None else np.asarray(decoder_prompt)
         self._prompt = prompt.astype(np.int32).reshape(-1)
         # Per input of a request (a request's batch size is not known at export).
+        dtype_bytes = tf.as_dtype(getattr(model, "compute_dtype", "float32")).size
         check_max_new_tokens(model.config, int(max_new_tokens),
                              int(num_beams) if METHODS[method] == "beam" else 1,
-                             self._prompt.size, tf.as_dtype(model.compute_dtype).size,
-                             beam=METHODS[method] == "beam")
+                             self._prompt.size, dtype_bytes, beam=METHODS[method] == "beam")
         self._method = METHODS[method]
         if self._method == "sample" and temperature == 0:
             self._method = "greedy"  # as `generate`: temperature 0 is the argmax
