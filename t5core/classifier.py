@@ -239,10 +239,11 @@ def classify_text(model, tokenizer, texts, *, batch_size=64, max_input_length=51
                   truncate=False, source="input"):
     """Yields (label, probability) of each text, in order: the classifier's most likely class.
 
-    Texts are tokenized with EOS as in training; an empty or over-long text is handled as
-    `t5core.decoding.text.encode_inputs` does (an error naming it, or truncation).
+    Texts are tokenized with EOS as in training; an over-long text is handled as
+    `t5core.decoding.text.encode_inputs` does (an error naming it, or truncation), and an empty
+    one gets an empty label with probability 0.
     """
-    from t5core.decoding.text import encode_inputs, pad_batch
+    from t5core.decoding.text import encode_inputs, is_empty, pad_batch
 
     texts = list(texts)
     labels = model.labels or tuple(str(i) for i in range(model.num_classes))
@@ -250,6 +251,6 @@ def classify_text(model, tokenizer, texts, *, batch_size=64, max_input_length=51
         encoded = encode_inputs(tokenizer, texts[start:start + batch_size], max_input_length,
                                 truncate, start, source)
         probabilities = model.probabilities(pad_batch(encoded, len(encoded))).numpy()
-        for row in probabilities:
+        for ids, row in zip(encoded, probabilities):
             best = int(np.argmax(row))
-            yield labels[best], float(row[best])
+            yield ("", 0.0) if is_empty(ids) else (labels[best], float(row[best]))

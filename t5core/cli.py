@@ -30,10 +30,10 @@ from t5core.errors import FlagError, T5CoreError
 
 VERBOSE_ENV = "T5CORE_VERBOSE"
 USER_ERROR_STATUS = 2
-# Besides t5core's own errors, a path the user named that is not there (or not readable) is
-# theirs to fix; Python's message names the path.
-USER_ERRORS = (T5CoreError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
-               PermissionError)
+# Besides t5core's own errors, a path the user named that is not there, is there already (an
+# output that would be overwritten) or is not readable is theirs to fix; the message names it.
+USER_ERRORS = (T5CoreError, FileNotFoundError, FileExistsError, NotADirectoryError,
+               IsADirectoryError, PermissionError)
 
 
 VERBOSE_ARGS = ("--verbose", "--verbose=true", "--verbose=1")
@@ -79,6 +79,19 @@ def _define_verbose(flag_values):
                           flag_values=flag_values)
 
 
+def quiet_libraries() -> None:
+    """Library INFO logs (TensorFlow's saver and SavedModel writer: shard timings, renamed input
+    names of every weight) off a program's console; --verbose keeps them."""
+    if verbose():
+        return
+    import logging as std_logging
+
+    from absl import logging
+
+    logging.set_verbosity(logging.WARNING)
+    std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
+
+
 def run(main):
     """absl's `app.run(main)`, with flag errors and user errors reported in one line (status 2)."""
     from absl import app, flags
@@ -93,6 +106,7 @@ def run(main):
             sys.exit(USER_ERROR_STATUS)
 
     def main_with_usage_errors(argv):
+        quiet_libraries()
         try:
             return main(argv)
         except app.UsageError as err:
@@ -220,11 +234,15 @@ def command(define_flags, body, argv=None, *, doc=None, takes_arguments=False):
             raise app.UsageError(_unexpected(argv_[1:]))
         return call(flags.FLAGS, argv_[1:])
 
-    before = set(flags.FLAGS)
+    # The program's own flags, as define_flags defines them in an empty set: the modules it
+    # imports meanwhile (TensorFlow's TPU and absl's test flags) add flags to absl's global FLAGS
+    # that are none of the program's.
+    own = flags.FlagValues()
+    define_flags(own)
     define_flags(flags.FLAGS)
     # --help lists the key flags of the main module: make the program's flags its own, as if the
     # script that was started had defined them.
-    for name in set(flags.FLAGS) - before:
+    for name in own:
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[name])
     if doc:
         sys.modules["__main__"].__doc__ = doc

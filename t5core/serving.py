@@ -14,8 +14,10 @@ Load a SavedModel in a fresh process with `t5core.serving.load(path)`, which reg
 it needs (tensorflow-text's) first; a bare `tf.saved_model.load` fails with "Op type not
 registered 'SentencepieceOp'" unless `import tensorflow_text` came before it.
 
-Bad requests: an empty batch or a string with no tokens fails the request with an
-InvalidArgumentError that says so. Inputs longer than max_input_length tokens keep their first
+An empty string (no tokens besides EOS) gets an empty output: "" with score 0 (a classifier:
+label "" with probabilities 0), as `t5core.generate_text` gives it; the rest of its batch is
+served as usual. An empty batch fails the request with an InvalidArgumentError that says so.
+Inputs longer than max_input_length tokens keep their first
 max_input_length - 1 tokens plus EOS; each such request logs a warning to stderr and the row's
 "truncated" output is True.
 """
@@ -29,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from t5core.decoding.beam import check_semantics
+from t5core.decoding.budget import check_max_new_tokens
 from t5core.decoding.generation import METHODS, decode_graph
 
 
@@ -76,14 +79,14 @@ class _TextRequests(tf.Module):
         self.max_input_length = int(max_input_length)
 
     def _tokens(self, inputs, width=None):
-        """inputs: string [B] -> (token ids int32 [B, width or longest], truncated bool [B])."""
+        """inputs: string [B] -> (token ids int32 [B, width or longest], truncated bool [B],
+        empty bool [B]: the rows with no token besides EOS, whose outputs are emptied)."""
         ids = self.tokenizer.tokenize(inputs, add_eos=True)  # ragged int32 [B, (T)]
+        # An empty string decodes from EOS alone (never an all-padding row), then is blanked.
+        empty = ids.row_lengths() <= 1
         checks = [
             tf.debugging.assert_positive(
                 tf.size(inputs), message="empty request: the batch holds no strings"),
-            tf.debugging.assert_greater(
-                ids.row_lengths(), tf.constant(1, tf.int64),
-                message="empty input: a string in the batch has no tokens besides EOS"),
         ]
         with tf.control_dependencies(checks):
             ids, truncated = _truncate(ids, self.max_input_length, self.eos_id)
@@ -94,7 +97,7 @@ class _TextRequests(tf.Module):
                              tf.where(truncated)[:, 0], ")", output_stream=sys.stderr),
             lambda: tf.no_op())
         with tf.control_dependencies([warn]):
-            return ids.to_tensor(0, shape=[None, width]), truncated
+            return ids.to_tensor(0, shape=[None, width]), truncated, empty
 
 
 class Server(_TextRequests):
@@ -114,6 +117,11 @@ class Server(_TextRequests):
         check_semantics(beam_semantics)
         prompt = np.zeros([0], np.int32) if decoder_prompt is None else np.asarray(decoder_prompt)
         self._prompt = prompt.astype(np.int32).reshape(-1)
+        # Per input of a request (a request's batch size is not known at export).
+        dtype_bytes = tf.as_dtype(getattr(model, "compute_dtype", "float32")).size
+        check_max_new_tokens(model.config, int(max_new_tokens),
+                             int(num_beams) if METHODS[method] == "beam" else 1,
+                             self._prompt.size, dtype_bytes, beam=METHODS[method] == "beam")
         self._method = METHODS[method]
         if self._method == "sample" and temperature == 0:
             self._method = "greedy"  # as `generate`: temperature 0 is the argmax
@@ -141,10 +149,11 @@ class Server(_TextRequests):
     def serve(self, inputs):
         """inputs: string [B] -> {"outputs": string [B], "scores": [B], "truncated": bool [B]}."""
         # Under XLA inputs are padded to the full max_input_length (one compiled shape).
-        tokens, truncated = self._tokens(inputs,
-                                         self.max_input_length if self.jit_compile else None)
+        tokens, truncated, empty = self._tokens(
+            inputs, self.max_input_length if self.jit_compile else None)
         new_tokens, scores = self._search(tokens)
-        return {"outputs": self.tokenizer.detokenize(new_tokens), "scores": scores,
+        outputs = tf.where(empty, tf.constant(""), self.tokenizer.detokenize(new_tokens))
+        return {"outputs": outputs, "scores": tf.where(empty, tf.zeros_like(scores), scores),
                 "truncated": truncated}
 
 
@@ -159,11 +168,12 @@ class ClassifierServer(_TextRequests):
     def serve(self, inputs):
         """inputs: string [B] -> {"labels": string [B], "probabilities": float32 [B, C],
         "truncated": bool [B]}."""
-        tokens, truncated = self._tokens(inputs)
+        tokens, truncated, empty = self._tokens(inputs)
         probabilities = tf.nn.softmax(self.model(tokens, training=False), axis=-1)
         best = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-        return {"labels": tf.gather(self._labels, best), "probabilities": probabilities,
-                "truncated": truncated}
+        probabilities = tf.where(empty[:, None], tf.zeros_like(probabilities), probabilities)
+        return {"labels": tf.where(empty, tf.constant(""), tf.gather(self._labels, best)),
+                "probabilities": probabilities, "truncated": truncated}
 
 
 def export_saved_model(model, tokenizer, export_dir, **server_kwargs):

@@ -33,8 +33,9 @@ METRIC_TOKENIZE = {"bleu_tokenize", "rouge_tokenize"}
 # Few-shot prompts from a shots file.
 FEW_SHOT = {"num_shots", "shots_file", "shots_seed"}
 # The write side's trust boundary: train's numbers and data checks, convert's and export's
-# --overwrite.
-ADDED = {"train": {*METRIC_TOKENIZE, "max_nonfinite_skips", "overlong", "data_changed"},
+# --overwrite; train's cluster resolvers.
+ADDED = {"train": {*METRIC_TOKENIZE, "max_nonfinite_skips", "overlong", "data_changed",
+                   "cluster_resolver", "slurm_port_base"},
          "sweep": set(),
          "evaluate": {"allow_nonfinite", *METRIC_TOKENIZE, *FEW_SHOT},
          **{name: {"allow_nonfinite"} for name in ARGPARSE_PROGRAMS}}

@@ -25,6 +25,7 @@ from t5core.data.sources import (
     TfdsSource,
     TsvSource,
 )
+from t5core.errors import DataError
 from t5core.tokenizer import ByteTokenizer, Tokenizer
 
 SPIECE = os.path.join(os.path.dirname(__file__), "fixtures", "t5_vocab", "spiece.model")
@@ -104,6 +105,25 @@ def test_jsonl_source(tmp_path):
     with pytest.raises(ValueError, match=r"missing\.jsonl:1: missing field 'a/text'"):
         JsonlSource({"train": str(tmp_path / "missing.jsonl")},
                     {"inputs": "q", "targets": "a/text"}).get_dataset("train")
+
+
+@pytest.mark.parametrize("row", [
+    r'{"q": "x\ud800", "a": "y"}',            # a lone high surrogate in a value
+    r'{"q": "x", "a": ["ok", "\udc00"]}',     # a lone low surrogate inside a list
+    r'{"q\udbff": "x", "a": "y"}',            # in a key
+    '{"q": "x", "a": ' + "[" * 100_000 + "]" * 100_000 + "}",  # deeper than Python recurses
+], ids=["value", "list", "key", "deep"])
+def test_jsonl_unreadable_row_is_a_data_error_naming_file_and_line(tmp_path, row):
+    """A row no string or structure can be made of ends in a DataError at its line, not in a
+    UnicodeEncodeError or RecursionError far away (or a traceback)."""
+    _write(tmp_path / "u.jsonl", '{"q": "fine \\ud83d\\ude00", "a": "pair"}\n' + row + "\n")
+    with pytest.raises(DataError, match=r"u\.jsonl:2: (a lone surrogate|JSON nested too deep)"):
+        JsonlSource({"train": "u.jsonl"}, {"inputs": "q", "targets": "a"}).get_dataset(
+            "train", str(tmp_path))
+    _write(tmp_path / "ok.jsonl", '{"q": "fine \\ud83d\\ude00", "a": "pair"}\n')
+    rows = _list(JsonlSource({"train": "ok.jsonl"}, {"inputs": "q", "targets": "a"}).get_dataset(
+        "train", str(tmp_path)))
+    assert _text(rows[0]["inputs"]) == "fine \N{GRINNING FACE}"  # a whole pair is a character
 
 
 def test_text_line_source_streams_and_checks(tmp_path):

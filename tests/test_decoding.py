@@ -358,8 +358,7 @@ class ToyTokenizer:
 
 def test_text_inputs_empty_long_and_truncated(caplog):
     tok = ToyTokenizer()
-    with pytest.raises(ValueError, match="input 2 is empty"):
-        encode_inputs(tok, ["a b", "   "], 8, truncate=False)
+    assert encode_inputs(tok, ["a bb", "   ", ""], 8, truncate=False) == [[4, 5, 1], [1], [1]]
     with pytest.raises(ValueError, match="in.txt line 6 has 5 tokens.*max_input_length=4"):
         encode_inputs(tok, ["a", "a b c d"], 4, truncate=False, first_index=4, source="in.txt line")
     with caplog.at_level(logging.WARNING):
@@ -377,6 +376,43 @@ def test_generate_text_batches_like_single_calls():
     single = [tok.decode(generate(model, np.array([tok.encode(t, add_eos=True)]), 5,
                                   jit_compile=False)[0].numpy()[0]) for t in texts]
     assert batched == single
+
+
+@pytest.mark.parametrize("method", ["greedy", "beam"])
+def test_an_empty_text_gets_an_empty_output_and_fails_no_other(method):
+    model, _ = load("t5_v1_0_relu_tied")
+    tok = ToyTokenizer()
+    texts = ["", "a bb", "   ", "ccc", ""]
+    kwargs = dict(max_new_tokens=5, method=method, num_beams=2, jit_compile=False)
+    got = list(generate_text(model, tok, texts, batch_size=4, **kwargs))
+    alone = list(generate_text(model, tok, ["a bb", "ccc"], batch_size=4, **kwargs))
+    assert got == ["", alone[0], "", alone[1], ""]
+    assert all(alone), "empty outputs everywhere would prove nothing"
+
+
+def test_max_new_tokens_is_bounded_by_the_memory_budget(monkeypatch, capsys):
+    from t5core.commands.generate import main as generate_main
+    from t5core.decoding import budget
+    from t5core.errors import FlagError
+
+    model, _ = load("t5_v1_0_relu_tied")
+    tokens = np.array([[4, 5, 1], [6, 1, 0]], np.int32)
+    with pytest.raises(FlagError, match=r"max_new_tokens=1000000000 would need .* TiB .* for 8 "
+                                        r"row\(s\).*at most \d+ fit"):
+        generate(model, tokens, 10**9, method="beam", num_beams=4, jit_compile=False)
+    # The stated most fits, one more does not: the bound is the budget, exactly.
+    per_row_position = budget.search_bytes(model.config, 1, 1)
+    monkeypatch.setattr(budget, "machine_memory_bytes", lambda: 2 * 2 * 7 * per_row_position)
+    with pytest.raises(FlagError, match="at most 7 fit"):
+        generate(model, tokens, 8, jit_compile=False)
+    assert generate(model, tokens, 7, jit_compile=False)[0].shape == (2, 7)
+    # A program says it in one line, before decoding anything (exit status 2); one input is one
+    # row, so twice as many positions fit.
+    assert generate_main(["--checkpoint", str(REFERENCE / "t5_v1_0_relu_tied"), "--vocab=byte",
+                          "--input=ab", "--max_new_tokens=15", "--jit_compile=false"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith("error: max_new_tokens=15 would need")
+    assert errors[0].endswith("at most 14 fit")
 
 
 def test_beam_semantics_flag_reaches_the_search():

@@ -243,7 +243,8 @@ BAD_FLAGS = [
 ]
 BAD_RUN_FLAGS = [("dropout_rate", 1.0), ("dropout_rate", -0.5), ("eval_examples", -1),
                  ("peft_top_n", 0), ("lora_rank", 0), ("lora_alpha", -1.0), ("prompt_length", 0),
-                 ("num_cpu_devices", 0), ("pooling", "max"), ("targets_field", "")]
+                 ("num_cpu_devices", 0), ("pooling", "max"), ("targets_field", ""),
+                 ("cluster_resolver", "k8s"), ("slurm_port_base", 0)]
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import pytest
 import t5core
 from t5core.decoding import generate
 from t5core.decoding.text import encode_inputs, generate_text, pad_batch
+from t5core.errors import DataError, FlagError
 from t5core.serving import export_saved_model
 from t5core.tokenizer import ByteTokenizer, Tokenizer
 from conftest import FIXTURES, REFERENCE
@@ -60,14 +61,15 @@ SERVE_SCRIPT = textwrap.dedent("""
         result[name] = {"outputs": [s.decode("utf-8") for s in out["outputs"].numpy()],
                         "scores": out["scores"].numpy().tolist(),
                         "truncated": out["truncated"].numpy().tolist()}
-        errors = []
-        for bad in ([], ["fine", "   "]):
-            try:
-                serve(inputs=tf.constant(bad, tf.string))
-                errors.append("no error")
-            except tf.errors.InvalidArgumentError as e:
-                errors.append(str(e))
-        result[name]["errors"] = errors
+        with_empty = serve(inputs=tf.constant(["", "x", "   "]))
+        result[name]["with_empty"] = {
+            "outputs": [s.decode("utf-8") for s in with_empty["outputs"].numpy()],
+            "scores": with_empty["scores"].numpy().tolist()}
+        try:
+            serve(inputs=tf.constant([], tf.string))
+            result[name]["empty_batch"] = "no error"
+        except tf.errors.InvalidArgumentError as e:
+            result[name]["empty_batch"] = str(e)
     print("RESULT " + json.dumps(result))
 """)
 
@@ -94,9 +96,11 @@ def test_saved_model_in_fresh_process_equals_generate_and_decode(tiny_model, tmp
         np.testing.assert_allclose(served[name]["scores"], scores.numpy(), rtol=1e-4)
         too_long = [len(tok.encode(t, add_eos=True)) > MAX_INPUT for t in TEXTS]
         assert served[name]["truncated"] == too_long == [True, False, False, False]
-        empty_batch, empty_string = served[name]["errors"]
-        assert "empty request" in empty_batch
-        assert "empty input: a string in the batch has no tokens" in empty_string
+        assert "empty request" in served[name]["empty_batch"]
+        # An empty string gets an empty output; its batch's other rows are served as alone.
+        with_empty = served[name]["with_empty"]
+        assert with_empty["outputs"] == ["", expected[TEXTS.index("x")], ""], name
+        assert with_empty["scores"][0] == with_empty["scores"][2] == 0.0
 
 
 def test_export_refuses_a_non_empty_directory(tiny_model, tmp_path):
@@ -106,10 +110,13 @@ def test_export_refuses_a_non_empty_directory(tiny_model, tmp_path):
     with pytest.raises(ValueError, match="max_new_tokens must be an int >= 1"):
         export_saved_model(tiny_model, Tokenizer(str(VOCAB)), str(tmp_path / "new"),
                            max_new_tokens=0)
+    with pytest.raises(FlagError, match=r"max_new_tokens=1000000000 would need .* at most"):
+        export_saved_model(tiny_model, Tokenizer(str(VOCAB)), str(tmp_path / "new"),
+                           max_new_tokens=10**9)
 
 
-def test_generate_script_writes_one_line_per_input_and_rejects_empty_lines(tmp_path,
-                                                                           monkeypatch, capsys):
+def test_generate_script_writes_one_line_per_input_and_empty_lines_stay_empty(
+        tmp_path, monkeypatch, capsys):
     # The gated_silu fixture (vocabulary 128) with ByT5's byte vocabulary: ASCII letters map to
     # ids below 128.
     checkpoint = str(REFERENCE / "gated_silu")
@@ -132,9 +139,13 @@ def test_generate_script_writes_one_line_per_input_and_rejects_empty_lines(tmp_p
     spec = importlib.util.spec_from_file_location("generate_script", REPO / "scripts/generate.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    monkeypatch.setattr(sys, "stdin", io.StringIO("fine\n\nalso fine\n"))
-    # A user error: one line naming it, and status 2 (t5core.cli), without a traceback.
-    assert script.main(flags[1:]) == 2
-    assert "\nerror: stdin line 2 is empty" in capsys.readouterr().err  # after the progress bar
+    monkeypatch.setattr(sys, "stdin", io.StringIO("abc\n\nz\n"))
+    capsys.readouterr()
+    assert script.main(flags[1:]) is None  # an empty line is an input with an empty output
+    assert capsys.readouterr().out.split("\n") == [
+        expected[1].replace("\n", "\\n"), "", expected[3].replace("\n", "\\n"), ""]
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    with pytest.raises(DataError, match="no input lines in stdin"):
+        script.main(flags[1:])
     with pytest.raises(FileNotFoundError, match="does not exist"):
         script.main(flags[1:] + ["--input_file", str(tmp_path / "missing.txt")])

@@ -346,6 +346,65 @@ def test_two_workers_with_tf_config_train_and_agree(tmp_path, two_workers_uninte
                                rtol=1e-5)
 
 
+def _free_port_pair():
+    """A port P with P + 1 free too (a Slurm node's two tasks take consecutive ports)."""
+    for _ in range(50):
+        port = _free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("localhost", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two consecutive free ports")
+
+
+def test_two_slurm_tasks_train_the_same_steps_as_with_tf_config(tmp_path,
+                                                                two_workers_uninterrupted):
+    """A two-task srun step on this machine: the Slurm variables srun would set, a stub scontrol
+    on PATH (a resolver that asks Slurm for the host names gets this machine's), no TF_CONFIG."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stub = bin_dir / "scontrol"
+    stub.write_text("#!/bin/sh\n[ \"$1 $2\" = \"show hostnames\" ] && echo localhost\n")
+    stub.chmod(0o755)
+    model_dir = tmp_path / "slurm"
+    port = _free_port_pair()
+    base = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    processes = []
+    for rank in range(2):
+        env = dict(base, SLURM_PROCID=str(rank), SLURM_STEP_NUM_TASKS="2",
+                   SLURM_STEP_NODELIST="localhost", SLURM_STEP_TASKS_PER_NODE="2",
+                   SLURM_JOB_ID="4242", PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+                   TF_CPP_MIN_LOG_LEVEL="2")
+        cmd = [sys.executable, os.path.join(ROOT, "scripts", "train.py"),
+               f"--model_dir={model_dir}", "--cluster_resolver=slurm",
+               f"--slurm_port_base={port}", *MW_FLAGS]
+        processes.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, text=True))
+    _finish_workers(processes)
+    losses = _logged_losses(model_dir)
+    assert sorted(losses) == list(range(1, 81))
+    np.testing.assert_array_equal([losses[s] for s in range(1, 81)],
+                                  [two_workers_uninterrupted[s] for s in range(1, 81)])
+    # Both tasks took part: the non-chief saved the same last step in its own folder.
+    assert tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-80")
+    assert tf.train.latest_checkpoint(str(model_dir / "worker_1_tmp")).endswith("ckpt-80")
+
+
+def test_a_cluster_resolver_without_its_environment_is_one_line_before_training(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    cmd = [sys.executable, os.path.join(ROOT, "scripts", "train.py"),
+           f"--model_dir={tmp_path / 'm'}", "--cluster_resolver=slurm", "--train_steps=1"]
+    proc = subprocess.run(cmd, env=dict(env, SLURM_PROCID="0", TF_CPP_MIN_LOG_LEVEL="2"),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert ("error: --cluster_resolver=slurm needs the variables srun sets for each task; "
+            "missing: SLURM_STEP_NUM_TASKS, SLURM_STEP_NODELIST, SLURM_STEP_TASKS_PER_NODE"
+            ) in proc.stderr
+    assert not (tmp_path / "m").exists()
+
+
 def test_sigterm_to_one_worker_saves_the_same_step_on_both_and_resumes_exactly(
         tmp_path, two_workers_uninterrupted):
     model_dir = tmp_path / "mw_preempted"

@@ -13,7 +13,7 @@ The entry points (setup.py), the scripts and `python -m t5core.commands.<name>` 
 `main`; `main(["--flag=value", ...])` runs a program in the calling process.
 """
 
-import os
+from t5core import quiet_start
 
-# TensorFlow's C++ start-up chatter drowns a program's own lines; TF_CPP_MIN_LOG_LEVEL=0 shows it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's start-up chatter drowns a program's own lines; --verbose shows it.
+quiet_start.install()

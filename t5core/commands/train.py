@@ -2,7 +2,7 @@
 
 Examples:
   python scripts/train.py
-  python scripts/train.py --model=t5-small --init_checkpoint=/ckpt/t5-small --vocab=spiece.model \
+  python scripts/train.py --model=t5-small --init_checkpoint=/ckpt/t5-small --vocab=spiece.model \\
       --task=multi30k_en_de --data_dir=../shared/data/multi30k --model_dir=runs/m30k
 """
 

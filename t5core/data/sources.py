@@ -164,10 +164,30 @@ def jsonl_objects(path: str):
                 f"{path}:{n}: malformed JSON line: {e.msg} at column {e.colno}") from None
         except ValueError as e:  # from the hooks
             raise DataError(f"{path}:{n}: {e}") from None
+        except RecursionError:
+            raise DataError(f"{path}:{n}: JSON nested too deeply to read; a row is an object of "
+                            f"strings, numbers and lists") from None
+        problem = _lone_surrogate(obj) if "\\u" in line else None
+        if problem:
+            raise DataError(f"{path}:{n}: {problem}")
         if not isinstance(obj, dict):
             raise DataError(f"{path}:{n}: expected a JSON object, found {json_kind(obj)}")
         out.append((n, obj))
     return out
+
+
+def _lone_surrogate(obj) -> str | None:
+    """What is wrong if a \\uXXXX escape left half of a UTF-16 pair in `obj`'s strings, else None.
+
+    A line that decoded as UTF-8 holds no surrogates, so only escapes can make one; such a string
+    cannot be encoded again (tokenizers, tf.data and output files would fail later, far away).
+    """
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as e:
+        return (f"a lone surrogate \\u{ord(e.object[e.start]):04x} (half of a UTF-16 pair) is "
+                f"not a character; write the character itself or both halves of its pair")
+    return None
 
 
 def _reject_constant(name):

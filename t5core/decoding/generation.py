@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from t5core.decoding.beam import beam_search, check_semantics
+from t5core.decoding.budget import check_max_new_tokens
 from t5core.decoding.cache_ops import start_decoding
 from t5core.decoding.sampling import greedy_chooser, sample_loop, sampling_chooser
 from t5core.model_inputs import check_token_ids
@@ -220,6 +221,10 @@ def generate(model, encoder_input_tokens, max_new_tokens, method="greedy", num_b
     prompt = _check_prompt(decoder_prompt, tokens.shape[0], config.vocab_size)
     seed = _check_seed(seed, method_name)
     check_semantics(beam_semantics)
+    dtype_bytes = tf.as_dtype(getattr(model, "compute_dtype", "float32")).size
+    check_max_new_tokens(config, max_new_tokens,
+                         tokens.shape[0] * (num_beams if method_name == "beam" else 1),
+                         prompt.shape[1], dtype_bytes, beam=method_name == "beam")
     eos_id = config.eos_token_id if eos_id is None else _check_int(eos_id, "eos_id", -1)
     if jit_compile is None:
         jit_compile = default_jit_compile(tokens.shape[0] * (num_beams if method_name == "beam"

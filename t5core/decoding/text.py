@@ -23,7 +23,9 @@ def encode_inputs(tokenizer, texts: Sequence[str], max_input_length: int, trunca
                   first_index: int = 0, source: str = "input") -> list[list[int]]:
     """Token ids (EOS appended) of each text, checked.
 
-    An empty text (no tokens besides EOS) raises ValueError naming it. A text longer than
+    An empty text (no tokens besides EOS) is just [EOS]: decoders run it with the batch and
+    callers give it an empty output (see `is_empty`), so one blank line never fails the
+    others. A text longer than
     max_input_length tokens raises too, unless truncate=True: then it keeps its first
     max_input_length - 1 tokens plus EOS (as seqio's trim-then-append-EOS) and a warning names it.
     `first_index` and `source` only make the messages point at the right line of a file.
@@ -34,9 +36,9 @@ def encode_inputs(tokenizer, texts: Sequence[str], max_input_length: int, trunca
         if not isinstance(text, str):
             raise TypeError(f"{where}: expected a string, got {type(text).__name__}")
         ids = tokenizer.encode(text, add_eos=True)
-        if len(ids) <= 1:
-            raise ValueError(f"{where} is empty (no tokens): {text!r}")
-        if len(ids) > max_input_length:
+        if is_empty(ids):
+            ids = [tokenizer.eos_id]
+        elif len(ids) > max_input_length:
             if not truncate:
                 raise ValueError(f"{where} has {len(ids)} tokens (EOS included), more than "
                                  f"max_input_length={max_input_length}; shorten it or truncate")
@@ -45,6 +47,12 @@ def encode_inputs(tokenizer, texts: Sequence[str], max_input_length: int, trunca
             ids = ids[:max_input_length - 1] + [tokenizer.eos_id]
         encoded.append(ids)
     return encoded
+
+
+def is_empty(ids) -> bool:
+    """Whether encoded input ids hold no token besides EOS: such an input's output is empty
+    (the same rule as the SavedModel's, `t5core.serving`)."""
+    return len(ids) <= 1
 
 
 def pad_batch(encoded: list[list[int]], rows: int) -> np.ndarray:
@@ -87,8 +95,8 @@ def generate_text(model, tokenizer, texts: Iterable[str], *, batch_size: int = 3
 
     Raises:
       TypeError: `texts` is one string, or holds something other than strings.
-      ValueError: batch_size < 1, max_input_length < 2, a text with no tokens, or a text longer
-        than max_input_length without truncate.
+      ValueError: batch_size < 1, max_input_length < 2, or a text longer than
+        max_input_length without truncate. (A text with no tokens yields "".)
     """
     if isinstance(texts, (str, bytes)):
         raise TypeError("generate_text takes a list of texts; for one text pass [text]")
@@ -108,7 +116,8 @@ def generate_text(model, tokenizer, texts: Iterable[str], *, batch_size: int = 3
         # A short last batch is padded to the next power of two rows (few shapes, little waste).
         rows = min(batch_size, 1 << (len(pending) - 1).bit_length())
         tokens, _ = generate(model, pad_batch(encoded, rows), max_new_tokens, **generate_kwargs)
-        return [tokenizer.decode(row) for row in np.asarray(tokens)[:len(pending)]]
+        return ["" if is_empty(ids) else tokenizer.decode(row)
+                for ids, row in zip(encoded, np.asarray(tokens))]
 
     try:
         for text in texts:

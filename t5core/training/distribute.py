@@ -8,10 +8,9 @@ the batch inside `strategy.run`.
 
 from __future__ import annotations
 
-import json
-import os
-
 import tensorflow as tf
+
+from t5core.training.clusters import STRATEGY_OF, make_resolver, worker_count
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 
@@ -33,11 +32,19 @@ def configure_cpu_devices(count: int) -> None:
             f"({err}). Configure devices before building models.") from None
 
 
-def make_strategy(name: str = "auto", tpu: str | None = None, num_cpu_devices: int = 1):
-    """A strategy by name. auto: TPU if --tpu, mirrored over GPUs or split CPUs, else one device."""
+def make_strategy(name: str = "auto", tpu: str | None = None, num_cpu_devices: int = 1,
+                  cluster_resolver: str = "tf_config", port_base: int = 8888):
+    """A strategy by name. auto: TPU if --tpu or cluster_resolver="tpu", multi-worker if
+    cluster_resolver="slurm", mirrored over GPUs or split CPUs, else one device.
+
+    cluster_resolver: which of TensorFlow's resolvers (`t5core.training.clusters`) finds the
+    other workers of multi_worker (and the TPU of tpu); port_base: a Slurm node's first port.
+    """
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
     configure_cpu_devices(num_cpu_devices)
+    if name == "auto" and cluster_resolver != "tf_config":
+        name = STRATEGY_OF[cluster_resolver]  # before a device lookup starts TensorFlow's runtime
     if name == "auto":
         gpus = tf.config.list_logical_devices("GPU")
         if tpu:
@@ -47,16 +54,15 @@ def make_strategy(name: str = "auto", tpu: str | None = None, num_cpu_devices: i
         else:
             name = "one_device"
     if name == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+        resolver = make_resolver("tpu", tpu)
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     if name == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable "
-                             "(cluster and task of this worker)")
+        resolver = make_resolver(cluster_resolver, port_base=port_base)
         # Nothing may touch TensorFlow's devices before this: collectives are set up first.
         return tf.distribute.MultiWorkerMirroredStrategy(
+            cluster_resolver=resolver,
             communication_options=tf.distribute.experimental.CommunicationOptions(
                 implementation=tf.distribute.experimental.CommunicationImplementation.RING))
     devices = _compute_devices()
@@ -74,9 +80,7 @@ def worker_info(strategy) -> tuple[int, int]:
     """(number of workers, this worker's index); (1, 0) outside multi-worker training."""
     resolver = getattr(strategy, "cluster_resolver", None)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and resolver:
-        task = resolver.task_id or 0
-        workers = len(json.loads(os.environ["TF_CONFIG"])["cluster"].get("worker", [])) or 1
-        return workers, task
+        return worker_count(resolver), resolver.task_id or 0
     return 1, 0
 
 

@@ -24,6 +24,7 @@ from t5core.errors import ConfigError, DataError, FlagError
 from t5core.metrics.scripts import BLEU_TOKENIZERS, ROUGE_MODES
 from t5core.peft import PEFT_METHODS
 from t5core.peft.prompt_tuning import PROMPT_INITS
+from t5core.training.clusters import CLUSTER_RESOLVERS, STRATEGY_OF, missing_environment
 from t5core.training.distribute import STRATEGIES, is_chief, make_strategy
 from t5core.training.trainer import TrainConfig, Trainer
 from t5core.xla import default_jit_compile
@@ -67,6 +68,13 @@ class RunOptions:
     pack: bool = option(False, "Pack several examples into each row.")
     strategy: str = option("auto", "tf.distribute strategy.", choices=STRATEGIES)
     tpu: str = option("", "TPU name or grpc:// address.")
+    cluster_resolver: str = option(
+        "tf_config", "How a multi-worker run finds its workers: tf_config (the TF_CONFIG "
+        "variable), slurm (an srun job step's SLURM_* variables; implies "
+        "--strategy=multi_worker) or tpu (--tpu; implies --strategy=tpu).",
+        choices=CLUSTER_RESOLVERS)
+    slurm_port_base: int = option(8888, "--cluster_resolver=slurm: the port of each node's "
+                                  "first task; its next tasks take the next ports.")
     num_cpu_devices: int = option(1, "Split the CPU into N logical devices.")
     # Resolved into train.jit_compile (a bool) by run(), on the devices found.
     jit_compile: str = option("auto", "XLA-compile the step; auto: on GPU/TPU yes, on CPU no (the "
@@ -145,7 +153,17 @@ class RunOptions:
         problems += choice_problems(self)
         if self.tpu and self.strategy not in ("auto", "tpu"):
             problems.append(f"--tpu contradicts --strategy={self.strategy}")
-        if self.strategy == "tpu" and not self.tpu and "TPU_NAME" not in os.environ:
+        implied = STRATEGY_OF.get(self.cluster_resolver)
+        if self.cluster_resolver != "tf_config" and self.strategy not in ("auto", implied):
+            problems.append(f"--cluster_resolver={self.cluster_resolver} contradicts "
+                            f"--strategy={self.strategy} (it builds --strategy={implied})")
+        elif self.cluster_resolver == "slurm" or self.strategy == "multi_worker":
+            problems += filter(None, [missing_environment(self.cluster_resolver)])
+        if not 0 < self.slurm_port_base < 65535:
+            problems.append(f"--slurm_port_base must be a port, 1 to 65534 (got "
+                            f"{self.slurm_port_base})")
+        if ((self.strategy == "tpu" or self.cluster_resolver == "tpu") and not self.tpu
+                and "TPU_NAME" not in os.environ):
             problems.append("--strategy=tpu needs --tpu (a TPU name or grpc:// address)")
         if self.num_cpu_devices < 1:
             problems.append(f"--num_cpu_devices must be >= 1 (got {self.num_cpu_devices})")
@@ -368,7 +386,8 @@ def run(options: RunOptions, log=print):
     options = dataclasses.replace(options, labels=inherited_labels(options))
     options.check()
     # The strategy first: multi-worker collectives must be configured before TF initialises.
-    strategy = make_strategy(options.strategy, options.tpu or None, options.num_cpu_devices)
+    strategy = make_strategy(options.strategy, options.tpu or None, options.num_cpu_devices,
+                             options.cluster_resolver, options.slurm_port_base)
     options.train.check(strategy.num_replicas_in_sync)  # the batch over the replicas, before data
     train_cfg = dataclasses.replace(options.train,
                                     jit_compile=resolve_jit_compile(options.jit_compile))

@@ -33,6 +33,14 @@ from t5core.training.steps import StepBuilder
 # Compute dtype policies of a training run.
 PRECISIONS = ("float32", "mixed_bfloat16")
 
+# What the console's figures mean, said once, where each first appears.
+MEANINGS = {
+    "token_accuracy": "target tokens predicted right given the previous ones, in percent",
+    "eval_token_accuracy": "the same on the validation batches",
+    "accuracy": "exact match: outputs decoded equal to their whole target, in percent",
+    "mfu": "model FLOPs utilization: the model's FLOP/s over the device's measured peak",
+}
+
 
 class NonFiniteLossError(TrainingStoppedError):
     """The loss became NaN or infinite; the last good checkpoint is left as it was."""
@@ -309,6 +317,7 @@ class Trainer:
         self.last_eval: dict = {}
         self.watched = ""  # the metric best/ and early stopping follow, once the first eval names it
         self.bar = None  # the console progress bar while training, if any
+        self._explained = set()  # the MEANINGS already logged
 
     @property
     def step(self) -> int:
@@ -510,7 +519,15 @@ class Trainer:
                 tf.summary.scalar(name, value)
         if self.bar is None:
             self.log(f"step {self.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
+            self._explain(values)
         return values
+
+    def _explain(self, names):
+        """Logs, once each, what the figures named mean (see MEANINGS)."""
+        new = [name for name in names if name in MEANINGS and name not in self._explained]
+        if new:
+            self.log("  (" + "; ".join(f"{name}: {MEANINGS[name]}" for name in new) + ")")
+            self._explained.update(new)
 
     def evaluate(self) -> tuple[dict[str, float], list[str]]:
         """(results, sample lines): the validation loss and token accuracy over eval_steps
@@ -575,6 +592,7 @@ class Trainer:
             if samples:
                 tf.summary.text("predictions", "\n\n".join(samples[:8]))
         self.log(f"eval at step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
+        self._explain(results)
         for line in samples[:3]:
             self.log("  " + line)
         self._append_log({"step": step,
