@@ -15,6 +15,8 @@ import dataclasses
 
 import numpy as np
 
+from t5core.data.option_tasks import task_from_options
+from t5core.data.tasks import task_examples
 from t5core.errors import FlagError
 
 # The data options, by train.py's flag names, and their values when neither the user nor the run
@@ -63,38 +65,22 @@ class TestSet:
 
 def load_test_set(options, tokenizer, split="test", max_examples=0) -> TestSet:
     """The examples of the test set the options describe (see the module docstring)."""
-    from t5core.data.files import file_task, templated_task
-    from t5core.data.tasks import task_examples
-    from t5core.data.templates import make_template
-
     lengths = {"inputs": options["inputs_length"], "targets": options["targets_length"]}
     labels = label_list(options)
-    template = None
-    if options["task"]:
-        import t5core.data  # noqa: F401  (registers the built-in tasks)
-        from t5core.data.tasks import get
-
-        try:
-            task = get(options["task"])
-        except KeyError as err:
-            raise FlagError(f"--task: {err.args[0]}") from None
-        description = f"task {options['task']} ({split})"
-    elif options["eval_file"]:
-        # A file task's first split is its training file: here, the test file.
-        split, path = "train", options["eval_file"]
-        metrics = [m for m in options["metrics"].split(",") if m]
-        if options["template"]:
-            template = make_template(options["template"], options["template_args"],
-                                     options["instruction"])
-            task = templated_task(path, None, template, lengths, metrics)
-            labels = labels or list(getattr(template, "words", []))
-        else:
-            task = file_task(path, None, options["inputs_field"], options["targets_field"],
-                             lengths, metrics, labels=labels)
-        description = f"file {path}"
-    else:
+    if not (options["task"] or options["eval_file"]):
         raise FlagError("Nothing to score: give --eval_file (a TSV/JSONL test file) or --task; "
                         "the checkpoint's run.json names neither")
+    if options["task"]:
+        description = f"task {options['task']} ({split})"
+    else:  # a file task's first split is its training file: here, the test file
+        split, description = "train", f"file {options['eval_file']}"
+    task, template = task_from_options(
+        name=options["task"], train_file=options["eval_file"], template=options["template"],
+        template_args=options["template_args"], instruction=options["instruction"],
+        inputs_field=options["inputs_field"], targets_field=options["targets_field"],
+        lengths=lengths, metrics=[m for m in options["metrics"].split(",") if m], labels=labels)
+    if template is not None:
+        labels = labels or list(getattr(template, "words", []))
     inputs, targets = task_examples(task, split, tokenizer, lengths,
                                     options["data_dir"] or None, max_examples)
     if not inputs:
