@@ -20,8 +20,7 @@ loaders, the scripts, the sweep). Every file name lives here; no other module sp
       worker_N_tmp/        a non-chief worker's checkpoints in a multi-worker run
       train.log, hparams_session.done   a sweep trial's output and its HParams-written marker
 
-Older model directories hold `model_config.json` ({"config": ..., "model_class": ...}) instead of
-`config.json` and `run.json`; readers accept both. `read_config`, `read_run` and `find_tokenizer`
+`read_config`, `read_run` and `find_tokenizer`
 take the directory, its `best/`, or a checkpoint in either (see `root`). The trainer writes the
 first three entries (t5core.training.trainer.check_model_dir, with `write_run` and
 `copy_tokenizer`).
@@ -38,7 +37,6 @@ from t5core.errors import ModelDirError
 
 CONFIG = "config.json"
 RUN = "run.json"
-LEGACY_MODEL_CONFIG = "model_config.json"
 TRAIN_LOG = "train_log.jsonl"
 RESULTS = "results.json"
 BEST = "best"
@@ -186,11 +184,7 @@ def _read_json(file_path: str):
 
 def read_run(model_dir: str) -> RunDescription | None:
     """The run description of a model directory (or of its `best/` or a checkpoint in it), or
-    None if it has none.
-
-    A directory written before `run.json` existed describes only its model class, in
-    `model_config.json`; that is read as a plain run of that class.
-    """
+    None if it has none."""
     import tensorflow as tf
 
     if not _exists(os.fspath(model_dir)):
@@ -199,16 +193,13 @@ def read_run(model_dir: str) -> RunDescription | None:
     run_path = path(directory, RUN)
     if tf.io.gfile.exists(run_path):
         return RunDescription.from_json(_read_json(run_path), source=run_path)
-    legacy = path(directory, LEGACY_MODEL_CONFIG)
-    if tf.io.gfile.exists(legacy):
-        return RunDescription(model_class=_read_json(legacy).get("model_class") or "T5Model")
     return None
 
 
 def read_config(model_dir: str):
     """The T5Config of a model directory (or of its `best/`), or None if it holds none.
 
-    Reads `config.json` (HF field names), else an older directory's `model_config.json`.
+    Reads `config.json` (HF field names).
     """
     import tensorflow as tf
 
@@ -220,12 +211,6 @@ def read_config(model_dir: str):
     config_path = path(directory, CONFIG)
     if tf.io.gfile.exists(config_path):
         return T5Config.from_json(config_path)
-    legacy = path(directory, LEGACY_MODEL_CONFIG)
-    if tf.io.gfile.exists(legacy):
-        value = _read_json(legacy)
-        if not isinstance(value, dict) or not isinstance(value.get("config"), dict):
-            raise ModelDirError(f"{legacy}: expected {{\"config\": {{...}}}}")
-        return T5Config(**value["config"])
     return None
 
 
