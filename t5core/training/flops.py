@@ -61,7 +61,8 @@ def parse_peak_flops(value) -> float | str | None:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"expected 'auto' or a FLOP/s number such as 4.7e11, got {value!r}")
+        raise ValueError("expected 'auto' or a FLOP/s number such as 4.7e11, got "
+                         f"{value!r}") from None
     if number == 0:  # 0 is what older configs wrote for "not given"
         return None
     if not (number > 0 and math.isfinite(number)):
