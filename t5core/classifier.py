@@ -227,13 +227,6 @@ class T5EncoderClassifier(keras.Model):
     def from_config(cls, config):
         return from_keras_config(cls, config)
 
-    @classmethod
-    def from_pretrained(cls, path, num_classes, pooling="mean", config=None, dtype=None):
-        """The encoder and embedding of the T5 checkpoint at `path`, plus a new head."""
-        from t5core.checkpoints import load_pretrained
-
-        return cls(load_pretrained(path, config=config, dtype=dtype), num_classes, pooling)
-
 
 def classify_text(model, tokenizer, texts, *, batch_size=64, max_input_length=512,
                   truncate=False, source="input"):

@@ -187,12 +187,13 @@ def cross_entropy_loss(logits, targets, weights=None, label_smoothing=0.0, z_los
 def global_normalizer(local_normalizer, loss_normalization):
     """The normaliser of the whole (global) batch, inside a `strategy.run` replica function.
 
-    Token and sequence counts are summed over replicas; constants already describe the global
-    batch and are returned unchanged. Outside any strategy this is the identity.
+    Token and sequence counts are summed over replicas (and, when `local_normalizer` is a sum over
+    micro-batches, over those too); a constant describes the whole batch already and is returned
+    as it is (1 for "none"), whatever was summed. Outside any strategy counts are unchanged.
     """
-    kind, _ = parse_loss_normalization(loss_normalization)
+    kind, constant = parse_loss_normalization(loss_normalization)
     if kind in ("constant", "none"):
-        return local_normalizer
+        return tf.constant(1.0 if constant is None else constant, tf.float32)
     context = tf.distribute.get_replica_context()
     if context is None:
         raise ValueError("global_normalizer must be called in a replica context "

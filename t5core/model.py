@@ -8,7 +8,6 @@ The model computes logits and nothing else: losses (`t5core.losses`), decoding
 from __future__ import annotations
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from t5core import quantization
@@ -16,6 +15,7 @@ from t5core.config import T5Config
 from t5core.layers.embedding import SharedEmbedding
 from t5core.layers.stacks import Decoder, Encoder, key_padding_allowed, mask_to_bias
 from t5core.model_inputs import check_features, check_token_ids
+from t5core.variable_layout import counts_by_module
 
 
 @keras.saving.register_keras_serializable(package="t5core")
@@ -178,12 +178,8 @@ class T5Model(keras.Model):
 
     def parameter_summary(self) -> list[tuple[str, int]]:
         """Parameter counts by module: shared, encoder blocks, decoder blocks, norms, lm_head."""
-        counts: dict[str, int] = {}
-        for name, variable in self.variables_by_name().items():
-            parts = name.split("/")
-            module = "/".join(parts[:2]) if parts[0] in ("encoder", "decoder") else parts[0]
-            counts[module] = counts.get(module, 0) + int(np.prod(variable.shape))
-        return list(counts.items())
+        return counts_by_module({name: variable.shape
+                                 for name, variable in self.variables_by_name().items()})
 
     def get_config(self):
         return {"config": self.config.to_kwargs(), "name": self.name, "remat": self.remat,

@@ -20,8 +20,7 @@ loaders, the scripts, the sweep). Every file name lives here; no other module sp
       worker_N_tmp/        a non-chief worker's checkpoints in a multi-worker run
       train.log, hparams_session.done   a sweep trial's output and its HParams-written marker
 
-Older model directories hold `model_config.json` ({"config": ..., "model_class": ...}) instead of
-`config.json` and `run.json`; readers accept both. `read_config`, `read_run` and `find_tokenizer`
+`read_config`, `read_run` and `find_tokenizer`
 take the directory, its `best/`, or a checkpoint in either (see `root`). The trainer writes the
 first three entries (t5core.training.trainer.check_model_dir, with `write_run` and
 `copy_tokenizer`).
@@ -40,7 +39,6 @@ from t5core.errors import ModelDirError, json_kind
 
 CONFIG = "config.json"
 RUN = "run.json"
-LEGACY_MODEL_CONFIG = "model_config.json"
 TRAIN_LOG = "train_log.jsonl"
 RESULTS = "results.json"
 BEST = "best"
@@ -226,11 +224,7 @@ def _read_json(file_path: str):
 
 def read_run(model_dir: str) -> RunDescription | None:
     """The run description of a model directory (or of its `best/` or a checkpoint in it), or
-    None if it has none.
-
-    A directory written before `run.json` existed describes only its model class, in
-    `model_config.json`; that is read as a plain run of that class.
-    """
+    None if it has none."""
     import tensorflow as tf
 
     if not _exists(os.fspath(model_dir)):
@@ -239,23 +233,13 @@ def read_run(model_dir: str) -> RunDescription | None:
     run_path = path(directory, RUN)
     if tf.io.gfile.exists(run_path):
         return RunDescription.from_json(_read_json(run_path), source=run_path)
-    legacy = path(directory, LEGACY_MODEL_CONFIG)
-    if tf.io.gfile.exists(legacy):
-        value = _read_json(legacy)
-        if not isinstance(value, dict):
-            raise ModelDirError(f"{legacy}: expected a JSON object, not {json_kind(value)}")
-        model_class = value.get("model_class")
-        if model_class is not None and not isinstance(model_class, str):
-            raise ModelDirError(f"{legacy}: model_class must be a string, not "
-                                f"{json_kind(model_class)}")
-        return RunDescription(model_class=model_class or "T5Model")
     return None
 
 
 def read_config(model_dir: str):
     """The T5Config of a model directory (or of its `best/`), or None if it holds none.
 
-    Reads `config.json` (HF field names), else an older directory's `model_config.json`.
+    Reads `config.json` (HF field names).
     """
     import tensorflow as tf
 
@@ -267,12 +251,6 @@ def read_config(model_dir: str):
     config_path = path(directory, CONFIG)
     if tf.io.gfile.exists(config_path):
         return T5Config.from_json(config_path)
-    legacy = path(directory, LEGACY_MODEL_CONFIG)
-    if tf.io.gfile.exists(legacy):
-        value = _read_json(legacy)
-        if not isinstance(value, dict) or not isinstance(value.get("config"), dict):
-            raise ModelDirError(f"{legacy}: expected {{\"config\": {{...}}}}")
-        return T5Config(**value["config"])
     return None
 
 

@@ -6,6 +6,10 @@ relative-position buckets, max distance 128 and epsilon 1e-6 (the T5Config defau
 
 from __future__ import annotations
 
+import math
+
+from t5core.variable_layout import parameter_shapes
+
 # name: (d_model, d_ff, d_kv, num_heads, num_layers, num_decoder_layers)
 _V1_0 = {
     "small": (512, 2048, 64, 8, 6, 6),
@@ -74,14 +78,4 @@ def count_parameters(config) -> int:
       The number of scalars in a `T5Model(config)`'s variables: embedding, untied lm_head,
       every block, the position-bias tables and the final norms.
     """
-    d, inner, ff = config.d_model, config.inner_dim, config.d_ff
-    attention = 4 * d * inner
-    ffn = (3 if config.is_gated else 2) * d * ff
-    table = config.relative_attention_num_buckets * config.num_heads
-    enc_tables = config.num_layers if config.per_layer_position_bias else 1
-    dec_tables = config.num_decoder_layers if config.per_layer_position_bias else 1
-    encoder = config.num_layers * (attention + ffn + 2 * d) + enc_tables * table + d
-    decoder = (config.num_decoder_layers * (2 * attention + ffn + 3 * d)
-               + (dec_tables * table if config.num_decoder_layers else 0) + d)
-    embeddings = config.vocab_size * d * (1 if config.tie_word_embeddings else 2)
-    return embeddings + encoder + decoder
+    return sum(math.prod(shape) for shape in parameter_shapes(config).values())

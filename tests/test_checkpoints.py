@@ -374,8 +374,6 @@ def test_sharded_and_bfloat16_exports(tmp_path):
 
 
 def test_training_checkpoint_loads_its_weights(tmp_path):
-    import json
-
     import keras
 
     from t5core.checkpoints.model_state import ModelState
@@ -388,7 +386,7 @@ def test_training_checkpoint_loads_its_weights(tmp_path):
     checkpoint = tf.train.Checkpoint(model=ModelState(model), optimizer=optimizer,
                                      best=tf.Variable(1.5, dtype=tf.float64))
     tf.train.CheckpointManager(checkpoint, str(tmp_path), max_to_keep=1).save()
-    (tmp_path / "model_config.json").write_text(json.dumps({"config": model.config.to_kwargs()}))
+    model.config.to_json(str(tmp_path / "config.json"))
     listed = [name for name, _ in tf.train.list_variables(str(tmp_path))]
     assert any(name.startswith("optimizer/") for name in listed)
     assert any(name.startswith("model/rng_states/") for name in listed)

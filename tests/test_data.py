@@ -21,7 +21,6 @@ from t5core.data.sources import (
     JsonlSource,
     ListSource,
     ParallelTextSource,
-    TextLineSource,
     TfdsSource,
     TsvSource,
 )
@@ -124,22 +123,6 @@ def test_jsonl_unreadable_row_is_a_data_error_naming_file_and_line(tmp_path, row
     rows = _list(JsonlSource({"train": "ok.jsonl"}, {"inputs": "q", "targets": "a"}).get_dataset(
         "train", str(tmp_path)))
     assert _text(rows[0]["inputs"]) == "fine \N{GRINNING FACE}"  # a whole pair is a character
-
-
-def test_text_line_source_streams_and_checks(tmp_path):
-    _write(tmp_path / "t.txt.gz", "first line\n\n   \nsecond line\n", gz=True)
-    counter = data.DropCounter()
-    rows = _list(TextLineSource({"train": "t.txt.gz"}).get_dataset("train", str(tmp_path), counter))
-    assert [_text(r["text"]) for r in rows] == ["first line", "second line"]
-    assert counter["empty_examples"] == 2
-    _write(tmp_path / "e.txt", "")
-    with pytest.raises(ValueError, match=r"e\.txt: file is empty"):
-        TextLineSource({"train": "e.txt"}).get_dataset("train", str(tmp_path))
-    _write(tmp_path / "bad.txt", None, raw=b"ok\nbad \xff\xfe byte\n")
-    ds = TextLineSource({"train": "bad.txt"}).get_dataset("train", str(tmp_path))
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match=r"bad\.txt: not valid UTF-8 at line.*2"):
-        _list(ds)
 
 
 def test_parallel_conll_and_list_sources(tmp_path):

@@ -7,15 +7,18 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import t5core
 from t5core.losses import (
     cross_entropy_loss,
     global_normalizer,
     parse_loss_normalization,
 )
+from t5core.training.steps import StepBuilder
 
 B, T, V = 3, 7, 11
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -245,6 +248,14 @@ def test_global_normalizer_needs_replica_context():
         global_normalizer(tf.constant(1.0), "tokens")
 
 
+def test_global_normalizer_of_a_constant_is_the_constant_whatever_was_summed():
+    # The trainer sums each micro-batch's normaliser: a constant must not be counted k times.
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    for norm, expected in (("constant:50", 50.0), ("none", 1.0), ("tokens", 150.0)):
+        value = strategy.run(lambda n: global_normalizer(n, norm), args=(tf.constant(150.0),))
+        assert float(value) == expected, norm
+
+
 def test_bad_arguments():
     logits, targets, weights = _inputs()
     with pytest.raises(ValueError, match="tokens, total_tokens, sequences"):
@@ -263,3 +274,25 @@ def test_bad_arguments():
     assert parse_loss_normalization(math.pi) == ("constant", math.pi)
     with pytest.raises(TypeError, match="string or a number"):
         parse_loss_normalization(None)
+
+
+@pytest.mark.parametrize("norm", ["constant:50", "none", "tokens"])
+def test_trainer_step_loss_does_not_depend_on_gradient_accumulation(norm):
+    """The step's loss is the whole batch's, however many micro-batches summed it."""
+    config = t5core.T5Config(vocab_size=32, d_model=8, d_kv=4, num_heads=2, d_ff=16,
+                             num_layers=1, num_decoder_layers=1, dropout_rate=0.0)
+    rng = np.random.default_rng(0)
+    targets = rng.integers(1, 32, (4, 5)).astype(np.int32)
+    targets[0, 3:] = 0
+    batch = {"encoder_input_tokens": rng.integers(1, 32, (4, 6)).astype(np.int32),
+             "decoder_target_tokens": targets,
+             "decoder_input_tokens": np.pad(targets[:, :-1], ((0, 0), (1, 0))),
+             "decoder_loss_weights": (targets > 0).astype(np.float32)}
+    losses = []
+    for k in (1, 2):
+        keras.utils.set_random_seed(0)
+        model = t5core.T5Model(config)
+        step = StepBuilder(model, keras.optimizers.SGD(0.0), tf.distribute.get_strategy(),
+                           grad_accum_steps=k, loss_normalization=norm).train_step()
+        losses.append(float(step(batch)["loss"]))
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from t5core.checkpoints import export, load_pretrained
 from t5core.config import T5Config
 from t5core.losses import cross_entropy_loss
 from t5core.classifier import T5EncoderClassifier
@@ -262,9 +263,6 @@ def test_merged_lora_gives_the_unmerged_logits():
 
 
 def test_merged_lora_exports_as_a_plain_hf_checkpoint(tmp_path):
-    export = pytest.importorskip("t5core.checkpoints.export")
-    from t5core.checkpoints import load_pretrained
-
     model = apply_peft(model_of(), "lora", lora_rank=2, lora_targets=["q", "v"])
     for layer in lora_layers(model).values():
         layer.lora_b.assign(tf.random.normal(layer.lora_b.shape, seed=7) * 0.1)

@@ -93,12 +93,10 @@ def test_resuming_checks_structure_and_tokenizer(config, tmp_path):
                         model_dir.RunDescription(tokenizer="byte"))
 
 
-def test_an_older_model_dir_still_loads_and_names_its_config(config, tmp_path):
+def test_a_checkpoint_dir_without_run_json_loads_and_names_its_config(config, tmp_path):
     model = t5core.T5Model(config)
-    t5core.write_tf_checkpoint(model, str(tmp_path))
-    (tmp_path / "config.json").unlink()
-    (tmp_path / model_dir.LEGACY_MODEL_CONFIG).write_text(json.dumps(
-        {"config": config.to_kwargs(), "model_class": "T5Model"}))
+    t5core.write_tf_checkpoint(model, str(tmp_path))  # config.json and weights, no run.json
+    assert not (tmp_path / model_dir.RUN).exists()
     loaded = t5core.load_pretrained(str(tmp_path))
     for name, value in model.variables_by_name().items():
         np.testing.assert_array_equal(loaded.variables_by_name()[name].numpy(), value.numpy())

@@ -9,8 +9,8 @@
     them; config from config= (a T5Config, preset, config.json, or the run's gin files) or a
     `config.gin` beside it.
   * t5core's TF checkpoints: a trainer's model_dir (or best/) or `write_tf_checkpoint`'s output;
-    config from `config.json` (or an older trainer's `model_config.json`), and the model's
-    structure (LoRA, soft prompt, classifier head) from the run's `run.json`.
+    config from `config.json`, and the model's structure (LoRA, soft prompt, classifier head)
+    from the run's `run.json`.
 Each format has one strict rule table (see `rules.py`); any miss raises CheckpointMismatchError
 listing every offender before a value is read, and no half-loaded model is ever returned.
 """

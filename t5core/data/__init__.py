@@ -23,7 +23,6 @@ from t5core.data.sources import (
                                   JsonlSource,
                                   ListSource,
                                   ParallelTextSource,
-                                  TextLineSource,
                                   TfdsSource,
                                   TsvSource,
 )
@@ -49,7 +48,6 @@ __all__ = [
                                   "Mixture",
                                   "ParallelTextSource",
                                   "Task",
-                                  "TextLineSource",
                                   "TfdsSource",
                                   "TsvSource",
                                   "append_eos",

@@ -1,11 +1,10 @@
-"""Where examples come from: TFDS, local/remote text files (TSV, JSONL, plain text, parallel text,
-CoNLL; `.gz` read transparently) and Python lists.
+"""Where examples come from: TFDS, local/remote text files (TSV, JSONL, parallel text, CoNLL;
+`.gz` read transparently) and Python lists.
 
 Every source maps a split name to a `tf.data.Dataset` of flat dicts of tensors (strings for file
 sources). Structured files (TSV, JSONL, CoNLL, parallel text) are parsed eagerly in Python so that
 a bad line fails at once with `path:line` in the message, and the resulting dataset
-(`from_tensor_slices`) has a checkpointable iterator; they suit fine-tuning-sized files. Plain
-text (`TextLineSource`) streams through `tf.data.TextLineDataset` for corpora of any size.
+(`from_tensor_slices`) has a checkpointable iterator; they suit fine-tuning-sized files.
 Empty examples are dropped here and counted in the `DropCounter` passed in.
 
 What a row of a structured file may hold (anything else is a `DataError` naming file and line):
@@ -383,54 +382,6 @@ class ConllSource(_FileSource):
                 ex.update(self.formatter(toks, tgs))
             out.append(ex)
         return out
-
-
-class TextLineSource(Source):
-    """Plain text, one example per line, as {"text": line}; streamed (any size), gzip by suffix.
-
-    An empty file fails at once; blank lines are dropped and counted. Non-UTF-8 bytes fail when the
-    line is read (tf.errors.InvalidArgumentError naming the file and line).
-    """
-
-    def __init__(self, files: Mapping[str, Paths], field: str = "text"):
-        self.files = {k: _as_list(v) for k, v in files.items()}
-        self.splits = tuple(self.files)
-        self.field = field
-
-    def get_dataset(self, split, data_dir=None, counter=None):
-        if split not in self.files:
-            raise ValueError(f"unknown split {split!r}; this source has {sorted(self.files)}")
-        datasets = []
-        for path in (resolve_path(p, data_dir) for p in self.files[split]):
-            if not tf.io.gfile.exists(path):
-                raise FileNotFoundError(
-                    f"data file not found: {path} (check --data_dir / data_dir)")
-            if tf.io.gfile.stat(path).length == 0:
-                raise DataError(f"{path}: file is empty")
-            compression = "GZIP" if path.endswith(".gz") else None
-            ds = tf.data.TextLineDataset(path, compression_type=compression)
-            datasets.append(ds.enumerate(start=1).map(_utf8_checker(path)))
-        ds = datasets[0]
-        for more in datasets[1:]:
-            ds = ds.concatenate(more)
-        def non_blank(x):
-            return tf.strings.length(tf.strings.strip(x)) > 0
-
-        if counter is not None:
-            ds = counter.filter(ds, non_blank, "empty_examples")
-        else:
-            ds = ds.filter(non_blank)
-        return ds.map(lambda x: {self.field: x})
-
-
-def _utf8_checker(path):
-    def check(n, line):
-        clean = tf.strings.unicode_transcode(line, "UTF-8", "UTF-8", errors="ignore")
-        message = [f"{path}: not valid UTF-8 at line", n, "- re-encode the file as UTF-8"]
-        ok = tf.debugging.Assert(tf.equal(clean, line), message)
-        with tf.control_dependencies([ok]):
-            return tf.identity(line)
-    return check
 
 
 class ListSource(Source):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from t5core.data.option_tasks import task_from_options
 from t5core.data.pairs import batched, encode_pairs, pad_batches
 from t5core.data.tasks import task_examples
 from t5core.errors import FlagError
@@ -33,29 +34,12 @@ def make_trainer_inputs(options, tokenizer, decoder_start_token_id: int = 0, cou
                                c.seed, options.eval_examples,
                                decoder_start_token_id=decoder_start_token_id)
     lengths = {"inputs": c.inputs_length, "targets": c.targets_length}
-    if options.train_file and options.template:
-        from t5core.data.files import templated_task
-        from t5core.data.templates import make_template
-
-        template = make_template(options.template, options.template_args, options.instruction,
-                                 c.seed)
-        task = templated_task(options.train_file, options.eval_file, template, lengths,
-                              options.metric_list)
-    elif options.train_file:
-        from t5core.data.files import file_task
-
-        task = file_task(options.train_file, options.eval_file, options.inputs_field,
-                         options.targets_field, lengths, options.metric_list,
-                         labels=options.label_list)
-    else:
-        import t5core.data  # noqa: F401  (registers the built-in tasks)
-        from t5core.data.tasks import get
-
-        name = options.task or options.mixture
-        try:
-            task = get(name)
-        except KeyError as err:
-            raise FlagError(f"--task/--mixture: {err.args[0]}") from None
+    task, _ = task_from_options(
+        name=options.task or options.mixture, train_file=options.train_file,
+        eval_file=options.eval_file, template=options.template,
+        template_args=options.template_args, instruction=options.instruction, seed=c.seed,
+        inputs_field=options.inputs_field, targets_field=options.targets_field, lengths=lengths,
+        metrics=options.metric_list, labels=options.label_list, name_flag="--task/--mixture")
     if options.head == "classifier":
         return classifier_inputs(task, tokenizer, c, options.label_list,
                                  data_dir=options.data_dir, eval_examples=options.eval_examples,

@@ -15,6 +15,8 @@ import dataclasses
 
 import numpy as np
 
+from t5core.data.option_tasks import task_from_options
+from t5core.data.tasks import task_examples
 from t5core.errors import DataError, FlagError
 from t5core.metrics import check_metric_packages
 
@@ -84,24 +86,19 @@ def _file_task(options, path, lengths, labels):
     """(task, template or None, labels) reading the TSV/JSONL file `path` as training read its
     files: rendered by the template, or taken from the fields. The task's first split, "train",
     is the file."""
-    from t5core.data.files import file_task, templated_task
-    from t5core.data.templates import make_template
-
-    metrics = [m for m in options["metrics"].split(",") if m]
-    if options["template"]:
-        template = make_template(options["template"], options["template_args"],
-                                 options["instruction"])
-        task = templated_task(path, None, template, lengths, metrics)
-        return task, template, labels or list(getattr(template, "words", []))
-    return file_task(path, None, options["inputs_field"], options["targets_field"], lengths,
-                     metrics, labels=labels), None, labels
+    task, template = task_from_options(
+        train_file=path, template=options["template"], template_args=options["template_args"],
+        instruction=options["instruction"], inputs_field=options["inputs_field"],
+        targets_field=options["targets_field"], lengths=lengths,
+        metrics=[m for m in options["metrics"].split(",") if m], labels=labels)
+    if template is not None:
+        labels = labels or list(getattr(template, "words", []))
+    return task, template, labels
 
 
 def read_shots(options, path, tokenizer) -> list[tuple[str, str]]:
     """The (inputs, targets) texts of every row of the file `path`, read as the test file is
     (the same template or fields): the examples few-shot prompts draw from."""
-    from t5core.data.tasks import task_examples
-
     lengths = {"inputs": options["inputs_length"], "targets": options["targets_length"]}
     task, _, _ = _file_task(options, path, lengths, label_list(options))
     inputs, targets = task_examples(task, "train", tokenizer, lengths, inputs_as_text=True)
@@ -117,19 +114,11 @@ def load_test_set(options, tokenizer, split="test", max_examples=0, shots=None) 
     few-shot prompt (`t5core.evaluation.few_shot`) of k examples of that file, read the same
     way; shots that do not fit inputs_length are dropped (TestSet.note says how many).
     """
-    from t5core.data.tasks import task_examples
-
     lengths = {"inputs": options["inputs_length"], "targets": options["targets_length"]}
     labels = label_list(options)
     template = None
     if options["task"]:
-        import t5core.data  # noqa: F401  (registers the built-in tasks)
-        from t5core.data.tasks import get
-
-        try:
-            task = get(options["task"])
-        except KeyError as err:
-            raise FlagError(f"--task: {err.args[0]}") from None
+        task, _ = task_from_options(name=options["task"], lengths=lengths)
         description = f"task {options['task']} ({split})"
     elif options["eval_file"]:
         # A file task's first split is its training file: here, the test file.
@@ -139,6 +128,17 @@ def load_test_set(options, tokenizer, split="test", max_examples=0, shots=None) 
     else:
         raise FlagError("Nothing to score: give --eval_file (a TSV/JSONL test file) or --task; "
                         "the checkpoint's run.json names neither")
+    if options["task"]:
+        description = f"task {options['task']} ({split})"
+    else:  # a file task's first split is its training file: here, the test file
+        split, description = "train", f"file {options['eval_file']}"
+    task, template = task_from_options(
+        name=options["task"], train_file=options["eval_file"], template=options["template"],
+        template_args=options["template_args"], instruction=options["instruction"],
+        inputs_field=options["inputs_field"], targets_field=options["targets_field"],
+        lengths=lengths, metrics=[m for m in options["metrics"].split(",") if m], labels=labels)
+    if template is not None:
+        labels = labels or list(getattr(template, "words", []))
     inputs, targets = task_examples(task, split, tokenizer, lengths,
                                     options["data_dir"] or None, max_examples)
     if not inputs:

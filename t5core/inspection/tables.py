@@ -9,48 +9,10 @@ import numpy as np
 
 from t5core.config import T5Config
 from t5core.layers.position import relative_position_bucket
+from t5core.variable_layout import counts_by_module, module_of, parameter_shapes
 
-_ATTENTION_PARTS = ("q", "k", "v", "o")
-
-
-def parameter_shapes(config: T5Config) -> dict[str, tuple[int, ...]]:
-    """Every variable's model-relative name and shape, from the config alone (nothing allocated).
-
-    Same names as `T5Model.variables_by_name()`, so the table of an 11B preset costs nothing.
-    """
-    c = config
-    d, inner, ff = c.d_model, c.inner_dim, c.d_ff
-    shapes: dict[str, tuple[int, ...]] = {"shared/embeddings": (c.vocab_size, d)}
-
-    def attention(prefix, with_table):
-        for part in _ATTENTION_PARTS:
-            shapes[f"{prefix}/{part}/kernel"] = (inner, d) if part == "o" else (d, inner)
-        if with_table:
-            shapes[f"{prefix}/relative_attention_bias/embeddings"] = (
-                c.relative_attention_num_buckets, c.num_heads)
-
-    for stack, blocks in (("encoder", c.num_layers), ("decoder", c.num_decoder_layers)):
-        for i in range(blocks):
-            block = f"{stack}/block_{i}"
-            shapes[f"{block}/self_attention_norm/scale"] = (d,)
-            attention(f"{block}/self_attention", i == 0 or c.per_layer_position_bias)
-            if stack == "decoder":
-                shapes[f"{block}/cross_attention_norm/scale"] = (d,)
-                attention(f"{block}/cross_attention", False)  # cross-attention has no position bias
-            shapes[f"{block}/ffn_norm/scale"] = (d,)
-            for wi in (("wi_0", "wi_1") if c.is_gated else ("wi",)):
-                shapes[f"{block}/ffn/{wi}/kernel"] = (d, ff)
-            shapes[f"{block}/ffn/wo/kernel"] = (ff, d)
-        shapes[f"{stack}/final_layer_norm/scale"] = (d,)
-    if not c.tie_word_embeddings:
-        shapes["lm_head/kernel"] = (d, c.vocab_size)
-    return shapes
-
-
-def module_of(name: str) -> str:
-    """"encoder/block_3/ffn/wo/kernel" -> "encoder/block_3"; "shared/embeddings" -> "shared"."""
-    parts = name.split("/")
-    return "/".join(parts[:2]) if parts[0] in ("encoder", "decoder") else parts[0]
+__all__ = ["bucket_ranges", "bucket_table", "kind_of", "module_of", "parameter_shapes",
+           "parameter_table"]
 
 
 def kind_of(name: str) -> str:
@@ -86,13 +48,11 @@ def parameter_table(source) -> dict:
                         f"{type(source).__name__}")
     rows = [{"name": name, "module": module_of(name), "kind": kind_of(name), "shape": list(shape),
              "count": int(np.prod(shape, dtype=np.int64))} for name, shape in shapes.items()]
-    by_module: dict[str, int] = {}
     by_kind: dict[str, int] = {}
     for row in rows:
-        by_module[row["module"]] = by_module.get(row["module"], 0) + row["count"]
         by_kind[row["kind"]] = by_kind.get(row["kind"], 0) + row["count"]
     return {"total": sum(r["count"] for r in rows), "variables": rows,
-            "by_module": [{"module": m, "count": n} for m, n in by_module.items()],
+            "by_module": [{"module": m, "count": n} for m, n in counts_by_module(shapes)],
             "by_kind": by_kind}
 
 

@@ -1,10 +1,17 @@
-"""Model FLOPs per step (for MFU) and a measured matmul peak of this machine."""
+"""Model FLOPs per step (for MFU) and the peak FLOP/s it refers to: given, or measured once per
+machine and cached."""
 
 from __future__ import annotations
 
+import json
+import math
+import os
+import platform
 import time
 
 import tensorflow as tf
+
+from t5core.file_writes import make_dirs, write_text
 
 
 def training_flops(config, batch_size, inputs_length, targets_length) -> float:
@@ -35,3 +42,77 @@ def measure_matmul_peak(dtype=tf.float32, n=2048, seconds=1.0, jit_compile=False
         elapsed = time.perf_counter() - start
         if elapsed >= seconds and runs >= 2:
             return 2.0 * n ** 3 * runs / elapsed
+
+
+# The --peak_flops value that measures this machine's peak (once; later runs read the cache).
+AUTO = "auto"
+_CACHE_FILE = "peak_flops.json"
+
+
+def parse_peak_flops(value) -> float | str | None:
+    """--peak_flops as given: None (not set: no MFU), AUTO, or a FLOP/s number > 0.
+
+    Raises ValueError for anything else (negative, NaN, infinite or not a number).
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return AUTO
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError("expected 'auto' or a FLOP/s number such as 4.7e11, got "
+                         f"{value!r}") from None
+    if number == 0:  # 0 is what older configs wrote for "not given"
+        return None
+    if not (number > 0 and math.isfinite(number)):
+        raise ValueError(f"must be 'auto' or a finite number > 0 (got {value})")
+    return number
+
+
+def peak_cache_path() -> str:
+    """Where measured peaks are kept, one per machine and dtype ($XDG_CACHE_HOME or ~/.cache)."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(root, "t5core", _CACHE_FILE)
+
+
+def _machine_key(dtype) -> str:
+    gpus = tf.config.list_physical_devices("GPU")
+    device = "CPU"
+    if gpus:
+        device = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+    return f"{platform.node()}|{device}|{tf.as_dtype(dtype).name}"
+
+
+def _read_cache(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            cache = json.load(f)
+    except (OSError, ValueError):  # absent or unreadable: measure again and rewrite it
+        return {}
+    return cache if isinstance(cache, dict) else {}
+
+
+def resolve_peak_flops(value, dtype, log=print) -> float | None:
+    """The peak FLOP/s an MFU refers to, or None (MFU not reported, said once through `log`).
+
+    A number is used as given; AUTO reads this machine's cached measurement, measuring it (and
+    writing the cache) only the first time, so runs do not each spend time on a benchmark.
+    """
+    setting = parse_peak_flops(value)
+    if setting is None:
+        log("MFU is not reported: pass --peak_flops=auto to measure this machine's peak (once, "
+            "cached) or --peak_flops=<FLOP/s>.")
+        return None
+    if setting != AUTO:
+        return setting
+    path, key = peak_cache_path(), _machine_key(dtype)
+    cache = _read_cache(path)
+    cached = cache.get(key)
+    if isinstance(cached, (int, float)) and cached > 0 and math.isfinite(cached):
+        return float(cached)
+    peak = measure_matmul_peak(dtype, seconds=0.5)
+    log(f"Measured a matmul peak of {peak:.3g} FLOP/s; cached in {path} for later runs.")
+    make_dirs(os.path.dirname(path))
+    write_text(path, json.dumps({**cache, key: peak}, indent=1, sort_keys=True) + "\n")
+    return peak

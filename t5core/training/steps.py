@@ -13,7 +13,7 @@ import contextlib
 import tensorflow as tf
 
 from t5core import compat
-from t5core.losses import cross_entropy_loss, parse_loss_normalization
+from t5core.losses import cross_entropy_loss, global_normalizer
 from t5core.model_inputs import model_features
 from t5core.training.distribute import replica_slice
 
@@ -87,11 +87,8 @@ class StepBuilder:
             grads = g if grads is None else [a + b for a, b in zip(grads, g)]
             sums = s if sums is None else {n: sums[n] + s[n] for n in s}
         context = tf.distribute.get_replica_context()
-        kind, constant = parse_loss_normalization(self.loss_kwargs["loss_normalization"])
-        if kind in ("constant", "none"):  # already the whole batch's normaliser
-            normalizer = tf.constant(1.0 if constant is None else constant, tf.float32)
-        else:  # counts: sum over micro-batches (above) and replicas
-            normalizer = context.all_reduce(tf.distribute.ReduceOp.SUM, sums["normalizer"])
+        # Counts: summed over micro-batches (above), then over replicas here.
+        normalizer = global_normalizer(sums["normalizer"], self.loss_kwargs["loss_normalization"])
         # This replica's share of the objective; summed over replicas it is the step's loss.
         sums = {**sums, "loss": tf.math.divide_no_nan(sums["loss_sum"], normalizer),
                 "z_loss": tf.math.divide_no_nan(sums["z_loss_sum"], normalizer)}

@@ -25,7 +25,7 @@ from t5core.optimizers import OPTIMIZER_NAMES, SCHEDULE_NAMES, make_optimizer, m
 from t5core.optimizers.schedules import fit_warmup
 from t5core.training import train_log
 from t5core.training.distribute import all_workers_agree, is_chief, worker_info
-from t5core.training.flops import measure_matmul_peak, training_flops
+from t5core.training.flops import parse_peak_flops, resolve_peak_flops, training_flops
 from t5core.training.preemption import Preemption
 from t5core.training.steps import StepBuilder
 
@@ -95,8 +95,9 @@ class TrainConfig:
     skip_nonfinite: bool = option(False, "Skip steps with a non-finite loss instead of stopping.")
     max_nonfinite_skips: int = option(10, "--skip_nonfinite: stop after this many consecutive "
                                       "skipped steps (the weights themselves are then broken).")
-    peak_flops: float = option(0.0, "Device peak FLOP/s for the MFU estimate (0: measured by a "
-                               "short matmul at start, which reads low on a busy machine).")
+    peak_flops: str = option("", "Device peak FLOP/s for the MFU estimate: a number (4.7e11), or "
+                             "auto to measure this machine's matmul peak once and cache it (unset: "
+                             "no MFU).")
     progress_bar: bool = option(True, "Show a progress bar (else log lines).")
 
     def check(self, num_replicas: int | None = None) -> None:
@@ -119,10 +120,14 @@ class TrainConfig:
                 problems.append(
                     f"--batch_size={self.batch_size} is not divisible by replicas x "
                     f"--grad_accum_steps = {num_replicas or 1} x {self.grad_accum_steps}")
-        for name in ("weight_decay", "clip_norm", "z_loss", "peak_flops"):
+        for name in ("weight_decay", "clip_norm", "z_loss"):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
                 problems.append(f"--{name} must be a finite number >= 0 (got {value})")
+        try:
+            parse_peak_flops(self.peak_flops)
+        except ValueError as err:
+            problems.append(f"--peak_flops {err}")
         if not 0 <= self.label_smoothing < 1:
             problems.append(f"--label_smoothing must be in [0, 1) (got {self.label_smoothing})")
         if not 0 <= self.seed < 2**32:
@@ -393,8 +398,8 @@ class Trainer:
             return self.history
         tokens_per_step = c.batch_size * (c.inputs_length + c.targets_length)
         flops = training_flops(self.model.config, c.batch_size, c.inputs_length, c.targets_length)
-        peak = c.peak_flops or measure_matmul_peak(
-            tf.bfloat16 if c.precision == "mixed_bfloat16" else tf.float32, seconds=0.5)
+        peak = resolve_peak_flops(
+            c.peak_flops, tf.bfloat16 if c.precision == "mixed_bfloat16" else tf.float32, self.log)
         bar = self.bar = _progress(c, self.step) if is_chief(self.strategy) else None
         with Preemption(self.strategy, self.manager, self.num_workers,
                         save=self._save) as preemption:
@@ -510,8 +515,9 @@ class Trainer:
             "gradient_norm": float(self.optimizer.gradient_norm.numpy()),
             "tokens_per_second": tokens_per_step / seconds,
             "seconds_per_step": seconds,
-            "mfu": flops / seconds / peak,
         }
+        if peak:
+            values["mfu"] = flops / seconds / peak
         if self.config.z_loss:
             values["z_loss"] = float(sums["z_loss"])
         with self.writer.as_default(step=self.step):

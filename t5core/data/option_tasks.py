@@ -1,0 +1,41 @@
+"""The Task that the data options of train.py and evaluate.py name: a registered task or mixture,
+or TSV/JSONL files, rendered by a prompt template or read by field. Training and scoring both
+resolve their options here, so a test set is read exactly the way training read its files.
+"""
+
+from __future__ import annotations
+
+from t5core.data import builtin_tasks  # noqa: F401  (registers the built-in tasks)
+from t5core.data.files import file_task, templated_task
+from t5core.data.tasks import get
+from t5core.data.templates import make_template
+from t5core.errors import FlagError
+
+
+def task_from_options(*, name="", train_file="", eval_file=None, template="", template_args="",
+                      instruction=False, seed=0, inputs_field="inputs", targets_field="targets",
+                      lengths, metrics=(), labels=(), name_flag="--task"):
+    """(task, template or None) for the data options.
+
+    Args:
+      name: a registered task or mixture; when given, the files are not read.
+      train_file, eval_file: TSV/JSONL files (the train split, and the validation split or None).
+      template, template_args, instruction, seed: a prompt template that renders the files' rows
+        (`t5core.data.templates.make_template`); "" reads `inputs_field`/`targets_field`.
+      lengths: {"inputs": n, "targets": n}.
+      metrics, labels: the metric names and the label set of a file task.
+      name_flag: the flag that gave `name`, for the error of an unknown one.
+
+    Raises:
+      FlagError: an unknown task or mixture name.
+    """
+    if name:
+        try:
+            return get(name), None
+        except KeyError as err:
+            raise FlagError(f"{name_flag}: {err.args[0]}") from None
+    if template:
+        rendered = make_template(template, template_args, instruction, seed)
+        return templated_task(train_file, eval_file, rendered, lengths, metrics), rendered
+    return file_task(train_file, eval_file, inputs_field, targets_field, lengths, metrics,
+                     labels=labels), None
