@@ -17,7 +17,6 @@ import tensorflow as tf
 from t5core.data import objectives
 from t5core.data import preprocessors as prep
 from t5core.data.features import to_model_features
-from t5core.data.sources import TextLineSource
 from t5core.data.tasks import get_task
 
 PIPELINES = ("span_corruption", "translation", "translation_packed")
@@ -27,8 +26,9 @@ def span_corruption_rows(multi30k_dir: str, tokenizer, lines_per_document: int =
                          lengths=None, seed: int = 0) -> tf.data.Dataset:
     """Endless packed 512/114 span-corruption rows from train.en.gz captions."""
     lengths = dict(lengths or {"inputs": 512, "targets": 114})
-    ds = TextLineSource({"train": "train.en.gz"}).get_dataset("train", data_dir=multi30k_dir)
-    ds = ds.repeat()
+    ds = tf.data.TextLineDataset(os.path.join(multi30k_dir, "train.en.gz"), compression_type="GZIP")
+    ds = ds.filter(lambda line: tf.strings.length(tf.strings.strip(line)) > 0)
+    ds = ds.map(lambda line: {"text": line}).repeat()
     # Consecutive captions joined into one "document" of plain English text.
     ds = ds.batch(lines_per_document).map(
         lambda x: {"targets": tf.strings.reduce_join(x["text"], separator=" ")})

@@ -71,7 +71,7 @@ def test_the_main_jobs_log_says_what_accuracy_and_mfu_are(tmp_path):
     proc = run_script("train", f"--model_dir={tmp_path / 'run'}", "--train_steps=2",
                       "--log_every=1", "--eval_every=2", "--eval_examples=4", "--batch_size=4",
                       "--inputs_length=16", "--targets_length=8", "--warmup_steps=1",
-                      "--progress_bar=false", "--save_every=0")
+                      "--progress_bar=false", "--save_every=0", "--peak_flops=1e12")
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "accuracy: exact match: outputs decoded equal to their whole target" in out
@@ -80,11 +80,13 @@ def test_the_main_jobs_log_says_what_accuracy_and_mfu_are(tmp_path):
 
 
 def test_an_output_folder_that_is_there_already_is_one_line(tmp_path):
-    """export refuses a non-empty --output_dir with FileExistsError: a user's mistake, so one
-    `error:` line and status 2, not a traceback."""
+    """export refuses a non-empty --output_dir (without --overwrite): a user's mistake, so one
+    `error:` line naming the folder and the flag, and status 2, not a traceback."""
     (tmp_path / "old.txt").write_text("x")
     proc = run_script("export", f"--checkpoint={TINY}", "--vocab=byte",
                       f"--output_dir={tmp_path}")
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
-    assert f"error: {tmp_path} exists and is not empty" in proc.stderr
+    assert f"error: {tmp_path} is not empty (old.txt)" in proc.stderr
+    assert "--overwrite" in proc.stderr
+    assert (tmp_path / "old.txt").read_text() == "x"

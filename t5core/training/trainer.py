@@ -38,7 +38,7 @@ MEANINGS = {
     "token_accuracy": "target tokens predicted right given the previous ones, in percent",
     "eval_token_accuracy": "the same on the validation batches",
     "accuracy": "exact match: outputs decoded equal to their whole target, in percent",
-    "mfu": "model FLOPs utilization: the model's FLOP/s over the device's measured peak",
+    "mfu": "model FLOPs utilization: the model's FLOP/s over the device's peak (--peak_flops)",
 }
 
 
