@@ -37,7 +37,7 @@ def test_load_pretrained_reads_an_earlier_run_and_its_best_checkpoint():
     for location in (FIXTURE, f"{FIXTURE}/best"):
         model = t5core.load_pretrained(location)
         # float32 precision relative to the logits' scale: the expected values were computed on
-        # another CPU, whose matmul kernels sum in another order (logits near 0 differ by ~2e-6).
+        # another CPU, whose matmul kernels sum in another order.
         np.testing.assert_allclose(_logits(model), expected, rtol=1e-5,
                                    atol=1e-5 * float(np.abs(expected).max()), err_msg=location)
 
