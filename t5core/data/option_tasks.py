@@ -6,10 +6,10 @@ resolve their options here, so a test set is read exactly the way training read 
 from __future__ import annotations
 
 from t5core.data import builtin_tasks  # noqa: F401  (registers the built-in tasks)
-from t5core.data.files import file_task, templated_task
+from t5core.data.files import file_format, file_task, templated_task
 from t5core.data.tasks import get
 from t5core.data.templates import make_template
-from t5core.errors import FlagError
+from t5core.errors import DataError, FlagError
 
 
 def task_from_options(*, name="", train_file="", eval_file=None, template="", template_args="",
@@ -39,3 +39,22 @@ def task_from_options(*, name="", train_file="", eval_file=None, template="", te
         return templated_task(train_file, eval_file, rendered, lengths, metrics), rendered
     return file_task(train_file, eval_file, inputs_field, targets_field, lengths, metrics,
                      labels=labels), None
+
+
+def option_problems(*, template="", template_args="", instruction=False, files=()) -> list[str]:
+    """What is wrong with the data options, found before any data or model is touched: the
+    template's arguments (not JSON, missing, unknown) and each data file's type (from its own
+    suffix). `files`: (flag, path) pairs; an empty path is skipped. [] when all is well."""
+    problems = []
+    if template:
+        try:
+            make_template(template, template_args, instruction)
+        except FlagError as err:
+            problems.append(str(err))
+    for flag, path in files:
+        if path:
+            try:
+                file_format(path)
+            except DataError as err:
+                problems.append(f"{flag}: {err}")
+    return problems

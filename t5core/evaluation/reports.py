@@ -15,9 +15,9 @@ import dataclasses
 
 import numpy as np
 
-from t5core.data.option_tasks import task_from_options
+from t5core.data.option_tasks import option_problems, task_from_options
 from t5core.data.tasks import task_examples
-from t5core.errors import DataError, FlagError
+from t5core.errors import FlagError
 from t5core.metrics import check_metric_packages
 
 # The data options, by train.py's flag names, and their values when neither the user nor the run
@@ -70,16 +70,12 @@ class TestSet:
 def check_data_options(options) -> None:
     """Fails on a bad --template / --template_args or an --eval_file of an unknown type, before
     the model and the data are loaded."""
-    from t5core.data.files import file_format
-    from t5core.data.templates import make_template
-
-    if options["template"]:
-        make_template(options["template"], options["template_args"], options["instruction"])
-    if options["eval_file"] and not options["task"]:
-        try:
-            file_format(options["eval_file"])
-        except DataError as err:
-            raise FlagError(f"--eval_file: {err}") from None
+    problems = option_problems(
+        template=options["template"], template_args=options["template_args"],
+        instruction=options["instruction"],
+        files=[] if options["task"] else [("--eval_file", options["eval_file"])])
+    if problems:
+        raise FlagError("; ".join(problems))
 
 
 def _file_task(options, path, lengths, labels):

@@ -14,10 +14,10 @@ import tensorflow as tf
 from t5core import file_reads, model_dir
 from t5core.classifier import POOLINGS
 from t5core.data.counters import DropCounter
-from t5core.data.files import file_format
 from t5core.data.fingerprint import changes, fingerprints
+from t5core.data.option_tasks import option_problems
 from t5core.data.preprocessors import OVERLONG_MESSAGE, OVERLONG_POLICIES
-from t5core.data.templates import TEMPLATES, make_template
+from t5core.data.templates import TEMPLATES
 from t5core.data.templates.reference import help_text as template_help
 from t5core.dataclass_flags import AUTO_BOOL, auto_bool, choice_problems, option
 from t5core.errors import ConfigError, DataError, FlagError
@@ -137,17 +137,12 @@ class RunOptions:
             problems.append("--template needs --train_file")
         if self.template_args and not self.template:
             problems.append("--template_args needs --template")
-        if self.template in TEMPLATES:  # its arguments, before any data or model is touched
-            try:
-                make_template(self.template, self.template_args, self.instruction)
-            except FlagError as err:
-                problems.append(str(err))
-        for name in ("train_file", "eval_file"):
-            if getattr(self, name):
-                try:
-                    file_format(getattr(self, name))
-                except DataError as err:
-                    problems.append(f"--{name}: {err}")
+        # The template's arguments and each file's type, before any data or model is touched (an
+        # unknown template is the choice check's to name).
+        problems += option_problems(
+            template=self.template if self.template in TEMPLATES else "",
+            template_args=self.template_args, instruction=self.instruction,
+            files=[(f"--{name}", getattr(self, name)) for name in ("train_file", "eval_file")])
         if self.eval_file and not self.train_file:
             problems.append("--eval_file needs --train_file")
         problems += choice_problems(self)
