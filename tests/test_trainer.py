@@ -399,7 +399,7 @@ def test_a_cluster_resolver_without_its_environment_is_one_line_before_training(
     proc = subprocess.run(cmd, env=dict(env, SLURM_PROCID="0", TF_CPP_MIN_LOG_LEVEL="2"),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
-    assert ("error: --cluster_resolver=slurm needs the variables srun sets for each task; "
+    assert ("error: Bad flags: --cluster_resolver=slurm needs the variables srun sets for each task; "
             "missing: SLURM_STEP_NUM_TASKS, SLURM_STEP_NODELIST, SLURM_STEP_TASKS_PER_NODE"
             ) in proc.stderr
     assert not (tmp_path / "m").exists()
