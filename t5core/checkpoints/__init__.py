@@ -17,8 +17,11 @@ listing every offender before a value is read, and no half-loaded model is ever 
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 import re
+from collections.abc import Callable
 
 import tensorflow as tf
 
@@ -35,7 +38,125 @@ from t5core.config import T5Config
 from t5core.errors import CheckpointError
 from t5core.file_reads import check_model_fits_checkpoint, user_file
 
-FORMATS = ("hf-safetensors", "hf-bin", "hf-h5", "mesh-tf", "t5x", "tf")
+@dataclasses.dataclass(frozen=True)
+class CheckpointFormat:
+    """One row of FORMAT_TABLE: how a checkpoint format is found, opened and configured.
+
+    Attributes:
+      name: the format's name, as `detect_format` returns it.
+      detect: `detect(path, names)` -> the location its reader opens, or None when `path` is
+        not of this format; `names` is the listing of a directory, None for a file or prefix.
+      open: `open(location, use_torch)` -> a `CheckpointReader`.
+      rules: `rules()` -> the strict rule table from its tensor names to t5core's variables.
+      config: `config(location, reader)` -> the T5Config stored beside the checkpoint.
+    """
+
+    name: str
+    detect: Callable
+    open: Callable
+    rules: Callable
+    config: Callable
+
+
+def _in_directory(*files, location=None):
+    """A detector of a directory holding any of `files`; the location is the directory, or
+    `location` inside it."""
+    def detect(path, names):
+        if names is not None and names & set(files):
+            return user_file(path, location) if location else path
+        return None
+    return detect
+
+
+def _with_suffix(suffix, directory_detect):
+    def detect(path, names):
+        if names is None:
+            return path if path.endswith(suffix) else None
+        return directory_detect(path, names)
+    return detect
+
+
+def _detect_t5x(path, names):
+    if names is None:
+        return (path if tf.io.gfile.exists(path) and not path.endswith(".index")
+                and t5x.is_t5x_file(path) else None)
+    if model_dir.CHECKPOINT_STATE in names:  # TF's state file, or T5X's file of that name
+        state = os.path.join(path, model_dir.CHECKPOINT_STATE)
+        return state if t5x.is_t5x_file(state) else None
+    if any(re.fullmatch(r"checkpoint_\d+", n) for n in names):
+        return t5x.checkpoint_file(path)
+    return None
+
+
+def _tf_prefix_detector(object_graph):
+    """Detects a TF checkpoint prefix (an object-keyed one when `object_graph`, else Mesh-TF's
+    name-keyed one) from the prefix, its `.index` or a directory with a `checkpoint` file."""
+    def detect(path, names):
+        if names is None and not (path.endswith(".index") or not tf.io.gfile.exists(path)):
+            return None
+        if names is not None and model_dir.CHECKPOINT_STATE not in names:
+            return None
+        prefix = tf_checkpoint.checkpoint_prefix(path)
+        shapes = tf_checkpoint.TFCheckpointReader(prefix).shapes
+        return prefix if tf_checkpoint.is_object_checkpoint(shapes) == object_graph else None
+    return detect
+
+
+def _config_beside(location, reader, run_dir=False):
+    """The config.json in the checkpoint's directory (or, `run_dir`, a trainer's own config)."""
+    directory = location if tf.io.gfile.isdir(location) else os.path.dirname(location)
+    config_path = os.path.join(directory, model_dir.CONFIG)
+    if tf.io.gfile.exists(config_path):
+        return T5Config.from_json(config_path)
+    if run_dir:  # a trainer's model_dir (or its best/)
+        config = model_dir.read_config(directory)
+        if config is not None:
+            return config
+    raise FileNotFoundError(f"{location}: no config.json beside it; pass config= (a "
+                            "T5Config, a preset name or a config.json path)")
+
+
+def _mesh_tf_config(location, reader):
+    gin = os.path.join(os.path.dirname(location), "operative_config.gin")
+    return mesh_tf.derive_config(reader.shapes, gin if tf.io.gfile.exists(gin) else None,
+                                 source=location)
+
+
+def _t5x_config(location, reader):
+    gin = t5x.find_config_gin(location)
+    if gin is None:
+        raise ValueError(f"{location}: a T5X checkpoint stores no model config and no "
+                         "config.gin is beside it; pass config= (a T5Config, a preset name, "
+                         "a config.json, or the run's gin files [base.gin, size.gin])")
+    return t5x.config_from_gin([gin])
+
+
+# Tried in order: the first row whose detector accepts a path names its format.
+FORMAT_TABLE = (
+    CheckpointFormat(
+        "hf-safetensors",
+        _with_suffix(".safetensors",
+                     _in_directory("model.safetensors", "model.safetensors.index.json")),
+        lambda location, use_torch: SafetensorsReader(location), hf_rules, _config_beside),
+    CheckpointFormat(
+        "hf-bin",
+        _with_suffix(".bin", _in_directory("pytorch_model.bin", "pytorch_model.bin.index.json")),
+        lambda location, use_torch: hf_bin.HFBinReader(location, use_torch=use_torch),
+        hf_rules, _config_beside),
+    CheckpointFormat(
+        "hf-h5", _with_suffix(".h5", _in_directory("tf_model.h5", location="tf_model.h5")),
+        lambda location, use_torch: hf_h5.H5Reader(location), hf_h5.h5_rules, _config_beside),
+    CheckpointFormat("t5x", _detect_t5x, lambda location, use_torch: t5x.T5XReader(location),
+                     t5x.t5x_rules, _t5x_config),
+    CheckpointFormat("tf", _tf_prefix_detector(True),
+                     lambda location, use_torch: tf_checkpoint.TFCheckpointReader(location),
+                     tf_checkpoint.tf_rules, functools.partial(_config_beside, run_dir=True)),
+    CheckpointFormat("mesh-tf", _tf_prefix_detector(False),
+                     lambda location, use_torch: mesh_tf.MeshTFReader(location),
+                     mesh_tf.mesh_tf_rules, _mesh_tf_config),
+)
+FORMATS = tuple(row.name for row in FORMAT_TABLE)
+_BY_NAME = {row.name: row for row in FORMAT_TABLE}
 
 
 def detect_format(path):
@@ -57,63 +178,29 @@ def detect_format(path):
       CheckpointError: a file of no format t5core recognises.
     """
     path = os.fspath(path)
-    if path.endswith(".index") or (not tf.io.gfile.exists(path)
-                                   and tf.io.gfile.exists(path + ".index")):
-        return _tf_kind(tf_checkpoint.checkpoint_prefix(path))
-    if not tf.io.gfile.exists(path):
+    if not tf.io.gfile.exists(path) and not tf.io.gfile.exists(path + ".index"):
         raise FileNotFoundError(f"No checkpoint at {path}")
-    if tf.io.gfile.isdir(path):
-        names = {n.rstrip("/") for n in tf.io.gfile.listdir(path)}
-        if names & {"model.safetensors", "model.safetensors.index.json"}:
-            return "hf-safetensors", path
-        if names & {"pytorch_model.bin", "pytorch_model.bin.index.json"}:
-            return "hf-bin", path
-        if "tf_model.h5" in names:
-            return "hf-h5", user_file(path, "tf_model.h5")
-        if model_dir.CHECKPOINT_STATE in names:  # TF's state file, or T5X's file of that name
-            state = os.path.join(path, model_dir.CHECKPOINT_STATE)
-            if t5x.is_t5x_file(state):
-                return "t5x", state
-            return _tf_kind(tf_checkpoint.checkpoint_prefix(path))
-        if any(re.fullmatch(r"checkpoint_\d+", n) for n in names):
-            return "t5x", t5x.checkpoint_file(path)
+    names = ({n.rstrip("/") for n in tf.io.gfile.listdir(path)}
+             if tf.io.gfile.isdir(path) else None)
+    for row in FORMAT_TABLE:
+        location = row.detect(path, names)
+        if location is not None:
+            return row.name, location
+    if names is not None:
         shown = ", ".join(sorted(names)[:12]) or "nothing"
         raise FileNotFoundError(
             f"{path}: no checkpoint t5core recognises (looked for model.safetensors, "
             "pytorch_model.bin, tf_model.h5, a TF `checkpoint` file, a T5X checkpoint or "
             f"checkpoint_N/); it holds {shown}")
-    if path.endswith(".safetensors"):
-        return "hf-safetensors", path
-    if path.endswith(".h5"):
-        return "hf-h5", path
-    if path.endswith(".bin"):
-        return "hf-bin", path
-    if t5x.is_t5x_file(path):
-        return "t5x", path
     raise CheckpointError(f"{path}: not a checkpoint format t5core recognises "
                           f"({', '.join(FORMATS)})")
-
-
-def _tf_kind(prefix):
-    reader = tf_checkpoint.TFCheckpointReader(prefix)
-    kind = "tf" if tf_checkpoint.is_object_checkpoint(reader.shapes) else "mesh-tf"
-    return kind, prefix
 
 
 def open_checkpoint(path, use_torch=None):
     """(format, reader, rules, location) for the checkpoint at `path`, nothing read yet."""
     fmt, location = detect_format(path)
-    if fmt == "hf-safetensors":
-        return fmt, SafetensorsReader(location), hf_rules(), location
-    if fmt == "hf-bin":
-        return fmt, hf_bin.HFBinReader(location, use_torch=use_torch), hf_rules(), location
-    if fmt == "hf-h5":
-        return fmt, hf_h5.H5Reader(location), hf_h5.h5_rules(), location
-    if fmt == "mesh-tf":
-        return fmt, mesh_tf.MeshTFReader(location), mesh_tf.mesh_tf_rules(), location
-    if fmt == "tf":
-        return fmt, tf_checkpoint.TFCheckpointReader(location), tf_checkpoint.tf_rules(), location
-    return fmt, t5x.T5XReader(location), t5x.t5x_rules(), location
+    row = _BY_NAME[fmt]
+    return fmt, row.open(location, use_torch), row.rules(), location
 
 
 def resolve_config(config, fmt=None, location=None, reader=None) -> T5Config:
@@ -136,29 +223,9 @@ def resolve_config(config, fmt=None, location=None, reader=None) -> T5Config:
     if config is not None:
         raise TypeError(f"config= must be a T5Config, dict, preset name or path, not "
                         f"{type(config).__name__}")
-    if fmt in ("hf-safetensors", "hf-bin", "hf-h5", "tf"):
-        directory = location if tf.io.gfile.isdir(location) else os.path.dirname(location)
-        config_path = os.path.join(directory, model_dir.CONFIG)
-        if tf.io.gfile.exists(config_path):
-            return T5Config.from_json(config_path)
-        if fmt == "tf":  # a trainer's model_dir (or its best/ subdirectory)
-            config = model_dir.read_config(directory)
-            if config is not None:
-                return config
-        raise FileNotFoundError(f"{location}: no config.json beside it; pass config= (a "
-                                "T5Config, a preset name or a config.json path)")
-    if fmt == "mesh-tf":
-        gin = os.path.join(os.path.dirname(location), "operative_config.gin")
-        return mesh_tf.derive_config(reader.shapes, gin if tf.io.gfile.exists(gin) else None,
-                                     source=location)
-    if fmt == "t5x":
-        gin = t5x.find_config_gin(location)
-        if gin is None:
-            raise ValueError(f"{location}: a T5X checkpoint stores no model config and no "
-                             "config.gin is beside it; pass config= (a T5Config, a preset name, "
-                             "a config.json, or the run's gin files [base.gin, size.gin])")
-        return t5x.config_from_gin([gin])
-    raise ValueError(f"unknown checkpoint format {fmt!r}")
+    if fmt not in _BY_NAME:
+        raise ValueError(f"unknown checkpoint format {fmt!r}")
+    return _BY_NAME[fmt].config(location, reader)
 
 
 def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=None,

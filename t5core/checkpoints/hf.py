@@ -23,33 +23,54 @@ ATTENTION_SUBLAYERS = (
 FFN_SUBLAYERS = (("encoder", 1), ("decoder", 2))
 
 
+def block_rules(sublayer, sep, attention_kernel, ffn_kernel, bias, norm,
+                kernel_transform=identity, bias_transform=identity):
+    """The rules of T5's blocks in a format that kept Mesh-TF's module names.
+
+    Args:
+      sublayer: regex of a sub-layer's prefix, formatted with `stack` and `index`; its one group
+        is the block number.
+      sep: the regex between module names ("\\." or "/").
+      attention_kernel, ffn_kernel: the regex after a projection's name (q, wi_0, ...).
+      bias: the regex after "relative_attention_bias".
+      norm: the regex of a sub-layer's norm scale, after its prefix.
+      kernel_transform, bias_transform: what turns the stored kernels and relative tables into
+        t5core's `[in, out]` and `[buckets, heads]`.
+
+    Returns:
+      The rules (a list) for every block's attention, feed-forward and norms.
+    """
+    rules = []
+    for stack, index, module, ours in ATTENTION_SUBLAYERS:
+        prefix = sublayer.format(stack=stack, index=index)
+        rules += [
+            Rule(prefix + module + sep + r"(q|k|v|o)" + attention_kernel,
+                 f"{stack}/block_{{0}}/{ours}/{{1}}/kernel", kernel_transform),
+            Rule(prefix + module + sep + "relative_attention_bias" + bias,
+                 f"{stack}/block_{{0}}/{ours}/relative_attention_bias/embeddings", bias_transform),
+            Rule(prefix + norm, f"{stack}/block_{{0}}/{ours}_norm/scale"),
+        ]
+    for stack, index in FFN_SUBLAYERS:
+        prefix = sublayer.format(stack=stack, index=index)
+        rules += [
+            Rule(prefix + "DenseReluDense" + sep + r"(wi|wi_0|wi_1|wo)" + ffn_kernel,
+                 f"{stack}/block_{{0}}/ffn/{{1}}/kernel", kernel_transform),
+            Rule(prefix + norm, f"{stack}/block_{{0}}/ffn_norm/scale"),
+        ]
+    return rules
+
+
 def hf_rules():
     """Rules from HF names (`encoder.block.0.layer.0.SelfAttention.q.weight`) to t5core paths."""
-    rules = [
+    return [
         Rule(r"shared\.weight", "shared/embeddings"),
         skip(r"(encoder|decoder)\.embed_tokens\.weight", "a tied copy of shared.weight",
              equals="shared/embeddings"),
         Rule(r"lm_head\.weight", "lm_head/kernel", transpose, only_if_target_exists=True,
              reason="tied model: a copy of shared.weight", equals="shared/embeddings"),
         Rule(r"(encoder|decoder)\.final_layer_norm\.weight", "{0}/final_layer_norm/scale"),
-    ]
-    for stack, index, module, ours in ATTENTION_SUBLAYERS:
-        prefix = rf"{stack}\.block\.(\d+)\.layer\.{index}\."
-        rules += [
-            Rule(prefix + rf"{module}\.(q|k|v|o)\.weight", f"{stack}/block_{{0}}/{ours}/{{1}}/kernel",
-                 transpose),
-            Rule(prefix + rf"{module}\.relative_attention_bias\.weight",
-                 f"{stack}/block_{{0}}/{ours}/relative_attention_bias/embeddings"),
-            Rule(prefix + r"layer_norm\.weight", f"{stack}/block_{{0}}/{ours}_norm/scale"),
-        ]
-    for stack, index in FFN_SUBLAYERS:
-        prefix = rf"{stack}\.block\.(\d+)\.layer\.{index}\."
-        rules += [
-            Rule(prefix + r"DenseReluDense\.(wi|wi_0|wi_1|wo)\.weight",
-                 f"{stack}/block_{{0}}/ffn/{{1}}/kernel", transpose),
-            Rule(prefix + r"layer_norm\.weight", f"{stack}/block_{{0}}/ffn_norm/scale"),
-        ]
-    return rules
+    ] + block_rules(r"{stack}\.block\.(\d+)\.layer\.{index}\.", r"\.", r"\.weight", r"\.weight",
+                    r"\.weight", r"layer_norm\.weight", kernel_transform=transpose)
 
 
 def _export_table():

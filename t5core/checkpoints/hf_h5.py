@@ -9,7 +9,7 @@ decoder groups each hold a copy of the shared embedding, checked equal to it.
 
 from __future__ import annotations
 
-from t5core.checkpoints.hf import ATTENTION_SUBLAYERS, FFN_SUBLAYERS
+from t5core.checkpoints.hf import block_rules
 from t5core.checkpoints.rules import Rule, skip
 from t5core.checkpoints.untrusted import element_count, shown
 from t5core.errors import CheckpointError
@@ -17,7 +17,7 @@ from t5core.file_reads import check_h5_self_contained, h5_references_elsewhere
 
 
 def h5_rules():
-    rules = [
+    return [
         Rule(r"shared/(?:[^/]+/)*embeddings:0", "shared/embeddings"),
         skip(r"(?:encoder|decoder)/(?:[^/]+/)*shared/embeddings:0",
              "the encoder's/decoder's reference to the shared embedding",
@@ -25,23 +25,8 @@ def h5_rules():
         Rule(r"lm_head/(?:[^/]+/)*lm_head/kernel:0", "lm_head/kernel"),
         Rule(r"(encoder|decoder)/[^/]+/(?:encoder|decoder)/final_layer_norm/weight:0",
              "{0}/final_layer_norm/scale"),
-    ]
-    for stack, index, module, ours in ATTENTION_SUBLAYERS:
-        prefix = rf"{stack}/[^/]+/{stack}/block_\._(\d+)/layer_\._{index}/"
-        rules += [
-            Rule(prefix + rf"{module}/(q|k|v|o)/kernel:0", f"{stack}/block_{{0}}/{ours}/{{1}}/kernel"),
-            Rule(prefix + rf"{module}/relative_attention_bias/embeddings:0",
-                 f"{stack}/block_{{0}}/{ours}/relative_attention_bias/embeddings"),
-            Rule(prefix + r"layer_norm/weight:0", f"{stack}/block_{{0}}/{ours}_norm/scale"),
-        ]
-    for stack, index in FFN_SUBLAYERS:
-        prefix = rf"{stack}/[^/]+/{stack}/block_\._(\d+)/layer_\._{index}/"
-        rules += [
-            Rule(prefix + r"DenseReluDense/(wi|wi_0|wi_1|wo)/kernel:0",
-                 f"{stack}/block_{{0}}/ffn/{{1}}/kernel"),
-            Rule(prefix + r"layer_norm/weight:0", f"{stack}/block_{{0}}/ffn_norm/scale"),
-        ]
-    return rules
+    ] + block_rules(r"{stack}/[^/]+/{stack}/block_\._(\d+)/layer_\._{index}/", "/", "/kernel:0",
+                    "/kernel:0", "/embeddings:0", "layer_norm/weight:0")
 
 
 class H5Reader:

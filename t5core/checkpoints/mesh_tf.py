@@ -13,39 +13,21 @@ from __future__ import annotations
 import re
 
 from t5core.checkpoints.gin_config import lookup, parse_gin
-from t5core.checkpoints.hf import ATTENTION_SUBLAYERS, FFN_SUBLAYERS
+from t5core.checkpoints.hf import block_rules
 from t5core.checkpoints.rules import Rule, skip, transpose
 from t5core.checkpoints.tf_checkpoint import TFCheckpointReader as MeshTFReader  # noqa: F401
 from t5core.config import T5Config
 from t5core.errors import CheckpointError, ConfigError
 
-_NORM = r"(?:rms_norm|layer_norm)"
-
-
 def mesh_tf_rules():
-    rules = [
+    return [
         skip(r".+_slot_(?:vr|vc|v|m)", "Adafactor optimizer slot"),
         skip(r"global_step", "training step counter"),
         Rule(r"shared/embedding", "shared/embeddings"),
         Rule(r"decoder/logits/kernel", "lm_head/kernel"),
         Rule(r"(encoder|decoder)/(?:rms_norm|final_layer_norm)/scale", "{0}/final_layer_norm/scale"),
-    ]
-    for stack, index, module, ours in ATTENTION_SUBLAYERS:
-        prefix = rf"{stack}/block_(\d+)/layer_{index:03d}/"
-        rules += [
-            Rule(prefix + rf"{module}/(q|k|v|o)", f"{stack}/block_{{0}}/{ours}/{{1}}/kernel"),
-            Rule(prefix + rf"{module}/relative_attention_bias",
-                 f"{stack}/block_{{0}}/{ours}/relative_attention_bias/embeddings", transpose),
-            Rule(prefix + rf"{_NORM}/scale", f"{stack}/block_{{0}}/{ours}_norm/scale"),
-        ]
-    for stack, index in FFN_SUBLAYERS:
-        prefix = rf"{stack}/block_(\d+)/layer_{index:03d}/"
-        rules += [
-            Rule(prefix + r"DenseReluDense/(wi|wi_0|wi_1|wo)/kernel",
-                 f"{stack}/block_{{0}}/ffn/{{1}}/kernel"),
-            Rule(prefix + rf"{_NORM}/scale", f"{stack}/block_{{0}}/ffn_norm/scale"),
-        ]
-    return rules
+    ] + block_rules(r"{stack}/block_(\d+)/layer_{index:03d}/", "/", "", "/kernel", "",
+                    r"(?:rms_norm|layer_norm)/scale", bias_transform=transpose)
 
 
 # -- Adafactor state (read by t5core.checkpoints.optimizer_state) ----------------------------
