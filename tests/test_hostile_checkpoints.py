@@ -300,6 +300,30 @@ def test_well_formed_safetensors_with_gaps_and_empty_tensors_load(tmp_path):
     assert reader.read("b").tolist() == [0]
 
 
+def test_local_files_are_read_by_the_safetensors_library(tmp_path, monkeypatch):
+    import safetensors
+
+    path = tmp_path / "model.safetensors"
+    save_file({"a": np.arange(6, dtype=np.float32).reshape(2, 3)}, str(path))
+    opened = []
+    real_open = safetensors.safe_open
+    monkeypatch.setattr(safetensors, "safe_open",
+                        lambda p, **kw: opened.append(p) or real_open(p, **kw))
+    reader = SafetensorsReader(str(path))
+    np.testing.assert_array_equal(reader.read("a"), np.arange(6).reshape(2, 3))
+    assert opened and set(opened) == {str(path)}
+
+
+def test_the_libraries_errors_become_checkpoint_errors_naming_the_file(tmp_path):
+    path = tmp_path / "model.safetensors"
+    save_file({"a": np.ones(1024, np.float32)}, str(path))
+    reader = SafetensorsReader(str(path))
+    with open(path, "r+b") as f:  # the file changes under the reader: cut off its data
+        f.truncate(path.stat().st_size - 1024)
+    with pytest.raises(CheckpointError, match=r"model\.safetensors.*\ba\b"):
+        reader.read("a")
+
+
 # ----------------------------------------------------------------------------- shard paths
 
 

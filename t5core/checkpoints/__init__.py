@@ -1,19 +1,4 @@
-"""Reading every public T5 checkpoint format, and writing HF's.
-
-`load_pretrained(path)` recognises the format by what is at `path`:
-  * HF directory (or file): `model.safetensors` / sharded index, `pytorch_model.bin` (read without
-    running pickled code), `tf_model.h5`; config from `config.json`.
-  * Mesh-TF: a checkpoint prefix, its `.index`, or a directory with a `checkpoint` state file
-    (local or gs://); config from `operative_config.gin` + the variable shapes, or config=.
-  * T5X: a msgpack `checkpoint` file, a `checkpoint_N/` directory or a model directory holding
-    them; config from config= (a T5Config, preset, config.json, or the run's gin files) or a
-    `config.gin` beside it.
-  * t5core's TF checkpoints: a trainer's model_dir (or best/) or `write_tf_checkpoint`'s output;
-    config from `config.json`, and the model's structure (LoRA, soft prompt, classifier head)
-    from the run's `run.json`.
-Each format has one strict rule table (see `rules.py`); any miss raises CheckpointMismatchError
-listing every offender before a value is read, and no half-loaded model is ever returned.
-"""
+"""Reading every public T5 checkpoint format through one format table, and writing HF's."""
 
 from __future__ import annotations
 
@@ -279,17 +264,18 @@ def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=N
     if quantize is not None:
         quantization.check_mode(quantize, "load_pretrained(quantize=...)")
     fmt, reader, rules, location = open_checkpoint(path, use_torch=use_torch)
-    config = resolve_config(config, fmt, location, reader)
-    run = model_dir.read_run(location) if fmt == "tf" else None
-    check_model_fits_checkpoint(config, run, reader.shapes, location)
-    model, deferred = _new_model(config, run, dtype)
-    try:
-        assign_from_reader(model, reader, rules, source=location, progress=progress,
-                           allow_nonfinite=allow_nonfinite)
-    except BaseException:
-        if deferred is not None:
-            deferred.discard()
-        raise
+    with reader:
+        config = resolve_config(config, fmt, location, reader)
+        run = model_dir.read_run(location) if fmt == "tf" else None
+        check_model_fits_checkpoint(config, run, reader.shapes, location)
+        model, deferred = _new_model(config, run, dtype)
+        try:
+            assign_from_reader(model, reader, rules, source=location, progress=progress,
+                               allow_nonfinite=allow_nonfinite)
+        except BaseException:
+            if deferred is not None:
+                deferred.discard()
+            raise
     if deferred is not None:
         deferred.finish()
     if run is not None and run.lora_rank and not merge_lora:

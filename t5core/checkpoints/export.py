@@ -1,11 +1,5 @@
-"""Writing a model as a Hugging Face checkpoint: `config.json` + `model.safetensors`, and the
-tokenizer files `transformers.AutoTokenizer` reads (`export_hf_tokenizer`).
-
-Names and layouts are the inverse of `hf.hf_rules()`; tensors are produced and written one at a
-time (at most one tensor and its transposed copy in memory). Large models are split into shards
-with a `model.safetensors.index.json`, as `save_pretrained` does. Tied copies are not written:
-HF re-ties `lm_head`/`embed_tokens` to `shared.weight` from `tie_word_embeddings`.
-"""
+"""Writing a model as a Hugging Face checkpoint (`export_hf`) and the tokenizer files
+`transformers.AutoTokenizer` reads (`export_hf_tokenizer`)."""
 
 from __future__ import annotations
 

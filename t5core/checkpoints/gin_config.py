@@ -1,10 +1,4 @@
-"""Just enough of gin's syntax to read model sizes from Mesh-TF and T5X config files.
-
-Handles `name = value` bindings (scoped `encoder/SelfAttention.num_heads`, macros `%d_model`),
-T5X's block form (`network.T5Config:` then indented `emb_dim = 768`), bracketed values spanning
-lines, `include` (resolved beside the including file) and ignores imports. Values are Python
-literals; references (`@foo`) stay strings. This is not gin: nothing is called or registered.
-"""
+"""Just enough of gin's syntax to read model sizes from Mesh-TF and T5X config files."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""Hugging Face checkpoints: the name rules, both ways.
-
-HF stores linear weights `[out, in]`; Keras kernels are `[in, out]`, hence the transposes. The
-relative-position tables are `[buckets, heads]` on both sides. HF's own tied copies
-(`encoder.embed_tokens.weight`, `decoder.embed_tokens.weight`, and `lm_head.weight` of a tied
-model) are skipped but checked equal to `shared.weight`.
-"""
+"""Hugging Face checkpoints: the name rules both ways, and the block rules HF, h5 and Mesh-TF
+share."""
 
 from __future__ import annotations
 
@@ -73,29 +68,22 @@ def hf_rules():
                     r"\.weight", r"layer_norm\.weight", kernel_transform=transpose)
 
 
+_CAPTURE = re.compile(r"\((?!\?)[^()]*\)")
+
+
 def _export_table():
-    """(regex over t5core paths, HF name template, transform) — the inverse of `hf_rules`."""
-    table = [
-        (r"shared/embeddings", "shared.weight", identity),
-        (r"lm_head/kernel", "lm_head.weight", transpose),
-        (r"(encoder|decoder)/final_layer_norm/scale", "{0}.final_layer_norm.weight", identity),
-    ]
-    for stack, index, module, ours in ATTENTION_SUBLAYERS:
-        prefix = rf"{stack}/block_(\d+)/"
-        hf = f"{stack}.block.{{0}}.layer.{index}."
-        table += [
-            (prefix + rf"{ours}/(q|k|v|o)/kernel", hf + f"{module}.{{1}}.weight", transpose),
-            (prefix + rf"{ours}/relative_attention_bias/embeddings",
-             hf + f"{module}.relative_attention_bias.weight", identity),
-            (prefix + rf"{ours}_norm/scale", hf + "layer_norm.weight", identity),
-        ]
-    for stack, index in FFN_SUBLAYERS:
-        prefix = rf"{stack}/block_(\d+)/"
-        hf = f"{stack}.block.{{0}}.layer.{index}."
-        table += [
-            (prefix + r"ffn/(wi|wi_0|wi_1|wo)/kernel", hf + "DenseReluDense.{1}.weight", transpose),
-            (prefix + r"ffn_norm/scale", hf + "layer_norm.weight", identity),
-        ]
+    """(regex over t5core paths, HF name template, transform): `hf_rules` inverted."""
+    table = []
+    for rule in hf_rules():
+        if not isinstance(rule.target, str):
+            continue
+        groups = _CAPTURE.findall(rule.pattern)
+        numbers = iter(range(len(groups)))
+        name = _CAPTURE.sub(lambda _: f"{{{next(numbers)}}}", rule.pattern).replace("\\.", ".")
+        path = re.sub(r"\\\{(\d)\\\}",
+                      lambda m: f"(?P<g{m.group(1)}>{groups[int(m.group(1))][1:-1]})",
+                      re.escape(rule.target))
+        table.append((path, name, rule.transform))  # transpose and identity undo themselves
     return table
 
 
@@ -104,5 +92,6 @@ def hf_name(path):
     for pattern, template, transform in _export_table():
         m = re.fullmatch(pattern, path)
         if m:
-            return template.format(*m.groups()), transform
+            groups = (m.group(f"g{i}") for i in range(len(m.groupdict())))
+            return template.format(*groups), transform
     raise ValueError(f"t5core variable {path!r} has no Hugging Face name (export table incomplete)")

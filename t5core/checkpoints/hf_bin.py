@@ -1,14 +1,5 @@
-"""`pytorch_model.bin`: a torch zip archive whose pickle describes tensors, read without running it.
-
-A pickle is a program: unpickling an arbitrary one can call any importable function. A torch
-state dict's pickle needs only a handful of globals (an OrderedDict, the tensor-rebuild function,
-the storage classes that say a storage's dtype), so the restricted reader here resolves exactly
-those to inert stand-ins and refuses any other global by name, before anything runs. Tensor data
-stays in the archive (`<archive>/data/<key>`, raw little-endian) and is read one storage at a time.
-
-With torch installed, `torch.load(weights_only=True)` (torch's own restricted unpickler) is used
-instead, unless `use_torch=False`.
-"""
+"""`pytorch_model.bin`: a torch zip archive whose pickle describes tensors, read without running
+it."""
 
 from __future__ import annotations
 
@@ -24,17 +15,17 @@ import zipfile
 import ml_dtypes
 import numpy as np
 
+from t5core.checkpoints.reader import CheckpointReader
 from t5core.checkpoints.untrusted import (
     UnsafeCheckpointError,
+    check_shard_holds,
     element_count,
-    file_inside,
     is_int,
-    read_weight_map,
     shape_problem,
+    shard_files,
     shown,
 )
 from t5core.errors import CheckpointError
-from t5core.file_reads import user_file
 
 _STORAGE_DTYPES = {
     "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
@@ -222,7 +213,7 @@ def _check_view(tensor, prefix, infos, archive_size):
     return _View(entry, dtype, offset, tuple(size), tuple(stride), extent), None
 
 
-class TorchZipReader:
+class TorchZipReader(CheckpointReader):
     """Tensor-by-tensor access to a torch zip checkpoint without torch and without running code.
 
     Everything the pickle declares (storage keys and sizes, view offsets, sizes and strides) is
@@ -331,7 +322,10 @@ class TorchZipReader:
         return strided.copy()  # owns its memory; the storage bytes are dropped on return
 
 
-class TorchLoadReader:
+    def close(self):
+        self._zip.close()
+
+class TorchLoadReader(CheckpointReader):
     """The same through `torch.load(weights_only=True)`; also reads pre-1.6 (non-zip) files."""
 
     def __init__(self, path):
@@ -375,40 +369,23 @@ def _torch_available():
     return True
 
 
-class HFBinReader:
+class HFBinReader(CheckpointReader):
     """One `pytorch_model.bin`, or the shards a `pytorch_model.bin.index.json` names."""
 
     def __init__(self, path, use_torch=None):
         if use_torch is None:
             use_torch = _torch_available()
         reader_cls = TorchLoadReader if use_torch else TorchZipReader
-        expected = {}  # shard path -> the tensors the index puts there
-        if os.path.isdir(path):
-            index = os.path.join(path, "pytorch_model.bin.index.json")
-            if os.path.exists(index):
-                for name, file_name in read_weight_map(index).items():
-                    expected.setdefault(file_name, []).append(name)
-                expected = {file_inside(path, file_name, index): names
-                            for file_name, names in sorted(expected.items())}
-            else:
-                index, expected = None, {user_file(path, "pytorch_model.bin"): []}
-        else:
-            index, expected = None, {path: []}
+        index, expected = shard_files(path, "pytorch_model.bin.index.json", "pytorch_model.bin")
         self.path, self.shapes, self._where = path, {}, {}
         for file_path, names in expected.items():
-            if not os.path.exists(file_path):
-                raise FileNotFoundError(f"torch checkpoint shard {file_path} is missing")
             reader = reader_cls(file_path)
             for name, shape in reader.shapes.items():
                 if name in self._where:
                     raise CheckpointError(f"{file_path}: tensor {name} is also in another shard")
                 self._where[name] = reader
                 self.shapes[name] = shape
-            absent = sorted(set(names) - set(reader.shapes))
-            if absent:
-                raise CheckpointError(f"{index}: names tensor(s) {', '.join(absent[:5])} in "
-                                      f"{os.path.basename(file_path)}, which does not hold them")
-        self.uses_torch = use_torch
+            check_shard_holds(index, file_path, names, reader.shapes)
 
     def nbytes(self, name):
         return self._where[name].nbytes(name)
@@ -418,8 +395,11 @@ class HFBinReader:
         for name in names:
             by_reader[self._where[name]].append(name)
         for reader, group in by_reader.items():
-            if hasattr(reader, "validate"):
-                reader.validate(group)
+            reader.validate(group)
+
+    def close(self):
+        for reader in set(self._where.values()):
+            reader.close()
 
     def read(self, name):
         return self._where[name].read(name)

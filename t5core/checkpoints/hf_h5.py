@@ -1,15 +1,9 @@
-"""`tf_model.h5`: HF's TFT5ForConditionalGeneration weights in Keras-2 HDF5, read through h5py.
-
-Each top-level group is a Keras layer (`shared`, `encoder`, `decoder`, `lm_head`) holding datasets
-named by the TF variable scope, e.g.
-`encoder/tft5_for_conditional_generation/encoder/block_._0/layer_._0/SelfAttention/q/kernel:0`.
-Kernels are already `[in, out]`, relative tables `[buckets, heads]`: no transposes. The encoder and
-decoder groups each hold a copy of the shared embedding, checked equal to it.
-"""
+"""`tf_model.h5`: HF's TFT5ForConditionalGeneration weights in Keras-2 HDF5, read through h5py."""
 
 from __future__ import annotations
 
 from t5core.checkpoints.hf import block_rules
+from t5core.checkpoints.reader import CheckpointReader
 from t5core.checkpoints.rules import Rule, skip
 from t5core.checkpoints.untrusted import element_count, shown
 from t5core.errors import CheckpointError
@@ -29,7 +23,7 @@ def h5_rules():
                     "/kernel:0", "/embeddings:0", "layer_norm/weight:0")
 
 
-class H5Reader:
+class H5Reader(CheckpointReader):
     """Dataset-by-dataset access to a Keras-2 HDF5 weights file."""
 
     def __init__(self, path):
@@ -67,3 +61,6 @@ class H5Reader:
 
     def read(self, name):
         return self._file[name][()]
+
+    def close(self):
+        self._file.close()

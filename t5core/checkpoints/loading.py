@@ -1,14 +1,4 @@
-"""Filling a model from a checkpoint reader through a rule table, all or nothing.
-
-A reader is any object with `.shapes` (source name -> shape) and `.read(name)` -> ndarray; it may
-also have `.validate(names)` (cheap integrity checks run before anything is assigned: truncated
-files, missing storages, an absent optional dependency) and `.nbytes(name)` (for progress).
-
-Memory: a model built the usual way first fills every variable with random values, and TF's
-(oneDNN) CPU allocator keeps the temporaries of those initialisers as a pool it never returns,
-on top of the model itself. `new_model_for_loading` builds the model with Keras' variable
-initialisation deferred, so each variable is created once, from the checkpoint's tensor.
-"""
+"""Filling a model from a checkpoint reader through a rule table, all or nothing."""
 
 from __future__ import annotations
 

@@ -1,12 +1,4 @@
-"""Mesh-TF checkpoints: the original T5 release (`gs://t5-data/pretrained_models/...`).
-
-TF1 name-keyed checkpoints: `encoder/block_000/layer_000/SelfAttention/q` (kernels `[in, out]`,
-as Keras has them), `.../layer_001/DenseReluDense/wi_0/kernel`, norms `.../rms_norm/scale` (T5
-v1.1, mT5) or `.../layer_norm/scale` (v1.0; its final norm is `final_layer_norm`),
-`shared/embedding`, `decoder/logits/kernel` (untied only), relative tables `[heads, buckets]`
-(t5core's are `[buckets, heads]`). Beside them sit Adafactor's slots (`<var>_slot_vr`, `_slot_vc`,
-`_slot_v`, `_slot_m`) and `global_step`, skipped by rule. Variables may be stored as bfloat16.
-"""
+"""Mesh-TF checkpoints (the original T5 release): rules, Adafactor slot names, config."""
 
 from __future__ import annotations
 

@@ -1,20 +1,4 @@
-"""What t5core's own TF checkpoints hold of a model: every variable, by its model path.
-
-`ModelState(model)` is what the trainer's checkpoints (under the key `model`, beside the optimizer,
-the data position and the best-so-far counters), its `best/` checkpoints and
-`write_tf_checkpoint` save. It holds
-- `weights`: each weight under its `variables_by_name()` path with dots for slashes
-  (`model/weights/encoder.block_0.self_attention.q.kernel`), the keys the loader's rules read back
-  (`t5core.checkpoints.tf_checkpoint.tf_rules`);
-- `rng_states`: the dropout layers' seed-generator states, by creation order, so a resumed run
-  draws the same dropout masks as an uninterrupted one.
-
-A plain `tf.train.Checkpoint(model=model)` follows the layers' attributes instead. It does find
-every weight (the stacks name their blocks as attributes for that; Keras alone keeps them in a
-list, which TensorFlow's object tracking does not follow), but not the seed-generator states, and
-its keys follow the attribute structure. It restores into a model, but a run resumed from it would
-draw other dropout masks.
-"""
+"""What t5core's own TF checkpoints hold of a model: every variable, by its model path."""
 
 from __future__ import annotations
 

@@ -1,24 +1,4 @@
-"""Continuing a T5X or Mesh-TF run: its Adafactor state and step, into t5core's Adafactor.
-
-`import_optimizer_state(path, model, optimizer)` fills the slots of every variable the optimizer
-trains, and `optimizer.iterations`, from the checkpoint the weights came from, so that the next
-update is the one T5X or Mesh-TF would have made:
-
-* the checkpoint tensor behind each variable comes from the weight rule table (`t5x_rules`,
-  `mesh_tf_rules`), and each slot takes its weight's layout change (the relative-attention
-  table is transposed; attention kernels split by head are merged);
-* a factored slot is matched by the dim it averages over, not by its name: on a square matrix
-  Mesh-TF's `slot_vr` averages over the dim T5X's and t5core's `v_col` averages over (see
-  `t5core/optimizers/adafactor.py`), and a transposed table swaps dims;
-* T5X keeps a (1,) placeholder for each unused slot; Mesh-TF creates only the used ones.
-
-The optimizer's settings must describe the same state: a variable factored in the checkpoint must
-be factored here over the same dims, and momentum (beta1) must be on exactly when the checkpoint
-has it. Every mismatch is reported together, from names and shapes alone, before any value is
-read. The step is T5X's `state/step` or Mesh-TF's `global_step`, the number of updates done,
-which is what `optimizer.iterations` counts: the second-moment decay `1 - (step + 1) ** -0.8` and
-the learning-rate schedule go on from there.
-"""
+"""Continuing a T5X or Mesh-TF run: its Adafactor state and step, into t5core's Adafactor."""
 
 from __future__ import annotations
 

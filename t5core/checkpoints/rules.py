@@ -1,16 +1,4 @@
-"""Strict name-rule tables: every source tensor mapped or skipped, every variable assigned.
-
-Each checkpoint format is a table of rules, tried in order: a regular expression over the
-source tensor's name, the model variable it fills (a template over the match's groups) and a
-transform. Loading first plans the whole mapping from names and shapes alone; any unmapped source
-tensor, unassigned model variable, duplicate or shape mismatch is reported together, before a
-single value is read.
-
-Some tensors are stored twice in a checkpoint (HF's `encoder.embed_tokens.weight` beside
-`shared.weight`; the tied `lm_head.weight`). Skipping such a copy silently would hide a real
-mismatch (an untied checkpoint loaded with a tied config), so a rule may name the variable the copy
-must equal (`equals=`): the plan lists it under `checks`, and loading compares the values.
-"""
+"""Strict name-rule tables: every source tensor mapped or skipped, every variable assigned."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""The safetensors file format, read and written one tensor at a time.
-
-The format is an 8-byte little-endian header length, a JSON header (name -> dtype, shape, byte
-range in the data section) and the raw little-endian data. It is simple enough to read with plain
-file reads, which t5core prefers to the `safetensors` package's memory map: pages of a map count in
-the process's resident memory once touched, so reading a whole checkpoint through one would add the
-checkpoint's size to the model's. Plain reads keep one tensor in memory at a time.
-"""
+"""The safetensors format, read and written one tensor at a time: local files through the
+`safetensors` library, gs:// (which it cannot open) by t5core's streaming reads."""
 
 from __future__ import annotations
 
@@ -14,19 +8,20 @@ import os
 
 import ml_dtypes
 import numpy as np
+import safetensors
 import tensorflow as tf
 
 from t5core import file_writes
+from t5core.checkpoints.reader import CheckpointReader
 from t5core.checkpoints.untrusted import (
+    check_shard_holds,
     element_count,
-    file_inside,
     is_int,
-    read_weight_map,
     shape_problem,
+    shard_files,
     shown,
 )
 from t5core.errors import CheckpointError
-from t5core.file_reads import user_file
 
 _DTYPES = {
     "F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"),
@@ -152,25 +147,22 @@ def _entry_problem(info):
     return None
 
 
-class SafetensorsReader:
+class SafetensorsReader(CheckpointReader):
     """Tensor-by-tensor access to `model.safetensors`, a sharded index, or one .safetensors file.
 
     A file the user names is read as given; the files a directory's index names must lie inside
-    that directory.
+    that directory. Every header is checked by `read_header` first (named errors, nothing
+    allocated from a declared size); then local files are read by the `safetensors` library,
+    opened anew for each tensor so that its memory map never holds more than that tensor.
+    Remote files, and local ones the library refuses although the format allows them (gaps
+    between tensors), are read with plain seeks and reads.
     """
 
     def __init__(self, path):
-        index_path = None
-        if path.endswith(".safetensors"):
-            files = {path: None}
-        else:
-            index_path = os.path.join(path, "model.safetensors.index.json")
-            if tf.io.gfile.exists(index_path):
-                files = _index_files(index_path, path)
-            else:
-                files = {user_file(path, "model.safetensors"): None}
+        index_path, files = shard_files(path, "model.safetensors.index.json",
+                                        "model.safetensors")
         self.path = path
-        self.shapes, self._where = {}, {}
+        self.shapes, self._where, self._library_reads = {}, {}, set()
         for file_path, expected in files.items():
             header, _, start = read_header(file_path)
             for name, info in header.items():
@@ -181,17 +173,22 @@ class SafetensorsReader:
                 self._where[name] = (file_path, start + begin, end - begin,
                                      _DTYPES[info["dtype"]], tuple(info["shape"]))
                 self.shapes[name] = tuple(info["shape"])
-            absent = sorted(set(expected or ()) - set(header))
-            if absent:
-                raise CheckpointError(
-                    f"{index_path}: names tensor(s) {', '.join(absent[:5])} in "
-                    f"{os.path.basename(file_path)}, which does not hold them")
+            check_shard_holds(index_path, file_path, expected, header)
+            if "://" not in file_path and _library_opens(file_path):
+                self._library_reads.add(file_path)
 
     def nbytes(self, name):
         return self._where[name][2]
 
     def read(self, name):
         file_path, offset, length, dtype, shape = self._where[name]
+        if file_path in self._library_reads:
+            try:
+                with safetensors.safe_open(file_path, framework="numpy") as f:
+                    return f.get_tensor(name)
+            except (safetensors.SafetensorError, OSError) as err:
+                raise CheckpointError(f"{file_path}: could not read tensor {name} "
+                                      f"({type(err).__name__}: {shown(str(err))})") from None
         buffer = np.empty(length, np.uint8)
         with _open(file_path) as f:
             f.seek(offset)
@@ -207,17 +204,14 @@ class SafetensorsReader:
         return buffer.view(dtype).reshape(shape)
 
 
-def _index_files(index_path, directory):
-    """{shard path: tensor names the index puts there}, each shard inside `directory`."""
-    shards = {}
-    for name, file_name in read_weight_map(index_path).items():
-        shards.setdefault(file_name, []).append(name)
-    paths = {file_inside(directory, file_name, index_path): names
-             for file_name, names in sorted(shards.items())}
-    missing = [os.path.basename(p) for p in paths if not tf.io.gfile.exists(p)]
-    if missing:
-        raise FileNotFoundError(f"{index_path} names shard(s) that are missing: {', '.join(missing)}")
-    return paths
+def _library_opens(path):
+    """Whether the `safetensors` library accepts a file `read_header` accepted; it refuses gaps
+    between tensors, which the format's older writers left."""
+    try:
+        with safetensors.safe_open(path, framework="numpy"):
+            return True
+    except safetensors.SafetensorError:
+        return False
 
 
 def write_safetensors(path, tensors, metadata=None):

@@ -1,16 +1,5 @@
-"""T5X checkpoints (Flan-T5's and UL2's original releases): `checkpoint_N/checkpoint` msgpack files.
-
-The msgpack file is Flax's serialisation of the train state: parameters under `target/` (or
-`optimizer/target/` in older files), Adafactor state under `state/`. Small arrays sit inline as
-msgpack ext type 1 (shape, dtype name, raw bytes); partitioned ones are zarr directories beside
-the file, written by tensorstore, and the msgpack holds their tensorstore spec, whose
-`metadata.shape` lets the mapping be planned without tensorstore, which only reading them needs
-(an optional extra; the spec forms and their checks are in `t5core.checkpoints.t5x_zarr`).
-
-Kernels are `[in, out]` as in Keras; relative tables `[heads, buckets]` (t5core: `[buckets,
-heads]`). T5X stores no model config: pass config= or keep the run's `config.gin` beside the
-checkpoint (T5X writes it into the model directory).
-"""
+"""T5X checkpoints (Flan-T5's and UL2's original releases): `checkpoint_N/checkpoint` msgpack
+files."""
 
 from __future__ import annotations
 
@@ -22,6 +11,7 @@ import tensorflow as tf
 
 import t5core.checkpoints.t5x_zarr as t5x_zarr
 from t5core.checkpoints.gin_config import lookup, parse_gin
+from t5core.checkpoints.reader import CheckpointReader
 from t5core.checkpoints.rules import Rule, merge_heads_in, merge_heads_out, skip, transpose
 from t5core.checkpoints.t5x_zarr import DTYPE_NAMES, np_dtype
 from t5core.checkpoints.untrusted import element_count, is_int, shape_problem, shown
@@ -199,7 +189,7 @@ def is_t5x_file(path):
     return len(head) == 1 and (0x80 <= head[0] <= 0x8F or head[0] in (0xDE, 0xDF))
 
 
-class T5XReader:
+class T5XReader(CheckpointReader):
     """Parameter-by-parameter access to a T5X checkpoint (inline arrays and tensorstore specs)."""
 
     def __init__(self, path):

@@ -1,26 +1,5 @@
 """T5X's tensorstore arrays: the spec in a msgpack leaf, the zarr directory it names, checked
-before tensorstore reads a byte of data.
-
-T5X (`t5x/checkpoints.py`, `_get_spec` and `_write_array`) writes each partitioned parameter as a
-zarr v2 array directory beside the msgpack `checkpoint` file, named after the parameter with `.`
-for `/`, gzip-compressed in chunks (keys `0.0`, `0.1`, ...), and stores in the msgpack the
-array's tensorstore spec with a path relative to the checkpoint directory. The spec comes in
-these forms, all read here:
-
-* `{"driver": "zarr", "kvstore": {"driver": "file", "path": NAME}, "metadata": {...}}`;
-* a checkpoint written to `gs://`: `{"driver": "zarr", "kvstore": {"driver": "gcs", "bucket":
-  "t5x-dummy-bucket"}, "path": NAME, ...}` (newer tensorstore moves `path` into the kvstore).
-  The bucket is a placeholder: like T5X's restore, the array is looked up in the directory the
-  checkpoint file is in (`_update_ts_path_from_relative_to_absolute`);
-* `{"driver": "cast", "dtype": D, "base": <a zarr spec>}`: stored in another dtype than the one
-  the array is read as (T5X's save_dtype; its zarr spec then names the stored dtype).
-
-The spec is checked when the checkpoint is opened (the path stays inside the checkpoint once
-links are resolved); the `.zarray` file when an array is about to be read (`check_array`): its
-shape must equal the spec's (which the loaders compare with the model's first), its chunk grid
-and sizes are bounded, and every chunk file must be there: tensorstore would fill a missing
-chunk with the fill value without a word.
-"""
+before tensorstore reads a byte of data."""
 
 from __future__ import annotations
 

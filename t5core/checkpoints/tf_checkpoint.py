@@ -1,11 +1,4 @@
-"""TF checkpoints: the reader shared with Mesh-TF, and t5core's own training checkpoints.
-
-t5core's training checkpoints (`t5core.checkpoints.model_state.ModelState` under the `model` key)
-hold each variable by its model path with dots, `model/weights/encoder.block_0.self_attention.q.
-kernel`, beside dropout seed states, optimizer slots and the data iterator. Loading weights takes
-the first and skips the rest by rule; `write_tf_checkpoint` writes the same layout (weights only),
-so a converted checkpoint can start a training run (`--init_checkpoint`) or be read back here.
-"""
+"""TF checkpoints: the reader shared with Mesh-TF, and t5core's own training checkpoints."""
 
 from __future__ import annotations
 
@@ -17,13 +10,14 @@ import tensorflow as tf
 
 from t5core import file_reads, file_writes, model_dir
 from t5core.checkpoints.model_state import ModelState
+from t5core.checkpoints.reader import CheckpointReader
 from t5core.checkpoints.rules import Rule, skip
 from t5core.errors import CheckpointError
 
 _SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 
 
-class TFCheckpointReader:
+class TFCheckpointReader(CheckpointReader):
     """Tensor-by-tensor access to a TF checkpoint (name- or object-keyed; local or gs://)."""
 
     def __init__(self, prefix):

@@ -1,15 +1,9 @@
-"""Checks every checkpoint reader applies to a file from a stranger, before reading any data.
-
-A checkpoint declares where its tensors are (byte ranges, storage offsets, shapes, shard files);
-each declaration is checked against the file and the directory it came in. The checks that are
-not particular to checkpoints (names read from files, sizes, bounded reprs) live in
-`t5core.file_reads`, the one module that owns the trust boundary for reads; their names stay
-importable from here.
-"""
+"""Checks every checkpoint reader applies to a file from a stranger, before reading any data."""
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 
 import tensorflow as tf
@@ -25,6 +19,7 @@ from t5core.file_reads import (  # noqa: F401  (the names checkpoint readers imp
     resolve_inside,
     shape_problem,
     shown,
+    user_file,
 )
 
 
@@ -51,3 +46,35 @@ def read_weight_map(index_path):
         raise CheckpointError(f"{index_path}: weight_map: {', '.join(bad[:5])}, not a shard "
                               "file name")
     return dict(weight_map)
+
+
+def shard_files(path, index_name, single_name):
+    """The files of an HF checkpoint: one file, a directory's `single_name`, or the shards its
+    `index_name` lists, each inside the directory and present.
+
+    Returns:
+      (index path or None, {file path: the tensor names the index puts there}).
+    """
+    if not tf.io.gfile.isdir(path):
+        return None, {path: []}
+    index_path = os.path.join(path, index_name)
+    if not tf.io.gfile.exists(index_path):
+        return None, {user_file(path, single_name): []}
+    shards = {}
+    for name, file_name in read_weight_map(index_path).items():
+        shards.setdefault(file_name, []).append(name)
+    files = {file_inside(path, file_name, index_path): names
+             for file_name, names in sorted(shards.items())}
+    missing = [os.path.basename(p) for p in files if not tf.io.gfile.exists(p)]
+    if missing:
+        raise FileNotFoundError(f"{index_path} names shard(s) that are missing: "
+                                f"{', '.join(missing)}")
+    return index_path, files
+
+
+def check_shard_holds(index_path, file_path, expected, held):
+    """Raises when the index puts tensors in a shard that does not hold them."""
+    absent = sorted(set(expected) - set(held))
+    if absent:
+        raise CheckpointError(f"{index_path}: names tensor(s) {', '.join(absent[:5])} in "
+                              f"{os.path.basename(file_path)}, which does not hold them")

@@ -1,0 +1,38 @@
+"""The protocol every checkpoint reader implements (see docs/architecture.md, "checkpoints")."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class CheckpointReader:
+    """Tensor-by-tensor access to one checkpoint; subclasses set `path` and `shapes`.
+
+    Attributes:
+      path: the file, directory or prefix the reader opened (named in every error).
+      shapes: {source tensor name: shape}, known before any value is read.
+    """
+
+    path: str
+    shapes: dict
+
+    def read(self, name):
+        """The tensor `name` as an ndarray (one tensor in memory at a time)."""
+        raise NotImplementedError
+
+    def nbytes(self, name):
+        """Bytes `read(name)` returns (for progress); float32 unless a reader knows better."""
+        return int(np.prod(self.shapes[name], dtype=np.int64)) * 4
+
+    def validate(self, names):
+        """Cheap integrity checks for `names` (missing shards, absent optional packages), run
+        before anything is assigned; raises what reading would."""
+
+    def close(self):
+        """Releases open files; the reader is not used after."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
