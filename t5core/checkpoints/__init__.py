@@ -43,21 +43,15 @@ class CheckpointFormat:
     config: Callable
 
 
-def _in_directory(*files, location=None):
-    """A detector of a directory holding any of `files`; the location is the directory, or
-    `location` inside it."""
-    def detect(path, names):
-        if names is not None and names & set(files):
-            return user_file(path, location) if location else path
-        return None
-    return detect
-
-
-def _with_suffix(suffix, directory_detect):
+def _hf_detector(suffix, *files, location=None):
+    """Detects a file ending in `suffix`, or a directory holding any of `files`; the location
+    is the file, the directory, or the directory's file `location`."""
     def detect(path, names):
         if names is None:
             return path if path.endswith(suffix) else None
-        return directory_detect(path, names)
+        if names & set(files):
+            return user_file(path, location) if location else path
+        return None
     return detect
 
 
@@ -120,16 +114,14 @@ def _t5x_config(location, reader):
 FORMAT_TABLE = (
     CheckpointFormat(
         "hf-safetensors",
-        _with_suffix(".safetensors",
-                     _in_directory("model.safetensors", "model.safetensors.index.json")),
+        _hf_detector(".safetensors", "model.safetensors", "model.safetensors.index.json"),
         lambda location, use_torch: SafetensorsReader(location), hf_rules, _config_beside),
     CheckpointFormat(
-        "hf-bin",
-        _with_suffix(".bin", _in_directory("pytorch_model.bin", "pytorch_model.bin.index.json")),
+        "hf-bin", _hf_detector(".bin", "pytorch_model.bin", "pytorch_model.bin.index.json"),
         lambda location, use_torch: hf_bin.HFBinReader(location, use_torch=use_torch),
         hf_rules, _config_beside),
     CheckpointFormat(
-        "hf-h5", _with_suffix(".h5", _in_directory("tf_model.h5", location="tf_model.h5")),
+        "hf-h5", _hf_detector(".h5", "tf_model.h5", location="tf_model.h5"),
         lambda location, use_torch: hf_h5.H5Reader(location), hf_h5.h5_rules, _config_beside),
     CheckpointFormat("t5x", _detect_t5x, lambda location, use_torch: t5x.T5XReader(location),
                      t5x.t5x_rules, _t5x_config),

@@ -4,6 +4,7 @@ it."""
 from __future__ import annotations
 
 import collections
+import importlib.util
 import io
 import os
 import pickle
@@ -361,20 +362,12 @@ class TorchLoadReader(CheckpointReader):
         return t.numpy().copy()
 
 
-def _torch_available():
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 class HFBinReader(CheckpointReader):
     """One `pytorch_model.bin`, or the shards a `pytorch_model.bin.index.json` names."""
 
     def __init__(self, path, use_torch=None):
         if use_torch is None:
-            use_torch = _torch_available()
+            use_torch = importlib.util.find_spec("torch") is not None
         reader_cls = TorchLoadReader if use_torch else TorchZipReader
         index, expected = shard_files(path, "pytorch_model.bin.index.json", "pytorch_model.bin")
         self.path, self.shapes, self._where = path, {}, {}

@@ -17,9 +17,7 @@ _FINITE_CHECK_CHUNK = 1 << 20  # elements per np.isfinite call: a 1 MiB temporar
 
 
 def _nbytes(reader, name):
-    if hasattr(reader, "nbytes"):
-        return int(reader.nbytes(name))
-    return int(np.prod(reader.shapes[name], dtype=np.int64)) * 4
+    return int(reader.nbytes(name))  # every CheckpointReader has it
 
 
 def _set(variable, array):

@@ -236,8 +236,7 @@ def import_optimizer_state(path, model, optimizer) -> ImportedOptimizerState:
         raise OptimizerStateMismatchError(
             f"{location}: its Adafactor state does not fit this optimizer:\n"
             + "\n".join(_listing(headline, items) for headline, items in problems.items()))
-    if hasattr(reader, "validate"):  # file checks for every slot before any is assigned
-        reader.validate([name for _, name, _ in moves])
+    reader.validate([name for _, name, _ in moves])
     for slot, name, convert in moves:
         value = np.asarray(convert(np.asarray(reader.read(name), np.float32)), np.float32)
         if value.shape != tuple(slot.shape):

@@ -61,10 +61,8 @@ class _Inline:
     """An array stored inside the msgpack file: shape, dtype and exactly that many bytes."""
 
     def __init__(self, shape, dtype, data):
+        # Built only by `_inline`, which checks the fields first.
         self.shape, self.dtype, self.data = tuple(shape), np_dtype(dtype), data
-        if len(data) != element_count(self.shape) * self.dtype.itemsize:
-            raise CheckpointError(f"an inline array of shape {self.shape} {self.dtype} holds "
-                                  f"{len(data)} bytes")
 
     def array(self):
         return np.frombuffer(self.data, self.dtype).reshape(self.shape)

@@ -12,6 +12,7 @@ from t5core import file_reads, file_writes, model_dir
 from t5core.checkpoints.model_state import ModelState
 from t5core.checkpoints.reader import CheckpointReader
 from t5core.checkpoints.rules import Rule, skip
+from t5core.checkpoints.untrusted import element_count
 from t5core.errors import CheckpointError
 
 _SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
@@ -31,10 +32,7 @@ class TFCheckpointReader(CheckpointReader):
         self._dtypes = self._reader.get_variable_to_dtype_map()
 
     def nbytes(self, name):
-        size = 1
-        for d in self.shapes[name]:
-            size *= d
-        return size * self._dtypes[name].size
+        return element_count(self.shapes[name]) * self._dtypes[name].size
 
     def validate(self, names):
         """The data shards must all exist before anything is assigned (TF reads them lazily)."""
