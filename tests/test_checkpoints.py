@@ -518,3 +518,40 @@ def test_directory_without_a_checkpoint(tmp_path):
         load_pretrained(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="No checkpoint at"):
         load_pretrained(str(tmp_path / "absent"))
+
+
+# ----------------------------------------------------------------------------- format table
+
+
+def test_hf_export_names_map_back_to_their_variables_through_hf_rules():
+    from t5core.checkpoints.hf import hf_name, hf_rules
+    from t5core.model import T5Model
+
+    config = t5core.T5Config(vocab_size=32, d_model=8, d_kv=4, d_ff=16, num_heads=2, num_layers=2,
+                             num_decoder_layers=2, feed_forward_proj="gated-gelu",
+                             tie_word_embeddings=False)
+    shapes = {path: tuple(v.shape) for path, v in T5Model(config).variables_by_name().items()}
+    exported = {}
+    for path, shape in shapes.items():
+        name, transform = hf_name(path)
+        exported[name] = (path, transform.output_shape(shape))
+    plan = plan_mapping({name: shape for name, (_, shape) in exported.items()}, hf_rules(),
+                        shapes, source="exported names")
+    assert {name: target for name, target, _ in plan.assignments} == {
+        name: path for name, (path, _) in exported.items()}
+
+
+def test_load_pretrained_closes_its_reader(monkeypatch):
+    from t5core.checkpoints.reader import CheckpointReader
+
+    closed = []
+    monkeypatch.setattr(CheckpointReader, "close", lambda self: closed.append(self.path))
+    load_pretrained(str(REFERENCE / "gated_silu"))
+    assert closed == [str(REFERENCE / "gated_silu")]
+
+
+def test_every_format_row_is_named_in_formats():
+    from t5core.checkpoints import FORMAT_TABLE, FORMATS
+
+    assert FORMATS == tuple(row.name for row in FORMAT_TABLE)
+    assert set(FORMATS) == {"hf-safetensors", "hf-bin", "hf-h5", "mesh-tf", "t5x", "tf"}
