@@ -1,10 +1,5 @@
-"""Built-in tasks: the T5 paper's GLUE/SuperGLUE/SQuAD/CNN-DM/WMT/C4 tasks through TFDS, and file
-tasks for the data in ../shared/data (Multi30k, SST-2, WNUT17) read from a data_dir.
-
-TFDS tasks need the dataset prepared (offline: prepared elsewhere, `data_dir=` that directory).
-Metric names are those implemented by t5core.metrics; F1 for qqp/mrpc counts the positive class
-("duplicate" / "equivalent") as T5 does.
-"""
+"""Built-in tasks: the T5 paper's TFDS tasks (GLUE, SuperGLUE, SQuAD, CNN/DM, WMT, C4) and
+file tasks for the data in ../shared/data (Multi30k, SST-2, WNUT17)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""Local TSV/JSONL files as a Task: each row's fields taken as they are (`file_task`), or rendered
-through a prompt template (`templated_task`, t5core.data.templates).
-
-`scripts/train.py --train_file=data.jsonl --template=classification
---template_args='{"label_words": ["negative", "positive"]}'` reads every row (JSONL objects, or
-TSV with a header), renders it as {"inputs", "targets"}, and errors name the file and line.
-"""
+"""Local TSV/JSONL files as a Task: fields read as they are (`file_task`) or rendered through a
+prompt template (`templated_task`)."""
 
 from __future__ import annotations
 

@@ -1,14 +1,4 @@
-"""Named entities as text targets (WNUT17), and back.
-
-One format for the whole project, the one `t5core.metrics.entity_f1` parses (defined in
-`t5core.metrics.postprocess`, used here so that targets and metric cannot drift apart):
-the entities in sentence order, each "<type>: <entity text>", joined by " ; "; "none" when the
-sentence has none. Entity text is its tokens joined by single spaces; BIO chunks as conlleval
-(an I- tag that does not continue an entity of its type starts a new one). Example:
-  tokens  Empire State Building = ESB . Pretty bad storm
-  tags    B-location I-location I-location O B-location O O O O
-  target  "location: Empire State Building ; location: ESB"
-"""
+"""Named entities as text targets (WNUT17), in `t5core.metrics.postprocess`'s format, and back."""
 
 from __future__ import annotations
 
@@ -25,7 +15,7 @@ def bio_entities(tokens: Sequence[str], tags: Sequence[str]) -> list[tuple[str, 
 
 
 def format_entities(tokens: Sequence[str], tags: Sequence[str]) -> str:
-    """BIO-tagged tokens -> the target string (see module docstring)."""
+    """BIO-tagged tokens -> the target string ("type: text ; type: text", or "none")."""
     return _entities.format_entities(bio_entities(tokens, tags))
 
 

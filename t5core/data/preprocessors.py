@@ -1,12 +1,5 @@
-"""Generic `dataset -> dataset` steps: rekey, tokenize, drop empty, append EOS, truncate.
-
-Each is a pure function of its arguments. Steps that need randomness take an explicit integer
-`seed` and derive one stateless seed per example from it (`map_with_seeds`), so the same seed
-gives the same stream and the stream does not depend on parallelism.
-
-Tasks call these with keyword arguments they declare: `tokenizer`, `lengths`, `seed`, `counter`
-(see `t5core.data.tasks`).
-"""
+"""Generic `dataset -> dataset` steps: rekey, tokenize, drop empty, append EOS, truncate, and the
+per-example stateless seeds of random steps."""
 
 from __future__ import annotations
 

@@ -1,19 +1,5 @@
 """Where examples come from: TFDS, local/remote text files (TSV, JSONL, parallel text, CoNLL;
-`.gz` read transparently) and Python lists.
-
-Every source maps a split name to a `tf.data.Dataset` of flat dicts of tensors (strings for file
-sources). Structured files (TSV, JSONL, CoNLL, parallel text) are parsed eagerly in Python so that
-a bad line fails at once with `path:line` in the message, and the resulting dataset
-(`from_tensor_slices`) has a checkpointable iterator; they suit fine-tuning-sized files.
-Empty examples are dropped here and counted in the `DropCounter` passed in.
-
-What a row of a structured file may hold (anything else is a `DataError` naming file and line):
-- the file is UTF-8 (a leading byte-order mark is ignored); blank lines are skipped;
-- a JSONL line is one JSON object, each key once; a text field is a string, or a number, taken
-  as the text it is written with (`2.50` -> "2.50"); null, true/false, NaN and objects are not
-  text; a list (of strings or numbers) only where a source asks for one;
-- a TSV line has as many cells as the header.
-"""
+`.gz` read transparently) and Python lists."""
 
 from __future__ import annotations
 

@@ -1,15 +1,5 @@
-"""Tasks (a source + a chain of preprocessors + output lengths + metric names), mixtures of tasks,
-and a registry of both.
-
-A preprocessor is a function `fn(ds, **kw) -> ds`. The task passes, by keyword, whichever of
-these its signature names: `tokenizer`, `lengths` (the output lengths), `seed` (an int derived
-from the pipeline seed and the step's position), `counter` (the task's DropCounter),
-`keep_text`. Bind any other argument with functools.partial.
-
-    task = get_task("glue_sst2")
-    ds = task.get_dataset("train", tokenizer, shuffle=True, seed=0)      # token examples
-    rows = make_model_dataset(task, "train", tokenizer, batch_size=8, pack=True)
-"""
+"""Tasks (a source, preprocessors, output lengths, metric names), mixtures of tasks, their registry,
+and batches of model features from either (`make_model_dataset`)."""
 
 from __future__ import annotations
 

@@ -1,14 +1,4 @@
-"""The trainer's inputs from the run options: (train dataset, eval dataset, evaluator).
-
-`make_trainer_inputs(options, tokenizer)` is the one entry point `t5core.training.run` calls. The
-options (a `RunOptions`: `scripts/train.py`'s flags) name one data source:
-- none: the embedded task set (`embedded_tasks`), in memory;
-- `--task` / `--mixture`: a registered task or mixture (`tasks`, `builtin_tasks`);
-- `--train_file` (+ `--eval_file`): TSV/JSONL files, plain or rendered by `--template` (`files`);
-and one head: text-to-text (decoded or, with `--rank_classification`, ranked label words) or
-`--head=classifier` (encoder tokens and a label id). Training datasets repeat and are
-shuffled; evaluation datasets are finite, their last batch filled up with zero rows.
-"""
+"""The trainer's inputs from the run options: (train dataset, eval dataset, evaluator)."""
 
 from __future__ import annotations
 

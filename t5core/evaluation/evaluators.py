@@ -1,10 +1,5 @@
-"""Evaluators: predict held-out examples with a model and score the predictions.
-
-An evaluator is called as `evaluator(model) -> (metrics dict, sample lines)`, which is what the
-`Trainer` expects: `DecodeEvaluator` decodes, `RankEvaluator` picks the likeliest label word,
-`ClassifierEvaluator` scores a classification head. `evaluate_task` scores a task's split in one
-call.
-"""
+"""Evaluators: predict held-out examples with a model and score the predictions, called as
+`evaluator(model) -> (metrics, sample lines)`; `evaluate_task` scores a task's split in one call."""
 
 from __future__ import annotations
 

@@ -1,12 +1,5 @@
 """Scoring a model on a test set given by train.py's data options: metrics, per-class and
-per-entity-type reports, as JSON and as aligned tables. `scripts/evaluate.py` is its command line.
-
-A test set is a registered task's split (`task`) or a TSV/JSONL file (`eval_file`) read the way
-training read its files: rendered by `template` (with `template_args`, `instruction`), or taken
-from `inputs_field`/`targets_field`. Every option left unset (None) takes the value the run
-recorded in its run.json (`RunDescription.data`), then the default below. Scores are percentages
-everywhere, as `t5core.metrics` reports them.
-"""
+per-entity-type reports, as JSON and as aligned tables (`scripts/evaluate.py`)."""
 
 from __future__ import annotations
 
@@ -104,7 +97,8 @@ def read_shots(options, path, tokenizer) -> list[tuple[str, str]]:
 
 
 def load_test_set(options, tokenizer, split="test", max_examples=0, shots=None) -> TestSet:
-    """The examples of the test set the options describe (see the module docstring).
+    """The examples of the test set the options describe: a task's split or a file, read as
+    training read its files; options left unset take the run's value (`data_options`).
 
     shots: None, or {"num_shots": k, "shots_file": path, "seed": s}: each input becomes a
     few-shot prompt (`t5core.evaluation.few_shot`) of k examples of that file, read the same

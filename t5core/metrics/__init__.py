@@ -1,14 +1,5 @@
-"""Evaluation metrics for text-to-text fine-tuning, by name.
-
-Each metric is `fn(targets, predictions, **options) -> dict[str, float]`
-over decoded strings (or values a postprocessor made from them) and delegates
-to the package people compare against: scikit-learn, scipy, seqeval,
-sacreBLEU, rouge-score. SQuAD is the official v1.1 script restated (no
-package ships it). Scores are percentages, as in T5.
-
-        compute_metrics(["accuracy", "f1_macro"], targets, predictions,
-                                        postprocess=template.postprocess)
-"""
+"""Evaluation metrics for text-to-text fine-tuning, by name (`compute_metrics`); scores are
+percentages, as in T5."""
 
 from __future__ import annotations
 

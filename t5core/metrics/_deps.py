@@ -1,10 +1,4 @@
-"""The metric packages (pip extra "metrics"): imported on first use, and checked up front.
-
-Importing t5core must not require scipy, sacrebleu, rouge-score or seqeval, so each metric
-imports its package when it runs (`require`). A program that will score with them checks first
-(`check_installed`), before it reads data or builds a model, so a base install never trains for
-minutes and then stops at the first evaluation.
-"""
+"""The metric packages (pip extra "metrics"): imported on first use, and checked up front."""
 
 import importlib
 import importlib.util

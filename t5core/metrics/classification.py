@@ -1,14 +1,5 @@
-"""Classification and regression metrics over decoded label strings.
-
-Accuracy, precision/recall/F1 (per class and averaged), the classification report and the
-Matthews correlation are counts over a confusion matrix: they are computed here in plain
-Python, to scikit-learn's definitions (zero_division=0), so that the base install scores the
-main job without scikit-learn and scipy (about 200 MB installed); the suite checks them against
-scikit-learn. The correlations (STS-B) use scipy, from the "metrics" extra.
-
-Values in the metric dicts are percentages (x100), as in T5 and the GLUE leaderboard, and so
-are the figures of `classification_report` (scikit-learn's table and dict, in percent).
-"""
+"""Classification and regression metrics over decoded label strings, to scikit-learn's definitions
+without scikit-learn; the correlations use scipy."""
 
 from __future__ import annotations
 

@@ -1,15 +1,5 @@
-"""Entity-level precision/recall/F1.
-
-Two entry points with the same counting rule (seqeval's default: an entity is
-right only if both its type and its extent are right; scores are micro
-averages over all entities of the corpus):
-- `entity_f1` for text-to-text NER, where each prediction is a list of
-    (type, text) entities: per sentence, true positives are the size of the
-    multiset intersection of predicted and gold (type, text) pairs. Text cannot
-    say *where* an entity is, so this equals seqeval whenever a sentence does not
-    hold the same (type, text) twice at different positions.
-- `seqeval_f1` over BIO tag sequences, calling seqeval itself.
-"""
+"""Entity-level precision/recall/F1: over (type, text) entity lists (`entity_f1`) and over BIO tag
+sequences with seqeval (`seqeval_f1`)."""
 
 from __future__ import annotations
 

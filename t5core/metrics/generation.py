@@ -1,23 +1,4 @@
-"""BLEU (sacreBLEU) and ROUGE (rouge-score) for generated text.
-
-BLEU: sacrebleu.corpus_bleu with its defaults (exponential smoothing, no
-effective order), i.e. the standard sacreBLEU signature, and the tokenizer the
-references' script needs (t5core.metrics.scripts: 13a for English, zh when they
-hold Chinese, ...). T5's own `bleu` passes tokenize="intl"; pass
-tokenize="intl" to reproduce it.
-
-ROUGE: rouge_score.RougeScorer F-measures averaged over examples, x100, with
-rouge-score's tokenizer on ASCII text and t5core.metrics.scripts' character
-tokenizer where the references hold other scripts (Chinese counted per
-character).
-T5's `rouge` (t5/evaluation/metrics.py) uses keys rouge1, rouge2, rougeLsum,
-the default tokenizer *without* stemming, and marks sentence ends for
-rougeLsum by replacing " . " with " .\\n". These are the defaults here, plus
-rougeL; use_stemmer=True gives the Porter-stemmed variant that the HF
-summarization examples report. T5 reports the "mid" of a bootstrap
-aggregate, a resampling estimate of this same mean; the plain mean is
-deterministic, so it is what we return.
-"""
+"""BLEU (sacreBLEU) and ROUGE (rouge-score) for generated text."""
 
 from __future__ import annotations
 

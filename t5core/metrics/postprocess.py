@@ -1,12 +1,5 @@
-"""Turning decoded model text into values that metrics can score.
-
-Text-to-text models emit strings; classification, regression and NER metrics
-need labels, floats and entity lists. The functions here do that conversion,
-mapping anything unparsable to a sentinel that the metrics count as wrong
-(as T5's postprocessors do with their `default` values), never raising on
-model output. This module is pure Python so that the templates (`t5core.data.templates`)
-can use it without the metric packages installed.
-"""
+"""Decoded model text -> values metrics score (labels, floats, entity lists); unparsable output
+becomes a sentinel scored as wrong, never an error. Pure Python."""
 
 from __future__ import annotations
 

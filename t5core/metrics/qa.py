@@ -1,14 +1,4 @@
-"""SQuAD v1.1 exact match and token F1, as the official evaluate-v1.1 script.
-
-No maintained package ships this script, so it is restated here. The details
-that move the numbers are all the official ones:
-- normalisation: lowercase, delete every character of string.punctuation,
-    replace the words a/an/the with a space, collapse whitespace;
-- F1 is over whitespace tokens of the normalised strings with multiset
-    overlap; no overlap (including two empty strings) scores 0;
-- each prediction takes its best score over the reference answers;
-- the corpus figure is the mean over questions, x100.
-"""
+"""SQuAD v1.1 exact match and token F1, as the official evaluate-v1.1 script."""
 
 from __future__ import annotations
 

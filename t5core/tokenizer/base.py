@@ -1,5 +1,5 @@
 """What both vocabularies share: the special ids, splitting text at literal special tokens, the
-EOS rule and the decode cleanup (HF transformers' slow tokenizers' rules; see t5core.tokenizer)."""
+EOS rule and the decode cleanup (HF transformers' slow tokenizers' rules)."""
 
 from __future__ import annotations
 
