@@ -11,6 +11,7 @@ import numpy as np
 from t5core.data.option_tasks import option_problems, task_from_options
 from t5core.data.tasks import task_examples
 from t5core.errors import FlagError
+from t5core.evaluation.few_shot import few_shot_prompts
 from t5core.metrics import check_metric_packages
 
 # The data options, by train.py's flag names, and their values when neither the user nor the run
@@ -118,17 +119,6 @@ def load_test_set(options, tokenizer, split="test", max_examples=0, shots=None) 
     else:
         raise FlagError("Nothing to score: give --eval_file (a TSV/JSONL test file) or --task; "
                         "the checkpoint's run.json names neither")
-    if options["task"]:
-        description = f"task {options['task']} ({split})"
-    else:  # a file task's first split is its training file: here, the test file
-        split, description = "train", f"file {options['eval_file']}"
-    task, template = task_from_options(
-        name=options["task"], train_file=options["eval_file"], template=options["template"],
-        template_args=options["template_args"], instruction=options["instruction"],
-        inputs_field=options["inputs_field"], targets_field=options["targets_field"],
-        lengths=lengths, metrics=[m for m in options["metrics"].split(",") if m], labels=labels)
-    if template is not None:
-        labels = labels or list(getattr(template, "words", []))
     inputs, targets = task_examples(task, split, tokenizer, lengths,
                                     options["data_dir"] or None, max_examples)
     if not inputs:
@@ -151,9 +141,6 @@ def load_test_set(options, tokenizer, split="test", max_examples=0, shots=None) 
 
 def _few_shot_inputs(task, split, tokenizer, lengths, options, max_examples, shots):
     """(token ids of each example's few-shot prompt, a line saying what was done)."""
-    from t5core.data.tasks import task_examples
-    from t5core.evaluation.few_shot import few_shot_prompts
-
     texts, _ = task_examples(task, split, tokenizer, lengths, options["data_dir"] or None,
                              max_examples, inputs_as_text=True)
     pool = read_shots(options, shots["shots_file"], tokenizer)
