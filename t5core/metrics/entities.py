@@ -7,15 +7,8 @@ import collections
 from typing import Sequence
 
 from t5core.metrics._deps import require
+from t5core.metrics.classification import check_pairs, precision_recall_f1
 from t5core.metrics.postprocess import parse_entities
-
-
-def _prf(tp: int, n_pred: int, n_gold: int) -> tuple[float, float, float]:
-    # seqeval returns 0 (with zero_division="warn") for empty denominators.
-    p = tp / n_pred if n_pred else 0.0
-    r = tp / n_gold if n_gold else 0.0
-    f = 2 * p * r / (p + r) if p + r else 0.0
-    return p, r, f
 
 
 def _as_entities(value, i: int, which: str) -> list[tuple[str, str]]:
@@ -37,12 +30,7 @@ def entity_f1(targets: Sequence, predictions: Sequence, per_type: bool = False) 
     per_type=True adds "entity_f1/<type>" (and precision/recall) per gold or
     predicted type.
     """
-    if len(targets) != len(predictions):
-        raise ValueError(
-            f"{len(targets)} targets but {len(predictions)} predictions: they must pair up"
-        )
-    if not targets:
-        raise ValueError("no examples to score (targets and predictions are empty)")
+    check_pairs(targets, predictions)
     tp = collections.Counter()
     n_pred = collections.Counter()
     n_gold = collections.Counter()
@@ -55,11 +43,11 @@ def entity_f1(targets: Sequence, predictions: Sequence, per_type: bool = False) 
             n_gold[etype] += count
         for (etype, _), count in pred_c.items():
             n_pred[etype] += count
-    p, r, f = _prf(sum(tp.values()), sum(n_pred.values()), sum(n_gold.values()))
+    p, r, f = precision_recall_f1(sum(tp.values()), sum(n_pred.values()), sum(n_gold.values()))
     out = {"entity_precision": 100.0 * p, "entity_recall": 100.0 * r, "entity_f1": 100.0 * f}
     if per_type:
         for etype in sorted(set(n_gold) | set(n_pred)):
-            p, r, f = _prf(tp[etype], n_pred[etype], n_gold[etype])
+            p, r, f = precision_recall_f1(tp[etype], n_pred[etype], n_gold[etype])
             out[f"entity_precision/{etype}"] = 100.0 * p
             out[f"entity_recall/{etype}"] = 100.0 * r
             out[f"entity_f1/{etype}"] = 100.0 * f

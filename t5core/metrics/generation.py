@@ -5,21 +5,13 @@ from __future__ import annotations
 from typing import Sequence, Union
 
 from t5core.metrics._deps import require
+from t5core.metrics.classification import check_pairs
 from t5core.metrics.scripts import BLEU_AUTO, ROUGE_MODES, CharTokenizer, bleu_tokenizer, \
     rouge_tokenizer
 
 Reference = Union[str, Sequence[str]]
 
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
-
-
-def _check(targets, predictions):
-    if len(targets) != len(predictions):
-        raise ValueError(
-            f"{len(targets)} targets but {len(predictions)} predictions: they must pair up"
-        )
-    if not targets:
-        raise ValueError("no examples to score (targets and predictions are empty)")
 
 
 def _reference_streams(targets: Sequence[Reference]) -> list[list[str]]:
@@ -47,7 +39,7 @@ def bleu(
     tokenize: one of sacreBLEU's tokenizer names ("13a", "zh", "intl", "char", "ja-mecab",
     ...), or "auto" (also None): chosen from the references' script (`bleu_tokenizer`).
     """
-    _check(targets, predictions)
+    check_pairs(targets, predictions)
     sacrebleu = require("sacrebleu", "sacrebleu")
     if tokenize in (None, BLEU_AUTO):
         tokenize = bleu_tokenizer(targets)
@@ -76,7 +68,7 @@ def rouge(
     (`rouge_tokenizer`). With several references per example, rouge_score's score_multi
     takes the best-scoring reference per key.
     """
-    _check(targets, predictions)
+    check_pairs(targets, predictions)
     rouge_scorer = require("rouge_score.rouge_scorer", "rouge-score")
     if rouge_tokenize in (None, "auto"):
         rouge_tokenize = rouge_tokenizer(targets)

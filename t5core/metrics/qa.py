@@ -7,6 +7,8 @@ import re
 import string
 from typing import Sequence, Union
 
+from t5core.metrics.classification import check_pairs
+
 _PUNCTUATION = frozenset(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
@@ -37,12 +39,7 @@ def squad(
     targets: Sequence[Union[str, Sequence[str]]], predictions: Sequence[str]
 ) -> dict[str, float]:
     """{"squad_em", "squad_f1"} in percent. A target is one answer or a list of them."""
-    if len(targets) != len(predictions):
-        raise ValueError(
-            f"{len(targets)} targets but {len(predictions)} predictions: they must pair up"
-        )
-    if not targets:
-        raise ValueError("no examples to score (targets and predictions are empty)")
+    check_pairs(targets, predictions)
     em_total = f1_total = 0.0
     for i, (refs, pred) in enumerate(zip(targets, predictions, strict=True)):
         refs = [refs] if isinstance(refs, str) else list(refs)
