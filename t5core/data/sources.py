@@ -339,7 +339,7 @@ class ConllSource(_FileSource):
     """CoNLL `token<TAB>tag` lines, blank (or whitespace-only) line between sentences.
 
     Yields {"tokens": [n] str, "tags": [n] str} plus, when `formatter` is given, the string fields
-    it returns for (tokens, tags) (e.g. NER text and target, see `t5core.data.ner`).
+    it returns for (tokens, tags) (e.g. `builtin_tasks.wnut17_formatter`).
     """
 
     def __init__(self, files: Mapping[str, Paths],
