@@ -65,7 +65,7 @@ def test_published_integration_texts(tok):
 def test_published_integration_batch_padding(tok):
     # test_tokenizer_integration: the three texts batched and padded with 0 to 112.
     texts = [c["text"] for c in _case("test_tokenizer_integration")]
-    ids = tok.encode_batch(texts, add_eos=True)
+    ids = [tok.encode(text, add_eos=True) for text in texts]
     assert max(len(x) for x in ids) == 112
     padded = np.array([x + [0] * (112 - len(x)) for x in ids])
     assert padded.shape == (3, 112) and (padded[:, -1] == [1, 0, 0]).all()
@@ -206,7 +206,7 @@ def test_decode_rules(tok):
     assert tok.decode(np.array(ids, np.int32)) == "Hello world"
     assert tok.decode([32127, 37]) == "<unk> The"                      # padded rows -> unk
     assert tok.decode([32099, 37, 2], skip_special_tokens=True) == "The"
-    assert tok.decode_batch([ids, [37, 1, 5]]) == ["Hello world", "The"]
+    assert [tok.decode(row) for row in [ids, [37, 1, 5]]] == ["Hello world", "The"]
 
 
 def test_decode_equals_sentencepiece_on_plain_ids(tok):

@@ -111,9 +111,6 @@ class BaseTokenizer:
             ids.append(self.eos_id)
         return ids
 
-    def encode_batch(self, texts: Iterable[str], add_eos: bool = False) -> list[list[int]]:
-        return [self.encode(t, add_eos=add_eos) for t in texts]
-
     def _clean_ids(self, ids, skip_special_tokens: bool) -> list[int]:
         """Cuts at the first eos, drops pad, maps out-of-range ids to unk, optionally drops
         unk, sentinels and the other special tokens."""
@@ -129,9 +126,6 @@ class BaseTokenizer:
                 continue
             out.append(i)
         return out
-
-    def decode_batch(self, batch, skip_special_tokens: bool = False) -> list[str]:
-        return [self.decode(ids, skip_special_tokens=skip_special_tokens) for ids in batch]
 
     def in_graph(self):
         """The tf.Module twin of this tokenizer (cached; `t5core.tokenizer.in_graph`)."""
