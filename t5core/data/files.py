@@ -57,8 +57,7 @@ class SplitSources(Source):
         self.splits = tuple(self.sources)
 
     def get_dataset(self, split, data_dir=None, counter=None):
-        if split not in self.sources:
-            raise ValueError(f"unknown split {split!r}; this source has {sorted(self.sources)}")
+        self.check_split(split)
         return self.sources[split].get_dataset(split, data_dir, counter)
 
 

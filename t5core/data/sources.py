@@ -32,6 +32,10 @@ class Source:
                     counter: DropCounter | None = None) -> tf.data.Dataset:
         raise NotImplementedError
 
+    def check_split(self, split: str) -> None:
+        if split not in self.splits:
+            raise ValueError(f"unknown split {split!r}; this source has {sorted(self.splits)}")
+
 
 # ----------------------------------------------------------------------------- TFDS
 
@@ -203,8 +207,7 @@ class _FileSource(Source):
         return example
 
     def _paths(self, split, data_dir):
-        if split not in self.files:
-            raise ValueError(f"unknown split {split!r}; this source has {sorted(self.files)}")
+        self.check_split(split)
         return [resolve_path(p, data_dir) for p in self.files[split]]
 
     def _parse_file(self, path: str) -> list[dict]:
@@ -315,15 +318,15 @@ class JsonlSource(_FileSource):
         return out
 
 
-class ParallelTextSource(_FileSource):
+class ParallelTextSource(Source):
     """Line-aligned files, one per field: {"train": {"en": "train.en.gz", "de": "train.de.gz"}}."""
 
     def __init__(self, files: Mapping[str, Mapping[str, str]]):
         self.parallel = {split: dict(f) for split, f in files.items()}
-        super().__init__({split: list(f.values()) for split, f in files.items()})
+        self.splits = tuple(self.parallel)
 
     def get_dataset(self, split, data_dir=None, counter=None):
-        self._paths(split, data_dir)  # validates the split name
+        self.check_split(split)
         columns = {k: read_lines(resolve_path(p, data_dir))
                    for k, p in self.parallel[split].items()}
         sizes = {self.parallel[split][k]: len(v) for k, v in columns.items()}
@@ -379,8 +382,7 @@ class ListSource(Source):
 
     def get_dataset(self, split, data_dir=None, counter=None):
         del data_dir
-        if split not in self.examples:
-            raise ValueError(f"unknown split {split!r}; this source has {sorted(self.examples)}")
+        self.check_split(split)
         examples = self.examples[split]
         if not examples:
             raise ValueError(f"split {split!r} has no examples")
