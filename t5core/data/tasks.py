@@ -76,7 +76,6 @@ class Task:
         lengths = dict(lengths or self.output_lengths)
         ds = self.source.get_dataset(split, data_dir=data_dir, counter=self.counter)
         if shuffle:
-            # In-memory sources of known size up to a million examples are shuffled fully.
             size = int(ds.cardinality())
             buffer = size if 0 < size <= 1_000_000 else shuffle_buffer_size
             ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
@@ -126,21 +125,18 @@ class Mixture:
     def metrics(self) -> Sequence[str]:
         return ()
 
-    def get_dataset(self, split: str, tokenizer, *, lengths=None, data_dir=None, shuffle=True,
-                    seed: int = 0, num_epochs=None, shuffle_buffer_size: int = 10_000,
-                    keep_text: bool = False, overlong: str = "cut",
-                    counter: DropCounter | None = None) -> tf.data.Dataset:
-        """An endless stream (each task repeated) sampling task i with probability rate_i / sum."""
+    def get_dataset(self, split: str, tokenizer, *, lengths=None, shuffle=True, seed: int = 0,
+                    num_epochs=None, keep_text: bool = False, **options) -> tf.data.Dataset:
+        """An endless stream (each task repeated) sampling task i with probability rate_i / sum;
+        `options` (data_dir, shuffle_buffer_size, overlong, counter) go to each Task."""
         del num_epochs  # a mixture always repeats its tasks
         tasks = self.resolved()
         lengths = dict(lengths or self.output_lengths)
         datasets = []
         for i, (task, _) in enumerate(tasks):
-            ds = task.get_dataset(split, tokenizer, lengths=lengths, data_dir=data_dir,
-                                  shuffle=shuffle, seed=_derive_seed(seed, 1000 + i),
-                                  num_epochs=None,
-                                  shuffle_buffer_size=shuffle_buffer_size, keep_text=keep_text,
-                                  overlong=overlong, counter=counter)
+            ds = task.get_dataset(split, tokenizer, lengths=lengths, shuffle=shuffle,
+                                  seed=_derive_seed(seed, 1000 + i), num_epochs=None,
+                                  keep_text=keep_text, **options)
             keys = ("inputs", "targets") + (("inputs_pretokenized", "targets_pretokenized")
                                             if keep_text else ())
             datasets.append(ds.map(lambda x, keys=keys: {k: x[k] for k in keys if k in x}))

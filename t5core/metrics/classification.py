@@ -21,14 +21,14 @@ def check_pairs(targets: Sequence, predictions: Sequence) -> None:
         raise ValueError("no examples to score (targets and predictions are empty)")
 
 
-def default_labels(targets: Sequence, predictions: Sequence) -> list:
-    """Every label seen in targets or predictions except INVALID_LABEL, sorted.
-
-    This is sklearn's default label set (the union) minus the sentinel, so an
-    invalid prediction is a miss for its true class but not a class of its own.
-    Pass `labels` explicitly to score over a fixed label set.
-    """
-    return sorted((set(targets) | set(predictions)) - {INVALID_LABEL}, key=str)
+def checked_labels(targets: Sequence, predictions: Sequence, labels=None) -> list:
+    """The label set to score (after `check_pairs`): `labels`, or by default every label seen in
+    targets or predictions except INVALID_LABEL, sorted (scikit-learn's union minus the
+    sentinel: an invalid prediction misses its true class but is no class of its own)."""
+    check_pairs(targets, predictions)
+    if labels is None:
+        return sorted((set(targets) | set(predictions)) - {INVALID_LABEL}, key=str)
+    return list(labels)
 
 
 def accuracy(targets: Sequence, predictions: Sequence) -> dict[str, float]:
@@ -76,10 +76,8 @@ def _average(targets, predictions, labels, average: str) -> tuple[float, float, 
 
 
 def _averaged_prf(targets, predictions, average: str, labels=None) -> dict[str, float]:
-    check_pairs(targets, predictions)
-    if labels is None:
-        labels = default_labels(targets, predictions)
-    p, r, f = _average(targets, predictions, list(labels), average)
+    labels = checked_labels(targets, predictions, labels)
+    p, r, f = _average(targets, predictions, labels, average)
     return {
         f"precision_{average}": 100.0 * p,
         f"recall_{average}": 100.0 * r,
@@ -118,11 +116,9 @@ def f1_binary(targets, predictions, pos_label: Any = None) -> dict[str, float]:
 def per_class(targets, predictions, labels=None) -> dict[str, float]:
     """Flattened per-class scores: {"precision/<label>", "recall/<label>", "f1/<label>",
     "support/<label>"}."""
-    check_pairs(targets, predictions)
-    if labels is None:
-        labels = default_labels(targets, predictions)
+    labels = checked_labels(targets, predictions, labels)
     out = {}
-    for label, (p, r, f, s) in zip(labels, _per_label(targets, predictions, list(labels))):
+    for label, (p, r, f, s) in zip(labels, _per_label(targets, predictions, labels)):
         out[f"precision/{label}"] = 100.0 * p
         out[f"recall/{label}"] = 100.0 * r
         out[f"f1/{label}"] = 100.0 * f
@@ -161,10 +157,7 @@ def classification_report(targets, predictions, labels=None, digits: int = 2) ->
     Raises:
       ValueError: targets and predictions of different lengths, or none at all.
     """
-    check_pairs(targets, predictions)
-    if labels is None:
-        labels = default_labels(targets, predictions)
-    labels = list(labels)
+    labels = checked_labels(targets, predictions, labels)
     names = [str(x) for x in labels]
     rows = [_percent(row) for row in _per_label(targets, predictions, labels)]
     support = sum(row[3] for row in rows)
