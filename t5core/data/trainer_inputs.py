@@ -6,10 +6,9 @@ import tensorflow as tf
 
 from t5core.data.option_tasks import task_from_options
 from t5core.data.pairs import batched, encode_pairs, pad_batches
-from t5core.data.tasks import task_examples
+from t5core.data.tasks import make_model_dataset, task_examples
 from t5core.errors import FlagError
-from t5core.evaluation.evaluators import ClassifierEvaluator, DecodeEvaluator, RankEvaluator
-from t5core.metrics import check_metric_packages
+from t5core.evaluation.evaluators import ClassifierEvaluator, DecodeEvaluator, task_evaluator
 
 
 def make_trainer_inputs(options, tokenizer, decoder_start_token_id: int = 0, counter=None):
@@ -81,8 +80,6 @@ def task_inputs(task, tokenizer, config, *, data_dir, pack, eval_examples, eval_
                 counter=None):
     """(train dataset, eval dataset or None, evaluator or None) for a Task or Mixture;
     metric_options go to `compute_metrics` (bleu_tokenize, rouge_tokenize)."""
-    from t5core.data.tasks import make_model_dataset
-
     lengths = {"inputs": config.inputs_length, "targets": config.targets_length}
     data_dir = data_dir or None
     train = make_model_dataset(task, "train", tokenizer, batch_size=config.batch_size,
@@ -98,15 +95,11 @@ def task_inputs(task, tokenizer, config, *, data_dir, pack, eval_examples, eval_
         shuffle=False, seed=config.seed, num_epochs=1, data_dir=data_dir, drop_remainder=False,
         decoder_start_token_id=decoder_start_token_id), config.batch_size)
     evaluator = None
-    metrics = list(getattr(task, "metrics", ()))
-    if metrics and eval_examples:
-        check_metric_packages(metrics, f"the metrics of {task.name}")  # before reading the data
-        inputs, targets = task_examples(task, split, tokenizer, lengths, data_dir, eval_examples)
-        kind = RankEvaluator if rank_labels else DecodeEvaluator
-        extra = {"labels": rank_labels} if rank_labels else {}
-        evaluator = kind(inputs, targets, tokenizer, metrics, config.inputs_length,
-                         config.targets_length, batch_size=eval_batch_size,
-                         metric_options=metric_options, **extra)
+    if task.metrics and eval_examples:
+        evaluator = task_evaluator(task, split, tokenizer, config.inputs_length,
+                                   config.targets_length, data_dir, eval_examples,
+                                   labels=rank_labels, batch_size=eval_batch_size,
+                                   metric_options=metric_options)
     return train, eval_data, evaluator
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from t5core.data.pairs import pad_rows
+from t5core.data.tasks import task_examples
 from t5core.metrics import check_metric_packages, compute_metrics
 
 
@@ -89,19 +90,36 @@ def evaluate_task(model, task, split, tokenizer, inputs_length, targets_length, 
       (metrics, predictions, targets): metrics the {key: float} of `compute_metrics`;
       predictions the decoded strings and targets the target strings, in the split's order.
     """
-    from t5core.data.tasks import task_examples
-
-    check_metric_packages(task.metrics, f"the metrics of {task.name}")
     metric_options = dict(generate_options.pop("metric_options", None) or {})
     metric_options.update({k: v for k, v in (("bleu_tokenize", bleu_tokenize),
                                               ("rouge_tokenize", rouge_tokenize)) if v})
+    evaluator = task_evaluator(task, split, tokenizer, inputs_length, targets_length, data_dir,
+                               max_examples, batch_size=batch_size,
+                               metric_options=metric_options, **generate_options)
+    metrics, _, predictions = evaluator(model, return_predictions=True)
+    return metrics, predictions, evaluator.targets
+
+
+def make_evaluator(inputs, targets, tokenizer, metric_names, inputs_length, max_new_tokens,
+                   labels=(), **options):
+    """A RankEvaluator over the label words `labels` when there are any, else a DecodeEvaluator;
+    `options` go to it (batch_size, metric_options, generate's options, ...)."""
+    if labels:
+        return RankEvaluator(inputs, targets, tokenizer, metric_names, inputs_length,
+                             max_new_tokens, labels=labels, **options)
+    return DecodeEvaluator(inputs, targets, tokenizer, metric_names, inputs_length,
+                           max_new_tokens, **options)
+
+
+def task_evaluator(task, split, tokenizer, inputs_length, targets_length, data_dir=None,
+                   max_examples=0, labels=(), **options):
+    """`make_evaluator` over a task's split, scored with the task's metrics; their packages are
+    checked before the data is read."""
+    check_metric_packages(task.metrics, f"the metrics of {task.name}")
     lengths = {"inputs": inputs_length, "targets": targets_length}
     inputs, targets = task_examples(task, split, tokenizer, lengths, data_dir, max_examples)
-    evaluator = DecodeEvaluator(inputs, targets, tokenizer, list(task.metrics), inputs_length,
-                                targets_length, batch_size=batch_size,
-                                metric_options=metric_options, **generate_options)
-    metrics, _, predictions = evaluator(model, return_predictions=True)
-    return metrics, predictions, targets
+    return make_evaluator(inputs, targets, tokenizer, list(task.metrics), inputs_length,
+                          targets_length, labels, **options)
 
 
 def score_candidates(model, encoder_tokens, candidates, targets_length, batch_size=64):

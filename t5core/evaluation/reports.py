@@ -160,7 +160,7 @@ def predict(model, tokenizer, test: TestSet, options, batch_size=64, **generate_
     """
     from t5core.classifier import T5EncoderClassifier
     from t5core.data.pairs import pad_rows
-    from t5core.evaluation.evaluators import DecodeEvaluator, RankEvaluator
+    from t5core.evaluation.evaluators import make_evaluator
 
     length = options["inputs_length"]
     if isinstance(model, T5EncoderClassifier):
@@ -168,16 +168,12 @@ def predict(model, tokenizer, test: TestSet, options, batch_size=64, **generate_
         if model.labels is None:
             return [str(i) for i in model.predict(tokens, batch_size)]
         return model.predict_labels(tokens, batch_size)
-    common = dict(batch_size=batch_size)
-    if options["rank_classification"]:
-        if len(test.labels) < 2:
-            raise FlagError("--rank_classification needs --labels (two or more label words)")
-        evaluator = RankEvaluator(test.inputs, test.targets, tokenizer, test.metrics, length,
-                                  options["targets_length"], labels=test.labels, **common)
-    else:
-        evaluator = DecodeEvaluator(test.inputs, test.targets, tokenizer, test.metrics, length,
-                                    options["targets_length"], **common, **generate_options)
-    return evaluator.predict(model)
+    if options["rank_classification"] and len(test.labels) < 2:
+        raise FlagError("--rank_classification needs --labels (two or more label words)")
+    return make_evaluator(test.inputs, test.targets, tokenizer, test.metrics, length,
+                          options["targets_length"],
+                          test.labels if options["rank_classification"] else (),
+                          batch_size=batch_size, **generate_options).predict(model)
 
 
 def score(test: TestSet, predictions) -> dict:
