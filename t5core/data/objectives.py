@@ -161,17 +161,9 @@ def denoise(ds, seed: int, noise_mask_fn, inputs_fn, targets_fn, first_sentinel:
 
 
 def pretraining_sentinels(tokenizer):
-    """(first sentinel id, step): the sentinels the released checkpoints were pretrained with.
-
-    T5's `noise_span_to_unique_sentinel` uses `vocabulary.vocab_size - 1 - i` for span i,
-    counting down from the top of the task's vocabulary:
-      T5 (cc_all.32000 + 100 extra ids, vocab_size 32100): 32099, 32098, ... = `<extra_id_i>`;
-      mT5 (mc4.250000.100extra, no extra ids, 250100): 250099, 250098, ... = `<extra_id_i>`;
-      ByT5 (seqio.ByteVocabulary() without extra ids, 259): 258, 257, ..., the top byte ids
-      ("we reuse the final 100 byte IDs", ByT5 paper), not HF's `<extra_id_i>` = 259 + i.
-    A SentencePiece `Tokenizer` counts down from its vocab_size (load mT5's vocabulary with
-    extra_ids=0); a `ByteTokenizer` from 258 whatever its extra_ids.
-    """
+    """(first sentinel id, step): the sentinels the released checkpoints were pretrained with,
+    counting down from the top of the vocabulary (a `ByteTokenizer`: from 258, the top byte ids,
+    whatever its extra_ids; see docs/architecture.md)."""
     if isinstance(tokenizer, ByteTokenizer):
         return 256 + tokenizer.offset - 1, -1
     return tokenizer.vocab_size - 1, -1

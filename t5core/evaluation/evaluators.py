@@ -11,11 +11,8 @@ from t5core.metrics import check_metric_packages, compute_metrics
 
 
 class DecodeEvaluator:
-    """Greedy-decodes `inputs` (token id lists) and scores the decoded text against `targets`.
-
-    Batches have a fixed shape, so the compiled decoding loop is traced once for all of them.
-    Returns (metrics, sample lines) as `Trainer` expects.
-    """
+    """Decodes `inputs` (token id lists; greedy unless generate_options say otherwise) and
+    scores the text against `targets`, in batches of one shape (one trace of the loop)."""
 
     def __init__(self, inputs, targets, tokenizer, metric_names, inputs_length, max_new_tokens,
                  batch_size=64, max_examples=None, postprocess=None, jit_compile=None,
@@ -65,10 +62,7 @@ class DecodeEvaluator:
 def evaluate_task(model, task, split, tokenizer, inputs_length, targets_length, data_dir=None,
                   max_examples=0, batch_size=64, bleu_tokenize=None, rouge_tokenize=None,
                   **generate_options):
-    """Decodes every example of a task's split and scores it: (metrics, predictions, targets).
-
-    Decoding is greedy unless generate_options say otherwise; the task's `metrics` score the
-    decoded texts against the split's target texts.
+    """Decodes every example of a task's split and scores it with the task's `metrics`.
 
     Args:
       model: a T5Model (or PromptTunedT5).
@@ -80,9 +74,9 @@ def evaluate_task(model, task, split, tokenizer, inputs_length, targets_length, 
         task's preprocessing).
       data_dir: where the task's source reads its files, if it needs one (None: its default).
       max_examples: score only the first this many examples; 0 (default) all.
-      batch_size: rows per `generate` call (a short last batch is padded to it).
+      batch_size: rows per `generate` call.
       bleu_tokenize, rouge_tokenize: how BLEU and ROUGE split text (`compute_metrics`); None:
-        chosen from the targets' script (Chinese per character, English per word).
+        chosen from the targets' script.
       **generate_options: `t5core.generate`'s options (method, num_beams, alpha, ...) and
         `DecodeEvaluator`'s (postprocess, jit_compile, metric_options).
 
@@ -123,11 +117,8 @@ def task_evaluator(task, split, tokenizer, inputs_length, targets_length, data_d
 
 
 def score_candidates(model, encoder_tokens, candidates, targets_length, batch_size=64):
-    """Log-likelihood float32 [N, C] of each candidate target (token lists) for each input.
-
-    Rank classification: the prediction is the best-scoring candidate, so the model can never
-    emit a label outside the set. Candidates are teacher-forced in one forward pass each.
-    """
+    """Log-likelihood float32 [N, C] of each candidate target (token lists) for each input,
+    each candidate teacher-forced in one forward pass (rank classification)."""
     import tensorflow as tf
 
     from t5core.losses import token_losses

@@ -95,16 +95,14 @@ def compute_metrics(
         strings where a metric takes several (squad, bleu, rouge).
       predictions: one prediction per example, paired with `targets`.
       postprocess: applied to every prediction, and (if postprocess_targets) to every target
-        that is a string; lists of references are left alone. None: used as given.
+        that is a string. None: used as given.
       postprocess_targets: whether `postprocess` applies to the targets too.
       bleu_tokenize: "bleu"'s sacreBLEU tokenizer ("13a", "zh", "intl", "char", ...); None or
-        "auto": chosen from the references' script (13a for English, zh for Chinese; see
-        t5core.metrics.scripts). Ignored unless "bleu" is named.
-      rouge_tokenize: "rouge"'s tokens, "words" or "chars"; None or "auto": "chars" where the
-        references hold Chinese or other text that is not ASCII. Ignored unless "rouge" is named.
-      **options: passed to each named metric that takes an argument of that name (e.g. labels=,
-        pos_label=, tokenize=, use_stemmer=); an option that no named metric takes is an
-        error, so typos do not pass silently.
+        "auto": chosen from the references' script (`t5core.metrics.scripts`).
+      rouge_tokenize: "rouge"'s tokens, "words" or "chars"; None or "auto": chosen from the
+        references' script.
+      **options: passed to each named metric that takes an argument of that name (labels=,
+        pos_label=, tokenize=, use_stemmer=, ...); one that no named metric takes is an error.
 
     Returns:
       {metric key: float}, the union of every metric's keys (e.g. "accuracy", "f1_macro",

@@ -136,11 +136,8 @@ def _percent(row):
 
 def classification_report(targets, predictions, labels=None, digits: int = 2) -> tuple[dict, str]:
     """scikit-learn's `classification_report` in percent, as (dict, printed text), without
-    scikit-learn.
-
-    Rows per class plus "macro avg" and "weighted avg"; the pooled (micro)
-    figures appear as the "accuracy" row when every prediction is one of
-    `labels`, and as a "micro avg" row otherwise (scikit-learn's convention).
+    scikit-learn: rows per class, "macro avg", "weighted avg", and the pooled figures as
+    "accuracy" when every prediction is one of `labels`, else as "micro avg".
 
     Args:
       targets: the true labels, one per example (any hashable values, e.g. strings).
