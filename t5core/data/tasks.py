@@ -84,10 +84,8 @@ class Task:
         available = {"tokenizer": tokenizer, "lengths": lengths, "counter": self.counter,
                      "keep_text": keep_text}
         for i, fn in enumerate(self.preprocessors):
-            kwargs = {k: available[k] for k in _accepted(fn) if k != "seed"}
-            if "seed" in _accepted(fn):
-                kwargs["seed"] = _derive_seed(seed, i)
-            ds = fn(ds, **kwargs)
+            available["seed"] = _derive_seed(seed, i)
+            ds = fn(ds, **{k: available[k] for k in _accepted(fn)})
         if self.truncate:
             ds = prep.truncate(ds, {k: v for k, v in lengths.items() if k in ("inputs", "targets")},
                                counter=counter or self.counter, overlong=overlong)

@@ -28,9 +28,10 @@ def require(module: str, pip_name: str):
         ) from e
 
 
-def _installed(module: str) -> bool:
+def installed(*modules: str) -> bool:
+    """Whether every one of `modules` can be imported (found, not imported)."""
     try:
-        return importlib.util.find_spec(module) is not None
+        return all(importlib.util.find_spec(m) is not None for m in modules)
     except (ImportError, ValueError):
         return False
 
@@ -41,7 +42,7 @@ def check_installed(metric_names, where: str = "--metrics") -> None:
     missing = {}
     for name in metric_names:
         for module, package in METRIC_PACKAGES.get(name, ()):
-            if not _installed(module):
+            if not installed(module):
                 missing.setdefault(package, []).append(name)
     if missing:
         needs = "; ".join(f"{', '.join(sorted(set(names)))} needs {package}"

@@ -44,9 +44,7 @@ def string_to_float(text: str, default: float = INVALID_FLOAT) -> float:
 
 def format_entities(entities: Iterable[tuple[str, str]]) -> str:
     """[(type, text), ...] -> "type: text ; type: text", or NO_ENTITIES if empty."""
-    parts = []
-    for entity_type, text in entities:
-        parts.append(f"{entity_type}{ENTITY_TYPE_SEPARATOR}{text}")
+    parts = [f"{entity_type}{ENTITY_TYPE_SEPARATOR}{text}" for entity_type, text in entities]
     return ENTITY_SEPARATOR.join(parts) if parts else NO_ENTITIES
 
 

