@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from t5core.data.embedded_tasks import embedded_examples
 from t5core.data.option_tasks import task_from_options
 from t5core.data.pairs import batched, encode_pairs, pad_batches
 from t5core.data.tasks import make_model_dataset, task_examples
-from t5core.errors import FlagError
 from t5core.evaluation.evaluators import ClassifierEvaluator, DecodeEvaluator, task_evaluator
 
 
@@ -29,14 +29,15 @@ def make_trainer_inputs(options, tokenizer, decoder_start_token_id: int = 0, cou
         template_args=options.template_args, instruction=options.instruction, seed=c.seed,
         inputs_field=options.inputs_field, targets_field=options.targets_field, lengths=lengths,
         metrics=options.metric_list, labels=options.label_list, name_flag="--task/--mixture")
+    data_dir = options.data_dir or None
     if options.head == "classifier":
         return classifier_inputs(task, tokenizer, c, options.label_list,
-                                 data_dir=options.data_dir, eval_examples=options.eval_examples,
+                                 data_dir=data_dir, eval_examples=options.eval_examples,
                                  overlong=options.overlong, counter=counter)
     rank_labels = options.label_list if options.rank_classification else []
     metric_options = {"bleu_tokenize": options.bleu_tokenize,
                       "rouge_tokenize": options.rouge_tokenize}
-    return task_inputs(task, tokenizer, c, data_dir=options.data_dir, pack=options.pack,
+    return task_inputs(task, tokenizer, c, data_dir=data_dir, pack=options.pack,
                        eval_examples=options.eval_examples, rank_labels=rank_labels,
                        decoder_start_token_id=decoder_start_token_id,
                        metric_options=metric_options, overlong=options.overlong,
@@ -49,8 +50,6 @@ def embedded_inputs(tokenizer, inputs_length, targets_length, batch_size, seed,
 
     eval_examples=0: no evaluation (eval dataset and evaluator None).
     """
-    from t5core.data.embedded_tasks import embedded_examples
-
     train, _ = encode_pairs(embedded_examples("train"), tokenizer, inputs_length,
                             targets_length, "embedded train", decoder_start_token_id)
     if not eval_examples:
@@ -81,7 +80,6 @@ def task_inputs(task, tokenizer, config, *, data_dir, pack, eval_examples, eval_
     """(train dataset, eval dataset or None, evaluator or None) for a Task or Mixture;
     metric_options go to `compute_metrics` (bleu_tokenize, rouge_tokenize)."""
     lengths = {"inputs": config.inputs_length, "targets": config.targets_length}
-    data_dir = data_dir or None
     train = make_model_dataset(task, "train", tokenizer, batch_size=config.batch_size,
                                lengths=lengths, pack=pack, shuffle=True, seed=config.seed,
                                num_epochs=None, data_dir=data_dir,
@@ -129,9 +127,9 @@ def classifier_inputs(task, tokenizer, config, labels, *, data_dir, eval_example
     """(train dataset, eval dataset or None, evaluator or None) for the classification head:
     encoder tokens and the label id of each example's target word."""
     lengths = {"inputs": config.inputs_length, "targets": config.targets_length}
-    data_dir = data_dir or None
     train = _labelled(task, "train", tokenizer, lengths, labels, data_dir, True, config.seed,
-                      None, overlong, counter).batch(config.batch_size, drop_remainder=True).prefetch(2)
+                      None, overlong, counter)
+    train = train.batch(config.batch_size, drop_remainder=True).prefetch(2)
     split = eval_split_of(task)
     if split is None:
         return train, None, None

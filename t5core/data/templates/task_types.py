@@ -61,9 +61,8 @@ class Classification(Template):
 
     def input_fields(self, example):
         fields = {name: get_text(example, name) for name in self.text_fields}
-        fields["text"] = " ".join(f"{n}: {fields[n]}" for n in self.text_fields)
-        if len(self.text_fields) == 1:
-            fields["text"] = fields[self.text_fields[0]]
+        fields["text"] = (fields[self.text_fields[0]] if len(self.text_fields) == 1 else
+                          " ".join(f"{n}: {fields[n]}" for n in self.text_fields))
         fields["options"] = ", ".join(self.words)
         return fields
 
