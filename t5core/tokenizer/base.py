@@ -16,10 +16,6 @@ SPIECE_UNDERLINE = "\u2581"  # SentencePiece's word-start marker, "▁"
 WS_RE2 = "[" + "".join(f"\\x{{{c:x}}}" for c in range(0x3001) if chr(c).isspace()) + "]"
 
 
-def _round_up(n: int, multiple: int) -> int:
-    return -(-n // multiple) * multiple
-
-
 class BaseTokenizer:
     """Special-token splitting, EOS and decode rules shared by both vocabularies.
 
@@ -74,11 +70,6 @@ class BaseTokenizer:
         raise NotImplementedError
 
     # -- shared API
-    @property
-    def padded_vocab_size(self) -> int:
-        """Embedding rows a model uses for this vocabulary (vocab_size rounded up to 128)."""
-        return _round_up(self.vocab_size, 128)
-
     def is_sentinel(self, token_id: int) -> bool:
         return token_id in self._sentinel_set
 
