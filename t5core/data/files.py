@@ -37,11 +37,8 @@ FORMATS = {".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
 
 
 def file_format(path: str) -> str:
-    """"tsv" or "jsonl": the format of a data file, read from its own suffix (optionally .gz).
-
-    Every reader of a user's data file asks here, so that a .jsonl training file and a .tsv
-    evaluation file are each read as what they are.
-    """
+    """"tsv" or "jsonl": the format of a data file, read from its own suffix (optionally .gz),
+    so that a .jsonl training file and a .tsv evaluation file are each read as what they are."""
     suffix = os.path.splitext(path[:-3] if path.endswith(".gz") else path)[1]
     if suffix not in FORMATS:
         raise DataError(f"{path}: unknown data file type {suffix or '(no suffix)'!r}; a data file "

@@ -89,11 +89,8 @@ def _as_list(paths: Paths) -> list[str]:
 
 
 def read_lines(path: str) -> list[str]:
-    """All lines of a (possibly gzipped, possibly remote) UTF-8 text file, without line endings.
-
-    A UTF-8 byte-order mark at the start (editors on Windows write one) is dropped. Raises
-    FileNotFoundError (missing), DataError (empty, or non-UTF-8 bytes: names path:line).
-    """
+    """All lines of a (possibly gzipped, possibly remote) UTF-8 text file, without line endings
+    or a leading byte-order mark; FileNotFoundError, or DataError naming path:line."""
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"data file not found: {path} (check --data_dir / data_dir)")
     # Decompressed a bounded block at a time; a line past the budget is a DataError naming it.
@@ -113,10 +110,8 @@ def read_lines(path: str) -> list[str]:
 
 
 def tsv_rows(path: str, delimiter: str = "\t", columns: Sequence[str] | None = None):
-    """(header, [(line number, cells)]) of a delimited file; a wrong cell count names the line.
-
-    Blank lines are skipped.
-    """
+    """(header, [(line number, cells)]) of a delimited file, blank lines skipped; a wrong cell
+    count names the line."""
     lines = read_lines(path)
     if columns:
         header, body, first = list(columns), lines, 1
@@ -166,11 +161,8 @@ def jsonl_objects(path: str):
 
 
 def _lone_surrogate(obj) -> str | None:
-    """What is wrong if a \\uXXXX escape left half of a UTF-16 pair in `obj`'s strings, else None.
-
-    A line that decoded as UTF-8 holds no surrogates, so only escapes can make one; such a string
-    cannot be encoded again (tokenizers, tf.data and output files would fail later, far away).
-    """
+    """What is wrong if a \\uXXXX escape left half of a UTF-16 pair in `obj`'s strings, else None:
+    such a string cannot be encoded again (tokenizers, tf.data and output files would fail)."""
     try:
         json.dumps(obj, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as e:
@@ -339,11 +331,8 @@ class ParallelTextSource(Source):
 
 
 class ConllSource(_FileSource):
-    """CoNLL `token<TAB>tag` lines, blank (or whitespace-only) line between sentences.
-
-    Yields {"tokens": [n] str, "tags": [n] str} plus, when `formatter` is given, the string fields
-    it returns for (tokens, tags) (e.g. `builtin_tasks.wnut17_formatter`).
-    """
+    """CoNLL `token<TAB>tag` lines, a blank line between sentences -> {"tokens", "tags"} plus the
+    string fields `formatter(tokens, tags)` returns (e.g. `builtin_tasks.wnut17_formatter`)."""
 
     def __init__(self, files: Mapping[str, Paths],
                  formatter: Callable[[list[str], list[str]], Mapping[str, str]] | None = None):
