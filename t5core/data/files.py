@@ -58,22 +58,19 @@ class SplitSources(Source):
         return self.sources[split].get_dataset(split, data_dir, counter)
 
 
-def file_task(train_file, eval_file, inputs_field, targets_field, lengths, metrics, labels=()):
-    """A Task over local files: TSV (with a header) or JSONL, one example a line, each file in
-    the format its suffix names.
+def _file_splits(train_file, eval_file):
+    return {"train": train_file, **({"validation": eval_file} if eval_file else {})}
 
-    Every example is checked as it is read: an empty field or a label outside `labels` is an
-    error naming the file and line.
-    """
-    files = {"train": train_file}
-    if eval_file:
-        files["validation"] = eval_file
+
+def file_task(train_file, eval_file, inputs_field, targets_field, lengths, metrics, labels=()):
+    """A Task over local TSV (with a header) or JSONL files, each in the format its suffix names;
+    an empty field or a label outside `labels` is an error naming the file and line."""
     fields = {"inputs": inputs_field, "targets": targets_field}
     check = example_check(labels, fields)
     readers = {"tsv": TsvSource, "jsonl": JsonlSource}
     source = SplitSources({split: readers[file_format(path)]({split: path}, fields=fields,
                                                              check=check)
-                           for split, path in files.items()})
+                           for split, path in _file_splits(train_file, eval_file).items()})
     return Task(name=f"file:{os.path.basename(train_file)}", source=source,
                 preprocessors=list(TOKENIZE), output_lengths=lengths, metrics=list(metrics))
 
@@ -91,11 +88,8 @@ def templated_task(train_file, eval_file, template, lengths, metrics=()):
     Without `metrics`, the template's task type names them (`templates.DEFAULT_METRICS`)."""
     from t5core.data.templates import DEFAULT_METRICS
 
-    splits = {"train": train_file}
-    if eval_file:
-        splits["validation"] = eval_file
     examples = {split: [template(row) for row in read_rows(path)]
-                for split, path in splits.items()}
+                for split, path in _file_splits(train_file, eval_file).items()}
     kind = getattr(template, "task_type", "")
     return Task(name=f"template:{kind}", source=ListSource(examples),
                 preprocessors=list(TOKENIZE), output_lengths=lengths,

@@ -80,9 +80,8 @@ def truncate(ds: tf.data.Dataset, lengths: Mapping[str, int],
              overlong: str = "cut") -> tf.data.Dataset:
     """Cuts each `lengths` key to its length; a cut sequence ends with `eos_id` (None: plain cut).
 
-    This is the only step that cuts examples: packing and padding refuse overlong examples.
-    counter: a DropCounter that counts the rows cut ("overlong_<key>") and keeps the longest
-      length seen ("longest_<key>"), so that a run can say how many it cut (`overlong_report`).
+    counter: a DropCounter of the rows cut ("overlong_<key>") and the longest length seen
+      ("longest_<key>"), for `overlong_report`.
     overlong: "cut", or "error": an over-long row stops the pipeline (InvalidArgumentError
       whose message starts with OVERLONG_MESSAGE).
     """

@@ -130,12 +130,8 @@ def tsv_rows(path: str, delimiter: str = "\t", columns: Sequence[str] | None = N
 
 
 def jsonl_objects(path: str):
-    """[(line number, dict)] of a JSONL file; a malformed line or a non-object names the line.
-
-    Blank lines are skipped. Numbers are returned as the text they are written with, so that
-    "0.10" stays "0.10" and large integers stay exact; NaN and Infinity (not JSON) and a key
-    given twice in one object are errors.
-    """
+    """[(line number, dict)] of a JSONL file, blank lines skipped, numbers kept as their text;
+    a malformed line, a non-object, NaN/Infinity or a repeated key is an error naming the line."""
     out = []
     for n, line in enumerate(read_lines(path), start=1):
         if not line.strip():
@@ -250,10 +246,8 @@ FieldSpec = str | Sequence[str]  # a column name, or alternative names tried in 
 
 
 class TsvSource(_FileSource):
-    """Delimited text with a header row (or `columns` given): `fields` maps output name -> column.
-
-    A column spec may list alternatives, e.g. `{"sentence": ("sentence", "content")}`.
-    """
+    """Delimited text with a header row (or `columns` given): `fields` maps output name -> column,
+    or alternative columns tried in order, e.g. `{"sentence": ("sentence", "content")}`."""
 
     def __init__(self, files: Mapping[str, Paths], fields: Mapping[str, FieldSpec],
                  columns: Sequence[str] | None = None, delimiter: str = "\t", check=None):
@@ -277,12 +271,8 @@ class TsvSource(_FileSource):
 
 
 class JsonlSource(_FileSource):
-    """One JSON object per line; `fields` maps output name -> key (nested keys as "a/b").
-
-    A field's value is a string or a number (kept as written: see `jsonl_objects`), or a list of
-    them, which becomes a 1-D string tensor. null, booleans and objects are DataErrors naming
-    the file, line and field.
-    """
+    """One JSON object per line; `fields` maps output name -> key (nested keys as "a/b"). A value is
+    a string, a number (kept as written) or a list of them (a 1-D string tensor)."""
 
     def __init__(self, files: Mapping[str, Paths], fields: Mapping[str, str], check=None):
         super().__init__(files, check)

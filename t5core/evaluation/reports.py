@@ -27,11 +27,8 @@ LABELLED_METRICS = {"f1_macro", "f1_micro", "f1_weighted", "per_class"}  # take 
 
 
 def data_options(given: dict, run=None) -> dict:
-    """The data options: each given one (not None), else the run's, else DATA_DEFAULTS.
-
-    The test set's source is all-or-nothing: a given --task or --eval_file replaces both of the
-    run's, so a run trained on a task can be scored on a file and the other way round.
-    """
+    """The data options: each given one (not None), else the run's, else DATA_DEFAULTS; a given
+    --task or --eval_file replaces both of the run's."""
     recorded = dict(run.data) if run is not None else {}
     if run is not None and run.labels:
         recorded["labels"] = ",".join(run.labels)

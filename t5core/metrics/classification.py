@@ -23,8 +23,7 @@ def check_pairs(targets: Sequence, predictions: Sequence) -> None:
 
 def checked_labels(targets: Sequence, predictions: Sequence, labels=None) -> list:
     """The label set to score (after `check_pairs`): `labels`, or by default every label seen in
-    targets or predictions except INVALID_LABEL, sorted (scikit-learn's union minus the
-    sentinel: an invalid prediction misses its true class but is no class of its own)."""
+    targets or predictions except INVALID_LABEL, sorted."""
     check_pairs(targets, predictions)
     if labels is None:
         return sorted((set(targets) | set(predictions)) - {INVALID_LABEL}, key=str)

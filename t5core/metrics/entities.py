@@ -58,10 +58,7 @@ def seqeval_f1(
     targets: Sequence[Sequence[str]], predictions: Sequence[Sequence[str]]
 ) -> dict[str, float]:
     """seqeval's default-mode micro P/R/F1 over tag sequences, in percent."""
-    if len(targets) != len(predictions):
-        raise ValueError(
-            f"{len(targets)} targets but {len(predictions)} predictions: they must pair up"
-        )
+    check_pairs(targets, predictions)
     for i, (t, p) in enumerate(zip(targets, predictions, strict=True)):
         if len(t) != len(p):
             raise ValueError(f"sentence {i}: {len(t)} gold tags but {len(p)} predicted tags")

@@ -49,11 +49,7 @@ def format_entities(entities: Iterable[tuple[str, str]]) -> str:
 
 
 def parse_entities(text: str) -> list[tuple[str, str]]:
-    """Inverse of format_entities, tolerant of model output.
-
-    A segment without "type:" becomes (INVALID_ENTITY_TYPE, segment) so that it
-    is scored as a false positive rather than silently dropped.
-    """
+    """Inverse of format_entities; a segment without "type:" is (INVALID_ENTITY_TYPE, segment)."""
     text = text.strip()
     if not text or text == NO_ENTITIES:
         return []
@@ -83,12 +79,7 @@ def _split_tag(tag: str) -> tuple[str, str]:
 
 
 def bio_to_spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
-    """Entity spans (type, first, last) inclusive, with seqeval's default chunking.
-
-    Like conlleval and seqeval's default (non-strict) mode, an I- (or E-) tag
-    continues a chunk only after B-/I- of the same type; otherwise it opens a
-    new chunk. E- and S- close a chunk, so IOBES input also works.
-    """
+    """Entity spans (type, first, last), inclusive, chunked as seqeval's default mode (IOB/IOBES)."""
     spans = []
     start = None
     prev_prefix, prev_type = "O", ""
