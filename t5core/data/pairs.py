@@ -9,9 +9,10 @@ from t5core.model_inputs import model_features, shift_right
 
 
 def pad_rows(rows, length):
-    """list of int lists -> int32 [N, length] padded with 0 (rows must already fit)."""
+    """list of int lists -> int32 [N, length]: each row cut to `length`, padded with 0."""
     out = np.zeros((len(rows), length), np.int32)
     for i, row in enumerate(rows):
+        row = row[:length]
         out[i, :len(row)] = row
     return out
 

@@ -22,7 +22,7 @@ class DecodeEvaluator:
         check_metric_packages(metric_names, "metrics to evaluate")  # before any decoding
         if max_examples:
             inputs, targets = inputs[:max_examples], targets[:max_examples]
-        self.inputs = pad_rows([row[:inputs_length] for row in inputs], inputs_length)
+        self.inputs = pad_rows(inputs, inputs_length)
         self.targets = list(targets)
         self.tokenizer = tokenizer
         self.metric_names = list(metric_names)
@@ -124,7 +124,7 @@ def score_candidates(model, encoder_tokens, candidates, targets_length, batch_si
     from t5core.losses import token_losses
     from t5core.model_inputs import shift_right
 
-    targets = pad_rows([c[:targets_length] for c in candidates], targets_length)  # [C, T]
+    targets = pad_rows(candidates, targets_length)  # [C, T]
     decoder_inputs = shift_right(targets, model.config.decoder_start_token_id).numpy()
     scores = np.zeros((len(encoder_tokens), len(candidates)), np.float32)
     for start in range(0, len(encoder_tokens), batch_size):
@@ -158,7 +158,7 @@ class ClassifierEvaluator:
 
     def __init__(self, inputs, targets, labels, metric_names, inputs_length):
         check_metric_packages(metric_names, "metrics to evaluate")
-        self.inputs = pad_rows([row[:inputs_length] for row in inputs], inputs_length)
+        self.inputs = pad_rows(inputs, inputs_length)
         self.targets, self.labels, self.metric_names = list(targets), list(labels), metric_names
 
     def __call__(self, model):

@@ -161,7 +161,7 @@ def predict(model, tokenizer, test: TestSet, options, batch_size=64, **generate_
 
     length = options["inputs_length"]
     if isinstance(model, T5EncoderClassifier):
-        tokens = pad_rows([row[:length] for row in test.inputs], length)
+        tokens = pad_rows(test.inputs, length)
         if model.labels is None:
             return [str(i) for i in model.predict(tokens, batch_size)]
         return model.predict_labels(tokens, batch_size)

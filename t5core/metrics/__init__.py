@@ -9,6 +9,7 @@ from typing import Callable, Iterable, Optional, Sequence
 from t5core.metrics._deps import check_installed as check_metric_packages
 from t5core.metrics.classification import (
     accuracy,
+    check_pairs,
     classification_report,
     f1_binary,
     f1_macro,
@@ -109,8 +110,8 @@ def compute_metrics(
       "precision_macro", "squad_em").
 
     Raises:
-      ValueError: an unknown metric or option, targets and predictions of different lengths,
-        or two metrics reporting the same key.
+      ValueError: an unknown metric or option, targets and predictions of different lengths
+        or none at all, or two metrics reporting the same key.
     """
     names = [names] if isinstance(names, str) else list(names)
     fns = {name: get_metric(name) for name in names}
@@ -125,10 +126,7 @@ def compute_metrics(
     unknown = set(options) - accepted
     if unknown:
         raise ValueError(f"option(s) {sorted(unknown)} are not taken by any of the metrics {names}")
-    if len(targets) != len(predictions):
-        raise ValueError(
-            f"{len(targets)} targets but {len(predictions)} predictions: they must pair up"
-        )
+    check_pairs(targets, predictions)
     if postprocess is not None:
         predictions = [postprocess(p) for p in predictions]
         if postprocess_targets:

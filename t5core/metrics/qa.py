@@ -7,7 +7,7 @@ import re
 import string
 from typing import Sequence, Union
 
-from t5core.metrics.classification import check_pairs
+from t5core.metrics.classification import check_pairs, precision_recall_f1
 
 _PUNCTUATION = frozenset(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -28,11 +28,7 @@ def f1_score(prediction: str, reference: str) -> float:
     pred_tokens = normalize_answer(prediction).split()
     ref_tokens = normalize_answer(reference).split()
     overlap = sum((collections.Counter(pred_tokens) & collections.Counter(ref_tokens)).values())
-    if overlap == 0:
-        return 0.0
-    precision = overlap / len(pred_tokens)
-    recall = overlap / len(ref_tokens)
-    return 2 * precision * recall / (precision + recall)
+    return precision_recall_f1(overlap, len(pred_tokens), len(ref_tokens))[2]
 
 
 def squad(
