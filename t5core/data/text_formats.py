@@ -23,6 +23,12 @@ def _as_number(label, dtype):
     return tf.cast(label, dtype)
 
 
+def _glue_inputs(x, benchmark_name, keys):
+    """"<benchmark> <key1>: <text1> <key2>: <text2> ..." from the example's fields `keys`."""
+    parts = [benchmark_name] + [part for k in keys for part in (f"{k}:", x[k])]
+    return tf.strings.join(parts, separator=" ")
+
+
 def glue(ds: tf.data.Dataset, benchmark_name: str, label_names: Sequence[str],
          feature_names: Sequence[str] | None = None) -> tf.data.Dataset:
     """"<benchmark> <key1>: <text1> <key2>: <text2>" -> label name ("<unk>" for label -1).
@@ -34,13 +40,10 @@ def glue(ds: tf.data.Dataset, benchmark_name: str, label_names: Sequence[str],
 
     def fn(x):
         keys = list(feature_names) if feature_names else sorted(set(x) - {"label", "idx"})
-        parts = [benchmark_name]
-        for k in keys:
-            parts += [f"{k}:", x[k]]
         label = _as_number(x["label"], tf.int64)
         target = tf.cond(tf.equal(label, -1), lambda: tf.constant("<unk>"),
                          lambda: tf.gather(names, label))
-        return {"inputs": tf.strings.join(parts, separator=" "), "targets": target}
+        return {"inputs": _glue_inputs(x, benchmark_name, keys), "targets": target}
     return ds.map(fn, num_parallel_calls=AUTOTUNE)
 
 
@@ -49,9 +52,7 @@ def stsb(ds: tf.data.Dataset) -> tf.data.Dataset:
     def fn(x):
         label = _as_number(x["label"], tf.float32)
         target = tf.strings.as_string(tf.round(label * 5) / 5, precision=1)
-        inputs = tf.strings.join(["stsb sentence1:", x["sentence1"], "sentence2:", x["sentence2"]],
-                                 separator=" ")
-        return {"inputs": inputs, "targets": target}
+        return {"inputs": _glue_inputs(x, "stsb", ("sentence1", "sentence2")), "targets": target}
     return ds.map(fn, num_parallel_calls=AUTOTUNE)
 
 

@@ -13,10 +13,7 @@ from t5core.evaluation.evaluators import ClassifierEvaluator, DecodeEvaluator, t
 
 def make_trainer_inputs(options, tokenizer, decoder_start_token_id: int = 0, counter=None):
     """(train dataset, eval dataset or None, evaluator or None) for the options' data source;
-    decoder inputs start with the model config's decoder_start_token_id.
-
-    Over-long training rows are cut or refused as `options.overlong` says; `counter` (a
-    DropCounter) counts the cut ones (see `DropCounter.overlong_report`)."""
+    `counter` (a DropCounter) counts the training rows that `options.overlong` cuts."""
     c = options.train
     if not (options.task or options.mixture or options.train_file):
         return embedded_inputs(tokenizer, c.inputs_length, c.targets_length, c.batch_size,
@@ -46,10 +43,8 @@ def make_trainer_inputs(options, tokenizer, decoder_start_token_id: int = 0, cou
 
 def embedded_inputs(tokenizer, inputs_length, targets_length, batch_size, seed,
                     eval_examples=400, decoder_start_token_id=0):
-    """Train and eval datasets and an exact-match evaluator for the embedded task set.
-
-    eval_examples=0: no evaluation (eval dataset and evaluator None).
-    """
+    """Train and eval datasets and an exact-match evaluator for the embedded task set
+    (eval_examples=0: eval dataset and evaluator None)."""
     train, _ = encode_pairs(embedded_examples("train"), tokenizer, inputs_length,
                             targets_length, "embedded train", decoder_start_token_id)
     if not eval_examples:
