@@ -209,13 +209,10 @@ def score(test: TestSet, predictions) -> dict:
 
 def _entity_support(targets) -> dict:
     """Gold entities per type."""
-    from t5core.metrics import parse_entities
+    from t5core.metrics.entities import as_entities
 
-    counts = collections.Counter()
-    for target in targets:
-        entities = parse_entities(target) if isinstance(target, str) else target
-        counts.update(kind for kind, _ in entities)
-    return dict(counts)
+    return dict(collections.Counter(kind for i, target in enumerate(targets)
+                                    for kind, _ in as_entities(target, i, "target")))
 
 
 def format_table(rows: dict, columns=("precision", "recall", "f1", "support"),

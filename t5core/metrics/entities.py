@@ -11,7 +11,8 @@ from t5core.metrics.classification import check_pairs, precision_recall_f1
 from t5core.metrics.postprocess import parse_entities
 
 
-def _as_entities(value, i: int, which: str) -> list[tuple[str, str]]:
+def as_entities(value, i: int, which: str) -> list[tuple[str, str]]:
+    """Example i's (type, text) pairs, from a list of pairs or the text-to-text string form."""
     if isinstance(value, str):
         return parse_entities(value)
     try:
@@ -35,8 +36,8 @@ def entity_f1(targets: Sequence, predictions: Sequence, per_type: bool = False) 
     n_pred = collections.Counter()
     n_gold = collections.Counter()
     for i, (gold, pred) in enumerate(zip(targets, predictions, strict=True)):
-        gold_c = collections.Counter(_as_entities(gold, i, "target"))
-        pred_c = collections.Counter(_as_entities(pred, i, "prediction"))
+        gold_c = collections.Counter(as_entities(gold, i, "target"))
+        pred_c = collections.Counter(as_entities(pred, i, "prediction"))
         for (etype, _), count in (gold_c & pred_c).items():
             tp[etype] += count
         for (etype, _), count in gold_c.items():
