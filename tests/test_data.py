@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 
 from t5core import data
-from t5core.data import features, ner, objectives
+from t5core.data import features, objectives
+from t5core.data.builtin_tasks import wnut17_formatter
 from t5core.data import preprocessors as prep
 from t5core.data import text_formats as fmt
 from t5core.data.sources import (
@@ -25,6 +26,7 @@ from t5core.data.sources import (
     TsvSource,
 )
 from t5core.errors import DataError
+from t5core.metrics import bio_to_entities, parse_entities
 from t5core.tokenizer import ByteTokenizer, Tokenizer
 
 SPIECE = os.path.join(os.path.dirname(__file__), "fixtures", "t5_vocab", "spiece.model")
@@ -137,7 +139,7 @@ def test_parallel_conll_and_list_sources(tmp_path):
         src.get_dataset("bad", str(tmp_path))
 
     _write(tmp_path / "n.conll", "Empire\tB-location\nState\tI-location\nis\tO\n\t\nHi\tO\n")
-    conll = ConllSource({"train": "n.conll"}, ner.wnut17_formatter)
+    conll = ConllSource({"train": "n.conll"}, wnut17_formatter)
     rows = _list(conll.get_dataset("train", str(tmp_path)))
     assert [_text(r["entities"]) for r in rows] == ["location: Empire State", "none"]
     assert [t.decode() for t in rows[0]["tokens"]] == ["Empire", "State", "is"]
@@ -593,20 +595,20 @@ def test_empty_examples_dropped_and_counted_in_a_task(tok):
 def test_ner_format_and_parse():
     tokens = ["Empire", "State", "Building", "=", "ESB", ".", "Pretty", "bad", "storm"]
     tags = ["B-location", "I-location", "I-location", "O", "B-location", "O", "O", "O", "O"]
-    text = ner.format_entities(tokens, tags)
+    text = wnut17_formatter(tokens, tags)["entities"]
     assert text == "location: Empire State Building ; location: ESB"
-    assert ner.parse_entities(text) == [("location", "Empire State Building"), ("location", "ESB")]
-    assert ner.parse_entities(text) == ner.bio_entities(tokens, tags)
-    assert ner.format_entities(["hi"], ["O"]) == "none" and ner.parse_entities("none") == []
+    assert parse_entities(text) == [("location", "Empire State Building"), ("location", "ESB")]
+    assert parse_entities(text) == bio_to_entities(tokens, tags)
+    assert wnut17_formatter(["hi"], ["O"])["entities"] == "none" and parse_entities("none") == []
     # An I- tag that does not continue an entity of its type starts a new one (conlleval).
-    assert ner.bio_entities(["a", "b", "c"], ["I-person", "I-group", "I-group"]) == [
+    assert bio_to_entities(["a", "b", "c"], ["I-person", "I-group", "I-group"]) == [
         ("person", "a"), ("group", "b c")]
     # The target format is the one the entity metric scores.
     from t5core.metrics import entity_f1
     assert entity_f1([text], [text])["entity_f1"] == 100.0
     assert entity_f1([text], ["location: ESB"])["entity_recall"] == 50.0
     with pytest.raises(ValueError):
-        ner.bio_entities(["a"], ["X-foo"])
+        bio_to_entities(["a"], ["X-foo"])
 
 
 # ----------------------------------------------------------------------------- shared data

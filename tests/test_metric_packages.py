@@ -51,6 +51,7 @@ def test_train_stops_before_data_and_model(tmp_path, monkeypatch, without_sacreb
 
     monkeypatch.setattr("t5core.training.run.initial_model", never)
     monkeypatch.setattr("t5core.data.trainer_inputs.task_examples", never)
+    monkeypatch.setattr("t5core.evaluation.evaluators.task_examples", never)
     data = _rows(tmp_path / "train.jsonl")
     with pytest.raises(FlagError) as err:  # in process; as a program: `error: <it>`, status 2
         train_command.main([f"--train_file={data}", f"--eval_file={data}",

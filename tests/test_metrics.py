@@ -375,7 +375,7 @@ def test_counting_metrics_equal_sklearn_on_random_labels(seed):
     # Some invalid predictions, and (seed 3) a label never predicted.
     predictions = [rng.choice(words[:-1] if seed == 3 else words + [P.INVALID_LABEL])
                    for _ in range(60)]
-    labels = M.classification.default_labels(targets, predictions)
+    labels = M.classification.checked_labels(targets, predictions)
     out = M.compute_metrics(["accuracy", "f1_macro", "f1_micro", "f1_weighted", "mcc",
                              "per_class"], targets, predictions)
     assert out["accuracy"] == pytest.approx(

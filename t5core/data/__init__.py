@@ -1,10 +1,5 @@
-"""tf.data pipelines for T5: sources, tasks and mixtures, preprocessors, span corruption,
-model features (padded or packed). Importing this package registers the built-in tasks.
-
-Beside them: local TSV/JSONL files as tasks (`files`) and the prompt templates that render their
-rows (`templates`), text pairs held in memory (`pairs`), the embedded default task set
-(`embedded_tasks`), and the trainer's datasets and evaluator from the run options
-(`trainer_inputs.make_trainer_inputs`)."""
+"""tf.data pipelines for T5: sources, tasks and mixtures, preprocessors, span corruption and model
+features. Importing this package registers the built-in tasks."""
 
 from t5core.data import builtin_tasks  # noqa: F401  (registers the built-in tasks)
 from t5core.data.counters import DropCounter

@@ -1,21 +1,16 @@
-"""Built-in tasks: the T5 paper's GLUE/SuperGLUE/SQuAD/CNN-DM/WMT/C4 tasks through TFDS, and file
-tasks for the data in ../shared/data (Multi30k, SST-2, WNUT17) read from a data_dir.
-
-TFDS tasks need the dataset prepared (offline: prepared elsewhere, `data_dir=` that directory).
-Metric names are those implemented by t5core.metrics; F1 for qqp/mrpc counts the positive class
-("duplicate" / "equivalent") as T5 does.
-"""
+"""Built-in tasks: the T5 paper's TFDS tasks (GLUE, SuperGLUE, SQuAD, CNN/DM, WMT, C4) and
+file tasks for the data in ../shared/data (Multi30k, SST-2, WNUT17)."""
 
 from __future__ import annotations
 
 import functools
 
-from t5core.data import ner
 from t5core.data import objectives as sc
 from t5core.data import preprocessors as prep
 from t5core.data import text_formats as fmt
 from t5core.data.sources import ConllSource, ParallelTextSource, TfdsSource, TsvSource
 from t5core.data.tasks import Mixture, Task, register_mixture, register_task
+from t5core.metrics.postprocess import bio_to_entities, format_entities
 
 # Text examples {"inputs", "targets"} -> ids with EOS; empty examples dropped and counted.
 TOKENIZE = (prep.tokenize, prep.drop_empty, prep.append_eos)
@@ -36,6 +31,12 @@ _MNLI_SPLITS = {"train": "train", "validation_matched": "validation_matched",
                 "validation_mismatched": "validation_mismatched", "test_matched": "test_matched",
                 "test_mismatched": "test_mismatched", "validation": "validation_matched"}
 _STANDARD_SPLITS = {"train": "train", "validation": "validation", "test": "test"}
+
+
+def wnut17_formatter(tokens, tags) -> dict[str, str]:
+    """ConllSource formatter for WNUT17: the tweet text and its entities as the target text
+    ("type: text ; type: text" in sentence order, "none" without any; BIO chunks as conlleval)."""
+    return {"text": " ".join(tokens), "entities": format_entities(bio_to_entities(tokens, tags))}
 
 
 def _register_all():
@@ -129,11 +130,11 @@ def _register_all():
     register_task(Task(
         name="wnut17",
         source=ConllSource({"train": "train.conll", "test": "test.conll"},
-                           formatter=ner.wnut17_formatter),
+                           formatter=wnut17_formatter),
         preprocessors=[functools.partial(fmt.prefix_text, prefix="ner: ", inputs_key="text",
                                          targets_key="entities"), *TOKENIZE],
         output_lengths={"inputs": 256, "targets": 128}, metrics=["entity_f1"],
-        description="WNUT17 entities: 'ner: <tweet>' -> 'type: text ; ...' (t5core.data.ner)"),
+        description="WNUT17 entities: 'ner: <tweet>' -> 'type: text ; ...' (wnut17_formatter)"),
         overwrite=True)
 
 

@@ -6,13 +6,8 @@ import tensorflow as tf
 
 
 class DropCounter:
-    """Named int64 counters. Eager code calls `add`; in-graph filters use `filter`, which counts
-    the examples it drops in a tf.Variable.
-
-    The in-graph counts are diagnostics: they include examples read ahead by shuffle/prefetch and
-    are not part of the iterator's checkpoint. Datasets using `filter` carry the tf.data option
-    that lets their iterator be checkpointed despite that stateful counter.
-    """
+    """Named int64 counters: eager code calls `add`, in-graph filters use `filter`. In-graph
+    counts are diagnostics (read-ahead included, not in the iterator's checkpoint)."""
 
     def __init__(self):
         self._vars: dict[str, tf.Variable] = {}

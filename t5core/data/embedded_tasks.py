@@ -1,11 +1,4 @@
-"""The embedded default task set: small text-to-text skills generated offline, no files needed.
-
-`python scripts/train.py` with no flags trains on these with the byte-level vocabulary, so a
-fresh machine can run the whole pipeline (data, training, checkpoints, evaluation, decoding)
-without downloading anything. Each example is generated from a seeded RNG, so the training and
-evaluation sets are fixed: evaluation examples come from a separate seed and any that also occur
-in training are removed, so exact match measures generalisation, not memorisation.
-"""
+"""The embedded default task set: small text-to-text skills generated from seeded RNGs, no files."""
 
 from __future__ import annotations
 

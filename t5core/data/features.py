@@ -1,21 +1,5 @@
-"""Token examples {"inputs", "targets"} -> the model's fixed-length features (SeqIO/T5X names).
-
-Unpacked rows (`pad_to_model_features`): one example per row, padded with 0:
-  encoder_input_tokens [L], decoder_target_tokens [T], decoder_input_tokens [T] (targets shifted
-  right, starting with the decoder start id), decoder_loss_weights [T] (1 on target tokens, 0 on
-  padding).
-Packed rows (`pack_to_model_features`): several examples per row, filled greedily in stream order
-(a row is closed when the next example does not fit), plus encoder/decoder_segment_ids (1, 2, ...
-per example; 0 on padding) and encoder/decoder_positions (0, 1, ... restarting in each example).
-decoder_input_tokens restart with the decoder start id at each example's start and are 0 on
-padding: `t5core.model_inputs.shift_right`, SeqIO's `make_autoregressive_inputs`, from the model
-config's `decoder_start_token_id` (0 for every released T5).
-
-Neither cuts nor drops an example: one longer than its row fails with an error that says to
-truncate (`t5core.data.preprocessors.truncate`, or `truncate=True` here).
-Token, segment and position features are int32; decoder_loss_weights is float32 (what
-t5core.losses and the trainer take).
-"""
+"""Token examples {"inputs", "targets"} -> the model's fixed-length features (SeqIO/T5X names),
+one example per row (`pad_to_model_features`) or packed (`pack_to_model_features`)."""
 
 from __future__ import annotations
 
@@ -61,12 +45,8 @@ def pad_to_model_features(ds: tf.data.Dataset, lengths: Mapping[str, int],
 def pack_to_model_features(ds: tf.data.Dataset, lengths: Mapping[str, int],
                            truncate: bool = False,
                            decoder_start_token_id: int = 0) -> tf.data.Dataset:
-    """Greedy next-fit packing of a stream of examples into rows of lengths["inputs"/"targets"].
-
-    A row holds consecutive examples while both its encoder and decoder parts fit; the last partial
-    row of a finite dataset is emitted too. Deterministic, and its iterator is checkpointable
-    (tf.data scan state).
-    """
+    """Greedy next-fit packing of a stream of examples into rows of lengths["inputs"/"targets"];
+    the last partial row of a finite dataset is emitted too."""
     L, T = lengths["inputs"], lengths["targets"]
     if truncate:
         ds = truncate_step(ds, {"inputs": L, "targets": T})

@@ -1,10 +1,5 @@
-"""Local TSV/JSONL files as a Task: each row's fields taken as they are (`file_task`), or rendered
-through a prompt template (`templated_task`, t5core.data.templates).
-
-`scripts/train.py --train_file=data.jsonl --template=classification
---template_args='{"label_words": ["negative", "positive"]}'` reads every row (JSONL objects, or
-TSV with a header), renders it as {"inputs", "targets"}, and errors name the file and line.
-"""
+"""Local TSV/JSONL files as a Task: fields read as they are (`file_task`) or rendered through a
+prompt template (`templated_task`)."""
 
 from __future__ import annotations
 
@@ -42,11 +37,8 @@ FORMATS = {".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
 
 
 def file_format(path: str) -> str:
-    """"tsv" or "jsonl": the format of a data file, read from its own suffix (optionally .gz).
-
-    Every reader of a user's data file asks here, so that a .jsonl training file and a .tsv
-    evaluation file are each read as what they are.
-    """
+    """"tsv" or "jsonl": the format of a data file, read from its own suffix (optionally .gz),
+    so that a .jsonl training file and a .tsv evaluation file are each read as what they are."""
     suffix = os.path.splitext(path[:-3] if path.endswith(".gz") else path)[1]
     if suffix not in FORMATS:
         raise DataError(f"{path}: unknown data file type {suffix or '(no suffix)'!r}; a data file "
@@ -62,27 +54,23 @@ class SplitSources(Source):
         self.splits = tuple(self.sources)
 
     def get_dataset(self, split, data_dir=None, counter=None):
-        if split not in self.sources:
-            raise ValueError(f"unknown split {split!r}; this source has {sorted(self.sources)}")
+        self.check_split(split)
         return self.sources[split].get_dataset(split, data_dir, counter)
 
 
-def file_task(train_file, eval_file, inputs_field, targets_field, lengths, metrics, labels=()):
-    """A Task over local files: TSV (with a header) or JSONL, one example a line, each file in
-    the format its suffix names.
+def _file_splits(train_file, eval_file):
+    return {"train": train_file, **({"validation": eval_file} if eval_file else {})}
 
-    Every example is checked as it is read: an empty field or a label outside `labels` is an
-    error naming the file and line.
-    """
-    files = {"train": train_file}
-    if eval_file:
-        files["validation"] = eval_file
+
+def file_task(train_file, eval_file, inputs_field, targets_field, lengths, metrics, labels=()):
+    """A Task over local TSV (with a header) or JSONL files, each in the format its suffix names;
+    an empty field or a label outside `labels` is an error naming the file and line."""
     fields = {"inputs": inputs_field, "targets": targets_field}
     check = example_check(labels, fields)
     readers = {"tsv": TsvSource, "jsonl": JsonlSource}
     source = SplitSources({split: readers[file_format(path)]({split: path}, fields=fields,
                                                              check=check)
-                           for split, path in files.items()})
+                           for split, path in _file_splits(train_file, eval_file).items()})
     return Task(name=f"file:{os.path.basename(train_file)}", source=source,
                 preprocessors=list(TOKENIZE), output_lengths=lengths, metrics=list(metrics))
 
@@ -100,11 +88,8 @@ def templated_task(train_file, eval_file, template, lengths, metrics=()):
     Without `metrics`, the template's task type names them (`templates.DEFAULT_METRICS`)."""
     from t5core.data.templates import DEFAULT_METRICS
 
-    splits = {"train": train_file}
-    if eval_file:
-        splits["validation"] = eval_file
     examples = {split: [template(row) for row in read_rows(path)]
-                for split, path in splits.items()}
+                for split, path in _file_splits(train_file, eval_file).items()}
     kind = getattr(template, "task_type", "")
     return Task(name=f"template:{kind}", source=ListSource(examples),
                 preprocessors=list(TOKENIZE), output_lengths=lengths,

@@ -1,16 +1,5 @@
-"""A fingerprint of a run's data files, recorded in run.json, so that a resume notices new data.
-
-A checkpoint keeps the data iterator's position (and its shuffle buffer) in the rows of the file
-it was trained on; resumed on a changed file it replays old rows or skips new ones without a
-word. The trainer therefore records, per data flag, the file's size, modification time and a
-SHA-256 of its first and last MiB, and compares them on resume (`changes`).
-
-Why not a hash of the whole file: a resume would read every byte of a file that may be
-gigabytes, each time. Size and both ends catch appends, truncations, a re-export and edits near
-either end; an edit in the middle that keeps the size is caught only by the modification time.
-The time alone is not trusted to mean a change (a copy or `touch` changes it): a file whose size
-and ends match but whose time differs is reported as probably unchanged.
-"""
+"""A fingerprint of a run's data files (size, mtime, SHA-256 of both ends), recorded in run.json so
+that a resume notices changed data."""
 
 from __future__ import annotations
 

@@ -1,22 +1,4 @@
-"""Unsupervised objectives of the T5 paper: span corruption, i.i.d. denoising, prefix LM.
-
-Span corruption, as T5 defines it (t5/data/preprocessors.py, re-derived here):
-1. each document's tokens: one random chunk of at most 65536 tokens (`select_random_chunk`);
-2. 128 documents concatenated (`reduce_concat_tokens`) and cut into pieces of `tokens_length`
-   tokens, the last piece of each concatenation possibly shorter (`split_tokens`);
-3. a noise mask with round(L * 0.15) noise tokens in round(noise / 3) spans; the spans alternate
-   non-noise, noise, non-noise, ..., ending with noise, and all such masks are equally likely
-   (`random_spans_noise_mask`);
-4. inputs = the tokens with each noise span replaced by one sentinel, targets = each sentinel
-   followed by the span it replaced; sentinel i is `vocab_size - 1 - i` of the vocabulary the
-   checkpoints were pretrained with (`pretraining_sentinels`).
-With EOS appended later, 568 raw tokens give inputs of 512 and targets of 114
-(`random_spans_helper`).
-
-The noise masks use T5's ops with T5's stateless seeds, so a mask for given seeds is T5's mask
-(tests/conformance/test_t5_preprocessors.py). The per-example seeds differ from SeqIO's
-`map_seed_manager` plumbing, so a whole pipeline's output for a seed is t5core's own.
-"""
+"""Unsupervised objectives of the T5 paper: span corruption, i.i.d. denoising, prefix LM."""
 
 from __future__ import annotations
 
@@ -62,7 +44,8 @@ def _random_segmentation(num_items, num_segments, seed):
 
 def random_spans_noise_mask(length, seeds, noise_density: float = 0.15,
                             mean_noise_span_length: float = 3.0):
-    """bool [length]: spans of noise as described in the module docstring. seeds: [2, 2].
+    """bool [length]: round(length * noise_density) noise tokens in spans that alternate with
+    non-noise spans, ending with noise, all such masks equally likely. seeds: [2, 2].
 
     At noise_density 0 nothing is noise (as T5); otherwise at least one token is.
     """
@@ -178,17 +161,9 @@ def denoise(ds, seed: int, noise_mask_fn, inputs_fn, targets_fn, first_sentinel:
 
 
 def pretraining_sentinels(tokenizer):
-    """(first sentinel id, step): the sentinels the released checkpoints were pretrained with.
-
-    T5's `noise_span_to_unique_sentinel` uses `vocabulary.vocab_size - 1 - i` for span i,
-    counting down from the top of the task's vocabulary:
-      T5 (cc_all.32000 + 100 extra ids, vocab_size 32100): 32099, 32098, ... = `<extra_id_i>`;
-      mT5 (mc4.250000.100extra, no extra ids, 250100): 250099, 250098, ... = `<extra_id_i>`;
-      ByT5 (seqio.ByteVocabulary() without extra ids, 259): 258, 257, ..., the top byte ids
-      ("we reuse the final 100 byte IDs", ByT5 paper), not HF's `<extra_id_i>` = 259 + i.
-    A SentencePiece `Tokenizer` counts down from its vocab_size (load mT5's vocabulary with
-    extra_ids=0); a `ByteTokenizer` from 258 whatever its extra_ids.
-    """
+    """(first sentinel id, step): the sentinels the released checkpoints were pretrained with,
+    counting down from the top of the vocabulary (a `ByteTokenizer`: from 258, the top byte ids,
+    whatever its extra_ids; see docs/architecture.md)."""
     if isinstance(tokenizer, ByteTokenizer):
         return 256 + tokenizer.offset - 1, -1
     return tokenizer.vocab_size - 1, -1

@@ -1,9 +1,4 @@
-"""(input, target) text pairs held in memory -> padded feature arrays and tf.data pipelines.
-
-`pairs_dataset` is the notebook path (Keras' `fit`); `encode_pairs` and `batched` make the
-trainer's datasets of the embedded task set; `pad_batches` fills up the last evaluation batch of
-any dataset.
-"""
+"""(input, target) text pairs held in memory -> padded feature arrays and tf.data pipelines."""
 
 from __future__ import annotations
 
@@ -14,20 +9,18 @@ from t5core.model_inputs import model_features, shift_right
 
 
 def pad_rows(rows, length):
-    """list of int lists -> int32 [N, length] padded with 0 (rows must already fit)."""
+    """list of int lists -> int32 [N, length]: each row cut to `length`, padded with 0."""
     out = np.zeros((len(rows), length), np.int32)
     for i, row in enumerate(rows):
+        row = row[:length]
         out[i, :len(row)] = row
     return out
 
 
 def encode_pairs(pairs, tokenizer, inputs_length, targets_length, source="examples",
                  decoder_start_token_id=0):
-    """(inputs text, targets text) pairs -> padded feature arrays (targets end with EOS).
-
-    Over-long rows are truncated to the lengths (the EOS is kept); the count is returned so the
-    caller can report it.
-    """
+    """(inputs text, targets text) pairs -> (padded feature arrays, number of rows truncated);
+    over-long rows are cut to the lengths, EOS kept."""
     enc, tgt, truncated = [], [], 0
     for inputs, targets in pairs:
         e = tokenizer.encode(inputs, add_eos=True)
@@ -53,11 +46,8 @@ def encode_pairs(pairs, tokenizer, inputs_length, targets_length, source="exampl
 
 
 def batched(features, batch_size, seed, repeat=True, shuffle=True):
-    """A tf.data pipeline over in-memory features; its iterator can be checkpointed.
-
-    Repeated (training), every batch is full. Not repeated (evaluation), every example is used:
-    the last batch is filled up with all-zero rows, which carry no loss weight (`pad_batches`).
-    """
+    """A tf.data pipeline over in-memory features, its iterator checkpointable: repeated with full
+    batches (training), or once with the last batch filled up by `pad_batches` (evaluation)."""
     dataset = tf.data.Dataset.from_tensor_slices(features)
     if shuffle:
         # reshuffle_each_iteration with a fixed seed keeps the stream reproducible and resumable.
@@ -69,12 +59,8 @@ def batched(features, batch_size, seed, repeat=True, shuffle=True):
 
 
 def pad_batches(dataset, batch_size):
-    """Fills every batch of a finite, batched dataset up to `batch_size` rows with zeros.
-
-    The compiled eval step then sees one shape, and every replica an equal slice, while no
-    example is dropped. A zero row has no loss weight (decoder_loss_weights 0; the classifier
-    head ignores rows without tokens), so it changes no sum.
-    """
+    """Fills every batch of a finite, batched dataset up to `batch_size` rows with zeros: one
+    shape for the compiled eval step, and a zero row has no loss weight, so it changes no sum."""
     def pad(batch):
         def pad_rows_of(value):
             missing = batch_size - tf.shape(value)[0]
@@ -87,13 +73,8 @@ def pad_batches(dataset, batch_size):
 
 def pairs_dataset(pairs, tokenizer, inputs_length, targets_length, batch_size, *,
                   shuffle=False, seed=0):
-    """A tf.data.Dataset for Keras' `fit`, `evaluate` and `predict` from (input, target) texts.
-
-    Each element is `(features, targets, weights)`: features the model's dict (int32
-    encoder_input_tokens [B, inputs_length], decoder_input_tokens [B, targets_length]),
-    targets int32 [B, targets_length] (ending with EOS), weights float32 (1 on target tokens,
-    0 on padding) for the loss. Texts longer than the lengths are truncated (EOS kept), with a
-    warning. The pairs are encoded once, up front, and held in memory.
+    """A tf.data.Dataset for Keras' `fit`, `evaluate` and `predict` from (input, target) texts,
+    encoded once and held in memory; longer texts are truncated (EOS kept), with a warning.
 
     Args:
       pairs: an iterable of (input text, target text) pairs.
@@ -106,7 +87,9 @@ def pairs_dataset(pairs, tokenizer, inputs_length, targets_length, batch_size, *
       seed: the shuffle's seed.
 
     Returns:
-      A `tf.data.Dataset` of `(features, targets, weights)` batches, as above.
+      A `tf.data.Dataset` of `(features, targets, weights)` batches: the model's feature dict
+      (int32 encoder_input_tokens [B, L], decoder_input_tokens [B, T]), int32 targets [B, T]
+      and float32 loss weights [B, T] (0 on padding).
 
     Raises:
       ValueError: `pairs` is empty.

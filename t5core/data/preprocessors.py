@@ -1,12 +1,5 @@
-"""Generic `dataset -> dataset` steps: rekey, tokenize, drop empty, append EOS, truncate.
-
-Each is a pure function of its arguments. Steps that need randomness take an explicit integer
-`seed` and derive one stateless seed per example from it (`map_with_seeds`), so the same seed
-gives the same stream and the stream does not depend on parallelism.
-
-Tasks call these with keyword arguments they declare: `tokenizer`, `lengths`, `seed`, `counter`
-(see `t5core.data.tasks`).
-"""
+"""Generic `dataset -> dataset` steps: rekey, tokenize, drop empty, append EOS, truncate, and the
+per-example stateless seeds of random steps."""
 
 from __future__ import annotations
 
@@ -87,9 +80,8 @@ def truncate(ds: tf.data.Dataset, lengths: Mapping[str, int],
              overlong: str = "cut") -> tf.data.Dataset:
     """Cuts each `lengths` key to its length; a cut sequence ends with `eos_id` (None: plain cut).
 
-    This is the only step that cuts examples: packing and padding refuse overlong examples.
-    counter: a DropCounter that counts the rows cut ("overlong_<key>") and keeps the longest
-      length seen ("longest_<key>"), so that a run can say how many it cut (`overlong_report`).
+    counter: a DropCounter of the rows cut ("overlong_<key>") and the longest length seen
+      ("longest_<key>"), for `overlong_report`.
     overlong: "cut", or "error": an over-long row stops the pipeline (InvalidArgumentError
       whose message starts with OVERLONG_MESSAGE).
     """

@@ -1,19 +1,5 @@
 """Where examples come from: TFDS, local/remote text files (TSV, JSONL, parallel text, CoNLL;
-`.gz` read transparently) and Python lists.
-
-Every source maps a split name to a `tf.data.Dataset` of flat dicts of tensors (strings for file
-sources). Structured files (TSV, JSONL, CoNLL, parallel text) are parsed eagerly in Python so that
-a bad line fails at once with `path:line` in the message, and the resulting dataset
-(`from_tensor_slices`) has a checkpointable iterator; they suit fine-tuning-sized files.
-Empty examples are dropped here and counted in the `DropCounter` passed in.
-
-What a row of a structured file may hold (anything else is a `DataError` naming file and line):
-- the file is UTF-8 (a leading byte-order mark is ignored); blank lines are skipped;
-- a JSONL line is one JSON object, each key once; a text field is a string, or a number, taken
-  as the text it is written with (`2.50` -> "2.50"); null, true/false, NaN and objects are not
-  text; a list (of strings or numbers) only where a source asks for one;
-- a TSV line has as many cells as the header.
-"""
+`.gz` read transparently) and Python lists."""
 
 from __future__ import annotations
 
@@ -45,6 +31,10 @@ class Source:
     def get_dataset(self, split: str, data_dir: str | None = None,
                     counter: DropCounter | None = None) -> tf.data.Dataset:
         raise NotImplementedError
+
+    def check_split(self, split: str) -> None:
+        if split not in self.splits:
+            raise ValueError(f"unknown split {split!r}; this source has {sorted(self.splits)}")
 
 
 # ----------------------------------------------------------------------------- TFDS
@@ -99,11 +89,8 @@ def _as_list(paths: Paths) -> list[str]:
 
 
 def read_lines(path: str) -> list[str]:
-    """All lines of a (possibly gzipped, possibly remote) UTF-8 text file, without line endings.
-
-    A UTF-8 byte-order mark at the start (editors on Windows write one) is dropped. Raises
-    FileNotFoundError (missing), DataError (empty, or non-UTF-8 bytes: names path:line).
-    """
+    """All lines of a (possibly gzipped, possibly remote) UTF-8 text file, without line endings
+    or a leading byte-order mark; FileNotFoundError, or DataError naming path:line."""
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"data file not found: {path} (check --data_dir / data_dir)")
     # Decompressed a bounded block at a time; a line past the budget is a DataError naming it.
@@ -123,10 +110,8 @@ def read_lines(path: str) -> list[str]:
 
 
 def tsv_rows(path: str, delimiter: str = "\t", columns: Sequence[str] | None = None):
-    """(header, [(line number, cells)]) of a delimited file; a wrong cell count names the line.
-
-    Blank lines are skipped.
-    """
+    """(header, [(line number, cells)]) of a delimited file, blank lines skipped; a wrong cell
+    count names the line."""
     lines = read_lines(path)
     if columns:
         header, body, first = list(columns), lines, 1
@@ -145,12 +130,8 @@ def tsv_rows(path: str, delimiter: str = "\t", columns: Sequence[str] | None = N
 
 
 def jsonl_objects(path: str):
-    """[(line number, dict)] of a JSONL file; a malformed line or a non-object names the line.
-
-    Blank lines are skipped. Numbers are returned as the text they are written with, so that
-    "0.10" stays "0.10" and large integers stay exact; NaN and Infinity (not JSON) and a key
-    given twice in one object are errors.
-    """
+    """[(line number, dict)] of a JSONL file, blank lines skipped, numbers kept as their text;
+    a malformed line, a non-object, NaN/Infinity or a repeated key is an error naming the line."""
     out = []
     for n, line in enumerate(read_lines(path), start=1):
         if not line.strip():
@@ -176,11 +157,8 @@ def jsonl_objects(path: str):
 
 
 def _lone_surrogate(obj) -> str | None:
-    """What is wrong if a \\uXXXX escape left half of a UTF-16 pair in `obj`'s strings, else None.
-
-    A line that decoded as UTF-8 holds no surrogates, so only escapes can make one; such a string
-    cannot be encoded again (tokenizers, tf.data and output files would fail later, far away).
-    """
+    """What is wrong if a \\uXXXX escape left half of a UTF-16 pair in `obj`'s strings, else None:
+    such a string cannot be encoded again (tokenizers, tf.data and output files would fail)."""
     try:
         json.dumps(obj, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as e:
@@ -217,8 +195,7 @@ class _FileSource(Source):
         return example
 
     def _paths(self, split, data_dir):
-        if split not in self.files:
-            raise ValueError(f"unknown split {split!r}; this source has {sorted(self.files)}")
+        self.check_split(split)
         return [resolve_path(p, data_dir) for p in self.files[split]]
 
     def _parse_file(self, path: str) -> list[dict]:
@@ -269,10 +246,8 @@ FieldSpec = str | Sequence[str]  # a column name, or alternative names tried in 
 
 
 class TsvSource(_FileSource):
-    """Delimited text with a header row (or `columns` given): `fields` maps output name -> column.
-
-    A column spec may list alternatives, e.g. `{"sentence": ("sentence", "content")}`.
-    """
+    """Delimited text with a header row (or `columns` given): `fields` maps output name -> column,
+    or alternative columns tried in order, e.g. `{"sentence": ("sentence", "content")}`."""
 
     def __init__(self, files: Mapping[str, Paths], fields: Mapping[str, FieldSpec],
                  columns: Sequence[str] | None = None, delimiter: str = "\t", check=None):
@@ -296,12 +271,8 @@ class TsvSource(_FileSource):
 
 
 class JsonlSource(_FileSource):
-    """One JSON object per line; `fields` maps output name -> key (nested keys as "a/b").
-
-    A field's value is a string or a number (kept as written: see `jsonl_objects`), or a list of
-    them, which becomes a 1-D string tensor. null, booleans and objects are DataErrors naming
-    the file, line and field.
-    """
+    """One JSON object per line; `fields` maps output name -> key (nested keys as "a/b"). A value is
+    a string, a number (kept as written) or a list of them (a 1-D string tensor)."""
 
     def __init__(self, files: Mapping[str, Paths], fields: Mapping[str, str], check=None):
         super().__init__(files, check)
@@ -329,15 +300,15 @@ class JsonlSource(_FileSource):
         return out
 
 
-class ParallelTextSource(_FileSource):
+class ParallelTextSource(Source):
     """Line-aligned files, one per field: {"train": {"en": "train.en.gz", "de": "train.de.gz"}}."""
 
     def __init__(self, files: Mapping[str, Mapping[str, str]]):
         self.parallel = {split: dict(f) for split, f in files.items()}
-        super().__init__({split: list(f.values()) for split, f in files.items()})
+        self.splits = tuple(self.parallel)
 
     def get_dataset(self, split, data_dir=None, counter=None):
-        self._paths(split, data_dir)  # validates the split name
+        self.check_split(split)
         columns = {k: read_lines(resolve_path(p, data_dir))
                    for k, p in self.parallel[split].items()}
         sizes = {self.parallel[split][k]: len(v) for k, v in columns.items()}
@@ -350,11 +321,8 @@ class ParallelTextSource(_FileSource):
 
 
 class ConllSource(_FileSource):
-    """CoNLL `token<TAB>tag` lines, blank (or whitespace-only) line between sentences.
-
-    Yields {"tokens": [n] str, "tags": [n] str} plus, when `formatter` is given, the string fields
-    it returns for (tokens, tags) (e.g. NER text and target, see `t5core.data.ner`).
-    """
+    """CoNLL `token<TAB>tag` lines, a blank line between sentences -> {"tokens", "tags"} plus the
+    string fields `formatter(tokens, tags)` returns (e.g. `builtin_tasks.wnut17_formatter`)."""
 
     def __init__(self, files: Mapping[str, Paths],
                  formatter: Callable[[list[str], list[str]], Mapping[str, str]] | None = None):
@@ -393,8 +361,7 @@ class ListSource(Source):
 
     def get_dataset(self, split, data_dir=None, counter=None):
         del data_dir
-        if split not in self.examples:
-            raise ValueError(f"unknown split {split!r}; this source has {sorted(self.examples)}")
+        self.check_split(split)
         examples = self.examples[split]
         if not examples:
             raise ValueError(f"split {split!r} has no examples")

@@ -1,15 +1,5 @@
-"""Tasks (a source + a chain of preprocessors + output lengths + metric names), mixtures of tasks,
-and a registry of both.
-
-A preprocessor is a function `fn(ds, **kw) -> ds`. The task passes, by keyword, whichever of
-these its signature names: `tokenizer`, `lengths` (the output lengths), `seed` (an int derived
-from the pipeline seed and the step's position), `counter` (the task's DropCounter),
-`keep_text`. Bind any other argument with functools.partial.
-
-    task = get_task("glue_sst2")
-    ds = task.get_dataset("train", tokenizer, shuffle=True, seed=0)      # token examples
-    rows = make_model_dataset(task, "train", tokenizer, batch_size=8, pack=True)
-"""
+"""Tasks (a source, preprocessors, output lengths, metric names), mixtures of tasks, their registry,
+and batches of model features from either (`make_model_dataset`)."""
 
 from __future__ import annotations
 
@@ -86,7 +76,6 @@ class Task:
         lengths = dict(lengths or self.output_lengths)
         ds = self.source.get_dataset(split, data_dir=data_dir, counter=self.counter)
         if shuffle:
-            # In-memory sources of known size up to a million examples are shuffled fully.
             size = int(ds.cardinality())
             buffer = size if 0 < size <= 1_000_000 else shuffle_buffer_size
             ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
@@ -95,10 +84,8 @@ class Task:
         available = {"tokenizer": tokenizer, "lengths": lengths, "counter": self.counter,
                      "keep_text": keep_text}
         for i, fn in enumerate(self.preprocessors):
-            kwargs = {k: available[k] for k in _accepted(fn) if k != "seed"}
-            if "seed" in _accepted(fn):
-                kwargs["seed"] = _derive_seed(seed, i)
-            ds = fn(ds, **kwargs)
+            available["seed"] = _derive_seed(seed, i)
+            ds = fn(ds, **{k: available[k] for k in _accepted(fn)})
         if self.truncate:
             ds = prep.truncate(ds, {k: v for k, v in lengths.items() if k in ("inputs", "targets")},
                                counter=counter or self.counter, overlong=overlong)
@@ -136,21 +123,18 @@ class Mixture:
     def metrics(self) -> Sequence[str]:
         return ()
 
-    def get_dataset(self, split: str, tokenizer, *, lengths=None, data_dir=None, shuffle=True,
-                    seed: int = 0, num_epochs=None, shuffle_buffer_size: int = 10_000,
-                    keep_text: bool = False, overlong: str = "cut",
-                    counter: DropCounter | None = None) -> tf.data.Dataset:
-        """An endless stream (each task repeated) sampling task i with probability rate_i / sum."""
+    def get_dataset(self, split: str, tokenizer, *, lengths=None, shuffle=True, seed: int = 0,
+                    num_epochs=None, keep_text: bool = False, **options) -> tf.data.Dataset:
+        """An endless stream (each task repeated) sampling task i with probability rate_i / sum;
+        `options` (data_dir, shuffle_buffer_size, overlong, counter) go to each Task."""
         del num_epochs  # a mixture always repeats its tasks
         tasks = self.resolved()
         lengths = dict(lengths or self.output_lengths)
         datasets = []
         for i, (task, _) in enumerate(tasks):
-            ds = task.get_dataset(split, tokenizer, lengths=lengths, data_dir=data_dir,
-                                  shuffle=shuffle, seed=_derive_seed(seed, 1000 + i),
-                                  num_epochs=None,
-                                  shuffle_buffer_size=shuffle_buffer_size, keep_text=keep_text,
-                                  overlong=overlong, counter=counter)
+            ds = task.get_dataset(split, tokenizer, lengths=lengths, shuffle=shuffle,
+                                  seed=_derive_seed(seed, 1000 + i), num_epochs=None,
+                                  keep_text=keep_text, **options)
             keys = ("inputs", "targets") + (("inputs_pretokenized", "targets_pretokenized")
                                             if keep_text else ())
             datasets.append(ds.map(lambda x, keys=keys: {k: x[k] for k in keys if k in x}))

@@ -16,11 +16,17 @@ LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "ro": "Romani
                   "es": "Spanish", "it": "Italian", "cs": "Czech", "ru": "Russian"}
 
 
-def _label_index(label):
-    """Integer label from an int tensor or a numeric string (TSV/JSONL sources)."""
+def _as_number(label, dtype):
+    """A numeric label as `dtype`, from a number tensor or a numeric string (TSV/JSONL sources)."""
     if label.dtype == tf.string:
-        return tf.strings.to_number(label, tf.int64)
-    return tf.cast(label, tf.int64)
+        return tf.strings.to_number(label, dtype)
+    return tf.cast(label, dtype)
+
+
+def _glue_inputs(x, benchmark_name, keys):
+    """"<benchmark> <key1>: <text1> <key2>: <text2> ..." from the example's fields `keys`."""
+    parts = [benchmark_name] + [part for k in keys for part in (f"{k}:", x[k])]
+    return tf.strings.join(parts, separator=" ")
 
 
 def glue(ds: tf.data.Dataset, benchmark_name: str, label_names: Sequence[str],
@@ -34,26 +40,19 @@ def glue(ds: tf.data.Dataset, benchmark_name: str, label_names: Sequence[str],
 
     def fn(x):
         keys = list(feature_names) if feature_names else sorted(set(x) - {"label", "idx"})
-        parts = [benchmark_name]
-        for k in keys:
-            parts += [f"{k}:", x[k]]
-        label = _label_index(x["label"])
+        label = _as_number(x["label"], tf.int64)
         target = tf.cond(tf.equal(label, -1), lambda: tf.constant("<unk>"),
                          lambda: tf.gather(names, label))
-        return {"inputs": tf.strings.join(parts, separator=" "), "targets": target}
+        return {"inputs": _glue_inputs(x, benchmark_name, keys), "targets": target}
     return ds.map(fn, num_parallel_calls=AUTOTUNE)
 
 
 def stsb(ds: tf.data.Dataset) -> tf.data.Dataset:
     """STS-B as a 26-class problem: the score rounded to the nearest 0.2, with one decimal."""
     def fn(x):
-        label = tf.cast(x["label"], tf.float32)
-        if x["label"].dtype == tf.string:
-            label = tf.strings.to_number(x["label"], tf.float32)
+        label = _as_number(x["label"], tf.float32)
         target = tf.strings.as_string(tf.round(label * 5) / 5, precision=1)
-        inputs = tf.strings.join(["stsb sentence1:", x["sentence1"], "sentence2:", x["sentence2"]],
-                                 separator=" ")
-        return {"inputs": inputs, "targets": target}
+        return {"inputs": _glue_inputs(x, "stsb", ("sentence1", "sentence2")), "targets": target}
     return ds.map(fn, num_parallel_calls=AUTOTUNE)
 
 

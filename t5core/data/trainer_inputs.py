@@ -1,33 +1,19 @@
-"""The trainer's inputs from the run options: (train dataset, eval dataset, evaluator).
-
-`make_trainer_inputs(options, tokenizer)` is the one entry point `t5core.training.run` calls. The
-options (a `RunOptions`: `scripts/train.py`'s flags) name one data source:
-- none: the embedded task set (`embedded_tasks`), in memory;
-- `--task` / `--mixture`: a registered task or mixture (`tasks`, `builtin_tasks`);
-- `--train_file` (+ `--eval_file`): TSV/JSONL files, plain or rendered by `--template` (`files`);
-and one head: text-to-text (decoded or, with `--rank_classification`, ranked label words) or
-`--head=classifier` (encoder tokens and a label id). Training datasets repeat and are
-shuffled; evaluation datasets are finite, their last batch filled up with zero rows.
-"""
+"""The trainer's inputs from the run options: (train dataset, eval dataset, evaluator)."""
 
 from __future__ import annotations
 
 import tensorflow as tf
 
+from t5core.data.embedded_tasks import embedded_examples
 from t5core.data.option_tasks import task_from_options
 from t5core.data.pairs import batched, encode_pairs, pad_batches
-from t5core.data.tasks import task_examples
-from t5core.errors import FlagError
-from t5core.evaluation.evaluators import ClassifierEvaluator, DecodeEvaluator, RankEvaluator
-from t5core.metrics import check_metric_packages
+from t5core.data.tasks import make_model_dataset, task_examples
+from t5core.evaluation.evaluators import ClassifierEvaluator, DecodeEvaluator, task_evaluator
 
 
 def make_trainer_inputs(options, tokenizer, decoder_start_token_id: int = 0, counter=None):
     """(train dataset, eval dataset or None, evaluator or None) for the options' data source;
-    decoder inputs start with the model config's decoder_start_token_id.
-
-    Over-long training rows are cut or refused as `options.overlong` says; `counter` (a
-    DropCounter) counts the cut ones (see `DropCounter.overlong_report`)."""
+    `counter` (a DropCounter) counts the training rows that `options.overlong` cuts."""
     c = options.train
     if not (options.task or options.mixture or options.train_file):
         return embedded_inputs(tokenizer, c.inputs_length, c.targets_length, c.batch_size,
@@ -40,14 +26,15 @@ def make_trainer_inputs(options, tokenizer, decoder_start_token_id: int = 0, cou
         template_args=options.template_args, instruction=options.instruction, seed=c.seed,
         inputs_field=options.inputs_field, targets_field=options.targets_field, lengths=lengths,
         metrics=options.metric_list, labels=options.label_list, name_flag="--task/--mixture")
+    data_dir = options.data_dir or None
     if options.head == "classifier":
         return classifier_inputs(task, tokenizer, c, options.label_list,
-                                 data_dir=options.data_dir, eval_examples=options.eval_examples,
+                                 data_dir=data_dir, eval_examples=options.eval_examples,
                                  overlong=options.overlong, counter=counter)
     rank_labels = options.label_list if options.rank_classification else []
     metric_options = {"bleu_tokenize": options.bleu_tokenize,
                       "rouge_tokenize": options.rouge_tokenize}
-    return task_inputs(task, tokenizer, c, data_dir=options.data_dir, pack=options.pack,
+    return task_inputs(task, tokenizer, c, data_dir=data_dir, pack=options.pack,
                        eval_examples=options.eval_examples, rank_labels=rank_labels,
                        decoder_start_token_id=decoder_start_token_id,
                        metric_options=metric_options, overlong=options.overlong,
@@ -56,12 +43,8 @@ def make_trainer_inputs(options, tokenizer, decoder_start_token_id: int = 0, cou
 
 def embedded_inputs(tokenizer, inputs_length, targets_length, batch_size, seed,
                     eval_examples=400, decoder_start_token_id=0):
-    """Train and eval datasets and an exact-match evaluator for the embedded task set.
-
-    eval_examples=0: no evaluation (eval dataset and evaluator None).
-    """
-    from t5core.data.embedded_tasks import embedded_examples
-
+    """Train and eval datasets and an exact-match evaluator for the embedded task set
+    (eval_examples=0: eval dataset and evaluator None)."""
     train, _ = encode_pairs(embedded_examples("train"), tokenizer, inputs_length,
                             targets_length, "embedded train", decoder_start_token_id)
     if not eval_examples:
@@ -91,10 +74,7 @@ def task_inputs(task, tokenizer, config, *, data_dir, pack, eval_examples, eval_
                 counter=None):
     """(train dataset, eval dataset or None, evaluator or None) for a Task or Mixture;
     metric_options go to `compute_metrics` (bleu_tokenize, rouge_tokenize)."""
-    from t5core.data.tasks import make_model_dataset
-
     lengths = {"inputs": config.inputs_length, "targets": config.targets_length}
-    data_dir = data_dir or None
     train = make_model_dataset(task, "train", tokenizer, batch_size=config.batch_size,
                                lengths=lengths, pack=pack, shuffle=True, seed=config.seed,
                                num_epochs=None, data_dir=data_dir,
@@ -108,15 +88,11 @@ def task_inputs(task, tokenizer, config, *, data_dir, pack, eval_examples, eval_
         shuffle=False, seed=config.seed, num_epochs=1, data_dir=data_dir, drop_remainder=False,
         decoder_start_token_id=decoder_start_token_id), config.batch_size)
     evaluator = None
-    metrics = list(getattr(task, "metrics", ()))
-    if metrics and eval_examples:
-        check_metric_packages(metrics, f"the metrics of {task.name}")  # before reading the data
-        inputs, targets = task_examples(task, split, tokenizer, lengths, data_dir, eval_examples)
-        kind = RankEvaluator if rank_labels else DecodeEvaluator
-        extra = {"labels": rank_labels} if rank_labels else {}
-        evaluator = kind(inputs, targets, tokenizer, metrics, config.inputs_length,
-                         config.targets_length, batch_size=eval_batch_size,
-                         metric_options=metric_options, **extra)
+    if task.metrics and eval_examples:
+        evaluator = task_evaluator(task, split, tokenizer, config.inputs_length,
+                                   config.targets_length, data_dir, eval_examples,
+                                   labels=rank_labels, batch_size=eval_batch_size,
+                                   metric_options=metric_options)
     return train, eval_data, evaluator
 
 
@@ -146,9 +122,9 @@ def classifier_inputs(task, tokenizer, config, labels, *, data_dir, eval_example
     """(train dataset, eval dataset or None, evaluator or None) for the classification head:
     encoder tokens and the label id of each example's target word."""
     lengths = {"inputs": config.inputs_length, "targets": config.targets_length}
-    data_dir = data_dir or None
     train = _labelled(task, "train", tokenizer, lengths, labels, data_dir, True, config.seed,
-                      None, overlong, counter).batch(config.batch_size, drop_remainder=True).prefetch(2)
+                      None, overlong, counter)
+    train = train.batch(config.batch_size, drop_remainder=True).prefetch(2)
     split = eval_split_of(task)
     if split is None:
         return train, None, None

@@ -1,25 +1,18 @@
-"""Evaluators: predict held-out examples with a model and score the predictions.
-
-An evaluator is called as `evaluator(model) -> (metrics dict, sample lines)`, which is what the
-`Trainer` expects: `DecodeEvaluator` decodes, `RankEvaluator` picks the likeliest label word,
-`ClassifierEvaluator` scores a classification head. `evaluate_task` scores a task's split in one
-call.
-"""
+"""Evaluators: predict held-out examples with a model and score the predictions, called as
+`evaluator(model) -> (metrics, sample lines)`; `evaluate_task` scores a task's split in one call."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from t5core.data.pairs import pad_rows
+from t5core.data.tasks import task_examples
 from t5core.metrics import check_metric_packages, compute_metrics
 
 
 class DecodeEvaluator:
-    """Greedy-decodes `inputs` (token id lists) and scores the decoded text against `targets`.
-
-    Batches have a fixed shape, so the compiled decoding loop is traced once for all of them.
-    Returns (metrics, sample lines) as `Trainer` expects.
-    """
+    """Decodes `inputs` (token id lists; greedy unless generate_options say otherwise) and
+    scores the text against `targets`, in batches of one shape (one trace of the loop)."""
 
     def __init__(self, inputs, targets, tokenizer, metric_names, inputs_length, max_new_tokens,
                  batch_size=64, max_examples=None, postprocess=None, jit_compile=None,
@@ -29,7 +22,7 @@ class DecodeEvaluator:
         check_metric_packages(metric_names, "metrics to evaluate")  # before any decoding
         if max_examples:
             inputs, targets = inputs[:max_examples], targets[:max_examples]
-        self.inputs = pad_rows([row[:inputs_length] for row in inputs], inputs_length)
+        self.inputs = pad_rows(inputs, inputs_length)
         self.targets = list(targets)
         self.tokenizer = tokenizer
         self.metric_names = list(metric_names)
@@ -69,10 +62,7 @@ class DecodeEvaluator:
 def evaluate_task(model, task, split, tokenizer, inputs_length, targets_length, data_dir=None,
                   max_examples=0, batch_size=64, bleu_tokenize=None, rouge_tokenize=None,
                   **generate_options):
-    """Decodes every example of a task's split and scores it: (metrics, predictions, targets).
-
-    Decoding is greedy unless generate_options say otherwise; the task's `metrics` score the
-    decoded texts against the split's target texts.
+    """Decodes every example of a task's split and scores it with the task's `metrics`.
 
     Args:
       model: a T5Model (or PromptTunedT5).
@@ -84,9 +74,9 @@ def evaluate_task(model, task, split, tokenizer, inputs_length, targets_length, 
         task's preprocessing).
       data_dir: where the task's source reads its files, if it needs one (None: its default).
       max_examples: score only the first this many examples; 0 (default) all.
-      batch_size: rows per `generate` call (a short last batch is padded to it).
+      batch_size: rows per `generate` call.
       bleu_tokenize, rouge_tokenize: how BLEU and ROUGE split text (`compute_metrics`); None:
-        chosen from the targets' script (Chinese per character, English per word).
+        chosen from the targets' script.
       **generate_options: `t5core.generate`'s options (method, num_beams, alpha, ...) and
         `DecodeEvaluator`'s (postprocess, jit_compile, metric_options).
 
@@ -94,33 +84,47 @@ def evaluate_task(model, task, split, tokenizer, inputs_length, targets_length, 
       (metrics, predictions, targets): metrics the {key: float} of `compute_metrics`;
       predictions the decoded strings and targets the target strings, in the split's order.
     """
-    from t5core.data.tasks import task_examples
-
-    check_metric_packages(task.metrics, f"the metrics of {task.name}")
     metric_options = dict(generate_options.pop("metric_options", None) or {})
     metric_options.update({k: v for k, v in (("bleu_tokenize", bleu_tokenize),
                                               ("rouge_tokenize", rouge_tokenize)) if v})
+    evaluator = task_evaluator(task, split, tokenizer, inputs_length, targets_length, data_dir,
+                               max_examples, batch_size=batch_size,
+                               metric_options=metric_options, **generate_options)
+    metrics, _, predictions = evaluator(model, return_predictions=True)
+    return metrics, predictions, evaluator.targets
+
+
+def make_evaluator(inputs, targets, tokenizer, metric_names, inputs_length, max_new_tokens,
+                   labels=(), **options):
+    """A RankEvaluator over the label words `labels` when there are any, else a DecodeEvaluator;
+    `options` go to it (batch_size, metric_options, generate's options, ...)."""
+    if labels:
+        return RankEvaluator(inputs, targets, tokenizer, metric_names, inputs_length,
+                             max_new_tokens, labels=labels, **options)
+    return DecodeEvaluator(inputs, targets, tokenizer, metric_names, inputs_length,
+                           max_new_tokens, **options)
+
+
+def task_evaluator(task, split, tokenizer, inputs_length, targets_length, data_dir=None,
+                   max_examples=0, labels=(), **options):
+    """`make_evaluator` over a task's split, scored with the task's metrics; their packages are
+    checked before the data is read."""
+    check_metric_packages(task.metrics, f"the metrics of {task.name}")
     lengths = {"inputs": inputs_length, "targets": targets_length}
     inputs, targets = task_examples(task, split, tokenizer, lengths, data_dir, max_examples)
-    evaluator = DecodeEvaluator(inputs, targets, tokenizer, list(task.metrics), inputs_length,
-                                targets_length, batch_size=batch_size,
-                                metric_options=metric_options, **generate_options)
-    metrics, _, predictions = evaluator(model, return_predictions=True)
-    return metrics, predictions, targets
+    return make_evaluator(inputs, targets, tokenizer, list(task.metrics), inputs_length,
+                          targets_length, labels, **options)
 
 
 def score_candidates(model, encoder_tokens, candidates, targets_length, batch_size=64):
-    """Log-likelihood float32 [N, C] of each candidate target (token lists) for each input.
-
-    Rank classification: the prediction is the best-scoring candidate, so the model can never
-    emit a label outside the set. Candidates are teacher-forced in one forward pass each.
-    """
+    """Log-likelihood float32 [N, C] of each candidate target (token lists) for each input,
+    each candidate teacher-forced in one forward pass (rank classification)."""
     import tensorflow as tf
 
     from t5core.losses import token_losses
     from t5core.model_inputs import shift_right
 
-    targets = pad_rows([c[:targets_length] for c in candidates], targets_length)  # [C, T]
+    targets = pad_rows(candidates, targets_length)  # [C, T]
     decoder_inputs = shift_right(targets, model.config.decoder_start_token_id).numpy()
     scores = np.zeros((len(encoder_tokens), len(candidates)), np.float32)
     for start in range(0, len(encoder_tokens), batch_size):
@@ -154,7 +158,7 @@ class ClassifierEvaluator:
 
     def __init__(self, inputs, targets, labels, metric_names, inputs_length):
         check_metric_packages(metric_names, "metrics to evaluate")
-        self.inputs = pad_rows([row[:inputs_length] for row in inputs], inputs_length)
+        self.inputs = pad_rows(inputs, inputs_length)
         self.targets, self.labels, self.metric_names = list(targets), list(labels), metric_names
 
     def __call__(self, model):

@@ -1,15 +1,4 @@
-"""Few-shot prompts: each input preceded by k solved examples (shots), drawn with a seed.
-
-A prompt is the shots, then the input, each shot its inputs and its targets on two lines and
-the shots separated by a blank line (the layout of Flan's few-shot templates):
-
-    <shot 1 inputs>\\n<shot 1 targets>\\n\\n<shot 2 inputs>\\n<shot 2 targets>\\n\\n<input>
-
-Shots are drawn per example from a seeded generator, never the example itself (a shot with the
-same inputs text is passed over). With a tokenizer and a token budget, a shot that would make
-the prompt longer than the budget is dropped (the input is never cut here) and counted, so a
-caller can say how many were lost. k = 0 is zero-shot: the inputs unchanged.
-"""
+"""Few-shot prompts: each input preceded by k solved examples (shots), drawn with a seed."""
 
 from __future__ import annotations
 

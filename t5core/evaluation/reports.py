@@ -1,12 +1,5 @@
 """Scoring a model on a test set given by train.py's data options: metrics, per-class and
-per-entity-type reports, as JSON and as aligned tables. `scripts/evaluate.py` is its command line.
-
-A test set is a registered task's split (`task`) or a TSV/JSONL file (`eval_file`) read the way
-training read its files: rendered by `template` (with `template_args`, `instruction`), or taken
-from `inputs_field`/`targets_field`. Every option left unset (None) takes the value the run
-recorded in its run.json (`RunDescription.data`), then the default below. Scores are percentages
-everywhere, as `t5core.metrics` reports them.
-"""
+per-entity-type reports, as JSON and as aligned tables (`scripts/evaluate.py`)."""
 
 from __future__ import annotations
 
@@ -18,6 +11,7 @@ import numpy as np
 from t5core.data.option_tasks import option_problems, task_from_options
 from t5core.data.tasks import task_examples
 from t5core.errors import FlagError
+from t5core.evaluation.few_shot import few_shot_prompts
 from t5core.metrics import check_metric_packages
 
 # The data options, by train.py's flag names, and their values when neither the user nor the run
@@ -33,11 +27,8 @@ LABELLED_METRICS = {"f1_macro", "f1_micro", "f1_weighted", "per_class"}  # take 
 
 
 def data_options(given: dict, run=None) -> dict:
-    """The data options: each given one (not None), else the run's, else DATA_DEFAULTS.
-
-    The test set's source is all-or-nothing: a given --task or --eval_file replaces both of the
-    run's, so a run trained on a task can be scored on a file and the other way round.
-    """
+    """The data options: each given one (not None), else the run's, else DATA_DEFAULTS; a given
+    --task or --eval_file replaces both of the run's."""
     recorded = dict(run.data) if run is not None else {}
     if run is not None and run.labels:
         recorded["labels"] = ",".join(run.labels)
@@ -104,7 +95,8 @@ def read_shots(options, path, tokenizer) -> list[tuple[str, str]]:
 
 
 def load_test_set(options, tokenizer, split="test", max_examples=0, shots=None) -> TestSet:
-    """The examples of the test set the options describe (see the module docstring).
+    """The examples of the test set the options describe: a task's split or a file, read as
+    training read its files; options left unset take the run's value (`data_options`).
 
     shots: None, or {"num_shots": k, "shots_file": path, "seed": s}: each input becomes a
     few-shot prompt (`t5core.evaluation.few_shot`) of k examples of that file, read the same
@@ -124,17 +116,6 @@ def load_test_set(options, tokenizer, split="test", max_examples=0, shots=None) 
     else:
         raise FlagError("Nothing to score: give --eval_file (a TSV/JSONL test file) or --task; "
                         "the checkpoint's run.json names neither")
-    if options["task"]:
-        description = f"task {options['task']} ({split})"
-    else:  # a file task's first split is its training file: here, the test file
-        split, description = "train", f"file {options['eval_file']}"
-    task, template = task_from_options(
-        name=options["task"], train_file=options["eval_file"], template=options["template"],
-        template_args=options["template_args"], instruction=options["instruction"],
-        inputs_field=options["inputs_field"], targets_field=options["targets_field"],
-        lengths=lengths, metrics=[m for m in options["metrics"].split(",") if m], labels=labels)
-    if template is not None:
-        labels = labels or list(getattr(template, "words", []))
     inputs, targets = task_examples(task, split, tokenizer, lengths,
                                     options["data_dir"] or None, max_examples)
     if not inputs:
@@ -157,9 +138,6 @@ def load_test_set(options, tokenizer, split="test", max_examples=0, shots=None) 
 
 def _few_shot_inputs(task, split, tokenizer, lengths, options, max_examples, shots):
     """(token ids of each example's few-shot prompt, a line saying what was done)."""
-    from t5core.data.tasks import task_examples
-    from t5core.evaluation.few_shot import few_shot_prompts
-
     texts, _ = task_examples(task, split, tokenizer, lengths, options["data_dir"] or None,
                              max_examples, inputs_as_text=True)
     pool = read_shots(options, shots["shots_file"], tokenizer)
@@ -179,24 +157,20 @@ def predict(model, tokenizer, test: TestSet, options, batch_size=64, **generate_
     """
     from t5core.classifier import T5EncoderClassifier
     from t5core.data.pairs import pad_rows
-    from t5core.evaluation.evaluators import DecodeEvaluator, RankEvaluator
+    from t5core.evaluation.evaluators import make_evaluator
 
     length = options["inputs_length"]
     if isinstance(model, T5EncoderClassifier):
-        tokens = pad_rows([row[:length] for row in test.inputs], length)
+        tokens = pad_rows(test.inputs, length)
         if model.labels is None:
             return [str(i) for i in model.predict(tokens, batch_size)]
         return model.predict_labels(tokens, batch_size)
-    common = dict(batch_size=batch_size)
-    if options["rank_classification"]:
-        if len(test.labels) < 2:
-            raise FlagError("--rank_classification needs --labels (two or more label words)")
-        evaluator = RankEvaluator(test.inputs, test.targets, tokenizer, test.metrics, length,
-                                  options["targets_length"], labels=test.labels, **common)
-    else:
-        evaluator = DecodeEvaluator(test.inputs, test.targets, tokenizer, test.metrics, length,
-                                    options["targets_length"], **common, **generate_options)
-    return evaluator.predict(model)
+    if options["rank_classification"] and len(test.labels) < 2:
+        raise FlagError("--rank_classification needs --labels (two or more label words)")
+    return make_evaluator(test.inputs, test.targets, tokenizer, test.metrics, length,
+                          options["targets_length"],
+                          test.labels if options["rank_classification"] else (),
+                          batch_size=batch_size, **generate_options).predict(model)
 
 
 def score(test: TestSet, predictions) -> dict:
@@ -235,13 +209,10 @@ def score(test: TestSet, predictions) -> dict:
 
 def _entity_support(targets) -> dict:
     """Gold entities per type."""
-    from t5core.metrics import parse_entities
+    from t5core.metrics.entities import as_entities
 
-    counts = collections.Counter()
-    for target in targets:
-        entities = parse_entities(target) if isinstance(target, str) else target
-        counts.update(kind for kind, _ in entities)
-    return dict(counts)
+    return dict(collections.Counter(kind for i, target in enumerate(targets)
+                                    for kind, _ in as_entities(target, i, "target")))
 
 
 def format_table(rows: dict, columns=("precision", "recall", "f1", "support"),

@@ -1,14 +1,5 @@
-"""Evaluation metrics for text-to-text fine-tuning, by name.
-
-Each metric is `fn(targets, predictions, **options) -> dict[str, float]`
-over decoded strings (or values a postprocessor made from them) and delegates
-to the package people compare against: scikit-learn, scipy, seqeval,
-sacreBLEU, rouge-score. SQuAD is the official v1.1 script restated (no
-package ships it). Scores are percentages, as in T5.
-
-        compute_metrics(["accuracy", "f1_macro"], targets, predictions,
-                                        postprocess=template.postprocess)
-"""
+"""Evaluation metrics for text-to-text fine-tuning, by name (`compute_metrics`); scores are
+percentages, as in T5."""
 
 from __future__ import annotations
 
@@ -18,6 +9,7 @@ from typing import Callable, Iterable, Optional, Sequence
 from t5core.metrics._deps import check_installed as check_metric_packages
 from t5core.metrics.classification import (
     accuracy,
+    check_pairs,
     classification_report,
     f1_binary,
     f1_macro,
@@ -104,24 +96,22 @@ def compute_metrics(
         strings where a metric takes several (squad, bleu, rouge).
       predictions: one prediction per example, paired with `targets`.
       postprocess: applied to every prediction, and (if postprocess_targets) to every target
-        that is a string; lists of references are left alone. None: used as given.
+        that is a string. None: used as given.
       postprocess_targets: whether `postprocess` applies to the targets too.
       bleu_tokenize: "bleu"'s sacreBLEU tokenizer ("13a", "zh", "intl", "char", ...); None or
-        "auto": chosen from the references' script (13a for English, zh for Chinese; see
-        t5core.metrics.scripts). Ignored unless "bleu" is named.
-      rouge_tokenize: "rouge"'s tokens, "words" or "chars"; None or "auto": "chars" where the
-        references hold Chinese or other text that is not ASCII. Ignored unless "rouge" is named.
-      **options: passed to each named metric that takes an argument of that name (e.g. labels=,
-        pos_label=, tokenize=, use_stemmer=); an option that no named metric takes is an
-        error, so typos do not pass silently.
+        "auto": chosen from the references' script (`t5core.metrics.scripts`).
+      rouge_tokenize: "rouge"'s tokens, "words" or "chars"; None or "auto": chosen from the
+        references' script.
+      **options: passed to each named metric that takes an argument of that name (labels=,
+        pos_label=, tokenize=, use_stemmer=, ...); one that no named metric takes is an error.
 
     Returns:
       {metric key: float}, the union of every metric's keys (e.g. "accuracy", "f1_macro",
       "precision_macro", "squad_em").
 
     Raises:
-      ValueError: an unknown metric or option, targets and predictions of different lengths,
-        or two metrics reporting the same key.
+      ValueError: an unknown metric or option, targets and predictions of different lengths
+        or none at all, or two metrics reporting the same key.
     """
     names = [names] if isinstance(names, str) else list(names)
     fns = {name: get_metric(name) for name in names}
@@ -136,10 +126,7 @@ def compute_metrics(
     unknown = set(options) - accepted
     if unknown:
         raise ValueError(f"option(s) {sorted(unknown)} are not taken by any of the metrics {names}")
-    if len(targets) != len(predictions):
-        raise ValueError(
-            f"{len(targets)} targets but {len(predictions)} predictions: they must pair up"
-        )
+    check_pairs(targets, predictions)
     if postprocess is not None:
         predictions = [postprocess(p) for p in predictions]
         if postprocess_targets:

@@ -1,10 +1,4 @@
-"""The metric packages (pip extra "metrics"): imported on first use, and checked up front.
-
-Importing t5core must not require scipy, sacrebleu, rouge-score or seqeval, so each metric
-imports its package when it runs (`require`). A program that will score with them checks first
-(`check_installed`), before it reads data or builds a model, so a base install never trains for
-minutes and then stops at the first evaluation.
-"""
+"""The metric packages (pip extra "metrics"): imported on first use, and checked up front."""
 
 import importlib
 import importlib.util
@@ -34,9 +28,10 @@ def require(module: str, pip_name: str):
         ) from e
 
 
-def _installed(module: str) -> bool:
+def installed(*modules: str) -> bool:
+    """Whether every one of `modules` can be imported (found, not imported)."""
     try:
-        return importlib.util.find_spec(module) is not None
+        return all(importlib.util.find_spec(m) is not None for m in modules)
     except (ImportError, ValueError):
         return False
 
@@ -47,7 +42,7 @@ def check_installed(metric_names, where: str = "--metrics") -> None:
     missing = {}
     for name in metric_names:
         for module, package in METRIC_PACKAGES.get(name, ()):
-            if not _installed(module):
+            if not installed(module):
                 missing.setdefault(package, []).append(name)
     if missing:
         needs = "; ".join(f"{', '.join(sorted(set(names)))} needs {package}"

@@ -1,14 +1,5 @@
-"""Classification and regression metrics over decoded label strings.
-
-Accuracy, precision/recall/F1 (per class and averaged), the classification report and the
-Matthews correlation are counts over a confusion matrix: they are computed here in plain
-Python, to scikit-learn's definitions (zero_division=0), so that the base install scores the
-main job without scikit-learn and scipy (about 200 MB installed); the suite checks them against
-scikit-learn. The correlations (STS-B) use scipy, from the "metrics" extra.
-
-Values in the metric dicts are percentages (x100), as in T5 and the GLUE leaderboard, and so
-are the figures of `classification_report` (scikit-learn's table and dict, in percent).
-"""
+"""Classification and regression metrics over decoded label strings, to scikit-learn's definitions
+without scikit-learn; the correlations use scipy."""
 
 from __future__ import annotations
 
@@ -20,7 +11,8 @@ from t5core.metrics._deps import require
 from t5core.metrics.postprocess import INVALID_LABEL, string_to_float
 
 
-def _check_lengths(targets: Sequence, predictions: Sequence) -> None:
+def check_pairs(targets: Sequence, predictions: Sequence) -> None:
+    """Raises ValueError unless targets and predictions pair up and are not empty."""
     if len(targets) != len(predictions):
         raise ValueError(
             f"{len(targets)} targets but {len(predictions)} predictions: they must pair up"
@@ -29,18 +21,17 @@ def _check_lengths(targets: Sequence, predictions: Sequence) -> None:
         raise ValueError("no examples to score (targets and predictions are empty)")
 
 
-def default_labels(targets: Sequence, predictions: Sequence) -> list:
-    """Every label seen in targets or predictions except INVALID_LABEL, sorted.
-
-    This is sklearn's default label set (the union) minus the sentinel, so an
-    invalid prediction is a miss for its true class but not a class of its own.
-    Pass `labels` explicitly to score over a fixed label set.
-    """
-    return sorted((set(targets) | set(predictions)) - {INVALID_LABEL}, key=str)
+def checked_labels(targets: Sequence, predictions: Sequence, labels=None) -> list:
+    """The label set to score (after `check_pairs`): `labels`, or by default every label seen in
+    targets or predictions except INVALID_LABEL, sorted."""
+    check_pairs(targets, predictions)
+    if labels is None:
+        return sorted((set(targets) | set(predictions)) - {INVALID_LABEL}, key=str)
+    return list(labels)
 
 
 def accuracy(targets: Sequence, predictions: Sequence) -> dict[str, float]:
-    _check_lengths(targets, predictions)
+    check_pairs(targets, predictions)
     correct = sum(t == p for t, p in zip(targets, predictions))
     return {"accuracy": 100.0 * correct / len(targets)}
 
@@ -60,21 +51,22 @@ def _counts(targets, predictions, labels):
     return ([hits[x] for x in labels], [predicted[x] for x in labels], [true[x] for x in labels])
 
 
-def _precision_recall_f1(tp, n_pred, n_true) -> tuple[float, float, float]:
-    # F1 as scikit-learn computes it, 2 tp / (2 tp + fp + fn), which is 0 when both are 0.
+def precision_recall_f1(tp, n_pred, n_true) -> tuple[float, float, float]:
+    # F1 as scikit-learn computes it, 2 tp / (2 tp + fp + fn), which is 0 when both are 0; every
+    # ratio with an empty denominator is 0 (scikit-learn's and seqeval's zero_division).
     return _ratio(tp, n_pred), _ratio(tp, n_true), _ratio(2 * tp, n_pred + n_true)
 
 
 def _per_label(targets, predictions, labels):
     """[(precision, recall, f1, support)] for each label, in [0, 1]."""
-    return [(*_precision_recall_f1(tp, n_pred, n_true), n_true)
+    return [(*precision_recall_f1(tp, n_pred, n_true), n_true)
             for tp, n_pred, n_true in zip(*_counts(targets, predictions, labels))]
 
 
 def _average(targets, predictions, labels, average: str) -> tuple[float, float, float]:
     """(precision, recall, f1) in [0, 1], averaged as scikit-learn's `average=`."""
     if average == "micro":
-        return _precision_recall_f1(*(sum(c) for c in _counts(targets, predictions, labels)))
+        return precision_recall_f1(*(sum(c) for c in _counts(targets, predictions, labels)))
     rows = _per_label(targets, predictions, labels)
     weights = [1.0] * len(rows) if average == "macro" else [row[3] for row in rows]
     total = sum(weights)
@@ -83,10 +75,8 @@ def _average(targets, predictions, labels, average: str) -> tuple[float, float, 
 
 
 def _averaged_prf(targets, predictions, average: str, labels=None) -> dict[str, float]:
-    _check_lengths(targets, predictions)
-    if labels is None:
-        labels = default_labels(targets, predictions)
-    p, r, f = _average(targets, predictions, list(labels), average)
+    labels = checked_labels(targets, predictions, labels)
+    p, r, f = _average(targets, predictions, labels, average)
     return {
         f"precision_{average}": 100.0 * p,
         f"recall_{average}": 100.0 * r,
@@ -114,7 +104,7 @@ def f1_weighted(targets, predictions, labels=None) -> dict[str, float]:
 
 def f1_binary(targets, predictions, pos_label: Any = None) -> dict[str, float]:
     """F1 of the positive class (GLUE MRPC/QQP style). Invalid predictions miss."""
-    _check_lengths(targets, predictions)
+    check_pairs(targets, predictions)
     if pos_label is None:
         raise ValueError("metric 'f1' needs pos_label=<the positive label word>")
     # Only pos_label's counts: exact binary F1, even when the data hold more than two values.
@@ -125,11 +115,9 @@ def f1_binary(targets, predictions, pos_label: Any = None) -> dict[str, float]:
 def per_class(targets, predictions, labels=None) -> dict[str, float]:
     """Flattened per-class scores: {"precision/<label>", "recall/<label>", "f1/<label>",
     "support/<label>"}."""
-    _check_lengths(targets, predictions)
-    if labels is None:
-        labels = default_labels(targets, predictions)
+    labels = checked_labels(targets, predictions, labels)
     out = {}
-    for label, (p, r, f, s) in zip(labels, _per_label(targets, predictions, list(labels))):
+    for label, (p, r, f, s) in zip(labels, _per_label(targets, predictions, labels)):
         out[f"precision/{label}"] = 100.0 * p
         out[f"recall/{label}"] = 100.0 * r
         out[f"f1/{label}"] = 100.0 * f
@@ -147,11 +135,8 @@ def _percent(row):
 
 def classification_report(targets, predictions, labels=None, digits: int = 2) -> tuple[dict, str]:
     """scikit-learn's `classification_report` in percent, as (dict, printed text), without
-    scikit-learn.
-
-    Rows per class plus "macro avg" and "weighted avg"; the pooled (micro)
-    figures appear as the "accuracy" row when every prediction is one of
-    `labels`, and as a "micro avg" row otherwise (scikit-learn's convention).
+    scikit-learn: rows per class, "macro avg", "weighted avg", and the pooled figures as
+    "accuracy" when every prediction is one of `labels`, else as "micro avg".
 
     Args:
       targets: the true labels, one per example (any hashable values, e.g. strings).
@@ -168,10 +153,7 @@ def classification_report(targets, predictions, labels=None, digits: int = 2) ->
     Raises:
       ValueError: targets and predictions of different lengths, or none at all.
     """
-    _check_lengths(targets, predictions)
-    if labels is None:
-        labels = default_labels(targets, predictions)
-    labels = list(labels)
+    labels = checked_labels(targets, predictions, labels)
     names = [str(x) for x in labels]
     rows = [_percent(row) for row in _per_label(targets, predictions, labels)]
     support = sum(row[3] for row in rows)
@@ -206,7 +188,7 @@ def classification_report(targets, predictions, labels=None, digits: int = 2) ->
 def mcc(targets, predictions) -> dict[str, float]:
     """Matthews correlation x100 (GLUE CoLA). Invalid predictions form their own
     column of the confusion matrix, so they count against the score."""
-    _check_lengths(targets, predictions)
+    check_pairs(targets, predictions)
     # The multiclass form (Gorodkin's R_K), as scikit-learn's matthews_corrcoef.
     classes = sorted(set(targets) | set(predictions), key=str)
     tp, n_pred, n_true = _counts(targets, predictions, classes)
@@ -225,7 +207,7 @@ def _as_floats(values: Sequence) -> list[float]:
 
 
 def _correlation(name: str, fn_name: str, targets, predictions) -> dict[str, float]:
-    _check_lengths(targets, predictions)
+    check_pairs(targets, predictions)
     stats = require("scipy.stats", "scipy")
     t, p = _as_floats(targets), _as_floats(predictions)
     if len(t) < 2 or len(set(t)) < 2 or len(set(p)) < 2:

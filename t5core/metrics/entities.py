@@ -1,15 +1,5 @@
-"""Entity-level precision/recall/F1.
-
-Two entry points with the same counting rule (seqeval's default: an entity is
-right only if both its type and its extent are right; scores are micro
-averages over all entities of the corpus):
-- `entity_f1` for text-to-text NER, where each prediction is a list of
-    (type, text) entities: per sentence, true positives are the size of the
-    multiset intersection of predicted and gold (type, text) pairs. Text cannot
-    say *where* an entity is, so this equals seqeval whenever a sentence does not
-    hold the same (type, text) twice at different positions.
-- `seqeval_f1` over BIO tag sequences, calling seqeval itself.
-"""
+"""Entity-level precision/recall/F1: over (type, text) entity lists (`entity_f1`) and over BIO tag
+sequences with seqeval (`seqeval_f1`)."""
 
 from __future__ import annotations
 
@@ -17,18 +7,12 @@ import collections
 from typing import Sequence
 
 from t5core.metrics._deps import require
+from t5core.metrics.classification import check_pairs, precision_recall_f1
 from t5core.metrics.postprocess import parse_entities
 
 
-def _prf(tp: int, n_pred: int, n_gold: int) -> tuple[float, float, float]:
-    # seqeval returns 0 (with zero_division="warn") for empty denominators.
-    p = tp / n_pred if n_pred else 0.0
-    r = tp / n_gold if n_gold else 0.0
-    f = 2 * p * r / (p + r) if p + r else 0.0
-    return p, r, f
-
-
-def _as_entities(value, i: int, which: str) -> list[tuple[str, str]]:
+def as_entities(value, i: int, which: str) -> list[tuple[str, str]]:
+    """Example i's (type, text) pairs, from a list of pairs or the text-to-text string form."""
     if isinstance(value, str):
         return parse_entities(value)
     try:
@@ -47,29 +31,24 @@ def entity_f1(targets: Sequence, predictions: Sequence, per_type: bool = False) 
     per_type=True adds "entity_f1/<type>" (and precision/recall) per gold or
     predicted type.
     """
-    if len(targets) != len(predictions):
-        raise ValueError(
-            f"{len(targets)} targets but {len(predictions)} predictions: they must pair up"
-        )
-    if not targets:
-        raise ValueError("no examples to score (targets and predictions are empty)")
+    check_pairs(targets, predictions)
     tp = collections.Counter()
     n_pred = collections.Counter()
     n_gold = collections.Counter()
     for i, (gold, pred) in enumerate(zip(targets, predictions, strict=True)):
-        gold_c = collections.Counter(_as_entities(gold, i, "target"))
-        pred_c = collections.Counter(_as_entities(pred, i, "prediction"))
+        gold_c = collections.Counter(as_entities(gold, i, "target"))
+        pred_c = collections.Counter(as_entities(pred, i, "prediction"))
         for (etype, _), count in (gold_c & pred_c).items():
             tp[etype] += count
         for (etype, _), count in gold_c.items():
             n_gold[etype] += count
         for (etype, _), count in pred_c.items():
             n_pred[etype] += count
-    p, r, f = _prf(sum(tp.values()), sum(n_pred.values()), sum(n_gold.values()))
+    p, r, f = precision_recall_f1(sum(tp.values()), sum(n_pred.values()), sum(n_gold.values()))
     out = {"entity_precision": 100.0 * p, "entity_recall": 100.0 * r, "entity_f1": 100.0 * f}
     if per_type:
         for etype in sorted(set(n_gold) | set(n_pred)):
-            p, r, f = _prf(tp[etype], n_pred[etype], n_gold[etype])
+            p, r, f = precision_recall_f1(tp[etype], n_pred[etype], n_gold[etype])
             out[f"entity_precision/{etype}"] = 100.0 * p
             out[f"entity_recall/{etype}"] = 100.0 * r
             out[f"entity_f1/{etype}"] = 100.0 * f
@@ -80,10 +59,7 @@ def seqeval_f1(
     targets: Sequence[Sequence[str]], predictions: Sequence[Sequence[str]]
 ) -> dict[str, float]:
     """seqeval's default-mode micro P/R/F1 over tag sequences, in percent."""
-    if len(targets) != len(predictions):
-        raise ValueError(
-            f"{len(targets)} targets but {len(predictions)} predictions: they must pair up"
-        )
+    check_pairs(targets, predictions)
     for i, (t, p) in enumerate(zip(targets, predictions, strict=True)):
         if len(t) != len(p):
             raise ValueError(f"sentence {i}: {len(t)} gold tags but {len(p)} predicted tags")

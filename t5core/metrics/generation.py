@@ -1,44 +1,17 @@
-"""BLEU (sacreBLEU) and ROUGE (rouge-score) for generated text.
-
-BLEU: sacrebleu.corpus_bleu with its defaults (exponential smoothing, no
-effective order), i.e. the standard sacreBLEU signature, and the tokenizer the
-references' script needs (t5core.metrics.scripts: 13a for English, zh when they
-hold Chinese, ...). T5's own `bleu` passes tokenize="intl"; pass
-tokenize="intl" to reproduce it.
-
-ROUGE: rouge_score.RougeScorer F-measures averaged over examples, x100, with
-rouge-score's tokenizer on ASCII text and t5core.metrics.scripts' character
-tokenizer where the references hold other scripts (Chinese counted per
-character).
-T5's `rouge` (t5/evaluation/metrics.py) uses keys rouge1, rouge2, rougeLsum,
-the default tokenizer *without* stemming, and marks sentence ends for
-rougeLsum by replacing " . " with " .\\n". These are the defaults here, plus
-rougeL; use_stemmer=True gives the Porter-stemmed variant that the HF
-summarization examples report. T5 reports the "mid" of a bootstrap
-aggregate, a resampling estimate of this same mean; the plain mean is
-deterministic, so it is what we return.
-"""
+"""BLEU (sacreBLEU) and ROUGE (rouge-score) for generated text."""
 
 from __future__ import annotations
 
 from typing import Sequence, Union
 
 from t5core.metrics._deps import require
+from t5core.metrics.classification import check_pairs
 from t5core.metrics.scripts import BLEU_AUTO, ROUGE_MODES, CharTokenizer, bleu_tokenizer, \
     rouge_tokenizer
 
 Reference = Union[str, Sequence[str]]
 
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
-
-
-def _check(targets, predictions):
-    if len(targets) != len(predictions):
-        raise ValueError(
-            f"{len(targets)} targets but {len(predictions)} predictions: they must pair up"
-        )
-    if not targets:
-        raise ValueError("no examples to score (targets and predictions are empty)")
 
 
 def _reference_streams(targets: Sequence[Reference]) -> list[list[str]]:
@@ -66,7 +39,7 @@ def bleu(
     tokenize: one of sacreBLEU's tokenizer names ("13a", "zh", "intl", "char", "ja-mecab",
     ...), or "auto" (also None): chosen from the references' script (`bleu_tokenizer`).
     """
-    _check(targets, predictions)
+    check_pairs(targets, predictions)
     sacrebleu = require("sacrebleu", "sacrebleu")
     if tokenize in (None, BLEU_AUTO):
         tokenize = bleu_tokenizer(targets)
@@ -95,7 +68,7 @@ def rouge(
     (`rouge_tokenizer`). With several references per example, rouge_score's score_multi
     takes the best-scoring reference per key.
     """
-    _check(targets, predictions)
+    check_pairs(targets, predictions)
     rouge_scorer = require("rouge_score.rouge_scorer", "rouge-score")
     if rouge_tokenize in (None, "auto"):
         rouge_tokenize = rouge_tokenizer(targets)

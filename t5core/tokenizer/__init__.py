@@ -1,32 +1,5 @@
-"""T5's vocabularies, SentencePiece (`Tokenizer`) and bytes (`ByteTokenizer`): Python and in-graph.
-
-`Tokenizer` reads a SentencePiece `spiece.model`, an HF `tokenizer.json` holding a Unigram model
-(what most HF T5 snapshots ship), or a directory with either; `load_tokenizer` also takes "byte"
-and any checkpoint (a training run's model_dir names its own tokenizer).
-A tokenizer.json is turned into the SentencePiece model it was converted from (its Unigram
-pieces and scores, its normalizer's precompiled charsmap, the Metaspace settings): the same
-SentencePiece code then serves Python and the in-graph op, and the ids are those of HF's fast
-tokenizer on that file. Its added tokens (T5: `<pad>`, `</s>`, `<unk>`, the sentinels) keep the
-ids the file gives them.
-
-Both follow HF transformers' slow tokenizers (the reference most checkpoints are used with):
-- ids: pad 0, eos 1, unk 2. T5: SentencePiece ids, then 100 sentinels `<extra_id_0>` = 32099
-  counting down to `<extra_id_99>` = 32000 (vocab_size 32100; models have 32128 embedding rows,
-  see `padded_vocab_size`). ByT5: byte b -> b + 3, `<extra_id_i>` = 259 + i (125 of them, 384 rows).
-- literal `<pad>`, `</s>`, `<unk>`, `<extra_id_N>` in text become their ids: the text is split on
-  them and each piece between is encoded on its own (so SentencePiece adds its dummy "▁" prefix to
-  each piece, as HF `T5Tokenizer` with the default legacy=True and `T5TokenizerFast` do).
-- `add_eos=True` appends eos unless the ids already end with it (HF `_add_eos_if_not_present`).
-- `decode` stops at the first eos, drops padding, renders sentinels/unk as their literal text
-  (or drops them with skip_special_tokens=True), like HF's fast decoder.
-
-`Tokenizer.in_graph()` / `ByteTokenizer.in_graph()` return a `tf.Module` with the same ids for use
-in tf.data, tf.function and SavedModel (tensorflow-text's SentencePiece op for T5).
-
-The parts: `base` (the special ids and the rules both vocabularies share), `sentencepiece_vocab`
-(`Tokenizer`), `hf_tokenizer_json` (a tokenizer.json as a SentencePiece model), `byte_vocab`
-(`ByteTokenizer`), `in_graph` (the tf.Module twins); `load_tokenizer` is here.
-"""
+"""T5's vocabularies, SentencePiece (`Tokenizer`) and bytes (`ByteTokenizer`), in Python and
+in-graph, following HF transformers' slow tokenizers; `load_tokenizer` finds one from a spec."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """What both vocabularies share: the special ids, splitting text at literal special tokens, the
-EOS rule and the decode cleanup (HF transformers' slow tokenizers' rules; see t5core.tokenizer)."""
+EOS rule and the decode cleanup (HF transformers' slow tokenizers' rules)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,6 @@ SPIECE_UNDERLINE = "\u2581"  # SentencePiece's word-start marker, "▁"
 
 # Python's str.isspace() set as an RE2 character class (RE2's own \s is ASCII only).
 WS_RE2 = "[" + "".join(f"\\x{{{c:x}}}" for c in range(0x3001) if chr(c).isspace()) + "]"
-
-
-def _round_up(n: int, multiple: int) -> int:
-    return -(-n // multiple) * multiple
 
 
 class BaseTokenizer:
@@ -74,11 +70,6 @@ class BaseTokenizer:
         raise NotImplementedError
 
     # -- shared API
-    @property
-    def padded_vocab_size(self) -> int:
-        """Embedding rows a model uses for this vocabulary (vocab_size rounded up to 128)."""
-        return _round_up(self.vocab_size, 128)
-
     def is_sentinel(self, token_id: int) -> bool:
         return token_id in self._sentinel_set
 
@@ -111,9 +102,6 @@ class BaseTokenizer:
             ids.append(self.eos_id)
         return ids
 
-    def encode_batch(self, texts: Iterable[str], add_eos: bool = False) -> list[list[int]]:
-        return [self.encode(t, add_eos=add_eos) for t in texts]
-
     def _clean_ids(self, ids, skip_special_tokens: bool) -> list[int]:
         """Cuts at the first eos, drops pad, maps out-of-range ids to unk, optionally drops
         unk, sentinels and the other special tokens."""
@@ -129,9 +117,6 @@ class BaseTokenizer:
                 continue
             out.append(i)
         return out
-
-    def decode_batch(self, batch, skip_special_tokens: bool = False) -> list[str]:
-        return [self.decode(ids, skip_special_tokens=skip_special_tokens) for ids in batch]
 
     def in_graph(self):
         """The tf.Module twin of this tokenizer (cached; `t5core.tokenizer.in_graph`)."""

@@ -6,11 +6,8 @@ from t5core.tokenizer.base import BASE_SPECIALS, BaseTokenizer
 
 
 class ByteTokenizer(BaseTokenizer):
-    """ByT5's vocabulary: UTF-8 byte b -> id b + 3, then `extra_ids` sentinels (HF `ByT5Tokenizer`).
-
-    Sentinels follow HF transformers (checked on 4.57.1): `<extra_id_i>` = 259 + i. (HF before 4.34
-    and the ByT5 paper's pretraining used other numberings; span corruption takes its sentinel ids
-    explicitly, see `t5core.data.objectives`.)
+    """ByT5's vocabulary: UTF-8 byte b -> id b + 3, then `extra_ids` sentinels `<extra_id_i>` =
+    259 + i, as HF transformers' `ByT5Tokenizer`.
 
     Args:
       extra_ids: number of sentinels after the 259 byte and special ids (default 125, ByT5's),
@@ -31,9 +28,6 @@ class ByteTokenizer(BaseTokenizer):
         if not 0 <= i < self.extra_ids:
             raise ValueError(f"sentinel index {i} outside [0, {self.extra_ids})")
         return 256 + self.offset + i
-
-    def is_sentinel(self, token_id: int) -> bool:
-        return 256 + self.offset <= token_id < self.vocab_size
 
     def _encode_text(self, text: str) -> list[int]:
         return [b + self.offset for b in text.encode("utf-8")]

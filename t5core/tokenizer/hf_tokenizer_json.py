@@ -14,13 +14,8 @@ from t5core.tokenizer.base import SPIECE_UNDERLINE
 
 
 class HFUnigramFile:
-    """An HF tokenizer.json holding a SentencePiece Unigram model, as that SentencePiece model.
-
-    HF converts a SentencePiece Unigram model to tokenizer.json without loss: the pieces and their
-    scores, the normalizer's precompiled charsmap, the "▁" Metaspace pre-tokenizer and decoder,
-    and whitespace cleanup (Strip + Replace, or WhitespaceSplit) for SentencePiece's
-    remove_extra_whitespaces. Only those layouts are accepted; any other would tokenize unlike
-    SentencePiece, so it is refused, naming what is unsupported.
+    """An HF tokenizer.json holding a SentencePiece Unigram model, as that SentencePiece model;
+    any other layout would tokenize unlike SentencePiece and is refused, naming what it lacks.
 
     Attributes: proto (SentencePiece ModelProto bytes), pieces (id -> piece, added tokens
     included), added (every added token -> id), special_ids (ids of the special added tokens),

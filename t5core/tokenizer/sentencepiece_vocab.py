@@ -46,9 +46,7 @@ class Tokenizer(BaseTokenizer):
         A tokenizer.json declares its own sentinels among its added tokens; a value given here
         must agree with it.
       add_prefix_space: True (default, T5/HF) lets SentencePiece prepend "▁" to each text piece;
-        False turns SentencePiece's dummy prefix off (HF `add_prefix_space=False`; where a
-        piece starts with whitespace, HF's fast tokenizer keeps one "▁" for it, which is not
-        reproduced).
+        False turns SentencePiece's dummy prefix off (HF `add_prefix_space=False`).
       model_proto: the model bytes (SentencePiece or tokenizer.json) instead of `path`.
     """
 

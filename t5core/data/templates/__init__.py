@@ -1,23 +1,5 @@
-"""Prompt templates: a row of a user's file (a dict) -> {"inputs": str, "targets": str}.
-
-Pure Python: the data pipeline maps these over raw rows before tokenising
-(`t5core.data.files.templated_task`). Each template is a small frozen dataclass that is
-- callable: `template(example) -> {"inputs", "targets"}` (training/eval),
-- `template.inputs(example)`: the input text alone (inference, no target needed),
-- `template.input_fields(example)`: the named pieces the input is made of, which the Flan-style
-  `Instruction` wrapper re-phrases,
-- `template.postprocess(prediction)`: decoded text -> what the metric scores.
-
-`task_types` holds the template of each task type (the T5 paper's formats), `instructions` the
-Flan-style phrasings, `fields` the base class and the field access. Bad data fails loudly with a
-DataError (a ValueError) naming the field and, when the loader put them in the example, its file
-and line (keys "_source" and "_line"): a field the data lacks, a field of the wrong type (null, a
-boolean, an object where text belongs), an empty target, a label outside the label set. Text
-fields take strings, and numbers as their text.
-
-`make_template` builds the template that `--template`, `--template_args` and `--instruction`
-name (scripts/train.py, scripts/evaluate.py).
-"""
+"""Prompt templates: a row of a user's file (a dict) -> {"inputs": str, "targets": str};
+`make_template` builds the one --template, --template_args and --instruction name."""
 
 from __future__ import annotations
 

@@ -16,13 +16,8 @@ Example = Mapping[str, Any]
 def where(example: Example) -> str:
     """' (train.tsv line 12)' from the loader's _source/_line keys, or ''."""
     source, line = example.get("_source"), example.get("_line")
-    if source is not None and line is not None:
-        return f" ({source} line {line})"
-    if source is not None:
-        return f" ({source})"
-    if line is not None:
-        return f" (line {line})"
-    return ""
+    parts = ([] if source is None else [str(source)]) + ([] if line is None else [f"line {line}"])
+    return f" ({' '.join(parts)})" if parts else ""
 
 
 def get_field(example: Example, name: str) -> Any:

@@ -53,13 +53,8 @@ INSTRUCTIONS: dict[str, tuple[str, ...]] = {
 
 @dataclasses.dataclass(frozen=True)
 class Instruction(Template):
-    """Re-phrases another template's example with an instruction.
-
-    The phrasing is phrasings[index % n] when index is given, else picked per
-    example from a hash of (seed, the example's input fields): deterministic
-    across runs and processes (unlike Python's salted hash), and varied
-    across examples as in Flan.
-    """
+    """Re-phrases another template's example with an instruction: phrasings[index % n], or
+    without `index` one picked per example by a seeded stable hash of its input fields."""
 
     base: Template
     phrasings: Optional[Sequence[str]] = None

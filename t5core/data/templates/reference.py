@@ -1,10 +1,5 @@
-"""What each prompt template reads and takes, from the registry itself: the JSONL fields (keys, or
-TSV columns) it reads, its --template_args, and its default metrics.
-
-`--help` of train.py and evaluate.py and the README's template table are made here, so that
-neither can drift from the templates. `python -m t5core.data.templates.reference` prints the
-README table.
-"""
+"""What each prompt template reads and takes (fields, --template_args, default metrics), for --help
+and the README's table (`python -m t5core.data.templates.reference` prints it)."""
 
 from __future__ import annotations
 

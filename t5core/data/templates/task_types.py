@@ -61,9 +61,8 @@ class Classification(Template):
 
     def input_fields(self, example):
         fields = {name: get_text(example, name) for name in self.text_fields}
-        fields["text"] = " ".join(f"{n}: {fields[n]}" for n in self.text_fields)
-        if len(self.text_fields) == 1:
-            fields["text"] = fields[self.text_fields[0]]
+        fields["text"] = (fields[self.text_fields[0]] if len(self.text_fields) == 1 else
+                          " ".join(f"{n}: {fields[n]}" for n in self.text_fields))
         fields["options"] = ", ".join(self.words)
         return fields
 
@@ -168,12 +167,8 @@ def _answers(value, example, name) -> list[str]:
 
 @dataclasses.dataclass(frozen=True)
 class QuestionAnswering(Template):
-    """SQuAD format "question: <q> context: <c>" -> the first answer.
-
-    Abstractive QA uses the same format with free-text answers. With
-    extractive=True an answer that is not a substring of the context is an
-    error, which catches misaligned fields early.
-    """
+    """SQuAD format "question: <q> context: <c>" -> the first answer; extractive=True: an
+    answer that is not a substring of the context is an error."""
 
     question_field: str = "question"
     context_field: str = "context"
@@ -260,10 +255,8 @@ class Dialogue(Template):
 
     turns: a list of strings (speakers alternate, starting with speakers[0]),
     of {"speaker", "text"} dicts, or of (speaker, text) pairs.
-    max_turns keeps the last K turns. max_length (measured by length_fn, e.g. a
-    tokenizer's token count; characters by default) bounds the whole input:
-    the oldest turns are dropped first, and if the latest turn alone is too
-    long its beginning is cut, since the end is closest to the reply.
+    max_turns keeps the last K turns. max_length (measured by length_fn; characters by
+    default) bounds the input: oldest turns go first, then the latest turn's beginning.
     """
 
     turns_field: str = "turns"
