@@ -92,10 +92,10 @@ def save_pngs(report: dict, out_dir: str, layers: Sequence[int] | None = None) -
     for stack, tables in report.get("bias_by_distance", {}).items():
         for block, curves in tables.items():
             fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
-            for head, curve in enumerate(curves):
-                rel = np.asarray(table["relative_positions"])
+            rel = np.asarray(table["relative_positions"])
             shown = rel <= 0 if stack == "decoder" else np.ones_like(rel, bool)  # future: masked
-            ax.step(rel[shown], np.asarray(curve)[shown], where="mid", label=f"head {head}")
+            for head, curve in enumerate(curves):
+                ax.step(rel[shown], np.asarray(curve)[shown], where="mid", label=f"head {head}")
             ax.set_xlabel("relative position (key - query)" + (
                 "; the future (> 0) is masked" if stack == "decoder" else ""))
             ax.set_ylabel("bias added to the attention logit")
