@@ -1,16 +1,5 @@
-"""A classification head on the T5 encoder: pooled encoder output -> Dense(num_classes).
-
-An alternative to text-to-text classification (label words decoded by the decoder): the shared
-embedding and the encoder stack of a T5 checkpoint, a pooling of the encoder output over the real
-(non-pad) tokens, and one linear layer trained with cross-entropy. It plugs into the trainer by
-implementing `loss_sums(features, ...)` (see t5core/training/steps.py): features need
-"encoder_input_tokens" int32 [B, L] and "label" int32 [B] in [0, num_classes).
-
-Loss: `t5core.losses.cross_entropy_loss` on the logits seen as a one-token sequence per example,
-with weight 1 per example, so label smoothing (s spread over the other num_classes - 1 classes),
-z-loss and the loss normalisations mean what they mean for tokens: with "tokens" (or
-"sequences") the loss is the mean over examples. "num_tokens" is the number of examples and
-"correct" the number classified right, so the trainer's "accuracy" is the classification accuracy.
+"""A classification head on the T5 encoder: pooled encoder output -> Dense(num_classes), trained
+through the trainer's `loss_sums` (loss and metrics: docs/architecture.md, Classifier).
 """
 
 from __future__ import annotations

@@ -1,15 +1,6 @@
 """The trust boundary for reads: every path that comes from inside a file, and every size a file
-declares, is checked here before anything is opened or allocated (docs/security.md).
-
-Trusted: the flags and paths a user types, and the links the user placed along them (a
-`model.safetensors` linked to a shared disk is followed). Untrusted: every byte of a checkpoint,
-run directory, tokenizer file, data file, sweep journal and TensorFlow `checkpoint` state file.
-So a name read from a file (an index's shard, run.json's tokenizer, the state file's checkpoint
-paths, a zarr directory) must resolve inside the folder of the file that named it, links
-resolved; an HDF5 file may not point at other files (external storage, virtual datasets, soft and
-external links); and every size a file declares is held against `BUDGETS` and against the
-tensors the checkpoint really holds. Values from such files are shown in messages only through
-`shown()`, which bounds their length and depth.
+declares, is checked here before anything is opened or allocated (docs/security.md; what is
+trusted: docs/architecture.md, Reads).
 """
 
 from __future__ import annotations
@@ -295,14 +286,6 @@ def check_model_fits_checkpoint(config, run, shapes, source):
             f"{source}: its {fields} describe a model of at least {wanted:,} parameters, but "
             f"the checkpoint holds {stored:,} values in all; a size there (d_model, vocab_size, "
             "lora_rank, prompt_length, labels...) is wrong")
-
-
-def check_size_field(value, name, source, limit, error=ModelDirError):
-    """`value` as a size in [0, limit] read from the file `source`, else `error`."""
-    if not is_int(value) or not 0 <= value <= limit:
-        raise error(f"{source}: {name} must be a whole number in [0, {limit:,}], not "
-                    f"{shown(value)}")
-    return value
 
 
 # ----------------------------------------------------------------------------- data files

@@ -1,32 +1,6 @@
-"""Every file t5core writes or deletes goes through this module.
-
-Rules it enforces (quoted by docs/security.md):
-
-1. A file in a model_dir or an output folder is never written through a symbolic link. Whole
-   files are written atomically: to a temp file created beside the target with O_EXCL and
-   O_NOFOLLOW, then renamed over it (`write_bytes`, `write_text`, `atomic_writer`), so a reader
-   never sees half a file and a link planted at the target is refused, not followed. Appends
-   (`open_append`) open with O_NOFOLLOW. A link found at a target is an `UnsafeWriteError`
-   naming it.
-2. A deletion names a path that lies inside the folder that owns it, once links in its parent
-   are resolved (`remove(path, inside=folder)`); a link is removed itself, never followed.
-3. An output folder is written only when it is new or empty; a non-empty one is refused unless
-   the user passed --overwrite, and then only the files a previous output of the same kind wrote
-   (by name) are removed first (`prepare_output_dir`); the user's other files stay.
-4. A file the user names on the command line (generate's --output_file, evaluate's
-   --predictions_file) is the user's choice, links included (/dev/stdout is one):
-   `open_user_file` follows them, but refuses a file that is also one of the command's inputs.
-
-`gs://` and other remote paths go through `tf.io.gfile`, where links do not exist; the temp
-file and rename are used there too.
-
-What this module does not write: TensorFlow writes its checkpoints (`tf.train.Checkpoint.save`,
-`CheckpointManager` and its `checkpoint` state file, which it also prunes), SavedModels, and
-TensorBoard event files itself. t5core confines those writers from outside: they only get
-folders inside the model_dir or output folder, the state file is checked before a
-CheckpointManager reads it (`t5core.model_dir.check_checkpoint_state`: every checkpoint it
-names lies in its folder, so pruning cannot delete elsewhere), and an output folder is prepared
-by rule 3 before a SavedModel or checkpoint is written into it.
+"""Every file t5core writes or deletes goes through this module: atomic writes, no writes through
+links, deletions confined to their folder, output folders refused unless new, empty or
+--overwrite (the rules: docs/architecture.md, Writes, and docs/security.md).
 """
 
 from __future__ import annotations

@@ -1,21 +1,5 @@
-"""LoRA (Hu et al. 2021) on chosen projections, and merging it back into plain weights.
-
-A wrapped projection computes  y = W x + (alpha / r) * B (A x)  with A [in, r] and B [r, out]
-(Keras kernels are [in, out], so x @ A @ B). B starts at zero, so the wrapped model starts out
-computing exactly what the base model does; A starts uniform in +-1/sqrt(in), the Kaiming-uniform
-(a = sqrt(5)) initialisation of the reference implementation. W is frozen.
-
-The low-rank path is applied to the activations (x @ A) @ B instead of forming W + s A B: the
-frozen W then needs no weight gradient, which is where LoRA saves compute in the backward pass.
-
-Names. The wrapper keeps the original Dense (and so its kernel variable, whose path,
-"encoder/block_0/self_attention/q/kernel", is unchanged); the new variables sit beside it as
-".../q/lora_a" and ".../q/lora_b". In a tf.train.Checkpoint the wrapper shows the Dense's own
-children under its name, so a checkpoint of the plain model restores into a LoRA model (the LoRA
-variables are then left as initialised) and a LoRA checkpoint restores into a LoRA model.
-
-`merge_lora(model)` folds W += s A B into every wrapped kernel and puts the plain Dense layers
-back, so `variables_by_name()` and `t5core.checkpoints.export_hf` see an ordinary T5 model.
+"""LoRA (Hu et al. 2021) on chosen projections, y = W x + (alpha / r) B (A x) with W frozen, and
+`merge_lora`, which folds it back into plain weights (names and init: docs/architecture.md, LoRA).
 """
 
 from __future__ import annotations

@@ -1,19 +1,5 @@
-"""Prompt tuning (Lester et al. 2021): a learned soft prompt before the encoder input.
-
-P trainable vectors `prompt/embeddings [P, d_model]` are prepended to the embedded encoder input,
-and everything else is frozen. The prompt occupies encoder positions 0..P-1 and the text follows
-at P..P+L-1, so relative position biases see the prompt before the text with no extra machinery.
-The prompt positions are never masked: for the encoder's self-attention and for the decoder's
-cross-attention they count as real tokens, so `encode()` returns [B, P + L, d_model] and the
-cross-attention masks (in `forward`, `decode` and `init_cache`) are built over P + L keys.
-
-Initialisation: "vocab" (the paper's best) copies the embeddings of P token ids drawn from the
-first 5000 ids of the vocabulary (SentencePiece orders pieces roughly by frequency, so these
-are common tokens), skipping pad, eos and unk; "random" draws uniformly from [-0.5, 0.5] as the
-paper's random baseline; an array [P, d_model] is used as given.
-
-Packed rows (segment ids / positions) are refused: each packed example would need its own copy
-of the prompt, which the stacks' masks cannot express.
+"""Prompt tuning (Lester et al. 2021): P learned vectors before the embedded encoder input,
+everything else frozen (positions, masks and init: docs/architecture.md, Prompt tuning).
 """
 
 from __future__ import annotations
