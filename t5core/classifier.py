@@ -201,6 +201,11 @@ class T5EncoderClassifier(keras.Model):
             raise ValueError("this classifier has no labels; use predict() for class ids")
         return [self.labels[i] for i in self.predict(encoder_input_tokens, batch_size)]
 
+    @property
+    def label_names(self) -> tuple:
+        """The class names: `labels`, or the class ids "0", "1", ... of a classifier without."""
+        return self.labels or tuple(str(i) for i in range(self.num_classes))
+
     # -- introspection ----------------------------------------------------------------------------
     def variables_by_name(self) -> dict:
         prefix = self.name + "/"
@@ -228,7 +233,7 @@ def classify_text(model, tokenizer, texts, *, batch_size=64, max_input_length=51
     from t5core.decoding.text import encode_inputs, is_empty, pad_batch
 
     texts = list(texts)
-    labels = model.labels or tuple(str(i) for i in range(model.num_classes))
+    labels = model.label_names
     for start in range(0, len(texts), batch_size):
         encoded = encode_inputs(tokenizer, texts[start:start + batch_size], max_input_length,
                                 truncate, start, source)

@@ -117,8 +117,7 @@ class ClassifierServer(_TextRequests):
 
     def __init__(self, model, tokenizer, *, max_input_length=512):
         super().__init__(model, tokenizer, max_input_length, name="t5_classifier_server")
-        labels = model.labels or tuple(str(i) for i in range(model.num_classes))
-        self._labels = tf.constant(list(labels))
+        self._labels = tf.constant(list(model.label_names))
 
     def serve(self, inputs):
         """inputs: string [B] -> {"labels": string [B], "probabilities": float32 [B, C],

@@ -25,8 +25,7 @@ def describe_structure(model) -> dict:
 
     fields = {"model_class": type(model).__name__}
     if isinstance(model, T5EncoderClassifier):
-        labels = model.labels or tuple(str(i) for i in range(model.num_classes))
-        fields.update(head="classifier", labels=tuple(labels), pooling=model.pooling)
+        fields.update(head="classifier", labels=model.label_names, pooling=model.pooling)
     if isinstance(model, PromptTunedT5):
         fields.update(prompt_length=model.prompt_length, prompt_init=model.prompt_init)
     wrapped = lora_layers(model)
