@@ -155,6 +155,8 @@ def search_settings(model, method, max_new_tokens, num_beams, alpha, temperature
     and temperature 0 (the argmax whatever top_k and top_p say, as in T5X).
 
     Args:
+      model, method, max_new_tokens, num_beams, alpha, temperature, top_k, top_p,
+        beam_semantics: as `generate` takes them.
       rows: inputs decoded per call (before beams), for the memory check.
       prompt_length: forced decoder prompt tokens per row.
 
@@ -224,12 +226,9 @@ def generate(model, encoder_input_tokens, max_new_tokens, method="greedy", num_b
         `t5core.xla.default_jit_compile(rows)` (XLA on GPU/TPU; on CPU for small searches).
       max_input_length: if given, rows longer than this raise a ValueError.
       eos_id: the id that ends a row (default model.config.eos_token_id; -1 never ends early).
-      beam_semantics: "t5x" (default) or "hf": which beams may finish and how they are scored
-        (see `t5core.decoding.beam`). "t5x" is T5X's and Mesh-TF's beam search: every EOS among
-        the 2K candidates may finish, the penalty counts a forced prompt, and live beams are
-        returned only for a row where nothing finished (scored by their plain log-probability).
-        "hf" is HF transformers' / fairseq's: only EOS among the K best finish, and at the last
-        step live beams compete with the finished ones.
+      beam_semantics: which beams may finish and how they are scored: "t5x" (default; T5X's
+        and Mesh-TF's rules) or "hf" (HF transformers' and fairseq's); see docs/architecture.md,
+        Beam search.
 
     Returns:
       (tokens, scores): tokens int32 [B, max_new_tokens] with 0 after each row's EOS (the EOS
