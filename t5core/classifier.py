@@ -25,13 +25,9 @@ class T5EncoderClassifier(keras.Model):
     `model(inputs)` maps the features dict (int32 "encoder_input_tokens" [B, L]) or the ids
     [B, L] themselves to float32 logits [B, C]; packed rows are refused.
 
-    Given a T5Model (e.g. `load_pretrained(path)`), the classifier *shares* its embedding and
-    encoder (no copy; the decoder is not used and is freed with the T5Model); given another
-    T5EncoderClassifier, it shares that one's embedding and encoder under a new head. Given a
-    config, it builds only those two. Variable paths match T5Model's ("shared/embeddings",
-    "encoder/block_0/..."), plus "classifier/kernel" [d_model, C] and "classifier/bias" [C]; the
-    tf.train.Checkpoint attributes "shared" and "encoder" match too, so a T5Model checkpoint
-    restores into it (with expect_partial(): the decoder has no counterpart).
+    Given a T5Model or another T5EncoderClassifier, it *shares* that model's embedding and
+    encoder (no copy); given a config, it builds only those two. Variable paths and checkpoint
+    attributes match T5Model's (docs/architecture.md, Classifier).
 
     Args:
       config_or_model: a T5Model or T5EncoderClassifier to share, or a T5Config / config dict
@@ -226,9 +222,8 @@ def classify_text(model, tokenizer, texts, *, batch_size=64, max_input_length=51
                   truncate=False, source="input"):
     """Yields (label, probability) of each text, in order: the classifier's most likely class.
 
-    Texts are tokenized with EOS as in training; an over-long text is handled as
-    `t5core.decoding.text.encode_inputs` does (an error naming it, or truncation), and an empty
-    one gets an empty label with probability 0.
+    Texts are encoded by `t5core.decoding.text.encode_inputs`; an empty one gets an empty label
+    with probability 0.
     """
     from t5core.decoding.text import encode_inputs, is_empty, pad_batch
 

@@ -101,11 +101,7 @@ def resolve_inside(directory, name, source, error=CheckpointError, unsafe=Unsafe
     """`directory/name` for a `name` read from the file `source`, refused (`unsafe`) unless it
     stays inside `directory` once links are resolved.
 
-    This is the one resolver for every path that comes from file contents. A name that leaves
-    the directory lexically (absolute, `..`, a URL, a drive) is refused before anything is
-    looked up. The directory itself is the user's and may be reached through links; an HF cache
-    snapshot's `blobs/` counts as inside its snapshot. `error` is raised for a name that is not a
-    non-empty string.
+    `error` is raised for a name that is not a non-empty string (docs/architecture.md, Reads).
     """
     directory = os.fspath(directory)
     if not isinstance(name, str) or not name:
@@ -148,11 +144,8 @@ def dir_inside(directory, name, source):
 
 def checkpoint_state_paths(directory):
     """The checkpoint prefixes TensorFlow's `checkpoint` state file in `directory` names, each
-    refused unless inside `directory` (links resolved); [] when there is no state file.
-
-    `tf.train.CheckpointManager` and `tf.train.latest_checkpoint` take those paths as they are,
-    absolute ones included: a resume would read, and pruning delete, another run's files. Call
-    this before either looks at the directory.
+    refused unless inside `directory` (links resolved); [] when there is no state file. Call
+    this before `tf.train.CheckpointManager` or `latest_checkpoint` looks at the directory.
     """
     directory = os.fspath(directory)
     state_path = os.path.join(directory, "checkpoint")
@@ -199,12 +192,8 @@ def latest_checkpoint(directory):
 
 
 def h5_references_elsewhere(h5file):
-    """What in an open h5py File reads outside it: ["name: why", ...], [] when nothing does.
-
-    External storage and virtual datasets name other files (any file, `/etc/passwd` included);
-    soft and external links name other objects or files. The walk follows no link: each member
-    is looked up as a link first.
-    """
+    """What in an open h5py File reads outside it (external storage, virtual datasets, soft
+    and external links): ["name: why", ...], [] when nothing does; the walk follows no link."""
     import h5py  # optional: only h5 checkpoints need it
 
     found = []
@@ -271,12 +260,8 @@ def check_model_budget(config, run=None, source="config"):
 
 
 def check_model_fits_checkpoint(config, run, shapes, source):
-    """Refuses a model that is larger than the tensors of the checkpoint it is loaded from.
-
-    Every weight of the model comes from one of those tensors, so a config.json or run.json
-    asking for more (a lora_rank of 50000, 4e6 prompt tokens, 3e6 labels) is wrong, and is
-    refused before the model is built, not after gigabytes are allocated.
-    """
+    """Refuses, before it is built, a model larger than the tensors of the checkpoint it is
+    loaded from (a config.json or run.json asking for more is wrong)."""
     check_model_budget(config, run, source)
     stored = sum(element_count(shape) for shape in shapes.values())
     wanted = model_parameters_at_least(config, run)

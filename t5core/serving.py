@@ -27,12 +27,9 @@ def _truncate(ids: tf.RaggedTensor, max_input_length: int, eos_id: int):
 
 
 def _untrack_traced_cache(in_graph_tokenizer):
-    """Keeps the in-graph tokenizer's cache of traced functions out of the SavedModel.
-
-    t5core.tokenizer keys that cache by tuples, and tf.saved_model refuses a tracked dict with
-    non-string keys; the serving function captures what it calls anyway. (Drop this once the
-    tokenizer stores the cache untracked.)
-    """
+    """Keeps the in-graph tokenizer's cache of traced functions out of the SavedModel."""
+    # tf.saved_model refuses a tracked dict with non-string keys, and the tokenizer keys that
+    # cache by tuples; the serving function captures what it calls anyway.
     cache = getattr(in_graph_tokenizer, "_traced", None)
     if isinstance(cache, dict):  # tf.Module wrapped it in a tracked dict: swap in a plain one
         delattr(in_graph_tokenizer, "_traced")  # also drops the tracked dependency
@@ -131,11 +128,10 @@ class ClassifierServer(_TextRequests):
 
 
 def export_saved_model(model, tokenizer, export_dir, **server_kwargs):
-    """Writes the SavedModel; returns export_dir.
+    """Writes the SavedModel (reload it with `load`); returns export_dir.
 
-    Reload with `load(export_dir)` and call
-    `.signatures["serving_default"](inputs=tf.constant([...]))`, which returns {"outputs",
-    "scores", "truncated"} (a classifier: {"labels", "probabilities", "truncated"}).
+    Its "serving_default" signature returns {"outputs", "scores", "truncated"} (a classifier:
+    {"labels", "probabilities", "truncated"}).
 
     Args:
       model: a T5Model or PromptTunedT5 (decodes strings), or a T5EncoderClassifier (labels

@@ -39,8 +39,7 @@ def beam_search(model, cache, first_token, first_step, max_new_tokens, num_beams
     (plus the prompt under "t5x"). Returns (tokens int32 [B, num_results, max_new_tokens], 0 after
     EOS; scores float32 [B, num_results]: log-probability over length_penalty(length, alpha), or,
     under "t5x" for a row where nothing finished, the live beam's plain log-probability). Slots
-    that no beam filled score -inf. The loop stops early only when the `num_results` best beams of
-    every row can no longer change.
+    that no beam filled score -inf.
     """
     check_semantics(semantics)
     k = num_beams

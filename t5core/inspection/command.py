@@ -23,9 +23,7 @@ def parse_ids(text: str, flag: str) -> list[int]:
 def load_subject(checkpoint=None, preset=None, config=None, *, need_weights=False, seed=0,
                  dtype=None, allow_nonfinite=False):
     """(T5Model or T5Config, description). A preset or config alone gives random weights only
-    when need_weights; otherwise just the config, so any size can be tabulated.
-    allow_nonfinite: load a checkpoint's NaN or Inf weights (with a warning) instead of refusing
-    it."""
+    when need_weights, else just the config; allow_nonfinite: as --allow_nonfinite."""
     import keras
 
     import t5core

@@ -30,10 +30,7 @@ def default_positions(tokens):
 
 def _rematerialised(block_fn, *inputs):
     """`block_fn(*inputs)` keeping only its inputs for the backward pass, which recomputes the
-    block's activations: about a third more compute for a block's worth of activation memory.
-
-    The recomputation would draw new dropout masks (Keras seed generators advance on every
-    call), giving wrong gradients, so stacks refuse remat with dropout while training.
+    block's activations (docs/architecture.md, Layers: why not with dropout).
     """
     return tf.recompute_grad(block_fn)(*inputs)
 

@@ -17,9 +17,7 @@ PEFT_METHODS = ("none", "freeze_embeddings", "freeze_encoder", "top_n", "prompt"
 def describe_structure(model) -> dict:
     """What `model` holds besides a plain T5's variables, as `t5core.model_dir.RunDescription`
     fields: its class, a classifier's labels and pooling, a soft prompt's length, LoRA's rank,
-    alpha and targets. A loader that rebuilds this structure can restore the model's checkpoint.
-
-    A classifier without label names records its class ids ("0", "1", ...) as labels.
+    alpha and targets.
     """
     from t5core.classifier import T5EncoderClassifier
 
@@ -56,8 +54,7 @@ def apply_peft(model, method="none", *, top_n=1, train_lm_head=True, prompt_leng
                lora_dropout=0.0, seed=None):
     """Returns the model ready for `method` (the table: docs/architecture.md, PEFT); may be new.
 
-    The model is changed in place (its trainable flags, LoRA wrappers); only "prompt" returns a
-    new model, which shares the given one's layers. Options a method does not use are ignored.
+    Options a method does not use are ignored.
 
     Args:
       model: a built T5Model, PromptTunedT5 or T5EncoderClassifier (loaded, when fine-tuning).

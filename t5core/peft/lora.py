@@ -146,8 +146,8 @@ def _scope_parts(dense):
 def apply_lora(model, rank=8, alpha=None, targets=DEFAULT_TARGETS, dropout_rate=0.0):
     """Wraps the projections named by `targets` in LoRA layers and freezes everything else.
 
-    Only the LoRA matrices (and a classifier's head, if the model has one) stay trainable.
-    alpha defaults to rank (scale 1). Returns the model, changed in place.
+    Only the LoRA matrices (and a classifier's head) stay trainable; alpha defaults to rank.
+    Returns the model, changed in place.
     """
     slots = select_projections(model, targets)
     freeze_all(model)
@@ -177,8 +177,7 @@ def merge_lora(model):
     """Folds every LoRA update into its base kernel and removes the wrappers, in place.
 
     Afterwards the model holds only the original variables (paths unchanged), with
-    kernel = W + (alpha / r) A B, and computes the same function as before. The merged kernels
-    keep trainable=False; `t5core.peft.freezing.unfreeze_all(model)` makes all trainable.
+    kernel = W + (alpha / r) A B, still trainable=False (`t5core.peft.freezing.unfreeze_all`).
 
     Args:
       model: a model with LoRA layers (from `apply_peft(model, "lora")`, or `load_pretrained`

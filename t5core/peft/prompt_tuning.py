@@ -79,12 +79,10 @@ def initial_prompt(model, length, init="vocab", seed=None):
 class PromptTunedT5(T5Model):
     """A T5Model whose encoder input is a learned soft prompt followed by the embedded text.
 
-    Given a T5Model (e.g. from `load_pretrained`), the new model *shares* its layers and
-    variables (no copy; use the new model from then on); given a config, it builds a fresh base
-    first. Every T5Model entry point works: `model(features)`, `forward`, `encode` (which returns
-    [B, P + L, D]), `decode`, `init_cache` + `decode_step`, hence `t5core.decoding`. Only the
-    prompt is trainable after construction; set `layer.trainable = True` on other layers to
-    train them alongside. Packed rows (segment ids / positions) are refused.
+    Given a T5Model, the new model *shares* its layers and variables (no copy; use the new
+    model from then on); given a config, it builds a fresh base first. Every T5Model entry point
+    works (`encode` returns [B, P + L, D]); only the prompt is trainable after construction.
+    Packed rows are refused.
 
     Args:
       config_or_model: a T5Model to share (not already a PromptTunedT5), or a T5Config / config
@@ -201,10 +199,8 @@ class PromptTunedT5(T5Model):
 
 
 def add_prompt_tuning(model, prompt_length, prompt_init="vocab", seed=None):
-    """A PromptTunedT5 sharing `model`'s layers, with only the prompt trainable.
-
-    A model that already has a prompt (a prompt-tuned run loaded to go on training) keeps it,
-    with its own length and values: only the prompt is made trainable again.
+    """A PromptTunedT5 sharing `model`'s layers, with only the prompt trainable; a model that
+    already has a prompt keeps it, its prompt made trainable again.
     """
     if isinstance(model, PromptTunedT5):
         freeze_all(model)
