@@ -52,8 +52,7 @@ def _refuse_link(path: str) -> None:
 def atomic_writer(path: str, binary: bool = True):
     """A file object for writing `path` whole: a temp file beside it, renamed over it on success.
 
-    On an exception the temp file is removed and `path` is left as it was. A link at `path` is
-    refused rather than replaced, so a planted link is reported, not hidden.
+    On an exception `path` is left as it was. A link at `path` is refused (reported, not hidden).
     """
     path = str(path)
     _refuse_link(path)
@@ -92,37 +91,32 @@ def write_text(path: str, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def _open_no_link(path: str, flags: int) -> int:
+    """`os.open(path, flags)` refusing a link at path (UnsafeWriteError); returns the fd."""
+    try:
+        return os.open(path, flags | _NOFOLLOW, 0o644)
+    except OSError as e:
+        if os.path.islink(path):
+            raise UnsafeWriteError(
+                f"{path} is a symbolic link; t5core does not write through links") from e
+        raise
+
+
 def open_append(path: str, binary: bool = False):
     """Opens a file for appending (creating it), never through a link; text is UTF-8."""
     path = str(path)
     if is_remote(path):
         return _gfile().GFile(path, "ab" if binary else "a")
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW
-    try:
-        fd = os.open(path, flags, 0o644)
-    except OSError as e:
-        if os.path.islink(path):
-            raise UnsafeWriteError(
-                f"{path} is a symbolic link; t5core does not write through links") from e
-        raise
+    fd = _open_no_link(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     return os.fdopen(fd, "ab") if binary else os.fdopen(fd, "a", encoding="utf-8")
 
 
 def open_lock_file(path: str) -> int:
-    """Opens (creating) a lock file read-write, never through a link; returns the descriptor.
-
-    The descriptor must name a regular file with one link: a hard link to a user's file would
-    make the lock holder's record overwrite that file.
-    """
+    """Opens (creating) a lock file read-write, never through a link; returns the descriptor."""
     path = str(path)
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644)
-    except OSError as e:
-        if os.path.islink(path):
-            raise UnsafeWriteError(
-                f"{path} is a symbolic link; t5core does not write through links") from e
-        raise
+    fd = _open_no_link(path, os.O_RDWR | os.O_CREAT)
     info = os.fstat(fd)
+    # One link only: through a hard link to a user's file, the lock record would overwrite it.
     if not os.path.stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
         os.close(fd)
         what = "not a regular file" if not os.path.stat.S_ISREG(info.st_mode) else \
@@ -192,10 +186,8 @@ def prepare_output_dir(directory: str, overwrite: bool, owned: tuple[str, ...],
                        flag: str = "--overwrite") -> list[str]:
     """Makes `directory` ready for a new output; returns the names it removed.
 
-    A missing or empty folder is created / used as it is. A non-empty one is refused
-    (OutputExistsError naming a few of its entries and `flag`) unless `overwrite`; then every
-    entry whose name matches one of the glob patterns `owned` (the names that kind of output
-    writes) is removed, so nothing of the previous output (a stale shard index) survives, and
+    A non-empty folder is refused (OutputExistsError naming `flag`) unless `overwrite`; then the
+    entries matching the glob patterns `owned` (what that kind of output writes) are removed and
     every other entry is kept.
     """
     directory = str(directory)
@@ -223,8 +215,7 @@ def prepare_output_dir(directory: str, overwrite: bool, owned: tuple[str, ...],
 def replace_link(path: str, target: str) -> None:
     """Points the symbolic link `path` at `target` atomically: a new link renamed over the old.
 
-    Anything at `path` that is not a link (a file or folder someone put there) is refused, not
-    replaced.
+    Anything at `path` that is not a link is refused, not replaced.
     """
     path = str(path)
     if os.path.lexists(path) and not os.path.islink(path):
