@@ -15,11 +15,8 @@ from t5core.decoding.generation import check_int, decode_graph, search_settings
 
 
 def _truncate(ids: tf.RaggedTensor, max_input_length: int, eos_id: int):
-    """ids [B, (T)], every row ending in EOS -> rows of at most max_input_length tokens.
-
-    A longer row keeps its first max_input_length - 1 tokens, then EOS (seqio's trim, then append
-    EOS). Returns (ids, truncated bool [B]).
-    """
+    """ids [B, (T)], every row ending in EOS -> (rows of at most max_input_length tokens, EOS
+    last as seqio's trim then append EOS; truncated bool [B])."""
     truncated = ids.row_lengths() > max_input_length
     body = ids[:, :-1][:, :max_input_length - 1]
     eos = tf.fill([ids.nrows(), 1], tf.constant(eos_id, ids.dtype))
@@ -86,8 +83,6 @@ class Server(_TextRequests):
         self._floats = (float(alpha), float(temperature), float(top_p))
         self._seed = np.array([int(seed), 0], np.int64)
         self.jit_compile = bool(jit_compile)
-        # XLA compiles per shape, so under XLA inputs are padded to the full max_input_length; in
-        # graph mode to the longest input of the batch.
         self._search = tf.function(self._search_tokens, jit_compile=self.jit_compile,
                                    autograph=False)
 
@@ -100,7 +95,8 @@ class Server(_TextRequests):
 
     def serve(self, inputs):
         """inputs: string [B] -> {"outputs": string [B], "scores": [B], "truncated": bool [B]}."""
-        # Under XLA inputs are padded to the full max_input_length (one compiled shape).
+        # XLA compiles per shape: under XLA inputs are padded to the full max_input_length, in
+        # graph mode to the longest input of the batch.
         tokens, truncated, empty = self._tokens(
             inputs, self.max_input_length if self.jit_compile else None)
         new_tokens, scores = self._search(tokens)
