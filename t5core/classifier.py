@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from t5core.config import T5Config
+from t5core.config import T5Config, check_count
 from t5core.layers.dropout import Dropout
 from t5core.layers.stacks import Encoder
 from t5core.losses import cross_entropy_loss
@@ -59,9 +59,7 @@ class T5EncoderClassifier(keras.Model):
             config = config_or_model if isinstance(config_or_model, T5Config) \
                 else T5Config(**config_or_model)
         super().__init__(name=name or "t5", dtype=dtype, **kwargs)
-        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
-                or num_classes < 2:
-            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        num_classes = check_count(num_classes, "num_classes", 2)
         if pooling not in POOLINGS:
             raise ValueError(f"pooling={pooling!r}: expected one of {', '.join(POOLINGS)}")
         if labels is not None:

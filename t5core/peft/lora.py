@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 
 from t5core import compat
+from t5core.config import check_count
 from t5core.layers.dropout import Dropout
 from t5core.peft.freezing import freeze_all, head_layers, stacks
 
@@ -80,8 +81,7 @@ class LoRADense(keras.layers.Layer):
             # merge_lora would fold the update into int8 values read without their scale.
             raise ValueError(f"{base.path}: LoRA needs float weights, this projection is "
                              f"{base.quantization_mode}-quantized; load the model unquantized")
-        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
-            raise ValueError(f"lora rank must be a positive integer, got {rank!r}")
+        rank = check_count(rank, "lora rank")
         alpha = float(rank if alpha is None else alpha)
         if not (alpha > 0 and math.isfinite(alpha)):
             raise ValueError(f"lora alpha must be a positive number, got {alpha!r}")

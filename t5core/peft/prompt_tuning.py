@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from t5core.config import check_count
 from t5core.model import T5Model
 from t5core.model_inputs import PACKING_FEATURES, check_features
 from t5core.peft.freezing import freeze_all
@@ -105,10 +106,7 @@ class PromptTunedT5(T5Model):
 
     def __init__(self, config_or_model, prompt_length, prompt_init="vocab", dtype=None,
                  name=None, seed=None, **kwargs):
-        if isinstance(prompt_length, bool) or not isinstance(prompt_length, (int, np.integer)) \
-                or prompt_length < 1:
-            raise ValueError(f"prompt_length must be a positive integer, got {prompt_length!r}")
-        prompt_length = int(prompt_length)
+        prompt_length = check_count(prompt_length, "prompt_length")
         base = config_or_model
         if not isinstance(base, T5Model):
             base = T5Model(base, dtype=dtype, name=name or "t5")
