@@ -1,16 +1,5 @@
-"""A classification head on the T5 encoder: pooled encoder output -> Dense(num_classes).
-
-An alternative to text-to-text classification (label words decoded by the decoder): the shared
-embedding and the encoder stack of a T5 checkpoint, a pooling of the encoder output over the real
-(non-pad) tokens, and one linear layer trained with cross-entropy. It plugs into the trainer by
-implementing `loss_sums(features, ...)` (see t5core/training/steps.py): features need
-"encoder_input_tokens" int32 [B, L] and "label" int32 [B] in [0, num_classes).
-
-Loss: `t5core.losses.cross_entropy_loss` on the logits seen as a one-token sequence per example,
-with weight 1 per example, so label smoothing (s spread over the other num_classes - 1 classes),
-z-loss and the loss normalisations mean what they mean for tokens: with "tokens" (or
-"sequences") the loss is the mean over examples. "num_tokens" is the number of examples and
-"correct" the number classified right, so the trainer's "accuracy" is the classification accuracy.
+"""A classification head on the T5 encoder: pooled encoder output -> Dense(num_classes), trained
+through the trainer's `loss_sums` (loss and metrics: docs/architecture.md, Classifier).
 """
 
 from __future__ import annotations
@@ -19,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from t5core.config import T5Config
+from t5core.config import T5Config, check_count
 from t5core.layers.dropout import Dropout
 from t5core.layers.stacks import Encoder
 from t5core.losses import cross_entropy_loss
@@ -36,13 +25,9 @@ class T5EncoderClassifier(keras.Model):
     `model(inputs)` maps the features dict (int32 "encoder_input_tokens" [B, L]) or the ids
     [B, L] themselves to float32 logits [B, C]; packed rows are refused.
 
-    Given a T5Model (e.g. `load_pretrained(path)`), the classifier *shares* its embedding and
-    encoder (no copy; the decoder is not used and is freed with the T5Model); given another
-    T5EncoderClassifier, it shares that one's embedding and encoder under a new head. Given a
-    config, it builds only those two. Variable paths match T5Model's ("shared/embeddings",
-    "encoder/block_0/..."), plus "classifier/kernel" [d_model, C] and "classifier/bias" [C]; the
-    tf.train.Checkpoint attributes "shared" and "encoder" match too, so a T5Model checkpoint
-    restores into it (with expect_partial(): the decoder has no counterpart).
+    Given a T5Model or another T5EncoderClassifier, it *shares* that model's embedding and
+    encoder (no copy); given a config, it builds only those two. Variable paths and checkpoint
+    attributes match T5Model's (docs/architecture.md, Classifier).
 
     Args:
       config_or_model: a T5Model or T5EncoderClassifier to share, or a T5Config / config dict
@@ -74,9 +59,7 @@ class T5EncoderClassifier(keras.Model):
             config = config_or_model if isinstance(config_or_model, T5Config) \
                 else T5Config(**config_or_model)
         super().__init__(name=name or "t5", dtype=dtype, **kwargs)
-        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
-                or num_classes < 2:
-            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        num_classes = check_count(num_classes, "num_classes", 2)
         if pooling not in POOLINGS:
             raise ValueError(f"pooling={pooling!r}: expected one of {', '.join(POOLINGS)}")
         if labels is not None:
@@ -212,6 +195,11 @@ class T5EncoderClassifier(keras.Model):
             raise ValueError("this classifier has no labels; use predict() for class ids")
         return [self.labels[i] for i in self.predict(encoder_input_tokens, batch_size)]
 
+    @property
+    def label_names(self) -> tuple:
+        """The class names: `labels`, or the class ids "0", "1", ... of a classifier without."""
+        return self.labels or tuple(str(i) for i in range(self.num_classes))
+
     # -- introspection ----------------------------------------------------------------------------
     def variables_by_name(self) -> dict:
         prefix = self.name + "/"
@@ -232,14 +220,13 @@ def classify_text(model, tokenizer, texts, *, batch_size=64, max_input_length=51
                   truncate=False, source="input"):
     """Yields (label, probability) of each text, in order: the classifier's most likely class.
 
-    Texts are tokenized with EOS as in training; an over-long text is handled as
-    `t5core.decoding.text.encode_inputs` does (an error naming it, or truncation), and an empty
-    one gets an empty label with probability 0.
+    Texts are encoded by `t5core.decoding.text.encode_inputs`; an empty one gets an empty label
+    with probability 0.
     """
     from t5core.decoding.text import encode_inputs, is_empty, pad_batch
 
     texts = list(texts)
-    labels = model.labels or tuple(str(i) for i in range(model.num_classes))
+    labels = model.label_names
     for start in range(0, len(texts), batch_size):
         encoded = encode_inputs(tokenizer, texts[start:start + batch_size], max_input_length,
                                 truncate, start, source)

@@ -41,6 +41,14 @@ def _is_integer(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
+def check_count(value, name: str, minimum: int = 1) -> int:
+    """`value` as an int; a ValueError naming `name` unless it is an integer >= minimum."""
+    if not _is_integer(value) or value < minimum:
+        wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {wanted}, got {value!r}")
+    return int(value)
+
+
 def _is_number(value):
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 

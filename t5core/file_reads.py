@@ -1,15 +1,6 @@
 """The trust boundary for reads: every path that comes from inside a file, and every size a file
-declares, is checked here before anything is opened or allocated (docs/security.md).
-
-Trusted: the flags and paths a user types, and the links the user placed along them (a
-`model.safetensors` linked to a shared disk is followed). Untrusted: every byte of a checkpoint,
-run directory, tokenizer file, data file, sweep journal and TensorFlow `checkpoint` state file.
-So a name read from a file (an index's shard, run.json's tokenizer, the state file's checkpoint
-paths, a zarr directory) must resolve inside the folder of the file that named it, links
-resolved; an HDF5 file may not point at other files (external storage, virtual datasets, soft and
-external links); and every size a file declares is held against `BUDGETS` and against the
-tensors the checkpoint really holds. Values from such files are shown in messages only through
-`shown()`, which bounds their length and depth.
+declares, is checked here before anything is opened or allocated (docs/security.md; what is
+trusted: docs/architecture.md, Reads).
 """
 
 from __future__ import annotations
@@ -110,11 +101,7 @@ def resolve_inside(directory, name, source, error=CheckpointError, unsafe=Unsafe
     """`directory/name` for a `name` read from the file `source`, refused (`unsafe`) unless it
     stays inside `directory` once links are resolved.
 
-    This is the one resolver for every path that comes from file contents. A name that leaves
-    the directory lexically (absolute, `..`, a URL, a drive) is refused before anything is
-    looked up. The directory itself is the user's and may be reached through links; an HF cache
-    snapshot's `blobs/` counts as inside its snapshot. `error` is raised for a name that is not a
-    non-empty string.
+    `error` is raised for a name that is not a non-empty string (docs/architecture.md, Reads).
     """
     directory = os.fspath(directory)
     if not isinstance(name, str) or not name:
@@ -157,11 +144,8 @@ def dir_inside(directory, name, source):
 
 def checkpoint_state_paths(directory):
     """The checkpoint prefixes TensorFlow's `checkpoint` state file in `directory` names, each
-    refused unless inside `directory` (links resolved); [] when there is no state file.
-
-    `tf.train.CheckpointManager` and `tf.train.latest_checkpoint` take those paths as they are,
-    absolute ones included: a resume would read, and pruning delete, another run's files. Call
-    this before either looks at the directory.
+    refused unless inside `directory` (links resolved); [] when there is no state file. Call
+    this before `tf.train.CheckpointManager` or `latest_checkpoint` looks at the directory.
     """
     directory = os.fspath(directory)
     state_path = os.path.join(directory, "checkpoint")
@@ -208,12 +192,8 @@ def latest_checkpoint(directory):
 
 
 def h5_references_elsewhere(h5file):
-    """What in an open h5py File reads outside it: ["name: why", ...], [] when nothing does.
-
-    External storage and virtual datasets name other files (any file, `/etc/passwd` included);
-    soft and external links name other objects or files. The walk follows no link: each member
-    is looked up as a link first.
-    """
+    """What in an open h5py File reads outside it (external storage, virtual datasets, soft
+    and external links): ["name: why", ...], [] when nothing does; the walk follows no link."""
     import h5py  # optional: only h5 checkpoints need it
 
     found = []
@@ -280,12 +260,8 @@ def check_model_budget(config, run=None, source="config"):
 
 
 def check_model_fits_checkpoint(config, run, shapes, source):
-    """Refuses a model that is larger than the tensors of the checkpoint it is loaded from.
-
-    Every weight of the model comes from one of those tensors, so a config.json or run.json
-    asking for more (a lora_rank of 50000, 4e6 prompt tokens, 3e6 labels) is wrong, and is
-    refused before the model is built, not after gigabytes are allocated.
-    """
+    """Refuses, before it is built, a model larger than the tensors of the checkpoint it is
+    loaded from (a config.json or run.json asking for more is wrong)."""
     check_model_budget(config, run, source)
     stored = sum(element_count(shape) for shape in shapes.values())
     wanted = model_parameters_at_least(config, run)
@@ -295,14 +271,6 @@ def check_model_fits_checkpoint(config, run, shapes, source):
             f"{source}: its {fields} describe a model of at least {wanted:,} parameters, but "
             f"the checkpoint holds {stored:,} values in all; a size there (d_model, vocab_size, "
             "lora_rank, prompt_length, labels...) is wrong")
-
-
-def check_size_field(value, name, source, limit, error=ModelDirError):
-    """`value` as a size in [0, limit] read from the file `source`, else `error`."""
-    if not is_int(value) or not 0 <= value <= limit:
-        raise error(f"{source}: {name} must be a whole number in [0, {limit:,}], not "
-                    f"{shown(value)}")
-    return value
 
 
 # ----------------------------------------------------------------------------- data files

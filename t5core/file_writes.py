@@ -1,32 +1,6 @@
-"""Every file t5core writes or deletes goes through this module.
-
-Rules it enforces (quoted by docs/security.md):
-
-1. A file in a model_dir or an output folder is never written through a symbolic link. Whole
-   files are written atomically: to a temp file created beside the target with O_EXCL and
-   O_NOFOLLOW, then renamed over it (`write_bytes`, `write_text`, `atomic_writer`), so a reader
-   never sees half a file and a link planted at the target is refused, not followed. Appends
-   (`open_append`) open with O_NOFOLLOW. A link found at a target is an `UnsafeWriteError`
-   naming it.
-2. A deletion names a path that lies inside the folder that owns it, once links in its parent
-   are resolved (`remove(path, inside=folder)`); a link is removed itself, never followed.
-3. An output folder is written only when it is new or empty; a non-empty one is refused unless
-   the user passed --overwrite, and then only the files a previous output of the same kind wrote
-   (by name) are removed first (`prepare_output_dir`); the user's other files stay.
-4. A file the user names on the command line (generate's --output_file, evaluate's
-   --predictions_file) is the user's choice, links included (/dev/stdout is one):
-   `open_user_file` follows them, but refuses a file that is also one of the command's inputs.
-
-`gs://` and other remote paths go through `tf.io.gfile`, where links do not exist; the temp
-file and rename are used there too.
-
-What this module does not write: TensorFlow writes its checkpoints (`tf.train.Checkpoint.save`,
-`CheckpointManager` and its `checkpoint` state file, which it also prunes), SavedModels, and
-TensorBoard event files itself. t5core confines those writers from outside: they only get
-folders inside the model_dir or output folder, the state file is checked before a
-CheckpointManager reads it (`t5core.model_dir.check_checkpoint_state`: every checkpoint it
-names lies in its folder, so pruning cannot delete elsewhere), and an output folder is prepared
-by rule 3 before a SavedModel or checkpoint is written into it.
+"""Every file t5core writes or deletes goes through this module: atomic writes, no writes through
+links, deletions confined to their folder, output folders refused unless new, empty or
+--overwrite (the rules: docs/architecture.md, Writes, and docs/security.md).
 """
 
 from __future__ import annotations
@@ -78,8 +52,7 @@ def _refuse_link(path: str) -> None:
 def atomic_writer(path: str, binary: bool = True):
     """A file object for writing `path` whole: a temp file beside it, renamed over it on success.
 
-    On an exception the temp file is removed and `path` is left as it was. A link at `path` is
-    refused rather than replaced, so a planted link is reported, not hidden.
+    On an exception `path` is left as it was. A link at `path` is refused (reported, not hidden).
     """
     path = str(path)
     _refuse_link(path)
@@ -118,37 +91,32 @@ def write_text(path: str, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def _open_no_link(path: str, flags: int) -> int:
+    """`os.open(path, flags)` refusing a link at path (UnsafeWriteError); returns the fd."""
+    try:
+        return os.open(path, flags | _NOFOLLOW, 0o644)
+    except OSError as e:
+        if os.path.islink(path):
+            raise UnsafeWriteError(
+                f"{path} is a symbolic link; t5core does not write through links") from e
+        raise
+
+
 def open_append(path: str, binary: bool = False):
     """Opens a file for appending (creating it), never through a link; text is UTF-8."""
     path = str(path)
     if is_remote(path):
         return _gfile().GFile(path, "ab" if binary else "a")
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW
-    try:
-        fd = os.open(path, flags, 0o644)
-    except OSError as e:
-        if os.path.islink(path):
-            raise UnsafeWriteError(
-                f"{path} is a symbolic link; t5core does not write through links") from e
-        raise
+    fd = _open_no_link(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     return os.fdopen(fd, "ab") if binary else os.fdopen(fd, "a", encoding="utf-8")
 
 
 def open_lock_file(path: str) -> int:
-    """Opens (creating) a lock file read-write, never through a link; returns the descriptor.
-
-    The descriptor must name a regular file with one link: a hard link to a user's file would
-    make the lock holder's record overwrite that file.
-    """
+    """Opens (creating) a lock file read-write, never through a link; returns the descriptor."""
     path = str(path)
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644)
-    except OSError as e:
-        if os.path.islink(path):
-            raise UnsafeWriteError(
-                f"{path} is a symbolic link; t5core does not write through links") from e
-        raise
+    fd = _open_no_link(path, os.O_RDWR | os.O_CREAT)
     info = os.fstat(fd)
+    # One link only: through a hard link to a user's file, the lock record would overwrite it.
     if not os.path.stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
         os.close(fd)
         what = "not a regular file" if not os.path.stat.S_ISREG(info.st_mode) else \
@@ -218,10 +186,8 @@ def prepare_output_dir(directory: str, overwrite: bool, owned: tuple[str, ...],
                        flag: str = "--overwrite") -> list[str]:
     """Makes `directory` ready for a new output; returns the names it removed.
 
-    A missing or empty folder is created / used as it is. A non-empty one is refused
-    (OutputExistsError naming a few of its entries and `flag`) unless `overwrite`; then every
-    entry whose name matches one of the glob patterns `owned` (the names that kind of output
-    writes) is removed, so nothing of the previous output (a stale shard index) survives, and
+    A non-empty folder is refused (OutputExistsError naming `flag`) unless `overwrite`; then the
+    entries matching the glob patterns `owned` (what that kind of output writes) are removed and
     every other entry is kept.
     """
     directory = str(directory)
@@ -249,8 +215,7 @@ def prepare_output_dir(directory: str, overwrite: bool, owned: tuple[str, ...],
 def replace_link(path: str, target: str) -> None:
     """Points the symbolic link `path` at `target` atomically: a new link renamed over the old.
 
-    Anything at `path` that is not a link (a file or folder someone put there) is refused, not
-    replaced.
+    Anything at `path` that is not a link is refused, not replaced.
     """
     path = str(path)
     if os.path.lexists(path) and not os.path.islink(path):

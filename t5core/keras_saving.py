@@ -22,9 +22,6 @@ def register_keras_objects() -> None:
 def load_keras_model(path, **kwargs):
     """`keras.models.load_model(path, **kwargs)` with t5core's classes registered first.
 
-    A fresh process needs the registration to rebuild t5core's models, layers, optimizers and
-    schedules from a `.keras` file.
-
     Args:
       path: a `.keras` file written by `model.save(path)`.
       **kwargs: `keras.models.load_model`'s (compile, safe_mode, custom_objects, ...).

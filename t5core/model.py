@@ -33,9 +33,8 @@ class T5Model(keras.Model):
         memory, for inference); norms, softmax, the position bias and the logits stay float32
         under both.
       name: the model's name, the first part of every variable path ("t5/...").
-      remat: True rematerialises every block in training: the backward pass recomputes a
-        block's activations from its input instead of keeping them (less memory, about a third
-        more compute; needs dropout_rate 0).
+      remat: True rematerialises every block in training (less memory, about a third more
+        compute; needs dropout_rate 0).
       **kwargs: `keras.Model` arguments.
     """
 
@@ -163,9 +162,8 @@ class T5Model(keras.Model):
     def quantize(self, mode=None, config=None, **kwargs):
         """Quantizes every projection and the shared embedding in place (Keras' int8).
 
-        The tied output projection follows the shared embedding's table; norms, the position
-        bias and softmax stay float32 (see `t5core.quantization`). LoRA updates must be merged
-        first. `config`: a `keras.quantizers.Int8QuantizationConfig`, as `keras.Model.quantize`.
+        Norms, the position bias and softmax stay float32 (see `t5core.quantization`); LoRA
+        updates must be merged first. `config`: as `keras.Model.quantize`.
         """
         quantization.quantize(self, mode, config=config, **kwargs)
 

@@ -1,16 +1,5 @@
-"""TensorFlow's start-up lines kept off a program's console, unless the user asks for them.
-
-Importing TensorFlow, and its first look at the devices, print lines such as "oneDNN custom
-operations are on", "Could not find cuda drivers" and, on a machine without a GPU, "failed call
-to cuInit: ... CUDA error". They come from its C++ logging before that logging is set up, so
-TF_CPP_MIN_LOG_LEVEL does not hold them back; only the process's stderr can. `install()` makes
-the first `import tensorflow` run (with the device lookup) while stderr (file descriptor 2)
-goes into a pipe. What was written there is dropped when the import succeeds and written out when
-it fails, so a broken installation still explains itself. `--verbose` (or T5CORE_VERBOSE=1)
-leaves stderr alone.
-
-The import stays lazy: a program that never needs TensorFlow (the sweep's driver) never pays for
-it.
+"""TensorFlow's start-up lines kept off a program's console unless the user asks for them
+(`--verbose` or T5CORE_VERBOSE=1); why stderr itself: docs/architecture.md, Quiet start.
 """
 
 from __future__ import annotations

@@ -1,25 +1,6 @@
-"""A SavedModel for TF Serving: a batch of strings in, decoded strings out, tokenization in-graph.
-
-The serving signature `serving_default` takes `inputs`, a string [B] tensor, and returns
-{"outputs": string [B], "scores": float32 [B], "truncated": bool [B]}. Inside: the in-graph
-tokenizer (tensorflow-text's SentencePiece op), EOS appended, the same search as
-`t5core.generate`, and the in-graph detokenizer, which follows `Tokenizer.decode` (stop at EOS,
-drop padding). A prompt-tuned model (`PromptTunedT5`) decodes with its soft prompt inside.
-
-A classifier (`T5EncoderClassifier`) exports instead {"labels": string [B] (the most likely
-class), "probabilities": float32 [B, C] (columns in the order of the model's labels),
-"truncated": bool [B]}.
-
-Load a SavedModel in a fresh process with `t5core.serving.load(path)`, which registers the ops
-it needs (tensorflow-text's) first; a bare `tf.saved_model.load` fails with "Op type not
-registered 'SentencepieceOp'" unless `import tensorflow_text` came before it.
-
-An empty string (no tokens besides EOS) gets an empty output: "" with score 0 (a classifier:
-label "" with probabilities 0), as `t5core.generate_text` gives it; the rest of its batch is
-served as usual. An empty batch fails the request with an InvalidArgumentError that says so.
-Inputs longer than max_input_length tokens keep their first
-max_input_length - 1 tokens plus EOS; each such request logs a warning to stderr and the row's
-"truncated" output is True.
+"""A SavedModel for TF Serving: a batch of strings in, decoded strings (or a classifier's labels)
+out, tokenization in-graph. Load it with `load`; the signature's outputs, empty and over-long
+inputs are described in docs/architecture.md (Serving).
 """
 
 from __future__ import annotations
@@ -30,17 +11,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from t5core.decoding.beam import check_semantics
-from t5core.decoding.budget import check_max_new_tokens
-from t5core.decoding.generation import METHODS, decode_graph
+from t5core.decoding.generation import check_int, decode_graph, search_settings
 
 
 def _truncate(ids: tf.RaggedTensor, max_input_length: int, eos_id: int):
-    """ids [B, (T)], every row ending in EOS -> rows of at most max_input_length tokens.
-
-    A longer row keeps its first max_input_length - 1 tokens, then EOS (seqio's trim, then append
-    EOS). Returns (ids, truncated bool [B]).
-    """
+    """ids [B, (T)], every row ending in EOS -> (rows of at most max_input_length tokens, EOS
+    last as seqio's trim then append EOS; truncated bool [B])."""
     truncated = ids.row_lengths() > max_input_length
     body = ids[:, :-1][:, :max_input_length - 1]
     eos = tf.fill([ids.nrows(), 1], tf.constant(eos_id, ids.dtype))
@@ -48,22 +24,13 @@ def _truncate(ids: tf.RaggedTensor, max_input_length: int, eos_id: int):
 
 
 def _untrack_traced_cache(in_graph_tokenizer):
-    """Keeps the in-graph tokenizer's cache of traced functions out of the SavedModel.
-
-    t5core.tokenizer keys that cache by tuples, and tf.saved_model refuses a tracked dict with
-    non-string keys; the serving function captures what it calls anyway. (Drop this once the
-    tokenizer stores the cache untracked.)
-    """
+    """Keeps the in-graph tokenizer's cache of traced functions out of the SavedModel."""
+    # tf.saved_model refuses a tracked dict with non-string keys, and the tokenizer keys that
+    # cache by tuples; the serving function captures what it calls anyway.
     cache = getattr(in_graph_tokenizer, "_traced", None)
     if isinstance(cache, dict):  # tf.Module wrapped it in a tracked dict: swap in a plain one
         delattr(in_graph_tokenizer, "_traced")  # also drops the tracked dependency
         object.__setattr__(in_graph_tokenizer, "_traced", dict(cache))
-
-
-def _check_ints(**values_and_minimums):
-    for name, (value, minimum) in values_and_minimums.items():
-        if not isinstance(value, (int, np.integer)) or value < minimum:
-            raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
 class _TextRequests(tf.Module):
@@ -71,12 +38,11 @@ class _TextRequests(tf.Module):
 
     def __init__(self, model, tokenizer, max_input_length, name):
         super().__init__(name=name)
-        _check_ints(max_input_length=(max_input_length, 2))
+        self.max_input_length = check_int(max_input_length, "max_input_length", 2)
         self.model = model
         self.tokenizer = tokenizer.in_graph()
         _untrack_traced_cache(self.tokenizer)
         self.eos_id = int(tokenizer.eos_id)
-        self.max_input_length = int(max_input_length)
 
     def _tokens(self, inputs, width=None):
         """inputs: string [B] -> (token ids int32 [B, width or longest], truncated bool [B],
@@ -107,35 +73,16 @@ class Server(_TextRequests):
                  method="greedy", num_beams=4, alpha=0.6, temperature=1.0, top_k=0, top_p=1.0,
                  seed=0, decoder_prompt=None, jit_compile=False, beam_semantics="t5x"):
         super().__init__(model, tokenizer, max_input_length, name="t5_server")
-        if METHODS.get(method) is None:
-            raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
-        _check_ints(max_new_tokens=(max_new_tokens, 1), num_beams=(num_beams, 1),
-                    top_k=(top_k, 0))
-        if not temperature >= 0 or not 0 < top_p <= 1:
-            raise ValueError(f"need temperature >= 0 (0: greedy) and top_p in (0, 1], got "
-                             f"{temperature}, {top_p}")
-        check_semantics(beam_semantics)
         prompt = np.zeros([0], np.int32) if decoder_prompt is None else np.asarray(decoder_prompt)
         self._prompt = prompt.astype(np.int32).reshape(-1)
-        # Per input of a request (a request's batch size is not known at export).
-        dtype_bytes = tf.as_dtype(getattr(model, "compute_dtype", "float32")).size
-        check_max_new_tokens(model.config, int(max_new_tokens),
-                             int(num_beams) if METHODS[method] == "beam" else 1,
-                             self._prompt.size, dtype_bytes, beam=METHODS[method] == "beam")
-        self._method = METHODS[method]
-        if self._method == "sample" and temperature == 0:
-            self._method = "greedy"  # as `generate`: temperature 0 is the argmax
-        self._static = dict(method=self._method, max_new_tokens=int(max_new_tokens),
-                            num_beams=int(num_beams) if self._method == "beam" else 1,
-                            top_k=int(top_k) if self._method == "sample" else 0,
-                            use_top_p=self._method == "sample" and top_p < 1.0,
-                            eos_id=int(model.config.eos_token_id),
-                            beam_semantics=beam_semantics)
+        # Per input of a request: a request's batch size is not known at export.
+        self._static = dict(search_settings(model, method, max_new_tokens, num_beams, alpha,
+                                            temperature, top_k, top_p, beam_semantics, 1,
+                                            self._prompt.size),
+                            eos_id=int(model.config.eos_token_id))
         self._floats = (float(alpha), float(temperature), float(top_p))
         self._seed = np.array([int(seed), 0], np.int64)
         self.jit_compile = bool(jit_compile)
-        # XLA compiles per shape, so under XLA inputs are padded to the full max_input_length; in
-        # graph mode to the longest input of the batch.
         self._search = tf.function(self._search_tokens, jit_compile=self.jit_compile,
                                    autograph=False)
 
@@ -148,7 +95,8 @@ class Server(_TextRequests):
 
     def serve(self, inputs):
         """inputs: string [B] -> {"outputs": string [B], "scores": [B], "truncated": bool [B]}."""
-        # Under XLA inputs are padded to the full max_input_length (one compiled shape).
+        # XLA compiles per shape: under XLA inputs are padded to the full max_input_length, in
+        # graph mode to the longest input of the batch.
         tokens, truncated, empty = self._tokens(
             inputs, self.max_input_length if self.jit_compile else None)
         new_tokens, scores = self._search(tokens)
@@ -162,8 +110,7 @@ class ClassifierServer(_TextRequests):
 
     def __init__(self, model, tokenizer, *, max_input_length=512):
         super().__init__(model, tokenizer, max_input_length, name="t5_classifier_server")
-        labels = model.labels or tuple(str(i) for i in range(model.num_classes))
-        self._labels = tf.constant(list(labels))
+        self._labels = tf.constant(list(model.label_names))
 
     def serve(self, inputs):
         """inputs: string [B] -> {"labels": string [B], "probabilities": float32 [B, C],
@@ -177,11 +124,10 @@ class ClassifierServer(_TextRequests):
 
 
 def export_saved_model(model, tokenizer, export_dir, **server_kwargs):
-    """Writes the SavedModel; returns export_dir.
+    """Writes the SavedModel (reload it with `load`); returns export_dir.
 
-    Reload with `load(export_dir)` and call
-    `.signatures["serving_default"](inputs=tf.constant([...]))` (see the module docstring for
-    the signature's outputs).
+    Its "serving_default" signature returns {"outputs", "scores", "truncated"} (a classifier:
+    {"labels", "probabilities", "truncated"}).
 
     Args:
       model: a T5Model or PromptTunedT5 (decodes strings), or a T5EncoderClassifier (labels

@@ -16,6 +16,7 @@ import pytest
 from absl import flags
 
 from t5core import cli, dataclass_flags
+from t5core.commands import shared_flags
 from t5core.errors import ConfigError, FlagError
 from helpxml import read_flags
 from t5core.training.run import RunOptions, run
@@ -153,6 +154,21 @@ def test_repeated_and_boolean_flags_parse_as_argparse_did():
     args = parse("inspect_model", ["--input_ids=5,6", "--input_ids=7", "--no_png"])
     assert args.input_ids == ["5,6", "7"] and args.no_png is True
     assert parse("export", ["--checkpoint=c", "--output_dir=d", "--jit_compile"]).jit_compile
+
+
+def test_checkpoint_programs_read_t5x_gin_files_as_config():
+    """--config base.gin,size.gin: the gin files of a T5X run, in order, for every program."""
+    tiny = REPO / "tests" / "fixtures" / "t5x_tiny"
+    gin = f"{tiny / 't5_1_1_base.gin'},{tiny / 'tiny.gin'}"
+    assert shared_flags.config_argument(gin) == gin.split(",")
+    assert shared_flags.config_argument("t5-small") == "t5-small"
+    assert shared_flags.config_argument(None) is None
+    args = parse("generate", [f"--checkpoint={tiny / 'test_t5_tiny.checkpoint_0'}",
+                              f"--config={gin}"])
+    model = shared_flags.load_model(args)
+    # base.gin's architecture with tiny.gin's sizes: both files were read, in that order.
+    assert model.config.feed_forward_proj == "gated-gelu"
+    assert (model.config.d_model, model.config.num_layers, model.config.d_kv) == (8, 2, 3)
 
 
 def test_a_bad_flag_in_process_is_one_line_and_status_2(capsys):

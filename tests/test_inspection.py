@@ -394,6 +394,22 @@ def test_hf_tiny_checkpoint(tmp_path):
     _check_png(paths[0])
 
 
+def test_bias_by_distance_png_draws_every_head(monkeypatch, tmp_path):
+    model = t5core.load_pretrained(str(HF_TINY))
+    report = inspection.build_report(model, str(HF_TINY))
+    drawn = {}
+
+    def count_lines(fig, path):
+        drawn[pathlib.Path(path).name] = len(fig.axes[0].lines)
+
+    monkeypatch.setattr("t5core.inspection.figures._save", count_lines)
+    inspection.save_pngs(report, str(tmp_path))
+    heads = model.config.num_heads
+    for stack, tables in report["bias_by_distance"].items():
+        for block in tables:
+            assert drawn[f"bias_by_distance_{stack}_block{block}.png"] == heads
+
+
 def test_preset_without_text_allocates_nothing(capsys):
     printed = _run_script(["--preset", "t5-11b"], capsys)
     total = count_parameters(t5core.T5Config.from_preset("t5-11b"))

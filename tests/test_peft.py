@@ -15,8 +15,8 @@ from t5core.config import T5Config
 from t5core.losses import cross_entropy_loss
 from t5core.classifier import T5EncoderClassifier
 from t5core.model import T5Model
-from t5core.peft import (PEFT_METHODS, LoRADense, PromptTunedT5, apply_peft, lora_layers,
-                         merge_lora, trainable_summary, trainable_variable_names)
+from t5core.peft import (PEFT_METHODS, LoRADense, PromptTunedT5, apply_peft, describe_structure,
+                         lora_layers, merge_lora, trainable_summary, trainable_variable_names)
 from t5core.training.steps import StepBuilder
 
 TINY = dict(vocab_size=64, d_model=16, d_kv=4, num_heads=2, d_ff=24, num_layers=2,
@@ -416,6 +416,15 @@ def test_classifier_head_trains_under_every_peft_method(method, expected):
     names = {n for n in classifier.variables_by_name() if expected(n)}
     assert_trains_exactly(classifier, names, toy_classification(n=8))
     assert trainable_summary(classifier).startswith("trainable ")
+
+
+def test_classifier_label_names_are_its_labels_or_its_class_ids():
+    keras.utils.set_random_seed(0)
+    unnamed = T5EncoderClassifier(config(), num_classes=3)
+    named = T5EncoderClassifier(config(), num_classes=2, labels=["no", "yes"])
+    assert unnamed.label_names == ("0", "1", "2")
+    assert named.label_names == ("no", "yes")
+    assert describe_structure(unnamed)["labels"] == ("0", "1", "2")
 
 
 def test_classifier_bad_labels_and_missing_features_are_clear_errors():

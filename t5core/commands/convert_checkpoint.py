@@ -88,10 +88,7 @@ def convert(args: flags.FlagValues) -> int:
         write_tf_checkpoint,
     )
 
-    config = args.preset
-    if args.config:
-        parts = [p for p in args.config.split(",") if p]
-        config = parts if all(p.endswith(".gin") for p in parts) else parts[0]
+    config = shared_flags.config_argument(args.config) or args.preset
     try:
         fmt, location = detect_format(args.input)
         print(f"reading {fmt} checkpoint {location}")

@@ -22,8 +22,9 @@ def define_checkpoint_flags(flag_values: flags.FlagValues) -> None:
     flags.DEFINE_string("checkpoint", None, "Any checkpoint t5core.load_pretrained reads (HF, "
                         "Mesh-TF, T5X, t5core TF), a training run's model_dir too.",
                         flag_values=flag_values, required=True)
-    flags.DEFINE_string("config", None, "config.json path or preset name, if the checkpoint has "
-                        "no config.json.", flag_values=flag_values)
+    flags.DEFINE_string("config", None, "config.json path, preset name or gin file(s) (comma "
+                        "separated, as T5X: base.gin,size.gin), if the checkpoint has no "
+                        "config.json.", flag_values=flag_values)
     flags.DEFINE_string("vocab", None, "SentencePiece model or tokenizer.json path (local or "
                         "gs://), or 'byte' for ByT5; default: the tokenizer beside the "
                         "checkpoint.", flag_values=flag_values)
@@ -34,11 +35,18 @@ def define_checkpoint_flags(flag_values: flags.FlagValues) -> None:
                       "few percent (BUILD_NOTES, int8 serving).", flag_values=flag_values)
 
 
+def config_argument(text: str | None):
+    """--config as `load_pretrained`'s config=: T5X's gin files "base.gin,size.gin" as a list in
+    that order, a single config.json, gin file or preset name as it is, None when not given."""
+    parts = [p for p in (text or "").split(",") if p]
+    return parts if len(parts) > 1 else (parts[0] if parts else None)
+
+
 def load_model(args: flags.FlagValues, **kwargs):
     """The model --checkpoint holds (see `define_checkpoint_flags`); kwargs: load_pretrained's."""
     from t5core.checkpoints import load_pretrained
 
-    return load_pretrained(args.checkpoint, config=args.config,
+    return load_pretrained(args.checkpoint, config=config_argument(args.config),
                            allow_nonfinite=args.allow_nonfinite, quantize=args.quantize, **kwargs)
 
 

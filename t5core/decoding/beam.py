@@ -1,29 +1,5 @@
-"""Beam search with T5's length penalty, in one tf.while_loop over a [B*K]-row cache.
-
-Each row keeps K live beams (no EOS yet) and K finished ones. A step extends every live beam by
-every token and keeps the 2K best extensions, so that K of them without EOS always remain to be
-the next live beams; finished beams are scored `log p / length_penalty(length, alpha)`. The
-self-attention cache is reordered to follow the surviving live beams. A row is done once no live
-beam can still reach its finished set; the loop stops when every row is done.
-
-Which extensions may finish, and what the last step does, follows one of two rule sets
-(`semantics`), because the two families of public implementations differ and a user who compares
-with one of them expects its results:
-
-  "t5x" (the default; T5X's and Mesh-TF's `beam_search`, what T5 was evaluated with):
-    - every extension among the 2K that ends in EOS competes for the K finished slots;
-    - the length is the decoded sequence's, a forced decoder prompt included;
-    - a row where nothing finished returns its live beams, scored by their plain log-probability.
-  "hf" (HF transformers' and fairseq's finishing rules, with T5's penalty formula):
-    - only extensions ending in EOS that rank among the K best finish (so one beam is greedy);
-    - the length counts the new tokens only, not a forced prompt;
-    - at the last step the live beams join the finished pool, scored with the full length.
-
-At the first step only one beam per row is real. The others start, as in both references, at a
-large finite negative log-probability (T5X -1e7, HF -1e9), not -inf: with fewer than 2K real
-extensions (a vocabulary smaller than 2K) their extensions fill the 2K ranks before a token of
-lower log-probability would. An extension of log-probability -inf (a token the model rules out)
-never finishes.
+"""Beam search with T5's length penalty, in one tf.while_loop over a [B*K]-row cache, under T5X's
+or HF's finishing rules (`semantics`: "t5x" or "hf"; docs/architecture.md, Beam search).
 """
 
 import tensorflow as tf
@@ -63,8 +39,7 @@ def beam_search(model, cache, first_token, first_step, max_new_tokens, num_beams
     (plus the prompt under "t5x"). Returns (tokens int32 [B, num_results, max_new_tokens], 0 after
     EOS; scores float32 [B, num_results]: log-probability over length_penalty(length, alpha), or,
     under "t5x" for a row where nothing finished, the live beam's plain log-probability). Slots
-    that no beam filled score -inf. The loop stops early only when the `num_results` best beams of
-    every row can no longer change.
+    that no beam filled score -inf.
     """
     check_semantics(semantics)
     k = num_beams

@@ -1,12 +1,6 @@
-"""How many new tokens one search may decode: its buffers grow with max_new_tokens.
-
-A search preallocates, for every row it decodes (inputs x beams), the decoder's self-attention
-keys and values for every position it may reach (the forced prompt plus max_new_tokens), and the
-tokens it returns. T5's relative positions give no length limit of their own (every distance past
-relative_attention_max_distance shares one bucket), so memory is the bound: these buffers must
-fit in half of this machine's memory, the other half left to the weights, the encoder and
-TensorFlow. A setting past it is refused in one line before anything is allocated, instead of an
-allocation failure (a traceback) after the encoder ran.
+"""How many new tokens one search may decode: its preallocated buffers must fit in half of this
+machine's memory, else one line refuses the setting before anything is allocated (why:
+docs/architecture.md, Decoding budget).
 """
 
 from __future__ import annotations
@@ -26,10 +20,8 @@ def machine_memory_bytes() -> int:
 
 def search_bytes(config, rows: int, positions: int, dtype_bytes: int = 4,
                  beam: bool = False) -> int:
-    """Bytes the search preallocates for `rows` rows of `positions` decoder positions each.
-
-    Per row and position: keys and values of every decoder layer (num_heads * d_kv values each)
-    in the compute dtype, plus the int32 tokens returned (beam search keeps live and finished).
+    """Bytes the search preallocates for `rows` rows of `positions` decoder positions each:
+    every decoder layer's keys and values, plus the int32 tokens (live and finished for beams).
     """
     cache = 2 * config.num_decoder_layers * config.num_heads * config.d_kv * dtype_bytes
     tokens = 4 * (2 if beam else 1)

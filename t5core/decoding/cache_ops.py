@@ -15,8 +15,7 @@ def start_decoding(model, encoder_input_tokens, decoder_prompt, max_new_tokens):
     """Runs the encoder once, computes cross keys/values once, and feeds the forced prompt.
 
     encoder_input_tokens: int32 [B, L]. decoder_prompt: int32 [B, P] (P static, may be 0): tokens
-    forced after the decoder start id (`model.config.decoder_start_token_id`; 0 for every released
-    T5). The cache holds P + max_new_tokens positions, enough for every position the search feeds.
+    forced after the decoder start id. The cache holds P + max_new_tokens positions.
 
     Returns (cache, next_token int32 [B], next_step int32 scalar): the token to feed at position
     `next_step` = P, whose logits give the first new token.
@@ -43,11 +42,8 @@ def tile_cache(cache, times):
 
 
 def reorder_self_cache(cache, rows):
-    """Self-attention keys/values gathered by `rows` int32 [B*K] (beam reordering).
-
-    Cross keys/values and the cross bias are the same for every beam of a batch row, so they are
-    left alone: only the part that depends on the decoded prefix moves.
-    """
+    """Self-attention keys/values gathered by `rows` int32 [B*K] (beam reordering); cross
+    keys/values are the same for every beam of a row and stay."""
     layers = [{**layer, **{k: tf.gather(layer[k], rows) for k in SELF_KEYS}}
               for layer in cache["layers"]]
     return {**cache, "layers": layers}

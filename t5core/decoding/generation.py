@@ -140,12 +140,52 @@ def _check_prompt(prompt, batch, vocab_size):
     return np.ascontiguousarray(prompt)
 
 
-def _check_int(value, name, minimum):
+def check_int(value, name, minimum):
+    """`value` as an int, or a TypeError (not an int) / ValueError (below `minimum`)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def search_settings(model, method, max_new_tokens, num_beams, alpha, temperature, top_k, top_p,
+                    beam_semantics, rows, prompt_length):
+    """Checks the settings `generate` and `serving.Server` share; resolves the method's aliases
+    and temperature 0 (the argmax whatever top_k and top_p say, as in T5X).
+
+    Args:
+      model, method, max_new_tokens, num_beams, alpha, temperature, top_k, top_p,
+        beam_semantics: as `generate` takes them.
+      rows: inputs decoded per call (before beams), for the memory check.
+      prompt_length: forced decoder prompt tokens per row.
+
+    Returns:
+      `decode_graph`'s static keyword arguments but eos_id.
+    """
+    name = METHODS.get(method) if isinstance(method, str) else None
+    if name is None:
+        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+    max_new_tokens = check_int(max_new_tokens, "max_new_tokens", 1)
+    num_beams = check_int(num_beams, "num_beams", 1)
+    top_k = check_int(top_k, "top_k", 0)
+    if not isinstance(temperature, numbers.Real) or not temperature >= 0:
+        raise ValueError(f"temperature must be >= 0 (0: greedy), got {temperature!r}")
+    if name == "sample" and temperature == 0:
+        name = "greedy"
+    if not isinstance(top_p, numbers.Real) or not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
+    if not isinstance(alpha, numbers.Real) or not np.isfinite(alpha):
+        raise ValueError(f"alpha must be a finite number, got {alpha!r}")
+    check_semantics(beam_semantics)
+    beams = num_beams if name == "beam" else 1
+    dtype_bytes = tf.as_dtype(getattr(model, "compute_dtype", "float32")).size
+    check_max_new_tokens(model.config, max_new_tokens, rows * beams, prompt_length, dtype_bytes,
+                         beam=name == "beam")
+    return dict(method=name, max_new_tokens=max_new_tokens, num_beams=beams,
+                top_k=min(top_k, model.config.vocab_size) if name == "sample" else 0,
+                use_top_p=name == "sample" and top_p < 1.0,
+                beam_semantics=beam_semantics if name == "beam" else "t5x")
 
 
 def _check_seed(seed, method):
@@ -186,12 +226,9 @@ def generate(model, encoder_input_tokens, max_new_tokens, method="greedy", num_b
         `t5core.xla.default_jit_compile(rows)` (XLA on GPU/TPU; on CPU for small searches).
       max_input_length: if given, rows longer than this raise a ValueError.
       eos_id: the id that ends a row (default model.config.eos_token_id; -1 never ends early).
-      beam_semantics: "t5x" (default) or "hf": which beams may finish and how they are scored
-        (see `t5core.decoding.beam`). "t5x" is T5X's and Mesh-TF's beam search: every EOS among
-        the 2K candidates may finish, the penalty counts a forced prompt, and live beams are
-        returned only for a row where nothing finished (scored by their plain log-probability).
-        "hf" is HF transformers' / fairseq's: only EOS among the K best finish, and at the last
-        step live beams compete with the finished ones.
+      beam_semantics: which beams may finish and how they are scored: "t5x" (default; T5X's
+        and Mesh-TF's rules) or "hf" (HF transformers' and fairseq's); see docs/architecture.md,
+        Beam search.
 
     Returns:
       (tokens, scores): tokens int32 [B, max_new_tokens] with 0 after each row's EOS (the EOS
@@ -201,41 +238,19 @@ def generate(model, encoder_input_tokens, max_new_tokens, method="greedy", num_b
       finished).
     """
     config = model.config
-    method_name = METHODS.get(method) if isinstance(method, str) else None
-    if method_name is None:
-        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
-    max_new_tokens = _check_int(max_new_tokens, "max_new_tokens", 1)
-    num_beams = _check_int(num_beams, "num_beams", 1)
-    top_k = _check_int(top_k, "top_k", 0)
-    if not isinstance(temperature, numbers.Real) or not temperature >= 0:
-        raise ValueError(f"temperature must be >= 0 (0: greedy), got {temperature!r}")
-    if method_name == "sample" and temperature == 0:
-        method_name = "greedy"  # T5X's temperature 0: the argmax, top_k and top_p aside
-    if not isinstance(top_p, numbers.Real) or not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
-    if not isinstance(alpha, numbers.Real) or not np.isfinite(alpha):
-        raise ValueError(f"alpha must be a finite number, got {alpha!r}")
     if max_input_length is not None:
-        max_input_length = _check_int(max_input_length, "max_input_length", 1)
+        max_input_length = check_int(max_input_length, "max_input_length", 1)
     tokens = _check_encoder_tokens(encoder_input_tokens, config.vocab_size, max_input_length)
     prompt = _check_prompt(decoder_prompt, tokens.shape[0], config.vocab_size)
-    seed = _check_seed(seed, method_name)
-    check_semantics(beam_semantics)
-    dtype_bytes = tf.as_dtype(getattr(model, "compute_dtype", "float32")).size
-    check_max_new_tokens(config, max_new_tokens,
-                         tokens.shape[0] * (num_beams if method_name == "beam" else 1),
-                         prompt.shape[1], dtype_bytes, beam=method_name == "beam")
-    eos_id = config.eos_token_id if eos_id is None else _check_int(eos_id, "eos_id", -1)
+    static = search_settings(model, method, max_new_tokens, num_beams, alpha, temperature, top_k,
+                             top_p, beam_semantics, tokens.shape[0], prompt.shape[1])
+    seed = _check_seed(seed, static["method"])
+    eos_id = config.eos_token_id if eos_id is None else check_int(eos_id, "eos_id", -1)
     if jit_compile is None:
-        jit_compile = default_jit_compile(tokens.shape[0] * (num_beams if method_name == "beam"
-                                                             else 1), is_quantized(model))
-
+        jit_compile = default_jit_compile(tokens.shape[0] * static["num_beams"],
+                                          is_quantized(model))
     run = compiled_decoder(model, bool(jit_compile))
     return run(tf.constant(tokens), tf.constant(prompt), tf.constant(seed),
                tf.constant(alpha, tf.float32), tf.constant(temperature, tf.float32),
-               tf.constant(top_p, tf.float32), prompt_length=prompt.shape[1], method=method_name,
-               max_new_tokens=max_new_tokens,
-               num_beams=num_beams if method_name == "beam" else 1,
-               top_k=min(top_k, config.vocab_size) if method_name == "sample" else 0,
-               use_top_p=method_name == "sample" and top_p < 1.0, eos_id=eos_id,
-               beam_semantics=beam_semantics if method_name == "beam" else "t5x")
+               tf.constant(top_p, tf.float32), prompt_length=prompt.shape[1], eos_id=eos_id,
+               **static)

@@ -14,10 +14,8 @@ NEG_INF = float("-inf")
 def filter_logits(logits, temperature, top_k, top_p, use_top_p):
     """Logits [B, V] scaled by 1/temperature, with tokens outside top-k / the top-p nucleus at -inf.
 
-    top_k: static Python int, 0 for no limit. top_p: float32 scalar tensor in (0, 1]; the nucleus is
-    the smallest set of most likely tokens whose probability reaches top_p (the most likely token is
-    always kept). use_top_p: static bool, False skips the sort over the vocabulary when top_p == 1.
-    The order (temperature, then top-k, then top-p) is HF's.
+    top_k: static Python int, 0 for no limit. top_p: float32 scalar tensor in (0, 1] (the most
+    likely token is always kept). use_top_p: static bool, False skips the sort when top_p == 1.
     """
     logits = logits / tf.cast(temperature, logits.dtype)
     if top_k:
@@ -34,10 +32,7 @@ def filter_logits(logits, temperature, top_k, top_p, use_top_p):
 
 
 def first_argmax(logits):
-    """int32 [B]: the first index of each row's maximum, as tf.argmax gives it.
-
-    A max, then a min over the indices that reach it: two plain reductions, which XLA on CPU
-    vectorises, where its argmax is one slower reduction over (value, index) pairs."""
+    """int32 [B]: the first index of each row's maximum, as tf.argmax gives it."""
     size = tf.shape(logits)[-1]
     best = tf.reduce_max(logits, axis=-1, keepdims=True)
     index = tf.reduce_min(tf.where(logits == best, tf.range(size)[None, :], size), axis=-1)
@@ -52,14 +47,8 @@ def greedy_chooser():
 
 
 def stateless_uniform(seed, shape):
-    """Uniform float32 in [0, 1) from a stateless int64 [2] seed, bit-identical in graph mode and
-    under XLA.
-
-    tf.random.stateless_uniform / stateless_categorical give different numbers under XLA than in
-    graph mode for the same seed (their seed-to-key step and float conversion differ), so a seed
-    would not reproduce across `jit_compile`. The Philox bits themselves agree, so this takes the
-    raw uint32 Philox output (key = seed[0], counter = seed[1]) and makes the floats itself.
-    """
+    """Uniform float32 in [0, 1) from a stateless int64 [2] seed, the same in graph mode and
+    under XLA (docs/architecture.md, Decoding numerics)."""
     bits = tf.bitcast(tf.reshape(tf.cast(seed, tf.int64), [2]), tf.uint64)
     counter = tf.stack([bits[1], tf.constant(0, tf.uint64)])
     raw = tf.raw_ops.StatelessRandomUniformFullIntV2(shape=shape, key=bits[:1], counter=counter,
@@ -81,12 +70,7 @@ def sampling_chooser(seed, temperature, top_k, top_p, use_top_p):
 
 
 def sample_loop(model, cache, first_token, first_step, max_new_tokens, choose, eos_id):
-    """Decodes up to max_new_tokens tokens per row.
-
-    Returns (tokens int32 [B, max_new_tokens] with 0 after each row's EOS, EOS kept; scores
-    float32 [B], the sum of the model's log-probabilities (temperature 1, unfiltered) of the
-    tokens returned, EOS included).
-    """
+    """Decodes up to max_new_tokens tokens per row; returns (tokens, scores) as `generate`."""
     batch = tf.shape(first_token)[0]
 
     def cond(i, token, cache, tokens, scores, done):

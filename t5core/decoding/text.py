@@ -23,12 +23,10 @@ def encode_inputs(tokenizer, texts: Sequence[str], max_input_length: int, trunca
                   first_index: int = 0, source: str = "input") -> list[list[int]]:
     """Token ids (EOS appended) of each text, checked.
 
-    An empty text (no tokens besides EOS) is just [EOS]: decoders run it with the batch and
-    callers give it an empty output (see `is_empty`), so one blank line never fails the
-    others. A text longer than
-    max_input_length tokens raises too, unless truncate=True: then it keeps its first
-    max_input_length - 1 tokens plus EOS (as seqio's trim-then-append-EOS) and a warning names it.
-    `first_index` and `source` only make the messages point at the right line of a file.
+    An empty text is just [EOS] (callers give it an empty output, see `is_empty`). A text
+    longer than max_input_length raises, unless truncate=True: then it keeps its first
+    max_input_length - 1 tokens plus EOS (seqio's trim, then append EOS) and a warning names it.
+    `first_index` and `source` locate the text in messages.
     """
     encoded = []
     for offset, text in enumerate(texts):
@@ -71,9 +69,6 @@ def generate_text(model, tokenizer, texts: Iterable[str], *, batch_size: int = 3
                   progress: bool = False, total: int | None = None, source: str = "input",
                   **generate_kwargs) -> Iterator[str]:
     """Yields the decoded output of each text, in order, `batch_size` texts per `generate` call.
-
-    Texts of any lengths: each batch is padded for you (`list(generate_text(...))` collects the
-    outputs). Each text is encoded with EOS appended; the outputs are decoded up to EOS.
 
     Args:
       model: a T5Model (or PromptTunedT5).

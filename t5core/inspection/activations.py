@@ -16,11 +16,8 @@ from t5core.model_inputs import check_token_ids, model_features, shift_right
 
 
 def greedy_continue(model, encoder_input_tokens, max_new_tokens: int, eos_id: int | None = None):
-    """Greedy decoding by full recomputation: int32 [B, 1 + S] (start, tokens, 0 after eos).
-
-    Deliberately the plain O(S^2) loop over `model.forward` (no cache), so what the tool shows
-    does not depend on the incremental decoder it might be used to check.
-    """
+    """Greedy decoding by full recomputation: int32 [B, 1 + S] (start, tokens, 0 after eos)."""
+    # No cache on purpose: what the tool shows must not depend on the decoder it may check.
     c = model.config
     eos_id = c.eos_token_id if eos_id is None else eos_id
     encoder_input_tokens = np.asarray(encoder_input_tokens, np.int32)
@@ -41,8 +38,7 @@ def greedy_continue(model, encoder_input_tokens, max_new_tokens: int, eos_id: in
 def position_biases(model, features) -> dict[str, dict[int, np.ndarray]]:
     """Each stack's relative-position bias, float32 [B or 1, N, Q, K], by index of the owning block.
 
-    T5 and mT5 own one table (block 0, reused by every block); UMT5 one per block. The bias is
-    the table looked up at bucket(key_position - query_position), before any mask is added.
+    T5 and mT5 own one table (block 0); UMT5 one per block. No mask is added.
     """
     out = {}
     for stack_name, tokens_key, positions_key in (
@@ -71,11 +67,8 @@ def collect_activations(model, features) -> dict:
 
 
 def cache_agreement(model, encoder_input_tokens, decoder_input_tokens) -> dict:
-    """Incremental decoding (`init_cache` + `decode_step`) against the full forward pass.
-
-    Feeds one row's decoder inputs token by token through the key/value cache and compares each
-    step's logits with the teacher-forced logits at the same position. Returns the cache's
-    per-block tensor shapes, the largest |logit| and the max |difference| at every step.
+    """Incremental decoding (`init_cache` + `decode_step`) of one row against the full forward
+    pass: the cache's per-block shapes, the largest |logit| and each step's max |difference|.
     """
     enc = np.asarray(encoder_input_tokens, np.int32)[:1]
     dec = np.asarray(decoder_input_tokens, np.int32)[:1]
@@ -93,12 +86,8 @@ def cache_agreement(model, encoder_input_tokens, decoder_input_tokens) -> dict:
 
 def pack_rows(pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
               decoder_start_token_id: int = 0) -> dict:
-    """Several (input ids, target ids) examples in one packed row, by the training packer.
-
-    Uses `t5core.data.features.pack_to_model_features`, so the row is exactly what training sees:
-    segment ids 1, 2, ..., positions restarting at 0, decoder inputs restarting with
-    `decoder_start_token_id` (the model config's).
-    """
+    """Several (input ids, target ids) examples in one packed row, exactly as training packs
+    them (`t5core.data.features.pack_to_model_features`)."""
     from t5core.data.features import pack_to_model_features
 
     lengths = {"inputs": sum(len(p[0]) for p in pairs), "targets": sum(len(p[1]) for p in pairs)}

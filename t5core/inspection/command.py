@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Sequence
 
 from t5core import file_writes
+from t5core.commands.shared_flags import config_argument
 from t5core.inspection import activations, figures
 from t5core.inspection import report as reports
 
@@ -22,9 +23,7 @@ def parse_ids(text: str, flag: str) -> list[int]:
 def load_subject(checkpoint=None, preset=None, config=None, *, need_weights=False, seed=0,
                  dtype=None, allow_nonfinite=False):
     """(T5Model or T5Config, description). A preset or config alone gives random weights only
-    when need_weights; otherwise just the config, so any size can be tabulated.
-    allow_nonfinite: load a checkpoint's NaN or Inf weights (with a warning) instead of refusing
-    it."""
+    when need_weights, else just the config; allow_nonfinite: as --allow_nonfinite."""
     import keras
 
     import t5core
@@ -34,8 +33,7 @@ def load_subject(checkpoint=None, preset=None, config=None, *, need_weights=Fals
         raise ValueError("pass a checkpoint or a preset, not both")
     if not (checkpoint or preset or config):
         raise ValueError("pass a checkpoint, a preset or a config")
-    # "base.gin,size.gin": the gin files of a T5X run, read in order.
-    config_arg = config.split(",") if isinstance(config, str) and "," in config else config
+    config_arg = config_argument(config) if isinstance(config, str) else config
     if checkpoint:
         return t5core.load_pretrained(checkpoint, config=config_arg, dtype=dtype,
                                       allow_nonfinite=allow_nonfinite), checkpoint

@@ -13,9 +13,11 @@ from t5core.inspection.tables import bucket_ranges
 
 
 def _save(fig, path):
-    """Writes a figure as a PNG file through file_writes (atomically, never through a link)."""
+    """Writes a figure as a PNG file through file_writes and closes it; returns path."""
     with file_writes.atomic_writer(path) as f:
         fig.savefig(f, format="png", dpi=110)
+    _pyplot().close(fig)
+    return path
 
 
 def _pyplot():
@@ -61,16 +63,13 @@ def _head_grid(plt, maps, title, row_labels, col_labels, path, diverging=False, 
                     axis_line(b + 0.5, color="white", linewidth=0.6)
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8)
     fig.suptitle(title, fontsize=10)
-    _save(fig, path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def save_pngs(report: dict, out_dir: str, layers: Sequence[int] | None = None) -> list[str]:
     """Heatmaps and plots of a report into out_dir; returns the written paths.
 
-    layers: the blocks whose attention and bias maps are drawn (default: all); a deep model makes
-    one file per block and kind, and each takes a moment to render.
+    layers: the blocks whose attention and bias maps are drawn (default: all).
     """
     plt = _pyplot()
     keep = (lambda i: True) if layers is None else (lambda i: i in set(layers))
@@ -86,24 +85,21 @@ def save_pngs(report: dict, out_dir: str, layers: Sequence[int] | None = None) -
     ax.axvline(table["max_distance"], color="grey", linestyle=":", label="max_distance")
     ax.legend()
     ax.set_title(f"relative position buckets ({table['num_buckets']} buckets)")
-    paths.append(os.path.join(out_dir, "buckets.png"))
-    _save(fig, paths[-1])
-    plt.close(fig)
+    paths.append(_save(fig, os.path.join(out_dir, "buckets.png")))
     for stack, tables in report.get("bias_by_distance", {}).items():
         for block, curves in tables.items():
             fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
-            for head, curve in enumerate(curves):
-                rel = np.asarray(table["relative_positions"])
+            rel = np.asarray(table["relative_positions"])
             shown = rel <= 0 if stack == "decoder" else np.ones_like(rel, bool)  # future: masked
-            ax.step(rel[shown], np.asarray(curve)[shown], where="mid", label=f"head {head}")
+            for head, curve in enumerate(curves):
+                ax.step(rel[shown], np.asarray(curve)[shown], where="mid", label=f"head {head}")
             ax.set_xlabel("relative position (key - query)" + (
                 "; the future (> 0) is masked" if stack == "decoder" else ""))
             ax.set_ylabel("bias added to the attention logit")
             ax.set_title(f"{stack} learned position bias (table of block {block})")
             ax.legend(fontsize=7, ncol=2)
-            paths.append(os.path.join(out_dir, f"bias_by_distance_{stack}_block{block}.png"))
-            _save(fig, paths[-1])
-            plt.close(fig)
+            name = f"bias_by_distance_{stack}_block{block}.png"
+            paths.append(_save(fig, os.path.join(out_dir, name)))
     row = report.get("row")
     if row is None:
         return paths
@@ -139,9 +135,7 @@ def save_pngs(report: dict, out_dir: str, layers: Sequence[int] | None = None) -
     ax.set_ylabel("mean L2 norm")
     ax.set_title("residual stream norm by layer")
     ax.legend()
-    paths.append(os.path.join(out_dir, "hidden_state_norms.png"))
-    _save(fig, paths[-1])
-    plt.close(fig)
+    paths.append(_save(fig, os.path.join(out_dir, "hidden_state_norms.png")))
     return paths
 
 
@@ -151,8 +145,8 @@ def save_pngs(report: dict, out_dir: str, layers: Sequence[int] | None = None) -
 def _as_image(maps, min_pixels=128, diverging=False):
     """[heads, Q, K] -> [heads, H, W, 1] in [0, 1], enlarged by pixel repetition to be visible.
 
-    Attention: each head scaled by its own largest weight (white), since spread-out weights are
-    otherwise too dark to read. Biases: mid-grey is 0, white/black the largest |bias|.
+    Attention: each head scaled by its own largest weight (white, so spread-out weights stay
+    readable). Biases: mid-grey is 0, white/black the largest |bias|.
     """
     maps = np.asarray(maps, np.float32)
     if diverging:

@@ -62,9 +62,8 @@ def parameter_table(source) -> dict:
 def bucket_table(config: T5Config, span: int | None = None) -> dict:
     """Bucket of every relative position `key - query` in [-span, span], both ways T5 buckets.
 
-    bidirectional: the encoder's self-attention (half the buckets for each sign);
-    causal: the decoder's self-attention (positive, i.e. future, positions share bucket 0 and are
-    masked anyway). span defaults to max_distance + max_distance // 4, to show the clipping.
+    bidirectional: the encoder's self-attention; causal: the decoder's. span defaults to
+    max_distance + max_distance // 4, to show the clipping.
     """
     nb, md = config.relative_attention_num_buckets, config.relative_attention_max_distance
     span = md + md // 4 if span is None else int(span)

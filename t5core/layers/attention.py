@@ -15,17 +15,16 @@ from t5core.layers.position import RelativePositionBias
 MASK_VALUE = -1e9
 
 
-def _dense(units, stddev, name, dtype=None):
+def dense_projection(units, stddev, name, dtype=None):
+    """A bias-free Dense with T5's normal initialiser, as every projection of a block."""
     return keras.layers.Dense(units, use_bias=False, name=name, dtype=dtype,
                               kernel_initializer=keras.initializers.RandomNormal(stddev=stddev))
 
 
 @keras.saving.register_keras_serializable(package="t5core")
 class Attention(keras.layers.Layer):
-    """Self- or cross-attention with q, k, v, o projections of width num_heads * d_kv.
-
-    T5 does not divide the logits by sqrt(d_kv): that factor is folded into q's initialisation,
-    and the released weights expect unscaled logits.
+    """Self- or cross-attention with q, k, v, o projections of width num_heads * d_kv; logits
+    are not divided by sqrt(d_kv) (docs/architecture.md, Layers).
     """
 
     def __init__(self, d_model, num_heads, d_kv, dropout_rate=0.0, has_relative_bias=False,
@@ -47,10 +46,10 @@ class Attention(keras.layers.Layer):
         inner = num_heads * d_kv
         f = initializer_factor
         policy = self.dtype_policy  # sub-layers do not inherit it by themselves
-        self.q = _dense(inner, f * (d_model * d_kv) ** -0.5, "q", policy)
-        self.k = _dense(inner, f * d_model ** -0.5, "k", policy)
-        self.v = _dense(inner, f * d_model ** -0.5, "v", policy)
-        self.o = _dense(d_model, f * inner ** -0.5, "o", policy)
+        self.q = dense_projection(inner, f * (d_model * d_kv) ** -0.5, "q", policy)
+        self.k = dense_projection(inner, f * d_model ** -0.5, "k", policy)
+        self.v = dense_projection(inner, f * d_model ** -0.5, "v", policy)
+        self.o = dense_projection(d_model, f * inner ** -0.5, "o", policy)
         self.dropout = Dropout(dropout_rate, dtype=policy)
         self.relative_attention_bias = None
         if has_relative_bias:
@@ -112,10 +111,9 @@ class Attention(keras.layers.Layer):
     def call_cached(self, x, cache_key, cache_value, step, bias):
         """One decoding step of causal self-attention over a preallocated cache.
 
-        x: [B, 1, D] for position `step`; cache_key/cache_value: heads-major [B, N, T, H]. The
-        new key and value are written at `step` with a one-hot blend, which works alike in graph
-        mode and under XLA and keeps every shape static. Positions after `step` are masked by
-        `bias`. Returns (output [B, 1, D], new cache_key, new cache_value).
+        x: [B, 1, D] for position `step`; cache_key/cache_value: heads-major [B, N, T, H];
+        positions after `step` are masked by `bias`. Returns (output [B, 1, D], new cache_key,
+        new cache_value).
         """
         q = self._split_heads(self.q(x))
         k_new, v_new = self.project_key_value(x)  # [B, N, 1, H]

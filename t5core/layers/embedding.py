@@ -18,11 +18,8 @@ class SharedEmbedding(keras.layers.Embedding):
     """`keras.layers.Embedding` that can also project hidden states back onto the vocabulary."""
 
     def project(self, x):
-        """Logits `[..., V]` = x `[..., D]` times the table's transpose, in x's dtype.
-
-        Quantized, the product runs in int8: x is quantized per position (absmax), multiplied by
-        the int8 table with int32 accumulation, and rescaled by both scales, as Keras' own int8
-        Dense does.
+        """Logits `[..., V]` = x `[..., D]` times the table's transpose, in x's dtype (int8
+        with int32 accumulation when quantized, as Keras' int8 Dense).
         """
         mode = self.quantization_mode
         if mode is None:

@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from t5core.layers.attention import dense_projection
 from t5core.layers.dropout import Dropout
 
 
@@ -12,11 +13,6 @@ def gelu_tanh(x):
 
 
 _ACTIVATIONS = {"relu": tf.nn.relu, "gated-gelu": gelu_tanh, "gated-silu": tf.nn.silu}
-
-
-def _dense(units, stddev, name, dtype=None):
-    return keras.layers.Dense(units, use_bias=False, name=name, dtype=dtype,
-                              kernel_initializer=keras.initializers.RandomNormal(stddev=stddev))
 
 
 @keras.saving.register_keras_serializable(package="t5core")
@@ -39,11 +35,11 @@ class FeedForward(keras.layers.Layer):
         in_std = initializer_factor * d_model ** -0.5
         policy = self.dtype_policy  # sub-layers do not inherit it by themselves
         if self.gated:
-            self.wi_0 = _dense(d_ff, in_std, "wi_0", policy)
-            self.wi_1 = _dense(d_ff, in_std, "wi_1", policy)
+            self.wi_0 = dense_projection(d_ff, in_std, "wi_0", policy)
+            self.wi_1 = dense_projection(d_ff, in_std, "wi_1", policy)
         else:
-            self.wi = _dense(d_ff, in_std, "wi", policy)
-        self.wo = _dense(d_model, initializer_factor * d_ff ** -0.5, "wo", policy)
+            self.wi = dense_projection(d_ff, in_std, "wi", policy)
+        self.wo = dense_projection(d_model, initializer_factor * d_ff ** -0.5, "wo", policy)
         self.dropout = Dropout(dropout_rate, dtype=policy)
 
     def build(self, input_shape=None):

@@ -9,11 +9,8 @@ import tensorflow as tf
 def relative_position_bucket(relative_position, bidirectional, num_buckets=32, max_distance=128):
     """Maps `key_pos - query_pos` to a bucket id in [0, num_buckets).
 
-    Bidirectional (encoder): half of the buckets for each sign. Causal (decoder): future positions
-    clip to 0 and all buckets cover the past. In each direction the first half of the buckets are
-    exact distances; the rest grow logarithmically up to max_distance, beyond which everything
-    shares the last bucket. The float32 arithmetic follows Mesh-TF and HF so boundary distances
-    land in the same bucket as in the released checkpoints.
+    Bidirectional (encoder): half of the buckets for each sign; causal (decoder): the past only
+    (docs/architecture.md, Layers).
     """
     relative_position = tf.convert_to_tensor(relative_position, dtype=tf.int32)
     buckets = tf.zeros_like(relative_position)

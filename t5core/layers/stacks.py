@@ -30,10 +30,7 @@ def default_positions(tokens):
 
 def _rematerialised(block_fn, *inputs):
     """`block_fn(*inputs)` keeping only its inputs for the backward pass, which recomputes the
-    block's activations: about a third more compute for a block's worth of activation memory.
-
-    The recomputation would draw new dropout masks (Keras seed generators advance on every
-    call), giving wrong gradients, so stacks refuse remat with dropout while training.
+    block's activations (docs/architecture.md, Layers: why not with dropout).
     """
     return tf.recompute_grad(block_fn)(*inputs)
 
@@ -76,6 +73,26 @@ class _Stack(keras.layers.Layer):
                 bias = table(query_positions, key_positions) + mask_bias
             yield block, bias
 
+    def _run_blocks(self, x, positions, mask_bias, block_inputs, training, output_hidden_states,
+                    output_attentions):
+        """Dropout, every block (rematerialised when `_remat_active`), the final norm, dropout.
+        `block_inputs`: what each block takes after (x, bias). Returns (output, the hidden states
+        or None, each block's attention weights)."""
+        x = self.dropout(x, training=training)
+        hidden_states, weights = [x], []
+        remat = self._remat_active(training, output_hidden_states, output_attentions)
+        for block, bias in self._biases(positions, positions, mask_bias):
+            if remat:
+                x = _rematerialised(lambda x, bias, *inputs, block=block:
+                                    block(x, bias, *inputs, training=True)[0],
+                                    x, bias, *block_inputs)
+                continue
+            x, *block_weights = block(x, bias, *block_inputs, training=training)
+            hidden_states.append(x)
+            weights.append(block_weights)
+        x = self.dropout(self.final_layer_norm(x), training=training)
+        return x, hidden_states if output_hidden_states else None, weights
+
     def _remat_active(self, training, output_hidden_states, output_attentions):
         if not (self.remat and training):
             return False
@@ -102,23 +119,11 @@ class Encoder(_Stack):
         allowed = key_padding_allowed(tokens, segment_ids)
         if segment_ids is not None:
             allowed = allowed & same_segment(segment_ids, segment_ids)
-        mask_bias = mask_to_bias(allowed)
         positions = default_positions(tokens) if positions is None else positions
-        x = self.dropout(x, training=training)
-        hidden_states, attentions = [x], []
-        remat = self._remat_active(training, output_hidden_states, output_attentions)
-        for block, bias in self._biases(positions, positions, mask_bias):
-            if remat:
-                x = _rematerialised(lambda x, bias, block=block: block(x, bias, training=True)[0],
-                                    x, bias)
-                continue
-            x, weights = block(x, bias, training=training)
-            if output_hidden_states:
-                hidden_states.append(x)
-            if output_attentions:
-                attentions.append(weights)
-        x = self.dropout(self.final_layer_norm(x), training=training)
-        return x, hidden_states if output_hidden_states else None, attentions or None
+        x, hidden_states, weights = self._run_blocks(
+            x, positions, mask_to_bias(allowed), (), training, output_hidden_states,
+            output_attentions)
+        return x, hidden_states, [w for w, in weights] if output_attentions else None
 
 
 @keras.saving.register_keras_serializable(package="t5core")
@@ -139,25 +144,11 @@ class Decoder(_Stack):
             cross_allowed = cross_allowed & same_segment(segment_ids, encoder_segment_ids)
         cross_bias = mask_to_bias(cross_allowed)
         positions = tf.range(length, dtype=tf.int32)[None, :] if positions is None else positions
-        x = self.dropout(x, training=training)
-        hidden_states, self_attentions, cross_attentions = [x], [], []
-        remat = self._remat_active(training, output_hidden_states, output_attentions)
-        for block, bias in self._biases(positions, positions, self_mask):
-            if remat:
-                x = _rematerialised(
-                    lambda x, bias, memory, cross_bias, block=block:
-                        block(x, bias, memory, cross_bias, training=True)[0],
-                    x, bias, encoder_output, cross_bias)
-                continue
-            x, self_w, cross_w = block(x, bias, encoder_output, cross_bias, training=training)
-            if output_hidden_states:
-                hidden_states.append(x)
-            if output_attentions:
-                self_attentions.append(self_w)
-                cross_attentions.append(cross_w)
-        x = self.dropout(self.final_layer_norm(x), training=training)
-        attentions = (self_attentions, cross_attentions) if output_attentions else None
-        return x, hidden_states if output_hidden_states else None, attentions
+        x, hidden_states, weights = self._run_blocks(
+            x, positions, self_mask, (encoder_output, cross_bias), training, output_hidden_states,
+            output_attentions)
+        attentions = tuple(map(list, zip(*weights))) if output_attentions else None
+        return x, hidden_states, attentions
 
     def init_cache(self, encoder_output, max_length, dtype):
         """Per block: cross keys/values computed once, self keys/values preallocated with zeros;

@@ -1,21 +1,6 @@
-"""Parameter-efficient fine-tuning.
-
-One entry point for the trainer's model_fn:  `model = apply_peft(model, method, **options)`,
-called on the built (and, when fine-tuning, already loaded) model, under the strategy's scope.
-
-  method             what trains afterwards                                  options used
-  "none"             everything                                              -
-  "freeze_embeddings" all but shared/embeddings (untied lm_head trains)      -
-  "freeze_encoder"   all but the encoder stack (shared embedding trains)     -
-  "top_n"            the top top_n blocks of the decoder (of the encoder     top_n
-                     for a classifier), that stack's final norm, the head
-  "prompt"           only a soft prompt of prompt_length vectors             prompt_length,
-                     (returns a new PromptTunedT5 sharing the layers)        prompt_init, seed
-  "lora"             only LoRA matrices on lora_targets                      lora_rank, lora_alpha,
-                                                                             lora_targets,
-                                                                             lora_dropout
-A classifier's head (`t5core.classifier.T5EncoderClassifier`) trains under every method. Options
-a method does not use are ignored, so a trainer can pass all its flags. See freezing.py for the exact choices.
+"""Parameter-efficient fine-tuning: `apply_peft(model, method, **options)` for the trainer's
+model_fn (methods none, freeze_embeddings, freeze_encoder, top_n, prompt, lora; the table of
+what each trains: docs/architecture.md, PEFT).
 """
 
 from __future__ import annotations
@@ -32,16 +17,13 @@ PEFT_METHODS = ("none", "freeze_embeddings", "freeze_encoder", "top_n", "prompt"
 def describe_structure(model) -> dict:
     """What `model` holds besides a plain T5's variables, as `t5core.model_dir.RunDescription`
     fields: its class, a classifier's labels and pooling, a soft prompt's length, LoRA's rank,
-    alpha and targets. A loader that rebuilds this structure can restore the model's checkpoint.
-
-    A classifier without label names records its class ids ("0", "1", ...) as labels.
+    alpha and targets.
     """
     from t5core.classifier import T5EncoderClassifier
 
     fields = {"model_class": type(model).__name__}
     if isinstance(model, T5EncoderClassifier):
-        labels = model.labels or tuple(str(i) for i in range(model.num_classes))
-        fields.update(head="classifier", labels=tuple(labels), pooling=model.pooling)
+        fields.update(head="classifier", labels=model.label_names, pooling=model.pooling)
     if isinstance(model, PromptTunedT5):
         fields.update(prompt_length=model.prompt_length, prompt_init=model.prompt_init)
     wrapped = lora_layers(model)
@@ -70,10 +52,9 @@ def lora_target_spec(model) -> str:
 def apply_peft(model, method="none", *, top_n=1, train_lm_head=True, prompt_length=20,
                prompt_init="vocab", lora_rank=8, lora_alpha=None, lora_targets=DEFAULT_TARGETS,
                lora_dropout=0.0, seed=None):
-    """Returns the model ready for `method` (see the module docstring); may be a new object.
+    """Returns the model ready for `method` (the table: docs/architecture.md, PEFT); may be new.
 
-    The model is changed in place (its trainable flags, LoRA wrappers); only "prompt" returns a
-    new model, which shares the given one's layers. Options a method does not use are ignored.
+    Options a method does not use are ignored.
 
     Args:
       model: a built T5Model, PromptTunedT5 or T5EncoderClassifier (loaded, when fine-tuning).

@@ -1,28 +1,5 @@
-"""Freezing parts of a T5 model (or of a `T5EncoderClassifier`), and reporting what still trains.
-
-Keras 3 keeps "trainable" on each variable: `layer.trainable = False` clears the flag of every
-variable the layer (recursively) owns, and `model.trainable_variables` lists the variables whose
-flag is set. So the modes below set flags on sub-layers and never on the model itself (a model
-with `trainable = False` reports no trainable variables at all). The trainer builds its optimizer
-and gradient tape from `model.trainable_variables`, so a frozen variable gets no gradient, no
-optimizer slots and no update.
-
-What each mode freezes (decisions, since "freeze the encoder" is ambiguous for a tied model):
-
-  freeze_embeddings   the shared token embedding `shared/embeddings`. With a tied model
-                      (T5 v1.0, UMT5) that is also the output projection, so it is frozen too; an
-                      untied `lm_head` stays trainable unless `freeze_lm_head=True`.
-  freeze_encoder      every encoder variable: its blocks (relative position bias included) and
-                      `encoder/final_layer_norm`. The shared embedding stays trainable, because the
-                      decoder reads it too (input embedding, and output projection when tied); pass
-                      `with_embeddings=True` to freeze it as well.
-  freeze_all_but_top  only the last `n` blocks of the top stack and that stack's final norm train,
-                      plus the output head: the untied `lm_head` (unless `train_lm_head=False`) or
-                      a classifier's head. The top stack is the decoder of a T5Model and the
-                      encoder of a classifier. A tied model's output projection is the shared
-                      embedding, which is also the input embedding, so it stays frozen. For T5 and
-                      mT5 only block 0 owns the relative position table that every block reads; it
-                      is frozen unless block 0 is among the top n.
+"""Freezing parts of a T5 model (or of a `T5EncoderClassifier`) by setting sub-layers' trainable
+flags, and reporting what still trains; what each mode freezes: docs/architecture.md, Freezing.
 """
 
 from __future__ import annotations

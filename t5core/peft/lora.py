@@ -1,21 +1,5 @@
-"""LoRA (Hu et al. 2021) on chosen projections, and merging it back into plain weights.
-
-A wrapped projection computes  y = W x + (alpha / r) * B (A x)  with A [in, r] and B [r, out]
-(Keras kernels are [in, out], so x @ A @ B). B starts at zero, so the wrapped model starts out
-computing exactly what the base model does; A starts uniform in +-1/sqrt(in), the Kaiming-uniform
-(a = sqrt(5)) initialisation of the reference implementation. W is frozen.
-
-The low-rank path is applied to the activations (x @ A) @ B instead of forming W + s A B: the
-frozen W then needs no weight gradient, which is where LoRA saves compute in the backward pass.
-
-Names. The wrapper keeps the original Dense (and so its kernel variable, whose path,
-"encoder/block_0/self_attention/q/kernel", is unchanged); the new variables sit beside it as
-".../q/lora_a" and ".../q/lora_b". In a tf.train.Checkpoint the wrapper shows the Dense's own
-children under its name, so a checkpoint of the plain model restores into a LoRA model (the LoRA
-variables are then left as initialised) and a LoRA checkpoint restores into a LoRA model.
-
-`merge_lora(model)` folds W += s A B into every wrapped kernel and puts the plain Dense layers
-back, so `variables_by_name()` and `t5core.checkpoints.export_hf` see an ordinary T5 model.
+"""LoRA (Hu et al. 2021) on chosen projections, y = W x + (alpha / r) B (A x) with W frozen, and
+`merge_lora`, which folds it back into plain weights (names and init: docs/architecture.md, LoRA).
 """
 
 from __future__ import annotations
@@ -28,6 +12,7 @@ import keras
 import tensorflow as tf
 
 from t5core import compat
+from t5core.config import check_count
 from t5core.layers.dropout import Dropout
 from t5core.peft.freezing import freeze_all, head_layers, stacks
 
@@ -96,8 +81,7 @@ class LoRADense(keras.layers.Layer):
             # merge_lora would fold the update into int8 values read without their scale.
             raise ValueError(f"{base.path}: LoRA needs float weights, this projection is "
                              f"{base.quantization_mode}-quantized; load the model unquantized")
-        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
-            raise ValueError(f"lora rank must be a positive integer, got {rank!r}")
+        rank = check_count(rank, "lora rank")
         alpha = float(rank if alpha is None else alpha)
         if not (alpha > 0 and math.isfinite(alpha)):
             raise ValueError(f"lora alpha must be a positive number, got {alpha!r}")
@@ -162,8 +146,8 @@ def _scope_parts(dense):
 def apply_lora(model, rank=8, alpha=None, targets=DEFAULT_TARGETS, dropout_rate=0.0):
     """Wraps the projections named by `targets` in LoRA layers and freezes everything else.
 
-    Only the LoRA matrices (and a classifier's head, if the model has one) stay trainable.
-    alpha defaults to rank (scale 1). Returns the model, changed in place.
+    Only the LoRA matrices (and a classifier's head) stay trainable; alpha defaults to rank.
+    Returns the model, changed in place.
     """
     slots = select_projections(model, targets)
     freeze_all(model)
@@ -193,8 +177,7 @@ def merge_lora(model):
     """Folds every LoRA update into its base kernel and removes the wrappers, in place.
 
     Afterwards the model holds only the original variables (paths unchanged), with
-    kernel = W + (alpha / r) A B, and computes the same function as before. The merged kernels
-    keep trainable=False; `t5core.peft.freezing.unfreeze_all(model)` makes all trainable.
+    kernel = W + (alpha / r) A B, still trainable=False (`t5core.peft.freezing.unfreeze_all`).
 
     Args:
       model: a model with LoRA layers (from `apply_peft(model, "lora")`, or `load_pretrained`

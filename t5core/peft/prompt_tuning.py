@@ -1,19 +1,5 @@
-"""Prompt tuning (Lester et al. 2021): a learned soft prompt before the encoder input.
-
-P trainable vectors `prompt/embeddings [P, d_model]` are prepended to the embedded encoder input,
-and everything else is frozen. The prompt occupies encoder positions 0..P-1 and the text follows
-at P..P+L-1, so relative position biases see the prompt before the text with no extra machinery.
-The prompt positions are never masked: for the encoder's self-attention and for the decoder's
-cross-attention they count as real tokens, so `encode()` returns [B, P + L, d_model] and the
-cross-attention masks (in `forward`, `decode` and `init_cache`) are built over P + L keys.
-
-Initialisation: "vocab" (the paper's best) copies the embeddings of P token ids drawn from the
-first 5000 ids of the vocabulary (SentencePiece orders pieces roughly by frequency, so these
-are common tokens), skipping pad, eos and unk; "random" draws uniformly from [-0.5, 0.5] as the
-paper's random baseline; an array [P, d_model] is used as given.
-
-Packed rows (segment ids / positions) are refused: each packed example would need its own copy
-of the prompt, which the stacks' masks cannot express.
+"""Prompt tuning (Lester et al. 2021): P learned vectors before the embedded encoder input,
+everything else frozen (positions, masks and init: docs/architecture.md, Prompt tuning).
 """
 
 from __future__ import annotations
@@ -22,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from t5core.config import check_count
 from t5core.model import T5Model
 from t5core.model_inputs import PACKING_FEATURES, check_features
 from t5core.peft.freezing import freeze_all
@@ -93,12 +80,10 @@ def initial_prompt(model, length, init="vocab", seed=None):
 class PromptTunedT5(T5Model):
     """A T5Model whose encoder input is a learned soft prompt followed by the embedded text.
 
-    Given a T5Model (e.g. from `load_pretrained`), the new model *shares* its layers and
-    variables (no copy; use the new model from then on); given a config, it builds a fresh base
-    first. Every T5Model entry point works: `model(features)`, `forward`, `encode` (which returns
-    [B, P + L, D]), `decode`, `init_cache` + `decode_step`, hence `t5core.decoding`. Only the
-    prompt is trainable after construction; set `layer.trainable = True` on other layers to
-    train them alongside. Packed rows (segment ids / positions) are refused.
+    Given a T5Model, the new model *shares* its layers and variables (no copy; use the new
+    model from then on); given a config, it builds a fresh base first. Every T5Model entry point
+    works (`encode` returns [B, P + L, D]); only the prompt is trainable after construction.
+    Packed rows are refused.
 
     Args:
       config_or_model: a T5Model to share (not already a PromptTunedT5), or a T5Config / config
@@ -121,10 +106,7 @@ class PromptTunedT5(T5Model):
 
     def __init__(self, config_or_model, prompt_length, prompt_init="vocab", dtype=None,
                  name=None, seed=None, **kwargs):
-        if isinstance(prompt_length, bool) or not isinstance(prompt_length, (int, np.integer)) \
-                or prompt_length < 1:
-            raise ValueError(f"prompt_length must be a positive integer, got {prompt_length!r}")
-        prompt_length = int(prompt_length)
+        prompt_length = check_count(prompt_length, "prompt_length")
         base = config_or_model
         if not isinstance(base, T5Model):
             base = T5Model(base, dtype=dtype, name=name or "t5")
@@ -215,10 +197,8 @@ class PromptTunedT5(T5Model):
 
 
 def add_prompt_tuning(model, prompt_length, prompt_init="vocab", seed=None):
-    """A PromptTunedT5 sharing `model`'s layers, with only the prompt trainable.
-
-    A model that already has a prompt (a prompt-tuned run loaded to go on training) keeps it,
-    with its own length and values: only the prompt is made trainable again.
+    """A PromptTunedT5 sharing `model`'s layers, with only the prompt trainable; a model that
+    already has a prompt keeps it, its prompt made trainable again.
     """
     if isinstance(model, PromptTunedT5):
         freeze_all(model)

@@ -1,9 +1,5 @@
-"""Where each of N concurrent trials runs: a GPU each, or a disjoint share of the CPU cores.
-
-One slot: nothing changes (the trial sees every device, e.g. for a mirrored strategy). With GPUs,
-they are split into `parallel` groups (4 GPUs, 2 slots: "0,1" and "2,3"); with more slots than
-GPUs, slot i gets GPU i mod #GPUs and memory growth, else two TensorFlow processes would each
-reserve the whole GPU. Without GPUs the CPU cores are split into disjoint groups.
+"""Where each of N concurrent trials runs: a GPU group each, or a disjoint share of the CPU cores
+(the split: docs/architecture.md, Sweep devices).
 """
 
 from __future__ import annotations

@@ -1,15 +1,5 @@
-"""From the sweep's inputs to a checked SweepConfig: every mistake is reported before any trial.
-
-Checks, in order: the space parses and is not empty; each searched and each fixed flag is one of
-train.py's, with values absl parses; no flag is both searched and fixed; the trials' options pass
-the trainer's own check (train_flags.check_trials); the objective is a metric the trials will
-produce, and its direction agrees with how the trainer picks its best checkpoint.
-
-Which metrics a run produces: for the embedded task set they are known
-(train_flags.EMBEDDED_TASK_METRICS). For any other data source the sweep does a dry run: the
-first trial's flags with one training step and one evaluation batch, in sweep_dir/_dry_run, and
-reads the metric names from its train_log.jsonl. That also catches a bad data path or model flag
-before N trials all fail on it.
+"""From the sweep's inputs to a checked SweepConfig: every mistake is reported before any trial
+(the checks and the dry run: docs/architecture.md, Preparing a sweep).
 """
 
 from __future__ import annotations
@@ -34,7 +24,7 @@ DRY_RUN = {"train_steps": 1, "warmup_steps": 0, "eval_every": 0, "eval_steps": 1
 
 
 def dry_run_metrics(config: SweepConfig, log=print) -> list[str]:
-    """Metric names of one 1-step run of the first trial's flags (see the module docstring)."""
+    """Metric names of one 1-step run of the first trial's flags, in sweep_dir/_dry_run."""
     folder = os.path.join(config.sweep_dir, "_dry_run")
     file_writes.remove(folder, inside=config.sweep_dir)
     first = study.optuna().create_study(sampler=study.sampler(

@@ -1,21 +1,6 @@
-"""Runs a sweep: each trial a `scripts/train.py` process in its own model_dir.
-
-sweep_dir/
-  journal.log        the sweep's record, kept by Optuna (study.py); a restarted sweep resumes it
-  trials/trial_0003/ the trial's model_dir (checkpoints, best/, train_log.jsonl) + train.log
-  results.csv, results.jsonl, best.json, best_trial -> trials/<best id>, HParams events
-  LOCK               held by the one sweep process running here
-
-A trial's evaluations are read from its train_log.jsonl and reported to Optuna; with
---median_stopping, Optuna's MedianPruner decides at each new evaluation whether to stop it. Its
-value is its best (or last) evaluation of the objective; the best is the one its best/ checkpoint
-holds, since the sweep passes --best_metric=<objective> to every trial. A trial that was running
-when the sweep was killed runs again, from its own last checkpoint if it wrote one.
-
-Trials stay in the sweep's process group: Ctrl-C in a terminal, or a scheduler that stops the
-job's group, stops them with the sweep. A trial that outlives a sweep killed alone is stopped
-when the sweep restarts, before it runs again. (A pipe each trial watches would need code in
-every training script; the group needs none.)
+"""Runs a sweep: each trial a `scripts/train.py` process in its own model_dir under
+sweep_dir/trials/, evaluations reported to Optuna (layout, pruning, process group:
+docs/architecture.md, The sweep's runner).
 """
 
 from __future__ import annotations

@@ -1,17 +1,5 @@
-"""A sweep's record, kept by Optuna: every trial's parameters, state and evaluations.
-
-`sweep_dir/journal.log` is an Optuna JournalStorage file, an append-only log of operations that
-Optuna replays, so a sweep killed at any moment restarts knowing every trial it had begun. The
-study's user attributes hold the sweep's definition (a restart with another is refused) and the
-metrics its trials produce; each trial's hold the sweep's notes on it (attempts, command, seconds,
-the step and metrics of its value, the error of a failed run).
-
-Which trial comes next is Optuna's: GridSampler (grid), RandomSampler, TPESampler (bayesian).
-In a finite space, a proposal that repeats a tried combination is told the earlier value and not
-run, as Optuna's FAQ recommends; after REPEATS in a row, an untried combination is enqueued. A
-trial still RUNNING when the sweep starts was cut short by a kill: it runs again
-under its own number. A failed trial cannot run again in Optuna, so --retry_failed enqueues its
-parameters as a new trial.
+"""A sweep's record, kept by Optuna in sweep_dir/journal.log: trials' parameters, states and
+evaluations; which trial comes next (docs/architecture.md, The sweep's record).
 """
 
 from __future__ import annotations
