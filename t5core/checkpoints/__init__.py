@@ -216,6 +216,13 @@ def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=N
     run = model_dir.read_run(location) if fmt == "tf" else None
     check_model_fits_checkpoint(config, run, reader.shapes, location)
     model, deferred = _new_model(config, run, dtype)
+    # Quantized tensor by tensor as it is read, so the float32 model never exists; a LoRA run
+    # is loaded in float, merged, then quantized.
+    quantize_as_read = quantize is not None and not (run is not None and run.lora_rank)
+    if quantize_as_read:
+        dropped = quantization.quantize_structure(model, quantize)
+        if deferred is not None:
+            deferred.forget(dropped)
     try:
         assign_from_reader(model, reader, rules, source=location, progress=progress,
                            allow_nonfinite=allow_nonfinite)
@@ -236,7 +243,7 @@ def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=N
     from t5core.peft import unfreeze_all
 
     model = unfreeze_all(model)
-    if quantize is not None:
+    if quantize is not None and not quantize_as_read:
         quantization.quantize(model, quantize)
     return model
 
