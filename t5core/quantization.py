@@ -3,6 +3,8 @@ tensor by tensor while it is loaded (why: docs/architecture.md, "int8 serving").
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import warnings
 
@@ -82,7 +84,7 @@ def quantize(model, mode="int8", config=None, **kwargs):
 def _keras_quantize(model, mode, config, filters, **kwargs):
     check_mode(mode)
     check_no_unmerged_lora(model)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _one_garbage_collection():
         # Keras' quantizer converts each weight with np.array(tensor), which numpy 2 reports
         # once per weight; the conversion itself is right.
         warnings.filterwarnings("ignore", message="__array__ implementation doesn't accept",
@@ -93,6 +95,20 @@ def _keras_quantize(model, mode, config, filters, **kwargs):
 def config_entry(model) -> dict:
     """{"quantize": "int8"} for a `get_config` of an int8 model (see `quantize_structure`)."""
     return {"quantize": "int8"} if is_quantized(model) else {}
+
+
+@contextlib.contextmanager
+def _one_garbage_collection():
+    """Keras runs a full `gc.collect()` after dropping each float weight it quantizes
+    (`Layer.__delattr__`), which costs a large process about a second per layer. The weights go
+    as their last reference does; one collection at the end frees what cycles still hold."""
+    collect = gc.collect
+    gc.collect = lambda *args, **kwargs: 0
+    try:
+        yield
+    finally:
+        gc.collect = collect
+        gc.collect()
 
 
 class _Unread(keras.quantizers.Quantizer):
