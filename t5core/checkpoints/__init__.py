@@ -193,9 +193,10 @@ def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=N
       allow_nonfinite: load tensors holding NaN or Inf (with a warning listing them) instead of
         raising a CheckpointError that lists them.
       quantize: None (default) keeps the weights as loaded; "int8" quantizes every projection
-        and the shared embedding (tied output projection included) for serving, after merging
-        LoRA (see `t5core.quantization`; the model can then no longer be trained or exported to
-        a checkpoint).
+        and the shared embedding (tied output projection included) for serving, each tensor as
+        it is read, so the float32 model is never held (a LoRA run is merged first; see
+        `t5core.quantization`). The model can then no longer be trained or exported to a
+        checkpoint.
 
     Returns:
       The built model (T5Model, PromptTunedT5 or T5EncoderClassifier) holding the checkpoint's
