@@ -118,7 +118,7 @@ class _Unread(keras.quantizers.Quantizer):
         super().__init__(output_dtype="int8")
         self.axis = axis
 
-    def __call__(self, x, axis=None, to_numpy=False):
+    def __call__(self, x, *args, **kwargs):  # Keras passes to_numpy=True
         scale_shape = list(x.shape)
         scale_shape[self.axis] = 1
         return np.zeros(x.shape, np.int8), np.ones(scale_shape, np.float32)
