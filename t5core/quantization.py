@@ -99,9 +99,8 @@ def config_entry(model) -> dict:
 
 @contextlib.contextmanager
 def _one_garbage_collection():
-    """Keras runs a full `gc.collect()` after dropping each float weight it quantizes
-    (`Layer.__delattr__`), which costs a large process about a second per layer. The weights go
-    as their last reference does; one collection at the end frees what cycles still hold."""
+    """Keras' `Layer.__delattr__` runs a full `gc.collect()` per dropped float weight, which
+    costs a process holding TensorFlow about half a second per layer: one at the end instead."""
     collect = gc.collect
     gc.collect = lambda *args, **kwargs: 0
     try:
@@ -125,12 +124,9 @@ class _Unread(keras.quantizers.Quantizer):
 
 
 def quantize_structure(model, mode="int8"):
-    """Turns the layers `quantize` picks into int8 layers without reading their float weights.
-
-    For a model about to be filled from a checkpoint (`load_pretrained(..., quantize="int8")`):
-    Keras' own `quantize` builds each layer's int8 variables, given a weight quantizer that reads
-    nothing, so the (still empty) float weights are never filled. `assignable_weights` then
-    quantizes each checkpoint tensor into its layer as it is read.
+    """Turns the layers `quantize` picks into int8 layers without reading their float weights
+    (Keras' own `quantize`, given a weight quantizer that reads nothing), for a model about to be
+    filled through `assignable_weights`.
 
     Args:
       model: a freshly built t5core model, LoRA merged or absent.
@@ -153,13 +149,9 @@ def quantize_structure(model, mode="int8"):
 
 
 class _QuantizingTarget:
-    """Stands for an int8 layer's float weight while a checkpoint is assigned to the model.
-
-    `assign(value)` quantizes the float value as `model.quantize` does (Keras' default weight
-    quantizer, a block of channels at a time, so no float temporary the size of the tensor is
-    made) and stores the int8 values and their scales. Only a digest of the float value is kept,
-    for `holds`.
-    """
+    """An int8 layer's float weight as `assign_from_reader` sees it: `assign` quantizes as
+    `model.quantize` does (Keras' default weight quantizer), a block of channels at a time, and
+    keeps only a digest of the float value, for `holds`."""
 
     def __init__(self, values, scale, axis, dtype):
         self.values, self.scale, self.axis, self.dtype = values, scale, axis, dtype
