@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from t5core import quantization
 from t5core.config import T5Config, check_count
 from t5core.layers.dropout import Dropout
 from t5core.layers.stacks import Encoder
@@ -209,7 +210,8 @@ class T5EncoderClassifier(keras.Model):
         return {"config": self.config.to_kwargs(), "num_classes": self.num_classes,
                 "pooling": self.pooling, "name": self.name,
                 "labels": list(self.labels) if self.labels is not None else None,
-                "dtype": keras.dtype_policies.serialize(self.dtype_policy)}
+                "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+                **quantization.config_entry(self)}
 
     @classmethod
     def from_config(cls, config):

@@ -181,7 +181,8 @@ class T5Model(keras.Model):
 
     def get_config(self):
         return {"config": self.config.to_kwargs(), "name": self.name, "remat": self.remat,
-                "dtype": keras.dtype_policies.serialize(self.dtype_policy)}
+                "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+                **quantization.config_entry(self)}
 
     @classmethod
     def from_config(cls, config):
@@ -189,9 +190,14 @@ class T5Model(keras.Model):
 
 
 def from_keras_config(cls, config):
-    """Rebuilds a model whose get_config holds a T5Config dict and a serialised dtype policy."""
+    """Rebuilds a model whose get_config holds a T5Config dict and a serialised dtype policy
+    (and, for an int8 model, its quantization, so that Keras fills the int8 weights it saved)."""
     config = dict(config)
     dtype = config.pop("dtype", None)
     if isinstance(dtype, dict):
         dtype = keras.dtype_policies.deserialize(dtype)
-    return cls(config.pop("config"), dtype=dtype, **config)
+    quantize = config.pop("quantize", None)
+    model = cls(config.pop("config"), dtype=dtype, **config)
+    if quantize is not None:
+        quantization.quantize_structure(model, quantize)
+    return model

@@ -2,6 +2,7 @@
 that carry it (load_pretrained, LoRA, the generate command, the SavedModel)."""
 
 import ast
+import json
 import os
 import pathlib
 import subprocess
@@ -13,13 +14,18 @@ import pytest
 import tensorflow as tf
 
 import t5core
+from t5core import compat
+from t5core.checkpoints import export_hf, write_tf_checkpoint
 from t5core.commands import generate as generate_command
 from t5core.decoding.text import generate_text
 from t5core.layers.embedding import SharedEmbedding
 from t5core.peft import apply_lora, merge_lora
-from t5core.quantization import quantizable, quantize
+from t5core.errors import CheckpointError
+from t5core.keras_saving import load_keras_model
+from t5core.quantization import is_quantized, quantizable, quantize
 from t5core.serving import export_saved_model
 from t5core.tokenizer import Tokenizer
+from t5core.xla import default_jit_compile
 from conftest import FIXTURES
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -32,11 +38,11 @@ T5X = FIXTURES / "t5x_tiny"
 def t5_init_model(tied, seed=0, vocab_size=512, **overrides):
     """A model with T5's own initialisation (T5Model's initialisers), small enough to test."""
     keras.utils.set_random_seed(seed)
-    return t5core.T5Model(t5core.T5Config(
-        vocab_size=vocab_size, d_model=64, d_kv=16, num_heads=4, d_ff=128, num_layers=2,
-        num_decoder_layers=2, relative_attention_num_buckets=8,
-        relative_attention_max_distance=16, dropout_rate=0.0, tie_word_embeddings=tied,
-        feed_forward_proj="relu" if tied else "gated-gelu", **overrides))
+    return t5core.T5Model(t5core.T5Config(**{
+        "vocab_size": vocab_size, "d_model": 64, "d_kv": 16, "num_heads": 4, "d_ff": 128,
+        "num_layers": 2, "num_decoder_layers": 2, "relative_attention_num_buckets": 8,
+        "relative_attention_max_distance": 16, "dropout_rate": 0.0, "tie_word_embeddings": tied,
+        "feed_forward_proj": "relu" if tied else "gated-gelu", **overrides}))
 
 
 def agreement(model, new_tokens=12):
@@ -49,10 +55,15 @@ def kinds(model):
     return {v.path: keras.backend.standardize_dtype(v.dtype) for v in model.weights}
 
 
-@pytest.mark.parametrize("tied", [True, False], ids=["tied", "untied"])
-def test_every_projection_is_int8_and_norms_and_bias_stay_float32(tied):
-    model = t5_init_model(tied)
-    model.quantize("int8")
+@pytest.fixture(scope="module", params=[True, False], ids=["tied", "untied"])
+def quantized(request):
+    """(tied, a T5-initialised model quantized in place, its agreement with its float32 self)."""
+    model = t5_init_model(request.param)
+    return request.param, model, agreement(model)
+
+
+def test_every_projection_is_int8_and_norms_and_bias_stay_float32(quantized):
+    tied, model, _ = quantized
     layers = [layer for layer in model._flatten_layers() if quantizable(layer)]
     # every Dense of the blocks (q k v o per attention, 2 or 3 in the feed-forward), the shared
     # embedding, and lm_head when untied
@@ -66,23 +77,57 @@ def test_every_projection_is_int8_and_norms_and_bias_stay_float32(tied):
             assert dtype == "float32", path
 
 
-@pytest.mark.parametrize("tied", [True, False], ids=["tied", "untied"])
-def test_int8_logits_stay_within_bounds_of_float32(tied):
+def test_int8_logits_stay_within_bounds_of_float32(quantized):
     # Measured: relative error 0.017 (tied) / 0.023 (untied); top-1 and greedy 100%. Before
     # the tied projection read the table through SharedEmbedding.project, the tied error was
     # several hundred.
-    m = agreement(t5_init_model(tied))
+    m = quantized[2]
     assert m["logits_rel_error"] < 0.05
     assert m["top1_agreement"] >= 0.95
     assert m["greedy_agreement"] >= 0.9
 
 
-def test_hf_fixture_loaded_in_int8_agrees_with_float32():
+def assert_same_weights(expected, got):
+    """Every variable equal bit for bit, of the same dtype and trainability, and every layer's
+    config (its dtype policy and quantization config) alike."""
+    want, have = {v.path: v for v in expected.weights}, {v.path: v for v in got.weights}
+    assert list(want) == list(have)
+    for path, variable in want.items():
+        assert (variable.dtype, variable.trainable) == (have[path].dtype, have[path].trainable)
+        np.testing.assert_array_equal(variable.numpy(), have[path].numpy(), err_msg=path)
+    for a, b in zip(expected._flatten_layers(), got._flatten_layers()):
+        if quantizable(a):
+            assert {**a.get_config(), "name": None} == {**b.get_config(), "name": None}
+
+
+def test_hf_fixture_loaded_in_int8_agrees_with_float32_and_never_holds_its_float_weights(
+        monkeypatch):
     # Measured on hf-internal-testing/tiny-random-t5 (tied v1.0): 0.0075, 100%, 100%.
-    model = t5core.load_pretrained(str(FIXTURES / "hf_tiny_random_t5"))
-    m = agreement(model)
+    path = str(FIXTURES / "hf_tiny_random_t5")
+    reference = t5core.load_pretrained(path)
+    tokens = int8_agreement.random_inputs(reference.config, rows=6, input_length=16)
+    greedy32, logits32 = int8_agreement.t5core_greedy_and_logits(reference, tokens, 12)
+    filled = []  # every variable given a float value from the checkpoint or an initialiser
+
+    def recording(fill):
+        def record(variable, *value):
+            filled.append(variable.path)
+            return fill(variable, *value)
+        return record
+
+    for name in ("initialize_variable", "initialize_from_initializer"):
+        monkeypatch.setattr(compat, name, recording(getattr(compat, name)))
+    quantized = t5core.load_pretrained(path, quantize="int8")
+    monkeypatch.undo()
+    assert filled and not [p for p in filled if p.endswith(("/kernel", "/embeddings"))
+                           and "relative_attention_bias" not in p]
+    greedy8 = int8_agreement.t5core_greedy_and_logits(quantized, tokens, 12)[0]
+    logits8 = int8_agreement.teacher_forced_logits(quantized, tokens, greedy32)
+    m = int8_agreement.measures(logits32, logits8, greedy32, greedy8)
     assert m["logits_rel_error"] < 0.02
     assert m["top1_agreement"] == 1.0 and m["greedy_agreement"] == 1.0
+    reference.quantize("int8")  # quantized as it was read == loaded in float, then quantized
+    assert_same_weights(reference, quantized)
 
 
 def test_t5x_fixture_loaded_quantized_agrees_with_float32():
@@ -99,11 +144,33 @@ def test_t5x_fixture_loaded_quantized_agrees_with_float32():
     m = int8_agreement.measures(logits32, logits8, greedy32, greedy8)
     assert m["logits_rel_error"] < 0.04
     assert m["top1_agreement"] >= 0.9 and m["greedy_agreement"] >= 0.9
+    reference.quantize("int8")
+    assert_same_weights(reference, quantized)
 
 
-def test_a_mode_int8_serving_cannot_serve_is_refused():
+def test_a_quantized_model_is_refused_by_float_checkpoint_writers(quantized, tmp_path):
+    model = quantized[1]
+    with pytest.raises(CheckpointError, match="int8-quantized"):
+        export_hf(model, str(tmp_path / "hf"))
+    with pytest.raises(CheckpointError, match="int8-quantized"):
+        write_tf_checkpoint(model, str(tmp_path / "tf"))
+    assert not (tmp_path / "hf").exists() and not (tmp_path / "tf").exists()
+
+
+def test_a_quantized_model_round_trips_through_keras_save(quantized, tmp_path):
+    model = quantized[1]
+    tokens = int8_agreement.random_inputs(model.config, rows=2, input_length=8)
+    before = int8_agreement.teacher_forced_logits(model, tokens, tokens[:, :5])
+    model.save(str(tmp_path / "int8.keras"))
+    loaded = load_keras_model(str(tmp_path / "int8.keras"))
+    assert_same_weights(model, loaded)
+    np.testing.assert_array_equal(
+        int8_agreement.teacher_forced_logits(loaded, tokens, tokens[:, :5]), before)
+
+
+def test_a_mode_int8_serving_cannot_serve_is_refused(quantized):
     with pytest.raises(ValueError, match="int4"):
-        t5_init_model(True).quantize("int4")
+        quantized[1].quantize("int4")
     with pytest.raises(ValueError, match="float8"):
         t5core.load_pretrained(str(FIXTURES / "hf_tiny_random_t5"), quantize="float8")
 
@@ -186,26 +253,24 @@ def _folder_bytes(folder):
 def test_int8_saved_model_round_trip_is_a_quarter_of_float32(tmp_path):
     tokenizer = Tokenizer(str(FIXTURES / "t5_vocab" / "spiece.model"))
     texts = ["translate English to German: The house is wonderful.", "summarize: crews came"]
-    folders, sizes = {}, {}
-    for mode in ("float32", "int8"):
-        model = t5_init_model(True, vocab_size=32128)
+    model = t5_init_model(True, vocab_size=32128, num_layers=1, num_decoder_layers=1)
+    sizes = {}
+    for mode in ("float32", "int8"):  # one model, exported before and after quantizing
         if mode == "int8":
             model.quantize("int8")
-            expected = list(generate_text(model, tokenizer, texts, max_new_tokens=5,
-                                          max_input_length=16))
-        folders[mode] = str(tmp_path / mode)
-        export_saved_model(model, tokenizer, folders[mode], max_input_length=16,
-                           max_new_tokens=5)
-        sizes[mode] = _folder_bytes(os.path.join(folders[mode], "variables"))
+        folder = str(tmp_path / mode)
+        export_saved_model(model, tokenizer, folder, max_input_length=16, max_new_tokens=4)
+        sizes[mode] = _folder_bytes(os.path.join(folder, "variables"))
     # Weights on disk: int8 values plus one float32 scale per output channel.
     assert sizes["int8"] < 0.3 * sizes["float32"]
+    expected = list(generate_text(model, tokenizer, texts, max_new_tokens=4,
+                                  max_input_length=16))
     code = ("import json, sys, tensorflow as tf, t5core.serving\n"
             "m = t5core.serving.load(sys.argv[1])\n"
             "out = m.signatures['serving_default'](inputs=tf.constant(json.loads(sys.argv[2])))\n"
             "print(json.dumps([s.decode() for s in out['outputs'].numpy()]))")
-    import json
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", code, folders["int8"], json.dumps(texts)],
+    done = subprocess.run([sys.executable, "-c", code, folder, json.dumps(texts)],
                           capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == expected
@@ -213,11 +278,26 @@ def test_int8_saved_model_round_trip_is_a_quarter_of_float32(tmp_path):
 
 def test_a_quantized_model_decodes_under_xla_by_default():
     # TF's graph-mode int8 matmul has no fast CPU kernel; XLA's is the fast path at any size.
-    from t5core.quantization import is_quantized
-    from t5core.xla import default_jit_compile
-
     model = t5_init_model(True)
     assert not is_quantized(model)
     model.quantize("int8")
     assert is_quantized(model)
     assert default_jit_compile(10_000, quantized=True) is True
+
+
+@pytest.mark.parametrize("kind", ["prompt", "classifier"])
+def test_prompt_tuned_and_classifier_runs_load_quantized_as_read(kind, tmp_path):
+    from t5core.classifier import T5EncoderClassifier
+    from t5core.peft import PromptTunedT5
+    from t5core.training.trainer import check_model_dir
+
+    base = t5_init_model(True, vocab_size=64, num_layers=1, num_decoder_layers=1)
+    model = (PromptTunedT5(base, 3, "random") if kind == "prompt"
+             else T5EncoderClassifier(base.config, 3, pooling="first"))
+    check_model_dir(str(tmp_path), model)  # its run.json
+    write_tf_checkpoint(model, str(tmp_path))
+    expected = t5core.load_pretrained(str(tmp_path))
+    quantize(expected)  # loaded in float, then quantized
+    got = t5core.load_pretrained(str(tmp_path), quantize="int8")
+    assert type(got) is type(model) and is_quantized(got)
+    assert_same_weights(expected, got)

@@ -237,9 +237,10 @@ def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=N
       allow_nonfinite: load tensors holding NaN or Inf (with a warning listing them) instead of
         raising a CheckpointError that lists them.
       quantize: None (default) keeps the weights as loaded; "int8" quantizes every projection
-        and the shared embedding (tied output projection included) for serving, after merging
-        LoRA (see `t5core.quantization`; the model can then no longer be trained or exported to
-        a checkpoint).
+        and the shared embedding (tied output projection included) for serving, each tensor as
+        it is read, so the float32 model is never held (a LoRA run is merged first; see
+        `t5core.quantization`). The model can then no longer be trained or exported to a
+        checkpoint.
 
     Returns:
       The built model (T5Model, PromptTunedT5 or T5EncoderClassifier) holding the checkpoint's
@@ -261,6 +262,13 @@ def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=N
         run = model_dir.read_run(location) if fmt == "tf" else None
         check_model_fits_checkpoint(config, run, reader.shapes, location)
         model, deferred = _new_model(config, run, dtype)
+        # Quantized tensor by tensor as it is read, so the float32 model never exists; a LoRA
+        # run is loaded in float, merged, then quantized.
+        quantize_as_read = quantize is not None and not (run is not None and run.lora_rank)
+        if quantize_as_read:
+            dropped = quantization.quantize_structure(model, quantize)
+            if deferred is not None:
+                deferred.forget(dropped)
         try:
             assign_from_reader(model, reader, rules, source=location, progress=progress,
                                allow_nonfinite=allow_nonfinite)
@@ -281,7 +289,7 @@ def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=N
     from t5core.peft import unfreeze_all
 
     model = unfreeze_all(model)
-    if quantize is not None:
+    if quantize is not None and not quantize_as_read:
         quantization.quantize(model, quantize)
     return model
 

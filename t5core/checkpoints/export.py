@@ -11,7 +11,7 @@ import ml_dtypes
 import numpy as np
 import tensorflow as tf
 
-from t5core import file_writes, model_dir
+from t5core import file_writes, model_dir, quantization
 from t5core.checkpoints.hf import hf_name
 from t5core.checkpoints.safetensors_io import write_safetensors
 from t5core.errors import CheckpointError
@@ -54,8 +54,8 @@ def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None,
       or "model-00001-of-0000N.safetensors", ...
 
     Raises:
-      CheckpointError: a prompt-tuned model, a classifier-head model or unmerged LoRA layers,
-        which HF's T5 classes cannot hold.
+      CheckpointError: a prompt-tuned model, a classifier-head model, unmerged LoRA layers or
+        int8 weights, which HF's T5 classes cannot hold.
       ValueError: an unknown dtype or an unreadable max_shard_size.
     """
     _check_exportable(model)
@@ -127,6 +127,7 @@ def _check_exportable(model):
                               "(convert_checkpoint.py --format=tf), which keep it.")
     if lora_layers(model):
         raise CheckpointError("The model has unmerged LoRA layers; t5core.merge_lora(model) first")
+    quantization.check_float(model, "an HF checkpoint")
 
 
 def _reporting(produce, name, shape, dtype, total, progress):

@@ -7,7 +7,7 @@ import logging
 import ml_dtypes
 import numpy as np
 
-from t5core import compat
+from t5core import compat, quantization
 from t5core.checkpoints.rules import CheckpointMismatchError, plan_mapping
 from t5core.errors import CheckpointError
 
@@ -61,7 +61,7 @@ def assign_from_reader(model, reader, rules, source: str, progress=None, allow_n
     Every tensor holding NaN or Inf is listed in one CheckpointError once all are read (a model
     with them computes NaN), or, with `allow_nonfinite=True`, in a warning.
     """
-    variables = model.variables_by_name()
+    variables = quantization.assignable_weights(model)  # an int8 layer quantizes as it is filled
     plan = plan_mapping(reader.shapes, rules, {k: tuple(v.shape) for k, v in variables.items()},
                         source=source)
     to_read = [name for name, _, _ in plan.assignments] + [name for name, _ in plan.checks]
@@ -82,7 +82,7 @@ def assign_from_reader(model, reader, rules, source: str, progress=None, allow_n
         array = np.asarray(_read(reader, name, source), dtype=variables[target].dtype)
         if summary := nonfinite_summary(array):
             nonfinite.append(f"{name}: {summary}")
-        if not np.array_equal(array, variables[target].numpy(), equal_nan=bool(nonfinite)):
+        if not _holds(variables[target], array, equal_nan=bool(nonfinite)):
             mismatched.append(f"{name} differs from {target}")
         if progress:
             progress(_nbytes(reader, name), total, name)
@@ -100,6 +100,12 @@ def assign_from_reader(model, reader, rules, source: str, progress=None, allow_n
                                   "them anyway (to inspect them).")
         log.warning("%s", listing)
     return plan
+
+
+def _holds(variable, array, equal_nan):
+    if hasattr(variable, "holds"):  # quantized as it was read: only a digest of it is left
+        return variable.holds(array)
+    return np.array_equal(array, variable.numpy(), equal_nan=equal_nan)
 
 
 def _read(reader, name, source):
@@ -126,6 +132,12 @@ class _Deferred:
                     compat.initialize_from_initializer(variable)
         finally:
             compat.forget_uninitialized(self.variables)
+
+    def forget(self, variables):
+        """Drops `variables` (float weights an int8 layer replaced) unfilled."""
+        dropped = {id(v) for v in variables}
+        self.variables = [v for v in self.variables if id(v) not in dropped]
+        compat.forget_uninitialized(variables)
 
     def discard(self):
         compat.forget_uninitialized(self.variables)  # lets the half-built model be collected

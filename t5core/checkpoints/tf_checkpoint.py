@@ -8,7 +8,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from t5core import file_reads, file_writes, model_dir
+from t5core import file_reads, file_writes, model_dir, quantization
 from t5core.checkpoints.model_state import ModelState
 from t5core.checkpoints.reader import CheckpointReader
 from t5core.checkpoints.rules import Rule, skip
@@ -103,7 +103,11 @@ def write_tf_checkpoint(model, directory, progress=None):
 
     Returns:
       The checkpoint prefix, `directory/ckpt-1`.
+
+    Raises:
+      CheckpointError: an int8-quantized model.
     """
+    quantization.check_float(model, "a TF checkpoint")
     file_writes.make_dirs(directory)
     prefix = tf.train.Checkpoint(model=ModelState(model)).save(
         model_dir.path(directory, model_dir.CHECKPOINT_PREFIX))
