@@ -99,13 +99,6 @@ class DirectoryLock:
         # process exit would.
         self.release()
 
-    def __enter__(self):
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc):
-        self.release()
-
 
 def describe(holder: dict | None) -> str:
     """'pid 123 on host h (started ...: python train.py ...)' for a lock record."""

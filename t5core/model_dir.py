@@ -198,32 +198,28 @@ def _read_json(file_path: str):
             from None
 
 
+def _file_in(location: str, name: str) -> str | None:
+    """The path of `name` in the model directory of `location` (see `root`), if it is there."""
+    if not _exists(os.fspath(location)):
+        return None
+    file_path = path(root(location), name)
+    return file_path if tf.io.gfile.exists(file_path) else None
+
+
 def read_run(model_dir: str) -> RunDescription | None:
     """The run description of a model directory (or of its `best/` or a checkpoint in it), or
     None if it has none."""
-    if not _exists(os.fspath(model_dir)):
-        return None
-    directory = root(model_dir)
-    run_path = path(directory, RUN)
-    if tf.io.gfile.exists(run_path):
-        return RunDescription.from_json(_read_json(run_path), source=run_path)
-    return None
+    run_path = _file_in(model_dir, RUN)
+    return run_path and RunDescription.from_json(_read_json(run_path), source=run_path)
 
 
 def read_config(model_dir: str):
-    """The T5Config of a model directory (or of its `best/`), or None if it holds none.
-
-    Reads `config.json` (HF field names).
-    """
+    """The T5Config (`config.json`, HF field names) of a model directory (or of its `best/`), or
+    None if it holds none."""
     from t5core.config import T5Config
 
-    if not _exists(os.fspath(model_dir)):
-        return None
-    directory = root(model_dir)
-    config_path = path(directory, CONFIG)
-    if tf.io.gfile.exists(config_path):
-        return T5Config.from_json(config_path)
-    return None
+    config_path = _file_in(model_dir, CONFIG)
+    return config_path and T5Config.from_json(config_path)
 
 
 def find_tokenizer(location: str) -> str | None:
@@ -329,6 +325,10 @@ _SHAPE_KEYS = ("vocab_size", "d_model", "d_kv", "d_ff", "num_heads", "num_layers
 _STRUCTURE_KEYS = ("model_class", "labels", "prompt_length", "lora_rank", "lora_targets")
 
 
+class ModelDirMismatchError(ModelDirError):
+    """--model_dir holds checkpoints of a different model."""
+
+
 def holds_checkpoints(model_dir: str) -> bool:
     """Whether `model_dir` or its `best/` holds a checkpoint (which binds it to one model)."""
     return tf.io.gfile.exists(model_dir) and any(
@@ -375,10 +375,6 @@ def bind(model_dir: str, config, run: RunDescription) -> None:
                                                                 replace=not bound))
     config.to_json(path(model_dir, CONFIG))
     write_run(model_dir, run)
-
-
-class ModelDirMismatchError(ModelDirError):
-    """--model_dir holds checkpoints of a different model."""
 
 
 class RunDirectory:

@@ -168,7 +168,7 @@ class Trainer:
         self.restart_data = restart_data
         self.strategy = strategy
         self.log = log if is_chief(strategy) else (lambda *a, **k: None)
-        self.num_workers, self.worker_index = worker_info(strategy)
+        self.num_workers = worker_info(strategy)[0]
         config.check(strategy.num_replicas_in_sync)
         self.stopped_by = ""  # the signal that stopped train() early, if one did
         self.run_dir = md.open_run(config.model_dir, strategy, self.log)
