@@ -185,10 +185,7 @@ class RunOptions:
             problems.append("--rank_classification needs --labels with at least two words")
         if self.peft == "prompt" and self.head == "classifier":
             problems.append("--peft=prompt applies to the seq2seq head only")
-        try:
-            self.train.check()  # the training flags too, before any data or model is built
-        except FlagError as err:
-            problems.append(str(err).removeprefix("Invalid training configuration: "))
+        problems += self.train.problems()  # the training flags too, before any data or model
         if problems:
             raise FlagError("Bad flags: " + "; ".join(problems))
 

@@ -105,6 +105,12 @@ class TrainConfig:
 
         num_replicas: when known, the batch must also split evenly over the replicas.
         """
+        problems = self.problems(num_replicas)
+        if problems:
+            raise FlagError("Invalid training configuration: " + "; ".join(problems))
+
+    def problems(self, num_replicas: int | None = None) -> list[str]:
+        """What `check` refuses, one line per problem."""
         problems = field_problems(self)
         if self.grad_accum_steps >= 1 and self.batch_size >= 1:
             per_step = (num_replicas or 1) * self.grad_accum_steps
@@ -124,8 +130,7 @@ class TrainConfig:
             problems.append("--early_stopping_patience needs --eval_every > 0")
         if tf.io.gfile.exists(self.model_dir) and not tf.io.gfile.isdir(self.model_dir):
             problems.append(f"--model_dir={self.model_dir} is a file, not a directory")
-        if problems:
-            raise FlagError("Invalid training configuration: " + "; ".join(problems))
+        return problems
 
 
 def describe_run(model, run=None) -> md.RunDescription:
