@@ -157,12 +157,12 @@ class Trainer:
     eval_data: optional finite dataset of batched features for the validation loss.
     evaluator: optional `evaluator(model) -> (metrics dict, sample lines)`, decoding predictions.
     run: optional `t5core.model_dir.RunDescription` of the run (tokenizer, data options, ...),
-      written to the model_dir as run.json (see `check_model_dir`).
+      written to the model_dir as run.json (`t5core.model_dir.bind`).
     restart_data: a resume restores everything but the data position: the data starts from its
       beginning (the data files changed, --data_changed=restart_epoch).
 
-    The chief holds the model_dir's lock (`t5core.model_dir.LOCK`) from construction to the end
-    of `train()`: a second trainer on the same model_dir is refused, naming the holder.
+    The chief holds the model_dir's lock (`t5core.model_dir.open_run`) from construction to the
+    end of `train()`: a second trainer on the same model_dir is refused, naming the holder.
     SIGTERM or SIGINT during `train()` saves the step in progress and returns early, with
     `stopped_by` naming the signal.
     """
