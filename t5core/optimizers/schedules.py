@@ -6,7 +6,7 @@ import math
 import keras
 import tensorflow as tf
 
-from t5core.dataclass_flags import STEPS, Bound, check_bound
+from t5core.dataclass_flags import STEPS, check_bound
 from t5core.errors import FlagError
 
 SCHEDULE_NAMES = ("constant", "rsqrt", "linear", "cosine")
@@ -15,9 +15,11 @@ SCHEDULE_NAMES = ("constant", "rsqrt", "linear", "cosine")
 def _check_steps(kind, warmup_steps, total_steps=None):
     # The arguments are the trainer's --warmup_steps and --train_steps: the message names both.
     check_bound(f"{kind} schedule: warmup_steps (--warmup_steps)", warmup_steps, STEPS, FlagError)
-    if total_steps is not None:
-        check_bound(f"{kind} schedule: total_steps (--train_steps)", total_steps,
-                    Bound(warmup_steps, low_open=True, whole=True), FlagError)
+    # Not a bound but a relation between the two: the message names both values.
+    if total_steps is not None and (int(total_steps) != total_steps
+                                    or total_steps <= warmup_steps):
+        raise FlagError(f"{kind} schedule: total_steps (--train_steps) must be an integer > "
+                        f"warmup_steps (--warmup_steps={warmup_steps}), got {total_steps!r}.")
 
 
 def _linear_warmup(step, warmup_steps):
