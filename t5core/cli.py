@@ -1,24 +1,6 @@
-"""How t5core's command-line programs end: one clear line for a user's mistake, a traceback for a bug.
-
-A user's mistake (a bad flag, a missing file, a bad data row or checkpoint; see `t5core.errors`)
-prints `error: <message>` on stderr and exits with status 2. The traceback is shown too with
-`--verbose` or the environment variable T5CORE_VERBOSE=1. Any other exception is a bug and
-keeps its traceback.
-
-    from t5core import cli
-
-    def main(argv): ...
-
-    if __name__ == "__main__":
-        cli.run(main)          # absl: parses the flags, then calls main(argv)
-
-t5core's own programs (`t5core.commands`: t5core-train, t5core-generate, ...) are made with
-`command`: one function defines the flags, another does the work, and the same `main` serves the
-command line and a call from Python (tests, notebooks) with a list of arguments.
-
-An argparse program ends with `cli.run_main(main)` instead: `main(argv)` gets the arguments
-without --verbose.
-"""
+"""How t5core's command-line programs end: one `error:` line (status 2) for a user's mistake, a
+traceback for a bug; and `command`, which makes t5core's programs (docs/architecture.md, "How
+programs end")."""
 
 from __future__ import annotations
 

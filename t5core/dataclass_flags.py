@@ -1,28 +1,17 @@
-"""absl flags made from a dataclass's fields, so a program's options and the Python API share one
-source: the field's name, type and default, and the help text and choices in its metadata.
-
-    @dataclasses.dataclass
-    class Options:
-        peft: str = option("none", "Parameter-efficient training method.", choices=PEFT_METHODS)
-        lora_rank: int = option(8, "--peft=lora: rank r.")
-
-    define_flags(Options)                  # --peft (an enum flag), --lora_rank (an integer flag)
-    options = from_flags(Options)          # after absl parsed the command line
-
-Types: bool, int, float, str (an enum flag when the field has choices) and `X | None` of them.
-A field whose type is itself a dataclass (with a default_factory) contributes its own fields'
-flags; a field made with `option(..., flag=False)` gets none (it keeps its dataclass default, or
-the value the caller computes from other flags).
-"""
+"""absl flags made from a dataclass's fields, and the one check of option values against their
+metadata (choices and `Bound`s): docs/architecture.md, "Flags from dataclasses"."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Sequence
 
+import numpy as np
 from absl import flags
+
 
 # The choices of a flag that is on, off, or decided by the program (e.g. --jit_compile).
 AUTO_BOOL = ("auto", "true", "false")
@@ -31,8 +20,54 @@ _DEFINE = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFI
            str: flags.DEFINE_string}
 
 
+# Beyond this a float is infinite in float32, the dtype a training step computes in.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+@dataclasses.dataclass(frozen=True)
+class Bound:
+    """The range a number must lie in: from `low` (excluded when `low_open`) up to, not including,
+    `high`; `whole` numbers only when set. NaN and infinities lie outside every bound."""
+    low: float
+    low_open: bool = False
+    high: float | None = None
+    whole: bool = False
+
+    def problem(self, value) -> str | None:
+        """'must be ... (got value)' when `value` lies outside, else None."""
+        ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool) \
+            and math.isfinite(value) and (self.high is None or value < self.high) \
+            and (value > self.low if self.low_open else value >= self.low) \
+            and (not self.whole or value == int(value))
+        if ok:
+            return None
+        low = f"> {self.low}" if self.low_open else f">= {self.low}"
+        if self.high is not None:
+            text = f"in {'(' if self.low_open else '['}{self.low}, {self.high})"
+        elif self.whole:
+            text = low if isinstance(value, int) else f"a whole number {low}"
+        else:
+            text = f"a finite number {low}"
+        return f"must be {text} (got {value!r})"
+
+
+COUNT = Bound(1, whole=True)        # sizes and step counts of at least one
+STEPS = Bound(0, whole=True)        # counts that may be 0 (0: off, or none)
+NONNEGATIVE = Bound(0)              # coefficients and rates, 0 for off
+POSITIVE = Bound(0, low_open=True)  # learning rates, thresholds
+FRACTION = Bound(0, high=1)         # probabilities: dropout, label smoothing, momentum
+
+
+def check_bound(name: str, value, bound: Bound, error: type[Exception] = ValueError) -> None:
+    """Raises `error` ("name must be ...") when `value` (None: not given, allowed) lies outside
+    `bound`: library entry points called with Python values check them here."""
+    problem = None if value is None else bound.problem(value)
+    if problem:
+        raise error(f"{name} {problem}")
+
+
 def option(default: Any, help: str, choices: Sequence[str] | None = None,
-           flag: bool = True) -> Any:
+           flag: bool = True, bound: Bound | None = None) -> Any:
     """A dataclass field with a default and the metadata its flag is made from.
 
     Args:
@@ -40,6 +75,7 @@ def option(default: Any, help: str, choices: Sequence[str] | None = None,
       help: the flag's help text.
       choices: the allowed values of a str field (the flag is then an enum flag).
       flag: False for a field that no flag sets directly.
+      bound: the range of a number field (None, when the field is optional, is allowed).
 
     Returns:
       A `dataclasses.field`.
@@ -47,27 +83,38 @@ def option(default: Any, help: str, choices: Sequence[str] | None = None,
     metadata = {"help": help, "flag": flag}
     if choices is not None:
         metadata["choices"] = tuple(choices)
+    if bound is not None:
+        metadata["bound"] = bound
     return dataclasses.field(default=default, metadata=metadata)
 
 
-def choice_problems(options) -> list[str]:
-    """One line per field of the dataclass instance `options` whose value is not one of its
-    `choices` (nested dataclasses are left to their own checks).
+def field_problems(options) -> list[str]:
+    """One line per field of the dataclass instance `options` whose value breaks its metadata:
+    not one of its `choices`, outside its `bound`, or a float beyond float32's range (nested
+    dataclasses are left to their own checks).
 
     Args:
-      options: a dataclass instance whose fields were made with `option(..., choices=...)`.
+      options: a dataclass instance whose fields were made with `option`.
 
     Returns:
-      ["--name must be one of a, b, c (got 'x')", ...], empty when every value is allowed.
+      ["--name must be one of a, b, c (got 'x')", "--n must be >= 1 (got 0)", ...], empty when
+      every value is allowed.
     """
-    problems = []
+    found = []
     for field in dataclasses.fields(options):
-        choices = field.metadata.get("choices")
+        choices, bound = field.metadata.get("choices"), field.metadata.get("bound")
         value = getattr(options, field.name)
         if choices is not None and value not in choices:
             shown = ", ".join(c if c else '""' for c in choices)
-            problems.append(f"--{field.name} must be one of {shown} (got {value!r})")
-    return problems
+            found.append(f"--{field.name} must be one of {shown} (got {value!r})")
+        elif isinstance(value, float) and math.isfinite(value) and abs(value) > _FLOAT32_MAX:
+            # Finite in Python but not in the step: every weight would be NaN after one update.
+            found.append(f"--{field.name}={value} is not finite in float32 (|x| must be below "
+                         f"{_FLOAT32_MAX:.3g})")
+        elif bound is not None and value is not None and bound.problem(value):
+            found.append(f"--{field.name} {bound.problem(value)}")
+    return found
+
 
 
 def auto_bool(value: str) -> bool | None:

@@ -1,17 +1,5 @@
-"""One process at a time in a directory: an exclusive lock on a file that names its holder.
-
-The lock is `fcntl.flock` on a file inside the directory. The kernel releases it when the holder
-exits, however it exits, so the lock of a killed process is free again at once: no guessing
-whether a recorded pid is still alive, and no race with a reused pid. flock also works across
-hosts on NFS (Linux maps it to NFS locks). The file's content names the holder (pid, host, start
-time, command) for the message a refused process prints. A holder that ends normally empties the
-file; content found by the next holder therefore means the previous one was killed, and its
-takeover is reported. The lock never truncates a file it did not create: a link, a file with
-other hard links, or content that is no lock record is refused (`file_writes.open_lock_file`).
-
-Remote directories (gs://, s3://, ...) and filesystems without flock have no file locks: there
-`DirectoryLock.acquire` leaves the directory unlocked and `skipped` says why, for a warning.
-"""
+"""One process at a time in a directory: an exclusive `flock` on a file that names its holder
+(why flock, and what happens on remote filesystems: docs/architecture.md, "Locking")."""
 
 from __future__ import annotations
 
@@ -109,13 +97,6 @@ class DirectoryLock:
     def __del__(self):
         # An object dropped while holding the lock (a Trainer never trained) frees it here, as
         # process exit would.
-        self.release()
-
-    def __enter__(self):
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc):
         self.release()
 
 

@@ -1,31 +1,13 @@
-"""Token cross-entropy for T5 as T5X computes it, with explicit normalisation.
+"""Token cross-entropy for T5 as T5X computes it, with an explicit normalisation (`NORMALIZATIONS`).
 
-Semantics of T5X `cross_entropy_with_logits` + `compute_weighted_cross_entropy`:
-  per token   loss = -sum_v q_v log softmax(logits)_v - H(q) + z_loss * logsumexp(logits)^2
-  with q the label-smoothed target (1 - s on the target, s / (V - 1) elsewhere) and H(q) its
-  entropy (T5X's "normalizing constant"), so a prediction equal to q costs exactly 0.
-The token losses are multiplied by the weights (`decoder_loss_weights`, 0 on padding) and summed.
-The sum is divided by a normaliser chosen explicitly, because it sets the effective step size:
-
-  "tokens"       sum of weights (T5X NUM_REAL_TARGET_TOKENS): mean loss per real target token.
-  "total_tokens" B * T including padding (T5X NUM_TOTAL_TARGET_TOKENS).
-  "sequences"    T5X AVERAGE_PER_SEQUENCE: each sequence's (or packed segment's) tokens are
-                 re-weighted by 1 / its weight sum, the normaliser is the number of sequences.
-  "constant:N" or a number N: divide by N (T5X fine-tuning, e.g. 233472 = 2048 * 114).
-  "none"         the plain sum (normaliser 1).
-
-Distribution: with R replicas, each replica must divide its own sum by the *global* normaliser
-so that summing the replicas' gradients gives the global-batch gradient. `aux["normalizer"]` is
-the local one; `global_normalizer()` all-reduces it (except for constants, which already refer
-to the global batch), and `cross_entropy_loss(..., normalizer=that)` uses it.
-
-Everything is computed in float32 (bf16 logits are cast first). The smoothed target is never
-materialised as a [B, T, V] one-hot: sum_v q_v l_v = s/(V-1) * sum_v l_v + (1 - s - s/(V-1)) l_t.
+The formulas, the normalisers and their use under tf.distribute: docs/architecture.md, "The loss".
 """
 
 import math
 
 import tensorflow as tf
+
+from t5core.dataclass_flags import FRACTION, NONNEGATIVE, check_bound
 
 NORMALIZATIONS = ("tokens", "total_tokens", "sequences", "none", "constant:<N>")
 
@@ -135,10 +117,8 @@ def cross_entropy_loss(logits, targets, weights=None, label_smoothing=0.0, z_los
     if not logits.dtype.is_floating or not targets.dtype.is_integer:
         raise ValueError(f"cross_entropy_loss: need float logits and int targets; got "
                          f"{logits.dtype.name} and {targets.dtype.name}.")
-    if not 0.0 <= label_smoothing < 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}.")
-    if z_loss < 0:
-        raise ValueError(f"z_loss must be >= 0, got {z_loss!r}.")
+    check_bound("label_smoothing", label_smoothing, FRACTION)
+    check_bound("z_loss", z_loss, NONNEGATIVE)
     if label_smoothing and logits.shape[-1] is None:
         raise ValueError("cross_entropy_loss: label smoothing needs a static vocabulary size.")
     kind, constant = parse_loss_normalization(loss_normalization)

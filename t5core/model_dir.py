@@ -1,41 +1,23 @@
-"""The model directory: the names of what a training run writes there, and the rules for reading.
-
-One contract for the trainer that writes a model directory and for everyone who reads one (the
-loaders, the scripts, the sweep). Every file name lives here; no other module spells one out.
-
-    <model_dir>/
-      config.json          the model config, HF `config.json` field names
-      run.json             how the run was set up: tokenizer, head, PEFT method, precision
-      spiece.model | tokenizer.json   the run's tokenizer, copied in (absent for byte-level)
-      checkpoint, ckpt-N.*  training checkpoints (weights, optimizer, data position): TensorFlow's
-                           state file and checkpoint prefix (`tf.train.CheckpointManager`)
-      best/                the checkpoint with the best evaluation so far (same layout)
-      train_log.jsonl      one JSON record per step and per evaluation, appended; an evaluation's
-                           metrics under "eval/<metric>"
-      results.json         the final step, last evaluation and best checkpoint; with
-                           "stopped_by" when a signal stopped the run before its end (the sweep
-                           reads it)
-      train/, eval/        TensorBoard event files
-      LOCK                 held by the one trainer writing here
-      worker_N_tmp/        a non-chief worker's checkpoints in a multi-worker run
-      train.log, hparams_session.done   a sweep trial's output and its HParams-written marker
-
-`read_config`, `read_run` and `find_tokenizer`
-take the directory, its `best/`, or a checkpoint in either (see `root`). The trainer writes the
-first three entries (t5core.training.trainer.check_model_dir, with `write_run` and
-`copy_tokenizer`).
-"""
+"""The model directory: the names of what a training run writes there, the rules for reading it,
+and the trainer's opening of it (`open_run`: lock, repairs, checks). Its layout:
+docs/architecture.md, "The model directory"."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
 import re
 
+import tensorflow as tf
+
 from t5core import file_reads, file_writes
 from t5core.errors import ModelDirError, json_kind
+from t5core.locking import DirectoryLock, describe
+from t5core.training import train_log
+from t5core.training.distribute import all_workers_agree, is_chief, worker_info
 
 CONFIG = "config.json"
 RUN = "run.json"
@@ -187,8 +169,6 @@ def write_run(model_dir: str, run: RunDescription) -> None:
 
 
 def _exists(location: str) -> bool:
-    import tensorflow as tf
-
     return tf.io.gfile.exists(location) or tf.io.gfile.exists(location + ".index")
 
 
@@ -198,8 +178,6 @@ def root(location: str) -> str:
     `location` may be the model directory itself, its `best/`, a checkpoint prefix inside either
     (`runs/x/ckpt-40`, `runs/x/best/ckpt-20`) or such a prefix's `.index` file.
     """
-    import tensorflow as tf
-
     directory = os.path.normpath(os.fspath(location))
     if not tf.io.gfile.isdir(directory):
         directory = os.path.dirname(directory)
@@ -209,8 +187,6 @@ def root(location: str) -> str:
 
 
 def _read_json(file_path: str):
-    import tensorflow as tf
-
     with tf.io.gfile.GFile(file_path, "rb") as f:
         data = f.read()
     try:
@@ -222,36 +198,28 @@ def _read_json(file_path: str):
             from None
 
 
+def _file_in(location: str, name: str) -> str | None:
+    """The path of `name` in the model directory of `location` (see `root`), if it is there."""
+    if not _exists(os.fspath(location)):
+        return None
+    file_path = path(root(location), name)
+    return file_path if tf.io.gfile.exists(file_path) else None
+
+
 def read_run(model_dir: str) -> RunDescription | None:
     """The run description of a model directory (or of its `best/` or a checkpoint in it), or
     None if it has none."""
-    import tensorflow as tf
-
-    if not _exists(os.fspath(model_dir)):
-        return None
-    directory = root(model_dir)
-    run_path = path(directory, RUN)
-    if tf.io.gfile.exists(run_path):
-        return RunDescription.from_json(_read_json(run_path), source=run_path)
-    return None
+    run_path = _file_in(model_dir, RUN)
+    return run_path and RunDescription.from_json(_read_json(run_path), source=run_path)
 
 
 def read_config(model_dir: str):
-    """The T5Config of a model directory (or of its `best/`), or None if it holds none.
-
-    Reads `config.json` (HF field names).
-    """
-    import tensorflow as tf
-
+    """The T5Config (`config.json`, HF field names) of a model directory (or of its `best/`), or
+    None if it holds none."""
     from t5core.config import T5Config
 
-    if not _exists(os.fspath(model_dir)):
-        return None
-    directory = root(model_dir)
-    config_path = path(directory, CONFIG)
-    if tf.io.gfile.exists(config_path):
-        return T5Config.from_json(config_path)
-    return None
+    config_path = _file_in(model_dir, CONFIG)
+    return config_path and T5Config.from_json(config_path)
 
 
 def find_tokenizer(location: str) -> str | None:
@@ -261,8 +229,6 @@ def find_tokenizer(location: str) -> str | None:
     Any other directory (an HF snapshot, a converted checkpoint), or the directory of a
     checkpoint file or prefix, is searched for `spiece.model`, then `tokenizer.json`.
     """
-    import tensorflow as tf
-
     location = os.fspath(location)
     if not _exists(location):
         return None  # a preset name, not a path
@@ -298,8 +264,6 @@ def copy_tokenizer(model_dir: str, vocab: str, replace: bool = False) -> str:
     model directory that already holds a different file of that name belongs to another run:
     ModelDirError, unless `replace` (a model_dir without checkpoints, which binds it to nothing).
     """
-    import tensorflow as tf
-
     if vocab in ("", "byte"):
         return vocab
     name = tokenizer_file_name(vocab)
@@ -340,8 +304,6 @@ def remove_orphaned_temp_dirs(directory: str) -> list[str]:
     Call it only while no save can be running there (the trainer holds the model_dir lock).
     Nothing but directories of exactly that name is touched. Returns the paths removed.
     """
-    import tensorflow as tf
-
     removed = []
     for folder in (directory, path(directory, BEST)):
         if not tf.io.gfile.isdir(folder):
@@ -353,3 +315,138 @@ def remove_orphaned_temp_dirs(directory: str) -> list[str]:
                 file_writes.remove(candidate, inside=folder)
                 removed.append(candidate)
     return removed
+
+
+# The config fields that decide the shapes of the variables a checkpoint holds.
+_SHAPE_KEYS = ("vocab_size", "d_model", "d_kv", "d_ff", "num_heads", "num_layers",
+               "num_decoder_layers", "feed_forward_proj", "tie_word_embeddings", "model_type",
+               "relative_attention_num_buckets")
+# The run description fields that decide which variables a checkpoint holds beyond a T5's.
+_STRUCTURE_KEYS = ("model_class", "labels", "prompt_length", "lora_rank", "lora_targets")
+
+
+class ModelDirMismatchError(ModelDirError):
+    """--model_dir holds checkpoints of a different model."""
+
+
+def holds_checkpoints(model_dir: str) -> bool:
+    """Whether `model_dir` or its `best/` holds a checkpoint (which binds it to one model)."""
+    return tf.io.gfile.exists(model_dir) and any(
+        tf.train.latest_checkpoint(d) for d in (model_dir, path(model_dir, BEST)))
+
+
+def bind(model_dir: str, config, run: RunDescription) -> None:
+    """Refuses a model_dir whose checkpoints belong to another model; else writes `config.json`,
+    `run.json` (`run`, which names the model's structure) and a copy of the vocabulary there.
+
+    Raises:
+      ModelDirError: the saved config, structure or vocabulary differs from these.
+    """
+    # Only checkpoints bind a model_dir to a model: a run that ended before its first one (a
+    # crash, a mistake in its flags) leaves config.json and run.json that a retry replaces.
+    bound = holds_checkpoints(model_dir)
+    saved_config = read_config(model_dir) if bound else None
+    saved_run = read_run(model_dir) if saved_config is not None else None
+    if saved_config is not None:
+        saved_run = saved_run or RunDescription()
+        diff = [f"{k}: saved {getattr(saved_config, k)!r}, now {getattr(config, k)!r}"
+                for k in _SHAPE_KEYS if getattr(saved_config, k) != getattr(config, k)]
+        legacy = not tf.io.gfile.exists(path(model_dir, RUN))
+        keys = ("model_class",) if legacy else _STRUCTURE_KEYS
+        if run.model_class != "T5EncoderClassifier":
+            keys = [k for k in keys if k != "labels"]  # a seq2seq run's labels are only words
+        diff += [f"{k}: saved {getattr(saved_run, k)!r}, now {getattr(run, k)!r}"
+                 for k in keys if getattr(saved_run, k) != getattr(run, k)]
+        if not legacy and saved_run.tokenizer and run.tokenizer and \
+                (saved_run.tokenizer == "byte") != (run.tokenizer == "byte"):
+            diff.append(f"tokenizer: saved {saved_run.tokenizer}, now {run.tokenizer}")
+        if diff:
+            raise ModelDirMismatchError(
+                f"{model_dir} holds checkpoints of another model ({'; '.join(diff)}). Use a new "
+                "--model_dir, or the same model settings to resume.")
+    elif tf.io.gfile.exists(model_dir) and file_reads.latest_checkpoint(model_dir):
+        raise ModelDirMismatchError(f"{model_dir} holds checkpoints but no {CONFIG}: "
+                                    "not a t5core model_dir; use a new --model_dir")
+    file_writes.make_dirs(model_dir)
+    if not run.tokenizer and saved_run is not None:  # not told: the tokenizer in place stays
+        run = dataclasses.replace(run, tokenizer=saved_run.tokenizer)
+    else:
+        run = dataclasses.replace(run, tokenizer=copy_tokenizer(model_dir, run.tokenizer,
+                                                                replace=not bound))
+    config.to_json(path(model_dir, CONFIG))
+    write_run(model_dir, run)
+
+
+class RunDirectory:
+    """A model_dir a trainer writes (see `open_run`). Only the chief writes it; every worker acts
+    on what the chief found there, instead of waiting in a collective for a chief that gave up.
+
+    Attributes:
+      directory: where this worker's checkpoints go (a non-chief worker's are discarded).
+      train_log: the path of `train_log.jsonl`.
+      lock: the `DirectoryLock` of `LOCK`, held by the chief while it trains.
+    """
+
+    def __init__(self, model_dir: str, strategy, log=print):
+        self.model_dir = model_dir
+        self.strategy = strategy
+        self.log = log
+        self.chief = is_chief(strategy)
+        self.directory = model_dir if self.chief else worker_dir(model_dir,
+                                                                  worker_info(strategy)[1])
+        self.train_log = path(model_dir, TRAIN_LOG)
+        self.lock = DirectoryLock(model_dir, LOCK, ModelDirError,
+                                  hint="wait for it to end, or use another --model_dir")
+
+    def agree_on(self, action, refusal: str, everyone: bool = False) -> None:
+        """Runs `action` on the chief alone (on every worker with `everyone`); a ModelDirError
+        there stops every worker (the others with `refusal`)."""
+        refused = None
+        if self.chief or everyone:
+            try:
+                action()
+            except ModelDirError as err:
+                refused = err
+        if not all_workers_agree(self.strategy, refused is None):
+            raise refused or ModelDirError(f"{self.model_dir}: {refusal}")
+
+    def take_lock(self) -> None:
+        """Takes the lock (chief), saying so when it takes over a killed holder's."""
+        def lock():
+            previous = self.lock.acquire()
+            if previous:
+                self.log(f"Took over the lock of {self.model_dir} from {describe(previous)}, "
+                         "which ended without releasing it (killed)")
+            if self.lock.skipped:
+                self.log(f"Warning: {self.lock.skipped}; make sure only one run writes it")
+
+        self.agree_on(lock, "in use by another run: the chief worker could not lock it (its "
+                            "message names the holder)")
+
+    def bind(self, config, run: RunDescription) -> None:
+        """`bind` on the chief, then every worker checks its own checkpoint state files
+        (`check_checkpoint_state`); all stop if one refuses."""
+        self.agree_on(lambda: bind(self.model_dir, config, run),
+                      "the chief worker refused it (its message says why)")
+        for folder in (self.directory, path(self.directory, BEST)):
+            self.agree_on(functools.partial(check_checkpoint_state, folder),
+                          "another worker refused its checkpoint state file (its message says "
+                          "why)", everyone=True)
+
+
+def open_run(model_dir: str, strategy, log=print) -> RunDirectory:
+    """Opens `model_dir` for a trainer on `strategy`: takes its lock, removes the temporary
+    folders of killed checkpoint saves and repairs a torn last line of its train log.
+
+    Returns:
+      The `RunDirectory`; `bind` it once the model is built.
+    """
+    run_dir = RunDirectory(model_dir, strategy, log)
+    run_dir.take_lock()
+    for stale in remove_orphaned_temp_dirs(run_dir.directory):
+        log(f"Removed {stale}, left by a checkpoint save that was killed")
+    if run_dir.chief:
+        repaired = train_log.repair(run_dir.train_log)
+        if repaired:
+            log(repaired)
+    return run_dir

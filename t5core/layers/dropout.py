@@ -16,6 +16,8 @@ equal to the input.
 import keras
 import tensorflow as tf
 
+from t5core.dataclass_flags import FRACTION, check_bound
+
 _LEVELS = 1 << 16
 
 
@@ -25,8 +27,7 @@ class Dropout(keras.layers.Layer):
 
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if not 0 <= rate < 1:
-            raise ValueError(f"Dropout rate must be in [0, 1), got {rate!r}.")
+        check_bound("Dropout rate", rate, FRACTION)
         self.rate = float(rate)
         self.seed = seed
         self.threshold = round(self.rate * _LEVELS)

@@ -1,37 +1,7 @@
-"""T5's Adafactor (Shazeer & Stern 2018, as configured in Mesh-TF T5 and T5X), a Keras 3 optimizer.
+"""T5's Adafactor (Shazeer & Stern 2018) as Mesh-TF T5 and T5X configure it, a Keras 3 optimizer.
 
-`keras.optimizers.Adafactor` is a different algorithm in the details that matter for T5: it
-always factors the last two dims (even 2x3 matrices), caps the step size at 1/sqrt(step), uses a
-different step convention and has no parameter-scale floor switch. This one follows T5X
-`t5x/adafactor.py` (heuristic factor rule) and Mesh-TF `AdafactorOptimizer`:
-
-For a variable p with gradient g at update number t (counting from 0, i.e. `optimizer.iterations`
-before the update, minus `step_offset`):
-
-    decay   = 1 - (t + 1) ** -decay_rate            # 0 at the first update: v = g^2 + eps1
-    g2      = g^2 + epsilon1
-    factored (two largest dims both >= min_dim_size_to_factor):
-        v_row = decay * v_row + (1 - decay) * mean(g2, over the largest dim)
-        v_col = decay * v_col + (1 - decay) * mean(g2, over the second-largest dim)
-        v_hat = v_row * v_col / mean(v_row, over the second-largest dim)
-    otherwise:
-        v     = decay * v + (1 - decay) * g2;  v_hat = v
-    u       = g / sqrt(v_hat)
-    u      /= max(1, rms(u) / clipping_threshold)   # update clipping
-    step    = lr * max(epsilon2, rms(p))            # multiply_by_parameter_scale (else lr)
-    d       = step * u;  with beta1: m = beta1 * m + (1 - beta1) * d; d = m
-    p       = (1 - weight_decay_rate) * p - d       # weight decay optional, T5X style
-
-Which dims are factored: the two largest, other dims kept in both accumulators (Keras' built-in
-picks the last two instead). On a tie the later dim counts as the larger, as in T5X's heuristic
-(`np.argsort`); Mesh-TF's stable sort by decreasing size makes the earlier one the larger, so on
-a square matrix its `slot_vr` is T5X's (and this class's) `v_col`. The update is the same either
-way (both factors average the same squared gradients, so their means agree); only the slot names
-swap, which `t5core.checkpoints.optimizer_state` undoes on import. T5X requires an explicit
-factor rule for a variable of rank > 2; this class factors it over its two largest dims, as
-Mesh-TF does. Every variable of the T5 model here is at most 2-D.
-
-State is float32 whatever the variable dtype; the update is computed in float32.
+The update, its factoring rule and how it differs from `keras.optimizers.Adafactor`:
+docs/architecture.md, "T5's Adafactor".
 """
 
 import keras
@@ -39,7 +9,14 @@ import numpy as np
 import tensorflow as tf
 
 from t5core import compat
+from t5core.dataclass_flags import FRACTION, POSITIVE, STEPS, check_bound
 from t5core.optimizers.clipping import ReplicaConsistentClipping
+
+
+# Adafactor's own constructor arguments (each stored under its name), added to Keras' config.
+_CONFIG_KEYS = ("beta1", "decay_rate", "step_offset", "clipping_threshold",
+                "multiply_by_parameter_scale", "factored", "min_dim_size_to_factor", "epsilon1",
+                "epsilon2", "weight_decay_rate", "weight_decay_rate_lr_exponent")
 
 
 def factored_axes(shape, min_dim_size_to_factor=128):
@@ -103,17 +80,11 @@ class Adafactor(ReplicaConsistentClipping, keras.optimizers.Optimizer):
             raise ValueError("Adafactor: use `weight_decay_rate` (T5X semantics), not Keras' "
                              f"`weight_decay` (got weight_decay={kwargs['weight_decay']!r}).")
         kwargs.pop("weight_decay", None)
-        if beta1 is not None and not 0.0 <= beta1 < 1.0:
-            raise ValueError(f"Adafactor: beta1 must be None or in [0, 1), got {beta1!r}.")
-        if clipping_threshold is not None and clipping_threshold <= 0:
-            raise ValueError("Adafactor: clipping_threshold must be None or > 0, got "
-                             f"{clipping_threshold!r}.")
-        if weight_decay_rate is not None and not 0.0 <= weight_decay_rate < 1.0:
-            raise ValueError("Adafactor: weight_decay_rate must be None or in [0, 1), got "
-                             f"{weight_decay_rate!r}.")
-        if int(min_dim_size_to_factor) < 0:
-            raise ValueError("Adafactor: min_dim_size_to_factor must be >= 0, got "
-                             f"{min_dim_size_to_factor!r}.")
+        for arg, value, bound in (("beta1", beta1, FRACTION),
+                                  ("clipping_threshold", clipping_threshold, POSITIVE),
+                                  ("weight_decay_rate", weight_decay_rate, FRACTION),
+                                  ("min_dim_size_to_factor", min_dim_size_to_factor, STEPS)):
+            check_bound(f"Adafactor: {arg}", value, bound)
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.beta1 = beta1
         self.decay_rate = float(decay_rate)
@@ -233,17 +204,5 @@ class Adafactor(ReplicaConsistentClipping, keras.optimizers.Optimizer):
     def get_config(self):
         config = super().get_config()
         config.pop("weight_decay", None)
-        config.update({
-            "beta1": self.beta1,
-            "decay_rate": self.decay_rate,
-            "step_offset": self.step_offset,
-            "clipping_threshold": self.clipping_threshold,
-            "multiply_by_parameter_scale": self.multiply_by_parameter_scale,
-            "factored": self.factored,
-            "min_dim_size_to_factor": self.min_dim_size_to_factor,
-            "epsilon1": self.epsilon1,
-            "epsilon2": self.epsilon2,
-            "weight_decay_rate": self.weight_decay_rate,
-            "weight_decay_rate_lr_exponent": self.weight_decay_rate_lr_exponent,
-        })
+        config.update({k: getattr(self, k) for k in _CONFIG_KEYS})
         return config

@@ -1,5 +1,6 @@
 """`make_optimizer`: the trainer's one entry point to build an optimizer from flag values."""
 
+from t5core.dataclass_flags import NONNEGATIVE, check_bound
 from t5core.optimizers.adafactor import Adafactor
 from t5core.optimizers.clipping import AdamW
 
@@ -30,10 +31,8 @@ def make_optimizer(name, learning_rate, weight_decay=0.0, clip_norm=None,
       ValueError: an unknown `name`, a negative weight_decay or clip_norm, or an argument the
         optimizer rejects.
     """
-    if weight_decay is None or weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}.")
-    if clip_norm is not None and clip_norm < 0:
-        raise ValueError(f"clip_norm must be None or >= 0, got {clip_norm!r}.")
+    check_bound("weight_decay", weight_decay, NONNEGATIVE)
+    check_bound("clip_norm", clip_norm, NONNEGATIVE)
     global_clipnorm = clip_norm or None
     if name == "adafactor":
         optimizer = Adafactor(learning_rate=learning_rate,

@@ -1,25 +1,12 @@
-"""Learning-rate schedules used to train T5, as serialisable Keras schedules.
-
-All take the optimizer step (0 for the first update, `optimizer.iterations`) and return float32.
-Linear warmup, where a schedule has it, is T5X's `linear_warmup` factor: `min(1, step / warmup)`,
-so the first update runs at 0 (as in T5X and HF `get_*_schedule_with_warmup`).
-
-- constant:  lr * warmup(step)
-- rsqrt:     lr / sqrt(max(step, warmup_steps))      T5 pretraining: lr=1, warmup_steps=10000
-             (`warmup_steps` is the length of the flat start here, as in T5X "rsqrt_decay";
-             max(.., 1) keeps step 0 finite when warmup_steps is 0; `linear_warmup=True`
-             ramps that start linearly from 0 instead)
-- linear:    lr * warmup(step), then falls linearly from lr at warmup_steps to end_learning_rate
-             at total_steps, constant after
-- cosine:    lr * warmup(step), then a half cosine from lr at warmup_steps to
-             lr * alpha at total_steps, constant after
-"""
+"""Learning-rate schedules used to train T5 (`SCHEDULE_NAMES`), as serialisable Keras schedules
+(their formulas: docs/architecture.md, "Learning-rate schedules")."""
 
 import math
 
 import keras
 import tensorflow as tf
 
+from t5core.dataclass_flags import STEPS, check_bound
 from t5core.errors import FlagError
 
 SCHEDULE_NAMES = ("constant", "rsqrt", "linear", "cosine")
@@ -27,9 +14,8 @@ SCHEDULE_NAMES = ("constant", "rsqrt", "linear", "cosine")
 
 def _check_steps(kind, warmup_steps, total_steps=None):
     # The arguments are the trainer's --warmup_steps and --train_steps: the message names both.
-    if int(warmup_steps) != warmup_steps or warmup_steps < 0:
-        raise FlagError(f"{kind} schedule: warmup_steps (--warmup_steps) must be an integer >= 0, "
-                        f"got {warmup_steps!r}.")
+    check_bound(f"{kind} schedule: warmup_steps (--warmup_steps)", warmup_steps, STEPS, FlagError)
+    # Not a bound but a relation between the two: the message names both values.
     if total_steps is not None and (int(total_steps) != total_steps
                                     or total_steps <= warmup_steps):
         raise FlagError(f"{kind} schedule: total_steps (--train_steps) must be an integer > "
@@ -52,6 +38,11 @@ class _Schedule(keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, step):
         return self._value(tf.cast(step, tf.float32))
+
+    def _decay_progress(self, step):
+        """0 up to warmup_steps, rising linearly to 1 at total_steps, 1 after."""
+        return tf.clip_by_value((step - self.warmup_steps)
+                                / float(self.total_steps - self.warmup_steps), 0.0, 1.0)
 
 
 @keras.saving.register_keras_serializable(package="t5core")
@@ -103,8 +94,7 @@ class LinearDecaySchedule(_Schedule):
         self.end_learning_rate = float(end_learning_rate)
 
     def _value(self, step):
-        progress = tf.clip_by_value((step - self.warmup_steps)
-                                    / float(self.total_steps - self.warmup_steps), 0.0, 1.0)
+        progress = self._decay_progress(step)
         decayed = self.learning_rate + (self.end_learning_rate - self.learning_rate) * progress
         return decayed * _linear_warmup(step, self.warmup_steps)
 
@@ -121,8 +111,7 @@ class CosineDecaySchedule(_Schedule):
         self.alpha = float(alpha)
 
     def _value(self, step):
-        progress = tf.clip_by_value((step - self.warmup_steps)
-                                    / float(self.total_steps - self.warmup_steps), 0.0, 1.0)
+        progress = self._decay_progress(step)
         cosine = 0.5 * (1.0 + tf.cos(math.pi * progress))
         decayed = self.learning_rate * (self.alpha + (1.0 - self.alpha) * cosine)
         return decayed * _linear_warmup(step, self.warmup_steps)

@@ -1,17 +1,5 @@
-"""Stopping a training run cleanly on SIGTERM or SIGINT: finish the step, save it, return.
-
-Clusters preempt a job with SIGTERM and a grace period; Ctrl-C sends SIGINT. Either one asks the
-trainer to stop after the step it is running: the checkpoint saved then holds that step (weights,
-optimizer, data position, RNG states), so the same command resumes exactly where the run
-stopped. A second SIGINT aborts at once, without saving.
-
-On one worker the trainer saves at the step the signal arrived in. Across several workers
-(MultiWorkerMirroredStrategy) every worker must save the same step, though the signal may reach
-only one of them, and late: TensorFlow's `PreemptionCheckpointHandler` agrees on that step
-through the cluster's coordination service and saves it on every worker. It is told of a
-signal through its termination watcher (it polls `requested` once a second), so SIGINT and
-SIGTERM reach it the same way, and its exit is replaced by a return to the trainer.
-"""
+"""Stopping a training run cleanly on SIGTERM or SIGINT: finish the step, save it, return (on
+several workers, the same step on each: docs/architecture.md, "Preemption")."""
 
 from __future__ import annotations
 

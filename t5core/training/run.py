@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import shlex
 import sys
@@ -12,18 +11,25 @@ import keras
 import tensorflow as tf
 
 from t5core import file_reads, model_dir
-from t5core.classifier import POOLINGS
+from t5core.checkpoints import load_pretrained, open_checkpoint, resolve_config
+from t5core.checkpoints.optimizer_state import continue_checkpoint_run
+from t5core.classifier import POOLINGS, T5EncoderClassifier
+from t5core.config import T5Config
 from t5core.data.counters import DropCounter
 from t5core.data.fingerprint import changes, fingerprints
 from t5core.data.option_tasks import option_problems
 from t5core.data.preprocessors import OVERLONG_MESSAGE, OVERLONG_POLICIES
 from t5core.data.templates import TEMPLATES
 from t5core.data.templates.reference import help_text as template_help
-from t5core.dataclass_flags import AUTO_BOOL, auto_bool, choice_problems, option
+from t5core.data.trainer_inputs import make_trainer_inputs
+from t5core.dataclass_flags import (AUTO_BOOL, COUNT, FRACTION, NONNEGATIVE, STEPS, Bound,
+                                     auto_bool, field_problems, option)
 from t5core.errors import ConfigError, DataError, FlagError
 from t5core.metrics.scripts import BLEU_TOKENIZERS, ROUGE_MODES
-from t5core.peft import PEFT_METHODS
+from t5core.model import T5Model
+from t5core.peft import PEFT_METHODS, PromptTunedT5, apply_peft, trainable_summary
 from t5core.peft.prompt_tuning import PROMPT_INITS
+from t5core.tokenizer import load_tokenizer
 from t5core.training.clusters import CLUSTER_RESOLVERS, STRATEGY_OF, missing_environment
 from t5core.training.distribute import STRATEGIES, is_chief, make_strategy
 from t5core.training.trainer import TrainConfig, Trainer
@@ -74,13 +80,14 @@ class RunOptions:
         "--strategy=multi_worker) or tpu (--tpu; implies --strategy=tpu).",
         choices=CLUSTER_RESOLVERS)
     slurm_port_base: int = option(8888, "--cluster_resolver=slurm: the port of each node's "
-                                  "first task; its next tasks take the next ports.")
-    num_cpu_devices: int = option(1, "Split the CPU into N logical devices.")
+                                  "first task; its next tasks take the next ports.",
+                                  bound=Bound(1, high=65535, whole=True))
+    num_cpu_devices: int = option(1, "Split the CPU into N logical devices.", bound=COUNT)
     # Resolved into train.jit_compile (a bool) by run(), on the devices found.
     jit_compile: str = option("auto", "XLA-compile the step; auto: on GPU/TPU yes, on CPU no (the "
                               "plain graph is faster there).", choices=AUTO_BOOL)
-    dropout_rate: float | None = option(None, "Override the model's dropout rate.")
-    eval_examples: int = option(400, "Examples decoded for metrics.")
+    dropout_rate: float | None = option(None, "Override the model's dropout rate.", bound=FRACTION)
+    eval_examples: int = option(400, "Examples decoded for metrics.", bound=STEPS)
     inputs_field: str = option("inputs", "--train_file column/key of the inputs text.")
     targets_field: str = option("targets", "--train_file column/key of the targets text.")
     metrics: str = option("", "--train_file: comma-separated metrics (accuracy, bleu, ...).")
@@ -91,11 +98,11 @@ class RunOptions:
                                  "unspaced scripts (English words stay words), else words.",
                                  choices=("auto", *ROUGE_MODES))
     peft: str = option("none", "Parameter-efficient training method.", choices=PEFT_METHODS)
-    peft_top_n: int = option(1, "--peft=top_n: train only the top N decoder blocks.")
-    prompt_length: int = option(20, "--peft=prompt: soft-prompt vectors.")
+    peft_top_n: int = option(1, "--peft=top_n: train only the top N decoder blocks.", bound=COUNT)
+    prompt_length: int = option(20, "--peft=prompt: soft-prompt vectors.", bound=COUNT)
     prompt_init: str = option("vocab", "--peft=prompt: initialisation.", choices=PROMPT_INITS)
-    lora_rank: int = option(8, "--peft=lora: rank r.")
-    lora_alpha: float = option(0.0, "--peft=lora: alpha (0: alpha = rank).")
+    lora_rank: int = option(8, "--peft=lora: rank r.", bound=COUNT)
+    lora_alpha: float = option(0.0, "--peft=lora: alpha (0: alpha = rank).", bound=NONNEGATIVE)
     lora_targets: str = option("q,v", "--peft=lora: projections (q,k,v,o,wi,wo or globs).")
     head: str = option("seq2seq", "Text-to-text, or the encoder with a pooled linear classifier.",
                        choices=model_dir.HEADS)
@@ -145,7 +152,7 @@ class RunOptions:
             files=[(f"--{name}", getattr(self, name)) for name in ("train_file", "eval_file")])
         if self.eval_file and not self.train_file:
             problems.append("--eval_file needs --train_file")
-        problems += choice_problems(self)
+        problems += field_problems(self)
         if self.tpu and self.strategy not in ("auto", "tpu"):
             problems.append(f"--tpu contradicts --strategy={self.strategy}")
         implied = STRATEGY_OF.get(self.cluster_resolver)
@@ -154,23 +161,9 @@ class RunOptions:
                             f"--strategy={self.strategy} (it builds --strategy={implied})")
         elif self.cluster_resolver == "slurm" or self.strategy == "multi_worker":
             problems += filter(None, [missing_environment(self.cluster_resolver)])
-        if not 0 < self.slurm_port_base < 65535:
-            problems.append(f"--slurm_port_base must be a port, 1 to 65534 (got "
-                            f"{self.slurm_port_base})")
         if ((self.strategy == "tpu" or self.cluster_resolver == "tpu") and not self.tpu
                 and "TPU_NAME" not in os.environ):
             problems.append("--strategy=tpu needs --tpu (a TPU name or grpc:// address)")
-        if self.num_cpu_devices < 1:
-            problems.append(f"--num_cpu_devices must be >= 1 (got {self.num_cpu_devices})")
-        if self.eval_examples < 0:
-            problems.append(f"--eval_examples must be >= 0 (got {self.eval_examples})")
-        if self.dropout_rate is not None and not 0 <= self.dropout_rate < 1:
-            problems.append(f"--dropout_rate must be in [0, 1) (got {self.dropout_rate})")
-        for name in ("peft_top_n", "prompt_length", "lora_rank"):
-            if getattr(self, name) < 1:
-                problems.append(f"--{name} must be >= 1 (got {getattr(self, name)})")
-        if not (self.lora_alpha >= 0 and math.isfinite(self.lora_alpha)):
-            problems.append(f"--lora_alpha must be a finite number >= 0 (got {self.lora_alpha})")
         for name in ("inputs_field", "targets_field"):
             if not getattr(self, name).strip():
                 problems.append(f"--{name} must name a column or key (got an empty string)")
@@ -192,10 +185,7 @@ class RunOptions:
             problems.append("--rank_classification needs --labels with at least two words")
         if self.peft == "prompt" and self.head == "classifier":
             problems.append("--peft=prompt applies to the seq2seq head only")
-        try:
-            self.train.check()  # the training flags too, before any data or model is built
-        except FlagError as err:
-            problems.append(str(err).removeprefix("Invalid training configuration: "))
+        problems += self.train.problems()  # the training flags too, before any data or model
         if problems:
             raise FlagError("Bad flags: " + "; ".join(problems))
 
@@ -216,8 +206,6 @@ def resolve_jit_compile(flag: str) -> bool:
 def model_config(options: RunOptions):
     """The model config: --model (preset, config.json, a run's or HF directory), else the
     --init_checkpoint's own config, else the embedded tiny byte-level model."""
-    from t5core.config import T5Config
-
     if options.model.endswith(".json"):
         config = T5Config.from_json(options.model)
     elif options.model and tf.io.gfile.isdir(options.model):
@@ -238,8 +226,6 @@ def model_config(options: RunOptions):
 
 def checkpoint_config(path):
     """The config a checkpoint states or implies (HF config.json, a run's, Mesh-TF shapes...)."""
-    from t5core.checkpoints import open_checkpoint, resolve_config
-
     fmt, reader, _, location = open_checkpoint(path)
     try:
         return resolve_config(None, fmt, location, reader)
@@ -262,8 +248,6 @@ def resolve_vocab(options: RunOptions) -> tuple[str, str]:
 
 
 def make_tokenizer(options: RunOptions):
-    from t5core.tokenizer import load_tokenizer
-
     return load_tokenizer(resolve_vocab(options)[0])
 
 
@@ -323,11 +307,6 @@ def run_description(options: RunOptions, vocab: str):
 def initial_model(options: RunOptions, config, dtype, log=print):
     """The model before PEFT: --init_checkpoint's (as its run built it) or a new one, with the
     head --head asks for."""
-    from t5core.checkpoints import load_pretrained
-    from t5core.model import T5Model
-    from t5core.classifier import T5EncoderClassifier
-    from t5core.peft import PromptTunedT5
-
     # A LoRA run loads with its adapters merged into the weights: all of them train, or new
     # adapters over them with --peft=lora.
     base = (load_pretrained(options.init_checkpoint, config=config, dtype=dtype)
@@ -390,8 +369,6 @@ def run(options: RunOptions, log=print):
     keras.utils.set_random_seed(train_cfg.seed)  # before the data: shuffles use the global seed
     config = model_config(options)
     vocab, vocab_source = resolve_vocab(options)
-    from t5core.tokenizer import load_tokenizer
-
     tokenizer = load_tokenizer(vocab)
     if vocab_source != "--vocab" and vocab != "byte":
         log(f"Tokenizer: {vocab} (from {vocab_source})")
@@ -400,8 +377,6 @@ def run(options: RunOptions, log=print):
                           f"{tokenizer.vocab_size} ids but the model only {config.vocab_size} "
                           "embedding rows: wrong --vocab for --model?")
     dtype = "mixed_bfloat16" if train_cfg.precision == "mixed_bfloat16" else None
-    from t5core.data.trainer_inputs import make_trainer_inputs
-
     overlong = DropCounter()
     train_data, eval_data, evaluator = make_trainer_inputs(options, tokenizer,
                                                            config.decoder_start_token_id, overlong)
@@ -413,8 +388,6 @@ def run(options: RunOptions, log=print):
     restart_data = check_data_changed(options, description, log)
 
     def model_fn():
-        from t5core.peft import apply_peft, trainable_summary
-
         # Plain weights (or the init run's model) and the head first, then PEFT; a resume
         # restores after all of them.
         model = initial_model(options, config, dtype, log)
@@ -429,8 +402,6 @@ def run(options: RunOptions, log=print):
     trainer = Trainer(train_cfg, strategy, model_fn, train_data, eval_data, evaluator, log=log,
                       run=description, restart_data=restart_data)
     if options.init_optimizer_state:
-        from t5core.checkpoints.optimizer_state import continue_checkpoint_run
-
         continue_checkpoint_run(trainer, options.init_checkpoint, log=log)
     try:
         trainer.train()

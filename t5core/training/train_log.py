@@ -1,17 +1,5 @@
-"""model_dir/train_log.jsonl: one JSON object per line, appended by the trainer, read on resume.
-
-A kill can interrupt a write, so a reader must expect a torn last line. Three rules keep the file
-readable whatever happens:
-- each record is written with its newline in a single write, so a kill can only tear the line
-  being written, which is the last one;
-- a run that opens the file for appending first repairs its end (`repair`): a complete record
-  that lacks its newline gets one, and a torn record is dropped, so the next record starts on a
-  line of its own instead of being merged into the torn one;
-- `read` skips a torn last line and names the file and line of any other unreadable line.
-
-A resumed run appends again from its checkpoint's step, so a step can appear more than once;
-the last record of a step is the one that counts.
-"""
+"""model_dir/train_log.jsonl: one JSON object per line, appended by the trainer, read on resume;
+a torn last line is expected and repaired (the rules: docs/architecture.md, "The train log")."""
 
 from __future__ import annotations
 

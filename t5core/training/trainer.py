@@ -11,15 +11,15 @@ import sys
 import time
 from typing import Callable
 
-import numpy as np
 import tensorflow as tf
 
-from t5core import file_reads, file_writes
 from t5core import model_dir as md
 from t5core.checkpoints.model_state import ModelState
-from t5core.dataclass_flags import choice_problems, option
-from t5core.errors import FlagError, ModelDirError, TrainingStoppedError
-from t5core.locking import DirectoryLock, describe
+from t5core.dataclass_flags import (COUNT, FRACTION, NONNEGATIVE, POSITIVE, STEPS, Bound,
+                                     field_problems, option)
+from t5core.errors import FlagError, TrainingStoppedError
+from t5core.model_dir import ModelDirMismatchError  # noqa: F401  (raised by check_model_dir)
+from t5core.peft import describe_structure
 from t5core.losses import parse_loss_normalization
 from t5core.optimizers import OPTIMIZER_NAMES, SCHEDULE_NAMES, make_optimizer, make_schedule
 from t5core.optimizers.schedules import fit_warmup
@@ -50,51 +50,51 @@ class NonFiniteWeightsError(TrainingStoppedError):
     """The weights hold NaN or Inf; no checkpoint of them is written."""
 
 
-class ModelDirMismatchError(ModelDirError):
-    """--model_dir holds checkpoints of a different model."""
-
-
 @dataclasses.dataclass
 class TrainConfig:
     """How to train. The defaults are the main job's (the embedded task set, offline, minutes on a
     CPU); `scripts/train.py`'s flags are made from these fields (`t5core.dataclass_flags`)."""
     model_dir: str = option("runs/default", "Checkpoints and TensorBoard logs; rerun with the "
                             "same model_dir to resume.")
-    train_steps: int = option(2000, "Total optimizer steps.")
-    batch_size: int = option(64, "Global batch size (all replicas).")  # and all workers
-    inputs_length: int = option(24, "Encoder length in tokens.")
-    targets_length: int = option(12, "Decoder length in tokens.")
-    eval_every: int = option(500, "Evaluate every N steps (0: at the end).")
-    eval_steps: int = option(10, "Batches for the validation loss (0: all).")
-    save_every: int = option(500, "Checkpoint every N steps.")
-    keep_checkpoints: int = option(3, "Checkpoints kept.")
-    log_every: int = option(100, "Log metrics every N steps.")
+    train_steps: int = option(2000, "Total optimizer steps.", bound=COUNT)
+    # Global: all replicas of all workers.
+    batch_size: int = option(64, "Global batch size (all replicas).", bound=COUNT)
+    inputs_length: int = option(24, "Encoder length in tokens.", bound=COUNT)
+    targets_length: int = option(12, "Decoder length in tokens.", bound=COUNT)
+    eval_every: int = option(500, "Evaluate every N steps (0: at the end).", bound=STEPS)
+    eval_steps: int = option(10, "Batches for the validation loss (0: all).", bound=STEPS)
+    save_every: int = option(500, "Checkpoint every N steps.", bound=STEPS)
+    keep_checkpoints: int = option(3, "Checkpoints kept.", bound=COUNT)
+    log_every: int = option(100, "Log metrics every N steps.", bound=COUNT)
     # No flag of its own: the command line's --jit_compile is RunOptions' auto/true/false.
     jit_compile: bool = option(False, "XLA-compile the step.", flag=False)
     precision: str = option("float32", "Compute dtype policy.", choices=PRECISIONS)
     optimizer: str = option("adamw", "Optimizer.", choices=OPTIMIZER_NAMES)
-    learning_rate: float = option(2e-3, "Peak learning rate.")
+    learning_rate: float = option(2e-3, "Peak learning rate.", bound=POSITIVE)
     schedule: str = option("cosine", "Learning-rate schedule.", choices=SCHEDULE_NAMES)
     warmup_steps: int = option(100, "Linear warm-up steps (one as long as the run is shortened "
-                               "to a tenth of it, with a note).")  # see fit_warmup
-    weight_decay: float = option(0.0, "Weight decay (adamw: decoupled; adafactor: T5X rate).")
-    clip_norm: float = option(0.0, "Clip the global gradient norm (0: off).")
-    grad_accum_steps: int = option(1, "Micro-batches accumulated per step.")
-    label_smoothing: float = option(0.0, "Label smoothing.")
-    z_loss: float = option(0.0, "z-loss coefficient (T5X uses 1e-4).")
+                               "to a tenth of it, with a note).", bound=STEPS)  # see fit_warmup
+    weight_decay: float = option(0.0, "Weight decay (adamw: decoupled; adafactor: T5X rate).",
+                                 bound=NONNEGATIVE)
+    clip_norm: float = option(0.0, "Clip the global gradient norm (0: off).", bound=NONNEGATIVE)
+    grad_accum_steps: int = option(1, "Micro-batches accumulated per step.", bound=COUNT)
+    label_smoothing: float = option(0.0, "Label smoothing.", bound=FRACTION)
+    z_loss: float = option(0.0, "z-loss coefficient (T5X uses 1e-4).", bound=NONNEGATIVE)
     loss_normalization: str = option("tokens", "tokens, total_tokens, sequences, none or "
                                      "constant:N.")
-    seed: int = option(0, "Seed for initialisation, data order and dropout.")
+    seed: int = option(0, "Seed for initialisation, data order and dropout.",
+                       bound=Bound(0, high=2**32, whole=True))
     early_stopping_patience: int = option(0, "Stop after N evaluations without improvement in "
                                           "--best_metric (0: never); evaluations inside the "
-                                          "warm-up do not count.")
+                                          "warm-up do not count.", bound=STEPS)
     best_metric: str = option("", "Metric for the best checkpoint and early stopping (default: "
                               "eval_loss, else the task's first metric).")
     best_metric_mode: str = option("auto", "Whether --best_metric improves downwards or upwards "
                                    "(auto: min for losses, else max).", choices=md.METRIC_MODES)
     skip_nonfinite: bool = option(False, "Skip steps with a non-finite loss instead of stopping.")
     max_nonfinite_skips: int = option(10, "--skip_nonfinite: stop after this many consecutive "
-                                      "skipped steps (the weights themselves are then broken).")
+                                      "skipped steps (the weights themselves are then broken).",
+                                      bound=COUNT)
     peak_flops: str = option("", "Device peak FLOP/s for the MFU estimate: a number (4.7e11), or "
                              "auto to measure this machine's matmul peak once and cache it (unset: "
                              "no MFU).")
@@ -105,123 +105,47 @@ class TrainConfig:
 
         num_replicas: when known, the batch must also split evenly over the replicas.
         """
-        problems = []
-        for name in ("train_steps", "batch_size", "inputs_length", "targets_length",
-                     "keep_checkpoints", "grad_accum_steps", "log_every", "max_nonfinite_skips"):
-            if getattr(self, name) < 1:
-                problems.append(f"--{name} must be >= 1 (got {getattr(self, name)})")
-        for name in ("eval_every", "eval_steps", "save_every", "warmup_steps",
-                     "early_stopping_patience"):
-            if getattr(self, name) < 0:
-                problems.append(f"--{name} must be >= 0 (got {getattr(self, name)})")
+        problems = self.problems(num_replicas)
+        if problems:
+            raise FlagError("Invalid training configuration: " + "; ".join(problems))
+
+    def problems(self, num_replicas: int | None = None) -> list[str]:
+        """What `check` refuses, one line per problem."""
+        problems = field_problems(self)
         if self.grad_accum_steps >= 1 and self.batch_size >= 1:
             per_step = (num_replicas or 1) * self.grad_accum_steps
             if self.batch_size % per_step:
                 problems.append(
                     f"--batch_size={self.batch_size} is not divisible by replicas x "
                     f"--grad_accum_steps = {num_replicas or 1} x {self.grad_accum_steps}")
-        for name in ("weight_decay", "clip_norm", "z_loss"):
-            value = getattr(self, name)
-            if not (value >= 0 and math.isfinite(value)):
-                problems.append(f"--{name} must be a finite number >= 0 (got {value})")
         try:
             parse_peak_flops(self.peak_flops)
         except ValueError as err:
             problems.append(f"--peak_flops {err}")
-        if not 0 <= self.label_smoothing < 1:
-            problems.append(f"--label_smoothing must be in [0, 1) (got {self.label_smoothing})")
-        if not 0 <= self.seed < 2**32:
-            problems.append(f"--seed must be in [0, 2**32) (got {self.seed})")
         try:
             parse_loss_normalization(self.loss_normalization)
         except (TypeError, ValueError) as err:
             problems.append(f"--loss_normalization: {err}")
-        problems += choice_problems(self)
-        # `not x > 0` rather than `x <= 0`: NaN fails every comparison and must fail here too.
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            uphill = "; a negative rate trains uphill" if self.learning_rate < 0 else ""
-            problems.append(f"--learning_rate must be a finite number > 0 (got "
-                            f"{self.learning_rate}){uphill}")
         if self.early_stopping_patience and not self.eval_every:
             problems.append("--early_stopping_patience needs --eval_every > 0")
-        # The step computes in float32: a value finite in Python but not there (1e39 is inf in
-        # float32) would make every weight NaN after the first update.
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if isinstance(value, float) and math.isfinite(value) and \
-                    abs(value) > float(np.finfo(np.float32).max):
-                problems.append(f"--{field.name}={value} is not finite in float32 (|x| must be "
-                                f"below {float(np.finfo(np.float32).max):.3g})")
         if tf.io.gfile.exists(self.model_dir) and not tf.io.gfile.isdir(self.model_dir):
             problems.append(f"--model_dir={self.model_dir} is a file, not a directory")
-        if problems:
-            raise FlagError("Invalid training configuration: " + "; ".join(problems))
+        return problems
 
 
-# The config fields that decide the shapes of the variables a checkpoint holds.
-_SHAPE_KEYS = ("vocab_size", "d_model", "d_kv", "d_ff", "num_heads", "num_layers",
-               "num_decoder_layers", "feed_forward_proj", "tie_word_embeddings", "model_type",
-               "relative_attention_num_buckets")
-# The run description fields that decide which variables a checkpoint holds beyond a T5's.
-_STRUCTURE_KEYS = ("model_class", "labels", "prompt_length", "lora_rank", "lora_targets")
-
-
-def check_model_dir(model_dir: str, model, run=None) -> None:
-    """Refuses a model_dir whose checkpoints belong to another model; else describes the run there.
-
-    A model directory describes itself (see t5core.model_dir): `config.json` (the model config,
-    HF names), `run.json` (the `run` given, a `RunDescription`, completed with the model's own
-    structure: class, labels, prompt, LoRA) and a copy of the run's vocabulary file, which
-    `run.tokenizer` names by its path ("byte": none). Resuming checks the saved config, structure
-    and vocabulary against the new ones before anything is overwritten.
-    """
-    import dataclasses
-
-    from t5core import model_dir as md
-    from t5core.peft import describe_structure
-
+def describe_run(model, run=None) -> md.RunDescription:
+    """`run` (a `RunDescription`; None: one that knows no tokenizer) completed with the model's own
+    structure: class, labels, prompt, LoRA."""
     run = dataclasses.replace(run or md.RunDescription(tokenizer=""), **describe_structure(model))
     if run.peft == "none" and (run.lora_rank or run.model_class == "PromptTunedT5"):
         run = dataclasses.replace(run, peft="lora" if run.lora_rank else "prompt")
-    config = model.config
-    # Only checkpoints bind a model_dir to a model: a run that ended before its first one (a
-    # crash, a mistake in its flags) leaves config.json and run.json that a retry replaces.
-    bound = _holds_checkpoints(model_dir)
-    saved_config = md.read_config(model_dir) if bound else None
-    saved_run = md.read_run(model_dir) if saved_config is not None else None
-    if saved_config is not None:
-        saved_run = saved_run or md.RunDescription()
-        diff = [f"{k}: saved {getattr(saved_config, k)!r}, now {getattr(config, k)!r}"
-                for k in _SHAPE_KEYS if getattr(saved_config, k) != getattr(config, k)]
-        legacy = not tf.io.gfile.exists(md.path(model_dir, md.RUN))
-        keys = ("model_class",) if legacy else _STRUCTURE_KEYS
-        if run.model_class != "T5EncoderClassifier":
-            keys = [k for k in keys if k != "labels"]  # a seq2seq run's labels are only words
-        diff += [f"{k}: saved {getattr(saved_run, k)!r}, now {getattr(run, k)!r}"
-                 for k in keys if getattr(saved_run, k) != getattr(run, k)]
-        if not legacy and saved_run.tokenizer and run.tokenizer and \
-                (saved_run.tokenizer == "byte") != (run.tokenizer == "byte"):
-            diff.append(f"tokenizer: saved {saved_run.tokenizer}, now {run.tokenizer}")
-        if diff:
-            raise ModelDirMismatchError(
-                f"{model_dir} holds checkpoints of another model ({'; '.join(diff)}). Use a new "
-                "--model_dir, or the same model settings to resume.")
-    elif tf.io.gfile.exists(model_dir) and file_reads.latest_checkpoint(model_dir):
-        raise ModelDirMismatchError(f"{model_dir} holds checkpoints but no {md.CONFIG}: "
-                                    "not a t5core model_dir; use a new --model_dir")
-    file_writes.make_dirs(model_dir)
-    if not run.tokenizer and saved_run is not None:  # not told: the tokenizer in place stays
-        run = dataclasses.replace(run, tokenizer=saved_run.tokenizer)
-    else:
-        run = dataclasses.replace(run, tokenizer=md.copy_tokenizer(model_dir, run.tokenizer,
-                                                                   replace=not bound))
-    config.to_json(md.path(model_dir, md.CONFIG))
-    md.write_run(model_dir, run)
+    return run
 
 
-def _holds_checkpoints(model_dir) -> bool:
-    return tf.io.gfile.exists(model_dir) and any(
-        tf.train.latest_checkpoint(d) for d in (model_dir, md.path(model_dir, md.BEST)))
+def check_model_dir(model_dir: str, model, run=None) -> None:
+    """Refuses a model_dir whose checkpoints belong to another model; else describes the run there
+    (`t5core.model_dir.bind` of the model's config and `describe_run(model, run)`)."""
+    md.bind(model_dir, model.config, describe_run(model, run))
 
 
 class Trainer:
@@ -233,12 +157,12 @@ class Trainer:
     eval_data: optional finite dataset of batched features for the validation loss.
     evaluator: optional `evaluator(model) -> (metrics dict, sample lines)`, decoding predictions.
     run: optional `t5core.model_dir.RunDescription` of the run (tokenizer, data options, ...),
-      written to the model_dir as run.json (see `check_model_dir`).
+      written to the model_dir as run.json (`t5core.model_dir.bind`).
     restart_data: a resume restores everything but the data position: the data starts from its
       beginning (the data files changed, --data_changed=restart_epoch).
 
-    The chief holds the model_dir's lock (`t5core.model_dir.LOCK`) from construction to the end
-    of `train()`: a second trainer on the same model_dir is refused, naming the holder.
+    The chief holds the model_dir's lock (`t5core.model_dir.open_run`) from construction to the
+    end of `train()`: a second trainer on the same model_dir is refused, naming the holder.
     SIGTERM or SIGINT during `train()` saves the step in progress and returns early, with
     `stopped_by` naming the signal.
     """
@@ -249,21 +173,10 @@ class Trainer:
         self.restart_data = restart_data
         self.strategy = strategy
         self.log = log if is_chief(strategy) else (lambda *a, **k: None)
-        self.num_workers, self.worker_index = worker_info(strategy)
+        self.num_workers = worker_info(strategy)[0]
         config.check(strategy.num_replicas_in_sync)
         self.stopped_by = ""  # the signal that stopped train() early, if one did
-        self.lock = DirectoryLock(config.model_dir, md.LOCK, ModelDirError,
-                                  hint="wait for it to end, or use another --model_dir")
-        self._take_lock()
-        directory = config.model_dir if is_chief(strategy) else md.worker_dir(
-            config.model_dir, self.worker_index)
-        for stale in md.remove_orphaned_temp_dirs(directory):
-            self.log(f"Removed {stale}, left by a checkpoint save that was killed")
-        self.train_log_path = md.path(config.model_dir, md.TRAIN_LOG)
-        if is_chief(strategy):
-            repaired = train_log.repair(self.train_log_path)
-            if repaired:
-                self.log(repaired)
+        self.run_dir = md.open_run(config.model_dir, strategy, self.log)
         # No seeding here: tf.random.set_seed resets TensorFlow's eager context, which destroys
         # resources that datasets built earlier hold (the in-graph SentencePiece tokenizer).
         # Callers seed once, before building their data (see run.run).
@@ -278,9 +191,7 @@ class Trainer:
             self.optimizer = make_optimizer(config.optimizer, schedule, config.weight_decay,
                                             config.clip_norm or None)
             self.optimizer.build(self.model.trainable_variables)
-        # Only the chief writes model_dir (workers writing run.json at once race on its rename).
-        self._agree_on(lambda: check_model_dir(config.model_dir, self.model, run),
-                       "the chief worker refused it (its message says why)")
+        self.run_dir.bind(self.model.config, describe_run(self.model, run))
         self.train_iterator = iter(train_data)
         self.eval_data = eval_data
         self.evaluator = evaluator
@@ -293,17 +204,7 @@ class Trainer:
             best=self.best, evals_without_improvement=self.evals_without_improvement,
             data_batch_size=self.data_batch_size)
         self.checkpoint = tf.train.Checkpoint(**self._saved)
-        # Each worker checks the state file of its own folder; all stop if one refuses it, rather
-        # than the others waiting in a collective for it.
-        refused = None
-        try:
-            md.check_checkpoint_state(directory)
-            md.check_checkpoint_state(md.path(directory, md.BEST))
-        except ModelDirError as err:
-            refused = err
-        if not all_workers_agree(strategy, refused is None):
-            raise refused or ModelDirError(f"{config.model_dir}: another worker refused its "
-                                           "checkpoint state file (its message says why)")
+        directory = self.run_dir.directory
         self.manager = checkpoint_manager(self.checkpoint, directory, config.keep_checkpoints)
         self.best_manager = checkpoint_manager(tf.train.Checkpoint(model=ModelState(self.model)),
                                                md.path(directory, md.BEST), 1)
@@ -327,31 +228,6 @@ class Trainer:
     @property
     def step(self) -> int:
         return int(self.optimizer.iterations.numpy())
-
-    def _agree_on(self, chief_action: Callable, refusal: str):
-        """Runs chief_action on the chief alone (only the chief writes model_dir); a
-        ModelDirError there stops every worker, instead of leaving the others waiting in a
-        collective for a chief that gave up."""
-        refused = None
-        if is_chief(self.strategy):
-            try:
-                chief_action()
-            except ModelDirError as err:
-                refused = err
-        if not all_workers_agree(self.strategy, refused is None):
-            raise refused or ModelDirError(f"{self.config.model_dir}: {refusal}")
-
-    def _take_lock(self) -> None:
-        def lock():
-            previous = self.lock.acquire()
-            if previous:
-                self.log(f"Took over the lock of {self.config.model_dir} from "
-                         f"{describe(previous)}, which ended without releasing it (killed)")
-            if self.lock.skipped:
-                self.log(f"Warning: {self.lock.skipped}; make sure only one run writes it")
-
-        self._agree_on(lock, "in use by another run: the chief worker could not lock it (its "
-                             "message names the holder)")
 
     def restore(self) -> int:
         """Restores the latest checkpoint of model_dir, if any; returns the step reached."""
@@ -380,11 +256,11 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------------
     def train(self) -> list[dict]:
         """Trains to train_steps (or an early stop, or a signal); returns the history."""
-        self._take_lock()
+        self.run_dir.take_lock()
         try:
             return self._train()
         finally:
-            self.lock.release()
+            self.run_dir.lock.release()
 
     def _train(self) -> list[dict]:
         c = self.config
@@ -493,7 +369,7 @@ class Trainer:
         # The chief reads its log; every worker must agree, since evaluation is collective.
         missed = not is_chief(self.strategy) or not any(
             record.get("step") == step and any(k.startswith(md.EVAL_RECORD_PREFIX) for k in record)
-            for record in train_log.read(self.train_log_path))
+            for record in train_log.read(self.run_dir.train_log))
         return all_workers_agree(self.strategy, missed)
 
     def _append_log(self, record):
@@ -504,7 +380,7 @@ class Trainer:
         """
         self.history.append(record)
         if is_chief(self.strategy):
-            train_log.append(self.train_log_path, record)
+            train_log.append(self.run_dir.train_log, record)
 
     def _log_train(self, sums, loss, steps, elapsed, tokens_per_step, flops, peak):
         seconds = elapsed / max(steps, 1)
