@@ -177,7 +177,7 @@ def open_checkpoint(path, use_torch=None):
     """(format, reader, rules, location) for the checkpoint at `path`, nothing read yet."""
     fmt, location = detect_format(path)
     row = _BY_NAME[fmt]
-    return fmt, row.open(location, use_torch), row.rules(), location
+    return fmt, row.open(location, use_torch=use_torch), row.rules(), location
 
 
 def resolve_config(config, fmt=None, location=None, reader=None) -> T5Config:
