@@ -34,7 +34,10 @@ import math
 import os
 import re
 
+import tensorflow as tf
+
 from t5core import file_reads, file_writes
+from t5core.config import T5Config
 from t5core.errors import ModelDirError, json_kind
 
 CONFIG = "config.json"
@@ -187,8 +190,6 @@ def write_run(model_dir: str, run: RunDescription) -> None:
 
 
 def _exists(location: str) -> bool:
-    import tensorflow as tf
-
     return tf.io.gfile.exists(location) or tf.io.gfile.exists(location + ".index")
 
 
@@ -198,8 +199,6 @@ def root(location: str) -> str:
     `location` may be the model directory itself, its `best/`, a checkpoint prefix inside either
     (`runs/x/ckpt-40`, `runs/x/best/ckpt-20`) or such a prefix's `.index` file.
     """
-    import tensorflow as tf
-
     directory = os.path.normpath(os.fspath(location))
     if not tf.io.gfile.isdir(directory):
         directory = os.path.dirname(directory)
@@ -209,8 +208,6 @@ def root(location: str) -> str:
 
 
 def _read_json(file_path: str):
-    import tensorflow as tf
-
     with tf.io.gfile.GFile(file_path, "rb") as f:
         data = f.read()
     try:
@@ -225,8 +222,6 @@ def _read_json(file_path: str):
 def read_run(model_dir: str) -> RunDescription | None:
     """The run description of a model directory (or of its `best/` or a checkpoint in it), or
     None if it has none."""
-    import tensorflow as tf
-
     if not _exists(os.fspath(model_dir)):
         return None
     directory = root(model_dir)
@@ -241,10 +236,6 @@ def read_config(model_dir: str):
 
     Reads `config.json` (HF field names).
     """
-    import tensorflow as tf
-
-    from t5core.config import T5Config
-
     if not _exists(os.fspath(model_dir)):
         return None
     directory = root(model_dir)
@@ -261,8 +252,6 @@ def find_tokenizer(location: str) -> str | None:
     Any other directory (an HF snapshot, a converted checkpoint), or the directory of a
     checkpoint file or prefix, is searched for `spiece.model`, then `tokenizer.json`.
     """
-    import tensorflow as tf
-
     location = os.fspath(location)
     if not _exists(location):
         return None  # a preset name, not a path
@@ -279,11 +268,18 @@ def find_tokenizer(location: str) -> str | None:
             raise ModelDirError(f"{run_path} names the tokenizer {run.tokenizer!r}, but "
                                 f"{candidate} does not exist")
         return candidate
-    from t5core.tokenizer import find_tokenizer_file
-
     directory = location if tf.io.gfile.isdir(location) else os.path.dirname(location)
     # (An older model directory, without run.json, holds no vocabulary either: None.)
     return find_tokenizer_file(directory)
+
+
+def find_tokenizer_file(directory: str) -> str | None:
+    """The tokenizer file of a model directory: spiece.model, else tokenizer.json, else None."""
+    for name in (SENTENCEPIECE_VOCAB, HF_TOKENIZER):
+        candidate = path(directory, name)
+        if tf.io.gfile.exists(candidate):
+            return candidate
+    return None
 
 
 def tokenizer_file_name(vocab: str) -> str:
@@ -298,8 +294,6 @@ def copy_tokenizer(model_dir: str, vocab: str, replace: bool = False) -> str:
     model directory that already holds a different file of that name belongs to another run:
     ModelDirError, unless `replace` (a model_dir without checkpoints, which binds it to nothing).
     """
-    import tensorflow as tf
-
     if vocab in ("", "byte"):
         return vocab
     name = tokenizer_file_name(vocab)
@@ -340,8 +334,6 @@ def remove_orphaned_temp_dirs(directory: str) -> list[str]:
     Call it only while no save can be running there (the trainer holds the model_dir lock).
     Nothing but directories of exactly that name is touched. Returns the paths removed.
     """
-    import tensorflow as tf
-
     removed = []
     for folder in (directory, path(directory, BEST)):
         if not tf.io.gfile.isdir(folder):

@@ -130,7 +130,9 @@ def resolve_config(config, fmt=None, location=None, reader=None) -> T5Config:
     if isinstance(config, str):
         if config.endswith(".gin"):
             return t5x.config_from_gin([config])
-        if config.endswith(".json") or tf.io.gfile.isdir(config):
+        if tf.io.gfile.isdir(config):
+            return T5Config.from_json(model_dir.path(config, model_dir.CONFIG))
+        if config.endswith(".json"):
             return T5Config.from_json(config)
         return T5Config.from_preset(config)
     if config is not None:
