@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from t5core.config import T5Config
+from t5core.decoding.text import encode_inputs, is_empty, pad_batch
 from t5core.layers.dropout import Dropout
 from t5core.layers.stacks import Encoder
 from t5core.losses import cross_entropy_loss
@@ -236,8 +237,6 @@ def classify_text(model, tokenizer, texts, *, batch_size=64, max_input_length=51
     `t5core.decoding.text.encode_inputs` does (an error naming it, or truncation), and an empty
     one gets an empty label with probability 0.
     """
-    from t5core.decoding.text import encode_inputs, is_empty, pad_batch
-
     texts = list(texts)
     labels = model.labels or tuple(str(i) for i in range(model.num_classes))
     for start in range(0, len(texts), batch_size):

@@ -188,7 +188,7 @@ def test_evaluate_task_takes_the_tokenization(monkeypatch):
     from t5core.evaluation.evaluators import evaluate_task
     from t5core.tokenizer import load_tokenizer
 
-    monkeypatch.setattr("t5core.data.tasks.task_examples",
+    monkeypatch.setattr("t5core.evaluation.evaluators.task_examples",
                         lambda *args: ([[5, 1]] * len(ZH_REFS), list(ZH_REFS)))
     _echo_targets(monkeypatch)
     fake = type("FakeTask", (), {"name": "zh_echo", "metrics": ("bleu", "rouge")})()

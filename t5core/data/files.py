@@ -13,8 +13,9 @@ import os
 from t5core.data.builtin_tasks import TOKENIZE
 from t5core.data.sources import (JsonlSource, ListSource, Source, TsvSource, jsonl_objects,
                                 tsv_rows)
-from t5core.errors import DataError
 from t5core.data.tasks import Task
+from t5core.data.templates import DEFAULT_METRICS
+from t5core.errors import DataError
 
 
 def example_check(labels=(), names=None):
@@ -98,8 +99,6 @@ def read_rows(path):
 def templated_task(train_file, eval_file, template, lengths, metrics=()):
     """A Task of rendered examples; the template raises on bad rows, naming file and line.
     Without `metrics`, the template's task type names them (`templates.DEFAULT_METRICS`)."""
-    from t5core.data.templates import DEFAULT_METRICS
-
     splits = {"train": train_file}
     if eval_file:
         splits["validation"] = eval_file

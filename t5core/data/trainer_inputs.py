@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from t5core.data.embedded_tasks import embedded_examples
 from t5core.data.option_tasks import task_from_options
 from t5core.data.pairs import batched, encode_pairs, pad_batches
-from t5core.data.tasks import task_examples
+from t5core.data.tasks import make_model_dataset, task_examples
 from t5core.errors import FlagError
 from t5core.evaluation.evaluators import ClassifierEvaluator, DecodeEvaluator, RankEvaluator
 from t5core.metrics import check_metric_packages
@@ -60,8 +61,6 @@ def embedded_inputs(tokenizer, inputs_length, targets_length, batch_size, seed,
 
     eval_examples=0: no evaluation (eval dataset and evaluator None).
     """
-    from t5core.data.embedded_tasks import embedded_examples
-
     train, _ = encode_pairs(embedded_examples("train"), tokenizer, inputs_length,
                             targets_length, "embedded train", decoder_start_token_id)
     if not eval_examples:
@@ -91,8 +90,6 @@ def task_inputs(task, tokenizer, config, *, data_dir, pack, eval_examples, eval_
                 counter=None):
     """(train dataset, eval dataset or None, evaluator or None) for a Task or Mixture;
     metric_options go to `compute_metrics` (bleu_tokenize, rouge_tokenize)."""
-    from t5core.data.tasks import make_model_dataset
-
     lengths = {"inputs": config.inputs_length, "targets": config.targets_length}
     data_dir = data_dir or None
     train = make_model_dataset(task, "train", tokenizer, batch_size=config.batch_size,

@@ -9,9 +9,14 @@ call.
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
 
 from t5core.data.pairs import pad_rows
+from t5core.data.tasks import task_examples
+from t5core.decoding import generate
+from t5core.losses import token_losses
 from t5core.metrics import check_metric_packages, compute_metrics
+from t5core.model_inputs import shift_right
 
 
 class DecodeEvaluator:
@@ -41,8 +46,6 @@ class DecodeEvaluator:
         self.generate_options = generate_options  # method, num_beams, alpha, ...
 
     def predict(self, model) -> list[str]:
-        from t5core.decoding import generate
-
         predictions = []
         for start in range(0, len(self.inputs), self.batch_size):
             batch = self.inputs[start:start + self.batch_size]
@@ -94,8 +97,6 @@ def evaluate_task(model, task, split, tokenizer, inputs_length, targets_length, 
       (metrics, predictions, targets): metrics the {key: float} of `compute_metrics`;
       predictions the decoded strings and targets the target strings, in the split's order.
     """
-    from t5core.data.tasks import task_examples
-
     check_metric_packages(task.metrics, f"the metrics of {task.name}")
     metric_options = dict(generate_options.pop("metric_options", None) or {})
     metric_options.update({k: v for k, v in (("bleu_tokenize", bleu_tokenize),
@@ -115,11 +116,6 @@ def score_candidates(model, encoder_tokens, candidates, targets_length, batch_si
     Rank classification: the prediction is the best-scoring candidate, so the model can never
     emit a label outside the set. Candidates are teacher-forced in one forward pass each.
     """
-    import tensorflow as tf
-
-    from t5core.losses import token_losses
-    from t5core.model_inputs import shift_right
-
     targets = pad_rows([c[:targets_length] for c in candidates], targets_length)  # [C, T]
     decoder_inputs = shift_right(targets, model.config.decoder_start_token_id).numpy()
     scores = np.zeros((len(encoder_tokens), len(candidates)), np.float32)

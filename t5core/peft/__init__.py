@@ -20,10 +20,12 @@ a method does not use are ignored, so a trainer can pass all its flags. See free
 
 from __future__ import annotations
 
+from t5core.classifier import T5EncoderClassifier
 from t5core.peft.freezing import (freeze_all, freeze_all_but_top, freeze_embeddings,
                                   freeze_encoder, trainable_summary, trainable_variable_names,
                                   unfreeze_all)
-from t5core.peft.lora import DEFAULT_TARGETS, LoRADense, apply_lora, lora_layers, merge_lora
+from t5core.peft.lora import (DEFAULT_TARGETS, LoRADense, apply_lora, lora_layers, merge_lora,
+                              select_projections)
 from t5core.peft.prompt_tuning import PromptTunedT5, SoftPrompt, add_prompt_tuning
 
 PEFT_METHODS = ("none", "freeze_embeddings", "freeze_encoder", "top_n", "prompt", "lora")
@@ -36,8 +38,6 @@ def describe_structure(model) -> dict:
 
     A classifier without label names records its class ids ("0", "1", ...) as labels.
     """
-    from t5core.classifier import T5EncoderClassifier
-
     fields = {"model_class": type(model).__name__}
     if isinstance(model, T5EncoderClassifier):
         labels = model.labels or tuple(str(i) for i in range(model.num_classes))
@@ -58,8 +58,6 @@ def describe_structure(model) -> dict:
 def lora_target_spec(model) -> str:
     """`lora_targets` that select exactly the model's LoRA layers: their projection names
     ("q,v") when those name no other projection, else their paths."""
-    from t5core.peft.lora import select_projections
-
     paths = sorted(lora_layers(model))
     names = sorted({p.rsplit("/", 1)[1] for p in paths})
     if sorted(path for path, _, _ in select_projections(model, names)) == paths:

@@ -12,18 +12,24 @@ import keras
 import tensorflow as tf
 
 from t5core import file_reads, model_dir
-from t5core.classifier import POOLINGS
+from t5core.checkpoints import load_pretrained, open_checkpoint, resolve_config
+from t5core.checkpoints.optimizer_state import continue_checkpoint_run
+from t5core.classifier import POOLINGS, T5EncoderClassifier
+from t5core.config import T5Config
 from t5core.data.counters import DropCounter
 from t5core.data.fingerprint import changes, fingerprints
 from t5core.data.option_tasks import option_problems
 from t5core.data.preprocessors import OVERLONG_MESSAGE, OVERLONG_POLICIES
 from t5core.data.templates import TEMPLATES
 from t5core.data.templates.reference import help_text as template_help
+from t5core.data.trainer_inputs import make_trainer_inputs
 from t5core.dataclass_flags import AUTO_BOOL, auto_bool, choice_problems, option
 from t5core.errors import ConfigError, DataError, FlagError
 from t5core.metrics.scripts import BLEU_TOKENIZERS, ROUGE_MODES
-from t5core.peft import PEFT_METHODS
+from t5core.model import T5Model
+from t5core.peft import PEFT_METHODS, PromptTunedT5, apply_peft, trainable_summary
 from t5core.peft.prompt_tuning import PROMPT_INITS
+from t5core.tokenizer import load_tokenizer
 from t5core.training.clusters import CLUSTER_RESOLVERS, STRATEGY_OF, missing_environment
 from t5core.training.distribute import STRATEGIES, is_chief, make_strategy
 from t5core.training.trainer import TrainConfig, Trainer
@@ -216,8 +222,6 @@ def resolve_jit_compile(flag: str) -> bool:
 def model_config(options: RunOptions):
     """The model config: --model (preset, config.json, a run's or HF directory), else the
     --init_checkpoint's own config, else the embedded tiny byte-level model."""
-    from t5core.config import T5Config
-
     if options.model.endswith(".json"):
         config = T5Config.from_json(options.model)
     elif options.model and tf.io.gfile.isdir(options.model):
@@ -238,8 +242,6 @@ def model_config(options: RunOptions):
 
 def checkpoint_config(path):
     """The config a checkpoint states or implies (HF config.json, a run's, Mesh-TF shapes...)."""
-    from t5core.checkpoints import open_checkpoint, resolve_config
-
     fmt, reader, _, location = open_checkpoint(path)
     try:
         return resolve_config(None, fmt, location, reader)
@@ -262,8 +264,6 @@ def resolve_vocab(options: RunOptions) -> tuple[str, str]:
 
 
 def make_tokenizer(options: RunOptions):
-    from t5core.tokenizer import load_tokenizer
-
     return load_tokenizer(resolve_vocab(options)[0])
 
 
@@ -323,11 +323,6 @@ def run_description(options: RunOptions, vocab: str):
 def initial_model(options: RunOptions, config, dtype, log=print):
     """The model before PEFT: --init_checkpoint's (as its run built it) or a new one, with the
     head --head asks for."""
-    from t5core.checkpoints import load_pretrained
-    from t5core.model import T5Model
-    from t5core.classifier import T5EncoderClassifier
-    from t5core.peft import PromptTunedT5
-
     # A LoRA run loads with its adapters merged into the weights: all of them train, or new
     # adapters over them with --peft=lora.
     base = (load_pretrained(options.init_checkpoint, config=config, dtype=dtype)
@@ -390,7 +385,6 @@ def run(options: RunOptions, log=print):
     keras.utils.set_random_seed(train_cfg.seed)  # before the data: shuffles use the global seed
     config = model_config(options)
     vocab, vocab_source = resolve_vocab(options)
-    from t5core.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(vocab)
     if vocab_source != "--vocab" and vocab != "byte":
@@ -400,7 +394,6 @@ def run(options: RunOptions, log=print):
                           f"{tokenizer.vocab_size} ids but the model only {config.vocab_size} "
                           "embedding rows: wrong --vocab for --model?")
     dtype = "mixed_bfloat16" if train_cfg.precision == "mixed_bfloat16" else None
-    from t5core.data.trainer_inputs import make_trainer_inputs
 
     overlong = DropCounter()
     train_data, eval_data, evaluator = make_trainer_inputs(options, tokenizer,
@@ -413,8 +406,6 @@ def run(options: RunOptions, log=print):
     restart_data = check_data_changed(options, description, log)
 
     def model_fn():
-        from t5core.peft import apply_peft, trainable_summary
-
         # Plain weights (or the init run's model) and the head first, then PEFT; a resume
         # restores after all of them.
         model = initial_model(options, config, dtype, log)
@@ -429,8 +420,6 @@ def run(options: RunOptions, log=print):
     trainer = Trainer(train_cfg, strategy, model_fn, train_data, eval_data, evaluator, log=log,
                       run=description, restart_data=restart_data)
     if options.init_optimizer_state:
-        from t5core.checkpoints.optimizer_state import continue_checkpoint_run
-
         continue_checkpoint_run(trainer, options.init_checkpoint, log=log)
     try:
         trainer.train()

@@ -23,6 +23,7 @@ from t5core.locking import DirectoryLock, describe
 from t5core.losses import parse_loss_normalization
 from t5core.optimizers import OPTIMIZER_NAMES, SCHEDULE_NAMES, make_optimizer, make_schedule
 from t5core.optimizers.schedules import fit_warmup
+from t5core.peft import describe_structure
 from t5core.training import train_log
 from t5core.training.distribute import all_workers_agree, is_chief, worker_info
 from t5core.training.flops import parse_peak_flops, resolve_peak_flops, training_flops
@@ -176,9 +177,6 @@ def check_model_dir(model_dir: str, model, run=None) -> None:
     and vocabulary against the new ones before anything is overwritten.
     """
     import dataclasses
-
-    from t5core import model_dir as md
-    from t5core.peft import describe_structure
 
     run = dataclasses.replace(run or md.RunDescription(tokenizer=""), **describe_structure(model))
     if run.peft == "none" and (run.lora_rank or run.model_class == "PromptTunedT5"):
