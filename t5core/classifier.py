@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from t5core import quantization
 from t5core.config import T5Config, check_count
+from t5core.decoding.text import encode_inputs, is_empty, pad_batch
 from t5core.layers.dropout import Dropout
 from t5core.layers.stacks import Encoder
 from t5core.losses import cross_entropy_loss
@@ -225,8 +226,6 @@ def classify_text(model, tokenizer, texts, *, batch_size=64, max_input_length=51
     Texts are encoded by `t5core.decoding.text.encode_inputs`; an empty one gets an empty label
     with probability 0.
     """
-    from t5core.decoding.text import encode_inputs, is_empty, pad_batch
-
     texts = list(texts)
     labels = model.label_names
     for start in range(0, len(texts), batch_size):

@@ -11,16 +11,16 @@ import dataclasses
 import json
 import math
 import numbers
-import os
 import reprlib
 from typing import Any, Mapping
 
 import numpy as np
 import tensorflow as tf
 
-from t5core import file_reads, file_writes, model_dir
+from t5core import file_reads, file_writes
 from t5core.errors import ConfigError, UserFileNotFoundError
-from t5core.tokenizer import EOS_ID, PAD_ID
+from t5core.presets import preset_fields
+from t5core.special_ids import EOS_ID, PAD_ID
 
 SUPPORTED_MODEL_TYPES = ("t5", "mt5", "umt5")
 FEED_FORWARD_KINDS = ("relu", "gated-gelu", "gated-silu")
@@ -243,9 +243,11 @@ class T5Config:
 
     @classmethod
     def from_json(cls, path: str) -> "T5Config":
-        """Reads an HF `config.json` (local or gs://) of model_type t5, mt5 or umt5."""
+        """Reads an HF `config.json` (local or gs://) of model_type t5, mt5 or umt5; a directory's
+        is `t5core.model_dir.read_config`'s."""
         if tf.io.gfile.isdir(path):
-            path = os.path.join(path, model_dir.CONFIG)
+            raise UserFileNotFoundError(f"{path} is a directory: give its config file, or read it "
+                                        "with t5core.model_dir.read_config")
         if not tf.io.gfile.exists(path):
             raise UserFileNotFoundError(f"No config file at {path}")
         with tf.io.gfile.GFile(path, "rb") as f:
@@ -263,8 +265,6 @@ class T5Config:
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "T5Config":
         """The config of a public checkpoint by its name, e.g. "t5-small", "flan-t5-base"."""
-        from t5core.presets import preset_fields  # the size table lives in its own module
-
         return cls(**{**preset_fields(name), **overrides})
 
     def to_dict(self) -> dict[str, Any]:

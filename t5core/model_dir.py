@@ -14,6 +14,7 @@ import re
 import tensorflow as tf
 
 from t5core import file_reads, file_writes
+from t5core.config import T5Config
 from t5core.errors import ModelDirError, json_kind
 from t5core.locking import DirectoryLock, describe
 from t5core.training import train_log
@@ -216,8 +217,6 @@ def read_run(model_dir: str) -> RunDescription | None:
 def read_config(model_dir: str):
     """The T5Config (`config.json`, HF field names) of a model directory (or of its `best/`), or
     None if it holds none."""
-    from t5core.config import T5Config
-
     config_path = _file_in(model_dir, CONFIG)
     return config_path and T5Config.from_json(config_path)
 
@@ -245,11 +244,18 @@ def find_tokenizer(location: str) -> str | None:
             raise ModelDirError(f"{run_path} names the tokenizer {run.tokenizer!r}, but "
                                 f"{candidate} does not exist")
         return candidate
-    from t5core.tokenizer import find_tokenizer_file
-
     directory = location if tf.io.gfile.isdir(location) else os.path.dirname(location)
     # (An older model directory, without run.json, holds no vocabulary either: None.)
     return find_tokenizer_file(directory)
+
+
+def find_tokenizer_file(directory: str) -> str | None:
+    """The tokenizer file of a model directory: spiece.model, else tokenizer.json, else None."""
+    for name in (SENTENCEPIECE_VOCAB, HF_TOKENIZER):
+        candidate = path(directory, name)
+        if tf.io.gfile.exists(candidate):
+            return candidate
+    return None
 
 
 def tokenizer_file_name(vocab: str) -> str:

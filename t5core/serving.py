@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from t5core.classifier import T5EncoderClassifier
 from t5core.decoding.generation import check_int, decode_graph, search_settings
 
 
@@ -147,8 +148,6 @@ def export_saved_model(model, tokenizer, export_dir, **server_kwargs):
       FileExistsError: export_dir exists and is not empty.
       ValueError: a decoding setting out of range.
     """
-    from t5core.classifier import T5EncoderClassifier
-
     if tf.io.gfile.exists(export_dir) and tf.io.gfile.listdir(export_dir):
         raise FileExistsError(f"{export_dir} exists and is not empty; choose a new directory")
     if isinstance(model, T5EncoderClassifier):

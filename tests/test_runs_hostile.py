@@ -16,7 +16,6 @@ import sys
 import pytest
 import tensorflow as tf
 
-from t5core.data import trainer_inputs
 from t5core.errors import DataError, FlagError, ModelDirError
 from t5core.locking import DirectoryLock
 from t5core.training import run as run_module
@@ -253,7 +252,7 @@ def no_data(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("data or a strategy was built before the flags were checked")
 
-    monkeypatch.setattr(trainer_inputs, "make_trainer_inputs", refuse)
+    monkeypatch.setattr(run_module, "make_trainer_inputs", refuse)
     monkeypatch.setattr(run_module, "make_strategy", refuse)
 
 

@@ -19,9 +19,12 @@ from t5core.checkpoints.loading import assign_from_reader, new_model_for_loading
 from t5core.checkpoints.rules import CheckpointMismatchError, Rule, plan_mapping, skip
 from t5core.checkpoints.safetensors_io import SafetensorsReader
 from t5core.checkpoints.tf_checkpoint import write_tf_checkpoint
+from t5core.classifier import T5EncoderClassifier
 from t5core.config import T5Config
 from t5core.errors import CheckpointError
 from t5core.file_reads import check_model_fits_checkpoint, user_file
+from t5core.peft import PromptTunedT5, apply_lora, unfreeze_all
+from t5core.peft import merge_lora as merge
 
 @dataclasses.dataclass(frozen=True)
 class CheckpointFormat:
@@ -194,7 +197,9 @@ def resolve_config(config, fmt=None, location=None, reader=None) -> T5Config:
     if isinstance(config, str):
         if config.endswith(".gin"):
             return t5x.config_from_gin([config])
-        if config.endswith(".json") or tf.io.gfile.isdir(config):
+        if tf.io.gfile.isdir(config):
+            return T5Config.from_json(model_dir.path(config, model_dir.CONFIG))
+        if config.endswith(".json"):
             return T5Config.from_json(config)
         return T5Config.from_preset(config)
     if config is not None:
@@ -283,10 +288,7 @@ def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=N
             quantization.quantize(model, quantize)  # refuses: the LoRA layers are unmerged
         return model
     if run is not None and run.lora_rank:
-        from t5core.peft import merge_lora as merge
-
         merge(model)
-    from t5core.peft import unfreeze_all
 
     model = unfreeze_all(model)
     if quantize is not None and not quantize_as_read:
@@ -298,9 +300,6 @@ def _new_model(config, run, dtype):
     """(model, deferred-initialisation handle or None) with the structure a run describes."""
     if run is None:
         return new_model_for_loading(config, dtype=dtype)
-    from t5core.classifier import T5EncoderClassifier
-    from t5core.peft import PromptTunedT5, apply_lora
-
     if run.model_class == "T5EncoderClassifier":
         if len(run.labels) < 2:
             raise CheckpointError(f"{model_dir.RUN} of a classifier run lists {len(run.labels)} "

@@ -14,7 +14,10 @@ import tensorflow as tf
 from t5core import file_writes, model_dir, quantization
 from t5core.checkpoints.hf import hf_name
 from t5core.checkpoints.safetensors_io import write_safetensors
+from t5core.classifier import T5EncoderClassifier
 from t5core.errors import CheckpointError
+from t5core.peft import PromptTunedT5, lora_layers
+from t5core.tokenizer import load_tokenizer
 
 # The dtypes export_hf writes, by name.
 EXPORT_DTYPES = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(ml_dtypes.bfloat16),
@@ -112,9 +115,6 @@ def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None,
 def _check_exportable(model):
     """HF's T5 classes hold a plain encoder-decoder: no soft prompt, no t5core classifier head,
     no unmerged LoRA. Refuse those with what to do instead."""
-    from t5core.classifier import T5EncoderClassifier
-    from t5core.peft import PromptTunedT5, lora_layers
-
     what = None
     if isinstance(model, PromptTunedT5):
         what = "a prompt-tuned model: HF T5 has no soft prompt"
@@ -163,8 +163,6 @@ def export_hf_tokenizer(directory, vocab, tokenizer=None) -> list[str]:
     Returns:
       The names of the files written, relative to `directory`.
     """
-    from t5core.tokenizer import load_tokenizer
-
     tokenizer = tokenizer or load_tokenizer(vocab)
     extra_ids = int(tokenizer.extra_ids)
     sentinels = [f"<extra_id_{i}>" for i in range(extra_ids)]

@@ -10,6 +10,7 @@ import numpy as np
 from t5core import compat, quantization
 from t5core.checkpoints.rules import CheckpointMismatchError, plan_mapping
 from t5core.errors import CheckpointError
+from t5core.model import T5Model
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +151,6 @@ def new_model_for_loading(config, dtype=None):
     other Keras it falls back to a normal build, which costs memory but not correctness.
     Call `handle.finish()` after assigning every weight, or `handle.discard()` on failure.
     """
-    from t5core.model import T5Model
-
     if not compat.deferred_initialization_available():
         return T5Model(config, dtype=dtype), None
     with compat.variables_created_empty() as created:

@@ -12,6 +12,7 @@ import numpy as np
 from t5core.checkpoints import mesh_tf, open_checkpoint, t5x
 from t5core.checkpoints.rules import plan_mapping, transformed_shape
 from t5core.errors import CheckpointError, FlagError
+from t5core.optimizers import Adafactor
 
 
 class OptimizerStateMismatchError(CheckpointError):
@@ -196,8 +197,6 @@ def import_optimizer_state(path, model, optimizer) -> ImportedOptimizerState:
     variable) when the state does not fit the model or the optimizer's settings. All checks run
     before anything is assigned.
     """
-    from t5core.optimizers import Adafactor
-
     if not isinstance(optimizer, Adafactor):
         raise FlagError(f"importing the Adafactor state of {path} needs t5core's Adafactor "
                         f"(--optimizer=adafactor), not {type(optimizer).__name__}")

@@ -25,14 +25,16 @@ import os
 
 from absl import flags
 
-from t5core import cli
+from t5core import cli, file_writes, model_dir
+from t5core.checkpoints import (CheckpointError, CheckpointMismatchError, detect_format, export_hf,
+                                load_pretrained, write_tf_checkpoint)
+from t5core.checkpoints.export import EXPORT_DTYPES, export_hf_tokenizer
 from t5core.commands import shared_flags
 from t5core.errors import T5CoreError
+from t5core.peft import describe_structure
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
-    from t5core.checkpoints.export import EXPORT_DTYPES
-
     flags.DEFINE_string("input", None, "Checkpoint path (file, directory, prefix, gs://).",
                         flag_values=flag_values, required=True)
     flags.DEFINE_string("output", None, "Output directory.", flag_values=flag_values,
@@ -79,15 +81,6 @@ def _progress_bar(description, enabled):
 
 
 def convert(args: flags.FlagValues) -> int:
-    from t5core.checkpoints import (
-        CheckpointError,
-        CheckpointMismatchError,
-        detect_format,
-        export_hf,
-        load_pretrained,
-        write_tf_checkpoint,
-    )
-
     config = shared_flags.config_argument(args.config) or args.preset
     try:
         fmt, location = detect_format(args.input)
@@ -126,8 +119,6 @@ def convert(args: flags.FlagValues) -> int:
 def _prepare_output(args):
     """Refuses an --output that is the input, or that is not empty without --overwrite; with it,
     removes the previous conversion's files (a stale shard index would load old weights)."""
-    from t5core import file_writes, model_dir
-
     source = args.input.rstrip("/")
     if any(file_writes.same_file(args.output, p) for p in (source, os.path.dirname(source))):
         raise file_writes.OutputExistsError(
@@ -144,10 +135,6 @@ def describe_output(model, output, vocab_source, fmt):
     and, for --format=tf, the run.json that rebuilds the model's structure (prompt, classifier
     head); returns what was added, for the summary line."""
     import dataclasses
-
-    from t5core import model_dir
-    from t5core.checkpoints.export import export_hf_tokenizer
-    from t5core.peft import describe_structure
 
     vocab = vocab_source if vocab_source == "byte" or vocab_source.endswith((".model", ".json")) \
         else model_dir.find_tokenizer(vocab_source)

@@ -23,8 +23,16 @@ import sys
 from absl import app, flags
 
 from t5core import cli, file_writes, model_dir
+from t5core.checkpoints.model_state import restore_model
+from t5core.classifier import T5EncoderClassifier
 from t5core.commands import shared_flags
+from t5core.data.templates import TEMPLATES
+from t5core.data.templates.reference import help_text as template_help
+from t5core.evaluation import reports
 from t5core.metrics.scripts import BLEU_TOKENIZERS, ROUGE_MODES
+from t5core.model import T5Model
+from t5core.peft import apply_lora, merge_lora
+from t5core.quantization import quantize
 
 # The data flags: as train.py's; unset ones take the run's recorded values.
 DATA_FLAGS = ("task", "data_dir", "eval_file", "template", "template_args", "instruction",
@@ -33,9 +41,6 @@ DATA_FLAGS = ("task", "data_dir", "eval_file", "template", "template_args", "ins
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
-    from t5core.data.templates import TEMPLATES
-    from t5core.data.templates.reference import help_text as template_help
-
     fv = dict(flag_values=flag_values)
     shared_flags.define_checkpoint_flags(flag_values)
     flags.DEFINE_string("task", None, "Registered task name.", **fv)
@@ -83,10 +88,6 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
 
 def _legacy_lora_model(args, run):
     """A LoRA run's model_dir from before run.json: rebuilt from the --lora_* flags, merged."""
-    from t5core.model import T5Model
-    from t5core.peft import apply_lora, merge_lora
-    from t5core.checkpoints.model_state import restore_model
-
     if run is not None and run.lora_rank:
         print(f"note: {args.checkpoint} records its LoRA settings; --lora_* ignored",
               file=sys.stderr)
@@ -101,9 +102,6 @@ def _legacy_lora_model(args, run):
 
 
 def load_model(args, run):
-    from t5core.classifier import T5EncoderClassifier
-    from t5core.quantization import quantize
-
     model = _legacy_lora_model(args, run) if args.lora_rank else None
     if model is None:
         model = shared_flags.load_model(args)
@@ -116,8 +114,6 @@ def load_model(args, run):
 
 
 def evaluate(args: flags.FlagValues) -> None:
-    from t5core.evaluation import reports
-
     run = model_dir.read_run(args.checkpoint)
     options = reports.data_options({name: args[name].value for name in DATA_FLAGS}, run)
     reports.check_data_options(options)

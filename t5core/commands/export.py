@@ -14,7 +14,10 @@ tokenizer beside the checkpoint. Load the result with `t5core.serving.load(outpu
 from absl import flags
 
 from t5core import cli, file_writes, model_dir
+from t5core.classifier import T5EncoderClassifier
 from t5core.commands import shared_flags
+from t5core.quantization import is_quantized
+from t5core.serving import export_saved_model
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -36,13 +39,9 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
 
 
 def export(args: flags.FlagValues):
-    import t5core
-    from t5core.quantization import is_quantized
-    from t5core.serving import export_saved_model
-
     tokenizer = shared_flags.load_tokenizer(args)
     model = shared_flags.load_model(args)
-    classifier = isinstance(model, t5core.T5EncoderClassifier)
+    classifier = isinstance(model, T5EncoderClassifier)
     settings = dict(max_input_length=args.max_input_length)
     if not classifier:
         settings.update(shared_flags.decoding_settings(args), seed=args.seed,

@@ -19,9 +19,14 @@ import sys
 
 from absl import flags
 
-from t5core import cli, file_writes
+from t5core import cli, file_writes, model_dir
+from t5core.classifier import T5EncoderClassifier, classify_text
 from t5core.commands import shared_flags
 from t5core.dataclass_flags import AUTO_BOOL, auto_bool
+from t5core.decoding.text import generate_text
+from t5core.errors import DataError, UserFileNotFoundError
+from t5core.evaluation import reports
+from t5core.evaluation.few_shot import few_shot_prompts
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -51,8 +56,6 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
 
 def read_inputs(args):
     """(texts, source): --input texts, else the lines of --input_file or stdin."""
-    from t5core.errors import DataError, UserFileNotFoundError
-
     if args.input:
         return args.input, "--input"
     path = args.input_file or "-"
@@ -78,10 +81,6 @@ def few_shot_inputs(args, texts, tokenizer):
     """With --num_shots: each text behind shots of --shots_file (default: the run's training
     file), read through the run's template or fields; says how many shots did not fit
     --max_input_length."""
-    from t5core import model_dir
-    from t5core.evaluation import reports
-    from t5core.evaluation.few_shot import few_shot_prompts
-
     run = model_dir.read_run(args.checkpoint)
     shots = shared_flags.few_shot_settings(args, run)
     if shots is None:
@@ -96,10 +95,6 @@ def few_shot_inputs(args, texts, tokenizer):
 
 
 def generate(args: flags.FlagValues):
-    import t5core
-    from t5core.classifier import classify_text
-    from t5core.decoding.text import generate_text
-
     texts, source = read_inputs(args)
     # Refused before any work, though all input is read by now: replacing the input would lose
     # the texts the outputs answer.
@@ -115,7 +110,7 @@ def generate(args: flags.FlagValues):
         return cli.report(e)
     out = sys.stdout if args.output_file == "-" else file_writes.open_user_file(
         args.output_file, inputs=inputs)
-    if isinstance(model, t5core.T5EncoderClassifier):
+    if isinstance(model, T5EncoderClassifier):
         outputs = (f"{label}\t{probability:.4f}" for label, probability in classify_text(
             model, tokenizer, texts, batch_size=args.batch_size,
             max_input_length=args.max_input_length, truncate=args.truncate, source=source))

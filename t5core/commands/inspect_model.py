@@ -62,7 +62,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
 
 
 def inspect_model(args: flags.FlagValues) -> int:
-    from t5core.inspection import run_command
+    from t5core.inspection import run_command  # TensorFlow: not before --help is done
 
     try:
         run_command(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from absl import flags
 
+from t5core.errors import FlagError
+
 # t5core.quantization.MODES, spelled here so that defining flags does not import Keras.
 QUANTIZE_MODES = ("int8",)
 
@@ -44,6 +46,7 @@ def config_argument(text: str | None):
 
 def load_model(args: flags.FlagValues, **kwargs):
     """The model --checkpoint holds (see `define_checkpoint_flags`); kwargs: load_pretrained's."""
+    # TensorFlow: not at the top, t5core-inspect's --help needs none.
     from t5core.checkpoints import load_pretrained
 
     return load_pretrained(args.checkpoint, config=config_argument(args.config),
@@ -52,7 +55,7 @@ def load_model(args: flags.FlagValues, **kwargs):
 
 def load_tokenizer(args: flags.FlagValues):
     """--vocab, else the tokenizer beside --checkpoint."""
-    from t5core.tokenizer import load_tokenizer as load
+    from t5core.tokenizer import load_tokenizer as load  # deferred, as load_model's import
 
     return load(args.vocab or args.checkpoint)
 
@@ -60,6 +63,7 @@ def load_tokenizer(args: flags.FlagValues):
 def define_search_flags(flag_values: flags.FlagValues, methods=None) -> None:
     """--method, --num_beams, --alpha, --beam_semantics; `methods`: the --method choices (all
     of generate's by default)."""
+    # TensorFlow: not at the top, t5core-inspect's --help imports this module and needs none.
     from t5core.decoding.beam import SEMANTICS
     from t5core.decoding.generation import METHOD_NAMES
 
@@ -110,8 +114,6 @@ def few_shot_settings(args: flags.FlagValues, run) -> dict | None:
     """{"num_shots", "shots_file", "seed"} from the few-shot flags, the shots file defaulting
     to the training file recorded in `run` (a RunDescription or None); None without
     --num_shots."""
-    from t5core.errors import FlagError
-
     if not args.num_shots:
         return None
     shots_file = args.shots_file or (run.data.get("train_file") if run is not None else "")

@@ -6,10 +6,11 @@ Examples:
       --task=multi30k_en_de --data_dir=../shared/data/multi30k --model_dir=runs/m30k
 """
 
+import tensorflow as tf
 from absl import flags, logging
 
 from t5core import cli, dataclass_flags
-from t5core.training.run import RunOptions
+from t5core.training.run import RunOptions, run
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -19,10 +20,6 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
 
 
 def train(args: flags.FlagValues) -> None:
-    import tensorflow as tf
-
-    from t5core.training.run import run
-
     tf.get_logger().setLevel("ERROR")
     logging.set_verbosity(logging.WARNING)  # TensorFlow's checkpoint saver is chatty at INFO
     run(dataclass_flags.from_flags(RunOptions, args))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import functools
 
-from t5core.data import objectives as sc
-from t5core.data import preprocessors as prep
-from t5core.data import text_formats as fmt
+import t5core.data.objectives as sc
+import t5core.data.preprocessors as prep
+import t5core.data.text_formats as fmt
 from t5core.data.sources import ConllSource, ParallelTextSource, TfdsSource, TsvSource
 from t5core.data.tasks import Mixture, Task, register_mixture, register_task
 from t5core.metrics.postprocess import bio_to_entities, format_entities

@@ -8,8 +8,9 @@ import os
 from t5core.data.builtin_tasks import TOKENIZE
 from t5core.data.sources import (JsonlSource, ListSource, Source, TsvSource, jsonl_objects,
                                 tsv_rows)
-from t5core.errors import DataError
 from t5core.data.tasks import Task
+from t5core.data.templates import DEFAULT_METRICS
+from t5core.errors import DataError
 
 
 def example_check(labels=(), names=None):
@@ -86,8 +87,6 @@ def read_rows(path):
 def templated_task(train_file, eval_file, template, lengths, metrics=()):
     """A Task of rendered examples; the template raises on bad rows, naming file and line.
     Without `metrics`, the template's task type names them (`templates.DEFAULT_METRICS`)."""
-    from t5core.data.templates import DEFAULT_METRICS
-
     examples = {split: [template(row) for row in read_rows(path)]
                 for split, path in _file_splits(train_file, eval_file).items()}
     kind = getattr(template, "task_type", "")

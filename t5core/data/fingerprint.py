@@ -4,7 +4,6 @@ that a resume notices changed data."""
 from __future__ import annotations
 
 import hashlib
-import os
 
 import tensorflow as tf
 

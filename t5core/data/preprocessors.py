@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 import tensorflow as tf
 
 from t5core.data.counters import DropCounter
-from t5core.tokenizer import EOS_ID
+from t5core.special_ids import EOS_ID
 
 AUTOTUNE = tf.data.AUTOTUNE
 

@@ -10,8 +10,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import tensorflow as tf
 
-from t5core.data import features as features_lib
-from t5core.data import preprocessors as prep
+import t5core.data.features as features_lib
+import t5core.data.preprocessors as prep
 from t5core.data.counters import DropCounter
 from t5core.data.sources import Source
 

@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
 
 from t5core.data.pairs import pad_rows
 from t5core.data.tasks import task_examples
+from t5core.decoding import generate
+from t5core.losses import token_losses
 from t5core.metrics import check_metric_packages, compute_metrics
+from t5core.model_inputs import shift_right
 
 
 class DecodeEvaluator:
@@ -34,8 +38,6 @@ class DecodeEvaluator:
         self.generate_options = generate_options  # method, num_beams, alpha, ...
 
     def predict(self, model) -> list[str]:
-        from t5core.decoding import generate
-
         predictions = []
         for start in range(0, len(self.inputs), self.batch_size):
             batch = self.inputs[start:start + self.batch_size]
@@ -84,6 +86,7 @@ def evaluate_task(model, task, split, tokenizer, inputs_length, targets_length, 
       (metrics, predictions, targets): metrics the {key: float} of `compute_metrics`;
       predictions the decoded strings and targets the target strings, in the split's order.
     """
+    check_metric_packages(task.metrics, f"the metrics of {task.name}")
     metric_options = dict(generate_options.pop("metric_options", None) or {})
     metric_options.update({k: v for k, v in (("bleu_tokenize", bleu_tokenize),
                                               ("rouge_tokenize", rouge_tokenize)) if v})
@@ -119,11 +122,6 @@ def task_evaluator(task, split, tokenizer, inputs_length, targets_length, data_d
 def score_candidates(model, encoder_tokens, candidates, targets_length, batch_size=64):
     """Log-likelihood float32 [N, C] of each candidate target (token lists) for each input,
     each candidate teacher-forced in one forward pass (rank classification)."""
-    import tensorflow as tf
-
-    from t5core.losses import token_losses
-    from t5core.model_inputs import shift_right
-
     targets = pad_rows(candidates, targets_length)  # [C, T]
     decoder_inputs = shift_right(targets, model.config.decoder_start_token_id).numpy()
     scores = np.zeros((len(encoder_tokens), len(candidates)), np.float32)

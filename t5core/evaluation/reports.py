@@ -8,11 +8,15 @@ import dataclasses
 
 import numpy as np
 
+from t5core.classifier import T5EncoderClassifier
 from t5core.data.option_tasks import option_problems, task_from_options
+from t5core.data.pairs import pad_rows
 from t5core.data.tasks import task_examples
 from t5core.errors import FlagError
+from t5core.evaluation.evaluators import make_evaluator
 from t5core.evaluation.few_shot import few_shot_prompts
-from t5core.metrics import check_metric_packages
+from t5core.metrics import check_metric_packages, classification_report, compute_metrics, entity_f1
+from t5core.metrics.entities import as_entities
 
 # The data options, by train.py's flag names, and their values when neither the user nor the run
 # gave one.
@@ -155,10 +159,6 @@ def predict(model, tokenizer, test: TestSet, options, batch_size=64, **generate_
     A classifier predicts its labels; with rank_classification the seq2seq model picks the most
     likely label word; otherwise it decodes (generate_options: method, num_beams, alpha, ...).
     """
-    from t5core.classifier import T5EncoderClassifier
-    from t5core.data.pairs import pad_rows
-    from t5core.evaluation.evaluators import make_evaluator
-
     length = options["inputs_length"]
     if isinstance(model, T5EncoderClassifier):
         tokens = pad_rows(test.inputs, length)
@@ -176,8 +176,6 @@ def predict(model, tokenizer, test: TestSet, options, batch_size=64, **generate_
 def score(test: TestSet, predictions) -> dict:
     """{"metrics", and when they apply "per_class" (+ "invalid_predictions") and
     "per_entity_type"}; every score a percentage, supports as counts."""
-    from t5core.metrics import classification_report, compute_metrics, entity_f1
-
     targets = list(test.targets)
     if test.postprocess is not None:
         predictions = [test.postprocess(p) for p in predictions]
@@ -209,8 +207,6 @@ def score(test: TestSet, predictions) -> dict:
 
 def _entity_support(targets) -> dict:
     """Gold entities per type."""
-    from t5core.metrics.entities import as_entities
-
     return dict(collections.Counter(kind for i, target in enumerate(targets)
                                     for kind, _ in as_entities(target, i, "target")))
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from t5core.data.features import pack_to_model_features
 from t5core.model_inputs import check_token_ids, model_features, shift_right
 
 
@@ -88,8 +89,6 @@ def pack_rows(pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
               decoder_start_token_id: int = 0) -> dict:
     """Several (input ids, target ids) examples in one packed row, exactly as training packs
     them (`t5core.data.features.pack_to_model_features`)."""
-    from t5core.data.features import pack_to_model_features
-
     lengths = {"inputs": sum(len(p[0]) for p in pairs), "targets": sum(len(p[1]) for p in pairs)}
     ds = tf.data.Dataset.from_generator(
         lambda: ({"inputs": np.asarray(a, np.int32), "targets": np.asarray(b, np.int32)}

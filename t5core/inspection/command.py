@@ -6,10 +6,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
-from t5core import file_writes
+import keras
+
+import t5core.inspection.activations as activations
+import t5core.inspection.figures as figures
+import t5core.inspection.report as reports
+from t5core import file_writes, model_dir
+from t5core.checkpoints import load_pretrained, resolve_config
 from t5core.commands.shared_flags import config_argument
-from t5core.inspection import activations, figures
-from t5core.inspection import report as reports
+from t5core.model import T5Model
+from t5core.tokenizer import load_tokenizer
 
 
 def parse_ids(text: str, flag: str) -> list[int]:
@@ -24,25 +30,20 @@ def load_subject(checkpoint=None, preset=None, config=None, *, need_weights=Fals
                  dtype=None, allow_nonfinite=False):
     """(T5Model or T5Config, description). A preset or config alone gives random weights only
     when need_weights, else just the config; allow_nonfinite: as --allow_nonfinite."""
-    import keras
-
-    import t5core
-    from t5core.checkpoints import resolve_config
-
     if checkpoint and preset:
         raise ValueError("pass a checkpoint or a preset, not both")
     if not (checkpoint or preset or config):
         raise ValueError("pass a checkpoint, a preset or a config")
     config_arg = config_argument(config) if isinstance(config, str) else config
     if checkpoint:
-        return t5core.load_pretrained(checkpoint, config=config_arg, dtype=dtype,
-                                      allow_nonfinite=allow_nonfinite), checkpoint
+        return load_pretrained(checkpoint, config=config_arg, dtype=dtype,
+                               allow_nonfinite=allow_nonfinite), checkpoint
     name = preset or config
     resolved = resolve_config(preset or config_arg)
     if not need_weights:
         return resolved, f"{name} (shapes only)"
     keras.utils.set_random_seed(seed)
-    return t5core.T5Model(resolved, dtype=dtype), f"{name} (random weights, seed {seed})"
+    return T5Model(resolved, dtype=dtype), f"{name} (random weights, seed {seed})"
 
 
 def make_tokenizer(vocab: str | None, checkpoint: str | None = None, needed: bool = False):
@@ -52,9 +53,6 @@ def make_tokenizer(vocab: str | None, checkpoint: str | None = None, needed: boo
     needed: text is to be encoded, so a checkpoint without a tokenizer is an error naming it;
     otherwise (token ids given) a tokenizer only renders pieces, and its absence is no error.
     """
-    from t5core import model_dir
-    from t5core.tokenizer import load_tokenizer
-
     if vocab:
         return load_tokenizer(vocab)
     if checkpoint and (needed or model_dir.find_tokenizer(checkpoint)):

@@ -3,6 +3,7 @@
 import keras
 
 from t5core import compat
+from t5core.config import T5Config
 from t5core.layers.attention import Attention
 from t5core.layers.dropout import Dropout
 from t5core.layers.feed_forward import FeedForward
@@ -10,8 +11,6 @@ from t5core.layers.norm import RMSNorm
 
 
 def _config(config):
-    from t5core.config import T5Config
-
     return config if isinstance(config, T5Config) else T5Config(**config)
 
 

@@ -5,10 +5,12 @@ what each trains: docs/architecture.md, PEFT).
 
 from __future__ import annotations
 
+from t5core.classifier import T5EncoderClassifier
 from t5core.peft.freezing import (freeze_all, freeze_all_but_top, freeze_embeddings,
                                   freeze_encoder, trainable_summary, trainable_variable_names,
                                   unfreeze_all)
-from t5core.peft.lora import DEFAULT_TARGETS, LoRADense, apply_lora, lora_layers, merge_lora
+from t5core.peft.lora import (DEFAULT_TARGETS, LoRADense, apply_lora, lora_layers, merge_lora,
+                              select_projections)
 from t5core.peft.prompt_tuning import PromptTunedT5, SoftPrompt, add_prompt_tuning
 
 PEFT_METHODS = ("none", "freeze_embeddings", "freeze_encoder", "top_n", "prompt", "lora")
@@ -19,8 +21,6 @@ def describe_structure(model) -> dict:
     fields: its class, a classifier's labels and pooling, a soft prompt's length, LoRA's rank,
     alpha and targets.
     """
-    from t5core.classifier import T5EncoderClassifier
-
     fields = {"model_class": type(model).__name__}
     if isinstance(model, T5EncoderClassifier):
         fields.update(head="classifier", labels=model.label_names, pooling=model.pooling)
@@ -40,8 +40,6 @@ def describe_structure(model) -> dict:
 def lora_target_spec(model) -> str:
     """`lora_targets` that select exactly the model's LoRA layers: their projection names
     ("q,v") when those name no other projection, else their paths."""
-    from t5core.peft.lora import select_projections
-
     paths = sorted(lora_layers(model))
     names = sorted({p.rsplit("/", 1)[1] for p in paths})
     if sorted(path for path, _, _ in select_projections(model, names)) == paths:

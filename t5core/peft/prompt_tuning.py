@@ -12,7 +12,7 @@ from t5core.config import check_count
 from t5core.model import T5Model
 from t5core.model_inputs import PACKING_FEATURES, check_features
 from t5core.peft.freezing import freeze_all
-from t5core.tokenizer import UNK_ID
+from t5core.special_ids import UNK_ID
 
 VOCAB_SAMPLE_LIMIT = 5000
 FIRST_ORDINARY_ID = UNK_ID + 1  # the first id after the specials pad, eos and unk

@@ -8,11 +8,12 @@ import os
 import tensorflow as tf
 
 from t5core import model_dir as model_dir_lib
+from t5core.model_dir import find_tokenizer_file
 from t5core.errors import UserFileNotFoundError
 from t5core.tokenizer.base import EOS_ID, PAD_ID, UNK_ID
 from t5core.tokenizer.byte_vocab import ByteTokenizer
 from t5core.tokenizer.in_graph import InGraphByteTokenizer, InGraphTokenizer
-from t5core.tokenizer.sentencepiece_vocab import Tokenizer, find_tokenizer_file
+from t5core.tokenizer.sentencepiece_vocab import Tokenizer
 
 # Files that are checkpoints, never vocabularies: a tokenizer is looked for beside them.
 _CHECKPOINT_SUFFIXES = (".index", ".safetensors", ".bin", ".h5", ".msgpack")

@@ -8,7 +8,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-PAD_ID, EOS_ID, UNK_ID = 0, 1, 2
+from t5core.special_ids import EOS_ID, PAD_ID, UNK_ID
+
 BASE_SPECIALS = {"<pad>": PAD_ID, "</s>": EOS_ID, "<unk>": UNK_ID}
 SPIECE_UNDERLINE = "\u2581"  # SentencePiece's word-start marker, "▁"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from t5core.tokenizer.base import BASE_SPECIALS, BaseTokenizer
+from t5core.tokenizer.in_graph import InGraphByteTokenizer
 
 
 class ByteTokenizer(BaseTokenizer):
@@ -38,6 +39,4 @@ class ByteTokenizer(BaseTokenizer):
         return raw.decode("utf-8", errors="ignore")
 
     def _make_in_graph(self):
-        from t5core.tokenizer.in_graph import InGraphByteTokenizer
-
         return InGraphByteTokenizer(self)

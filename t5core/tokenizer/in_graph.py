@@ -9,8 +9,6 @@ import functools
 import tensorflow as tf
 
 from t5core.tokenizer.base import SPIECE_UNDERLINE, WS_RE2, BaseTokenizer
-from t5core.tokenizer.byte_vocab import ByteTokenizer
-from t5core.tokenizer.sentencepiece_vocab import Tokenizer
 
 
 class _InGraphBase(tf.Module):
@@ -123,9 +121,10 @@ class _InGraphBase(tf.Module):
 
 
 class InGraphTokenizer(_InGraphBase):
-    """In-graph `Tokenizer` (tensorflow-text SentencepieceTokenizer + the same special handling)."""
+    """In-graph `Tokenizer` (tensorflow-text SentencepieceTokenizer + the same special handling).
+    Built by `Tokenizer.in_graph()`, which it sits below: `tok` is that Tokenizer."""
 
-    def __init__(self, tok: Tokenizer, name=None):
+    def __init__(self, tok: BaseTokenizer, name=None):
         super().__init__(tok, name=name)
         import tensorflow_text as tf_text  # pylint: disable=g-import-not-at-top
         self.add_prefix_space = tok.add_prefix_space
@@ -149,9 +148,9 @@ class InGraphTokenizer(_InGraphBase):
 
 
 class InGraphByteTokenizer(_InGraphBase):
-    """In-graph `ByteTokenizer`."""
+    """In-graph `ByteTokenizer`, built by its `in_graph()`: `tok` is that ByteTokenizer."""
 
-    def __init__(self, tok: ByteTokenizer, name=None):
+    def __init__(self, tok: BaseTokenizer, name=None):
         super().__init__(tok, name=name)
         self._table = tf.constant(tok._byte_table)  # pylint: disable=protected-access
         self._offset = tok.offset

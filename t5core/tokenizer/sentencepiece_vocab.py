@@ -12,6 +12,7 @@ from t5core import model_dir as model_dir_lib
 from t5core.errors import ConfigError, UserFileNotFoundError
 from t5core.tokenizer.base import BASE_SPECIALS, SPIECE_UNDERLINE, BaseTokenizer
 from t5core.tokenizer.hf_tokenizer_json import HFUnigramFile
+from t5core.tokenizer.in_graph import InGraphTokenizer
 
 # Unicode's White_Space characters (Rust's char::is_whitespace, which HF tokenizers uses).
 _UNICODE_WHITESPACE = ("\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B)))
@@ -24,15 +25,6 @@ def _read_bytes(path: str) -> bytes:
         raise UserFileNotFoundError(f"tokenizer file not found: {path!r}")
     with tf.io.gfile.GFile(path, "rb") as f:
         return f.read()
-
-
-def find_tokenizer_file(directory: str) -> str | None:
-    """The tokenizer file of a model directory: spiece.model, else tokenizer.json, else None."""
-    for name in (model_dir_lib.SENTENCEPIECE_VOCAB, model_dir_lib.HF_TOKENIZER):
-        candidate = model_dir_lib.path(directory, name)
-        if tf.io.gfile.exists(candidate):
-            return candidate
-    return None
 
 
 class Tokenizer(BaseTokenizer):
@@ -57,7 +49,7 @@ class Tokenizer(BaseTokenizer):
         if path is not None:
             path = os.fspath(path)
             if tf.io.gfile.isdir(path):
-                found = find_tokenizer_file(path)
+                found = model_dir_lib.find_tokenizer_file(path)
                 if found is None:
                     raise UserFileNotFoundError(
                         f"no tokenizer in directory {path!r}: expected "
@@ -137,8 +129,6 @@ class Tokenizer(BaseTokenizer):
         return text
 
     def _make_in_graph(self):
-        from t5core.tokenizer.in_graph import InGraphTokenizer
-
         return InGraphTokenizer(self)
 
 

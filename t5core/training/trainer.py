@@ -19,10 +19,10 @@ from t5core.dataclass_flags import (COUNT, FRACTION, NONNEGATIVE, POSITIVE, STEP
                                      field_problems, option)
 from t5core.errors import FlagError, TrainingStoppedError
 from t5core.model_dir import ModelDirMismatchError  # noqa: F401  (raised by check_model_dir)
-from t5core.peft import describe_structure
 from t5core.losses import parse_loss_normalization
 from t5core.optimizers import OPTIMIZER_NAMES, SCHEDULE_NAMES, make_optimizer, make_schedule
 from t5core.optimizers.schedules import fit_warmup
+from t5core.peft import describe_structure
 from t5core.training import train_log
 from t5core.training.distribute import all_workers_agree, is_chief, worker_info
 from t5core.training.flops import parse_peak_flops, resolve_peak_flops, training_flops
