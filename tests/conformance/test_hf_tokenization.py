@@ -92,7 +92,7 @@ def test_tokenizer_integration(tok):
     """T5TokenizationTest.test_tokenizer_integration."""
     vectors = _integration_vectors()
     assert len(vectors) == 3
-    ids = tok.encode_batch([text for text, _ in vectors], add_eos=True)
+    ids = [tok.encode(text, add_eos=True) for text, _ in vectors]
     assert ids == [expected for _, expected in vectors]
     width = max(map(len, ids))
     padded = np.array([row + [tok.pad_id] * (width - len(row)) for row in ids])
@@ -102,13 +102,13 @@ def test_tokenizer_integration(tok):
 
 def test_eos_treatment(tok):
     """T5TokenizationTest.test_eos_treatment."""
-    assert tok.encode_batch(EOS_TREATMENT["with_eos"], add_eos=True) == \
-        tok.encode_batch(EOS_TREATMENT["without_eos"], add_eos=True)
+    assert [tok.encode(t, add_eos=True) for t in EOS_TREATMENT["with_eos"]] == \
+        [tok.encode(t, add_eos=True) for t in EOS_TREATMENT["without_eos"]]
 
 
 def test_prepare_batch(tok):
     """T5TokenizationTest.test_prepare_batch."""
-    ids = tok.encode_batch(PREPARE_BATCH["texts"], add_eos=True)
+    ids = [tok.encode(t, add_eos=True) for t in PREPARE_BATCH["texts"]]
     assert ids[0] == PREPARE_BATCH["first_row"]
     assert (len(ids), max(map(len, ids))) == PREPARE_BATCH["shape"]
 
