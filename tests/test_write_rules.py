@@ -2,7 +2,7 @@
 folder, no output that replaces a user's files or the command's own input.
 
 One test per finding of the second hostile-input review that concerns writes; each failed before
-t5core/file_writes.py owned the writes (see build_notes_parts/writes.md).
+t5core/file_writes.py owned the writes (BUILD_NOTES.md, "The write side's trust boundary").
 """
 
 from __future__ import annotations
