@@ -130,9 +130,11 @@ def _flag_fields(cls) -> list[tuple[dataclasses.Field, type]]:
     found = []
     for field in dataclasses.fields(cls):
         kind = _plain_type(hints[field.name])
+        if not field.metadata.get("flag", True):
+            continue
         if dataclasses.is_dataclass(kind):
             found += _flag_fields(kind)
-        elif field.metadata.get("flag", True):
+        else:
             found.append((field, kind))
     return found
 

@@ -12,15 +12,16 @@ Examples:
       -- --train_steps=1000 --eval_every=200
 """
 
+import dataclasses
 import os
 import sys
 
 from absl import app, flags
 
-from t5core import cli
+from t5core import cli, dataclass_flags
 from t5core.model_dir import METRIC_MODES
 from t5core.sweep import Sweep, prepare
-from t5core.sweep.runner import METHODS
+from t5core.sweep.runner import SweepConfig
 from t5core.sweep.study import optuna
 
 
@@ -39,45 +40,21 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("space", None, "Search space: a .json/.yaml file or inline JSON, "
                         "{flag: [values] | {type: choice|uniform|log_uniform|int, ...}}.",
                         required=True, **fv)
-    flags.DEFINE_enum("method", "random", list(METHODS), "Search method "
-                      "(bayesian: Optuna's TPE sampler after --startup_trials random trials).",
-                      **fv)
     flags.DEFINE_string("objective", None, "Validation metric to optimise (e.g. accuracy, "
                         "eval_loss; 'eval/' prefix optional).", required=True, **fv)
     flags.DEFINE_enum("direction", "auto", list(METRIC_MODES), "auto: min for *loss* metrics.",
                       **fv)
-    flags.DEFINE_enum("objective_reduce", "best", ["best", "last"], "A trial's value: its best "
-                      "evaluation (the one its best/ checkpoint holds) or its last.", **fv)
-    flags.DEFINE_integer("max_trials", 0, "Trial budget (grid: 0 = the whole grid).", **fv)
     flags.DEFINE_integer("trial_steps", 0, "Shorthand for --train_steps of every trial.", **fv)
     flags.DEFINE_string("sweep_dir", "runs/sweep", "The sweep's record (journal.log), results "
                         "and one model_dir per trial.", **fv)
-    flags.DEFINE_integer("parallel", 1, "Trials run at once (a GPU each, or a share of the CPU "
-                         "cores).", **fv)
     flags.DEFINE_string("gpus", "auto", "GPU ids for the trials (comma-separated), 'none', or "
                         "auto (CUDA_VISIBLE_DEVICES / nvidia-smi).", **fv)
-    flags.DEFINE_bool("median_stopping", False, "Stop a trial whose best objective so far is "
-                      "worse than the completed trials' median at the same step (Optuna's "
-                      "MedianPruner; needs --eval_every).", **fv)
-    flags.DEFINE_integer("median_min_trials", 3, "Completed trials before the median rule acts.",
-                         **fv)
-    flags.DEFINE_integer("median_grace_evals", 1, "Evaluations a trial gets before it can be "
-                         "stopped.", **fv)
-    flags.DEFINE_integer("startup_trials", 5, "bayesian: random trials before the model "
-                         "proposes.", **fv)
-    flags.DEFINE_integer("seed", 0, "Seed of the proposals (grid: the order in which Optuna's "
-                         "GridSampler visits it).", **fv)
-    flags.DEFINE_float("trial_timeout", 0.0, "Fail a trial running longer than this (seconds; "
-                       "0: no limit).", **fv)
-    flags.DEFINE_bool("retry_failed", False, "On resume, run failed trials again.", **fv)
-    flags.DEFINE_enum("keep_checkpoints", "all", ["all", "best"], "best: delete the checkpoints "
-                      "of every trial but the best (logs and events stay).", **fv)
     flags.DEFINE_enum("validate", "auto", ["auto", "dry", "none"], "How the objective is "
                       "checked before the sweep: auto (known for the embedded tasks, else a "
                       "one-step dry run), dry, none.", **fv)
     flags.DEFINE_string("train_script", default_train_script(), "The training script each "
                         "trial runs (it takes scripts/train.py's flags).", **fv)
-    flags.DEFINE_float("poll_seconds", 2.0, "How often running trials are checked.", **fv)
+    dataclass_flags.define_flags(SweepConfig, flag_values, module_name=__name__)
     cli.mark_outputs(flag_values, folders=("sweep_dir",))
 
 
@@ -91,13 +68,10 @@ def sweep(args: flags.FlagValues, train_args) -> int:
         train_args = [f"--train_steps={args.trial_steps}"] + train_args
     gpus = None if args.gpus == "auto" else (
         [] if args.gpus in ("", "none") else [g.strip() for g in args.gpus.split(",")])
-    options = {name: args[name].value for name in (
-        "method", "max_trials", "seed", "startup_trials", "parallel", "median_stopping",
-        "median_min_trials", "median_grace_evals", "trial_timeout", "retry_failed",
-        "keep_checkpoints", "poll_seconds")}
+    options = {f.name: args[f.name].value for f in dataclasses.fields(SweepConfig)
+               if f.metadata.get("flag")}
     config = prepare(args.sweep_dir, args.space, args.objective, args.train_script, train_args,
-                     direction=args.direction, validate=args.validate,
-                     reduce=args.objective_reduce, gpus=gpus, **options)
+                     direction=args.direction, validate=args.validate, gpus=gpus, **options)
     try:
         best = Sweep(config).run()
     except KeyboardInterrupt as e:

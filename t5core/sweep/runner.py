@@ -19,6 +19,8 @@ from typing import IO, Callable
 
 from t5core import file_writes
 from t5core import model_dir as run_files
+from t5core.dataclass_flags import (COUNT, NONNEGATIVE, POSITIVE, STEPS, field_problems,
+                                    option)
 from t5core.locking import DirectoryLock
 import t5core.sweep.results as results
 import t5core.sweep.study as study
@@ -31,36 +33,54 @@ from t5core.sweep.train_flags import flag_arg, trial_options
 METHODS = ("grid", "random", "bayesian")
 
 
+def _not_a_flag(**kwargs):
+    """A field that prepare derives from the inputs, not a flag of scripts/sweep.py."""
+    return dataclasses.field(metadata={"flag": False}, **kwargs)
+
+
 @dataclasses.dataclass
 class SweepConfig:
-    sweep_dir: str
-    space: SearchSpace
-    objective: str
-    direction: str  # "max" | "min"
-    train_script: str
-    method: str = "random"
-    max_trials: int = 0  # grid: 0 = the whole grid
-    train_flags: dict = dataclasses.field(default_factory=dict)  # fixed for every trial
-    added_flags: dict = dataclasses.field(default_factory=dict)  # e.g. best_metric, progress_bar
-    seed: int = 0
-    reduce: str = "best"  # the trial's value: its "best" or its "last" evaluation
-    startup_trials: int = 5  # bayesian: random trials before the model proposes
-    parallel: int = 1
-    gpus: list | None = None  # None: auto-detect
-    median_stopping: bool = False
-    median_min_trials: int = 3
-    median_grace_evals: int = 1
-    trial_timeout: float = 0.0  # seconds; 0 = none
-    retry_failed: bool = False
-    keep_checkpoints: str = "all"  # "all" | "best"
-    poll_seconds: float = 2.0
-    python: str = sys.executable
-    known_metrics: tuple = ()  # what the trials evaluate, for the HParams dashboard
+    """A sweep's settings. The fields made with `option` are scripts/sweep.py's flags, and every
+    field's choices and bounds are checked once, by `dataclass_flags.field_problems`."""
+    sweep_dir: str = _not_a_flag()
+    space: SearchSpace = _not_a_flag()
+    objective: str = _not_a_flag()
+    direction: str = dataclasses.field(metadata={"flag": False, "choices": ("max", "min")})
+    train_script: str = _not_a_flag()
+    method: str = option("random", "Search method (bayesian: Optuna's TPE sampler after "
+                         "--startup_trials random trials).", choices=METHODS)
+    max_trials: int = option(0, "Trial budget (grid: 0 = the whole grid).", bound=STEPS)
+    train_flags: dict = _not_a_flag(default_factory=dict)  # fixed for every trial
+    added_flags: dict = _not_a_flag(default_factory=dict)  # e.g. best_metric, progress_bar
+    seed: int = option(0, "Seed of the proposals (grid: the order in which Optuna's GridSampler "
+                       "visits it).")
+    objective_reduce: str = option("best", "A trial's value: its best evaluation (the one its "
+                                   "best/ checkpoint holds) or its last.", ("best", "last"))
+    startup_trials: int = option(5, "bayesian: random trials before the model proposes.",
+                                 bound=STEPS)
+    parallel: int = option(1, "Trials run at once (a GPU each, or a share of the CPU cores).",
+                           bound=COUNT)
+    gpus: list | None = _not_a_flag(default=None)  # None: auto-detect
+    median_stopping: bool = option(False, "Stop a trial whose best objective so far is worse "
+                                   "than the completed trials' median at the same step "
+                                   "(Optuna's MedianPruner; needs --eval_every).")
+    median_min_trials: int = option(3, "Completed trials before the median rule acts.",
+                                    bound=COUNT)
+    median_grace_evals: int = option(1, "Evaluations a trial gets before it can be stopped.")
+    trial_timeout: float = option(0.0, "Fail a trial running longer than this (seconds; 0: no "
+                                  "limit).", bound=NONNEGATIVE)
+    retry_failed: bool = option(False, "On resume, run failed trials again.")
+    keep_checkpoints: str = option("all", "best: delete the checkpoints of every trial but the "
+                                   "best (logs and events stay).", ("all", "best"))
+    poll_seconds: float = option(2.0, "How often running trials are checked.", bound=POSITIVE)
+    python: str = _not_a_flag(default=sys.executable)
+    known_metrics: tuple = _not_a_flag(default=())  # what the trials evaluate, for HParams
 
     def identity(self) -> dict:
         """What defines the sweep: a restart must agree on all of it (max_trials may grow)."""
         return {"space": self.space.to_dict(), "method": self.method, "objective": self.objective,
-                "direction": self.direction, "reduce": self.reduce, "seed": self.seed,
+                "direction": self.direction, "reduce": self.objective_reduce,
+                "seed": self.seed,
                 "train_script": os.path.abspath(self.train_script),
                 "train_flags": dict(sorted(self.train_flags.items())),
                 "startup_trials": self.startup_trials if self.method == "bayesian" else None,
@@ -70,16 +90,7 @@ class SweepConfig:
                 "proposals": 2}
 
     def check(self) -> None:
-        problems = []
-        for name, value, allowed in (("method", self.method, METHODS),
-                                     ("direction", self.direction, ("max", "min")),
-                                     ("objective_reduce", self.reduce, ("best", "last")),
-                                     ("keep_checkpoints", self.keep_checkpoints, ("all", "best"))):
-            if value not in allowed:
-                problems.append(f"--{name} must be one of {', '.join(allowed)} (got {value!r})")
-        for name, low in (("max_trials", 0), ("parallel", 1), ("median_min_trials", 1)):
-            if getattr(self, name) < low:
-                problems.append(f"--{name} must be >= {low} (got {getattr(self, name)})")
+        problems = field_problems(self)
         if self.method != "grid" and self.max_trials == 0:
             problems.append(f"--method={self.method} needs --max_trials > 0")
         if self.method == "grid":
@@ -210,8 +221,8 @@ class Sweep:
         returncode = run.proc.returncode
         evals = read_evals(rec["model_dir"])
         self._report(run, evals or {})
-        picked = pick(evals or {}, self.c.objective, self.c.direction,
-                      "best" if reason == "pruned" else self.c.reduce)
+        reduce = "best" if reason == "pruned" else self.c.objective_reduce
+        picked = pick(evals or {}, self.c.objective, self.c.direction, reduce)
         notes = {"seconds": seconds, "returncode": returncode,
                  "last_step": max(evals) if evals else None}
         if picked is not None:
