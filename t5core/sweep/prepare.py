@@ -12,7 +12,7 @@ from t5core import model_dir as run_files
 from t5core.errors import UserFileNotFoundError
 import t5core.sweep.study as study
 from t5core.sweep.evals import read_evals
-from t5core.sweep.runner import Sweep, SweepConfig, _json, _log_tail
+from t5core.sweep.runner import Sweep, SweepConfig, _log_tail
 from t5core.sweep.space import SearchSpace, SearchSpaceError, load_space, parse_space
 from t5core.sweep.train_flags import (EMBEDDED_TASK_METRICS, check_objective, check_space,
                                       check_trials, default_direction, normalize_metric,
@@ -56,7 +56,7 @@ def _checked_before(config: SweepConfig) -> list | None:
     if not os.path.exists(os.path.join(config.sweep_dir, study.JOURNAL)):
         return None
     state = study.load_state(config.sweep_dir)
-    same = state["identity"] == _json(config.identity())
+    same = state["identity"] == config.identity()
     return list(state["known_metrics"] or []) if same else None
 
 

@@ -123,15 +123,6 @@ def trainer_results(model_dir: str) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def published_best(sweep_dir: str) -> str | None:
-    """The id of the trial that best.json names, if any."""
-    try:
-        with open(os.path.join(sweep_dir, BEST_INFO)) as f:
-            return json.load(f).get("trial")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 def publish_best(sweep_dir: str, trial: dict, objective: str, direction: str) -> dict:
     """best.json, and sweep_dir/best_trial -> trials/<id> (a relative link)."""
     target = os.path.relpath(trial["model_dir"], sweep_dir)

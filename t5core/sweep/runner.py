@@ -77,17 +77,19 @@ class SweepConfig:
     known_metrics: tuple = _not_a_flag(default=())  # what the trials evaluate, for HParams
 
     def identity(self) -> dict:
-        """What defines the sweep: a restart must agree on all of it (max_trials may grow)."""
-        return {"space": self.space.to_dict(), "method": self.method, "objective": self.objective,
-                "direction": self.direction, "reduce": self.objective_reduce,
-                "seed": self.seed,
-                "train_script": os.path.abspath(self.train_script),
-                "train_flags": dict(sorted(self.train_flags.items())),
-                "startup_trials": self.startup_trials if self.method == "bayesian" else None,
-                # How trials were proposed: 2, Optuna's grid order and seeded samplers. A sweep
-                # recorded before (per-trial seeds, grid points enqueued) is refused, not resumed
-                # with proposals that would repeat its trials.
-                "proposals": 2}
+        """What defines the sweep, as the journal holds it: a restart must agree on all of it
+        (max_trials may grow)."""
+        identity = {"space": self.space.to_dict(), "method": self.method,
+                    "objective": self.objective, "direction": self.direction,
+                    "reduce": self.objective_reduce, "seed": self.seed,
+                    "train_script": os.path.abspath(self.train_script),
+                    "train_flags": dict(sorted(self.train_flags.items())),
+                    "startup_trials": self.startup_trials if self.method == "bayesian" else None,
+                    # How trials were proposed: 2, Optuna's grid order and seeded samplers. A
+                    # sweep recorded before (per-trial seeds, grid points enqueued) is refused,
+                    # not resumed with proposals that would repeat its trials.
+                    "proposals": 2}
+        return json.loads(json.dumps(identity))  # (tuples read back from the journal as lists)
 
     def check(self) -> None:
         problems = field_problems(self)
@@ -108,9 +110,8 @@ class SweepConfig:
 
     def trial_args(self, params: dict) -> list[str]:
         """The training script's arguments for a trial with `params`, but for --model_dir."""
-        return ([f"--{k}={v}" for k, v in self.train_flags.items()]
-                + [flag_arg(k, v) for k, v in params.items()]
-                + [f"--{k}={v}" for k, v in self.added_flags.items()])
+        return [flag_arg(k, v) for k, v in {**self.train_flags, **params,
+                                             **self.added_flags}.items()]
 
 
 @dataclasses.dataclass
@@ -136,6 +137,7 @@ class Sweep:
         self.slots = SlotPlan(config.parallel, config.gpus)
         self.study = None
         self._stop = False
+        self._published = None  # the trial best.json names
 
     def command(self, params: dict, model_dir: str) -> list[str]:
         return [self.c.python, self.c.train_script, *self.c.trial_args(params),
@@ -236,10 +238,8 @@ class Sweep:
         for key, value in notes.items():
             trial.set_user_attr(key, value)
         states = study.optuna().trial.TrialState
-        if status == "done":
-            self.study.tell(trial, notes["value"])
-        else:
-            self.study.tell(trial, state=states.PRUNED if status == "pruned" else states.FAIL)
+        state = {"done": states.COMPLETE, "pruned": states.PRUNED}.get(status, states.FAIL)
+        self.study.tell(trial, notes["value"] if status == "done" else None, state=state)
         rec.update(notes, status=status)
         value = f"{self.c.objective} {rec['value']:.5g} at step {rec['step']}" \
             if rec.get("value") is not None else "no value"
@@ -287,7 +287,7 @@ class Sweep:
         self.study = study.load_study(self.dir, dict(
             direction="minimize" if self.c.direction == "min" else "maximize", pruner=pruner),
             self.log)
-        saved, now = self.study.user_attrs.get("identity"), _json(self.c.identity())
+        saved, now = self.study.user_attrs.get("identity"), self.c.identity()
         if saved is None:
             self.study.set_user_attr("identity", now)
         diff = [k for k in now if saved is not None and saved.get(k) != now[k]]
@@ -394,8 +394,9 @@ class Sweep:
 
     def _after_trial(self) -> None:
         best = study.best(self.study, self.dir)
-        if best is not None and best["id"] != results.published_best(self.dir):
+        if best is not None and best["id"] != self._published:
             results.publish_best(self.dir, best, self.c.objective, self.c.direction)
+            self._published = best["id"]
             self.log(f"best so far: {best['id']} ({self.c.objective} {best['value']:.5g})")
         if self.c.keep_checkpoints == "best":
             for t in self.records():
@@ -417,11 +418,6 @@ class Sweep:
                  f"{best['step']}; checkpoint {os.path.join(self.dir, results.BEST_LINK)} "
                  f"({results.BEST_INFO})")
         return best
-
-
-def _json(value):
-    """`value` as it reads back from the journal (tuples become lists)."""
-    return json.loads(json.dumps(value))
 
 
 def _short(value) -> str:

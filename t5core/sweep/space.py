@@ -24,9 +24,6 @@ from typing import Any, Mapping
 
 from t5core.errors import T5CoreError, UserFileNotFoundError
 
-KINDS = ("choice", "uniform", "log_uniform", "int")
-
-
 class SearchSpaceError(T5CoreError, ValueError):
     """The search space is empty, malformed or contradicts the trainer's flags."""
 
@@ -113,7 +110,8 @@ class SearchSpace:
         return {p.name: p.suggest(trial) for p in self.params}
 
 
-_KEYS = {"choice": {"type", "values"}, "uniform": {"type", "low", "high"},
+# Each kind of parameter and the keys its entry may have.
+KINDS = {"choice": {"type", "values"}, "uniform": {"type", "low", "high"},
          "log_uniform": {"type", "low", "high"}, "int": {"type", "low", "high", "log"}}
 
 
@@ -129,11 +127,11 @@ def parse_param(name: str, spec: Any, where: str = "search space") -> Param:
              f"got {spec!r}. To fix a flag for every trial, pass it after '--' instead of "
              "searching it.")
     kind = spec.get("type")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         fail(f"{name}.type must be one of {', '.join(KINDS)} (got {kind!r})")
-    extra = sorted(set(spec) - _KEYS[kind])
+    extra = sorted(set(spec) - KINDS[kind])
     if extra:
-        fail(f"{name} ({kind}) has unknown keys {extra}; allowed: {sorted(_KEYS[kind])}")
+        fail(f"{name} ({kind}) has unknown keys {extra}; allowed: {sorted(KINDS[kind])}")
     if kind == "choice":
         values = spec.get("values")
         if not isinstance(values, (list, tuple)) or not values:
@@ -192,24 +190,19 @@ def load_space(text_or_path: str) -> SearchSpace:
     if not source:
         raise SearchSpaceError("--space is empty: give a JSON/YAML file or inline JSON")
     if source.startswith("{"):
-        try:
-            spec = json.loads(source)
-        except json.JSONDecodeError as e:
-            raise SearchSpaceError(f"--space inline JSON, line {e.lineno} column {e.colno}: "
-                                   f"{e.msg}") from None
-        return parse_space(spec, "--space (inline JSON)")
-    if not os.path.exists(source):
+        where, text = "--space (inline JSON)", source
+    elif not os.path.exists(source):
         raise UserFileNotFoundError(f"--space={source}: no such file (give a .json/.yaml file or "
-                                "inline JSON starting with '{')")
-    with open(source) as f:
-        text = f.read()
-    if source.endswith((".yaml", ".yml")):
+                                    "inline JSON starting with '{')")
+    else:
+        with open(source) as f:
+            where, text = source, f.read()
+    if where.endswith((".yaml", ".yml")):
         try:
             import yaml
         except ImportError:
             raise SearchSpaceError(f"{source}: a YAML space needs PyYAML: pip install "
                                    "t5core[sweep] (or give the space as JSON)") from None
-
         try:
             spec = yaml.safe_load(text)
         except yaml.YAMLError as e:
@@ -218,6 +211,5 @@ def load_space(text_or_path: str) -> SearchSpace:
         try:
             spec = json.loads(text)
         except json.JSONDecodeError as e:
-            raise SearchSpaceError(f"{source}, line {e.lineno} column {e.colno}: {e.msg}") from None
-    return parse_space(spec if spec is not None else {}, source)
-
+            raise SearchSpaceError(f"{where}, line {e.lineno} column {e.colno}: {e.msg}") from None
+    return parse_space(spec if spec is not None else {}, where)

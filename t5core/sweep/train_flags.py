@@ -45,10 +45,15 @@ def flag_arg(name: str, value) -> str:
     return f"--{name}={text(value)}"
 
 
-def _unknown(name: str, table, where: str) -> SearchSpaceError:
-    close = difflib.get_close_matches(name, list(table), n=3)
-    hint = f" Did you mean {', '.join('--' + c for c in close)}?" if close else ""
-    return SearchSpaceError(f"{where}: --{name} is not a flag of the training script.{hint}")
+def _check_name(name: str, table, where: str) -> None:
+    """A flag a trial may be given: train.py has it, and the sweep does not set it."""
+    if name not in table:
+        close = difflib.get_close_matches(name, list(table), n=3)
+        hint = f" Did you mean {', '.join('--' + c for c in close)}?" if close else ""
+        raise SearchSpaceError(f"{where}: --{name} is not a flag of the training script.{hint}")
+    if name in SWEEP_OWNED:
+        raise SearchSpaceError(f"{where}: --{name} is set by the sweep for each trial (each "
+                               "gets sweep_dir/trials/<trial>); do not pass or search it")
 
 
 def _parse(table, name: str, argv: list[str], value, where: str) -> None:
@@ -74,11 +79,7 @@ def parse_fixed_flags(args) -> dict:
         name = arg.lstrip("-").split("=", 1)[0]
         if name not in table and name.startswith("no") and name[2:] in table:
             name = name[2:]
-        if name not in table:
-            raise _unknown(name, table, "train flags")
-        if name in SWEEP_OWNED:
-            raise SearchSpaceError(f"train flags: --{name} is set by the sweep (each trial gets "
-                                   "sweep_dir/trials/<trial>); do not pass it")
+        _check_name(name, table, "train flags")
         argv, given = [arg], arg.split("=", 1)[-1]
         if "=" not in arg and not table[name].boolean:
             if i + 1 >= len(args):
@@ -97,11 +98,7 @@ def check_space(space: SearchSpace, fixed: dict) -> None:
     """Each searched flag exists, is not fixed too, and takes each of its values."""
     table = flag_table()
     for p in space.params:
-        if p.name not in table:
-            raise _unknown(p.name, table, "search space")
-        if p.name in SWEEP_OWNED:
-            raise SearchSpaceError(f"search space: --{p.name} is set by the sweep for each trial "
-                                   "and cannot be searched")
+        _check_name(p.name, table, "search space")
         if p.name in fixed:
             raise SearchSpaceError(
                 f"--{p.name} is both searched (in the space) and fixed (passed to every trial as "
