@@ -12,11 +12,12 @@ from t5core import model_dir as run_files
 from t5core.errors import UserFileNotFoundError
 import t5core.sweep.study as study
 from t5core.sweep.evals import read_evals
-from t5core.sweep.runner import Sweep, SweepConfig, _log_tail
+from t5core.sweep.results import log_tail
+from t5core.sweep.runner import Sweep, SweepConfig
 from t5core.sweep.space import SearchSpace, SearchSpaceError, load_space, parse_space
 from t5core.sweep.train_flags import (EMBEDDED_TASK_METRICS, check_objective, check_space,
-                                      check_trials, default_direction, normalize_metric,
-                                      parse_fixed_flags, uses_embedded_task)
+                                      check_trials, default_direction, parse_fixed_flags,
+                                      uses_embedded_task)
 
 # The dry run's flags after the first trial's: one step, one batch, the objective not asked for.
 DRY_RUN = {"train_steps": 1, "warmup_steps": 0, "eval_every": 0, "eval_steps": 1,
@@ -40,7 +41,7 @@ def dry_run_metrics(config: SweepConfig, log=print) -> list[str]:
     if proc.returncode != 0:
         raise SearchSpaceError(f"the dry run of the first trial's flags failed (exit code "
                                f"{proc.returncode}); no trial was started. Its log "
-                               f"({log_path}) ends:\n{_log_tail(folder)}")
+                               f"({log_path}) ends:\n{log_tail(folder)}")
     evals = read_evals(folder)
     if evals is None:
         raise SearchSpaceError(
@@ -76,7 +77,7 @@ def prepare(sweep_dir: str, space, objective: str, train_script: str, train_args
         space = parse_space(space)
     fixed = parse_fixed_flags(train_args)
     check_space(space, fixed)
-    objective = normalize_metric(objective)
+    objective = objective.removeprefix(run_files.EVAL_RECORD_PREFIX)  # 'eval/accuracy' too
     if direction == "auto":
         direction = default_direction(objective)
     best_metric = fixed.pop("best_metric", "")

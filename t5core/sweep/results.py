@@ -123,6 +123,18 @@ def trainer_results(model_dir: str) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def log_tail(model_dir: str, lines: int = 12) -> str:
+    """The last lines of a trial's log worth showing with its error."""
+    path = run_files.path(model_dir, run_files.TRIAL_LOG)
+    if not os.path.exists(path):
+        return "(no log)"
+    with open(path, errors="replace") as f:
+        tail = f.read().splitlines()[-200:]
+    # The error is usually the last line; keep a few before it for context.
+    useful = [line for line in tail if line.strip() and not line.startswith(("I0000", "W0000"))]
+    return "\n".join(useful[-lines:])
+
+
 def publish_best(sweep_dir: str, trial: dict, objective: str, direction: str) -> dict:
     """best.json, and sweep_dir/best_trial -> trials/<id> (a relative link)."""
     target = os.path.relpath(trial["model_dir"], sweep_dir)

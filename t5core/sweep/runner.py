@@ -255,7 +255,7 @@ class Sweep:
         if reason == "timeout":
             return "failed", f"timed out after {self.c.trial_timeout} s"
         if returncode != 0:
-            return "failed", f"exit code {returncode}: " + _log_tail(rec["model_dir"])
+            return "failed", f"exit code {returncode}: " + results.log_tail(rec["model_dir"])
         if evals is None:
             return "failed", (f"finished but wrote no {run_files.TRAIN_LOG}, where the sweep reads "
                               "a trial's evaluations (t5core's trainer appends one record each)")
@@ -422,17 +422,6 @@ class Sweep:
 
 def _short(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def _log_tail(model_dir: str, lines: int = 12) -> str:
-    path = run_files.path(model_dir, run_files.TRIAL_LOG)
-    if not os.path.exists(path):
-        return "(no log)"
-    with open(path, errors="replace") as f:
-        tail = f.read().splitlines()[-200:]
-    # The error is usually the last line; keep a few before it for context.
-    useful = [line for line in tail if line.strip() and not line.startswith(("I0000", "W0000"))]
-    return "\n".join(useful[-lines:])
 
 
 def _stopped_by_signal(rec: dict, returncode: int) -> bool:

@@ -89,13 +89,10 @@ class SearchSpace:
         """{flag: its values}: the grid, as Optuna's GridSampler takes it."""
         return {p.name: p.grid_values() for p in self.params}
 
-    def grid(self) -> list[dict]:
-        """Every combination, the last parameter varying fastest."""
-        return [dict(zip(self.names, c)) for c in itertools.product(*self.axes().values())]
-
-    def corners(self, limit: int) -> list[dict]:
-        """Up to `limit` combinations of every parameter's corners (Param.corners)."""
-        combos = itertools.product(*(p.corners() for p in self.params))
+    def grid(self, values=Param.grid_values, limit: int | None = None) -> list[dict]:
+        """Up to `limit` combinations of each parameter's `values` (its grid values, or
+        `Param.corners`: what bounds the trials), the last parameter varying fastest."""
+        combos = itertools.product(*(values(p) for p in self.params))
         return [dict(zip(self.names, c)) for c in itertools.islice(combos, limit)]
 
     def grid_size(self) -> int:

@@ -14,8 +14,8 @@ from absl import flags
 from t5core.commands.train import define_flags
 from t5core.dataclass_flags import from_flags
 from t5core.errors import FlagError
-from t5core.model_dir import EVAL_RECORD_PREFIX, lower_is_better
-from t5core.sweep.space import SearchSpace, SearchSpaceError
+from t5core.model_dir import lower_is_better
+from t5core.sweep.space import Param, SearchSpace, SearchSpaceError
 from t5core.training.run import RunOptions
 
 # Flags the sweep sets for every trial, so neither the space nor the fixed flags may.
@@ -122,7 +122,7 @@ def trial_options(args) -> RunOptions:
 def check_trials(space: SearchSpace, fixed: dict, median_stopping: bool) -> None:
     """The trainer's own check (RunOptions.check) on the corners of the space, and what the
     median-stopping rule needs of every trial."""
-    for corner in space.corners(CHECKED_TRIALS):
+    for corner in space.grid(Param.corners, CHECKED_TRIALS):
         args = [flag_arg(k, v) for k, v in {**fixed, **corner}.items()]
         options = trial_options(args)
         where = f"the trial flags {' '.join(args)}"
@@ -140,11 +140,6 @@ def check_trials(space: SearchSpace, fixed: dict, median_stopping: bool) -> None
 def uses_embedded_task(space: SearchSpace, fixed: dict) -> bool:
     return not any(fixed.get(n) for n in DATA_SOURCE_FLAGS) and not any(
         n in space.names for n in DATA_SOURCE_FLAGS)
-
-
-def normalize_metric(name: str) -> str:
-    """'eval/accuracy' (the trainer history's key) and 'accuracy' (the event tag) are the same."""
-    return name.removeprefix(EVAL_RECORD_PREFIX)
 
 
 def default_direction(metric: str) -> str:
