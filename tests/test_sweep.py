@@ -538,6 +538,22 @@ def test_median_stopping_prunes_a_trial_behind_the_median(fake, monkeypatch):
     assert state["best"] != "trial_0003"
 
 
+def test_a_trial_past_its_timeout_is_stopped_and_failed(fake, monkeypatch):
+    """--trial_timeout: the trial is sent SIGTERM (the trainer saves and exits 0), recorded as
+    failed with the reason, and the sweep goes on to the next trial."""
+    monkeypatch.setenv("FAKE_TRAIN_SLEEP", "0.4")
+    space = {"learning_rate": [1e-3, 2e-3]}
+    best, _ = run_sweep(fake, space, method="grid", trial_timeout=0.5,
+                        train_args=("--train_steps=40", "--eval_every=5"))
+    assert best is None
+    state = load_state(str(fake["dir"] / "sweep"))
+    assert [t["status"] for t in state["trials"]] == ["failed", "failed"]
+    for t in state["trials"]:
+        assert t["error"] == "timed out after 0.5 s"
+        assert t["last_step"] is None or t["last_step"] < 40
+    assert len(fake["invocations"]()) == 2
+
+
 def test_parallel_trials_get_disjoint_cpu_cores(fake):
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs 2 cores")
