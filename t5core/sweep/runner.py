@@ -212,25 +212,27 @@ class Sweep:
                  f"{best:.5g}, is worse than the median of the completed trials at that step")
         return True
 
-    def _finish(self, run: _Running, reason: str | None) -> None:
-        """Records a trial whose process ended: done, pruned, failed, or left to run again."""
-        rec, trial = run.record, run.trial
+    def _finish(self, run: _Running, stopping: bool) -> bool:
+        """Records a trial whose process ended: done, pruned or failed. One that a signal stopped,
+        or that failed while the sweep stops, stays RUNNING in the study and runs again on
+        resume: then this returns True."""
+        rec, trial, code = run.record, run.trial, run.proc.returncode
         run.log_file.close()
         seconds = rec.get("seconds", 0.0) + time.time() - run.started
-        if reason == "interrupted":  # it stays RUNNING in the study and runs again on resume
+        # The trainer saves its step and exits 0 on SIGTERM/SIGINT; its results.json says so.
+        signalled = code == 0 and bool(results.trainer_results(rec["model_dir"]).get("stopped_by"))
+        if not run.reason and (signalled or (stopping and code)):
             trial.set_user_attr("seconds", seconds)
-            return
-        returncode = run.proc.returncode
+            return True
         evals = read_evals(rec["model_dir"])
         self._report(run, evals or {})
-        reduce = "best" if reason == "pruned" else self.c.objective_reduce
+        reduce = "best" if run.reason == "pruned" else self.c.objective_reduce
         picked = pick(evals or {}, self.c.objective, self.c.direction, reduce)
-        notes = {"seconds": seconds, "returncode": returncode,
-                 "last_step": max(evals) if evals else None}
+        notes = {"seconds": seconds, "returncode": code, "last_step": max(evals) if evals else None}
         if picked is not None:
             notes["step"], notes["metrics"] = picked
             notes["value"] = picked[1][self.c.objective]
-        status, error = self._outcome(rec, returncode, reason, evals, notes.get("value"))
+        status, error = self._outcome(run, evals, notes.get("value"), code != 0 or signalled)
         if error:
             notes["error"] = error
         if status == "pruned":
@@ -247,15 +249,18 @@ class Sweep:
                  + (f" ({error.splitlines()[0][:300]})" if error else ""))
         if status in ("done", "pruned"):
             results.write_hparams_session(rec, self.c.objective)
+        return False
 
-    def _outcome(self, rec, returncode, reason, evals, value) -> tuple[str, str | None]:
-        """(status, error) of a trial whose process ended."""
-        if reason == "pruned" and (returncode != 0 or _stopped_by_signal(rec, returncode)):
+    def _outcome(self, run: _Running, evals, value, stopped: bool) -> tuple[str, str | None]:
+        """(status, error) of a trial whose process ended; `stopped`: by the sweep's signal, or
+        with an error."""
+        if run.reason == "pruned" and stopped:
             return "pruned", None
-        if reason == "timeout":
+        if run.reason == "timeout":
             return "failed", f"timed out after {self.c.trial_timeout} s"
-        if returncode != 0:
-            return "failed", f"exit code {returncode}: " + results.log_tail(rec["model_dir"])
+        if run.proc.returncode != 0:
+            return "failed", (f"exit code {run.proc.returncode}: "
+                              + results.log_tail(run.record["model_dir"]))
         if evals is None:
             return "failed", (f"finished but wrote no {run_files.TRAIN_LOG}, where the sweep reads "
                               "a trial's evaluations (t5core's trainer appends one record each)")
@@ -267,15 +272,6 @@ class Sweep:
             return "failed", f"its {self.c.objective} is {value}"
         # A trial asked to stop that had already finished counts as done.
         return "done", None
-
-    def _end_reason(self, run: _Running, stopping: bool) -> str | None:
-        """Why a trial process ended: the sweep's reason, "interrupted" (stopped by a signal, or
-        failing while the sweep stops: it runs again on resume), else None (it ran its course)."""
-        code = run.proc.returncode
-        if run.reason:
-            return run.reason
-        return "interrupted" if _stopped_by_signal(run.record, code) or (stopping and code) \
-            else None
 
     # -- the loop --------------------------------------------------------------------------------
     def _open(self) -> list:
@@ -347,7 +343,7 @@ class Sweep:
                 for slot, run in list(running.items()):
                     if run.proc.poll() is not None:
                         del running[slot]
-                        self._finish(run, self._end_reason(run, self._stop))
+                        self._finish(run, self._stop)
                         self._after_trial()
                 if self._stop:
                     break
@@ -356,9 +352,9 @@ class Sweep:
                         continue
                     if self.c.trial_timeout and time.time() - run.started > self.c.trial_timeout:
                         run.reason = "timeout"
-                        run.proc.terminate()
                     elif self.c.median_stopping and self._should_prune(run):
                         run.reason = "pruned"
+                    if run.reason:
                         run.proc.terminate()
                 for slot in [s for s in range(self.c.parallel) if s not in running]:
                     trial = rerun.pop(0) if rerun else study.next_trial(
@@ -378,9 +374,7 @@ class Sweep:
                 except subprocess.TimeoutExpired:
                     run.proc.kill()
                     run.proc.wait()
-                reason = self._end_reason(run, stopping=True)
-                self._finish(run, reason)
-                if reason == "interrupted":
+                if self._finish(run, stopping=True):
                     self.log(f"{run.record['id']} stopped; it will run again when the sweep "
                              "resumes")
             if self.study is not None:
@@ -422,11 +416,6 @@ class Sweep:
 
 def _short(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def _stopped_by_signal(rec: dict, returncode: int) -> bool:
-    """The trainer saves its step and exits 0 on SIGTERM/SIGINT; its results.json says so."""
-    return returncode == 0 and bool(results.trainer_results(rec["model_dir"]).get("stopped_by"))
 
 
 def _stop_stale_process(rec: dict) -> None:
