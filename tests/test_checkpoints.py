@@ -555,3 +555,18 @@ def test_every_format_row_is_named_in_formats():
 
     assert FORMATS == tuple(row.name for row in FORMAT_TABLE)
     assert set(FORMATS) == {"hf-safetensors", "hf-bin", "hf-h5", "mesh-tf", "t5x", "tf"}
+
+
+@pytest.mark.parametrize("form", ["directory", "prefix", "index"])
+def test_detecting_a_mesh_tf_checkpoint_reads_its_index_once(tmp_path, monkeypatch, form):
+    # The `tf` and `mesh-tf` rows both ask whether the prefix is object-keyed.
+    write_mesh_tf(tmp_path, load_file(REFERENCE / "mt5" / "model.safetensors"), gin=MT5_GIN)
+    prefix = tf.train.latest_checkpoint(str(tmp_path))
+    opened = []
+    real = tf.train.load_checkpoint
+    monkeypatch.setattr(tf.train, "load_checkpoint", lambda p: opened.append(p) or real(p))
+    path = {"directory": str(tmp_path), "prefix": prefix, "index": prefix + ".index"}[form]
+    assert detect_format(path) == ("mesh-tf", prefix)
+    assert opened == [prefix]
+    assert detect_format(path) == ("mesh-tf", prefix)
+    assert opened == [prefix]  # the unchanged index is not read again

@@ -17,10 +17,6 @@ log = logging.getLogger(__name__)
 _FINITE_CHECK_CHUNK = 1 << 20  # elements per np.isfinite call: a 1 MiB temporary, not a tensor's
 
 
-def _nbytes(reader, name):
-    return int(reader.nbytes(name))  # every CheckpointReader has it
-
-
 def _set(variable, array):
     value = np.asarray(array, dtype=variable.dtype)
     if compat.is_uninitialized(variable):  # deferred (see new_model_for_loading)
@@ -66,9 +62,8 @@ def assign_from_reader(model, reader, rules, source: str, progress=None, allow_n
     plan = plan_mapping(reader.shapes, rules, {k: tuple(v.shape) for k, v in variables.items()},
                         source=source)
     to_read = [name for name, _, _ in plan.assignments] + [name for name, _ in plan.checks]
-    if hasattr(reader, "validate"):
-        reader.validate(to_read)
-    total = sum(_nbytes(reader, name) for name in to_read) if progress else 0
+    reader.validate(to_read)
+    total = sum(reader.nbytes(name) for name in to_read) if progress else 0
     nonfinite = []
     for name, target, transform in plan.assignments:
         array = _read(reader, name, source)
@@ -77,7 +72,7 @@ def assign_from_reader(model, reader, rules, source: str, progress=None, allow_n
         _set(variables[target], transform(array))
         del array
         if progress:
-            progress(_nbytes(reader, name), total, name)
+            progress(reader.nbytes(name), total, name)
     mismatched = []
     for name, target in plan.checks:
         array = np.asarray(_read(reader, name, source), dtype=variables[target].dtype)
@@ -86,7 +81,7 @@ def assign_from_reader(model, reader, rules, source: str, progress=None, allow_n
         if not _holds(variables[target], array, equal_nan=bool(nonfinite)):
             mismatched.append(f"{name} differs from {target}")
         if progress:
-            progress(_nbytes(reader, name), total, name)
+            progress(reader.nbytes(name), total, name)
     if mismatched:
         raise CheckpointMismatchError(
             f"{source}: tensors stored as tied copies hold different values (an untied "

@@ -308,6 +308,17 @@ def adafactor_slot_names(shapes, param_name):
     return used
 
 
+def adafactor_averaged_axes(shape):
+    """(axes v_row averages over, axes v_col ...) of a weight, or None (the slots say)."""
+    # T5X's heuristic, which it also applies to every parameter of rank <= 2 when factor rules
+    # are set: v_row averages over the largest dim, the later of two equal dims (np.argsort).
+    # Rank > 2 needs an explicit rule in T5X: the slot shapes say which.
+    if len(shape) != 2:
+        return None
+    order = np.argsort(shape, kind="stable")
+    return (int(order[-1]),), (int(order[-2]),)
+
+
 # T5X network.T5Config field -> T5Config field.
 _GIN_FIELDS = {"vocab_size": "vocab_size", "emb_dim": "d_model", "num_heads": "num_heads",
                "num_encoder_layers": "num_layers", "num_decoder_layers": "num_decoder_layers",

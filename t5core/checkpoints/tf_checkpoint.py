@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 
@@ -48,8 +49,16 @@ class TFCheckpointReader(CheckpointReader):
         return self._reader.get_tensor(name)
 
 
-def is_object_checkpoint(shapes):
-    return "_CHECKPOINTABLE_OBJECT_GRAPH" in shapes
+def is_object_prefix(prefix):
+    """Whether the checkpoint at `prefix` is object-keyed (TF2's, t5core's) rather than
+    name-keyed (Mesh-TF's). Its index is read once while the file stays the same."""
+    stat = tf.io.gfile.stat(prefix + ".index")
+    return _is_object_prefix(prefix, stat.length, stat.mtime_nsec)
+
+
+@functools.lru_cache(maxsize=32)
+def _is_object_prefix(prefix, length, mtime_nsec):
+    return "_CHECKPOINTABLE_OBJECT_GRAPH" in TFCheckpointReader(prefix).shapes
 
 
 def checkpoint_prefix(path):
