@@ -542,10 +542,10 @@ def test_hf_export_names_map_back_to_their_variables_through_hf_rules():
 
 
 def test_load_pretrained_closes_its_reader(monkeypatch):
-    from t5core.checkpoints.reader import CheckpointReader
+    from t5core.checkpoints.untrusted import ShardedReader  # the safetensors reader's base
 
     closed = []
-    monkeypatch.setattr(CheckpointReader, "close", lambda self: closed.append(self.path))
+    monkeypatch.setattr(ShardedReader, "close", lambda self: closed.append(self.path))
     load_pretrained(str(REFERENCE / "gated_silu"))
     assert closed == [str(REFERENCE / "gated_silu")]
 

@@ -18,12 +18,11 @@ import numpy as np
 
 from t5core.checkpoints.reader import CheckpointReader
 from t5core.checkpoints.untrusted import (
+    ShardedReader,
     UnsafeCheckpointError,
-    check_shard_holds,
     element_count,
     is_int,
     shape_problem,
-    shard_files,
     shown,
 )
 from t5core.errors import CheckpointError
@@ -362,37 +361,11 @@ class TorchLoadReader(CheckpointReader):
         return t.numpy().copy()
 
 
-class HFBinReader(CheckpointReader):
+class HFBinReader(ShardedReader):
     """One `pytorch_model.bin`, or the shards a `pytorch_model.bin.index.json` names."""
 
     def __init__(self, path, use_torch=None):
         if use_torch is None:
             use_torch = importlib.util.find_spec("torch") is not None
-        reader_cls = TorchLoadReader if use_torch else TorchZipReader
-        index, expected = shard_files(path, "pytorch_model.bin.index.json", "pytorch_model.bin")
-        self.path, self.shapes, self._where = path, {}, {}
-        for file_path, names in expected.items():
-            reader = reader_cls(file_path)
-            for name, shape in reader.shapes.items():
-                if name in self._where:
-                    raise CheckpointError(f"{file_path}: tensor {name} is also in another shard")
-                self._where[name] = reader
-                self.shapes[name] = shape
-            check_shard_holds(index, file_path, names, reader.shapes)
-
-    def nbytes(self, name):
-        return self._where[name].nbytes(name)
-
-    def validate(self, names):
-        by_reader = collections.defaultdict(list)
-        for name in names:
-            by_reader[self._where[name]].append(name)
-        for reader, group in by_reader.items():
-            reader.validate(group)
-
-    def close(self):
-        for reader in set(self._where.values()):
-            reader.close()
-
-    def read(self, name):
-        return self._where[name].read(name)
+        super().__init__(path, "pytorch_model.bin.index.json", "pytorch_model.bin",
+                         TorchLoadReader if use_torch else TorchZipReader)
