@@ -144,7 +144,7 @@ FORMAT_TABLE = (
                      lambda location, use_torch: tf_checkpoint.TFCheckpointReader(location),
                      tf_checkpoint.tf_rules, functools.partial(_config_beside, run_dir=True)),
     CheckpointFormat("mesh-tf", _tf_prefix_detector(False),
-                     lambda location, use_torch: mesh_tf.MeshTFReader(location),
+                     lambda location, use_torch: tf_checkpoint.TFCheckpointReader(location),
                      mesh_tf.mesh_tf_rules, _mesh_tf_config,
                      AdafactorLayout(mesh_tf.adafactor_slot_names, mesh_tf.MESH_TF_STEP_NAMES,
                                      mesh_tf.adafactor_averaged_axes)),

@@ -8,6 +8,7 @@ import ml_dtypes
 import numpy as np
 
 from t5core import compat, quantization
+from t5core.checkpoints.reader import named_errors
 from t5core.checkpoints.rules import CheckpointMismatchError, plan_mapping
 from t5core.errors import CheckpointError
 from t5core.model import T5Model
@@ -105,13 +106,8 @@ def _holds(variable, array, equal_nan):
 
 
 def _read(reader, name, source):
-    try:
+    with named_errors(source, f"could not read tensor {name!r}"):
         return reader.read(name)
-    except (CheckpointError, ImportError):
-        raise
-    except Exception as err:  # each backend raises its own types; name the tensor and file
-        raise CheckpointError(f"{source}: could not read tensor {name!r} "
-                              f"({type(err).__name__}: {err})") from err
 
 
 class _Deferred:

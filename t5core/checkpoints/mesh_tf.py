@@ -7,7 +7,6 @@ import re
 from t5core.checkpoints.gin_config import lookup, parse_gin
 from t5core.checkpoints.hf import block_rules
 from t5core.checkpoints.rules import Rule, skip, transpose
-from t5core.checkpoints.tf_checkpoint import TFCheckpointReader as MeshTFReader  # noqa: F401
 from t5core.config import T5Config
 from t5core.errors import CheckpointError, ConfigError
 

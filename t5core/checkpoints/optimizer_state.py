@@ -10,6 +10,7 @@ import numpy as np
 
 from t5core.checkpoints import FORMAT_TABLE, open_checkpoint
 from t5core.checkpoints.rules import plan_mapping
+from t5core.checkpoints.untrusted import listing
 from t5core.errors import CheckpointError, FlagError
 from t5core.optimizers import Adafactor
 
@@ -142,11 +143,6 @@ def _plan_variable(fmt, reader, name, target, transform, variable, optimizer, pr
     return moves
 
 
-def _listing(headline, items, shown=5):
-    more = [f"... and {len(items) - shown} more"] if len(items) > shown else []
-    return f"{headline}:\n    " + "\n    ".join(items[:shown] + more)
-
-
 def _read_step(fmt, reader, location):
     for step_name in fmt.step_names:
         if step_name in reader.shapes:
@@ -203,7 +199,8 @@ def import_optimizer_state(path, model, optimizer) -> ImportedOptimizerState:
     if problems:
         raise OptimizerStateMismatchError(
             f"{location}: its Adafactor state does not fit this optimizer:\n"
-            + "\n".join(_listing(headline, items) for headline, items in problems.items()))
+            + "\n".join(f"{headline}:\n    " + listing(items, 5, "\n    ")
+                        for headline, items in problems.items()))
     reader.validate([name for _, name, _ in moves])
     for slot, name, convert in moves:
         value = np.asarray(convert(np.asarray(reader.read(name), np.float32)), np.float32)

@@ -12,8 +12,15 @@ import safetensors
 import tensorflow as tf
 
 from t5core import file_writes
-from t5core.checkpoints.reader import CheckpointReader
-from t5core.checkpoints.untrusted import ShardedReader, element_count, is_int, shape_problem, shown
+from t5core.checkpoints.reader import CheckpointReader, named_errors
+from t5core.checkpoints.untrusted import (
+    ShardedReader,
+    element_count,
+    is_int,
+    listing,
+    shape_problem,
+    shown,
+)
 from t5core.errors import CheckpointError
 
 _DTYPES = {
@@ -104,9 +111,7 @@ def read_header(path):
             f"{data_size}; {len(names)} tensor(s) cut off ({', '.join(names[:3])}"
             f"{', ...' if len(names) > 3 else ''})")
     if problems:
-        shown_problems = problems[:10] + ([f"... {len(problems) - 10} more"] if len(problems) > 10
-                                          else [])
-        raise CheckpointError(f"{path}: damaged safetensors file: " + "; ".join(shown_problems))
+        raise CheckpointError(f"{path}: damaged safetensors file: {listing(problems, sep='; ')}")
     return header, metadata, 8 + n
 
 
@@ -162,12 +167,9 @@ class _SafetensorsFile(CheckpointReader):
     def read(self, name):
         offset, length, dtype = self._where[name]
         if self._library:
-            try:
-                with safetensors.safe_open(self.path, framework="numpy") as f:
-                    return f.get_tensor(name)
-            except (safetensors.SafetensorError, OSError) as err:
-                raise CheckpointError(f"{self.path}: could not read tensor {name} "
-                                      f"({type(err).__name__}: {shown(str(err))})") from None
+            with named_errors(self.path, f"could not read tensor {name}"), \
+                    safetensors.safe_open(self.path, framework="numpy") as f:
+                return f.get_tensor(name)
         buffer = np.empty(length, np.uint8)
         with _open(self.path) as f:
             f.seek(offset)

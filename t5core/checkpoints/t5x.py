@@ -11,10 +11,10 @@ import tensorflow as tf
 
 import t5core.checkpoints.t5x_zarr as t5x_zarr
 from t5core.checkpoints.gin_config import lookup, parse_gin
-from t5core.checkpoints.reader import CheckpointReader
+from t5core.checkpoints.reader import CheckpointReader, named_errors
 from t5core.checkpoints.rules import Rule, merge_heads_in, merge_heads_out, skip, transpose
 from t5core.checkpoints.t5x_zarr import DTYPE_NAMES, np_dtype
-from t5core.checkpoints.untrusted import element_count, is_int, shape_problem, shown
+from t5core.checkpoints.untrusted import element_count, is_int, listing, shape_problem, shown
 from t5core.config import T5Config
 from t5core.errors import CheckpointError, ConfigError
 
@@ -198,21 +198,17 @@ class T5XReader(CheckpointReader):
         with tf.io.gfile.GFile(self.path, "rb") as f:
             data = f.read()
         budget = _EntryBudget()
-        try:
-            tree = msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False,
-                                   object_hook=budget.count, list_hook=budget.count,
-                                   max_array_len=_MAX_CONTAINER, max_map_len=_MAX_CONTAINER)
+        with named_errors(self.path, "not a readable T5X msgpack checkpoint", prefix_own=True):
+            try:
+                tree = msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False,
+                                       object_hook=budget.count, list_hook=budget.count,
+                                       max_array_len=_MAX_CONTAINER, max_map_len=_MAX_CONTAINER)
+            except msgpack.StackError:
+                raise CheckpointError("nested too deep for a T5X checkpoint") from None
             del data
             if not isinstance(tree, dict):
                 raise CheckpointError("not a T5X checkpoint (top level is not a map)")
             self._leaves = _flatten(tree)
-        except CheckpointError as err:
-            raise CheckpointError(f"{self.path}: {err}") from None
-        except msgpack.StackError:
-            raise CheckpointError(f"{self.path}: nested too deep for a T5X checkpoint") from None
-        except Exception as err:  # msgpack raises several types for truncated or foreign data
-            raise CheckpointError(f"{self.path}: not a readable T5X msgpack checkpoint "
-                                  f"({type(err).__name__}: {shown(str(err))})") from None
         self.shapes, problems, self._specs, self._arrays = {}, [], {}, {}
         for name, leaf in self._leaves.items():
             shape, problem = self._shape(name, leaf)
@@ -220,9 +216,7 @@ class T5XReader(CheckpointReader):
                 problems.append(f"{name}: {problem}")
             self.shapes[name] = shape
         if problems:
-            more = [f"... {len(problems) - 10} more"] if len(problems) > 10 else []
-            raise CheckpointError(f"{self.path}: damaged T5X checkpoint:\n  "
-                                  + "\n  ".join(problems[:10] + more))
+            raise CheckpointError(f"{self.path}: damaged T5X checkpoint:\n  {listing(problems)}")
 
     def _shape(self, name, leaf):
         """(shape, None) or (None, why the leaf cannot be read); plain values are shape ()."""

@@ -12,13 +12,10 @@ import tensorflow as tf
 from t5core.checkpoints.reader import CheckpointReader
 from t5core.errors import CheckpointError
 from t5core.file_reads import (  # noqa: F401  (the names checkpoint readers import from here)
-    MAX_DIMS,
     UnsafeCheckpointError,
-    dir_inside,
     element_count,
     file_inside,
     is_int,
-    resolve_inside,
     shape_problem,
     shown,
     user_file,
@@ -48,6 +45,12 @@ def read_weight_map(index_path):
         raise CheckpointError(f"{index_path}: weight_map: {', '.join(bad[:5])}, not a shard "
                               "file name")
     return dict(weight_map)
+
+
+def listing(items, limit=10, sep="\n  "):
+    """The first `limit` of `items` joined by `sep`, and how many more there are."""
+    more = [f"... and {len(items) - limit} more"] if len(items) > limit else []
+    return sep.join(list(items[:limit]) + more)
 
 
 def shard_files(path, index_name, single_name):
