@@ -206,11 +206,11 @@ def resolve_config(config, fmt=None, location=None, reader=None) -> T5Config:
         config = os.fspath(config)
     if isinstance(config, dict):
         return T5Config.from_dict(config, source="config=")
+    if isinstance(config, str) and config.endswith(".gin"):
+        config = [config]
     if isinstance(config, (list, tuple)):
         return t5x.config_from_gin([os.fspath(c) for c in config])
     if isinstance(config, str):
-        if config.endswith(".gin"):
-            return t5x.config_from_gin([config])
         if tf.io.gfile.isdir(config):
             return T5Config.from_json(model_dir.path(config, model_dir.CONFIG))
         if config.endswith(".json"):

@@ -62,25 +62,21 @@ def assign_from_reader(model, reader, rules, source: str, progress=None, allow_n
     variables = quantization.assignable_weights(model)  # an int8 layer quantizes as it is filled
     plan = plan_mapping(reader.shapes, rules, {k: tuple(v.shape) for k, v in variables.items()},
                         source=source)
-    to_read = [name for name, _, _ in plan.assignments] + [name for name, _ in plan.checks]
-    reader.validate(to_read)
-    total = sum(reader.nbytes(name) for name in to_read) if progress else 0
-    nonfinite = []
-    for name, target, transform in plan.assignments:
+    # Assignments first: a tied copy (a check, no transform) is compared with what they filled.
+    to_read = plan.assignments + [(name, target, None) for name, target in plan.checks]
+    reader.validate([name for name, _, _ in to_read])
+    total = sum(reader.nbytes(name) for name, _, _ in to_read) if progress else 0
+    nonfinite, mismatched = [], []
+    for name, target, transform in to_read:
         array = _read(reader, name, source)
         if summary := nonfinite_summary(array):
             nonfinite.append(f"{name}: {summary}")
-        _set(variables[target], transform(array))
-        del array
-        if progress:
-            progress(reader.nbytes(name), total, name)
-    mismatched = []
-    for name, target in plan.checks:
-        array = np.asarray(_read(reader, name, source), dtype=variables[target].dtype)
-        if summary := nonfinite_summary(array):
-            nonfinite.append(f"{name}: {summary}")
-        if not _holds(variables[target], array, equal_nan=bool(nonfinite)):
+        if transform is not None:
+            _set(variables[target], transform(array))
+        elif not _holds(variables[target], np.asarray(array, dtype=variables[target].dtype),
+                        equal_nan=bool(nonfinite)):
             mismatched.append(f"{name} differs from {target}")
+        del array
         if progress:
             progress(reader.nbytes(name), total, name)
     if mismatched:

@@ -150,19 +150,18 @@ def _flatten(tree, prefix=""):
     return out
 
 
-class _EntryBudget:
-    """msgpack hooks that count the entries of every map and array made, and stop the file at
-    _MAX_ENTRIES."""
+def _entry_budget():
+    """A msgpack hook counting the entries of every map and array made, to stop at _MAX_ENTRIES."""
+    entries = 0
 
-    def __init__(self):
-        self.entries = 0
-
-    def count(self, container):
-        self.entries += len(container)
-        if self.entries > _MAX_ENTRIES:
+    def count(container):
+        nonlocal entries
+        entries += len(container)
+        if entries > _MAX_ENTRIES:
             raise CheckpointError(f"more than {_MAX_ENTRIES} map and array entries (no T5X "
                                   "checkpoint has that many)")
         return container
+    return count
 
 
 def checkpoint_file(path):
@@ -197,11 +196,11 @@ class T5XReader(CheckpointReader):
         self.directory = os.path.dirname(self.path)
         with tf.io.gfile.GFile(self.path, "rb") as f:
             data = f.read()
-        budget = _EntryBudget()
+        count = _entry_budget()
         with named_errors(self.path, "not a readable T5X msgpack checkpoint", prefix_own=True):
             try:
                 tree = msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False,
-                                       object_hook=budget.count, list_hook=budget.count,
+                                       object_hook=count, list_hook=count,
                                        max_array_len=_MAX_CONTAINER, max_map_len=_MAX_CONTAINER)
             except msgpack.StackError:
                 raise CheckpointError("nested too deep for a T5X checkpoint") from None
