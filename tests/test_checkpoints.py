@@ -555,6 +555,8 @@ def test_every_format_row_is_named_in_formats():
 
     assert FORMATS == tuple(row.name for row in FORMAT_TABLE)
     assert set(FORMATS) == {"hf-safetensors", "hf-bin", "hf-h5", "mesh-tf", "t5x", "tf"}
+    # import_optimizer_state reads a run's Adafactor state through this column alone.
+    assert {row.name for row in FORMAT_TABLE if row.adafactor} == {"mesh-tf", "t5x"}
 
 
 @pytest.mark.parametrize("form", ["directory", "prefix", "index"])

@@ -297,16 +297,13 @@ def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=N
             raise
     if deferred is not None:
         deferred.finish()
-    if run is not None and run.lora_rank and not merge_lora:
-        if quantize is not None:
-            quantization.quantize(model, quantize)  # refuses: the LoRA layers are unmerged
-        return model
-    if run is not None and run.lora_rank:
+    kept_lora = run is not None and run.lora_rank and not merge_lora
+    if run is not None and run.lora_rank and merge_lora:
         merge(model)
-
-    model = unfreeze_all(model)
+    if not kept_lora:  # kept LoRA layers stay as in training: only they train
+        model = unfreeze_all(model)
     if quantize is not None and not quantize_as_read:
-        quantization.quantize(model, quantize)
+        quantization.quantize(model, quantize)  # refuses unmerged LoRA layers
     return model
 
 
