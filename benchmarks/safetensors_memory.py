@@ -39,7 +39,8 @@ def _measure(mode, path):
     else:
         reader = SafetensorsReader(path)
         if mode == "streaming":
-            reader._library_reads.clear()
+            for file_reader in set(reader._where.values()):
+                file_reader._library = False
         for name in sorted(reader.shapes):
             array = reader.read(name)
             float(array.reshape(-1)[0])

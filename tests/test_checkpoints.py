@@ -542,10 +542,10 @@ def test_hf_export_names_map_back_to_their_variables_through_hf_rules():
 
 
 def test_load_pretrained_closes_its_reader(monkeypatch):
-    from t5core.checkpoints.reader import CheckpointReader
+    from t5core.checkpoints.untrusted import ShardedReader  # the safetensors reader's base
 
     closed = []
-    monkeypatch.setattr(CheckpointReader, "close", lambda self: closed.append(self.path))
+    monkeypatch.setattr(ShardedReader, "close", lambda self: closed.append(self.path))
     load_pretrained(str(REFERENCE / "gated_silu"))
     assert closed == [str(REFERENCE / "gated_silu")]
 
@@ -555,3 +555,20 @@ def test_every_format_row_is_named_in_formats():
 
     assert FORMATS == tuple(row.name for row in FORMAT_TABLE)
     assert set(FORMATS) == {"hf-safetensors", "hf-bin", "hf-h5", "mesh-tf", "t5x", "tf"}
+    # import_optimizer_state reads a run's Adafactor state through this column alone.
+    assert {row.name for row in FORMAT_TABLE if row.adafactor} == {"mesh-tf", "t5x"}
+
+
+@pytest.mark.parametrize("form", ["directory", "prefix", "index"])
+def test_detecting_a_mesh_tf_checkpoint_reads_its_index_once(tmp_path, monkeypatch, form):
+    # The `tf` and `mesh-tf` rows both ask whether the prefix is object-keyed.
+    write_mesh_tf(tmp_path, load_file(REFERENCE / "mt5" / "model.safetensors"), gin=MT5_GIN)
+    prefix = tf.train.latest_checkpoint(str(tmp_path))
+    opened = []
+    real = tf.train.load_checkpoint
+    monkeypatch.setattr(tf.train, "load_checkpoint", lambda p: opened.append(p) or real(p))
+    path = {"directory": str(tmp_path), "prefix": prefix, "index": prefix + ".index"}[form]
+    assert detect_format(path) == ("mesh-tf", prefix)
+    assert opened == [prefix]
+    assert detect_format(path) == ("mesh-tf", prefix)
+    assert opened == [prefix]  # the unchanged index is not read again

@@ -27,6 +27,15 @@ from t5core.peft import PromptTunedT5, apply_lora, unfreeze_all
 from t5core.peft import merge_lora as merge
 
 @dataclasses.dataclass(frozen=True)
+class AdafactorLayout:
+    """Where a format keeps Adafactor's state (read by `optimizer_state`)."""
+
+    slot_names: Callable  # (shapes, weight name) -> {kind: slot tensor name}, used slots only
+    step_names: tuple
+    averaged_axes: Callable  # weight shape -> (axes v_row averages over, axes v_col ...) | None
+
+
+@dataclasses.dataclass(frozen=True)
 class CheckpointFormat:
     """One row of FORMAT_TABLE: how a checkpoint format is found, opened and configured.
 
@@ -37,6 +46,7 @@ class CheckpointFormat:
       open: `open(location, use_torch)` -> a `CheckpointReader`.
       rules: `rules()` -> the strict rule table from its tensor names to t5core's variables.
       config: `config(location, reader)` -> the T5Config stored beside the checkpoint.
+      adafactor: where a run's Adafactor state lies, for formats that keep it, else None.
     """
 
     name: str
@@ -44,6 +54,7 @@ class CheckpointFormat:
     open: Callable
     rules: Callable
     config: Callable
+    adafactor: AdafactorLayout | None = None
 
 
 def _hf_detector(suffix, *files, location=None):
@@ -79,8 +90,7 @@ def _tf_prefix_detector(object_graph):
         if names is not None and model_dir.CHECKPOINT_STATE not in names:
             return None
         prefix = tf_checkpoint.checkpoint_prefix(path)
-        shapes = tf_checkpoint.TFCheckpointReader(prefix).shapes
-        return prefix if tf_checkpoint.is_object_checkpoint(shapes) == object_graph else None
+        return prefix if tf_checkpoint.is_object_prefix(prefix) == object_graph else None
     return detect
 
 
@@ -127,13 +137,17 @@ FORMAT_TABLE = (
         "hf-h5", _hf_detector(".h5", "tf_model.h5", location="tf_model.h5"),
         lambda location, use_torch: hf_h5.H5Reader(location), hf_h5.h5_rules, _config_beside),
     CheckpointFormat("t5x", _detect_t5x, lambda location, use_torch: t5x.T5XReader(location),
-                     t5x.t5x_rules, _t5x_config),
+                     t5x.t5x_rules, _t5x_config,
+                     AdafactorLayout(t5x.adafactor_slot_names, t5x.T5X_STEP_NAMES,
+                                     t5x.adafactor_averaged_axes)),
     CheckpointFormat("tf", _tf_prefix_detector(True),
                      lambda location, use_torch: tf_checkpoint.TFCheckpointReader(location),
                      tf_checkpoint.tf_rules, functools.partial(_config_beside, run_dir=True)),
     CheckpointFormat("mesh-tf", _tf_prefix_detector(False),
-                     lambda location, use_torch: mesh_tf.MeshTFReader(location),
-                     mesh_tf.mesh_tf_rules, _mesh_tf_config),
+                     lambda location, use_torch: tf_checkpoint.TFCheckpointReader(location),
+                     mesh_tf.mesh_tf_rules, _mesh_tf_config,
+                     AdafactorLayout(mesh_tf.adafactor_slot_names, mesh_tf.MESH_TF_STEP_NAMES,
+                                     mesh_tf.adafactor_averaged_axes)),
 )
 FORMATS = tuple(row.name for row in FORMAT_TABLE)
 _BY_NAME = {row.name: row for row in FORMAT_TABLE}
@@ -192,11 +206,11 @@ def resolve_config(config, fmt=None, location=None, reader=None) -> T5Config:
         config = os.fspath(config)
     if isinstance(config, dict):
         return T5Config.from_dict(config, source="config=")
+    if isinstance(config, str) and config.endswith(".gin"):
+        config = [config]
     if isinstance(config, (list, tuple)):
         return t5x.config_from_gin([os.fspath(c) for c in config])
     if isinstance(config, str):
-        if config.endswith(".gin"):
-            return t5x.config_from_gin([config])
         if tf.io.gfile.isdir(config):
             return T5Config.from_json(model_dir.path(config, model_dir.CONFIG))
         if config.endswith(".json"):
@@ -283,16 +297,13 @@ def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=N
             raise
     if deferred is not None:
         deferred.finish()
-    if run is not None and run.lora_rank and not merge_lora:
-        if quantize is not None:
-            quantization.quantize(model, quantize)  # refuses: the LoRA layers are unmerged
-        return model
-    if run is not None and run.lora_rank:
+    kept_lora = run is not None and run.lora_rank and not merge_lora
+    if run is not None and run.lora_rank and merge_lora:
         merge(model)
-
-    model = unfreeze_all(model)
+    if not kept_lora:  # kept LoRA layers stay as in training: only they train
+        model = unfreeze_all(model)
     if quantize is not None and not quantize_as_read:
-        quantization.quantize(model, quantize)
+        quantization.quantize(model, quantize)  # refuses unmerged LoRA layers
     return model
 
 

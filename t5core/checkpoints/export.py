@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -65,32 +66,28 @@ def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None,
     out_dtype = EXPORT_DTYPES.get(dtype or "float32")
     if out_dtype is None:
         raise ValueError(f"dtype {dtype!r}: expected one of {', '.join(EXPORT_DTYPES)}")
-    tensors = []
-    for path, variable in model.variables_by_name().items():
-        name, transform = hf_name(path)
-        shape = tuple(transform.output_shape(variable.shape))
+    tensors = sorted(((*hf_name(path), variable) for path, variable in
+                      model.variables_by_name().items()), key=lambda t: t[0])
+    sizes = [int(np.prod(transform.output_shape(v.shape), dtype=np.int64)) * out_dtype.itemsize
+             for _, transform, v in tensors]
+    total = sum(sizes)
 
-        def produce(variable=variable, transform=transform):
-            return transform(variable.numpy())
+    def produce(name, transform, variable, size):
+        array = transform(variable.numpy())
+        if progress:
+            progress(size, total, name)
+        return array
 
-        tensors.append((name, shape, out_dtype, produce))
-    tensors.sort(key=lambda t: t[0])
     limit = _parse_size(max_shard_size)
-    shards, current, size = [], [], 0
-    for tensor in tensors:
-        nbytes = int(np.prod(tensor[1], dtype=np.int64)) * out_dtype.itemsize
-        if current and limit is not None and size + nbytes > limit:
-            shards.append(current)
-            current, size = [], 0
-        current.append(tensor)
-        size += nbytes
-    shards.append(current)
+    shards, shard_size = [[]], 0
+    for (name, transform, variable), size in zip(tensors, sizes):
+        if shards[-1] and limit is not None and shard_size + size > limit:
+            shards.append([])
+            shard_size = 0
+        shards[-1].append((name, transform.output_shape(variable.shape), out_dtype,
+                           functools.partial(produce, name, transform, variable, size)))
+        shard_size += size
     file_writes.make_dirs(directory)
-    total = sum(int(np.prod(t[1], dtype=np.int64)) * out_dtype.itemsize for t in tensors)
-    if progress:
-        tensors = [(n, s, d, _reporting(p, n, s, d, total, progress)) for n, s, d, p in tensors]
-        by_name = {t[0]: t for t in tensors}
-        shards = [[by_name[t[0]] for t in shard] for shard in shards]
     if len(shards) == 1:
         files = ["model.safetensors"]
     else:
@@ -103,8 +100,7 @@ def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None,
         file_writes.write_text(os.path.join(directory, "model.safetensors.index.json"),
                                json.dumps(index, indent=2, sort_keys=True) + "\n")
     config = model.config.to_dict()
-    config["torch_dtype"] = {"float32": "float32", "bfloat16": "bfloat16",
-                             "float16": "float16"}[out_dtype.name]
+    config["torch_dtype"] = out_dtype.name
     file_writes.write_text(os.path.join(directory, model_dir.CONFIG),
                            json.dumps(config, indent=2, sort_keys=True) + "\n")
     if vocab:
@@ -128,14 +124,6 @@ def _check_exportable(model):
     if lora_layers(model):
         raise CheckpointError("The model has unmerged LoRA layers; t5core.merge_lora(model) first")
     quantization.check_float(model, "an HF checkpoint")
-
-
-def _reporting(produce, name, shape, dtype, total, progress):
-    def wrapped():
-        array = produce()
-        progress(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize, total, name)
-        return array
-    return wrapped
 
 
 # The special tokens of every T5 vocabulary, by HF's argument names (ids 0, 1, 2).

@@ -16,14 +16,14 @@ import zipfile
 import ml_dtypes
 import numpy as np
 
-from t5core.checkpoints.reader import CheckpointReader
+from t5core.checkpoints.reader import CheckpointReader, named_errors
 from t5core.checkpoints.untrusted import (
+    ShardedReader,
     UnsafeCheckpointError,
-    check_shard_holds,
     element_count,
     is_int,
+    listing,
     shape_problem,
-    shard_files,
     shown,
 )
 from t5core.errors import CheckpointError
@@ -228,13 +228,8 @@ class TorchZipReader(CheckpointReader):
                 raise CheckpointError(f"{path}: a legacy (pre-torch-1.6) checkpoint; t5core reads "
                                       "it only through torch (pip install torch)")
             raise CheckpointError(f"{path}: not a torch zip checkpoint (truncated or damaged?)")
-        try:
+        with named_errors(path, "unreadable torch checkpoint", prefix_own=True):
             state = self._open_archive(path)
-        except CheckpointError as err:
-            raise type(err)(f"{path}: {err}") from None
-        except Exception as err:  # zipfile and the unpickler raise many types on damaged data
-            raise CheckpointError(f"{path}: unreadable torch checkpoint ({type(err).__name__}: "
-                                  f"{shown(str(err))})") from None
         if not isinstance(state, dict):
             raise CheckpointError(f"{path}: the pickle holds a {type(state).__name__}, not a "
                                   "state dict")
@@ -293,9 +288,7 @@ class TorchZipReader(CheckpointReader):
             else:
                 views[name] = view
         if problems:
-            more = [f"... {len(problems) - 10} more"] if len(problems) > 10 else []
-            raise CheckpointError(f"{self.path}: damaged torch checkpoint:\n  "
-                                  + "\n  ".join(problems[:10] + more))
+            raise CheckpointError(f"{self.path}: damaged torch checkpoint:\n  {listing(problems)}")
         return views
 
     def nbytes(self, name):
@@ -308,12 +301,9 @@ class TorchZipReader(CheckpointReader):
             return np.empty(view.shape, view.dtype)
         itemsize = view.dtype.itemsize
         needed = view.extent * itemsize  # the bytes up to the view's last element, no more
-        try:
-            with self._zip.open(view.entry) as f:
-                data = f.read(needed)
-        except Exception as err:  # zipfile raises many types on damaged data
-            raise CheckpointError(f"{self.path}: could not read tensor {name} "
-                                  f"({type(err).__name__}: {shown(str(err))})") from None
+        with named_errors(self.path, f"could not read tensor {name}"), \
+                self._zip.open(view.entry) as f:
+            data = f.read(needed)
         if len(data) != needed:
             raise CheckpointError(f"{self.path}: tensor {name}: storage {view.entry} ended "
                                   f"after {len(data)} of {needed} bytes")
@@ -333,16 +323,14 @@ class TorchLoadReader(CheckpointReader):
         import torch
 
         self.path = path
-        try:
-            # mmap keeps the file out of memory; torch offers it for zip archives only.
-            state = torch.load(path, map_location="cpu", weights_only=True,
-                               mmap=zipfile.is_zipfile(path))
-        except pickle.UnpicklingError as err:
-            raise UnsafeCheckpointError(f"{path}: torch refused to unpickle it: "
-                                        f"{shown(str(err))}") from None
-        except Exception as err:  # torch raises RuntimeError for damaged archives
-            raise CheckpointError(f"{path}: unreadable torch checkpoint ({type(err).__name__}: "
-                                  f"{shown(str(err))})") from None
+        with named_errors(path, "unreadable torch checkpoint"):
+            try:
+                # mmap keeps the file out of memory; torch offers it for zip archives only.
+                state = torch.load(path, map_location="cpu", weights_only=True,
+                                   mmap=zipfile.is_zipfile(path))
+            except pickle.UnpicklingError as err:
+                raise UnsafeCheckpointError(f"{path}: torch refused to unpickle it: "
+                                            f"{shown(str(err))}") from None
         if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                                   for k, v in state.items()):
             raise CheckpointError(f"{path}: not a state dict of tensors (tensor name -> tensor)")
@@ -362,37 +350,11 @@ class TorchLoadReader(CheckpointReader):
         return t.numpy().copy()
 
 
-class HFBinReader(CheckpointReader):
+class HFBinReader(ShardedReader):
     """One `pytorch_model.bin`, or the shards a `pytorch_model.bin.index.json` names."""
 
     def __init__(self, path, use_torch=None):
         if use_torch is None:
             use_torch = importlib.util.find_spec("torch") is not None
-        reader_cls = TorchLoadReader if use_torch else TorchZipReader
-        index, expected = shard_files(path, "pytorch_model.bin.index.json", "pytorch_model.bin")
-        self.path, self.shapes, self._where = path, {}, {}
-        for file_path, names in expected.items():
-            reader = reader_cls(file_path)
-            for name, shape in reader.shapes.items():
-                if name in self._where:
-                    raise CheckpointError(f"{file_path}: tensor {name} is also in another shard")
-                self._where[name] = reader
-                self.shapes[name] = shape
-            check_shard_holds(index, file_path, names, reader.shapes)
-
-    def nbytes(self, name):
-        return self._where[name].nbytes(name)
-
-    def validate(self, names):
-        by_reader = collections.defaultdict(list)
-        for name in names:
-            by_reader[self._where[name]].append(name)
-        for reader, group in by_reader.items():
-            reader.validate(group)
-
-    def close(self):
-        for reader in set(self._where.values()):
-            reader.close()
-
-    def read(self, name):
-        return self._where[name].read(name)
+        super().__init__(path, "pytorch_model.bin.index.json", "pytorch_model.bin",
+                         TorchLoadReader if use_torch else TorchZipReader)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from t5core.checkpoints.hf import block_rules
-from t5core.checkpoints.reader import CheckpointReader
+from t5core.checkpoints.reader import CheckpointReader, named_errors
 from t5core.checkpoints.rules import Rule, skip
-from t5core.checkpoints.untrusted import element_count, shown
+from t5core.checkpoints.untrusted import element_count
 from t5core.errors import CheckpointError
 from t5core.file_reads import check_h5_self_contained, h5_references_elsewhere
 
@@ -32,7 +32,7 @@ class H5Reader(CheckpointReader):
         except ImportError:
             raise ImportError(f"{path}: reading tf_model.h5 needs h5py (pip install h5py)") from None
         self.path = path
-        try:
+        with named_errors(path, "unreadable HDF5 file"):
             self._file = h5py.File(path, "r")
             found = h5_references_elsewhere(self._file)
             self.shapes, self._dtypes = {}, {}
@@ -43,9 +43,6 @@ class H5Reader(CheckpointReader):
                     self._dtypes[name] = obj.dtype
 
             self._file.visititems(visit)
-        except Exception as err:  # h5py raises OSError, KeyError, RuntimeError... on damage
-            raise CheckpointError(f"{path}: unreadable HDF5 file ({type(err).__name__}: "
-                                  f"{shown(str(err))})") from None
         # Outside the try: the refusal is a named UnsafeCheckpointError, not "unreadable".
         check_h5_self_contained(self.path, found)
         if not self.shapes:

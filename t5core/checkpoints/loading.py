@@ -8,6 +8,7 @@ import ml_dtypes
 import numpy as np
 
 from t5core import compat, quantization
+from t5core.checkpoints.reader import named_errors
 from t5core.checkpoints.rules import CheckpointMismatchError, plan_mapping
 from t5core.errors import CheckpointError
 from t5core.model import T5Model
@@ -15,10 +16,6 @@ from t5core.model import T5Model
 log = logging.getLogger(__name__)
 
 _FINITE_CHECK_CHUNK = 1 << 20  # elements per np.isfinite call: a 1 MiB temporary, not a tensor's
-
-
-def _nbytes(reader, name):
-    return int(reader.nbytes(name))  # every CheckpointReader has it
 
 
 def _set(variable, array):
@@ -65,28 +62,23 @@ def assign_from_reader(model, reader, rules, source: str, progress=None, allow_n
     variables = quantization.assignable_weights(model)  # an int8 layer quantizes as it is filled
     plan = plan_mapping(reader.shapes, rules, {k: tuple(v.shape) for k, v in variables.items()},
                         source=source)
-    to_read = [name for name, _, _ in plan.assignments] + [name for name, _ in plan.checks]
-    if hasattr(reader, "validate"):
-        reader.validate(to_read)
-    total = sum(_nbytes(reader, name) for name in to_read) if progress else 0
-    nonfinite = []
-    for name, target, transform in plan.assignments:
+    # Assignments first: a tied copy (a check, no transform) is compared with what they filled.
+    to_read = plan.assignments + [(name, target, None) for name, target in plan.checks]
+    reader.validate([name for name, _, _ in to_read])
+    total = sum(reader.nbytes(name) for name, _, _ in to_read) if progress else 0
+    nonfinite, mismatched = [], []
+    for name, target, transform in to_read:
         array = _read(reader, name, source)
         if summary := nonfinite_summary(array):
             nonfinite.append(f"{name}: {summary}")
-        _set(variables[target], transform(array))
+        if transform is not None:
+            _set(variables[target], transform(array))
+        elif not _holds(variables[target], np.asarray(array, dtype=variables[target].dtype),
+                        equal_nan=bool(nonfinite)):
+            mismatched.append(f"{name} differs from {target}")
         del array
         if progress:
-            progress(_nbytes(reader, name), total, name)
-    mismatched = []
-    for name, target in plan.checks:
-        array = np.asarray(_read(reader, name, source), dtype=variables[target].dtype)
-        if summary := nonfinite_summary(array):
-            nonfinite.append(f"{name}: {summary}")
-        if not _holds(variables[target], array, equal_nan=bool(nonfinite)):
-            mismatched.append(f"{name} differs from {target}")
-        if progress:
-            progress(_nbytes(reader, name), total, name)
+            progress(reader.nbytes(name), total, name)
     if mismatched:
         raise CheckpointMismatchError(
             f"{source}: tensors stored as tied copies hold different values (an untied "
@@ -110,13 +102,8 @@ def _holds(variable, array, equal_nan):
 
 
 def _read(reader, name, source):
-    try:
+    with named_errors(source, f"could not read tensor {name!r}"):
         return reader.read(name)
-    except (CheckpointError, ImportError):
-        raise
-    except Exception as err:  # each backend raises its own types; name the tensor and file
-        raise CheckpointError(f"{source}: could not read tensor {name!r} "
-                              f"({type(err).__name__}: {err})") from err
 
 
 class _Deferred:

@@ -7,7 +7,6 @@ import re
 from t5core.checkpoints.gin_config import lookup, parse_gin
 from t5core.checkpoints.hf import block_rules
 from t5core.checkpoints.rules import Rule, skip, transpose
-from t5core.checkpoints.tf_checkpoint import TFCheckpointReader as MeshTFReader  # noqa: F401
 from t5core.config import T5Config
 from t5core.errors import CheckpointError, ConfigError
 
@@ -36,6 +35,14 @@ def adafactor_slot_names(shapes, param_name):
     """
     return {kind: f"{param_name}_slot_{suffix}" for kind, suffix in _SLOT_SUFFIXES.items()
             if f"{param_name}_slot_{suffix}" in shapes}
+
+
+def adafactor_averaged_axes(shape):
+    """(axes v_row averages over, axes v_col ...) of a weight."""
+    # Mesh-TF sorts dims by decreasing size, stably: of two equal dims the earlier is the larger.
+    order = sorted(range(len(shape)), key=lambda i: -shape[i])
+    return (order[0],), (order[1],)
+
 
 def derive_config(shapes, gin_path=None, source="checkpoint") -> T5Config:
     """A T5Config from variable shapes, with the number of heads (and activation) from the gin.

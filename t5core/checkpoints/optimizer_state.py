@@ -5,48 +5,18 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
-from collections.abc import Callable
 
 import numpy as np
 
-from t5core.checkpoints import mesh_tf, open_checkpoint, t5x
-from t5core.checkpoints.rules import plan_mapping, transformed_shape
+from t5core.checkpoints import FORMAT_TABLE, open_checkpoint
+from t5core.checkpoints.rules import plan_mapping
+from t5core.checkpoints.untrusted import listing
 from t5core.errors import CheckpointError, FlagError
 from t5core.optimizers import Adafactor
 
 
 class OptimizerStateMismatchError(CheckpointError):
     """The checkpoint's optimizer state does not fit the model or the optimizer's settings."""
-
-
-def _t5x_averaged_axes(shape):
-    # T5X's heuristic, which it also applies to every parameter of rank <= 2 when factor rules
-    # are set: v_row averages over the largest dim, the later of two equal dims (np.argsort).
-    # Rank > 2 needs an explicit rule in T5X: the slot shapes say which.
-    if len(shape) != 2:
-        return None
-    order = np.argsort(shape, kind="stable")
-    return (int(order[-1]),), (int(order[-2]),)
-
-
-def _mesh_tf_averaged_axes(shape):
-    # Mesh-TF sorts dims by decreasing size, stably: of two equal dims the earlier is the larger.
-    order = sorted(range(len(shape)), key=lambda i: -shape[i])
-    return (order[0],), (order[1],)
-
-
-@dataclasses.dataclass(frozen=True)
-class _SlotFormat:
-    slot_names: Callable  # (shapes, weight name) -> {kind: slot tensor name}, used slots only
-    step_names: tuple
-    averaged_axes: Callable  # weight shape -> (axes v_row averages over, axes v_col ...) | None
-
-
-_FORMATS = {
-    "t5x": _SlotFormat(t5x.adafactor_slot_names, t5x.T5X_STEP_NAMES, _t5x_averaged_axes),
-    "mesh-tf": _SlotFormat(mesh_tf.adafactor_slot_names, mesh_tf.MESH_TF_STEP_NAMES,
-                           _mesh_tf_averaged_axes),
-}
 
 
 @dataclasses.dataclass
@@ -92,7 +62,7 @@ def _target_averaged_axes(transform, source_shape, averaged, target_shape):
     """The model's dims a slot averaging over `averaged` source dims averages over; None when the
     layout change splits an averaged dim from a kept one (a merged attention dim half-averaged)."""
     kept_shape = tuple(1 if i in averaged else d for i, d in enumerate(source_shape))
-    out = transformed_shape(transform, kept_shape)
+    out = transform.output_shape(kept_shape)
     if len(out) != len(target_shape) or any(o not in (1, t) for o, t in zip(out, target_shape)):
         return None
     return tuple(i for i, (o, t) in enumerate(zip(out, target_shape)) if o == 1 and t != 1)
@@ -100,7 +70,7 @@ def _target_averaged_axes(transform, source_shape, averaged, target_shape):
 
 def _full_move(slot, name, transform, shapes, here, problems):
     """A slot of the weight's own shape (v, m): it takes the weight's layout change."""
-    got = transformed_shape(transform, tuple(shapes[name]))
+    got = transform.output_shape(shapes[name])
     if got != tuple(slot.shape):
         problems["slots of the wrong shape"].append(
             f"{here}: {name} {tuple(shapes[name])} gives {got}, the slot is {tuple(slot.shape)}")
@@ -173,11 +143,6 @@ def _plan_variable(fmt, reader, name, target, transform, variable, optimizer, pr
     return moves
 
 
-def _listing(headline, items, shown=5):
-    more = [f"... and {len(items) - shown} more"] if len(items) > shown else []
-    return f"{headline}:\n    " + "\n    ".join(items[:shown] + more)
-
-
 def _read_step(fmt, reader, location):
     for step_name in fmt.step_names:
         if step_name in reader.shapes:
@@ -203,7 +168,7 @@ def import_optimizer_state(path, model, optimizer) -> ImportedOptimizerState:
     if not optimizer.built:
         raise ValueError("build the optimizer on the model's trainable variables first")
     fmt_name, reader, rules, location = open_checkpoint(path)
-    fmt = _FORMATS.get(fmt_name)
+    fmt = next(row.adafactor for row in FORMAT_TABLE if row.name == fmt_name)
     if fmt is None:
         raise CheckpointError(
             f"{location}: a {fmt_name} checkpoint holds no Adafactor state t5core can import "
@@ -234,7 +199,8 @@ def import_optimizer_state(path, model, optimizer) -> ImportedOptimizerState:
     if problems:
         raise OptimizerStateMismatchError(
             f"{location}: its Adafactor state does not fit this optimizer:\n"
-            + "\n".join(_listing(headline, items) for headline, items in problems.items()))
+            + "\n".join(f"{headline}:\n    " + listing(items, 5, "\n    ")
+                        for headline, items in problems.items()))
     reader.validate([name for _, name, _ in moves])
     for slot, name, convert in moves:
         value = np.asarray(convert(np.asarray(reader.read(name), np.float32)), np.float32)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
+
+from t5core.errors import CheckpointError
+from t5core.file_reads import shown
 
 
 class CheckpointReader:
@@ -36,3 +41,20 @@ class CheckpointReader:
 
     def __exit__(self, *exc):
         self.close()
+
+
+@contextlib.contextmanager
+def named_errors(path, what, prefix_own=False):
+    """Re-raises what a parser raises on a damaged file as one CheckpointError,
+    "<path>: <what> (<type>: <message>)". t5core's own errors (and ImportErrors) pass, with
+    "<path>: " in front when `prefix_own`."""
+    try:
+        yield
+    except CheckpointError as err:
+        if prefix_own:
+            raise type(err)(f"{path}: {err}") from None
+        raise
+    except ImportError:
+        raise
+    except Exception as err:  # each parser raises its own types on damaged data
+        raise CheckpointError(f"{path}: {what} ({type(err).__name__}: {shown(str(err))})") from None

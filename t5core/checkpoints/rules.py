@@ -58,7 +58,7 @@ class Rule:
     # The model variable: a path template over the match's groups ("encoder/block_{0}/..."), a
     # function of the match, or None to skip.
     target: str | Callable | None
-    transform: Callable = identity
+    transform: Transform = identity
     reason: str = ""  # why a skipped tensor is skipped
     only_if_target_exists: bool = False  # e.g. lm_head in a tied model: skip when absent
     # A skipped copy (or an absent target of only_if_target_exists) must equal this variable.
@@ -70,16 +70,6 @@ class Rule:
 
 def skip(pattern: str, reason: str, equals: str | None = None) -> Rule:
     return Rule(pattern, None, reason=reason, equals=equals)
-
-
-def transformed_shape(transform, shape):
-    """The shape a transform gives, without touching data."""
-    if hasattr(transform, "output_shape"):
-        return transform.output_shape(shape)
-    # A plain function: probe it on a zero-size-in-memory stand-in (only views work this way).
-    probe = np.lib.stride_tricks.as_strided(np.zeros((), np.float32), shape=tuple(shape),
-                                            strides=(0,) * len(shape))
-    return tuple(transform(probe).shape)
 
 
 @dataclasses.dataclass
@@ -133,7 +123,7 @@ def plan_mapping(source_shapes: Mapping[str, tuple], rules: Iterable[Rule],
                 duplicates.append(f"{target} <- {filled[target]} and {name}")
                 break
             want = tuple(variable_shapes[target])
-            got = transformed_shape(rule.transform, shape)
+            got = rule.transform.output_shape(shape)
             if got != want:
                 shape_errors.append(f"{name} {shape} -> {target}: gives {got}, the model "
                                     f"needs {want}")

@@ -12,13 +12,13 @@ import safetensors
 import tensorflow as tf
 
 from t5core import file_writes
-from t5core.checkpoints.reader import CheckpointReader
+from t5core.checkpoints.reader import CheckpointReader, named_errors
 from t5core.checkpoints.untrusted import (
-    check_shard_holds,
+    ShardedReader,
     element_count,
     is_int,
+    listing,
     shape_problem,
-    shard_files,
     shown,
 )
 from t5core.errors import CheckpointError
@@ -111,9 +111,7 @@ def read_header(path):
             f"{data_size}; {len(names)} tensor(s) cut off ({', '.join(names[:3])}"
             f"{', ...' if len(names) > 3 else ''})")
     if problems:
-        shown_problems = problems[:10] + ([f"... {len(problems) - 10} more"] if len(problems) > 10
-                                          else [])
-        raise CheckpointError(f"{path}: damaged safetensors file: " + "; ".join(shown_problems))
+        raise CheckpointError(f"{path}: damaged safetensors file: {listing(problems, sep='; ')}")
     return header, metadata, 8 + n
 
 
@@ -147,50 +145,33 @@ def _entry_problem(info):
     return None
 
 
-class SafetensorsReader(CheckpointReader):
-    """Tensor-by-tensor access to `model.safetensors`, a sharded index, or one .safetensors file.
-
-    A file the user names is read as given; the files a directory's index names must lie inside
-    that directory. Every header is checked by `read_header` first (named errors, nothing
-    allocated from a declared size); then local files are read by the `safetensors` library,
-    opened anew for each tensor so that its memory map never holds more than that tensor.
-    Remote files, and local ones the library refuses although the format allows them (gaps
-    between tensors), are read with plain seeks and reads.
-    """
+class _SafetensorsFile(CheckpointReader):
+    """One .safetensors file, its header checked by `read_header` (named errors, nothing
+    allocated from a declared size). A local file is read by the `safetensors` library, opened
+    anew for each tensor so that its memory map never holds more than that tensor; a remote one,
+    or a local one the library refuses although the format allows it (gaps between tensors),
+    with plain seeks and reads."""
 
     def __init__(self, path):
-        index_path, files = shard_files(path, "model.safetensors.index.json",
-                                        "model.safetensors")
+        header, _, start = read_header(path)
         self.path = path
-        self.shapes, self._where, self._library_reads = {}, {}, set()
-        for file_path, expected in files.items():
-            header, _, start = read_header(file_path)
-            for name, info in header.items():
-                if name in self._where:
-                    raise CheckpointError(f"{file_path}: tensor {name} is also in "
-                                          f"{self._where[name][0]}")
-                begin, end = info["data_offsets"]
-                self._where[name] = (file_path, start + begin, end - begin,
-                                     _DTYPES[info["dtype"]], tuple(info["shape"]))
-                self.shapes[name] = tuple(info["shape"])
-            check_shard_holds(index_path, file_path, expected, header)
-            if "://" not in file_path and _library_opens(file_path):
-                self._library_reads.add(file_path)
+        self.shapes = {name: tuple(info["shape"]) for name, info in header.items()}
+        self._where = {name: (start + info["data_offsets"][0],
+                              info["data_offsets"][1] - info["data_offsets"][0],
+                              _DTYPES[info["dtype"]]) for name, info in header.items()}
+        self._library = "://" not in path and _library_opens(path)
 
     def nbytes(self, name):
-        return self._where[name][2]
+        return self._where[name][1]
 
     def read(self, name):
-        file_path, offset, length, dtype, shape = self._where[name]
-        if file_path in self._library_reads:
-            try:
-                with safetensors.safe_open(file_path, framework="numpy") as f:
-                    return f.get_tensor(name)
-            except (safetensors.SafetensorError, OSError) as err:
-                raise CheckpointError(f"{file_path}: could not read tensor {name} "
-                                      f"({type(err).__name__}: {shown(str(err))})") from None
+        offset, length, dtype = self._where[name]
+        if self._library:
+            with named_errors(self.path, f"could not read tensor {name}"), \
+                    safetensors.safe_open(self.path, framework="numpy") as f:
+                return f.get_tensor(name)
         buffer = np.empty(length, np.uint8)
-        with _open(file_path) as f:
+        with _open(self.path) as f:
             f.seek(offset)
             if hasattr(f, "readinto"):
                 got = f.readinto(memoryview(buffer))
@@ -199,9 +180,21 @@ class SafetensorsReader(CheckpointReader):
                 got = len(data)
                 buffer[:got] = np.frombuffer(data, np.uint8)
         if got != length:
-            raise CheckpointError(f"{file_path}: truncated while reading {name} ({got} of "
+            raise CheckpointError(f"{self.path}: truncated while reading {name} ({got} of "
                                   f"{length} bytes)")
-        return buffer.view(dtype).reshape(shape)
+        return buffer.view(dtype).reshape(self.shapes[name])
+
+
+class SafetensorsReader(ShardedReader):
+    """Tensor-by-tensor access to `model.safetensors`, a sharded index, or one .safetensors file.
+
+    A file the user names is read as given; the files a directory's index names must lie inside
+    that directory.
+    """
+
+    def __init__(self, path):
+        super().__init__(path, "model.safetensors.index.json", "model.safetensors",
+                         _SafetensorsFile)
 
 
 def _library_opens(path):

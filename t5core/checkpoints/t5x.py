@@ -11,10 +11,10 @@ import tensorflow as tf
 
 import t5core.checkpoints.t5x_zarr as t5x_zarr
 from t5core.checkpoints.gin_config import lookup, parse_gin
-from t5core.checkpoints.reader import CheckpointReader
+from t5core.checkpoints.reader import CheckpointReader, named_errors
 from t5core.checkpoints.rules import Rule, merge_heads_in, merge_heads_out, skip, transpose
 from t5core.checkpoints.t5x_zarr import DTYPE_NAMES, np_dtype
-from t5core.checkpoints.untrusted import element_count, is_int, shape_problem, shown
+from t5core.checkpoints.untrusted import element_count, is_int, listing, shape_problem, shown
 from t5core.config import T5Config
 from t5core.errors import CheckpointError, ConfigError
 
@@ -150,19 +150,18 @@ def _flatten(tree, prefix=""):
     return out
 
 
-class _EntryBudget:
-    """msgpack hooks that count the entries of every map and array made, and stop the file at
-    _MAX_ENTRIES."""
+def _entry_budget():
+    """A msgpack hook counting the entries of every map and array made, to stop at _MAX_ENTRIES."""
+    entries = 0
 
-    def __init__(self):
-        self.entries = 0
-
-    def count(self, container):
-        self.entries += len(container)
-        if self.entries > _MAX_ENTRIES:
+    def count(container):
+        nonlocal entries
+        entries += len(container)
+        if entries > _MAX_ENTRIES:
             raise CheckpointError(f"more than {_MAX_ENTRIES} map and array entries (no T5X "
                                   "checkpoint has that many)")
         return container
+    return count
 
 
 def checkpoint_file(path):
@@ -197,22 +196,18 @@ class T5XReader(CheckpointReader):
         self.directory = os.path.dirname(self.path)
         with tf.io.gfile.GFile(self.path, "rb") as f:
             data = f.read()
-        budget = _EntryBudget()
-        try:
-            tree = msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False,
-                                   object_hook=budget.count, list_hook=budget.count,
-                                   max_array_len=_MAX_CONTAINER, max_map_len=_MAX_CONTAINER)
+        count = _entry_budget()
+        with named_errors(self.path, "not a readable T5X msgpack checkpoint", prefix_own=True):
+            try:
+                tree = msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False,
+                                       object_hook=count, list_hook=count,
+                                       max_array_len=_MAX_CONTAINER, max_map_len=_MAX_CONTAINER)
+            except msgpack.StackError:
+                raise CheckpointError("nested too deep for a T5X checkpoint") from None
             del data
             if not isinstance(tree, dict):
                 raise CheckpointError("not a T5X checkpoint (top level is not a map)")
             self._leaves = _flatten(tree)
-        except CheckpointError as err:
-            raise CheckpointError(f"{self.path}: {err}") from None
-        except msgpack.StackError:
-            raise CheckpointError(f"{self.path}: nested too deep for a T5X checkpoint") from None
-        except Exception as err:  # msgpack raises several types for truncated or foreign data
-            raise CheckpointError(f"{self.path}: not a readable T5X msgpack checkpoint "
-                                  f"({type(err).__name__}: {shown(str(err))})") from None
         self.shapes, problems, self._specs, self._arrays = {}, [], {}, {}
         for name, leaf in self._leaves.items():
             shape, problem = self._shape(name, leaf)
@@ -220,9 +215,7 @@ class T5XReader(CheckpointReader):
                 problems.append(f"{name}: {problem}")
             self.shapes[name] = shape
         if problems:
-            more = [f"... {len(problems) - 10} more"] if len(problems) > 10 else []
-            raise CheckpointError(f"{self.path}: damaged T5X checkpoint:\n  "
-                                  + "\n  ".join(problems[:10] + more))
+            raise CheckpointError(f"{self.path}: damaged T5X checkpoint:\n  {listing(problems)}")
 
     def _shape(self, name, leaf):
         """(shape, None) or (None, why the leaf cannot be read); plain values are shape ()."""
@@ -306,6 +299,17 @@ def adafactor_slot_names(shapes, param_name):
     if "m" in names and tuple(shapes[names["m"]]) == param_shape:
         used["m"] = names["m"]
     return used
+
+
+def adafactor_averaged_axes(shape):
+    """(axes v_row averages over, axes v_col ...) of a weight, or None (the slots say)."""
+    # T5X's heuristic, which it also applies to every parameter of rank <= 2 when factor rules
+    # are set: v_row averages over the largest dim, the later of two equal dims (np.argsort).
+    # Rank > 2 needs an explicit rule in T5X: the slot shapes say which.
+    if len(shape) != 2:
+        return None
+    order = np.argsort(shape, kind="stable")
+    return (int(order[-1]),), (int(order[-2]),)
 
 
 # T5X network.T5Config field -> T5Config field.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 
@@ -10,10 +11,9 @@ import tensorflow as tf
 
 from t5core import file_reads, file_writes, model_dir, quantization
 from t5core.checkpoints.model_state import ModelState
-from t5core.checkpoints.reader import CheckpointReader
+from t5core.checkpoints.reader import CheckpointReader, named_errors
 from t5core.checkpoints.rules import Rule, skip
 from t5core.checkpoints.untrusted import element_count
-from t5core.errors import CheckpointError
 
 _SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 
@@ -23,11 +23,8 @@ class TFCheckpointReader(CheckpointReader):
 
     def __init__(self, prefix):
         self.path = prefix
-        try:
+        with named_errors(prefix, "unreadable TF checkpoint"):
             self._reader = tf.train.load_checkpoint(prefix)
-        except (tf.errors.OpError, ValueError) as err:
-            raise CheckpointError(f"{prefix}: unreadable TF checkpoint ({err.__class__.__name__}: "
-                                  f"{getattr(err, 'message', err)})") from None
         self.shapes = {k: tuple(v) for k, v in self._reader.get_variable_to_shape_map().items()}
         self._dtypes = self._reader.get_variable_to_dtype_map()
 
@@ -48,8 +45,16 @@ class TFCheckpointReader(CheckpointReader):
         return self._reader.get_tensor(name)
 
 
-def is_object_checkpoint(shapes):
-    return "_CHECKPOINTABLE_OBJECT_GRAPH" in shapes
+def is_object_prefix(prefix):
+    """Whether the checkpoint at `prefix` is object-keyed (TF2's, t5core's) rather than
+    name-keyed (Mesh-TF's). Its index is read once while the file stays the same."""
+    stat = tf.io.gfile.stat(prefix + ".index")
+    return _is_object_prefix(prefix, stat.length, stat.mtime_nsec)
+
+
+@functools.lru_cache(maxsize=32)
+def _is_object_prefix(prefix, length, mtime_nsec):
+    return "_CHECKPOINTABLE_OBJECT_GRAPH" in TFCheckpointReader(prefix).shapes
 
 
 def checkpoint_prefix(path):
@@ -64,11 +69,6 @@ def checkpoint_prefix(path):
     if tf.io.gfile.exists(path + ".index"):
         return path
     raise FileNotFoundError(f"No TF checkpoint at {path} (no {path}.index)")
-
-
-def _escaped(name):
-    # TF's object-graph keys escape "." as ".." and "/" as "./".
-    return name.replace(".", "..").replace("/", "./")
 
 
 def _weight_path(match):
@@ -111,13 +111,6 @@ def write_tf_checkpoint(model, directory, progress=None):
     file_writes.make_dirs(directory)
     prefix = tf.train.Checkpoint(model=ModelState(model)).save(
         model_dir.path(directory, model_dir.CHECKPOINT_PREFIX))
-    written = {n for n in tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
-               if n.startswith("model/weights/")}
-    expected = {f"model/weights/{_escaped(p.replace('/', '.'))}{_SUFFIX}"
-                for p in model.variables_by_name()}
-    if written != expected:
-        raise RuntimeError(f"{prefix}: wrote {sorted(written ^ expected)[:5]} differently from "
-                           "the model's variables")
     model.config.to_json(model_dir.path(directory, model_dir.CONFIG))
     if progress:
         total = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in model.weights)

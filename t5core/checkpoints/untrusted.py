@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 from collections.abc import Mapping
 
 import tensorflow as tf
 
+from t5core.checkpoints.reader import CheckpointReader
 from t5core.errors import CheckpointError
 from t5core.file_reads import (  # noqa: F401  (the names checkpoint readers import from here)
-    MAX_DIMS,
     UnsafeCheckpointError,
-    dir_inside,
     element_count,
     file_inside,
     is_int,
-    resolve_inside,
     shape_problem,
     shown,
     user_file,
@@ -48,6 +47,12 @@ def read_weight_map(index_path):
     return dict(weight_map)
 
 
+def listing(items, limit=10, sep="\n  "):
+    """The first `limit` of `items` joined by `sep`, and how many more there are."""
+    more = [f"... and {len(items) - limit} more"] if len(items) > limit else []
+    return sep.join(list(items[:limit]) + more)
+
+
 def shard_files(path, index_name, single_name):
     """The files of an HF checkpoint: one file, a directory's `single_name`, or the shards its
     `index_name` lists, each inside the directory and present.
@@ -72,9 +77,39 @@ def shard_files(path, index_name, single_name):
     return index_path, files
 
 
-def check_shard_holds(index_path, file_path, expected, held):
-    """Raises when the index puts tensors in a shard that does not hold them."""
-    absent = sorted(set(expected) - set(held))
-    if absent:
-        raise CheckpointError(f"{index_path}: names tensor(s) {', '.join(absent[:5])} in "
-                              f"{os.path.basename(file_path)}, which does not hold them")
+class ShardedReader(CheckpointReader):
+    """One HF checkpoint read as one: a file, a directory's `single_name`, or the shards its
+    `index_name` lists, each opened by `open_file(file path)` -> a CheckpointReader."""
+
+    def __init__(self, path, index_name, single_name, open_file):
+        index_path, files = shard_files(path, index_name, single_name)
+        self.path, self.shapes, self._where = path, {}, {}
+        for file_path, expected in files.items():
+            reader = open_file(file_path)
+            for name in reader.shapes:
+                if name in self._where:
+                    raise CheckpointError(f"{file_path}: tensor {name} is also in "
+                                          f"{self._where[name].path}")
+                self._where[name] = reader
+            self.shapes.update(reader.shapes)
+            absent = sorted(set(expected) - set(reader.shapes))
+            if absent:
+                raise CheckpointError(f"{index_path}: names tensor(s) {', '.join(absent[:5])} in "
+                                      f"{os.path.basename(file_path)}, which does not hold them")
+
+    def nbytes(self, name):
+        return self._where[name].nbytes(name)
+
+    def validate(self, names):
+        by_reader = collections.defaultdict(list)
+        for name in names:
+            by_reader[self._where[name]].append(name)
+        for reader, group in by_reader.items():
+            reader.validate(group)
+
+    def read(self, name):
+        return self._where[name].read(name)
+
+    def close(self):
+        for reader in set(self._where.values()):
+            reader.close()
