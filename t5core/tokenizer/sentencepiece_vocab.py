@@ -42,6 +42,8 @@ class Tokenizer(BaseTokenizer):
       model_proto: the model bytes (SentencePiece or tokenizer.json) instead of `path`.
     """
 
+    in_graph_class = InGraphTokenizer
+
     def __init__(self, path: str | None = None, extra_ids: int | None = None, *,
                  add_prefix_space: bool = True, model_proto: bytes | None = None):
         if (path is None) == (model_proto is None):
@@ -127,9 +129,6 @@ class Tokenizer(BaseTokenizer):
         if self.add_prefix_space and text.startswith(" "):
             text = text[1:]
         return text
-
-    def _make_in_graph(self):
-        return InGraphTokenizer(self)
 
 
 def _without_dummy_prefix(proto: bytes) -> bytes:
