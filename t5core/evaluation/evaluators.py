@@ -86,7 +86,6 @@ def evaluate_task(model, task, split, tokenizer, inputs_length, targets_length, 
       (metrics, predictions, targets): metrics the {key: float} of `compute_metrics`;
       predictions the decoded strings and targets the target strings, in the split's order.
     """
-    check_metric_packages(task.metrics, f"the metrics of {task.name}")
     metric_options = dict(generate_options.pop("metric_options", None) or {})
     metric_options.update({k: v for k, v in (("bleu_tokenize", bleu_tokenize),
                                               ("rouge_tokenize", rouge_tokenize)) if v})
