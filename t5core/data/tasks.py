@@ -166,12 +166,6 @@ def get_task(name: str) -> Task:
     return _TASKS[name]
 
 
-def get_mixture(name: str) -> Mixture:
-    if name not in _MIXTURES:
-        raise KeyError(f"unknown mixture {name!r}; registered: {sorted(_MIXTURES)}")
-    return _MIXTURES[name]
-
-
 def get(name: str) -> Task | Mixture:
     """A task or a mixture by name."""
     if name in _TASKS:
