@@ -245,6 +245,12 @@ class TsvSource(_FileSource):
         self.columns = list(columns) if columns else None
         self.delimiter = delimiter
 
+    @staticmethod
+    def rows(path):
+        """[(line number, {column: cell})] of a tab-separated file with a header row."""
+        header, rows = tsv_rows(path)
+        return [(n, dict(zip(header, cells))) for n, cells in rows]
+
     def _parse_file(self, path):
         header, rows = tsv_rows(path, self.delimiter, self.columns)
         index = {}
@@ -266,6 +272,8 @@ class JsonlSource(_FileSource):
     def __init__(self, files: Mapping[str, Paths], fields: Mapping[str, str], check=None):
         super().__init__(files, check)
         self.fields = dict(fields)
+
+    rows = staticmethod(jsonl_objects)
 
     def _parse_file(self, path):
         out = []

@@ -19,13 +19,11 @@ class DecodeEvaluator:
     scores the text against `targets`, in batches of one shape (one trace of the loop)."""
 
     def __init__(self, inputs, targets, tokenizer, metric_names, inputs_length, max_new_tokens,
-                 batch_size=64, max_examples=None, postprocess=None, jit_compile=None,
+                 batch_size=64, postprocess=None, jit_compile=None,
                  metric_options=None, **generate_options):
         if len(inputs) != len(targets):
             raise ValueError(f"{len(inputs)} inputs but {len(targets)} targets")
         check_metric_packages(metric_names, "metrics to evaluate")  # before any decoding
-        if max_examples:
-            inputs, targets = inputs[:max_examples], targets[:max_examples]
         self.inputs = pad_rows(inputs, inputs_length)
         self.targets = list(targets)
         self.tokenizer = tokenizer
