@@ -127,7 +127,7 @@ class InGraphTokenizer(_InGraphBase):
         self._space_chars = "".join(f"\\x{{{ord(c):x}}}" for c in space_chars)  # RE2 class body
 
     def _encode_pieces(self, pieces):
-        if self._space_chars:  # as Tokenizer._sentencepiece_input
+        if self._space_chars:  # as Tokenizer._to_space
             pieces = tf.ragged.map_flat_values(
                 tf.strings.regex_replace, pieces, f"[{self._space_chars}]", " ")
         return tf.ragged.map_flat_values(self._sp.tokenize, pieces)
