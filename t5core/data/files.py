@@ -6,8 +6,7 @@ from __future__ import annotations
 import os
 
 from t5core.data.builtin_tasks import TOKENIZE
-from t5core.data.sources import (JsonlSource, ListSource, Source, TsvSource, jsonl_objects,
-                                tsv_rows)
+from t5core.data.sources import JsonlSource, ListSource, Source, TsvSource
 from t5core.data.tasks import Task
 from t5core.data.templates import DEFAULT_METRICS
 from t5core.errors import DataError
@@ -33,12 +32,12 @@ def example_check(labels=(), names=None):
     return check
 
 
-# File formats by suffix (before an optional .gz).
-FORMATS = {".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
+# The source that reads a data file, by its suffix (before an optional .gz).
+FORMATS = {".tsv": TsvSource, ".jsonl": JsonlSource, ".json": JsonlSource}
 
 
-def file_format(path: str) -> str:
-    """"tsv" or "jsonl": the format of a data file, read from its own suffix (optionally .gz),
+def file_format(path: str) -> type[TsvSource] | type[JsonlSource]:
+    """TsvSource or JsonlSource: the reader of a data file, by its own suffix (optionally .gz),
     so that a .jsonl training file and a .tsv evaluation file are each read as what they are."""
     suffix = os.path.splitext(path[:-3] if path.endswith(".gz") else path)[1]
     if suffix not in FORMATS:
@@ -68,9 +67,7 @@ def file_task(train_file, eval_file, inputs_field, targets_field, lengths, metri
     an empty field or a label outside `labels` is an error naming the file and line."""
     fields = {"inputs": inputs_field, "targets": targets_field}
     check = example_check(labels, fields)
-    readers = {"tsv": TsvSource, "jsonl": JsonlSource}
-    source = SplitSources({split: readers[file_format(path)]({split: path}, fields=fields,
-                                                             check=check)
+    source = SplitSources({split: file_format(path)({split: path}, fields=fields, check=check)
                            for split, path in _file_splits(train_file, eval_file).items()})
     return Task(name=f"file:{os.path.basename(train_file)}", source=source,
                 preprocessors=list(TOKENIZE), output_lengths=lengths, metrics=list(metrics))
@@ -78,10 +75,7 @@ def file_task(train_file, eval_file, inputs_field, targets_field, lengths, metri
 
 def read_rows(path):
     """Rows of a JSONL file or a TSV file with a header, each tagged with _source and _line."""
-    if file_format(path) == "tsv":
-        header, rows = tsv_rows(path)
-        return [{**dict(zip(header, cells)), "_source": path, "_line": n} for n, cells in rows]
-    return [{**row, "_source": path, "_line": n} for n, row in jsonl_objects(path)]
+    return [{**row, "_source": path, "_line": n} for n, row in file_format(path).rows(path)]
 
 
 def templated_task(train_file, eval_file, template, lengths, metrics=()):

@@ -184,29 +184,29 @@ def span_corruption(ds, tokenizer, seed: int, lengths=None, noise_density: float
         raise ValueError(f"span corruption with inputs length {lengths['inputs']} needs "
                          f"targets length >= {targets_length}, got {lengths['targets']}")
     first, step = pretraining_sentinels(tokenizer)
-    first = first if first_sentinel is None else first_sentinel
-    step = step if sentinel_step is None else sentinel_step
-    ds = select_random_chunk(ds, seed, key=key)
-    ds = reduce_concat_tokens(ds, key=key)
-    ds = split_tokens(ds, tokens_length, key=key)
-    def mask_fn(length, seeds):
-        return random_spans_noise_mask(length, seeds, noise_density, mean_noise_span_length)
-
-    return denoise(ds, seed + 1, mask_fn, noise_span_to_unique_sentinel,
-                   nonnoise_span_to_unique_sentinel, first, step, key=key)
+    return _sentinel_denoising(
+        ds, seed, tokens_length, key,
+        lambda length, seeds: random_spans_noise_mask(length, seeds, noise_density,
+                                                      mean_noise_span_length),
+        first if first_sentinel is None else first_sentinel,
+        step if sentinel_step is None else sentinel_step)
 
 
 def iid_denoising(ds, tokenizer, seed: int, lengths=None, noise_density: float = 0.15,
                   key: str = "targets"):
     """The paper's baseline objective: i.i.d. noise tokens, each run -> one sentinel."""
     lengths = dict(lengths or {"inputs": 512})
-    first, step = pretraining_sentinels(tokenizer)
+    return _sentinel_denoising(ds, seed, lengths["inputs"] - 1, key,
+                               lambda length, seeds: iid_noise_mask(length, seeds, noise_density),
+                               *pretraining_sentinels(tokenizer))
+
+
+def _sentinel_denoising(ds, seed, tokens_per_example, key, mask_fn, first, step):
+    """Pieces of `tokens_per_example` concatenated tokens, each run of noise -> one sentinel in
+    the inputs and each run of non-noise -> one in the targets."""
     ds = select_random_chunk(ds, seed, key=key)
     ds = reduce_concat_tokens(ds, key=key)
-    ds = split_tokens(ds, lengths["inputs"] - 1, key=key)
-    def mask_fn(length, seeds):
-        return iid_noise_mask(length, seeds, noise_density)
-
+    ds = split_tokens(ds, tokens_per_example, key=key)
     return denoise(ds, seed + 1, mask_fn, noise_span_to_unique_sentinel,
                    nonnoise_span_to_unique_sentinel, first, step, key=key)
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import tensorflow as tf
 
 from t5core.model_inputs import model_features, shift_right
+
+log = logging.getLogger(__name__)
 
 
 def pad_rows(rows, length):
@@ -94,12 +98,10 @@ def pairs_dataset(pairs, tokenizer, inputs_length, targets_length, batch_size, *
     Raises:
       ValueError: `pairs` is empty.
     """
-    import logging
-
     pairs = list(pairs)
     features, truncated = encode_pairs(pairs, tokenizer, inputs_length, targets_length, "pairs")
     if truncated:
-        logging.getLogger(__name__).warning(
+        log.warning(
             "%d of %d pairs are longer than inputs_length=%d / targets_length=%d tokens and were "
             "truncated", truncated, len(pairs), inputs_length, targets_length)
     dataset = tf.data.Dataset.from_tensor_slices(features)

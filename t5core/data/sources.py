@@ -84,10 +84,6 @@ def resolve_path(path: str, data_dir: str | None) -> str:
     return path
 
 
-def _as_list(paths: Paths) -> list[str]:
-    return [paths] if isinstance(paths, str) else list(paths)
-
-
 def read_lines(path: str) -> list[str]:
     """All lines of a (possibly gzipped, possibly remote) UTF-8 text file, without line endings
     or a leading byte-order mark; FileNotFoundError, or DataError naming path:line."""
@@ -183,7 +179,7 @@ class _FileSource(Source):
     """Shared split -> files logic for the eagerly parsed formats."""
 
     def __init__(self, files: Mapping[str, Paths], check=None):
-        self.files = {k: _as_list(v) for k, v in files.items()}
+        self.files = {k: [v] if isinstance(v, str) else list(v) for k, v in files.items()}
         self.splits = tuple(self.files)
         # check(example) -> None, or a problem that is raised naming the file and line.
         self.check = check
@@ -194,15 +190,12 @@ class _FileSource(Source):
             raise DataError(f"{path}:{line_number}: {problem}")
         return example
 
-    def _paths(self, split, data_dir):
-        self.check_split(split)
-        return [resolve_path(p, data_dir) for p in self.files[split]]
-
     def _parse_file(self, path: str) -> list[dict]:
         raise NotImplementedError
 
     def get_dataset(self, split, data_dir=None, counter=None):
-        paths = self._paths(split, data_dir)
+        self.check_split(split)
+        paths = [resolve_path(p, data_dir) for p in self.files[split]]
         examples = []
         for path in paths:
             examples.extend(self._parse_file(path))
@@ -211,8 +204,8 @@ class _FileSource(Source):
 
 def _drop_empty_and_build(examples, where: str, counter) -> tf.data.Dataset:
     """Drops (and counts) examples with an empty string/list field, then builds the dataset."""
-    kept = [ex for ex in examples
-            if all(_non_empty(v) for v in ex.values() if isinstance(v, (str, list, tuple)))]
+    kept = [ex for ex in examples if all(v.strip() if isinstance(v, str) else len(v)
+                                         for v in ex.values() if isinstance(v, (str, list, tuple)))]
     dropped = len(examples) - len(kept)
     if dropped:
         log.warning("dropped %d empty example(s) of %d from %s", dropped, len(examples), where)
@@ -221,10 +214,6 @@ def _drop_empty_and_build(examples, where: str, counter) -> tf.data.Dataset:
     if not kept:
         raise DataError(f"no non-empty examples in {where}")
     return examples_to_dataset(kept)
-
-
-def _non_empty(v) -> bool:
-    return bool(v.strip()) if isinstance(v, str) else len(v) > 0
 
 
 def examples_to_dataset(examples: Sequence[Mapping]) -> tf.data.Dataset:
@@ -256,6 +245,12 @@ class TsvSource(_FileSource):
         self.columns = list(columns) if columns else None
         self.delimiter = delimiter
 
+    @staticmethod
+    def rows(path):
+        """[(line number, {column: cell})] of a tab-separated file with a header row."""
+        header, rows = tsv_rows(path)
+        return [(n, dict(zip(header, cells))) for n, cells in rows]
+
     def _parse_file(self, path):
         header, rows = tsv_rows(path, self.delimiter, self.columns)
         index = {}
@@ -277,6 +272,8 @@ class JsonlSource(_FileSource):
     def __init__(self, files: Mapping[str, Paths], fields: Mapping[str, str], check=None):
         super().__init__(files, check)
         self.fields = dict(fields)
+
+    rows = staticmethod(jsonl_objects)
 
     def _parse_file(self, path):
         out = []

@@ -102,6 +102,7 @@ class Mixture:
     name: str
     tasks: Sequence[tuple[str | Task, float]]
     lengths: Mapping[str, int] | None = None  # default: the largest of the tasks' output_lengths
+    metrics = ()  # no metrics of its own: a mixture is trained on, its tasks are scored
 
     @property
     def output_lengths(self) -> dict[str, int]:
@@ -118,10 +119,6 @@ class Mixture:
         if not out or any(r < 0 for _, r in out) or sum(r for _, r in out) <= 0:
             raise ValueError(f"mixture {self.name!r}: rates must be >= 0 with a positive sum")
         return out
-
-    @property
-    def metrics(self) -> Sequence[str]:
-        return ()
 
     def get_dataset(self, split: str, tokenizer, *, lengths=None, shuffle=True, seed: int = 0,
                     num_epochs=None, keep_text: bool = False, **options) -> tf.data.Dataset:
@@ -167,12 +164,6 @@ def get_task(name: str) -> Task:
     if name not in _TASKS:
         raise KeyError(f"unknown task {name!r}; registered: {sorted(_TASKS)}")
     return _TASKS[name]
-
-
-def get_mixture(name: str) -> Mixture:
-    if name not in _MIXTURES:
-        raise KeyError(f"unknown mixture {name!r}; registered: {sorted(_MIXTURES)}")
-    return _MIXTURES[name]
 
 
 def get(name: str) -> Task | Mixture:

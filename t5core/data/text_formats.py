@@ -82,11 +82,7 @@ def squad(ds: tf.data.Dataset, include_context: bool = True) -> tf.data.Dataset:
 def summarize(ds: tf.data.Dataset, article_key: str = "article",
               summary_key: str = "highlights") -> tf.data.Dataset:
     """"summarize: <article>" -> summary."""
-    def fn(x):
-        return {"inputs": tf.strings.join(["summarize:", x[article_key]], separator=" "),
-                "targets": x[summary_key]}
-
-    return ds.map(fn, num_parallel_calls=AUTOTUNE)
+    return prefix_text(ds, "summarize: ", article_key, summary_key)
 
 
 def translate(ds: tf.data.Dataset, source_language: str, target_language: str,
@@ -96,8 +92,7 @@ def translate(ds: tf.data.Dataset, source_language: str, target_language: str,
         if lang[:2] not in names:
             raise ValueError(f"no English name for language {lang!r}; pass names={{...}}")
     prefix = f"translate {names[source_language[:2]]} to {names[target_language[:2]]}: "
-    return ds.map(lambda x: {"inputs": tf.strings.join([prefix, x[source_language]]),
-                             "targets": x[target_language]}, num_parallel_calls=AUTOTUNE)
+    return prefix_text(ds, prefix, source_language, target_language)
 
 
 def prefix_text(ds: tf.data.Dataset, prefix: str, inputs_key: str = "inputs",

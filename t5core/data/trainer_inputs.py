@@ -28,17 +28,30 @@ def make_trainer_inputs(options, tokenizer, decoder_start_token_id: int = 0, cou
         metrics=options.metric_list, labels=options.label_list, name_flag="--task/--mixture")
     data_dir = options.data_dir or None
     if options.head == "classifier":
-        return classifier_inputs(task, tokenizer, c, options.label_list,
-                                 data_dir=data_dir, eval_examples=options.eval_examples,
-                                 overlong=options.overlong, counter=counter)
-    rank_labels = options.label_list if options.rank_classification else []
-    metric_options = {"bleu_tokenize": options.bleu_tokenize,
-                      "rouge_tokenize": options.rouge_tokenize}
-    return task_inputs(task, tokenizer, c, data_dir=data_dir, pack=options.pack,
-                       eval_examples=options.eval_examples, rank_labels=rank_labels,
-                       decoder_start_token_id=decoder_start_token_id,
-                       metric_options=metric_options, overlong=options.overlong,
-                       counter=counter)
+        return classifier_inputs(task, tokenizer, c, options.label_list, data_dir=data_dir,
+                                 eval_examples=options.eval_examples, overlong=options.overlong,
+                                 counter=counter)
+    train = make_model_dataset(task, "train", tokenizer, batch_size=c.batch_size,
+                               lengths=lengths, pack=options.pack, shuffle=True, seed=c.seed,
+                               num_epochs=None, data_dir=data_dir,
+                               decoder_start_token_id=decoder_start_token_id,
+                               overlong=options.overlong, counter=counter)
+    split = eval_split_of(task)
+    if split is None:
+        return train, None, None
+    eval_data = pad_batches(make_model_dataset(
+        task, split, tokenizer, batch_size=c.batch_size, lengths=lengths, pack=False,
+        shuffle=False, seed=c.seed, num_epochs=1, data_dir=data_dir, drop_remainder=False,
+        decoder_start_token_id=decoder_start_token_id), c.batch_size)
+    evaluator = None
+    if task.metrics and options.eval_examples:
+        evaluator = task_evaluator(
+            task, split, tokenizer, c.inputs_length, c.targets_length, data_dir,
+            options.eval_examples, batch_size=64,
+            labels=options.label_list if options.rank_classification else [],
+            metric_options={"bleu_tokenize": options.bleu_tokenize,
+                            "rouge_tokenize": options.rouge_tokenize})
+    return train, eval_data, evaluator
 
 
 def embedded_inputs(tokenizer, inputs_length, targets_length, batch_size, seed,
@@ -67,33 +80,6 @@ def eval_split_of(task):
         if name in splits:
             return name
     return None
-
-
-def task_inputs(task, tokenizer, config, *, data_dir, pack, eval_examples, eval_batch_size=64,
-                rank_labels=(), decoder_start_token_id=0, metric_options=None, overlong="cut",
-                counter=None):
-    """(train dataset, eval dataset or None, evaluator or None) for a Task or Mixture;
-    metric_options go to `compute_metrics` (bleu_tokenize, rouge_tokenize)."""
-    lengths = {"inputs": config.inputs_length, "targets": config.targets_length}
-    train = make_model_dataset(task, "train", tokenizer, batch_size=config.batch_size,
-                               lengths=lengths, pack=pack, shuffle=True, seed=config.seed,
-                               num_epochs=None, data_dir=data_dir,
-                               decoder_start_token_id=decoder_start_token_id,
-                               overlong=overlong, counter=counter)
-    split = eval_split_of(task)
-    if split is None:
-        return train, None, None
-    eval_data = pad_batches(make_model_dataset(
-        task, split, tokenizer, batch_size=config.batch_size, lengths=lengths, pack=False,
-        shuffle=False, seed=config.seed, num_epochs=1, data_dir=data_dir, drop_remainder=False,
-        decoder_start_token_id=decoder_start_token_id), config.batch_size)
-    evaluator = None
-    if task.metrics and eval_examples:
-        evaluator = task_evaluator(task, split, tokenizer, config.inputs_length,
-                                   config.targets_length, data_dir, eval_examples,
-                                   labels=rank_labels, batch_size=eval_batch_size,
-                                   metric_options=metric_options)
-    return train, eval_data, evaluator
 
 
 def _labelled(task, split, tokenizer, lengths, labels, data_dir, shuffle, seed, num_epochs,

@@ -19,13 +19,11 @@ class DecodeEvaluator:
     scores the text against `targets`, in batches of one shape (one trace of the loop)."""
 
     def __init__(self, inputs, targets, tokenizer, metric_names, inputs_length, max_new_tokens,
-                 batch_size=64, max_examples=None, postprocess=None, jit_compile=None,
+                 batch_size=64, postprocess=None, jit_compile=None,
                  metric_options=None, **generate_options):
         if len(inputs) != len(targets):
             raise ValueError(f"{len(inputs)} inputs but {len(targets)} targets")
         check_metric_packages(metric_names, "metrics to evaluate")  # before any decoding
-        if max_examples:
-            inputs, targets = inputs[:max_examples], targets[:max_examples]
         self.inputs = pad_rows(inputs, inputs_length)
         self.targets = list(targets)
         self.tokenizer = tokenizer
@@ -86,7 +84,6 @@ def evaluate_task(model, task, split, tokenizer, inputs_length, targets_length, 
       (metrics, predictions, targets): metrics the {key: float} of `compute_metrics`;
       predictions the decoded strings and targets the target strings, in the split's order.
     """
-    check_metric_packages(task.metrics, f"the metrics of {task.name}")
     metric_options = dict(generate_options.pop("metric_options", None) or {})
     metric_options.update({k: v for k, v in (("bleu_tokenize", bleu_tokenize),
                                               ("rouge_tokenize", rouge_tokenize)) if v})

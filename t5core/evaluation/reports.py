@@ -12,6 +12,7 @@ from t5core.classifier import T5EncoderClassifier
 from t5core.data.option_tasks import option_problems, task_from_options
 from t5core.data.pairs import pad_rows
 from t5core.data.tasks import task_examples
+from t5core.data.templates import DEFAULT_METRICS
 from t5core.errors import FlagError
 from t5core.evaluation.evaluators import make_evaluator
 from t5core.evaluation.few_shot import few_shot_prompts
@@ -26,7 +27,6 @@ DATA_DEFAULTS = {"task": "", "data_dir": "", "eval_file": "", "template": "", "t
                  "bleu_tokenize": "auto", "rouge_tokenize": "auto",
                  "rank_classification": False, "labels": ""}
 SOURCES = ("task", "eval_file")
-CLASSIFICATION_METRICS = ["accuracy", "f1_macro"]
 LABELLED_METRICS = {"f1_macro", "f1_micro", "f1_weighted", "per_class"}  # take labels=
 
 
@@ -125,7 +125,7 @@ def load_test_set(options, tokenizer, split="test", max_examples=0, shots=None) 
     if not inputs:
         raise FlagError(f"{description}: no examples to score")
     metrics = [m for m in options["metrics"].split(",") if m] or list(task.metrics) or (
-        CLASSIFICATION_METRICS if labels else ["accuracy"])
+        DEFAULT_METRICS["classification"] if labels else ["accuracy"])
     check_metric_packages(metrics, f"the metrics of {description}")
     note = ""
     if shots and shots["num_shots"]:

@@ -7,40 +7,17 @@ import inspect
 from typing import Callable, Iterable, Optional, Sequence
 
 from t5core.metrics._deps import check_installed as check_metric_packages
-from t5core.metrics.classification import (
-    accuracy,
-    check_pairs,
-    classification_report,
-    f1_binary,
-    f1_macro,
-    f1_micro,
-    f1_weighted,
-    mcc,
-    pearson,
-    per_class,
-    spearman,
-)
+from t5core.metrics.classification import (accuracy, check_pairs, classification_report,
+                                           f1_binary, f1_macro, f1_micro, f1_weighted, mcc,
+                                           pearson, per_class, spearman)
 from t5core.metrics.entities import entity_f1, seqeval_f1
 from t5core.metrics.generation import bleu, rouge
-from t5core.metrics.postprocess import (
-    INVALID_FLOAT,
-    INVALID_LABEL,
-    NO_ENTITIES,
-    bio_to_entities,
-    bio_to_spans,
-    format_entities,
-    parse_entities,
-    string_to_float,
-    string_to_label,
-)
+from t5core.metrics.postprocess import (INVALID_FLOAT, INVALID_LABEL, NO_ENTITIES,
+                                        bio_to_entities, bio_to_spans, format_entities,
+                                        parse_entities, string_to_float, string_to_label)
 from t5core.metrics.qa import normalize_answer, squad
-from t5core.metrics.scripts import (
-    BLEU_AUTO,
-    BLEU_TOKENIZERS,
-    ROUGE_MODES,
-    bleu_tokenizer,
-    rouge_tokenizer,
-)
+from t5core.metrics.scripts import (BLEU_AUTO, BLEU_TOKENIZERS, ROUGE_MODES, bleu_tokenizer,
+                                    rouge_tokenizer)
 
 MetricFn = Callable[..., dict]
 
@@ -141,39 +118,10 @@ def compute_metrics(
     return results
 
 
-__all__ = [
-    "METRICS",
-    "get_metric",
-    "compute_metrics",
-    "check_metric_packages",
-    "classification_report",
-    "accuracy",
-    "f1_macro",
-    "f1_micro",
-    "f1_weighted",
-    "f1_binary",
-    "per_class",
-    "mcc",
-    "pearson",
-    "spearman",
-    "squad",
-    "normalize_answer",
-    "entity_f1",
-    "seqeval_f1",
-    "bleu",
-    "rouge",
-    "BLEU_AUTO",
-    "BLEU_TOKENIZERS",
-    "ROUGE_MODES",
-    "bleu_tokenizer",
-    "rouge_tokenizer",
-    "INVALID_LABEL",
-    "INVALID_FLOAT",
-    "NO_ENTITIES",
-    "string_to_label",
-    "string_to_float",
-    "format_entities",
-    "parse_entities",
-    "bio_to_spans",
-    "bio_to_entities",
-]
+__all__ = ["METRICS", "get_metric", "compute_metrics", "check_metric_packages",
+           "classification_report", "accuracy", "f1_macro", "f1_micro", "f1_weighted", "f1_binary",
+           "per_class", "mcc", "pearson", "spearman", "squad", "normalize_answer", "entity_f1",
+           "seqeval_f1", "bleu", "rouge", "BLEU_AUTO", "BLEU_TOKENIZERS", "ROUGE_MODES",
+           "bleu_tokenizer", "rouge_tokenizer", "INVALID_LABEL", "INVALID_FLOAT", "NO_ENTITIES",
+           "string_to_label", "string_to_float", "format_entities", "parse_entities",
+           "bio_to_spans", "bio_to_entities"]

@@ -74,32 +74,24 @@ def _average(targets, predictions, labels, average: str) -> tuple[float, float, 
                  for i in range(3))
 
 
-def _averaged_prf(targets, predictions, average: str, labels=None) -> dict[str, float]:
-    labels = checked_labels(targets, predictions, labels)
-    p, r, f = _average(targets, predictions, labels, average)
-    return {
-        f"precision_{average}": 100.0 * p,
-        f"recall_{average}": 100.0 * r,
-        f"f1_{average}": 100.0 * f,
-    }
+def _averaged_metric(average: str, doc: str):
+    """The metric `f1_<average>`: {"precision_<average>", "recall_<average>", "f1_<average>"}."""
+    def metric(targets, predictions, labels=None) -> dict[str, float]:
+        p, r, f = _average(targets, predictions, checked_labels(targets, predictions, labels),
+                           average)
+        return {f"precision_{average}": 100.0 * p, f"recall_{average}": 100.0 * r,
+                f"f1_{average}": 100.0 * f}
+    metric.__name__ = metric.__qualname__ = f"f1_{average}"
+    metric.__doc__ = doc
+    return metric
 
 
-def f1_macro(targets, predictions, labels=None) -> dict[str, float]:
-    """Unweighted mean over classes of per-class precision, recall and F1."""
-    return _averaged_prf(targets, predictions, "macro", labels)
-
-
-def f1_micro(targets, predictions, labels=None) -> dict[str, float]:
-    """Precision/recall/F1 from counts pooled over classes.
-
-    Equal to accuracy unless some predictions fall outside `labels` (invalid).
-    """
-    return _averaged_prf(targets, predictions, "micro", labels)
-
-
-def f1_weighted(targets, predictions, labels=None) -> dict[str, float]:
-    """Per-class scores averaged with weights = class support."""
-    return _averaged_prf(targets, predictions, "weighted", labels)
+f1_macro = _averaged_metric("macro", "Unweighted mean over classes of per-class precision, "
+                            "recall and F1.")
+f1_micro = _averaged_metric("micro", "Precision/recall/F1 from counts pooled over classes: equal "
+                            "to accuracy unless some predictions fall outside `labels` (invalid).")
+f1_weighted = _averaged_metric("weighted", "Per-class scores averaged with weights = class "
+                               "support.")
 
 
 def f1_binary(targets, predictions, pos_label: Any = None) -> dict[str, float]:
@@ -206,20 +198,20 @@ def _as_floats(values: Sequence) -> list[float]:
     return [string_to_float(v) if isinstance(v, str) else float(v) for v in values]
 
 
-def _correlation(name: str, fn_name: str, targets, predictions) -> dict[str, float]:
-    check_pairs(targets, predictions)
-    stats = require("scipy.stats", "scipy")
-    t, p = _as_floats(targets), _as_floats(predictions)
-    if len(t) < 2 or len(set(t)) < 2 or len(set(p)) < 2:
-        # Correlation is undefined for a constant input; say so with NaN rather
-        # than let scipy warn.
-        return {name: math.nan}
-    return {name: 100.0 * float(getattr(stats, fn_name)(t, p)[0])}
+def _correlation(name: str, fn_name: str):
+    """The metric `name`: scipy.stats' `fn_name` x100 over the parsed floats."""
+    def metric(targets, predictions) -> dict[str, float]:
+        check_pairs(targets, predictions)
+        stats = require("scipy.stats", "scipy")
+        t, p = _as_floats(targets), _as_floats(predictions)
+        if len(t) < 2 or len(set(t)) < 2 or len(set(p)) < 2:
+            # Correlation is undefined for a constant input; say so with NaN rather
+            # than let scipy warn.
+            return {name: math.nan}
+        return {name: 100.0 * float(getattr(stats, fn_name)(t, p)[0])}
+    metric.__name__ = metric.__qualname__ = name
+    return metric
 
 
-def pearson(targets, predictions) -> dict[str, float]:
-    return _correlation("pearson", "pearsonr", targets, predictions)
-
-
-def spearman(targets, predictions) -> dict[str, float]:
-    return _correlation("spearman", "spearmanr", targets, predictions)
+pearson = _correlation("pearson", "pearsonr")
+spearman = _correlation("spearman", "spearmanr")

@@ -52,15 +52,5 @@ def load_tokenizer(spec: str) -> Tokenizer | ByteTokenizer:
     return ByteTokenizer() if found == "byte" else Tokenizer(found)
 
 
-__all__ = [
-    "EOS_ID",
-    "PAD_ID",
-    "UNK_ID",
-    "ByteTokenizer",
-    "InGraphByteTokenizer",
-    "InGraphTokenizer",
-    "Tokenizer",
-    "find_tokenizer_file",
-    "load_tokenizer",
-]
-
+__all__ = ["EOS_ID", "PAD_ID", "UNK_ID", "ByteTokenizer", "InGraphByteTokenizer",
+           "InGraphTokenizer", "Tokenizer", "find_tokenizer_file", "load_tokenizer"]

@@ -20,27 +20,22 @@ WS_RE2 = "[" + "".join(f"\\x{{{c:x}}}" for c in range(0x3001) if chr(c).isspace(
 class BaseTokenizer:
     """Special-token splitting, EOS and decode rules shared by both vocabularies.
 
-    Subclasses set `vocab_size` and define `_encode_text` (plain text without specials -> ids),
-    `decode` and `_make_in_graph`, and may override `sentinel_id` (default: as declared in
-    `special_ids`).
+    Subclasses set `vocab_size` and `in_graph_class` and define `_encode_text` (plain text
+    without specials -> ids) and `decode`.
     """
 
     pad_id, eos_id, unk_id = PAD_ID, EOS_ID, UNK_ID
 
-    def __init__(self, extra_ids: int, special_ids: dict[str, int] | None = None,
+    def __init__(self, extra_ids: int, special_ids: dict[str, int],
                  strip_around: Iterable[str] = (), skip_on_decode: Iterable[int] | None = None):
         """special_ids: every literal token cut out of the text before encoding, with its id
-        (default: pad/eos/unk and `<extra_id_i>` = `sentinel_id(i)`); strip_around: those of
-        them that swallow the whitespace on both sides (HF AddedToken lstrip/rstrip=True);
-        skip_on_decode: ids that decode(skip_special_tokens=True) drops besides pad and unk
-        (default: the sentinels)."""
+        (pad/eos/unk and each `<extra_id_i>` included); strip_around: those of them that swallow
+        the whitespace on both sides (HF AddedToken lstrip/rstrip=True); skip_on_decode: ids
+        that decode(skip_special_tokens=True) drops besides pad and unk (default: the
+        sentinels)."""
         if extra_ids < 0:
             raise ValueError(f"extra_ids must be >= 0, got {extra_ids}")
         self.extra_ids = extra_ids
-        if special_ids is None:
-            special_ids = dict(BASE_SPECIALS)
-            for i in range(extra_ids):
-                special_ids[f"<extra_id_{i}>"] = self.sentinel_id(i)
         self._special_ids = dict(special_ids)
         self._sentinel_ids = [self._special_ids[f"<extra_id_{i}>"] for i in range(extra_ids)]
         self._sentinel_set = frozenset(self._sentinel_ids)
@@ -60,6 +55,7 @@ class BaseTokenizer:
 
     # -- to be provided by subclasses
     vocab_size: int
+    in_graph_class: type  # the tf.Module twin (`t5core.tokenizer.in_graph`)
 
     def sentinel_id(self, i: int) -> int:
         """Id of `<extra_id_i>`."""
@@ -122,5 +118,5 @@ class BaseTokenizer:
     def in_graph(self):
         """The tf.Module twin of this tokenizer (cached; `t5core.tokenizer.in_graph`)."""
         if self._in_graph is None:
-            self._in_graph = self._make_in_graph()
+            self._in_graph = self.in_graph_class(self)
         return self._in_graph

@@ -16,19 +16,17 @@ class ByteTokenizer(BaseTokenizer):
     """
 
     offset = 3
+    in_graph_class = InGraphByteTokenizer
 
     def __init__(self, extra_ids: int = 125):
         self.vocab_size = 256 + self.offset + extra_ids
+        sentinels = [f"<extra_id_{i}>" for i in range(extra_ids)]
         # pad/eos/unk swallow the whitespace around them, as HF ByT5Tokenizer's AddedTokens.
-        super().__init__(extra_ids, strip_around=BASE_SPECIALS)
-        table = [b"<pad>", b"</s>", b"<unk>"] + [bytes([b]) for b in range(256)]
-        table += [f"<extra_id_{i}>".encode() for i in range(extra_ids)]
-        self._byte_table = table
-
-    def sentinel_id(self, i: int) -> int:
-        if not 0 <= i < self.extra_ids:
-            raise ValueError(f"sentinel index {i} outside [0, {self.extra_ids})")
-        return 256 + self.offset + i
+        super().__init__(extra_ids, {**BASE_SPECIALS, **{name: 256 + self.offset + i
+                                                         for i, name in enumerate(sentinels)}},
+                         strip_around=BASE_SPECIALS)
+        self._byte_table = ([b"<pad>", b"</s>", b"<unk>"] + [bytes([b]) for b in range(256)]
+                            + [name.encode() for name in sentinels])
 
     def _encode_text(self, text: str) -> list[int]:
         return [b + self.offset for b in text.encode("utf-8")]
@@ -37,6 +35,3 @@ class ByteTokenizer(BaseTokenizer):
         """Ids -> text; bytes that are not valid UTF-8 are dropped (errors="ignore", as HF)."""
         raw = b"".join(self._byte_table[i] for i in self._clean_ids(ids, skip_special_tokens))
         return raw.decode("utf-8", errors="ignore")
-
-    def _make_in_graph(self):
-        return InGraphByteTokenizer(self)

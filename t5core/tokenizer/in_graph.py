@@ -87,16 +87,9 @@ class _InGraphBase(tf.Module):
         return ids[0] if scalar else ids
 
     def _append_eos(self, ids: tf.RaggedTensor) -> tf.RaggedTensor:
-        lengths = ids.row_lengths()
-        # Empty rows read the appended -1, so they get an eos too.
-        flat = tf.concat([ids.flat_values, [-1]], axis=0)
-        last_index = tf.where(lengths > 0, ids.row_limits() - 1, tf.size(flat, tf.int64) - 1)
-        last = tf.gather(flat, last_index)
-        needs = tf.not_equal(last, self.eos_id)
-        eos = tf.RaggedTensor.from_row_lengths(
-            tf.fill([tf.reduce_sum(tf.cast(needs, tf.int32))], tf.constant(self.eos_id, tf.int32)),
-            tf.cast(needs, tf.int64))
-        return tf.concat([ids, eos], axis=1)
+        needs = ~tf.reduce_any(tf.equal(ids[:, -1:], self.eos_id), axis=1)  # empty rows too
+        eos = tf.fill(tf.stack([ids.nrows(), 1]), tf.constant(self.eos_id, tf.int32))
+        return tf.concat([ids, tf.ragged.boolean_mask(eos, needs[:, tf.newaxis])], axis=1)
 
     def _clean(self, ids, skip_special_tokens: bool):
         """Same rules as `BaseTokenizer._clean_ids`, on a [B, T] tensor -> ragged [B, (T)]."""
@@ -134,7 +127,7 @@ class InGraphTokenizer(_InGraphBase):
         self._space_chars = "".join(f"\\x{{{ord(c):x}}}" for c in space_chars)  # RE2 class body
 
     def _encode_pieces(self, pieces):
-        if self._space_chars:  # as Tokenizer._sentencepiece_input
+        if self._space_chars:  # as Tokenizer._to_space
             pieces = tf.ragged.map_flat_values(
                 tf.strings.regex_replace, pieces, f"[{self._space_chars}]", " ")
         return tf.ragged.map_flat_values(self._sp.tokenize, pieces)

@@ -42,6 +42,8 @@ class Tokenizer(BaseTokenizer):
       model_proto: the model bytes (SentencePiece or tokenizer.json) instead of `path`.
     """
 
+    in_graph_class = InGraphTokenizer
+
     def __init__(self, path: str | None = None, extra_ids: int | None = None, *,
                  add_prefix_space: bool = True, model_proto: bytes | None = None):
         if (path is None) == (model_proto is None):
@@ -92,17 +94,13 @@ class Tokenizer(BaseTokenizer):
             c for c in _UNICODE_WHITESPACE
             if hf is not None and hf.splits_whitespace
             and c in self._sp.normalize(f"a{c}b"))
+        self._to_space = str.maketrans(dict.fromkeys(self._space_chars, " "))
         super().__init__(extra_ids, special_ids,
                          strip_around=hf.strip_around if hf else (),
                          skip_on_decode=hf.special_ids if hf else None)
 
-    def _sentencepiece_input(self, text: str) -> str:
-        for c in self._space_chars:
-            text = text.replace(c, " ")
-        return text
-
     def _encode_text(self, text: str) -> list[int]:
-        return self._sp.encode(self._sentencepiece_input(text), out_type=int)
+        return self._sp.encode(text.translate(self._to_space), out_type=int)
 
     def id_to_piece(self, token_id: int) -> str:
         return self._pieces[token_id]
@@ -117,7 +115,7 @@ class Tokenizer(BaseTokenizer):
         out = []
         for part, is_special in self._split(text, split_special_tokens):
             out.extend([part] if is_special
-                       else self._sp.encode(self._sentencepiece_input(part), out_type=str))
+                       else self._sp.encode(part.translate(self._to_space), out_type=str))
         return out
 
     def decode(self, ids, skip_special_tokens: bool = False) -> str:
@@ -127,9 +125,6 @@ class Tokenizer(BaseTokenizer):
         if self.add_prefix_space and text.startswith(" "):
             text = text[1:]
         return text
-
-    def _make_in_graph(self):
-        return InGraphTokenizer(self)
 
 
 def _without_dummy_prefix(proto: bytes) -> bytes:

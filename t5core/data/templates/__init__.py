@@ -12,15 +12,9 @@ from t5core.data.templates.task_types import (Classification, Dialogue, NamedEnt
                                               QuestionAnswering, Summarization, Translation)
 from t5core.errors import FlagError, json_kind
 
-# --template's names.
-TEMPLATES = {
-    "classification": Classification,
-    "ner": NamedEntities,
-    "qa": QuestionAnswering,
-    "translation": Translation,
-    "summarization": Summarization,
-    "dialogue": Dialogue,
-}
+# --template's names: each template's task type.
+TEMPLATES = {cls.task_type: cls for cls in (Classification, NamedEntities, QuestionAnswering,
+                                            Translation, Summarization, Dialogue)}
 # The metrics of a templated task when --metrics names none.
 DEFAULT_METRICS = {"classification": ["accuracy", "f1_macro"], "ner": ["entity_f1"],
                    "qa": ["squad"], "translation": ["bleu"], "summarization": ["rouge"],
