@@ -232,11 +232,9 @@ def command(define_flags, body, argv=None, *, doc=None, takes_arguments=False):
 
 
 def run_main(main):
-    """Runs an argparse program's `main(argv)`: user errors end in one line (status 2).
-
-    `--verbose` is taken off the arguments before `main` parses them (its parser need not know
-    it) and shows tracebacks; `main`'s return value is the exit status.
-    """
+    """How an argparse program (benchmarks/*.py) starts: `main(argv)`'s return value is the exit
+    status, a user error one `error:` line (status 2), and --verbose (taken off argv) shows
+    tracebacks."""
     argv = sys.argv[1:]
     if any(arg in VERBOSE_ARGS for arg in argv):
         os.environ[VERBOSE_ENV] = "1"

@@ -354,10 +354,10 @@ def bind(model_dir: str, config, run: RunDescription) -> None:
     saved_config = read_config(model_dir) if bound else None
     saved_run = read_run(model_dir) if saved_config is not None else None
     if saved_config is not None:
+        legacy = saved_run is None  # from before run.json: it says only that it holds a T5Model
         saved_run = saved_run or RunDescription()
         diff = [f"{k}: saved {getattr(saved_config, k)!r}, now {getattr(config, k)!r}"
                 for k in _SHAPE_KEYS if getattr(saved_config, k) != getattr(config, k)]
-        legacy = not tf.io.gfile.exists(path(model_dir, RUN))
         keys = ("model_class",) if legacy else _STRUCTURE_KEYS
         if run.model_class != "T5EncoderClassifier":
             keys = [k for k in keys if k != "labels"]  # a seq2seq run's labels are only words
