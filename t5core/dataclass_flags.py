@@ -160,16 +160,14 @@ def define_flags(cls, flag_values: flags.FlagValues = flags.FLAGS,
       The names of the flags defined.
 
     Raises:
-      TypeError: a field of a type no flag can hold, without help text, or two fields (one of
-        them nested) of the same name.
+      TypeError: a field of a type no flag can hold, or without help text or default. (Two fields
+        of one name, one of them nested: absl's DuplicateFlagError.)
     """
     names = []
     for field, kind in _flag_fields(cls):
         help_text = field.metadata.get("help")
         if not help_text:
             raise TypeError(f"{cls.__name__}.{field.name} has no help text in its metadata")
-        if field.name in names:
-            raise TypeError(f"{cls.__name__}: two fields named {field.name!r} want a flag")
         if field.default is dataclasses.MISSING:
             raise TypeError(f"{cls.__name__}.{field.name} has no default for its flag")
         choices = field.metadata.get("choices")

@@ -5,7 +5,6 @@ docs/architecture.md, "The model directory"."""
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 import os
@@ -304,6 +303,18 @@ def check_checkpoint_state(directory: str) -> None:
                 "the file, if the directory is yours.")
 
 
+def checkpoint_manager(checkpoint, directory: str, max_to_keep: int):
+    """A CheckpointManager of `directory`, once its `checkpoint` state file is checked.
+
+    TensorFlow's manager resumes from and prunes (deletes) the checkpoints the state file names,
+    wherever they are; `check_checkpoint_state` refuses a state file that names any but the
+    trainer's own, so pruning deletes only those.
+    """
+    check_checkpoint_state(directory)
+    return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep,
+                                      checkpoint_name=CHECKPOINT_PREFIX)
+
+
 def remove_orphaned_temp_dirs(directory: str) -> list[str]:
     """Deletes the `ckpt-N_temp` directories of killed saves in `directory` and its `best/`.
 
@@ -429,15 +440,22 @@ class RunDirectory:
         self.agree_on(lock, "in use by another run: the chief worker could not lock it (its "
                             "message names the holder)")
 
-    def bind(self, config, run: RunDescription) -> None:
-        """`bind` on the chief, then every worker checks its own checkpoint state files
-        (`check_checkpoint_state`); all stop if one refuses."""
+    def bind(self, config, run: RunDescription, checkpoint, best_checkpoint, keep: int):
+        """`bind` on the chief, then every worker opens its `checkpoint_manager`s; all stop if
+        one refuses.
+
+        Returns:
+          (the manager of `checkpoint`, keeping `keep`; that of `best_checkpoint` in best/).
+        """
         self.agree_on(lambda: bind(self.model_dir, config, run),
                       "the chief worker refused it (its message says why)")
-        for folder in (self.directory, path(self.directory, BEST)):
-            self.agree_on(functools.partial(check_checkpoint_state, folder),
-                          "another worker refused its checkpoint state file (its message says "
-                          "why)", everyone=True)
+        managers = []
+        self.agree_on(lambda: managers.extend((
+            checkpoint_manager(checkpoint, self.directory, keep),
+            checkpoint_manager(best_checkpoint, path(self.directory, BEST), 1))),
+            "another worker refused its checkpoint state file (its message says why)",
+            everyone=True)
+        return managers
 
 
 def open_run(model_dir: str, strategy, log=print) -> RunDirectory:
