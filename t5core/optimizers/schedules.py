@@ -9,8 +9,6 @@ import tensorflow as tf
 from t5core.dataclass_flags import STEPS, check_bound
 from t5core.errors import FlagError
 
-SCHEDULE_NAMES = ("constant", "rsqrt", "linear", "cosine")
-
 
 def _check_steps(kind, warmup_steps, total_steps=None):
     # The arguments are the trainer's --warmup_steps and --train_steps: the message names both.
@@ -120,6 +118,7 @@ class CosineDecaySchedule(_DecaySchedule):
 
 _SCHEDULES = {"constant": ConstantSchedule, "rsqrt": RsqrtSchedule,
               "linear": LinearDecaySchedule, "cosine": CosineDecaySchedule}
+SCHEDULE_NAMES = tuple(_SCHEDULES)
 
 
 # The schedules whose warmup_steps is a linear ramp up to the peak learning rate.
@@ -143,10 +142,10 @@ def fit_warmup(name, warmup_steps, total_steps):
 
 
 def make_schedule(name, learning_rate, warmup_steps=0, total_steps=None, **kwargs):
-    """Schedule by name: one of SCHEDULE_NAMES. linear and cosine need `total_steps`.
+    """A learning-rate schedule by name.
 
     Args:
-      name: "constant", "rsqrt", "linear" or "cosine" (see the module docstring).
+      name: one of SCHEDULE_NAMES: "constant", "rsqrt", "linear" or "cosine".
       learning_rate: the peak learning rate (rsqrt: the numerator of lr / sqrt(step)).
       warmup_steps: steps of linear warm-up from 0; for rsqrt the length of its flat start.
       total_steps: the step where linear and cosine end their decay (required for them,
