@@ -230,9 +230,9 @@ def find_tokenizer(location: str) -> str | None:
     location = os.fspath(location)
     if not _exists(location):
         return None  # a preset name, not a path
-    run_path = path(root(location), RUN)
-    if tf.io.gfile.exists(run_path):
-        run = read_run(location)
+    run = read_run(location)
+    if run is not None:
+        run_path = path(root(location), RUN)
         if run.tokenizer in ("byte", ""):
             return run.tokenizer or None
         # A name read from run.json: it must stay inside the model_dir, links resolved.
