@@ -18,7 +18,6 @@ from t5core.checkpoints.model_state import ModelState
 from t5core.dataclass_flags import (COUNT, FRACTION, NONNEGATIVE, POSITIVE, STEPS, Bound,
                                      field_problems, option)
 from t5core.errors import FlagError, TrainingStoppedError
-from t5core.model_dir import ModelDirMismatchError  # noqa: F401  (raised by check_model_dir)
 from t5core.losses import parse_loss_normalization
 from t5core.optimizers import OPTIMIZER_NAMES, SCHEDULE_NAMES, make_optimizer, make_schedule
 from t5core.optimizers.schedules import fit_warmup
@@ -140,12 +139,6 @@ def describe_run(model, run=None) -> md.RunDescription:
     if run.peft == "none" and (run.lora_rank or run.model_class == "PromptTunedT5"):
         run = dataclasses.replace(run, peft="lora" if run.lora_rank else "prompt")
     return run
-
-
-def check_model_dir(model_dir: str, model, run=None) -> None:
-    """Refuses a model_dir whose checkpoints belong to another model; else describes the run there
-    (`t5core.model_dir.bind` of the model's config and `describe_run(model, run)`)."""
-    md.bind(model_dir, model.config, describe_run(model, run))
 
 
 class Trainer:
