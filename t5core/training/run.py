@@ -332,8 +332,7 @@ def initial_model(options: RunOptions, config, dtype, log=print):
 
 def inherited_labels(options: RunOptions) -> str:
     """--labels, else (--head=classifier trained on from a classifier run) the run's classes."""
-    if not options.labels and options.head == "classifier" and options.init_checkpoint \
-            and tf.io.gfile.exists(options.init_checkpoint):
+    if not options.labels and options.head == "classifier" and options.init_checkpoint:
         inherited = model_dir.read_run(options.init_checkpoint)
         if inherited is not None and inherited.head == "classifier":
             return ",".join(inherited.labels)
