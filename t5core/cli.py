@@ -93,12 +93,8 @@ def run(main):
 
 
 def parse_flags(define_flags, argv, takes_arguments=True):
-    """Parses `argv` (arguments without the program name) into flags of their own.
-
-    Args:
-      define_flags: `define_flags(flag_values)` defines the program's flags there.
-      argv: the arguments.
-      takes_arguments: whether arguments that are not flags are allowed.
+    """Parses `argv` (arguments without the program name) into the flags that
+    `define_flags(flag_values)` defines; arguments that are not flags only `takes_arguments`.
 
     Returns:
       (the parsed `absl.flags.FlagValues`, the arguments that are not flags). absl's global
