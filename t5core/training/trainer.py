@@ -166,7 +166,6 @@ class Trainer:
         self.restart_data = restart_data
         self.strategy = strategy
         self.log = log if is_chief(strategy) else (lambda *a, **k: None)
-        self.num_workers = worker_info(strategy)[0]
         config.check(strategy.num_replicas_in_sync)
         self.stopped_by = ""  # the signal that stopped train() early, if one did
         self.run_dir = md.open_run(config.model_dir, strategy, self.log)
@@ -269,7 +268,7 @@ class Trainer:
         peak = resolve_peak_flops(
             c.peak_flops, tf.bfloat16 if c.precision == "mixed_bfloat16" else tf.float32, self.log)
         bar = self.bar = _progress(c, self.step) if is_chief(self.strategy) else None
-        with Preemption(self.strategy, self.manager, self.num_workers,
+        with Preemption(self.strategy, self.manager, worker_info(self.strategy)[0],
                         save=self._save) as preemption:
             stopped = self._loop(preemption, bar, tokens_per_step, flops, peak)
         if bar is not None:
