@@ -4,9 +4,13 @@ programs end")."""
 
 from __future__ import annotations
 
+import functools
+import logging as std_logging
 import os
 import sys
 import traceback
+
+from absl import app, flags, logging
 
 from t5core.errors import FlagError, T5CoreError
 
@@ -42,21 +46,18 @@ def report(err: BaseException) -> int:
 def guard(main):
     """Wraps `main` so that a user error ends the program with `report` instead of a traceback."""
 
+    @functools.wraps(main)
     def guarded(*args, **kwargs):
         try:
             return main(*args, **kwargs)
         except USER_ERRORS as err:
             sys.exit(report(err))
 
-    guarded.__name__ = getattr(main, "__name__", "main")
-    guarded.__doc__ = getattr(main, "__doc__", None)
     return guarded
 
 
 def _define_verbose(flag_values):
     if "verbose" not in flag_values:
-        from absl import flags
-
         flags.DEFINE_bool("verbose", False, "Show the traceback of an error in the input too.",
                           flag_values=flag_values)
 
@@ -66,18 +67,12 @@ def quiet_libraries() -> None:
     names of every weight) off a program's console; --verbose keeps them."""
     if verbose():
         return
-    import logging as std_logging
-
-    from absl import logging
-
     logging.set_verbosity(logging.WARNING)
     std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
 
 
 def run(main):
     """absl's `app.run(main)`, with flag errors and user errors reported in one line (status 2)."""
-    from absl import app, flags
-
     _define_verbose(flags.FLAGS)
 
     def parse(argv):
@@ -98,12 +93,8 @@ def run(main):
 
 
 def parse_flags(define_flags, argv, takes_arguments=True):
-    """Parses `argv` (arguments without the program name) into flags of their own.
-
-    Args:
-      define_flags: `define_flags(flag_values)` defines the program's flags there.
-      argv: the arguments.
-      takes_arguments: whether arguments that are not flags are allowed.
+    """Parses `argv` (arguments without the program name) into the flags that
+    `define_flags(flag_values)` defines; arguments that are not flags only `takes_arguments`.
 
     Returns:
       (the parsed `absl.flags.FlagValues`, the arguments that are not flags). absl's global
@@ -113,8 +104,6 @@ def parse_flags(define_flags, argv, takes_arguments=True):
       SystemExit(2): a flag absl refuses (unknown, a bad value, a required one missing) or an
         unexpected argument, after printing `error: ...` on stderr.
     """
-    from absl import flags
-
     flag_values = flags.FlagValues()
     define_flags(flag_values)
     _define_verbose(flag_values)
@@ -202,8 +191,6 @@ def command(define_flags, body, argv=None, *, doc=None, takes_arguments=False):
     Returns:
       With a list `argv`, what `body` returns. With None it does not return.
     """
-    from absl import app, flags
-
     def call(flag_values, rest):
         prepare_outputs(flag_values)  # before the work, which may take hours
         return body(flag_values, rest) if takes_arguments else body(flag_values)
@@ -232,11 +219,9 @@ def command(define_flags, body, argv=None, *, doc=None, takes_arguments=False):
 
 
 def run_main(main):
-    """Runs an argparse program's `main(argv)`: user errors end in one line (status 2).
-
-    `--verbose` is taken off the arguments before `main` parses them (its parser need not know
-    it) and shows tracebacks; `main`'s return value is the exit status.
-    """
+    """How an argparse program (benchmarks/*.py) starts: `main(argv)`'s return value is the exit
+    status, a user error one `error:` line (status 2), and --verbose (taken off argv) shows
+    tracebacks."""
     argv = sys.argv[1:]
     if any(arg in VERBOSE_ARGS for arg in argv):
         os.environ[VERBOSE_ENV] = "1"

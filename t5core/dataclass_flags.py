@@ -68,18 +68,9 @@ def check_bound(name: str, value, bound: Bound, error: type[Exception] = ValueEr
 
 def option(default: Any, help: str, choices: Sequence[str] | None = None,
            flag: bool = True, bound: Bound | None = None) -> Any:
-    """A dataclass field with a default and the metadata its flag is made from.
-
-    Args:
-      default: the field's default, which is also the flag's.
-      help: the flag's help text.
-      choices: the allowed values of a str field (the flag is then an enum flag).
-      flag: False for a field that no flag sets directly.
-      bound: the range of a number field (None, when the field is optional, is allowed).
-
-    Returns:
-      A `dataclasses.field`.
-    """
+    """A `dataclasses.field` with a default (also its flag's) and the metadata its flag is made
+    from: `choices` of a str field make an enum flag; `flag=False` makes none; `bound` is the
+    range of a number field (None, when the field is optional, is allowed)."""
     metadata = {"help": help, "flag": flag}
     if choices is not None:
         metadata["choices"] = tuple(choices)
@@ -89,17 +80,10 @@ def option(default: Any, help: str, choices: Sequence[str] | None = None,
 
 
 def field_problems(options) -> list[str]:
-    """One line per field of the dataclass instance `options` whose value breaks its metadata:
-    not one of its `choices`, outside its `bound`, or a float beyond float32's range (nested
-    dataclasses are left to their own checks).
-
-    Args:
-      options: a dataclass instance whose fields were made with `option`.
-
-    Returns:
-      ["--name must be one of a, b, c (got 'x')", "--n must be >= 1 (got 0)", ...], empty when
-      every value is allowed.
-    """
+    """One line per field of the dataclass instance `options` (fields made with `option`) whose
+    value breaks its metadata: not one of its `choices`, outside its `bound`, or a float beyond
+    float32's range (nested dataclasses are left to their own checks). E.g. ["--n must be >= 1
+    (got 0)"]; empty when every value is allowed."""
     found = []
     for field in dataclasses.fields(options):
         choices, bound = field.metadata.get("choices"), field.metadata.get("bound")
@@ -150,28 +134,19 @@ def _plain_type(hint) -> type:
 
 def define_flags(cls, flag_values: flags.FlagValues = flags.FLAGS,
                  module_name: str | None = None) -> list[str]:
-    """Defines a flag for each field of the dataclass `cls` (see the module docstring).
+    """Defines a flag for each field of the dataclass `cls` in `flag_values`; returns their names.
 
-    Args:
-      cls: the dataclass.
-      flag_values: where the flags are defined (absl's global FLAGS by default).
-      module_name: the module --helpfull lists them under (the program's, typically); None:
-        this one.
-
-    Returns:
-      The names of the flags defined.
+    module_name: the module --helpfull lists them under (the program's, typically); None: this one.
 
     Raises:
-      TypeError: a field of a type no flag can hold, without help text, or two fields (one of
-        them nested) of the same name.
+      TypeError: a field of a type no flag can hold, or without help text or default. (Two fields
+        of one name, one of them nested: absl's DuplicateFlagError.)
     """
     names = []
     for field, kind in _flag_fields(cls):
         help_text = field.metadata.get("help")
         if not help_text:
             raise TypeError(f"{cls.__name__}.{field.name} has no help text in its metadata")
-        if field.name in names:
-            raise TypeError(f"{cls.__name__}: two fields named {field.name!r} want a flag")
         if field.default is dataclasses.MISSING:
             raise TypeError(f"{cls.__name__}.{field.name} has no default for its flag")
         choices = field.metadata.get("choices")
@@ -188,15 +163,9 @@ def define_flags(cls, flag_values: flags.FlagValues = flags.FLAGS,
 
 
 def from_flags(cls, flag_values: flags.FlagValues = flags.FLAGS):
-    """An instance of `cls` holding the parsed values of the flags `define_flags` made for it.
-
-    Args:
-      cls: the dataclass given to `define_flags`.
-      flag_values: the parsed flags.
-
-    Returns:
-      `cls(...)`, nested dataclasses built the same way; fields without flags keep their defaults.
-    """
+    """An instance of the dataclass `cls` holding the parsed values of the flags `define_flags`
+    made for it; nested dataclasses are built the same way, fields without flags keep their
+    defaults."""
     hints = typing.get_type_hints(cls)
     values = {}
     for field in dataclasses.fields(cls):

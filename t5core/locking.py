@@ -35,17 +35,13 @@ class DirectoryLock:
         self._fd: int | None = None
         self.skipped = ""  # why the directory could not be locked, if it could not
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
     def acquire(self) -> dict | None:
         """Takes the lock; returns the record of a killed previous holder it took over, else None.
 
         Raises `error` naming the holder's pid and host when another process holds the lock.
         Where there are no file locks, returns None with `skipped` set.
         """
-        if self.held:
+        if self._fd is not None:  # held already
             return None
         if "://" in self.directory:
             self.skipped = f"{self.directory} is remote: file locks do not exist there"

@@ -13,12 +13,13 @@ NORMALIZATIONS = ("tokens", "total_tokens", "sequences", "none", "constant:<N>")
 
 
 def parse_loss_normalization(loss_normalization):
-    """('tokens'|'total_tokens'|'sequences'|'none', None) or ('constant', N) for a number N."""
+    """(kind, the constant normaliser): ('none', 1.0), ('constant', N) for a number N, or
+    ('tokens'|'total_tokens'|'sequences', None)."""
     value = loss_normalization
     if isinstance(value, str):
         key = value.strip().lower()
         if key in ("tokens", "total_tokens", "sequences", "none"):
-            return key, None
+            return key, 1.0 if key == "none" else None
         if key.startswith("constant:"):
             value = key.split(":", 1)[1]
         try:
@@ -132,18 +133,13 @@ def cross_entropy_loss(logits, targets, weights=None, label_smoothing=0.0, z_los
 
     loss, z_term, correct = token_losses(logits, targets, label_smoothing, z_loss)
     num_tokens = tf.reduce_sum(weights)
-    loss_weights = weights
-    if kind == "tokens":
-        local_normalizer = num_tokens
+    loss_weights = _per_sequence_weights(weights, segment_ids) if kind == "sequences" else weights
+    if constant is not None:  # constant, or none (1)
+        local_normalizer = tf.constant(constant)
     elif kind == "total_tokens":
         local_normalizer = tf.cast(tf.size(targets), tf.float32)
-    elif kind == "sequences":
-        loss_weights = _per_sequence_weights(weights, segment_ids)
+    else:  # tokens, or sequences (whose weights sum to 1 in each sequence)
         local_normalizer = tf.reduce_sum(loss_weights)
-    elif kind == "none":
-        local_normalizer = tf.constant(1.0)
-    else:
-        local_normalizer = tf.constant(constant)
     if normalizer is None:
         normalizer = local_normalizer
     normalizer = tf.cast(normalizer, tf.float32)
@@ -171,9 +167,9 @@ def global_normalizer(local_normalizer, loss_normalization):
     micro-batches, over those too); a constant describes the whole batch already and is returned
     as it is (1 for "none"), whatever was summed. Outside any strategy counts are unchanged.
     """
-    kind, constant = parse_loss_normalization(loss_normalization)
-    if kind in ("constant", "none"):
-        return tf.constant(1.0 if constant is None else constant, tf.float32)
+    constant = parse_loss_normalization(loss_normalization)[1]
+    if constant is not None:
+        return tf.constant(constant, tf.float32)
     context = tf.distribute.get_replica_context()
     if context is None:
         raise ValueError("global_normalizer must be called in a replica context "

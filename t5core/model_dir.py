@@ -5,7 +5,6 @@ docs/architecture.md, "The model directory"."""
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 import os
@@ -69,11 +68,10 @@ METRIC_MODES = ("auto", "min", "max")
 def lower_is_better(metric: str, mode: str = "auto") -> bool:
     """Whether a smaller value of `metric` is an improvement.
 
-    mode "min" or "max" decides; "auto" treats every metric named like a loss (eval_loss,
-    loss, z_loss) as improving downwards and every other metric (accuracy, bleu, f1, ...) upwards.
+    mode (one of METRIC_MODES, checked as --best_metric_mode's choices) "min" or "max" decides;
+    "auto" treats every metric named like a loss (eval_loss, loss, z_loss) as improving downwards
+    and every other metric (accuracy, bleu, f1, ...) upwards.
     """
-    if mode not in METRIC_MODES:
-        raise ValueError(f"metric mode must be one of {', '.join(METRIC_MODES)} (got {mode!r})")
     if mode != "auto":
         return mode == "min"
     return "loss" in metric
@@ -192,9 +190,7 @@ def _read_json(file_path: str):
         data = f.read()
     try:
         return json.loads(data)
-    except json.JSONDecodeError as err:
-        raise ModelDirError(f"{file_path}: not valid JSON ({err})") from None
-    except (ValueError, RecursionError) as err:  # not UTF-8, too deep, too many digits
+    except (ValueError, RecursionError) as err:  # bad JSON, not UTF-8, too deep, too many digits
         raise ModelDirError(f"{file_path}: not valid JSON ({file_reads.shown(str(err))})") \
             from None
 
@@ -231,9 +227,9 @@ def find_tokenizer(location: str) -> str | None:
     location = os.fspath(location)
     if not _exists(location):
         return None  # a preset name, not a path
-    run_path = path(root(location), RUN)
-    if tf.io.gfile.exists(run_path):
-        run = read_run(location)
+    run = read_run(location)
+    if run is not None:
+        run_path = path(root(location), RUN)
         if run.tokenizer in ("byte", ""):
             return run.tokenizer or None
         # A name read from run.json: it must stay inside the model_dir, links resolved.
@@ -304,6 +300,18 @@ def check_checkpoint_state(directory: str) -> None:
                 "the file, if the directory is yours.")
 
 
+def checkpoint_manager(checkpoint, directory: str, max_to_keep: int):
+    """A CheckpointManager of `directory`, once its `checkpoint` state file is checked.
+
+    TensorFlow's manager resumes from and prunes (deletes) the checkpoints the state file names,
+    wherever they are; `check_checkpoint_state` refuses a state file that names any but the
+    trainer's own, so pruning deletes only those.
+    """
+    check_checkpoint_state(directory)
+    return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep,
+                                      checkpoint_name=CHECKPOINT_PREFIX)
+
+
 def remove_orphaned_temp_dirs(directory: str) -> list[str]:
     """Deletes the `ckpt-N_temp` directories of killed saves in `directory` and its `best/`.
 
@@ -354,10 +362,10 @@ def bind(model_dir: str, config, run: RunDescription) -> None:
     saved_config = read_config(model_dir) if bound else None
     saved_run = read_run(model_dir) if saved_config is not None else None
     if saved_config is not None:
+        legacy = saved_run is None  # from before run.json: it says only that it holds a T5Model
         saved_run = saved_run or RunDescription()
         diff = [f"{k}: saved {getattr(saved_config, k)!r}, now {getattr(config, k)!r}"
                 for k in _SHAPE_KEYS if getattr(saved_config, k) != getattr(config, k)]
-        legacy = not tf.io.gfile.exists(path(model_dir, RUN))
         keys = ("model_class",) if legacy else _STRUCTURE_KEYS
         if run.model_class != "T5EncoderClassifier":
             keys = [k for k in keys if k != "labels"]  # a seq2seq run's labels are only words
@@ -429,15 +437,22 @@ class RunDirectory:
         self.agree_on(lock, "in use by another run: the chief worker could not lock it (its "
                             "message names the holder)")
 
-    def bind(self, config, run: RunDescription) -> None:
-        """`bind` on the chief, then every worker checks its own checkpoint state files
-        (`check_checkpoint_state`); all stop if one refuses."""
+    def bind(self, config, run: RunDescription, checkpoint, best_checkpoint, keep: int):
+        """`bind` on the chief, then every worker opens its `checkpoint_manager`s; all stop if
+        one refuses.
+
+        Returns:
+          (the manager of `checkpoint`, keeping `keep`; that of `best_checkpoint` in best/).
+        """
         self.agree_on(lambda: bind(self.model_dir, config, run),
                       "the chief worker refused it (its message says why)")
-        for folder in (self.directory, path(self.directory, BEST)):
-            self.agree_on(functools.partial(check_checkpoint_state, folder),
-                          "another worker refused its checkpoint state file (its message says "
-                          "why)", everyone=True)
+        managers = []
+        self.agree_on(lambda: managers.extend((
+            checkpoint_manager(checkpoint, self.directory, keep),
+            checkpoint_manager(best_checkpoint, path(self.directory, BEST), 1))),
+            "another worker refused its checkpoint state file (its message says why)",
+            everyone=True)
+        return managers
 
 
 def open_run(model_dir: str, strategy, log=print) -> RunDirectory:

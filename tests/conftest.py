@@ -19,6 +19,15 @@ REFERENCE_VARIANTS = ["t5_v1_0_relu_tied", "t5_v1_1_gated_gelu_untied", "mt5", "
                       "gated_silu"]
 
 
+def bind_model_dir(directory, model, run=None):
+    """What a trainer writes to its model_dir once the model is built: `model_dir.bind` of the
+    model's config and `describe_run(model, run)`."""
+    from t5core import model_dir
+    from t5core.training.trainer import describe_run
+
+    model_dir.bind(directory, model.config, describe_run(model, run))
+
+
 @pytest.fixture
 def tiny_config():
     import t5core

@@ -289,12 +289,12 @@ def test_a_quantized_model_decodes_under_xla_by_default():
 def test_prompt_tuned_and_classifier_runs_load_quantized_as_read(kind, tmp_path):
     from t5core.classifier import T5EncoderClassifier
     from t5core.peft import PromptTunedT5
-    from t5core.training.trainer import check_model_dir
+    from conftest import bind_model_dir
 
     base = t5_init_model(True, vocab_size=64, num_layers=1, num_decoder_layers=1)
     model = (PromptTunedT5(base, 3, "random") if kind == "prompt"
              else T5EncoderClassifier(base.config, 3, pooling="first"))
-    check_model_dir(str(tmp_path), model)  # its run.json
+    bind_model_dir(str(tmp_path), model)  # its run.json
     write_tf_checkpoint(model, str(tmp_path))
     expected = t5core.load_pretrained(str(tmp_path))
     quantize(expected)  # loaded in float, then quantized

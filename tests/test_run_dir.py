@@ -18,8 +18,9 @@ from t5core.classifier import T5EncoderClassifier
 from t5core.peft import PromptTunedT5, apply_lora, describe_structure
 from t5core.evaluation import reports
 from t5core.training.run import RunOptions, model_config, resolve_vocab
-from t5core.training.trainer import ModelDirMismatchError, TrainConfig, check_model_dir
-from conftest import FIXTURES
+from t5core.model_dir import ModelDirMismatchError
+from t5core.training.trainer import TrainConfig
+from conftest import FIXTURES, bind_model_dir
 
 VOCAB = FIXTURES / "t5_vocab" / "spiece.model"
 
@@ -51,7 +52,7 @@ def test_a_lora_run_reloads_as_trained_or_merged(config, tmp_path):
     model = apply_lora(t5core.T5Model(config), rank=2, targets="q,v,wo")
     for layer in t5core.peft.lora_layers(model).values():
         layer.lora_b.assign(np.random.default_rng(0).normal(size=layer.lora_b.shape) * 0.1)
-    check_model_dir(str(tmp_path), model)
+    bind_model_dir(str(tmp_path), model)
     t5core.write_tf_checkpoint(model, str(tmp_path))
     features = {"encoder_input_tokens": np.array([[5, 6, 7, 1]]),
                 "decoder_input_tokens": np.array([[0, 9, 8]])}
@@ -66,7 +67,7 @@ def test_a_lora_run_reloads_as_trained_or_merged(config, tmp_path):
 
 def test_resuming_checks_structure_and_tokenizer(config, tmp_path):
     run = model_dir.RunDescription(tokenizer=str(VOCAB), peft="lora")
-    check_model_dir(str(tmp_path), apply_lora(t5core.T5Model(config), rank=4), run)
+    bind_model_dir(str(tmp_path), apply_lora(t5core.T5Model(config), rank=4), run)
     assert (tmp_path / model_dir.SENTENCEPIECE_VOCAB).read_bytes() == VOCAB.read_bytes()
     assert model_dir.read_run(str(tmp_path)).tokenizer == model_dir.SENTENCEPIECE_VOCAB
     assert model_dir.read_config(str(tmp_path)) == config
@@ -76,20 +77,20 @@ def test_resuming_checks_structure_and_tokenizer(config, tmp_path):
     # Once it holds a checkpoint: the same settings resume; another LoRA rank, another class
     # or another vocabulary do not.
     tf.train.Checkpoint(step=tf.Variable(1)).save(str(tmp_path / "ckpt"))
-    check_model_dir(str(tmp_path), apply_lora(t5core.T5Model(config), rank=4), run)
+    bind_model_dir(str(tmp_path), apply_lora(t5core.T5Model(config), rank=4), run)
     with pytest.raises(ModelDirMismatchError, match="lora_rank: saved 4, now 2"):
-        check_model_dir(str(tmp_path), apply_lora(t5core.T5Model(config), rank=2), run)
+        bind_model_dir(str(tmp_path), apply_lora(t5core.T5Model(config), rank=2), run)
     with pytest.raises(ModelDirMismatchError, match="model_class: saved 'T5Model', now "
                                                     "'PromptTunedT5'"):
-        check_model_dir(str(tmp_path), PromptTunedT5(apply_lora(t5core.T5Model(config), rank=4),
+        bind_model_dir(str(tmp_path), PromptTunedT5(apply_lora(t5core.T5Model(config), rank=4),
                                                      2, "random"), run)
     other = tmp_path / "other.model"
     other.write_bytes(VOCAB.read_bytes()[:-1] + b"x")
     with pytest.raises(t5core.errors.ModelDirError, match="another tokenizer"):
-        check_model_dir(str(tmp_path), apply_lora(t5core.T5Model(config), rank=4),
+        bind_model_dir(str(tmp_path), apply_lora(t5core.T5Model(config), rank=4),
                         model_dir.RunDescription(tokenizer=str(other)))
     with pytest.raises(ModelDirMismatchError, match="tokenizer: saved spiece.model, now byte"):
-        check_model_dir(str(tmp_path), apply_lora(t5core.T5Model(config), rank=4),
+        bind_model_dir(str(tmp_path), apply_lora(t5core.T5Model(config), rank=4),
                         model_dir.RunDescription(tokenizer="byte"))
 
 

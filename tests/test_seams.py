@@ -26,7 +26,8 @@ from t5core.errors import FlagError, T5CoreError
 from t5core.evaluation import reports
 from t5core.peft import lora_layers
 from t5core.training.run import RunOptions, run
-from t5core.training.trainer import TrainConfig, Trainer, check_model_dir
+from t5core.training.trainer import TrainConfig, Trainer
+from conftest import bind_model_dir
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TINY = {"model_type": "t5", "vocab_size": 384, "d_model": 16, "d_kv": 4, "num_heads": 2,
@@ -121,23 +122,23 @@ def test_a_run_that_failed_before_its_first_checkpoint_does_not_block_a_retry(tm
     directory = str(tmp_path / "run")
     plain = t5core.T5Model(t5core.T5Config(**{k: v for k, v in TINY.items()
                                               if k != "model_type"}))
-    check_model_dir(directory, plain)  # what a run writes before it crashes
+    bind_model_dir(directory, plain)  # what a run writes before it crashes
     assert os.path.exists(os.path.join(directory, model_dir.RUN))
     from t5core.peft import apply_peft
 
     other_vocab = pathlib.Path(directory).parent / "other" / "spiece.model"
     other_vocab.parent.mkdir()
     other_vocab.write_bytes(SPIECE.read_bytes()[:-1] + b"x")
-    check_model_dir(directory, plain, model_dir.RunDescription(tokenizer=str(SPIECE)))
+    bind_model_dir(directory, plain, model_dir.RunDescription(tokenizer=str(SPIECE)))
     # the retry: another structure and another vocabulary file
-    check_model_dir(directory, apply_peft(plain, "lora", lora_rank=2),
+    bind_model_dir(directory, apply_peft(plain, "lora", lora_rank=2),
                     model_dir.RunDescription(tokenizer=str(other_vocab)))
     assert model_dir.read_run(directory).lora_rank == 2
     assert (pathlib.Path(directory) / "spiece.model").read_bytes() == other_vocab.read_bytes()
     # Once a checkpoint is there, the model_dir is that model's.
     tf.train.Checkpoint(step=tf.Variable(1)).save(os.path.join(directory, "ckpt"))
     with pytest.raises(T5CoreError, match="another model"):
-        check_model_dir(directory, t5core.T5Model(plain.config))
+        bind_model_dir(directory, t5core.T5Model(plain.config))
 
 
 # -- 2: every program reads the run's own tokenizer ----------------------------------------------

@@ -18,8 +18,9 @@ from t5core.training import train_log
 from t5core.data.pairs import batched
 from t5core.training.run import RunOptions, run
 from t5core.errors import FlagError, ModelDirError
-from t5core.training.trainer import (ModelDirMismatchError, NonFiniteLossError,
-                                     NonFiniteWeightsError, TrainConfig, Trainer)
+from t5core.model_dir import ModelDirMismatchError
+from t5core.training.trainer import (NonFiniteLossError, NonFiniteWeightsError, TrainConfig,
+                                     Trainer)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = t5core.T5Config(vocab_size=64, d_model=16, d_kv=4, num_heads=2, d_ff=32, num_layers=2,

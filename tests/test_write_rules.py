@@ -19,8 +19,8 @@ from t5core.checkpoints import export_hf, load_pretrained
 from t5core.commands import convert_checkpoint, generate
 from t5core.errors import ModelDirError
 from t5core.locking import DirectoryLock
+from t5core.model_dir import checkpoint_manager
 from t5core.training import train_log
-from t5core.training.trainer import checkpoint_manager
 
 REFERENCE = pathlib.Path(__file__).parent / "fixtures" / "reference"
 SECRET = "the user's own file\n"

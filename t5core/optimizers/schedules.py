@@ -9,8 +9,6 @@ import tensorflow as tf
 from t5core.dataclass_flags import STEPS, check_bound
 from t5core.errors import FlagError
 
-SCHEDULE_NAMES = ("constant", "rsqrt", "linear", "cosine")
-
 
 def _check_steps(kind, warmup_steps, total_steps=None):
     # The arguments are the trainer's --warmup_steps and --train_steps: the message names both.
@@ -38,11 +36,6 @@ class _Schedule(keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, step):
         return self._value(tf.cast(step, tf.float32))
-
-    def _decay_progress(self, step):
-        """0 up to warmup_steps, rising linearly to 1 at total_steps, 1 after."""
-        return tf.clip_by_value((step - self.warmup_steps)
-                                / float(self.total_steps - self.warmup_steps), 0.0, 1.0)
 
 
 @keras.saving.register_keras_serializable(package="t5core")
@@ -82,39 +75,50 @@ class RsqrtSchedule(_Schedule):
         return value
 
 
+class _DecaySchedule(_Schedule):
+    """Linear warm-up, then a decay (`_decayed` of the progress, 0 to 1) ending at total_steps."""
+
+    def __init__(self, kind, learning_rate, total_steps, warmup_steps):
+        _check_steps(kind, warmup_steps, total_steps)
+        self.learning_rate = float(learning_rate)
+        self.total_steps = int(total_steps)
+        self.warmup_steps = int(warmup_steps)
+
+    def _value(self, step):
+        # 0 up to warmup_steps, rising linearly to 1 at total_steps, 1 after.
+        progress = tf.clip_by_value((step - self.warmup_steps)
+                                    / float(self.total_steps - self.warmup_steps), 0.0, 1.0)
+        return self._decayed(progress) * _linear_warmup(step, self.warmup_steps)
+
+
 @keras.saving.register_keras_serializable(package="t5core")
-class LinearDecaySchedule(_Schedule):
+class LinearDecaySchedule(_DecaySchedule):
     _config_keys = ("learning_rate", "total_steps", "warmup_steps", "end_learning_rate")
 
     def __init__(self, learning_rate, total_steps, warmup_steps=0, end_learning_rate=0.0):
-        _check_steps("linear", warmup_steps, total_steps)
-        self.learning_rate = float(learning_rate)
-        self.total_steps = int(total_steps)
-        self.warmup_steps = int(warmup_steps)
+        super().__init__("linear", learning_rate, total_steps, warmup_steps)
         self.end_learning_rate = float(end_learning_rate)
 
-    def _value(self, step):
-        progress = self._decay_progress(step)
-        decayed = self.learning_rate + (self.end_learning_rate - self.learning_rate) * progress
-        return decayed * _linear_warmup(step, self.warmup_steps)
+    def _decayed(self, progress):
+        return self.learning_rate + (self.end_learning_rate - self.learning_rate) * progress
 
 
 @keras.saving.register_keras_serializable(package="t5core")
-class CosineDecaySchedule(_Schedule):
+class CosineDecaySchedule(_DecaySchedule):
     _config_keys = ("learning_rate", "total_steps", "warmup_steps", "alpha")
 
     def __init__(self, learning_rate, total_steps, warmup_steps=0, alpha=0.0):
-        _check_steps("cosine", warmup_steps, total_steps)
-        self.learning_rate = float(learning_rate)
-        self.total_steps = int(total_steps)
-        self.warmup_steps = int(warmup_steps)
+        super().__init__("cosine", learning_rate, total_steps, warmup_steps)
         self.alpha = float(alpha)
 
-    def _value(self, step):
-        progress = self._decay_progress(step)
+    def _decayed(self, progress):
         cosine = 0.5 * (1.0 + tf.cos(math.pi * progress))
-        decayed = self.learning_rate * (self.alpha + (1.0 - self.alpha) * cosine)
-        return decayed * _linear_warmup(step, self.warmup_steps)
+        return self.learning_rate * (self.alpha + (1.0 - self.alpha) * cosine)
+
+
+_SCHEDULES = {"constant": ConstantSchedule, "rsqrt": RsqrtSchedule,
+              "linear": LinearDecaySchedule, "cosine": CosineDecaySchedule}
+SCHEDULE_NAMES = tuple(_SCHEDULES)
 
 
 # The schedules whose warmup_steps is a linear ramp up to the peak learning rate.
@@ -138,10 +142,10 @@ def fit_warmup(name, warmup_steps, total_steps):
 
 
 def make_schedule(name, learning_rate, warmup_steps=0, total_steps=None, **kwargs):
-    """Schedule by name: one of SCHEDULE_NAMES. linear and cosine need `total_steps`.
+    """A learning-rate schedule by name.
 
     Args:
-      name: "constant", "rsqrt", "linear" or "cosine" (see the module docstring).
+      name: one of SCHEDULE_NAMES: "constant", "rsqrt", "linear" or "cosine".
       learning_rate: the peak learning rate (rsqrt: the numerator of lr / sqrt(step)).
       warmup_steps: steps of linear warm-up from 0; for rsqrt the length of its flat start.
       total_steps: the step where linear and cosine end their decay (required for them,
@@ -157,14 +161,11 @@ def make_schedule(name, learning_rate, warmup_steps=0, total_steps=None, **kwarg
       ValueError: an unknown `name`, or linear / cosine without `total_steps`.
       FlagError: warmup_steps not an integer >= 0, or total_steps not an integer above it.
     """
-    if name == "constant":
-        return ConstantSchedule(learning_rate, warmup_steps=warmup_steps, **kwargs)
-    if name == "rsqrt":
-        return RsqrtSchedule(learning_rate, warmup_steps=warmup_steps, **kwargs)
-    if name in ("linear", "cosine"):
+    if name not in _SCHEDULES:
+        raise ValueError(f"unknown learning-rate schedule {name!r}; "
+                         f"valid: {', '.join(SCHEDULE_NAMES)}.")
+    if issubclass(_SCHEDULES[name], _DecaySchedule):
         if total_steps is None:
             raise ValueError(f"the {name} schedule needs total_steps (the step where it ends).")
-        cls = LinearDecaySchedule if name == "linear" else CosineDecaySchedule
-        return cls(learning_rate, total_steps=total_steps, warmup_steps=warmup_steps, **kwargs)
-    raise ValueError(f"unknown learning-rate schedule {name!r}; "
-                     f"valid: {', '.join(SCHEDULE_NAMES)}.")
+        kwargs["total_steps"] = total_steps
+    return _SCHEDULES[name](learning_rate, warmup_steps=warmup_steps, **kwargs)

@@ -13,8 +13,6 @@ import shutil
 
 import tensorflow as tf
 
-from t5core.errors import FlagError
-
 CLUSTER_RESOLVERS = ("tf_config", "slurm", "tpu")
 # What SlurmClusterResolver reads: this task's rank, the step's task count, its hosts and how
 # many tasks each runs. srun sets them for every task of a step.
@@ -66,14 +64,8 @@ def make_resolver(kind: str, tpu: str | None = None, port_base: int = 8888):
     """TensorFlow's cluster resolver of `kind` (one of CLUSTER_RESOLVERS).
 
     port_base: the port of a node's first Slurm task (the next tasks take the next ports).
-    Raises FlagError when the environment lacks what the resolver reads.
+    `RunOptions.check` has held the environment against `missing_environment` already.
     """
-    if kind not in CLUSTER_RESOLVERS:
-        raise FlagError(f"--cluster_resolver must be one of {', '.join(CLUSTER_RESOLVERS)}, "
-                        f"got {kind!r}")
-    problem = missing_environment(kind)
-    if problem:
-        raise FlagError(problem)
     if kind == "slurm":
         return _SlurmResolver(port_base)
     if kind == "tpu":

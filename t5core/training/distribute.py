@@ -40,8 +40,6 @@ def make_strategy(name: str = "auto", tpu: str | None = None, num_cpu_devices: i
     cluster_resolver: which of TensorFlow's resolvers (`t5core.training.clusters`) finds the
     other workers of multi_worker (and the TPU of tpu); port_base: a Slurm node's first port.
     """
-    if name not in STRATEGIES:
-        raise ValueError(f"Unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
     configure_cpu_devices(num_cpu_devices)
     if name == "auto" and cluster_resolver != "tf_config":
         name = STRATEGY_OF[cluster_resolver]  # before a device lookup starts TensorFlow's runtime
@@ -65,15 +63,11 @@ def make_strategy(name: str = "auto", tpu: str | None = None, num_cpu_devices: i
             cluster_resolver=resolver,
             communication_options=tf.distribute.experimental.CommunicationOptions(
                 implementation=tf.distribute.experimental.CommunicationImplementation.RING))
-    devices = _compute_devices()
+    devices = [d.name for d in (tf.config.list_logical_devices("GPU")
+                                or tf.config.list_logical_devices("CPU"))]
     if name == "one_device":
         return tf.distribute.OneDeviceStrategy(devices[0])
     return tf.distribute.MirroredStrategy(devices)
-
-
-def _compute_devices():
-    gpus = tf.config.list_logical_devices("GPU")
-    return [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
 
 
 def worker_info(strategy) -> tuple[int, int]:
@@ -111,8 +105,12 @@ def replica_slice(features: dict, num_replicas: int) -> dict:
     if num_replicas == 1:
         return features
     replica_id = tf.distribute.get_replica_context().replica_id_in_sync_group
-    out = {}
-    for key, value in features.items():
-        per_replica = tf.shape(value)[0] // num_replicas
-        out[key] = value[replica_id * per_replica:(replica_id + 1) * per_replica]
-    return out
+    return {key: batch_slice(value, replica_id, num_replicas) for key, value in features.items()}
+
+
+def batch_slice(value, index, count):
+    """Rows `index` of `count` equal slices of `value`'s batch."""
+    if count == 1:
+        return value
+    size = tf.shape(value)[0] // count
+    return value[index * size:(index + 1) * size]

@@ -31,8 +31,7 @@ def training_flops(config, batch_size, inputs_length, targets_length) -> float:
 
 def measure_matmul_peak(dtype=tf.float32, n=2048, seconds=1.0, jit_compile=False) -> float:
     """Measured FLOP/s of a square matmul on the default device (the peak an MFU refers to)."""
-    a = tf.random.normal([n, n], dtype=tf.float32)
-    a = tf.cast(a, dtype)
+    a = tf.cast(tf.random.normal([n, n]), dtype)
     matmul = tf.function(lambda x: tf.matmul(x, x), jit_compile=jit_compile)
     matmul(a).numpy()  # compile and warm up
     runs, start = 0, time.perf_counter()

@@ -26,9 +26,9 @@ class Preemption:
     def __init__(self, strategy, manager, num_workers: int, save=None):
         self.strategy = strategy
         self.manager = manager
-        # save(step): the save of a stopped single-worker run, the trainer's, which checks the
-        # weights first. (A multi-worker run's handler saves through TensorFlow itself.)
-        self.save = save or (lambda step: manager.save(checkpoint_number=step))
+        # save(step): the trainer's save of a stopped single-worker run, which checks the weights
+        # first. (A multi-worker run's handler saves through TensorFlow itself.)
+        self.save = save
         self.num_workers = num_workers
         self.signal_name = ""  # the signal that asked this process to stop, if one did
         self._previous: dict = {}

@@ -198,9 +198,8 @@ class RunOptions:
 
 def resolve_jit_compile(flag: str) -> bool:
     """--jit_compile: "true", "false", or "auto" for `t5core.xla.default_jit_compile()`."""
-    if auto_bool(flag) is not None:
-        return auto_bool(flag)
-    return default_jit_compile()
+    value = auto_bool(flag)
+    return default_jit_compile() if value is None else value
 
 
 def model_config(options: RunOptions):
@@ -251,11 +250,6 @@ def make_tokenizer(options: RunOptions):
     return load_tokenizer(resolve_vocab(options)[0])
 
 
-def data_files(options: RunOptions) -> dict[str, str]:
-    """The data files a run reads, by flag."""
-    return {"train_file": options.train_file, "eval_file": options.eval_file}
-
-
 def check_data_changed(options: RunOptions, run, log=print) -> bool:
     """Compares the data files with the fingerprints the model_dir's run.json recorded.
 
@@ -301,7 +295,7 @@ def run_description(options: RunOptions, vocab: str):
                                     pooling=options.pooling, peft=options.peft,
                                     peft_top_n=options.peft_top_n if options.peft == "top_n"
                                     else 1, data=data,
-                                    data_files=fingerprints(data_files(options)))
+                                    data_files=fingerprints({k: data[k] for k in ("train_file", "eval_file")}))
 
 
 def initial_model(options: RunOptions, config, dtype, log=print):
@@ -338,8 +332,7 @@ def initial_model(options: RunOptions, config, dtype, log=print):
 
 def inherited_labels(options: RunOptions) -> str:
     """--labels, else (--head=classifier trained on from a classifier run) the run's classes."""
-    if not options.labels and options.head == "classifier" and options.init_checkpoint \
-            and tf.io.gfile.exists(options.init_checkpoint):
+    if not options.labels and options.head == "classifier" and options.init_checkpoint:
         inherited = model_dir.read_run(options.init_checkpoint)
         if inherited is not None and inherited.head == "classifier":
             return ",".join(inherited.labels)

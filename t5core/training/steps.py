@@ -15,7 +15,7 @@ import tensorflow as tf
 from t5core import compat
 from t5core.losses import cross_entropy_loss, global_normalizer
 from t5core.model_inputs import model_features
-from t5core.training.distribute import replica_slice
+from t5core.training.distribute import batch_slice, replica_slice
 
 _SUMS = ("loss_sum", "normalizer", "z_loss_sum", "num_tokens", "correct")
 
@@ -82,7 +82,7 @@ class StepBuilder:
         k = self.grad_accum_steps
         grads, sums = None, None
         for i in range(k):  # static micro-batches; each traced once
-            micro = {n: _micro_batch(v, i, k) for n, v in features.items()}
+            micro = {n: batch_slice(v, i, k) for n, v in features.items()}
             g, s = self._grads(micro)
             grads = g if grads is None else [a + b for a, b in zip(grads, g)]
             sums = s if sums is None else {n: sums[n] + s[n] for n in s}
@@ -164,10 +164,3 @@ class StepBuilder:
             run = lambda f: self._forward(replica_slice(f, self.num_replicas))  # noqa: E731
             return self._reduce(self.strategy.run(run, args=(features,)))
         return step
-
-
-def _micro_batch(value, index, count):
-    if count == 1:
-        return value
-    size = tf.shape(value)[0] // count
-    return value[index * size:(index + 1) * size]

@@ -62,7 +62,7 @@ def repair(path: str) -> str:
     try:
         _parse(tail)
     except (ValueError, UnicodeDecodeError):
-        _rewrite(path, data[:start], keep=start)
+        file_writes.write_bytes(path, data[:start])
         return (f"{path}: dropped a torn last line ({len(tail)} bytes of a record that a killed "
                 "run did not finish writing)")
     _append_bytes(path, b"\n")
@@ -78,7 +78,3 @@ def _append_bytes(path: str, data: bytes) -> None:
     # Never through a link (file_writes.open_append); one write of the whole record, flushed.
     with file_writes.open_append(path, binary=True) as f:
         f.write(data)
-
-
-def _rewrite(path: str, data: bytes, keep: int) -> None:
-    file_writes.write_bytes(path, data[:keep])

@@ -18,7 +18,6 @@ from t5core.checkpoints.model_state import ModelState
 from t5core.dataclass_flags import (COUNT, FRACTION, NONNEGATIVE, POSITIVE, STEPS, Bound,
                                      field_problems, option)
 from t5core.errors import FlagError, TrainingStoppedError
-from t5core.model_dir import ModelDirMismatchError  # noqa: F401  (raised by check_model_dir)
 from t5core.losses import parse_loss_normalization
 from t5core.optimizers import OPTIMIZER_NAMES, SCHEDULE_NAMES, make_optimizer, make_schedule
 from t5core.optimizers.schedules import fit_warmup
@@ -142,12 +141,6 @@ def describe_run(model, run=None) -> md.RunDescription:
     return run
 
 
-def check_model_dir(model_dir: str, model, run=None) -> None:
-    """Refuses a model_dir whose checkpoints belong to another model; else describes the run there
-    (`t5core.model_dir.bind` of the model's config and `describe_run(model, run)`)."""
-    md.bind(model_dir, model.config, describe_run(model, run))
-
-
 class Trainer:
     """Runs training on a strategy; see `train()`.
 
@@ -173,7 +166,6 @@ class Trainer:
         self.restart_data = restart_data
         self.strategy = strategy
         self.log = log if is_chief(strategy) else (lambda *a, **k: None)
-        self.num_workers = worker_info(strategy)[0]
         config.check(strategy.num_replicas_in_sync)
         self.stopped_by = ""  # the signal that stopped train() early, if one did
         self.run_dir = md.open_run(config.model_dir, strategy, self.log)
@@ -191,7 +183,6 @@ class Trainer:
             self.optimizer = make_optimizer(config.optimizer, schedule, config.weight_decay,
                                             config.clip_norm or None)
             self.optimizer.build(self.model.trainable_variables)
-        self.run_dir.bind(self.model.config, describe_run(self.model, run))
         self.train_iterator = iter(train_data)
         self.eval_data = eval_data
         self.evaluator = evaluator
@@ -204,10 +195,9 @@ class Trainer:
             best=self.best, evals_without_improvement=self.evals_without_improvement,
             data_batch_size=self.data_batch_size)
         self.checkpoint = tf.train.Checkpoint(**self._saved)
-        directory = self.run_dir.directory
-        self.manager = checkpoint_manager(self.checkpoint, directory, config.keep_checkpoints)
-        self.best_manager = checkpoint_manager(tf.train.Checkpoint(model=ModelState(self.model)),
-                                               md.path(directory, md.BEST), 1)
+        self.manager, self.best_manager = self.run_dir.bind(
+            self.model.config, describe_run(self.model, run), self.checkpoint,
+            tf.train.Checkpoint(model=ModelState(self.model)), config.keep_checkpoints)
         steps = StepBuilder(self.model, self.optimizer, strategy,
                             grad_accum_steps=config.grad_accum_steps,
                             label_smoothing=config.label_smoothing, z_loss=config.z_loss,
@@ -217,7 +207,8 @@ class Trainer:
         self.train_step = steps.train_step()
         self.eval_step = steps.eval_step()
         self.writer = tf.summary.create_file_writer(
-            md.path(config.model_dir, md.TRAIN_EVENTS) if is_chief(strategy) else directory)
+            md.path(config.model_dir, md.TRAIN_EVENTS) if is_chief(strategy)
+            else self.run_dir.directory)
         self.eval_writer = tf.summary.create_file_writer(md.path(config.model_dir, md.EVAL_EVENTS))
         self.history: list[dict] = []
         self.last_eval: dict = {}
@@ -277,7 +268,7 @@ class Trainer:
         peak = resolve_peak_flops(
             c.peak_flops, tf.bfloat16 if c.precision == "mixed_bfloat16" else tf.float32, self.log)
         bar = self.bar = _progress(c, self.step) if is_chief(self.strategy) else None
-        with Preemption(self.strategy, self.manager, self.num_workers,
+        with Preemption(self.strategy, self.manager, worker_info(self.strategy)[0],
                         save=self._save) as preemption:
             stopped = self._loop(preemption, bar, tokens_per_step, flops, peak)
         if bar is not None:
@@ -303,22 +294,17 @@ class Trainer:
             sums = self.train_step(batch)
             step = self.step
             loss = float(sums["loss"])
-            if not math.isfinite(loss):
-                if not c.skip_nonfinite:
-                    raise NonFiniteLossError(
-                        f"Step {step}: the loss is {loss}. Training stopped; the last good "
-                        f"checkpoint ({self.manager.latest_checkpoint or 'none yet'}) is intact. "
-                        "Lower the learning rate, or pass --skip_nonfinite to skip such steps.")
-                skipped += 1
-                if skipped >= c.max_nonfinite_skips:
-                    raise NonFiniteLossError(
-                        f"Step {step}: the loss was {loss} in {skipped} consecutive steps "
-                        f"(--max_nonfinite_skips={c.max_nonfinite_skips}); training stopped, the "
-                        f"last good checkpoint ({self.manager.latest_checkpoint or 'none yet'}) "
-                        "is intact. Lower the learning rate.")
+            skipped = 0 if math.isfinite(loss) else skipped + 1
+            if skipped and (not c.skip_nonfinite or skipped >= c.max_nonfinite_skips):
+                how = (f"was {loss} in {skipped} consecutive steps (--max_nonfinite_skips="
+                       f"{c.max_nonfinite_skips})" if c.skip_nonfinite else f"is {loss}")
+                raise NonFiniteLossError(
+                    f"Step {step}: the loss {how}. Training stopped; the last good checkpoint "
+                    f"({self.manager.latest_checkpoint or 'none yet'}) is intact. Lower the "
+                    "learning rate" + ("." if c.skip_nonfinite else
+                                       ", or pass --skip_nonfinite to skip such steps."))
+            if skipped:
                 self.log(f"Step {step}: non-finite loss, update skipped")
-            else:
-                skipped = 0
             window_steps += 1
             record = {"step": step, "loss": loss}
             if bar is not None:
@@ -500,18 +486,6 @@ def nonfinite_variables(model) -> list[str]:
     """The names of the model's floating-point variables that hold NaN or Inf."""
     return [v.path for v in model.variables if tf.as_dtype(v.dtype).is_floating
             and not bool(tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(v))))]
-
-
-def checkpoint_manager(checkpoint, directory, max_to_keep):
-    """A CheckpointManager of `directory`, once its `checkpoint` state file is checked.
-
-    TensorFlow's manager resumes from and prunes (deletes) the checkpoints the state file names,
-    wherever they are; `model_dir.check_checkpoint_state` refuses a state file that names any but
-    the trainer's own, so pruning deletes only those.
-    """
-    md.check_checkpoint_state(directory)
-    return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep,
-                                      checkpoint_name=md.CHECKPOINT_PREFIX)
 
 
 def _saved_batch_size(checkpoint_path):
