@@ -85,6 +85,31 @@ class ReplicaConsistentClipping:
 
 @keras.saving.register_keras_serializable(package="t5core")
 class AdamW(ReplicaConsistentClipping, keras.optimizers.AdamW):
-    """Keras' AdamW (its constructor and arguments are Keras' own), with replica-consistent
-    `global_clipnorm`: the global norm of the summed gradient (over all variables, after the
-    cross-replica sum) is clipped, and recorded in `gradient_norm` (see the module docstring)."""
+    """Keras' AdamW with replica-consistent `global_clipnorm` and a `gradient_norm` record.
+
+    The constructor is Keras' own; only where `global_clipnorm` clips differs (see the module
+    docstring).
+
+    Args:
+      learning_rate: a float or a `LearningRateSchedule` (see `t5core.make_schedule`).
+      weight_decay: Keras' decoupled decay, `p -= lr * weight_decay * p` per step; variables
+        excluded with `exclude_from_weight_decay()` are not decayed.
+      beta_1: decay rate of the first-moment estimate.
+      beta_2: decay rate of the second-moment estimate.
+      epsilon: added to the root of the second moment for numerical stability.
+      amsgrad: use the AMSGrad variant (keeps the maximum of past second moments).
+      clipnorm: clip each variable's gradient to this norm (per replica, before the
+        cross-replica sum, as Keras does).
+      clipvalue: clip each gradient element to [-clipvalue, clipvalue] (per replica, as Keras).
+      global_clipnorm: clip the global norm of the summed gradient (over all variables, after
+        the cross-replica sum) to this value.
+      use_ema: keep an exponential moving average of the weights (Keras).
+      ema_momentum: the momentum of that average.
+      ema_overwrite_frequency: every how many steps the average overwrites the weights; None
+        never (call `finalize_variable_values()` instead).
+      loss_scale_factor: multiply the loss by this and divide the gradients by it (Keras).
+      gradient_accumulation_steps: apply an update only every this many steps, with the mean
+        of the accumulated gradients (Keras).
+      name: the optimizer's name.
+      **kwargs: other Keras optimizer arguments.
+    """
