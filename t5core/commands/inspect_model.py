@@ -65,14 +65,7 @@ def inspect_model(args: flags.FlagValues) -> int:
     from t5core.inspection import run_command  # TensorFlow: not before --help is done
 
     try:
-        run_command(
-            checkpoint=args.checkpoint, preset=args.preset, config=args.config, seed=args.seed,
-            dtype=args.dtype, vocab=args.vocab, inputs=args.input, targets=args.target,
-            input_ids=args.input_ids, target_ids=args.target_ids, pack=args.pack,
-            max_new_tokens=args.max_new_tokens, top_k=args.top_k, output_dir=args.output_dir,
-            png=not args.no_png, png_layers=args.png_layers, tensorboard=args.tensorboard,
-            variables=args.variables, bucket_span=args.bucket_span,
-            allow_nonfinite=args.allow_nonfinite)
+        run_command(args)
     except (ValueError, FileNotFoundError, ImportError) as err:
         # Bad flags, files or an absent optional dependency: one line, status 2 (t5core.cli).
         return cli.report(err)
