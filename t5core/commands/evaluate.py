@@ -125,12 +125,8 @@ def evaluate(args: flags.FlagValues) -> None:
     if test.note:
         print(test.note, file=sys.stderr)
     model = load_model(args, run)
-    generate_options = {"method": args.method}
-    if args.method == "beam":
-        generate_options.update(num_beams=args.num_beams, alpha=args.alpha,
-                                beam_semantics=args.beam_semantics)
-    predictions = reports.predict(model, tokenizer, test, options,
-                                  batch_size=args.batch_size, **generate_options)
+    predictions = reports.predict(model, tokenizer, test, options, batch_size=args.batch_size,
+                                  **shared_flags.search_options(args))
     report = {"checkpoint": args.checkpoint, "test_set": test.description,
               "examples": len(predictions), **reports.score(test, predictions),
               **({"few_shot": test.note} if test.note else {}),
