@@ -45,20 +45,6 @@ def load_subject(args, need_weights=False):
     return T5Model(config, dtype=args.dtype), f"{name} (random weights, seed {args.seed})"
 
 
-def make_tokenizer(vocab: str | None, checkpoint: str | None = None, needed: bool = False):
-    """The tokenizer of --vocab, else the one that goes with --checkpoint (a run's own, "byte"
-    included; spiece.model or tokenizer.json beside it), else None.
-
-    needed: text is to be encoded, so a checkpoint without a tokenizer is an error naming it;
-    otherwise (token ids given) a tokenizer only renders pieces, and its absence is no error.
-    """
-    if vocab:
-        return load_tokenizer(vocab)
-    if checkpoint and (needed or model_dir.find_tokenizer(checkpoint)):
-        return load_tokenizer(checkpoint)
-    return None
-
-
 def examples_from(tokenizer, args) -> list[tuple[list[int], list[int] | None]]:
     """[(input ids, target ids or None)] from --input/--target texts (eos added) or
     --input_ids/--target_ids comma-separated id lists."""
@@ -87,7 +73,12 @@ def run_command(args, write: Callable[[str], None] = print) -> dict:
     those attributes): builds the report, prints its tables with `write`, and writes
     JSON/PNGs/TensorBoard."""
     wants_row = bool(args.input or args.input_ids)
-    tokenizer = make_tokenizer(args.vocab, args.checkpoint, needed=bool(args.input or args.target))
+    # Text to encode needs a tokenizer (--vocab, or the checkpoint's: an error names it if there
+    # is none); with token ids one only renders pieces, and a checkpoint without one is no error.
+    tokenizer = None
+    if args.vocab or args.checkpoint and (args.input or args.target
+                                          or model_dir.find_tokenizer(args.checkpoint)):
+        tokenizer = load_tokenizer(args.vocab or args.checkpoint)
     examples = examples_from(tokenizer, args) if wants_row else None
     layers = parse_ids(args.png_layers, "--png_layers") if args.png_layers else None
     subject, source = load_subject(args, need_weights=wants_row)
