@@ -147,7 +147,8 @@ def _plain_type(hint) -> type:
 
 
 def define_flags(cls, flag_values: flags.FlagValues = flags.FLAGS,
-                 module_name: str | None = None) -> list[str]:
+                 module_name: str | None = None,
+                 unset: typing.Mapping[str, str] | None = None) -> list[str]:
     """Defines a flag for each field of the dataclass `cls` (see the module docstring).
 
     Args:
@@ -155,6 +156,9 @@ def define_flags(cls, flag_values: flags.FlagValues = flags.FLAGS,
       flag_values: where the flags are defined (absl's global FLAGS by default).
       module_name: the module --helpfull lists them under (the program's, typically); None:
         this one.
+      unset: when given, only these fields get a flag, each defaulting to None (unset: the
+        program takes the value from elsewhere) instead of to its field's default, its help
+        ending with the note the field's name maps to.
 
     Returns:
       The names of the flags defined.
@@ -165,6 +169,8 @@ def define_flags(cls, flag_values: flags.FlagValues = flags.FLAGS,
     """
     names = []
     for field, kind in _flag_fields(cls):
+        if unset is not None and field.name not in unset:
+            continue
         help_text = field.metadata.get("help")
         if not help_text:
             raise TypeError(f"{cls.__name__}.{field.name} has no help text in its metadata")
@@ -172,12 +178,15 @@ def define_flags(cls, flag_values: flags.FlagValues = flags.FLAGS,
             raise TypeError(f"{cls.__name__}: two fields named {field.name!r} want a flag")
         if field.default is dataclasses.MISSING:
             raise TypeError(f"{cls.__name__}.{field.name} has no default for its flag")
+        default = field.default if unset is None else None
+        if unset is not None:
+            help_text = f"{help_text} {unset[field.name]}"
         choices = field.metadata.get("choices")
         if choices is not None:
-            flags.DEFINE_enum(field.name, field.default, list(choices), help_text,
+            flags.DEFINE_enum(field.name, default, list(choices), help_text,
                               flag_values=flag_values, module_name=module_name)
         elif kind in _DEFINE:
-            _DEFINE[kind](field.name, field.default, help_text, flag_values=flag_values,
+            _DEFINE[kind](field.name, default, help_text, flag_values=flag_values,
                           module_name=module_name)
         else:
             raise TypeError(f"{cls.__name__}.{field.name}: no flag type for {kind!r}")
