@@ -81,6 +81,7 @@ def _progress_bar(description, enabled):
         yield update
 
 
+@shared_flags.reporting_user_errors
 def convert(args: flags.FlagValues) -> int:
     fmt, location = detect_format(args.input)
     print(f"reading {fmt} checkpoint {location}")
@@ -135,8 +136,7 @@ def describe_output(model, output, vocab_source, fmt):
 
 def main(argv=None):
     """`t5core-convert`; see `t5core.cli.command` for `argv`."""
-    return cli.command(define_flags, shared_flags.reporting_user_errors(convert), argv,
-                       doc=__doc__)
+    return cli.command(define_flags, convert, argv, doc=__doc__)
 
 
 if __name__ == "__main__":

@@ -58,27 +58,24 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     cli.mark_outputs(flag_values, files=("predictions_file", "report_file"))
 
 
-def _legacy_lora_model(args, run):
-    """A LoRA run's model_dir from before run.json: rebuilt from the --lora_* flags, merged."""
-    if run is not None and run.lora_rank:
-        print(f"note: {args.checkpoint} records its LoRA settings; --lora_* ignored",
-              file=sys.stderr)
-        return None
-    config = model_dir.read_config(args.checkpoint)
-    if config is None:
-        raise app.UsageError(f"--lora_rank: {args.checkpoint} is not a trainer's model_dir")
-    model = apply_lora(T5Model(config), args.lora_rank, args.lora_alpha or None,
-                       args.lora_targets)
-    restore_model(args.checkpoint, model)
-    return merge_lora(model)
-
-
 def load_model(args, run):
-    model = _legacy_lora_model(args, run) if args.lora_rank else None
-    if model is None:
+    """The --checkpoint's model; a LoRA run's model_dir from before run.json is rebuilt from the
+    --lora_* flags, restored and merged."""
+    if not args.lora_rank or run is not None and run.lora_rank:
+        if args.lora_rank:
+            print(f"note: {args.checkpoint} records its LoRA settings; --lora_* ignored",
+                  file=sys.stderr)
         model = shared_flags.load_model(args)
-    elif args.quantize:
-        quantize(model, args.quantize)  # merged already by _legacy_lora_model
+    else:
+        config = model_dir.read_config(args.checkpoint)
+        if config is None:
+            raise app.UsageError(f"--lora_rank: {args.checkpoint} is not a trainer's model_dir")
+        model = apply_lora(T5Model(config), args.lora_rank, args.lora_alpha or None,
+                           args.lora_targets)
+        restore_model(args.checkpoint, model)
+        model = merge_lora(model)
+        if args.quantize:
+            quantize(model, args.quantize)
     head = "classifier" if isinstance(model, T5EncoderClassifier) else "seq2seq"
     if args.head is not None and args.head != head:
         raise app.UsageError(f"--head={args.head}, but {args.checkpoint} holds a {head} model")

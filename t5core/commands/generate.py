@@ -62,11 +62,8 @@ def read_inputs(args):
     path = args.input_file or "-"
     name = "stdin" if path == "-" else path
     try:
-        if path == "-":
-            lines = sys.stdin.read().split("\n")
-        else:
-            with open(path, encoding="utf-8") as f:
-                lines = f.read().split("\n")
+        with contextlib.nullcontext(sys.stdin) if path == "-" else open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
     except FileNotFoundError:
         raise UserFileNotFoundError(f"--input_file {path} does not exist") from None
     except UnicodeDecodeError as e:
@@ -126,6 +123,7 @@ def generate(args: flags.FlagValues):
 
 def main(argv=None):
     """`t5core-generate`; see `t5core.cli.command` for `argv`."""
+    # generate() raises a user's mistake to its caller; the program ends it in one line.
     return cli.command(define_flags, shared_flags.reporting_user_errors(generate), argv,
                        doc=__doc__)
 

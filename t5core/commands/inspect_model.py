@@ -56,6 +56,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     cli.mark_outputs(flag_values, folders=("output_dir", "tensorboard"))
 
 
+@shared_flags.reporting_user_errors
 def inspect_model(args: flags.FlagValues) -> int:
     from t5core.inspection import run_command  # TensorFlow: not before --help is done
 
@@ -65,8 +66,7 @@ def inspect_model(args: flags.FlagValues) -> int:
 
 def main(argv=None):
     """`t5core-inspect`; see `t5core.cli.command` for `argv`."""
-    return cli.command(define_flags, shared_flags.reporting_user_errors(inspect_model), argv,
-                       doc=__doc__)
+    return cli.command(define_flags, inspect_model, argv, doc=__doc__)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,8 @@
-"""Looking inside a T5 model: parameters, position buckets, attention, norms and predictions.
-
-- `tables`: the parameter table and the relative-position bucket table, from a config alone.
-- `activations`: `inspect_row` runs a model on one row (or several examples packed into one) and
-  returns attention maps, position biases, hidden-state norms, top-k predictions, a cache check.
-- `report`: `build_report` gathers everything in one dict of plain data; JSON and text tables.
-- `figures`: PNG heatmaps (matplotlib, imported only when called) and TensorBoard summaries.
-- `command`: `run_command`, what `scripts/inspect_model.py` runs.
-
-Named `inspection` so that it does not shadow the standard library's `inspect`. The guided tour
-in docs/architecture.md says what each output shows about each part of the model.
+"""Looking inside a T5 model: parameters, position buckets, attention, norms and predictions:
+`tables` (from a config alone), `activations` (`inspect_row`), `report` (plain data, JSON, text),
+`figures` (PNGs, TensorBoard) and `command` (what t5core-inspect runs). Named so as not to shadow
+the standard library's `inspect`; what each output shows: docs/architecture.md, "The inspection
+tool in one minute".
 """
 
 from t5core.inspection.activations import (cache_agreement, collect_activations, greedy_continue,

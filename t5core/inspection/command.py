@@ -4,7 +4,6 @@ print, write files."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 import keras
 
@@ -68,10 +67,9 @@ def examples_from(tokenizer, args) -> list[tuple[list[int], list[int] | None]]:
     return list(zip(enc, dec or [None] * len(enc)))
 
 
-def run_command(args, write: Callable[[str], None] = print) -> dict:
+def run_command(args) -> dict:
     """What `t5core-inspect` does with its flags `args` (an absl FlagValues, or any object with
-    those attributes): builds the report, prints its tables with `write`, and writes
-    JSON/PNGs/TensorBoard."""
+    those attributes): builds the report, prints its tables, and writes JSON/PNGs/TensorBoard."""
     wants_row = bool(args.input or args.input_ids)
     # Text to encode needs a tokenizer (--vocab, or the checkpoint's: an error names it if there
     # is none); with token ids one only renders pieces, and a checkpoint without one is no error.
@@ -97,14 +95,14 @@ def run_command(args, write: Callable[[str], None] = print) -> dict:
                      reports.format_norms(row), reports.format_predictions(row)]
         if "cache" in row:
             sections.append(reports.format_cache(row))
-    write("\n\n".join(sections))
+    print("\n\n".join(sections))
     out, logdir = args.output_dir, args.tensorboard
     if out:
         file_writes.make_dirs(out)
-        write("wrote " + reports.write_json(report, os.path.join(out, "report.json")))
+        print("wrote " + reports.write_json(report, os.path.join(out, "report.json")))
         if not args.no_png:
-            write(f"wrote {len(figures.save_pngs(report, out, layers))} PNGs to {out}")
+            print(f"wrote {len(figures.save_pngs(report, out, layers))} PNGs to {out}")
     if logdir:
         figures.write_tensorboard(report, logdir)
-        write(f"wrote TensorBoard summaries to {logdir} (tensorboard --logdir {logdir})")
+        print(f"wrote TensorBoard summaries to {logdir} (tensorboard --logdir {logdir})")
     return report

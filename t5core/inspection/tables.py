@@ -11,9 +11,6 @@ from t5core.config import T5Config
 from t5core.layers.position import relative_position_bucket
 from t5core.variable_layout import counts_by_module, module_of, parameter_shapes
 
-__all__ = ["bucket_ranges", "bucket_table", "kind_of", "module_of", "parameter_shapes",
-           "parameter_table"]
-
 
 # What a variable does, by a part of its name; the first match wins (a norm or a bias table
 # sits inside an attention layer), and what matches nothing is the feed-forward.
