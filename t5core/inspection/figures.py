@@ -39,21 +39,17 @@ def _head_grid(plt, maps, title, row_labels, col_labels, path, diverging=False, 
     fig, axes = plt.subplots(rows, cols, figsize=(size * cols + 1, size * rows + 0.8),
                              squeeze=False, layout="constrained")
     limit = float(np.abs(maps).max()) or 1.0
-    for h in range(rows * cols):
-        ax = axes[h // cols][h % cols]
-        if h >= heads:
-            ax.axis("off")
-            continue
-        kw = dict(cmap="RdBu_r", vmin=-limit, vmax=limit) if diverging else dict(
-            cmap="viridis", vmin=0.0, vmax=1.0)
-        image = ax.imshow(maps[h], aspect="auto", interpolation="nearest", **kw)
+    colours = dict(cmap="RdBu_r", vmin=-limit, vmax=limit) if diverging else dict(
+        cmap="viridis", vmin=0.0, vmax=1.0)
+    for ax in axes.ravel()[heads:]:
+        ax.axis("off")
+    for h, ax in zip(range(heads), axes.ravel()):
+        image = ax.imshow(maps[h], aspect="auto", interpolation="nearest", **colours)
         ax.set_title(f"head {h}", fontsize=9)
-        axes_labels = ((col_labels, ax.set_xticks, ax.set_xticklabels, 90),
-                       (row_labels, ax.set_yticks, ax.set_yticklabels, 0))
-        for labels, set_ticks, set_labels, rot in axes_labels:
+        for labels, set_ticks, rotation in ((col_labels, ax.set_xticks, 90),
+                                            (row_labels, ax.set_yticks, 0)):
             if labels is not None and len(labels) <= 48:
-                set_ticks(range(len(labels)))
-                set_labels(labels, fontsize=6, rotation=rot)
+                set_ticks(range(len(labels)), labels, fontsize=6, rotation=rotation)
             else:
                 set_ticks([])
         if segments is not None:  # packed rows: draw the segment boundaries
