@@ -62,7 +62,8 @@ def read_inputs(args):
     path = args.input_file or "-"
     name = "stdin" if path == "-" else path
     try:
-        with contextlib.nullcontext(sys.stdin) if path == "-" else open(path, encoding="utf-8") as f:
+        stream = contextlib.nullcontext(sys.stdin) if path == "-" else open(path, encoding="utf-8")
+        with stream as f:
             lines = f.read().split("\n")
     except FileNotFoundError:
         raise UserFileNotFoundError(f"--input_file {path} does not exist") from None

@@ -9,7 +9,8 @@ import numpy as np
 import tensorflow as tf
 
 from t5core import file_writes
-from t5core.inspection.report import buckets_table, table, variables_table
+from t5core.inspection.report import (buckets_table, format_predictions, table,
+                                      variables_table)
 
 
 def _save(fig, path):
@@ -179,13 +180,8 @@ def write_tensorboard(report: dict, logdir: str) -> str:
             for stack in ("encoder", "decoder"):
                 for layer, value in enumerate(row["hidden_state_norms"][f"{stack}_mean"]):
                     tf.summary.scalar(f"hidden_state_norm/{stack}", float(value), step=layer)
-            tf.summary.text("predictions", table(
-                ("step", "input", "target", "p(target)", "top-k"),
-                [(p["step"], p["input_piece"], p["target_piece"], f"{p['target_prob']:.3g}",
-                  ", ".join(f"`{t['piece']}` {t['prob']:.3g}" for t in p["top"]))
-                 for p in row["predictions"]], markdown=True), 0)
-            pieces = row["inputs"]["encoder_pieces"]
-            tf.summary.text("inputs", " ".join(f"`{p}`" for p in pieces), 0)
-    writer.flush()
-    writer.close()
+            tf.summary.text("predictions", format_predictions(row, markdown=True), 0)
+            pieces = " ".join(f"`{p}`" for p in row["inputs"]["encoder_pieces"])
+            tf.summary.text("inputs", pieces, 0)
+    writer.close()  # flushes
     return logdir

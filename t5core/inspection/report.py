@@ -109,13 +109,14 @@ def format_cache(row: dict) -> str:
             f"(largest |logit| {cache['max_abs_logit']:.3g})")
 
 
-def format_predictions(row: dict) -> str:
+def format_predictions(row: dict, markdown=False) -> str:
     """One line per decoder position: its input, its target, and the model's top-k next tokens."""
     packed = row["inputs"]["packed"]
+    quote, gap = (lambda piece: f"`{piece}`", ", ") if markdown else (repr, "  ")
     rows = []
     for p in row["predictions"]:
-        top = "  ".join(f"{t['piece']!r} {t['prob']:.3g}" for t in p["top"])
+        top = gap.join(f"{quote(t['piece'])} {t['prob']:.3g}" for t in p["top"])
         rows.append(((p["segment"],) if packed else ()) + (
             p["step"], p["input_piece"], p["target_piece"], f"{p['target_prob']:.3g}", top))
     header = ("step", "input", "target", "p(target)", "top-k next tokens")
-    return table((("segment",) if packed else ()) + header, rows)
+    return table((("segment",) if packed else ()) + header, rows, markdown)
