@@ -133,10 +133,21 @@ def _plain_type(hint) -> type:
 
 
 def define_flags(cls, flag_values: flags.FlagValues = flags.FLAGS,
-                 module_name: str | None = None) -> list[str]:
-    """Defines a flag for each field of the dataclass `cls` in `flag_values`; returns their names.
+                 module_name: str | None = None,
+                 unset: typing.Mapping[str, str] | None = None) -> list[str]:
+    """Defines a flag for each field of the dataclass `cls` (see the module docstring).
 
-    module_name: the module --helpfull lists them under (the program's, typically); None: this one.
+    Args:
+      cls: the dataclass.
+      flag_values: where the flags are defined (absl's global FLAGS by default).
+      module_name: the module --helpfull lists them under (the program's, typically); None:
+        this one.
+      unset: when given, only these fields get a flag, each defaulting to None (unset: the
+        program takes the value from elsewhere) instead of to its field's default, its help
+        ending with the note the field's name maps to.
+
+    Returns:
+      The names of the flags defined.
 
     Raises:
       TypeError: a field of a type no flag can hold, or without help text or default. (Two fields
@@ -144,17 +155,22 @@ def define_flags(cls, flag_values: flags.FlagValues = flags.FLAGS,
     """
     names = []
     for field, kind in _flag_fields(cls):
+        if unset is not None and field.name not in unset:
+            continue
         help_text = field.metadata.get("help")
         if not help_text:
             raise TypeError(f"{cls.__name__}.{field.name} has no help text in its metadata")
         if field.default is dataclasses.MISSING:
             raise TypeError(f"{cls.__name__}.{field.name} has no default for its flag")
+        default = field.default if unset is None else None
+        if unset is not None:
+            help_text = f"{help_text} {unset[field.name]}"
         choices = field.metadata.get("choices")
         if choices is not None:
-            flags.DEFINE_enum(field.name, field.default, list(choices), help_text,
+            flags.DEFINE_enum(field.name, default, list(choices), help_text,
                               flag_values=flag_values, module_name=module_name)
         elif kind in _DEFINE:
-            _DEFINE[kind](field.name, field.default, help_text, flag_values=flag_values,
+            _DEFINE[kind](field.name, default, help_text, flag_values=flag_values,
                           module_name=module_name)
         else:
             raise TypeError(f"{cls.__name__}.{field.name}: no flag type for {kind!r}")

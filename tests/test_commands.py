@@ -181,6 +181,22 @@ def test_a_bad_flag_in_process_is_one_line_and_status_2(capsys):
     assert "Unexpected arguments: stray" in capsys.readouterr().err
 
 
+def test_a_user_error_in_process_is_one_line_and_status_2(tmp_path, capsys):
+    """generate, inspect and convert end a bad input in one `error:` line, status 2, wherever
+    their work finds it (called in this process as from a shell)."""
+    missing = tmp_path / "absent.txt"
+    runs = [("generate", [f"--checkpoint={tmp_path}", f"--input_file={missing}"],
+             f"error: --input_file {missing} does not exist"),
+            ("inspect_model", ["--preset=t5-small", "--input_ids=1,x"],
+             "error: --input_ids '1,x' is not a comma-separated list of integers"),
+            ("convert_checkpoint", [f"--input={missing}", f"--output={tmp_path / 'out'}"],
+             f"error: No checkpoint at {missing}")]
+    for name, argv, line in runs:
+        assert command(name).main(argv) == 2, name
+        errors = [e for e in capsys.readouterr().err.splitlines() if e.startswith("error:")]
+        assert errors == [line], name
+
+
 def _entry_points():
     tree = ast.parse((REPO / "setup.py").read_text())
     for node in ast.walk(tree):

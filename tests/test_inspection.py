@@ -93,6 +93,22 @@ def test_preset_tables_need_no_weights(name):
     assert len(biases) == expected
 
 
+def test_every_kind_of_variable_is_told_apart():
+    """Each kind's count follows from the config: the name-part table keeps norms and bias
+    tables out of the attention that holds them, and everything unnamed is the feed-forward."""
+    c = t5core.T5Config.from_preset("t5-v1_1-small")
+    by_kind = inspection.parameter_table(c)["by_kind"]
+    inner = c.num_heads * c.d_kv
+    attention = 4 * c.d_model * inner
+    assert by_kind == {
+        "embedding": c.vocab_size * c.d_model, "lm_head": c.vocab_size * c.d_model,
+        "norm": (2 * c.num_layers + 3 * c.num_decoder_layers + 2) * c.d_model,
+        "position_bias": 2 * c.relative_attention_num_buckets * c.num_heads,
+        "self_attention": (c.num_layers + c.num_decoder_layers) * attention,
+        "cross_attention": c.num_decoder_layers * attention,
+        "ffn": (c.num_layers + c.num_decoder_layers) * 3 * c.d_model * c.d_ff}
+
+
 # -- buckets --------------------------------------------------------------------------------------
 
 def numpy_bucket(relative, bidirectional, num_buckets, max_distance):

@@ -21,16 +21,15 @@ keeps it (with the run.json that says how to rebuild it), as does scripts/export
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from absl import flags
 
 from t5core import cli, file_writes, model_dir
-from t5core.checkpoints import (CheckpointError, CheckpointMismatchError, detect_format, export_hf,
-                                load_pretrained, write_tf_checkpoint)
+from t5core.checkpoints import detect_format, export_hf, load_pretrained, write_tf_checkpoint
 from t5core.checkpoints.export import EXPORT_DTYPES, export_hf_tokenizer
 from t5core.commands import shared_flags
-from t5core.errors import T5CoreError
 from t5core.peft import describe_structure
 
 
@@ -62,55 +61,43 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     cli.mark_outputs(flag_values, folders=("output",))
 
 
+@contextlib.contextmanager
 def _progress_bar(description, enabled):
     """A `progress(n, total, name)` callback drawing a tqdm bar in bytes (None when disabled)."""
     if not enabled:
-        return None, lambda: None
+        yield None
+        return
     from tqdm import tqdm
 
-    bar = tqdm(desc=description, unit="B", unit_scale=True, unit_divisor=1024, leave=True)
+    with tqdm(desc=description, unit="B", unit_scale=True, unit_divisor=1024, leave=True) as bar:
 
-    def update(n, total, name):
-        if bar.total != total:
-            bar.total = total
-            bar.refresh()
-        bar.set_postfix_str(name[-48:], refresh=False)
-        bar.update(n)
+        def update(n, total, name):
+            if bar.total != total:
+                bar.total = total
+                bar.refresh()
+            bar.set_postfix_str(name[-48:], refresh=False)
+            bar.update(n)
 
-    return update, bar.close
+        yield update
 
 
+@shared_flags.reporting_user_errors
 def convert(args: flags.FlagValues) -> int:
-    config = shared_flags.config_argument(args.config) or args.preset
-    try:
-        fmt, location = detect_format(args.input)
-        print(f"reading {fmt} checkpoint {location}")
-        progress, close = _progress_bar("read", not args.quiet)
-        try:
-            model = load_pretrained(args.input, config=config, progress=progress,
-                                    use_torch=False if args.no_torch else None,
-                                    allow_nonfinite=args.allow_nonfinite)
-        finally:
-            close()
-    except (CheckpointMismatchError, ValueError, FileNotFoundError, ImportError) as err:
-        return cli.report(err)  # one line, status 2 (the traceback with --verbose)
+    fmt, location = detect_format(args.input)
+    print(f"reading {fmt} checkpoint {location}")
+    with _progress_bar("read", not args.quiet) as progress:
+        model = load_pretrained(args.input, config=shared_flags.config_argument(args.config)
+                                or args.preset, progress=progress,
+                                use_torch=False if args.no_torch else None,
+                                allow_nonfinite=args.allow_nonfinite)
     print(f"config: {model.config}")
-    try:
-        _prepare_output(args)
-    except T5CoreError as err:
-        return cli.report(err)
-    progress, close = _progress_bar("write", not args.quiet)
-    try:
+    _prepare_output(args)
+    with _progress_bar("write", not args.quiet) as progress:
         if args.format == "hf":
-            files = export_hf(model, args.output, dtype=args.dtype,
-                              max_shard_size=args.max_shard_size, progress=progress)
-            written = ", ".join(files)
+            written = ", ".join(export_hf(model, args.output, dtype=args.dtype,
+                                          max_shard_size=args.max_shard_size, progress=progress))
         else:
             written = write_tf_checkpoint(model, args.output, progress=progress)
-    except CheckpointError as err:
-        return cli.report(err)  # one line, status 2 (the traceback with --verbose)
-    finally:
-        close()
     extras = describe_output(model, args.output, args.vocab or args.input, args.format)
     print(f"wrote {args.output}: {written} + config.json{extras}")
     return 0
@@ -134,8 +121,6 @@ def describe_output(model, output, vocab_source, fmt):
     """Copies the tokenizer into the output (for --format=hf with the files AutoTokenizer reads)
     and, for --format=tf, the run.json that rebuilds the model's structure (prompt, classifier
     head); returns what was added, for the summary line."""
-    import dataclasses
-
     vocab = vocab_source if vocab_source == "byte" or vocab_source.endswith((".model", ".json")) \
         else model_dir.find_tokenizer(vocab_source)
     if fmt == "hf" and vocab:
@@ -143,9 +128,8 @@ def describe_output(model, output, vocab_source, fmt):
     tokenizer = model_dir.copy_tokenizer(output, vocab) if vocab else None
     added = f" + {tokenizer}" if tokenizer and tokenizer != "byte" else ""
     if fmt == "tf":
-        run = dataclasses.replace(model_dir.RunDescription(), **describe_structure(model),
-                                  tokenizer=tokenizer or "")
-        model_dir.write_run(output, run)
+        model_dir.write_run(output, model_dir.RunDescription(**describe_structure(model),
+                                                             tokenizer=tokenizer or ""))
         added += f" + {model_dir.RUN}"
     return added
 

@@ -1,9 +1,10 @@
 """Score a trained checkpoint on a test set: metrics, per-class and per-entity-type tables.
 
 The test set is a TSV/JSONL file (--eval_file) read as train.py reads its files, or a registered
-task's split (--task, --split). Every data flag left out takes the value the run recorded in
-its run.json (template, fields, lengths, labels, metrics, rank classification), so scoring a
-run on its test file needs only:
+task's split (--task, --split). The data flags are train.py's (where their help says
+--train_file, read --eval_file); each one left out takes the value the run recorded in its
+run.json (template, fields, lengths, labels, metrics, rank classification), so scoring a run on
+its test file needs only:
 
   t5core-evaluate --checkpoint=runs/sst2 --eval_file=test.jsonl --report_file=r.json
   python scripts/evaluate.py --checkpoint=runs/m30k --vocab=spm.model --task=multi30k_en_de \\
@@ -22,53 +23,24 @@ import sys
 
 from absl import app, flags
 
-from t5core import cli, file_writes, model_dir
+from t5core import cli, dataclass_flags, file_writes, model_dir
 from t5core.checkpoints.model_state import restore_model
 from t5core.classifier import T5EncoderClassifier
 from t5core.commands import shared_flags
-from t5core.data.templates import TEMPLATES
-from t5core.data.templates.reference import help_text as template_help
 from t5core.evaluation import reports
-from t5core.metrics.scripts import BLEU_TOKENIZERS, ROUGE_MODES
+from t5core.evaluation.reports import DATA_DEFAULTS
 from t5core.model import T5Model
 from t5core.peft import apply_lora, merge_lora
 from t5core.quantization import quantize
-
-# The data flags: as train.py's; unset ones take the run's recorded values.
-DATA_FLAGS = ("task", "data_dir", "eval_file", "template", "template_args", "instruction",
-              "inputs_field", "targets_field", "inputs_length", "targets_length", "metrics",
-              "bleu_tokenize", "rouge_tokenize", "labels", "rank_classification")
+from t5core.training.run import RunOptions
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     fv = dict(flag_values=flag_values)
     shared_flags.define_checkpoint_flags(flag_values)
-    flags.DEFINE_string("task", None, "Registered task name.", **fv)
+    dataclass_flags.define_flags(RunOptions, flag_values, module_name=__name__, unset={
+        name: f"Unset: the run's, else {default!r}." for name, default in DATA_DEFAULTS.items()})
     flags.DEFINE_string("split", "test", "--task: the split to score.", **fv)
-    flags.DEFINE_string("data_dir", None, "TFDS data_dir or the folder of a file-based task.", **fv)
-    flags.DEFINE_string("eval_file", None, "TSV (with a header) or JSONL test file.", **fv)
-    flags.DEFINE_enum("template", None, ["", *TEMPLATES], "Render --eval_file rows with a prompt "
-                      "template (t5core.data.templates). " + template_help(), **fv)
-    flags.DEFINE_string("template_args", None, "JSON keyword arguments of the template.", **fv)
-    flags.DEFINE_bool("instruction", None, "Phrase the template's inputs as Flan-style "
-                      "instructions.", **fv)
-    flags.DEFINE_string("inputs_field", None, "--eval_file column/key of the inputs text.", **fv)
-    flags.DEFINE_string("targets_field", None, "--eval_file column/key of the targets text.",
-                        **fv)
-    flags.DEFINE_integer("inputs_length", None, "Encoder length (default: the run's, else 128).",
-                         **fv)
-    flags.DEFINE_integer("targets_length", None, "Maximum new tokens (default: the run's, else "
-                         "128).", **fv)
-    flags.DEFINE_string("metrics", None, "Comma-separated metric names (default: the run's, the "
-                        "task's or the template's).", **fv)
-    flags.DEFINE_enum("bleu_tokenize", None, ["auto", *BLEU_TOKENIZERS], "BLEU's sacreBLEU "
-                      "tokenizer (default: the run's, else auto: zh where the references hold "
-                      "Chinese, char for Thai/Japanese, else 13a).", **fv)
-    flags.DEFINE_enum("rouge_tokenize", None, ["auto", *ROUGE_MODES], "ROUGE's tokens (default: "
-                      "the run's, else auto: characters for Chinese and other unspaced scripts, "
-                      "English words stay words).", **fv)
-    flags.DEFINE_string("labels", None, "Label words in class order: scored per class.", **fv)
-    flags.DEFINE_bool("rank_classification", None, "Predict the most likely of --labels.", **fv)
     flags.DEFINE_enum("head", None, list(model_dir.HEADS), "The checkpoint's head (default: the "
                       "run's); a check, since a classifier run loads as one.", **fv)
     shared_flags.define_few_shot_flags(flag_values)
@@ -86,27 +58,24 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     cli.mark_outputs(flag_values, files=("predictions_file", "report_file"))
 
 
-def _legacy_lora_model(args, run):
-    """A LoRA run's model_dir from before run.json: rebuilt from the --lora_* flags, merged."""
-    if run is not None and run.lora_rank:
-        print(f"note: {args.checkpoint} records its LoRA settings; --lora_* ignored",
-              file=sys.stderr)
-        return None
-    config = model_dir.read_config(args.checkpoint)
-    if config is None:
-        raise app.UsageError(f"--lora_rank: {args.checkpoint} is not a trainer's model_dir")
-    model = apply_lora(T5Model(config), args.lora_rank, args.lora_alpha or None,
-                       args.lora_targets)
-    restore_model(args.checkpoint, model)
-    return merge_lora(model)
-
-
 def load_model(args, run):
-    model = _legacy_lora_model(args, run) if args.lora_rank else None
-    if model is None:
+    """The --checkpoint's model; a LoRA run's model_dir from before run.json is rebuilt from the
+    --lora_* flags, restored and merged."""
+    if not args.lora_rank or run is not None and run.lora_rank:
+        if args.lora_rank:
+            print(f"note: {args.checkpoint} records its LoRA settings; --lora_* ignored",
+                  file=sys.stderr)
         model = shared_flags.load_model(args)
-    elif args.quantize:
-        quantize(model, args.quantize)  # merged already by _legacy_lora_model
+    else:
+        config = model_dir.read_config(args.checkpoint)
+        if config is None:
+            raise app.UsageError(f"--lora_rank: {args.checkpoint} is not a trainer's model_dir")
+        model = apply_lora(T5Model(config), args.lora_rank, args.lora_alpha or None,
+                           args.lora_targets)
+        restore_model(args.checkpoint, model)
+        model = merge_lora(model)
+        if args.quantize:
+            quantize(model, args.quantize)
     head = "classifier" if isinstance(model, T5EncoderClassifier) else "seq2seq"
     if args.head is not None and args.head != head:
         raise app.UsageError(f"--head={args.head}, but {args.checkpoint} holds a {head} model")
@@ -115,7 +84,7 @@ def load_model(args, run):
 
 def evaluate(args: flags.FlagValues) -> None:
     run = model_dir.read_run(args.checkpoint)
-    options = reports.data_options({name: args[name].value for name in DATA_FLAGS}, run)
+    options = reports.data_options({name: args[name].value for name in DATA_DEFAULTS}, run)
     reports.check_data_options(options)
     tokenizer = shared_flags.load_tokenizer(args)
     # The test set (and the metric packages it needs) before the model: a mistake there is
@@ -125,12 +94,8 @@ def evaluate(args: flags.FlagValues) -> None:
     if test.note:
         print(test.note, file=sys.stderr)
     model = load_model(args, run)
-    generate_options = {"method": args.method}
-    if args.method == "beam":
-        generate_options.update(num_beams=args.num_beams, alpha=args.alpha,
-                                beam_semantics=args.beam_semantics)
-    predictions = reports.predict(model, tokenizer, test, options,
-                                  batch_size=args.batch_size, **generate_options)
+    predictions = reports.predict(model, tokenizer, test, options, batch_size=args.batch_size,
+                                  **shared_flags.search_options(args))
     report = {"checkpoint": args.checkpoint, "test_set": test.description,
               "examples": len(predictions), **reports.score(test, predictions),
               **({"few_shot": test.note} if test.note else {}),

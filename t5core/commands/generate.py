@@ -15,6 +15,7 @@ Examples:
   python3 scripts/generate.py --checkpoint runs/qa_zh --input "问题: 天空是什么颜色?" --num_shots 2
 """
 
+import contextlib
 import sys
 
 from absl import flags
@@ -61,11 +62,9 @@ def read_inputs(args):
     path = args.input_file or "-"
     name = "stdin" if path == "-" else path
     try:
-        if path == "-":
-            lines = sys.stdin.read().split("\n")
-        else:
-            with open(path, encoding="utf-8") as f:
-                lines = f.read().split("\n")
+        stream = contextlib.nullcontext(sys.stdin) if path == "-" else open(path, encoding="utf-8")
+        with stream as f:
+            lines = f.read().split("\n")
     except FileNotFoundError:
         raise UserFileNotFoundError(f"--input_file {path} does not exist") from None
     except UnicodeDecodeError as e:
@@ -102,40 +101,32 @@ def generate(args: flags.FlagValues):
     if args.output_file != "-":
         file_writes.refuse_input_as_output(args.output_file, inputs)
 
-    try:
-        tokenizer = shared_flags.load_tokenizer(args)
-        texts = few_shot_inputs(args, texts, tokenizer)
-        model = shared_flags.load_model(args, dtype=args.dtype)
-    except (ValueError, OSError) as e:  # a missing or unreadable file: a message, not a traceback
-        return cli.report(e)
-    out = sys.stdout if args.output_file == "-" else file_writes.open_user_file(
-        args.output_file, inputs=inputs)
+    tokenizer = shared_flags.load_tokenizer(args)
+    texts = few_shot_inputs(args, texts, tokenizer)
+    model = shared_flags.load_model(args, dtype=args.dtype)
+    common = dict(batch_size=args.batch_size, max_input_length=args.max_input_length,
+                  truncate=args.truncate, source=source)
     if isinstance(model, T5EncoderClassifier):
         outputs = (f"{label}\t{probability:.4f}" for label, probability in classify_text(
-            model, tokenizer, texts, batch_size=args.batch_size,
-            max_input_length=args.max_input_length, truncate=args.truncate, source=source))
+            model, tokenizer, texts, **common))
     else:
-        outputs = generate_text(
-            model, tokenizer, texts, batch_size=args.batch_size,
-            max_input_length=args.max_input_length, truncate=args.truncate,
-            progress=args.input is None, total=len(texts), source=source,
-            seed=args.seed, jit_compile=auto_bool(args.jit_compile),
-            **shared_flags.decoding_settings(args))
-    try:
+        outputs = generate_text(model, tokenizer, texts, progress=args.input is None,
+                                total=len(texts), seed=args.seed,
+                                jit_compile=auto_bool(args.jit_compile), **common,
+                                **shared_flags.decoding_settings(args))
+    with (contextlib.nullcontext(sys.stdout) if args.output_file == "-" else
+          file_writes.open_user_file(args.output_file, inputs=inputs)) as out:
         for text in outputs:
             # One output per line: a newline inside an output (possible with ByT5) is written "\n".
             out.write(text.replace("\n", "\\n") + "\n")
             out.flush()
-    except ValueError as e:  # bad input (empty / too long): a message, not a traceback
-        return cli.report(e)
-    finally:
-        if out is not sys.stdout:
-            out.close()
 
 
 def main(argv=None):
     """`t5core-generate`; see `t5core.cli.command` for `argv`."""
-    return cli.command(define_flags, generate, argv, doc=__doc__)
+    # generate() raises a user's mistake to its caller; the program ends it in one line.
+    return cli.command(define_flags, shared_flags.reporting_user_errors(generate), argv,
+                       doc=__doc__)
 
 
 if __name__ == "__main__":

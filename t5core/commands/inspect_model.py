@@ -26,18 +26,13 @@ from t5core.commands import shared_flags
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     fv = dict(flag_values=flag_values)
-    # The model: one of --checkpoint, --preset, --config.
-    flags.DEFINE_string("checkpoint", None, "Any checkpoint t5core.load_pretrained reads.", **fv)
+    # The model: --checkpoint, or --preset or --config alone (random weights).
+    shared_flags.define_checkpoint_flags(flag_values, required=False, serving=False)
     flags.DEFINE_string("preset", None, "A preset name (t5-small, flan-t5-xl, ...): random "
                         "weights.", **fv)
-    flags.DEFINE_string("config", None, "config.json, preset name or gin file(s) (comma "
-                        "separated, as T5X: base.gin,size.gin); alone: random weights.", **fv)
     flags.DEFINE_integer("seed", 0, "Seed of the random weights.", **fv)
     flags.DEFINE_string("dtype", None, "Keras dtype policy, e.g. mixed_bfloat16.", **fv)
-    shared_flags.define_allow_nonfinite(flag_values)
     # The text to run (optional).
-    flags.DEFINE_string("vocab", None, "SentencePiece model or tokenizer.json path, or 'byte' for "
-                        "ByT5 bytes; default: the tokenizer of --checkpoint (a run's own).", **fv)
     flags.DEFINE_multi_string("input", None, "Input text (repeatable with --pack).", **fv)
     flags.DEFINE_multi_string("target", None, "Target text, one per --input; default: greedy "
                               "decoding.", **fv)
@@ -61,21 +56,11 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     cli.mark_outputs(flag_values, folders=("output_dir", "tensorboard"))
 
 
+@shared_flags.reporting_user_errors
 def inspect_model(args: flags.FlagValues) -> int:
     from t5core.inspection import run_command  # TensorFlow: not before --help is done
 
-    try:
-        run_command(
-            checkpoint=args.checkpoint, preset=args.preset, config=args.config, seed=args.seed,
-            dtype=args.dtype, vocab=args.vocab, inputs=args.input, targets=args.target,
-            input_ids=args.input_ids, target_ids=args.target_ids, pack=args.pack,
-            max_new_tokens=args.max_new_tokens, top_k=args.top_k, output_dir=args.output_dir,
-            png=not args.no_png, png_layers=args.png_layers, tensorboard=args.tensorboard,
-            variables=args.variables, bucket_span=args.bucket_span,
-            allow_nonfinite=args.allow_nonfinite)
-    except (ValueError, FileNotFoundError, ImportError) as err:
-        # Bad flags, files or an absent optional dependency: one line, status 2 (t5core.cli).
-        return cli.report(err)
+    run_command(args)
     return 0
 
 

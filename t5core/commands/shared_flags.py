@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
+import functools
+
 from absl import flags
 
-from t5core.errors import FlagError
+from t5core import cli
+from t5core.errors import FlagError, T5CoreError
 
 # t5core.quantization.MODES, spelled here so that defining flags does not import Keras.
 QUANTIZE_MODES = ("int8",)
 
-ALLOW_NONFINITE_HELP = ("Load weights holding NaN or Inf (with a warning naming them) instead of "
-                        "refusing the checkpoint, e.g. to inspect or convert a diverged run.")
-
 
 def define_allow_nonfinite(flag_values: flags.FlagValues) -> None:
     """--allow_nonfinite, for every program that loads a checkpoint."""
-    flags.DEFINE_bool("allow_nonfinite", False, ALLOW_NONFINITE_HELP, flag_values=flag_values)
+    flags.DEFINE_bool("allow_nonfinite", False, "Load weights holding NaN or Inf (with a warning "
+                      "naming them) instead of refusing the checkpoint, e.g. to inspect or "
+                      "convert a diverged run.", flag_values=flag_values)
 
 
-def define_checkpoint_flags(flag_values: flags.FlagValues) -> None:
-    """--checkpoint (required), --config, --vocab, --allow_nonfinite and --quantize: the model to
-    load, and how it serves."""
+def define_checkpoint_flags(flag_values: flags.FlagValues, required: bool = True,
+                            serving: bool = True) -> None:
+    """--checkpoint, --config, --vocab, --allow_nonfinite and, for the programs that serve,
+    --quantize: the model to load, and how it serves."""
     flags.DEFINE_string("checkpoint", None, "Any checkpoint t5core.load_pretrained reads (HF, "
                         "Mesh-TF, T5X, t5core TF), a training run's model_dir too.",
-                        flag_values=flag_values, required=True)
+                        flag_values=flag_values, required=required)
     flags.DEFINE_string("config", None, "config.json path, preset name or gin file(s) (comma "
                         "separated, as T5X: base.gin,size.gin), if the checkpoint has no "
                         "config.json.", flag_values=flag_values)
@@ -31,10 +34,12 @@ def define_checkpoint_flags(flag_values: flags.FlagValues) -> None:
                         "gs://), or 'byte' for ByT5; default: the tokenizer beside the "
                         "checkpoint.", flag_values=flag_values)
     define_allow_nonfinite(flag_values)
-    flags.DEFINE_enum("quantize", None, list(QUANTIZE_MODES), "Serve the weights in int8 (Keras' "
-                      "own quantization of every projection and the embedding; norms, position "
-                      "bias and softmax stay float32): a quarter of the memory, logits within a "
-                      "few percent (BUILD_NOTES, int8 serving).", flag_values=flag_values)
+    if serving:
+        flags.DEFINE_enum("quantize", None, list(QUANTIZE_MODES), "Serve the weights in int8 "
+                          "(Keras' own quantization of every projection and the embedding; "
+                          "norms, position bias and softmax stay float32): a quarter of the "
+                          "memory, logits within a few percent (BUILD_NOTES, int8 serving).",
+                          flag_values=flag_values)
 
 
 def config_argument(text: str | None):
@@ -90,12 +95,17 @@ def define_decoding_flags(flag_values: flags.FlagValues) -> None:
                        "probability (1: all).", flag_values=flag_values)
 
 
+def search_options(args: flags.FlagValues) -> dict:
+    """The keyword arguments of generate() that `define_search_flags`' flags give."""
+    return dict(method=args.method, num_beams=args.num_beams, alpha=args.alpha,
+                beam_semantics=args.beam_semantics)
+
+
 def decoding_settings(args: flags.FlagValues) -> dict:
     """The keyword arguments of generate() (and generate_text, export_saved_model) that
     `define_decoding_flags`' flags give."""
-    return dict(max_new_tokens=args.max_new_tokens, method=args.method,
-                num_beams=args.num_beams, alpha=args.alpha, beam_semantics=args.beam_semantics,
-                temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    return dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                top_k=args.top_k, top_p=args.top_p, **search_options(args))
 
 
 def define_few_shot_flags(flag_values: flags.FlagValues) -> None:
@@ -121,3 +131,16 @@ def few_shot_settings(args: flags.FlagValues, run) -> dict | None:
         raise FlagError(f"--num_shots={args.num_shots} needs --shots_file: {args.checkpoint} "
                         "records no training file to draw shots from")
     return {"num_shots": args.num_shots, "shots_file": shots_file, "seed": args.shots_seed}
+
+
+def reporting_user_errors(body):
+    """`body(args)` where a bad value, a missing or unreadable file or an absent optional package
+    ends in one `error:` line and status 2 (`t5core.cli.report`), in the calling process too."""
+
+    @functools.wraps(body)
+    def reporting(args):
+        try:
+            return body(args)
+        except (T5CoreError, ValueError, OSError, ImportError) as err:
+            return cli.report(err)
+    return reporting

@@ -128,14 +128,12 @@ def inspect_row(model, encoder_ids, target_ids=None, *, pack: Sequence | None = 
         if not inputs:
             raise ValueError(f"example {n}: the input is empty")
         check_token_ids(inputs + [int(t) for t in targets or []], vocab, f"example {n}")
+        sources.append("greedy" if targets is None else "given")
         if targets is None:
             generated = greedy_continue(model, np.asarray([inputs], np.int32), max_new_tokens)[0]
             targets = [int(t) for t in generated[1:]]
             if model.config.eos_token_id in targets:  # keep the eos, drop padding after it
                 targets = targets[:targets.index(model.config.eos_token_id) + 1]
-            sources.append("greedy")
-        else:
-            sources.append("given")
         if not targets:
             raise ValueError(f"example {n}: the target is empty")
         filled.append((inputs, [int(t) for t in targets]))

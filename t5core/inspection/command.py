@@ -4,7 +4,6 @@ print, write files."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
 
 import keras
 
@@ -26,105 +25,84 @@ def parse_ids(text: str, flag: str) -> list[int]:
         raise ValueError(f"{flag} {text!r} is not a comma-separated list of integers") from None
 
 
-def load_subject(checkpoint=None, preset=None, config=None, *, need_weights=False, seed=0,
-                 dtype=None, allow_nonfinite=False):
-    """(T5Model or T5Config, description). A preset or config alone gives random weights only
-    when need_weights, else just the config; allow_nonfinite: as --allow_nonfinite."""
-    if checkpoint and preset:
+def load_subject(args, need_weights=False):
+    """(T5Model or T5Config, description) of --checkpoint, --preset or --config. A preset or
+    config alone gives random weights (--seed) only when need_weights, else just the config."""
+    if args.checkpoint and args.preset:
         raise ValueError("pass a checkpoint or a preset, not both")
-    if not (checkpoint or preset or config):
+    if not (args.checkpoint or args.preset or args.config):
         raise ValueError("pass a checkpoint, a preset or a config")
-    config_arg = config_argument(config) if isinstance(config, str) else config
-    if checkpoint:
-        return load_pretrained(checkpoint, config=config_arg, dtype=dtype,
-                               allow_nonfinite=allow_nonfinite), checkpoint
-    name = preset or config
-    resolved = resolve_config(preset or config_arg)
+    if args.checkpoint:
+        return load_pretrained(args.checkpoint, config=config_argument(args.config),
+                               dtype=args.dtype, allow_nonfinite=args.allow_nonfinite), \
+            args.checkpoint
+    name = args.preset or args.config
+    config = resolve_config(args.preset or config_argument(args.config))
     if not need_weights:
-        return resolved, f"{name} (shapes only)"
-    keras.utils.set_random_seed(seed)
-    return T5Model(resolved, dtype=dtype), f"{name} (random weights, seed {seed})"
+        return config, f"{name} (shapes only)"
+    keras.utils.set_random_seed(args.seed)
+    return T5Model(config, dtype=args.dtype), f"{name} (random weights, seed {args.seed})"
 
 
-def make_tokenizer(vocab: str | None, checkpoint: str | None = None, needed: bool = False):
-    """The tokenizer of --vocab, else the one that goes with --checkpoint (a run's own, "byte"
-    included; spiece.model or tokenizer.json beside it), else None.
+def examples_from(tokenizer, args) -> list[tuple[list[int], list[int] | None]]:
+    """[(input ids, target ids or None)] from --input/--target texts (eos added) or
+    --input_ids/--target_ids comma-separated id lists."""
 
-    needed: text is to be encoded, so a checkpoint without a tokenizer is an error naming it;
-    otherwise (token ids given) a tokenizer only renders pieces, and its absence is no error.
-    """
-    if vocab:
-        return load_tokenizer(vocab)
-    if checkpoint and (needed or model_dir.find_tokenizer(checkpoint)):
-        return load_tokenizer(checkpoint)
-    return None
-
-
-def examples_from(tokenizer, inputs=None, targets=None, input_ids=None, target_ids=None,
-                  pack=False) -> list[tuple[list[int], list[int] | None]]:
-    """[(input ids, target ids or None)] from texts (eos added) or comma-separated id lists."""
-    if inputs and input_ids:
-        raise ValueError("pass input texts or input ids, not both")
-    if targets and target_ids:
-        raise ValueError("pass target texts or target ids, not both")
-    if inputs:
-        if tokenizer is None:
-            raise ValueError("input text needs a vocabulary (--vocab: a SentencePiece model "
+    def ids(side, texts, id_lists):
+        if texts and id_lists:
+            raise ValueError(f"pass {side} texts or {side} ids, not both")
+        if texts and tokenizer is None:
+            raise ValueError(f"{side} text needs a vocabulary (--vocab: a SentencePiece model "
                              "or 'byte'), or a --checkpoint with its tokenizer")
-        enc = [tokenizer.encode(t, add_eos=True) for t in inputs]
-    else:
-        enc = [parse_ids(t, "--input_ids") for t in input_ids]
-    if targets:
-        if tokenizer is None:
-            raise ValueError("target text needs a vocabulary (--vocab)")
-        dec = [tokenizer.encode(t, add_eos=True) for t in targets]
-    else:
-        dec = [parse_ids(t, "--target_ids") for t in target_ids] if target_ids else None
+        if texts:
+            return [tokenizer.encode(t, add_eos=True) for t in texts]
+        return [parse_ids(t, f"--{side}_ids") for t in id_lists] if id_lists else None
+
+    enc = ids("input", args.input, args.input_ids)
+    dec = ids("target", args.target, args.target_ids)
     if dec is not None and len(dec) != len(enc):
         raise ValueError(f"{len(enc)} inputs but {len(dec)} targets")
-    if len(enc) > 1 and not pack:
+    if len(enc) > 1 and not args.pack:
         raise ValueError("several inputs need packing (--pack): they are inspected as one row")
     return list(zip(enc, dec or [None] * len(enc)))
 
 
-def run_command(*, checkpoint=None, preset=None, config=None, seed=0, dtype=None, vocab=None,
-                inputs: Sequence[str] | None = None, targets: Sequence[str] | None = None,
-                input_ids: Sequence[str] | None = None, target_ids: Sequence[str] | None = None,
-                pack=False, max_new_tokens=8, top_k=5, output_dir=None, png=True,
-                png_layers: str | None = None, tensorboard=None, variables=False,
-                bucket_span=None, write: Callable[[str], None] = print,
-                allow_nonfinite=False) -> dict:
-    """Builds the report, prints its tables with `write`, and writes JSON/PNGs/TensorBoard."""
-    wants_row = bool(inputs or input_ids)
-    tokenizer = make_tokenizer(vocab, checkpoint, needed=bool(inputs or targets))
-    examples = (examples_from(tokenizer, inputs, targets, input_ids, target_ids, pack)
-                if wants_row else None)
-    layers = parse_ids(png_layers, "--png_layers") if png_layers else None
-    subject, source = load_subject(checkpoint, preset, config, need_weights=wants_row, seed=seed,
-                                   dtype=dtype, allow_nonfinite=allow_nonfinite)
+def run_command(args) -> dict:
+    """What `t5core-inspect` does with its flags `args` (an absl FlagValues, or any object with
+    those attributes): builds the report, prints its tables, and writes JSON/PNGs/TensorBoard."""
+    wants_row = bool(args.input or args.input_ids)
+    # Text to encode needs a tokenizer (--vocab, or the checkpoint's: an error names it if there
+    # is none); with token ids one only renders pieces, and a checkpoint without one is no error.
+    tokenizer = None
+    if args.vocab or args.checkpoint and (args.input or args.target
+                                          or model_dir.find_tokenizer(args.checkpoint)):
+        tokenizer = load_tokenizer(args.vocab or args.checkpoint)
+    examples = examples_from(tokenizer, args) if wants_row else None
+    layers = parse_ids(args.png_layers, "--png_layers") if args.png_layers else None
+    subject, source = load_subject(args, need_weights=wants_row)
     row = None
     if wants_row:
-        kwargs = dict(piece=activations.piece_renderer(tokenizer), top_k=top_k,
-                      max_new_tokens=max_new_tokens)
-        row = (activations.inspect_row(subject, None, pack=examples, **kwargs) if pack
+        kwargs = dict(piece=activations.piece_renderer(tokenizer), top_k=args.top_k,
+                      max_new_tokens=args.max_new_tokens)
+        row = (activations.inspect_row(subject, None, pack=examples, **kwargs) if args.pack
                else activations.inspect_row(subject, *examples[0], **kwargs))
-    report = reports.build_report(subject, source, row, bucket_span)
+    report = reports.build_report(subject, source, row, args.bucket_span)
 
-    sections = [f"== {source}", reports.format_parameters(report["parameters"], variables),
+    sections = [f"== {source}", reports.format_parameters(report["parameters"], args.variables),
                 reports.format_buckets(report["buckets"])]
     if row is not None:
         sections += ["input pieces: " + " ".join(row["inputs"]["encoder_pieces"]),
                      reports.format_norms(row), reports.format_predictions(row)]
         if "cache" in row:
             sections.append(reports.format_cache(row))
-    write("\n\n".join(sections))
-    if output_dir:
-        file_writes.make_dirs(output_dir)
-        write("wrote " + reports.write_json(report, os.path.join(output_dir, "report.json")))
-        if png:
-            paths = figures.save_pngs(report, output_dir, layers)
-            write(f"wrote {len(paths)} PNGs to {output_dir}")
-    if tensorboard:
-        figures.write_tensorboard(report, tensorboard)
-        write(f"wrote TensorBoard summaries to {tensorboard} (tensorboard --logdir {tensorboard})")
+    print("\n\n".join(sections))
+    out, logdir = args.output_dir, args.tensorboard
+    if out:
+        file_writes.make_dirs(out)
+        print("wrote " + reports.write_json(report, os.path.join(out, "report.json")))
+        if not args.no_png:
+            print(f"wrote {len(figures.save_pngs(report, out, layers))} PNGs to {out}")
+    if logdir:
+        figures.write_tensorboard(report, logdir)
+        print(f"wrote TensorBoard summaries to {logdir} (tensorboard --logdir {logdir})")
     return report

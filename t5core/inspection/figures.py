@@ -9,7 +9,8 @@ import numpy as np
 import tensorflow as tf
 
 from t5core import file_writes
-from t5core.inspection.tables import bucket_ranges
+from t5core.inspection.report import (buckets_table, format_predictions, table,
+                                      variables_table)
 
 
 def _save(fig, path):
@@ -39,21 +40,17 @@ def _head_grid(plt, maps, title, row_labels, col_labels, path, diverging=False, 
     fig, axes = plt.subplots(rows, cols, figsize=(size * cols + 1, size * rows + 0.8),
                              squeeze=False, layout="constrained")
     limit = float(np.abs(maps).max()) or 1.0
-    for h in range(rows * cols):
-        ax = axes[h // cols][h % cols]
-        if h >= heads:
-            ax.axis("off")
-            continue
-        kw = dict(cmap="RdBu_r", vmin=-limit, vmax=limit) if diverging else dict(
-            cmap="viridis", vmin=0.0, vmax=1.0)
-        image = ax.imshow(maps[h], aspect="auto", interpolation="nearest", **kw)
+    colours = dict(cmap="RdBu_r", vmin=-limit, vmax=limit) if diverging else dict(
+        cmap="viridis", vmin=0.0, vmax=1.0)
+    for ax in axes.ravel()[heads:]:
+        ax.axis("off")
+    for h, ax in zip(range(heads), axes.ravel()):
+        image = ax.imshow(maps[h], aspect="auto", interpolation="nearest", **colours)
         ax.set_title(f"head {h}", fontsize=9)
-        axes_labels = ((col_labels, ax.set_xticks, ax.set_xticklabels, 90),
-                       (row_labels, ax.set_yticks, ax.set_yticklabels, 0))
-        for labels, set_ticks, set_labels, rot in axes_labels:
+        for labels, set_ticks, rotation in ((col_labels, ax.set_xticks, 90),
+                                            (row_labels, ax.set_yticks, 0)):
             if labels is not None and len(labels) <= 48:
-                set_ticks(range(len(labels)))
-                set_labels(labels, fontsize=6, rotation=rot)
+                set_ticks(range(len(labels)), labels, fontsize=6, rotation=rotation)
             else:
                 set_ticks([])
         if segments is not None:  # packed rows: draw the segment boundaries
@@ -66,6 +63,12 @@ def _head_grid(plt, maps, title, row_labels, col_labels, path, diverging=False, 
     return _save(fig, path)
 
 
+def _axes(plt, title, xlabel, ylabel, size=(8, 4)):
+    fig, ax = plt.subplots(figsize=size, layout="constrained")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    return fig, ax
+
+
 def save_pngs(report: dict, out_dir: str, layers: Sequence[int] | None = None) -> list[str]:
     """Heatmaps and plots of a report into out_dir; returns the written paths.
 
@@ -74,32 +77,29 @@ def save_pngs(report: dict, out_dir: str, layers: Sequence[int] | None = None) -
     plt = _pyplot()
     keep = (lambda i: True) if layers is None else (lambda i: i in set(layers))
     file_writes.make_dirs(out_dir)
-    paths = []
+    path = lambda name: os.path.join(out_dir, name)
     table = report["buckets"]
-    fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
+    rel = np.asarray(table["relative_positions"])
+    fig, ax = _axes(plt, f"relative position buckets ({table['num_buckets']} buckets)",
+                    "relative position (key - query)", "bucket")
     for mode in ("bidirectional", "causal"):
-        ax.step(table["relative_positions"], table[mode], where="mid", label=mode)
-    ax.set_xlabel("relative position (key - query)")
-    ax.set_ylabel("bucket")
+        ax.step(rel, table[mode], where="mid", label=mode)
     ax.axvline(-table["max_distance"], color="grey", linestyle=":")
     ax.axvline(table["max_distance"], color="grey", linestyle=":", label="max_distance")
     ax.legend()
-    ax.set_title(f"relative position buckets ({table['num_buckets']} buckets)")
-    paths.append(_save(fig, os.path.join(out_dir, "buckets.png")))
+    paths = [_save(fig, path("buckets.png"))]
     for stack, tables in report.get("bias_by_distance", {}).items():
+        decoder = stack == "decoder"
+        shown = rel <= 0 if decoder else np.ones_like(rel, bool)  # the decoder's future: masked
         for block, curves in tables.items():
-            fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
-            rel = np.asarray(table["relative_positions"])
-            shown = rel <= 0 if stack == "decoder" else np.ones_like(rel, bool)  # future: masked
+            fig, ax = _axes(plt, f"{stack} learned position bias (table of block {block})",
+                            "relative position (key - query)" + (
+                                "; the future (> 0) is masked" if decoder else ""),
+                            "bias added to the attention logit")
             for head, curve in enumerate(curves):
                 ax.step(rel[shown], np.asarray(curve)[shown], where="mid", label=f"head {head}")
-            ax.set_xlabel("relative position (key - query)" + (
-                "; the future (> 0) is masked" if stack == "decoder" else ""))
-            ax.set_ylabel("bias added to the attention logit")
-            ax.set_title(f"{stack} learned position bias (table of block {block})")
             ax.legend(fontsize=7, ncol=2)
-            name = f"bias_by_distance_{stack}_block{block}.png"
-            paths.append(_save(fig, os.path.join(out_dir, name)))
+            paths.append(_save(fig, path(f"bias_by_distance_{stack}_block{block}.png")))
     row = report.get("row")
     if row is None:
         return paths
@@ -112,30 +112,26 @@ def save_pngs(report: dict, out_dir: str, layers: Sequence[int] | None = None) -
              ("cross", dec, enc, (dec_seg, enc_seg)))
     for kind, rows_, cols_, segs in kinds:
         for layer, maps in enumerate(row["attention"][kind]):
-            if not keep(layer):
-                continue
-            path = os.path.join(out_dir, f"attention_{kind}_layer{layer}.png")
-            paths.append(_head_grid(plt, np.asarray(maps), f"{kind} attention, block {layer} "
-                                    "(rows: queries, columns: keys)", rows_, cols_, path,
-                                    segments=segs if ins["packed"] else None))
+            if keep(layer):
+                paths.append(_head_grid(
+                    plt, np.asarray(maps), f"{kind} attention, block {layer} (rows: queries, "
+                    "columns: keys)", rows_, cols_, path(f"attention_{kind}_layer{layer}.png"),
+                    segments=segs if ins["packed"] else None))
     for stack, labels in (("encoder", enc), ("decoder", dec)):
         for block, bias in row["position_bias"][stack].items():
-            if not keep(block):
-                continue
-            path = os.path.join(out_dir, f"position_bias_{stack}_block{block}.png")
-            paths.append(_head_grid(plt, np.asarray(bias), f"{stack} relative position bias, "
-                                    f"table of block {block}", labels, labels, path,
-                                    diverging=True))
+            if keep(block):
+                paths.append(_head_grid(
+                    plt, np.asarray(bias), f"{stack} relative position bias, table of block "
+                    f"{block}", labels, labels, path(f"position_bias_{stack}_block{block}.png"),
+                    diverging=True))
     norms = row["hidden_state_norms"]
-    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    fig, ax = _axes(plt, "residual stream norm by layer",
+                    "layer (0 = embeddings, i = after block i-1)", "mean L2 norm", size=(6, 4))
     for stack in ("encoder", "decoder"):
         ax.plot(np.asarray(norms[f"{stack}_mean"]), marker="o", label=stack)
     ax.set_xticks(range(max(len(norms["encoder_mean"]), len(norms["decoder_mean"]))))
-    ax.set_xlabel("layer (0 = embeddings, i = after block i-1)")
-    ax.set_ylabel("mean L2 norm")
-    ax.set_title("residual stream norm by layer")
     ax.legend()
-    paths.append(_save(fig, os.path.join(out_dir, "hidden_state_norms.png")))
+    paths.append(_save(fig, path("hidden_state_norms.png")))
     return paths
 
 
@@ -159,26 +155,16 @@ def _as_image(maps, min_pixels=128, diverging=False):
     return np.clip(maps, 0.0, 1.0)[..., None]
 
 
-def _markdown(header, rows):
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                     + ["| " + " | ".join(str(x) for x in r) + " |" for r in rows])
-
-
 def write_tensorboard(report: dict, logdir: str) -> str:
     """Images (attention, biases), text (tables, predictions) and scalars (norms) into logdir."""
     writer = tf.summary.create_file_writer(logdir)
     params = report["parameters"]
     with writer.as_default():
-        tf.summary.text("parameters/by_module", _markdown(
-            ("module", "parameters"), [(m["module"], m["count"]) for m in params["by_module"]]), 0)
-        tf.summary.text("parameters/variables", _markdown(
-            ("variable", "shape", "parameters"),
-            [(v["name"], "x".join(map(str, v["shape"])), v["count"])
-             for v in params["variables"]]), 0)
-        table = report["buckets"]
-        bi, causal = bucket_ranges(table, "bidirectional"), bucket_ranges(table, "causal")
-        tf.summary.text("buckets", _markdown(("bucket", "bidirectional", "causal"), [
-            (b, bi.get(b, "-"), causal.get(b, "-")) for b in range(table["num_buckets"])]), 0)
+        tf.summary.text("parameters/by_module", table(
+            ("module", "parameters"), [(m["module"], m["count"]) for m in params["by_module"]],
+            markdown=True), 0)
+        tf.summary.text("parameters/variables", variables_table(params, markdown=True), 0)
+        tf.summary.text("buckets", buckets_table(report["buckets"], "-", markdown=True), 0)
         row = report.get("row")
         if row is not None:
             for kind, per_layer in row["attention"].items():
@@ -194,13 +180,8 @@ def write_tensorboard(report: dict, logdir: str) -> str:
             for stack in ("encoder", "decoder"):
                 for layer, value in enumerate(row["hidden_state_norms"][f"{stack}_mean"]):
                     tf.summary.scalar(f"hidden_state_norm/{stack}", float(value), step=layer)
-            tf.summary.text("predictions", _markdown(
-                ("step", "input", "target", "p(target)", "top-k"),
-                [(p["step"], p["input_piece"], p["target_piece"], f"{p['target_prob']:.3g}",
-                  ", ".join(f"`{t['piece']}` {t['prob']:.3g}" for t in p["top"]))
-                 for p in row["predictions"]]), 0)
-            pieces = row["inputs"]["encoder_pieces"]
-            tf.summary.text("inputs", " ".join(f"`{p}`" for p in pieces), 0)
-    writer.flush()
-    writer.close()
+            tf.summary.text("predictions", format_predictions(row, markdown=True), 0)
+            pieces = " ".join(f"`{p}`" for p in row["inputs"]["encoder_pieces"])
+            tf.summary.text("inputs", pieces, 0)
+    writer.close()  # flushes
     return logdir

@@ -40,53 +40,52 @@ def build_report(model_or_config, source: str, row: dict | None = None,
     return report
 
 
-def to_jsonable(value):
-    """numpy arrays/scalars -> lists/numbers, int dict keys -> strings, recursively."""
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def write_json(report: dict, path: str) -> str:
-    file_writes.write_text(path, json.dumps(to_jsonable(report)))
+    # json writes int dict keys as strings itself; numpy arrays and scalars become lists, numbers.
+    file_writes.write_text(path, json.dumps(report, default=lambda value: value.tolist()))
     return path
 
 
-def _table(header, rows):
+def table(header, rows, markdown=False) -> str:
+    """Text columns (numbers right-aligned), or a Markdown table for TensorBoard's text tab."""
+    if markdown:
+        line = lambda r: "| " + " | ".join(str(x) for x in r) + " |"
+        return "\n".join([line(header), "|" + "---|" * len(header)] + [line(r) for r in rows])
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     line = lambda r: "  ".join(str(x).rjust(w) if isinstance(x, (int, float)) else str(x).ljust(w)
                                for x, w in zip(r, widths))
     return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
 
 
+def variables_table(params: dict, markdown=False) -> str:
+    return table(("variable", "shape", "parameters"), [
+        (v["name"], "x".join(map(str, v["shape"])), v["count"]) for v in params["variables"]],
+        markdown)
+
+
 def format_parameters(params: dict, variables: bool = False) -> str:
     total = params["total"]
-    parts = [_table(("module", "parameters", "%"), [
+    parts = [table(("module", "parameters", "%"), [
         (m["module"], m["count"], f"{100 * m['count'] / total:.2f}") for m in params["by_module"]])]
-    parts.append(_table(("kind", "parameters", "%"), [
+    parts.append(table(("kind", "parameters", "%"), [
         (k, n, f"{100 * n / total:.2f}") for k, n in params["by_kind"].items()]))
     if variables:
-        parts.append(_table(("variable", "shape", "parameters"), [
-            (v["name"], "x".join(map(str, v["shape"])), v["count"]) for v in params["variables"]]))
+        parts.append(variables_table(params))
     parts.append(f"total parameters: {total:,}")
     return "\n\n".join(parts)
 
 
-def format_buckets(table: dict) -> str:
-    bi, causal = bucket_ranges(table, "bidirectional"), bucket_ranges(table, "causal")
+def buckets_table(buckets: dict, unused="(unused)", markdown=False) -> str:
+    bi, causal = bucket_ranges(buckets, "bidirectional"), bucket_ranges(buckets, "causal")
     # With bidirectional buckets, the first bucket of the positive half is never used: distance
     # 0 falls in the negative half's bucket 0 (T5's convention, kept for the checkpoints).
-    rows = [(b, bi.get(b, "(unused)"), causal.get(b, "(unused)"))
-            for b in range(table["num_buckets"])]
-    return (f"relative position (key - query) -> bucket; {table['num_buckets']} buckets, "
-            f"max_distance {table['max_distance']}\n"
-            + _table(("bucket", "bidirectional (encoder)", "causal (decoder)"), rows))
+    rows = [(b, bi.get(b, unused), causal.get(b, unused)) for b in range(buckets["num_buckets"])]
+    return table(("bucket", "bidirectional (encoder)", "causal (decoder)"), rows, markdown)
+
+
+def format_buckets(buckets: dict) -> str:
+    return (f"relative position (key - query) -> bucket; {buckets['num_buckets']} buckets, "
+            f"max_distance {buckets['max_distance']}\n" + buckets_table(buckets))
 
 
 def format_norms(row: dict) -> str:
@@ -97,7 +96,7 @@ def format_norms(row: dict) -> str:
     rows = [(label(i), pick(n["encoder_mean"], i), pick(n["decoder_mean"], i))
             for i in range(layers)]
     return ("mean L2 norm of the residual stream over real tokens (before the final norm)\n"
-            + _table(("after", "encoder", "decoder"), rows))
+            + table(("after", "encoder", "decoder"), rows))
 
 
 def format_cache(row: dict) -> str:
@@ -110,13 +109,14 @@ def format_cache(row: dict) -> str:
             f"(largest |logit| {cache['max_abs_logit']:.3g})")
 
 
-def format_predictions(row: dict) -> str:
+def format_predictions(row: dict, markdown=False) -> str:
     """One line per decoder position: its input, its target, and the model's top-k next tokens."""
     packed = row["inputs"]["packed"]
+    quote, gap = (lambda piece: f"`{piece}`", ", ") if markdown else (repr, "  ")
     rows = []
     for p in row["predictions"]:
-        top = "  ".join(f"{t['piece']!r} {t['prob']:.3g}" for t in p["top"])
+        top = gap.join(f"{quote(t['piece'])} {t['prob']:.3g}" for t in p["top"])
         rows.append(((p["segment"],) if packed else ()) + (
             p["step"], p["input_piece"], p["target_piece"], f"{p['target_prob']:.3g}", top))
     header = ("step", "input", "target", "p(target)", "top-k next tokens")
-    return _table((("segment",) if packed else ()) + header, rows)
+    return table((("segment",) if packed else ()) + header, rows, markdown)

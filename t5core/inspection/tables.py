@@ -11,26 +11,17 @@ from t5core.config import T5Config
 from t5core.layers.position import relative_position_bucket
 from t5core.variable_layout import counts_by_module, module_of, parameter_shapes
 
-__all__ = ["bucket_ranges", "bucket_table", "kind_of", "module_of", "parameter_shapes",
-           "parameter_table"]
+
+# What a variable does, by a part of its name; the first match wins (a norm or a bias table
+# sits inside an attention layer), and what matches nothing is the feed-forward.
+_KINDS = (("shared/", "embedding"), ("lm_head/", "lm_head"),
+          ("relative_attention_bias", "position_bias"), ("norm/scale", "norm"),
+          ("/cross_attention/", "cross_attention"), ("/self_attention/", "self_attention"))
 
 
 def kind_of(name: str) -> str:
-    """What a variable does: embedding, self_attention, cross_attention, position_bias, ffn,
-    norm or lm_head."""
-    if name.startswith("shared/"):
-        return "embedding"
-    if name.startswith("lm_head/"):
-        return "lm_head"
-    if "relative_attention_bias" in name:
-        return "position_bias"
-    if name.endswith("norm/scale"):
-        return "norm"
-    if "/cross_attention/" in name:
-        return "cross_attention"
-    if "/self_attention/" in name:
-        return "self_attention"
-    return "ffn"
+    """embedding, self_attention, cross_attention, position_bias, ffn, norm or lm_head."""
+    return next((kind for part, kind in _KINDS if part in name), "ffn")
 
 
 def parameter_table(source) -> dict:
