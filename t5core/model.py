@@ -40,7 +40,7 @@ class T5Model(keras.Model):
 
     def __init__(self, config: T5Config | dict, dtype=None, name="t5", remat=False, **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)
-        self.config = config if isinstance(config, T5Config) else T5Config(**config)
+        self.config = T5Config.of(config)
         self.remat = bool(remat)
         c = self.config
         # Keras sub-layers do not inherit a policy: hand the model's to each of them.
@@ -170,9 +170,7 @@ class T5Model(keras.Model):
     # -- introspection ---------------------------------------------------------------------------
     def variables_by_name(self) -> dict:
         """Model-relative variable paths ("encoder/block_0/self_attention/q/kernel") -> variable."""
-        prefix = self.name + "/"
-        return {v.path[len(prefix):] if v.path.startswith(prefix) else v.path: v
-                for v in self.weights}
+        return {v.path.removeprefix(self.name + "/"): v for v in self.weights}
 
     def parameter_summary(self) -> list[tuple[str, int]]:
         """Parameter counts by module: shared, encoder blocks, decoder blocks, norms, lm_head."""
