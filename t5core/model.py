@@ -124,10 +124,14 @@ class T5Model(keras.Model):
             encoder_tokens, get("encoder_segment_ids"), get("encoder_positions"), training, **flags)
         _, x = self._embed(features["decoder_input_tokens"], "decoder_input_tokens")
         decoded, dec_states, dec_attn = self.decoder(
-            x, encoded, encoder_tokens, segment_ids=get("decoder_segment_ids"),
+            x, encoded, self._cross_keys(encoder_tokens), segment_ids=get("decoder_segment_ids"),
             positions=get("decoder_positions"), encoder_segment_ids=get("encoder_segment_ids"),
             training=training, **flags)
         return self._result(decoded, encoded, enc_states, dec_states, enc_attn, dec_attn)
+
+    def _cross_keys(self, encoder_tokens):
+        """The ids [B, K] that mark which encoder positions cross-attention may read (0: pad)."""
+        return encoder_tokens
 
     def _result(self, decoded, encoded, enc_states, dec_states, enc_attn, dec_attn):
         """forward()'s dict; states and attentions are None unless they were asked for."""

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from t5core.config import check_int
 from t5core.model import T5Model
-from t5core.model_inputs import PACKING_FEATURES, check_features
+from t5core.model_inputs import PACKING_FEATURES
 from t5core.peft.freezing import freeze_all
 from t5core.special_ids import UNK_ID
 
@@ -170,16 +170,11 @@ class PromptTunedT5(T5Model):
     def forward(self, features, training=False, output_hidden_states=False,
                 output_attentions=False):
         """As T5Model.forward; "encoder_output" and encoder outputs include the P prompt slots."""
-        check_features(features)
         self._refuse_packing(**{k: features.get(k) for k in PACKING_FEATURES})
-        flags = dict(output_hidden_states=output_hidden_states,
-                     output_attentions=output_attentions)
-        encoder_tokens = tf.cast(features["encoder_input_tokens"], tf.int32)
-        encoded, enc_states, enc_attn = self._encode(encoder_tokens, None, None, training, **flags)
-        _, x = self._embed(features["decoder_input_tokens"], "decoder_input_tokens")
-        decoded, dec_states, dec_attn = self.decoder(
-            x, encoded, self._with_prompt_slots(encoder_tokens), training=training, **flags)
-        return self._result(decoded, encoded, enc_states, dec_states, enc_attn, dec_attn)
+        return super().forward(features, training, output_hidden_states, output_attentions)
+
+    def _cross_keys(self, encoder_tokens):
+        return self._with_prompt_slots(encoder_tokens)
 
     def init_cache(self, encoder_output, encoder_input_tokens, max_length):
         return super().init_cache(encoder_output,
