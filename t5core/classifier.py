@@ -211,9 +211,7 @@ class T5EncoderClassifier(keras.Model):
                 "dtype": keras.dtype_policies.serialize(self.dtype_policy),
                 **quantization.config_entry(self)}
 
-    @classmethod
-    def from_config(cls, config):
-        return from_keras_config(cls, config)
+    from_config = classmethod(from_keras_config)
 
 
 def classify_text(model, tokenizer, texts, *, batch_size=64, max_input_length=512,

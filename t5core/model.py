@@ -18,6 +18,20 @@ from t5core.model_inputs import check_features, check_token_ids
 from t5core.variable_layout import counts_by_module
 
 
+def from_keras_config(cls, config):
+    """Rebuilds a model whose get_config holds a T5Config dict and a serialised dtype policy
+    (and, for an int8 model, its quantization, so that Keras fills the int8 weights it saved)."""
+    config = dict(config)
+    dtype = config.pop("dtype", None)
+    if isinstance(dtype, dict):
+        dtype = keras.dtype_policies.deserialize(dtype)
+    quantize = config.pop("quantize", None)
+    model = cls(config.pop("config"), dtype=dtype, **config)
+    if quantize is not None:
+        quantization.quantize_structure(model, quantize)
+    return model
+
+
 @keras.saving.register_keras_serializable(package="t5core")
 class T5Model(keras.Model):
     """An encoder-decoder T5 of any public variant, built (weights allocated) at construction.
@@ -186,20 +200,4 @@ class T5Model(keras.Model):
                 "dtype": keras.dtype_policies.serialize(self.dtype_policy),
                 **quantization.config_entry(self)}
 
-    @classmethod
-    def from_config(cls, config):
-        return from_keras_config(cls, config)
-
-
-def from_keras_config(cls, config):
-    """Rebuilds a model whose get_config holds a T5Config dict and a serialised dtype policy
-    (and, for an int8 model, its quantization, so that Keras fills the int8 weights it saved)."""
-    config = dict(config)
-    dtype = config.pop("dtype", None)
-    if isinstance(dtype, dict):
-        dtype = keras.dtype_policies.deserialize(dtype)
-    quantize = config.pop("quantize", None)
-    model = cls(config.pop("config"), dtype=dtype, **config)
-    if quantize is not None:
-        quantization.quantize_structure(model, quantize)
-    return model
+    from_config = classmethod(from_keras_config)
