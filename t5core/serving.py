@@ -140,10 +140,8 @@ def export_saved_model(model, tokenizer, export_dir, **server_kwargs):
     """
     if tf.io.gfile.exists(export_dir) and tf.io.gfile.listdir(export_dir):
         raise FileExistsError(f"{export_dir} exists and is not empty; choose a new directory")
-    if isinstance(model, T5EncoderClassifier):
-        server = ClassifierServer(model, tokenizer, **server_kwargs)
-    else:
-        server = Server(model, tokenizer, **server_kwargs)
+    server_class = ClassifierServer if isinstance(model, T5EncoderClassifier) else Server
+    server = server_class(model, tokenizer, **server_kwargs)
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(server.tokenizer)
