@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from t5core import quantization
-from t5core.config import T5Config, check_count
+from t5core.config import T5Config, check_int
 from t5core.decoding.text import encode_inputs, is_empty, pad_batch
 from t5core.layers.dropout import Dropout
 from t5core.layers.stacks import Encoder
@@ -58,10 +58,9 @@ class T5EncoderClassifier(keras.Model):
             dtype = base.dtype_policy
             name = name or base.name
         else:
-            config = config_or_model if isinstance(config_or_model, T5Config) \
-                else T5Config(**config_or_model)
+            config = T5Config.of(config_or_model)
         super().__init__(name=name or "t5", dtype=dtype, **kwargs)
-        num_classes = check_count(num_classes, "num_classes", 2)
+        num_classes = check_int(num_classes, "num_classes", 2)
         if pooling not in POOLINGS:
             raise ValueError(f"pooling={pooling!r}: expected one of {', '.join(POOLINGS)}")
         if labels is not None:
@@ -203,9 +202,7 @@ class T5EncoderClassifier(keras.Model):
         return self.labels or tuple(str(i) for i in range(self.num_classes))
 
     # -- introspection ----------------------------------------------------------------------------
-    def variables_by_name(self) -> dict:
-        prefix = self.name + "/"
-        return {v.path.removeprefix(prefix): v for v in self.weights}
+    variables_by_name = T5Model.variables_by_name
 
     def get_config(self):
         return {"config": self.config.to_kwargs(), "num_classes": self.num_classes,
@@ -214,9 +211,7 @@ class T5EncoderClassifier(keras.Model):
                 "dtype": keras.dtype_policies.serialize(self.dtype_policy),
                 **quantization.config_entry(self)}
 
-    @classmethod
-    def from_config(cls, config):
-        return from_keras_config(cls, config)
+    from_config = classmethod(from_keras_config)
 
 
 def classify_text(model, tokenizer, texts, *, batch_size=64, max_input_length=512,

@@ -10,7 +10,9 @@ subclasses override (a method of that name must be defined there) are listed in
 from __future__ import annotations
 
 import contextlib
+import gc
 
+import keras
 import tensorflow as tf
 
 try:
@@ -119,6 +121,37 @@ def replace_tracked_sublayer(parent, old, new) -> None:
     """Swaps `old` for `new` in a built layer's (locked) list of sub-layers, keeping its place.
     """
     parent._tracker.replace_tracked_value("layers", old, new)
+
+
+def all_layers(model) -> list:
+    """`model` and every layer under it, depth first (Keras' `layers` lists only the direct ones).
+    """
+    return list(model._flatten_layers())
+
+
+# -- int8 layers -----------------------------------------------------------------------------
+# The public `kernel` / `embeddings` of a quantized layer are computed views (unpacked, LoRA
+# added); loading and the shared output projection need the stored int8 variable itself.
+
+def int8_weights(layer) -> tuple:
+    """(values, scale): the int8 variable of an int8-quantized Dense or Embedding, and the
+    float variable of its scales (one per output column of a Dense, one per row of a table)."""
+    if isinstance(layer, keras.layers.Embedding):
+        return layer._embeddings, layer.embeddings_scale
+    return layer._kernel, layer.kernel_scale
+
+
+@contextlib.contextmanager
+def gc_deferred():
+    """One `gc.collect()` on exit instead of the one Keras' `Layer.__delattr__` runs for each
+    dropped weight (about half a second each in a process holding TensorFlow)."""
+    collect = gc.collect
+    gc.collect = lambda *args, **kwargs: 0
+    try:
+        yield
+    finally:
+        gc.collect = collect
+        gc.collect()
 
 
 # -- optimizers and tf.distribute -------------------------------------------------------------

@@ -41,11 +41,12 @@ def _is_integer(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
-def check_count(value, name: str, minimum: int = 1) -> int:
-    """`value` as an int; a ValueError naming `name` unless it is an integer >= minimum."""
-    if not _is_integer(value) or value < minimum:
-        wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{name} must be {wanted}, got {value!r}")
+def check_int(value, name: str, minimum: int = 1) -> int:
+    """`value` as an int, or a TypeError (not an integer) / ValueError (below `minimum`)."""
+    if not _is_integer(value):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
     return int(value)
 
 
@@ -145,14 +146,11 @@ class T5Config:
         def keep(name, value):
             object.__setattr__(self, name, value)
 
-        if self.model_type not in SUPPORTED_MODEL_TYPES:
-            problems.append(
-                f"model_type={_shown(self.model_type)} is not supported (expected one of "
-                f"{', '.join(SUPPORTED_MODEL_TYPES)})")
-        if self.feed_forward_proj not in FEED_FORWARD_KINDS:
-            problems.append(
-                f"feed_forward_proj={_shown(self.feed_forward_proj)} is not supported (expected "
-                f"one of {', '.join(FEED_FORWARD_KINDS)})")
+        for name, choices in (("model_type", SUPPORTED_MODEL_TYPES),
+                              ("feed_forward_proj", FEED_FORWARD_KINDS)):
+            if getattr(self, name) not in choices:
+                problems.append(f"{name}={_shown(getattr(self, name))} is not supported "
+                                f"(expected one of {', '.join(choices)})")
         for name in _SIZE_FIELDS:
             value = getattr(self, name)
             if _is_integer(value) and value >= 1:
@@ -220,6 +218,11 @@ class T5Config:
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def of(cls, config) -> "T5Config":
+        """`config` itself, or the T5Config a dict of its fields describes."""
+        return config if isinstance(config, cls) else cls(**config)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> "T5Config":

@@ -43,18 +43,16 @@ class TrainingStoppedError(T5CoreError, RuntimeError):
     """Training cannot go on (for example, the loss became NaN); checkpoints are intact."""
 
 
+# JSON's words for the kinds of value json.loads returns (bool before int: a bool is an int).
+_JSON_KINDS = ((dict, "an object"), ((list, tuple), "a list"), (str, "a string"),
+               ((int, float), "a number"))
+
+
 def json_kind(value) -> str:
     """What a value read from JSON is, in JSON's words, for messages: null, a boolean (true), ..."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return f"a boolean ({str(value).lower()})"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (int, float)):
-        return "a number"
-    return type(value).__name__
+    return next((kind for types, kind in _JSON_KINDS if isinstance(value, types)),
+                type(value).__name__)

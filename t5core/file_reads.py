@@ -277,30 +277,12 @@ def check_model_fits_checkpoint(config, run, shapes, source):
 
 
 def _chunks(path):
-    """The bytes of a (possibly gzipped) file, a block at a time, decompression bounded."""
+    """The bytes of a (possibly gzipped, possibly multi-member) file, a block at a time: gzip
+    decompresses at most a block per read, so a bomb never expands past what a line allows."""
     with tf.io.gfile.GFile(path, "rb") as f:
-        if not path.endswith(".gz"):
-            while block := f.read(1 << 20):
-                yield block
-            return
-        inflate = zlib.decompressobj(wbits=47)  # gzip or zlib header, concatenated members
-        while True:
-            compressed = f.read(1 << 16)
-            if not compressed:
-                break
-            data = compressed
-            while data:
-                # At most 1 MiB out per call: a bomb never expands past what a line allows.
-                yield inflate.decompress(data, 1 << 20)
-                data = inflate.unconsumed_tail
-                if inflate.eof and inflate.unused_data:
-                    data = inflate.unused_data
-                    inflate = zlib.decompressobj(wbits=47)
-        tail = inflate.flush()
-        if tail:
-            yield tail
-        if not inflate.eof:
-            raise EOFError("compressed file ended before the end-of-stream marker")
+        stream = gzip.GzipFile(fileobj=f, mode="rb") if path.endswith(".gz") else f
+        while block := stream.read(1 << 20):
+            yield block
 
 
 def bounded_lines(path):
@@ -327,7 +309,7 @@ def bounded_lines(path):
             pending += block[start:]
             if len(pending) > line_limit:
                 raise _long_line(path, number, line_limit)
-    except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
         raise DataError(f"{path}: not a valid gzip file: {e}") from None
     if pending:
         yield bytes(pending)

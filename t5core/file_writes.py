@@ -95,10 +95,8 @@ def _open_no_link(path: str, flags: int) -> int:
     """`os.open(path, flags)` refusing a link at path (UnsafeWriteError); returns the fd."""
     try:
         return os.open(path, flags | _NOFOLLOW, 0o644)
-    except OSError as e:
-        if os.path.islink(path):
-            raise UnsafeWriteError(
-                f"{path} is a symbolic link; t5core does not write through links") from e
+    except OSError:
+        _refuse_link(path)
         raise
 
 

@@ -18,6 +18,20 @@ from t5core.model_inputs import check_features, check_token_ids
 from t5core.variable_layout import counts_by_module
 
 
+def from_keras_config(cls, config):
+    """Rebuilds a model whose get_config holds a T5Config dict and a serialised dtype policy
+    (and, for an int8 model, its quantization, so that Keras fills the int8 weights it saved)."""
+    config = dict(config)
+    dtype = config.pop("dtype", None)
+    if isinstance(dtype, dict):
+        dtype = keras.dtype_policies.deserialize(dtype)
+    quantize = config.pop("quantize", None)
+    model = cls(config.pop("config"), dtype=dtype, **config)
+    if quantize is not None:
+        quantization.quantize_structure(model, quantize)
+    return model
+
+
 @keras.saving.register_keras_serializable(package="t5core")
 class T5Model(keras.Model):
     """An encoder-decoder T5 of any public variant, built (weights allocated) at construction.
@@ -40,7 +54,7 @@ class T5Model(keras.Model):
 
     def __init__(self, config: T5Config | dict, dtype=None, name="t5", remat=False, **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)
-        self.config = config if isinstance(config, T5Config) else T5Config(**config)
+        self.config = T5Config.of(config)
         self.remat = bool(remat)
         c = self.config
         # Keras sub-layers do not inherit a policy: hand the model's to each of them.
@@ -124,10 +138,14 @@ class T5Model(keras.Model):
             encoder_tokens, get("encoder_segment_ids"), get("encoder_positions"), training, **flags)
         _, x = self._embed(features["decoder_input_tokens"], "decoder_input_tokens")
         decoded, dec_states, dec_attn = self.decoder(
-            x, encoded, encoder_tokens, segment_ids=get("decoder_segment_ids"),
+            x, encoded, self._cross_keys(encoder_tokens), segment_ids=get("decoder_segment_ids"),
             positions=get("decoder_positions"), encoder_segment_ids=get("encoder_segment_ids"),
             training=training, **flags)
         return self._result(decoded, encoded, enc_states, dec_states, enc_attn, dec_attn)
+
+    def _cross_keys(self, encoder_tokens):
+        """The ids [B, K] that mark which encoder positions cross-attention may read (0: pad)."""
+        return encoder_tokens
 
     def _result(self, decoded, encoded, enc_states, dec_states, enc_attn, dec_attn):
         """forward()'s dict; states and attentions are None unless they were asked for."""
@@ -170,9 +188,7 @@ class T5Model(keras.Model):
     # -- introspection ---------------------------------------------------------------------------
     def variables_by_name(self) -> dict:
         """Model-relative variable paths ("encoder/block_0/self_attention/q/kernel") -> variable."""
-        prefix = self.name + "/"
-        return {v.path[len(prefix):] if v.path.startswith(prefix) else v.path: v
-                for v in self.weights}
+        return {v.path.removeprefix(self.name + "/"): v for v in self.weights}
 
     def parameter_summary(self) -> list[tuple[str, int]]:
         """Parameter counts by module: shared, encoder blocks, decoder blocks, norms, lm_head."""
@@ -184,20 +200,4 @@ class T5Model(keras.Model):
                 "dtype": keras.dtype_policies.serialize(self.dtype_policy),
                 **quantization.config_entry(self)}
 
-    @classmethod
-    def from_config(cls, config):
-        return from_keras_config(cls, config)
-
-
-def from_keras_config(cls, config):
-    """Rebuilds a model whose get_config holds a T5Config dict and a serialised dtype policy
-    (and, for an int8 model, its quantization, so that Keras fills the int8 weights it saved)."""
-    config = dict(config)
-    dtype = config.pop("dtype", None)
-    if isinstance(dtype, dict):
-        dtype = keras.dtype_policies.deserialize(dtype)
-    quantize = config.pop("quantize", None)
-    model = cls(config.pop("config"), dtype=dtype, **config)
-    if quantize is not None:
-        quantization.quantize_structure(model, quantize)
-    return model
+    from_config = classmethod(from_keras_config)

@@ -3,25 +3,22 @@ tensor by tensor while it is loaded (why: docs/architecture.md, "int8 serving").
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import hashlib
 import warnings
 
 import keras
 import numpy as np
 
+from t5core import compat
 from t5core.errors import CheckpointError, FlagError
 
 MODES = ("int8",)
 
 _CHUNK_ELEMENTS = 1 << 20  # quantized at a time while loading: a 4 MiB float32 temporary
 
-# Per quantizable class: the attributes Keras stores the int8 values and their scales in, and
-# the axis its default weight quantizer reduces (a Dense kernel per output column, a table per
-# row, i.e. per token).
-_INT8_WEIGHTS = ((keras.layers.Embedding, "_embeddings", "embeddings_scale", -1),
-                 (keras.layers.Dense, "_kernel", "kernel_scale", 0))
+# Per quantizable class, the axis Keras' default weight quantizer reduces (a Dense kernel per
+# output column, a table per row, i.e. per token).
+_INT8_AXES = ((keras.layers.Embedding, -1), (keras.layers.Dense, 0))
 
 
 def check_mode(mode, where="quantize"):
@@ -39,12 +36,12 @@ def quantizable(layer) -> bool:
 
 def is_quantized(model) -> bool:
     """True when any layer of `model` holds quantized weights."""
-    return any(getattr(layer, "quantization_mode", None) for layer in model._flatten_layers())
+    return any(getattr(layer, "quantization_mode", None) for layer in compat.all_layers(model))
 
 
 def check_no_unmerged_lora(model):
     """Raises ValueError naming the LoRA layers of `model` whose updates are not merged."""
-    unmerged = [layer.path for layer in model._flatten_layers()
+    unmerged = [layer.path for layer in compat.all_layers(model)
                 if getattr(layer, "merge_before_quantizing", False)]
     if unmerged:
         raise ValueError(f"{len(unmerged)} LoRA layer(s) not merged ({unmerged[0]}, ...): merge "
@@ -84,7 +81,7 @@ def quantize(model, mode="int8", config=None, **kwargs):
 def _keras_quantize(model, mode, config, filters, **kwargs):
     check_mode(mode)
     check_no_unmerged_lora(model)
-    with warnings.catch_warnings(), _one_garbage_collection():
+    with warnings.catch_warnings(), compat.gc_deferred():
         # Keras' quantizer converts each weight with np.array(tensor), which numpy 2 reports
         # once per weight; the conversion itself is right.
         warnings.filterwarnings("ignore", message="__array__ implementation doesn't accept",
@@ -95,19 +92,6 @@ def _keras_quantize(model, mode, config, filters, **kwargs):
 def config_entry(model) -> dict:
     """{"quantize": "int8"} for a `get_config` of an int8 model (see `quantize_structure`)."""
     return {"quantize": "int8"} if is_quantized(model) else {}
-
-
-@contextlib.contextmanager
-def _one_garbage_collection():
-    """Keras' `Layer.__delattr__` runs a full `gc.collect()` per dropped float weight, which
-    costs a process holding TensorFlow about half a second per layer: one at the end instead."""
-    collect = gc.collect
-    gc.collect = lambda *args, **kwargs: 0
-    try:
-        yield
-    finally:
-        gc.collect = collect
-        gc.collect()
 
 
 class _Unread(keras.quantizers.Quantizer):
@@ -136,11 +120,11 @@ def quantize_structure(model, mode="int8"):
       The float variables the layers dropped (for a deferred build to forget).
     """
     before = list(model.weights)
-    for kind, _, _, axis in _INT8_WEIGHTS:
+    for kind, axis in _INT8_AXES:
         config = keras.quantizers.Int8QuantizationConfig(weight_quantizer=_Unread(axis))
         _keras_quantize(model, mode, config,
                         lambda layer, kind=kind: isinstance(layer, kind) and quantizable(layer))
-    for layer in model._flatten_layers():
+    for layer in compat.all_layers(model):
         if isinstance(getattr(getattr(layer, "quantization_config", None), "weight_quantizer",
                               None), _Unread):
             layer.quantization_config = keras.quantizers.Int8QuantizationConfig()
@@ -195,12 +179,12 @@ def assignable_weights(model) -> dict:
     """
     weights = model.variables_by_name()
     name_of = {id(v): name for name, v in weights.items()}
-    for layer in model._flatten_layers():
+    for layer in compat.all_layers(model):
         if getattr(layer, "quantization_mode", None) != "int8":
             continue
-        for kind, values_attr, scale_attr, axis in _INT8_WEIGHTS:
+        for kind, axis in _INT8_AXES:
             if isinstance(layer, kind):
-                values, scale = getattr(layer, values_attr), getattr(layer, scale_attr)
+                values, scale = compat.int8_weights(layer)
                 weights[name_of[id(values)]] = _QuantizingTarget(values, scale, axis,
                                                                  layer.variable_dtype)
                 del weights[name_of[id(scale)]]

@@ -12,7 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from t5core.classifier import T5EncoderClassifier
-from t5core.decoding.generation import check_int, decode_graph, search_settings
+from t5core.config import check_int
+from t5core.decoding.generation import decode_graph, search_settings
 
 
 def _truncate(ids: tf.RaggedTensor, max_input_length: int, eos_id: int):
@@ -24,16 +25,6 @@ def _truncate(ids: tf.RaggedTensor, max_input_length: int, eos_id: int):
     return tf.concat([body, eos], axis=1), truncated
 
 
-def _untrack_traced_cache(in_graph_tokenizer):
-    """Keeps the in-graph tokenizer's cache of traced functions out of the SavedModel."""
-    # tf.saved_model refuses a tracked dict with non-string keys, and the tokenizer keys that
-    # cache by tuples; the serving function captures what it calls anyway.
-    cache = getattr(in_graph_tokenizer, "_traced", None)
-    if isinstance(cache, dict):  # tf.Module wrapped it in a tracked dict: swap in a plain one
-        delattr(in_graph_tokenizer, "_traced")  # also drops the tracked dependency
-        object.__setattr__(in_graph_tokenizer, "_traced", dict(cache))
-
-
 class _TextRequests(tf.Module):
     """Strings in: the in-graph tokenizer, the request checks and truncation both servers share."""
 
@@ -42,7 +33,6 @@ class _TextRequests(tf.Module):
         self.max_input_length = check_int(max_input_length, "max_input_length", 2)
         self.model = model
         self.tokenizer = tokenizer.in_graph()
-        _untrack_traced_cache(self.tokenizer)
         self.eos_id = int(tokenizer.eos_id)
 
     def _tokens(self, inputs, width=None):
@@ -150,10 +140,8 @@ def export_saved_model(model, tokenizer, export_dir, **server_kwargs):
     """
     if tf.io.gfile.exists(export_dir) and tf.io.gfile.listdir(export_dir):
         raise FileExistsError(f"{export_dir} exists and is not empty; choose a new directory")
-    if isinstance(model, T5EncoderClassifier):
-        server = ClassifierServer(model, tokenizer, **server_kwargs)
-    else:
-        server = Server(model, tokenizer, **server_kwargs)
+    server_class = ClassifierServer if isinstance(model, T5EncoderClassifier) else Server
+    server = server_class(model, tokenizer, **server_kwargs)
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(server.tokenizer)

@@ -4,6 +4,7 @@ When an upgrade removes or changes one, the failing test names the API (`relied_
 fix starts in t5core/compat.py rather than in a traceback deep inside loading or training.
 """
 
+import ast
 import contextlib
 import os
 
@@ -185,3 +186,110 @@ def test_merge_call_helpers():
         result = compat.call_for_each_replica(tf.distribute.get_strategy(), lambda x: x + 1,
                                               args=(tf.constant(1),))
         assert int(result) == 2
+
+
+def test_all_layers_reaches_nested_layers():
+    outer = keras.Sequential([_Holder(name="holder")])
+    outer.build((None, 2))
+    with relied_on("keras Layer._flatten_layers"):
+        names = [layer.name for layer in compat.all_layers(outer)]
+        assert names[0] == outer.name and {"holder", "inner"} <= set(names)
+
+
+@pytest.mark.parametrize("layer, shape, scale_shape", [
+    (keras.layers.Dense(3), (4, 3), (3,)),
+    (keras.layers.Embedding(5, 4), (5, 4), (5,)),
+])
+def test_int8_weights_are_the_stored_int8_variable_and_its_scales(layer, shape, scale_shape):
+    layer.build((None, 4) if isinstance(layer, keras.layers.Dense) else (None,))
+    layer.quantize("int8")
+    with relied_on("keras Dense._kernel / Embedding._embeddings of an int8 layer"):
+        values, scale = compat.int8_weights(layer)
+        assert (tuple(values.shape), keras.backend.standardize_dtype(values.dtype)) == (
+            shape, "int8")
+        assert tuple(scale.shape) == scale_shape
+        assert {id(values), id(scale)} <= {id(v) for v in layer.weights}
+
+
+def test_gc_deferred_runs_one_collection_for_all_the_dropped_weights(monkeypatch):
+    calls = []
+    monkeypatch.setattr("gc.collect", lambda *args, **kwargs: calls.append(1) or 0)
+
+    def quantized_dense():
+        layer = keras.layers.Dense(3)
+        layer.build((None, 4))
+        layer.quantize("int8")
+
+    with relied_on("keras Layer.__delattr__ calling gc.collect() through the gc module"):
+        quantized_dense()
+        assert calls, "Keras no longer collects per dropped weight: gc_deferred has no use"
+    calls.clear()
+    with compat.gc_deferred():
+        quantized_dense()
+        quantized_dense()
+        assert not calls
+    assert len(calls) == 1
+
+
+def _private_reads(tree, own):
+    """(line, text) of each private attribute read on another object than self/cls/super() in
+    `tree` whose name t5core does not define itself (in `own`), and each assignment to an
+    attribute of an imported module (a library function swapped out)."""
+    modules = {alias.asname or alias.name for node in ast.walk(tree)
+               if isinstance(node, ast.Import) for alias in node.names}
+    found = []
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Attribute) and ast.unparse(node.value) not in ("self", "cls",
+                                                                              "super()"):
+            names = [node.attr]
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+              and node.func.id in ("getattr", "setattr", "hasattr", "delattr")
+              and len(node.args) > 1 and isinstance(node.args[1], ast.Constant)
+              and isinstance(node.args[1].value, str)):
+            names = [node.args[1].value]
+        if any(n.startswith("_") and not n.startswith("__") and n not in own for n in names):
+            found.append((node.lineno, ast.unparse(node)))
+        if isinstance(node, ast.Assign):
+            found += [(node.lineno, ast.unparse(t)) for t in node.targets
+                      if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name)
+                      and t.value.id in modules]
+    return found
+
+
+# Private names of other libraries t5core reads, and why they stay outside compat.py.
+_OTHER_LIBRARIES = {"_trial_id": "Optuna's way to reopen a trial (t5core/sweep), not Keras/TF"}
+
+
+def test_private_keras_and_tf_apis_are_used_only_in_compat():
+    root = os.path.dirname(os.path.abspath(compat.__file__))
+    trees = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                with open(path, encoding="utf-8") as f:
+                    trees[os.path.relpath(path, root)] = ast.parse(f.read())
+    own = set(_OTHER_LIBRARIES)  # private names t5core itself defines
+    for tree in trees.values():
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                own.add(node.name)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                own.add(node.attr)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                own.add(node.id)
+            elif (isinstance(node, ast.Call) and ast.unparse(node.func).endswith("setattr__")
+                  and isinstance(node.args[1], ast.Constant)):
+                own.add(node.args[1].value)  # object.__setattr__(self, "_name", ...)
+    found = [f"t5core/{path}:{line}: {text}" for path, tree in sorted(trees.items())
+             if path != "compat.py" for line, text in _private_reads(tree, own)]
+    assert not found, ("private Keras/TF APIs belong behind a function in t5core/compat.py:\n"
+                       + "\n".join(found))
+
+
+def test_the_private_api_check_catches_a_read_and_a_swap():
+    tree = ast.parse("import gc\nlayer._kernel\ngetattr(layer, '_embeddings')\n"
+                     "model._flatten_layers()\ngc.collect = None\nself._mine\nsuper()._hook()\n"
+                     "model.get_layer('x')._kernel\n")
+    assert sorted(line for line, _ in _private_reads(tree, own=set())) == [2, 3, 4, 5, 8]

@@ -196,7 +196,7 @@ def test_prompt_tuning_refuses_packed_rows():
                 "encoder_segment_ids": tf.ones_like(batch["encoder_input_tokens"])}
     with pytest.raises(ValueError, match="packed.*encoder_segment_ids"):
         model(features)
-    with pytest.raises(ValueError, match="prompt_length must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="prompt_length must be an integer >= 1, got 0"):
         apply_peft(model_of(), "prompt", prompt_length=0)
 
 
@@ -277,7 +277,7 @@ def test_merged_lora_exports_as_a_plain_hf_checkpoint(tmp_path):
 def test_lora_target_errors_name_the_valid_projections():
     with pytest.raises(ValueError, match=r"\['query'\].*valid names: .*q, v, wi_0, wi_1, wo"):
         apply_peft(model_of(), "lora", lora_targets=["q", "query"])
-    with pytest.raises(ValueError, match="rank must be a positive integer"):
+    with pytest.raises(ValueError, match="rank must be an integer >= 1"):
         apply_peft(model_of(), "lora", lora_rank=0)
     model = apply_peft(model_of(), "lora", lora_targets="decoder/*/cross_attention/k")
     assert sorted(lora_layers(model)) == ["decoder/block_0/cross_attention/k",

@@ -107,7 +107,7 @@ def test_export_refuses_a_non_empty_directory(tiny_model, tmp_path):
     (tmp_path / "old.txt").write_text("x")
     with pytest.raises(FileExistsError, match="not empty"):
         export_saved_model(tiny_model, Tokenizer(str(VOCAB)), str(tmp_path))
-    with pytest.raises(ValueError, match="max_new_tokens must be >= 1"):
+    with pytest.raises(ValueError, match="max_new_tokens must be an integer >= 1"):
         export_saved_model(tiny_model, Tokenizer(str(VOCAB)), str(tmp_path / "new"),
                            max_new_tokens=0)
     with pytest.raises(FlagError, match=r"max_new_tokens=1000000000 would need .* at most"):

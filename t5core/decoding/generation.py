@@ -10,9 +10,11 @@ from __future__ import annotations
 import numbers
 import weakref
 
+import keras
 import numpy as np
 import tensorflow as tf
 
+from t5core.config import check_int
 from t5core.decoding.beam import beam_search, check_semantics
 from t5core.decoding.budget import check_max_new_tokens
 from t5core.decoding.cache_ops import start_decoding
@@ -86,13 +88,9 @@ def _id_rows(value, name):
         raise TypeError(f"{name} holds text; generate takes token ids. For strings use "
                         "t5core.generate_text(model, tokenizer, texts), which tokenizes, pads "
                         "and batches them")
-    if rows and all(isinstance(row, (list, tuple, np.ndarray)) for row in rows):
-        lengths = {len(row) for row in rows}
-        if len(lengths) > 1:  # a ragged batch: pad it as a model batch is padded
-            padded = np.zeros([len(rows), max(lengths)], np.int64)
-            for i, row in enumerate(rows):
-                padded[i, :len(row)] = row
-            return padded
+    if (rows and all(isinstance(row, (list, tuple, np.ndarray)) for row in rows)
+            and len({len(row) for row in rows}) > 1):  # ragged: pad as a model batch is padded
+        return keras.utils.pad_sequences(rows, padding="post", dtype="int64")
     return np.asarray(value)
 
 
@@ -138,15 +136,6 @@ def _check_prompt(prompt, batch, vocab_size):
         raise ValueError(f"decoder_prompt must be [prompt_length] or [batch={batch}, "
                          f"prompt_length], got shape {prompt.shape}")
     return np.ascontiguousarray(prompt)
-
-
-def check_int(value, name, minimum):
-    """`value` as an int, or a TypeError (not an int) / ValueError (below `minimum`)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def search_settings(model, method, max_new_tokens, num_beams, alpha, temperature, top_k, top_p,

@@ -10,10 +10,6 @@ from t5core.layers.feed_forward import FeedForward
 from t5core.layers.norm import RMSNorm
 
 
-def _config(config):
-    return config if isinstance(config, T5Config) else T5Config(**config)
-
-
 def _attention(config, name, has_relative_bias, bidirectional, dtype):
     return Attention(config.d_model, config.num_heads, config.d_kv, config.dropout_rate,
                      has_relative_bias=has_relative_bias, bidirectional=bidirectional,
@@ -28,7 +24,7 @@ class _Block(keras.layers.Layer):
     def __init__(self, config, has_relative_bias=False, **kwargs):
         super().__init__(**kwargs)
         compat.keep_call_argument_dtypes(self)  # keep the float32 bias float32 (see Attention)
-        self.config = _config(config)
+        self.config = T5Config.of(config)
         self.has_relative_bias = has_relative_bias
         c = self.config
         policy = self.dtype_policy  # sub-layers do not inherit it by themselves

@@ -9,6 +9,8 @@ into logits through the table, for a float table and a quantized one alike.
 import keras
 import tensorflow as tf
 
+from t5core import compat
+
 # Quantization modes whose stored table `project` knows how to read.
 PROJECTABLE_MODES = ("int8",)
 
@@ -30,9 +32,10 @@ class SharedEmbedding(keras.layers.Embedding):
         shape = tf.shape(x)
         flat = tf.reshape(x, [-1, self.output_dim])
         x_int8, x_scale = keras.quantizers.abs_max_quantize(flat, axis=-1)  # scale [N, 1]
-        table = tf.convert_to_tensor(self._embeddings)  # int8 [V, D]
-        products = tf.linalg.matmul(x_int8, table, transpose_b=True, output_type=tf.int32)
-        row_scale = tf.cast(tf.convert_to_tensor(self.embeddings_scale), tf.float32)
+        table, row_scale = compat.int8_weights(self)  # int8 [V, D], float [V]
+        products = tf.linalg.matmul(x_int8, tf.convert_to_tensor(table), transpose_b=True,
+                                    output_type=tf.int32)
+        row_scale = tf.cast(tf.convert_to_tensor(row_scale), tf.float32)
         logits = tf.cast(products, tf.float32) / (tf.cast(x_scale, tf.float32) * row_scale)
         logits = tf.reshape(logits, tf.concat([shape[:-1], [self.input_dim]], axis=0))
         return tf.cast(logits, x.dtype)

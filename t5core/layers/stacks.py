@@ -3,8 +3,9 @@
 import keras
 import tensorflow as tf
 
+from t5core.config import T5Config
 from t5core.layers.attention import MASK_VALUE
-from t5core.layers.blocks import DecoderBlock, EncoderBlock, _config
+from t5core.layers.blocks import DecoderBlock, EncoderBlock
 from t5core.layers.dropout import Dropout
 from t5core.layers.norm import RMSNorm
 
@@ -28,19 +29,12 @@ def default_positions(tokens):
     return tf.range(tf.shape(tokens)[1], dtype=tf.int32)[None, :]  # [1, L], broadcasts over B
 
 
-def _rematerialised(block_fn, *inputs):
-    """`block_fn(*inputs)` keeping only its inputs for the backward pass, which recomputes the
-    block's activations (docs/architecture.md, Layers: why not with dropout).
-    """
-    return tf.recompute_grad(block_fn)(*inputs)
-
-
 class _Stack(keras.layers.Layer):
     block_class = None
 
     def __init__(self, config, num_blocks, remat=False, **kwargs):
         super().__init__(**kwargs)
-        self.config = _config(config)
+        self.config = T5Config.of(config)
         self.num_blocks = num_blocks
         self.remat = remat
         c = self.config
@@ -82,10 +76,10 @@ class _Stack(keras.layers.Layer):
         hidden_states, weights = [x], []
         remat = self._remat_active(training, output_hidden_states, output_attentions)
         for block, bias in self._biases(positions, positions, mask_bias):
-            if remat:
-                x = _rematerialised(lambda x, bias, *inputs, block=block:
-                                    block(x, bias, *inputs, training=True)[0],
-                                    x, bias, *block_inputs)
+            if remat:  # keeps only the block's inputs; the backward pass recomputes the rest
+                x = tf.recompute_grad(lambda x, bias, *inputs, block=block:
+                                      block(x, bias, *inputs, training=True)[0])(
+                                          x, bias, *block_inputs)
                 continue
             x, *block_weights = block(x, bias, *block_inputs, training=training)
             hidden_states.append(x)
@@ -143,7 +137,7 @@ class Decoder(_Stack):
         if segment_ids is not None and encoder_segment_ids is not None:
             cross_allowed = cross_allowed & same_segment(segment_ids, encoder_segment_ids)
         cross_bias = mask_to_bias(cross_allowed)
-        positions = tf.range(length, dtype=tf.int32)[None, :] if positions is None else positions
+        positions = default_positions(x) if positions is None else positions
         x, hidden_states, weights = self._run_blocks(
             x, positions, self_mask, (encoder_output, cross_bias), training, output_hidden_states,
             output_attentions)

@@ -80,19 +80,17 @@ def apply_peft(model, method="none", *, top_n=1, train_lm_head=True, prompt_leng
       TypeError: "prompt" on a model that is not an encoder-decoder T5Model.
     """
     method = (method or "none").strip().lower()
-    if method == "none":
-        return model
-    if method == "freeze_embeddings":
-        return freeze_embeddings(model)
-    if method == "freeze_encoder":
-        return freeze_encoder(model)
-    if method == "top_n":
-        return freeze_all_but_top(model, top_n, train_lm_head=train_lm_head)
-    if method == "prompt":
-        return add_prompt_tuning(model, prompt_length, prompt_init, seed=seed)
-    if method == "lora":
-        return apply_lora(model, lora_rank, lora_alpha, lora_targets, lora_dropout)
-    raise ValueError(f"--peft={method!r}: expected one of {', '.join(PEFT_METHODS)}")
+    methods = {
+        "none": lambda: model,
+        "freeze_embeddings": lambda: freeze_embeddings(model),
+        "freeze_encoder": lambda: freeze_encoder(model),
+        "top_n": lambda: freeze_all_but_top(model, top_n, train_lm_head=train_lm_head),
+        "prompt": lambda: add_prompt_tuning(model, prompt_length, prompt_init, seed=seed),
+        "lora": lambda: apply_lora(model, lora_rank, lora_alpha, lora_targets, lora_dropout),
+    }
+    if method not in methods:
+        raise ValueError(f"--peft={method!r}: expected one of {', '.join(PEFT_METHODS)}")
+    return methods[method]()
 
 
 __all__ = ["PEFT_METHODS", "apply_peft", "describe_structure", "lora_target_spec",

@@ -37,7 +37,8 @@ def unfreeze_all(model):
     return model
 
 
-def _keep_heads_trainable(model):
+def keep_heads_trainable(model):
+    """Makes `head_layers(model)` trainable again after a freeze."""
     for layer in head_layers(model):
         layer.trainable = True
 
@@ -53,7 +54,7 @@ def freeze_encoder(model, with_embeddings=False):
     model.encoder.trainable = False
     if with_embeddings:
         model.shared.trainable = False
-    _keep_heads_trainable(model)
+    keep_heads_trainable(model)
     return model
 
 
@@ -70,7 +71,7 @@ def freeze_all_but_top(model, n, train_lm_head=True):
     stack.final_layer_norm.trainable = True
     if train_lm_head and getattr(model, "lm_head", None) is not None:
         model.lm_head.trainable = True
-    _keep_heads_trainable(model)
+    keep_heads_trainable(model)
     return model
 
 

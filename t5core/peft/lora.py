@@ -12,9 +12,9 @@ import keras
 import tensorflow as tf
 
 from t5core import compat
-from t5core.config import check_count
+from t5core.config import check_int
 from t5core.layers.dropout import Dropout
-from t5core.peft.freezing import freeze_all, head_layers, stacks
+from t5core.peft.freezing import freeze_all, keep_heads_trainable, stacks
 
 ATTENTION_PROJECTIONS = ("q", "k", "v", "o")
 FFN_PROJECTIONS = ("wi", "wi_0", "wi_1", "wo")
@@ -81,7 +81,7 @@ class LoRADense(keras.layers.Layer):
             # merge_lora would fold the update into int8 values read without their scale.
             raise ValueError(f"{base.path}: LoRA needs float weights, this projection is "
                              f"{base.quantization_mode}-quantized; load the model unquantized")
-        rank = check_count(rank, "lora rank")
+        rank = check_int(rank, "lora rank")
         alpha = float(rank if alpha is None else alpha)
         if not (alpha > 0 and math.isfinite(alpha)):
             raise ValueError(f"lora alpha must be a positive number, got {alpha!r}")
@@ -162,8 +162,7 @@ def apply_lora(model, rank=8, alpha=None, targets=DEFAULT_TARGETS, dropout_rate=
             lora.build()
         _replace_sublayer(parent, attribute, dense, lora)
         lora.base.trainable = False
-    for layer in head_layers(model):
-        layer.trainable = True
+    keep_heads_trainable(model)
     return model
 
 

@@ -8,9 +8,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from t5core.config import check_count
+from t5core.config import check_int
 from t5core.model import T5Model
-from t5core.model_inputs import PACKING_FEATURES, check_features
+from t5core.model_inputs import PACKING_FEATURES
 from t5core.peft.freezing import freeze_all
 from t5core.special_ids import UNK_ID
 
@@ -106,7 +106,7 @@ class PromptTunedT5(T5Model):
 
     def __init__(self, config_or_model, prompt_length, prompt_init="vocab", dtype=None,
                  name=None, seed=None, **kwargs):
-        prompt_length = check_count(prompt_length, "prompt_length")
+        prompt_length = check_int(prompt_length, "prompt_length")
         base = config_or_model
         if not isinstance(base, T5Model):
             base = T5Model(base, dtype=dtype, name=name or "t5")
@@ -141,13 +141,17 @@ class PromptTunedT5(T5Model):
             raise ValueError(f"Prompt tuning does not support packed examples (got {given}); "
                              "train without packing")
 
-    def _check_encoder_output(self, encoder_output, encoder_input_tokens):
-        out_len, tok_len = encoder_output.shape[1], encoder_input_tokens.shape[1]
+    def _encoder_slots(self, encoder_output, encoder_input_tokens):
+        """The prompt-less tokens [B, L] of an `encode` output [B, P + L, D] -> [B, P + L]."""
+        encoder_input_tokens = tf.convert_to_tensor(encoder_input_tokens)
+        out_len = tf.convert_to_tensor(encoder_output).shape[1]
+        tok_len = encoder_input_tokens.shape[1]
         if out_len is not None and tok_len is not None and out_len != tok_len + self.prompt_length:
             raise ValueError(
                 f"encoder_output has {out_len} positions but encoder_input_tokens {tok_len} plus "
                 f"the {self.prompt_length} prompt positions: pass this model's encode() output "
                 "and the original (prompt-less) tokens")
+        return self._with_prompt_slots(encoder_input_tokens)
 
     # -- T5Model entry points that see the encoder length -----------------------------------------
     def _encode(self, tokens, segment_ids, positions, training, **outputs):
@@ -159,32 +163,22 @@ class PromptTunedT5(T5Model):
     def decode(self, decoder_input_tokens, encoder_output, encoder_input_tokens,
                segment_ids=None, positions=None, encoder_segment_ids=None, training=False):
         self._refuse_packing(decoder_segment_ids=segment_ids, encoder_segment_ids=encoder_segment_ids)
-        encoder_input_tokens = tf.convert_to_tensor(encoder_input_tokens)
-        encoder_output = tf.convert_to_tensor(encoder_output)
-        self._check_encoder_output(encoder_output, encoder_input_tokens)
         return super().decode(decoder_input_tokens, encoder_output,
-                              self._with_prompt_slots(encoder_input_tokens),
+                              self._encoder_slots(encoder_output, encoder_input_tokens),
                               positions=positions, training=training)
 
     def forward(self, features, training=False, output_hidden_states=False,
                 output_attentions=False):
         """As T5Model.forward; "encoder_output" and encoder outputs include the P prompt slots."""
-        check_features(features)
         self._refuse_packing(**{k: features.get(k) for k in PACKING_FEATURES})
-        flags = dict(output_hidden_states=output_hidden_states,
-                     output_attentions=output_attentions)
-        encoder_tokens = tf.cast(features["encoder_input_tokens"], tf.int32)
-        encoded, enc_states, enc_attn = self._encode(encoder_tokens, None, None, training, **flags)
-        _, x = self._embed(features["decoder_input_tokens"], "decoder_input_tokens")
-        decoded, dec_states, dec_attn = self.decoder(
-            x, encoded, self._with_prompt_slots(encoder_tokens), training=training, **flags)
-        return self._result(decoded, encoded, enc_states, dec_states, enc_attn, dec_attn)
+        return super().forward(features, training, output_hidden_states, output_attentions)
+
+    def _cross_keys(self, encoder_tokens):
+        return self._with_prompt_slots(encoder_tokens)
 
     def init_cache(self, encoder_output, encoder_input_tokens, max_length):
-        encoder_input_tokens = tf.convert_to_tensor(encoder_input_tokens)
-        encoder_output = tf.convert_to_tensor(encoder_output)
-        self._check_encoder_output(encoder_output, encoder_input_tokens)
-        return super().init_cache(encoder_output, self._with_prompt_slots(encoder_input_tokens),
+        return super().init_cache(encoder_output,
+                                  self._encoder_slots(encoder_output, encoder_input_tokens),
                                   max_length)
 
     def get_config(self):
@@ -193,7 +187,6 @@ class PromptTunedT5(T5Model):
                              "config; save its weights with tf.train.Checkpoint instead")
         return {**super().get_config(), "prompt_length": self.prompt_length,
                 "prompt_init": self.prompt_init}
-
 
 
 def add_prompt_tuning(model, prompt_length, prompt_init="vocab", seed=None):
