@@ -16,7 +16,7 @@ import pytest
 import t5core
 from t5core.decoding import generate
 from t5core.decoding.text import encode_inputs, generate_text, pad_batch
-from t5core.errors import DataError, FlagError
+from t5core.errors import FlagError
 from t5core.serving import export_saved_model
 from t5core.tokenizer import ByteTokenizer, Tokenizer
 from conftest import FIXTURES, REFERENCE
@@ -145,7 +145,10 @@ def test_generate_script_writes_one_line_per_input_and_empty_lines_stay_empty(
     assert capsys.readouterr().out.split("\n") == [
         expected[1].replace("\n", "\\n"), "", expected[3].replace("\n", "\\n"), ""]
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    with pytest.raises(DataError, match="no input lines in stdin"):
-        script.main(flags[1:])
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        script.main(flags[1:] + ["--input_file", str(tmp_path / "missing.txt")])
+    # A user's mistake ends in an `error:` line and status 2, in this process too.
+    assert script.main(flags[1:]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == "error: no input lines in stdin"
+    assert script.main(flags[1:] + ["--input_file", str(tmp_path / "missing.txt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("error:") and "does not exist" in err[0]
