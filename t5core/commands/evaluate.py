@@ -61,7 +61,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
 def load_model(args, run):
     """The --checkpoint's model; a LoRA run's model_dir from before run.json is rebuilt from the
     --lora_* flags, restored and merged."""
-    if not args.lora_rank or run is not None and run.lora_rank:
+    if not args.lora_rank or (run is not None and run.lora_rank):
         if args.lora_rank:
             print(f"note: {args.checkpoint} records its LoRA settings; --lora_* ignored",
                   file=sys.stderr)
