@@ -295,7 +295,8 @@ def run_description(options: RunOptions, vocab: str):
                                     pooling=options.pooling, peft=options.peft,
                                     peft_top_n=options.peft_top_n if options.peft == "top_n"
                                     else 1, data=data,
-                                    data_files=fingerprints({k: data[k] for k in ("train_file", "eval_file")}))
+                                    data_files=fingerprints({"train_file": options.train_file,
+                                                             "eval_file": options.eval_file}))
 
 
 def initial_model(options: RunOptions, config, dtype, log=print):

@@ -294,16 +294,21 @@ class Trainer:
             sums = self.train_step(batch)
             step = self.step
             loss = float(sums["loss"])
-            skipped = 0 if math.isfinite(loss) else skipped + 1
-            if skipped and (not c.skip_nonfinite or skipped >= c.max_nonfinite_skips):
-                how = (f"was {loss} in {skipped} consecutive steps (--max_nonfinite_skips="
-                       f"{c.max_nonfinite_skips})" if c.skip_nonfinite else f"is {loss}")
-                raise NonFiniteLossError(
-                    f"Step {step}: the loss {how}. Training stopped; the last good checkpoint "
-                    f"({self.manager.latest_checkpoint or 'none yet'}) is intact. Lower the "
-                    "learning rate" + ("." if c.skip_nonfinite else
-                                       ", or pass --skip_nonfinite to skip such steps."))
-            if skipped:
+            if math.isfinite(loss):
+                skipped = 0
+            else:
+                skipped += 1
+                latest = self.manager.latest_checkpoint or "none yet"
+                if not c.skip_nonfinite:
+                    raise NonFiniteLossError(
+                        f"Step {step}: the loss is {loss}. Training stopped; the last good "
+                        f"checkpoint ({latest}) is intact. Lower the learning rate, or pass "
+                        "--skip_nonfinite to skip such steps.")
+                if skipped >= c.max_nonfinite_skips:
+                    raise NonFiniteLossError(
+                        f"Step {step}: the loss was {loss} in {skipped} consecutive steps "
+                        f"(--max_nonfinite_skips={c.max_nonfinite_skips}). Training stopped; the "
+                        f"last good checkpoint ({latest}) is intact. Lower the learning rate.")
                 self.log(f"Step {step}: non-finite loss, update skipped")
             window_steps += 1
             record = {"step": step, "loss": loss}
