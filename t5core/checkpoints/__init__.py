@@ -150,7 +150,7 @@ FORMAT_TABLE = (
                                      mesh_tf.adafactor_averaged_axes)),
 )
 FORMATS = tuple(row.name for row in FORMAT_TABLE)
-_BY_NAME = {row.name: row for row in FORMAT_TABLE}
+FORMAT_BY_NAME = {row.name: row for row in FORMAT_TABLE}
 
 
 def detect_format(path):
@@ -193,7 +193,7 @@ def detect_format(path):
 def open_checkpoint(path, use_torch=None):
     """(format, reader, rules, location) for the checkpoint at `path`, nothing read yet."""
     fmt, location = detect_format(path)
-    row = _BY_NAME[fmt]
+    row = FORMAT_BY_NAME[fmt]
     return fmt, row.open(location, use_torch=use_torch), row.rules(), location
 
 
@@ -219,9 +219,9 @@ def resolve_config(config, fmt=None, location=None, reader=None) -> T5Config:
     if config is not None:
         raise TypeError(f"config= must be a T5Config, dict, preset name or path, not "
                         f"{type(config).__name__}")
-    if fmt not in _BY_NAME:
+    if fmt not in FORMAT_BY_NAME:
         raise ValueError(f"unknown checkpoint format {fmt!r}")
-    return _BY_NAME[fmt].config(location, reader)
+    return FORMAT_BY_NAME[fmt].config(location, reader)
 
 
 def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=None,

@@ -8,7 +8,7 @@ import itertools
 
 import numpy as np
 
-from t5core.checkpoints import FORMAT_TABLE, open_checkpoint
+from t5core.checkpoints import FORMAT_BY_NAME, open_checkpoint
 from t5core.checkpoints.rules import plan_mapping
 from t5core.checkpoints.untrusted import listing
 from t5core.errors import CheckpointError, FlagError
@@ -168,7 +168,7 @@ def import_optimizer_state(path, model, optimizer) -> ImportedOptimizerState:
     if not optimizer.built:
         raise ValueError("build the optimizer on the model's trainable variables first")
     fmt_name, reader, rules, location = open_checkpoint(path)
-    fmt = next(row.adafactor for row in FORMAT_TABLE if row.name == fmt_name)
+    fmt = FORMAT_BY_NAME[fmt_name].adafactor
     if fmt is None:
         raise CheckpointError(
             f"{location}: a {fmt_name} checkpoint holds no Adafactor state t5core can import "
