@@ -74,8 +74,8 @@ def run_command(args) -> dict:
     # Text to encode needs a tokenizer (--vocab, or the checkpoint's: an error names it if there
     # is none); with token ids one only renders pieces, and a checkpoint without one is no error.
     tokenizer = None
-    if args.vocab or args.checkpoint and (args.input or args.target
-                                          or model_dir.find_tokenizer(args.checkpoint)):
+    if args.vocab or (args.checkpoint and (args.input or args.target
+                                           or model_dir.find_tokenizer(args.checkpoint))):
         tokenizer = load_tokenizer(args.vocab or args.checkpoint)
     examples = examples_from(tokenizer, args) if wants_row else None
     layers = parse_ids(args.png_layers, "--png_layers") if args.png_layers else None
