@@ -25,28 +25,24 @@ class T5EncoderClassifier(keras.Model):
     """A classifier on the T5 encoder: pooled encoder output -> Dense(num_classes) logits.
 
     `model(inputs)` maps the features dict (int32 "encoder_input_tokens" [B, L]) or the ids
-    [B, L] themselves to float32 logits [B, C]; packed rows are refused.
-
-    Given a T5Model or another T5EncoderClassifier, it *shares* that model's embedding and
-    encoder (no copy); given a config, it builds only those two. Variable paths and checkpoint
-    attributes match T5Model's (docs/architecture.md, Classifier).
+    themselves to float32 logits [B, C]; packed rows are refused. A given model's embedding and
+    encoder are *shared*, not copied; variable paths match T5Model's (docs/architecture.md,
+    Classifier).
 
     Args:
-      config_or_model: a T5Model or T5EncoderClassifier to share, or a T5Config / config dict
-        to build a fresh embedding and encoder from.
-      num_classes: C, the number of classes (an integer >= 2).
-      pooling: "mean" (default) averages the encoder output over non-pad tokens (id != 0);
-        "first" takes position 0.
-      dtype: Keras dtype policy of a model built from a config (see T5Model); a given model's
-        policy is kept.
-      name: the model's name (default: a given model's, else "t5", so variable paths match).
-      labels: the class names in id order (num_classes of them), if known; `predict_labels` and
-        a SavedModel of the classifier return them.
+      config_or_model: a T5Model or T5EncoderClassifier to share, or a T5Config / dict to build
+        a fresh embedding and encoder from.
+      num_classes: C, an integer >= 2.
+      pooling: "mean" (default) over non-pad tokens (id != 0), or "first" (position 0).
+      dtype: policy of a model built from a config (see T5Model); a given model's is kept.
+      name: default: a given model's, else "t5", so variable paths match.
+      labels: the class names in id order, if known; `predict_labels` and a SavedModel return
+        them.
       **kwargs: `keras.Model` arguments.
 
     Raises:
-      ValueError: num_classes not an integer >= 2, an unknown pooling, or labels whose count
-        is not num_classes.
+      ValueError: num_classes not an integer >= 2, an unknown pooling, or a label count other
+        than num_classes.
     """
 
     def __init__(self, config_or_model, num_classes, pooling="mean", dtype=None, name=None,
@@ -216,11 +212,8 @@ class T5EncoderClassifier(keras.Model):
 
 def classify_text(model, tokenizer, texts, *, batch_size=64, max_input_length=512,
                   truncate=False, source="input"):
-    """Yields (label, probability) of each text, in order: the classifier's most likely class.
-
-    Texts are encoded by `t5core.decoding.text.encode_inputs`; an empty one gets an empty label
-    with probability 0.
-    """
+    """Yields (label, probability) of each text's most likely class, in order; an empty text
+    gets an empty label with probability 0."""
     texts = list(texts)
     labels = model.label_names
     for start in range(0, len(texts), batch_size):

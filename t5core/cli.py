@@ -93,16 +93,14 @@ def run(main):
 
 
 def parse_flags(define_flags, argv, takes_arguments=True):
-    """Parses `argv` (arguments without the program name) into the flags that
-    `define_flags(flag_values)` defines; arguments that are not flags only `takes_arguments`.
+    """Parses `argv` (without the program name) into the flags `define_flags` defines, without
+    touching absl's global FLAGS.
 
     Returns:
-      (the parsed `absl.flags.FlagValues`, the arguments that are not flags). absl's global
-      FLAGS are not touched, so programs with flags of the same names can be called in turn.
+      (the parsed `absl.flags.FlagValues`, the non-flag arguments; only with `takes_arguments`).
 
     Raises:
-      SystemExit(2): a flag absl refuses (unknown, a bad value, a required one missing) or an
-        unexpected argument, after printing `error: ...` on stderr.
+      SystemExit(2): a flag absl refuses or an unexpected argument, after `error: ...` on stderr.
     """
     flag_values = flags.FlagValues()
     define_flags(flag_values)
@@ -129,12 +127,8 @@ STDOUT = "-"
 
 
 def mark_outputs(flag_values, files=(), folders=()) -> None:
-    """Declares which of a program's flags name a file or a folder it writes.
-
-    `command` prepares each before the program's work starts: the folders a path needs are
-    created, and a path that cannot be written (a file where a folder must be, a folder where
-    the file goes, no permission) is a FlagError naming the flag, not a failure after the work.
-    """
+    """Declares the flags naming a file or folder the program writes: `command` creates their
+    folders and refuses an unwritable path (FlagError naming the flag) before the work starts."""
     for kind, names in (("file", files), ("folder", folders)):
         for name in names:
             setattr(flag_values[name], _OUTPUT_KIND, kind)
@@ -177,16 +171,13 @@ def command(define_flags, body, argv=None, *, doc=None, takes_arguments=False):
 
     Args:
       define_flags: defines the program's flags in the `absl.flags.FlagValues` it is given.
-      body: does the work; gets the parsed flags (and with `takes_arguments`, the arguments that
-        are not flags); returns the exit status (None: 0).
-      argv: None to run as the program: absl parses sys.argv (--help, --helpfull, --helpxml and
-        --flagfile included), `body` runs, and the process exits through `run` (a user error:
-        one line, status 2). A list of arguments (without the program name) to run in this
-        process instead: see `parse_flags`; `body`'s return value is returned and its
-        exceptions propagate.
-      doc: the program's usage text for --help (its module docstring).
-      Output flags (`mark_outputs`) are prepared (`prepare_outputs`) before `body` runs.
-      takes_arguments: whether arguments that are not flags are allowed (else a usage error).
+      body: does the work (with `takes_arguments`, also gets the non-flag arguments); returns
+        the exit status (None: 0). Output flags (`mark_outputs`) are prepared before it runs.
+      argv: None: absl parses sys.argv and the process exits through `run` (a user error: one
+        line, status 2). A list (without the program name): see `parse_flags`; `body`'s return
+        value is returned and its exceptions propagate.
+      doc: the usage text for --help (the module docstring).
+      takes_arguments: whether non-flag arguments are allowed (else a usage error).
 
     Returns:
       With a list `argv`, what `body` returns. With None it does not return.
@@ -219,9 +210,8 @@ def command(define_flags, body, argv=None, *, doc=None, takes_arguments=False):
 
 
 def run_main(main):
-    """How an argparse program (benchmarks/*.py) starts: `main(argv)`'s return value is the exit
-    status, a user error one `error:` line (status 2), and --verbose (taken off argv) shows
-    tracebacks."""
+    """Starts an argparse program (benchmarks/*.py): `main(argv)` gives the exit status, a user
+    error one `error:` line (status 2); --verbose shows tracebacks."""
     argv = sys.argv[1:]
     if any(arg in VERBOSE_ARGS for arg in argv):
         os.environ[VERBOSE_ENV] = "1"

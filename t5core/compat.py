@@ -53,9 +53,8 @@ def uninitialized_variables() -> list:
 def variables_created_empty():
     """Keras variables created inside hold no value until one is given.
 
-    Yields a list that holds, on exit, the variables created inside (in creation order). Fill
-    each with `initialize_variable` or `initialize_from_initializer`, then hand them to
-    `forget_uninitialized`.
+    Yields the list of those variables (filled on exit, in creation order): fill each with
+    `initialize_variable` or `initialize_from_initializer`, then `forget_uninitialized` them.
     """
     known = {id(v) for v in uninitialized_variables()}
     created: list = []

@@ -76,30 +76,28 @@ _JSON_DEFAULTS_BY_TYPE = {
 class T5Config:
     """The hyper-parameters of one T5 model: frozen, keyword-only, checked on construction.
 
-    Field names and meanings are HF `config.json`'s (`T5Config.from_json`, `from_dict`,
-    `from_preset`); an unknown field is a TypeError naming every one, a value of the wrong type
-    or range a ConfigError naming the field.
+    Field names are HF `config.json`'s (`from_json`, `from_dict`, `from_preset`); an unknown
+    field is a TypeError, a bad type or range a ConfigError naming the field.
 
     Attributes:
       vocab_size: rows of the embedding (and of the untied lm_head).
       d_model: width of the residual stream.
-      d_kv: width of one attention head (d_model / num_heads need not equal it).
+      d_kv: width of one attention head (need not be d_model / num_heads).
       d_ff: inner width of the feed-forward block.
       num_heads: attention heads per layer.
       num_layers: encoder blocks.
-      num_decoder_layers: decoder blocks; None (default) means num_layers.
+      num_decoder_layers: decoder blocks; None means num_layers.
       feed_forward_proj: "relu" (T5 1.0), "gated-gelu" (T5 1.1, mT5, Flan-T5) or "gated-silu".
-      relative_attention_num_buckets, relative_attention_max_distance: the relative position
-        buckets: how many, and the distance beyond which all share the last (T5: 32 and 128).
-      dropout_rate: dropout in training, in [0, 1).
+      relative_attention_num_buckets, relative_attention_max_distance: how many position
+        buckets, and the distance beyond which all share the last (T5: 32 and 128).
+      dropout_rate: in [0, 1).
       layer_norm_epsilon: added to the mean square in each RMS norm (> 0).
-      tie_word_embeddings: True: the output projection is the embedding, scaled by
-        d_model ** -0.5 (T5 1.0); False: a separate lm_head (T5 1.1, mT5).
-      model_type: "t5", "mt5" or "umt5" (UMT5: each self-attention layer has its own position
-        table).
-      initializer_factor: scale of the random initialisers of a fresh model.
-      pad_token_id, eos_token_id, decoder_start_token_id: the special ids (defaults 0, 1 and 0:
-        every released T5 starts decoding from the pad id).
+      tie_word_embeddings: the output projection is the embedding scaled by d_model ** -0.5
+        (T5 1.0); False: a separate lm_head (T5 1.1, mT5).
+      model_type: "t5", "mt5" or "umt5" (a position table per self-attention layer).
+      initializer_factor: scale of a fresh model's random initialisers.
+      pad_token_id, eos_token_id, decoder_start_token_id: defaults 0, 1 and 0 (every released
+        T5 starts decoding from the pad id).
     """
 
     vocab_size: int = 32128

@@ -68,9 +68,8 @@ def check_bound(name: str, value, bound: Bound, error: type[Exception] = ValueEr
 
 def option(default: Any, help: str, choices: Sequence[str] | None = None,
            flag: bool = True, bound: Bound | None = None) -> Any:
-    """A `dataclasses.field` with a default (also its flag's) and the metadata its flag is made
-    from: `choices` of a str field make an enum flag; `flag=False` makes none; `bound` is the
-    range of a number field (None, when the field is optional, is allowed)."""
+    """A `dataclasses.field` whose metadata makes its flag: `choices` (a str field's enum),
+    `flag=False` (no flag), `bound` (a number's range; None allowed when optional)."""
     metadata = {"help": help, "flag": flag}
     if choices is not None:
         metadata["choices"] = tuple(choices)
@@ -80,10 +79,8 @@ def option(default: Any, help: str, choices: Sequence[str] | None = None,
 
 
 def field_problems(options) -> list[str]:
-    """One line per field of the dataclass instance `options` (fields made with `option`) whose
-    value breaks its metadata: not one of its `choices`, outside its `bound`, or a float beyond
-    float32's range (nested dataclasses are left to their own checks). E.g. ["--n must be >= 1
-    (got 0)"]; empty when every value is allowed."""
+    """One line per field of `options` breaking its `choices`, `bound` or float32's range, e.g.
+    ["--n must be >= 1 (got 0)"]; nested dataclasses check themselves."""
     found = []
     for field in dataclasses.fields(options):
         choices, bound = field.metadata.get("choices"), field.metadata.get("bound")
@@ -139,19 +136,16 @@ def define_flags(cls, flag_values: flags.FlagValues = flags.FLAGS,
 
     Args:
       cls: the dataclass.
-      flag_values: where the flags are defined (absl's global FLAGS by default).
-      module_name: the module --helpfull lists them under (the program's, typically); None:
-        this one.
-      unset: when given, only these fields get a flag, each defaulting to None (unset: the
-        program takes the value from elsewhere) instead of to its field's default, its help
-        ending with the note the field's name maps to.
+      flag_values: default: absl's global FLAGS.
+      module_name: the module --helpfull lists them under; None: this one.
+      unset: when given, only these fields get a flag, defaulting to None (the program takes
+        the value from elsewhere), its help noting the field it maps to.
 
     Returns:
       The names of the flags defined.
 
     Raises:
-      TypeError: a field of a type no flag can hold, or without help text or default. (Two fields
-        of one name, one of them nested: absl's DuplicateFlagError.)
+      TypeError: a field of a type no flag can hold, or without help or default.
     """
     names = []
     for field, kind in _flag_fields(cls):
@@ -179,9 +173,8 @@ def define_flags(cls, flag_values: flags.FlagValues = flags.FLAGS,
 
 
 def from_flags(cls, flag_values: flags.FlagValues = flags.FLAGS):
-    """An instance of the dataclass `cls` holding the parsed values of the flags `define_flags`
-    made for it; nested dataclasses are built the same way, fields without flags keep their
-    defaults."""
+    """An instance of `cls` from the flags `define_flags` made (nested dataclasses too); fields
+    without flags keep their defaults."""
     hints = typing.get_type_hints(cls)
     values = {}
     for field in dataclasses.fields(cls):

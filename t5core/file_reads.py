@@ -98,11 +98,9 @@ def _inside_roots(path, directory):
 
 def resolve_inside(directory, name, source, error=CheckpointError, unsafe=UnsafeCheckpointError,
                    what="file", kind="the checkpoint directory"):
-    """`directory/name` for a `name` read from the file `source`, refused (`unsafe`) unless it
-    stays inside `directory` once links are resolved.
-
-    `error` is raised for a name that is not a non-empty string (docs/architecture.md, Reads).
-    """
+    """`directory/name` for a `name` read from the file `source`; `unsafe` unless it stays inside
+    `directory` with links resolved, `error` unless a non-empty string (docs/architecture.md,
+    Reads)."""
     directory = os.fspath(directory)
     if not isinstance(name, str) or not name:
         raise error(f"{source}: {shown(name)} is not a {what} name")
@@ -128,9 +126,8 @@ def file_inside(directory, name, source):
 
 
 def user_file(directory, name):
-    """`directory/name` for a file t5core looks for by its fixed name (model.safetensors,
-    pytorch_model.bin, tf_model.h5) in a directory the user named: no name came from a file, so
-    a link there is the user's, and is followed wherever it points (a shared disk, a cache)."""
+    """`directory/name` for a fixed file name (model.safetensors, ...) in a directory the user
+    named: no name came from a file, so a link there is the user's and is followed."""
     path = os.path.join(os.fspath(directory), name)
     if not is_remote(directory) and os.path.isdir(os.path.realpath(path)):
         raise CheckpointError(f"{path} is a directory, not a checkpoint file")
@@ -143,10 +140,8 @@ def dir_inside(directory, name, source):
 
 
 def checkpoint_state_paths(directory):
-    """The checkpoint prefixes TensorFlow's `checkpoint` state file in `directory` names, each
-    refused unless inside `directory` (links resolved); [] when there is no state file. Call
-    this before `tf.train.CheckpointManager` or `latest_checkpoint` looks at the directory.
-    """
+    """The prefixes the `checkpoint` state file in `directory` names, each refused unless inside
+    `directory`; []: no state file. Call before `tf.train.CheckpointManager` looks there."""
     directory = os.fspath(directory)
     state_path = os.path.join(directory, "checkpoint")
     if not tf.io.gfile.exists(state_path):

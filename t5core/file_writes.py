@@ -50,10 +50,8 @@ def _refuse_link(path: str) -> None:
 
 @contextlib.contextmanager
 def atomic_writer(path: str, binary: bool = True):
-    """A file object for writing `path` whole: a temp file beside it, renamed over it on success.
-
-    On an exception `path` is left as it was. A link at `path` is refused (reported, not hidden).
-    """
+    """A file object writing `path` whole via a temp file renamed over it; on an exception `path`
+    is left as it was. A link at `path` is refused."""
     path = str(path)
     _refuse_link(path)
     folder = os.path.dirname(path) or "."
@@ -124,11 +122,8 @@ def open_lock_file(path: str) -> int:
 
 
 def open_user_file(path: str, inputs=()):
-    """Opens a file the user named for writing (text, truncated), following links.
-
-    Refuses with OutputExistsError when it is the same file as one of `inputs` (paths the
-    command reads), which opening it would destroy.
-    """
+    """Opens a file the user named for writing (text, truncated, links followed); the same file
+    as one of `inputs` is an OutputExistsError."""
     path = str(path)
     refuse_input_as_output(path, inputs)
     if is_remote(path):
@@ -184,9 +179,8 @@ def prepare_output_dir(directory: str, overwrite: bool, owned: tuple[str, ...],
                        flag: str = "--overwrite") -> list[str]:
     """Makes `directory` ready for a new output; returns the names it removed.
 
-    A non-empty folder is refused (OutputExistsError naming `flag`) unless `overwrite`; then the
-    entries matching the glob patterns `owned` (what that kind of output writes) are removed and
-    every other entry is kept.
+    A non-empty folder is an OutputExistsError naming `flag` unless `overwrite`: then entries
+    matching the globs `owned` are removed, every other kept.
     """
     directory = str(directory)
     if is_remote(directory):
@@ -211,10 +205,8 @@ def prepare_output_dir(directory: str, overwrite: bool, owned: tuple[str, ...],
 
 
 def replace_link(path: str, target: str) -> None:
-    """Points the symbolic link `path` at `target` atomically: a new link renamed over the old.
-
-    Anything at `path` that is not a link is refused, not replaced.
-    """
+    """Points the link `path` at `target` atomically (a new link renamed over it); anything but
+    a link at `path` is refused."""
     path = str(path)
     if os.path.lexists(path) and not os.path.islink(path):
         raise UnsafeWriteError(f"{path} exists and is not a link; t5core does not replace it")

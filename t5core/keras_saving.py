@@ -22,10 +22,10 @@ def load_keras_model(path, **kwargs):
     """`keras.models.load_model(path, **kwargs)` with t5core's classes registered first.
 
     Args:
-      path: a `.keras` file written by `model.save(path)`.
-      **kwargs: `keras.models.load_model`'s (compile, safe_mode, custom_objects, ...).
+      path: a `.keras` file.
+      **kwargs: `keras.models.load_model`'s.
 
     Returns:
-      The saved model (a T5Model, PromptTunedT5 or T5EncoderClassifier).
+      The saved T5Model, PromptTunedT5 or T5EncoderClassifier.
     """
     return keras.models.load_model(path, **kwargs)

@@ -20,11 +20,8 @@ except ImportError:  # not a POSIX system
 
 
 class DirectoryLock:
-    """An exclusive, non-blocking lock on `directory/name`.
-
-    error: the T5CoreError subclass raised when another process holds the lock.
-    hint: appended to that error's message (what the user can do instead).
-    """
+    """An exclusive, non-blocking lock on `directory/name`; `error` (a T5CoreError subclass) is
+    raised when another process holds it, its message ending with `hint`."""
 
     def __init__(self, directory: str, name: str, error: type[T5CoreError],
                  hint: str = "wait for it to finish"):
@@ -36,10 +33,8 @@ class DirectoryLock:
         self.skipped = ""  # why the directory could not be locked, if it could not
 
     def acquire(self) -> dict | None:
-        """Takes the lock; returns the record of a killed previous holder it took over, else None.
-
-        Raises `error` naming the holder's pid and host when another process holds the lock.
-        Where there are no file locks, returns None with `skipped` set.
+        """Takes the lock; returns a killed previous holder's record, else None (also, with
+        `skipped` set, where there are no file locks). Held elsewhere: `error` naming pid, host.
         """
         if self._fd is not None:  # held already
             return None

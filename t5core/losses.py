@@ -91,21 +91,20 @@ def cross_entropy_loss(logits, targets, weights=None, label_smoothing=0.0, z_los
     """Weighted token cross-entropy, normalised as `loss_normalization` says.
 
     Args:
-      logits: float [B, T, V] (any float dtype; computed in float32).
+      logits: float [B, T, V] (computed in float32).
       targets: int [B, T].
-      weights: float [B, T] loss weights; None means `targets > 0` (padding id 0).
-      label_smoothing: s in [0, 1).
+      weights: float [B, T]; None means `targets > 0`.
+      label_smoothing: in [0, 1).
       z_loss: coefficient >= 0 of logsumexp^2.
       loss_normalization: see the module docstring.
-      segment_ids: int [B, T] for packed rows; "sequences" then normalises per segment.
-      normalizer: overrides the normaliser (pass `global_normalizer(aux["normalizer"], ...)`
-        under tf.distribute); "sequences" still re-weights tokens within each sequence.
+      segment_ids: int [B, T] of packed rows; "sequences" then normalises per segment.
+      normalizer: overrides the normaliser (under tf.distribute, `global_normalizer(...)`);
+        "sequences" still re-weights tokens within each sequence.
 
     Returns:
-      (loss, aux): loss = loss_sum / normalizer (0 when the normaliser is 0). aux holds float32
-      scalars: loss_sum (weighted sum incl. z-loss), normalizer, z_loss_sum, z_loss
-      (= z_loss_sum / normalizer), cross_entropy_sum (loss_sum - z_loss_sum), num_tokens (sum of
-      the given weights), correct (weighted count of argmax == target), accuracy.
+      (loss, aux): loss = loss_sum / normalizer (0 when that is 0); aux's float32 scalars:
+      loss_sum (incl. z-loss), normalizer, z_loss_sum, z_loss, cross_entropy_sum, num_tokens
+      (sum of weights), correct (weighted argmax == target), accuracy.
     """
     logits = tf.convert_to_tensor(logits)
     targets = tf.convert_to_tensor(targets)
@@ -161,12 +160,8 @@ def cross_entropy_loss(logits, targets, weights=None, label_smoothing=0.0, z_los
 
 
 def global_normalizer(local_normalizer, loss_normalization):
-    """The normaliser of the whole (global) batch, inside a `strategy.run` replica function.
-
-    Token and sequence counts are summed over replicas (and, when `local_normalizer` is a sum over
-    micro-batches, over those too); a constant describes the whole batch already and is returned
-    as it is (1 for "none"), whatever was summed. Outside any strategy counts are unchanged.
-    """
+    """The whole batch's normaliser, inside a `strategy.run` replica function: counts are summed
+    over replicas (and micro-batches); a constant is returned as it is (1 for "none")."""
     constant = parse_loss_normalization(loss_normalization)[1]
     if constant is not None:
         return tf.constant(constant, tf.float32)

@@ -37,18 +37,17 @@ class T5Model(keras.Model):
     """An encoder-decoder T5 of any public variant, built (weights allocated) at construction.
 
     `model(features)` maps int32 `encoder_input_tokens [B, L]` and `decoder_input_tokens [B, T]`
-    (plus optional segment ids and positions for packed rows) to float32 logits `[B, T, V]`.
-    Weights are randomly initialised; `t5core.load_pretrained` fills them from a checkpoint.
+    (plus segment ids and positions for packed rows) to float32 logits `[B, T, V]`. Weights are
+    random; `t5core.load_pretrained` fills them.
 
     Args:
       config: a T5Config, or a dict of its fields.
-      dtype: a Keras dtype policy: "float32" (default), "mixed_bfloat16" (bf16 compute on
-        float32 weights, for training) or "bfloat16" (weights stored in bf16 too: half the
-        memory, for inference); norms, softmax, the position bias and the logits stay float32
-        under both.
-      name: the model's name, the first part of every variable path ("t5/...").
-      remat: True rematerialises every block in training (less memory, about a third more
-        compute; needs dropout_rate 0).
+      dtype: "float32" (default), "mixed_bfloat16" (bf16 compute, float32 weights: training) or
+        "bfloat16" (bf16 weights: half the memory, inference); norms, softmax, the position bias
+        and the logits stay float32.
+      name: the first part of every variable path ("t5/...").
+      remat: rematerialise every block in training (less memory, about a third more compute;
+        needs dropout_rate 0).
       **kwargs: `keras.Model` arguments.
     """
 
@@ -122,13 +121,10 @@ class T5Model(keras.Model):
     # -- the whole model -----------------------------------------------------------------------
     def forward(self, features, training=False, output_hidden_states=False,
                 output_attentions=False):
-        """Everything a study of the model wants, as a dict.
-
-        Keys: "logits"; "encoder_output"; with output_hidden_states, "encoder_hidden_states" and
-        "decoder_hidden_states" (the embedding output, then each block's output, before the final
+        """A dict: "logits", "encoder_output"; with output_hidden_states, "encoder_hidden_states"
+        and "decoder_hidden_states" (embedding output, then each block's, before the final
         norm); with output_attentions, "encoder_attentions", "decoder_self_attentions",
-        "cross_attentions" (lists, one float32 [B, N, Q, K] per block).
-        """
+        "cross_attentions" (one float32 [B, N, Q, K] per block)."""
         check_features(features)
         get = features.get
         flags = dict(output_hidden_states=output_hidden_states,
@@ -178,11 +174,9 @@ class T5Model(keras.Model):
 
     # -- int8 serving ----------------------------------------------------------------------------
     def quantize(self, mode=None, config=None, **kwargs):
-        """Quantizes every projection and the shared embedding in place (Keras' int8).
-
-        Norms, the position bias and softmax stay float32 (see `t5core.quantization`); LoRA
-        updates must be merged first. `config`: as `keras.Model.quantize`.
-        """
+        """Quantizes every projection and the shared embedding in place (Keras' int8); norms,
+        the position bias and softmax stay float32. Merge LoRA first. `config`: as
+        `keras.Model.quantize`."""
         quantization.quantize(self, mode, config=config, **kwargs)
 
     # -- introspection ---------------------------------------------------------------------------

@@ -66,12 +66,8 @@ METRIC_MODES = ("auto", "min", "max")
 
 
 def lower_is_better(metric: str, mode: str = "auto") -> bool:
-    """Whether a smaller value of `metric` is an improvement.
-
-    mode (one of METRIC_MODES, checked as --best_metric_mode's choices) "min" or "max" decides;
-    "auto" treats every metric named like a loss (eval_loss, loss, z_loss) as improving downwards
-    and every other metric (accuracy, bleu, f1, ...) upwards.
-    """
+    """Whether a smaller `metric` is better: "min"/"max" decide; "auto" treats loss-named
+    metrics (eval_loss, loss, z_loss) as improving downwards, every other upwards."""
     if mode != "auto":
         return mode == "min"
     return "loss" in metric
@@ -79,12 +75,9 @@ def lower_is_better(metric: str, mode: str = "auto") -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class RunDescription:
-    """What, besides the model config, a consumer needs to rebuild and use a run's model.
-
-    Written by the trainer as `run.json` beside `config.json`; read by `load_pretrained`, the
-    trainer (`--init_checkpoint`, `--model`, a resume) and every script, so no flag of the run
-    has to be typed again.
-    """
+    """What, besides the config, rebuilds and uses a run's model: `run.json` beside
+    `config.json`, read by `load_pretrained`, the trainer and every script, so no run flag is
+    typed again."""
     model_class: str = "T5Model"  # T5Model, T5EncoderClassifier or PromptTunedT5
     # A file name inside the model_dir (spiece.model, tokenizer.json), "byte", or "" (not known).
     tokenizer: str = "byte"
@@ -172,11 +165,8 @@ def _exists(location: str) -> bool:
 
 
 def root(location: str) -> str:
-    """The model directory that `location` belongs to.
-
-    `location` may be the model directory itself, its `best/`, a checkpoint prefix inside either
-    (`runs/x/ckpt-40`, `runs/x/best/ckpt-20`) or such a prefix's `.index` file.
-    """
+    """The model directory of `location`: the directory, its `best/`, a `ckpt-N` prefix inside
+    either, or such a prefix's `.index` file."""
     directory = os.path.normpath(os.fspath(location))
     if not tf.io.gfile.isdir(directory):
         directory = os.path.dirname(directory)
@@ -218,11 +208,10 @@ def read_config(model_dir: str):
 
 
 def find_tokenizer(location: str) -> str | None:
-    """The tokenizer that goes with a checkpoint: a vocabulary file path, "byte", or None.
+    """The tokenizer of a checkpoint: a vocabulary path, "byte", or None.
 
-    A t5core model directory names its own (run.json's `tokenizer`: a copied file, or "byte").
-    Any other directory (an HF snapshot, a converted checkpoint), or the directory of a
-    checkpoint file or prefix, is searched for `spiece.model`, then `tokenizer.json`.
+    A model directory names its own (run.json's `tokenizer`); any other directory is searched
+    for `spiece.model`, then `tokenizer.json`.
     """
     location = os.fspath(location)
     if not _exists(location):
@@ -260,12 +249,8 @@ def tokenizer_file_name(vocab: str) -> str:
 
 
 def copy_tokenizer(model_dir: str, vocab: str, replace: bool = False) -> str:
-    """Copies the vocabulary file `vocab` into `model_dir`; returns run.json's `tokenizer` value.
-
-    "byte" stays "byte" (the byte-level vocabulary needs no file) and "" (not known) stays "". A
-    model directory that already holds a different file of that name belongs to another run:
-    ModelDirError, unless `replace` (a model_dir without checkpoints, which binds it to nothing).
-    """
+    """Copies `vocab` into `model_dir`; returns run.json's `tokenizer` value ("byte" and ""
+    stay). A different file of that name there is a ModelDirError unless `replace`."""
     if vocab in ("", "byte"):
         return vocab
     name = tokenizer_file_name(vocab)
@@ -284,12 +269,8 @@ def copy_tokenizer(model_dir: str, vocab: str, replace: bool = False) -> str:
 
 
 def check_checkpoint_state(directory: str) -> None:
-    """Refuses a TensorFlow `checkpoint` state file that names a checkpoint t5core did not write.
-
-    The state file is untrusted: TensorFlow's CheckpointManager resumes from the checkpoints it
-    names and, pruning, deletes them. `file_reads.checkpoint_state_paths` keeps each inside
-    `directory`; here each must also be a `ckpt-N` prefix, so pruning deletes only the trainer's
-    own files.
+    """Refuses a `checkpoint` state file naming anything but `ckpt-N` prefixes inside
+    `directory`: TensorFlow's CheckpointManager resumes from and prunes (deletes) what it names.
     """
     for prefix in file_reads.checkpoint_state_paths(directory):
         if not re.fullmatch(re.escape(CHECKPOINT_PREFIX) + r"-\d+", os.path.basename(prefix)):
@@ -301,23 +282,16 @@ def check_checkpoint_state(directory: str) -> None:
 
 
 def checkpoint_manager(checkpoint, directory: str, max_to_keep: int):
-    """A CheckpointManager of `directory`, once its `checkpoint` state file is checked.
-
-    TensorFlow's manager resumes from and prunes (deletes) the checkpoints the state file names,
-    wherever they are; `check_checkpoint_state` refuses a state file that names any but the
-    trainer's own, so pruning deletes only those.
-    """
+    """A CheckpointManager of `directory`, after `check_checkpoint_state`, so pruning deletes
+    only the trainer's own checkpoints."""
     check_checkpoint_state(directory)
     return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep,
                                       checkpoint_name=CHECKPOINT_PREFIX)
 
 
 def remove_orphaned_temp_dirs(directory: str) -> list[str]:
-    """Deletes the `ckpt-N_temp` directories of killed saves in `directory` and its `best/`.
-
-    Call it only while no save can be running there (the trainer holds the model_dir lock).
-    Nothing but directories of exactly that name is touched. Returns the paths removed.
-    """
+    """Deletes the `ckpt-N_temp` directories of killed saves in `directory` and its `best/`;
+    returns the paths removed. Call it only under the model_dir lock."""
     removed = []
     for folder in (directory, path(directory, BEST)):
         if not tf.io.gfile.isdir(folder):
@@ -350,11 +324,10 @@ def holds_checkpoints(model_dir: str) -> bool:
 
 
 def bind(model_dir: str, config, run: RunDescription) -> None:
-    """Refuses a model_dir whose checkpoints belong to another model; else writes `config.json`,
-    `run.json` (`run`, which names the model's structure) and a copy of the vocabulary there.
+    """Writes `config.json`, `run.json` and the vocabulary into `model_dir`.
 
     Raises:
-      ModelDirError: the saved config, structure or vocabulary differs from these.
+      ModelDirError: its checkpoints belong to another config, structure or vocabulary.
     """
     # Only checkpoints bind a model_dir to a model: a run that ended before its first one (a
     # crash, a mistake in its flags) leaves config.json and run.json that a retry replaces.
@@ -392,13 +365,13 @@ def bind(model_dir: str, config, run: RunDescription) -> None:
 
 
 class RunDirectory:
-    """A model_dir a trainer writes (see `open_run`). Only the chief writes it; every worker acts
-    on what the chief found there, instead of waiting in a collective for a chief that gave up.
+    """A model_dir a trainer writes (see `open_run`). Only the chief writes; workers act on what
+    it found instead of waiting in a collective for a chief that gave up.
 
     Attributes:
       directory: where this worker's checkpoints go (a non-chief worker's are discarded).
       train_log: the path of `train_log.jsonl`.
-      lock: the `DirectoryLock` of `LOCK`, held by the chief while it trains.
+      lock: the chief's `DirectoryLock` of `LOCK`.
     """
 
     def __init__(self, model_dir: str, strategy, log=print):
@@ -438,8 +411,8 @@ class RunDirectory:
                             "message names the holder)")
 
     def bind(self, config, run: RunDescription, checkpoint, best_checkpoint, keep: int):
-        """`bind` on the chief, then every worker opens its `checkpoint_manager`s; all stop if
-        one refuses.
+        """`bind` on the chief, then every worker's `checkpoint_manager`s; all stop if one
+        refuses.
 
         Returns:
           (the manager of `checkpoint`, keeping `keep`; that of `best_checkpoint` in best/).
@@ -456,8 +429,8 @@ class RunDirectory:
 
 
 def open_run(model_dir: str, strategy, log=print) -> RunDirectory:
-    """Opens `model_dir` for a trainer on `strategy`: takes its lock, removes the temporary
-    folders of killed checkpoint saves and repairs a torn last line of its train log.
+    """Opens `model_dir` for a trainer: locks it, removes killed saves' temp folders, repairs a
+    torn last train-log line.
 
     Returns:
       The `RunDirectory`; `bind` it once the model is built.

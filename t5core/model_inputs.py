@@ -25,11 +25,8 @@ def model_features(features: dict) -> dict:
 
 
 def check_features(features) -> None:
-    """Names the unknown or missing keys of a model's feature dict (targets are tolerated).
-
-    Raises:
-      ValueError: a key is neither a model feature nor a target, or a token feature is missing.
-    """
+    """Raises ValueError for a key that is neither a model feature nor a target, or a missing
+    token feature."""
     unknown = sorted(set(features) - set(MODEL_FEATURES) - set(TARGET_FEATURES))
     if unknown:
         raise ValueError(f"Unknown model feature(s) {unknown}; expected {MODEL_FEATURES}")
@@ -39,17 +36,15 @@ def check_features(features) -> None:
 
 
 def shift_right(targets, start_id: int, segment_ids=None, positions=None) -> tf.Tensor:
-    """Teacher forcing's decoder inputs: `targets [..., T]` shifted right by one after `start_id`.
+    """Teacher forcing's decoder inputs: `targets [..., T]` shifted right after `start_id`.
 
-    `start_id` is the model config's `decoder_start_token_id` (0 for every released T5). With
-    `segment_ids` and `positions` (packed rows), each example restarts with `start_id` where its
-    position is 0, and padding (segment 0) is 0. This is SeqIO's `make_autoregressive_inputs`, so
-    an unpacked row's last target also lands on the first padding position, which no loss weight
-    or real position reads.
+    Packed rows restart each example with `start_id` where its position is 0; padding (segment
+    0) is 0. As SeqIO's `make_autoregressive_inputs`, an unpacked row's last target lands on the
+    first padding position, which nothing reads.
 
     Args:
-      targets: int token ids [..., T], a tensor or an array (graph mode and tf.data included).
-      start_id: the id the decoder starts from.
+      targets: int ids [..., T], a tensor or an array (graph mode and tf.data included).
+      start_id: the config's `decoder_start_token_id`.
       segment_ids, positions: int [..., T] of packed rows, or both None.
 
     Returns:
@@ -65,15 +60,12 @@ def shift_right(targets, start_id: int, segment_ids=None, positions=None) -> tf.
 
 
 def check_token_ids(tokens, vocab_size: int, name: str) -> None:
-    """Refuses ids outside [0, vocab_size), naming `name` and the range found.
-
-    An id outside the embedding table would be read as zeros on GPU and fail obscurely on CPU,
-    so every entry point checks what it is given. Symbolic tensors (inside a tf.function) are not
-    checked: their values are unknown until run.
+    """Refuses ids outside [0, vocab_size): GPUs read them as zeros, CPUs fail obscurely.
+    Symbolic tensors are not checked.
 
     Args:
-      tokens: int ids of any shape: an eager tensor, an array or nested lists.
-      vocab_size: the model config's vocab_size.
+      tokens: int ids: an eager tensor, an array or nested lists.
+      vocab_size: the config's vocab_size.
       name: what the ids are, for the message ("encoder_input_tokens", "example 3").
 
     Raises:

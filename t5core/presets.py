@@ -45,11 +45,10 @@ _FAMILIES = {
 
 
 def preset_names() -> list[str]:
-    """The names `T5Config.from_preset` knows, one per public checkpoint size.
+    """The names `T5Config.from_preset` knows.
 
     Returns:
-      The names in family order ("t5-small", ..., "t5-v1_1-xxl", "flan-t5-small", ...,
-      "mt5-...", "umt5-...", "byt5-xxl"), smallest size first within a family.
+      The names by family ("t5-small", ..., "flan-t5-small", ..., "byt5-xxl"), smallest first.
     """
     return [prefix + size for prefix, fam in _FAMILIES.items() for size in fam[5]]
 
@@ -69,13 +68,12 @@ def preset_fields(name: str) -> dict:
 
 
 def count_parameters(config) -> int:
-    """Parameters of a T5Config's model, computed from shapes without building it.
+    """Parameters of a T5Config's model, from shapes, nothing built.
 
     Args:
-      config: a T5Config (e.g. `T5Config.from_preset("t5-base")`).
+      config: e.g. `T5Config.from_preset("t5-base")`.
 
     Returns:
-      The number of scalars in a `T5Model(config)`'s variables: embedding, untied lm_head,
-      every block, the position-bias tables and the final norms.
+      The number of scalars in a `T5Model(config)`'s variables.
     """
     return sum(math.prod(shape) for shape in parameter_shapes(config).values())

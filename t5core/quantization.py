@@ -59,16 +59,16 @@ def check_float(model, what):
 
 
 def quantize(model, mode="int8", config=None, **kwargs):
-    """Quantizes the weights of a t5core model in place, the layers `quantizable` picks.
+    """Quantizes a t5core model's weights in place, the layers `quantizable` picks.
 
     Args:
       model: a T5Model, PromptTunedT5 or T5EncoderClassifier, LoRA merged.
-      mode: "int8", the one mode t5core serves (see MODES).
+      mode: "int8", the one mode t5core serves.
       config: None, or a `keras.quantizers.Int8QuantizationConfig`.
-      **kwargs: `keras.Model.quantize`'s other arguments.
+      **kwargs: `keras.Model.quantize`'s.
 
     Returns:
-      The same model, quantized.
+      The same model.
 
     Raises:
       FlagError: a mode other than "int8".
@@ -108,9 +108,8 @@ class _Unread(keras.quantizers.Quantizer):
 
 
 def quantize_structure(model, mode="int8"):
-    """Turns the layers `quantize` picks into int8 layers without reading their float weights
-    (Keras' own `quantize`, given a weight quantizer that reads nothing), for a model about to be
-    filled through `assignable_weights`.
+    """Turns the layers `quantize` picks into int8 layers without reading their float weights,
+    for a model about to be filled through `assignable_weights`.
 
     Args:
       model: a freshly built t5core model, LoRA merged or absent.
@@ -133,9 +132,8 @@ def quantize_structure(model, mode="int8"):
 
 
 class _QuantizingTarget:
-    """An int8 layer's float weight as `assign_from_reader` sees it: `assign` quantizes as
-    `model.quantize` does (Keras' default weight quantizer), a block of channels at a time, and
-    keeps only a digest of the float value, for `holds`."""
+    """An int8 layer's float weight for `assign_from_reader`: `assign` quantizes as
+    `model.quantize` does, a block of channels at a time, keeping a digest for `holds`."""
 
     def __init__(self, values, scale, axis, dtype):
         self.values, self.scale, self.axis, self.dtype = values, scale, axis, dtype
@@ -172,11 +170,8 @@ def _digest(array):
 
 
 def assignable_weights(model) -> dict:
-    """`model.variables_by_name()`, with each int8 layer's values and scale as one float target.
-
-    The target has the float weight's name, shape and dtype; assigning a float tensor to it
-    quantizes it into the layer, bit for bit as `model.quantize` after a float load would.
-    """
+    """`model.variables_by_name()`, each int8 layer's values and scale as one float target that
+    quantizes what is assigned, bit for bit as `model.quantize` after a float load."""
     weights = model.variables_by_name()
     name_of = {id(v): name for name, v in weights.items()}
     for layer in compat.all_layers(model):

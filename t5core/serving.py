@@ -115,21 +115,18 @@ class ClassifierServer(_TextRequests):
 
 
 def export_saved_model(model, tokenizer, export_dir, **server_kwargs):
-    """Writes the SavedModel (reload it with `load`); returns export_dir.
+    """Writes the SavedModel (reload it with `load`).
 
-    Its "serving_default" signature returns {"outputs", "scores", "truncated"} (a classifier:
-    {"labels", "probabilities", "truncated"}).
+    Its "serving_default" returns {"outputs", "scores", "truncated"} (a classifier: {"labels",
+    "probabilities", "truncated"}).
 
     Args:
-      model: a T5Model or PromptTunedT5 (decodes strings), or a T5EncoderClassifier (labels
-        them).
-      tokenizer: the model's `Tokenizer` or `ByteTokenizer`; its in-graph form goes into the
-        SavedModel.
-      export_dir: a new or empty directory; local or remote (`gs://...`).
-      **server_kwargs: `Server`'s (decoding settings, fixed at export: max_input_length,
+      model: a T5Model or PromptTunedT5 (decodes), or a T5EncoderClassifier (labels).
+      tokenizer: a `Tokenizer` or `ByteTokenizer`; its in-graph form goes in the SavedModel.
+      export_dir: a new or empty directory, local or `gs://...`.
+      **server_kwargs: `Server`'s decoding settings, fixed at export (max_input_length,
         max_new_tokens, method, num_beams, alpha, temperature, top_k, top_p, seed,
-        decoder_prompt, jit_compile, beam_semantics), or for a classifier `ClassifierServer`'s
-        (max_input_length).
+        decoder_prompt, jit_compile, beam_semantics); a classifier: `ClassifierServer`'s.
 
     Returns:
       export_dir.

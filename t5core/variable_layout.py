@@ -14,10 +14,8 @@ _ATTENTION_PARTS = ("q", "k", "v", "o")
 
 
 def parameter_shapes(config) -> dict[str, tuple[int, ...]]:
-    """Every variable's model-relative name and shape, from a T5Config (nothing allocated).
-
-    Same names, in the same order, as `T5Model(config).variables_by_name()`.
-    """
+    """Every variable's model-relative name and shape from a T5Config, in
+    `T5Model(config).variables_by_name()`'s order; nothing allocated."""
     c = config
     d, inner, ff = c.d_model, c.inner_dim, c.d_ff
     shapes: dict[str, tuple[int, ...]] = {"shared/embeddings": (c.vocab_size, d)}

@@ -24,14 +24,11 @@ def default_jit_compile(rows: int | None = None, quantized: bool = False) -> boo
     """Whether to XLA-compile by default on this machine.
 
     Args:
-      rows: the rows of a decoding search (batch x beams), or None for training and evaluation
-        steps.
-      quantized: the model's weights are int8 (`T5Model.quantize`): TF's graph-mode int8 matmul
-        has no fast CPU kernel, XLA's does (BUILD_NOTES, int8 serving), so XLA at any size.
+      rows: a decoding search's rows (batch x beams); None for training and evaluation.
+      quantized: int8 weights: TF's graph-mode int8 matmul has no fast CPU kernel, XLA's does.
 
     Returns:
-      True on GPU and TPU, and for a quantized model; on CPU, True only for a search of at most
-      CPU_XLA_MAX_ROWS rows.
+      True on GPU and TPU and for int8; on CPU, only for at most CPU_XLA_MAX_ROWS rows.
     """
     if has_accelerator() or quantized:
         return True
