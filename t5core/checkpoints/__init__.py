@@ -40,13 +40,13 @@ class CheckpointFormat:
     """One row of FORMAT_TABLE: how a checkpoint format is found, opened and configured.
 
     Attributes:
-      name: the format's name, as `detect_format` returns it.
-      detect: `detect(path, names)` -> the location its reader opens, or None when `path` is
-        not of this format; `names` is the listing of a directory, None for a file or prefix.
+      name: as `detect_format` returns it.
+      detect: `detect(path, names)` -> the location its reader opens, or None; `names` lists a
+        directory, None for a file or prefix.
       open: `open(location, use_torch)` -> a `CheckpointReader`.
-      rules: `rules()` -> the strict rule table from its tensor names to t5core's variables.
+      rules: `rules()` -> the strict rules from its tensor names to t5core's variables.
       config: `config(location, reader)` -> the T5Config stored beside the checkpoint.
-      adafactor: where a run's Adafactor state lies, for formats that keep it, else None.
+      adafactor: where a run's Adafactor state lies, or None.
     """
 
     name: str
@@ -154,17 +154,15 @@ FORMAT_BY_NAME = {row.name: row for row in FORMAT_TABLE}
 
 
 def detect_format(path):
-    """(format, location) of the checkpoint at `path`; location is a file, directory or prefix.
+    """(format, location) of the checkpoint at `path`.
 
     Args:
-      path: a checkpoint file, a directory holding one (HF snapshot, TF or T5X checkpoint
-        directory, training run), or a TF checkpoint prefix (with or without ".index"); local
-        or remote (`gs://...`).
+      path: a checkpoint file, a directory holding one (HF snapshot, TF or T5X checkpoint,
+        training run), or a TF prefix (with or without ".index"); local or `gs://...`.
 
     Returns:
-      (format, location): format is one of FORMATS ("hf-safetensors", "hf-bin", "hf-h5",
-      "mesh-tf", "t5x", "tf"); location is what that format's reader opens: the directory of
-      an HF snapshot, the h5 or T5X file, or the TF checkpoint prefix.
+      (format, location): format is one of FORMATS; location is what its reader opens (an HF
+      snapshot's directory, the h5 or T5X file, the TF prefix).
 
     Raises:
       FileNotFoundError: nothing at `path`, or a directory holding no checkpoint t5core
@@ -228,50 +226,39 @@ def load_pretrained(path, config=None, dtype=None, *, progress=None, use_torch=N
                     merge_lora=True, allow_nonfinite=False, quantize=None):
     """A built model filled from the checkpoint at `path`; raises without a half-loaded model.
 
-    Usually a T5Model. A t5core training run (its model_dir, its `best/`, or a checkpoint in
-    either) is rebuilt as its `run.json` describes it:
-      * a LoRA run: a T5Model with the LoRA updates merged into the kernels (merge_lora=False
-        keeps the LoRA layers, with only them trainable, as in training);
-      * a prompt-tuned run: a `PromptTunedT5` holding its soft prompt;
-      * a classifier-head run (`--head=classifier`): a `T5EncoderClassifier` whose `labels`
-        are the run's.
-    Every variable of the returned model is trainable (apart from kept LoRA layers' bases);
-    `t5core.apply_peft` chooses what trains next.
+    A t5core training run (its model_dir, `best/`, or a checkpoint in either) is rebuilt as its
+    `run.json` says: a LoRA run as a T5Model with the updates merged (merge_lora=False keeps the
+    LoRA layers, only they trainable); a prompt-tuned run as a `PromptTunedT5`; a
+    `--head=classifier` run as a `T5EncoderClassifier` with the run's `labels`. Otherwise every
+    variable is trainable; `t5core.apply_peft` chooses what trains next.
 
     Args:
-      path: the checkpoint: an HF directory or file (safetensors, pytorch_model.bin,
-        tf_model.h5), a Mesh-TF or T5X checkpoint, or a t5core training run (see
-        `detect_format`); local or remote (`gs://...`).
-      config: None (default) reads the config beside the checkpoint (config.json, the run's
-        own, a Mesh-TF operative_config.gin or a T5X config.gin); else a T5Config, a dict of
-        its fields, a preset name, a config.json path (or its directory), or gin path(s).
-      dtype: the Keras dtype policy of the model ("float32" default, "mixed_bfloat16",
-        "bfloat16"; see T5Model).
-      progress: None, or `progress(nbytes_done_now, nbytes_total, tensor_name)`, called after
-        each tensor.
-      use_torch: for pytorch_model.bin, force (True) or avoid (False) torch.load; None
-        (default): use torch when it is installed, else t5core's restricted reader.
-      merge_lora: for a LoRA run, True (default) merges the updates into the kernels; False
-        keeps the LoRA layers.
-      allow_nonfinite: load tensors holding NaN or Inf (with a warning listing them) instead of
-        raising a CheckpointError that lists them.
-      quantize: None (default) keeps the weights as loaded; "int8" quantizes every projection
-        and the shared embedding (tied output projection included) for serving, each tensor as
-        it is read, so the float32 model is never held (a LoRA run is merged first; see
-        `t5core.quantization`). The model can then no longer be trained or exported to a
-        checkpoint.
+      path: an HF directory or file (safetensors, pytorch_model.bin, tf_model.h5), a Mesh-TF or
+        T5X checkpoint, or a training run (see `detect_format`); local or `gs://...`.
+      config: None reads the config beside the checkpoint (config.json, the run's, a Mesh-TF
+        operative_config.gin, a T5X config.gin); else a T5Config, a dict, a preset name, a
+        config.json path (or its directory), or gin path(s).
+      dtype: the Keras dtype policy (see T5Model).
+      progress: None, or `progress(nbytes_done_now, nbytes_total, tensor_name)` after each
+        tensor.
+      use_torch: for pytorch_model.bin, force (True) or avoid (False) torch.load; None: torch
+        when installed, else t5core's restricted reader.
+      merge_lora: for a LoRA run, merge the updates into the kernels (default) or keep the layers.
+      allow_nonfinite: load NaN or Inf with a warning listing them, instead of a CheckpointError.
+      quantize: "int8" quantizes every projection and the shared embedding for serving as each
+        tensor is read, so the float32 model is never held (see `t5core.quantization`); the
+        model can then no longer be trained or exported. None keeps the loaded weights.
 
     Returns:
-      The built model (T5Model, PromptTunedT5 or T5EncoderClassifier) holding the checkpoint's
-      weights.
+      The built T5Model, PromptTunedT5 or T5EncoderClassifier.
 
     Raises:
       FileNotFoundError: no checkpoint at `path`, or no config beside it and none given.
-      CheckpointMismatchError: tensors missing, unexpected or of the wrong shape for the config
-        (the message lists every offender).
+      CheckpointMismatchError: tensors missing, unexpected or misshapen for the config (all
+        listed).
       UnsafeCheckpointError: a pytorch_model.bin whose pickle asks to run code.
       CheckpointError: a file t5core cannot read, or NaN / Inf without allow_nonfinite.
-      ConfigError: a config.json whose fields are of the wrong type or range.
+      ConfigError: a config.json field of the wrong type or range.
     """
     if quantize is not None:
         quantization.check_mode(quantize, "load_pretrained(quantize=...)")

@@ -36,30 +36,26 @@ def _parse_size(size):
 
 
 def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None, vocab=None):
-    """Writes `directory/config.json` and the weights as HF safetensors; returns the file list.
-
-    transformers' `T5ForConditionalGeneration.from_pretrained(directory)` (or MT5 / UMT5 by
-    the config's model_type) reads the result as the same model.
+    """Writes `directory/config.json` and the weights as HF safetensors, which transformers'
+    `T5ForConditionalGeneration` (MT5 / UMT5 by model_type) reads as the same model.
 
     Args:
-      model: a T5Model (a LoRA model must be merged first, see `merge_lora`).
-      directory: where to write, created if missing; local or remote (`gs://...`).
-      dtype: "float32" (default: the variables' own), "bfloat16" or "float16" on disk.
-      max_shard_size: the most bytes per safetensors file, as an int or a string such as "5GB"
-        or "500MiB"; None writes one file. Several shards come with
-        model.safetensors.index.json, as HF writes them.
-      progress: None, or `progress(nbytes_done_now, nbytes_total, name)`, called after each
-        tensor.
-      vocab: the model's vocabulary (spiece.model, tokenizer.json or "byte"): its files for
-        `transformers.AutoTokenizer` are written too (`export_hf_tokenizer`); None: none.
+      model: a T5Model (LoRA merged first, see `merge_lora`).
+      directory: created if missing; local or `gs://...`.
+      dtype: on disk: "float32" (default), "bfloat16" or "float16".
+      max_shard_size: the most bytes per file, an int or a string ("5GB", "500MiB"); None: one
+        file. Shards come with model.safetensors.index.json, as HF writes them.
+      progress: None, or `progress(nbytes_done_now, nbytes_total, name)` after each tensor.
+      vocab: the model's vocabulary (spiece.model, tokenizer.json or "byte"), whose
+        `AutoTokenizer` files are written too (`export_hf_tokenizer`); None: none.
 
     Returns:
-      The names (relative to `directory`) of the safetensors files written: ["model.safetensors"]
-      or "model-00001-of-0000N.safetensors", ...
+      The safetensors files written, relative to `directory`: ["model.safetensors"] or
+      "model-00001-of-0000N.safetensors", ...
 
     Raises:
-      CheckpointError: a prompt-tuned model, a classifier-head model, unmerged LoRA layers or
-        int8 weights, which HF's T5 classes cannot hold.
+      CheckpointError: a prompt-tuned or classifier-head model, unmerged LoRA or int8 weights,
+        which HF's T5 classes cannot hold.
       ValueError: an unknown dtype or an unreadable max_shard_size.
     """
     _check_exportable(model)
@@ -131,22 +127,18 @@ SPECIAL_TOKENS = {"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>
 
 
 def export_hf_tokenizer(directory, vocab, tokenizer=None) -> list[str]:
-    """Writes the files `transformers.AutoTokenizer.from_pretrained(directory)` needs to encode
-    as t5core's tokenizer does.
+    """Writes what `transformers.AutoTokenizer.from_pretrained(directory)` needs to encode as
+    t5core does, and `special_tokens_map.json` (pad, eos, unk, the sentinels).
 
-    - a SentencePiece model: `spiece.model`, and a `tokenizer_config.json` naming `T5Tokenizer`
-      with the vocabulary's sentinel count (`extra_ids`) and `legacy` (t5core splits on special
-      tokens as HF's legacy T5 tokenizers do);
-    - "byte": a `tokenizer_config.json` naming `ByT5Tokenizer` (no vocabulary file: the ids are
-      the UTF-8 bytes + 3), with its sentinel count;
-    - an HF `tokenizer.json`: copied, with a `tokenizer_config.json` naming
-      `PreTrainedTokenizerFast` (the file holds the whole tokenizer, its EOS template included);
-    plus `special_tokens_map.json` (pad, eos, unk, the sentinels) in every case.
+    A SentencePiece model: `spiece.model` and a `T5Tokenizer` config with `extra_ids` and
+    `legacy` (t5core splits on special tokens as HF's legacy T5 does). "byte": a
+    `ByT5Tokenizer` config (ids are UTF-8 bytes + 3). A `tokenizer.json`: copied, with a
+    `PreTrainedTokenizerFast` config (the file holds the EOS template).
 
     Args:
       directory: the HF export folder.
-      vocab: the vocabulary file (spiece.model or tokenizer.json) or "byte".
-      tokenizer: the t5core tokenizer of `vocab`, if already loaded (read for its extra_ids).
+      vocab: spiece.model, tokenizer.json or "byte".
+      tokenizer: `vocab`'s t5core tokenizer, if loaded (read for its extra_ids).
 
     Returns:
       The names of the files written, relative to `directory`.

@@ -49,10 +49,8 @@ def _value(text, macros):
 
 
 def parse_gin(paths, missing_includes=None):
-    """Bindings {"scope/Name.param": value} of gin files applied in order (later files win).
-
-    Unresolvable includes are appended to `missing_includes` when a list is given.
-    """
+    """Bindings {"scope/Name.param": value} of gin files applied in order (later files win);
+    unresolvable includes go into `missing_includes` when a list is given."""
     if isinstance(paths, str):
         paths = [paths]
     bindings, macros = {}, {}

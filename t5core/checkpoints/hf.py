@@ -28,12 +28,11 @@ def block_rules(sublayer, sep, attention_kernel, ffn_kernel, bias, norm,
       sep: the regex between module names ("\\." or "/").
       attention_kernel, ffn_kernel: the regex after a projection's name (q, wi_0, ...).
       bias: the regex after "relative_attention_bias".
-      norm: the regex of a sub-layer's norm scale, after its prefix.
-      kernel_transform, bias_transform: what turns the stored kernels and relative tables into
-        t5core's `[in, out]` and `[buckets, heads]`.
+      norm: the regex of a norm scale, after its sub-layer's prefix.
+      kernel_transform, bias_transform: to t5core's `[in, out]` and `[buckets, heads]`.
 
     Returns:
-      The rules (a list) for every block's attention, feed-forward and norms.
+      The rules of every block's attention, feed-forward and norms.
     """
     rules = []
     for stack, index, module, ours in ATTENTION_SUBLAYERS:

@@ -48,9 +48,8 @@ _DEFLATE_MAX_RATIO = 1032  # deflate cannot inflate one byte into more than this
 
 
 class _Frozen:
-    """Base of the stand-ins the unpickler hands out. A pickle's BUILD opcode sets an object's
-    state; on these it is refused, since the storage types are shared by every load in the
-    process (BUILD could otherwise change FloatStorage's dtype for all later loads)."""
+    """Base of the unpickler's stand-ins; BUILD is refused on them, since the storage types are
+    shared by every load in the process (BUILD could change FloatStorage's dtype for all)."""
 
     __slots__ = ()
 
@@ -123,9 +122,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 
 def _scan_pickle(data):
-    """Refuses, before unpickling, what would make the unpickler allocate more than the pickle
-    holds: arguments longer than the data (CPython allocates a BINBYTES8 before reading it),
-    memo indices far beyond the objects made (it grows the memo to the index), nesting."""
+    """Refuses what would make the unpickler allocate more than the pickle holds: arguments
+    longer than the data (a BINBYTES8 is allocated before it is read), memo indices far beyond
+    the objects made, nesting."""
     try:
         with warnings.catch_warnings():  # a protocol-0 string with a stray backslash warns
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -215,11 +214,8 @@ def _check_view(tensor, prefix, infos, archive_size):
 
 
 class TorchZipReader(CheckpointReader):
-    """Tensor-by-tensor access to a torch zip checkpoint without torch and without running code.
-
-    Everything the pickle declares (storage keys and sizes, view offsets, sizes and strides) is
-    checked against the archive when it is opened; `read` touches only a tensor's own bytes.
-    """
+    """A torch zip checkpoint, tensor by tensor, without torch or running code; every storage
+    key, size, offset and stride the pickle declares is checked against the archive on open."""
 
     def __init__(self, path):
         self.path = path

@@ -27,10 +27,8 @@ def _set(variable, array):
 
 
 def nonfinite_summary(array):
-    """"2 NaN, 1 Inf" for a floating-point array holding such values, else None.
-
-    Checks a chunk at a time, so no boolean array the size of the tensor is ever made.
-    """
+    """"2 NaN, 1 Inf" for a float array holding such values, else None; checked by chunks, so no
+    tensor-sized boolean array is made."""
     if not (array.dtype.kind in "fc" or array.dtype == ml_dtypes.bfloat16):
         return None
     flat = array.reshape(-1)
@@ -49,15 +47,12 @@ def nonfinite_summary(array):
 def assign_from_reader(model, reader, rules, source: str, progress=None, allow_nonfinite=False):
     """Plans the mapping from names and shapes, then assigns tensor by tensor.
 
-    Only one source tensor is held in memory at a time besides the model's own variables. Every
-    check that can be made without reading values (names, shapes, file integrity) runs before the
-    first assignment; a read that still fails midway raises, and `load_pretrained`, which owns the
-    fresh model, drops it, so no caller ever sees a half-loaded model.
-
-    `progress(nbytes_done_now, nbytes_total, name)` is called after each tensor when given.
-
-    Every tensor holding NaN or Inf is listed in one CheckpointError once all are read (a model
-    with them computes NaN), or, with `allow_nonfinite=True`, in a warning.
+    One source tensor at a time is held besides the model. Every check that needs no values
+    (names, shapes, file integrity) runs before the first assignment; a later failed read
+    raises and `load_pretrained` drops the fresh model, so no caller sees it half-loaded.
+    `progress(nbytes_done_now, nbytes_total, name)` is called after each tensor. Every tensor
+    holding NaN or Inf is listed in one CheckpointError once all are read, or, with
+    `allow_nonfinite`, in a warning.
     """
     variables = quantization.assignable_weights(model)  # an int8 layer quantizes as it is filled
     plan = plan_mapping(reader.shapes, rules, {k: tuple(v.shape) for k, v in variables.items()},
@@ -132,12 +127,9 @@ class _Deferred:
 
 
 def new_model_for_loading(config, dtype=None):
-    """(T5Model, handle): the model built with variable initialisation deferred when Keras allows.
-
-    Relies on Keras 3 creating variables empty (`t5core.compat.variables_created_empty`); on any
-    other Keras it falls back to a normal build, which costs memory but not correctness.
-    Call `handle.finish()` after assigning every weight, or `handle.discard()` on failure.
-    """
+    """(T5Model, handle): the model built with variable initialisation deferred (Keras 3's empty
+    variables; elsewhere a normal build). Call `handle.finish()` once every weight is
+    assigned, `handle.discard()` on failure."""
     if not compat.deferred_initialization_available():
         return T5Model(config, dtype=dtype), None
     with compat.variables_created_empty() as created:

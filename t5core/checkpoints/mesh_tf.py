@@ -28,11 +28,8 @@ _SLOT_SUFFIXES = {"v_row": "vr", "v_col": "vc", "v": "v", "m": "m"}
 
 
 def adafactor_slot_names(shapes, param_name):
-    """{"v_row", "v_col", "v", "m"} -> the `<variable>_slot_<vr|vc|v|m>` names present.
-
-    Mesh-TF creates only the slots it uses: `_slot_vr`/`_slot_vc` when factored, else `_slot_v`;
-    `_slot_m` only with momentum (beta1 > 0).
-    """
+    """{"v_row", "v_col", "v", "m"} -> the `<variable>_slot_<vr|vc|v|m>` names present: `vr`/`vc`
+    when factored, else `v`; `m` only with momentum."""
     return {kind: f"{param_name}_slot_{suffix}" for kind, suffix in _SLOT_SUFFIXES.items()
             if f"{param_name}_slot_{suffix}" in shapes}
 
@@ -45,11 +42,8 @@ def adafactor_averaged_axes(shape):
 
 
 def derive_config(shapes, gin_path=None, source="checkpoint") -> T5Config:
-    """A T5Config from variable shapes, with the number of heads (and activation) from the gin.
-
-    The query kernel gives only heads * d_kv; the split, like the activation of a non-gated
-    feed-forward, comes from `operative_config.gin`. When the gin is absent, pass config=.
-    """
+    """A T5Config from variable shapes; the head count and a non-gated activation come from
+    `operative_config.gin` (the query kernel gives only heads * d_kv). No gin: pass config=."""
     def shape(name):
         if name not in shapes:
             raise CheckpointError(f"{source}: no {name}; not a Mesh-TF T5 checkpoint?")

@@ -20,11 +20,8 @@ class ModelState(tf.Module):
 
 
 def restore_model(model_dir, model):
-    """Restores the latest training checkpoint of `model_dir` into `model` (no optimizer state).
-
-    Use it for models `load_pretrained` cannot build from the checkpoint alone, such as a LoRA
-    model before `merge_lora`: build the same structure, restore, then merge.
-    """
+    """Restores `model_dir`'s latest checkpoint into `model` (no optimizer state), for models
+    `load_pretrained` cannot build alone, e.g. a LoRA model before `merge_lora`."""
     path = file_reads.latest_checkpoint(model_dir) if tf.io.gfile.isdir(model_dir) else model_dir
     if not path:
         raise FileNotFoundError(f"No training checkpoint in {model_dir}")

@@ -83,10 +83,8 @@ def _factor_slot(transform, source_axes, target_axis):
 
 
 def _plan_variable(fmt, reader, name, target, transform, variable, optimizer, problems):
-    """[(slot variable, tensor name, array -> slot value)] for one variable.
-
-    What does not fit goes into `problems` (headline -> offenders) instead.
-    """
+    """[(slot variable, tensor name, array -> slot value)] for one variable; misfits go into
+    `problems` (headline -> offenders)."""
     shapes = reader.shapes
     source_shape, target_shape = tuple(shapes[name]), tuple(variable.shape)
     stored = fmt.slot_names(shapes, name)
@@ -154,13 +152,11 @@ def _read_step(fmt, reader, location):
 
 
 def import_optimizer_state(path, model, optimizer) -> ImportedOptimizerState:
-    """Fills `optimizer` (t5core's Adafactor, built) with the Adafactor state and step of the
-    T5X or Mesh-TF checkpoint at `path`, whose weights `model` holds.
+    """Fills the built Adafactor `optimizer` with the state and step of the T5X or Mesh-TF
+    checkpoint at `path`, whose weights `model` holds; every check runs before any assignment.
 
-    Raises FlagError when the optimizer is not Adafactor, CheckpointError when the checkpoint is
-    of another format or holds no optimizer state, OptimizerStateMismatchError (listing every
-    variable) when the state does not fit the model or the optimizer's settings. All checks run
-    before anything is assigned.
+    Raises FlagError (not Adafactor), CheckpointError (another format, or no state) or
+    OptimizerStateMismatchError (listing every variable that does not fit).
     """
     if not isinstance(optimizer, Adafactor):
         raise FlagError(f"importing the Adafactor state of {path} needs t5core's Adafactor "
@@ -215,9 +211,8 @@ def import_optimizer_state(path, model, optimizer) -> ImportedOptimizerState:
 
 
 def continue_checkpoint_run(trainer, path, log=print):
-    """The trainer's hook for `--init_optimizer_state`: once, after the optimizer is built and
-    before the first step; not when the model_dir holds a checkpoint of its own (a resume, whose
-    state is newer). Returns the ImportedOptimizerState, or None when resuming."""
+    """`--init_optimizer_state`'s hook: once, after the optimizer is built, unless resuming (the
+    model_dir's own state is newer). Returns the ImportedOptimizerState, or None."""
     latest = trainer.manager.latest_checkpoint
     if latest:
         log(f"--init_optimizer_state: resuming from {latest}, not from {path}")

@@ -11,10 +11,10 @@ from t5core.file_reads import shown
 
 
 class CheckpointReader:
-    """Tensor-by-tensor access to one checkpoint; subclasses set `path` and `shapes`.
+    """Tensor-by-tensor access to one checkpoint.
 
     Attributes:
-      path: the file, directory or prefix the reader opened (named in every error).
+      path: the file, directory or prefix opened (named in every error).
       shapes: {source tensor name: shape}, known before any value is read.
     """
 
@@ -45,9 +45,8 @@ class CheckpointReader:
 
 @contextlib.contextmanager
 def named_errors(path, what, prefix_own=False):
-    """Re-raises what a parser raises on a damaged file as one CheckpointError,
-    "<path>: <what> (<type>: <message>)". t5core's own errors (and ImportErrors) pass, with
-    "<path>: " in front when `prefix_own`."""
+    """Re-raises a parser's error on a damaged file as a CheckpointError "<path>: <what> (<type>:
+    <message>)"; t5core's own errors and ImportErrors pass ("<path>: " added if `prefix_own`)."""
     try:
         yield
     except CheckpointError as err:

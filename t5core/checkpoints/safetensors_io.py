@@ -44,11 +44,8 @@ def _size(path):
 
 
 def read_header(path):
-    """(header dict without __metadata__, metadata, data start offset), every field checked.
-
-    The file may come from anyone: each entry must be well typed, each byte range must lie in the
-    data section, hold exactly shape x dtype bytes and overlap no other, before any data is read.
-    """
+    """(header without __metadata__, metadata, data offset): each entry typed, each byte range
+    inside the data, of exactly shape x dtype bytes and overlapping no other, before any read."""
     try:
         size = _size(path)
         with _open(path) as f:
@@ -146,11 +143,9 @@ def _entry_problem(info):
 
 
 class _SafetensorsFile(CheckpointReader):
-    """One .safetensors file, its header checked by `read_header` (named errors, nothing
-    allocated from a declared size). A local file is read by the `safetensors` library, opened
-    anew for each tensor so that its memory map never holds more than that tensor; a remote one,
-    or a local one the library refuses although the format allows it (gaps between tensors),
-    with plain seeks and reads."""
+    """One .safetensors file, header checked by `read_header`. Local: the `safetensors` library,
+    opened per tensor so its map holds only that tensor; remote, or a file the library refuses
+    though valid (gaps between tensors): plain seeks and reads."""
 
     def __init__(self, path):
         header, _, start = read_header(path)
@@ -186,11 +181,8 @@ class _SafetensorsFile(CheckpointReader):
 
 
 class SafetensorsReader(ShardedReader):
-    """Tensor-by-tensor access to `model.safetensors`, a sharded index, or one .safetensors file.
-
-    A file the user names is read as given; the files a directory's index names must lie inside
-    that directory.
-    """
+    """`model.safetensors`, a sharded index, or one .safetensors file, tensor by tensor; an
+    index's files must lie inside its directory."""
 
     def __init__(self, path):
         super().__init__(path, "model.safetensors.index.json", "model.safetensors",
@@ -208,11 +200,8 @@ def _library_opens(path):
 
 
 def write_safetensors(path, tensors, metadata=None):
-    """Writes `tensors`, a list of (name, shape, dtype, produce) with `produce()` -> ndarray.
-
-    The header comes first from shapes alone; each array is then produced, written and dropped, so
-    at most one tensor (and its conversion) is in memory at a time.
-    """
+    """Writes `tensors` [(name, shape, dtype, produce() -> ndarray)]: the header from shapes
+    first, then each array produced, written and dropped (one tensor in memory at a time)."""
     header, offset = {}, 0
     for name, shape, dtype, _ in tensors:
         dtype = np.dtype(dtype)

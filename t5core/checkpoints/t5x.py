@@ -277,12 +277,10 @@ T5X_STEP_NAMES = ("optimizer/state/step", "state/step")
 
 
 def adafactor_slot_names(shapes, param_name):
-    """{"v_row", "v_col", "v", "m"} -> name of the slot T5X's Adafactor keeps for a parameter.
+    """{"v_row", "v_col", "v", "m"} -> the slot T5X's Adafactor uses for a parameter; {}: none.
 
-    T5X stores all four for every parameter, the unused ones as a (1,) placeholder: `v` is used
-    when it has the parameter's shape (else `v_row` and `v_col` are), `m` when it has the
-    parameter's shape (momentum on). Only the used slots are returned; {} when the checkpoint
-    holds no state for the parameter.
+    T5X stores all four, unused ones as (1,) placeholders: `v` (else `v_row`, `v_col`) and `m`
+    are used when of the parameter's shape.
     """
     m = re.fullmatch(r"((?:optimizer/)?)target/(.+)", param_name)
     if m is None:
@@ -319,12 +317,9 @@ _GIN_FIELDS = {"vocab_size": "vocab_size", "emb_dim": "d_model", "num_heads": "n
 
 
 def config_from_gin(paths, **overrides) -> T5Config:
-    """The T5Config of a T5X run from its gin files (applied in order), e.g. [base.gin, tiny.gin].
-
-    Reads `network.T5Config` (emb_dim, num_heads, head_dim, mlp_dim, layers, vocab_size,
-    mlp_activations, logits_via_embedding). T5X's network fixes 32 buckets, max distance 128 and
-    epsilon 1e-6, the T5Config defaults.
-    """
+    """A T5X run's T5Config from its gin files in order ([base.gin, tiny.gin]): `network.T5Config`
+    (emb_dim, num_heads, head_dim, mlp_dim, layers, vocab_size, mlp_activations,
+    logits_via_embedding); buckets, distance and epsilon are fixed at T5Config's defaults."""
     missing_includes = []
     gin = parse_gin(paths, missing_includes)
     values, missing = {}, []

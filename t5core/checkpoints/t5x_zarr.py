@@ -63,9 +63,8 @@ def is_spec(value):
 
 @dataclasses.dataclass(frozen=True)
 class ZarrSpec:
-    """What a msgpack leaf declares: the array directory relative to the checkpoint's, the shape,
-    the dtype the array is stored in (None when the spec leaves it to the `.zarray`) and the one
-    it is read as (a cast spec's, else the stored one)."""
+    """A msgpack leaf: array directory (relative), shape, stored dtype (None: the `.zarray`'s) and
+    the dtype it is read as (a cast spec's, else the stored one)."""
     path: str
     shape: tuple
     stored_dtype: np.dtype | None

@@ -90,16 +90,13 @@ def tf_rules():
 
 
 def write_tf_checkpoint(model, directory, progress=None):
-    """`directory/ckpt-1` (+ `checkpoint` state file and config.json); returns the prefix.
-
-    The checkpoint holds every variable under its model path (and the dropout seed states), as
-    the trainer writes them, so `load_pretrained(directory)` reads it back.
+    """Writes `directory/ckpt-1` (+ `checkpoint` state file and config.json) as the trainer
+    does, so `load_pretrained(directory)` reads it back.
 
     Args:
-      model: a built T5Model (or another t5core model with `variables_by_name()` and a config).
-      directory: where to write, created if missing; local or remote (`gs://...`).
-      progress: None, or `progress(nbytes_done_now, nbytes_total, prefix)`, called once when
-        everything is written.
+      model: a built T5Model (or a t5core model with `variables_by_name()` and a config).
+      directory: created if missing; local or `gs://...`.
+      progress: None, or `progress(nbytes_done_now, nbytes_total, prefix)`, once at the end.
 
     Returns:
       The checkpoint prefix, `directory/ckpt-1`.

@@ -54,8 +54,8 @@ def listing(items, limit=10, sep="\n  "):
 
 
 def shard_files(path, index_name, single_name):
-    """The files of an HF checkpoint: one file, a directory's `single_name`, or the shards its
-    `index_name` lists, each inside the directory and present.
+    """An HF checkpoint's files: one file, a directory's `single_name`, or the shards its
+    `index_name` lists (each inside the directory and present).
 
     Returns:
       (index path or None, {file path: the tensor names the index puts there}).
