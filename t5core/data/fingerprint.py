@@ -29,11 +29,8 @@ def fingerprints(files: dict[str, str]) -> dict[str, dict]:
 
 
 def changes(saved: dict, now: dict) -> tuple[list[str], list[str]]:
-    """(changed, touched): descriptions of the data files that differ between two records.
-
-    changed: another file, or one whose size or ends differ. touched: same size and ends, another
-    modification time (probably unchanged). A flag only one record has is a change.
-    """
+    """(changed, touched) data-file descriptions between two records: changed: another file,
+    size or ends (or a flag only one has); touched: only the modification time differs."""
     changed, touched = [], []
     for flag in sorted(set(saved) | set(now)):
         old, new = saved.get(flag), now.get(flag)

@@ -44,11 +44,9 @@ def _random_segmentation(num_items, num_segments, seed):
 
 def random_spans_noise_mask(length, seeds, noise_density: float = 0.15,
                             mean_noise_span_length: float = 3.0):
-    """bool [length]: round(length * noise_density) noise tokens in spans that alternate with
-    non-noise spans, ending with noise, all such masks equally likely. seeds: [2, 2].
-
-    At noise_density 0 nothing is noise (as T5); otherwise at least one token is.
-    """
+    """bool [length]: round(length * noise_density) noise tokens in spans alternating with
+    non-noise, ending with noise, all such masks equally likely; seeds [2, 2]. Density 0: no
+    noise (as T5); else at least one token."""
     if noise_density == 0:
         return tf.zeros([length], tf.bool)
     orig_length = length
@@ -172,11 +170,9 @@ def pretraining_sentinels(tokenizer):
 def span_corruption(ds, tokenizer, seed: int, lengths=None, noise_density: float = 0.15,
                     mean_noise_span_length: float = 3.0, key: str = "targets",
                     first_sentinel: int | None = None, sentinel_step: int | None = None):
-    """T5's pretraining objective on tokenized text in `key` (no EOS yet; append it after).
-
-    Output lengths (after EOS): inputs lengths["inputs"] (512), targets <= lengths["targets"] (114).
-    Sentinels default to `pretraining_sentinels(tokenizer)`.
-    """
+    """T5's pretraining objective on tokenized text in `key` (append EOS after): inputs come out
+    at lengths["inputs"] (512), targets <= lengths["targets"] (114), EOS included. Sentinels
+    default to `pretraining_sentinels(tokenizer)`."""
     lengths = dict(lengths or {"inputs": 512, "targets": 114})
     tokens_length, targets_length = random_spans_helper(lengths["inputs"], noise_density,
                                                         mean_noise_span_length)

@@ -18,13 +18,13 @@ def task_from_options(*, name="", train_file="", eval_file=None, template="", te
     """(task, template or None) for the data options.
 
     Args:
-      name: a registered task or mixture; when given, the files are not read.
-      train_file, eval_file: TSV/JSONL files (the train split, and the validation split or None).
-      template, template_args, instruction, seed: a prompt template that renders the files' rows
+      name: a registered task or mixture; the files are then not read.
+      train_file, eval_file: TSV/JSONL files (eval_file may be None).
+      template, template_args, instruction, seed: a template rendering the files' rows
         (`t5core.data.templates.make_template`); "" reads `inputs_field`/`targets_field`.
       lengths: {"inputs": n, "targets": n}.
-      metrics, labels: the metric names and the label set of a file task.
-      name_flag: the flag that gave `name`, for the error of an unknown one.
+      metrics, labels: a file task's metric names and label set.
+      name_flag: the flag that gave `name`, for the error.
 
     Raises:
       FlagError: an unknown task or mixture name.
@@ -42,9 +42,8 @@ def task_from_options(*, name="", train_file="", eval_file=None, template="", te
 
 
 def option_problems(*, template="", template_args="", instruction=False, files=()) -> list[str]:
-    """What is wrong with the data options, found before any data or model is touched: the
-    template's arguments (not JSON, missing, unknown) and each data file's type (from its own
-    suffix). `files`: (flag, path) pairs; an empty path is skipped. [] when all is well."""
+    """The data options' problems, before any data is touched: template arguments (not JSON,
+    missing, unknown) and each file's type by suffix; `files`: (flag, path), "" skipped."""
     problems = []
     if template:
         try:

@@ -81,19 +81,17 @@ def pairs_dataset(pairs, tokenizer, inputs_length, targets_length, batch_size, *
     encoded once and held in memory; longer texts are truncated (EOS kept), with a warning.
 
     Args:
-      pairs: an iterable of (input text, target text) pairs.
+      pairs: (input text, target text) pairs.
       tokenizer: the model's `Tokenizer` or `ByteTokenizer`.
-      inputs_length: L, the width of encoder_input_tokens (EOS included).
-      targets_length: T, the width of the targets (EOS included).
-      batch_size: B, pairs per element; the last batch holds the remainder.
-      shuffle: True reshuffles the pairs every epoch, reproducibly for a `seed`; False keeps
-        their order.
+      inputs_length: L, EOS included.
+      targets_length: T, EOS included.
+      batch_size: B; the last batch holds the remainder.
+      shuffle: reshuffle every epoch, reproducibly for a `seed`; False keeps the order.
       seed: the shuffle's seed.
 
     Returns:
-      A `tf.data.Dataset` of `(features, targets, weights)` batches: the model's feature dict
-      (int32 encoder_input_tokens [B, L], decoder_input_tokens [B, T]), int32 targets [B, T]
-      and float32 loss weights [B, T] (0 on padding).
+      `(features, targets, weights)` batches: int32 encoder_input_tokens [B, L] and
+      decoder_input_tokens [B, T], int32 targets [B, T], float32 weights [B, T] (0 on padding).
 
     Raises:
       ValueError: `pairs` is empty.

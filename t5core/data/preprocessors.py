@@ -25,10 +25,7 @@ def rekey(ds: tf.data.Dataset, mapping: Mapping[str, str]) -> tf.data.Dataset:
 
 def tokenize(ds: tf.data.Dataset, tokenizer, keys: Sequence[str] = ("inputs", "targets"),
              keep_text: bool = False) -> tf.data.Dataset:
-    """String fields -> int32 ids (no EOS) with the tokenizer's in-graph twin.
-
-    keep_text=True keeps the strings as `<key>_pretokenized` (for evaluation).
-    """
+    """String fields -> int32 ids (no EOS) in graph; keep_text keeps `<key>_pretokenized`."""
     graph_tok = tokenizer.in_graph()
 
     def fn(x):
@@ -78,13 +75,9 @@ OVERLONG_POLICIES = ("cut", "error")
 def truncate(ds: tf.data.Dataset, lengths: Mapping[str, int],
              eos_id: int | None = EOS_ID, counter=None,
              overlong: str = "cut") -> tf.data.Dataset:
-    """Cuts each `lengths` key to its length; a cut sequence ends with `eos_id` (None: plain cut).
-
-    counter: a DropCounter of the rows cut ("overlong_<key>") and the longest length seen
-      ("longest_<key>"), for `overlong_report`.
-    overlong: "cut", or "error": an over-long row stops the pipeline (InvalidArgumentError
-      whose message starts with OVERLONG_MESSAGE).
-    """
+    """Cuts each `lengths` key to its length, ending a cut row with `eos_id` (None: plain cut).
+    `counter` counts "overlong_<key>" and "longest_<key>"; overlong="error" stops at an
+    over-long row (InvalidArgumentError starting with OVERLONG_MESSAGE)."""
     if overlong not in OVERLONG_POLICIES:
         raise ValueError(f"overlong must be one of {OVERLONG_POLICIES} (got {overlong!r})")
 

@@ -40,11 +40,10 @@ class Task:
     Attributes:
       name: registry key.
       source: where raw examples come from (`t5core.data.sources`).
-      preprocessors: steps from raw examples to {"inputs", "targets"} int32 token ids with EOS.
-      output_lengths: default {"inputs": L, "targets": T} of the model rows for this task.
-      metrics: metric names for evaluation (implemented in t5core.metrics), e.g. "accuracy".
-      truncate: cut over-long examples to output_lengths (keeping EOS last); if False an
-        over-long example is an error when rows are made.
+      preprocessors: raw examples -> {"inputs", "targets"} int32 ids with EOS.
+      output_lengths: default {"inputs": L, "targets": T}.
+      metrics: metric names (t5core.metrics), e.g. "accuracy".
+      truncate: cut over-long examples (EOS last); False: one is an error.
     """
 
     name: str
@@ -65,14 +64,10 @@ class Task:
                     num_epochs: int | None = 1, shuffle_buffer_size: int = 10_000,
                     keep_text: bool = False, overlong: str = "cut",
                     counter: DropCounter | None = None) -> tf.data.Dataset:
-        """Token examples {"inputs", "targets"} (int32, EOS appended) of one split.
-
-        shuffle: shuffle examples (seeded, reshuffled each epoch; a source of known size up to
-          1M examples fully, else with shuffle_buffer_size). num_epochs=None repeats forever.
-        keep_text: keep "inputs_pretokenized"/"targets_pretokenized" strings for evaluation.
-        overlong: "cut" over-long examples (when `truncate`) or stop at one ("error").
-        counter: counts the examples cut (default: the task's own counter).
-        """
+        """Token examples {"inputs", "targets"} (int32, EOS appended) of one split. `shuffle`
+        is seeded and per epoch (whole for a known size up to 1M, else shuffle_buffer_size);
+        num_epochs=None repeats; keep_text keeps the `*_pretokenized` strings; overlong: see
+        `preprocessors.truncate`; `counter` defaults to the task's."""
         lengths = dict(lengths or self.output_lengths)
         ds = self.source.get_dataset(split, data_dir=data_dir, counter=self.counter)
         if shuffle:
@@ -194,9 +189,8 @@ def make_model_dataset(task_or_name, split: str, tokenizer, *, batch_size: int,
                        prefetch: bool = True,
                        decoder_start_token_id: int = 0, overlong: str = "cut",
                        counter: DropCounter | None = None) -> tf.data.Dataset:
-    """Batches of model features for training/eval from a task or mixture (name or object).
-
-    decoder_start_token_id: the model config's, which starts every decoder input row."""
+    """Batches of model features from a task or mixture; every decoder row starts with
+    `decoder_start_token_id`."""
     task = get(task_or_name) if isinstance(task_or_name, str) else task_or_name
     lengths = dict(lengths or task.output_lengths)
     ds = task.get_dataset(split, tokenizer, lengths=lengths, data_dir=data_dir, shuffle=shuffle,
@@ -209,9 +203,8 @@ def make_model_dataset(task_or_name, split: str, tokenizer, *, batch_size: int,
 
 def task_examples(task, split, tokenizer, lengths, data_dir=None, max_examples=0,
                   inputs_as_text=False):
-    """(input token ids, target texts) of a task's split, in order, up to max_examples (0: all):
-    what an evaluator predicts and scores. inputs_as_text: the input texts instead of their ids
-    (to build prompts from)."""
+    """(input ids, target texts) of a split, in order, up to max_examples (0: all);
+    inputs_as_text gives input texts (for prompts)."""
     dataset = task.get_dataset(split, tokenizer, lengths=lengths, data_dir=data_dir,
                                keep_text=True)
     if max_examples:

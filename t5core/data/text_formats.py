@@ -31,11 +31,8 @@ def _glue_inputs(x, benchmark_name, keys):
 
 def glue(ds: tf.data.Dataset, benchmark_name: str, label_names: Sequence[str],
          feature_names: Sequence[str] | None = None) -> tf.data.Dataset:
-    """"<benchmark> <key1>: <text1> <key2>: <text2>" -> label name ("<unk>" for label -1).
-
-    Keys default to the example's text fields (all but label/idx) sorted by name, as T5 does:
-    e.g. "mnli hypothesis: ... premise: ...", "qnli question: ... sentence: ...".
-    """
+    """"<benchmark> <key1>: <text1> <key2>: <text2>" -> label name ("<unk>" for -1); keys default
+    to the text fields sorted by name, as T5 ("mnli hypothesis: ... premise: ...")."""
     names = tf.constant(list(label_names))
 
     def fn(x):

@@ -22,12 +22,11 @@ DEFAULT_METRICS = {"classification": ["accuracy", "f1_macro"], "ner": ["entity_f
 
 
 def make_template(name, args_json="", instruction=False, seed=0):
-    """The template `--template=name` with the JSON keyword arguments `--template_args`,
-    wrapped in Flan-style phrasings (seeded) with `--instruction`.
+    """`--template` with `--template_args` (JSON) in seeded Flan-style phrasings with
+    `--instruction`.
 
     Raises:
-      FlagError: an unknown template, or --template_args that are not a JSON object, lack an
-        argument the template needs, or name one it does not take (the message lists them).
+      FlagError: an unknown template, or arguments not a JSON object, missing or unknown.
     """
     if name not in TEMPLATES:
         raise FlagError(f"--template={name!r}: expected one of {', '.join(TEMPLATES)}")

@@ -42,11 +42,8 @@ def _label_table(label_words) -> dict[str, str]:
 
 @dataclasses.dataclass(frozen=True)
 class Classification(Template):
-    """T5 GLUE style: "<prefix> <field>: <text> <field>: <text>" -> label word.
-
-    label_words: {raw label: word} (e.g. {"0": "negative", "1": "positive"}) or a
-    list of words. prefix: task name ("sst2") or "" for none.
-    """
+    """T5 GLUE style: "<prefix> <field>: <text> <field>: <text>" -> label word. label_words:
+    {raw label: word} or a list; prefix: task name ("sst2") or ""."""
 
     label_words: Any
     text_fields: Sequence[str] = ("sentence",)
@@ -96,10 +93,8 @@ class Classification(Template):
 
 @dataclasses.dataclass(frozen=True)
 class NamedEntities(Template):
-    """BIO-tagged tokens -> entity list text (t5core.metrics.postprocess format).
-
-    entity_types: if given, a tag whose type is not among them is an error.
-    """
+    """BIO-tagged tokens -> entity list text (t5core.metrics.postprocess format); a type not in
+    `entity_types` (when given) is an error."""
 
     tokens_field: str = "tokens"
     tags_field: str = "tags"
@@ -251,12 +246,11 @@ class Summarization(Template):
 
 @dataclasses.dataclass(frozen=True)
 class Dialogue(Template):
-    """Last turns as "speaker: text ..." followed by the responder's tag.
+    """Last turns as "speaker: text ..." then the responder's tag.
 
-    turns: a list of strings (speakers alternate, starting with speakers[0]),
-    of {"speaker", "text"} dicts, or of (speaker, text) pairs.
-    max_turns keeps the last K turns. max_length (measured by length_fn; characters by
-    default) bounds the input: oldest turns go first, then the latest turn's beginning.
+    turns: strings (speakers alternate from speakers[0]), {"speaker", "text"} dicts or pairs.
+    max_turns keeps the last K; max_length (by length_fn, default characters) drops the oldest
+    turns, then the latest turn's beginning.
     """
 
     turns_field: str = "turns"
