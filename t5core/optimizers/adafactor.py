@@ -20,10 +20,8 @@ _CONFIG_KEYS = ("beta1", "decay_rate", "step_offset", "clipping_threshold",
 
 
 def factored_axes(shape, min_dim_size_to_factor=128):
-    """Axes `(second_largest, largest)` to factor over, or None for a full accumulator.
-
-    `v_row` averages the squared gradient over `largest` and `v_col` over `second_largest`.
-    """
+    """Axes `(second_largest, largest)` to factor over (`v_row` averages over `largest`,
+    `v_col` over `second_largest`), or None for a full accumulator."""
     shape = tuple(int(d) for d in shape)
     if len(shape) < 2:
         return None
@@ -40,34 +38,30 @@ def _rms(x):
 
 @keras.saving.register_keras_serializable(package="t5core")
 class Adafactor(ReplicaConsistentClipping, keras.optimizers.Optimizer):
-    """T5 Adafactor. `learning_rate` is a float or a `LearningRateSchedule` (called with the step).
+    """T5 Adafactor.
 
     Args:
-      learning_rate: relative step size (multiplied by max(epsilon2, RMS(param)) when
-        `multiply_by_parameter_scale`). T5 fine-tuning uses a constant 1e-3, pretraining
-        `1/sqrt(max(step, 10000))`.
-      beta1: momentum coefficient, None (T5's choice) for no momentum and no `m` slot.
-      decay_rate: exponent of the second-moment decay schedule `1 - (t + 1) ** -decay_rate`.
-      step_offset: subtracted from the step in that schedule (T5X: restart the decay when
-        fine-tuning with the pretraining optimizer state).
-      clipping_threshold: update clipping at this RMS; None disables it.
+      learning_rate: a float or a `LearningRateSchedule`; relative step size (times
+        max(epsilon2, RMS(param)) with `multiply_by_parameter_scale`). T5 fine-tunes at 1e-3,
+        pretrains at `1/sqrt(max(step, 10000))`.
+      beta1: momentum; None (T5's choice): no momentum, no `m` slot.
+      decay_rate: of the second-moment decay `1 - (t + 1) ** -decay_rate`.
+      step_offset: subtracted from the step there (T5X: restart the decay when fine-tuning).
+      clipping_threshold: update clipping RMS; None disables it.
       multiply_by_parameter_scale: scale the step by max(epsilon2, RMS(param)).
-      factored: allow factored second moments at all.
-      min_dim_size_to_factor: both factored dims must be at least this large (T5X: 128).
+      factored: allow factored second moments.
+      min_dim_size_to_factor: both factored dims at least this (T5X: 128).
       epsilon1: added to the squared gradient.
       epsilon2: floor of the parameter scale.
-      weight_decay_rate: None or r, p <- (1 - r) p - update (T5X; not multiplied by the learning
-        rate unless `weight_decay_rate_lr_exponent` is set). Variables excluded with
-        `exclude_from_weight_decay()` are not decayed.
-      weight_decay_rate_lr_exponent: None, or e to scale the decay by the learning rate:
-        r <- r * lr ** e.
+      weight_decay_rate: None or r: p <- (1 - r) p - update (T5X; lr-scaled only with the
+        exponent below); `exclude_from_weight_decay()` variables are not decayed.
+      weight_decay_rate_lr_exponent: None, or e: r <- r * lr ** e.
       name: the optimizer's name.
-      **kwargs: Keras optimizer arguments (`global_clipnorm`, `gradient_accumulation_steps`,
-        `loss_scale_factor`, ...). Keras' own `weight_decay` is rejected: it would decay
-        before the update and change the parameter scale the update is measured against.
+      **kwargs: Keras optimizer arguments (`global_clipnorm`, ...). Keras' `weight_decay` is
+        rejected: it would decay before the update, changing the parameter scale.
 
     Raises:
-      ValueError: for Keras' `weight_decay`, or beta1, clipping_threshold, weight_decay_rate or
+      ValueError: Keras' `weight_decay`, or beta1, clipping_threshold, weight_decay_rate or
         min_dim_size_to_factor out of range.
     """
 
@@ -105,12 +99,8 @@ class Adafactor(ReplicaConsistentClipping, keras.optimizers.Optimizer):
         return factored_axes(shape, self.min_dim_size_to_factor)
 
     def slots(self, variable):
-        """This variable's state: {"v_row", "v_col", "v", "m"} -> slot variable, None if unused.
-
-        Factored: `v_row` (the mean over the largest dim) and `v_col` (over the second largest);
-        else `v`. `m` with momentum (beta1 not None). Raises KeyError for a variable this
-        optimizer was not built with.
-        """
+        """{"v_row", "v_col", "v", "m"} -> this variable's slot, None if unused (factored:
+        `v_row`, `v_col`; else `v`; `m` with momentum); KeyError for an unknown variable."""
         index = compat.variable_index(self, variable)
         return {"v_row": self._v_row[index], "v_col": self._v_col[index], "v": self._v[index],
                 "m": self._m[index]}

@@ -17,16 +17,9 @@ from t5core import compat
 
 
 class ReplicaConsistentClipping:
-    """Mixin for `keras.optimizers.Optimizer` subclasses (TensorFlow backend).
-
-    Put it first in the bases:
-    `class Adafactor(ReplicaConsistentClipping, keras.optimizers.Optimizer)`.
-
-    * `global_clipnorm` is applied to the all-reduced (summed) gradient.
-    * `gradient_norm` (a float32 scalar variable) holds the global norm of the summed gradient of
-      the last update, measured before clipping; the trainer logs it. It is an optimizer variable
-      (aggregation "only_first_replica"), so it is also saved in checkpoints.
-    """
+    """Mixin, first in the bases of a `keras.optimizers.Optimizer` (TensorFlow backend):
+    `global_clipnorm` applies to the all-reduced gradient, and `gradient_norm` (a float32
+    optimizer variable, so checkpointed) holds the last update's pre-clipping global norm."""
 
     def build(self, var_list):
         if self.built:
@@ -50,12 +43,8 @@ class ReplicaConsistentClipping:
 
     @contextlib.contextmanager
     def given_gradient_norm(self, norm):
-        """Updates inside take `norm` as the global norm of the gradients they are given.
-
-        For a caller that has the norm already or can compute it faster (on CPU, the graph
-        executor reduces the gradients faster than an XLA update does). Only valid where no
-        cross-replica sum changes the gradients (one replica).
-        """
+        """Updates inside take `norm` as their gradients' global norm (a caller that computes
+        it faster, as the CPU graph executor does); valid only with one replica."""
         self._given_norm = [norm]
         try:
             yield
@@ -85,31 +74,26 @@ class ReplicaConsistentClipping:
 
 @keras.saving.register_keras_serializable(package="t5core")
 class AdamW(ReplicaConsistentClipping, keras.optimizers.AdamW):
-    """Keras' AdamW with replica-consistent `global_clipnorm` and a `gradient_norm` record.
-
-    The constructor is Keras' own; only where `global_clipnorm` clips differs (see the module
-    docstring).
+    """Keras' AdamW (its constructor) with replica-consistent `global_clipnorm` and a
+    `gradient_norm` record.
 
     Args:
       learning_rate: a float or a `LearningRateSchedule` (see `t5core.make_schedule`).
-      weight_decay: Keras' decoupled decay, `p -= lr * weight_decay * p` per step; variables
-        excluded with `exclude_from_weight_decay()` are not decayed.
-      beta_1: decay rate of the first-moment estimate.
-      beta_2: decay rate of the second-moment estimate.
-      epsilon: added to the root of the second moment for numerical stability.
-      amsgrad: use the AMSGrad variant (keeps the maximum of past second moments).
-      clipnorm: clip each variable's gradient to this norm (per replica, before the
-        cross-replica sum, as Keras does).
-      clipvalue: clip each gradient element to [-clipvalue, clipvalue] (per replica, as Keras).
-      global_clipnorm: clip the global norm of the summed gradient (over all variables, after
-        the cross-replica sum) to this value.
-      use_ema: keep an exponential moving average of the weights (Keras).
-      ema_momentum: the momentum of that average.
-      ema_overwrite_frequency: every how many steps the average overwrites the weights; None
-        never (call `finalize_variable_values()` instead).
-      loss_scale_factor: multiply the loss by this and divide the gradients by it (Keras).
-      gradient_accumulation_steps: apply an update only every this many steps, with the mean
-        of the accumulated gradients (Keras).
+      weight_decay: decoupled, `p -= lr * weight_decay * p`; `exclude_from_weight_decay()`
+        variables are not decayed.
+      beta_1: first-moment decay.
+      beta_2: second-moment decay.
+      epsilon: added to the root of the second moment.
+      amsgrad: keep the maximum of past second moments.
+      clipnorm: per-variable gradient norm clip (per replica, before the sum, as Keras).
+      clipvalue: per-element clip to [-clipvalue, clipvalue] (per replica).
+      global_clipnorm: clip of the summed gradient's global norm (after the sum).
+      use_ema: keep an exponential moving average of the weights.
+      ema_momentum: its momentum.
+      ema_overwrite_frequency: steps between overwrites by the average; None: never (call
+        `finalize_variable_values()`).
+      loss_scale_factor: loss multiplier, gradients divided by it.
+      gradient_accumulation_steps: update every this many steps with the mean gradient.
       name: the optimizer's name.
       **kwargs: other Keras optimizer arguments.
     """

@@ -9,23 +9,22 @@ OPTIMIZER_NAMES = ("adafactor", "adamw")
 
 def make_optimizer(name, learning_rate, weight_decay=0.0, clip_norm=None,
                    exclude_from_weight_decay=("scale",), **kwargs):
-    """Build an optimizer by name (one of OPTIMIZER_NAMES).
+    """Builds an optimizer by name.
 
     Args:
-      name: "adafactor" (`t5core.Adafactor`) or "adamw" (`t5core.AdamW`, with epsilon 1e-8 unless
+      name: "adafactor" (`t5core.Adafactor`) or "adamw" (`t5core.AdamW`, epsilon 1e-8 unless
         given).
       learning_rate: a float or a schedule (see `make_schedule`).
-      weight_decay: 0 for none. adamw: Keras' decoupled decay, `p -= lr * weight_decay * p`.
-        adafactor: T5X's `weight_decay_rate`, `p -= weight_decay * p` per step (not scaled by lr).
-      clip_norm: None/0 for none, else clip the global gradient norm (over all variables, after
-        the cross-replica sum) to this value.
-      exclude_from_weight_decay: regexes on variable names kept out of weight decay (the RMS
-        norm scales by default).
-      **kwargs: passed to the optimizer (adafactor: beta1, decay_rate, clipping_threshold, ...;
-        adamw: beta_1, beta_2, epsilon; both: Keras' gradient_accumulation_steps, name, ...).
+      weight_decay: 0: none. adamw: `p -= lr * weight_decay * p`; adafactor: T5X's
+        `weight_decay_rate`, `p -= weight_decay * p` (not lr-scaled).
+      clip_norm: None/0: none; else the clip of the summed gradient's global norm.
+      exclude_from_weight_decay: variable-name regexes kept out of weight decay (default: the
+        RMS norm scales).
+      **kwargs: the optimizer's (adafactor: beta1, decay_rate, ...; adamw: beta_1, beta_2,
+        epsilon; both: gradient_accumulation_steps, name, ...).
 
     Returns:
-      The Adafactor or AdamW optimizer, not yet built.
+      The Adafactor or AdamW, not yet built.
 
     Raises:
       ValueError: an unknown `name`, a negative weight_decay or clip_norm, or an argument the

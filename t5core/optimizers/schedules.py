@@ -53,11 +53,8 @@ class ConstantSchedule(_Schedule):
 
 @keras.saving.register_keras_serializable(package="t5core")
 class RsqrtSchedule(_Schedule):
-    """`learning_rate / sqrt(max(step, warmup_steps, 1))`: flat for warmup_steps, then 1/sqrt.
-
-    With `linear_warmup=True` the flat part becomes a linear ramp from 0 (T5X's
-    "constant * linear_warmup * rsqrt_decay").
-    """
+    """`learning_rate / sqrt(max(step, warmup_steps, 1))`; `linear_warmup` ramps the flat start
+    from 0 (T5X's "constant * linear_warmup * rsqrt_decay")."""
 
     _config_keys = ("learning_rate", "warmup_steps", "linear_warmup")
 
@@ -126,13 +123,9 @@ _RAMPED = ("constant", "linear", "cosine")
 
 
 def fit_warmup(name, warmup_steps, total_steps):
-    """(the warm-up a run of `total_steps` uses, a note to log or None).
-
-    A linear warm-up that does not end before the run does would keep the whole run below its
-    peak learning rate (and, for linear and cosine, leave no steps to decay over), so it is
-    shortened to a tenth of the run, and the note says so. rsqrt's warmup_steps is the length of
-    its flat start, which also sets its learning rate's scale: it is left as given.
-    """
+    """(the warm-up a run of `total_steps` uses, a note to log or None): a linear warm-up not
+    ending before the run (never at peak, nothing left to decay) is cut to a tenth of the run.
+    rsqrt's warm-up sets its scale and is left as given."""
     if name not in _RAMPED or warmup_steps < total_steps:
         return warmup_steps, None
     fitted = total_steps // 10
@@ -145,21 +138,18 @@ def make_schedule(name, learning_rate, warmup_steps=0, total_steps=None, **kwarg
     """A learning-rate schedule by name.
 
     Args:
-      name: one of SCHEDULE_NAMES: "constant", "rsqrt", "linear" or "cosine".
-      learning_rate: the peak learning rate (rsqrt: the numerator of lr / sqrt(step)).
-      warmup_steps: steps of linear warm-up from 0; for rsqrt the length of its flat start.
-      total_steps: the step where linear and cosine end their decay (required for them,
-        ignored by constant and rsqrt).
-      **kwargs: go to the schedule's class (`linear_warmup` for rsqrt, `end_learning_rate` for
-        linear, `alpha` for cosine).
+      name: "constant", "rsqrt", "linear" or "cosine".
+      learning_rate: the peak (rsqrt: the numerator of lr / sqrt(step)).
+      warmup_steps: linear warm-up from 0; rsqrt: its flat start.
+      total_steps: where linear and cosine end their decay (required for them only).
+      **kwargs: `linear_warmup` (rsqrt), `end_learning_rate` (linear), `alpha` (cosine).
 
     Returns:
-      A serialisable `keras.optimizers.schedules.LearningRateSchedule` that maps the optimizer
-      step to a float32 learning rate.
+      A serialisable `LearningRateSchedule`: optimizer step -> float32 learning rate.
 
     Raises:
       ValueError: an unknown `name`, or linear / cosine without `total_steps`.
-      FlagError: warmup_steps not an integer >= 0, or total_steps not an integer above it.
+      FlagError: warmup_steps not an integer >= 0, or total_steps not above it.
     """
     if name not in _SCHEDULES:
         raise ValueError(f"unknown learning-rate schedule {name!r}; "

@@ -36,13 +36,9 @@ def missing_environment(kind: str) -> str | None:
 
 
 class _SlurmResolver(tf.distribute.cluster_resolver.SlurmClusterResolver):
-    """SlurmClusterResolver, also on nodes without GPUs.
-
-    TensorFlow's divides each node's GPUs among its tasks, which fails on a node with none (a
-    zero step), and tells the strategy that count as each task's devices. On such a node this
-    lays out one placeholder slot per task (only the ports come of it), leaves
-    CUDA_VISIBLE_DEVICES alone, and reports no GPUs: each worker computes on its CPU.
-    """
+    """SlurmClusterResolver, also on nodes without GPUs: TensorFlow's divides a node's GPUs
+    among its tasks (a zero step on a node with none); here each task gets a placeholder slot
+    (for its port), CUDA_VISIBLE_DEVICES is left alone and each worker computes on its CPU."""
 
     def __init__(self, port_base: int):
         self._cpu_only = ("CUDA_VISIBLE_DEVICES" not in os.environ
@@ -61,11 +57,8 @@ class _SlurmResolver(tf.distribute.cluster_resolver.SlurmClusterResolver):
 
 
 def make_resolver(kind: str, tpu: str | None = None, port_base: int = 8888):
-    """TensorFlow's cluster resolver of `kind` (one of CLUSTER_RESOLVERS).
-
-    port_base: the port of a node's first Slurm task (the next tasks take the next ports).
-    `RunOptions.check` has held the environment against `missing_environment` already.
-    """
+    """TensorFlow's cluster resolver of `kind` (one of CLUSTER_RESOLVERS); `port_base` is a
+    node's first Slurm task's port. The environment was checked by `RunOptions.check`."""
     if kind == "slurm":
         return _SlurmResolver(port_base)
     if kind == "tpu":

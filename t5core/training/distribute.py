@@ -35,11 +35,8 @@ def configure_cpu_devices(count: int) -> None:
 def make_strategy(name: str = "auto", tpu: str | None = None, num_cpu_devices: int = 1,
                   cluster_resolver: str = "tf_config", port_base: int = 8888):
     """A strategy by name. auto: TPU if --tpu or cluster_resolver="tpu", multi-worker if
-    cluster_resolver="slurm", mirrored over GPUs or split CPUs, else one device.
-
-    cluster_resolver: which of TensorFlow's resolvers (`t5core.training.clusters`) finds the
-    other workers of multi_worker (and the TPU of tpu); port_base: a Slurm node's first port.
-    """
+    "slurm", mirrored over GPUs or split CPUs, else one device. `cluster_resolver` finds the
+    other workers (`t5core.training.clusters`); port_base: a Slurm node's first port."""
     configure_cpu_devices(num_cpu_devices)
     if name == "auto" and cluster_resolver != "tf_config":
         name = STRATEGY_OF[cluster_resolver]  # before a device lookup starts TensorFlow's runtime
@@ -83,11 +80,8 @@ def is_chief(strategy) -> bool:
 
 
 def all_workers_agree(strategy, value: bool) -> bool:
-    """True when `value` is True on every worker; each worker must call it at the same point.
-
-    Lets every worker act on what one of them found (the chief's model_dir lock, its train log)
-    instead of leaving the others waiting in a collective for a worker that gave up.
-    """
+    """True when `value` is True on every worker (all call it at the same point), so workers act
+    on what one found instead of waiting in a collective for one that gave up."""
     if worker_info(strategy)[0] == 1:
         return value
     # Collectives sum or average, so count the workers that disagree.
@@ -96,12 +90,8 @@ def all_workers_agree(strategy, value: bool) -> bool:
 
 
 def replica_slice(features: dict, num_replicas: int) -> dict:
-    """This replica's rows of the global batch (call inside strategy.run).
-
-    Every worker builds the same global batch from the same seed and each replica takes its
-    slice by its global replica id, so any number of devices and workers computes exactly what
-    one device computes on the whole batch.
-    """
+    """This replica's rows of the global batch (inside strategy.run): every worker builds the
+    same batch from the same seed, so any device count computes what one device does."""
     if num_replicas == 1:
         return features
     replica_id = tf.distribute.get_replica_context().replica_id_in_sync_group

@@ -49,10 +49,7 @@ _CACHE_FILE = "peak_flops.json"
 
 
 def parse_peak_flops(value) -> float | str | None:
-    """--peak_flops as given: None (not set: no MFU), AUTO, or a FLOP/s number > 0.
-
-    Raises ValueError for anything else (negative, NaN, infinite or not a number).
-    """
+    """--peak_flops as given: None (no MFU), AUTO, or a FLOP/s number > 0; else ValueError."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, str) and value.strip().lower() == AUTO:
@@ -93,11 +90,8 @@ def _read_cache(path: str) -> dict:
 
 
 def resolve_peak_flops(value, dtype, log=print) -> float | None:
-    """The peak FLOP/s an MFU refers to, or None (MFU not reported, said once through `log`).
-
-    A number is used as given; AUTO reads this machine's cached measurement, measuring it (and
-    writing the cache) only the first time, so runs do not each spend time on a benchmark.
-    """
+    """The peak FLOP/s for MFU, or None (said once through `log`). AUTO reads this machine's
+    cached measurement, benchmarking only the first time."""
     setting = parse_peak_flops(value)
     if setting is None:
         log("MFU is not reported: pass --peak_flops=auto to measure this machine's peak (once, "

@@ -18,8 +18,7 @@ class _Stop(Exception):
 class Preemption:
     """Signal handling around a training loop (a context manager).
 
-    manager: the CheckpointManager of this worker (the chief's model_dir or a worker's own
-      directory); checkpoints are saved with the step as their number.
+    manager: this worker's CheckpointManager; checkpoints are numbered by step.
     num_workers: > 1 uses TensorFlow's multi-worker preemption handler.
     """
 

@@ -49,11 +49,8 @@ DATA_CHANGED_POLICIES = ("error", "continue", "restart_epoch")
 
 @dataclasses.dataclass
 class RunOptions:
-    """Everything `scripts/train.py` accepts; defaults train the embedded task set.
-
-    The script's flags are made from these fields and those of `train` (t5core.dataclass_flags):
-    each field's name, type, default, help text and choices are its flag's.
-    """
+    """Everything `scripts/train.py` accepts (its flags are made from these fields and
+    `train`'s, t5core.dataclass_flags); defaults train the embedded task set."""
     model: str = option("", "Preset name (t5-small, flan-t5-base, ...), config.json, or a "
                         "directory with one (an HF snapshot, a run's model_dir); empty: "
                         "--init_checkpoint's config, else the embedded tiny byte-level model.")
@@ -251,11 +248,8 @@ def make_tokenizer(options: RunOptions):
 
 
 def check_data_changed(options: RunOptions, run, log=print) -> bool:
-    """Compares the data files with the fingerprints the model_dir's run.json recorded.
-
-    Returns whether the resume must start the data from its beginning (restart_epoch). Raises
-    DataError when the data changed and --data_changed=error. A new run, or a model_dir written
-    before fingerprints were recorded, has nothing to compare: False.
+    """Whether a resume must restart the data (the files differ from run.json's fingerprints and
+    --data_changed=restart_epoch); DataError with --data_changed=error. Nothing recorded: False.
     """
     model_dir_path = options.train.model_dir
     if not (tf.io.gfile.exists(model_dir_path) and file_reads.latest_checkpoint(model_dir_path)):
@@ -344,12 +338,11 @@ def run(options: RunOptions, log=print):
     """Trains as the options say.
 
     Args:
-      options: the run's options; left unchanged (what the run settles, as jit_compile "auto" or
-        the classes of a classifier run trained on, goes into copies).
+      options: left unchanged (what the run settles, as jit_compile "auto", goes into copies).
       log: where progress lines go.
 
     Returns:
-      The Trainer: its history, its model, and its config (the TrainConfig the run used).
+      The Trainer: its history, model and config (the TrainConfig used).
     """
     options = dataclasses.replace(options, labels=inherited_labels(options))
     options.check()

@@ -19,12 +19,8 @@ def _parse(line: bytes) -> dict:
 
 
 def read(path: str) -> list[dict]:
-    """The records of a train log, in file order; [] when there is none.
-
-    A torn last line (no newline, not a complete record) is left out: a run killed while writing
-    it, or one writing it now. Any other line that is not a JSON object is a ModelDirError that
-    names the file and line.
-    """
+    """A train log's records in file order ([] if none). A torn last line (a killed or ongoing
+    write) is left out; any other non-object line is a ModelDirError naming file and line."""
     if not tf.io.gfile.exists(path):
         return []
     with tf.io.gfile.GFile(path, "rb") as f:
@@ -46,11 +42,8 @@ def read(path: str) -> list[dict]:
 
 
 def repair(path: str) -> str:
-    """Makes the file end with a newline before appending; returns what it did ('' for nothing).
-
-    A last line without its newline is either a complete record (the kill came between the
-    record and its newline, from an older writer) and keeps its place, or a torn one, dropped.
-    """
+    """Ends the file with a newline before appending; returns what it did ('' for nothing). A
+    complete last record keeps its place; a torn one is dropped."""
     if not tf.io.gfile.exists(path):
         return ""
     with tf.io.gfile.GFile(path, "rb") as f:

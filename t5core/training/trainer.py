@@ -100,10 +100,8 @@ class TrainConfig:
     progress_bar: bool = option(True, "Show a progress bar (else log lines).")
 
     def check(self, num_replicas: int | None = None) -> None:
-        """Raises FlagError naming every bad option (as its --flag) before any work is done.
-
-        num_replicas: when known, the batch must also split evenly over the replicas.
-        """
+        """Raises FlagError naming every bad option (as its --flag); with `num_replicas`, the
+        batch must split evenly over them."""
         problems = self.problems(num_replicas)
         if problems:
             raise FlagError("Invalid training configuration: " + "; ".join(problems))
@@ -144,20 +142,15 @@ def describe_run(model, run=None) -> md.RunDescription:
 class Trainer:
     """Runs training on a strategy; see `train()`.
 
-    model_fn: builds (or loads) the T5Model; called under the strategy's scope.
-    train_data: tf.data.Dataset of batched features (this worker's share of the global batch),
-      repeated; its iterator is saved with each checkpoint.
-    eval_data: optional finite dataset of batched features for the validation loss.
-    evaluator: optional `evaluator(model) -> (metrics dict, sample lines)`, decoding predictions.
-    run: optional `t5core.model_dir.RunDescription` of the run (tokenizer, data options, ...),
-      written to the model_dir as run.json (`t5core.model_dir.bind`).
-    restart_data: a resume restores everything but the data position: the data starts from its
-      beginning (the data files changed, --data_changed=restart_epoch).
+    model_fn: builds (or loads) the T5Model under the strategy's scope.
+    train_data: repeated batches (this worker's share); its iterator is checkpointed.
+    eval_data: optional finite batches for the validation loss.
+    evaluator: optional `evaluator(model) -> (metrics dict, sample lines)`.
+    run: optional `t5core.model_dir.RunDescription`, written as run.json.
+    restart_data: a resume restores all but the data position (--data_changed=restart_epoch).
 
-    The chief holds the model_dir's lock (`t5core.model_dir.open_run`) from construction to the
-    end of `train()`: a second trainer on the same model_dir is refused, naming the holder.
-    SIGTERM or SIGINT during `train()` saves the step in progress and returns early, with
-    `stopped_by` naming the signal.
+    The chief holds the model_dir's lock from construction to the end of `train()`. SIGTERM or
+    SIGINT saves the step in progress and returns early, `stopped_by` naming the signal.
     """
 
     def __init__(self, config: TrainConfig, strategy, model_fn: Callable, train_data,
@@ -364,11 +357,8 @@ class Trainer:
         return all_workers_agree(self.strategy, missed)
 
     def _append_log(self, record):
-        """Keeps the record and appends it to model_dir/train_log.jsonl (chief only).
-
-        A resumed run appends again from its checkpoint's step, so a reader keeps the last
-        record of each step.
-        """
+        """Appends to train_log.jsonl (chief only); a resume appends again from its step, so a
+        reader keeps each step's last record."""
         self.history.append(record)
         if is_chief(self.strategy):
             train_log.append(self.run_dir.train_log, record)
@@ -425,12 +415,8 @@ class Trainer:
         return results, samples
 
     def _best_key(self, results):
-        """--best_metric, else the validation loss, else the task's first metric.
-
-        The loss by default: it moves from the first steps, where a decoded metric (accuracy)
-        often sits at 0 for a while, so that watching it would stop a run that is learning and
-        keep its worst checkpoint as best/.
-        """
+        """--best_metric, else the validation loss (decoded metrics often sit at 0 early, which
+        would keep the worst checkpoint as best/), else the task's first metric."""
         if self.config.best_metric:
             if self.config.best_metric not in results:
                 raise FlagError(f"--best_metric={self.config.best_metric} is not among the "
