@@ -118,9 +118,8 @@ def _prepare_output(args):
 
 
 def describe_output(model, output, vocab_source, fmt):
-    """Copies the tokenizer into the output (for --format=hf with the files AutoTokenizer reads)
-    and, for --format=tf, the run.json that rebuilds the model's structure (prompt, classifier
-    head); returns what was added, for the summary line."""
+    """Copies the tokenizer (--format=hf: AutoTokenizer's files) and, for --format=tf, the
+    run.json that rebuilds the structure; returns what was added, for the summary."""
     vocab = vocab_source if vocab_source == "byte" or vocab_source.endswith((".model", ".json")) \
         else model_dir.find_tokenizer(vocab_source)
     if fmt == "hf" and vocab:

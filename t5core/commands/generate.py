@@ -78,8 +78,7 @@ def read_inputs(args):
 
 def few_shot_inputs(args, texts, tokenizer):
     """With --num_shots: each text behind shots of --shots_file (default: the run's training
-    file), read through the run's template or fields; says how many shots did not fit
-    --max_input_length."""
+    file), via the run's template or fields; says how many shots did not fit."""
     run = model_dir.read_run(args.checkpoint)
     shots = shared_flags.few_shot_settings(args, run)
     if shots is None:

@@ -121,9 +121,8 @@ def define_few_shot_flags(flag_values: flags.FlagValues) -> None:
 
 
 def few_shot_settings(args: flags.FlagValues, run) -> dict | None:
-    """{"num_shots", "shots_file", "seed"} from the few-shot flags, the shots file defaulting
-    to the training file recorded in `run` (a RunDescription or None); None without
-    --num_shots."""
+    """{"num_shots", "shots_file", "seed"} (shots_file defaulting to `run`'s training file);
+    None without --num_shots."""
     if not args.num_shots:
         return None
     shots_file = args.shots_file or (run.data.get("train_file") if run is not None else "")

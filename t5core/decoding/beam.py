@@ -34,12 +34,11 @@ def beam_search(model, cache, first_token, first_step, max_new_tokens, num_beams
                 semantics="t5x", num_results=1):
     """The best `num_results` beams of each row, best first.
 
-    cache / first_token / first_step: from `start_decoding`, for B rows (tiled here to B*K);
-    first_step is the length of the forced prompt. Lengths count the new tokens, EOS included
-    (plus the prompt under "t5x"). Returns (tokens int32 [B, num_results, max_new_tokens], 0 after
-    EOS; scores float32 [B, num_results]: log-probability over length_penalty(length, alpha), or,
-    under "t5x" for a row where nothing finished, the live beam's plain log-probability). Slots
-    that no beam filled score -inf.
+    cache / first_token / first_step: `start_decoding`'s for B rows (tiled here to B*K). Lengths
+    count new tokens with EOS (plus the prompt under "t5x"). Returns (tokens int32
+    [B, num_results, max_new_tokens], 0 after EOS; scores float32 [B, num_results]: log p over
+    length_penalty(length, alpha), or under "t5x" for a row where nothing finished the live
+    beam's log p; unfilled slots -inf).
     """
     check_semantics(semantics)
     k = num_beams

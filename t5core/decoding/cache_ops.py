@@ -12,13 +12,11 @@ SELF_KEYS = ("key", "value")
 
 
 def start_decoding(model, encoder_input_tokens, decoder_prompt, max_new_tokens):
-    """Runs the encoder once, computes cross keys/values once, and feeds the forced prompt.
+    """Runs the encoder and the cross keys/values once, and feeds the forced prompt.
 
-    encoder_input_tokens: int32 [B, L]. decoder_prompt: int32 [B, P] (P static, may be 0): tokens
-    forced after the decoder start id. The cache holds P + max_new_tokens positions.
-
-    Returns (cache, next_token int32 [B], next_step int32 scalar): the token to feed at position
-    `next_step` = P, whose logits give the first new token.
+    encoder_input_tokens: int32 [B, L]; decoder_prompt: int32 [B, P] (static P, may be 0); the
+    cache holds P + max_new_tokens positions. Returns (cache, next_token int32 [B], next_step
+    int32 = P): the token whose logits give the first new token.
     """
     prompt_length = decoder_prompt.shape[1]
     encoder_output = model.encode(encoder_input_tokens)

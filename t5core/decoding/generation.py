@@ -31,11 +31,9 @@ METHOD_NAMES = tuple(dict.fromkeys(METHODS.values()))  # greedy, beam, sample: w
 def decode_graph(model, encoder_input_tokens, decoder_prompt, seed, alpha, temperature, top_p, *,
                  method, max_new_tokens, num_beams, top_k, use_top_p, eos_id,
                  beam_semantics="t5x"):
-    """The whole search on tensors (no checks): (tokens int32 [B, max_new_tokens], scores [B]).
-
-    Tensor arguments: encoder_input_tokens int32 [B, L]; decoder_prompt int32 [B, P] (P may be 0);
-    seed int64 [2]; alpha, temperature, top_p float32 scalars. Keyword arguments are static.
-    """
+    """The whole search, unchecked: (tokens int32 [B, max_new_tokens], scores [B]). Tensors:
+    encoder_input_tokens int32 [B, L], decoder_prompt int32 [B, P], seed int64 [2], alpha,
+    temperature, top_p float32; keyword arguments are static."""
     cache, token, step = start_decoding(model, encoder_input_tokens, decoder_prompt,
                                         max_new_tokens)
     if method == "beam":
@@ -75,10 +73,8 @@ def compiled_decoder(model, jit_compile: bool):
 
 
 def _id_rows(value, name):
-    """An array of the ids in `value`; rows of different lengths are padded with 0 (the pad id).
-
-    Text is refused with a pointer to `generate_text`, which tokenizes for the caller.
-    """
+    """The ids in `value` as an array, short rows padded with 0; text is refused with a pointer
+    to `generate_text`."""
     if isinstance(value, tf.RaggedTensor):
         value = value.to_list()
     if isinstance(value, tf.Tensor):
@@ -140,13 +136,13 @@ def _check_prompt(prompt, batch, vocab_size):
 
 def search_settings(model, method, max_new_tokens, num_beams, alpha, temperature, top_k, top_p,
                     beam_semantics, rows, prompt_length):
-    """Checks the settings `generate` and `serving.Server` share; resolves the method's aliases
-    and temperature 0 (the argmax whatever top_k and top_p say, as in T5X).
+    """Checks the settings `generate` and `serving.Server` share, resolving method aliases and
+    temperature 0 (argmax whatever top_k and top_p say, as T5X).
 
     Args:
       model, method, max_new_tokens, num_beams, alpha, temperature, top_k, top_p,
         beam_semantics: as `generate` takes them.
-      rows: inputs decoded per call (before beams), for the memory check.
+      rows: inputs per call (before beams), for the memory check.
       prompt_length: forced decoder prompt tokens per row.
 
     Returns:
@@ -198,33 +194,29 @@ def generate(model, encoder_input_tokens, max_new_tokens, method="greedy", num_b
 
     Args:
       model: a T5Model.
-      encoder_input_tokens: int [B, L], padded with 0, or a list of B id lists of any lengths
-        (padded here); no row may be all padding. For strings, see `generate_text`.
-      max_new_tokens: tokens to decode per row (> 0), the width of the result.
+      encoder_input_tokens: int [B, L] padded with 0, or B id lists (padded here); no row all
+        padding. For strings, see `generate_text`.
+      max_new_tokens: tokens per row (> 0), the result's width.
       method: "greedy", "beam" (alias "beam_search") or "sample" (alias "sampling").
-      num_beams: beams per row for "beam" (>= 1; checked for every method).
-      alpha: length-penalty exponent for "beam": scores are log p / ((5 + len) / 6) ** alpha.
-      temperature, top_k, top_p: for "sample": logits / temperature (> 0), then only the top_k
-        tokens (0: all), then the smallest nucleus of probability >= top_p (in (0, 1]).
-        temperature 0 is greedy decoding, whatever top_k and top_p say (as in T5X).
-      seed: int or pair of ints for "sample" (stateless: the same seed gives the same tokens);
-        None draws a fresh seed.
-      decoder_prompt: int [P] or [B, P]: tokens forced after the decoder start id, before the new
-        tokens (not part of the result).
-      jit_compile: True for an XLA-compiled loop, False for a plain tf.function graph, None for
-        `t5core.xla.default_jit_compile(rows)` (XLA on GPU/TPU; on CPU for small searches).
-      max_input_length: if given, rows longer than this raise a ValueError.
-      eos_id: the id that ends a row (default model.config.eos_token_id; -1 never ends early).
-      beam_semantics: which beams may finish and how they are scored: "t5x" (default; T5X's
-        and Mesh-TF's rules) or "hf" (HF transformers' and fairseq's); see docs/architecture.md,
-        Beam search.
+      num_beams: beams per row for "beam" (>= 1, checked for every method).
+      alpha: "beam"'s length penalty: log p / ((5 + len) / 6) ** alpha.
+      temperature, top_k, top_p: "sample": logits / temperature (> 0), then the top_k tokens
+        (0: all), then the smallest nucleus of probability >= top_p (in (0, 1]). Temperature 0
+        is greedy whatever top_k and top_p say (as T5X).
+      seed: int or pair for "sample" (stateless: same seed, same tokens); None: a fresh one.
+      decoder_prompt: int [P] or [B, P] forced after the start id (not in the result).
+      jit_compile: True: XLA; False: a plain tf.function; None:
+        `t5core.xla.default_jit_compile(rows)`.
+      max_input_length: if given, longer rows raise a ValueError.
+      eos_id: default model.config.eos_token_id; -1 never ends early.
+      beam_semantics: which beams may finish and how they score: "t5x" (default; T5X's and
+        Mesh-TF's) or "hf" (transformers' and fairseq's); see docs/architecture.md, Beam search.
 
     Returns:
-      (tokens, scores): tokens int32 [B, max_new_tokens] with 0 after each row's EOS (the EOS
-      kept); scores float32 [B]: for greedy and sampling the summed log-probability of the
-      returned tokens under the model (temperature 1, no filtering), for beam the best beam's
-      log-probability divided by the length penalty (see beam_semantics for a row where no beam
-      finished).
+      (tokens, scores): tokens int32 [B, max_new_tokens], 0 after each row's EOS (kept); scores
+      float32 [B]: greedy and sampling, the tokens' summed log p (temperature 1, unfiltered);
+      beam, the best beam's log p over the length penalty (a row where none finished: see
+      beam_semantics).
     """
     config = model.config
     if max_input_length is not None:

@@ -12,11 +12,9 @@ NEG_INF = float("-inf")
 
 
 def filter_logits(logits, temperature, top_k, top_p, use_top_p):
-    """Logits [B, V] scaled by 1/temperature, with tokens outside top-k / the top-p nucleus at -inf.
-
-    top_k: static Python int, 0 for no limit. top_p: float32 scalar tensor in (0, 1] (the most
-    likely token is always kept). use_top_p: static bool, False skips the sort when top_p == 1.
-    """
+    """Logits [B, V] over temperature, tokens outside top-k / the top-p nucleus at -inf. top_k:
+    static int, 0 no limit; top_p: float32 tensor in (0, 1] (the top token always kept);
+    use_top_p: static, False skips the sort when top_p == 1."""
     logits = logits / tf.cast(temperature, logits.dtype)
     if top_k:
         kth_best = tf.math.top_k(logits, k=top_k).values[:, -1:]  # [B, 1]
@@ -54,9 +52,8 @@ def stateless_uniform(seed, shape):
 
 
 def sampling_chooser(seed, temperature, top_k, top_p, use_top_p):
-    """Draws from the filtered distribution by the Gumbel-max trick (argmax of logits plus
-    Gumbel noise is an exact categorical draw); step `i` uses the stateless seed fold_in(seed, i).
-    """
+    """Draws from the filtered distribution by Gumbel-max (an exact categorical draw); step `i`
+    uses the stateless seed fold_in(seed, i)."""
     def choose(logits, step):
         filtered = filter_logits(logits, temperature, top_k, top_p, use_top_p)
         step_seed = tf.random.experimental.stateless_fold_in(seed, step, alg="philox")

@@ -21,13 +21,9 @@ LENGTH_BUCKET = 16
 
 def encode_inputs(tokenizer, texts: Sequence[str], max_input_length: int, truncate: bool,
                   first_index: int = 0, source: str = "input") -> list[list[int]]:
-    """Token ids (EOS appended) of each text, checked.
-
-    An empty text is just [EOS] (callers give it an empty output, see `is_empty`). A text
-    longer than max_input_length raises, unless truncate=True: then it keeps its first
-    max_input_length - 1 tokens plus EOS (seqio's trim, then append EOS) and a warning names it.
-    `first_index` and `source` locate the text in messages.
-    """
+    """Checked token ids (EOS appended) of each text; an empty text is [EOS] (see `is_empty`).
+    Past max_input_length raises, unless truncate: first max_input_length - 1 tokens plus EOS
+    (as seqio) and a warning. `first_index` and `source` locate texts in messages."""
     encoded = []
     for offset, text in enumerate(texts):
         where = f"{source} {first_index + offset + 1}"
@@ -73,25 +69,23 @@ def generate_text(model, tokenizer, texts: Iterable[str], *, batch_size: int = 3
     Args:
       model: a T5Model (or PromptTunedT5).
       tokenizer: the model's `Tokenizer` or `ByteTokenizer`.
-      texts: an iterable of strings (a list, or a generator read lazily); not one string.
-      batch_size: texts per `generate` call (>= 1).
-      max_input_length: the most tokens of a text, EOS included (>= 2).
-      truncate: False (default) raises for a longer text; True keeps its first
-        max_input_length - 1 tokens plus EOS and logs a warning naming it.
+      texts: strings (a list, or a generator read lazily); not one string.
+      batch_size: >= 1.
+      max_input_length: tokens per text, EOS included (>= 2).
+      truncate: False raises for a longer text; True keeps its first max_input_length - 1
+        tokens plus EOS, with a warning.
       max_new_tokens: the most tokens decoded per text.
-      progress: True shows a tqdm bar counting texts.
-      total: how many texts there are, if known, for the bar.
-      source: the word error messages use for a text ("input 3 is empty"), e.g. a file name.
-      **generate_kwargs: go to `t5core.generate` (method, num_beams, alpha, temperature, top_k,
-        top_p, seed, decoder_prompt, jit_compile, eos_id, beam_semantics).
+      progress: show a tqdm bar counting texts.
+      total: the number of texts, if known, for the bar.
+      source: what messages call a text's origin ("input 3 is empty"), e.g. a file name.
+      **generate_kwargs: `t5core.generate`'s (method, num_beams, ..., beam_semantics).
 
     Yields:
-      The decoded output string of each text, in the order of `texts`.
+      The decoded string of each text ("" for a text with no tokens).
 
     Raises:
-      TypeError: `texts` is one string, or holds something other than strings.
-      ValueError: batch_size < 1, max_input_length < 2, or a text longer than
-        max_input_length without truncate. (A text with no tokens yields "".)
+      TypeError: `texts` is one string, or holds a non-string.
+      ValueError: batch_size < 1, max_input_length < 2, or a long text without truncate.
     """
     if isinstance(texts, (str, bytes)):
         raise TypeError("generate_text takes a list of texts; for one text pass [text]")

@@ -60,9 +60,8 @@ class SlotPlan:
         return {}
 
     def popen(self, slot: int, cmd: list[str], **kwargs) -> subprocess.Popen:
-        """Starts a trial process on the slot's cores. A child inherits the affinity of the
-        thread that starts it, so this thread takes the slot's cores for the start and gives
-        them back (no preexec_fn: it is unsafe in a process that runs threads, as TF does)."""
+        """Starts a trial on the slot's cores: a child inherits its starting thread's affinity,
+        so this thread takes the cores for the start (preexec_fn is unsafe with threads)."""
         if not self.core_groups:
             return subprocess.Popen(cmd, **kwargs)
         own = os.sched_getaffinity(0)

@@ -213,9 +213,8 @@ class Sweep:
         return True
 
     def _finish(self, run: _Running, stopping: bool) -> bool:
-        """Records a trial whose process ended: done, pruned or failed. One that a signal stopped,
-        or that failed while the sweep stops, stays RUNNING in the study and runs again on
-        resume: then this returns True."""
+        """Records an ended trial: done, pruned or failed. True when it stays RUNNING to rerun
+        on resume (a signal stopped it, or it failed while the sweep stops)."""
         rec, trial, code = run.record, run.trial, run.proc.returncode
         run.log_file.close()
         seconds = rec.get("seconds", 0.0) + time.time() - run.started

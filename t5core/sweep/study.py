@@ -56,9 +56,9 @@ def sampler(method: str, space, seed: int, startup_trials: int = 5, trials: int 
 
 
 def check_journal(path: str, repair: bool) -> str | None:
-    """A journal read from disk is untrusted: each line must be a JSON object. A torn last line
-    (a write cut short by a kill) is cut off when `repair` (the caller holds the sweep's lock),
-    which returns a note; any other bad line is a SweepStateError naming the file and line."""
+    """Checks an untrusted journal: each line a JSON object. A torn last line is cut off when
+    `repair` (the sweep's lock held), returning a note; any other bad line is a SweepStateError
+    naming file and line."""
     with open(path, "rb") as f:
         data = f.read()
     lines = data.split(b"\n")
