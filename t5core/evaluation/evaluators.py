@@ -62,27 +62,25 @@ class DecodeEvaluator:
 def evaluate_task(model, task, split, tokenizer, inputs_length, targets_length, data_dir=None,
                   max_examples=0, batch_size=64, bleu_tokenize=None, rouge_tokenize=None,
                   **generate_options):
-    """Decodes every example of a task's split and scores it with the task's `metrics`.
+    """Decodes a task split's examples and scores them with the task's `metrics`.
 
     Args:
       model: a T5Model (or PromptTunedT5).
-      task: a `t5core.data.tasks.Task` (e.g. from `file_task` or `get_task(name)`).
-      split: the split to evaluate, e.g. "validation".
+      task: a `t5core.data.tasks.Task` (`file_task`, `get_task(name)`).
+      split: e.g. "validation".
       tokenizer: the model's `Tokenizer` or `ByteTokenizer`.
-      inputs_length: input tokens per example (longer inputs are cut to it).
-      targets_length: the most tokens decoded per example (and the targets' length for the
-        task's preprocessing).
-      data_dir: where the task's source reads its files, if it needs one (None: its default).
-      max_examples: score only the first this many examples; 0 (default) all.
+      inputs_length: input tokens per example (longer are cut).
+      targets_length: the most tokens decoded (and the targets' length when preprocessing).
+      data_dir: where the task's source reads, if it needs one (None: its default).
+      max_examples: only the first this many; 0: all.
       batch_size: rows per `generate` call.
-      bleu_tokenize, rouge_tokenize: how BLEU and ROUGE split text (`compute_metrics`); None:
-        chosen from the targets' script.
-      **generate_options: `t5core.generate`'s options (method, num_beams, alpha, ...) and
-        `DecodeEvaluator`'s (postprocess, jit_compile, metric_options).
+      bleu_tokenize, rouge_tokenize: see `compute_metrics`; None: from the targets' script.
+      **generate_options: `t5core.generate`'s (method, num_beams, ...) and `DecodeEvaluator`'s
+        (postprocess, jit_compile, metric_options).
 
     Returns:
-      (metrics, predictions, targets): metrics the {key: float} of `compute_metrics`;
-      predictions the decoded strings and targets the target strings, in the split's order.
+      (metrics, predictions, targets): `compute_metrics`' dict; decoded and target strings in
+      the split's order.
     """
     metric_options = dict(generate_options.pop("metric_options", None) or {})
     metric_options.update({k: v for k, v in (("bleu_tokenize", bleu_tokenize),

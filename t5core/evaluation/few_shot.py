@@ -27,18 +27,18 @@ def few_shot_prompts(inputs: Sequence[str], shots: Sequence, num_shots: int, *, 
     """Prefixes each of `inputs` with `num_shots` examples drawn from `shots`.
 
     Args:
-      inputs: the texts to prompt (already rendered by the task's template, if any).
+      inputs: texts (rendered by the task's template, if any).
       shots: (inputs text, targets text) pairs, rendered the same way.
-      num_shots: shots per prompt; 0: the inputs unchanged (zero-shot).
-      seed: the draw's seed: the same seed, the same prompts.
-      tokenizer, inputs_length: with both, a shot is dropped when the prompt with it would take
-        more than inputs_length tokens (EOS included).
+      num_shots: 0: the inputs unchanged.
+      seed: the same seed, the same prompts.
+      tokenizer, inputs_length: with both, a shot is dropped when it would take the prompt past
+        inputs_length tokens (EOS included).
 
     Returns:
       FewShotPrompts(prompts, dropped, shots_used).
 
     Raises:
-      ValueError: num_shots < 0, or num_shots > 0 with no shots to draw from.
+      ValueError: num_shots < 0, or num_shots > 0 with no shots.
     """
     if num_shots < 0:
         raise ValueError(f"num_shots must be >= 0 (got {num_shots})")

@@ -74,9 +74,8 @@ def check_data_options(options) -> None:
 
 
 def _file_task(options, path, lengths, labels):
-    """(task, template or None, labels) reading the TSV/JSONL file `path` as training read its
-    files: rendered by the template, or taken from the fields. The task's first split, "train",
-    is the file."""
+    """(task, template or None, labels) of the TSV/JSONL `path` read as training reads files;
+    its first split, "train", is the file."""
     task, template = task_from_options(
         train_file=path, template=options["template"], template_args=options["template_args"],
         instruction=options["instruction"], inputs_field=options["inputs_field"],
@@ -99,12 +98,9 @@ def read_shots(options, path, tokenizer) -> list[tuple[str, str]]:
 
 
 def load_test_set(options, tokenizer, split="test", max_examples=0, shots=None) -> TestSet:
-    """The examples of the test set the options describe: a task's split or a file, read as
-    training read its files; options left unset take the run's value (`data_options`).
-
-    shots: None, or {"num_shots": k, "shots_file": path, "seed": s}: each input becomes a
-    few-shot prompt (`t5core.evaluation.few_shot`) of k examples of that file, read the same
-    way; shots that do not fit inputs_length are dropped (TestSet.note says how many).
+    """The test set the options describe (a task's split or a file, read as training reads);
+    unset options take the run's (`data_options`). `shots` ({"num_shots", "shots_file",
+    "seed"}) makes few-shot prompts of that file; those not fitting are counted in TestSet.note.
     """
     lengths = {"inputs": options["inputs_length"], "targets": options["targets_length"]}
     labels = label_list(options)
@@ -154,11 +150,8 @@ def _few_shot_inputs(task, split, tokenizer, lengths, options, max_examples, sho
 
 
 def predict(model, tokenizer, test: TestSet, options, batch_size=64, **generate_options):
-    """The model's prediction (text) for every test example.
-
-    A classifier predicts its labels; with rank_classification the seq2seq model picks the most
-    likely label word; otherwise it decodes (generate_options: method, num_beams, alpha, ...).
-    """
+    """Every test example's predicted text: a classifier's label, with rank_classification the
+    likeliest label word, else decoded (generate_options: method, num_beams, ...)."""
     length = options["inputs_length"]
     if isinstance(model, T5EncoderClassifier):
         tokens = pad_rows(test.inputs, length)

@@ -67,28 +67,25 @@ def compute_metrics(
     """Runs each named metric and merges their dicts.
 
     Args:
-      names: metric names from METRICS ("accuracy", "f1_macro", "squad", "bleu", "rouge",
-        ...), or one name as a string.
-      targets: one target per example: a label, a number or a string, or a list of reference
-        strings where a metric takes several (squad, bleu, rouge).
-      predictions: one prediction per example, paired with `targets`.
-      postprocess: applied to every prediction, and (if postprocess_targets) to every target
-        that is a string. None: used as given.
+      names: METRICS names ("accuracy", "f1_macro", "squad", "bleu", "rouge", ...), or one.
+      targets: one per example: a label, number or string, or a list of reference strings
+        where a metric takes several (squad, bleu, rouge).
+      predictions: one per example.
+      postprocess: applied to every prediction (and string target, with postprocess_targets);
+        None: as given.
       postprocess_targets: whether `postprocess` applies to the targets too.
-      bleu_tokenize: "bleu"'s sacreBLEU tokenizer ("13a", "zh", "intl", "char", ...); None or
-        "auto": chosen from the references' script (`t5core.metrics.scripts`).
-      rouge_tokenize: "rouge"'s tokens, "words" or "chars"; None or "auto": chosen from the
-        references' script.
-      **options: passed to each named metric that takes an argument of that name (labels=,
-        pos_label=, tokenize=, use_stemmer=, ...); one that no named metric takes is an error.
+      bleu_tokenize: sacreBLEU's tokenizer ("13a", "zh", "intl", "char", ...); None or "auto":
+        from the references' script (`t5core.metrics.scripts`).
+      rouge_tokenize: "words" or "chars"; None or "auto": from the references' script.
+      **options: to each metric taking an argument of that name (labels=, pos_label=, ...);
+        one no metric takes is an error.
 
     Returns:
-      {metric key: float}, the union of every metric's keys (e.g. "accuracy", "f1_macro",
-      "precision_macro", "squad_em").
+      {metric key: float}, every metric's keys ("accuracy", "precision_macro", "squad_em", ...).
 
     Raises:
-      ValueError: an unknown metric or option, targets and predictions of different lengths
-        or none at all, or two metrics reporting the same key.
+      ValueError: an unknown metric or option, unequal or empty targets and predictions, or two
+        metrics reporting the same key.
     """
     names = [names] if isinstance(names, str) else list(names)
     fns = {name: get_metric(name) for name in names}

@@ -126,21 +126,19 @@ def _percent(row):
 
 
 def classification_report(targets, predictions, labels=None, digits: int = 2) -> tuple[dict, str]:
-    """scikit-learn's `classification_report` in percent, as (dict, printed text), without
-    scikit-learn: rows per class, "macro avg", "weighted avg", and the pooled figures as
-    "accuracy" when every prediction is one of `labels`, else as "micro avg".
+    """scikit-learn's `classification_report` in percent, as (dict, text), without scikit-learn:
+    per class, "macro avg", "weighted avg", and the pooled figures as "accuracy" when every
+    prediction is one of `labels`, else "micro avg".
 
     Args:
-      targets: the true labels, one per example (any hashable values, e.g. strings).
-      predictions: the predicted labels, paired with `targets`.
-      labels: the labels to report, in row order; None means every label seen in targets or
-        predictions except INVALID_LABEL, sorted.
-      digits: decimals in the printed text.
+      targets: the true labels (any hashable values).
+      predictions: the predicted labels.
+      labels: the rows, in order; None: every label seen but INVALID_LABEL, sorted.
+      digits: decimals in the text.
 
     Returns:
-      (report, text): report maps each label (as a string) and each average to
-      {"precision", "recall", "f1-score", "support"}: percentages and a count (the "accuracy"
-      entry is one percentage); text is scikit-learn's table of the same figures.
+      (report, text): report maps each label (as a string) and average to {"precision",
+      "recall", "f1-score", "support"} ("accuracy": one percentage); text is the printed table.
 
     Raises:
       ValueError: targets and predictions of different lengths, or none at all.

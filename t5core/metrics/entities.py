@@ -24,13 +24,9 @@ def as_entities(value, i: int, which: str) -> list[tuple[str, str]]:
 
 
 def entity_f1(targets: Sequence, predictions: Sequence, per_type: bool = False) -> dict[str, float]:
-    """{"entity_precision", "entity_recall", "entity_f1"} in percent.
-
-    targets/predictions: per sentence, a list of (type, text) pairs or the
-    text-to-text string form (parsed with postprocess.parse_entities).
-    per_type=True adds "entity_f1/<type>" (and precision/recall) per gold or
-    predicted type.
-    """
+    """{"entity_precision", "entity_recall", "entity_f1"} in percent. Per sentence, (type, text)
+    pairs or the text-to-text string (postprocess.parse_entities); per_type adds
+    "entity_f1/<type>" (and precision/recall) per gold or predicted type."""
     check_pairs(targets, predictions)
     tp = collections.Counter()
     n_pred = collections.Counter()

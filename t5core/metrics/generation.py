@@ -34,11 +34,8 @@ def bleu(
     tokenize: str = BLEU_AUTO,
     lowercase: bool = False,
 ) -> dict[str, float]:
-    """{"bleu": corpus BLEU score in [0, 100]}.
-
-    tokenize: one of sacreBLEU's tokenizer names ("13a", "zh", "intl", "char", "ja-mecab",
-    ...), or "auto" (also None): chosen from the references' script (`bleu_tokenizer`).
-    """
+    """{"bleu": corpus BLEU in [0, 100]}; `tokenize`: a sacreBLEU tokenizer name, or "auto" /
+    None: from the references' script (`bleu_tokenizer`)."""
     check_pairs(targets, predictions)
     sacrebleu = require("sacrebleu", "sacrebleu")
     if tokenize in (None, BLEU_AUTO):
@@ -61,13 +58,9 @@ def rouge(
     use_stemmer: bool = False,
     rouge_tokenize: str | None = None,
 ) -> dict[str, float]:
-    """{key: mean F-measure x100} for each key in rouge_keys.
-
-    rouge_tokenize: "words" (rouge-score's tokenizer), "chars" (unspaced scripts counted
-    per character, other words kept), or None / "auto": chosen from the references
-    (`rouge_tokenizer`). With several references per example, rouge_score's score_multi
-    takes the best-scoring reference per key.
-    """
+    """{key: mean F-measure x100} for each of rouge_keys; several references: the best per key
+    (score_multi). rouge_tokenize: "words" (rouge-score's), "chars" (unspaced scripts per
+    character), or None / "auto": from the references (`rouge_tokenizer`)."""
     check_pairs(targets, predictions)
     rouge_scorer = require("rouge_score.rouge_scorer", "rouge-score")
     if rouge_tokenize in (None, "auto"):

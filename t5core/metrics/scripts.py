@@ -67,12 +67,9 @@ def _word_char(char: str) -> bool:
 
 
 def rouge_char_tokens(text: str, stemmer=None) -> list[str]:
-    """ROUGE's "chars" tokens: lowercased words of any script, each character of an unspaced
-    script a token of its own (a combining mark stays with the character before it).
-
-    On ASCII text these are rouge-score's tokens ([a-z0-9] runs; ASCII words longer than 3
-    characters stemmed when a stemmer is given).
-    """
+    """ROUGE's "chars" tokens: lowercased words, each character of an unspaced script its own
+    token (combining marks stay with theirs); on ASCII, rouge-score's tokens ([a-z0-9] runs,
+    words over 3 characters stemmed with a stemmer)."""
     tokens: list[str] = []
     word = ""
     for char in text.lower():
