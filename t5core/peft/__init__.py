@@ -17,10 +17,8 @@ PEFT_METHODS = ("none", "freeze_embeddings", "freeze_encoder", "top_n", "prompt"
 
 
 def describe_structure(model) -> dict:
-    """What `model` holds besides a plain T5's variables, as `t5core.model_dir.RunDescription`
-    fields: its class, a classifier's labels and pooling, a soft prompt's length, LoRA's rank,
-    alpha and targets.
-    """
+    """`RunDescription` fields for what `model` holds besides a plain T5: its class, a
+    classifier's labels and pooling, a prompt's length, LoRA's rank, alpha and targets."""
     fields = {"model_class": type(model).__name__}
     if isinstance(model, T5EncoderClassifier):
         fields.update(head="classifier", labels=model.label_names, pooling=model.pooling)
@@ -50,33 +48,30 @@ def lora_target_spec(model) -> str:
 def apply_peft(model, method="none", *, top_n=1, train_lm_head=True, prompt_length=20,
                prompt_init="vocab", lora_rank=8, lora_alpha=None, lora_targets=DEFAULT_TARGETS,
                lora_dropout=0.0, seed=None):
-    """Returns the model ready for `method` (the table: docs/architecture.md, PEFT); may be new.
-
-    Options a method does not use are ignored.
+    """Returns the model ready for `method` (docs/architecture.md, PEFT), maybe a new one;
+    options a method does not use are ignored.
 
     Args:
-      model: a built T5Model, PromptTunedT5 or T5EncoderClassifier (loaded, when fine-tuning).
-      method: "none" (default, or None: the model unchanged), "freeze_embeddings",
-        "freeze_encoder", "top_n", "prompt" or "lora" (case-insensitive).
-      top_n: "top_n": how many of the top stack's last blocks train (0 to its block count).
-      train_lm_head: "top_n": whether an untied lm_head trains too.
-      prompt_length: "prompt": the number of soft-prompt vectors.
-      prompt_init: "prompt": "vocab", "random" or an array [prompt_length, d_model] (see
-        `PromptTunedT5`).
-      lora_rank: "lora": the rank r of each update.
-      lora_alpha: "lora": the update's scale is alpha / r; None means alpha = r (scale 1).
-      lora_targets: "lora": projection names ("q", "v", "wo", ...) or path globs
-        ("decoder/*/o"), as a sequence or a comma-separated string.
-      lora_dropout: "lora": dropout rate on the low-rank path's input in training.
-      seed: "prompt": seed of the "vocab" initialisation; None draws from numpy's global state.
+      model: a built T5Model, PromptTunedT5 or T5EncoderClassifier.
+      method: "none" (or None: unchanged), "freeze_embeddings", "freeze_encoder", "top_n",
+        "prompt" or "lora" (case-insensitive).
+      top_n: how many of the top stack's last blocks train (0 to its block count).
+      train_lm_head: "top_n": an untied lm_head trains too.
+      prompt_length: soft-prompt vectors.
+      prompt_init: "vocab", "random" or an array [prompt_length, d_model] (`PromptTunedT5`).
+      lora_rank: r of each update.
+      lora_alpha: the scale is alpha / r; None: alpha = r.
+      lora_targets: projection names ("q", "v", "wo", ...) or path globs ("decoder/*/o"), a
+        sequence or comma-separated.
+      lora_dropout: on the low-rank path's input, in training.
+      seed: of the "vocab" prompt; None: numpy's global state.
 
     Returns:
-      The model to train: the given one (changed in place), or a new `PromptTunedT5` for
-      "prompt" on a model without a prompt.
+      The given model changed in place, or a new `PromptTunedT5` for "prompt".
 
     Raises:
-      ValueError: an unknown method, top_n out of range, LoRA targets that match no projection
-        or are wrapped already, or a bad prompt_length / prompt_init.
+      ValueError: an unknown method, top_n out of range, LoRA targets matching nothing or
+        wrapped already, or a bad prompt_length / prompt_init.
       TypeError: "prompt" on a model that is not an encoder-decoder T5Model.
     """
     method = (method or "none").strip().lower()

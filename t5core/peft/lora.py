@@ -22,10 +22,8 @@ DEFAULT_TARGETS = ("q", "v")
 
 
 def projection_slots(model):
-    """(path, parent layer, attribute) of every Dense projection inside the blocks.
-
-    path is model-relative, e.g. "decoder/block_1/cross_attention/k" or "encoder/block_0/ffn/wo".
-    """
+    """(model-relative path, parent layer, attribute) of every Dense projection in the blocks,
+    e.g. "decoder/block_1/cross_attention/k"."""
     slots = []
     for stack in stacks(model):
         for block in stack.blocks:
@@ -144,11 +142,8 @@ def _scope_parts(dense):
 
 
 def apply_lora(model, rank=8, alpha=None, targets=DEFAULT_TARGETS, dropout_rate=0.0):
-    """Wraps the projections named by `targets` in LoRA layers and freezes everything else.
-
-    Only the LoRA matrices (and a classifier's head) stay trainable; alpha defaults to rank.
-    Returns the model, changed in place.
-    """
+    """Wraps the projections `targets` names in LoRA layers (alpha defaults to rank) and freezes
+    all but them (and a classifier's head); returns the model, changed in place."""
     slots = select_projections(model, targets)
     freeze_all(model)
     for path, parent, attribute in slots:
@@ -173,14 +168,11 @@ def lora_layers(model):
 
 
 def merge_lora(model):
-    """Folds every LoRA update into its base kernel and removes the wrappers, in place.
-
-    Afterwards the model holds only the original variables (paths unchanged), with
-    kernel = W + (alpha / r) A B, still trainable=False (`t5core.peft.freezing.unfreeze_all`).
+    """Folds every LoRA update into its kernel (W + (alpha / r) A B) and removes the wrappers,
+    in place; paths unchanged, still trainable=False (`peft.freezing.unfreeze_all`).
 
     Args:
-      model: a model with LoRA layers (from `apply_peft(model, "lora")`, or `load_pretrained`
-        with merge_lora=False); a model without them is returned unchanged.
+      model: a model with LoRA layers; one without is returned unchanged.
 
     Returns:
       The same model object, merged.

@@ -80,28 +80,23 @@ def initial_prompt(model, length, init="vocab", seed=None):
 class PromptTunedT5(T5Model):
     """A T5Model whose encoder input is a learned soft prompt followed by the embedded text.
 
-    Given a T5Model, the new model *shares* its layers and variables (no copy; use the new
-    model from then on); given a config, it builds a fresh base first. Every T5Model entry point
-    works (`encode` returns [B, P + L, D]); only the prompt is trainable after construction.
+    A given T5Model's layers and variables are *shared* (use the new model from then on).
+    Every T5Model entry point works (`encode` returns [B, P + L, D]); only the prompt trains.
     Packed rows are refused.
 
     Args:
-      config_or_model: a T5Model to share (not already a PromptTunedT5), or a T5Config / config
-        dict to build a fresh base from.
-      prompt_length: P, the number of prompt vectors (a positive integer).
-      prompt_init: how the prompt starts: "vocab" (default: the embeddings of P random ids among
-        the first 5000 ordinary ones), "random" (uniform in [-0.5, 0.5]) or an array
-        [P, d_model].
-      dtype: Keras dtype policy of a base built from a config (see T5Model); a given model keeps
-        its own.
-      name: name of a base built from a config (default "t5"); a given model keeps its own.
-      seed: seed of the "vocab" draw; None draws from numpy's global state (which
-        `keras.utils.set_random_seed` sets).
+      config_or_model: a T5Model to share (not a PromptTunedT5), or a T5Config / dict.
+      prompt_length: P, a positive integer.
+      prompt_init: "vocab" (default: embeddings of P random ids among the first 5000 ordinary
+        ones), "random" (uniform in [-0.5, 0.5]) or an array [P, d_model].
+      dtype: policy of a base built from a config (see T5Model); a given model keeps its own.
+      name: of a base built from a config (default "t5").
+      seed: of the "vocab" draw; None: numpy's global state (`keras.utils.set_random_seed`).
       **kwargs: `keras.Model` arguments.
 
     Raises:
-      ValueError: prompt_length not a positive integer, a model that already has a prompt, or
-        a prompt_init that is neither a known name nor an array of shape [P, d_model].
+      ValueError: prompt_length not a positive integer, a model with a prompt already, or a
+        prompt_init neither a known name nor a [P, d_model] array.
     """
 
     def __init__(self, config_or_model, prompt_length, prompt_init="vocab", dtype=None,
@@ -190,9 +185,8 @@ class PromptTunedT5(T5Model):
 
 
 def add_prompt_tuning(model, prompt_length, prompt_init="vocab", seed=None):
-    """A PromptTunedT5 sharing `model`'s layers, with only the prompt trainable; a model that
-    already has a prompt keeps it, its prompt made trainable again.
-    """
+    """A PromptTunedT5 sharing `model`'s layers, only the prompt trainable (an existing prompt is
+    kept and made trainable)."""
     if isinstance(model, PromptTunedT5):
         freeze_all(model)
         model.prompt.trainable = True

@@ -20,14 +20,12 @@ _CHECKPOINT_SUFFIXES = (".index", ".safetensors", ".bin", ".h5", ".msgpack")
 
 
 def load_tokenizer(spec: str) -> Tokenizer | ByteTokenizer:
-    """The tokenizer a spec names: "byte", a vocabulary file, or a checkpoint.
+    """The tokenizer a spec names.
 
     Args:
-      spec: "byte" -> ByteTokenizer; a spiece.model / tokenizer.json file -> Tokenizer; a
-        checkpoint (a directory such as an HF snapshot, a training run's model_dir or its
-        best/, a checkpoint prefix or file) -> the tokenizer that goes with it
-        (`t5core.model_dir.find_tokenizer`: a run's own, "byte" included; else spiece.model or
-        tokenizer.json beside it). Local or remote (`gs://...`).
+      spec: "byte" -> ByteTokenizer; a spiece.model / tokenizer.json -> Tokenizer; a checkpoint
+        (HF snapshot, model_dir, best/, prefix or file) -> its tokenizer
+        (`t5core.model_dir.find_tokenizer`). Local or `gs://...`.
 
     Returns:
       A `Tokenizer` (default sentinels) or a `ByteTokenizer`.

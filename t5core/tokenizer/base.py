@@ -18,21 +18,17 @@ WS_RE2 = "[" + "".join(f"\\x{{{c:x}}}" for c in range(0x3001) if chr(c).isspace(
 
 
 class BaseTokenizer:
-    """Special-token splitting, EOS and decode rules shared by both vocabularies.
-
-    Subclasses set `vocab_size` and `in_graph_class` and define `_encode_text` (plain text
-    without specials -> ids) and `decode`.
-    """
+    """Special-token splitting, EOS and decode rules of both vocabularies; subclasses set
+    `vocab_size`, `in_graph_class`, and define `_encode_text` (no specials) and `decode`."""
 
     pad_id, eos_id, unk_id = PAD_ID, EOS_ID, UNK_ID
 
     def __init__(self, extra_ids: int, special_ids: dict[str, int],
                  strip_around: Iterable[str] = (), skip_on_decode: Iterable[int] | None = None):
-        """special_ids: every literal token cut out of the text before encoding, with its id
-        (pad/eos/unk and each `<extra_id_i>` included); strip_around: those of them that swallow
-        the whitespace on both sides (HF AddedToken lstrip/rstrip=True); skip_on_decode: ids
-        that decode(skip_special_tokens=True) drops besides pad and unk (default: the
-        sentinels)."""
+        """special_ids: every literal token cut out before encoding -> its id (pad/eos/unk and
+        sentinels included); strip_around: those swallowing whitespace on both sides (HF
+        lstrip/rstrip); skip_on_decode: ids skip_special_tokens drops besides pad and unk
+        (default: the sentinels)."""
         if extra_ids < 0:
             raise ValueError(f"extra_ids must be >= 0, got {extra_ids}")
         self.extra_ids = extra_ids

@@ -7,12 +7,11 @@ from t5core.tokenizer.in_graph import InGraphByteTokenizer
 
 
 class ByteTokenizer(BaseTokenizer):
-    """ByT5's vocabulary: UTF-8 byte b -> id b + 3, then `extra_ids` sentinels `<extra_id_i>` =
-    259 + i, as HF transformers' `ByT5Tokenizer`.
+    """ByT5's vocabulary: byte b -> id b + 3, then sentinels `<extra_id_i>` = 259 + i, as HF's
+    `ByT5Tokenizer`.
 
     Args:
-      extra_ids: number of sentinels after the 259 byte and special ids (default 125, ByT5's),
-        so `vocab_size` is 259 + extra_ids.
+      extra_ids: sentinels (default 125, ByT5's); `vocab_size` is 259 + extra_ids.
     """
 
     offset = 3

@@ -14,13 +14,12 @@ from t5core.tokenizer.base import SPIECE_UNDERLINE
 
 
 class HFUnigramFile:
-    """An HF tokenizer.json holding a SentencePiece Unigram model, as that SentencePiece model;
-    any other layout would tokenize unlike SentencePiece and is refused, naming what it lacks.
+    """An HF tokenizer.json holding a SentencePiece Unigram model, as that model; any other
+    layout would tokenize unlike SentencePiece and is refused, naming what it lacks.
 
-    Attributes: proto (SentencePiece ModelProto bytes), pieces (id -> piece, added tokens
-    included), added (every added token -> id), special_ids (ids of the special added tokens),
-    strip_around (added tokens that swallow the whitespace around them), extra_ids (how many
-    `<extra_id_N>` the file declares), splits_whitespace (a WhitespaceSplit pre-tokenizer).
+    Attributes: proto (ModelProto bytes), pieces (id -> piece, added included), added (added
+    token -> id), special_ids, strip_around (added tokens swallowing whitespace), extra_ids
+    (declared `<extra_id_N>`), splits_whitespace (a WhitespaceSplit pre-tokenizer).
     """
 
     def __init__(self, data: bytes, name: str):

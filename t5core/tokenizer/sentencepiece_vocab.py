@@ -28,17 +28,15 @@ def _read_bytes(path: str) -> bytes:
 
 
 class Tokenizer(BaseTokenizer):
-    """T5's SentencePiece vocabulary plus its sentinels, as HF `T5Tokenizer` / `T5TokenizerFast`.
+    """T5's SentencePiece vocabulary plus sentinels, as HF `T5Tokenizer` / `T5TokenizerFast`.
 
     Args:
-      path: a SentencePiece model file, an HF tokenizer.json with a Unigram model, or a directory
-        holding either (spiece.model preferred); local or remote (`gs://...`), read with
-        tf.io.gfile. `self.path` is the file actually read.
-      extra_ids: number of sentinels appended after the SentencePiece ids (default 100, T5's).
-        A tokenizer.json declares its own sentinels among its added tokens; a value given here
-        must agree with it.
-      add_prefix_space: True (default, T5/HF) lets SentencePiece prepend "▁" to each text piece;
-        False turns SentencePiece's dummy prefix off (HF `add_prefix_space=False`).
+      path: a SentencePiece model, an HF Unigram tokenizer.json, or a directory holding either
+        (spiece.model preferred); local or `gs://...`. `self.path` is the file read.
+      extra_ids: sentinels after the SentencePiece ids (default 100); a tokenizer.json's own
+        must agree.
+      add_prefix_space: SentencePiece prepends "▁" to each text piece (default, T5/HF); False
+        turns the dummy prefix off (HF `add_prefix_space=False`).
       model_proto: the model bytes (SentencePiece or tokenizer.json) instead of `path`.
     """
 
