@@ -37,10 +37,8 @@ def greedy_continue(model, encoder_input_tokens, max_new_tokens: int, eos_id: in
 
 
 def position_biases(model, features) -> dict[str, dict[int, np.ndarray]]:
-    """Each stack's relative-position bias, float32 [B or 1, N, Q, K], by index of the owning block.
-
-    T5 and mT5 own one table (block 0); UMT5 one per block. No mask is added.
-    """
+    """Each stack's position bias, float32 [B or 1, N, Q, K], by owning block (T5, mT5: block
+    0; UMT5: each block); no mask added."""
     out = {}
     for stack_name, tokens_key, positions_key in (
             ("encoder", "encoder_input_tokens", "encoder_positions"),
@@ -112,11 +110,11 @@ def _norms(states, weights):
 
 def inspect_row(model, encoder_ids, target_ids=None, *, pack: Sequence | None = None,
                 piece: Callable[[int], str] = str, top_k: int = 5, max_new_tokens: int = 8) -> dict:
-    """Everything about one row: attention, biases, hidden-state norms and top-k predictions.
+    """One row's attention, biases, hidden-state norms and top-k predictions.
 
-    encoder_ids: one example's input ids (eos included), or None with `pack` given: a list of
-    (input ids, target ids or None) examples packed into one row. target_ids: the decoder targets
-    (eos included); None decodes greedily up to max_new_tokens. `piece(id)` renders token ids.
+    encoder_ids: input ids (eos included), or None with `pack`: (input ids, target ids or None)
+    examples packed into one row. target_ids: None decodes greedily up to max_new_tokens.
+    `piece(id)` renders ids.
     """
     examples = list(pack) if pack is not None else [(encoder_ids, target_ids)]
     if not examples:

@@ -70,10 +70,8 @@ def _axes(plt, title, xlabel, ylabel, size=(8, 4)):
 
 
 def save_pngs(report: dict, out_dir: str, layers: Sequence[int] | None = None) -> list[str]:
-    """Heatmaps and plots of a report into out_dir; returns the written paths.
-
-    layers: the blocks whose attention and bias maps are drawn (default: all).
-    """
+    """Heatmaps and plots of a report into out_dir (attention and bias maps of `layers`, default
+    all); returns the written paths."""
     plt = _pyplot()
     keep = (lambda i: True) if layers is None else (lambda i: i in set(layers))
     file_writes.make_dirs(out_dir)
@@ -139,11 +137,8 @@ def save_pngs(report: dict, out_dir: str, layers: Sequence[int] | None = None) -
 
 
 def _as_image(maps, min_pixels=128, diverging=False):
-    """[heads, Q, K] -> [heads, H, W, 1] in [0, 1], enlarged by pixel repetition to be visible.
-
-    Attention: each head scaled by its own largest weight (white, so spread-out weights stay
-    readable). Biases: mid-grey is 0, white/black the largest |bias|.
-    """
+    """[heads, Q, K] -> [heads, H, W, 1] in [0, 1], pixels repeated to be visible. Attention:
+    per-head max is white; biases: mid-grey 0, white/black the largest |bias|."""
     maps = np.asarray(maps, np.float32)
     if diverging:
         limit = float(np.abs(maps).max()) or 1.0

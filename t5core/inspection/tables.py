@@ -25,11 +25,9 @@ def kind_of(name: str) -> str:
 
 
 def parameter_table(source) -> dict:
-    """The parameter table of a `T5Model` (its real variables) or a `T5Config` (shapes only).
-
-    Returns {"total", "variables": [{"name", "module", "kind", "shape", "count"}],
-    "by_module": [{"module", "count"}] in model order, "by_kind": {kind: count}}.
-    """
+    """The parameter table of a `T5Model` (real variables) or `T5Config` (shapes): {"total",
+    "variables": [{"name", "module", "kind", "shape", "count"}], "by_module": [{"module",
+    "count"}] in model order, "by_kind": {kind: count}}."""
     if isinstance(source, T5Config):
         shapes = parameter_shapes(source)
     elif hasattr(source, "variables_by_name"):
@@ -51,11 +49,8 @@ def parameter_table(source) -> dict:
 
 
 def bucket_table(config: T5Config, span: int | None = None) -> dict:
-    """Bucket of every relative position `key - query` in [-span, span], both ways T5 buckets.
-
-    bidirectional: the encoder's self-attention; causal: the decoder's. span defaults to
-    max_distance + max_distance // 4, to show the clipping.
-    """
+    """Bucket of each `key - query` in [-span, span], bidirectional (encoder) and causal
+    (decoder); span defaults to max_distance + max_distance // 4, to show the clipping."""
     nb, md = config.relative_attention_num_buckets, config.relative_attention_max_distance
     span = md + md // 4 if span is None else int(span)
     relative = np.arange(-span, span + 1, dtype=np.int32)

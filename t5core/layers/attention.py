@@ -97,24 +97,18 @@ class Attention(keras.layers.Layer):
         return self.o(context), weights
 
     def call(self, x, bias=None, key_value_input=None, key_value=None, training=False):
-        """Returns (output [B, Q, D], weights float32 [B, N, Q, K]).
-
-        bias: float32, broadcastable to [B, N, Q, K]: relative position bias plus mask.
-        key_value_input: the sequence to attend over (cross-attention); x itself when None.
-        key_value: precomputed (keys, values) from `project_key_value`, which wins over both.
-        """
+        """Returns (output [B, Q, D], weights float32 [B, N, Q, K]). bias: float32 to
+        [B, N, Q, K], position bias plus mask; key_value_input: cross-attention's sequence
+        (None: x); key_value: `project_key_value`'s (keys, values), which wins over both."""
         q = self._split_heads(self.q(x))
         if key_value is None:
             key_value = self.project_key_value(x if key_value_input is None else key_value_input)
         return self._attend(q, *key_value, bias, training)
 
     def call_cached(self, x, cache_key, cache_value, step, bias):
-        """One decoding step of causal self-attention over a preallocated cache.
-
-        x: [B, 1, D] for position `step`; cache_key/cache_value: heads-major [B, N, T, H];
-        positions after `step` are masked by `bias`. Returns (output [B, 1, D], new cache_key,
-        new cache_value).
-        """
+        """One causal self-attention step at `step` over a preallocated cache: x [B, 1, D];
+        cache_key/value heads-major [B, N, T, H], later positions masked by `bias`. Returns
+        (output [B, 1, D], new cache_key, new cache_value)."""
         q = self._split_heads(self.q(x))
         k_new, v_new = self.project_key_value(x)  # [B, N, 1, H]
         at_step = tf.one_hot(step, tf.shape(cache_key)[2], dtype=cache_key.dtype)[:, None]

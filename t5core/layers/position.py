@@ -7,11 +7,8 @@ import tensorflow as tf
 
 
 def relative_position_bucket(relative_position, bidirectional, num_buckets=32, max_distance=128):
-    """Maps `key_pos - query_pos` to a bucket id in [0, num_buckets).
-
-    Bidirectional (encoder): half of the buckets for each sign; causal (decoder): the past only
-    (docs/architecture.md, Layers).
-    """
+    """`key_pos - query_pos` -> bucket in [0, num_buckets): bidirectional (encoder) gives half to
+    each sign, causal (decoder) only the past (docs/architecture.md, Layers)."""
     relative_position = tf.convert_to_tensor(relative_position, dtype=tf.int32)
     buckets = tf.zeros_like(relative_position)
     if bidirectional:
