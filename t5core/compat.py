@@ -1,11 +1,6 @@
-"""Every private Keras and TensorFlow API t5core relies on, behind functions that say what they do.
-
-Each is used because no public API does the same; the reason stands with each function.
-`tests/test_compat.py` checks that each one still exists and behaves as relied on, and names the
-API when a Keras or TensorFlow upgrade removes or changes it. The Keras hooks that t5core's
-subclasses override (a method of that name must be defined there) are listed in
-`OVERRIDDEN_HOOKS` and checked the same way.
-"""
+"""Every private Keras and TensorFlow API t5core relies on, behind functions that say what they do
+and why no public API serves (docs/architecture.md, Keras compatibility); `tests/test_compat.py`
+checks each, and the hooks in `OVERRIDDEN_HOOKS`, on every upgrade."""
 
 from __future__ import annotations
 

@@ -1,11 +1,8 @@
 """The errors t5core raises for what a user gave it: flags, files, data rows, configs, checkpoints.
 
-Every such error derives from `T5CoreError`, so a command-line entry point can tell a user's
-mistake (one clear line, exit status 2) from a bug (a traceback). Each also derives from the
-built-in type code catches today (ValueError, FileNotFoundError, RuntimeError), so existing
-`except ValueError:` blocks keep working.
-
-A message names what to fix: the flag, the file and line, the config field, the tensor.
+Each derives from `T5CoreError` (a user's mistake: one line, exit status 2) and from the built-in
+type callers catch (ValueError, FileNotFoundError, RuntimeError). A message names what to fix:
+the flag, the file and line, the config field, the tensor.
 """
 
 from __future__ import annotations

@@ -1,10 +1,5 @@
-"""Reloading a model saved with Keras (`model.save("model.keras")`) in a fresh process.
-
-Keras finds a custom class by the name it was registered under, and a class is registered when
-the module that defines it is imported. `import t5core` imports none of them (its names load on
-first use, so that the sweep and the templates need no TensorFlow), so `keras.models.load_model`
-in a fresh process would not know `T5Model`. This module imports them all.
-"""
+"""Reloading a `model.save("model.keras")` file in a fresh process: registers t5core's Keras
+classes, which `import t5core` (loading names lazily) does not."""
 
 from __future__ import annotations
 

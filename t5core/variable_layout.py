@@ -1,10 +1,6 @@
-"""The model's variables from its config alone: every name `T5Model` gives a variable, its shape,
-and the module it belongs to. `T5Model.parameter_summary`, `presets.count_parameters` and
-`inspection.parameter_table` all read the layout from here, so it is described once.
-
-Nothing here allocates weights (the table of an 11B preset costs nothing), and nothing is imported
-from t5core: `presets` and `config` use it without a cycle.
-"""
+"""The model's variables from its config alone: every name `T5Model` gives a variable, its shape
+and module; the one description `parameter_summary`, `count_parameters` and `parameter_table`
+read. It allocates nothing and imports nothing from t5core."""
 
 from __future__ import annotations
 

@@ -25,7 +25,8 @@ def default_jit_compile(rows: int | None = None, quantized: bool = False) -> boo
 
     Args:
       rows: a decoding search's rows (batch x beams); None for training and evaluation.
-      quantized: int8 weights: TF's graph-mode int8 matmul has no fast CPU kernel, XLA's does.
+      quantized: int8 weights: TF's graph-mode int8 matmul has no fast CPU kernel, XLA's does
+        (BUILD_NOTES, int8 serving).
 
     Returns:
       True on GPU and TPU and for int8; on CPU, only for at most CPU_XLA_MAX_ROWS rows.

@@ -1,16 +1,6 @@
-"""Inverted dropout that draws 16 random bits per element instead of a 32-bit float.
-
-On CPU, drawing the random numbers is most of what dropout costs, and T5 draws one per element
-of the encoder's attention probabilities and feed-forward activations. TensorFlow's Philox
-generator makes 32 bits per draw; Keras' `Dropout` turns each into one float32 uniform. Here each
-32-bit draw serves two elements (its two 16-bit halves), which halves the generator's work
-(BUILD_NOTES.md, "Speed", has the timings). The kept mask, the scaling and the gradient are as
-in Keras: `where(keep, x * scale, 0)`.
-
-The rate is resolved to 1/65536: an element is dropped when its 16-bit draw is below
-`threshold = round(rate * 65536)`, so the dropped fraction is threshold / 65536 (0.1 becomes
-0.1000061) and `scale` is the exact inverse of the kept fraction, keeping the expected output
-equal to the input.
+"""Inverted dropout that draws 16 random bits per element instead of a 32-bit float (half the
+generator's work; the rate resolved to 1/65536, the scale its exact inverse): docs/architecture.md,
+Layers.
 """
 
 import keras

@@ -1,10 +1,6 @@
-"""The shared token embedding, which a tied T5 (v1.0) also uses as its output projection.
-
-Keras' int8 quantization replaces an Embedding's table by int8 values plus one float scale per
-row (per token). Whoever reads the table directly after that gets the int8 values without their
-scale, so the output projection must not: `project` is the one place that turns hidden states
-into logits through the table, for a float table and a quantized one alike.
-"""
+"""The shared token embedding, also a tied T5's (v1.0) output projection; `project` is the one
+read of the table, so an int8 table is never read without its scales (docs/architecture.md,
+Layers)."""
 
 import keras
 import tensorflow as tf

@@ -1,12 +1,5 @@
-"""Global-norm gradient clipping that gives the same answer on one device and on many.
-
-Keras' own `global_clipnorm` clips inside `_backend_apply_gradients`, *before* the TensorFlow
-optimizer sums the gradients across replicas. Under `tf.distribute` each replica then clips its
-own partial gradient, so two replicas clip a different vector than one device holding the whole
-batch would (and the clipped sum can exceed the threshold). T5X clips the global gradient. This
-mixin defers the clipping to after the cross-replica sum, where every replica sees the same,
-complete gradient, and records that gradient's norm for logging.
-"""
+"""Global-norm gradient clipping after the cross-replica sum (Keras clips each replica's partial
+gradient before it), so one device and many clip the same vector, as T5X does."""
 
 import contextlib
 

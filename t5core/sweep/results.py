@@ -1,10 +1,5 @@
-"""A sweep's outputs: the results table (CSV + JSONL), TensorBoard HParams, the named best trial.
-
-The tables and best.json are rewritten from the sweep's record after each trial, atomically, so
-they are always complete. HParams go through TensorBoard's hparams API and TensorFlow's summary
-writer (as the trainer's events do): the experiment in sweep_dir, one session per finished trial
-in its model_dir, whose `eval` run holds the metrics; `tensorboard --logdir <sweep_dir>` shows it.
-"""
+"""A sweep's outputs: the results table (CSV + JSONL), TensorBoard HParams, the named best trial,
+rewritten atomically after each trial; `tensorboard --logdir <sweep_dir>` shows the HParams."""
 
 from __future__ import annotations
 

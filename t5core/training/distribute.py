@@ -1,10 +1,5 @@
-"""Choosing a tf.distribute strategy, and feeding it one global batch per step.
-
-Every strategy runs the same step code. The host keeps a plain tf.data iterator over global
-batches (each worker builds the same stream): unlike a distributed iterator it can be saved in a
-checkpoint, so a resumed run continues the data stream exactly. Each replica takes its slice of
-the batch inside `strategy.run`.
-"""
+"""Choosing a tf.distribute strategy, fed one global batch per step from a plain (checkpointable)
+tf.data iterator; each replica slices its rows inside `strategy.run`."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
-"""The compiled train and eval steps, one code path for every tf.distribute strategy.
-
-Gradients are taken of the *unnormalised* loss sum of each replica's micro-batches, then divided
-by the normaliser of the whole global batch (summed over replicas). The optimizer sums gradients
-across replicas, so every strategy, and gradient accumulation over any number of micro-batches,
-computes the same update as one device holding the whole batch.
-"""
+"""The compiled train and eval steps, one code path for every tf.distribute strategy: gradients
+of each replica's unnormalised loss sum over the global batch's normaliser, so every strategy and
+accumulation computes one device's update."""
 
 from __future__ import annotations
 
