@@ -100,9 +100,8 @@ def forget_uninitialized(variables) -> None:
 # -- layers ----------------------------------------------------------------------------------
 
 def keep_call_argument_dtypes(layer) -> None:
-    """Stops Keras casting a layer's floating call arguments to its compute dtype (the position
-    bias must stay float32 under a mixed policy); Keras offers this only privately.
-    """
+    """Stops Keras casting a layer's floating call arguments to its compute dtype (the position bias
+    must stay float32 under a mixed policy); Keras offers this only privately."""
     layer._convert_input_args = False
 
 
@@ -112,8 +111,7 @@ def trackable_children(obj, save_type="checkpoint", **kwargs) -> dict:
 
 
 def replace_tracked_sublayer(parent, old, new) -> None:
-    """Swaps `old` for `new` in a built layer's (locked) list of sub-layers, keeping its place.
-    """
+    """Swaps `old` for `new` in a built layer's (locked) list of sub-layers, keeping its place."""
     parent._tracker.replace_tracked_value("layers", old, new)
 
 

@@ -34,8 +34,7 @@ class DirectoryLock:
 
     def acquire(self) -> dict | None:
         """Takes the lock; returns a killed previous holder's record, else None (also, with
-        `skipped` set, where there are no file locks). Held elsewhere: `error` naming pid, host.
-        """
+        `skipped` set, where there are no file locks). Held elsewhere: `error` naming pid, host."""
         if self._fd is not None:  # held already
             return None
         if "://" in self.directory:

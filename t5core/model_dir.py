@@ -75,9 +75,8 @@ def lower_is_better(metric: str, mode: str = "auto") -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class RunDescription:
-    """What, besides the config, rebuilds and uses a run's model: `run.json` beside
-    `config.json`, read by `load_pretrained`, the trainer and every script, so no run flag is
-    typed again."""
+    """What, besides the config, rebuilds and uses a run's model: `run.json` beside `config.json`,
+    read by `load_pretrained`, the trainer and every script, so no run flag is typed again."""
     model_class: str = "T5Model"  # T5Model, T5EncoderClassifier or PromptTunedT5
     # A file name inside the model_dir (spiece.model, tokenizer.json), "byte", or "" (not known).
     tokenizer: str = "byte"
@@ -165,8 +164,7 @@ def _exists(location: str) -> bool:
 
 
 def root(location: str) -> str:
-    """The model directory of `location`: the directory, its `best/`, a `ckpt-N` prefix inside
-    either, or such a prefix's `.index` file."""
+    """The model directory of `location`: itself, its `best/`, a `ckpt-N` prefix or `.index`."""
     directory = os.path.normpath(os.fspath(location))
     if not tf.io.gfile.isdir(directory):
         directory = os.path.dirname(directory)
@@ -194,15 +192,13 @@ def _file_in(location: str, name: str) -> str | None:
 
 
 def read_run(model_dir: str) -> RunDescription | None:
-    """The run description of a model directory (or of its `best/` or a checkpoint in it), or
-    None if it has none."""
+    """The run description of a model directory (its `best/`, a checkpoint in it), or None."""
     run_path = _file_in(model_dir, RUN)
     return run_path and RunDescription.from_json(_read_json(run_path), source=run_path)
 
 
 def read_config(model_dir: str):
-    """The T5Config (`config.json`, HF field names) of a model directory (or of its `best/`), or
-    None if it holds none."""
+    """The T5Config (`config.json`) of a model directory (or its `best/`), or None."""
     config_path = _file_in(model_dir, CONFIG)
     return config_path and T5Config.from_json(config_path)
 
@@ -269,9 +265,8 @@ def copy_tokenizer(model_dir: str, vocab: str, replace: bool = False) -> str:
 
 
 def check_checkpoint_state(directory: str) -> None:
-    """Refuses a `checkpoint` state file naming anything but `ckpt-N` prefixes inside
-    `directory`: TensorFlow's CheckpointManager resumes from and prunes (deletes) what it names.
-    """
+    """Refuses a `checkpoint` state file naming anything but `ckpt-N` prefixes inside `directory`:
+    TensorFlow's CheckpointManager resumes from and prunes (deletes) what it names."""
     for prefix in file_reads.checkpoint_state_paths(directory):
         if not re.fullmatch(re.escape(CHECKPOINT_PREFIX) + r"-\d+", os.path.basename(prefix)):
             raise ModelDirError(
@@ -282,16 +277,14 @@ def check_checkpoint_state(directory: str) -> None:
 
 
 def checkpoint_manager(checkpoint, directory: str, max_to_keep: int):
-    """A CheckpointManager of `directory`, after `check_checkpoint_state`, so pruning deletes
-    only the trainer's own checkpoints."""
+    """A CheckpointManager of `directory` whose pruning deletes only the trainer's checkpoints."""
     check_checkpoint_state(directory)
     return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep,
                                       checkpoint_name=CHECKPOINT_PREFIX)
 
 
 def remove_orphaned_temp_dirs(directory: str) -> list[str]:
-    """Deletes the `ckpt-N_temp` directories of killed saves in `directory` and its `best/`;
-    returns the paths removed. Call it only under the model_dir lock."""
+    """Deletes killed saves' `ckpt-N_temp` dirs here and in `best/` (lock held); returns them."""
     removed = []
     for folder in (directory, path(directory, BEST)):
         if not tf.io.gfile.isdir(folder):

@@ -75,8 +75,7 @@ class _QuietFinder(importlib.abc.MetaPathFinder):
 
 
 def install() -> None:
-    """Makes the first `import tensorflow` quiet (see the module docstring); a no-op when it was
-    imported already or the user asked for --verbose."""
+    """Makes the first `import tensorflow` quiet, unless it came already or with --verbose."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # its later INFO lines too
     if cli.verbose() or PACKAGE in sys.modules:
         return

@@ -104,8 +104,7 @@ class ClassifierServer(_TextRequests):
         self._labels = tf.constant(list(model.label_names))
 
     def serve(self, inputs):
-        """inputs: string [B] -> {"labels": string [B], "probabilities": float32 [B, C],
-        "truncated": bool [B]}."""
+        """string [B] -> {"labels": string [B], "probabilities": float32 [B, C], "truncated"}."""
         tokens, truncated, empty = self._tokens(inputs)
         probabilities = tf.nn.softmax(self.model(tokens, training=False), axis=-1)
         best = tf.argmax(probabilities, axis=-1, output_type=tf.int32)

@@ -37,8 +37,7 @@ FORMATS = {".tsv": TsvSource, ".jsonl": JsonlSource, ".json": JsonlSource}
 
 
 def file_format(path: str) -> type[TsvSource] | type[JsonlSource]:
-    """TsvSource or JsonlSource: the reader of a data file, by its own suffix (optionally .gz),
-    so that a .jsonl training file and a .tsv evaluation file are each read as what they are."""
+    """TsvSource or JsonlSource: a data file's reader by its own suffix (optionally .gz)."""
     suffix = os.path.splitext(path[:-3] if path.endswith(".gz") else path)[1]
     if suffix not in FORMATS:
         raise DataError(f"{path}: unknown data file type {suffix or '(no suffix)'!r}; a data file "

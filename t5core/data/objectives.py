@@ -13,9 +13,8 @@ from t5core.tokenizer import ByteTokenizer
 def random_spans_helper(inputs_length: int = 512, noise_density: float = 0.15,
                         mean_noise_span_length: float = 3.0, extra_tokens_per_span_inputs: int = 1,
                         extra_tokens_per_span_targets: int = 1) -> tuple[int, int]:
-    """(raw tokens per example, targets length) so that inputs come out at `inputs_length`,
-    counting the extra tokens per span (one sentinel) and one EOS on each side
-    (512 -> (568, 114))."""
+    """(raw tokens per example, targets length) so that inputs come out at `inputs_length`, counting
+    the extra tokens per span (one sentinel) and one EOS on each side (512 -> (568, 114))."""
     def lengths(tokens):
         noise = round(tokens * noise_density)
         spans = round(noise / mean_noise_span_length)

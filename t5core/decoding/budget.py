@@ -20,9 +20,8 @@ def machine_memory_bytes() -> int:
 
 def search_bytes(config, rows: int, positions: int, dtype_bytes: int = 4,
                  beam: bool = False) -> int:
-    """Bytes the search preallocates for `rows` rows of `positions` decoder positions each:
-    every decoder layer's keys and values, plus the int32 tokens (live and finished for beams).
-    """
+    """Bytes the search preallocates for `rows` rows of `positions` decoder positions each: every
+    decoder layer's keys and values, plus the int32 tokens (live and finished for beams)."""
     cache = 2 * config.num_decoder_layers * config.num_heads * config.d_kv * dtype_bytes
     tokens = 4 * (2 if beam else 1)
     return rows * positions * (cache + tokens)

@@ -98,10 +98,9 @@ def read_shots(options, path, tokenizer) -> list[tuple[str, str]]:
 
 
 def load_test_set(options, tokenizer, split="test", max_examples=0, shots=None) -> TestSet:
-    """The test set the options describe (a task's split or a file, read as training reads);
-    unset options take the run's (`data_options`). `shots` ({"num_shots", "shots_file",
-    "seed"}) makes few-shot prompts of that file; those not fitting are counted in TestSet.note.
-    """
+    """The test set the options describe (a task's split or a file, read as training reads); unset
+    options take the run's (`data_options`). `shots` ({"num_shots", "shots_file", "seed"}) makes
+    few-shot prompts of that file; those not fitting are counted in TestSet.note."""
     lengths = {"inputs": options["inputs_length"], "targets": options["targets_length"]}
     labels = label_list(options)
     template = None

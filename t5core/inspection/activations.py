@@ -66,9 +66,8 @@ def collect_activations(model, features) -> dict:
 
 
 def cache_agreement(model, encoder_input_tokens, decoder_input_tokens) -> dict:
-    """Incremental decoding (`init_cache` + `decode_step`) of one row against the full forward
-    pass: the cache's per-block shapes, the largest |logit| and each step's max |difference|.
-    """
+    """Incremental decoding (`init_cache` + `decode_step`) of one row against the full forward pass:
+    the cache's per-block shapes, the largest |logit| and each step's max |difference|."""
     enc = np.asarray(encoder_input_tokens, np.int32)[:1]
     dec = np.asarray(decoder_input_tokens, np.int32)[:1]
     encoded = model.encode(enc)

@@ -23,9 +23,8 @@ def dense_projection(units, stddev, name, dtype=None):
 
 @keras.saving.register_keras_serializable(package="t5core")
 class Attention(keras.layers.Layer):
-    """Self- or cross-attention with q, k, v, o projections of width num_heads * d_kv; logits
-    are not divided by sqrt(d_kv) (docs/architecture.md, Layers).
-    """
+    """Self- or cross-attention with q, k, v, o projections of width num_heads * d_kv; logits are
+    not divided by sqrt(d_kv) (docs/architecture.md, Layers)."""
 
     def __init__(self, d_model, num_heads, d_kv, dropout_rate=0.0, has_relative_bias=False,
                  bidirectional=True, num_buckets=32, max_distance=128, initializer_factor=1.0,

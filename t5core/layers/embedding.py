@@ -16,9 +16,8 @@ class SharedEmbedding(keras.layers.Embedding):
     """`keras.layers.Embedding` that can also project hidden states back onto the vocabulary."""
 
     def project(self, x):
-        """Logits `[..., V]` = x `[..., D]` times the table's transpose, in x's dtype (int8
-        with int32 accumulation when quantized, as Keras' int8 Dense).
-        """
+        """Logits `[..., V]` = x `[..., D]` times the table's transpose, in x's dtype (int8 with
+        int32 accumulation when quantized, as Keras' int8 Dense)."""
         mode = self.quantization_mode
         if mode is None:
             table = tf.cast(tf.convert_to_tensor(self.embeddings), x.dtype)

@@ -6,9 +6,8 @@ import tensorflow as tf
 
 @keras.saving.register_keras_serializable(package="t5core")
 class RMSNorm(keras.layers.Layer):
-    """`x * rsqrt(mean(x^2) + epsilon) * scale`, in float32 inside (bf16 loses too much in the
-    mean of squares); the result is cast back to the compute dtype.
-    """
+    """`x * rsqrt(mean(x^2) + epsilon) * scale`, in float32 inside (bf16 loses too much in the mean
+    of squares); the result is cast back to the compute dtype."""
 
     def __init__(self, hidden_size, epsilon=1e-6, **kwargs):
         super().__init__(**kwargs)

@@ -22,8 +22,7 @@ def check_pairs(targets: Sequence, predictions: Sequence) -> None:
 
 
 def checked_labels(targets: Sequence, predictions: Sequence, labels=None) -> list:
-    """The label set to score (after `check_pairs`): `labels`, or by default every label seen in
-    targets or predictions except INVALID_LABEL, sorted."""
+    """The label set to score: `labels`, else every label seen but INVALID_LABEL, sorted."""
     check_pairs(targets, predictions)
     if labels is None:
         return sorted((set(targets) | set(predictions)) - {INVALID_LABEL}, key=str)
@@ -105,8 +104,7 @@ def f1_binary(targets, predictions, pos_label: Any = None) -> dict[str, float]:
 
 
 def per_class(targets, predictions, labels=None) -> dict[str, float]:
-    """Flattened per-class scores: {"precision/<label>", "recall/<label>", "f1/<label>",
-    "support/<label>"}."""
+    """{"precision/<label>", "recall/<label>", "f1/<label>", "support/<label>"} per class."""
     labels = checked_labels(targets, predictions, labels)
     out = {}
     for label, (p, r, f, s) in zip(labels, _per_label(targets, predictions, labels)):
@@ -176,8 +174,7 @@ def classification_report(targets, predictions, labels=None, digits: int = 2) ->
 
 
 def mcc(targets, predictions) -> dict[str, float]:
-    """Matthews correlation x100 (GLUE CoLA). Invalid predictions form their own
-    column of the confusion matrix, so they count against the score."""
+    """Matthews correlation x100 (GLUE CoLA); invalid predictions count against the score."""
     check_pairs(targets, predictions)
     # The multiclass form (Gorodkin's R_K), as scikit-learn's matthews_corrcoef.
     classes = sorted(set(targets) | set(predictions), key=str)

@@ -54,8 +54,7 @@ def bleu_tokenizer(references: Iterable) -> str:
 
 
 def rouge_tokenizer(references: Iterable) -> str:
-    """"chars" when the references hold a letter or digit outside ASCII (which rouge-score's
-    own tokenizer drops), else "words"."""
+    """"chars" when the references hold non-ASCII letters or digits (rouge-score drops them)."""
     texts = _texts(references)
     return "chars" if any(not c.isascii() and _word_char(c) for t in texts for c in t) \
         else "words"

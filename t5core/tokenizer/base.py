@@ -96,8 +96,7 @@ class BaseTokenizer:
         return ids
 
     def _clean_ids(self, ids, skip_special_tokens: bool) -> list[int]:
-        """Cuts at the first eos, drops pad, maps out-of-range ids to unk, optionally drops
-        unk, sentinels and the other special tokens."""
+        """Cuts at the first eos, drops pad, maps unknown ids to unk; optionally drops specials."""
         out = []
         for i in np.asarray(ids).reshape(-1).tolist():
             if i == self.eos_id:
