@@ -212,8 +212,7 @@ class T5EncoderClassifier(keras.Model):
 
 def classify_text(model, tokenizer, texts, *, batch_size=64, max_input_length=512,
                   truncate=False, source="input"):
-    """Yields (label, probability) of each text's most likely class, in order; an empty text
-    gets an empty label with probability 0."""
+    """Yields (label, probability) of each text's likeliest class; an empty text: ("", 0)."""
     texts = list(texts)
     labels = model.label_names
     for start in range(0, len(texts), batch_size):

@@ -116,8 +116,7 @@ def replace_tracked_sublayer(parent, old, new) -> None:
 
 
 def all_layers(model) -> list:
-    """`model` and every layer under it, depth first (Keras' `layers` lists only the direct ones).
-    """
+    """`model` and every layer under it, depth first (Keras' `layers` lists only direct ones)."""
     return list(model._flatten_layers())
 
 

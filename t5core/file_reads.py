@@ -38,8 +38,7 @@ _repr.maxlevel = 3
 
 
 class UnsafeCheckpointError(CheckpointError):
-    """The checkpoint asks for something t5core refuses to do: run pickled code, or read a
-    file outside the checkpoint."""
+    """A checkpoint asks to run pickled code or to read a file outside the checkpoint."""
 
 
 def shown(value):
@@ -117,8 +116,7 @@ def resolve_inside(directory, name, source, error=CheckpointError, unsafe=Unsafe
 
 
 def file_inside(directory, name, source):
-    """A checkpoint file `directory/name` named by `source` (an index): `resolve_inside`, and
-    not a directory."""
+    """A checkpoint file `directory/name` an index `source` names: `resolve_inside`, not a dir."""
     path = resolve_inside(directory, name, source)
     if not is_remote(directory) and os.path.isdir(os.path.realpath(path)):
         raise CheckpointError(f"{source}: {shown(name)} is a directory, not a checkpoint file")

@@ -205,8 +205,7 @@ def prepare_output_dir(directory: str, overwrite: bool, owned: tuple[str, ...],
 
 
 def replace_link(path: str, target: str) -> None:
-    """Points the link `path` at `target` atomically (a new link renamed over it); anything but
-    a link at `path` is refused."""
+    """Points the link `path` at `target` atomically; anything but a link at `path` is refused."""
     path = str(path)
     if os.path.lexists(path) and not os.path.islink(path):
         raise UnsafeWriteError(f"{path} exists and is not a link; t5core does not replace it")

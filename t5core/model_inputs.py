@@ -25,8 +25,7 @@ def model_features(features: dict) -> dict:
 
 
 def check_features(features) -> None:
-    """Raises ValueError for a key that is neither a model feature nor a target, or a missing
-    token feature."""
+    """ValueError for a key neither a model feature nor a target, or a missing token feature."""
     unknown = sorted(set(features) - set(MODEL_FEATURES) - set(TARGET_FEATURES))
     if unknown:
         raise ValueError(f"Unknown model feature(s) {unknown}; expected {MODEL_FEATURES}")

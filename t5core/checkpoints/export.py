@@ -105,8 +105,8 @@ def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None,
 
 
 def _check_exportable(model):
-    """HF's T5 classes hold a plain encoder-decoder: no soft prompt, no t5core classifier head,
-    no unmerged LoRA. Refuse those with what to do instead."""
+    """Refuses, saying what to do instead, what HF's T5 classes cannot hold: a soft prompt, a
+    t5core classifier head, unmerged LoRA."""
     what = None
     if isinstance(model, PromptTunedT5):
         what = "a prompt-tuned model: HF T5 has no soft prompt"

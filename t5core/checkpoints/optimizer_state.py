@@ -83,8 +83,7 @@ def _factor_slot(transform, source_axes, target_axis):
 
 
 def _plan_variable(fmt, reader, name, target, transform, variable, optimizer, problems):
-    """[(slot variable, tensor name, array -> slot value)] for one variable; misfits go into
-    `problems` (headline -> offenders)."""
+    """[(slot variable, tensor name, array -> slot value)] of one variable; misfits: `problems`."""
     shapes = reader.shapes
     source_shape, target_shape = tuple(shapes[name]), tuple(variable.shape)
     stored = fmt.slot_names(shapes, name)

@@ -30,8 +30,7 @@ class CheckpointReader:
         return int(np.prod(self.shapes[name], dtype=np.int64)) * 4
 
     def validate(self, names):
-        """Cheap integrity checks for `names` (missing shards, absent optional packages), run
-        before anything is assigned; raises what reading would."""
+        """Cheap checks of `names` (missing shards, packages) before any assignment."""
 
     def close(self):
         """Releases open files; the reader is not used after."""

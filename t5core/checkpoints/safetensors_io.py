@@ -181,8 +181,7 @@ class _SafetensorsFile(CheckpointReader):
 
 
 class SafetensorsReader(ShardedReader):
-    """`model.safetensors`, a sharded index, or one .safetensors file, tensor by tensor; an
-    index's files must lie inside its directory."""
+    """`model.safetensors`, a sharded index (its files inside) or one file, tensor by tensor."""
 
     def __init__(self, path):
         super().__init__(path, "model.safetensors.index.json", "model.safetensors",

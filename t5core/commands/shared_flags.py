@@ -66,8 +66,7 @@ def load_tokenizer(args: flags.FlagValues):
 
 
 def define_search_flags(flag_values: flags.FlagValues, methods=None) -> None:
-    """--method, --num_beams, --alpha, --beam_semantics; `methods`: the --method choices (all
-    of generate's by default)."""
+    """--method, --num_beams, --alpha, --beam_semantics; `methods`: --method's choices."""
     # TensorFlow: not at the top, t5core-inspect's --help imports this module and needs none.
     from t5core.decoding.beam import SEMANTICS
     from t5core.decoding.generation import METHOD_NAMES
@@ -102,8 +101,7 @@ def search_options(args: flags.FlagValues) -> dict:
 
 
 def decoding_settings(args: flags.FlagValues) -> dict:
-    """The keyword arguments of generate() (and generate_text, export_saved_model) that
-    `define_decoding_flags`' flags give."""
+    """generate()'s keyword arguments from `define_decoding_flags`' flags."""
     return dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                 top_k=args.top_k, top_p=args.top_p, **search_options(args))
 
@@ -121,8 +119,7 @@ def define_few_shot_flags(flag_values: flags.FlagValues) -> None:
 
 
 def few_shot_settings(args: flags.FlagValues, run) -> dict | None:
-    """{"num_shots", "shots_file", "seed"} (shots_file defaulting to `run`'s training file);
-    None without --num_shots."""
+    """{"num_shots", "shots_file" (default: `run`'s training file), "seed"}; None: no shots."""
     if not args.num_shots:
         return None
     shots_file = args.shots_file or (run.data.get("train_file") if run is not None else "")

@@ -106,8 +106,7 @@ def drop_nonnoise_tokens(tokens, noise_mask, *unused):
 
 
 def select_random_chunk(ds, seed: int, max_length: int = 65536, key: str = "targets"):
-    """Keeps one random chunk (of the chunks of max_length tokens) of each example's `key`;
-    drops other fields and empty examples."""
+    """One random max_length-token chunk of each example's `key`; other fields, empties dropped."""
     def fn(x, seeds):
         tokens = x[key]
         n = tf.size(tokens)

@@ -106,8 +106,7 @@ def read_lines(path: str) -> list[str]:
 
 
 def tsv_rows(path: str, delimiter: str = "\t", columns: Sequence[str] | None = None):
-    """(header, [(line number, cells)]) of a delimited file, blank lines skipped; a wrong cell
-    count names the line."""
+    """(header, [(line number, cells)]) of a delimited file; a wrong cell count names the line."""
     lines = read_lines(path)
     if columns:
         header, body, first = list(columns), lines, 1

@@ -189,8 +189,7 @@ def make_model_dataset(task_or_name, split: str, tokenizer, *, batch_size: int,
                        prefetch: bool = True,
                        decoder_start_token_id: int = 0, overlong: str = "cut",
                        counter: DropCounter | None = None) -> tf.data.Dataset:
-    """Batches of model features from a task or mixture; every decoder row starts with
-    `decoder_start_token_id`."""
+    """Batches of model features from a task or mixture, each decoder row from the start id."""
     task = get(task_or_name) if isinstance(task_or_name, str) else task_or_name
     lengths = dict(lengths or task.output_lengths)
     ds = task.get_dataset(split, tokenizer, lengths=lengths, data_dir=data_dir, shuffle=shuffle,

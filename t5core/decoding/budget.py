@@ -29,8 +29,7 @@ def search_bytes(config, rows: int, positions: int, dtype_bytes: int = 4,
 
 def check_max_new_tokens(config, max_new_tokens: int, rows: int, prompt_length: int = 0,
                          dtype_bytes: int = 4, beam: bool = False) -> int:
-    """max_new_tokens if its search fits the memory budget; else a FlagError saying the most
-    that fits."""
+    """max_new_tokens if its search fits the memory budget; else a FlagError naming the most."""
     budget = int(machine_memory_bytes() * BUDGET_FRACTION)
     need = search_bytes(config, rows, prompt_length + max_new_tokens, dtype_bytes, beam)
     if need <= budget:

@@ -40,8 +40,7 @@ def tile_cache(cache, times):
 
 
 def reorder_self_cache(cache, rows):
-    """Self-attention keys/values gathered by `rows` int32 [B*K] (beam reordering); cross
-    keys/values are the same for every beam of a row and stay."""
+    """Self-attention keys/values gathered by `rows` int32 [B*K] (beams); cross ones stay."""
     layers = [{**layer, **{k: tf.gather(layer[k], rows) for k in SELF_KEYS}}
               for layer in cache["layers"]]
     return {**cache, "layers": layers}

@@ -73,8 +73,7 @@ def compiled_decoder(model, jit_compile: bool):
 
 
 def _id_rows(value, name):
-    """The ids in `value` as an array, short rows padded with 0; text is refused with a pointer
-    to `generate_text`."""
+    """The ids in `value` as an array, short rows 0-padded; text is sent to `generate_text`."""
     if isinstance(value, tf.RaggedTensor):
         value = value.to_list()
     if isinstance(value, tf.Tensor):

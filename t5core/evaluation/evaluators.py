@@ -105,8 +105,7 @@ def make_evaluator(inputs, targets, tokenizer, metric_names, inputs_length, max_
 
 def task_evaluator(task, split, tokenizer, inputs_length, targets_length, data_dir=None,
                    max_examples=0, labels=(), **options):
-    """`make_evaluator` over a task's split, scored with the task's metrics; their packages are
-    checked before the data is read."""
+    """`make_evaluator` over a task's split and metrics (packages checked before data is read)."""
     check_metric_packages(task.metrics, f"the metrics of {task.name}")
     lengths = {"inputs": inputs_length, "targets": targets_length}
     inputs, targets = task_examples(task, split, tokenizer, lengths, data_dir, max_examples)

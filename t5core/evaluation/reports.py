@@ -63,8 +63,7 @@ class TestSet:
 
 
 def check_data_options(options) -> None:
-    """Fails on a bad --template / --template_args or an --eval_file of an unknown type, before
-    the model and the data are loaded."""
+    """Fails on a bad --template(_args) or --eval_file type before model and data are loaded."""
     problems = option_problems(
         template=options["template"], template_args=options["template_args"],
         instruction=options["instruction"],
@@ -74,8 +73,7 @@ def check_data_options(options) -> None:
 
 
 def _file_task(options, path, lengths, labels):
-    """(task, template or None, labels) of the TSV/JSONL `path` read as training reads files;
-    its first split, "train", is the file."""
+    """(task, template or None, labels) of the file `path` (its "train" split), read as training."""
     task, template = task_from_options(
         train_file=path, template=options["template"], template_args=options["template_args"],
         instruction=options["instruction"], inputs_field=options["inputs_field"],
@@ -166,8 +164,7 @@ def predict(model, tokenizer, test: TestSet, options, batch_size=64, **generate_
 
 
 def score(test: TestSet, predictions) -> dict:
-    """{"metrics", and when they apply "per_class" (+ "invalid_predictions") and
-    "per_entity_type"}; every score a percentage, supports as counts."""
+    """{"metrics", maybe "per_class" (+ "invalid_predictions"), "per_entity_type"}, in percent."""
     targets = list(test.targets)
     if test.postprocess is not None:
         predictions = [test.postprocess(p) for p in predictions]
@@ -205,8 +202,7 @@ def _entity_support(targets) -> dict:
 
 def format_table(rows: dict, columns=("precision", "recall", "f1", "support"),
                  first="") -> str:
-    """{row name: {column: value}} as aligned text: names left, numbers right (2 decimals for
-    scores, integers for counts)."""
+    """{row: {column: value}} as aligned text; scores with 2 decimals, counts as integers."""
     def cell(value):
         if isinstance(value, (int, np.integer)):
             return str(int(value))

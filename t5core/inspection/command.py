@@ -45,8 +45,7 @@ def load_subject(args, need_weights=False):
 
 
 def examples_from(tokenizer, args) -> list[tuple[list[int], list[int] | None]]:
-    """[(input ids, target ids or None)] from --input/--target texts (eos added) or
-    --input_ids/--target_ids comma-separated id lists."""
+    """[(input ids, target ids or None)] from --input/--target texts or --input_ids/--target_ids."""
 
     def ids(side, texts, id_lists):
         if texts and id_lists:

@@ -70,8 +70,7 @@ def _axes(plt, title, xlabel, ylabel, size=(8, 4)):
 
 
 def save_pngs(report: dict, out_dir: str, layers: Sequence[int] | None = None) -> list[str]:
-    """Heatmaps and plots of a report into out_dir (attention and bias maps of `layers`, default
-    all); returns the written paths."""
+    """Heatmaps and plots of a report into out_dir (maps of `layers`, default all); the paths."""
     plt = _pyplot()
     keep = (lambda i: True) if layers is None else (lambda i: i in set(layers))
     file_writes.make_dirs(out_dir)

@@ -145,8 +145,7 @@ class Decoder(_Stack):
         return x, hidden_states, attentions
 
     def init_cache(self, encoder_output, max_length, dtype):
-        """Per block: cross keys/values computed once, self keys/values preallocated with zeros;
-        all heads-major [B, N, T, H]."""
+        """Per block: cross keys/values once, self keys/values zeros; heads-major [B, N, T, H]."""
         batch = tf.shape(encoder_output)[0]
         c = self.config
         cache = []
