@@ -93,8 +93,7 @@ def run(main):
 
 
 def parse_flags(define_flags, argv, takes_arguments=True):
-    """Parses `argv` (without the program name) into the flags `define_flags` defines, without
-    touching absl's global FLAGS.
+    """Parses `argv` (no program name) into `define_flags`' flags; absl's global FLAGS untouched.
 
     Returns:
       (the parsed `absl.flags.FlagValues`, the non-flag arguments; only with `takes_arguments`).

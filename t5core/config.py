@@ -94,7 +94,7 @@ class T5Config:
       layer_norm_epsilon: added to the mean square in each RMS norm (> 0).
       tie_word_embeddings: the output projection is the embedding scaled by d_model ** -0.5
         (T5 1.0); False: a separate lm_head (T5 1.1, mT5).
-      model_type: "t5", "mt5" or "umt5" (a position table per self-attention layer).
+      model_type: "t5", "mt5" or "umt5" (umt5: a position table per self-attention layer).
       initializer_factor: scale of a fresh model's random initialisers.
       pad_token_id, eos_token_id, decoder_start_token_id: defaults 0, 1 and 0 (every released
         T5 starts decoding from the pad id).

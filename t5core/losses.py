@@ -37,10 +37,8 @@ def parse_loss_normalization(loss_normalization):
 
 
 def _per_sequence_weights(weights, segment_ids):
-    """weights / (weight sum of the token's sequence or packed segment); 0 where the sum is 0.
-
-    In packed rows a token of segment 0 is padding and gets 0 whatever its weight (as T5X).
-    """
+    """weights / (weight sum of the token's sequence or packed segment), 0 where that is 0 and
+    on padding (segment 0) whatever its weight, as T5X."""
     if segment_ids is None:
         per_token_total = tf.reduce_sum(weights, axis=-1, keepdims=True)
     else:

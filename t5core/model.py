@@ -174,9 +174,8 @@ class T5Model(keras.Model):
 
     # -- int8 serving ----------------------------------------------------------------------------
     def quantize(self, mode=None, config=None, **kwargs):
-        """Quantizes every projection and the shared embedding in place (Keras' int8); norms,
-        the position bias and softmax stay float32. Merge LoRA first. `config`: as
-        `keras.Model.quantize`."""
+        """Quantizes every projection and the shared embedding in place (Keras' int8; norms,
+        position bias, softmax stay float32); merge LoRA first. `config`: Keras'."""
         quantization.quantize(self, mode, config=config, **kwargs)
 
     # -- introspection ---------------------------------------------------------------------------

@@ -404,8 +404,7 @@ class RunDirectory:
                             "message names the holder)")
 
     def bind(self, config, run: RunDescription, checkpoint, best_checkpoint, keep: int):
-        """`bind` on the chief, then every worker's `checkpoint_manager`s; all stop if one
-        refuses.
+        """`bind` on the chief, then each worker's `checkpoint_manager`s; all stop if one refuses.
 
         Returns:
           (the manager of `checkpoint`, keeping `keep`; that of `best_checkpoint` in best/).
@@ -422,8 +421,7 @@ class RunDirectory:
 
 
 def open_run(model_dir: str, strategy, log=print) -> RunDirectory:
-    """Opens `model_dir` for a trainer: locks it, removes killed saves' temp folders, repairs a
-    torn last train-log line.
+    """Opens `model_dir` for a trainer: lock taken, killed saves' temp folders removed, log mended.
 
     Returns:
       The `RunDirectory`; `bind` it once the model is built.

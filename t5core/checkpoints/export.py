@@ -105,8 +105,7 @@ def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None,
 
 
 def _check_exportable(model):
-    """Refuses, saying what to do instead, what HF's T5 classes cannot hold: a soft prompt, a
-    t5core classifier head, unmerged LoRA."""
+    """Refuses, saying what to do, a soft prompt, classifier head or unmerged LoRA (not HF's T5)."""
     what = None
     if isinstance(model, PromptTunedT5):
         what = "a prompt-tuned model: HF T5 has no soft prompt"

@@ -189,8 +189,7 @@ class SafetensorsReader(ShardedReader):
 
 
 def _library_opens(path):
-    """Whether the `safetensors` library accepts a file `read_header` accepted; it refuses gaps
-    between tensors, which the format's older writers left."""
+    """Whether the `safetensors` library opens the file (it refuses older writers' gaps)."""
     try:
         with safetensors.safe_open(path, framework="numpy"):
             return True

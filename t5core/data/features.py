@@ -45,7 +45,7 @@ def pad_to_model_features(ds: tf.data.Dataset, lengths: Mapping[str, int],
 def pack_to_model_features(ds: tf.data.Dataset, lengths: Mapping[str, int],
                            truncate: bool = False,
                            decoder_start_token_id: int = 0) -> tf.data.Dataset:
-    """Greedy next-fit packing of examples into rows, the last partial row of a finite one too."""
+    """Greedy next-fit packing of examples into rows of `lengths`, a finite stream's last too."""
     L, T = lengths["inputs"], lengths["targets"]
     if truncate:
         ds = truncate_step(ds, {"inputs": L, "targets": T})

@@ -33,8 +33,7 @@ def random_spans_helper(inputs_length: int = 512, noise_density: float = 0.15,
 
 
 def _random_segmentation(num_items, num_segments, seed):
-    """Random composition of num_items into num_segments positive parts (all equally likely):
-    choose num_segments - 1 of the num_items - 1 gaps as cut points."""
+    """Random composition of num_items into num_segments positive parts, all equally likely."""
     is_cut = stateless_shuffle(tf.range(num_items - 1) < num_segments - 1, seed)
     segment_of_item = tf.cumsum(tf.pad(tf.cast(is_cut, tf.int32), [[1, 0]]))
     return tf.math.unsorted_segment_sum(tf.ones_like(segment_of_item), segment_of_item,

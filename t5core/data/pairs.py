@@ -23,7 +23,7 @@ def pad_rows(rows, length):
 
 def encode_pairs(pairs, tokenizer, inputs_length, targets_length, source="examples",
                  decoder_start_token_id=0):
-    """(input, target) text pairs -> (padded feature arrays, rows cut to the lengths, EOS kept)."""
+    """(input, target) text pairs -> (padded feature arrays, number of rows cut, EOS kept)."""
     enc, tgt, truncated = [], [], 0
     for inputs, targets in pairs:
         e = tokenizer.encode(inputs, add_eos=True)

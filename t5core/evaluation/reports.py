@@ -164,7 +164,8 @@ def predict(model, tokenizer, test: TestSet, options, batch_size=64, **generate_
 
 
 def score(test: TestSet, predictions) -> dict:
-    """{"metrics", maybe "per_class" (+ "invalid_predictions"), "per_entity_type"}, in percent."""
+    """{"metrics", and when they apply "per_class" (+ "invalid_predictions") and
+    "per_entity_type"}; every score a percentage, supports as counts."""
     targets = list(test.targets)
     if test.postprocess is not None:
         predictions = [test.postprocess(p) for p in predictions]

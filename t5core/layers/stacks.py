@@ -69,9 +69,8 @@ class _Stack(keras.layers.Layer):
 
     def _run_blocks(self, x, positions, mask_bias, block_inputs, training, output_hidden_states,
                     output_attentions):
-        """Dropout, every block (rematerialised when `_remat_active`), the final norm, dropout.
-        `block_inputs`: what each block takes after (x, bias). Returns (output, the hidden states
-        or None, each block's attention weights)."""
+        """Dropout, the blocks (remat when `_remat_active`; each takes (x, bias, *block_inputs)),
+        final norm, dropout. Returns (output, hidden states or None, attention weights)."""
         x = self.dropout(x, training=training)
         hidden_states, weights = [x], []
         remat = self._remat_active(training, output_hidden_states, output_attentions)

@@ -54,7 +54,8 @@ def bleu_tokenizer(references: Iterable) -> str:
 
 
 def rouge_tokenizer(references: Iterable) -> str:
-    """"chars" when the references hold non-ASCII letters or digits (rouge-score drops them)."""
+    """"chars" when the references hold non-ASCII letters or digits (rouge-score drops them),
+    else "words"."""
     texts = _texts(references)
     return "chars" if any(not c.isascii() and _word_char(c) for t in texts for c in t) \
         else "words"

@@ -74,19 +74,9 @@ class AdamW(ReplicaConsistentClipping, keras.optimizers.AdamW):
       learning_rate: a float or a `LearningRateSchedule` (see `t5core.make_schedule`).
       weight_decay: decoupled, `p -= lr * weight_decay * p`; `exclude_from_weight_decay()`
         variables are not decayed.
-      beta_1: first-moment decay.
-      beta_2: second-moment decay.
-      epsilon: added to the root of the second moment.
-      amsgrad: keep the maximum of past second moments.
-      clipnorm: per-variable gradient norm clip (per replica, before the sum, as Keras).
-      clipvalue: per-element clip to [-clipvalue, clipvalue] (per replica).
+      beta_1, beta_2, epsilon, amsgrad, use_ema, ema_momentum: as Keras' AdamW.
+      ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps, name: as Keras'.
+      clipnorm, clipvalue: per variable and per element, per replica before the sum (Keras').
       global_clipnorm: clip of the summed gradient's global norm (after the sum).
-      use_ema: keep an exponential moving average of the weights.
-      ema_momentum: its momentum.
-      ema_overwrite_frequency: steps between overwrites by the average; None: never (call
-        `finalize_variable_values()`).
-      loss_scale_factor: loss multiplier, gradients divided by it.
-      gradient_accumulation_steps: update every this many steps with the mean gradient.
-      name: the optimizer's name.
       **kwargs: other Keras optimizer arguments.
     """

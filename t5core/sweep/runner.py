@@ -251,8 +251,7 @@ class Sweep:
         return False
 
     def _outcome(self, run: _Running, evals, value, stopped: bool) -> tuple[str, str | None]:
-        """(status, error) of a trial whose process ended; `stopped`: by the sweep's signal, or
-        with an error."""
+        """(status, error) of an ended trial; `stopped`: by the sweep's signal or with an error."""
         if run.reason == "pruned" and stopped:
             return "pruned", None
         if run.reason == "timeout":

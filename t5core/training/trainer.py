@@ -149,8 +149,9 @@ class Trainer:
     run: optional `t5core.model_dir.RunDescription`, written as run.json.
     restart_data: a resume restores all but the data position (--data_changed=restart_epoch).
 
-    The chief holds the model_dir's lock from construction to the end of `train()`. SIGTERM or
-    SIGINT saves the step in progress and returns early, `stopped_by` naming the signal.
+    The chief holds the model_dir's lock from construction to the end of `train()` (a second
+    trainer there is refused, naming the holder). SIGTERM or SIGINT saves the step in progress
+    and returns early, `stopped_by` naming the signal.
     """
 
     def __init__(self, config: TrainConfig, strategy, model_fn: Callable, train_data,
@@ -334,8 +335,7 @@ class Trainer:
         return False
 
     def _save(self, step, manager=None):
-        """Saves a checkpoint of `step` once its weights are checked finite; a checkpoint on disk
-        is therefore a good one, and the messages that call it so are true."""
+        """Saves `step` once its weights are checked finite, so every checkpoint on disk is good."""
         manager = manager or self.manager
         broken = nonfinite_variables(self.model)
         if broken:

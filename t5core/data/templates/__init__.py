@@ -22,8 +22,7 @@ DEFAULT_METRICS = {"classification": ["accuracy", "f1_macro"], "ner": ["entity_f
 
 
 def make_template(name, args_json="", instruction=False, seed=0):
-    """`--template` with `--template_args` (JSON) in seeded Flan-style phrasings with
-    `--instruction`.
+    """`--template` with `--template_args` (JSON), in seeded Flan phrasings with `--instruction`.
 
     Raises:
       FlagError: an unknown template, or arguments not a JSON object, missing or unknown.

@@ -24,8 +24,7 @@ from t5core.metrics.postprocess import (
 
 
 def _label_table(label_words) -> dict[str, str]:
-    """Raw label (as str) -> label word. A list of words accepts each word and
-    its index, so both "positive" and 1 / "1" name ["negative", "positive"][1]."""
+    """Raw label (str) -> word; a list accepts each word and its index ("positive", 1, "1")."""
     if isinstance(label_words, Mapping):
         table = {str(k): str(v) for k, v in label_words.items()}
     else:
