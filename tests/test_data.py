@@ -1,8 +1,10 @@
 """Data pipeline tests: sources and their errors, T5 text formats, span corruption (exact tokens
 and statistics), packing, determinism and resumable iterators, tasks, mixtures, NER format."""
 
+import csv
 import functools
 import gzip
+import io
 import json
 import math
 import os
@@ -13,6 +15,7 @@ import tensorflow as tf
 
 from t5core import data
 from t5core.data import features, objectives
+from t5core.data import files as data_files
 from t5core.data.builtin_tasks import wnut17_formatter
 from t5core.data import preprocessors as prep
 from t5core.data import text_formats as fmt
@@ -89,6 +92,39 @@ def test_tsv_source_errors(tmp_path):
         TsvSource({"train": "missing.tsv"}, fields).get_dataset("train", data_dir=str(tmp_path))
     with pytest.raises(ValueError, match="unknown split 'dev'"):
         TsvSource({"train": "bad.tsv"}, fields).get_dataset("dev")
+
+
+# Cells that a spreadsheet, pandas or Python's csv module quote: delimiters, line breaks and
+# quotes inside, Chinese and emoji, spaces at the ends, a cell longer than csv's default cap.
+AWKWARD_ROWS = [("你好\t世界", "中文"), ('He said "hi"', "引号"), ("line 1\nline 2", "多行"),
+                ('"quoted"', " spaced "), ("a,b", "😀"), ('5" tall', "x" * 200_000)]
+
+
+@pytest.mark.parametrize("suffix,dialect", [(".tsv", "excel-tab"), (".csv", "excel")])
+def test_delimited_files_read_as_the_csv_module_writes_them(tmp_path, suffix, dialect):
+    # The anchor is the writer: every row written by csv (CRLF line ends, a byte-order mark,
+    # a Chinese header, a blank line) comes back as it was, in training's and scoring's reading.
+    text = io.StringIO()
+    writer = csv.writer(text, dialect=dialect)
+    writer.writerow(["输入", "目标"])
+    writer.writerows(AWKWARD_ROWS[:3])
+    text.write("\r\n")
+    writer.writerows(AWKWARD_ROWS[3:])
+    path = _write(tmp_path / f"data{suffix}", None, raw=b"\xef\xbb\xbf" + text.getvalue().encode())
+    task = data_files.file_task(path, path, "输入", "目标", {"inputs": 8, "targets": 8}, [])
+    for split in ("train", "validation"):
+        rows = _list(task.source.get_dataset(split))
+        assert [(_text(r["inputs"]), _text(r["targets"])) for r in rows] == AWKWARD_ROWS
+    assert [n for n, _ in data_files.file_format(path).rows(path)] == [2, 3, 4, 7, 8, 9]
+
+
+def test_a_malformed_quoted_cell_names_its_line(tmp_path):
+    _write(tmp_path / "q.tsv", 'inputs\ttargets\nok\tfine\n"Hello," she said.\t1\n')
+    with pytest.raises(DataError, match=r"q\.tsv:3: malformed quoted cell"):
+        data_files.read_rows(str(tmp_path / "q.tsv"))
+    _write(tmp_path / "open.tsv", 'inputs\ttargets\n"never closed\t1\nmore\t2\n')
+    with pytest.raises(DataError, match=r"open\.tsv:2: malformed quoted cell"):
+        data_files.read_rows(str(tmp_path / "open.tsv"))
 
 
 def test_jsonl_source(tmp_path):

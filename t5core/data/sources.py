@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 
 import tensorflow as tf
@@ -15,6 +17,10 @@ from t5core.errors import DataError, T5CoreError, json_kind
 from t5core.file_reads import bounded_lines
 
 log = logging.getLogger(__name__)
+
+# csv's default cap on a cell (128 KiB) would refuse long texts; the readers' own budgets
+# (file_reads.BUDGETS) bound what is read.
+csv.field_size_limit(sys.maxsize)
 
 Paths = str | Sequence[str]
 
@@ -107,21 +113,41 @@ def read_lines(path: str) -> list[str]:
 
 def tsv_rows(path: str, delimiter: str = "\t", columns: Sequence[str] | None = None):
     """(header, [(line number, cells)]) of a delimited file, blank lines skipped; a wrong cell
-    count names the line."""
+    count names the line.
+
+    Cells follow the quoting that Python's csv module, pandas and spreadsheets write: a cell
+    that begins with a double quote runs to its closing quote, and the delimiter, line breaks
+    and doubled quotes ("") inside it are text; a quote anywhere else is an ordinary character.
+    A row's line number is that of its first line.
+    """
     lines = read_lines(path)
-    if columns:
-        header, body, first = list(columns), lines, 1
-    else:
-        header, body, first = lines[0].split(delimiter), lines[1:], 2
+    reader = csv.reader((line + "\n" for line in lines), delimiter=delimiter, quotechar='"',
+                        doublequote=True, strict=True)
     rows = []
-    for n, line in enumerate(body, start=first):
-        if not line.strip():
+    while True:
+        first = reader.line_num + 1
+        try:
+            cells = next(reader, None)
+        except csv.Error as e:
+            raise DataError(
+                f"{path}:{first}: malformed quoted cell ({e}): a cell that begins with a double "
+                f"quote ends at its closing quote, and a quote inside it is written twice "
+                f'(""), as the csv module and pandas write them') from None
+        if cells is None:
+            break
+        if not any(cell.strip() for cell in cells):
             continue  # a blank line is not an example
-        cells = line.split(delimiter)
+        rows.append((first, cells))
+    if columns:
+        header = list(columns)
+    elif rows:
+        header = rows.pop(0)[1]
+    else:
+        raise DataError(f"{path}: file is empty")
+    for n, cells in rows:
         if len(cells) != len(header):
             raise DataError(f"{path}:{n}: malformed line: expected {len(header)} "
                              f"{delimiter!r}-separated fields {header}, found {len(cells)}")
-        rows.append((n, cells))
     return header, rows
 
 
@@ -238,17 +264,19 @@ class TsvSource(_FileSource):
     """Delimited text with a header row (or `columns` given): `fields` maps output name -> column,
     or alternative columns tried in order, e.g. `{"sentence": ("sentence", "content")}`."""
 
+    DELIMITER = "\t"
+
     def __init__(self, files: Mapping[str, Paths], fields: Mapping[str, FieldSpec],
-                 columns: Sequence[str] | None = None, delimiter: str = "\t", check=None):
+                 columns: Sequence[str] | None = None, delimiter: str | None = None, check=None):
         super().__init__(files, check)
         self.fields = dict(fields)
         self.columns = list(columns) if columns else None
-        self.delimiter = delimiter
+        self.delimiter = delimiter or self.DELIMITER
 
-    @staticmethod
-    def rows(path):
-        """[(line number, {column: cell})] of a tab-separated file with a header row."""
-        header, rows = tsv_rows(path)
+    @classmethod
+    def rows(cls, path):
+        """[(line number, {column: cell})] of a delimited file with a header row."""
+        header, rows = tsv_rows(path, cls.DELIMITER)
         return [(n, dict(zip(header, cells))) for n, cells in rows]
 
     def _parse_file(self, path):
@@ -263,6 +291,12 @@ class TsvSource(_FileSource):
             index[out_name] = header.index(found[0])
         return [self._checked(path, n, {k: cells[i] for k, i in index.items()})
                 for n, cells in rows]
+
+
+class CsvSource(TsvSource):
+    """A `TsvSource` whose cells are separated by commas."""
+
+    DELIMITER = ","
 
 
 class JsonlSource(_FileSource):
