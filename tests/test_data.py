@@ -263,7 +263,8 @@ def test_squad_summarize_translate_formats():
     out = _one(fmt.translate(tf.data.Dataset.from_tensors(pair), "en", "de"))
     assert out == {"inputs": "translate English to German: That is good.",
                    "targets": "Das ist gut."}
-    for src, tgt, name in [("en", "fr", "French"), ("en", "ro", "Romanian")]:
+    for src, tgt, name in [("en", "fr", "French"), ("en", "ro", "Romanian"),
+                           ("en", "zh", "Chinese"), ("en", "ja", "Japanese")]:
         out = _one(fmt.translate(tf.data.Dataset.from_tensors({src: "x", tgt: "y"}), src, tgt))
         assert out["inputs"] == f"translate English to {name}: x"
 
