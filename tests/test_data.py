@@ -293,6 +293,25 @@ def test_span_corruption_lengths_helper():
     assert objectives.random_spans_helper(1024)[0] > 1100
 
 
+def test_span_corruption_matches_t5s_own_test_vectors():
+    # The vectors of google-research/text-to-text-transfer-transformer
+    # t5/data/preprocessors_test.py (test_random_spans_helper, test_random_spans_noise_mask,
+    # test_noise_span_to_unique_sentinel, test_nonnoise_span_to_unique_sentinel): the same
+    # stateless seeds give T5's mask bit for bit.
+    assert objectives.random_spans_helper(64, 0.2, 2.0, 1, 1) == (70, 22)
+    assert objectives.random_spans_helper(64, 0.2, 1.0, 1, 1) == (63, 27)
+    mask = objectives.random_spans_noise_mask(32, tf.constant([[1, 2], [3, 4]]), 0.25, 2.0)
+    assert mask.numpy().astype(int).tolist() == [
+        0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1]
+    tokens = tf.constant([10, 11, 12, 13, 14, 15])
+    noise = tf.constant([True, True, False, False, True, False])
+    assert objectives.noise_span_to_unique_sentinel(tokens, noise, 999).numpy().tolist() == [
+        999, 12, 13, 998, 15]
+    assert objectives.nonnoise_span_to_unique_sentinel(tokens, noise, 999).numpy().tolist() == [
+        10, 11, 999, 14, 998]
+
+
 def test_span_corruption_exact_tokens_for_fixed_seed(tok):
     # Tokens 100..159 (60): round(60 * 0.15) = 9 noise tokens in round(9 / 3) = 3 spans, spans
     # alternating non-noise/noise starting with non-noise. Checked by hand: noise spans
