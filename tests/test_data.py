@@ -288,6 +288,16 @@ def test_append_eos_truncate_and_drop_empty():
 # ----------------------------------------------------------------------------- span corruption
 
 
+def test_drop_empty_text_is_blank_by_the_file_sources_rule():
+    # One rule for blank text: what str.strip() empties (as the file sources drop it), so
+    # an ideographic space (U+3000) or a no-break space is blank and a zero-width space not.
+    texts = [c * 2 for c in map(chr, range(0x3001)) if c.isspace()] + [
+        "\u200b", "\ufeff", "\u3000中\u3000", "a"]
+    ds = tf.data.Dataset.from_tensor_slices({"inputs": texts, "targets": ["t"] * len(texts)})
+    kept = [_text(x["inputs"]) for x in _list(prep.drop_empty(ds))]
+    assert kept == [t for t in texts if t.strip()] == ["\u200b", "\ufeff", "\u3000中\u3000", "a"]
+
+
 def test_span_corruption_lengths_helper():
     assert objectives.random_spans_helper(512) == (568, 114)
     assert objectives.random_spans_helper(1024)[0] > 1100
