@@ -8,6 +8,7 @@ import io
 import json
 import math
 import os
+import re
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ import tensorflow as tf
 from t5core import data
 from t5core.data import features, objectives
 from t5core.data import files as data_files
+from t5core.data import trainer_inputs
 from t5core.data.builtin_tasks import wnut17_formatter
 from t5core.data import preprocessors as prep
 from t5core.data import text_formats as fmt
@@ -125,6 +127,24 @@ def test_a_malformed_quoted_cell_names_its_line(tmp_path):
     _write(tmp_path / "open.tsv", 'inputs\ttargets\n"never closed\t1\nmore\t2\n')
     with pytest.raises(DataError, match=r"open\.tsv:2: malformed quoted cell"):
         data_files.read_rows(str(tmp_path / "open.tsv"))
+
+
+def test_a_vocabulary_that_cannot_spell_the_data_is_warned_of(tok, tmp_path):
+    # T5's English vocabulary makes Chinese <unk>: a run on it learns nothing, with no error,
+    # so the trainer's inputs warn, naming the share and characters; bytes spell everything.
+    lengths = {"inputs": 16, "targets": 8}
+    rows = [{"inputs": "你好，世界", "targets": "正面"}, {"inputs": "good film", "targets": "好"}]
+    path = tmp_path / "zh.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    task = data_files.file_task(str(path), None, "inputs", "targets", lengths, [])
+    warning = trainer_inputs.unknown_tokens_warning(task, "train", tok)
+    assert re.match(r"\d+% of the tokens of field 'inputs', \d+% of the tokens of field "
+                    r"'targets' in the first 200 train examples are <unk>", warning)
+    assert "such as 好 你 世 界 正 面" in warning  # most frequent first
+    assert trainer_inputs.unknown_tokens_warning(task, "train", ByteTokenizer()) == ""
+    path.write_text('{"inputs": "good film", "targets": "positive"}\n', "utf-8")
+    english = data_files.file_task(str(path), None, "inputs", "targets", lengths, [])
+    assert trainer_inputs.unknown_tokens_warning(english, "train", tok) == ""
 
 
 def test_jsonl_source(tmp_path):
