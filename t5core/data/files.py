@@ -1,4 +1,4 @@
-"""Local TSV/CSV/JSONL files as a Task: fields read as they are (`file_task`) or rendered through a
+"""Local TSV/JSONL files as a Task: fields read as they are (`file_task`) or rendered through a
 prompt template (`templated_task`)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from t5core.data.builtin_tasks import TOKENIZE
-from t5core.data.sources import CsvSource, JsonlSource, ListSource, Source, TsvSource
+from t5core.data.sources import JsonlSource, ListSource, Source, TsvSource
 from t5core.data.tasks import Task
 from t5core.data.templates import DEFAULT_METRICS
 from t5core.errors import DataError
@@ -33,17 +33,16 @@ def example_check(labels=(), names=None):
 
 
 # The source that reads a data file, by its suffix (before an optional .gz).
-FORMATS = {".tsv": TsvSource, ".csv": CsvSource, ".jsonl": JsonlSource,
-           ".json": JsonlSource}
+FORMATS = {".tsv": TsvSource, ".jsonl": JsonlSource, ".json": JsonlSource}
 
 
 def file_format(path: str) -> type[TsvSource] | type[JsonlSource]:
-    """TsvSource, CsvSource or JsonlSource: the reader of a data file, by its own suffix (optionally .gz),
+    """TsvSource or JsonlSource: the reader of a data file, by its own suffix (optionally .gz),
     so that a .jsonl training file and a .tsv evaluation file are each read as what they are."""
     suffix = os.path.splitext(path[:-3] if path.endswith(".gz") else path)[1]
     if suffix not in FORMATS:
         raise DataError(f"{path}: unknown data file type {suffix or '(no suffix)'!r}; a data file "
-                        "is .tsv or .csv (with a header row) or .jsonl (optionally .gz)")
+                        "is .tsv (with a header row) or .jsonl (optionally .gz)")
     return FORMATS[suffix]
 
 

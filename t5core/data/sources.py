@@ -264,19 +264,17 @@ class TsvSource(_FileSource):
     """Delimited text with a header row (or `columns` given): `fields` maps output name -> column,
     or alternative columns tried in order, e.g. `{"sentence": ("sentence", "content")}`."""
 
-    DELIMITER = "\t"
-
     def __init__(self, files: Mapping[str, Paths], fields: Mapping[str, FieldSpec],
-                 columns: Sequence[str] | None = None, delimiter: str | None = None, check=None):
+                 columns: Sequence[str] | None = None, delimiter: str = "\t", check=None):
         super().__init__(files, check)
         self.fields = dict(fields)
         self.columns = list(columns) if columns else None
-        self.delimiter = delimiter or self.DELIMITER
+        self.delimiter = delimiter
 
-    @classmethod
-    def rows(cls, path):
-        """[(line number, {column: cell})] of a delimited file with a header row."""
-        header, rows = tsv_rows(path, cls.DELIMITER)
+    @staticmethod
+    def rows(path):
+        """[(line number, {column: cell})] of a tab-separated file with a header row."""
+        header, rows = tsv_rows(path)
         return [(n, dict(zip(header, cells))) for n, cells in rows]
 
     def _parse_file(self, path):
@@ -291,12 +289,6 @@ class TsvSource(_FileSource):
             index[out_name] = header.index(found[0])
         return [self._checked(path, n, {k: cells[i] for k, i in index.items()})
                 for n, cells in rows]
-
-
-class CsvSource(TsvSource):
-    """A `TsvSource` whose cells are separated by commas."""
-
-    DELIMITER = ","
 
 
 class JsonlSource(_FileSource):
