@@ -18,6 +18,7 @@ from t5core import data
 from t5core.data import features, objectives
 from t5core.data import files as data_files
 from t5core.data import trainer_inputs
+from t5core.data.pairs import pairs_dataset
 from t5core.data.builtin_tasks import wnut17_formatter
 from t5core.data import preprocessors as prep
 from t5core.data import text_formats as fmt
@@ -152,6 +153,19 @@ def test_a_vocabulary_that_cannot_spell_the_data_is_warned_of(tok, tmp_path):
     path.write_text('{"inputs": "good film", "targets": "positive"}\n', "utf-8")
     english = data_files.file_task(str(path), None, "inputs", "targets", lengths, [])
     assert trainer_inputs.unknown_tokens_warning(english, "train", tok) == ""
+
+
+def test_pairs_for_keras_warn_of_a_vocabulary_that_cannot_spell_them(tok, caplog):
+    # The same rule for in-memory pairs (Keras fit): one warning from the tokenizer's check.
+    with caplog.at_level("WARNING"):
+        pairs_dataset([("翻译：你好", "谢谢"), ("hello", "hi")], tok, 16, 8, batch_size=2)
+    assert re.search(r"\d+% of the tokens of field 'inputs', \d+% of the tokens of field "
+                     r"'targets' in the first 2 pairs are <unk>: .* such as 谢 翻 译 你 好",
+                     caplog.text)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        pairs_dataset([("hello", "hi")], ByteTokenizer(), 16, 8, batch_size=1)
+    assert "<unk>" not in caplog.text
 
 
 def test_jsonl_source(tmp_path):

@@ -15,10 +15,6 @@ from t5core.evaluation.evaluators import ClassifierEvaluator, DecodeEvaluator, t
 
 log = logging.getLogger(__name__)
 
-# Above this share of <unk> among an example field's tokens, the vocabulary is taken not to
-# spell the data's script (T5's English vocabulary on Chinese makes nearly every token <unk>).
-UNKNOWN_SHARE_WARNED = 0.01
-
 
 def make_trainer_inputs(options, tokenizer, decoder_start_token_id: int = 0, counter=None):
     """(train dataset, eval dataset or None, evaluator or None) for the options' data source;
@@ -67,36 +63,17 @@ def make_trainer_inputs(options, tokenizer, decoder_start_token_id: int = 0, cou
 
 
 def unknown_tokens_warning(task, split, tokenizer, data_dir=None, examples: int = 200) -> str:
-    """What is wrong when the tokenizer cannot spell the data: the share of <unk> among the
-    tokens of each text field of the split's first `examples` source examples (of each task of
-    a mixture), and characters it makes <unk>; "" when every share stays under
-    UNKNOWN_SHARE_WARNED. A model can neither learn nor write what became <unk>, so a run on
-    such data learns nothing, with no error."""
-    unknown, total, texts = collections.Counter(), collections.Counter(), []
+    """`tokenizer.unknown_tokens_warning` over the text fields of the split's first `examples`
+    source examples (of each task of a mixture): "" unless the vocabulary cannot spell them."""
+    texts = collections.defaultdict(list)
     tasks = [t for t, _ in task.resolved()] if isinstance(task, Mixture) else [task]
-    rows = (row for t in tasks for row in
-            t.source.get_dataset(split, data_dir=data_dir).take(examples).as_numpy_iterator())
-    for example in rows:
-        for field, value in example.items():
-            if isinstance(value, bytes):
-                text = value.decode("utf-8")
-                ids = tokenizer.encode(text)
-                unknown[field] += ids.count(tokenizer.unk_id)
-                total[field] += len(ids)
-                texts.append(text)
-    shares = {field: unknown[field] / total[field] for field in total
-              if total[field] and unknown[field] / total[field] > UNKNOWN_SHARE_WARNED}
-    if not shares:
-        return ""
-    counts = collections.Counter(c for text in texts for c in text if not c.isspace())
-    spelled_unknown = [c for c, _ in counts.most_common()
-                       if tokenizer.unk_id in tokenizer.encode(c)][:10]
-    where = ", ".join(f"{share:.0%} of the tokens of field {field!r}"
-                      for field, share in shares.items())
-    return (f"{where} in the first {examples} {split} examples are <unk>: the vocabulary "
-            f"cannot spell characters such as {' '.join(spelled_unknown)}, so the model can "
-            "neither learn nor write them. Use a vocabulary that covers the data's script "
-            "(e.g. an mT5 spiece.model) or the byte vocabulary.")
+    for t in tasks:
+        rows = t.source.get_dataset(split, data_dir=data_dir).take(examples)
+        for example in rows.as_numpy_iterator():
+            for field, value in example.items():
+                if isinstance(value, bytes):
+                    texts[field].append(value.decode("utf-8"))
+    return tokenizer.unknown_tokens_warning(texts, f"the first {examples} {split} examples")
 
 
 def embedded_inputs(tokenizer, inputs_length, targets_length, batch_size, seed,
