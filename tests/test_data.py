@@ -1,11 +1,14 @@
 """Data pipeline tests: sources and their errors, T5 text formats, span corruption (exact tokens
 and statistics), packing, determinism and resumable iterators, tasks, mixtures, NER format."""
 
+import csv
 import functools
 import gzip
+import io
 import json
 import math
 import os
+import re
 
 import numpy as np
 import pytest
@@ -13,6 +16,9 @@ import tensorflow as tf
 
 from t5core import data
 from t5core.data import features, objectives
+from t5core.data import files as data_files
+from t5core.data import trainer_inputs
+from t5core.data.pairs import pairs_dataset
 from t5core.data.builtin_tasks import wnut17_formatter
 from t5core.data import preprocessors as prep
 from t5core.data import text_formats as fmt
@@ -89,6 +95,77 @@ def test_tsv_source_errors(tmp_path):
         TsvSource({"train": "missing.tsv"}, fields).get_dataset("train", data_dir=str(tmp_path))
     with pytest.raises(ValueError, match="unknown split 'dev'"):
         TsvSource({"train": "bad.tsv"}, fields).get_dataset("dev")
+
+
+# Cells that a spreadsheet, pandas or Python's csv module quote: delimiters, line breaks and
+# quotes inside, Chinese and emoji, spaces at the ends, a cell longer than csv's default cap.
+AWKWARD_ROWS = [("你好\t世界", "中文"), ('He said "hi"', "引号"), ("line 1\nline 2", "多行"),
+                ('"quoted"', " spaced "), ("a,b", "😀"), ('5" tall', "x" * 200_000)]
+
+
+def test_tsv_files_read_as_the_csv_module_writes_them(tmp_path):
+    # The anchor is the writer: every row written by csv (CRLF line ends, a byte-order mark,
+    # a Chinese header, a blank line) comes back as it was, in training's and scoring's reading.
+    def written(dialect):
+        text = io.StringIO()
+        writer = csv.writer(text, dialect=dialect)
+        writer.writerow(["输入", "目标"])
+        writer.writerows(AWKWARD_ROWS[:3])
+        text.write("\r\n")
+        writer.writerows(AWKWARD_ROWS[3:])
+        return b"\xef\xbb\xbf" + text.getvalue().encode()
+
+    path = _write(tmp_path / "data.tsv", None, raw=written("excel-tab"))
+    task = data_files.file_task(path, path, "输入", "目标", {"inputs": 8, "targets": 8}, [])
+    for split in ("train", "validation"):
+        rows = _list(task.source.get_dataset(split))
+        assert [(_text(r["inputs"]), _text(r["targets"])) for r in rows] == AWKWARD_ROWS
+    assert [n for n, _ in data_files.file_format(path).rows(path)] == [2, 3, 4, 7, 8, 9]
+    # The same rule whatever the delimiter: a comma-separated file that csv wrote.
+    _write(tmp_path / "data.txt", None, raw=written("excel"))
+    source = TsvSource({"train": "data.txt"}, {"inputs": "输入", "targets": "目标"}, delimiter=",")
+    rows = _list(source.get_dataset("train", data_dir=str(tmp_path)))
+    assert [(_text(r["inputs"]), _text(r["targets"])) for r in rows] == AWKWARD_ROWS
+
+
+def test_a_malformed_quoted_cell_names_its_line(tmp_path):
+    _write(tmp_path / "q.tsv", 'inputs\ttargets\nok\tfine\n"Hello," she said.\t1\n')
+    with pytest.raises(DataError, match=r"q\.tsv:3: malformed quoted cell"):
+        data_files.read_rows(str(tmp_path / "q.tsv"))
+    _write(tmp_path / "open.tsv", 'inputs\ttargets\n"never closed\t1\nmore\t2\n')
+    with pytest.raises(DataError, match=r"open\.tsv:2: malformed quoted cell"):
+        data_files.read_rows(str(tmp_path / "open.tsv"))
+
+
+def test_a_vocabulary_that_cannot_spell_the_data_is_warned_of(tok, tmp_path):
+    # T5's English vocabulary makes Chinese <unk>: a run on it learns nothing, with no error,
+    # so the trainer's inputs warn, naming the share and characters; bytes spell everything.
+    lengths = {"inputs": 16, "targets": 8}
+    rows = [{"inputs": "你好，世界", "targets": "正面"}, {"inputs": "good film", "targets": "好"}]
+    path = tmp_path / "zh.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    task = data_files.file_task(str(path), None, "inputs", "targets", lengths, [])
+    warning = trainer_inputs.unknown_tokens_warning(task, "train", tok)
+    assert re.match(r"\d+% of the tokens of field 'inputs', \d+% of the tokens of field "
+                    r"'targets' in the first 200 train examples are <unk>", warning)
+    assert "such as 好 你 世 界 正 面" in warning  # most frequent first
+    assert trainer_inputs.unknown_tokens_warning(task, "train", ByteTokenizer()) == ""
+    path.write_text('{"inputs": "good film", "targets": "positive"}\n', "utf-8")
+    english = data_files.file_task(str(path), None, "inputs", "targets", lengths, [])
+    assert trainer_inputs.unknown_tokens_warning(english, "train", tok) == ""
+
+
+def test_pairs_for_keras_warn_of_a_vocabulary_that_cannot_spell_them(tok, caplog):
+    # The same rule for in-memory pairs (Keras fit): one warning from the tokenizer's check.
+    with caplog.at_level("WARNING"):
+        pairs_dataset([("翻译：你好", "谢谢"), ("hello", "hi")], tok, 16, 8, batch_size=2)
+    assert re.search(r"\d+% of the tokens of field 'inputs', \d+% of the tokens of field "
+                     r"'targets' in the first 2 pairs are <unk>: .* such as 谢 翻 译 你 好",
+                     caplog.text)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        pairs_dataset([("hello", "hi")], ByteTokenizer(), 16, 8, batch_size=1)
+    assert "<unk>" not in caplog.text
 
 
 def test_jsonl_source(tmp_path):
@@ -227,7 +304,8 @@ def test_squad_summarize_translate_formats():
     out = _one(fmt.translate(tf.data.Dataset.from_tensors(pair), "en", "de"))
     assert out == {"inputs": "translate English to German: That is good.",
                    "targets": "Das ist gut."}
-    for src, tgt, name in [("en", "fr", "French"), ("en", "ro", "Romanian")]:
+    for src, tgt, name in [("en", "fr", "French"), ("en", "ro", "Romanian"),
+                           ("en", "zh", "Chinese"), ("en", "ja", "Japanese")]:
         out = _one(fmt.translate(tf.data.Dataset.from_tensors({src: "x", tgt: "y"}), src, tgt))
         assert out["inputs"] == f"translate English to {name}: x"
 
@@ -251,9 +329,38 @@ def test_append_eos_truncate_and_drop_empty():
 # ----------------------------------------------------------------------------- span corruption
 
 
+def test_drop_empty_text_is_blank_by_the_file_sources_rule():
+    # One rule for blank text: what str.strip() empties (as the file sources drop it), so
+    # an ideographic space (U+3000) or a no-break space is blank and a zero-width space not.
+    texts = [c * 2 for c in map(chr, range(0x3001)) if c.isspace()] + [
+        "\u200b", "\ufeff", "\u3000中\u3000", "a"]
+    ds = tf.data.Dataset.from_tensor_slices({"inputs": texts, "targets": ["t"] * len(texts)})
+    kept = [_text(x["inputs"]) for x in _list(prep.drop_empty(ds))]
+    assert kept == [t for t in texts if t.strip()] == ["\u200b", "\ufeff", "\u3000中\u3000", "a"]
+
+
 def test_span_corruption_lengths_helper():
     assert objectives.random_spans_helper(512) == (568, 114)
     assert objectives.random_spans_helper(1024)[0] > 1100
+
+
+def test_span_corruption_matches_t5s_own_test_vectors():
+    # The vectors of google-research/text-to-text-transfer-transformer
+    # t5/data/preprocessors_test.py (test_random_spans_helper, test_random_spans_noise_mask,
+    # test_noise_span_to_unique_sentinel, test_nonnoise_span_to_unique_sentinel): the same
+    # stateless seeds give T5's mask bit for bit.
+    assert objectives.random_spans_helper(64, 0.2, 2.0, 1, 1) == (70, 22)
+    assert objectives.random_spans_helper(64, 0.2, 1.0, 1, 1) == (63, 27)
+    mask = objectives.random_spans_noise_mask(32, tf.constant([[1, 2], [3, 4]]), 0.25, 2.0)
+    assert mask.numpy().astype(int).tolist() == [
+        0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1]
+    tokens = tf.constant([10, 11, 12, 13, 14, 15])
+    noise = tf.constant([True, True, False, False, True, False])
+    assert objectives.noise_span_to_unique_sentinel(tokens, noise, 999).numpy().tolist() == [
+        999, 12, 13, 998, 15]
+    assert objectives.nonnoise_span_to_unique_sentinel(tokens, noise, 999).numpy().tolist() == [
+        10, 11, 999, 14, 998]
 
 
 def test_span_corruption_exact_tokens_for_fixed_seed(tok):

@@ -197,6 +197,26 @@ def test_dialogue_with_one_turn():
         "inputs": "dialogue: user: hi assistant:", "targets": "hello"}
 
 
+@pytest.mark.parametrize("latest", [
+    "我的订单什么时候到？请尽快回复我，谢谢。",          # Chinese: no spaces between words
+    "注文はいつ届きますか？できるだけ早く教えてください。",  # Japanese
+    "สวัสดีครับคำสั่งซื้อของผมจะมาถึงเมื่อไหร่",             # Thai: vowel signs are marks
+    "cafe\u0301👍🏽👨\u200d👩\u200d👧na\u0308ive",           # accents, skin tone, joined emoji
+])
+@pytest.mark.parametrize("room", [30, 33, 40])
+def test_dialogue_cuts_a_turn_without_spaces_to_its_longest_fitting_end(latest, room):
+    # Text without spaces is one "word": it is cut at characters, not dropped. The kept end
+    # is the longest that fits and begins with a whole character, never a lone mark or joiner.
+    dialogue = T.Dialogue(max_length=room)
+    inputs = dialogue.inputs({"turns": ["hi", "hello", latest]})
+    kept = inputs.removeprefix("dialogue: user: ").removesuffix(" assistant:")
+    assert len(inputs) <= room and kept and latest.endswith(kept)
+    start = len(latest) - len(kept)
+    assert T.task_types._starts_a_character(latest, start)
+    longer = max(i for i in range(start) if T.task_types._starts_a_character(latest, i))
+    assert len(inputs) - len(kept) + len(latest) - longer > room
+
+
 def test_instruction_phrasings_are_deterministic_and_varied():
     ex = {"sentence": "a gorgeous film", "label": "1"}
     phrasings = T.INSTRUCTIONS["classification"]

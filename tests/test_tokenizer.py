@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+import sentencepiece as spm
 import tensorflow as tf
 
 from t5core.config import T5Config
@@ -18,6 +19,7 @@ VOCAB_DIR = os.path.join(FIXTURES, "t5_vocab")
 SPIECE = os.path.join(VOCAB_DIR, "spiece.model")
 T5_JSON = os.path.join(VOCAB_DIR, "tokenizer.json")
 TINY_JSON = os.path.join(FIXTURES, "hf_tiny_random_t5", "tokenizer.json")
+BYTE_FALLBACK = os.path.join(FIXTURES, "byte_fallback_vocab", "spiece.model")
 
 
 def _load(name):
@@ -458,3 +460,25 @@ def test_broken_tokenizer_json(tmp_path):
     bad.write_text("{ not json", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"tokenizer.json: not valid JSON"):
         Tokenizer(str(bad))
+
+
+def test_byte_fallback_pieces_decode_to_the_characters_they_spell():
+    # A vocabulary trained with byte_fallback spells unseen characters as <0xNN> pieces; they
+    # decode to those characters as SentencePiece's own decode does, in Python and in-graph.
+    tok = Tokenizer(BYTE_FALLBACK, extra_ids=10)
+    anchor = spm.SentencePieceProcessor(model_file=BYTE_FALLBACK)
+    graph = tok.in_graph()
+    for text in ["你好 world 世界", "日本語のテキスト", "ภาษาไทย", "emoji 😀👍🏽", "cafe\u0301 naïve"]:
+        ids = tok.encode(text)
+        assert any(anchor.is_byte(i) for i in ids)
+        assert tok.decode(ids) == anchor.decode(ids) == text
+        assert graph.detokenize(tf.constant(ids)).numpy().decode() == text
+    ids = tok.encode("中<extra_id_3>文")
+    assert tok.decode(ids) == graph.detokenize(tf.constant(ids)).numpy().decode() == \
+        "中<extra_id_3> 文"
+    # Random rows, mostly byte pieces, so most hold runs that are not UTF-8: one rule (U+FFFD
+    # per maximal invalid subpart) in both paths.
+    rows = np.random.default_rng(0).integers(3, tok.vocab_size, size=(200, 12))
+    in_graph = [t.decode() for t in graph.detokenize(tf.constant(rows)).numpy()]
+    assert [tok.decode(row) for row in rows] == in_graph
+    assert sum("\ufffd" in text for text in in_graph) > 50

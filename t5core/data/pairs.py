@@ -77,7 +77,8 @@ def pad_batches(dataset, batch_size):
 def pairs_dataset(pairs, tokenizer, inputs_length, targets_length, batch_size, *,
                   shuffle=False, seed=0):
     """A tf.data.Dataset for Keras' `fit`, `evaluate` and `predict` from (input, target) texts,
-    encoded once and held in memory; longer texts are truncated (EOS kept), with a warning.
+    encoded once and held in memory; longer texts are truncated (EOS kept), with a warning, as
+    are texts the vocabulary cannot spell (`unknown_tokens_warning`).
 
     Args:
       pairs: (input text, target text) pairs.
@@ -97,6 +98,11 @@ def pairs_dataset(pairs, tokenizer, inputs_length, targets_length, batch_size, *
     """
     pairs = list(pairs)
     features, truncated = encode_pairs(pairs, tokenizer, inputs_length, targets_length, "pairs")
+    warning = tokenizer.unknown_tokens_warning(
+        {"inputs": [i for i, _ in pairs[:200]], "targets": [t for _, t in pairs[:200]]},
+        f"the first {min(len(pairs), 200)} pairs")
+    if warning:
+        log.warning("%s", warning)
     if truncated:
         log.warning(
             "%d of %d pairs are longer than inputs_length=%d / targets_length=%d tokens and were "

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from t5core.data.counters import DropCounter
 from t5core.special_ids import EOS_ID
+from t5core.tokenizer.base import WS_RE2
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -43,9 +44,11 @@ def drop_empty(ds: tf.data.Dataset, keys: Sequence[str] = ("inputs", "targets"),
                counter: DropCounter | None = None) -> tf.data.Dataset:
     """Drops examples where any of `keys` (present in the example) is empty; counts them."""
     def keep(x):
-        sizes = [tf.size(x[k]) if x[k].dtype != tf.string or x[k].shape.rank
-                 else tf.strings.length(tf.strings.strip(x[k])) for k in keys if k in x]
-        return tf.reduce_all(tf.stack([s > 0 for s in sizes])) if sizes else tf.constant(True)
+        # Blank text is what Python's str.strip() empties (the file sources' rule), Unicode
+        # spaces such as U+3000 included; tf.strings.strip knows only ASCII whitespace.
+        present = [tf.size(x[k]) > 0 if x[k].dtype != tf.string or x[k].shape.rank
+                   else ~tf.strings.regex_full_match(x[k], f"{WS_RE2}*") for k in keys if k in x]
+        return tf.reduce_all(tf.stack(present)) if present else tf.constant(True)
     if counter is None:
         return ds.filter(keep)
     return counter.filter(ds, keep, "empty_examples")

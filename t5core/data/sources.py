@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 
 import tensorflow as tf
@@ -15,6 +17,10 @@ from t5core.errors import DataError, T5CoreError, json_kind
 from t5core.file_reads import bounded_lines
 
 log = logging.getLogger(__name__)
+
+# csv's default cap on a cell (128 KiB) would refuse long texts; the readers' own budgets
+# (file_reads.BUDGETS) bound what is read.
+csv.field_size_limit(sys.maxsize)
 
 Paths = str | Sequence[str]
 
@@ -106,21 +112,38 @@ def read_lines(path: str) -> list[str]:
 
 
 def tsv_rows(path: str, delimiter: str = "\t", columns: Sequence[str] | None = None):
-    """(header, [(line number, cells)]) of a delimited file; a wrong cell count names the line."""
+    """(header, [(line number, cells)]) of a delimited file, blank lines skipped; a wrong cell
+    count names the line. Cells are quoted as the csv module and pandas write them: a cell that
+    begins with a double quote runs to its closing quote (delimiters, line breaks and doubled
+    quotes inside are text). A row's line number is that of its first line."""
     lines = read_lines(path)
-    if columns:
-        header, body, first = list(columns), lines, 1
-    else:
-        header, body, first = lines[0].split(delimiter), lines[1:], 2
+    reader = csv.reader((line + "\n" for line in lines), delimiter=delimiter, quotechar='"',
+                        doublequote=True, strict=True)
     rows = []
-    for n, line in enumerate(body, start=first):
-        if not line.strip():
+    while True:
+        first = reader.line_num + 1
+        try:
+            cells = next(reader, None)
+        except csv.Error as e:
+            raise DataError(
+                f"{path}:{first}: malformed quoted cell ({e}): a cell that begins with a double "
+                f"quote ends at its closing quote, and a quote inside it is written twice "
+                f'(""), as the csv module and pandas write them') from None
+        if cells is None:
+            break
+        if not any(cell.strip() for cell in cells):
             continue  # a blank line is not an example
-        cells = line.split(delimiter)
+        rows.append((first, cells))
+    if columns:
+        header = list(columns)
+    elif rows:
+        header = rows.pop(0)[1]
+    else:
+        raise DataError(f"{path}: file is empty")
+    for n, cells in rows:
         if len(cells) != len(header):
             raise DataError(f"{path}:{n}: malformed line: expected {len(header)} "
                              f"{delimiter!r}-separated fields {header}, found {len(cells)}")
-        rows.append((n, cells))
     return header, rows
 
 

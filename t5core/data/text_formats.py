@@ -12,8 +12,15 @@ import tensorflow as tf
 
 AUTOTUNE = tf.data.AUTOTUNE
 
-LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "ro": "Romanian",
-                  "es": "Spanish", "it": "Italian", "cs": "Czech", "ru": "Russian"}
+# English names of language codes, as T5 spells them (babel's `Locale(code[:2]).english_name`):
+# the languages of WMT and of mT5's evaluation sets.
+LANGUAGE_NAMES = {
+    "en": "English", "de": "German", "fr": "French", "ro": "Romanian", "es": "Spanish",
+    "it": "Italian", "cs": "Czech", "ru": "Russian", "zh": "Chinese", "ja": "Japanese",
+    "ko": "Korean", "th": "Thai", "vi": "Vietnamese", "id": "Indonesian", "hi": "Hindi",
+    "ar": "Arabic", "he": "Hebrew", "tr": "Turkish", "fi": "Finnish", "et": "Estonian",
+    "lv": "Latvian", "lt": "Lithuanian", "kk": "Kazakh", "gu": "Gujarati", "uk": "Ukrainian",
+    "pl": "Polish", "pt": "Portuguese", "nl": "Dutch", "el": "Greek", "bg": "Bulgarian"}
 
 
 def _as_number(label, dtype):

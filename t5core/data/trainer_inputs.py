@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import collections
+import logging
+
 import tensorflow as tf
 
 from t5core.data.embedded_tasks import embedded_examples
 from t5core.data.option_tasks import task_from_options
 from t5core.data.pairs import batched, encode_pairs, pad_batches
-from t5core.data.tasks import make_model_dataset, task_examples
+from t5core.data.tasks import Mixture, make_model_dataset, task_examples
 from t5core.evaluation.evaluators import ClassifierEvaluator, DecodeEvaluator, task_evaluator
+
+log = logging.getLogger(__name__)
 
 
 def make_trainer_inputs(options, tokenizer, decoder_start_token_id: int = 0, counter=None):
@@ -27,6 +32,9 @@ def make_trainer_inputs(options, tokenizer, decoder_start_token_id: int = 0, cou
         inputs_field=options.inputs_field, targets_field=options.targets_field, lengths=lengths,
         metrics=options.metric_list, labels=options.label_list, name_flag="--task/--mixture")
     data_dir = options.data_dir or None
+    warning = unknown_tokens_warning(task, "train", tokenizer, data_dir)
+    if warning:
+        log.warning("%s", warning)
     if options.head == "classifier":
         return classifier_inputs(task, tokenizer, c, options.label_list, data_dir=data_dir,
                                  eval_examples=options.eval_examples, overlong=options.overlong,
@@ -52,6 +60,20 @@ def make_trainer_inputs(options, tokenizer, decoder_start_token_id: int = 0, cou
             metric_options={"bleu_tokenize": options.bleu_tokenize,
                             "rouge_tokenize": options.rouge_tokenize})
     return train, eval_data, evaluator
+
+
+def unknown_tokens_warning(task, split, tokenizer, data_dir=None, examples: int = 200) -> str:
+    """`tokenizer.unknown_tokens_warning` over the text fields of the split's first `examples`
+    source examples (of each task of a mixture): "" unless the vocabulary cannot spell them."""
+    texts = collections.defaultdict(list)
+    tasks = [t for t, _ in task.resolved()] if isinstance(task, Mixture) else [task]
+    for t in tasks:
+        rows = t.source.get_dataset(split, data_dir=data_dir).take(examples)
+        for example in rows.as_numpy_iterator():
+            for field, value in example.items():
+                if isinstance(value, bytes):
+                    texts[field].append(value.decode("utf-8"))
+    return tokenizer.unknown_tokens_warning(texts, f"the first {examples} {split} examples")
 
 
 def embedded_inputs(tokenizer, inputs_length, targets_length, batch_size, seed,

@@ -122,7 +122,7 @@ class InGraphTokenizer(_InGraphBase):
         import tensorflow_text as tf_text  # pylint: disable=g-import-not-at-top
         self.add_prefix_space = tok.add_prefix_space
         self._sp = tf_text.SentencepieceTokenizer(model=tok.model_proto, out_type=tf.int32)
-        self._pieces = tf.constant(tok._pieces)  # pylint: disable=protected-access
+        self._pieces = tf.constant(tok._piece_bytes)  # pylint: disable=protected-access
         space_chars = tok._space_chars  # pylint: disable=protected-access
         self._space_chars = "".join(f"\\x{{{ord(c):x}}}" for c in space_chars)  # RE2 class body
 
@@ -133,7 +133,9 @@ class InGraphTokenizer(_InGraphBase):
         return tf.ragged.map_flat_values(self._sp.tokenize, pieces)
 
     def _join(self, ids):
-        text = tf.strings.reduce_join(tf.gather(self._pieces, ids), axis=-1)
+        raw = tf.strings.reduce_join(tf.gather(self._pieces, ids), axis=-1)
+        # As Tokenizer.decode: byte pieces that do not spell UTF-8 become U+FFFD.
+        text = tf.strings.unicode_transcode(raw, "UTF-8", "UTF-8", errors="replace")
         text = tf.strings.regex_replace(text, SPIECE_UNDERLINE, " ")
         if self.add_prefix_space:
             text = tf.strings.regex_replace(text, "^ ", "")

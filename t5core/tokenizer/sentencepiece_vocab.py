@@ -85,6 +85,12 @@ class Tokenizer(BaseTokenizer):
             if self._pieces[i] != token:
                 raise ConfigError(f"{name}: id {i} is {self._pieces[i]!r}, T5 expects {token!r}")
         self.vocab_size = len(self._pieces)
+        # What each id decodes to, as bytes: a byte-fallback piece ("<0xE4>", vocabularies
+        # trained with byte_fallback) is the byte it names, so that a run of them decodes to
+        # the character they spell; every other piece is its text.
+        self._piece_bytes = [bytes([int(piece[3:5], 16)])
+                             if i < self.base_vocab_size and self._sp.is_byte(i)
+                             else piece.encode("utf-8") for i, piece in enumerate(self._pieces)]
         # HF's WhitespaceSplit cuts at every Unicode whitespace character left after
         # normalisation; SentencePiece only at spaces. Such characters the charsmap keeps as
         # they are (U+0085 for T5's) become spaces first, so that both split there.
@@ -117,9 +123,11 @@ class Tokenizer(BaseTokenizer):
         return out
 
     def decode(self, ids, skip_special_tokens: bool = False) -> str:
-        """Ids -> text: stops at the first eos, drops pad; ids >= vocab_size decode as unk."""
-        text = "".join(self._pieces[i] for i in self._clean_ids(ids, skip_special_tokens))
-        text = text.replace(SPIECE_UNDERLINE, " ")
+        """Ids -> text: stops at the first eos, drops pad; ids >= vocab_size decode as unk.
+        Byte pieces that do not spell UTF-8 become U+FFFD (Unicode's "maximal subpart" rule,
+        which tensorflow-text's transcoding in the in-graph twin follows too)."""
+        raw = b"".join(self._piece_bytes[i] for i in self._clean_ids(ids, skip_special_tokens))
+        text = raw.decode("utf-8", errors="replace").replace(SPIECE_UNDERLINE, " ")
         if self.add_prefix_space and text.startswith(" "):
             text = text[1:]
         return text

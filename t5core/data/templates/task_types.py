@@ -6,6 +6,7 @@ translation, summarization and dialogue. Default formats follow the T5 paper ("s
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from t5core.data.templates.fields import (Template, check_target, get_field, get_text, get_texts,
@@ -249,7 +250,8 @@ class Dialogue(Template):
 
     turns: strings (speakers alternate from speakers[0]), {"speaker", "text"} dicts or pairs.
     max_turns keeps the last K; max_length (by length_fn, default characters) drops the oldest
-    turns, then the latest turn's beginning.
+    turns, then the latest turn's beginning (whole words, then whole characters of a word
+    longer than the room left).
     """
 
     turns_field: str = "turns"
@@ -309,12 +311,19 @@ class Dialogue(Template):
             turns = turns[1:]
         if turns and not self._fits(turns[0]):
             # One turn left and still too long: keep its speaker tag and cut whole
-            # words from the start of its text; drop it if no word fits.
+            # words from the start of its text, then characters of the first word left.
             tag, _, text = turns[0].partition(": ")
             words = text.split()
-            while words and not self._fits(f"{tag}: {' '.join(words)}"):
+            while len(words) > 1 and not self._fits(f"{tag}: {' '.join(words)}"):
                 words = words[1:]
-            turns = [f"{tag}: {' '.join(words)}"] if words else []
+            # Characters, because text without spaces (Chinese, Japanese, Thai) is a single
+            # "word", and dropping that word would drop the whole turn.
+            rest = " ".join(words[1:])
+            first = _longest_fitting_tail(
+                words[0] if words else "",
+                lambda tail: self._fits(f"{tag}: {' '.join(filter(None, [tail, rest]))}"))
+            kept = " ".join(filter(None, [first, rest]))
+            turns = [f"{tag}: {kept}"] if kept else []
         return {"context": " ".join(turns), "speaker": self.respond_as}
 
     def render_inputs(self, fields):
@@ -322,3 +331,25 @@ class Dialogue(Template):
 
     def target(self, example):
         return check_target(get_text(example, self.response_field), example, self.response_field)
+
+
+def _starts_a_character(text: str, i: int) -> bool:
+    """Whether a cut before text[i] keeps every user-perceived character whole: not before a
+    combining mark (accents, Thai vowel signs), an emoji skin tone, or either side of a joiner."""
+    c = text[i]
+    return not (unicodedata.category(c).startswith("M") or "\U0001f3fb" <= c <= "\U0001f3ff"
+                or c == "\u200d" or (i > 0 and text[i - 1] == "\u200d"))
+
+
+def _longest_fitting_tail(text: str, fits: Callable[[str], bool]) -> str:
+    """The longest end of `text` that starts a whole character and `fits` ("" if none);
+    a binary search, as a shorter tail never measures longer."""
+    starts = [i for i in range(len(text)) if _starts_a_character(text, i)]
+    lo, hi = 0, len(starts)  # the answer is starts[lo] ("" when lo == len(starts))
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if fits(text[starts[mid]:]):
+            hi = mid
+        else:
+            lo = mid + 1
+    return text[starts[lo]:] if lo < len(starts) else ""
