@@ -215,3 +215,58 @@ def test_evaluate_reuses_the_runs_tokenization_unless_given():
     assert reports.score(test, ZH_REFS)["metrics"]["rouge1"] == 0.0
     test.metric_options = {"rouge_tokenize": "auto"}
     assert reports.score(test, ZH_REFS)["metrics"]["rouge1"] == pytest.approx(100.0)
+
+
+# -- SQuAD: the same rule (unspaced text counted per character) -----------------------------
+
+
+@pytest.mark.parametrize("reference,prediction,em,f1", [
+    ("北京。", "北京", 100.0, 100.0),  # full-width punctuation is punctuation
+    ("“北京烤鸭”", "北京 烤鸭", 100.0, 100.0),  # spaces between characters do not count
+    ("东京", "东京是首都", 0.0, 100 * 2 * (2 / 5) / (1 + 2 / 5)),  # 2 of 5 characters right
+    ("NBA总冠军", "nba 总冠军！", 100.0, 100.0),  # words of spaced scripts stay words
+    ("the Beatles乐队", "Beatles乐队", 0.0, 100 * 2 * (3 / 3) * (3 / 4) / (3 / 3 + 3 / 4)),
+])
+def test_chinese_squad_is_mlqa_s(reference, prediction, em, f1):
+    # MLQA's Chinese rules: every Unicode punctuation mark deleted, no English articles removed,
+    # each Han character a token.
+    out = M.compute_metrics("squad", [reference], [prediction])
+    assert out == pytest.approx({"squad_em": em, "squad_f1": f1})
+
+
+def test_english_squad_stays_the_official_v1_1():
+    # Curly quotes are not in string.punctuation: v1.1 keeps them, so these differ.
+    assert M.squad(["“the answer”"], ["answer"]) == {"squad_em": 0.0, "squad_f1": 0.0}
+    assert M.squad(["The answer!"], ["answer"]) == {"squad_em": 100.0, "squad_f1": 100.0}
+    forced = M.compute_metrics("squad", ["北京。"], ["北京"], squad_tokenize="words")
+    assert forced == {"squad_em": 0.0, "squad_f1": 0.0}
+    with pytest.raises(ValueError, match="squad_tokenize"):
+        M.squad(["a"], ["a"], squad_tokenize="letters")
+
+
+# Metrics over labels, numbers or tags: an answer is right or wrong as a whole.
+WHOLE_VALUE_METRICS = {"accuracy", "f1_macro", "f1_micro", "f1_weighted", "f1", "per_class",
+                       "mcc", "pearson", "spearman", "entity_f1", "seqeval"}
+# Metrics that count tokens of generated text, each with the options it needs.
+TOKEN_METRICS = {"bleu": "bleu", "rouge": "rouge1", "squad": "squad_f1"}
+UNSPACED_PAIRS = {
+    "Chinese": ("今天天气很好，我们去公园散步吧。", "今天天气不错，我们去公园散步吧。"),
+    "Japanese": ("東京タワーに行きました。", "東京タワーへ行きました。"),
+    "Thai": ("ฉันชอบกินข้าวผัดมาก", "ฉันชอบกินข้าวผัด"),
+}
+
+
+def test_every_metric_is_either_whole_value_or_token_counting():
+    # A new metric over generated text must join TOKEN_METRICS, and so the checks below.
+    assert set(M.METRICS) == WHOLE_VALUE_METRICS | set(TOKEN_METRICS)
+
+
+@pytest.mark.parametrize("script", sorted(UNSPACED_PAIRS))
+@pytest.mark.parametrize("metric", sorted(TOKEN_METRICS))
+def test_token_metrics_count_unspaced_text_per_character(metric, script):
+    reference, near_miss = UNSPACED_PAIRS[script]
+    key = TOKEN_METRICS[metric]
+    identical = M.compute_metrics(metric, [reference] * 2, [reference] * 2)[key]
+    close = M.compute_metrics(metric, [reference] * 2, [near_miss] * 2)[key]
+    assert identical == pytest.approx(100.0)
+    assert 40.0 < close < 100.0, (metric, script, close)
