@@ -125,3 +125,27 @@ def test_evaluate_with_a_missing_bleu_tokenizer_stops_before_the_model(
     with pytest.raises(FlagError, match=r"BLEU's tokenizer ko-mecab needs sacrebleu\[ko\]"):
         evaluate_command.main([f"--checkpoint={tmp_path}", "--vocab=byte", f"--eval_file={data}",
                                "--metrics=bleu", "--bleu_tokenize=ko-mecab"])
+
+
+def test_a_bleu_tokenizer_that_cannot_be_made_is_one_flag_error(tmp_path, monkeypatch):
+    # flores200 downloads its SentencePiece model on first use: offline, before data or model.
+    import urllib.error
+
+    from sacrebleu.tokenizers import tokenizer_spm
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(tokenizer_spm, "SACREBLEU_DIR", str(tmp_path))  # nothing cached
+    monkeypatch.setattr(tokenizer_spm, "download_file", offline)
+    with pytest.raises(FlagError, match=r"^--metrics: BLEU's tokenizer flores200 cannot be made: "
+                                        r".*Name or service not known>?$"):
+        M.check_metric_packages(["bleu"], metric_options={"bleu_tokenize": "flores200"})
+    with pytest.raises(FlagError, match=r"'words' is not one of sacreBLEU's tokenizers"):
+        M.check_metric_packages(["bleu", "rouge"], metric_options={"tokenize": "words"})
+    M.check_metric_packages(["bleu"], metric_options={"bleu_tokenize": "zh"})
+    data = _rows(tmp_path / "test.jsonl")
+    monkeypatch.setattr(evaluate_command, "load_model", pytest.fail)
+    with pytest.raises(FlagError, match=r"BLEU's tokenizer flores200 cannot be made"):
+        evaluate_command.main([f"--checkpoint={tmp_path}", "--vocab=byte", f"--eval_file={data}",
+                               "--metrics=bleu", "--bleu_tokenize=flores200"])
