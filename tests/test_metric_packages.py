@@ -45,7 +45,9 @@ def _rows(path):
     return str(path)
 
 
-def test_train_stops_before_data_and_model(tmp_path, monkeypatch, without_sacrebleu):
+def _train_error(tmp_path, monkeypatch, *flags) -> str:
+    """The FlagError of a one-step train.py run with `flags`, which must stop before it reads data
+    or builds a model."""
     def never(*args, **kwargs):
         raise AssertionError("reached the model or the data")
 
@@ -55,9 +57,13 @@ def test_train_stops_before_data_and_model(tmp_path, monkeypatch, without_sacreb
     data = _rows(tmp_path / "train.jsonl")
     with pytest.raises(FlagError) as err:  # in process; as a program: `error: <it>`, status 2
         train_command.main([f"--train_file={data}", f"--eval_file={data}",
-                            "--metrics=accuracy,bleu", f"--model_dir={tmp_path / 'run'}",
-                            "--train_steps=1", "--batch_size=2"])
-    message = str(err.value)
+                            f"--model_dir={tmp_path / 'run'}", "--train_steps=1",
+                            "--batch_size=2", *flags])
+    return str(err.value)
+
+
+def test_train_stops_before_data_and_model(tmp_path, monkeypatch, without_sacrebleu):
+    message = _train_error(tmp_path, monkeypatch, "--metrics=accuracy,bleu")
     assert "\n" not in message and message.startswith("the metrics of file:train.jsonl")
     assert "bleu needs sacrebleu" in message and "pip install -e .[metrics]" in message
 
@@ -101,18 +107,9 @@ def test_a_bleu_tokenizer_s_missing_package_is_one_flag_error(without_mecab, tok
 
 def test_train_with_a_missing_bleu_tokenizer_stops_before_data_and_model(
         tmp_path, monkeypatch, without_mecab):
-    def never(*args, **kwargs):
-        raise AssertionError("reached the model or the data")
-
-    monkeypatch.setattr("t5core.training.run.initial_model", never)
-    monkeypatch.setattr("t5core.data.trainer_inputs.task_examples", never)
-    monkeypatch.setattr("t5core.evaluation.evaluators.task_examples", never)
-    data = _rows(tmp_path / "train.jsonl")
-    with pytest.raises(FlagError, match=r"^the metrics of file:train\.jsonl: BLEU's tokenizer "
-                                        r"ja-mecab needs sacrebleu\[ja\]"):
-        train_command.main([f"--train_file={data}", f"--eval_file={data}", "--metrics=bleu",
-                            "--bleu_tokenize=ja-mecab", f"--model_dir={tmp_path / 'run'}",
-                            "--train_steps=1", "--batch_size=2"])
+    message = _train_error(tmp_path, monkeypatch, "--metrics=bleu", "--bleu_tokenize=ja-mecab")
+    assert message.startswith("the metrics of file:train.jsonl: BLEU's tokenizer ja-mecab needs "
+                              "sacrebleu[ja]"), message
 
 
 def test_evaluate_with_a_missing_bleu_tokenizer_stops_before_the_model(
