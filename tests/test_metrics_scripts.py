@@ -5,6 +5,7 @@ import collections
 
 import pytest
 import sacrebleu
+from rouge_score import tokenize as rouge_score_tokenize
 
 import t5core.metrics as M
 from t5core.metrics.scripts import bleu_tokenizer, rouge_char_tokens, rouge_tokenizer
@@ -270,3 +271,46 @@ def test_token_metrics_count_unspaced_text_per_character(metric, script):
     close = M.compute_metrics(metric, [reference] * 2, [near_miss] * 2)[key]
     assert identical == pytest.approx(100.0)
     assert 40.0 < close < 100.0, (metric, script, close)
+
+
+# -- inputs a checker feeds: every script, empty and blank lines, emoji, full-width forms ------
+
+HOSTILE = {
+    "chinese": (["今天天气很好。", "我喜欢北京烤鸭！"], ["今天天气很好。", "我喜欢吃北京烤鸭"]),
+    "japanese": (["今日はいい天気です。", "東京に行きます"], ["今日はいい天気ですね", "東京へ行きます"]),
+    "korean": (["오늘 날씨가 좋습니다.", "서울에 갑니다"], ["오늘 날씨 좋네요.", "서울에 갑니다"]),
+    "thai": (["วันนี้อากาศดี", "ฉันชอบกินข้าว"], ["วันนี้อากาศดีมาก", "ฉันชอบข้าว"]),
+    "arabic": (["الطقس جميل اليوم.", "أحب القراءة"], ["الطقس جميل.", "أحب القراءة كثيرا"]),
+    "mixed": (["我用Python写代码。", "Tokyo是日本的首都"], ["我用 Python 写代码", "东京是日本的首都"]),
+    "emoji": (["I love it 😀!", "ok 👍"], ["I love it😀", "ok👍"]),
+    "full_width": (["你好，世界！", "ＡＢＣ１２３"], ["你好,世界!", "ABC123"]),
+    "empty_predictions": (["hello world", "foo bar"], ["", ""]),
+    "empty_references": (["", ""], ["hello", "x"]),
+    "blank_lines": (["   ", "\t"], ["  ", "a"]),
+    "case": (["Hello World", "FOO"], ["hello world", "foo"]),
+    "one_sentence": (["a b c d e"], ["a b c d e"]),
+    "long_line": (["word " * 3000 + "end"], ["word " * 2999 + "end"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_bleu_equals_sacrebleu_on_hostile_inputs_with_every_tokenizer(case):
+    refs, hyps = HOSTILE[case]
+    auto = sacrebleu.corpus_bleu(hyps, [refs], tokenize=bleu_tokenizer(refs)).score
+    assert M.bleu(refs, hyps)["bleu"] == auto
+    for tokenizer in ("13a", "intl", "zh", "char", "none"):
+        expected = sacrebleu.corpus_bleu(hyps, [refs], tokenize=tokenizer).score
+        assert M.bleu(refs, hyps, tokenize=tokenizer)["bleu"] == expected, tokenizer
+
+
+@pytest.mark.parametrize("case", sorted(set(HOSTILE) - {"long_line"}))  # rouge-score's LCS: n^2
+def test_rouge_on_hostile_inputs_is_a_direct_count_of_its_tokens(case):
+    refs, hyps = HOSTILE[case]
+    tokens = rouge_char_tokens if rouge_tokenizer(refs) == "chars" else _rouge_score_tokens
+    out = M.rouge(refs, hyps)
+    for key, value in _direct_rouge(refs, hyps, tokens).items():
+        assert out[key] == pytest.approx(value, abs=1e-9), key
+
+
+def _rouge_score_tokens(text):
+    return rouge_score_tokenize.tokenize(text, None)
