@@ -323,6 +323,6 @@ def test_int8_logits_follow_ctranslate2_int8_on_chinese_and_english_text():
         figures[stored] = int8_agreement.measures(reference[stored], logits, targets, targets)
     int8_step = int8_agreement.measures(reference["float32"], reference["int8"], targets,
                                         targets)["logits_rel_error"]
-    assert figures["float32"]["logits_rel_error"] < 1e-6, figures
+    assert figures["float32"]["logits_rel_error"] < 1e-5, figures
     assert figures["int8"]["logits_rel_error"] < min(2e-3, int8_step / 4), (figures, int8_step)
     assert figures["float32"]["top1_agreement"] == figures["int8"]["top1_agreement"] == 1.0
