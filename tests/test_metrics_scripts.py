@@ -2,12 +2,14 @@
 checked against sacreBLEU computed here and against a direct n-gram / LCS count."""
 
 import collections
+import json
 
 import pytest
 import sacrebleu
 from rouge_score import tokenize as rouge_score_tokenize
 
 import t5core.metrics as M
+from conftest import FIXTURES
 from t5core.metrics.scripts import bleu_tokenizer, rouge_char_tokens, rouge_tokenizer
 
 ZH_REFS = ["我爱北京天安门。", "今天天气很好，我们去公园散步吧。", "机器翻译的质量越来越高了。"]
@@ -314,3 +316,18 @@ def test_rouge_on_hostile_inputs_is_a_direct_count_of_its_tokens(case):
 
 def _rouge_score_tokens(text):
     return rouge_score_tokenize.tokenize(text, None)
+
+
+def test_chinese_squad_equals_mt5_s_own_mlqa_metric():
+    # Goldens from mT5's metrics.mlqa(lang="zh") itself (tests/make_mlqa_goldens.py): hand cases
+    # and seeded random answers with near-miss predictions, one to three references each.
+    goldens = json.loads((FIXTURES / "mlqa" / "zh_goldens.json").read_text(encoding="utf-8"))
+    examples = goldens["examples"]
+    for example in examples:
+        out = M.squad([example["references"]], [example["prediction"]], squad_tokenize="chars")
+        assert out == pytest.approx({"squad_em": example["em"], "squad_f1": example["f1"]},
+                                    abs=1e-9), example
+    corpus = M.squad([e["references"] for e in examples], [e["prediction"] for e in examples])
+    assert corpus == pytest.approx({"squad_em": goldens["corpus"]["em"],
+                                    "squad_f1": goldens["corpus"]["f1"]}, abs=1e-9)
+    assert 0 < goldens["corpus"]["em"] < goldens["corpus"]["f1"] < 100
