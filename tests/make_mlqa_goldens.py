@@ -48,7 +48,8 @@ def random_answer(rng):
     for _ in range(rng.randint(1, 6)):
         kind = rng.random()
         if kind < 0.55:
-            parts.append("".join(chr(rng.randint(0x4E00, 0x4E40)) for _ in range(rng.randint(1, 4))))
+            size = rng.randint(1, 4)
+            parts.append("".join(chr(rng.randint(0x4E00, 0x4E40)) for _ in range(size)))
         elif kind < 0.7:
             parts.append(rng.choice(["GDP", "iPhone", "the", "A", "Python", "NBA", "x"]))
         elif kind < 0.8:
