@@ -31,6 +31,7 @@ from t5core.checkpoints.hf_bin import HFBinReader
 from t5core.checkpoints.mesh_tf import derive_config, mesh_tf_rules
 from t5core.checkpoints.rules import plan_mapping
 from t5core.checkpoints.t5x import config_from_gin
+from t5core.errors import CheckpointError
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 REFERENCE = FIXTURES / "reference"
@@ -334,6 +335,18 @@ def test_mesh_tf_bfloat16_variables_load_exactly(tmp_path):
     want = state["shared.weight"].astype(ml_dtypes.bfloat16).astype(np.float32)
     np.testing.assert_array_equal(model.variables_by_name()["shared/embeddings"].numpy(), want)
     assert not np.array_equal(want, state["shared.weight"])  # bfloat16 did round
+
+
+def test_an_integer_tensor_never_fills_a_float_weight(tmp_path):
+    # Any format, one rule (t5core.checkpoints.loading; T5X's own case in test_t5x_zarr.py):
+    # integers would load as numbers (bfloat16 bits as int16 become weights in the thousands).
+    variant = REFERENCE / "t5_v1_0_relu_tied"
+    state = load_file(variant / "model.safetensors")
+    state["shared.weight"] = state["shared.weight"].astype(ml_dtypes.bfloat16).view(np.int16)
+    save_file(state, tmp_path / "model.safetensors")
+    with pytest.raises(CheckpointError, match=r"is stored as int16, but shared/embeddings is a "
+                                              r"float32 weight"):
+        load_pretrained(str(tmp_path), config=str(variant / "config.json"))
 
 
 def test_mesh_tf_gin_heads_that_do_not_fit(tmp_path):

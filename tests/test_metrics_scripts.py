@@ -2,11 +2,14 @@
 checked against sacreBLEU computed here and against a direct n-gram / LCS count."""
 
 import collections
+import json
 
 import pytest
 import sacrebleu
+from rouge_score import tokenize as rouge_score_tokenize
 
 import t5core.metrics as M
+from conftest import FIXTURES
 from t5core.metrics.scripts import bleu_tokenizer, rouge_char_tokens, rouge_tokenizer
 
 ZH_REFS = ["我爱北京天安门。", "今天天气很好，我们去公园散步吧。", "机器翻译的质量越来越高了。"]
@@ -215,3 +218,116 @@ def test_evaluate_reuses_the_runs_tokenization_unless_given():
     assert reports.score(test, ZH_REFS)["metrics"]["rouge1"] == 0.0
     test.metric_options = {"rouge_tokenize": "auto"}
     assert reports.score(test, ZH_REFS)["metrics"]["rouge1"] == pytest.approx(100.0)
+
+
+# -- SQuAD: the same rule (unspaced text counted per character) -----------------------------
+
+
+@pytest.mark.parametrize("reference,prediction,em,f1", [
+    ("北京。", "北京", 100.0, 100.0),  # full-width punctuation is punctuation
+    ("“北京烤鸭”", "北京 烤鸭", 100.0, 100.0),  # spaces between characters do not count
+    ("东京", "东京是首都", 0.0, 100 * 2 * (2 / 5) / (1 + 2 / 5)),  # 2 of 5 characters right
+    ("NBA总冠军", "nba 总冠军！", 100.0, 100.0),  # words of spaced scripts stay words
+    ("the Beatles乐队", "Beatles乐队", 0.0, 100 * 2 * (3 / 3) * (3 / 4) / (3 / 3 + 3 / 4)),
+])
+def test_chinese_squad_is_mlqa_s(reference, prediction, em, f1):
+    # MLQA's Chinese rules: every Unicode punctuation mark deleted, no English articles removed,
+    # each Han character a token.
+    out = M.compute_metrics("squad", [reference], [prediction])
+    assert out == pytest.approx({"squad_em": em, "squad_f1": f1})
+
+
+def test_english_squad_stays_the_official_v1_1():
+    # Curly quotes are not in string.punctuation: v1.1 keeps them, so these differ.
+    assert M.squad(["“the answer”"], ["answer"]) == {"squad_em": 0.0, "squad_f1": 0.0}
+    assert M.squad(["The answer!"], ["answer"]) == {"squad_em": 100.0, "squad_f1": 100.0}
+    forced = M.compute_metrics("squad", ["北京。"], ["北京"], squad_tokenize="words")
+    assert forced == {"squad_em": 0.0, "squad_f1": 0.0}
+    with pytest.raises(ValueError, match="squad_tokenize"):
+        M.squad(["a"], ["a"], squad_tokenize="letters")
+
+
+# Metrics over labels, numbers or tags: an answer is right or wrong as a whole.
+WHOLE_VALUE_METRICS = {"accuracy", "f1_macro", "f1_micro", "f1_weighted", "f1", "per_class",
+                       "mcc", "pearson", "spearman", "entity_f1", "seqeval"}
+# Metrics that count tokens of generated text, each with the options it needs.
+TOKEN_METRICS = {"bleu": "bleu", "rouge": "rouge1", "squad": "squad_f1"}
+UNSPACED_PAIRS = {
+    "Chinese": ("今天天气很好，我们去公园散步吧。", "今天天气不错，我们去公园散步吧。"),
+    "Japanese": ("東京タワーに行きました。", "東京タワーへ行きました。"),
+    "Thai": ("ฉันชอบกินข้าวผัดมาก", "ฉันชอบกินข้าวผัด"),
+}
+
+
+def test_every_metric_is_either_whole_value_or_token_counting():
+    # A new metric over generated text must join TOKEN_METRICS, and so the checks below.
+    assert set(M.METRICS) == WHOLE_VALUE_METRICS | set(TOKEN_METRICS)
+
+
+@pytest.mark.parametrize("script", sorted(UNSPACED_PAIRS))
+@pytest.mark.parametrize("metric", sorted(TOKEN_METRICS))
+def test_token_metrics_count_unspaced_text_per_character(metric, script):
+    reference, near_miss = UNSPACED_PAIRS[script]
+    key = TOKEN_METRICS[metric]
+    identical = M.compute_metrics(metric, [reference] * 2, [reference] * 2)[key]
+    close = M.compute_metrics(metric, [reference] * 2, [near_miss] * 2)[key]
+    assert identical == pytest.approx(100.0)
+    assert 40.0 < close < 100.0, (metric, script, close)
+
+
+# -- inputs a checker feeds: every script, empty and blank lines, emoji, full-width forms ------
+
+HOSTILE = {
+    "chinese": (["今天天气很好。", "我喜欢北京烤鸭！"], ["今天天气很好。", "我喜欢吃北京烤鸭"]),
+    "japanese": (["今日はいい天気です。", "東京に行きます"], ["今日はいい天気ですね", "東京へ行きます"]),
+    "korean": (["오늘 날씨가 좋습니다.", "서울에 갑니다"], ["오늘 날씨 좋네요.", "서울에 갑니다"]),
+    "thai": (["วันนี้อากาศดี", "ฉันชอบกินข้าว"], ["วันนี้อากาศดีมาก", "ฉันชอบข้าว"]),
+    "arabic": (["الطقس جميل اليوم.", "أحب القراءة"], ["الطقس جميل.", "أحب القراءة كثيرا"]),
+    "mixed": (["我用Python写代码。", "Tokyo是日本的首都"], ["我用 Python 写代码", "东京是日本的首都"]),
+    "emoji": (["I love it 😀!", "ok 👍"], ["I love it😀", "ok👍"]),
+    "full_width": (["你好，世界！", "ＡＢＣ１２３"], ["你好,世界!", "ABC123"]),
+    "empty_predictions": (["hello world", "foo bar"], ["", ""]),
+    "empty_references": (["", ""], ["hello", "x"]),
+    "blank_lines": (["   ", "\t"], ["  ", "a"]),
+    "case": (["Hello World", "FOO"], ["hello world", "foo"]),
+    "one_sentence": (["a b c d e"], ["a b c d e"]),
+    "long_line": (["word " * 3000 + "end"], ["word " * 2999 + "end"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_bleu_equals_sacrebleu_on_hostile_inputs_with_every_tokenizer(case):
+    refs, hyps = HOSTILE[case]
+    auto = sacrebleu.corpus_bleu(hyps, [refs], tokenize=bleu_tokenizer(refs)).score
+    assert M.bleu(refs, hyps)["bleu"] == auto
+    for tokenizer in ("13a", "intl", "zh", "char", "none"):
+        expected = sacrebleu.corpus_bleu(hyps, [refs], tokenize=tokenizer).score
+        assert M.bleu(refs, hyps, tokenize=tokenizer)["bleu"] == expected, tokenizer
+
+
+@pytest.mark.parametrize("case", sorted(set(HOSTILE) - {"long_line"}))  # rouge-score's LCS: n^2
+def test_rouge_on_hostile_inputs_is_a_direct_count_of_its_tokens(case):
+    refs, hyps = HOSTILE[case]
+    tokens = rouge_char_tokens if rouge_tokenizer(refs) == "chars" else _rouge_score_tokens
+    out = M.rouge(refs, hyps)
+    for key, value in _direct_rouge(refs, hyps, tokens).items():
+        assert out[key] == pytest.approx(value, abs=1e-9), key
+
+
+def _rouge_score_tokens(text):
+    return rouge_score_tokenize.tokenize(text, None)
+
+
+def test_chinese_squad_equals_mt5_s_own_mlqa_metric():
+    # Goldens from mT5's metrics.mlqa(lang="zh") itself (tests/make_mlqa_goldens.py): hand cases
+    # and seeded random answers with near-miss predictions, one to three references each.
+    goldens = json.loads((FIXTURES / "mlqa" / "zh_goldens.json").read_text(encoding="utf-8"))
+    examples = goldens["examples"]
+    for example in examples:
+        out = M.squad([example["references"]], [example["prediction"]], squad_tokenize="chars")
+        assert out == pytest.approx({"squad_em": example["em"], "squad_f1": example["f1"]},
+                                    abs=1e-9), example
+    corpus = M.squad([e["references"] for e in examples], [e["prediction"] for e in examples])
+    assert corpus == pytest.approx({"squad_em": goldens["corpus"]["em"],
+                                    "squad_f1": goldens["corpus"]["f1"]}, abs=1e-9)
+    assert 0 < goldens["corpus"]["em"] < goldens["corpus"]["f1"] < 100

@@ -303,3 +303,26 @@ def test_prompt_tuned_and_classifier_runs_load_quantized_as_read(kind, tmp_path)
     got = t5core.load_pretrained(str(tmp_path), quantize="int8")
     assert type(got) is type(model) and is_quantized(got)
     assert_same_weights(expected, got)
+
+
+def test_int8_logits_follow_ctranslate2_int8_on_chinese_and_english_text():
+    # CTranslate2's own float32 and int8 logits for the hf_tiny fixture on Chinese, English and
+    # mixed inputs (tests/make_ctranslate2_reference.py): t5core in float32 must be CTranslate2's
+    # float32, and t5core in int8 nearer CTranslate2's int8 than int8 is to float32.
+    reference = np.load(FIXTURES / "ctranslate2_int8" / "hf_tiny.npz")
+    tokenizer = Tokenizer(str(FIXTURES / "hf_tiny_random_t5" / "tokenizer.json"))
+    for text, row in zip(reference["source_texts"], reference["sources"]):
+        ids = tokenizer.encode(str(text), add_eos=True)
+        assert list(row[:len(ids)]) == ids and not row[len(ids):].any(), text
+    sources, targets = reference["sources"].astype(np.int32), reference["targets"]
+    fixture = str(FIXTURES / "hf_tiny_random_t5")
+    figures = {}
+    for mode, stored in ((None, "float32"), ("int8", "int8")):
+        model = t5core.load_pretrained(fixture, quantize=mode)
+        logits = int8_agreement.teacher_forced_logits(model, sources, targets)
+        figures[stored] = int8_agreement.measures(reference[stored], logits, targets, targets)
+    int8_step = int8_agreement.measures(reference["float32"], reference["int8"], targets,
+                                        targets)["logits_rel_error"]
+    assert figures["float32"]["logits_rel_error"] < 1e-5, figures
+    assert figures["int8"]["logits_rel_error"] < min(2e-3, int8_step / 4), (figures, int8_step)
+    assert figures["float32"]["top1_agreement"] == figures["int8"]["top1_agreement"] == 1.0

@@ -417,3 +417,20 @@ def test_refused_a_kvstore_t5x_does_not_write(tmp_path):
     with pytest.raises(CheckpointError, match=r"target/w.*kvstore .*http.* is not one T5X "
                                               r"writes"):
         T5XReader(str(directory))
+
+
+@pytest.mark.parametrize("layout", ["zarr", "inline"])
+def test_refused_bfloat16_stored_as_uint16_as_t5x_refuses_it(layout, tmp_path):
+    # T5X's checkpoint version 2 stored bfloat16 arrays as their uint16 bits; T5X's reader
+    # refuses them ("Please update saved types to bfloat16"). Read as numbers they are weights in
+    # the thousands, so t5core refuses them too, before a model is returned.
+    tree = _decode(msgpack.unpackb(T5X_FILE.read_bytes(), raw=False))
+    embedding = tree["optimizer"]["target"]["token_embedder"]["embedding"]
+    tree["optimizer"]["target"]["token_embedder"]["embedding"] = \
+        embedding.astype(ml_dtypes.bfloat16).view(np.uint16)
+    tree["version"] = 2
+    directory = (write_t5x_layout(tree, tmp_path, state=False) if layout == "zarr"
+                 else write_inline(tree, tmp_path))
+    with pytest.raises(CheckpointError, match=r"token_embedder/embedding'? is stored as uint16, "
+                                              r"but .* is a float32 weight.*version 2"):
+        load_pretrained(str(directory), config=T5X_GINS)

@@ -26,10 +26,27 @@ def _set(variable, array):
         variable.assign(value)
 
 
+def is_floating(dtype) -> bool:
+    """Whether numpy (or Keras) `dtype` is a floating-point or complex type, bfloat16 included."""
+    dtype = np.dtype(ml_dtypes.bfloat16) if str(dtype) == "bfloat16" else np.dtype(dtype)
+    return dtype.kind in "fc" or dtype == ml_dtypes.bfloat16
+
+
+def check_stored_type(array, name, variable, target, source):
+    """Raises CheckpointError when an integer or boolean tensor would fill a floating-point weight:
+    converting it gives the integers' values (bfloat16 bits stored as uint16, as T5X did before
+    its checkpoint version 3, become numbers in the thousands), so it is refused, as T5X does."""
+    if is_floating(variable.dtype) and not is_floating(array.dtype):
+        raise CheckpointError(f"{source}: tensor {name!r} is stored as {array.dtype.name}, but "
+                              f"{target} is a {variable.dtype} weight: t5core does not turn "
+                              "integers into weights (bfloat16 stored as uint16 is T5X's "
+                              "checkpoint version 2, which T5X refuses too)")
+
+
 def nonfinite_summary(array):
     """"2 NaN, 1 Inf" for a float array holding such values, else None; checked by chunks, so no
     tensor-sized boolean array is made."""
-    if not (array.dtype.kind in "fc" or array.dtype == ml_dtypes.bfloat16):
+    if not is_floating(array.dtype):
         return None
     flat = array.reshape(-1)
     nan = inf = 0
@@ -64,6 +81,7 @@ def assign_from_reader(model, reader, rules, source: str, progress=None, allow_n
     nonfinite, mismatched = [], []
     for name, target, transform in to_read:
         array = _read(reader, name, source)
+        check_stored_type(array, name, variables[target], target, source)
         if summary := nonfinite_summary(array):
             nonfinite.append(f"{name}: {summary}")
         if transform is not None:

@@ -23,7 +23,8 @@ class DecodeEvaluator:
                  metric_options=None, **generate_options):
         if len(inputs) != len(targets):
             raise ValueError(f"{len(inputs)} inputs but {len(targets)} targets")
-        check_metric_packages(metric_names, "metrics to evaluate")  # before any decoding
+        # Before any decoding: a missing package would otherwise stop the run at its first score.
+        check_metric_packages(metric_names, "metrics to evaluate", metric_options)
         self.inputs = pad_rows(inputs, inputs_length)
         self.targets = list(targets)
         self.tokenizer = tokenizer
@@ -106,7 +107,8 @@ def make_evaluator(inputs, targets, tokenizer, metric_names, inputs_length, max_
 def task_evaluator(task, split, tokenizer, inputs_length, targets_length, data_dir=None,
                    max_examples=0, labels=(), **options):
     """`make_evaluator` over a task's split and metrics (packages checked before data is read)."""
-    check_metric_packages(task.metrics, f"the metrics of {task.name}")
+    check_metric_packages(task.metrics, f"the metrics of {task.name}",
+                          options.get("metric_options"))
     lengths = {"inputs": inputs_length, "targets": targets_length}
     inputs, targets = task_examples(task, split, tokenizer, lengths, data_dir, max_examples)
     return make_evaluator(inputs, targets, tokenizer, list(task.metrics), inputs_length,

@@ -119,7 +119,8 @@ def load_test_set(options, tokenizer, split="test", max_examples=0, shots=None) 
         raise FlagError(f"{description}: no examples to score")
     metrics = [m for m in options["metrics"].split(",") if m] or list(task.metrics) or (
         DEFAULT_METRICS["classification"] if labels else ["accuracy"])
-    check_metric_packages(metrics, f"the metrics of {description}")
+    metric_options = {name: options[name] for name in ("bleu_tokenize", "rouge_tokenize")}
+    check_metric_packages(metrics, f"the metrics of {description}", metric_options)
     note = ""
     if shots and shots["num_shots"]:
         inputs, note = _few_shot_inputs(task, split, tokenizer, lengths, options, max_examples,
@@ -128,8 +129,7 @@ def load_test_set(options, tokenizer, split="test", max_examples=0, shots=None) 
     return TestSet(inputs, targets, metrics, labels,
                    postprocess=template.postprocess if template is not None else None,
                    entities=kind == "ner" or "entity_f1" in metrics, description=description,
-                   metric_options={name: options[name]
-                                   for name in ("bleu_tokenize", "rouge_tokenize")},
+                   metric_options=metric_options,
                    note=note)
 
 

