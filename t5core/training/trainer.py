@@ -14,6 +14,7 @@ from typing import Callable
 
 import tensorflow as tf
 
+from t5core import file_writes
 from t5core import model_dir as md
 from t5core.checkpoints.model_state import ModelState
 from t5core.dataclass_flags import (COUNT, FRACTION, NONNEGATIVE, POSITIVE, STEPS, Bound,
@@ -382,7 +383,13 @@ class Trainer:
                 f"{' ...' if len(broken) > 3 else ''}); no checkpoint of them is written, the "
                 f"last good checkpoint ({self.manager.latest_checkpoint or 'none yet'}) is "
                 "intact. Lower the learning rate.")
-        return manager.save(checkpoint_number=step)
+        try:
+            return manager.save(checkpoint_number=step)
+        except (tf.errors.OpError, OSError) as err:  # disk full, file too large, read-only
+            raise file_writes.write_failed(
+                md.path(manager.directory, f"{md.CHECKPOINT_PREFIX}-{step}"), err,
+                f"the last complete checkpoint ({manager.latest_checkpoint or 'none yet'}) is "
+                "intact: make room and run the same command again to resume from it") from None
 
     def _eval_missed_at_restore(self) -> bool:
         step, every = self.step, self.config.eval_every
