@@ -350,10 +350,13 @@ TRAINING_SETTINGS = "settings"
 _LEGACY_BATCH_SIZE = "data_batch_size"
 
 
-def saved_settings(checkpoint_path: str) -> dict:
+def saved_settings(checkpoint_path: str) -> dict | None:
     """The settings, by flag name, that the trainer checkpoint `checkpoint_path` was trained
-    with ({} when it records none: not a trainer checkpoint, or an old one)."""
+    with: {} when it records none (an older trainer's), None when it holds no training state
+    at all (weights only, as convert_checkpoint writes)."""
     reader = tf.train.load_checkpoint(checkpoint_path)
+    if not any(key.startswith("optimizer/") for key in reader.get_variable_to_shape_map()):
+        return None
     key = f"{TRAINING_SETTINGS}/.ATTRIBUTES/VARIABLE_VALUE"
     if reader.has_tensor(key):
         raw = reader.get_tensor(key)
@@ -370,7 +373,8 @@ def saved_settings(checkpoint_path: str) -> dict:
 
 
 def check_resume_settings(model_dir: str, settings: dict) -> None:
-    """Refuses to resume `model_dir`'s latest checkpoint with other `settings` (by flag name).
+    """Refuses to resume `model_dir`'s latest checkpoint with other `settings` (by flag name), or
+    one without training state.
 
     A resume must reach what the uninterrupted run would have: every setting the checkpoint
     recorded must be the same now, or the resume is refused before any step, naming the flags.
@@ -379,6 +383,11 @@ def check_resume_settings(model_dir: str, settings: dict) -> None:
     if not latest:
         return
     saved = saved_settings(latest)
+    if saved is None:
+        raise ModelDirMismatchError(
+            f"{model_dir}: its checkpoint {os.path.basename(latest)} holds weights only (as "
+            "convert_checkpoint writes), no training state to resume; train from it with "
+            f"--init_checkpoint={model_dir} and a new --model_dir")
     changed = [name for name in settings if name in saved and saved[name] != settings[name]]
     if changed:
         then = " ".join(f"--{name}={saved[name]}" for name in changed)
@@ -426,7 +435,8 @@ def bind(model_dir: str, config, run: RunDescription, settings: dict | None = No
             raise ModelDirMismatchError(
                 f"{model_dir} holds checkpoints of another model ({'; '.join(diff)}). Use a new "
                 "--model_dir, or the same model settings to resume.")
-        check_resume_settings(model_dir, settings or {})
+        if settings is not None:  # a trainer's: it resumes from the checkpoint
+            check_resume_settings(model_dir, settings)
     elif tf.io.gfile.exists(model_dir) and file_reads.latest_checkpoint(model_dir):
         raise ModelDirMismatchError(f"{model_dir} holds checkpoints but no {CONFIG}: "
                                     "not a t5core model_dir; use a new --model_dir")

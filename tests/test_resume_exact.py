@@ -18,6 +18,7 @@ import tensorflow as tf
 import t5core
 from t5core import model_dir as model_dir_module
 from t5core.data.pairs import batched
+from t5core.checkpoints.model_state import ModelState
 from t5core.model_dir import ModelDirMismatchError
 from t5core.training import train_log
 from t5core.training.trainer import RESUME_SETTINGS, TrainConfig, Trainer
@@ -132,3 +133,17 @@ def test_train_steps_and_what_only_watches_a_run_may_change_on_resume(uninterrup
     trainer.log = lines.append
     assert [r["step"] for r in trainer.train() if "loss" in r] == [7]
     assert any("now decays towards 7" in line for line in lines)
+
+
+def test_a_checkpoint_of_weights_only_is_refused_as_a_model_dir_to_resume(uninterrupted, tmp_path):
+    """convert_checkpoint's output handed to train as --model_dir: no optimizer step, no data
+    position; resuming it would silently start over inside it."""
+    converted = tmp_path / "converted"
+    converted.mkdir()
+    for name in ("config.json", "run.json"):
+        shutil.copy(os.path.join(uninterrupted.config.model_dir, name), converted)
+    tf.train.Checkpoint(model=ModelState(uninterrupted.model)).write(str(converted / "ckpt-1"))
+    (converted / "checkpoint").write_text('model_checkpoint_path: "ckpt-1"\n')
+    with pytest.raises(ModelDirMismatchError, match=rf"{converted}: its checkpoint ckpt-1 holds "
+                                                    r"weights only .* --init_checkpoint="):
+        make_trainer(converted)

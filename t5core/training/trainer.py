@@ -258,7 +258,7 @@ class Trainer:
         """
         latest = self.manager.latest_checkpoint
         if latest:
-            saved = md.saved_settings(latest)
+            saved = md.saved_settings(latest) or {}
             self._note_longer_schedule(saved.get("train_steps"))
             # Everything but the settings (compared, not restored), and, with restart_data, the
             # data position.
