@@ -6,6 +6,7 @@ links, deletions confined to their folder, output folders refused unless new, em
 from __future__ import annotations
 
 import contextlib
+import errno
 import fnmatch
 import os
 import shutil
@@ -24,6 +25,27 @@ class OutputExistsError(T5CoreError, FileExistsError):
     """An output folder or file already holds something the write would replace or destroy."""
 
 
+class WriteFailedError(T5CoreError, OSError):
+    """The system refused a write (disk full, file too large, read-only, its folder gone); the
+    file written is left as it was before."""
+
+
+# What only a failing write raises, even where the caller's code runs too.
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT, errno.EIO}
+
+
+def write_failed(path: str, err: BaseException, intact: str = "") -> WriteFailedError:
+    """The WriteFailedError of `err` (an OSError, or TensorFlow's error for a file it wrote)
+    writing `path`: why, in the system's words, and `intact` (default: `path` is as it was)."""
+    reason = getattr(err, "strerror", None) or getattr(err, "message", None) or str(err)
+    # TensorFlow's message: "{{function_node ...}} <its temp file>; File too large [Op:SaveV2]"
+    reason = reason.rsplit("; ", 1)[-1].split(" [Op:")[0].strip()
+    error = WriteFailedError(f"could not write {path}: {reason}; "
+                             f"{intact or f'{path} is as it was before'}")
+    error.errno = getattr(err, "errno", None)
+    return error
+
+
 def is_remote(path: str) -> bool:
     return "://" in str(path)
 
@@ -39,8 +61,11 @@ def make_dirs(path: str) -> None:
     """Creates a folder and its parents (no error if it exists)."""
     if is_remote(path):
         _gfile().makedirs(path)
-    else:
+        return
+    try:
         os.makedirs(path, exist_ok=True)
+    except OSError as err:
+        raise write_failed(path, err, "nothing was written") from None
 
 
 def _refuse_link(path: str) -> None:
@@ -67,14 +92,24 @@ def atomic_writer(path: str, binary: bool = True):
                 _gfile().remove(tmp)
             raise
         return
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
+    except OSError as err:
+        raise write_failed(path, err) from None
+    in_body = False
     try:
         with os.fdopen(fd, mode, **({} if binary else {"encoding": "utf-8"})) as f:
+            in_body = True
             yield f
+            in_body = False
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.lexists(tmp):
             os.unlink(tmp)
+        # The caller's own errors (in the body) pass as they are, but for a failing write's.
+        if isinstance(err, OSError) and not isinstance(err, T5CoreError) and (
+                not in_body or err.errno in _WRITE_ERRNOS):
+            raise write_failed(path, err) from None
         raise
 
 
@@ -107,10 +142,41 @@ def open_append(path: str, binary: bool = False):
     return os.fdopen(fd, "ab") if binary else os.fdopen(fd, "a", encoding="utf-8")
 
 
+def append_bytes(path: str, data: bytes) -> None:
+    """Appends `data` to `path` (creating it) in one write, never through a link.
+
+    A write that fails (WriteFailedError) takes back what part of `data` it wrote, so the file
+    stays what it was: a log of whole records.
+    """
+    path = str(path)
+    if is_remote(path):
+        with _gfile().GFile(path, "ab") as f:
+            f.write(data)
+        return
+    try:
+        fd = _open_no_link(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    except OSError as err:
+        raise write_failed(path, err) from None
+    try:
+        size = os.fstat(fd).st_size
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+        raise write_failed(path, err) from None
+    finally:
+        os.close(fd)
+
+
 def open_lock_file(path: str) -> int:
     """Opens (creating) a lock file read-write, never through a link; returns the descriptor."""
     path = str(path)
-    fd = _open_no_link(path, os.O_RDWR | os.O_CREAT)
+    try:
+        fd = _open_no_link(path, os.O_RDWR | os.O_CREAT)
+    except OSError as err:
+        raise write_failed(path, err, "the run did not start") from None
     info = os.fstat(fd)
     # One link only: through a hard link to a user's file, the lock record would overwrite it.
     if not os.path.stat.S_ISREG(info.st_mode) or info.st_nlink != 1:

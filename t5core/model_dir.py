@@ -307,7 +307,63 @@ _STRUCTURE_KEYS = ("model_class", "labels", "prompt_length", "lora_rank", "lora_
 
 
 class ModelDirMismatchError(ModelDirError):
-    """--model_dir holds checkpoints of a different model."""
+    """--model_dir holds checkpoints of a different model, or of a run with other settings."""
+
+
+# A trainer checkpoint keeps, under this name, the settings its training went by (a JSON object
+# by flag name): a resume continues that run exactly or is refused (`check_resume_settings`).
+TRAINING_SETTINGS = "settings"
+# Older checkpoints kept only the batch size their data position counts in.
+_LEGACY_BATCH_SIZE = "data_batch_size"
+
+
+def saved_settings(checkpoint_path: str) -> dict | None:
+    """The settings, by flag name, that the trainer checkpoint `checkpoint_path` was trained
+    with: {} when it records none (an older trainer's), None when it holds no training state
+    at all (weights only, as convert_checkpoint writes)."""
+    reader = tf.train.load_checkpoint(checkpoint_path)
+    if not any(key.startswith("optimizer/") for key in reader.get_variable_to_shape_map()):
+        return None
+    key = f"{TRAINING_SETTINGS}/.ATTRIBUTES/VARIABLE_VALUE"
+    if reader.has_tensor(key):
+        raw = reader.get_tensor(key)
+        try:
+            value = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw))
+        except (ValueError, RecursionError):
+            value = None
+        if not isinstance(value, dict):
+            raise ModelDirError(f"{checkpoint_path}: its {TRAINING_SETTINGS!r} is not a JSON "
+                                "object of training settings")
+        return value
+    legacy = f"{_LEGACY_BATCH_SIZE}/.ATTRIBUTES/VARIABLE_VALUE"
+    return {"batch_size": int(reader.get_tensor(legacy))} if reader.has_tensor(legacy) else {}
+
+
+def check_resume_settings(model_dir: str, settings: dict) -> None:
+    """Refuses to resume `model_dir`'s latest checkpoint with other `settings` (by flag name), or
+    one without training state.
+
+    A resume must reach what the uninterrupted run would have: every setting the checkpoint
+    recorded must be the same now, or the resume is refused before any step, naming the flags.
+    """
+    latest = file_reads.latest_checkpoint(model_dir) if tf.io.gfile.isdir(model_dir) else None
+    if not latest:
+        return
+    saved = saved_settings(latest)
+    if saved is None:
+        raise ModelDirMismatchError(
+            f"{model_dir}: its checkpoint {os.path.basename(latest)} holds weights only (as "
+            "convert_checkpoint writes), no training state to resume; train from it with "
+            f"--init_checkpoint={model_dir} and a new --model_dir")
+    changed = [name for name in settings if name in saved and saved[name] != settings[name]]
+    if changed:
+        then = " ".join(f"--{name}={saved[name]}" for name in changed)
+        now = " ".join(f"--{name}={settings[name]}" for name in changed)
+        raise ModelDirMismatchError(
+            f"{model_dir}: its checkpoint {os.path.basename(latest)} was trained with {then}, "
+            f"not {now}; a resume goes on exactly as that run would have, or not at all. Resume "
+            f"with {then}, or use a new --model_dir (--init_checkpoint={model_dir} starts there "
+            "from its weights).")
 
 
 def holds_checkpoints(model_dir: str) -> bool:
@@ -316,11 +372,12 @@ def holds_checkpoints(model_dir: str) -> bool:
         tf.train.latest_checkpoint(d) for d in (model_dir, path(model_dir, BEST)))
 
 
-def bind(model_dir: str, config, run: RunDescription) -> None:
+def bind(model_dir: str, config, run: RunDescription, settings: dict | None = None) -> None:
     """Writes `config.json`, `run.json` and the vocabulary into `model_dir`.
 
     Raises:
-      ModelDirError: its checkpoints belong to another config, structure or vocabulary.
+      ModelDirError: its checkpoints belong to another config, structure or vocabulary, or
+        (`settings`, by flag name) to a run with other settings.
     """
     # Only checkpoints bind a model_dir to a model: a run that ended before its first one (a
     # crash, a mistake in its flags) leaves config.json and run.json that a retry replaces.
@@ -344,6 +401,8 @@ def bind(model_dir: str, config, run: RunDescription) -> None:
             raise ModelDirMismatchError(
                 f"{model_dir} holds checkpoints of another model ({'; '.join(diff)}). Use a new "
                 "--model_dir, or the same model settings to resume.")
+        if settings is not None:  # a trainer's: it resumes from the checkpoint
+            check_resume_settings(model_dir, settings)
     elif tf.io.gfile.exists(model_dir) and file_reads.latest_checkpoint(model_dir):
         raise ModelDirMismatchError(f"{model_dir} holds checkpoints but no {CONFIG}: "
                                     "not a t5core model_dir; use a new --model_dir")
@@ -403,13 +462,15 @@ class RunDirectory:
         self.agree_on(lock, "in use by another run: the chief worker could not lock it (its "
                             "message names the holder)")
 
-    def bind(self, config, run: RunDescription, checkpoint, best_checkpoint, keep: int):
-        """`bind` on the chief, then each worker's `checkpoint_manager`s; all stop if one refuses.
+    def bind(self, config, run: RunDescription, checkpoint, best_checkpoint, keep: int,
+             settings: dict | None = None):
+        """`bind` (with `settings`) on the chief, then each worker's `checkpoint_manager`s; all
+        stop if one refuses.
 
         Returns:
           (the manager of `checkpoint`, keeping `keep`; that of `best_checkpoint` in best/).
         """
-        self.agree_on(lambda: bind(self.model_dir, config, run),
+        self.agree_on(lambda: bind(self.model_dir, config, run, settings),
                       "the chief worker refused it (its message says why)")
         managers = []
         self.agree_on(lambda: managers.extend((

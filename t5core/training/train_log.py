@@ -58,16 +58,11 @@ def repair(path: str) -> str:
         file_writes.write_bytes(path, data[:start])
         return (f"{path}: dropped a torn last line ({len(tail)} bytes of a record that a killed "
                 "run did not finish writing)")
-    _append_bytes(path, b"\n")
+    file_writes.append_bytes(path, b"\n")
     return ""
 
 
 def append(path: str, record: dict) -> None:
-    """Appends one record and its newline in a single write."""
-    _append_bytes(path, (json.dumps(record) + "\n").encode("utf-8"))
-
-
-def _append_bytes(path: str, data: bytes) -> None:
-    # Never through a link (file_writes.open_append); one write of the whole record, flushed.
-    with file_writes.open_append(path, binary=True) as f:
-        f.write(data)
+    """Appends one record and its newline in a single write (never through a link; a failed
+    write leaves no part of the record behind: `file_writes.append_bytes`)."""
+    file_writes.append_bytes(path, (json.dumps(record) + "\n").encode("utf-8"))

@@ -6,6 +6,7 @@ Library code with no flags: `scripts/train.py` turns flags into a TrainConfig an
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import sys
 import time
@@ -13,6 +14,7 @@ from typing import Callable
 
 import tensorflow as tf
 
+from t5core import file_writes
 from t5core import model_dir as md
 from t5core.checkpoints.model_state import ModelState
 from t5core.dataclass_flags import (COUNT, FRACTION, NONNEGATIVE, POSITIVE, STEPS, Bound,
@@ -31,6 +33,15 @@ from t5core.training.steps import StepBuilder
 
 # Compute dtype policies of a training run.
 PRECISIONS = ("float32", "mixed_bfloat16")
+
+# The flags a run's trajectory depends on beyond its checkpoint's weights, optimizer slots and
+# data position. Each is recorded in every checkpoint; a resume with another value would not
+# reach the uninterrupted run's weights, so it is refused (t5core.model_dir.check_resume_settings).
+# --train_steps may change (to train on), as may what only watches the run (evaluation, logging).
+DECAYING_SCHEDULES = ("linear", "cosine")  # their learning rate depends on --train_steps
+RESUME_SETTINGS = ("batch_size", "inputs_length", "targets_length", "precision", "optimizer",
+                   "learning_rate", "schedule", "warmup_steps", "weight_decay", "clip_norm",
+                   "grad_accum_steps", "label_smoothing", "z_loss", "loss_normalization", "seed")
 
 # What the console's figures mean, said once, where each first appears.
 MEANINGS = {
@@ -184,14 +195,19 @@ class Trainer:
         self.evals_without_improvement = tf.Variable(0, dtype=tf.int64, trainable=False)
         # The iterator's saved position is in batches of this size; a resume checks it.
         self.data_batch_size = tf.Variable(config.batch_size, dtype=tf.int64, trainable=False)
+        self.settings = self.resume_settings()
+        # Recorded in each checkpoint, compared (never restored) on a resume.
+        recorded = {**self.settings, "train_steps": config.train_steps}
+        settings = tf.Variable(json.dumps(recorded, sort_keys=True), trainable=False)
         self._saved = dict(
             model=ModelState(self.model), optimizer=self.optimizer, data=self.train_iterator,
             best=self.best, evals_without_improvement=self.evals_without_improvement,
             data_batch_size=self.data_batch_size)
-        self.checkpoint = tf.train.Checkpoint(**self._saved)
+        self.checkpoint = tf.train.Checkpoint(**self._saved, **{md.TRAINING_SETTINGS: settings})
         self.manager, self.best_manager = self.run_dir.bind(
             self.model.config, describe_run(self.model, run), self.checkpoint,
-            tf.train.Checkpoint(model=ModelState(self.model)), config.keep_checkpoints)
+            tf.train.Checkpoint(model=ModelState(self.model)), config.keep_checkpoints,
+            self.settings)
         steps = StepBuilder(self.model, self.optimizer, strategy,
                             grad_accum_steps=config.grad_accum_steps,
                             label_smoothing=config.label_smoothing, z_loss=config.z_loss,
@@ -214,23 +230,36 @@ class Trainer:
     def step(self) -> int:
         return int(self.optimizer.iterations.numpy())
 
+    def resume_settings(self) -> dict:
+        """The RESUME_SETTINGS of this run by flag name, and the model's --dropout_rate."""
+        settings = {name: getattr(self.config, name) for name in RESUME_SETTINGS}
+        settings["dropout_rate"] = self.model.config.dropout_rate
+        return settings
+
+    def _note_longer_schedule(self, saved_steps) -> None:
+        """Says so when a decaying learning rate now decays over another --train_steps."""
+        c = self.config
+        if saved_steps not in (None, c.train_steps) and c.schedule in DECAYING_SCHEDULES:
+            self.log(f"Note: the checkpoint was trained towards --train_steps={saved_steps}; the "
+                     f"{c.schedule} learning rate now decays towards {c.train_steps}, so the "
+                     f"steps from here differ from those of a run of {c.train_steps} steps "
+                     "from the start")
+
     def restore(self) -> int:
-        """Restores the latest checkpoint of model_dir, if any; returns the step reached."""
+        """Restores the latest checkpoint of model_dir, if any; returns the step reached.
+
+        Its settings were held against this run's when the model_dir was bound (`__init__`).
+        """
         latest = self.manager.latest_checkpoint
         if latest:
-            saved_batch_size = _saved_batch_size(latest)
-            if saved_batch_size not in (None, self.config.batch_size):
-                raise FlagError(
-                    f"--batch_size={self.config.batch_size}, but {self.config.model_dir} was "
-                    f"trained with --batch_size={saved_batch_size}: its checkpoint keeps the "
-                    f"data position in batches of {saved_batch_size}. Resume with "
-                    f"--batch_size={saved_batch_size}, or start a new --model_dir.")
-            checkpoint = self.checkpoint
-            if self.restart_data:  # everything but the data position
-                checkpoint = tf.train.Checkpoint(**{k: v for k, v in self._saved.items()
-                                                    if k != "data"})
+            saved = md.saved_settings(latest) or {}
+            self._note_longer_schedule(saved.get("train_steps"))
+            # Everything but the settings (compared, not restored), and, with restart_data, the
+            # data position.
+            checkpoint = tf.train.Checkpoint(**{k: v for k, v in self._saved.items()
+                                                if k != "data" or not self.restart_data})
             status = checkpoint.restore(latest)
-            if saved_batch_size is not None:  # (older checkpoints did not record it)
+            if saved:  # (older checkpoints did not record what they hold)
                 status.assert_existing_objects_matched()
             # A multi-worker run's checkpoint also holds the preemption handler's counter,
             # restored when the handler is made.
@@ -252,7 +281,8 @@ class Trainer:
         self.stopped_by = ""
         self.restore()
         if self._eval_missed_at_restore():
-            # Killed between saving this step's checkpoint and evaluating it: evaluate now.
+            # A checkpoint saved before its step's evaluation (older t5core saved first), whose
+            # run was killed before evaluating: evaluate now.
             self._evaluate(self.step)
         if self.step >= c.train_steps:
             self.log(f"Already trained {self.step} >= {c.train_steps} steps; nothing to do.")
@@ -315,16 +345,18 @@ class Trainer:
                                               tokens_per_step, flops, peak))
                 window_start, window_steps = time.perf_counter(), 0
             self._append_log(record)
-            saved = bool(c.save_every and step % c.save_every == 0)
-            if saved:
-                self._save(step)
             last = step >= c.train_steps
+            # Evaluate before saving: a step's checkpoint then holds the best value and the
+            # patience its evaluation left, so a resume from it goes on as the uninterrupted run.
             if (c.eval_every and step % c.eval_every == 0) or last:
                 if self._evaluate(step) and not last:
                     self.log(f"Early stopping at step {step}: {self.watched} did not improve in "
                              f"{c.early_stopping_patience} evaluations after the warm-up "
                              f"(best {float(self.best.numpy()):.4g})")
-                    return False
+                    return False  # (the end saves this step)
+            saved = bool(c.save_every and step % c.save_every == 0) and not last
+            if saved:
+                self._save(step)
             # Every worker asks after every step but the last (the end saves that one anyway).
             if not last and preemption.stop_after(step, saved):
                 self.stopped_by = preemption.signal_name or "the preemption of another worker"
@@ -344,7 +376,13 @@ class Trainer:
                 f"{' ...' if len(broken) > 3 else ''}); no checkpoint of them is written, the "
                 f"last good checkpoint ({self.manager.latest_checkpoint or 'none yet'}) is "
                 "intact. Lower the learning rate.")
-        return manager.save(checkpoint_number=step)
+        try:
+            return manager.save(checkpoint_number=step)
+        except (tf.errors.OpError, OSError) as err:  # disk full, file too large, read-only
+            raise file_writes.write_failed(
+                md.path(manager.directory, f"{md.CHECKPOINT_PREFIX}-{step}"), err,
+                f"the last complete checkpoint ({manager.latest_checkpoint or 'none yet'}) is "
+                "intact: make room and run the same command again to resume from it") from None
 
     def _eval_missed_at_restore(self) -> bool:
         step, every = self.step, self.config.eval_every
@@ -477,13 +515,6 @@ def nonfinite_variables(model) -> list[str]:
     """The names of the model's floating-point variables that hold NaN or Inf."""
     return [v.path for v in model.variables if tf.as_dtype(v.dtype).is_floating
             and not bool(tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(v))))]
-
-
-def _saved_batch_size(checkpoint_path):
-    """The --batch_size a checkpoint's data position counts in, or None if it does not say."""
-    key = "data_batch_size/.ATTRIBUTES/VARIABLE_VALUE"
-    reader = tf.train.load_checkpoint(checkpoint_path)
-    return int(reader.get_tensor(key)) if reader.has_tensor(key) else None
 
 
 def _percent(correct, total) -> float:
