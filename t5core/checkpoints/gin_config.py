@@ -7,6 +7,9 @@ import os
 
 import tensorflow as tf
 
+from t5core.errors import ConfigError
+from t5core.file_reads import read_bytes
+
 
 def _logical_lines(text):
     """Lines with comments stripped and bracketed continuations joined, keeping indentation."""
@@ -65,8 +68,10 @@ def _parse_file(path, bindings, macros, missing_includes, seen):
     if path in seen:
         return
     seen.add(path)
-    with tf.io.gfile.GFile(path, "r") as f:
-        text = f.read()
+    try:
+        text = read_bytes(path, ConfigError).decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte at offset {err.start})") from None
     block = None
     for line in _logical_lines(text):
         stripped = line.strip()

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 
-import tensorflow as tf
-
-from t5core import file_writes
+from t5core import file_reads, file_writes
 from t5core.errors import ModelDirError
 
 
@@ -25,9 +23,9 @@ def read(path: str) -> list[dict]:
     it, or one writing it now. Any other line that is not a JSON object is a ModelDirError that
     names the file and line.
     """
-    if not tf.io.gfile.exists(path):
+    if not file_reads.present(path):
         return []
-    with tf.io.gfile.GFile(path, "rb") as f:
+    with file_reads.open_file(path, ModelDirError) as f:
         data = f.read()
     lines = data.split(b"\n")
     records = []
@@ -36,7 +34,7 @@ def read(path: str) -> list[dict]:
             continue
         try:
             records.append(_parse(line))
-        except (ValueError, UnicodeDecodeError) as err:
+        except (ValueError, UnicodeDecodeError, RecursionError) as err:
             if number == len(lines):  # no newline after it: the torn tail
                 continue
             raise ModelDirError(
@@ -51,9 +49,9 @@ def repair(path: str) -> str:
     A last line without its newline is either a complete record (the kill came between the
     record and its newline, from an older writer) and keeps its place, or a torn one, dropped.
     """
-    if not tf.io.gfile.exists(path):
+    if not file_reads.present(path):
         return ""
-    with tf.io.gfile.GFile(path, "rb") as f:
+    with file_reads.open_file(path, ModelDirError) as f:
         data = f.read()
     if not data or data.endswith(b"\n"):
         return ""
@@ -61,7 +59,7 @@ def repair(path: str) -> str:
     tail = data[start:]
     try:
         _parse(tail)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         file_writes.write_bytes(path, data[:start])
         return (f"{path}: dropped a torn last line ({len(tail)} bytes of a record that a killed "
                 "run did not finish writing)")
