@@ -177,9 +177,10 @@ def parse_json(data, source, error=DataError, nonfinite=False, **hooks):
     try:
         return json.loads(data, object_pairs_hook=unique_keys, **hooks)
     except json.JSONDecodeError as err:
-        where = f"line {err.lineno}, " if err.lineno > 1 else ""
-        raise error(f"{source}: not valid JSON ({err.msg} at {where}column {err.colno})") \
-            from None
+        if err.lineno > 1:
+            raise error(f"{source}, line {err.lineno} column {err.colno}: not valid JSON "
+                        f"({err.msg})") from None
+        raise error(f"{source}: not valid JSON ({err.msg} at column {err.colno})") from None
     except _JSONRefusal as err:
         raise error(f"{source}: {err}") from None
     except RecursionError:

@@ -20,7 +20,10 @@ import shutil
 import threading
 import time
 
+import numpy as np
 import pytest
+import tensorflow as tf
+from hostile_files import set_declared_dims
 
 from t5core import file_reads
 from t5core import model_dir as md
@@ -30,10 +33,14 @@ from t5core.checkpoints.hf_bin import HFBinReader
 from t5core.checkpoints.hf_h5 import H5Reader
 from t5core.checkpoints.safetensors_io import SafetensorsReader
 from t5core.checkpoints.t5x import T5XReader
+from t5core.checkpoints.tf_checkpoint import TFCheckpointReader
 from t5core.config import T5Config
 from t5core.data.fingerprint import fingerprint
 from t5core.data.sources import jsonl_objects, read_lines, tsv_rows
-from t5core.errors import T5CoreError
+from t5core.errors import CheckpointError, T5CoreError
+from t5core.sweep.evals import read_evals
+from t5core.sweep.space import load_space
+from t5core.sweep.study import check_journal
 from t5core.tokenizer import load_tokenizer
 from t5core.training import train_log
 
@@ -86,9 +93,12 @@ READERS = {
     "TSV data": (_alone("data.tsv"), lambda p: tsv_rows(str(p))),
     "JSONL data": (_alone("data.jsonl"), lambda p: jsonl_objects(str(p))),
     "data fingerprint": (_alone("data.txt"), lambda p: fingerprint(str(p))),
+    "sweep space": (_alone("space.json"), lambda p: load_space(str(p))),
+    "sweep journal": (_alone("journal.log"), lambda p: check_journal(str(p), repair=False)),
+    "sweep evaluations": (_in_run("train_log.jsonl"), lambda p: read_evals(str(p.parent))),
 }
 JSON_READERS = ["run.json", "config.json of a run", "T5Config.from_json", "tokenizer.json",
-                "shard index", "zarr .zarray", "JSONL data"]
+                "shard index", "zarr .zarray", "JSONL data", "sweep space"]
 
 
 def _fifo(path):
@@ -198,3 +208,16 @@ def test_a_whole_file_past_its_budget_is_refused_before_it_is_held(tmp_path, mon
     path.write_bytes(b" " * 101 + b"{}")
     with pytest.raises(T5CoreError, match=r"config\.json: more than 100 bytes"):
         T5Config.from_json(str(path))
+
+
+def test_a_tf_checkpoint_declaring_more_than_its_data_holds_is_refused_before_reading(tmp_path):
+    variable = tf.Variable(np.zeros((1, 1, 1, 1, 1, 1), np.float32))
+    prefix = tf.train.Checkpoint(v=variable).write(str(tmp_path / "ckpt"))
+    set_declared_dims(prefix + ".index", [1] * 6, [127] * 6)  # 16 TB of float32
+    reader = TFCheckpointReader(prefix)
+    name = next(n for n in reader.shapes if n.startswith("v/"))
+    assert reader.shapes[name] == (127,) * 6  # TF reads the index and believes it
+    with pytest.raises(CheckpointError, match=r"ckpt: the index declares v/.*data shards hold"):
+        reader.validate([name])
+    with pytest.raises(CheckpointError, match=rf"ckpt: could not read tensor {name}"):
+        reader.read(name)

@@ -19,6 +19,8 @@ from tensorboard.plugins.hparams import api as hp
 
 from t5core import file_writes
 from t5core import model_dir as run_files
+from t5core.errors import T5CoreError
+from t5core.file_reads import read_json
 
 RESULTS_CSV = "results.csv"
 RESULTS_JSONL = "results.jsonl"
@@ -116,9 +118,8 @@ def write_hparams_session(trial: dict, objective: str) -> None:
 def trainer_results(model_dir: str) -> dict:
     """The trainer's results.json ({} if it wrote none, or none that reads as an object)."""
     try:
-        with open(run_files.path(model_dir, run_files.RESULTS)) as f:
-            value = json.load(f)
-    except (OSError, ValueError):
+        value = read_json(run_files.path(model_dir, run_files.RESULTS), nonfinite=True)
+    except T5CoreError:  # absent, not a regular file, not JSON
         return {}
     return value if isinstance(value, dict) else {}
 
