@@ -313,3 +313,30 @@ def test_fuzz_data_files(drawn):
     finally:
         file_reads.BUDGETS["line_bytes"] = saved
 
+
+
+# ----------------------------------------------------------------------------- any JSON file
+
+
+@st.composite
+def json_texts(draw):
+    """JSON text, mostly well formed, then cut, spliced with bytes, nested or given hostile
+    literals (NaN, huge integers, repeated keys, a BOM, Latin-1)."""
+    text = json.dumps(draw(json_values)).encode()
+    for _ in range(draw(st.integers(0, 3))):
+        cut = draw(st.integers(0, len(text)))
+        text = text[:cut] + draw(st.sampled_from([
+            b"", b"NaN", b"-Infinity", b"9" * 5000, b'{"a": 1, "a": 2}', b"\xef\xbb\xbf",
+            b"\xe9", b"[" * 3000, b"\x00", b"\r\n"])) + text[cut:]
+    return text
+
+
+@fuzz_settings(150)
+@given(json_texts())
+def test_fuzz_any_json_file_is_read_or_refused_naming_it(text):
+    try:
+        file_reads.parse_json(text, "some.json")
+        event("read")
+    except T5CoreError as err:
+        assert str(err).startswith("some.json"), err
+        event(type(err).__name__)

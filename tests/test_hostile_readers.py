@@ -160,7 +160,9 @@ def unblocking(fifo):
 
 def _refused(reader, tmp_path, make):
     place, read = READERS[reader]
-    path = place(tmp_path)
+    odd = tmp_path / "数据 新\n行"  # messages must name files of any name
+    odd.mkdir()
+    path = place(odd)
     make(path)
     start = time.monotonic()
     with unblocking(path):

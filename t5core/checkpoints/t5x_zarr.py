@@ -138,9 +138,6 @@ def _read_zarray(path, source):
     if not tf.io.gfile.exists(path):
         raise CheckpointError(f"{source}: no zarr array at {os.path.dirname(path)} (its .zarray "
                               "is missing)")
-    size = tf.io.gfile.stat(path).length
-    if size > _MAX_ZARRAY_BYTES:
-        raise CheckpointError(f"{source}: {path} is {size} bytes; a zarr .zarray is a few hundred")
     zarray = parse_json(read_bytes(path, CheckpointError, _MAX_ZARRAY_BYTES), f"{source}: {path}",
                         CheckpointError)
     if not isinstance(zarray, dict) or zarray.get("zarr_format") != 2:
