@@ -39,6 +39,7 @@ from t5core.data.fingerprint import fingerprint
 from t5core.data.sources import jsonl_objects, read_lines, tsv_rows
 from t5core.errors import CheckpointError, T5CoreError
 from t5core.sweep.evals import read_evals
+from t5core.sweep.results import log_tail, trainer_results
 from t5core.sweep.space import load_space
 from t5core.sweep.study import check_journal
 from t5core.tokenizer import load_tokenizer
@@ -223,3 +224,19 @@ def test_a_tf_checkpoint_declaring_more_than_its_data_holds_is_refused_before_re
         reader.validate([name])
     with pytest.raises(CheckpointError, match=rf"ckpt: could not read tensor {name}"):
         reader.read(name)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_the_sweeps_reports_of_a_trial_neither_hang_nor_raise(tmp_path, kind):
+    """A trial's results.json and log are read to report on it: what is not a regular file
+    reads as no results and no log, in bounded time."""
+    for name, read, empty in ((md.RESULTS, trainer_results, {}),
+                              (md.TRIAL_LOG, log_tail, "(no log")):
+        path = tmp_path / kind.replace(" ", "_") / name
+        path.parent.mkdir(exist_ok=True)
+        KINDS[kind](path)
+        start = time.monotonic()
+        with unblocking(path):
+            found = read(str(path.parent))
+        assert time.monotonic() - start < 5
+        assert found == empty or str(found).startswith(str(empty)), found

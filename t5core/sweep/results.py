@@ -20,7 +20,7 @@ from tensorboard.plugins.hparams import api as hp
 from t5core import file_writes
 from t5core import model_dir as run_files
 from t5core.errors import T5CoreError
-from t5core.file_reads import read_json
+from t5core.file_reads import open_file, read_json
 
 RESULTS_CSV = "results.csv"
 RESULTS_JSONL = "results.jsonl"
@@ -129,8 +129,11 @@ def log_tail(model_dir: str, lines: int = 12) -> str:
     path = run_files.path(model_dir, run_files.TRIAL_LOG)
     if not os.path.exists(path):
         return "(no log)"
-    with open(path, errors="replace") as f:
-        tail = f.read().splitlines()[-200:]
+    try:
+        with open_file(path) as f:
+            tail = f.read().decode("utf-8", errors="replace").splitlines()[-200:]
+    except T5CoreError as err:  # not a regular file: say so where the log would be
+        return f"(no log: {err})"
     # The error is usually the last line; keep a few before it for context.
     useful = [line for line in tail if line.strip() and not line.startswith(("I0000", "W0000"))]
     return "\n".join(useful[-lines:])
