@@ -240,3 +240,26 @@ def test_the_sweeps_reports_of_a_trial_neither_hang_nor_raise(tmp_path, kind):
             found = read(str(path.parent))
         assert time.monotonic() - start < 5
         assert found == empty or str(found).startswith(str(empty)), found
+
+
+@pytest.mark.parametrize("include", ["/etc/passwd", "../secret.gin", "link.gin", 5])
+def test_a_gin_include_is_read_only_inside_the_including_files_folder(tmp_path, include):
+    (tmp_path / "secret.gin").write_text("network.T5Config.emb_dim = 7\n")
+    folder = tmp_path / "checkpoint"
+    folder.mkdir()
+    os.symlink(tmp_path / "secret.gin", folder / "link.gin")
+    gin = folder / "config.gin"
+    gin.write_text(f"include {include!r}\nnetwork.T5Config.num_heads = 2\n")
+    missing = []
+    bindings = parse_gin([str(gin)], missing)
+    assert "network.T5Config.emb_dim" not in bindings and len(missing) == 1
+    assert "not read" in missing[0], missing
+
+
+def test_gin_includes_that_loop_or_chain_without_end_stop(tmp_path):
+    (tmp_path / "self.gin").write_text("include './self.gin'\nx.y = 1\n")
+    assert parse_gin([str(tmp_path / "self.gin")]) == {"x.y": 1}
+    for i in range(150):
+        (tmp_path / f"{i}.gin").write_text(f"include '{i + 1}.gin'\n")
+    with pytest.raises(T5CoreError, match=r"0\.gin: more than 100 gin files"):
+        parse_gin([str(tmp_path / "0.gin")])
