@@ -35,6 +35,7 @@ from t5core.checkpoints.hf_h5 import H5Reader
 from t5core.data.sources import jsonl_objects, read_lines, tsv_rows
 from t5core.errors import T5CoreError
 from t5core.tokenizer.hf_tokenizer_json import HFUnigramFile
+from t5core.tokenizer.sentencepiece_vocab import Tokenizer
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 RUN = FIXTURES / "interrupted_run"
@@ -339,4 +340,23 @@ def test_fuzz_any_json_file_is_read_or_refused_naming_it(text):
         event("read")
     except T5CoreError as err:
         assert str(err).startswith("some.json"), err
+        event(type(err).__name__)
+
+
+# ----------------------------------------------------------------------------- spiece.model
+
+_SPIECE = (FIXTURES / "t5_vocab" / "spiece.model").read_bytes()
+
+
+@fuzz_settings(30)
+@given(st.lists(st.tuples(st.integers(0, len(_SPIECE) - 1), st.integers(0, 255)), min_size=1,
+                max_size=20), st.none() | st.integers(0, len(_SPIECE)))
+def test_fuzz_spiece_model_bytes(changes, cut):
+    data = bytearray(_SPIECE)
+    for at, byte in changes:
+        data[at] = byte
+    try:
+        Tokenizer(model_proto=bytes(data[:cut])).encode("hello 你好")
+        event("read")
+    except T5CoreError as err:
         event(type(err).__name__)

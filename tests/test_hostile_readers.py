@@ -46,6 +46,7 @@ from t5core.tokenizer import load_tokenizer
 from t5core.training import train_log
 
 RUN = pathlib.Path(__file__).parent / "fixtures" / "interrupted_run"
+VOCAB = pathlib.Path(__file__).parent / "fixtures" / "t5_vocab"
 
 
 def _in_run(name):
@@ -263,3 +264,13 @@ def test_gin_includes_that_loop_or_chain_without_end_stop(tmp_path):
         (tmp_path / f"{i}.gin").write_text(f"include '{i + 1}.gin'\n")
     with pytest.raises(T5CoreError, match=r"0\.gin: more than 100 gin files"):
         parse_gin([str(tmp_path / "0.gin")])
+
+
+def test_a_spiece_model_with_a_piece_that_is_not_utf8_is_named(tmp_path):
+    data = (VOCAB / "spiece.model").read_bytes()
+    piece = "▁the".encode()
+    assert piece in data
+    path = tmp_path / "spiece.model"
+    path.write_bytes(data.replace(piece, b"\xff" + piece[1:], 1))
+    with pytest.raises(T5CoreError, match=r"spiece\.model: a piece is not UTF-8"):
+        load_tokenizer(str(path))

@@ -80,7 +80,11 @@ class Tokenizer(BaseTokenizer):
         if hf is not None:
             self._pieces, special_ids = hf.pieces, hf.added
         else:  # a SentencePiece file: the sentinels follow its pieces, counting down
-            self._pieces = [self._sp.id_to_piece(i) for i in range(self.base_vocab_size)]
+            try:
+                self._pieces = [self._sp.id_to_piece(i) for i in range(self.base_vocab_size)]
+            except UnicodeDecodeError as e:  # sentencepiece stores bytes, Python wants text
+                raise ConfigError(f"{name}: a piece is not UTF-8 text ({e.reason}); the model "
+                                  "file is damaged") from None
             self._pieces += [f"<extra_id_{extra_ids - 1 - k}>" for k in range(extra_ids)]
             special_ids = {p: i for i, p in enumerate(self._pieces)
                            if p in BASE_SPECIALS or i >= self.base_vocab_size}
