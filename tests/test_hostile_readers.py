@@ -43,10 +43,12 @@ from t5core.sweep.results import log_tail, trainer_results
 from t5core.sweep.space import load_space
 from t5core.sweep.study import check_journal
 from t5core.tokenizer import load_tokenizer
+from t5core.tokenizer.sentencepiece_vocab import Tokenizer
 from t5core.training import train_log
 
-RUN = pathlib.Path(__file__).parent / "fixtures" / "interrupted_run"
-VOCAB = pathlib.Path(__file__).parent / "fixtures" / "t5_vocab"
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+RUN = FIXTURES / "interrupted_run"
+VOCAB = FIXTURES / "t5_vocab"
 
 
 def _in_run(name):
@@ -274,3 +276,12 @@ def test_a_spiece_model_with_a_piece_that_is_not_utf8_is_named(tmp_path):
     path.write_bytes(data.replace(piece, b"\xff" + piece[1:], 1))
     with pytest.raises(T5CoreError, match=r"spiece\.model: a piece is not UTF-8"):
         load_tokenizer(str(path))
+
+
+def test_a_tokenizer_json_without_added_tokens_encodes_in_python_and_in_graph():
+    spec = json.loads((FIXTURES / "hf_tiny_random_t5" / "tokenizer.json").read_text())
+    spec["added_tokens"] = None
+    tokenizer = Tokenizer(model_proto=json.dumps(spec).encode())
+    ids = tokenizer.encode("hello <extra_id_0>")
+    assert ids and tokenizer.decode(ids) == "hello <extra_id_0>"
+    assert tokenizer.in_graph().tokenize(["hello <extra_id_0>"]).to_list() == [ids]
