@@ -261,12 +261,21 @@ def test_fuzz_tokenizer_json_fields(changes):
             holder[path[-1]] = value
         except (KeyError, IndexError, TypeError):
             continue  # an earlier change replaced the parent
+    data = json.dumps(spec).encode("utf-8", "surrogatepass")
     try:
-        HFUnigramFile(json.dumps(spec).encode("utf-8", "surrogatepass"), "tokenizer.json")
+        HFUnigramFile(data, "tokenizer.json")
         event("read")
     except T5CoreError as err:
         assert str(err).startswith("tokenizer.json: ")
         event(type(err).__name__)
+        return
+    # What the reader accepts, the tokenizer refuses in words or uses without a fault.
+    try:
+        tokenizer = Tokenizer(model_proto=data)
+    except T5CoreError as err:
+        event(f"Tokenizer: {type(err).__name__}")
+        return
+    tokenizer.decode(tokenizer.encode("hello <extra_id_0> 你好 </s>"))
 
 
 # ----------------------------------------------------------------------------- data files
