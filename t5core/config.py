@@ -251,14 +251,8 @@ class T5Config:
                                         "with t5core.model_dir.read_config")
         if not tf.io.gfile.exists(path):
             raise UserFileNotFoundError(f"No config file at {path}")
-        with tf.io.gfile.GFile(path, "rb") as f:
-            text = f.read()
-        try:
-            values = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{path}: not valid JSON (line {err.lineno}: {err.msg})") from None
-        except (ValueError, RecursionError) as err:  # not UTF-8, too many digits, too deep
-            raise ConfigError(f"{path}: not valid JSON ({reprlib.repr(str(err))})") from None
+        # NaN/Infinity pass here: each field's own check names the field that holds one.
+        values = file_reads.read_json(path, ConfigError, nonfinite=True)
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: expected a JSON object, got {type(values).__name__}")
         return cls.from_dict(values, source=path)

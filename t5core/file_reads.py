@@ -6,14 +6,16 @@ trusted: docs/architecture.md, Reads).
 from __future__ import annotations
 
 import gzip
+import json
 import math
 import os
 import reprlib
+import stat
 import zlib
 
 import tensorflow as tf
 
-from t5core.errors import CheckpointError, DataError, ModelDirError
+from t5core.errors import CheckpointError, DataError, ModelDirError, UserFileNotFoundError
 
 MAX_DIMS = 64  # numpy's own limit on an array's dimensions
 
@@ -30,6 +32,9 @@ BUDGETS = {
     "vocab_entries": 4_000_000,
     # a model beyond the tensors of the checkpoint it is loaded from, in parameters (seed states)
     "parameters_beyond_checkpoint": 1_000_000,
+    # bytes of a file read whole into memory (config.json, tokenizer.json, spiece.model, an
+    # index, a gin file, a train log); mT5's tokenizer.json, the largest, is 16 MiB
+    "whole_file_bytes": 1 << 30,
 }
 
 _repr = reprlib.Repr()
@@ -64,6 +69,128 @@ def shape_problem(shape):
 def element_count(shape):
     """The exact number of elements (Python integers: no int64 overflow)."""
     return math.prod(shape)
+
+
+# ----------------------------------------------------------------------------- opening files
+
+
+def _not_a_file(mode):
+    """Why a file of `mode` is not one t5core reads, or None for a regular file. A FIFO blocks a
+    read until some writer comes, a device (/dev/zero, /dev/urandom) never ends."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a directory, not a file"
+    kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device")
+    return f"{kind}, not a regular file; t5core reads only regular files"
+
+
+def open_file(path, error=DataError):
+    """A binary file object of the local or remote file `path`, refused with `error` naming it
+    when it cannot be opened (missing, a link loop, permission) or is not a regular file.
+
+    The file is opened without blocking and checked through its descriptor, so a FIFO put in a
+    file's place neither hangs the open nor slips in between a check and the open.
+    """
+    path = os.fspath(path)
+    if is_remote(path):
+        return tf.io.gfile.GFile(path, "rb")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise UserFileNotFoundError(f"{path}: no such file") from None
+    except OSError as err:
+        raise error(f"{path}: cannot be read ({err.strerror})") from None
+    problem = _not_a_file(os.fstat(fd).st_mode)
+    if problem:
+        os.close(fd)
+        raise error(f"{path}: is {problem}")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def present(path):
+    """Whether anything is at `path`: a file, or a link that is broken or loops (which
+    tf.io.gfile.exists reads as nothing there, so a reader would take the file as absent rather
+    than name what is wrong with it)."""
+    path = os.fspath(path)
+    return tf.io.gfile.exists(path) or (not is_remote(path) and os.path.lexists(path))
+
+
+def check_file(path, error=DataError):
+    """Refuses (`error`) what `open_file` refuses; for a library that opens `path` itself."""
+    open_file(path, error).close()
+
+
+def read_bytes(path, error=DataError, limit=None):
+    """The bytes of the file `path` (`open_file`'s checks), refused with `error` past `limit`
+    (BUDGETS["whole_file_bytes"] by default) before more than that is held."""
+    limit = BUDGETS["whole_file_bytes"] if limit is None else limit
+    try:
+        with open_file(path, error) as f:
+            data = f.read(limit + 1)
+    except (OSError, tf.errors.OpError) as err:  # an I/O error, or a remote file system's
+        raise error(f"{path}: cannot be read ({shown(getattr(err, 'message', str(err)))})") \
+            from None
+    if len(data) > limit:
+        raise error(f"{path}: more than {limit:,} bytes; no file of its kind is that large "
+                    "(see docs/security.md)")
+    return data
+
+
+# ----------------------------------------------------------------------------- JSON
+
+
+class _JSONRefusal(ValueError):
+    """What parse_json's hooks refuse: NaN/Infinity, a key given twice."""
+
+
+def _refuse_constant(name):
+    raise _JSONRefusal(f"{name} is not a JSON number; write the text in quotes")
+
+
+def unique_keys(pairs):
+    """An object_pairs_hook refusing a key given twice (json keeps the last one silently)."""
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) < len(keys):
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        raise _JSONRefusal(f"key(s) {shown(twice)} given more than once in one object")
+    return dict(pairs)
+
+
+def parse_json(data, source, error=DataError, nonfinite=False, **hooks):
+    """The value of the JSON text `data` (bytes, UTF-8 with or without a BOM, or str) read from
+    `source`, every fault an `error` naming `source` (and line): not UTF-8, not JSON, nested
+    too deeply, an integer of more digits than Python converts, a key given twice, and
+    NaN/Infinity unless `nonfinite` (t5core's own logs write a NaN loss). `hooks` go to
+    json.loads (parse_int, parse_float)."""
+    if isinstance(data, (bytes, bytearray)):
+        try:
+            data = data.decode("utf-8-sig")
+        except UnicodeDecodeError as err:
+            raise error(f"{source}: not valid JSON: not UTF-8 (byte {data[err.start]:#04x} at "
+                        f"offset {err.start})") from None
+    if not nonfinite:
+        hooks["parse_constant"] = _refuse_constant
+    try:
+        return json.loads(data, object_pairs_hook=unique_keys, **hooks)
+    except json.JSONDecodeError as err:
+        if err.lineno > 1:
+            raise error(f"{source}, line {err.lineno} column {err.colno}: not valid JSON "
+                        f"({err.msg})") from None
+        raise error(f"{source}: not valid JSON ({err.msg} at column {err.colno})") from None
+    except _JSONRefusal as err:
+        raise error(f"{source}: {err}") from None
+    except RecursionError:
+        raise error(f"{source}: JSON nested too deeply to read (not valid JSON here)") from None
+    except ValueError as err:  # an integer past sys.get_int_max_str_digits()
+        raise error(f"{source}: not valid JSON ({shown(str(err))})") from None
+
+
+def read_json(path, error=DataError, nonfinite=False):
+    """`parse_json` of the file `path`, read with `read_bytes`."""
+    return parse_json(read_bytes(path, error), path, error, nonfinite)
 
 
 # ----------------------------------------------------------------------------- names from files
@@ -142,8 +269,10 @@ def checkpoint_state_paths(directory):
     `directory`; []: no state file. Call before `tf.train.CheckpointManager` looks there."""
     directory = os.fspath(directory)
     state_path = os.path.join(directory, "checkpoint")
-    if not tf.io.gfile.exists(state_path):
+    if not present(state_path):
         return []
+    if not is_remote(directory):
+        check_file(state_path, ModelDirError)  # TF would hang on a FIFO, read a device forever
     try:
         state = tf.train.get_checkpoint_state(directory)
     except Exception as err:  # a text proto that does not parse: ParseError, ValueError...
@@ -151,7 +280,7 @@ def checkpoint_state_paths(directory):
                             f"({type(err).__name__}: {shown(str(err))})") from None
     if state is None:
         # TF logs "Checkpoint ignored" and starts afresh: a torn state file would hide a run.
-        with tf.io.gfile.GFile(state_path, "rb") as f:
+        with open_file(state_path, ModelDirError) as f:
             if f.read(1 << 16).strip():
                 raise ModelDirError(f"{state_path}: not a TensorFlow checkpoint state file (it "
                                     "does not parse); delete it to start afresh")
@@ -272,7 +401,7 @@ def check_model_fits_checkpoint(config, run, shapes, source):
 def _chunks(path):
     """The bytes of a (possibly gzipped, possibly multi-member) file, a block at a time: gzip
     decompresses at most a block per read, so a bomb never expands past what a line allows."""
-    with tf.io.gfile.GFile(path, "rb") as f:
+    with open_file(path) as f:
         stream = gzip.GzipFile(fileobj=f, mode="rb") if path.endswith(".gz") else f
         while block := stream.read(1 << 20):
             yield block

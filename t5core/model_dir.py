@@ -174,13 +174,7 @@ def root(location: str) -> str:
 
 
 def _read_json(file_path: str):
-    with tf.io.gfile.GFile(file_path, "rb") as f:
-        data = f.read()
-    try:
-        return json.loads(data)
-    except (ValueError, RecursionError) as err:  # bad JSON, not UTF-8, too deep, too many digits
-        raise ModelDirError(f"{file_path}: not valid JSON ({file_reads.shown(str(err))})") \
-            from None
+    return file_reads.read_json(file_path, ModelDirError)
 
 
 def _file_in(location: str, name: str) -> str | None:
@@ -188,7 +182,7 @@ def _file_in(location: str, name: str) -> str | None:
     if not _exists(os.fspath(location)):
         return None
     file_path = path(root(location), name)
-    return file_path if tf.io.gfile.exists(file_path) else None
+    return file_path if file_reads.present(file_path) else None
 
 
 def read_run(model_dir: str) -> RunDescription | None:
@@ -234,7 +228,7 @@ def find_tokenizer_file(directory: str) -> str | None:
     """The tokenizer file of a model directory: spiece.model, else tokenizer.json, else None."""
     for name in (SENTENCEPIECE_VOCAB, HF_TOKENIZER):
         candidate = path(directory, name)
-        if tf.io.gfile.exists(candidate):
+        if file_reads.present(candidate):
             return candidate
     return None
 
@@ -251,12 +245,10 @@ def copy_tokenizer(model_dir: str, vocab: str, replace: bool = False) -> str:
         return vocab
     name = tokenizer_file_name(vocab)
     target = path(model_dir, name)
-    with tf.io.gfile.GFile(vocab, "rb") as f:
-        content = f.read()
+    content = file_reads.read_bytes(vocab, ModelDirError)
     if tf.io.gfile.exists(target) and not replace:
-        with tf.io.gfile.GFile(target, "rb") as f:
-            if f.read() == content:
-                return name
+        if file_reads.read_bytes(target, ModelDirError) == content:
+            return name
         raise ModelDirError(f"{model_dir} was trained with another tokenizer ({target} differs "
                             f"from {vocab}); use a new model directory, or the same vocabulary "
                             "to resume")

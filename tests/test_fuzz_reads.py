@@ -35,6 +35,7 @@ from t5core.checkpoints.hf_h5 import H5Reader
 from t5core.data.sources import jsonl_objects, read_lines, tsv_rows
 from t5core.errors import T5CoreError
 from t5core.tokenizer.hf_tokenizer_json import HFUnigramFile
+from t5core.tokenizer.sentencepiece_vocab import Tokenizer
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 RUN = FIXTURES / "interrupted_run"
@@ -260,12 +261,21 @@ def test_fuzz_tokenizer_json_fields(changes):
             holder[path[-1]] = value
         except (KeyError, IndexError, TypeError):
             continue  # an earlier change replaced the parent
+    data = json.dumps(spec).encode("utf-8", "surrogatepass")
     try:
-        HFUnigramFile(json.dumps(spec).encode("utf-8", "surrogatepass"), "tokenizer.json")
+        HFUnigramFile(data, "tokenizer.json")
         event("read")
     except T5CoreError as err:
         assert str(err).startswith("tokenizer.json: ")
         event(type(err).__name__)
+        return
+    # What the reader accepts, the tokenizer refuses in words or uses without a fault.
+    try:
+        tokenizer = Tokenizer(model_proto=data)
+    except T5CoreError as err:
+        event(f"Tokenizer: {type(err).__name__}")
+        return
+    tokenizer.decode(tokenizer.encode("hello <extra_id_0> 你好 </s>"))
 
 
 # ----------------------------------------------------------------------------- data files
@@ -313,3 +323,49 @@ def test_fuzz_data_files(drawn):
     finally:
         file_reads.BUDGETS["line_bytes"] = saved
 
+
+
+# ----------------------------------------------------------------------------- any JSON file
+
+
+@st.composite
+def json_texts(draw):
+    """JSON text, mostly well formed, then cut, spliced with bytes, nested or given hostile
+    literals (NaN, huge integers, repeated keys, a BOM, Latin-1)."""
+    text = json.dumps(draw(json_values)).encode()
+    for _ in range(draw(st.integers(0, 3))):
+        cut = draw(st.integers(0, len(text)))
+        text = text[:cut] + draw(st.sampled_from([
+            b"", b"NaN", b"-Infinity", b"9" * 5000, b'{"a": 1, "a": 2}', b"\xef\xbb\xbf",
+            b"\xe9", b"[" * 3000, b"\x00", b"\r\n"])) + text[cut:]
+    return text
+
+
+@fuzz_settings(150)
+@given(json_texts())
+def test_fuzz_any_json_file_is_read_or_refused_naming_it(text):
+    try:
+        file_reads.parse_json(text, "some.json")
+        event("read")
+    except T5CoreError as err:
+        assert str(err).startswith("some.json"), err
+        event(type(err).__name__)
+
+
+# ----------------------------------------------------------------------------- spiece.model
+
+_SPIECE = (FIXTURES / "t5_vocab" / "spiece.model").read_bytes()
+
+
+@fuzz_settings(30)
+@given(st.lists(st.tuples(st.integers(0, len(_SPIECE) - 1), st.integers(0, 255)), min_size=1,
+                max_size=20), st.none() | st.integers(0, len(_SPIECE)))
+def test_fuzz_spiece_model_bytes(changes, cut):
+    data = bytearray(_SPIECE)
+    for at, byte in changes:
+        data[at] = byte
+    try:
+        Tokenizer(model_proto=bytes(data[:cut])).encode("hello 你好")
+        event("read")
+    except T5CoreError as err:
+        event(type(err).__name__)

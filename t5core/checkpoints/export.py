@@ -10,13 +10,13 @@ import re
 
 import ml_dtypes
 import numpy as np
-import tensorflow as tf
 
 from t5core import file_writes, model_dir, quantization
 from t5core.checkpoints.hf import hf_name
 from t5core.checkpoints.safetensors_io import write_safetensors
 from t5core.classifier import T5EncoderClassifier
 from t5core.errors import CheckpointError
+from t5core.file_reads import read_bytes
 from t5core.peft import PromptTunedT5, lora_layers
 from t5core.tokenizer import load_tokenizer
 
@@ -152,8 +152,7 @@ def export_hf_tokenizer(directory, vocab, tokenizer=None) -> list[str]:
         config["tokenizer_class"] = "ByT5Tokenizer"
     else:
         name = model_dir.tokenizer_file_name(vocab)
-        with tf.io.gfile.GFile(vocab, "rb") as f:
-            files[name] = f.read()
+        files[name] = read_bytes(vocab, CheckpointError)
         if name == model_dir.HF_TOKENIZER:
             config["tokenizer_class"] = "PreTrainedTokenizerFast"
             del config["extra_ids"]  # the file's own added tokens hold the sentinels

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ast
 import os
 
-import tensorflow as tf
+from t5core.errors import ConfigError
+from t5core.file_reads import is_remote, present, read_bytes, resolve_inside
 
 
 def _logical_lines(text):
@@ -59,12 +60,31 @@ def parse_gin(paths, missing_includes=None):
     return bindings
 
 
+_MAX_GIN_FILES = 100  # files one gin file may pull in through includes, itself counted
+
+
+def _included(path, target):
+    """(the file an `include` in `path` names, or None, and why not). An include is a name read
+    from a file: it is read only inside the including file's folder, links resolved."""
+    try:
+        found = resolve_inside(os.path.dirname(path), target, path, error=ConfigError,
+                               unsafe=ConfigError, what="gin file", kind="its folder")
+    except ConfigError as err:
+        return None, f"not read: {err}"
+    return (found, "") if present(found) else (None, "")
+
+
 def _parse_file(path, bindings, macros, missing_includes, seen):
-    if path in seen:
+    key = os.path.realpath(path) if not is_remote(path) else path
+    if key in seen:
         return
-    seen.add(path)
-    with tf.io.gfile.GFile(path, "r") as f:
-        text = f.read()
+    if len(seen) >= _MAX_GIN_FILES:
+        raise ConfigError(f"{path}: more than {_MAX_GIN_FILES} gin files included in all")
+    seen.add(key)
+    try:
+        text = read_bytes(path, ConfigError).decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte at offset {err.start})") from None
     block = None
     for line in _logical_lines(text):
         stripped = line.strip()
@@ -73,12 +93,11 @@ def _parse_file(path, bindings, macros, missing_includes, seen):
             continue
         if stripped.startswith("include "):
             target = _value(stripped[len("include "):], macros)
-            candidates = [target, os.path.join(os.path.dirname(path), str(target))]
-            found = next((c for c in candidates if tf.io.gfile.exists(c)), None)
+            found, why = _included(path, target)
             if found:
                 _parse_file(found, bindings, macros, missing_includes, seen)
             elif missing_includes is not None:
-                missing_includes.append(f"{target} (included by {path})")
+                missing_includes.append(f"{target} (included by {path}{'; ' + why if why else ''})")
             continue
         if stripped.endswith(":") and "=" not in stripped and not indented:
             block = stripped[:-1].strip()

@@ -27,6 +27,7 @@ from t5core.checkpoints.untrusted import (
     shown,
 )
 from t5core.errors import CheckpointError
+from t5core.file_reads import open_file
 
 _STORAGE_DTYPES = {
     "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
@@ -151,7 +152,7 @@ def _scan_opcodes(opcodes):
 
 
 def _is_legacy_torch(path):
-    with open(path, "rb") as f:
+    with open_file(path, CheckpointError) as f:
         head = f.read(16)
     # The pre-1.6 format starts with a pickled magic number 0x1950a86a20f9469cfc6c.
     return head[:2] == b"\x80\x02" and b"\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19" in head

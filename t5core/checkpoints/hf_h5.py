@@ -7,7 +7,7 @@ from t5core.checkpoints.reader import CheckpointReader, named_errors
 from t5core.checkpoints.rules import Rule, skip
 from t5core.checkpoints.untrusted import element_count
 from t5core.errors import CheckpointError
-from t5core.file_reads import check_h5_self_contained, h5_references_elsewhere
+from t5core.file_reads import check_file, check_h5_self_contained, h5_references_elsewhere
 
 
 def h5_rules():
@@ -32,6 +32,7 @@ class H5Reader(CheckpointReader):
         except ImportError:
             raise ImportError(f"{path}: reading tf_model.h5 needs h5py (pip install h5py)") from None
         self.path = path
+        check_file(path, CheckpointError)  # h5py would hang on a FIFO
         with named_errors(path, "unreadable HDF5 file"):
             self._file = h5py.File(path, "r")
             found = h5_references_elsewhere(self._file)

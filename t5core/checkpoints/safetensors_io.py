@@ -22,6 +22,7 @@ from t5core.checkpoints.untrusted import (
     shown,
 )
 from t5core.errors import CheckpointError
+from t5core.file_reads import open_file
 
 _DTYPES = {
     "F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"),
@@ -33,10 +34,7 @@ _MAX_HEADER = 100 * 1024 * 1024  # the format's own limit
 
 
 def _open(path):
-    # Local files through the OS; gs:// and other TF file systems through tf.io.gfile.
-    if "://" in path:
-        return tf.io.gfile.GFile(path, "rb")
-    return open(path, "rb")
+    return open_file(path, CheckpointError)
 
 
 def _size(path):

@@ -17,6 +17,7 @@ from t5core.checkpoints.t5x_zarr import DTYPE_NAMES, np_dtype
 from t5core.checkpoints.untrusted import element_count, is_int, listing, shape_problem, shown
 from t5core.config import T5Config
 from t5core.errors import CheckpointError, ConfigError
+from t5core.file_reads import open_file, present
 
 _PARAMS = r"(?:optimizer/)?target/"
 
@@ -169,7 +170,7 @@ def checkpoint_file(path):
     if not tf.io.gfile.isdir(path):
         return path
     candidate = os.path.join(path, "checkpoint")
-    if tf.io.gfile.exists(candidate) and is_t5x_file(candidate):
+    if present(candidate) and is_t5x_file(candidate):
         return candidate
     steps = sorted((int(m.group(1)), name) for name in tf.io.gfile.listdir(path)
                    if (m := re.fullmatch(r"checkpoint_(\d+)/?", name))
@@ -181,7 +182,7 @@ def checkpoint_file(path):
 
 def is_t5x_file(path):
     """A Flax msgpack file starts with a map (fixmap 0x80-0x8f, map16 0xde, map32 0xdf)."""
-    with tf.io.gfile.GFile(path, "rb") as f:
+    with open_file(path, CheckpointError) as f:
         head = f.read(1)
     return len(head) == 1 and (0x80 <= head[0] <= 0x8F or head[0] in (0xDE, 0xDF))
 
@@ -194,8 +195,8 @@ class T5XReader(CheckpointReader):
 
         self.path = checkpoint_file(path)
         self.directory = os.path.dirname(self.path)
-        with tf.io.gfile.GFile(self.path, "rb") as f:
-            data = f.read()
+        with open_file(self.path, CheckpointError) as f:
+            data = f.read()  # a regular file's bytes: the checks below bound what they expand to
         count = _entry_budget()
         with named_errors(self.path, "not a readable T5X msgpack checkpoint", prefix_own=True):
             try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import math
 import os
 import re
@@ -16,6 +15,7 @@ import tensorflow as tf
 
 from t5core.checkpoints.untrusted import element_count, file_inside, is_int, shape_problem, shown
 from t5core.errors import CheckpointError
+from t5core.file_reads import parse_json, read_bytes
 
 INSTALL_HINT = "pip install -e .[t5x]"
 
@@ -137,15 +137,8 @@ def _read_zarray(path, source):
     if not tf.io.gfile.exists(path):
         raise CheckpointError(f"{source}: no zarr array at {os.path.dirname(path)} (its .zarray "
                               "is missing)")
-    size = tf.io.gfile.stat(path).length
-    if size > _MAX_ZARRAY_BYTES:
-        raise CheckpointError(f"{source}: {path} is {size} bytes; a zarr .zarray is a few hundred")
-    with tf.io.gfile.GFile(path, "rb") as f:
-        text = f.read()
-    try:
-        zarray = json.loads(text)
-    except (ValueError, UnicodeDecodeError, RecursionError) as err:
-        raise CheckpointError(f"{source}: {path}: not valid JSON ({shown(str(err))})") from None
+    zarray = parse_json(read_bytes(path, CheckpointError, _MAX_ZARRAY_BYTES), f"{source}: {path}",
+                        CheckpointError)
     if not isinstance(zarray, dict) or zarray.get("zarr_format") != 2:
         raise CheckpointError(f"{source}: {path}: not a zarr v2 array description (T5X writes "
                               f"zarr_format 2), but {shown(zarray)}")

@@ -14,6 +14,7 @@ from t5core.checkpoints.model_state import ModelState
 from t5core.checkpoints.reader import CheckpointReader, named_errors
 from t5core.checkpoints.rules import Rule, skip
 from t5core.checkpoints.untrusted import element_count
+from t5core.errors import CheckpointError
 
 _SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 
@@ -40,9 +41,20 @@ class TFCheckpointReader(CheckpointReader):
             raise FileNotFoundError(
                 f"{self.path}: the index is there but its data shards are not all there "
                 f"(found {sorted(os.path.basename(s) for s in shards) or 'none'})")
+        # A shape the index declares is trusted by TF when it allocates the tensor: refuse one
+        # whose bytes the data shards cannot hold, before anything is allocated.
+        stored = sum(tf.io.gfile.stat(s).length for s in shards)
+        too_large = [name for name in names
+                     if self._dtypes[name] != tf.string and self.nbytes(name) > stored]
+        if too_large:
+            name = too_large[0]
+            raise CheckpointError(
+                f"{self.path}: the index declares {name} of shape {list(self.shapes[name])} "
+                f"({self.nbytes(name):,} bytes), but its data shards hold {stored:,} bytes in all")
 
     def read(self, name):
-        return self._reader.get_tensor(name)
+        with named_errors(self.path, f"could not read tensor {name}"):
+            return self._reader.get_tensor(name)
 
 
 def is_object_prefix(prefix):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import json
 import os
 from collections.abc import Mapping
 
@@ -13,9 +12,11 @@ from t5core.checkpoints.reader import CheckpointReader
 from t5core.errors import CheckpointError
 from t5core.file_reads import (  # noqa: F401  (the names checkpoint readers import from here)
     UnsafeCheckpointError,
+    check_file,
     element_count,
     file_inside,
     is_int,
+    read_json,
     shape_problem,
     shown,
     user_file,
@@ -24,12 +25,7 @@ from t5core.file_reads import (  # noqa: F401  (the names checkpoint readers imp
 
 def read_weight_map(index_path):
     """{tensor name: shard file name} of a Hugging Face `*.index.json`, every field type-checked."""
-    try:
-        with tf.io.gfile.GFile(index_path, "rb") as f:
-            text = f.read()
-        index = json.loads(text)
-    except (ValueError, UnicodeDecodeError, RecursionError) as err:
-        raise CheckpointError(f"{index_path}: not valid JSON ({shown(str(err))})") from None
+    index = read_json(index_path, CheckpointError)
     if not isinstance(index, Mapping):
         raise CheckpointError(f"{index_path}: not a shard index (a JSON object with a "
                               f"weight_map), but a JSON {type(index).__name__}")
@@ -85,6 +81,7 @@ class ShardedReader(CheckpointReader):
         index_path, files = shard_files(path, index_name, single_name)
         self.path, self.shapes, self._where = path, {}, {}
         for file_path, expected in files.items():
+            check_file(file_path, CheckpointError)  # a FIFO or device would hang a library's open
             reader = open_file(file_path)
             for name in reader.shapes:
                 if name in self._where:

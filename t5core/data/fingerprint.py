@@ -7,14 +7,16 @@ import hashlib
 
 import tensorflow as tf
 
+from t5core.file_reads import open_file
+
 _END = 1 << 20  # bytes hashed at each end of a file
 
 
 def fingerprint(path: str) -> dict:
     """{"path", "size", "mtime", "ends_sha256"} of one file (local or gs://)."""
-    stat = tf.io.gfile.stat(path)
     digest = hashlib.sha256()
-    with tf.io.gfile.GFile(path, "rb") as f:
+    with open_file(path) as f:  # first: stat would follow a link loop into a TF error
+        stat = tf.io.gfile.stat(path)
         digest.update(f.read(_END))
         if stat.length > _END:
             f.seek(max(stat.length - _END, _END))

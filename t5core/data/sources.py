@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from t5core.data.counters import DropCounter
 from t5core.errors import DataError, T5CoreError, json_kind
-from t5core.file_reads import bounded_lines
+from t5core.file_reads import bounded_lines, parse_json, present
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def resolve_path(path: str, data_dir: str | None) -> str:
 def read_lines(path: str) -> list[str]:
     """All lines of a (possibly gzipped, possibly remote) UTF-8 text file, without line endings
     or a leading byte-order mark; FileNotFoundError, or DataError naming path:line."""
-    if not tf.io.gfile.exists(path):
+    if not present(path):
         raise FileNotFoundError(f"data file not found: {path} (check --data_dir / data_dir)")
     # Decompressed a bounded block at a time; a line past the budget is a DataError naming it.
     lines = list(bounded_lines(path))
@@ -154,17 +154,7 @@ def jsonl_objects(path: str):
     for n, line in enumerate(read_lines(path), start=1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line, parse_int=str, parse_float=str,
-                             parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
-        except json.JSONDecodeError as e:
-            raise DataError(
-                f"{path}:{n}: malformed JSON line: {e.msg} at column {e.colno}") from None
-        except ValueError as e:  # from the hooks
-            raise DataError(f"{path}:{n}: {e}") from None
-        except RecursionError:
-            raise DataError(f"{path}:{n}: JSON nested too deeply to read; a row is an object of "
-                            f"strings, numbers and lists") from None
+        obj = parse_json(line, f"{path}:{n}", DataError, parse_int=str, parse_float=str)
         problem = _lone_surrogate(obj) if "\\u" in line else None
         if problem:
             raise DataError(f"{path}:{n}: {problem}")
@@ -183,18 +173,6 @@ def _lone_surrogate(obj) -> str | None:
         return (f"a lone surrogate \\u{ord(e.object[e.start]):04x} (half of a UTF-16 pair) is "
                 f"not a character; write the character itself or both halves of its pair")
     return None
-
-
-def _reject_constant(name):
-    raise ValueError(f"{name} is not a JSON number; write the text in quotes")
-
-
-def _unique_keys(pairs):
-    keys = [k for k, _ in pairs]
-    twice = sorted({k for k in keys if keys.count(k) > 1})
-    if twice:
-        raise ValueError(f"key(s) {twice} given more than once in one object")
-    return dict(pairs)
 
 
 class _FileSource(Source):

@@ -8,30 +8,31 @@ appends again from its checkpoint's step, so the last record of a step wins.
 from __future__ import annotations
 
 import json
-import os
 
 from t5core import model_dir
+from t5core.errors import ModelDirError
+from t5core.file_reads import is_int, open_file, present
 
 
 def read_evals(directory: str) -> dict[int, dict[str, float]] | None:
     """{step: {metric: value}} of a model_dir's evaluations; None when it has no train_log."""
     path = model_dir.path(directory, model_dir.TRAIN_LOG)
-    if not os.path.exists(path):
+    if not present(path):
         return None
     evals: dict[int, dict[str, float]] = {}
-    with open(path, errors="replace") as f:
+    with open_file(path, ModelDirError) as f:
         for line in f:
             try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # the line being written right now
+                record = json.loads(line.decode("utf-8", errors="replace"))
+            except (ValueError, RecursionError):
+                continue  # the line being written right now, or a damaged one
             if not isinstance(record, dict):
                 continue
             prefix = model_dir.EVAL_RECORD_PREFIX
             metrics = {k.removeprefix(prefix): float(v) for k, v in record.items()
                        if k.startswith(prefix) and isinstance(v, (int, float))}
-            if metrics and "step" in record:
-                evals[int(record["step"])] = metrics
+            if metrics and is_int(record.get("step")):
+                evals[record["step"]] = metrics
     return evals
 
 

@@ -14,6 +14,8 @@ from tensorboard.plugins.hparams import api as hp
 
 from t5core import file_writes
 from t5core import model_dir as run_files
+from t5core.errors import T5CoreError
+from t5core.file_reads import open_file, read_json
 
 RESULTS_CSV = "results.csv"
 RESULTS_JSONL = "results.jsonl"
@@ -111,9 +113,8 @@ def write_hparams_session(trial: dict, objective: str) -> None:
 def trainer_results(model_dir: str) -> dict:
     """The trainer's results.json ({} if it wrote none, or none that reads as an object)."""
     try:
-        with open(run_files.path(model_dir, run_files.RESULTS)) as f:
-            value = json.load(f)
-    except (OSError, ValueError):
+        value = read_json(run_files.path(model_dir, run_files.RESULTS), nonfinite=True)
+    except T5CoreError:  # absent, not a regular file, not JSON
         return {}
     return value if isinstance(value, dict) else {}
 
@@ -123,8 +124,11 @@ def log_tail(model_dir: str, lines: int = 12) -> str:
     path = run_files.path(model_dir, run_files.TRIAL_LOG)
     if not os.path.exists(path):
         return "(no log)"
-    with open(path, errors="replace") as f:
-        tail = f.read().splitlines()[-200:]
+    try:
+        with open_file(path) as f:
+            tail = f.read().decode("utf-8", errors="replace").splitlines()[-200:]
+    except T5CoreError as err:  # not a regular file: say so where the log would be
+        return f"(no log: {err})"
     # The error is usually the last line; keep a few before it for context.
     useful = [line for line in tail if line.strip() and not line.startswith(("I0000", "W0000"))]
     return "\n".join(useful[-lines:])

@@ -23,6 +23,7 @@ import os
 from typing import Any, Mapping
 
 from t5core.errors import T5CoreError, UserFileNotFoundError
+from t5core.file_reads import parse_json, read_bytes
 
 class SearchSpaceError(T5CoreError, ValueError):
     """The search space is empty, malformed or contradicts the trainer's flags."""
@@ -192,8 +193,12 @@ def load_space(text_or_path: str) -> SearchSpace:
         raise UserFileNotFoundError(f"--space={source}: no such file (give a .json/.yaml file or "
                                     "inline JSON starting with '{')")
     else:
-        with open(source) as f:
-            where, text = source, f.read()
+        where, text = source, read_bytes(source, SearchSpaceError)
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise SearchSpaceError(f"{source}: not UTF-8 (byte {text[e.start]:#04x} at offset "
+                                   f"{e.start})") from None
     if where.endswith((".yaml", ".yml")):
         try:
             import yaml
@@ -204,9 +209,8 @@ def load_space(text_or_path: str) -> SearchSpace:
             spec = yaml.safe_load(text)
         except yaml.YAMLError as e:
             raise SearchSpaceError(f"{source}: not valid YAML: {e}") from None
+        except RecursionError:
+            raise SearchSpaceError(f"{source}: YAML nested too deeply to read") from None
     else:
-        try:
-            spec = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise SearchSpaceError(f"{where}, line {e.lineno} column {e.colno}: {e.msg}") from None
+        spec = parse_json(text, where, SearchSpaceError)
     return parse_space(spec if spec is not None else {}, where)

@@ -10,6 +10,7 @@ import random
 
 from t5core import file_writes
 from t5core.errors import T5CoreError, UserFileNotFoundError
+from t5core.file_reads import open_file
 
 JOURNAL = "journal.log"
 TRIALS = "trials"  # sweep_dir/trials/<trial id>: each trial's model_dir
@@ -59,13 +60,13 @@ def check_journal(path: str, repair: bool) -> str | None:
     """Checks an untrusted journal: each line a JSON object. A torn last line is cut off when
     `repair` (the sweep's lock held), returning a note; any other bad line is a SweepStateError
     naming file and line."""
-    with open(path, "rb") as f:
+    with open_file(path, SweepStateError) as f:
         data = f.read()
     lines = data.split(b"\n")
     for number, line in enumerate(lines[:-1], 1):
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             record = None
         if not isinstance(record, dict):
             raise SweepStateError(f"{path}, line {number}: not an Optuna journal record; the "

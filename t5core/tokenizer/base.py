@@ -48,8 +48,10 @@ class BaseTokenizer:
         # so that no special is matched as a prefix of a longer one.
         def pattern(ws):
             names = sorted(self._special_ids, key=len, reverse=True)
+            # No special token (a tokenizer.json without added tokens): a class nothing matches,
+            # not the empty pattern, which matches everywhere (RE2 has no lookahead).
             return "|".join(f"{ws}*{re.escape(n)}{ws}*" if n in strip_around else re.escape(n)
-                            for n in names)
+                            for n in names) or r"[^\s\S]"
         self._special_pattern = pattern(WS_RE2)  # for tensorflow-text's regex_split (RE2)
         self._special_re = re.compile(pattern(r"\s"))  # Python's \s is exactly str.isspace()
         self._in_graph = None

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 
 from t5core.errors import ConfigError, json_kind
-from t5core.file_reads import BUDGETS, shown
+from t5core.file_reads import BUDGETS, parse_json, shown
 from t5core.tokenizer.base import SPIECE_UNDERLINE
 
 
@@ -24,12 +23,7 @@ class HFUnigramFile:
 
     def __init__(self, data: bytes, name: str):
         self._name = name
-        try:
-            spec = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ConfigError(f"{name}: not valid JSON: {e}") from e
-        except RecursionError:
-            raise ConfigError(f"{name}: JSON nested too deeply to be a tokenizer.json") from None
+        spec = parse_json(data, name, ConfigError)
         # Every value below comes from a file: each is type-checked (`_object`, `_list`) before
         # it is used, so a field of the wrong type is a ConfigError naming it.
         spec = self._object(spec, "the file")

@@ -22,8 +22,11 @@ class _InGraphBase(tf.Module):
         self.pad_id, self.eos_id, self.unk_id = tok.pad_id, tok.eos_id, tok.unk_id
         # pylint: disable=protected-access
         self._special_pattern = tok._special_pattern
-        self._special_names = tf.constant(list(tok._special_ids), tf.string)
-        self._special_values = tf.constant(list(tok._special_ids.values()), tf.int32)
+        # argmax in `_special_ids` needs a column even without special tokens (none is found
+        # then: the pattern matches nothing).
+        specials = tok._special_ids or {"": -1}
+        self._special_names = tf.constant(list(specials), tf.string)
+        self._special_values = tf.constant(list(specials.values()), tf.int32)
         self._skip_on_decode = tf.constant(
             [i in tok._skip_ids for i in range(tok.vocab_size)], tf.bool)
         # pylint: enable=protected-access

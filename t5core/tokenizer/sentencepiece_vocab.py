@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from t5core import model_dir as model_dir_lib
 from t5core.errors import ConfigError, UserFileNotFoundError
+from t5core.file_reads import read_bytes
 from t5core.tokenizer.base import BASE_SPECIALS, SPIECE_UNDERLINE, BaseTokenizer
 from t5core.tokenizer.hf_tokenizer_json import HFUnigramFile
 from t5core.tokenizer.in_graph import InGraphTokenizer
@@ -23,8 +24,7 @@ def _read_bytes(path: str) -> bytes:
     """Reads a local or remote (gs://, anything tf.io.gfile knows) file."""
     if not tf.io.gfile.exists(path):
         raise UserFileNotFoundError(f"tokenizer file not found: {path!r}")
-    with tf.io.gfile.GFile(path, "rb") as f:
-        return f.read()
+    return read_bytes(path, ConfigError)
 
 
 class Tokenizer(BaseTokenizer):
@@ -59,7 +59,8 @@ class Tokenizer(BaseTokenizer):
         name = path or "<model_proto>"
         self.path = path
         self.add_prefix_space = add_prefix_space
-        hf = HFUnigramFile(data, name) if data.lstrip()[:1] == b"{" else None
+        json_text = name.endswith(".json") or data.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] == b"{"
+        hf = HFUnigramFile(data, name) if json_text else None
         if hf is not None:
             if extra_ids is not None and extra_ids != hf.extra_ids:
                 raise ConfigError(f"{name}: extra_ids={extra_ids} given, but the file declares "
@@ -77,7 +78,11 @@ class Tokenizer(BaseTokenizer):
         if hf is not None:
             self._pieces, special_ids = hf.pieces, hf.added
         else:  # a SentencePiece file: the sentinels follow its pieces, counting down
-            self._pieces = [self._sp.id_to_piece(i) for i in range(self.base_vocab_size)]
+            try:
+                self._pieces = [self._sp.id_to_piece(i) for i in range(self.base_vocab_size)]
+            except UnicodeDecodeError as e:  # sentencepiece stores bytes, Python wants text
+                raise ConfigError(f"{name}: a piece is not UTF-8 text ({e.reason}); the model "
+                                  "file is damaged") from None
             self._pieces += [f"<extra_id_{extra_ids - 1 - k}>" for k in range(extra_ids)]
             special_ids = {p: i for i, p in enumerate(self._pieces)
                            if p in BASE_SPECIALS or i >= self.base_vocab_size}

@@ -11,6 +11,8 @@ import time
 
 import tensorflow as tf
 
+from t5core import file_reads
+from t5core.errors import T5CoreError
 from t5core.file_writes import make_dirs, write_text
 
 
@@ -82,9 +84,8 @@ def _machine_key(dtype) -> str:
 
 def _read_cache(path: str) -> dict:
     try:
-        with open(path, encoding="utf-8") as f:
-            cache = json.load(f)
-    except (OSError, ValueError):  # absent or unreadable: measure again and rewrite it
+        cache = file_reads.read_json(path)
+    except T5CoreError:  # absent, unreadable or not JSON: measure again and rewrite it
         return {}
     return cache if isinstance(cache, dict) else {}
 

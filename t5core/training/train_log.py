@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 
-import tensorflow as tf
-
-from t5core import file_writes
+from t5core import file_reads, file_writes
 from t5core.errors import ModelDirError
 
 
@@ -21,9 +19,9 @@ def _parse(line: bytes) -> dict:
 def read(path: str) -> list[dict]:
     """A train log's records in file order ([] if none). A torn last line (a killed or ongoing
     write) is left out; any other non-object line is a ModelDirError naming file and line."""
-    if not tf.io.gfile.exists(path):
+    if not file_reads.present(path):
         return []
-    with tf.io.gfile.GFile(path, "rb") as f:
+    with file_reads.open_file(path, ModelDirError) as f:
         data = f.read()
     lines = data.split(b"\n")
     records = []
@@ -32,7 +30,7 @@ def read(path: str) -> list[dict]:
             continue
         try:
             records.append(_parse(line))
-        except (ValueError, UnicodeDecodeError) as err:
+        except (ValueError, UnicodeDecodeError, RecursionError) as err:
             if number == len(lines):  # no newline after it: the torn tail
                 continue
             raise ModelDirError(
@@ -44,9 +42,9 @@ def read(path: str) -> list[dict]:
 def repair(path: str) -> str:
     """Ends the file with a newline before appending; returns what it did ('' for nothing). A
     complete last record keeps its place; a torn one is dropped."""
-    if not tf.io.gfile.exists(path):
+    if not file_reads.present(path):
         return ""
-    with tf.io.gfile.GFile(path, "rb") as f:
+    with file_reads.open_file(path, ModelDirError) as f:
         data = f.read()
     if not data or data.endswith(b"\n"):
         return ""
@@ -54,7 +52,7 @@ def repair(path: str) -> str:
     tail = data[start:]
     try:
         _parse(tail)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         file_writes.write_bytes(path, data[:start])
         return (f"{path}: dropped a torn last line ({len(tail)} bytes of a record that a killed "
                 "run did not finish writing)")
