@@ -158,8 +158,18 @@ def _run_field_problem(field: dataclasses.Field, value) -> str | None:
 
 def write_json(file_path: str, value) -> None:
     """Writes `value` as JSON through a temporary file and a rename, so readers never see half a
-    file (local or gs://), and a link at `file_path` is refused (`file_writes`)."""
-    file_writes.write_text(file_path, json.dumps(value, indent=2))
+    file (local or gs://), and a link at `file_path` is refused (`file_writes`). Text stays as
+    written (UTF-8, not \\u escapes): a Chinese path or label reads as itself."""
+    file_writes.write_text(file_path, json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def recorded_path(location: str) -> str:
+    """How a run directory records a path it was given (a data file, a folder, a checkpoint):
+    a local one absolute, so that it names the same file for a program started from any working
+    directory; "" and remote (gs://) paths as they are."""
+    if not location or file_writes.is_remote(location):
+        return location
+    return os.path.abspath(location)
 
 
 def write_run(model_dir: str, run: RunDescription) -> None:

@@ -10,6 +10,7 @@ from t5core.data.files import file_format, file_task, templated_task
 from t5core.data.tasks import get
 from t5core.data.templates import make_template
 from t5core.errors import DataError, FlagError
+from t5core.metrics import check_metric_names
 
 
 def task_from_options(*, name="", train_file="", eval_file=None, template="", template_args="",
@@ -41,11 +42,17 @@ def task_from_options(*, name="", train_file="", eval_file=None, template="", te
                      labels=labels), None
 
 
-def option_problems(*, template="", template_args="", instruction=False, files=()) -> list[str]:
+def option_problems(*, template="", template_args="", instruction=False, files=(),
+                    metrics="") -> list[str]:
     """What is wrong with the data options, found before any data or model is touched: the
-    template's arguments (not JSON, missing, unknown) and each data file's type (from its own
-    suffix). `files`: (flag, path) pairs; an empty path is skipped. [] when all is well."""
+    template's arguments (not JSON, missing, unknown), each data file's type (from its own
+    suffix) and the --metrics names. `files`: (flag, path) pairs; an empty path is skipped. []
+    when all is well."""
     problems = []
+    try:
+        check_metric_names([name for name in metrics.split(",") if name])
+    except FlagError as err:
+        problems.append(str(err))
     if template:
         try:
             make_template(template, template_args, instruction)

@@ -68,7 +68,8 @@ def check_data_options(options) -> None:
     problems = option_problems(
         template=options["template"], template_args=options["template_args"],
         instruction=options["instruction"],
-        files=[] if options["task"] else [("--eval_file", options["eval_file"])])
+        files=[] if options["task"] else [("--eval_file", options["eval_file"])],
+        metrics=options["metrics"])
     if problems:
         raise FlagError("; ".join(problems))
 
