@@ -232,7 +232,8 @@ def find_tokenizer(location: str) -> str | None:
 
     A t5core model directory names its own (run.json's `tokenizer`: a copied file, or "byte").
     Any other directory (an HF snapshot, a converted checkpoint), or the directory of a
-    checkpoint file or prefix, is searched for `spiece.model`, then `tokenizer.json`.
+    checkpoint file or prefix, is searched for `spiece.model`, then `tokenizer.json`, then an
+    HF `tokenizer_class` of ByT5Tokenizer ("byte").
     """
     location = os.fspath(location)
     if not _exists(location):
@@ -252,7 +253,19 @@ def find_tokenizer(location: str) -> str | None:
         return candidate
     directory = location if tf.io.gfile.isdir(location) else os.path.dirname(location)
     # (An older model directory, without run.json, holds no vocabulary either: None.)
-    return find_tokenizer_file(directory)
+    return find_tokenizer_file(directory) or ("byte" if _names_byt5_tokenizer(directory) else None)
+
+
+def _names_byt5_tokenizer(directory: str) -> bool:
+    """Whether an HF snapshot is byte-level: ByT5 has no vocabulary file, only its
+    `tokenizer_class` in tokenizer_config.json (t5core's HF export too) or config.json."""
+    for name in ("tokenizer_config.json", CONFIG):
+        candidate = path(directory, name)
+        if tf.io.gfile.exists(candidate):
+            value = _read_json(candidate)
+            if isinstance(value, dict) and value.get("tokenizer_class") == "ByT5Tokenizer":
+                return True
+    return False
 
 
 def find_tokenizer_file(directory: str) -> str | None:
