@@ -215,3 +215,16 @@ def test_evaluate_reuses_the_runs_tokenization_unless_given():
     assert reports.score(test, ZH_REFS)["metrics"]["rouge1"] == 0.0
     test.metric_options = {"rouge_tokenize": "auto"}
     assert reports.score(test, ZH_REFS)["metrics"]["rouge1"] == pytest.approx(100.0)
+
+
+def test_chinese_squad_is_mt5s_mlqa_metric():
+    """SQuAD's EM/F1 strip only ASCII punctuation and count whitespace tokens: on Chinese answers
+    "北京。" missed "北京" and a half-right answer scored 0. Where the answers hold Chinese they
+    are mT5's MLQA metric (lang="zh"): every Unicode punctuation mark dropped, one token per
+    CJK character, English words whole."""
+    assert M.squad(["北京"], ["北京。"]) == {"squad_em": 100.0, "squad_f1": 100.0}
+    half = M.squad(["北京"], ["北京大学"])  # 2 of 4 predicted characters, 2 of 2 referenced
+    assert half["squad_em"] == 0.0 and half["squad_f1"] == pytest.approx(100 * 2 / 3)
+    assert M.squad([["NBA 总冠军", "冠军"]], ["nba总冠军！"])["squad_em"] == 100.0
+    assert M.squad(["Paris"], ["the Paris."])["squad_em"] == 100.0  # English: SQuAD's rules
+    assert M.normalize_answer("“北京”") == "“北京”"  # (SQuAD's own normalizer is unchanged)
