@@ -2,6 +2,7 @@
 checked against sacreBLEU computed here and against a direct n-gram / LCS count."""
 
 import collections
+import pathlib
 
 import pytest
 import sacrebleu
@@ -228,3 +229,18 @@ def test_chinese_squad_is_mt5s_mlqa_metric():
     assert M.squad([["NBA 总冠军", "冠军"]], ["nba总冠军！"])["squad_em"] == 100.0
     assert M.squad(["Paris"], ["the Paris."])["squad_em"] == 100.0  # English: SQuAD's rules
     assert M.normalize_answer("“北京”") == "“北京”"  # (SQuAD's own normalizer is unchanged)
+
+
+def test_a_tokenizer_that_cannot_write_the_text_is_named(capsys):
+    """T5's English SentencePiece turns Chinese into <unk>: training and scoring would run on
+    text the model never sees. The evaluator (train.py's and evaluate.py's) says so."""
+    from t5core.evaluation.evaluators import DecodeEvaluator
+    from t5core.tokenizer import ByteTokenizer, load_tokenizer
+
+    spm = load_tokenizer(str(pathlib.Path(__file__).parent / "fixtures" / "t5_vocab" /
+                             "spiece.model"))
+    for tokenizer, texts, warned in [(spm, ZH_REFS, True), (spm, EN_REFS, False),
+                                     (ByteTokenizer(), ZH_REFS, False)]:
+        DecodeEvaluator([tokenizer.encode(t, add_eos=True) for t in texts], texts, tokenizer,
+                        ["bleu"], 32, 8)
+        assert ("tokens are <unk>" in capsys.readouterr().err) == warned

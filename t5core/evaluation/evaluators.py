@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import tensorflow as tf
 
@@ -12,6 +14,24 @@ from t5core.decoding import generate
 from t5core.losses import token_losses
 from t5core.metrics import check_metric_packages, compute_metrics
 from t5core.model_inputs import shift_right
+
+# The share of <unk> among the held-out examples' tokens past which the tokenizer is named unfit.
+UNKNOWN_SHARE_NOTED = 0.05
+
+
+def unknown_tokens_note(inputs, targets, tokenizer) -> str:
+    """A warning when the tokenizer cannot write much of this text ("" otherwise): T5's English
+    SentencePiece maps Chinese to <unk>, so training and scoring would run without error on
+    text the model never sees."""
+    rows = [[i for i in row if i != tokenizer.pad_id] for row in inputs]
+    rows += [tokenizer.encode(t) for t in targets if isinstance(t, str)]
+    tokens = sum(len(row) for row in rows)
+    unknown = sum(row.count(tokenizer.unk_id) for row in rows)
+    if not tokens or unknown / tokens < UNKNOWN_SHARE_NOTED:
+        return ""
+    return (f"Warning: {100 * unknown / tokens:.0f}% of the held-out examples' tokens are <unk>: "
+            "the tokenizer cannot write this text, and the model sees <unk> in its place (for "
+            "Chinese and other scripts, use mT5's vocabulary or a byte-level one)")
 
 
 class DecodeEvaluator:
@@ -24,6 +44,9 @@ class DecodeEvaluator:
         if len(inputs) != len(targets):
             raise ValueError(f"{len(inputs)} inputs but {len(targets)} targets")
         check_metric_packages(metric_names, "metrics to evaluate")  # before any decoding
+        note = unknown_tokens_note(inputs, targets, tokenizer)
+        if note:
+            print(note, file=sys.stderr)
         self.inputs = pad_rows(inputs, inputs_length)
         self.targets = list(targets)
         self.tokenizer = tokenizer
