@@ -354,6 +354,7 @@ def test_a_chinese_run_directory_is_handed_on_from_any_working_directory(data, t
                    "--report_file=报告.json", cwd=elsewhere)
     report = json.loads((elsewhere / "报告.json").read_text(encoding="utf-8"))
     assert report["examples"] == len(rows) and set(report["metrics"]) >= {"accuracy", "bleu"}
+    assert f"{len(rows)}/{len(rows)}" in proc.stderr  # decoding showed its progress
     assert "验证.tsv" in proc.stdout and "验证.tsv" in (elsewhere / "报告.json").read_text(
         encoding="utf-8")
 

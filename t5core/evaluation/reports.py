@@ -171,7 +171,7 @@ def predict(model, tokenizer, test: TestSet, options, batch_size=64, **generate_
     return make_evaluator(test.inputs, test.targets, tokenizer, test.metrics, length,
                           options["targets_length"],
                           test.labels if options["rank_classification"] else (),
-                          batch_size=batch_size, **generate_options).predict(model)
+                          batch_size=batch_size, progress=True, **generate_options).predict(model)
 
 
 def score(test: TestSet, predictions) -> dict:
