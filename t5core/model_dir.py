@@ -150,8 +150,18 @@ def _run_field_problem(field: dataclasses.Field, value) -> str | None:
 
 def write_json(file_path: str, value) -> None:
     """Writes `value` as JSON through a temporary file and a rename, so readers never see half a
-    file (local or gs://), and a link at `file_path` is refused (`file_writes`)."""
-    file_writes.write_text(file_path, json.dumps(value, indent=2))
+    file (local or gs://), and a link at `file_path` is refused (`file_writes`). Text stays as
+    written (UTF-8, not \\u escapes): a Chinese path or label reads as itself."""
+    file_writes.write_text(file_path, json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def recorded_path(location: str) -> str:
+    """How a run directory records a path it was given (a data file, a folder, a checkpoint):
+    a local one absolute, so that it names the same file for a program started from any working
+    directory; "" and remote (gs://) paths as they are."""
+    if not location or file_writes.is_remote(location):
+        return location
+    return os.path.abspath(location)
 
 
 def write_run(model_dir: str, run: RunDescription) -> None:
@@ -201,7 +211,8 @@ def find_tokenizer(location: str) -> str | None:
     """The tokenizer of a checkpoint: a vocabulary path, "byte", or None.
 
     A model directory names its own (run.json's `tokenizer`); any other directory is searched
-    for `spiece.model`, then `tokenizer.json`.
+    for `spiece.model`, then `tokenizer.json`, then an HF `tokenizer_class` of ByT5Tokenizer
+    ("byte").
     """
     location = os.fspath(location)
     if not _exists(location):
@@ -221,7 +232,19 @@ def find_tokenizer(location: str) -> str | None:
         return candidate
     directory = location if tf.io.gfile.isdir(location) else os.path.dirname(location)
     # (An older model directory, without run.json, holds no vocabulary either: None.)
-    return find_tokenizer_file(directory)
+    return find_tokenizer_file(directory) or ("byte" if _names_byt5_tokenizer(directory) else None)
+
+
+def _names_byt5_tokenizer(directory: str) -> bool:
+    """Whether an HF snapshot is byte-level: ByT5 has no vocabulary file, only its
+    `tokenizer_class` in tokenizer_config.json (t5core's HF export too) or config.json."""
+    for name in ("tokenizer_config.json", CONFIG):
+        candidate = path(directory, name)
+        if tf.io.gfile.exists(candidate):
+            value = _read_json(candidate)
+            if isinstance(value, dict) and value.get("tokenizer_class") == "ByT5Tokenizer":
+                return True
+    return False
 
 
 def find_tokenizer_file(directory: str) -> str | None:

@@ -7,10 +7,12 @@ import copy
 import dataclasses
 import importlib
 import importlib.util
+import io
 import json
 import pathlib
 import subprocess
 import sys
+import types
 
 import pytest
 from absl import flags
@@ -331,3 +333,17 @@ def test_every_choice_field_is_checked_from_its_metadata():
             message = str(err.value)
             assert f"--{field.name} must be one of" in message, message
             assert "(got 'no-such-choice')" in message and field.metadata["choices"][-1] in message
+
+
+def test_generate_reads_its_inputs_as_every_data_file_is_read(tmp_path, monkeypatch):
+    """A BOM and CRLF line ends (a file saved by Notepad, a pipe from Windows) are not part of
+    the inputs, from --input_file or stdin: the model sees the text training saw."""
+    from t5core.commands.generate import read_inputs
+
+    path = tmp_path / "输入.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + "问题：天空是什么颜色？\r\nabc\r\n".encode())
+    args = types.SimpleNamespace(input=None, input_file=str(path))
+    assert read_inputs(args)[0] == ["问题：天空是什么颜色？", "abc"]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\ufeff问题\r\n\r\nabc\r\n"))
+    assert read_inputs(types.SimpleNamespace(input=None, input_file=None))[0] == [
+        "问题", "", "abc"]

@@ -84,3 +84,20 @@ def test_export_hf_takes_the_vocabulary(tmp_path):
     export_hf(model, str(tmp_path), vocab="byte")
     assert _config(tmp_path)["tokenizer_class"] == "ByT5Tokenizer"
     assert (tmp_path / "config.json").exists()
+
+
+@pytest.mark.parametrize("name", ["tokenizer_config.json", "config.json"])
+def test_a_byt5_snapshot_reads_back_as_byte_level(tmp_path, name):
+    """What the byte-level export writes (and a google/byt5 snapshot's config.json) names the
+    tokenizer with no vocabulary file: every program finds it with no --vocab."""
+    from t5core import model_dir
+    from t5core.tokenizer import ByteTokenizer, load_tokenizer
+
+    if name == "tokenizer_config.json":
+        export_hf_tokenizer(str(tmp_path), "byte")
+    else:
+        (tmp_path / name).write_text(json.dumps({"tokenizer_class": "ByT5Tokenizer"}))
+    assert model_dir.find_tokenizer(str(tmp_path)) == "byte"
+    assert isinstance(load_tokenizer(str(tmp_path)), ByteTokenizer)
+    (tmp_path / name).write_text(json.dumps({"tokenizer_class": "T5Tokenizer"}))
+    assert model_dir.find_tokenizer(str(tmp_path)) is None  # still asks for --vocab

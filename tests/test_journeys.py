@@ -61,11 +61,12 @@ def template_flags(data):
             "--labels=negative,positive"]
 
 
-def command(script, *args):
+def command(script, *args, cwd=REPO, status=0):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / script), *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
-    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+                          capture_output=True, text=True, env=env, timeout=600, cwd=cwd)
+    assert proc.returncode == status, \
+        f"{script} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     return proc
 
 
@@ -315,3 +316,56 @@ def test_hf_snapshot_fine_tunes_with_its_own_config_and_tokenizer(data, tmp_path
     trained = t5core.load_pretrained(str(run))
     np.testing.assert_array_equal(trained.shared.embeddings.numpy(),
                                   model.shared.embeddings.numpy())  # frozen under LoRA
+
+
+def test_a_chinese_run_directory_is_handed_on_from_any_working_directory(data, tmp_path):
+    """A stranger's Chinese walk: data files with a BOM, CRLF ends and full-width punctuation,
+    in folders named in Chinese, given relative to where train.py ran; every later program runs
+    elsewhere with only the run directory, which records every path absolute and reads as UTF-8.
+    A metric name that is none stops train.py before any work."""
+    work = tmp_path / "工作"
+    (work / "数据").mkdir(parents=True)
+    rows = [(f"评论{i}：{'很好看！' if i % 2 else '太无聊了。'}", "正面" if i % 2 else "负面")
+            for i in range(16)]
+    for name in ("训练.tsv", "验证.tsv"):
+        text = "inputs\ttargets\r\n" + "".join(f"{x}\t{y}\r\n" for x, y in rows)
+        (work / "数据" / name).write_bytes(b"\xef\xbb\xbf" + text.encode())
+    files = ["--train_file=数据/训练.tsv", "--eval_file=数据/验证.tsv", "--inputs_length=96",
+             "--targets_length=8", f"--model={data / 'tiny.json'}"]
+    refused = command("train.py", "--model_dir=运行/坏", *SHORT, *files,
+                      "--metrics=accuracy,exact_match", cwd=work, status=2)
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "unknown metric 'exact_match'" in errors[0]
+    assert "Traceback" not in refused.stderr
+    assert not (work / "运行" / "坏").exists()  # stopped before the run directory was made
+    command("train.py", "--model_dir=运行/情感", *SHORT, *files, "--metrics=accuracy,bleu,rouge",
+            cwd=work)
+    run = work / "运行" / "情感"
+    recorded = model_dir.read_run(str(run))
+    assert recorded.data["train_file"] == str(work / "数据" / "训练.tsv")
+    assert recorded.data_files["eval_file"]["path"] == str(work / "数据" / "验证.tsv")
+    assert "数据" in (run / "run.json").read_text(encoding="utf-8")  # not \\u escapes
+    results = json.loads((run / "results.json").read_text(encoding="utf-8"))
+    assert os.path.isabs(results["best_checkpoint"])
+    elsewhere = tmp_path / "别处"
+    elsewhere.mkdir()
+    # The shots come from the run's training file, the test set from its evaluation file.
+    proc = command("evaluate.py", f"--checkpoint={run}", "--num_shots=1",
+                   "--report_file=报告.json", cwd=elsewhere)
+    report = json.loads((elsewhere / "报告.json").read_text(encoding="utf-8"))
+    assert report["examples"] == len(rows) and set(report["metrics"]) >= {"accuracy", "bleu"}
+    assert f"{len(rows)}/{len(rows)}" in proc.stderr  # decoding showed its progress
+    assert "验证.tsv" in proc.stdout and "验证.tsv" in (elsewhere / "报告.json").read_text(
+        encoding="utf-8")
+
+
+def test_the_main_jobs_run_directory_is_scored_with_only_its_path(data, tmp_path):
+    """train.py without a data flag trains on the embedded set and records its name, so
+    evaluate.py scores the held-out examples with only --checkpoint."""
+    run = tmp_path / "default"
+    command("train.py", f"--model_dir={run}", *SHORT, "--inputs_length=24", "--targets_length=12",
+            f"--model={data / 'tiny.json'}")  # (a flag given twice: the last value counts)
+    assert model_dir.read_run(str(run)).data["task"] == "embedded"
+    proc = command("evaluate.py", f"--checkpoint={run}", "--max_examples=4", cwd=tmp_path)
+    assert "task embedded (test): 4 examples" in proc.stdout
+    assert "accuracy" in proc.stdout

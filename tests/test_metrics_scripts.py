@@ -3,6 +3,7 @@ checked against sacreBLEU computed here and against a direct n-gram / LCS count.
 
 import collections
 import json
+import pathlib
 
 import pytest
 import sacrebleu
@@ -331,3 +332,31 @@ def test_chinese_squad_equals_mt5_s_own_mlqa_metric():
     assert corpus == pytest.approx({"squad_em": goldens["corpus"]["em"],
                                     "squad_f1": goldens["corpus"]["f1"]}, abs=1e-9)
     assert 0 < goldens["corpus"]["em"] < goldens["corpus"]["f1"] < 100
+
+
+def test_chinese_squad_is_mt5s_mlqa_metric():
+    """SQuAD's EM/F1 strip only ASCII punctuation and count whitespace tokens: on Chinese answers
+    "北京。" missed "北京" and a half-right answer scored 0. Where the answers hold Chinese they
+    are mT5's MLQA metric (lang="zh"): every Unicode punctuation mark dropped, one token per
+    CJK character, English words whole."""
+    assert M.squad(["北京"], ["北京。"]) == {"squad_em": 100.0, "squad_f1": 100.0}
+    half = M.squad(["北京"], ["北京大学"])  # 2 of 4 predicted characters, 2 of 2 referenced
+    assert half["squad_em"] == 0.0 and half["squad_f1"] == pytest.approx(100 * 2 / 3)
+    assert M.squad([["NBA 总冠军", "冠军"]], ["nba总冠军！"])["squad_em"] == 100.0
+    assert M.squad(["Paris"], ["the Paris."])["squad_em"] == 100.0  # English: SQuAD's rules
+    assert M.normalize_answer("“北京”") == "“北京”"  # (SQuAD's own normalizer is unchanged)
+
+
+def test_a_tokenizer_that_cannot_write_the_text_is_named(capsys):
+    """T5's English SentencePiece turns Chinese into <unk>: training and scoring would run on
+    text the model never sees. The evaluator (train.py's and evaluate.py's) says so."""
+    from t5core.evaluation.evaluators import DecodeEvaluator
+    from t5core.tokenizer import ByteTokenizer, load_tokenizer
+
+    spm = load_tokenizer(str(pathlib.Path(__file__).parent / "fixtures" / "t5_vocab" /
+                             "spiece.model"))
+    for tokenizer, texts, warned in [(spm, ZH_REFS, True), (spm, EN_REFS, False),
+                                     (ByteTokenizer(), ZH_REFS, False)]:
+        DecodeEvaluator([tokenizer.encode(t, add_eos=True) for t in texts], texts, tokenizer,
+                        ["bleu"], 32, 8)
+        assert ("<unk>" in capsys.readouterr().err) == warned

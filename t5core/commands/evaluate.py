@@ -105,7 +105,7 @@ def evaluate(args: flags.FlagValues) -> None:
             f.write("\n".join(p.replace("\n", "\\n") for p in predictions) + "\n")
     if args.report_file:
         with file_writes.open_user_file(args.report_file, inputs=[args.eval_file]) as f:
-            json.dump(report, f, indent=2)
+            json.dump(report, f, indent=2, ensure_ascii=False)
     print(f"{args.checkpoint} on {test.description}: {len(predictions)} examples\n")
     print(reports.format_report(report))
 

@@ -23,6 +23,7 @@ from absl import flags
 from t5core import cli, file_writes, model_dir
 from t5core.classifier import T5EncoderClassifier, classify_text
 from t5core.commands import shared_flags
+from t5core.data.sources import read_lines
 from t5core.dataclass_flags import AUTO_BOOL, auto_bool
 from t5core.decoding.text import generate_text
 from t5core.errors import DataError, UserFileNotFoundError
@@ -61,10 +62,13 @@ def read_inputs(args):
         return args.input, "--input"
     path = args.input_file or "-"
     name = "stdin" if path == "-" else path
+    # Read as every data file is (`read_lines`): a BOM and CRLF line ends are not text.
     try:
-        stream = contextlib.nullcontext(sys.stdin) if path == "-" else open(path, encoding="utf-8")
-        with stream as f:
-            lines = f.read().split("\n")
+        if path == "-":
+            lines = [line.removesuffix("\r")
+                     for line in sys.stdin.read().removeprefix("\ufeff").split("\n")]
+        else:
+            lines = read_lines(path)
     except FileNotFoundError:
         raise UserFileNotFoundError(f"--input_file {path} does not exist") from None
     except UnicodeDecodeError as e:

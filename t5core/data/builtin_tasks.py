@@ -8,6 +8,7 @@ import functools
 import t5core.data.objectives as sc
 import t5core.data.preprocessors as prep
 import t5core.data.text_formats as fmt
+from t5core.data.embedded_tasks import EMBEDDED_TASK, EmbeddedSource
 from t5core.data.sources import ConllSource, ParallelTextSource, TfdsSource, TsvSource
 from t5core.data.tasks import Mixture, Task, register_mixture, register_task
 from t5core.metrics.postprocess import bio_to_entities, format_entities
@@ -103,6 +104,12 @@ def _register_all():
         output_lengths={"inputs": 512, "targets": 114}, truncate=False,
         description="C4 span corruption (noise 0.15, mean span 3): 568 tokens -> 512/114"),
         overwrite=True)
+
+    register_task(Task(
+        name=EMBEDDED_TASK, source=EmbeddedSource(), preprocessors=TOKENIZE,
+        output_lengths={"inputs": 24, "targets": 12}, metrics=["accuracy"],
+        description="the main job's embedded set: reverse, sort, add, upper; 'test' is the "
+                    "held-out 'validation'"), overwrite=True)
 
     # ---- file tasks (data_dir = the folder holding the files, e.g. ../shared/data/multi30k)
     register_task(Task(

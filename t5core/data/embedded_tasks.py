@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from t5core.data.sources import ListSource, Source
+
+# The registered name of the set (t5core.data), which a run trained on it records, so that
+# evaluate.py scores its held-out examples with only --checkpoint.
+EMBEDDED_TASK = "embedded"
+
 LETTERS = np.array(list("abcdefghijklmnopqrstuvwxyz"))
 
 
@@ -47,3 +53,16 @@ def embedded_examples(split: str, count: int | None = None) -> list[tuple[str, s
         seen = set(embedded_examples("train"))
         examples = [e for e in examples if e not in seen]
     return examples
+
+
+class EmbeddedSource(Source):
+    """The embedded set as a task's source; "test" is the held-out "validation" split (the
+    examples the main job scores), made only when a split is asked for."""
+
+    splits = ("train", "validation", "test")
+
+    def get_dataset(self, split, data_dir=None, counter=None):
+        self.check_split(split)
+        pairs = embedded_examples("validation" if split == "test" else split)
+        examples = [{"inputs": inputs, "targets": targets} for inputs, targets in pairs]
+        return ListSource({split: examples}).get_dataset(split, data_dir, counter)

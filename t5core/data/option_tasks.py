@@ -10,6 +10,7 @@ from t5core.data.files import file_format, file_task, templated_task
 from t5core.data.tasks import get
 from t5core.data.templates import make_template
 from t5core.errors import DataError, FlagError
+from t5core.metrics import check_metric_names
 
 
 def task_from_options(*, name="", train_file="", eval_file=None, template="", template_args="",
@@ -41,10 +42,16 @@ def task_from_options(*, name="", train_file="", eval_file=None, template="", te
                      labels=labels), None
 
 
-def option_problems(*, template="", template_args="", instruction=False, files=()) -> list[str]:
+def option_problems(*, template="", template_args="", instruction=False, files=(),
+                    metrics="") -> list[str]:
     """The data options' problems, before any data is touched: template arguments (not JSON,
-    missing, unknown) and each file's type by suffix; `files`: (flag, path), "" skipped."""
+    missing, unknown), each file's type by suffix and the --metrics names; `files`: (flag,
+    path), "" skipped."""
     problems = []
+    try:
+        check_metric_names([name for name in metrics.split(",") if name])
+    except FlagError as err:
+        problems.append(str(err))
     if template:
         try:
             make_template(template, template_args, instruction)

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import tensorflow as tf
+from tqdm import tqdm
 
 from t5core.data.pairs import pad_rows
 from t5core.data.tasks import task_examples
@@ -20,11 +23,16 @@ class DecodeEvaluator:
 
     def __init__(self, inputs, targets, tokenizer, metric_names, inputs_length, max_new_tokens,
                  batch_size=64, postprocess=None, jit_compile=None,
-                 metric_options=None, **generate_options):
+                 metric_options=None, progress=False, **generate_options):
         if len(inputs) != len(targets):
             raise ValueError(f"{len(inputs)} inputs but {len(targets)} targets")
         # Before any decoding: a missing package would otherwise stop the run at its first score.
         check_metric_packages(metric_names, "metrics to evaluate", metric_options)
+        warning = tokenizer.unknown_tokens_warning(
+            {"inputs": inputs, "targets": [t for t in targets if isinstance(t, str)]},
+            "the held-out examples")
+        if warning:
+            print(f"Warning: {warning}", file=sys.stderr)
         self.inputs = pad_rows(inputs, inputs_length)
         self.targets = list(targets)
         self.tokenizer = tokenizer
@@ -35,9 +43,12 @@ class DecodeEvaluator:
         self.jit_compile = jit_compile
         self.metric_options = metric_options or {}
         self.generate_options = generate_options  # method, num_beams, alpha, ...
+        self.progress = progress  # a tqdm bar counting examples (evaluate.py: minutes on a CPU)
 
     def predict(self, model) -> list[str]:
         predictions = []
+        bar = tqdm(total=len(self.inputs), unit="example", desc="decode") if self.progress \
+            else None
         for start in range(0, len(self.inputs), self.batch_size):
             batch = self.inputs[start:start + self.batch_size]
             real = len(batch)
@@ -46,6 +57,10 @@ class DecodeEvaluator:
             tokens, _ = generate(model, batch, self.max_new_tokens, jit_compile=self.jit_compile,
                                  **self.generate_options)
             predictions += [self.tokenizer.decode(row) for row in tokens.numpy()[:real]]
+            if bar is not None:
+                bar.update(real)
+        if bar is not None:
+            bar.close()
         return predictions
 
     def __call__(self, model, return_predictions=False):

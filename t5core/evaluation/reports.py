@@ -67,7 +67,8 @@ def check_data_options(options) -> None:
     problems = option_problems(
         template=options["template"], template_args=options["template_args"],
         instruction=options["instruction"],
-        files=[] if options["task"] else [("--eval_file", options["eval_file"])])
+        files=[] if options["task"] else [("--eval_file", options["eval_file"])],
+        metrics=options["metrics"])
     if problems:
         raise FlagError("; ".join(problems))
 
@@ -160,7 +161,7 @@ def predict(model, tokenizer, test: TestSet, options, batch_size=64, **generate_
     return make_evaluator(test.inputs, test.targets, tokenizer, test.metrics, length,
                           options["targets_length"],
                           test.labels if options["rank_classification"] else (),
-                          batch_size=batch_size, **generate_options).predict(model)
+                          batch_size=batch_size, progress=True, **generate_options).predict(model)
 
 
 def score(test: TestSet, predictions) -> dict:

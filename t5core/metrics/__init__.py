@@ -6,7 +6,8 @@ from __future__ import annotations
 import inspect
 from typing import Callable, Iterable, Optional, Sequence
 
-from t5core.metrics._deps import check_installed as check_metric_packages
+from t5core.errors import FlagError
+from t5core.metrics._deps import check_installed
 from t5core.metrics.classification import (accuracy, check_pairs, classification_report,
                                            f1_binary, f1_macro, f1_micro, f1_weighted, mcc,
                                            pearson, per_class, spearman)
@@ -40,12 +41,24 @@ METRICS: dict[str, MetricFn] = {
 
 
 def get_metric(name: str) -> MetricFn:
-    try:
-        return METRICS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown metric {name!r}; valid metrics: {', '.join(sorted(METRICS))}"
-        ) from None
+    check_metric_names([name], "metric")
+    return METRICS[name]
+
+
+def check_metric_names(metric_names, where: str = "--metrics") -> None:
+    """Raises FlagError (one line) for a name that is no metric."""
+    unknown = [name for name in metric_names if name not in METRICS]
+    if unknown:
+        raise FlagError(f"{where}: unknown metric {', '.join(map(repr, unknown))}; valid "
+                        f"metrics: {', '.join(sorted(METRICS))} (accuracy is exact match)")
+
+
+def check_metric_packages(metric_names, where: str = "--metrics", metric_options=None) -> None:
+    """Raises FlagError (one line) for a name that is no metric, a metric whose package is not
+    installed, or a BLEU tokenizer (`metric_options`) that cannot be made; called before any
+    decoding."""
+    check_metric_names(metric_names, where)
+    check_installed(metric_names, where, metric_options)
 
 
 def _options(fn: MetricFn) -> set[str]:
@@ -116,6 +129,7 @@ def compute_metrics(
 
 
 __all__ = ["METRICS", "get_metric", "compute_metrics", "check_metric_packages",
+           "check_metric_names",
            "classification_report", "accuracy", "f1_macro", "f1_micro", "f1_weighted", "f1_binary",
            "per_class", "mcc", "pearson", "spearman", "squad", "normalize_answer", "entity_f1",
            "seqeval_f1", "bleu", "rouge", "BLEU_AUTO", "BLEU_TOKENIZERS", "ROUGE_MODES",

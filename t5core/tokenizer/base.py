@@ -102,16 +102,19 @@ class BaseTokenizer:
             ids.append(self.eos_id)
         return ids
 
-    def unknown_tokens_warning(self, texts_by_field: Mapping[str, Iterable[str]],
-                               where: str) -> str:
+    def unknown_tokens_warning(self, texts_by_field: Mapping[str, Iterable], where: str) -> str:
         """What is wrong when this vocabulary cannot spell the texts: the share of <unk> among
         each field's tokens above UNKNOWN_SHARE_WARNED, and characters that become <unk>; ""
         when every share stays under it. A model can neither learn nor write what became
         <unk>, so training on such text learns nothing, with no error. where: the texts, as
-        the message names them ("the first 200 train examples")."""
+        the message names them ("the first 200 train examples"). A field's items are texts or,
+        where only they are at hand, token id rows (pad ids ignored)."""
         shares, seen = {}, collections.Counter()
-        for field, texts in texts_by_field.items():
+        for field, items in texts_by_field.items():
+            items = list(items)
+            texts = [item for item in items if isinstance(item, str)]
             ids = [i for text in texts for i in self.encode(text)]
+            ids += [i for row in items if not isinstance(row, str) for i in row if i != self.pad_id]
             seen.update(c for text in texts for c in text if not c.isspace())
             if ids and ids.count(self.unk_id) / len(ids) > UNKNOWN_SHARE_WARNED:
                 shares[field] = ids.count(self.unk_id) / len(ids)

@@ -16,6 +16,7 @@ from t5core.checkpoints.optimizer_state import continue_checkpoint_run
 from t5core.classifier import POOLINGS, T5EncoderClassifier
 from t5core.config import T5Config
 from t5core.data.counters import DropCounter
+from t5core.data.embedded_tasks import EMBEDDED_TASK
 from t5core.data.fingerprint import changes, fingerprints
 from t5core.data.option_tasks import option_problems
 from t5core.data.preprocessors import OVERLONG_MESSAGE, OVERLONG_POLICIES
@@ -146,7 +147,8 @@ class RunOptions:
         problems += option_problems(
             template=self.template if self.template in TEMPLATES else "",
             template_args=self.template_args, instruction=self.instruction,
-            files=[(f"--{name}", getattr(self, name)) for name in ("train_file", "eval_file")])
+            files=[(f"--{name}", getattr(self, name)) for name in ("train_file", "eval_file")],
+            metrics=self.metrics)
         if self.eval_file and not self.train_file:
             problems.append("--eval_file needs --train_file")
         problems += field_problems(self)
@@ -276,8 +278,11 @@ def check_data_changed(options: RunOptions, run, log=print) -> bool:
 
 def run_description(options: RunOptions, vocab: str):
     """What run.json records of these options (the model adds its own structure)."""
-    data = {"task": options.task, "data_dir": options.data_dir, "eval_file": options.eval_file,
-            "train_file": options.train_file,
+    files = {name: model_dir.recorded_path(getattr(options, name))
+             for name in ("data_dir", "train_file", "eval_file")}
+    # Neither a task nor files: the run trains on the embedded set, which it names.
+    embedded = not (options.task or options.mixture or options.train_file)
+    data = {"task": EMBEDDED_TASK if embedded else options.task, **files,
             "template": options.template, "template_args": options.template_args,
             "instruction": options.instruction, "inputs_field": options.inputs_field,
             "targets_field": options.targets_field, "inputs_length": options.train.inputs_length,
@@ -289,8 +294,8 @@ def run_description(options: RunOptions, vocab: str):
                                     pooling=options.pooling, peft=options.peft,
                                     peft_top_n=options.peft_top_n if options.peft == "top_n"
                                     else 1, data=data,
-                                    data_files=fingerprints({"train_file": options.train_file,
-                                                             "eval_file": options.eval_file}))
+                                    data_files=fingerprints({name: files[name] for name in
+                                                             ("train_file", "eval_file")}))
 
 
 def initial_model(options: RunOptions, config, dtype, log=print):

@@ -302,7 +302,8 @@ class Trainer:
         if is_chief(self.strategy):
             results = {"step": self.step, "eval": self.last_eval,
                        "best": float(self.best.numpy()),
-                       "best_checkpoint": self.best_manager.latest_checkpoint}
+                       "best_checkpoint": md.recorded_path(self.best_manager.latest_checkpoint or "")
+                       or None}
             if stopped:  # tells a supervisor (the sweep) that the run has not finished
                 results["stopped_by"] = self.stopped_by
             md.write_json(md.path(c.model_dir, md.RESULTS), results)
