@@ -12,6 +12,7 @@ import traceback
 
 from absl import app, flags, logging
 
+from t5core.dataclass_flags import flag_problems
 from t5core.errors import FlagError, T5CoreError
 
 VERBOSE_ENV = "T5CORE_VERBOSE"
@@ -185,13 +186,20 @@ def command(define_flags, body, argv=None, *, doc=None, takes_arguments=False):
         process instead: see `parse_flags`; `body`'s return value is returned and its
         exceptions propagate.
       doc: the program's usage text for --help (its module docstring).
-      Output flags (`mark_outputs`) are prepared (`prepare_outputs`) before `body` runs.
+      A flag given where it has no effect (`dataclass_flags.flag_problems`) is a FlagError (a
+      note on stderr where it is harmless), and
+      output flags (`mark_outputs`) are prepared (`prepare_outputs`), before `body` runs.
       takes_arguments: whether arguments that are not flags are allowed (else a usage error).
 
     Returns:
       With a list `argv`, what `body` returns. With None it does not return.
     """
     def call(flag_values, rest):
+        ignored = flag_problems(flag_values)
+        if ignored:
+            raise FlagError("; ".join(ignored))
+        for note in flag_problems(flag_values, refuse=False):
+            print(f"note: {note}", file=sys.stderr)
         prepare_outputs(flag_values)  # before the work, which may take hours
         return body(flag_values, rest) if takes_arguments else body(flag_values)
 

@@ -55,6 +55,8 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("predictions_file", "", "Write predictions here, one per line.", **fv)
     flags.DEFINE_string("report_file", "", "Write the metrics and per-class / per-entity-type "
                         "reports here as JSON.", **fv)
+    dataclass_flags.declare_only_with(flag_values, dict.fromkeys(
+        ("lora_alpha", "lora_targets"), dataclass_flags.OnlyWith("lora_rank")))
     cli.mark_outputs(flag_values, files=("predictions_file", "report_file"))
 
 

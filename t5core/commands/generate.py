@@ -23,7 +23,7 @@ from absl import flags
 from t5core import cli, file_writes, model_dir
 from t5core.classifier import T5EncoderClassifier, classify_text
 from t5core.commands import shared_flags
-from t5core.dataclass_flags import AUTO_BOOL, auto_bool
+from t5core.dataclass_flags import AUTO_BOOL, OnlyWithout, auto_bool, declare_only_with
 from t5core.decoding.text import generate_text
 from t5core.errors import DataError, UserFileNotFoundError
 from t5core.evaluation import reports
@@ -52,6 +52,8 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("dtype", None, "Keras dtype policy: float32 (default), mixed_bfloat16, "
                         "or bfloat16 (weights stored in bf16: half the memory).",
                         flag_values=flag_values)
+    declare_only_with(flag_values, {"seed": shared_flags.SAMPLE_ONLY,
+                                    "input_file": OnlyWithout("input")})
     cli.mark_outputs(flag_values, files=("output_file",))
 
 

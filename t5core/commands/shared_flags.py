@@ -7,10 +7,15 @@ import functools
 from absl import flags
 
 from t5core import cli
+from t5core.dataclass_flags import OnlyWith, declare_only_with
 from t5core.errors import FlagError, T5CoreError
 
 # t5core.quantization.MODES, spelled here so that defining flags does not import Keras.
 QUANTIZE_MODES = ("int8",)
+
+# Where the decoding flags act: each --method reads only its own.
+BEAM_ONLY = OnlyWith("method", ("beam",))
+SAMPLE_ONLY = OnlyWith("method", ("sample",))
 
 
 def define_allow_nonfinite(flag_values: flags.FlagValues) -> None:
@@ -80,6 +85,8 @@ def define_search_flags(flag_values: flags.FlagValues, methods=None) -> None:
                       "(T5X / Mesh-TF: every EOS among the 2K candidates; live beams only where "
                       "none finished) or hf (HF / fairseq: EOS among the K best; live beams "
                       "compete at the last step).", flag_values=flag_values)
+    declare_only_with(flag_values, dict.fromkeys(("num_beams", "alpha", "beam_semantics"),
+                                                 BEAM_ONLY))
 
 
 def define_decoding_flags(flag_values: flags.FlagValues) -> None:
@@ -93,6 +100,7 @@ def define_decoding_flags(flag_values: flags.FlagValues) -> None:
                          flag_values=flag_values)
     flags.DEFINE_float("top_p", 1.0, "--method=sample: only the most likely tokens holding this "
                        "probability (1: all).", flag_values=flag_values)
+    declare_only_with(flag_values, dict.fromkeys(("temperature", "top_k", "top_p"), SAMPLE_ONLY))
 
 
 def search_options(args: flags.FlagValues) -> dict:
@@ -118,6 +126,8 @@ def define_few_shot_flags(flag_values: flags.FlagValues) -> None:
                         "the run's --train_file, from its run.json).", flag_values=flag_values)
     flags.DEFINE_integer("shots_seed", 0, "Seed of the shots' draw (the same seed, the same "
                          "prompts).", flag_values=flag_values)
+    declare_only_with(flag_values, dict.fromkeys(("shots_file", "shots_seed"),
+                                                 OnlyWith("num_shots")))
 
 
 def few_shot_settings(args: flags.FlagValues, run) -> dict | None:

@@ -23,7 +23,7 @@ from t5core.data.templates import TEMPLATES
 from t5core.data.templates.reference import help_text as template_help
 from t5core.data.trainer_inputs import make_trainer_inputs
 from t5core.dataclass_flags import (AUTO_BOOL, COUNT, FRACTION, NONNEGATIVE, STEPS, Bound,
-                                     auto_bool, field_problems, option)
+                                     OnlyWith, OnlyWithout, auto_bool, field_problems, option)
 from t5core.errors import ConfigError, DataError, FlagError
 from t5core.metrics.scripts import BLEU_TOKENIZERS, ROUGE_MODES
 from t5core.model import T5Model
@@ -45,6 +45,14 @@ EMBEDDED_MODEL = dict(vocab_size=384, d_model=128, d_kv=32, num_heads=4, d_ff=38
 # default stops: going on replays the saved position's rows of a file that no longer holds them,
 # and restarting the epoch repeats data; either is the user's call, not a silent one.
 DATA_CHANGED_POLICIES = ("error", "continue", "restart_epoch")
+
+# Where the options of one data source, PEFT method or cluster act: without it they are not read.
+_DATA_SOURCE = OnlyWith(("task", "mixture", "train_file"))  # the embedded tasks read none
+_FILE = OnlyWith("train_file")
+_TEMPLATE = OnlyWith("template")
+_UNTEMPLATED = OnlyWithout("template")  # a template renders the rows itself
+_LORA = OnlyWith("peft", ("lora",))
+_PROMPT = OnlyWith("peft", ("prompt",))
 
 
 @dataclasses.dataclass
@@ -69,9 +77,10 @@ class RunOptions:
     task: str = option("", "Registered task name (see t5core.data).")
     mixture: str = option("", "Registered mixture name.")
     train_file: str = option("", "Local TSV/JSONL training file.")
-    eval_file: str = option("", "Local TSV/JSONL evaluation file.")
-    data_dir: str = option("", "TFDS data_dir or the folder of a file-based task.")
-    pack: bool = option(False, "Pack several examples into each row.")
+    eval_file: str = option("", "Local TSV/JSONL evaluation file.", only_with=_FILE)
+    data_dir: str = option("", "TFDS data_dir or the folder of a file-based task.",
+                           only_with=OnlyWith(("task", "mixture")))
+    pack: bool = option(False, "Pack several examples into each row.", only_with=_DATA_SOURCE)
     strategy: str = option("auto", "tf.distribute strategy.", choices=STRATEGIES)
     tpu: str = option("", "TPU name or grpc:// address.")
     cluster_resolver: str = option(
@@ -81,44 +90,56 @@ class RunOptions:
         choices=CLUSTER_RESOLVERS)
     slurm_port_base: int = option(8888, "--cluster_resolver=slurm: the port of each node's "
                                   "first task; its next tasks take the next ports.",
-                                  bound=Bound(1, high=65535, whole=True))
+                                  bound=Bound(1, high=65535, whole=True),
+                                  only_with=OnlyWith("cluster_resolver", ("slurm",)))
     num_cpu_devices: int = option(1, "Split the CPU into N logical devices.", bound=COUNT)
     # Resolved into train.jit_compile (a bool) by run(), on the devices found.
     jit_compile: str = option("auto", "XLA-compile the step; auto: on GPU/TPU yes, on CPU no (the "
                               "plain graph is faster there).", choices=AUTO_BOOL)
     dropout_rate: float | None = option(None, "Override the model's dropout rate.", bound=FRACTION)
     eval_examples: int = option(400, "Examples decoded for metrics.", bound=STEPS)
-    inputs_field: str = option("inputs", "--train_file column/key of the inputs text.")
-    targets_field: str = option("targets", "--train_file column/key of the targets text.")
-    metrics: str = option("", "--train_file: comma-separated metrics (accuracy, bleu, ...).")
+    inputs_field: str = option("inputs", "--train_file column/key of the inputs text.",
+                               only_with=(_FILE, _UNTEMPLATED))
+    targets_field: str = option("targets", "--train_file column/key of the targets text.",
+                                only_with=(_FILE, _UNTEMPLATED))
+    metrics: str = option("", "--train_file: comma-separated metrics (accuracy, bleu, ...).",
+                          only_with=_FILE)
     bleu_tokenize: str = option("auto", "BLEU's sacreBLEU tokenizer; auto: zh where the "
                                 "references hold Chinese, char for Thai/Japanese, else 13a.",
-                                choices=("auto", *BLEU_TOKENIZERS))
+                                choices=("auto", *BLEU_TOKENIZERS), only_with=_DATA_SOURCE)
     rouge_tokenize: str = option("auto", "ROUGE's tokens; auto: characters for Chinese and other "
                                  "unspaced scripts (English words stay words), else words.",
-                                 choices=("auto", *ROUGE_MODES))
+                                 choices=("auto", *ROUGE_MODES), only_with=_DATA_SOURCE)
     peft: str = option("none", "Parameter-efficient training method.", choices=PEFT_METHODS)
-    peft_top_n: int = option(1, "--peft=top_n: train only the top N decoder blocks.", bound=COUNT)
-    prompt_length: int = option(20, "--peft=prompt: soft-prompt vectors.", bound=COUNT)
-    prompt_init: str = option("vocab", "--peft=prompt: initialisation.", choices=PROMPT_INITS)
-    lora_rank: int = option(8, "--peft=lora: rank r.", bound=COUNT)
-    lora_alpha: float = option(0.0, "--peft=lora: alpha (0: alpha = rank).", bound=NONNEGATIVE)
-    lora_targets: str = option("q,v", "--peft=lora: projections (q,k,v,o,wi,wo or globs).")
+    peft_top_n: int = option(1, "--peft=top_n: train only the top N decoder blocks.", bound=COUNT,
+                             only_with=OnlyWith("peft", ("top_n",)))
+    prompt_length: int = option(20, "--peft=prompt: soft-prompt vectors.", bound=COUNT,
+                                only_with=_PROMPT)
+    prompt_init: str = option("vocab", "--peft=prompt: initialisation.", choices=PROMPT_INITS,
+                              only_with=_PROMPT)
+    lora_rank: int = option(8, "--peft=lora: rank r.", bound=COUNT, only_with=_LORA)
+    lora_alpha: float = option(0.0, "--peft=lora: alpha (0: alpha = rank).", bound=NONNEGATIVE,
+                               only_with=_LORA)
+    lora_targets: str = option("q,v", "--peft=lora: projections (q,k,v,o,wi,wo or globs).",
+                               only_with=_LORA)
     head: str = option("seq2seq", "Text-to-text, or the encoder with a pooled linear classifier.",
                        choices=model_dir.HEADS)
     labels: str = option("", "--head=classifier: label words in class-id order.")
-    pooling: str = option("mean", "--head=classifier: pooling.", choices=POOLINGS)
+    pooling: str = option("mean", "--head=classifier: pooling.", choices=POOLINGS,
+                          only_with=OnlyWith("head", ("classifier",)))
     rank_classification: bool = option(False, "Evaluate by scoring each of --labels and picking "
                                        "the most likely (never an invalid label).")
     template: str = option("", "Render --train_file rows with a prompt template "
                            "(t5core.data.templates). " + template_help(),
-                           choices=("", *TEMPLATES))
+                           choices=("", *TEMPLATES), only_with=_FILE)
     template_args: str = option("", "JSON keyword arguments of the template, e.g. "
-                                "'{\"label_words\": [\"negative\", \"positive\"]}'.")
-    instruction: bool = option(False, "Phrase the template's inputs as Flan-style instructions.")
+                                "'{\"label_words\": [\"negative\", \"positive\"]}'.",
+                                only_with=_TEMPLATE)
+    instruction: bool = option(False, "Phrase the template's inputs as Flan-style instructions.",
+                               only_with=_TEMPLATE)
     overlong: str = option("cut", "Rows longer than --inputs_length/--targets_length: cut them "
                            "(keeping the EOS; how many is reported) or stop with an error.",
-                           choices=OVERLONG_POLICIES)
+                           choices=OVERLONG_POLICIES, only_with=_DATA_SOURCE)
     data_changed: str = option("error", "A resume whose --train_file/--eval_file changed since "
                                "the checkpoint: stop and say so (error), go on from the saved "
                                "data position (continue), or start the data from its beginning "
@@ -140,18 +161,12 @@ class RunOptions:
         if len(sources) > 1:
             problems.append(f"give only one of --task, --mixture, --train_file (got "
                             f"{', '.join('--' + s for s in sources)})")
-        if self.template and not self.train_file:
-            problems.append("--template needs --train_file")
-        if self.template_args and not self.template:
-            problems.append("--template_args needs --template")
         # The template's arguments and each file's type, before any data or model is touched (an
         # unknown template is the choice check's to name).
         problems += option_problems(
             template=self.template if self.template in TEMPLATES else "",
             template_args=self.template_args, instruction=self.instruction,
             files=[(f"--{name}", getattr(self, name)) for name in ("train_file", "eval_file")])
-        if self.eval_file and not self.train_file:
-            problems.append("--eval_file needs --train_file")
         problems += field_problems(self)
         if self.tpu and self.strategy not in ("auto", "tpu"):
             problems.append(f"--tpu contradicts --strategy={self.strategy}")
