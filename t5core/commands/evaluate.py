@@ -55,8 +55,13 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("predictions_file", "", "Write predictions here, one per line.", **fv)
     flags.DEFINE_string("report_file", "", "Write the metrics and per-class / per-entity-type "
                         "reports here as JSON.", **fv)
-    dataclass_flags.declare_only_with(flag_values, dict.fromkeys(
-        ("lora_alpha", "lora_targets"), dataclass_flags.OnlyWith("lora_rank")))
+    # A given --task is scored whatever else is given (--eval_file unread); a given --eval_file
+    # replaces the run's task (--split unread).
+    dataclass_flags.declare_only_with(flag_values, {
+        "lora_alpha": dataclass_flags.OnlyWith("lora_rank"),
+        "lora_targets": dataclass_flags.OnlyWith("lora_rank"),
+        "eval_file": dataclass_flags.OnlyWithout("task"),
+        "split": dataclass_flags.OnlyWithout("eval_file")})
     cli.mark_outputs(flag_values, files=("predictions_file", "report_file"))
 
 
