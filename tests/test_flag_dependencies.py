@@ -17,6 +17,7 @@ import pytest
 from absl import flags
 
 from t5core import cli, dataclass_flags
+from t5core.commands import shared_flags
 from t5core.dataclass_flags import OnlyWith, OnlyWithout, field_problems
 from t5core.errors import FlagError
 from t5core.training.run import RunOptions
@@ -248,3 +249,13 @@ def test_the_script_ends_in_one_error_line_naming_both_flags(tmp_path):
     assert errors == ["error: --top_p=0.9 has no effect without --method=sample "
                       "(here --method='greedy')"], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_flags_a_loaded_model_leaves_unread_are_noted(capsys):
+    """A classifier-head checkpoint decodes nothing: the decoding flags given are named."""
+    args = parse("generate", ["--method=beam", "--num_beams=2"])
+    shared_flags.note_unread(args, shared_flags.DECODING_FLAGS, "runs/c is a classifier-head run")
+    assert capsys.readouterr().err == ("note: --method, --num_beams: no effect, runs/c is a "
+                                       "classifier-head run\n")
+    shared_flags.note_unread(parse("generate", []), shared_flags.DECODING_FLAGS, "unused")
+    assert capsys.readouterr().err == ""

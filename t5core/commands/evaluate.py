@@ -101,6 +101,10 @@ def evaluate(args: flags.FlagValues) -> None:
     if test.note:
         print(test.note, file=sys.stderr)
     model = load_model(args, run)
+    if isinstance(model, T5EncoderClassifier) or options["rank_classification"]:
+        shared_flags.note_unread(args, shared_flags.DECODING_FLAGS, "the labels are " + (
+            "the classifier head's" if isinstance(model, T5EncoderClassifier) else
+            "ranked by their likelihood (--rank_classification)"))
     predictions = reports.predict(model, tokenizer, test, options, batch_size=args.batch_size,
                                   **shared_flags.search_options(args))
     report = {"checkpoint": args.checkpoint, "test_set": test.description,

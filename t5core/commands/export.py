@@ -45,7 +45,10 @@ def export(args: flags.FlagValues):
     model = shared_flags.load_model(args)
     classifier = isinstance(model, T5EncoderClassifier)
     settings = dict(max_input_length=args.max_input_length)
-    if not classifier:
+    if classifier:
+        shared_flags.note_unread(args, shared_flags.DECODING_FLAGS, f"{args.checkpoint} is a "
+                                 "classifier-head run (its SavedModel returns labels)")
+    else:
         settings.update(shared_flags.decoding_settings(args), seed=args.seed,
                         jit_compile=args.jit_compile or is_quantized(model))
     removed = file_writes.prepare_output_dir(args.output_dir, args.overwrite,

@@ -109,6 +109,8 @@ def generate(args: flags.FlagValues):
     common = dict(batch_size=args.batch_size, max_input_length=args.max_input_length,
                   truncate=args.truncate, source=source)
     if isinstance(model, T5EncoderClassifier):
+        shared_flags.note_unread(args, shared_flags.DECODING_FLAGS,
+                                 f"{args.checkpoint} is a classifier-head run (it prints labels)")
         outputs = (f"{label}\t{probability:.4f}" for label, probability in classify_text(
             model, tokenizer, texts, **common))
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 
 from absl import flags
 
@@ -101,6 +102,19 @@ def define_decoding_flags(flag_values: flags.FlagValues) -> None:
     flags.DEFINE_float("top_p", 1.0, "--method=sample: only the most likely tokens holding this "
                        "probability (1: all).", flag_values=flag_values)
     declare_only_with(flag_values, dict.fromkeys(("temperature", "top_k", "top_p"), SAMPLE_ONLY))
+
+
+# What a classifier-head model (or rank classification) does not read: it decodes nothing.
+DECODING_FLAGS = ("max_new_tokens", "method", "num_beams", "alpha", "beam_semantics",
+                  "temperature", "top_k", "top_p", "seed", "jit_compile")
+
+
+def note_unread(args: flags.FlagValues, names, why: str) -> None:
+    """One `note:` line on stderr naming those of the flags `names` given on the command line,
+    which `why` (what was found once the model or data was read) leaves without effect."""
+    given = [f"--{name}" for name in names if name in args and args[name].present]
+    if given:
+        print(f"note: {', '.join(given)}: no effect, {why}", file=sys.stderr)
 
 
 def search_options(args: flags.FlagValues) -> dict:
