@@ -259,3 +259,24 @@ def test_flags_a_loaded_model_leaves_unread_are_noted(capsys):
                                        "classifier-head run\n")
     shared_flags.note_unread(parse("generate", []), shared_flags.DECODING_FLAGS, "unused")
     assert capsys.readouterr().err == ""
+
+
+def test_evaluation_options_in_a_run_that_evaluates_nothing_are_refused(tmp_path, monkeypatch):
+    """--eval_examples=0 on the embedded tasks (as a --train_file without --eval_file) leaves no
+    evaluation: early stopping and the best checkpoint would never act."""
+    from t5core.training import run as run_module
+
+    def no_trainer(*args, **kwargs):
+        raise AssertionError("the refusal comes before the trainer")
+
+    monkeypatch.setattr(run_module, "Trainer", no_trainer)
+    options = RunOptions(eval_examples=0, train=TrainConfig(
+        model_dir=str(tmp_path / "run"), early_stopping_patience=2, best_metric="eval_loss",
+        train_steps=1, batch_size=2))
+    with pytest.raises(FlagError) as err:
+        run_module.run(options, log=lambda *a: None)
+    assert str(err.value) == "; ".join(
+        f"--{name} has no effect: this run evaluates nothing (give --eval_file, a --task with a "
+        "validation split, or --eval_examples > 0)"
+        for name in ("early_stopping_patience=2", "best_metric='eval_loss'"))
+    assert not (tmp_path / "run").exists()

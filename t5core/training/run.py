@@ -211,6 +211,19 @@ class RunOptions:
         return [f"--init_optimizer_state needs {flag}" for flag, ok in needs if not ok]
 
 
+# The training options that act on evaluations only: the best checkpoint and early stopping.
+EVALUATION_OPTIONS = ("early_stopping_patience", "best_metric", "best_metric_mode")
+
+
+def unevaluated_problems(config: TrainConfig) -> list[str]:
+    """One line per evaluation option set (other than its default) in a run that evaluates
+    nothing: no --eval_file, a task without a validation split, or --eval_examples=0."""
+    defaults = TrainConfig()
+    return [f"--{name}={getattr(config, name)!r} has no effect: this run evaluates nothing (give "
+            "--eval_file, a --task with a validation split, or --eval_examples > 0)"
+            for name in EVALUATION_OPTIONS if getattr(config, name) != getattr(defaults, name)]
+
+
 def resolve_jit_compile(flag: str) -> bool:
     """--jit_compile: "true", "false", or "auto" for `t5core.xla.default_jit_compile()`."""
     value = auto_bool(flag)
@@ -389,6 +402,8 @@ def run(options: RunOptions, log=print):
     overlong = DropCounter()
     train_data, eval_data, evaluator = make_trainer_inputs(options, tokenizer,
                                                            config.decoder_start_token_id, overlong)
+    if eval_data is None and evaluator is None and unevaluated_problems(train_cfg):
+        raise FlagError("; ".join(unevaluated_problems(train_cfg)))
     lengths = {"inputs": train_cfg.inputs_length, "targets": train_cfg.targets_length}
     if options.overlong == "cut" and (options.task or options.mixture or options.train_file):
         log("--overlong=cut: rows longer than --inputs_length/--targets_length are cut to them "
