@@ -280,3 +280,30 @@ def test_evaluation_options_in_a_run_that_evaluates_nothing_are_refused(tmp_path
         "validation split, or --eval_examples > 0)"
         for name in ("early_stopping_patience=2", "best_metric='eval_loss'"))
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("policy", ["error", "continue"])
+def test_a_resume_with_a_changed_data_option_follows_data_changed(tmp_path, monkeypatch, policy):
+    """--inputs_length changed on a resume replays another stream of rows from the saved data
+    position: it is a change of the data, under --data_changed, not taken silently."""
+    from t5core import model_dir
+    from t5core.errors import DataError
+    from t5core.training import run as run_module
+
+    options = RunOptions(data_changed=policy, train=TrainConfig(model_dir=str(tmp_path),
+                                                                inputs_length=32))
+    saved = run_module.run_description(dataclasses.replace(options, train=TrainConfig(
+        model_dir=str(tmp_path))), "byte")
+    monkeypatch.setattr(run_module.file_reads, "latest_checkpoint", lambda path: "ckpt-1")
+    monkeypatch.setattr(model_dir, "read_run", lambda path: saved)
+    now = run_module.run_description(options, "byte")
+    lines = []
+    if policy == "error":
+        with pytest.raises(DataError, match=r"--inputs_length: 24 then, 32 now\. Resume with "
+                                            r"--data_changed=continue"):
+            run_module.check_data_changed(options, now, lines.append)
+    else:
+        assert run_module.check_data_changed(options, now, lines.append) is False
+        assert "--inputs_length: 24 then, 32 now; --data_changed=continue" in lines[0]
+    assert run_module.check_data_changed(dataclasses.replace(
+        options, train=TrainConfig(model_dir=str(tmp_path))), saved, lines.append) is False

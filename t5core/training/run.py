@@ -45,6 +45,10 @@ EMBEDDED_MODEL = dict(vocab_size=384, d_model=128, d_kv=32, num_heads=4, d_ff=38
 # default stops: going on replays the saved position's rows of a file that no longer holds them,
 # and restarting the epoch repeats data; either is the user's call, not a silent one.
 DATA_CHANGED_POLICIES = ("error", "continue", "restart_epoch")
+# The recorded options that decide the stream of training rows the saved data position points
+# into: changing one on a resume is a change of the data, as a changed file is.
+TRAINING_DATA_OPTIONS = ("task", "template", "template_args", "instruction", "inputs_field",
+                         "targets_field", "inputs_length", "targets_length")
 
 # Where the options of one data source, PEFT method or cluster act: without it they are not read.
 _DATA_SOURCE = OnlyWith(("task", "mixture", "train_file"))  # the embedded tasks read none
@@ -140,8 +144,10 @@ class RunOptions:
     overlong: str = option("cut", "Rows longer than --inputs_length/--targets_length: cut them "
                            "(keeping the EOS; how many is reported) or stop with an error.",
                            choices=OVERLONG_POLICIES, only_with=_DATA_SOURCE)
-    data_changed: str = option("error", "A resume whose --train_file/--eval_file changed since "
-                               "the checkpoint: stop and say so (error), go on from the saved "
+    data_changed: str = option("error", "A resume whose --train_file/--eval_file, or an option "
+                               "shaping the training rows (--task, --template, its arguments, "
+                               "the fields, the lengths), changed since the checkpoint: stop "
+                               "and say so (error), go on from the saved "
                                "data position (continue), or start the data from its beginning "
                                "(restart_epoch).", choices=DATA_CHANGED_POLICIES)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # the main job's
@@ -279,19 +285,23 @@ def make_tokenizer(options: RunOptions):
 
 
 def check_data_changed(options: RunOptions, run, log=print) -> bool:
-    """Compares the data files with the fingerprints the model_dir's run.json recorded.
+    """Compares the data files with the fingerprints the model_dir's run.json recorded, and the
+    options that shape the training rows (TRAINING_DATA_OPTIONS) with those it recorded.
 
     Returns whether the resume must start the data from its beginning (restart_epoch). Raises
-    DataError when the data changed and --data_changed=error. A new run, or a model_dir written
-    before fingerprints were recorded, has nothing to compare: False.
+    DataError when the data changed and --data_changed=error. A new run has nothing to compare:
+    False; a model_dir written before fingerprints were recorded compares only the options.
     """
     model_dir_path = options.train.model_dir
     if not (tf.io.gfile.exists(model_dir_path) and file_reads.latest_checkpoint(model_dir_path)):
         return False
     saved = model_dir.read_run(model_dir_path)
-    if saved is None or not saved.data_files:
+    if saved is None:
         return False
-    changed, touched = changes(saved.data_files, run.data_files)
+    changed, touched = changes(saved.data_files, run.data_files) if saved.data_files else ([], [])
+    changed += [f"--{name}: {saved.data[name]!r} then, {run.data[name]!r} now"
+                for name in TRAINING_DATA_OPTIONS
+                if name in saved.data and saved.data[name] != run.data[name]]
     if touched:
         log(f"Note: {', '.join(touched)}: modified since the checkpoint, but of the same size "
             "and with the same first and last MiB; taken as unchanged")
