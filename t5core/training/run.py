@@ -96,7 +96,9 @@ class RunOptions:
                                   "first task; its next tasks take the next ports.",
                                   bound=Bound(1, high=65535, whole=True),
                                   only_with=OnlyWith("cluster_resolver", ("slurm",)))
-    num_cpu_devices: int = option(1, "Split the CPU into N logical devices.", bound=COUNT)
+    # One device, a TPU or a multi-worker cluster never spreads over the CPU's split.
+    num_cpu_devices: int = option(1, "Split the CPU into N logical devices.", bound=COUNT,
+                                  only_with=OnlyWith("strategy", ("auto", "mirrored")))
     # Resolved into train.jit_compile (a bool) by run(), on the devices found.
     jit_compile: str = option("auto", "XLA-compile the step; auto: on GPU/TPU yes, on CPU no (the "
                               "plain graph is faster there).", choices=AUTO_BOOL)
@@ -132,7 +134,8 @@ class RunOptions:
     pooling: str = option("mean", "--head=classifier: pooling.", choices=POOLINGS,
                           only_with=OnlyWith("head", ("classifier",)))
     rank_classification: bool = option(False, "Evaluate by scoring each of --labels and picking "
-                                       "the most likely (never an invalid label).")
+                                       "the most likely (never an invalid label).",
+                                       only_with=OnlyWith("head", ("seq2seq",)))
     template: str = option("", "Render --train_file rows with a prompt template "
                            "(t5core.data.templates). " + template_help(),
                            choices=("", *TEMPLATES), only_with=_FILE)
