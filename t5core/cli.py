@@ -12,6 +12,7 @@ import traceback
 
 from absl import app, flags, logging
 
+from t5core.dataclass_flags import flag_problems
 from t5core.errors import FlagError, T5CoreError
 
 VERBOSE_ENV = "T5CORE_VERBOSE"
@@ -171,7 +172,9 @@ def command(define_flags, body, argv=None, *, doc=None, takes_arguments=False):
     Args:
       define_flags: defines the program's flags in the `absl.flags.FlagValues` it is given.
       body: does the work (with `takes_arguments`, also gets the non-flag arguments); returns
-        the exit status (None: 0). Output flags (`mark_outputs`) are prepared before it runs.
+        the exit status (None: 0). A flag given where it has no effect
+        (`dataclass_flags.flag_problems`) is a FlagError (a note where harmless), and output
+        flags (`mark_outputs`) are prepared, before it runs.
       argv: None: absl parses sys.argv and the process exits through `run` (a user error: one
         line, status 2). A list (without the program name): see `parse_flags`; `body`'s return
         value is returned and its exceptions propagate.
@@ -182,6 +185,11 @@ def command(define_flags, body, argv=None, *, doc=None, takes_arguments=False):
       With a list `argv`, what `body` returns. With None it does not return.
     """
     def call(flag_values, rest):
+        ignored = flag_problems(flag_values)
+        if ignored:
+            raise FlagError("; ".join(ignored))
+        for note in flag_problems(flag_values, refuse=False):
+            print(f"note: {note}", file=sys.stderr)
         prepare_outputs(flag_values)  # before the work, which may take hours
         return body(flag_values, rest) if takes_arguments else body(flag_values)
 

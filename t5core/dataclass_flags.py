@@ -1,5 +1,6 @@
 """absl flags made from a dataclass's fields, and the one check of option values against their
-metadata (choices and `Bound`s): docs/architecture.md, "Flags from dataclasses"."""
+metadata (choices, `Bound`s, and the other options an option has an effect only with):
+docs/architecture.md, "Flags from dataclasses"."""
 
 from __future__ import annotations
 
@@ -58,6 +59,62 @@ POSITIVE = Bound(0, low_open=True)  # learning rates, thresholds
 FRACTION = Bound(0, high=1)         # probabilities: dropout, label smoothing, momentum
 
 
+def _is_set(value) -> bool:
+    """Whether an option's value turns it on: anything but None, "", 0 and False."""
+    return value is not None and value != "" and value is not False and value != 0
+
+
+@dataclasses.dataclass(frozen=True)
+class OnlyWith:
+    """Where an option has an effect: `flag` (or, for a tuple, any one of them) set to one of
+    `values`; with no `values`, set at all (not None, "", 0 or False). Declared in `option(...,
+    only_with=...)` or `declare_only_with`; an option set where it fails is refused, or, where
+    it is harmless (`refuse=False`, e.g. --no_png without PNGs to draw), a note."""
+    flag: str | tuple[str, ...]
+    values: tuple = ()
+    refuse: bool = True
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.flag,) if isinstance(self.flag, str) else tuple(self.flag)
+
+    def holds(self, value_of) -> bool:
+        """Whether the condition holds; `value_of(name)`: the value of the option `name`."""
+        return any(value_of(name) in self.values if self.values else _is_set(value_of(name))
+                   for name in self.names)
+
+    def describe(self) -> str:
+        if self.values:
+            return " or ".join(f"--{name}={value}" for name in self.names for value in self.values)
+        return " or ".join(f"--{name}" for name in self.names)
+
+
+@dataclasses.dataclass(frozen=True)
+class OnlyWithout(OnlyWith):
+    """Where an option has an effect: `flag` (each one, for a tuple) not set (None, "", 0 or
+    False), e.g. --input_file, which --input overrides."""
+
+    def holds(self, value_of) -> bool:
+        return not any(_is_set(value_of(name)) for name in self.names)
+
+
+def _conditions(only_with) -> tuple[OnlyWith, ...]:
+    return (only_with,) if isinstance(only_with, OnlyWith) else tuple(only_with or ())
+
+
+def ignored_problem(name: str, value, only_with, value_of, refuse: bool = True) -> str | None:
+    """'--name=value has no effect ...' when the option `name`, given `value`, has no effect
+    because one of its `only_with` conditions (those that refuse, or with `refuse=False` those
+    that note) fails; `value_of(other)`: another option's value. None when it acts."""
+    for condition in _conditions(only_with):
+        if condition.refuse != refuse or condition.holds(value_of):
+            continue
+        shown = ", ".join(f"--{n}={value_of(n)!r}" for n in condition.names)
+        which = "with" if isinstance(condition, OnlyWithout) else "without"
+        return f"--{name}={value!r} has no effect {which} {condition.describe()} (here {shown})"
+    return None
+
+
 def check_bound(name: str, value, bound: Bound, error: type[Exception] = ValueError) -> None:
     """Raises `error` ("name must be ...") when `value` (None: not given, allowed) lies outside
     `bound`: library entry points called with Python values check them here."""
@@ -67,21 +124,38 @@ def check_bound(name: str, value, bound: Bound, error: type[Exception] = ValueEr
 
 
 def option(default: Any, help: str, choices: Sequence[str] | None = None,
-           flag: bool = True, bound: Bound | None = None) -> Any:
+           flag: bool = True, bound: Bound | None = None,
+           only_with: OnlyWith | Sequence[OnlyWith] = ()) -> Any:
     """A `dataclasses.field` whose metadata makes its flag: `choices` (a str field's enum),
-    `flag=False` (no flag), `bound` (a number's range; None allowed when optional)."""
+    `flag=False` (no flag), `bound` (a number's range; None allowed when optional), `only_with`
+    (conditions on other options without which this one has no effect: a non-default value is
+    refused there)."""
     metadata = {"help": help, "flag": flag}
     if choices is not None:
         metadata["choices"] = tuple(choices)
     if bound is not None:
         metadata["bound"] = bound
+    if only_with:
+        metadata["only_with"] = _conditions(only_with)
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def _values(options) -> dict[str, Any]:
+    """{field name: value} of `options` and the dataclasses nested in it."""
+    found = {}
+    for field in dataclasses.fields(options):
+        value = getattr(options, field.name)
+        found.update(_values(value) if dataclasses.is_dataclass(value) else {field.name: value})
+    return found
+
+
 def field_problems(options) -> list[str]:
-    """One line per field of `options` breaking its `choices`, `bound` or float32's range, e.g.
-    ["--n must be >= 1 (got 0)"]; nested dataclasses check themselves."""
+    """One line per field of `options` breaking its `choices`, `bound` or float32's range, or
+    other than its default where an `only_with` condition fails (e.g. --lora_rank=4 without
+    --peft=lora), e.g. ["--n must be >= 1 (got 0)"]; nested dataclasses check themselves, but a
+    condition may name their fields."""
     found = []
+    values = _values(options)
     for field in dataclasses.fields(options):
         choices, bound = field.metadata.get("choices"), field.metadata.get("bound")
         value = getattr(options, field.name)
@@ -94,6 +168,45 @@ def field_problems(options) -> list[str]:
                          f"{_FLOAT32_MAX:.3g})")
         elif bound is not None and value is not None and bound.problem(value):
             found.append(f"--{field.name} {bound.problem(value)}")
+        elif "only_with" in field.metadata and value != field.default:
+            problem = ignored_problem(field.name, value, field.metadata["only_with"], values.get)
+            found += [problem] if problem else []
+    return found
+
+
+# The attribute of an absl Flag holding its `OnlyWith` conditions (see declare_only_with).
+_ONLY_WITH = "t5core_only_with"
+
+
+def declare_only_with(flag_values: flags.FlagValues,
+                      table: typing.Mapping[str, OnlyWith | Sequence[OnlyWith]]) -> None:
+    """Declares, for a program's absl flags, {flag name: the conditions without which it has no
+    effect}; `flag_problems` refuses such a flag given on the command line."""
+    for name, only_with in table.items():
+        for condition in _conditions(only_with):
+            for other in condition.names:
+                if other not in flag_values:
+                    raise KeyError(f"--{name} is declared only with --{other}, which is no flag")
+        setattr(flag_values[name], _ONLY_WITH, _conditions(only_with))
+
+
+def declared_only_with(flag_values: flags.FlagValues) -> dict[str, tuple[OnlyWith, ...]]:
+    """{flag name: its conditions} of the flags `declare_only_with` (or `define_flags`, from the
+    fields' metadata) declared."""
+    return {name: getattr(flag_values[name], _ONLY_WITH) for name in flag_values
+            if getattr(flag_values[name], _ONLY_WITH, ())}
+
+
+def flag_problems(flag_values: flags.FlagValues, refuse: bool = True) -> list[str]:
+    """One line per flag given on the command line where it has no effect (see
+    `declare_only_with`): with `refuse`, those to refuse, else the harmless ones to note. The
+    programs check this once, before any work (`t5core.cli.command`)."""
+    found = []
+    for name, only_with in declared_only_with(flag_values).items():
+        if flag_values[name].present:
+            problem = ignored_problem(name, flag_values[name].value, only_with,
+                                      lambda other: flag_values[other].value, refuse)
+            found += [problem] if problem else []
     return found
 
 
@@ -168,6 +281,9 @@ def define_flags(cls, flag_values: flags.FlagValues = flags.FLAGS,
                           module_name=module_name)
         else:
             raise TypeError(f"{cls.__name__}.{field.name}: no flag type for {kind!r}")
+        # Unset flags take their value from elsewhere: the conditions are that program's.
+        if unset is None and "only_with" in field.metadata:
+            setattr(flag_values[field.name], _ONLY_WITH, field.metadata["only_with"])
         names.append(field.name)
     return names
 

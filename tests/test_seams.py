@@ -87,8 +87,9 @@ def test_every_trainable_variable_of_a_loaded_peft_run_gets_a_gradient(tmp_path)
                                        ("lora", "classifier")])
 def test_a_peft_run_trains_on_without_peft_with_every_weight(tmp_path, peft, head):
     extra = dict(head="classifier", labels="a,bb,ccc,dd,e,ff") if head == "classifier" else {}
-    first = run(options(tmp_path, "first", peft=peft, lora_rank=2, prompt_length=3, **extra),
-                **QUIET)
+    # Only the options of its own method: the other's are refused (no effect).
+    own = dict(lora_rank=2) if peft == "lora" else dict(prompt_length=3)
+    first = run(options(tmp_path, "first", peft=peft, **own, **extra), **QUIET)
     before = variable_values(first.model)
     on = run(options(tmp_path, "on", init_checkpoint=str(tmp_path / "first"), **extra), **QUIET)
     model = on.model

@@ -30,6 +30,7 @@ from t5core import cli, file_writes, model_dir
 from t5core.checkpoints import detect_format, export_hf, load_pretrained, write_tf_checkpoint
 from t5core.checkpoints.export import EXPORT_DTYPES, export_hf_tokenizer
 from t5core.commands import shared_flags
+from t5core.dataclass_flags import OnlyWith, declare_only_with
 from t5core.peft import describe_structure
 
 
@@ -53,6 +54,8 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("vocab", None, "Vocabulary to copy into the output (spiece.model, "
                         "tokenizer.json); default: the one beside the input, if any.",
                         flag_values=flag_values)
+    declare_only_with(flag_values, dict.fromkeys(("dtype", "max_shard_size"),
+                                                 OnlyWith("format", ("hf",))))
     flags.DEFINE_bool("quiet", False, "No progress bar.", flag_values=flag_values)
     flags.DEFINE_bool("overwrite", False, "Write into a non-empty --output: the files of a "
                       "previous conversion there (config, weights, shard index, tokenizer) are "

@@ -55,6 +55,13 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("predictions_file", "", "Write predictions here, one per line.", **fv)
     flags.DEFINE_string("report_file", "", "Write the metrics and per-class / per-entity-type "
                         "reports here as JSON.", **fv)
+    # A given --task is scored whatever else is given (--eval_file unread); a given --eval_file
+    # replaces the run's task (--split unread).
+    dataclass_flags.declare_only_with(flag_values, {
+        "lora_alpha": dataclass_flags.OnlyWith("lora_rank"),
+        "lora_targets": dataclass_flags.OnlyWith("lora_rank"),
+        "eval_file": dataclass_flags.OnlyWithout("task"),
+        "split": dataclass_flags.OnlyWithout("eval_file")})
     cli.mark_outputs(flag_values, files=("predictions_file", "report_file"))
 
 
@@ -94,6 +101,10 @@ def evaluate(args: flags.FlagValues) -> None:
     if test.note:
         print(test.note, file=sys.stderr)
     model = load_model(args, run)
+    if isinstance(model, T5EncoderClassifier) or options["rank_classification"]:
+        shared_flags.note_unread(args, shared_flags.DECODING_FLAGS, "the labels are " + (
+            "the classifier head's" if isinstance(model, T5EncoderClassifier) else
+            "ranked by their likelihood (--rank_classification)"))
     predictions = reports.predict(model, tokenizer, test, options, batch_size=args.batch_size,
                                   **shared_flags.search_options(args))
     report = {"checkpoint": args.checkpoint, "test_set": test.description,

@@ -16,6 +16,7 @@ from absl import flags
 from t5core import cli, file_writes, model_dir
 from t5core.classifier import T5EncoderClassifier
 from t5core.commands import shared_flags
+from t5core.dataclass_flags import declare_only_with
 from t5core.quantization import is_quantized
 from t5core.serving import export_saved_model
 
@@ -35,6 +36,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_bool("jit_compile", False, "XLA-compile the search inside the SavedModel (for "
                       "GPU/TPU serving; always with --quantize, whose int8 matmuls are fast on "
                       "CPU only under XLA).", flag_values=flag_values)
+    declare_only_with(flag_values, {"seed": shared_flags.SAMPLE_ONLY})
     cli.mark_outputs(flag_values, folders=("output_dir",))
 
 
@@ -43,7 +45,10 @@ def export(args: flags.FlagValues):
     model = shared_flags.load_model(args)
     classifier = isinstance(model, T5EncoderClassifier)
     settings = dict(max_input_length=args.max_input_length)
-    if not classifier:
+    if classifier:
+        shared_flags.note_unread(args, shared_flags.DECODING_FLAGS, f"{args.checkpoint} is a "
+                                 "classifier-head run (its SavedModel returns labels)")
+    else:
         settings.update(shared_flags.decoding_settings(args), seed=args.seed,
                         jit_compile=args.jit_compile or is_quantized(model))
     removed = file_writes.prepare_output_dir(args.output_dir, args.overwrite,

@@ -24,7 +24,7 @@ from t5core import cli, file_writes, model_dir
 from t5core.classifier import T5EncoderClassifier, classify_text
 from t5core.commands import shared_flags
 from t5core.data.sources import read_lines
-from t5core.dataclass_flags import AUTO_BOOL, auto_bool
+from t5core.dataclass_flags import AUTO_BOOL, OnlyWithout, auto_bool, declare_only_with
 from t5core.decoding.text import generate_text
 from t5core.errors import DataError, UserFileNotFoundError
 from t5core.evaluation import reports
@@ -53,6 +53,8 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("dtype", None, "Keras dtype policy: float32 (default), mixed_bfloat16, "
                         "or bfloat16 (weights stored in bf16: half the memory).",
                         flag_values=flag_values)
+    declare_only_with(flag_values, {"seed": shared_flags.SAMPLE_ONLY,
+                                    "input_file": OnlyWithout("input")})
     cli.mark_outputs(flag_values, files=("output_file",))
 
 
@@ -110,6 +112,8 @@ def generate(args: flags.FlagValues):
     common = dict(batch_size=args.batch_size, max_input_length=args.max_input_length,
                   truncate=args.truncate, source=source)
     if isinstance(model, T5EncoderClassifier):
+        shared_flags.note_unread(args, shared_flags.DECODING_FLAGS,
+                                 f"{args.checkpoint} is a classifier-head run (it prints labels)")
         outputs = (f"{label}\t{probability:.4f}" for label, probability in classify_text(
             model, tokenizer, texts, **common))
     else:

@@ -22,6 +22,7 @@ from absl import flags
 
 from t5core import cli
 from t5core.commands import shared_flags
+from t5core.dataclass_flags import OnlyWith, OnlyWithout, declare_only_with
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -53,6 +54,13 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_bool("variables", False, "Print every variable's shape.", **fv)
     flags.DEFINE_integer("bucket_span", None, "Relative positions tabulated: [-span, span] "
                          "(default 1.25 max_distance).", **fv)
+    # Without a text to run only the shapes are inspected; the PNGs are written to --output_dir.
+    text = OnlyWith(("input", "input_ids"))
+    declare_only_with(flag_values, {
+        "top_k": text, "pack": text, "seed": (text, OnlyWithout("checkpoint")),
+        "max_new_tokens": (text, OnlyWithout(("target", "target_ids"))),
+        "no_png": OnlyWith("output_dir", refuse=False), "png_layers": (OnlyWith("output_dir"),
+                                                         OnlyWithout("no_png"))})
     cli.mark_outputs(flag_values, folders=("output_dir", "tensorboard"))
 
 

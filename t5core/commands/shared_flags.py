@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import functools
+import sys
 
 from absl import flags
 
 from t5core import cli
+from t5core.dataclass_flags import OnlyWith, declare_only_with
 from t5core.errors import FlagError, T5CoreError
 
 # t5core.quantization.MODES, spelled here so that defining flags does not import Keras.
 QUANTIZE_MODES = ("int8",)
+
+# Where the decoding flags act: each --method reads only its own.
+BEAM_ONLY = OnlyWith("method", ("beam",))
+SAMPLE_ONLY = OnlyWith("method", ("sample",))
 
 
 def define_allow_nonfinite(flag_values: flags.FlagValues) -> None:
@@ -79,6 +85,8 @@ def define_search_flags(flag_values: flags.FlagValues, methods=None) -> None:
                       "(T5X / Mesh-TF: every EOS among the 2K candidates; live beams only where "
                       "none finished) or hf (HF / fairseq: EOS among the K best; live beams "
                       "compete at the last step).", flag_values=flag_values)
+    declare_only_with(flag_values, dict.fromkeys(("num_beams", "alpha", "beam_semantics"),
+                                                 BEAM_ONLY))
 
 
 def define_decoding_flags(flag_values: flags.FlagValues) -> None:
@@ -92,6 +100,20 @@ def define_decoding_flags(flag_values: flags.FlagValues) -> None:
                          flag_values=flag_values)
     flags.DEFINE_float("top_p", 1.0, "--method=sample: only the most likely tokens holding this "
                        "probability (1: all).", flag_values=flag_values)
+    declare_only_with(flag_values, dict.fromkeys(("temperature", "top_k", "top_p"), SAMPLE_ONLY))
+
+
+# What a classifier-head model (or rank classification) does not read: it decodes nothing.
+DECODING_FLAGS = ("max_new_tokens", "method", "num_beams", "alpha", "beam_semantics",
+                  "temperature", "top_k", "top_p", "seed", "jit_compile")
+
+
+def note_unread(args: flags.FlagValues, names, why: str) -> None:
+    """One `note:` line on stderr naming those of the flags `names` given on the command line,
+    which `why` (what was found once the model or data was read) leaves without effect."""
+    given = [f"--{name}" for name in names if name in args and args[name].present]
+    if given:
+        print(f"note: {', '.join(given)}: no effect, {why}", file=sys.stderr)
 
 
 def search_options(args: flags.FlagValues) -> dict:
@@ -116,6 +138,8 @@ def define_few_shot_flags(flag_values: flags.FlagValues) -> None:
                         "the run's --train_file, from its run.json).", flag_values=flag_values)
     flags.DEFINE_integer("shots_seed", 0, "Seed of the shots' draw (the same seed, the same "
                          "prompts).", flag_values=flag_values)
+    declare_only_with(flag_values, dict.fromkeys(("shots_file", "shots_seed"),
+                                                 OnlyWith("num_shots")))
 
 
 def few_shot_settings(args: flags.FlagValues, run) -> dict | None:

@@ -19,8 +19,8 @@ from typing import IO, Callable
 
 from t5core import file_writes
 from t5core import model_dir as run_files
-from t5core.dataclass_flags import (COUNT, NONNEGATIVE, POSITIVE, STEPS, field_problems,
-                                    option)
+from t5core.dataclass_flags import (COUNT, NONNEGATIVE, POSITIVE, STEPS, OnlyWith,
+                                    field_problems, option)
 from t5core.locking import DirectoryLock
 import t5core.sweep.results as results
 import t5core.sweep.study as study
@@ -57,7 +57,7 @@ class SweepConfig:
     objective_reduce: str = option("best", "A trial's value: its best evaluation (the one its "
                                    "best/ checkpoint holds) or its last.", ("best", "last"))
     startup_trials: int = option(5, "bayesian: random trials before the model proposes.",
-                                 bound=STEPS)
+                                 bound=STEPS, only_with=OnlyWith("method", ("bayesian",)))
     parallel: int = option(1, "Trials run at once (a GPU each, or a share of the CPU cores).",
                            bound=COUNT)
     gpus: list | None = _not_a_flag(default=None)  # None: auto-detect
@@ -65,8 +65,9 @@ class SweepConfig:
                                    "than the completed trials' median at the same step "
                                    "(Optuna's MedianPruner; needs --eval_every).")
     median_min_trials: int = option(3, "Completed trials before the median rule acts.",
-                                    bound=COUNT)
-    median_grace_evals: int = option(1, "Evaluations a trial gets before it can be stopped.")
+                                    bound=COUNT, only_with=OnlyWith("median_stopping"))
+    median_grace_evals: int = option(1, "Evaluations a trial gets before it can be stopped.",
+                                     only_with=OnlyWith("median_stopping"))
     trial_timeout: float = option(0.0, "Fail a trial running longer than this (seconds; 0: no "
                                   "limit).", bound=NONNEGATIVE)
     retry_failed: bool = option(False, "On resume, run failed trials again.")

@@ -24,7 +24,7 @@ from t5core.data.templates import TEMPLATES
 from t5core.data.templates.reference import help_text as template_help
 from t5core.data.trainer_inputs import make_trainer_inputs
 from t5core.dataclass_flags import (AUTO_BOOL, COUNT, FRACTION, NONNEGATIVE, STEPS, Bound,
-                                     auto_bool, field_problems, option)
+                                     OnlyWith, OnlyWithout, auto_bool, field_problems, option)
 from t5core.errors import ConfigError, DataError, FlagError
 from t5core.metrics.scripts import BLEU_TOKENIZERS, ROUGE_MODES
 from t5core.model import T5Model
@@ -46,6 +46,18 @@ EMBEDDED_MODEL = dict(vocab_size=384, d_model=128, d_kv=32, num_heads=4, d_ff=38
 # default stops: going on replays the saved position's rows of a file that no longer holds them,
 # and restarting the epoch repeats data; either is the user's call, not a silent one.
 DATA_CHANGED_POLICIES = ("error", "continue", "restart_epoch")
+# The recorded options that decide the stream of training rows the saved data position points
+# into: changing one on a resume is a change of the data, as a changed file is.
+TRAINING_DATA_OPTIONS = ("task", "template", "template_args", "instruction", "inputs_field",
+                         "targets_field", "inputs_length", "targets_length")
+
+# Where the options of one data source, PEFT method or cluster act: without it they are not read.
+_DATA_SOURCE = OnlyWith(("task", "mixture", "train_file"))  # the embedded tasks read none
+_FILE = OnlyWith("train_file")
+_TEMPLATE = OnlyWith("template")
+_UNTEMPLATED = OnlyWithout("template")  # a template renders the rows itself
+_LORA = OnlyWith("peft", ("lora",))
+_PROMPT = OnlyWith("peft", ("prompt",))
 
 
 @dataclasses.dataclass
@@ -67,9 +79,10 @@ class RunOptions:
     task: str = option("", "Registered task name (see t5core.data).")
     mixture: str = option("", "Registered mixture name.")
     train_file: str = option("", "Local TSV/JSONL training file.")
-    eval_file: str = option("", "Local TSV/JSONL evaluation file.")
-    data_dir: str = option("", "TFDS data_dir or the folder of a file-based task.")
-    pack: bool = option(False, "Pack several examples into each row.")
+    eval_file: str = option("", "Local TSV/JSONL evaluation file.", only_with=_FILE)
+    data_dir: str = option("", "TFDS data_dir or the folder of a file-based task.",
+                           only_with=OnlyWith(("task", "mixture")))
+    pack: bool = option(False, "Pack several examples into each row.", only_with=_DATA_SOURCE)
     strategy: str = option("auto", "tf.distribute strategy.", choices=STRATEGIES)
     tpu: str = option("", "TPU name or grpc:// address.")
     cluster_resolver: str = option(
@@ -79,46 +92,63 @@ class RunOptions:
         choices=CLUSTER_RESOLVERS)
     slurm_port_base: int = option(8888, "--cluster_resolver=slurm: the port of each node's "
                                   "first task; its next tasks take the next ports.",
-                                  bound=Bound(1, high=65535, whole=True))
-    num_cpu_devices: int = option(1, "Split the CPU into N logical devices.", bound=COUNT)
+                                  bound=Bound(1, high=65535, whole=True),
+                                  only_with=OnlyWith("cluster_resolver", ("slurm",)))
+    # One device, a TPU or a multi-worker cluster never spreads over the CPU's split.
+    num_cpu_devices: int = option(1, "Split the CPU into N logical devices.", bound=COUNT,
+                                  only_with=OnlyWith("strategy", ("auto", "mirrored")))
     # Resolved into train.jit_compile (a bool) by run(), on the devices found.
     jit_compile: str = option("auto", "XLA-compile the step; auto: on GPU/TPU yes, on CPU no (the "
                               "plain graph is faster there).", choices=AUTO_BOOL)
     dropout_rate: float | None = option(None, "Override the model's dropout rate.", bound=FRACTION)
     eval_examples: int = option(400, "Examples decoded for metrics.", bound=STEPS)
-    inputs_field: str = option("inputs", "--train_file column/key of the inputs text.")
-    targets_field: str = option("targets", "--train_file column/key of the targets text.")
-    metrics: str = option("", "--train_file: comma-separated metrics (accuracy, bleu, ...).")
+    inputs_field: str = option("inputs", "--train_file column/key of the inputs text.",
+                               only_with=(_FILE, _UNTEMPLATED))
+    targets_field: str = option("targets", "--train_file column/key of the targets text.",
+                                only_with=(_FILE, _UNTEMPLATED))
+    metrics: str = option("", "--train_file: comma-separated metrics (accuracy, bleu, ...).",
+                          only_with=_FILE)
     bleu_tokenize: str = option("auto", "BLEU's sacreBLEU tokenizer; auto: zh where the "
                                 "references hold Chinese, char for Thai/Japanese, else 13a.",
-                                choices=("auto", *BLEU_TOKENIZERS))
+                                choices=("auto", *BLEU_TOKENIZERS), only_with=_DATA_SOURCE)
     rouge_tokenize: str = option("auto", "ROUGE's tokens; auto: characters for Chinese and other "
                                  "unspaced scripts (English words stay words), else words.",
-                                 choices=("auto", *ROUGE_MODES))
+                                 choices=("auto", *ROUGE_MODES), only_with=_DATA_SOURCE)
     peft: str = option("none", "Parameter-efficient training method.", choices=PEFT_METHODS)
-    peft_top_n: int = option(1, "--peft=top_n: train only the top N decoder blocks.", bound=COUNT)
-    prompt_length: int = option(20, "--peft=prompt: soft-prompt vectors.", bound=COUNT)
-    prompt_init: str = option("vocab", "--peft=prompt: initialisation.", choices=PROMPT_INITS)
-    lora_rank: int = option(8, "--peft=lora: rank r.", bound=COUNT)
-    lora_alpha: float = option(0.0, "--peft=lora: alpha (0: alpha = rank).", bound=NONNEGATIVE)
-    lora_targets: str = option("q,v", "--peft=lora: projections (q,k,v,o,wi,wo or globs).")
+    peft_top_n: int = option(1, "--peft=top_n: train only the top N decoder blocks.", bound=COUNT,
+                             only_with=OnlyWith("peft", ("top_n",)))
+    prompt_length: int = option(20, "--peft=prompt: soft-prompt vectors.", bound=COUNT,
+                                only_with=_PROMPT)
+    prompt_init: str = option("vocab", "--peft=prompt: initialisation.", choices=PROMPT_INITS,
+                              only_with=_PROMPT)
+    lora_rank: int = option(8, "--peft=lora: rank r.", bound=COUNT, only_with=_LORA)
+    lora_alpha: float = option(0.0, "--peft=lora: alpha (0: alpha = rank).", bound=NONNEGATIVE,
+                               only_with=_LORA)
+    lora_targets: str = option("q,v", "--peft=lora: projections (q,k,v,o,wi,wo or globs).",
+                               only_with=_LORA)
     head: str = option("seq2seq", "Text-to-text, or the encoder with a pooled linear classifier.",
                        choices=model_dir.HEADS)
     labels: str = option("", "--head=classifier: label words in class-id order.")
-    pooling: str = option("mean", "--head=classifier: pooling.", choices=POOLINGS)
+    pooling: str = option("mean", "--head=classifier: pooling.", choices=POOLINGS,
+                          only_with=OnlyWith("head", ("classifier",)))
     rank_classification: bool = option(False, "Evaluate by scoring each of --labels and picking "
-                                       "the most likely (never an invalid label).")
+                                       "the most likely (never an invalid label).",
+                                       only_with=OnlyWith("head", ("seq2seq",)))
     template: str = option("", "Render --train_file rows with a prompt template "
                            "(t5core.data.templates). " + template_help(),
-                           choices=("", *TEMPLATES))
+                           choices=("", *TEMPLATES), only_with=_FILE)
     template_args: str = option("", "JSON keyword arguments of the template, e.g. "
-                                "'{\"label_words\": [\"negative\", \"positive\"]}'.")
-    instruction: bool = option(False, "Phrase the template's inputs as Flan-style instructions.")
+                                "'{\"label_words\": [\"negative\", \"positive\"]}'.",
+                                only_with=_TEMPLATE)
+    instruction: bool = option(False, "Phrase the template's inputs as Flan-style instructions.",
+                               only_with=_TEMPLATE)
     overlong: str = option("cut", "Rows longer than --inputs_length/--targets_length: cut them "
                            "(keeping the EOS; how many is reported) or stop with an error.",
-                           choices=OVERLONG_POLICIES)
-    data_changed: str = option("error", "A resume whose --train_file/--eval_file changed since "
-                               "the checkpoint: stop and say so (error), go on from the saved "
+                           choices=OVERLONG_POLICIES, only_with=_DATA_SOURCE)
+    data_changed: str = option("error", "A resume whose --train_file/--eval_file, or an option "
+                               "shaping the training rows (--task, --template, its arguments, "
+                               "the fields, the lengths), changed since the checkpoint: stop "
+                               "and say so (error), go on from the saved "
                                "data position (continue), or start the data from its beginning "
                                "(restart_epoch).", choices=DATA_CHANGED_POLICIES)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # the main job's
@@ -138,10 +168,6 @@ class RunOptions:
         if len(sources) > 1:
             problems.append(f"give only one of --task, --mixture, --train_file (got "
                             f"{', '.join('--' + s for s in sources)})")
-        if self.template and not self.train_file:
-            problems.append("--template needs --train_file")
-        if self.template_args and not self.template:
-            problems.append("--template_args needs --template")
         # The template's arguments and each file's type, before any data or model is touched (an
         # unknown template is the choice check's to name).
         problems += option_problems(
@@ -149,8 +175,6 @@ class RunOptions:
             template_args=self.template_args, instruction=self.instruction,
             files=[(f"--{name}", getattr(self, name)) for name in ("train_file", "eval_file")],
             metrics=self.metrics)
-        if self.eval_file and not self.train_file:
-            problems.append("--eval_file needs --train_file")
         problems += field_problems(self)
         if self.tpu and self.strategy not in ("auto", "tpu"):
             problems.append(f"--tpu contradicts --strategy={self.strategy}")
@@ -193,6 +217,19 @@ class RunOptions:
                  ("--optimizer=adafactor", self.train.optimizer == "adafactor"),
                  ("--peft=none", self.peft == "none"), ("--head=seq2seq", self.head == "seq2seq")]
         return [f"--init_optimizer_state needs {flag}" for flag, ok in needs if not ok]
+
+
+# The training options that act on evaluations only: the best checkpoint and early stopping.
+EVALUATION_OPTIONS = ("early_stopping_patience", "best_metric", "best_metric_mode")
+
+
+def unevaluated_problems(config: TrainConfig) -> list[str]:
+    """One line per evaluation option set (other than its default) in a run that evaluates
+    nothing: no --eval_file, a task without a validation split, or --eval_examples=0."""
+    defaults = TrainConfig()
+    return [f"--{name}={getattr(config, name)!r} has no effect: this run evaluates nothing (give "
+            "--eval_file, a --task with a validation split, or --eval_examples > 0)"
+            for name in EVALUATION_OPTIONS if getattr(config, name) != getattr(defaults, name)]
 
 
 def resolve_jit_compile(flag: str) -> bool:
@@ -250,16 +287,21 @@ def make_tokenizer(options: RunOptions):
 
 
 def check_data_changed(options: RunOptions, run, log=print) -> bool:
-    """Whether a resume must restart the data (the files differ from run.json's fingerprints and
-    --data_changed=restart_epoch); DataError with --data_changed=error. Nothing recorded: False.
+    """Whether a resume must restart the data: the files differ from run.json's fingerprints, or
+    the options that shape the training rows (TRAINING_DATA_OPTIONS) from those it recorded, and
+    --data_changed=restart_epoch; DataError with --data_changed=error. A new run: False; a
+    model_dir without fingerprints compares only the options.
     """
     model_dir_path = options.train.model_dir
     if not (tf.io.gfile.exists(model_dir_path) and file_reads.latest_checkpoint(model_dir_path)):
         return False
     saved = model_dir.read_run(model_dir_path)
-    if saved is None or not saved.data_files:
+    if saved is None:
         return False
-    changed, touched = changes(saved.data_files, run.data_files)
+    changed, touched = changes(saved.data_files, run.data_files) if saved.data_files else ([], [])
+    changed += [f"--{name}: {saved.data[name]!r} then, {run.data[name]!r} now"
+                for name in TRAINING_DATA_OPTIONS
+                if name in saved.data and saved.data[name] != run.data[name]]
     if touched:
         log(f"Note: {', '.join(touched)}: modified since the checkpoint, but of the same size "
             "and with the same first and last MiB; taken as unchanged")
@@ -372,6 +414,8 @@ def run(options: RunOptions, log=print):
     overlong = DropCounter()
     train_data, eval_data, evaluator = make_trainer_inputs(options, tokenizer,
                                                            config.decoder_start_token_id, overlong)
+    if eval_data is None and evaluator is None and unevaluated_problems(train_cfg):
+        raise FlagError("; ".join(unevaluated_problems(train_cfg)))
     lengths = {"inputs": train_cfg.inputs_length, "targets": train_cfg.targets_length}
     if options.overlong == "cut" and (options.task or options.mixture or options.train_file):
         log("--overlong=cut: rows longer than --inputs_length/--targets_length are cut to them "

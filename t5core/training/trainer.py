@@ -18,7 +18,7 @@ from t5core import file_writes
 from t5core import model_dir as md
 from t5core.checkpoints.model_state import ModelState
 from t5core.dataclass_flags import (COUNT, FRACTION, NONNEGATIVE, POSITIVE, STEPS, Bound,
-                                     field_problems, option)
+                                     OnlyWith, field_problems, option)
 from t5core.errors import FlagError, TrainingStoppedError
 from t5core.losses import parse_loss_normalization
 from t5core.optimizers import OPTIMIZER_NAMES, SCHEDULE_NAMES, make_optimizer, make_schedule
@@ -104,7 +104,7 @@ class TrainConfig:
     skip_nonfinite: bool = option(False, "Skip steps with a non-finite loss instead of stopping.")
     max_nonfinite_skips: int = option(10, "--skip_nonfinite: stop after this many consecutive "
                                       "skipped steps (the weights themselves are then broken).",
-                                      bound=COUNT)
+                                      bound=COUNT, only_with=OnlyWith("skip_nonfinite"))
     peak_flops: str = option("", "Device peak FLOP/s for the MFU estimate: a number (4.7e11), or "
                              "auto to measure this machine's matmul peak once and cache it (unset: "
                              "no MFU).")
