@@ -287,7 +287,7 @@ class T5Config:
         return dataclasses.asdict(self)
 
     def to_json(self, path: str) -> None:
-        file_writes.write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        file_writes.write_json(path, self.to_dict(), indent=2, sort_keys=True)
 
     def replace(self, **changes) -> "T5Config":
         return T5Config(**{**dataclasses.asdict(self), **changes})

@@ -64,7 +64,7 @@ def repair(path: str) -> str:
 
 def append(path: str, record: dict) -> None:
     """Appends one record and its newline in a single write."""
-    _append_bytes(path, (json.dumps(record) + "\n").encode("utf-8"))
+    _append_bytes(path, (file_writes.json_text(record) + "\n").encode("utf-8"))
 
 
 def _append_bytes(path: str, data: bytes) -> None:
