@@ -20,9 +20,12 @@ import tensorflow as tf
 
 import t5core
 from t5core import file_writes
+from t5core.commands import evaluate
 from t5core.data.pairs import batched
 from t5core.sweep import evals
+from t5core.training.run import run
 from t5core.training.trainer import TrainConfig, Trainer
+from test_seams import QUIET, options
 
 PACKAGE = pathlib.Path(t5core.__file__).parent
 
@@ -138,3 +141,15 @@ def test_a_run_with_a_nan_metric_and_a_skipped_loss_writes_strict_json(tmp_path)
     assert any("eval/pearson" in r and r["eval/pearson"] is None for r in records)
     with pytest.raises(ValueError):  # (the parser above is strict)
         strict_loads('{"loss": NaN}')
+
+
+def test_an_evaluate_report_with_a_nan_metric_is_strict_json(tmp_path):
+    """pearson over constant (here unparsable) predictions is NaN: the report says null."""
+    run(options(tmp_path, "run", metrics="pearson"), **QUIET)
+    report = tmp_path / "report.json"
+    evaluate.main(["--checkpoint", str(tmp_path / "run"), "--eval_file",
+                   str(tmp_path / "train.jsonl"), "--max_examples", "2",
+                   "--report_file", str(report)])
+    assert strict_loads(report.read_text(encoding="utf-8"))["metrics"]["pearson"] is None
+    for path in (tmp_path / "run").glob("*.json"):  # run.json, config.json, results.json
+        strict_loads(path.read_text(encoding="utf-8"))
