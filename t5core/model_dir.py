@@ -149,8 +149,8 @@ def _run_field_problem(field: dataclasses.Field, value) -> str | None:
 
 
 def write_json(file_path: str, value) -> None:
-    """Writes `value` as JSON through a temporary file and a rename, so readers never see half a
-    file (local or gs://), and a link at `file_path` is refused (`file_writes`)."""
+    """Writes `value` as strict JSON through a temporary file and a rename, so readers never see
+    half a file (local or gs://), and a link at `file_path` is refused (`file_writes`)."""
     file_writes.write_json(file_path, value, indent=2)
 
 

@@ -42,11 +42,15 @@ IN_MEMORY = {
 
 
 def json_writes(source: str, filename: str) -> list[tuple[int, str]]:
-    """(line, enclosing function) of each json.dump/json.dumps call in `source`."""
+    """(line, enclosing function) of each json.dump/json.dumps call in `source` (and of each
+    `from json import dump(s)`, which would hide such calls from this scan)."""
     found = []
 
     def visit(node, function):
         for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ImportFrom) and child.module == "json" \
+                    and {a.name for a in child.names} & {"dump", "dumps"}:
+                found.append((child.lineno, function))
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 visit(child, child.name)
                 continue
@@ -72,8 +76,9 @@ def test_only_json_text_serialises_json_in_t5core():
 
 
 def test_the_scan_finds_a_json_dump_in_any_function():
-    source = "import json\ndef save(f, r):\n    json.dump(r, f)\nx = json.dumps(1)\n"
-    assert json_writes(source, "m.py") == [(3, "save"), (4, "<module>")]
+    source = ("import json\ndef save(f, r):\n    json.dump(r, f)\nx = json.dumps(1)\n"
+              "from json import dumps as text\n")
+    assert json_writes(source, "m.py") == [(3, "save"), (4, "<module>"), (5, "<module>")]
 
 
 def _refuse(constant):
@@ -88,8 +93,8 @@ def test_json_text_is_strict_json():
     value = {"nan": math.nan, "inf": -math.inf, "np": np.float32("nan"), "ok": np.float32(0.5),
              "int": np.int64(3), "array": np.array([[1.0, np.inf]]), "tuple": (1, np.bool_(True)),
              np.int64(7): "numpy key", "path": "run_\udcff", "zh": "中文"}
-    for options in ({}, {"ensure_ascii": False, "indent": 2}):
-        text = file_writes.json_text(value, **options)
+    for settings in ({}, {"ensure_ascii": False, "indent": 2}):
+        text = file_writes.json_text(value, **settings)
         text.encode("utf-8")  # no lone surrogate left
         assert strict_loads(text) == {
             "nan": None, "inf": None, "np": None, "ok": 0.5, "int": 3, "array": [[1.0, None]],

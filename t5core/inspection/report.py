@@ -39,7 +39,7 @@ def build_report(model_or_config, source: str, row: dict | None = None,
 
 
 def write_json(report: dict, path: str) -> str:
-    # json writes int dict keys as strings itself; numpy arrays and scalars become lists, numbers.
+    # int dict keys become strings; numpy arrays and scalars lists and numbers (json_text).
     file_writes.write_text(path, file_writes.json_text(report))
     return path
 
