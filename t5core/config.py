@@ -8,7 +8,6 @@ own relative position table; `model_type == "umt5"` says so.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import numbers
 import reprlib
@@ -281,7 +280,7 @@ class T5Config:
         return dataclasses.asdict(self)
 
     def to_json(self, path: str) -> None:
-        file_writes.write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        file_writes.write_json(path, self.to_dict(), indent=2, sort_keys=True)
 
     def replace(self, **changes) -> "T5Config":
         return T5Config(**{**dataclasses.asdict(self), **changes})

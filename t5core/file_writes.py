@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import fnmatch
+import json
+import math
 import os
 import shutil
 import uuid
@@ -122,6 +124,44 @@ def write_bytes(path: str, data: bytes) -> None:
 def write_text(path: str, text: str) -> None:
     """`write_bytes` of UTF-8 text."""
     write_bytes(path, text.encode("utf-8"))
+
+
+def json_text(value, **options) -> str:
+    """`value` as strict JSON text (RFC 8259): the one serialiser of every JSON file t5core
+    writes, so that jq, JSON.parse, Go and serde read what t5core writes.
+
+    RFC 8259 has no NaN or Infinity (Python's json writes them as bare words those readers
+    refuse): a non-finite float becomes null, and a reader that must tell it from a missing value
+    reads null as non-finite (train_log.jsonl's evaluations: t5core.sweep.evals). Numpy scalars
+    and arrays become numbers and lists; a string holding an undecodable byte (a file name or
+    argument that was not UTF-8) keeps it as the visible text \\udcXX rather than a lone surrogate
+    that is no character. `options`: json.dumps's (indent, sort_keys, separators, ensure_ascii).
+    """
+    return json.dumps(_strict(value), allow_nan=False, **options)
+
+
+def _strict(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {_strict(k) if isinstance(k, str) or hasattr(k, "tolist") else k: _strict(v)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return _strict(value.tolist())
+    return value
+
+
+def write_json(path: str, value, **options) -> None:
+    """Writes `value` to `path` atomically as strict JSON (`json_text`) and a final newline."""
+    write_text(path, json_text(value, **options) + "\n")
 
 
 def _open_no_link(path: str, flags: int) -> int:

@@ -69,7 +69,7 @@ class DirectoryLock:
         record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
                   "command": " ".join(sys.argv)}
         os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+        os.pwrite(fd, (file_writes.json_text(record) + "\n").encode(), 0)
         self._fd = fd
         return previous or None
 

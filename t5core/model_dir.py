@@ -149,10 +149,10 @@ def _run_field_problem(field: dataclasses.Field, value) -> str | None:
 
 
 def write_json(file_path: str, value) -> None:
-    """Writes `value` as JSON through a temporary file and a rename, so readers never see half a
-    file (local or gs://), and a link at `file_path` is refused (`file_writes`). Text stays as
-    written (UTF-8, not \\u escapes): a Chinese path or label reads as itself."""
-    file_writes.write_text(file_path, json.dumps(value, indent=2, ensure_ascii=False))
+    """Writes `value` as strict JSON through a temporary file and a rename, so readers never see
+    half a file (local or gs://), and a link at `file_path` is refused (`file_writes`). Text stays
+    as written (UTF-8, not \\u escapes): a Chinese path or label reads as itself."""
+    file_writes.write_json(file_path, value, indent=2, ensure_ascii=False)
 
 
 def recorded_path(location: str) -> str:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import os
 import re
 
@@ -93,12 +92,12 @@ def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None,
     if len(shards) > 1:
         index = {"metadata": {"total_size": total},
                  "weight_map": {t[0]: f for f, shard in zip(files, shards) for t in shard}}
-        file_writes.write_text(os.path.join(directory, "model.safetensors.index.json"),
-                               json.dumps(index, indent=2, sort_keys=True) + "\n")
+        file_writes.write_json(os.path.join(directory, "model.safetensors.index.json"), index,
+                               indent=2, sort_keys=True)
     config = model.config.to_dict()
     config["torch_dtype"] = out_dtype.name
-    file_writes.write_text(os.path.join(directory, model_dir.CONFIG),
-                           json.dumps(config, indent=2, sort_keys=True) + "\n")
+    file_writes.write_json(os.path.join(directory, model_dir.CONFIG), config, indent=2,
+                           sort_keys=True)
     if vocab:
         export_hf_tokenizer(directory, vocab)
     return files
@@ -159,8 +158,9 @@ def export_hf_tokenizer(directory, vocab, tokenizer=None) -> list[str]:
         else:
             config.update(tokenizer_class="T5Tokenizer", legacy=True)
     special_map = {**SPECIAL_TOKENS, "additional_special_tokens": sentinels}
-    files["tokenizer_config.json"] = json.dumps(config, indent=2, ensure_ascii=False) + "\n"
-    files["special_tokens_map.json"] = json.dumps(special_map, indent=2) + "\n"
+    files["tokenizer_config.json"] = file_writes.json_text(config, indent=2,
+                                                           ensure_ascii=False) + "\n"
+    files["special_tokens_map.json"] = file_writes.json_text(special_map, indent=2) + "\n"
     file_writes.make_dirs(directory)
     for name, content in files.items():
         write = file_writes.write_text if isinstance(content, str) else file_writes.write_bytes

@@ -209,7 +209,7 @@ def write_safetensors(path, tensors, metadata=None):
         offset += length
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob = file_writes.json_text(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)  # align the data section to 8 bytes, as the format's writers do
     with file_writes.atomic_writer(path) as f:
         f.write(len(blob).to_bytes(8, "little"))

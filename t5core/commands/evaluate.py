@@ -18,7 +18,6 @@ before each input, read through the same template, drawn with --shots_seed:
 Scores are percentages. --vocab defaults to the tokenizer beside the checkpoint.
 """
 
-import json
 import sys
 
 from absl import app, flags
@@ -116,7 +115,7 @@ def evaluate(args: flags.FlagValues) -> None:
             f.write("\n".join(p.replace("\n", "\\n") for p in predictions) + "\n")
     if args.report_file:
         with file_writes.open_user_file(args.report_file, inputs=[args.eval_file]) as f:
-            json.dump(report, f, indent=2, ensure_ascii=False)
+            f.write(file_writes.json_text(report, indent=2, ensure_ascii=False) + "\n")
     print(f"{args.checkpoint} on {test.description}: {len(predictions)} examples\n")
     print(reports.format_report(report))
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from t5core import file_writes
@@ -41,8 +39,8 @@ def build_report(model_or_config, source: str, row: dict | None = None,
 
 
 def write_json(report: dict, path: str) -> str:
-    # json writes int dict keys as strings itself; numpy arrays and scalars become lists, numbers.
-    file_writes.write_text(path, json.dumps(report, default=lambda value: value.tolist()))
+    # int dict keys become strings; numpy arrays and scalars lists and numbers (json_text).
+    file_writes.write_text(path, file_writes.json_text(report))
     return path
 
 

@@ -8,6 +8,7 @@ appends again from its checkpoint's step, so the last record of a step wins.
 from __future__ import annotations
 
 import json
+import math
 
 from t5core import model_dir
 from t5core.errors import ModelDirError
@@ -29,8 +30,11 @@ def read_evals(directory: str) -> dict[int, dict[str, float]] | None:
             if not isinstance(record, dict):
                 continue
             prefix = model_dir.EVAL_RECORD_PREFIX
-            metrics = {k.removeprefix(prefix): float(v) for k, v in record.items()
-                       if k.startswith(prefix) and isinstance(v, (int, float))}
+            # null is how strict JSON writes a non-finite value (file_writes.json_text): it stays
+            # NaN here, so the trial fails for its objective rather than for a missing one.
+            metrics = {k.removeprefix(prefix): math.nan if v is None else float(v)
+                       for k, v in record.items()
+                       if k.startswith(prefix) and (v is None or isinstance(v, (int, float)))}
             if metrics and is_int(record.get("step")):
                 evals[record["step"]] = metrics
     return evals

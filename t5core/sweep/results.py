@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import glob
 import io
-import json
 import os
 
 import tensorflow as tf
@@ -52,7 +51,7 @@ def write_tables(sweep_dir: str, trials, param_names, objective) -> None:
     file_writes.write_text(os.path.join(sweep_dir, RESULTS_CSV), buf.getvalue())
     keys = ("id", "status", "value", "params", "step", "metrics", "seconds", "attempts", "error",
             "pruned_at", "retry_of", "model_dir")
-    lines = [json.dumps({k: t.get(k) for k in keys}) for t in trials]
+    lines = [file_writes.json_text({k: t.get(k) for k in keys}) for t in trials]
     file_writes.write_text(os.path.join(sweep_dir, RESULTS_JSONL), "\n".join(lines) + "\n")
 
 
@@ -147,7 +146,7 @@ def publish_best(sweep_dir: str, trial: dict, objective: str, direction: str) ->
         file_writes.replace_link(os.path.join(sweep_dir, BEST_LINK), target)
     except OSError:  # no symlinks on this file system: best.json alone names the trial
         info["best_trial_link"] = None
-    file_writes.write_text(os.path.join(sweep_dir, BEST_INFO), json.dumps(info, indent=2) + "\n")
+    file_writes.write_json(os.path.join(sweep_dir, BEST_INFO), info, indent=2)
     return info
 
 

@@ -3,7 +3,6 @@ machine and cached."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -13,7 +12,7 @@ import tensorflow as tf
 
 from t5core import file_reads
 from t5core.errors import T5CoreError
-from t5core.file_writes import make_dirs, write_text
+from t5core.file_writes import make_dirs, write_json
 
 
 def training_flops(config, batch_size, inputs_length, targets_length) -> float:
@@ -108,5 +107,5 @@ def resolve_peak_flops(value, dtype, log=print) -> float | None:
     peak = measure_matmul_peak(dtype, seconds=0.5)
     log(f"Measured a matmul peak of {peak:.3g} FLOP/s; cached in {path} for later runs.")
     make_dirs(os.path.dirname(path))
-    write_text(path, json.dumps({**cache, key: peak}, indent=1, sort_keys=True) + "\n")
+    write_json(path, {**cache, key: peak}, indent=1, sort_keys=True)
     return peak

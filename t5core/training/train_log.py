@@ -63,4 +63,10 @@ def repair(path: str) -> str:
 def append(path: str, record: dict) -> None:
     """Appends one record and its newline in a single write (never through a link; a failed
     write leaves no part of the record behind: `file_writes.append_bytes`)."""
-    file_writes.append_bytes(path, (json.dumps(record) + "\n").encode("utf-8"))
+    _append_bytes(path, (file_writes.json_text(record) + "\n").encode("utf-8"))
+
+
+def _append_bytes(path: str, data: bytes) -> None:
+    # Never through a link (file_writes.open_append); one write of the whole record, flushed.
+    with file_writes.open_append(path, binary=True) as f:
+        f.write(data)
