@@ -45,6 +45,8 @@ class Task:
       metrics: metric names for evaluation (implemented in t5core.metrics), e.g. "accuracy".
       truncate: cut over-long examples to output_lengths (keeping EOS last); if False an
         over-long example is an error when rows are made.
+      template: the prompt template that rendered the examples, if any: every evaluation
+        scores with its `postprocess` and its label words (`t5core.evaluation.evaluators`).
     """
 
     name: str
@@ -54,6 +56,7 @@ class Task:
     metrics: Sequence[str] = ()
     truncate: bool = True
     description: str = ""
+    template: object = None
     counter: DropCounter = dataclasses.field(default_factory=DropCounter, repr=False)
 
     @property
