@@ -6,6 +6,7 @@ import json
 
 import keras
 import pytest
+import tensorflow as tf
 
 from t5core import T5Config
 from t5core.classifier import T5EncoderClassifier
@@ -97,3 +98,61 @@ def test_classifier_head_scores_over_its_declared_labels():
     predictions = reports.predict(model, tokenizer, test, {"inputs_length": 8})
     assert "c" not in predictions  # (seed 1) else every path counts "c" and proves little
     assert trainer(model)[0] == pytest.approx(reports.score(test, predictions)["metrics"])
+
+
+# -- the programs on one run directory ------------------------------------------------------------
+
+TINY_RUN = {"model_type": "t5", "vocab_size": 384, "d_model": 16, "d_kv": 4, "num_heads": 2,
+            "d_ff": 32, "num_layers": 1, "num_decoder_layers": 1, "dropout_rate": 0.0,
+            "feed_forward_proj": "gated-gelu", "tie_word_embeddings": False}
+# One of each kind of input; the run's inputs_length (16 bytes with EOS) cuts the longer ones.
+INPUTS = {"english": "say hello", "chinese": "今天天气很好", "sentinel": "a <extra_id_0> b",
+          "spaces": "  padded  ", "longer than inputs_length": "the quick brown fox jumps over"}
+
+
+def _program_outputs(tmp_path, capsys):
+    """{path name: [output text of each of INPUTS]} of one run directory, every program with
+    its length flags left out."""
+    from t5core.commands import evaluate, export, generate
+    from t5core.serving import load
+    from t5core.training.run import RunOptions, run
+    from t5core.training.trainer import TrainConfig
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(TINY_RUN))
+    texts = list(INPUTS.values())
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"inputs": t, "targets": "ok"}, ensure_ascii=False) + "\n"
+                            for t in texts))
+    run_dir = str(tmp_path / "run")
+    train = TrainConfig(model_dir=run_dir, train_steps=1, batch_size=2, inputs_length=16,
+                        targets_length=4, eval_every=0, eval_steps=1, save_every=1, log_every=1,
+                        progress_bar=False, peak_flops=1e11)
+    run(RunOptions(train_file=str(data), model=str(config), eval_examples=0,
+                   train=train), log=lambda *a: None)
+
+    outputs = {}
+    predictions = tmp_path / "evaluate.txt"
+    assert evaluate.main(["--checkpoint", run_dir, "--eval_file", str(data),
+                          "--predictions_file", str(predictions)]) is None
+    outputs["evaluate.py"] = predictions.read_text(encoding="utf-8").split("\n")[:-1]
+    capsys.readouterr()
+    args = ["--checkpoint", run_dir, "--truncate", "--jit_compile", "false"]
+    assert generate.main(args + [f"--input={t}" for t in texts]) is None
+    outputs["generate.py"] = capsys.readouterr().out.split("\n")[:-1]
+    assert export.main(["--checkpoint", run_dir, "--output_dir", str(tmp_path / "saved")]) is None
+    serve = load(str(tmp_path / "saved")).signatures["serving_default"]
+    served = serve(inputs=tf.constant(texts))
+    outputs["export.py (SavedModel)"] = [s.decode("utf-8") for s in served["outputs"].numpy()]
+    assert served["truncated"].numpy().tolist() == [
+        len(ByteTokenizer().encode(t, add_eos=True)) > 16 for t in texts] != [False] * len(texts)
+    return outputs
+
+
+def test_every_program_gives_one_run_directory_the_same_answers(tmp_path, capsys):
+    outputs = _program_outputs(tmp_path, capsys)
+    reference = outputs.pop("evaluate.py")
+    assert len(reference) == len(INPUTS) and any(reference)
+    for path, texts in outputs.items():
+        for kind, expected, got in zip(INPUTS, reference, texts):
+            assert got == expected, (path, kind)
