@@ -8,7 +8,7 @@ import keras
 import pytest
 import tensorflow as tf
 
-from t5core import T5Config
+from t5core import T5Config, T5Model
 from t5core.classifier import T5EncoderClassifier
 from t5core.data.option_tasks import task_from_options
 from t5core.evaluation import reports
@@ -155,4 +155,30 @@ def test_every_program_gives_one_run_directory_the_same_answers(tmp_path, capsys
     assert len(reference) == len(INPUTS) and any(reference)
     for path, texts in outputs.items():
         for kind, expected, got in zip(INPUTS, reference, texts):
+            assert got == expected, (path, kind)
+
+
+# -- sampling: a text's draw depends on the seed and its place among the texts only ---------------
+
+def test_a_sampled_text_is_the_same_whatever_the_batching_and_path():
+    from t5core.decoding.text import generate_text
+    from t5core.serving import Server
+
+    keras.utils.set_random_seed(0)
+    model = T5Model(T5Config.from_dict(TINY_RUN))
+    tokenizer = ByteTokenizer()
+    texts = list(INPUTS.values()) + [INPUTS["english"]]  # the same text twice: two draws
+    settings = dict(max_new_tokens=6, method="sample", seed=3)
+    paths = {f"generate_text batch_size={n}": list(generate_text(
+        model, tokenizer, texts, batch_size=n, max_input_length=16, truncate=True,
+        jit_compile=False, **settings)) for n in (1, 2, len(texts))}
+    paths["generate_text under XLA"] = list(generate_text(
+        model, tokenizer, texts, batch_size=4, max_input_length=16, truncate=True,
+        jit_compile=True, **settings))
+    served = Server(model, tokenizer, max_input_length=16, **settings).serve(tf.constant(texts))
+    paths["SavedModel's serve"] = [s.decode("utf-8") for s in served["outputs"].numpy()]
+    reference = paths.pop(f"generate_text batch_size={len(texts)}")
+    assert reference[0] != reference[-1] or reference[1] != reference[2], "no draw differs"
+    for path, outputs in paths.items():
+        for kind, expected, got in zip(list(INPUTS) + ["english again"], reference, outputs):
             assert got == expected, (path, kind)

@@ -28,13 +28,14 @@ METHODS = {"greedy": "greedy", "beam": "beam", "beam_search": "beam", "sample": 
 METHOD_NAMES = tuple(dict.fromkeys(METHODS.values()))  # greedy, beam, sample: without aliases
 
 
-def decode_graph(model, encoder_input_tokens, decoder_prompt, seed, alpha, temperature, top_p, *,
-                 method, max_new_tokens, num_beams, top_k, use_top_p, eos_id,
+def decode_graph(model, encoder_input_tokens, decoder_prompt, seed, alpha, temperature, top_p,
+                 first_row=0, *, method, max_new_tokens, num_beams, top_k, use_top_p, eos_id,
                  beam_semantics="t5x"):
     """The whole search on tensors (no checks): (tokens int32 [B, max_new_tokens], scores [B]).
 
     Tensor arguments: encoder_input_tokens int32 [B, L]; decoder_prompt int32 [B, P] (P may be 0);
-    seed int64 [2]; alpha, temperature, top_p float32 scalars. Keyword arguments are static.
+    seed int64 [2]; alpha, temperature, top_p float32 scalars; first_row int64 scalar, the index
+    of row 0 among the rows sampled with this seed. Keyword arguments are static.
     """
     cache, token, step = start_decoding(model, encoder_input_tokens, decoder_prompt,
                                         max_new_tokens)
@@ -43,7 +44,7 @@ def decode_graph(model, encoder_input_tokens, decoder_prompt, seed, alpha, tempe
                                      eos_id, semantics=beam_semantics)
         return tokens[:, 0], scores[:, 0]
     if method == "sample":
-        choose = sampling_chooser(seed, temperature, top_k, top_p, use_top_p)
+        choose = sampling_chooser(seed, temperature, top_k, top_p, use_top_p, first_row)
     else:
         choose = greedy_chooser()
     return sample_loop(model, cache, token, step, max_new_tokens, choose, eos_id)
@@ -193,7 +194,8 @@ def _check_seed(seed, method):
 
 def generate(model, encoder_input_tokens, max_new_tokens, method="greedy", num_beams=4, alpha=0.6,
              temperature=1.0, top_k=0, top_p=1.0, seed=None, decoder_prompt=None, *,
-             jit_compile=None, max_input_length=None, eos_id=None, beam_semantics="t5x"):
+             jit_compile=None, max_input_length=None, eos_id=None, beam_semantics="t5x",
+             first_row=0):
     """Decodes new tokens for each row of `encoder_input_tokens`.
 
     Args:
@@ -208,7 +210,8 @@ def generate(model, encoder_input_tokens, max_new_tokens, method="greedy", num_b
         tokens (0: all), then the smallest nucleus of probability >= top_p (in (0, 1]).
         temperature 0 is greedy decoding, whatever top_k and top_p say (as in T5X).
       seed: int or pair of ints for "sample" (stateless: the same seed gives the same tokens);
-        None draws a fresh seed.
+        None draws a fresh seed. Each row draws from its own part of the seed's stream: row r's
+        part is that of row first_row + r.
       decoder_prompt: int [P] or [B, P]: tokens forced after the decoder start id, before the new
         tokens (not part of the result).
       jit_compile: True for an XLA-compiled loop, False for a plain tf.function graph, None for
@@ -218,6 +221,9 @@ def generate(model, encoder_input_tokens, max_new_tokens, method="greedy", num_b
       beam_semantics: which beams may finish and how they are scored: "t5x" (default; T5X's
         and Mesh-TF's rules) or "hf" (HF transformers' and fairseq's); see docs/architecture.md,
         Beam search.
+      first_row: the index of row 0 among all the rows sampled with this seed (>= 0):
+        `generate_text` passes the texts before the batch, so a text's sample does not depend
+        on the batch size.
 
     Returns:
       (tokens, scores): tokens int32 [B, max_new_tokens] with 0 after each row's EOS (the EOS
@@ -235,11 +241,13 @@ def generate(model, encoder_input_tokens, max_new_tokens, method="greedy", num_b
                              top_p, beam_semantics, tokens.shape[0], prompt.shape[1])
     seed = _check_seed(seed, static["method"])
     eos_id = config.eos_token_id if eos_id is None else check_int(eos_id, "eos_id", -1)
+    first_row = check_int(first_row, "first_row", 0)
     if jit_compile is None:
         jit_compile = default_jit_compile(tokens.shape[0] * static["num_beams"],
                                           is_quantized(model))
     run = compiled_decoder(model, bool(jit_compile))
     return run(tf.constant(tokens), tf.constant(prompt), tf.constant(seed),
                tf.constant(alpha, tf.float32), tf.constant(temperature, tf.float32),
-               tf.constant(top_p, tf.float32), prompt_length=prompt.shape[1], eos_id=eos_id,
+               tf.constant(top_p, tf.float32), tf.constant(first_row, tf.int64),
+               prompt_length=prompt.shape[1], eos_id=eos_id,
                **static)
