@@ -26,7 +26,8 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("output_dir", None, "New (or empty) SavedModel directory.",
                         flag_values=flag_values, required=True)
     flags.DEFINE_integer("max_input_length", 512, "Longer inputs are truncated (warning logged, "
-                         "'truncated' output True).", flag_values=flag_values)
+                         "'truncated' output True); left out: a run's inputs_length, else 512.",
+                         flag_values=flag_values)
     flags.DEFINE_bool("overwrite", False, "Write into a non-empty --output_dir: the previous "
                       "SavedModel's files there are removed first; other files are kept.",
                       flag_values=flag_values)
@@ -41,6 +42,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
 
 
 def export(args: flags.FlagValues):
+    shared_flags.take_run_lengths(args, model_dir.read_run(args.checkpoint))
     tokenizer = shared_flags.load_tokenizer(args)
     model = shared_flags.load_model(args)
     classifier = isinstance(model, T5EncoderClassifier)

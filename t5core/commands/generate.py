@@ -40,8 +40,8 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("output_file", "-", "Where outputs go, one per line ('-': stdout).",
                         flag_values=flag_values)
     flags.DEFINE_integer("batch_size", 32, "Inputs decoded at once.", flag_values=flag_values)
-    flags.DEFINE_integer("max_input_length", 512, "Longest input in tokens (see --truncate).",
-                         flag_values=flag_values)
+    flags.DEFINE_integer("max_input_length", 512, "Longest input in tokens (see --truncate); "
+                         "left out: a run's inputs_length, else 512.", flag_values=flag_values)
     flags.DEFINE_bool("truncate", False, "Truncate longer inputs (with a warning) instead of "
                       "stopping with an error.", flag_values=flag_values)
     shared_flags.define_decoding_flags(flag_values)
@@ -82,10 +82,11 @@ def read_inputs(args):
     return lines, f"{name} line"
 
 
-def few_shot_inputs(args, texts, tokenizer):
+def few_shot_inputs(args, texts, tokenizer, run=None):
     """With --num_shots: each text behind shots of --shots_file (default: the run's training
-    file), via the run's template or fields; says how many shots did not fit."""
-    run = model_dir.read_run(args.checkpoint)
+    file), via the run's template or fields; says how many shots did not fit. run: the
+    checkpoint's RunDescription (None: read here)."""
+    run = run or model_dir.read_run(args.checkpoint)
     shots = shared_flags.few_shot_settings(args, run)
     if shots is None:
         return texts
@@ -106,8 +107,10 @@ def generate(args: flags.FlagValues):
     if args.output_file != "-":
         file_writes.refuse_input_as_output(args.output_file, inputs)
 
+    run = model_dir.read_run(args.checkpoint)
+    shared_flags.take_run_lengths(args, run)
     tokenizer = shared_flags.load_tokenizer(args)
-    texts = few_shot_inputs(args, texts, tokenizer)
+    texts = few_shot_inputs(args, texts, tokenizer, run)
     model = shared_flags.load_model(args, dtype=args.dtype)
     common = dict(batch_size=args.batch_size, max_input_length=args.max_input_length,
                   truncate=args.truncate, source=source)

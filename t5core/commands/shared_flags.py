@@ -91,7 +91,8 @@ def define_search_flags(flag_values: flags.FlagValues, methods=None) -> None:
 
 def define_decoding_flags(flag_values: flags.FlagValues) -> None:
     """--max_new_tokens, the search flags, and --temperature, --top_k, --top_p of sampling."""
-    flags.DEFINE_integer("max_new_tokens", 64, "Tokens generated at most per input.",
+    flags.DEFINE_integer("max_new_tokens", 64, "Tokens generated at most per input; left out: "
+                         "a run's targets_length, else 64.",
                          flag_values=flag_values)
     define_search_flags(flag_values)
     flags.DEFINE_float("temperature", 1.0, "--method=sample: logits / temperature (0: greedy, "
@@ -126,6 +127,22 @@ def decoding_settings(args: flags.FlagValues) -> dict:
     """generate()'s keyword arguments from `define_decoding_flags`' flags."""
     return dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                 top_k=args.top_k, top_p=args.top_p, **search_options(args))
+
+
+# The run.json data option each length flag of generate and export defaults to.
+RUN_LENGTHS = {"max_input_length": "inputs_length", "max_new_tokens": "targets_length"}
+
+
+def take_run_lengths(args: flags.FlagValues, run) -> None:
+    """--max_input_length and --max_new_tokens, where the command line leaves them out, become
+    the run's inputs_length and targets_length (`run`: a RunDescription or None): the lengths
+    the run trained with, which its in-run evaluation and evaluate.py decode with, so that one
+    input gets one answer from every program."""
+    if run is None:
+        return
+    for flag, option in RUN_LENGTHS.items():
+        if flag in args and not args[flag].present and run.data.get(option):
+            setattr(args, flag, int(run.data[option]))
 
 
 def define_few_shot_flags(flag_values: flags.FlagValues) -> None:

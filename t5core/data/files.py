@@ -85,4 +85,4 @@ def templated_task(train_file, eval_file, template, lengths, metrics=()):
     kind = getattr(template, "task_type", "")
     return Task(name=f"template:{kind}", source=ListSource(examples),
                 preprocessors=list(TOKENIZE), output_lengths=lengths,
-                metrics=list(metrics) or DEFAULT_METRICS.get(kind, []))
+                metrics=list(metrics) or DEFAULT_METRICS.get(kind, []), template=template)

@@ -44,6 +44,8 @@ class Task:
       output_lengths: default {"inputs": L, "targets": T}.
       metrics: metric names (t5core.metrics), e.g. "accuracy".
       truncate: cut over-long examples (EOS last); False: one is an error.
+      template: the prompt template that rendered the examples, if any: every evaluation scores
+        with its `postprocess` and label words (`t5core.evaluation.evaluators`).
     """
 
     name: str
@@ -53,6 +55,7 @@ class Task:
     metrics: Sequence[str] = ()
     truncate: bool = True
     description: str = ""
+    template: object = None
     counter: DropCounter = dataclasses.field(default_factory=DropCounter, repr=False)
 
     @property

@@ -57,6 +57,7 @@ def make_trainer_inputs(options, tokenizer, decoder_start_token_id: int = 0, cou
             task, split, tokenizer, c.inputs_length, c.targets_length, data_dir,
             options.eval_examples, batch_size=64,
             labels=options.label_list if options.rank_classification else [],
+            score_labels=options.label_list,
             metric_options={"bleu_tokenize": options.bleu_tokenize,
                             "rouge_tokenize": options.rouge_tokenize})
     return train, eval_data, evaluator

@@ -28,12 +28,13 @@ METHODS = {"greedy": "greedy", "beam": "beam", "beam_search": "beam", "sample": 
 METHOD_NAMES = tuple(dict.fromkeys(METHODS.values()))  # greedy, beam, sample: without aliases
 
 
-def decode_graph(model, encoder_input_tokens, decoder_prompt, seed, alpha, temperature, top_p, *,
-                 method, max_new_tokens, num_beams, top_k, use_top_p, eos_id,
+def decode_graph(model, encoder_input_tokens, decoder_prompt, seed, alpha, temperature, top_p,
+                 first_row=0, *, method, max_new_tokens, num_beams, top_k, use_top_p, eos_id,
                  beam_semantics="t5x"):
     """The whole search, unchecked: (tokens int32 [B, max_new_tokens], scores [B]). Tensors:
     encoder_input_tokens int32 [B, L], decoder_prompt int32 [B, P], seed int64 [2], alpha,
-    temperature, top_p float32; keyword arguments are static."""
+    temperature, top_p float32, first_row int64 (row 0's index among the rows sampled with this
+    seed); keyword arguments are static."""
     cache, token, step = start_decoding(model, encoder_input_tokens, decoder_prompt,
                                         max_new_tokens)
     if method == "beam":
@@ -41,7 +42,7 @@ def decode_graph(model, encoder_input_tokens, decoder_prompt, seed, alpha, tempe
                                      eos_id, semantics=beam_semantics)
         return tokens[:, 0], scores[:, 0]
     if method == "sample":
-        choose = sampling_chooser(seed, temperature, top_k, top_p, use_top_p)
+        choose = sampling_chooser(seed, temperature, top_k, top_p, use_top_p, first_row)
     else:
         choose = greedy_chooser()
     return sample_loop(model, cache, token, step, max_new_tokens, choose, eos_id)
@@ -188,7 +189,8 @@ def _check_seed(seed, method):
 
 def generate(model, encoder_input_tokens, max_new_tokens, method="greedy", num_beams=4, alpha=0.6,
              temperature=1.0, top_k=0, top_p=1.0, seed=None, decoder_prompt=None, *,
-             jit_compile=None, max_input_length=None, eos_id=None, beam_semantics="t5x"):
+             jit_compile=None, max_input_length=None, eos_id=None, beam_semantics="t5x",
+             first_row=0):
     """Decodes new tokens for each row of `encoder_input_tokens`.
 
     Args:
@@ -202,7 +204,8 @@ def generate(model, encoder_input_tokens, max_new_tokens, method="greedy", num_b
       temperature, top_k, top_p: "sample": logits / temperature (> 0), then the top_k tokens
         (0: all), then the smallest nucleus of probability >= top_p (in (0, 1]). Temperature 0
         is greedy whatever top_k and top_p say (as T5X).
-      seed: int or pair for "sample" (stateless: same seed, same tokens); None: a fresh one.
+      seed: int or pair for "sample" (stateless: same seed, same tokens); None: a fresh one. Row
+        r draws from row first_row + r's part of the seed's stream.
       decoder_prompt: int [P] or [B, P] forced after the start id (not in the result).
       jit_compile: True: XLA; False: a plain tf.function; None:
         `t5core.xla.default_jit_compile(rows)`.
@@ -210,6 +213,8 @@ def generate(model, encoder_input_tokens, max_new_tokens, method="greedy", num_b
       eos_id: default model.config.eos_token_id; -1 never ends early.
       beam_semantics: which beams may finish and how they score: "t5x" (default; T5X's and
         Mesh-TF's) or "hf" (transformers' and fairseq's); see docs/architecture.md, Beam search.
+      first_row: row 0's index among all rows sampled with this seed (>= 0): `generate_text`
+        passes the texts before the batch, so a text's sample does not depend on batching.
 
     Returns:
       (tokens, scores): tokens int32 [B, max_new_tokens], 0 after each row's EOS (kept); scores
@@ -226,11 +231,13 @@ def generate(model, encoder_input_tokens, max_new_tokens, method="greedy", num_b
                              top_p, beam_semantics, tokens.shape[0], prompt.shape[1])
     seed = _check_seed(seed, static["method"])
     eos_id = config.eos_token_id if eos_id is None else check_int(eos_id, "eos_id", -1)
+    first_row = check_int(first_row, "first_row", 0)
     if jit_compile is None:
         jit_compile = default_jit_compile(tokens.shape[0] * static["num_beams"],
                                           is_quantized(model))
     run = compiled_decoder(model, bool(jit_compile))
     return run(tf.constant(tokens), tf.constant(prompt), tf.constant(seed),
                tf.constant(alpha, tf.float32), tf.constant(temperature, tf.float32),
-               tf.constant(top_p, tf.float32), prompt_length=prompt.shape[1], eos_id=eos_id,
+               tf.constant(top_p, tf.float32), tf.constant(first_row, tf.int64),
+               prompt_length=prompt.shape[1], eos_id=eos_id,
                **static)

@@ -41,23 +41,33 @@ def greedy_chooser():
     return lambda logits, step: first_argmax(logits)
 
 
-def stateless_uniform(seed, shape):
-    """Uniform float32 in [0, 1) from a stateless int64 [2] seed, the same in graph mode and
-    under XLA (docs/architecture.md, Decoding numerics)."""
-    bits = tf.bitcast(tf.reshape(tf.cast(seed, tf.int64), [2]), tf.uint64)
+def stateless_uniform(seed, shape, first_row=0):
+    """Uniform float32 [rows, width] in [0, 1) from a stateless int64 [2] seed, the same in graph
+    mode and under XLA (docs/architecture.md, Decoding numerics).
+
+    Row r is drawn from the Philox blocks of row `first_row + r` alone, so a row's numbers depend
+    on the seed and its index among all the rows decoded with that seed, never on how those rows
+    were cut into batches (`generate_text`'s batch_size, a served request's size).
+    """
+    rows, width = shape[0], shape[1]
+    blocks = (tf.cast(width, tf.int64) + 3) // 4  # Philox gives 4 uint32 per counter value
+    seed = tf.reshape(tf.cast(seed, tf.int64), [2])
+    start = seed[1] + tf.cast(first_row, tf.int64) * blocks
+    bits = tf.bitcast(tf.stack([seed[0], start]), tf.uint64)
     counter = tf.stack([bits[1], tf.constant(0, tf.uint64)])
-    raw = tf.raw_ops.StatelessRandomUniformFullIntV2(shape=shape, key=bits[:1], counter=counter,
-                                                     alg=1, dtype=tf.uint32)  # alg 1: Philox
+    raw = tf.raw_ops.StatelessRandomUniformFullIntV2(
+        shape=tf.stack([tf.cast(rows, tf.int64), blocks * 4]), key=bits[:1], counter=counter,
+        alg=1, dtype=tf.uint32)[:, :width]  # alg 1: Philox
     return tf.cast(tf.bitwise.right_shift(raw, 8), tf.float32) * (2.0 ** -24)
 
 
-def sampling_chooser(seed, temperature, top_k, top_p, use_top_p):
+def sampling_chooser(seed, temperature, top_k, top_p, use_top_p, first_row=0):
     """Draws from the filtered distribution by Gumbel-max (an exact categorical draw); step `i`
-    uses the stateless seed fold_in(seed, i)."""
+    uses the stateless seed fold_in(seed, i), row r the numbers of row first_row + r."""
     def choose(logits, step):
         filtered = filter_logits(logits, temperature, top_k, top_p, use_top_p)
         step_seed = tf.random.experimental.stateless_fold_in(seed, step, alg="philox")
-        uniform = stateless_uniform(step_seed, tf.shape(filtered))
+        uniform = stateless_uniform(step_seed, tf.shape(filtered), first_row)
         gumbel = -tf.math.log(-tf.math.log(uniform))  # u = 0 gives -inf: never chosen
         return tf.argmax(filtered + gumbel, axis=-1, output_type=tf.int32)
     return choose

@@ -104,7 +104,9 @@ def generate_text(model, tokenizer, texts: Iterable[str], *, batch_size: int = 3
         encoded = encode_inputs(tokenizer, pending, max_input_length, truncate, done, source)
         # A short last batch is padded to the next power of two rows (few shapes, little waste).
         rows = min(batch_size, 1 << (len(pending) - 1).bit_length())
-        tokens, _ = generate(model, pad_batch(encoded, rows), max_new_tokens, **generate_kwargs)
+        # first_row: a text's sample depends on the seed and its place in `texts` only.
+        tokens, _ = generate(model, pad_batch(encoded, rows), max_new_tokens, first_row=done,
+                             **generate_kwargs)
         return ["" if is_empty(ids) else tokenizer.decode(row)
                 for ids, row in zip(encoded, np.asarray(tokens))]
 

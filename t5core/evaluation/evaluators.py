@@ -16,14 +16,31 @@ from t5core.losses import token_losses
 from t5core.metrics import check_metric_packages, compute_metrics
 from t5core.model_inputs import shift_right
 
+# The metrics that take the declared label set (labels=).
+LABELLED_METRICS = {"f1_macro", "f1_micro", "f1_weighted", "per_class"}
+
+
+def score_texts(metric_names, targets, predictions, *, postprocess=None, labels=(),
+                metric_options=None) -> dict[str, float]:
+    """The metrics of predicted texts, by the one rule every evaluation follows (the trainer's
+    in-run evaluation, `evaluate_task`, scripts/evaluate.py): `postprocess` (a template's) applied
+    to predictions and targets alike, and the label metrics over the declared label set
+    `labels` when there is one, never its union with the predictions (a prediction outside it is
+    a miss for its true class, not a class of its own)."""
+    options = dict(metric_options or {})
+    if labels and set(metric_names) & LABELLED_METRICS:
+        options["labels"] = list(labels)
+    return compute_metrics(metric_names, targets, predictions, postprocess=postprocess, **options)
+
 
 class DecodeEvaluator:
     """Decodes `inputs` (token id lists; greedy unless generate_options say otherwise) and
-    scores the text against `targets`, in batches of one shape (one trace of the loop)."""
+    scores the text against `targets`, in batches of one shape (one trace of the loop), by
+    `score_texts` (postprocess and score_labels: its arguments)."""
 
     def __init__(self, inputs, targets, tokenizer, metric_names, inputs_length, max_new_tokens,
                  batch_size=64, postprocess=None, jit_compile=None,
-                 metric_options=None, progress=False, **generate_options):
+                 metric_options=None, progress=False, score_labels=(), **generate_options):
         if len(inputs) != len(targets):
             raise ValueError(f"{len(inputs)} inputs but {len(targets)} targets")
         # Before any decoding: a missing package would otherwise stop the run at its first score.
@@ -42,6 +59,7 @@ class DecodeEvaluator:
         self.postprocess = postprocess
         self.jit_compile = jit_compile
         self.metric_options = metric_options or {}
+        self.score_labels = list(score_labels)
         self.generate_options = generate_options  # method, num_beams, alpha, ...
         self.progress = progress  # a tqdm bar counting examples (evaluate.py: minutes on a CPU)
 
@@ -65,8 +83,9 @@ class DecodeEvaluator:
 
     def __call__(self, model, return_predictions=False):
         predictions = self.predict(model)
-        metrics = compute_metrics(self.metric_names, self.targets, predictions,
-                                  postprocess=self.postprocess, **self.metric_options)
+        metrics = score_texts(self.metric_names, self.targets, predictions,
+                              postprocess=self.postprocess, labels=self.score_labels,
+                              metric_options=self.metric_options)
         inputs_text = [self.tokenizer.decode(row) for row in self.inputs[:8]]
         samples = [f"{i!r} -> {p!r} (target {t!r})"
                    for i, p, t in zip(inputs_text, predictions, self.targets)]
@@ -121,13 +140,27 @@ def make_evaluator(inputs, targets, tokenizer, metric_names, inputs_length, max_
 
 def task_evaluator(task, split, tokenizer, inputs_length, targets_length, data_dir=None,
                    max_examples=0, labels=(), **options):
-    """`make_evaluator` over a task's split and metrics (packages checked before data is read)."""
+    """`make_evaluator` over a task's split and metrics and, for a templated task, its
+    template's postprocess and label words (as scripts/evaluate.py scores); packages checked
+    before data is read."""
     check_metric_packages(task.metrics, f"the metrics of {task.name}",
                           options.get("metric_options"))
     lengths = {"inputs": inputs_length, "targets": targets_length}
     inputs, targets = task_examples(task, split, tokenizer, lengths, data_dir, max_examples)
+    scoring = template_scoring(getattr(task, "template", None))  # a mixture has none
+    # A label set given (the run's --labels) wins over the template's words, as in evaluate.py.
+    options = {**scoring, **{k: v for k, v in options.items() if v or k not in scoring}}
     return make_evaluator(inputs, targets, tokenizer, list(task.metrics), inputs_length,
                           targets_length, labels, **options)
+
+
+def template_scoring(template) -> dict:
+    """The `DecodeEvaluator` options a prompt template (or None) sets: its postprocess and, for
+    a label template, its label words as the declared label set."""
+    if template is None:
+        return {}
+    return {"postprocess": template.postprocess,
+            "score_labels": list(getattr(template, "words", []))}
 
 
 def score_candidates(model, encoder_tokens, candidates, targets_length, batch_size=64):
@@ -152,6 +185,7 @@ class RankEvaluator(DecodeEvaluator):
     """Like DecodeEvaluator, but predicts the label word whose likelihood is highest."""
 
     def __init__(self, *args, labels, **kwargs):
+        kwargs["score_labels"] = kwargs.get("score_labels") or labels
         super().__init__(*args, **kwargs)
         self.labels = list(labels)
         self.label_tokens = [self.tokenizer.encode(label, add_eos=True) for label in labels]
@@ -172,6 +206,6 @@ class ClassifierEvaluator:
 
     def __call__(self, model):
         predictions = [self.labels[i] for i in np.asarray(model.predict(self.inputs))]
-        metrics = compute_metrics(self.metric_names, self.targets, predictions)
+        metrics = score_texts(self.metric_names, self.targets, predictions, labels=self.labels)
         samples = [f"-> {p!r} (target {t!r})" for p, t in zip(predictions[:8], self.targets)]
         return metrics, samples

@@ -14,9 +14,9 @@ from t5core.data.pairs import pad_rows
 from t5core.data.tasks import task_examples
 from t5core.data.templates import DEFAULT_METRICS
 from t5core.errors import FlagError
-from t5core.evaluation.evaluators import make_evaluator
+from t5core.evaluation.evaluators import make_evaluator, score_texts
 from t5core.evaluation.few_shot import few_shot_prompts
-from t5core.metrics import check_metric_packages, classification_report, compute_metrics, entity_f1
+from t5core.metrics import check_metric_packages, classification_report, entity_f1
 from t5core.metrics.entities import as_entities
 
 # The data options, by train.py's flag names, and their values when neither the user nor the run
@@ -27,7 +27,6 @@ DATA_DEFAULTS = {"task": "", "data_dir": "", "eval_file": "", "template": "", "t
                  "bleu_tokenize": "auto", "rouge_tokenize": "auto",
                  "rank_classification": False, "labels": ""}
 SOURCES = ("task", "eval_file")
-LABELLED_METRICS = {"f1_macro", "f1_micro", "f1_weighted", "per_class"}  # take labels=
 
 
 def data_options(given: dict, run=None) -> dict:
@@ -167,16 +166,13 @@ def predict(model, tokenizer, test: TestSet, options, batch_size=64, **generate_
 def score(test: TestSet, predictions) -> dict:
     """{"metrics", and when they apply "per_class" (+ "invalid_predictions") and
     "per_entity_type"}; every score a percentage, supports as counts."""
+    report = {"metrics": score_texts(test.metrics, test.targets, predictions,
+                                     postprocess=test.postprocess, labels=test.labels,
+                                     metric_options=test.metric_options)}
     targets = list(test.targets)
     if test.postprocess is not None:
         predictions = [test.postprocess(p) for p in predictions]
         targets = [test.postprocess(t) for t in targets]
-    # The declared label set, never the union with the predictions: a prediction outside it
-    # (empty, misspelt) is a miss for its true class, not a class of its own.
-    options = {"labels": test.labels} if test.labels and set(test.metrics) & LABELLED_METRICS \
-        else {}
-    report = {"metrics": compute_metrics(test.metrics, targets, predictions,
-                                         **test.metric_options, **options)}
     if test.labels:
         table, _ = classification_report(targets, predictions, labels=test.labels)
         report["per_class"] = {
