@@ -41,7 +41,7 @@ def main():
         y = tf.linalg.matmul(x8, w8, output_type=tf.int32)
         return tf.cast(y, tf.float32) / (x_scale * w_scale)
 
-    print(f"| rows | kernel | graph ms/call | XLA ms/call |")
+    print("| rows | kernel | graph ms/call | XLA ms/call |")
     print("|---|---|---|---|")
     for rows in args.rows:
         x = tf.constant(rng.normal(size=[rows, args.d_in]).astype(np.float32))

@@ -15,8 +15,6 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
-
 
 def _status_kib(field):
     with open("/proc/self/status") as f:

@@ -18,6 +18,7 @@ import tensorflow as tf
 from t5core.errors import CheckpointError, DataError, ModelDirError, UserFileNotFoundError
 
 MAX_DIMS = 64  # numpy's own limit on an array's dimensions
+_READ_CHUNK = 1 << 20
 
 # The budgets: the largest size t5core accepts from a file, whatever the file says. Each is far
 # above every public T5 (mT5-XXL: 13e9 parameters, a 250112-piece vocabulary).
@@ -127,16 +128,23 @@ def read_bytes(path, error=DataError, limit=None):
     """The bytes of the file `path` (`open_file`'s checks), refused with `error` past `limit`
     (BUDGETS["whole_file_bytes"] by default) before more than that is held."""
     limit = BUDGETS["whole_file_bytes"] if limit is None else limit
+    parts, held = [], 0
     try:
         with open_file(path, error) as f:
-            data = f.read(limit + 1)
+            # In chunks: read(n) allocates n bytes before reading, whatever the file holds.
+            while held <= limit:
+                part = f.read(min(_READ_CHUNK, limit + 1 - held))
+                if not part:
+                    break
+                parts.append(part)
+                held += len(part)
     except (OSError, tf.errors.OpError) as err:  # an I/O error, or a remote file system's
         raise error(f"{path}: cannot be read ({shown(getattr(err, 'message', str(err)))})") \
             from None
-    if len(data) > limit:
+    if held > limit:
         raise error(f"{path}: more than {limit:,} bytes; no file of its kind is that large "
                     "(see docs/security.md)")
-    return data
+    return b"".join(parts)
 
 
 # ----------------------------------------------------------------------------- JSON

@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import errno
-import json
 import os
 import socket
 import sys
 import time
 
-from t5core import file_writes
+from t5core import file_reads, file_writes
 from t5core.errors import T5CoreError
 
 try:
@@ -110,8 +109,8 @@ _RECORD_FIELDS = {"pid": int, "host": str, "started": (int, float), "command": s
 def _read_record(fd: int) -> dict:
     data = os.pread(fd, 65536, 0)
     try:
-        record = json.loads(data.decode("utf-8", errors="replace")) if data.strip() else {}
-    except (ValueError, RecursionError):
+        record = file_reads.parse_json(data, "lock record", ValueError) if data.strip() else {}
+    except ValueError:
         return {"command": "unreadable lock record"}
     if not isinstance(record, dict):
         return {"command": "unreadable lock record"} if record else {}

@@ -5,7 +5,6 @@ docs/architecture.md, "The model directory"."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import re
@@ -341,11 +340,8 @@ def saved_settings(checkpoint_path: str) -> dict | None:
         return None
     key = f"{TRAINING_SETTINGS}/.ATTRIBUTES/VARIABLE_VALUE"
     if reader.has_tensor(key):
-        raw = reader.get_tensor(key)
-        try:
-            value = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw))
-        except (ValueError, RecursionError):
-            value = None
+        value = file_reads.parse_json(reader.get_tensor(key), f"{checkpoint_path}: its "
+                                      f"{TRAINING_SETTINGS!r}", ModelDirError)
         if not isinstance(value, dict):
             raise ModelDirError(f"{checkpoint_path}: its {TRAINING_SETTINGS!r} is not a JSON "
                                 "object of training settings")
@@ -504,10 +500,14 @@ def open_run(model_dir: str, strategy, log=print) -> RunDirectory:
     """
     run_dir = RunDirectory(model_dir, strategy, log)
     run_dir.take_lock()
-    for stale in remove_orphaned_temp_dirs(run_dir.directory):
-        log(f"Removed {stale}, left by a checkpoint save that was killed")
-    if run_dir.chief:
-        repaired = train_log.repair(run_dir.train_log)
-        if repaired:
-            log(repaired)
+    try:
+        for stale in remove_orphaned_temp_dirs(run_dir.directory):
+            log(f"Removed {stale}, left by a checkpoint save that was killed")
+        if run_dir.chief:
+            repaired = train_log.repair(run_dir.train_log)
+            if repaired:
+                log(repaired)
+    except BaseException:
+        run_dir.lock.release()  # a refusal holds nothing (as in Trainer)
+        raise
     return run_dir

@@ -24,7 +24,6 @@ Every reference npz holds the same keys, so tests can treat them alike:
 """
 
 import argparse
-import json
 import os
 import shutil
 import sys

@@ -177,7 +177,7 @@ def test_jsonl_source(tmp_path):
     assert [(_text(r["inputs"]), _text(r["targets"]), _text(r["n"])) for r in rows] == [
         ("2+2?", "4", "3"), ("capital of France?", "Paris", "1")]
     _write(tmp_path / "bad.jsonl", json.dumps(lines[0]) + "\n{\"q\": \"x\", \n")
-    with pytest.raises(ValueError, match=r"bad\.jsonl:2: malformed JSON"):
+    with pytest.raises(ValueError, match=r"bad\.jsonl:2: not valid JSON"):
         JsonlSource({"train": str(tmp_path / "bad.jsonl")}, {"inputs": "q"}).get_dataset("train")
     _write(tmp_path / "missing.jsonl", json.dumps({"q": "x"}) + "\n")
     with pytest.raises(ValueError, match=r"missing\.jsonl:1: missing field 'a/text'"):

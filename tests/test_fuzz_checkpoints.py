@@ -39,7 +39,6 @@ import numpy as np
 import pytest
 from hostile_files import (
     ext_array,
-    pack_t5x,
     safetensors_bytes,
     torch_pickle,
     write_torch_zip,

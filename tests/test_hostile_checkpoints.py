@@ -267,13 +267,13 @@ def test_malformed_header_entries_are_named(tmp_path, entry, message):
 @pytest.mark.parametrize("header_text,message", [
     ("[1, 2]", r"not a JSON object"),
     ('{"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, '
-     '"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}', r"'w' twice"),
+     '"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}', r"'w'.*given more than once"),
     ('{"__metadata__": ["x"]}', r"__metadata__"),
     ('{"__metadata__": {"format": 3}}', r"__metadata__"),
-    ("[" * 50000 + "]" * 50000, r"unreadable|nested"),
-    (b"\xff\xfe{", r"unreadable"),
+    ("[" * 50000 + "]" * 50000, r"nested too deeply"),
+    (b"\xff\xfe{", r"not UTF-8"),
     ('{"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 1' + "0" * 5000 + "]}}",
-     r"unreadable|data_offsets"),
+     r"not valid JSON|data_offsets"),
     ("", r"header of 0 bytes"),
 ])
 def test_malformed_headers_are_named(tmp_path, header_text, message):

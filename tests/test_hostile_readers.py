@@ -19,6 +19,7 @@ import pathlib
 import shutil
 import threading
 import time
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -214,6 +215,19 @@ def test_a_whole_file_past_its_budget_is_refused_before_it_is_held(tmp_path, mon
     path.write_bytes(b" " * 101 + b"{}")
     with pytest.raises(T5CoreError, match=r"config\.json: more than 100 bytes"):
         T5Config.from_json(str(path))
+
+
+def test_reading_a_small_file_whole_holds_about_what_it_holds_not_the_budget(tmp_path):
+    # The budget is a ceiling, not a size to allocate: read(n) allocates n bytes up front.
+    path = tmp_path / "model.safetensors.index.json"
+    path.write_bytes(b'{"weight_map": {}}')
+    tracemalloc.start()
+    try:
+        assert file_reads.read_json(str(path)) == {"weight_map": {}}
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, f"{peak:,} bytes held to read an 18-byte file"
 
 
 def test_a_tf_checkpoint_declaring_more_than_its_data_holds_is_refused_before_reading(tmp_path):

@@ -24,7 +24,6 @@ from conftest import FIXTURES
 from t5core.checkpoints import load_pretrained, open_checkpoint, plan_mapping
 from t5core.checkpoints.optimizer_state import (
     OptimizerStateMismatchError,
-    continue_checkpoint_run,
     import_optimizer_state,
 )
 from t5core.errors import CheckpointError, FlagError

@@ -18,6 +18,7 @@ from t5core.classifier import T5EncoderClassifier
 from t5core.data.pairs import batched, pad_batches
 from t5core.errors import FlagError
 from t5core.losses import cross_entropy_loss
+from t5core.model_dir import ModelDirMismatchError
 from t5core.optimizers.schedules import fit_warmup, make_schedule
 from t5core.training.run import RunOptions
 from t5core.training.trainer import TrainConfig, Trainer
@@ -82,10 +83,12 @@ def test_a_five_step_run_with_the_default_schedule_trains(tmp_path):
 
 def test_resume_with_another_batch_size_fails_before_training_naming_both(tmp_path):
     trainer(tmp_path / "run", train_steps=3, save_every=3).train()
-    resumed = trainer(tmp_path / "run", train_steps=6, batch_size=16)
-    with pytest.raises(FlagError, match=r"--batch_size=16.*--batch_size=8"):
-        resumed.train()
-    assert resumed.step == 0  # nothing trained, nothing restored
+    # Refused while the trainer is built, before any step or restore...
+    with pytest.raises(ModelDirMismatchError, match=r"--batch_size=8, not --batch_size=16") \
+            as refused:
+        trainer(tmp_path / "run", train_steps=6, batch_size=16)
+    # ...and holding nothing, though its traceback (which reaches the half-built trainer) lives.
+    assert refused.traceback
     same = trainer(tmp_path / "run", train_steps=6)
     same.train()
     assert same.step == 6
@@ -206,6 +209,13 @@ def test_a_bad_flag_ends_with_one_line_and_status_2(flag, message, tmp_path):
     errors = _error_lines(result.stderr)
     assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
     assert not (tmp_path / "run").exists()  # refused before any work
+
+
+def test_vocab_byte_names_the_byte_tokenizer_not_a_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no file called "byte" here
+    RunOptions(vocab="byte", train=TrainConfig(model_dir=str(tmp_path / "run"))).check()
+    with pytest.raises(FlagError, match="--vocab=bytes does not exist"):
+        RunOptions(vocab="bytes", train=TrainConfig(model_dir=str(tmp_path / "run"))).check()
 
 
 def test_verbose_shows_the_traceback(tmp_path):

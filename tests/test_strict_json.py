@@ -41,21 +41,29 @@ IN_MEMORY = {
 }
 
 
-def json_writes(source: str, filename: str) -> list[tuple[int, str]]:
-    """(line, enclosing function) of each json.dump/json.dumps call in `source` (and of each
-    `from json import dump(s)`, which would hide such calls from this scan)."""
+# json.loads outside the one strict parser (file_reads.parse_json), as (module, function).
+IN_MEMORY_READS = {
+    ("file_reads.py", "parse_json"),  # the parser itself
+    ("sweep/runner.py", "identity"),  # reads back what json.dumps just wrote
+}
+
+
+def json_writes(source: str, filename: str, calls=("dump", "dumps")) -> list[tuple[int, str]]:
+    """(line, enclosing function) of each json.dump/json.dumps call (or other `calls`) in
+    `source` (and of each `from json import ...` of them, which would hide such calls from this
+    scan)."""
     found = []
 
     def visit(node, function):
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.ImportFrom) and child.module == "json" \
-                    and {a.name for a in child.names} & {"dump", "dumps"}:
+                    and {a.name for a in child.names} & set(calls):
                 found.append((child.lineno, function))
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 visit(child, child.name)
                 continue
             if isinstance(child, ast.Call) and isinstance(child.func, ast.Attribute) \
-                    and child.func.attr in ("dump", "dumps") \
+                    and child.func.attr in calls \
                     and isinstance(child.func.value, ast.Name) and child.func.value.id == "json":
                 found.append((child.lineno, function))
             visit(child, function)
@@ -73,6 +81,20 @@ def test_only_json_text_serialises_json_in_t5core():
                 outside.append(f"{module}:{line} (in {function})")
     assert not outside, ("json.dump(s) outside file_writes.json_text; write JSON files through "
                          "file_writes.json_text/write_json (strict JSON): " + ", ".join(outside))
+
+
+def test_only_parse_json_reads_json_in_t5core():
+    # Every JSON text t5core reads is another's file: one parser refuses the same faults
+    # (duplicate keys, NaN, too deep, too many digits) everywhere and names the source.
+    outside = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = path.relative_to(PACKAGE).as_posix()
+        for line, function in json_writes(path.read_text(encoding="utf-8"), str(path),
+                                          ("load", "loads")):
+            if (module, function) not in IN_MEMORY_READS:
+                outside.append(f"{module}:{line} (in {function})")
+    assert not outside, ("json.load(s) outside file_reads.parse_json; read JSON through "
+                         "file_reads.parse_json/read_json: " + ", ".join(outside))
 
 
 def test_the_scan_finds_a_json_dump_in_any_function():

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import ml_dtypes
@@ -22,7 +21,7 @@ from t5core.checkpoints.untrusted import (
     shown,
 )
 from t5core.errors import CheckpointError
-from t5core.file_reads import open_file
+from t5core.file_reads import open_file, parse_json
 
 _DTYPES = {
     "F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"),
@@ -61,16 +60,7 @@ def read_header(path):
     if not (2 <= n <= _MAX_HEADER and 8 + n <= size):
         raise CheckpointError(f"{path}: not a safetensors file or truncated (header of {n} "
                               f"bytes, file of {size} bytes)")
-    try:
-        header = json.loads(raw, object_pairs_hook=_refuse_duplicates)
-    except _DuplicateName as err:
-        raise CheckpointError(f"{path}: the header names tensor {shown(err.args[0])} "
-                              "twice") from None
-    except (UnicodeDecodeError, ValueError, RecursionError) as err:
-        # ValueError covers malformed JSON and integers of too many digits; RecursionError,
-        # nesting deeper than the JSON decoder allows.
-        raise CheckpointError(f"{path}: unreadable safetensors header ({type(err).__name__}: "
-                              f"{shown(str(err))})") from None
+    header = parse_json(raw, f"{path}: its safetensors header", CheckpointError)
     if not isinstance(header, dict):
         raise CheckpointError(f"{path}: unreadable safetensors header (not a JSON object)")
     metadata = header.pop("__metadata__", None)
@@ -108,19 +98,6 @@ def read_header(path):
     if problems:
         raise CheckpointError(f"{path}: damaged safetensors file: {listing(problems, sep='; ')}")
     return header, metadata, 8 + n
-
-
-class _DuplicateName(Exception):
-    pass
-
-
-def _refuse_duplicates(pairs):
-    names = set()
-    for name, _ in pairs:
-        if name in names:
-            raise _DuplicateName(name)
-        names.add(name)
-    return dict(pairs)
 
 
 def _entry_problem(info):

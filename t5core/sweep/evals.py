@@ -7,12 +7,11 @@ appends again from its checkpoint's step, so the last record of a step wins.
 
 from __future__ import annotations
 
-import json
 import math
 
 from t5core import model_dir
 from t5core.errors import ModelDirError
-from t5core.file_reads import is_int, open_file, present
+from t5core.file_reads import is_int, open_file, parse_json, present
 
 
 def read_evals(directory: str) -> dict[int, dict[str, float]] | None:
@@ -24,8 +23,8 @@ def read_evals(directory: str) -> dict[int, dict[str, float]] | None:
     with open_file(path, ModelDirError) as f:
         for line in f:
             try:
-                record = json.loads(line.decode("utf-8", errors="replace"))
-            except (ValueError, RecursionError):
+                record = parse_json(line, path, ValueError, nonfinite=True)
+            except ValueError:
                 continue  # the line being written right now, or a damaged one
             if not isinstance(record, dict):
                 continue

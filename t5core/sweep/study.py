@@ -10,7 +10,7 @@ import random
 
 from t5core import file_writes
 from t5core.errors import T5CoreError, UserFileNotFoundError
-from t5core.file_reads import open_file
+from t5core.file_reads import parse_json, read_bytes
 
 JOURNAL = "journal.log"
 TRIALS = "trials"  # sweep_dir/trials/<trial id>: each trial's model_dir
@@ -60,13 +60,12 @@ def check_journal(path: str, repair: bool) -> str | None:
     """Checks an untrusted journal: each line a JSON object. A torn last line is cut off when
     `repair` (the sweep's lock held), returning a note; any other bad line is a SweepStateError
     naming file and line."""
-    with open_file(path, SweepStateError) as f:
-        data = f.read()
+    data = read_bytes(path, SweepStateError)
     lines = data.split(b"\n")
     for number, line in enumerate(lines[:-1], 1):
         try:
-            record = json.loads(line)
-        except (ValueError, RecursionError):
+            record = parse_json(line, path, ValueError)
+        except ValueError:
             record = None
         if not isinstance(record, dict):
             raise SweepStateError(f"{path}, line {number}: not an Optuna journal record; the "

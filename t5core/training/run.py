@@ -73,8 +73,9 @@ class RunOptions:
         False, "With --init_checkpoint of a T5X or Mesh-TF run and --optimizer=adafactor: also "
         "take its Adafactor slots and step, so training continues that run (--train_steps counts "
         "its steps too). Not used when --model_dir holds a checkpoint to resume.")
-    vocab: str = option("", "SentencePiece model or tokenizer.json; empty: the tokenizer beside "
-                        "--init_checkpoint (or in the --model directory), else byte-level.")
+    vocab: str = option("", "SentencePiece model, tokenizer.json, or 'byte' (ByT5's bytes); "
+                        "empty: the tokenizer beside --init_checkpoint (or in the --model "
+                        "directory), else byte-level.")
     # No --task, --mixture or --train_file: the embedded tasks.
     task: str = option("", "Registered task name (see t5core.data).")
     mixture: str = option("", "Registered mixture name.")
@@ -192,7 +193,8 @@ class RunOptions:
                 problems.append(f"--{name} must name a column or key (got an empty string)")
         for path_flag in ("init_checkpoint", "vocab", "train_file", "eval_file", "data_dir"):
             path = getattr(self, path_flag)
-            if path and not path.startswith("gs://") and not tf.io.gfile.exists(path):
+            if path and not path.startswith("gs://") and not tf.io.gfile.exists(path) \
+                    and not (path_flag == "vocab" and path == "byte"):
                 problems.append(f"--{path_flag}={path} does not exist")
         if self.init_optimizer_state:
             problems += self._continue_run_problems()

@@ -3,14 +3,13 @@ a torn last line is expected and repaired (the rules: docs/architecture.md, "The
 
 from __future__ import annotations
 
-import json
-
 from t5core import file_reads, file_writes
 from t5core.errors import ModelDirError
 
 
 def _parse(line: bytes) -> dict:
-    record = json.loads(line.decode("utf-8"))
+    # nonfinite: logs written before strict JSON hold a bare NaN loss.
+    record = file_reads.parse_json(line, "line", ValueError, nonfinite=True)
     if not isinstance(record, dict):
         raise ValueError(f"a JSON {type(record).__name__}, not an object")
     return record
@@ -21,8 +20,7 @@ def read(path: str) -> list[dict]:
     write) is left out; any other non-object line is a ModelDirError naming file and line."""
     if not file_reads.present(path):
         return []
-    with file_reads.open_file(path, ModelDirError) as f:
-        data = f.read()
+    data = file_reads.read_bytes(path, ModelDirError)
     lines = data.split(b"\n")
     records = []
     for number, line in enumerate(lines, start=1):
@@ -30,7 +28,7 @@ def read(path: str) -> list[dict]:
             continue
         try:
             records.append(_parse(line))
-        except (ValueError, UnicodeDecodeError, RecursionError) as err:
+        except ValueError as err:
             if number == len(lines):  # no newline after it: the torn tail
                 continue
             raise ModelDirError(
@@ -44,15 +42,14 @@ def repair(path: str) -> str:
     complete last record keeps its place; a torn one is dropped."""
     if not file_reads.present(path):
         return ""
-    with file_reads.open_file(path, ModelDirError) as f:
-        data = f.read()
+    data = file_reads.read_bytes(path, ModelDirError)
     if not data or data.endswith(b"\n"):
         return ""
     start = data.rfind(b"\n") + 1
     tail = data[start:]
     try:
         _parse(tail)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+    except ValueError:
         file_writes.write_bytes(path, data[:start])
         return (f"{path}: dropped a torn last line ({len(tail)} bytes of a record that a killed "
                 "run did not finish writing)")
@@ -63,10 +60,4 @@ def repair(path: str) -> str:
 def append(path: str, record: dict) -> None:
     """Appends one record and its newline in a single write (never through a link; a failed
     write leaves no part of the record behind: `file_writes.append_bytes`)."""
-    _append_bytes(path, (file_writes.json_text(record) + "\n").encode("utf-8"))
-
-
-def _append_bytes(path: str, data: bytes) -> None:
-    # Never through a link (file_writes.open_append); one write of the whole record, flushed.
-    with file_writes.open_append(path, binary=True) as f:
-        f.write(data)
+    file_writes.append_bytes(path, (file_writes.json_text(record) + "\n").encode("utf-8"))

@@ -6,7 +6,6 @@ Library code with no flags: `scripts/train.py` turns flags into a TrainConfig an
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import sys
 import time
@@ -160,8 +159,8 @@ class Trainer:
     run: optional `t5core.model_dir.RunDescription`, written as run.json.
     restart_data: a resume restores all but the data position (--data_changed=restart_epoch).
 
-    The chief holds the model_dir's lock from construction to the end of `train()` (a second
-    trainer there is refused, naming the holder). SIGTERM or SIGINT saves the step in progress
+    The chief holds the model_dir's lock from construction to the end of `train()`, or until
+    construction fails (a second trainer there is refused, naming the holder). SIGTERM or SIGINT saves the step in progress
     and returns early, `stopped_by` naming the signal.
     """
 
@@ -174,6 +173,17 @@ class Trainer:
         config.check(strategy.num_replicas_in_sync)
         self.stopped_by = ""  # the signal that stopped train() early, if one did
         self.run_dir = md.open_run(config.model_dir, strategy, self.log)
+        try:
+            self._build(model_fn, train_data, eval_data, evaluator, run)
+        except BaseException:
+            # Refused while being built, the trainer holds nothing: a corrected one may open
+            # model_dir at once, in this process too.
+            self.run_dir.lock.release()
+            raise
+
+    def _build(self, model_fn, train_data, eval_data, evaluator, run) -> None:
+        """The model, optimizer, checkpoints (model_dir bound) and compiled steps."""
+        config, strategy = self.config, self.strategy
         # No seeding here: tf.random.set_seed resets TensorFlow's eager context, which destroys
         # resources that datasets built earlier hold (the in-graph SentencePiece tokenizer).
         # Callers seed once, before building their data (see run.run).
@@ -198,7 +208,7 @@ class Trainer:
         self.settings = self.resume_settings()
         # Recorded in each checkpoint, compared (never restored) on a resume.
         recorded = {**self.settings, "train_steps": config.train_steps}
-        settings = tf.Variable(json.dumps(recorded, sort_keys=True), trainable=False)
+        settings = tf.Variable(file_writes.json_text(recorded, sort_keys=True), trainable=False)
         self._saved = dict(
             model=ModelState(self.model), optimizer=self.optimizer, data=self.train_iterator,
             best=self.best, evals_without_improvement=self.evals_without_improvement,

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 
 from t5core.data.templates.fields import Template
 from t5core.data.templates.instructions import INSTRUCTIONS, Instruction
 from t5core.data.templates.task_types import (Classification, Dialogue, NamedEntities,
                                               QuestionAnswering, Summarization, Translation)
 from t5core.errors import FlagError, json_kind
+from t5core.file_reads import parse_json
 
 # --template's names: each template's task type.
 TEMPLATES = {cls.task_type: cls for cls in (Classification, NamedEntities, QuestionAnswering,
@@ -29,11 +29,7 @@ def make_template(name, args_json="", instruction=False, seed=0):
     """
     if name not in TEMPLATES:
         raise FlagError(f"--template={name!r}: expected one of {', '.join(TEMPLATES)}")
-    try:
-        args = json.loads(args_json) if args_json else {}
-    except json.JSONDecodeError as err:
-        raise FlagError(f"--template_args is not valid JSON ({err.msg} at character {err.pos}): "
-                        f"{args_json}") from None
+    args = parse_json(args_json, "--template_args", FlagError) if args_json else {}
     if not isinstance(args, dict):
         raise FlagError(f"--template_args must be a JSON object of {name}'s arguments, got "
                         f"{json_kind(args)}")
