@@ -1,7 +1,9 @@
-"""Scores Chinese answers with mT5's own MLQA metric and writes the scores as test goldens.
+"""Scores answers with mT5's own MLQA metric and writes the scores as test goldens.
 
     python tests/make_mlqa_goldens.py --mt5_metrics=FILE --t5_qa_utils=FILE \
         --output=tests/fixtures/mlqa/zh_goldens.json
+    python tests/make_mlqa_goldens.py --mt5_metrics=FILE --t5_qa_utils=FILE --lang=LANG \
+        --output=tests/fixtures/mlqa/LANG_goldens.json   # for LANG in en es de vi ar hi
 
 FILE: multilingual_t5/evaluation/metrics.py of google-research/multilingual-t5 (`mlqa`, with
 lang="zh": MLQA's normalisation, every Han character a token) and t5/evaluation/qa_utils.py of
@@ -35,6 +37,31 @@ CASES = [
 ]
 PUNCTUATION = "，。！？、；：“”‘’（）《》【】…—,.!?;:'\"()-"
 
+# The spaced languages: hand cases (articles, Unicode punctuation, case) and the words the
+# random answers are drawn from (each language's articles among them).
+SPACED_CASES = {
+    "en": [(["the Beatles"], "Beatles"), (["“Paris”"], "Paris"), (["a dog"], "the dog"),
+           (["An Apple a day"], "apple day!"), (["theatre"], "atre")],
+    "es": [(["el Papa"], "Papa"), (["¿Dónde?"], "dónde"), (["Los Ángeles"], "ángeles"),
+           (["unos 100 años"], "100 años"), (["«la casa»"], "una casa")],
+    "de": [(["der Rhein"], "Rhein"), (["„Faust“"], "Faust"), (["einem Jahr"], "Jahr"),
+           (["Dieser Mann"], "mann"), (["das Haus"], "des Hauses")],
+    "vi": [(["của Hà Nội"], "Hà Nội"), (["những người"], "người"), (["Việt Nam."], "việt nam"),
+           (["chiếc xe"], "xe đạp")],
+    "ar": [(["القاهرة"], "قاهرة"), (["مصر،"], "مصر"), (["«النيل»"], "النيل"),
+           (["البحر الأحمر"], "بحر أحمر")],
+    "hi": [(["भारत।"], "भारत"), (["नई दिल्ली"], "दिल्ली"), (["“गंगा”"], "गंगा नदी")],
+}
+SPACED_WORDS = {
+    "en": ["the", "a", "an", "Beatles", "river", "1998", "Paris", "there", "anthem"],
+    "es": ["el", "la", "los", "unas", "Ángeles", "río", "ciudad", "1998", "Ñandú", "elefante"],
+    "de": ["der", "die", "das", "einem", "Straße", "Fluss", "Über", "1998", "dieser", "Einheit"],
+    "vi": ["của", "là", "cái", "những", "Hà", "Nội", "sông", "1998", "người", "Cái"],
+    "ar": ["ال", "القاهرة", "مصر", "نهر", "1998", "البحر", "كتاب", "سال"],
+    "hi": ["भारत", "नदी", "दिल्ली", "1998", "गंगा", "का", "की"],
+}
+SPACED_PUNCTUATION = "¿¡«»„“”‚‘’،؟।…—,.!?;:'\"()-"
+
 
 def load(name, path):
     spec = importlib.util.spec_from_file_location(name, path)
@@ -61,44 +88,60 @@ def random_answer(rng):
     return "".join(parts)
 
 
+def random_spaced_answer(rng, lang):
+    parts = []
+    for _ in range(rng.randint(1, 5)):
+        parts.append(rng.choice(SPACED_WORDS[lang]) if rng.random() < 0.8
+                     else rng.choice(SPACED_PUNCTUATION))
+        parts.append(rng.choice([" ", " ", " ", "", "  "]))
+    return "".join(parts).strip()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mt5_metrics", required=True)
     parser.add_argument("--t5_qa_utils", required=True)
     parser.add_argument("--output", required=True)
+    parser.add_argument("--lang", default="zh", choices=["zh", *SPACED_CASES])
     args = parser.parse_args()
     evaluation = types.ModuleType("t5.evaluation")
     evaluation.qa_utils = load("t5.evaluation.qa_utils", args.t5_qa_utils)
     sys.modules.update({"t5": types.ModuleType("t5"), "t5.evaluation": evaluation,
                         "t5.evaluation.qa_utils": evaluation.qa_utils})
     metrics = load("mt5_metrics", args.mt5_metrics)
+    lang = args.lang
     rng = random.Random(0)
-    pairs = list(CASES)
+    if lang == "zh":
+        pairs, answer_of, punctuation = list(CASES), random_answer, PUNCTUATION
+    else:
+        pairs, punctuation = list(SPACED_CASES[lang]), SPACED_PUNCTUATION
+        answer_of = lambda rng: random_spaced_answer(rng, lang)  # noqa: E731
     for _ in range(200):
-        answer = random_answer(rng)
+        answer = answer_of(rng)
         # A prediction near the answer: cut, extended, respaced or repunctuated.
         change = rng.choice(["cut", "extend", "space", "punctuate", "other"])
         if change == "cut" and len(answer) > 1:
             start = rng.randrange(len(answer))
             prediction = answer[start:start + rng.randint(1, len(answer))]
         elif change == "extend":
-            prediction = answer + random_answer(rng)
+            prediction = answer + answer_of(rng)
         elif change == "space":
             prediction = " ".join(answer)
         elif change == "punctuate":
-            prediction = rng.choice(PUNCTUATION) + answer + rng.choice(PUNCTUATION)
+            prediction = rng.choice(punctuation) + answer + rng.choice(punctuation)
         else:
-            prediction = random_answer(rng)
-        references = [answer] + [random_answer(rng) for _ in range(rng.randint(0, 2))]
+            prediction = answer_of(rng)
+        references = [answer] + [answer_of(rng) for _ in range(rng.randint(0, 2))]
         pairs.append((references, prediction))
     goldens = []
     for references, prediction in pairs:
-        scores = metrics.mlqa([references], [prediction], lang="zh")
+        scores = metrics.mlqa([references], [prediction], lang=lang)
         goldens.append({"references": references, "prediction": prediction,
                         "em": float(scores["em"]), "f1": float(scores["f1"])})
-    corpus = metrics.mlqa([r for r, _ in pairs], [p for _, p in pairs], lang="zh")
+    corpus = metrics.mlqa([r for r, _ in pairs], [p for _, p in pairs], lang=lang)
     with open(args.output, "w", encoding="utf-8") as f:
-        json.dump({"source": "multilingual_t5 metrics.mlqa(lang='zh') over t5 qa_utils.qa_metrics",
+        json.dump({"source": f"multilingual_t5 metrics.mlqa(lang='{lang}') over t5 "
+                             "qa_utils.qa_metrics",
                    "corpus": {"em": float(corpus["em"]), "f1": float(corpus["f1"])},
                    "examples": goldens}, f, ensure_ascii=False, indent=1)
     print(f"wrote {args.output}: {len(goldens)} examples, corpus {corpus}")

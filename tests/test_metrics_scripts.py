@@ -334,6 +334,35 @@ def test_chinese_squad_equals_mt5_s_own_mlqa_metric():
     assert 0 < goldens["corpus"]["em"] < goldens["corpus"]["f1"] < 100
 
 
+@pytest.mark.parametrize("lang", ["en", "es", "de", "vi", "ar", "hi"])
+def test_squad_lang_equals_mt5_s_own_mlqa_metric(lang):
+    # Goldens from mT5's metrics.mlqa(lang=...) itself (tests/make_mlqa_goldens.py --lang):
+    # articles of each language, Unicode punctuation (¿ « „ ، ।), case, near-miss predictions.
+    goldens = json.loads((FIXTURES / "mlqa" / f"{lang}_goldens.json").read_text(encoding="utf-8"))
+    examples = goldens["examples"]
+    for example in examples:
+        out = M.squad([example["references"]], [example["prediction"]], squad_lang=lang)
+        assert out == pytest.approx({"squad_em": example["em"], "squad_f1": example["f1"]},
+                                    abs=1e-9), example
+    corpus = M.compute_metrics("squad", [e["references"] for e in examples],
+                               [e["prediction"] for e in examples], squad_lang=lang)
+    assert corpus == pytest.approx({"squad_em": goldens["corpus"]["em"],
+                                    "squad_f1": goldens["corpus"]["f1"]}, abs=1e-9)
+    # (EM may pass F1: two answers of only articles both normalise to "", EM 1 and F1 0.)
+    assert 0 < goldens["corpus"]["em"] < 100 and 0 < goldens["corpus"]["f1"] < 100
+    # Without the language, the hand cases score by SQuAD v1.1's English rules, and some differ.
+    hand = examples[:3]
+    assert any(M.squad([e["references"]], [e["prediction"]])["squad_em"] != e["em"] for e in hand)
+
+
+def test_squad_lang_is_checked_and_not_given_with_squad_tokenize():
+    with pytest.raises(ValueError, match="squad_lang must be one of en, es, de"):
+        M.squad(["a"], ["a"], squad_lang="fr")
+    with pytest.raises(ValueError, match="give one of the two"):
+        M.squad(["a"], ["a"], squad_lang="de", squad_tokenize="words")
+    assert M.squad(["北京。"], ["北京"], squad_lang="zh") == {"squad_em": 100.0, "squad_f1": 100.0}
+
+
 def test_chinese_squad_is_mt5s_mlqa_metric():
     """SQuAD's EM/F1 strip only ASCII punctuation and count whitespace tokens: on Chinese answers
     "北京。" missed "北京" and a half-right answer scored 0. Where the answers hold Chinese they
