@@ -160,8 +160,8 @@ class Trainer:
     restart_data: a resume restores all but the data position (--data_changed=restart_epoch).
 
     The chief holds the model_dir's lock from construction to the end of `train()`, or until
-    construction fails (a second trainer there is refused, naming the holder). SIGTERM or SIGINT saves the step in progress
-    and returns early, `stopped_by` naming the signal.
+    construction fails (a second trainer there is refused, naming the holder). SIGTERM or SIGINT
+    saves the step in progress and returns early, `stopped_by` naming the signal.
     """
 
     def __init__(self, config: TrainConfig, strategy, model_fn: Callable, train_data,
