@@ -48,7 +48,7 @@ IN_MEMORY_READS = {
 }
 
 
-def json_writes(source: str, filename: str, calls=("dump", "dumps")) -> list[tuple[int, str]]:
+def json_calls(source: str, filename: str, calls=("dump", "dumps")) -> list[tuple[int, str]]:
     """(line, enclosing function) of each json.dump/json.dumps call (or other `calls`) in
     `source` (and of each `from json import ...` of them, which would hide such calls from this
     scan)."""
@@ -72,13 +72,19 @@ def json_writes(source: str, filename: str, calls=("dump", "dumps")) -> list[tup
     return found
 
 
-def test_only_json_text_serialises_json_in_t5core():
+def calls_outside(calls, allowed) -> list[str]:
+    """'module:line (in function)' of each json `calls` in t5core not in `allowed`."""
     outside = []
     for path in sorted(PACKAGE.rglob("*.py")):
         module = path.relative_to(PACKAGE).as_posix()
-        for line, function in json_writes(path.read_text(encoding="utf-8"), str(path)):
-            if (module, function) not in IN_MEMORY:
+        for line, function in json_calls(path.read_text(encoding="utf-8"), str(path), calls):
+            if (module, function) not in allowed:
                 outside.append(f"{module}:{line} (in {function})")
+    return outside
+
+
+def test_only_json_text_serialises_json_in_t5core():
+    outside = calls_outside(("dump", "dumps"), IN_MEMORY)
     assert not outside, ("json.dump(s) outside file_writes.json_text; write JSON files through "
                          "file_writes.json_text/write_json (strict JSON): " + ", ".join(outside))
 
@@ -86,13 +92,7 @@ def test_only_json_text_serialises_json_in_t5core():
 def test_only_parse_json_reads_json_in_t5core():
     # Every JSON text t5core reads is another's file: one parser refuses the same faults
     # (duplicate keys, NaN, too deep, too many digits) everywhere and names the source.
-    outside = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        module = path.relative_to(PACKAGE).as_posix()
-        for line, function in json_writes(path.read_text(encoding="utf-8"), str(path),
-                                          ("load", "loads")):
-            if (module, function) not in IN_MEMORY_READS:
-                outside.append(f"{module}:{line} (in {function})")
+    outside = calls_outside(("load", "loads"), IN_MEMORY_READS)
     assert not outside, ("json.load(s) outside file_reads.parse_json; read JSON through "
                          "file_reads.parse_json/read_json: " + ", ".join(outside))
 
@@ -100,7 +100,7 @@ def test_only_parse_json_reads_json_in_t5core():
 def test_the_scan_finds_a_json_dump_in_any_function():
     source = ("import json\ndef save(f, r):\n    json.dump(r, f)\nx = json.dumps(1)\n"
               "from json import dumps as text\n")
-    assert json_writes(source, "m.py") == [(3, "save"), (4, "<module>"), (5, "<module>")]
+    assert json_calls(source, "m.py") == [(3, "save"), (4, "<module>"), (5, "<module>")]
 
 
 def _refuse(constant):
