@@ -19,6 +19,7 @@ AUTO_BOOL = ("auto", "true", "false")
 
 _DEFINE = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float,
            str: flags.DEFINE_string}
+_KIND_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
 
 
 # Beyond this a float is infinite in float32, the dtype a training step computes in.
@@ -57,6 +58,9 @@ STEPS = Bound(0, whole=True)        # counts that may be 0 (0: off, or none)
 NONNEGATIVE = Bound(0)              # coefficients and rates, 0 for off
 POSITIVE = Bound(0, low_open=True)  # learning rates, thresholds
 FRACTION = Bound(0, high=1)         # probabilities: dropout, label smoothing, momentum
+# Sequence lengths in tokens: each sizes padded arrays before any model runs, so a length a file
+# recorded is held below where such an array would exhaust memory.
+LENGTH = Bound(1, high=1 << 16, whole=True)
 
 
 def _is_set(value) -> bool:
@@ -149,6 +153,21 @@ def _values(options) -> dict[str, Any]:
     return found
 
 
+def _value_problem(name: str, field: dataclasses.Field, value) -> str | None:
+    """'name must be ...' when `value` breaks the field's `choices`, `bound` or float32's range."""
+    choices, bound = field.metadata.get("choices"), field.metadata.get("bound")
+    if choices is not None and value not in choices:
+        shown = ", ".join(c if c else '""' for c in choices)
+        return f"{name} must be one of {shown} (got {value!r})"
+    if isinstance(value, float) and math.isfinite(value) and abs(value) > _FLOAT32_MAX:
+        # Finite in Python but not in the step: every weight would be NaN after one update.
+        return (f"{name}={value} is not finite in float32 (|x| must be below "
+                f"{_FLOAT32_MAX:.3g})")
+    if bound is not None and value is not None and bound.problem(value):
+        return f"{name} {bound.problem(value)}"
+    return None
+
+
 def field_problems(options) -> list[str]:
     """One line per field of `options` breaking its `choices`, `bound` or float32's range, or
     other than its default where an `only_with` condition fails (e.g. --lora_rank=4 without
@@ -157,20 +176,36 @@ def field_problems(options) -> list[str]:
     found = []
     values = _values(options)
     for field in dataclasses.fields(options):
-        choices, bound = field.metadata.get("choices"), field.metadata.get("bound")
         value = getattr(options, field.name)
-        if choices is not None and value not in choices:
-            shown = ", ".join(c if c else '""' for c in choices)
-            found.append(f"--{field.name} must be one of {shown} (got {value!r})")
-        elif isinstance(value, float) and math.isfinite(value) and abs(value) > _FLOAT32_MAX:
-            # Finite in Python but not in the step: every weight would be NaN after one update.
-            found.append(f"--{field.name}={value} is not finite in float32 (|x| must be below "
-                         f"{_FLOAT32_MAX:.3g})")
-        elif bound is not None and value is not None and bound.problem(value):
-            found.append(f"--{field.name} {bound.problem(value)}")
+        problem = _value_problem(f"--{field.name}", field, value)
+        if problem:
+            found.append(problem)
         elif "only_with" in field.metadata and value != field.default:
             problem = ignored_problem(field.name, value, field.metadata["only_with"], values.get)
             found += [problem] if problem else []
+    return found
+
+
+def value_problems(cls, values: typing.Mapping[str, Any], prefix: str = "--") -> list[str]:
+    """One line per value of `values` (by field name of `cls` or a dataclass nested in it; other
+    names are not checked) that its field would refuse: a value of another type (an int for a
+    float field allowed), or one breaking the field's `choices`, `bound` or float32's range. For
+    values an option takes from elsewhere than its flag: a file a run recorded, a flag defined
+    without its default (`define_flags(unset=...)`). Each line names the value `prefix` + name."""
+    found = []
+    for field, kind in _flag_fields(cls):
+        if field.name not in values:
+            continue
+        value = values[field.name]
+        optional = field.default is None
+        typed = (value is None and optional) or (
+            isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))) or (
+            kind is float and isinstance(value, int) and not isinstance(value, bool))
+        name = prefix + field.name
+        problem = (None if typed else f"{name} must be {_KIND_NAMES.get(kind, kind.__name__)} "
+                   f"(got {value!r})") or _value_problem(name, field, value)
+        if problem:
+            found.append(problem)
     return found
 
 
@@ -281,11 +316,23 @@ def define_flags(cls, flag_values: flags.FlagValues = flags.FLAGS,
                           module_name=module_name)
         else:
             raise TypeError(f"{cls.__name__}.{field.name}: no flag type for {kind!r}")
-        # Unset flags take their value from elsewhere: the conditions are that program's.
+        # Unset flags take their value from elsewhere: the conditions are that program's. No
+        # dataclass check sees what such a flag is given, so absl checks the bound at parsing.
         if unset is None and "only_with" in field.metadata:
             setattr(flag_values[field.name], _ONLY_WITH, field.metadata["only_with"])
+        if unset is not None and "bound" in field.metadata:
+            flags.register_validator(field.name, _bound_checker(field), flag_values=flag_values)
         names.append(field.name)
     return names
+
+
+def _bound_checker(field: dataclasses.Field):
+    def check(value) -> bool:
+        problem = _value_problem(f"--{field.name}", field, value)
+        if problem:
+            raise flags.ValidationError(problem)
+        return True
+    return check
 
 
 def from_flags(cls, flag_values: flags.FlagValues = flags.FLAGS):

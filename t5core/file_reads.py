@@ -38,7 +38,19 @@ BUDGETS = {
     "whole_file_bytes": 1 << 30,
 }
 
-_repr = reprlib.Repr()
+# JSON's integers past this are refused: no size, offset or count t5core reads comes near it,
+# and Python would carry one on until a float conversion or a message overflows.
+MAX_FILE_INT = 1 << 63
+
+
+class _Short(reprlib.Repr):
+    def repr_int(self, x, level):
+        # repr() of an int of thousands of digits raises (sys.get_int_max_str_digits).
+        return f"<an integer of {x.bit_length()} bits>" if x.bit_length() > 256 \
+            else super().repr_int(x, level)
+
+
+_repr = _Short()
 _repr.maxstring = _repr.maxother = 60
 _repr.maxlevel = 3
 
@@ -167,6 +179,13 @@ def unique_keys(pairs):
     return dict(pairs)
 
 
+def _bounded_int(text):
+    value = int(text)
+    if abs(value) >= MAX_FILE_INT:
+        raise _JSONRefusal(f"integer {shown(value)} is out of range (|n| < 2**63)")
+    return value
+
+
 def parse_json(data, source, error=DataError, nonfinite=False, **hooks):
     """The value of the JSON text `data` (bytes, UTF-8 with or without a BOM, or str) read from
     `source`, every fault an `error` naming `source` (and line): not UTF-8, not JSON, nested
@@ -181,6 +200,7 @@ def parse_json(data, source, error=DataError, nonfinite=False, **hooks):
                         f"offset {err.start})") from None
     if not nonfinite:
         hooks["parse_constant"] = _refuse_constant
+    hooks.setdefault("parse_int", _bounded_int)
     try:
         return json.loads(data, object_pairs_hook=unique_keys, **hooks)
     except json.JSONDecodeError as err:
@@ -415,18 +435,25 @@ def _chunks(path):
             yield block
 
 
+# What a line held as text costs beyond its bytes (a str's header, the list's pointer), charged
+# to the file's budget: a file of empty lines costs that much memory per line, not nothing.
+LINE_COST = 64
+
+
 def bounded_lines(path):
     """The lines (bytes, without b"\\n") of a possibly gzipped data file, each refused past
-    BUDGETS["line_bytes"] and the whole past BUDGETS["data_file_bytes"] (after decompression),
-    with a DataError naming the file and line, before the line is held whole."""
+    BUDGETS["line_bytes"] and the whole past BUDGETS["data_file_bytes"] (after decompression,
+    LINE_COST more per line), with a DataError naming the file and line, before the line is
+    held whole."""
     line_limit, file_limit = BUDGETS["line_bytes"], BUDGETS["data_file_bytes"]
     pending, number, total = bytearray(), 1, 0
     try:
         for block in _chunks(path):
-            total += len(block)
+            total += len(block) + LINE_COST * block.count(b"\n")
             if total > file_limit:
-                raise DataError(f"{path}: more than {file_limit:,} bytes (decompressed); t5core "
-                                "reads such data files whole: split it, or use plain text")
+                raise DataError(f"{path}: more than {file_limit:,} bytes held as lines "
+                                f"(decompressed, {LINE_COST} more per line); t5core reads such "
+                                "data files whole: split it, or use plain text")
             start = 0
             while (end := block.find(b"\n", start)) >= 0:
                 if len(pending) + end - start > line_limit:

@@ -70,9 +70,25 @@ def make_dirs(path: str) -> None:
         raise write_failed(path, err, "nothing was written") from None
 
 
-def _refuse_link(path: str) -> None:
+def refuse_link(path: str) -> None:
+    """Refuses `path` when it is a link: for files a library writes itself (Optuna's journal)."""
     if not is_remote(path) and os.path.islink(path):
         raise UnsafeWriteError(f"{path} is a symbolic link; t5core does not write through links")
+
+
+def check_folder_inside(folder: str, root: str) -> None:
+    """Refuses `folder`, inside `root`, when it or a folder between them is a link (or it lies
+    outside `root`): TensorFlow's checkpoint managers and summary writers save, rename and prune
+    there by themselves, so a link would carry those writes and deletions out of `root`."""
+    if is_remote(folder):
+        return
+    relative = os.path.relpath(folder, root)
+    if relative.split(os.sep)[0] == os.pardir:
+        raise UnsafeWriteError(f"{folder} is outside {root}")
+    current = root
+    for part in relative.split(os.sep):
+        current = os.path.join(current, part)
+        refuse_link(current)
 
 
 @contextlib.contextmanager
@@ -80,7 +96,7 @@ def atomic_writer(path: str, binary: bool = True):
     """A file object writing `path` whole via a temp file renamed over it; on an exception `path`
     is left as it was. A link at `path` is refused."""
     path = str(path)
-    _refuse_link(path)
+    refuse_link(path)
     folder = os.path.dirname(path) or "."
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
     mode = "wb" if binary else "w"
@@ -169,7 +185,7 @@ def _open_no_link(path: str, flags: int) -> int:
     try:
         return os.open(path, flags | _NOFOLLOW, 0o644)
     except OSError:
-        _refuse_link(path)
+        refuse_link(path)
         raise
 
 

@@ -9,6 +9,7 @@ import math
 import os
 import re
 
+import numpy as np
 import tensorflow as tf
 
 from t5core import file_reads, file_writes
@@ -194,10 +195,16 @@ def _file_in(location: str, name: str) -> str | None:
     return file_path if file_reads.present(file_path) else None
 
 
-def read_run(model_dir: str) -> RunDescription | None:
-    """The run description of a model directory (its `best/`, a checkpoint in it), or None."""
+def read_run(model_dir: str, data_problems=None) -> RunDescription | None:
+    """The run description of a model directory (its `best/`, a checkpoint in it), or None.
+    `data_problems(run.data)`: lines on what is wrong in its data options, raised as a
+    ModelDirError naming the file."""
     run_path = _file_in(model_dir, RUN)
-    return run_path and RunDescription.from_json(_read_json(run_path), source=run_path)
+    run = run_path and RunDescription.from_json(_read_json(run_path), source=run_path)
+    problems = data_problems(run.data) if run and data_problems is not None else []
+    if problems:
+        raise ModelDirError(f"{run_path}: {'; '.join(problems)}")
+    return run
 
 
 def read_config(model_dir: str):
@@ -340,14 +347,21 @@ def saved_settings(checkpoint_path: str) -> dict | None:
         return None
     key = f"{TRAINING_SETTINGS}/.ATTRIBUTES/VARIABLE_VALUE"
     if reader.has_tensor(key):
-        value = file_reads.parse_json(reader.get_tensor(key), f"{checkpoint_path}: its "
-                                      f"{TRAINING_SETTINGS!r}", ModelDirError)
+        text = reader.get_tensor(key)
+        value = file_reads.parse_json(text, f"{checkpoint_path}: its {TRAINING_SETTINGS!r}",
+                                      ModelDirError) if isinstance(text, bytes) else None
         if not isinstance(value, dict):
             raise ModelDirError(f"{checkpoint_path}: its {TRAINING_SETTINGS!r} is not a JSON "
                                 "object of training settings")
         return value
     legacy = f"{_LEGACY_BATCH_SIZE}/.ATTRIBUTES/VARIABLE_VALUE"
-    return {"batch_size": int(reader.get_tensor(legacy))} if reader.has_tensor(legacy) else {}
+    if not reader.has_tensor(legacy):
+        return {}
+    batch_size = reader.get_tensor(legacy)
+    if np.shape(batch_size) != () or not np.issubdtype(np.asarray(batch_size).dtype, np.integer):
+        raise ModelDirError(f"{checkpoint_path}: its {_LEGACY_BATCH_SIZE!r} is not a batch size "
+                            f"(a {np.asarray(batch_size).dtype} of shape {np.shape(batch_size)})")
+    return {"batch_size": int(batch_size)}
 
 
 def check_resume_settings(model_dir: str, settings: dict) -> None:
@@ -501,6 +515,9 @@ def open_run(model_dir: str, strategy, log=print) -> RunDirectory:
     run_dir = RunDirectory(model_dir, strategy, log)
     run_dir.take_lock()
     try:
+        for folder in (run_dir.directory, path(run_dir.directory, BEST),
+                       path(model_dir, TRAIN_EVENTS), path(model_dir, EVAL_EVENTS)):
+            file_writes.check_folder_inside(folder, model_dir)
         for stale in remove_orphaned_temp_dirs(run_dir.directory):
             log(f"Removed {stale}, left by a checkpoint save that was killed")
         if run_dir.chief:

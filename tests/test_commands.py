@@ -29,8 +29,9 @@ BEFORE = json.loads((REPO / "tests" / "fixtures" / "script_flags_before.json").r
 ABSL_PROGRAMS = ("train", "evaluate", "sweep")
 ARGPARSE_PROGRAMS = ("generate", "export", "convert_checkpoint", "inspect_model")
 # The flag every program that loads a checkpoint gained.
-# BLEU's and ROUGE's tokenization for Chinese and other unspaced scripts.
-METRIC_TOKENIZE = {"bleu_tokenize", "rouge_tokenize"}
+# BLEU's and ROUGE's tokenization for Chinese and other unspaced scripts; SQuAD's rules for the
+# answers' language.
+METRIC_TOKENIZE = {"bleu_tokenize", "rouge_tokenize", "squad_lang"}
 # Few-shot prompts from a shots file.
 FEW_SHOT = {"num_shots", "shots_file", "shots_seed"}
 # The write side's trust boundary: train's numbers and data checks, convert's and export's

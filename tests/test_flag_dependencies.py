@@ -295,7 +295,7 @@ def test_a_resume_with_a_changed_data_option_follows_data_changed(tmp_path, monk
     saved = run_module.run_description(dataclasses.replace(options, train=TrainConfig(
         model_dir=str(tmp_path))), "byte")
     monkeypatch.setattr(run_module.file_reads, "latest_checkpoint", lambda path: "ckpt-1")
-    monkeypatch.setattr(model_dir, "read_run", lambda path: saved)
+    monkeypatch.setattr(model_dir, "read_run", lambda path, *checks: saved)
     now = run_module.run_description(options, "byte")
     lines = []
     if policy == "error":

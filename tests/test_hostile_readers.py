@@ -38,7 +38,7 @@ from t5core.checkpoints.tf_checkpoint import TFCheckpointReader
 from t5core.config import T5Config
 from t5core.data.fingerprint import fingerprint
 from t5core.data.sources import jsonl_objects, read_lines, tsv_rows
-from t5core.errors import CheckpointError, T5CoreError
+from t5core.errors import CheckpointError, ConfigError, T5CoreError
 from t5core.sweep.evals import read_evals
 from t5core.sweep.results import log_tail, trainer_results
 from t5core.sweep.space import load_space
@@ -134,6 +134,7 @@ KINDS = {"FIFO": _fifo, "device": _device, "directory": _directory, "link loop":
 JSON_KINDS = {
     "nested 100,000 deep": b"[" * 100_000 + b"]" * 100_000,
     "an integer of 5,000 digits": b'{"vocab_size": ' + b"9" * 5_000 + b"}\n",
+    "an integer of 400 digits": b'{"d_model": ' + b"9" * 400 + b"}\n",  # converts; overflows
     "NaN": b'{"d_model": NaN}\n',
     "Infinity": b'{"d_model": -Infinity}\n',
     "a key given twice": b'{"d_model": 8, "d_model": 16}\n',
@@ -187,7 +188,7 @@ def test_what_is_not_a_regular_file_is_refused_naming_it(tmp_path, reader, kind)
 @pytest.mark.parametrize("reader, kind", [
     (reader, kind) for reader in JSON_READERS for kind in sorted(JSON_KINDS)
     # a data row keeps each number as its text: no integer is converted
-    if (reader, kind) != ("JSONL data", "an integer of 5,000 digits")])
+    if not (reader == "JSONL data" and kind.startswith("an integer of"))])
 def test_json_files_are_strict_and_faults_name_the_file(tmp_path, reader, kind):
     path, message = _refused(reader, tmp_path, lambda p: p.write_bytes(JSON_KINDS[kind]))
     assert path.name in message, message
@@ -271,6 +272,34 @@ def test_a_gin_include_is_read_only_inside_the_including_files_folder(tmp_path, 
     bindings = parse_gin([str(gin)], missing)
     assert "network.T5Config.emb_dim" not in bindings and len(missing) == 1
     assert "not read" in missing[0], missing
+
+
+@pytest.mark.parametrize("value", ["9" * 400, "9" * 5_000, "0x" + "f" * 5_000, "-0x" + "f" * 40])
+def test_a_gin_integer_past_any_size_is_named_not_carried_on(tmp_path, value):
+    path = tmp_path / "config.gin"
+    path.write_text(f"network.T5Config.emb_dim = {value}\nnetwork.T5Config.num_heads = 8\n")
+    with pytest.raises(ConfigError, match=r"config\.gin: the integer .* is out of range"):
+        parse_gin([str(path)])
+    path.write_text("a.b = 0x10\nc.d = deadbeef\ne.f = -12\n")
+    assert parse_gin([str(path)]) == {"a.b": 16, "c.d": "deadbeef", "e.f": -12}
+
+
+@pytest.mark.parametrize("number", ["9" * 5_000, "101", "0100"])
+def test_a_sentinel_numbered_out_of_order_is_named_however_long_its_number(tmp_path, number):
+    spec = json.loads((FIXTURES / "t5_vocab" / "tokenizer.json").read_text(encoding="utf-8"))
+    next_id = max(t["id"] for t in spec["added_tokens"]) + 1
+    spec["added_tokens"].append({"id": next_id, "content": f"<extra_id_{number}>",
+                                 "single_word": False, "lstrip": False, "rstrip": False,
+                                 "normalized": False, "special": True})
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"tokenizer\.json: .*not numbered 0\.\.N-1"):
+        load_tokenizer(str(path))
+
+
+def test_a_value_shown_in_a_message_is_short_whatever_it_is():
+    assert file_reads.shown(-10 ** 5000) == "<an integer of 16610 bits>"
+    assert len(file_reads.shown(["x" * 10_000] * 1_000)) < 1_000
 
 
 def test_gin_includes_that_loop_or_chain_without_end_stop(tmp_path):

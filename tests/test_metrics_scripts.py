@@ -363,6 +363,42 @@ def test_squad_lang_is_checked_and_not_given_with_squad_tokenize():
     assert M.squad(["北京。"], ["北京"], squad_lang="zh") == {"squad_em": 100.0, "squad_f1": 100.0}
 
 
+# Spanish answers whose predictions miss only an article: EM 0 by SQuAD v1.1's English rules,
+# 100 by MLQA's Spanish ones.
+ES_ANSWERS = ["el Papa", "la casa blanca"]
+ES_PREDICTIONS = ["Papa", "casa blanca"]
+
+
+def test_squad_lang_reaches_training_time_and_evaluate_s_scoring(tmp_path, monkeypatch):
+    from t5core.data.trainer_inputs import make_trainer_inputs
+    from t5core.evaluation import reports
+    from t5core.evaluation.evaluators import DecodeEvaluator
+    from t5core.tokenizer import load_tokenizer
+    from t5core.training.run import RunOptions, run_description
+    from t5core.training.trainer import TrainConfig
+
+    path = tmp_path / "es.jsonl"
+    path.write_text("".join(json.dumps({"inputs": f"pregunta: {a}", "targets": a}) + "\n"
+                            for a in ES_ANSWERS), encoding="utf-8")
+    answer = dict(zip(ES_ANSWERS, ES_PREDICTIONS))
+    monkeypatch.setattr(DecodeEvaluator, "predict",
+                        lambda self, model: [answer[t] for t in self.targets])
+    tokenizer = load_tokenizer("byte")
+    for lang, expected in (("auto", 0.0), ("es", 100.0)):
+        options = RunOptions(train_file=str(path), eval_file=str(path), metrics="squad",
+                             squad_lang=lang, train=TrainConfig(batch_size=2))
+        _, _, evaluator = make_trainer_inputs(options, tokenizer)
+        assert evaluator(None)[0]["squad_em"] == expected, lang
+    # evaluate.py: the run recorded the language, and scores by it unless told otherwise.
+    run = run_description(options, "byte")
+    for given, expected in ((None, 100.0), ("auto", 0.0)):
+        data = reports.data_options({"squad_lang": given, "eval_file": str(path)}, run)
+        test = reports.load_test_set(data, tokenizer, "test", 0)
+        assert reports.score(test, ES_PREDICTIONS)["metrics"]["squad_em"] == expected, given
+    # Beside metrics that do not take it, the language is no error.
+    assert set(M.compute_metrics("accuracy", ["a"], ["a"], squad_lang="es")) == {"accuracy"}
+
+
 def test_chinese_squad_is_mt5s_mlqa_metric():
     """SQuAD's EM/F1 strip only ASCII punctuation and count whitespace tokens: on Chinese answers
     "北京。" missed "北京" and a half-right answer scored 0. Where the answers hold Chinese they

@@ -217,6 +217,23 @@ def test_gz_and_plain_lines_read_as_before(tmp_path):
     assert read_lines(str(plain)) == read_lines(str(packed)) == ["one", "two", "", "three"]
 
 
+def test_a_gz_of_many_empty_lines_is_charged_what_its_lines_cost_held(tmp_path, monkeypatch):
+    # 200,000 empty lines: 200 KB of bytes, but each line held as a str costs tens of bytes more.
+    path = tmp_path / "lines.tsv.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(b"a\n" * 200_000)
+    budget = 200_000 * file_reads.LINE_COST  # the bytes alone fit; the lines held do not
+    monkeypatch.setitem(file_reads.BUDGETS, "data_file_bytes", budget)
+    with pytest.raises(DataError, match=f"more than {budget:,} bytes held as lines"):
+        read_lines(str(path))
+    monkeypatch.setitem(file_reads.BUDGETS, "data_file_bytes", 2 * budget)
+    tracemalloc.start()
+    assert len(read_lines(str(path))) == 200_000
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2 * budget  # held once, as text: within what the budget charged
+
+
 def test_truncated_gz_is_a_data_error(tmp_path):
     path = tmp_path / "cut.jsonl.gz"
     path.write_bytes(gzip.compress(b'{"a": "b"}\n' * 1000)[:-20])
@@ -336,3 +353,20 @@ def test_run_description_that_is_not_a_json_object_is_named(tmp_path, content):
     (run / md.RUN).write_bytes(content)
     with pytest.raises(ModelDirError, match=md.RUN):
         md.read_run(str(run))
+
+
+@pytest.mark.parametrize("extra, name", [
+    ({"settings": ["{}", "{}"]}, "settings"),
+    ({"settings": 7}, "settings"),
+    ({"data_batch_size": [1, 2]}, "data_batch_size"),
+    ({"data_batch_size": float("nan")}, "data_batch_size"),
+])
+def test_a_checkpoint_s_recorded_settings_of_another_type_are_named(tmp_path, extra, name):
+    import tensorflow as tf
+
+    variables = {key: tf.Variable(value) for key, value in extra.items()}
+    checkpoint = tf.train.Checkpoint(optimizer=tf.train.Checkpoint(step=tf.Variable(1)),
+                                     **variables)
+    checkpoint.save(str(tmp_path / "ckpt"))
+    with pytest.raises(ModelDirError, match=f"ckpt-1: its '{name}' is not"):
+        md.check_resume_settings(str(tmp_path), {"batch_size": 8})

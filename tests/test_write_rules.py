@@ -126,6 +126,26 @@ def test_pruning_never_deletes_checkpoints_the_state_file_names_outside_the_mode
     assert (run / "notes.index").read_text() == "mine"
 
 
+@pytest.mark.parametrize("name", [model_dir.BEST, model_dir.TRAIN_EVENTS, model_dir.EVAL_EVENTS])
+def test_a_run_folder_that_is_a_link_is_refused_before_anything_is_written_or_pruned(tmp_path,
+                                                                                    name):
+    # TensorFlow's checkpoint manager and summary writers write, rename and prune inside these
+    # folders by themselves: a link there (a downloaded run's) would take them to another run.
+    other, run = tmp_path / "my_other_run", tmp_path / "run"
+    kept = _checkpoint_files(other, 3)
+    (other / "ckpt-4_temp").mkdir()  # what opening a run removes in its own folders
+    run.mkdir()
+    (run / name).symlink_to(os.path.join("..", other.name))
+    before = sorted(p.name for p in other.iterdir())
+    strategy = tf.distribute.get_strategy()
+    with pytest.raises(file_writes.UnsafeWriteError, match=f"{name} is a symbolic link"):
+        model_dir.open_run(str(run), strategy)
+    assert sorted(p.name for p in other.iterdir()) == before
+    assert _checkpoint_files(other, 3) == kept
+    (run / name).unlink()
+    model_dir.open_run(str(run), strategy).lock.release()  # the refusal held no lock
+
+
 def test_pruning_inside_the_model_dir_still_works(tmp_path):
     manager = checkpoint_manager(tf.train.Checkpoint(v=tf.Variable(2.0)), str(tmp_path), 1)
     manager.save(checkpoint_number=1)
@@ -242,3 +262,30 @@ def test_atomic_writer_leaves_the_old_file_when_the_write_fails(tmp_path):
             raise RuntimeError("killed")
     assert path.read_text() == SECRET
     assert [p.name for p in tmp_path.iterdir()] == ["config.json"]  # no temp file left
+
+
+def test_a_sweep_journal_that_is_a_link_is_refused_and_its_target_kept(tmp_path):
+    from t5core.sweep import study
+
+    target = victim(tmp_path)
+    target.write_text("")  # an empty file passes as an empty journal: Optuna would append to it
+    sweep_dir = tmp_path / "sweep"
+    sweep_dir.mkdir()
+    (sweep_dir / study.JOURNAL).symlink_to(target)
+    for create in (None, {"direction": "minimize"}):
+        with pytest.raises(file_writes.UnsafeWriteError, match="symbolic link"):
+            study.load_study(str(sweep_dir), create, log=lambda line: None)
+    assert target.read_text() == ""
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]
+
+
+def test_check_folder_inside_refuses_every_link_on_the_way_and_a_way_out(tmp_path):
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    (root / "real" / "deeper").mkdir(parents=True)
+    elsewhere.mkdir()
+    file_writes.check_folder_inside(str(root / "real" / "deeper" / "new"), str(root))
+    (root / "linked").symlink_to(elsewhere)
+    with pytest.raises(file_writes.UnsafeWriteError, match="linked is a symbolic link"):
+        file_writes.check_folder_inside(str(root / "linked" / "trial_1"), str(root))
+    with pytest.raises(file_writes.UnsafeWriteError, match="is outside"):
+        file_writes.check_folder_inside(str(tmp_path / "elsewhere"), str(root))

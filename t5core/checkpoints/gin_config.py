@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 
 from t5core.errors import ConfigError
-from t5core.file_reads import is_remote, present, read_bytes, resolve_inside
+from t5core.file_reads import MAX_FILE_INT, is_remote, present, read_bytes, resolve_inside
+
+_INTEGER = re.compile(r"[-+]?(\d[\d_]*|0[xob][0-9a-f_]+)", re.IGNORECASE)
 
 
 def _logical_lines(text):
@@ -39,14 +42,21 @@ def _strip_comment(line):
     return line
 
 
-def _value(text, macros):
+def _value(text, macros, path):
     text = text.strip()
     if text.startswith("%"):
         return macros.get(text[1:], text)
     try:
-        return ast.literal_eval(text)
+        value = ast.literal_eval(text)
     except (ValueError, SyntaxError, RecursionError):  # RecursionError: absurdly deep nesting
-        return text  # @references and anything else stay as written
+        value = text  # @references and anything else stay as written
+    # An integer past any size t5core reads (or of more digits than Python converts) would be
+    # carried on until a float conversion or a message overflows.
+    if (isinstance(value, int) and abs(value) >= MAX_FILE_INT) or (
+            isinstance(value, str) and _INTEGER.fullmatch(text)):
+        shown = text if len(text) <= 24 else text[:20] + "..."
+        raise ConfigError(f"{path}: the integer {shown} is out of range (|n| < 2**63)")
+    return value
 
 
 def parse_gin(paths, missing_includes=None):
@@ -92,7 +102,7 @@ def _parse_file(path, bindings, macros, missing_includes, seen):
         if stripped.startswith(("import ", "from ")):
             continue
         if stripped.startswith("include "):
-            target = _value(stripped[len("include "):], macros)
+            target = _value(stripped[len("include "):], macros, path)
             found, why = _included(path, target)
             if found:
                 _parse_file(found, bindings, macros, missing_includes, seen)
@@ -110,8 +120,8 @@ def _parse_file(path, bindings, macros, missing_includes, seen):
         elif not indented:
             block = None
         if "." not in key and "/" not in key:
-            macros[key] = _value(value, macros)
-        bindings[key] = _value(value, macros)
+            macros[key] = _value(value, macros, path)
+        bindings[key] = _value(value, macros, path)
 
 
 def lookup(bindings, *names):

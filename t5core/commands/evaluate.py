@@ -31,7 +31,7 @@ from t5core.evaluation.reports import DATA_DEFAULTS
 from t5core.model import T5Model
 from t5core.peft import apply_lora, merge_lora
 from t5core.quantization import quantize
-from t5core.training.run import RunOptions
+from t5core.training.run import RunOptions, read_run_checked
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -89,7 +89,7 @@ def load_model(args, run):
 
 
 def evaluate(args: flags.FlagValues) -> None:
-    run = model_dir.read_run(args.checkpoint)
+    run = read_run_checked(args.checkpoint)
     options = reports.data_options({name: args[name].value for name in DATA_DEFAULTS}, run)
     reports.check_data_options(options)
     tokenizer = shared_flags.load_tokenizer(args)

@@ -19,6 +19,7 @@ from t5core.commands import shared_flags
 from t5core.dataclass_flags import declare_only_with
 from t5core.quantization import is_quantized
 from t5core.serving import export_saved_model
+from t5core.training.run import read_run_checked
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -42,7 +43,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
 
 
 def export(args: flags.FlagValues):
-    shared_flags.take_run_lengths(args, model_dir.read_run(args.checkpoint))
+    shared_flags.take_run_lengths(args, read_run_checked(args.checkpoint))
     tokenizer = shared_flags.load_tokenizer(args)
     model = shared_flags.load_model(args)
     classifier = isinstance(model, T5EncoderClassifier)

@@ -20,7 +20,7 @@ import sys
 
 from absl import flags
 
-from t5core import cli, file_writes, model_dir
+from t5core import cli, file_writes
 from t5core.classifier import T5EncoderClassifier, classify_text
 from t5core.commands import shared_flags
 from t5core.data.sources import read_lines
@@ -29,6 +29,7 @@ from t5core.decoding.text import generate_text
 from t5core.errors import DataError, UserFileNotFoundError
 from t5core.evaluation import reports
 from t5core.evaluation.few_shot import few_shot_prompts
+from t5core.training.run import read_run_checked
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -86,7 +87,7 @@ def few_shot_inputs(args, texts, tokenizer, run=None):
     """With --num_shots: each text behind shots of --shots_file (default: the run's training
     file), via the run's template or fields; says how many shots did not fit. run: the
     checkpoint's RunDescription (None: read here)."""
-    run = run or model_dir.read_run(args.checkpoint)
+    run = run or read_run_checked(args.checkpoint)
     shots = shared_flags.few_shot_settings(args, run)
     if shots is None:
         return texts
@@ -107,7 +108,7 @@ def generate(args: flags.FlagValues):
     if args.output_file != "-":
         file_writes.refuse_input_as_output(args.output_file, inputs)
 
-    run = model_dir.read_run(args.checkpoint)
+    run = read_run_checked(args.checkpoint)
     shared_flags.take_run_lengths(args, run)
     tokenizer = shared_flags.load_tokenizer(args)
     texts = few_shot_inputs(args, texts, tokenizer, run)

@@ -96,18 +96,17 @@ def read_lines(path: str) -> list[str]:
     if not present(path):
         raise FileNotFoundError(f"data file not found: {path} (check --data_dir / data_dir)")
     # Decompressed a bounded block at a time; a line past the budget is a DataError naming it.
-    lines = list(bounded_lines(path))
-    if lines:
-        lines[0] = lines[0].removeprefix(b"\xef\xbb\xbf")
-    if not any(line.strip() for line in lines):
-        raise DataError(f"{path}: file is empty")
+    # Each line is decoded as it comes, so the file is never held twice (as bytes and as text).
     out = []
-    for n, line in enumerate(lines, start=1):
+    for n, line in enumerate(bounded_lines(path), start=1):
+        line = line.removeprefix(b"\xef\xbb\xbf") if n == 1 else line
         try:
             out.append(line.decode("utf-8").removesuffix("\r"))
         except UnicodeDecodeError as e:
             raise DataError(f"{path}:{n}: not valid UTF-8 (byte {line[e.start]:#04x} at column "
                              f"{e.start + 1}); re-encode the file as UTF-8") from None
+    if not any(line.strip() for line in out):
+        raise DataError(f"{path}: file is empty")
     return out
 
 

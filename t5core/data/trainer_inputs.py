@@ -59,7 +59,8 @@ def make_trainer_inputs(options, tokenizer, decoder_start_token_id: int = 0, cou
             labels=options.label_list if options.rank_classification else [],
             score_labels=options.label_list,
             metric_options={"bleu_tokenize": options.bleu_tokenize,
-                            "rouge_tokenize": options.rouge_tokenize})
+                            "rouge_tokenize": options.rouge_tokenize,
+                            "squad_lang": options.squad_lang})
     return train, eval_data, evaluator
 
 

@@ -24,7 +24,7 @@ from t5core.metrics.entities import as_entities
 DATA_DEFAULTS = {"task": "", "data_dir": "", "eval_file": "", "template": "", "template_args": "",
                  "instruction": False, "inputs_field": "inputs", "targets_field": "targets",
                  "inputs_length": 128, "targets_length": 128, "metrics": "",
-                 "bleu_tokenize": "auto", "rouge_tokenize": "auto",
+                 "bleu_tokenize": "auto", "rouge_tokenize": "auto", "squad_lang": "auto",
                  "rank_classification": False, "labels": ""}
 SOURCES = ("task", "eval_file")
 
@@ -57,7 +57,7 @@ class TestSet:
     postprocess: object = None  # the template's, applied to targets and predictions
     entities: bool = False  # targets are entity lists: report per entity type
     description: str = ""
-    metric_options: dict = dataclasses.field(default_factory=dict)  # bleu/rouge_tokenize
+    metric_options: dict = dataclasses.field(default_factory=dict)  # bleu/rouge_tokenize, squad_lang
     note: str = ""  # how the inputs were made, when it is worth saying (few-shot prompts)
 
 
@@ -119,7 +119,8 @@ def load_test_set(options, tokenizer, split="test", max_examples=0, shots=None) 
         raise FlagError(f"{description}: no examples to score")
     metrics = [m for m in options["metrics"].split(",") if m] or list(task.metrics) or (
         DEFAULT_METRICS["classification"] if labels else ["accuracy"])
-    metric_options = {name: options[name] for name in ("bleu_tokenize", "rouge_tokenize")}
+    metric_options = {name: options[name] for name in ("bleu_tokenize", "rouge_tokenize",
+                                                       "squad_lang")}
     check_metric_packages(metrics, f"the metrics of {description}", metric_options)
     note = ""
     if shots and shots["num_shots"]:

@@ -75,6 +75,7 @@ def compute_metrics(
     postprocess_targets: bool = True,
     bleu_tokenize: Optional[str] = None,
     rouge_tokenize: Optional[str] = None,
+    squad_lang: Optional[str] = None,
     **options,
 ) -> dict[str, float]:
     """Runs each named metric and merges their dicts.
@@ -90,6 +91,8 @@ def compute_metrics(
       bleu_tokenize: sacreBLEU's tokenizer ("13a", "zh", "intl", "char", ...); None or "auto":
         from the references' script (`t5core.metrics.scripts`).
       rouge_tokenize: "words" or "chars"; None or "auto": from the references' script.
+      squad_lang: the answers' language for squad (MLQA's rules for it, `metrics.qa.squad`);
+        None or "auto": SQuAD v1.1's rules, MLQA's Chinese ones for unspaced answers.
       **options: to each metric taking an argument of that name (labels=, pos_label=, ...);
         one no metric takes is an error.
 
@@ -109,6 +112,8 @@ def compute_metrics(
         options["tokenize"] = bleu_tokenize
     if rouge_tokenize is not None and "rouge" in fns:
         options["rouge_tokenize"] = rouge_tokenize
+    if squad_lang not in (None, "auto") and "squad" in fns:
+        options["squad_lang"] = squad_lang
     accepted = set().union(*(_options(fn) for fn in fns.values())) if fns else set()
     unknown = set(options) - accepted
     if unknown:

@@ -163,6 +163,7 @@ class Sweep:
         for key, value in {"attempts": attempts, "command": shlex.join(cmd),
                            "device": device}.items():
             trial.set_user_attr(key, value)
+        file_writes.check_folder_inside(model_dir, self.dir)  # the trial trains into it
         has_checkpoint = os.path.exists(run_files.path(model_dir, run_files.CHECKPOINT_STATE))
         if os.path.isdir(model_dir) and not has_checkpoint:
             # An interrupted attempt that saved no checkpoint: start clean, so that its

@@ -81,6 +81,7 @@ def load_study(sweep_dir: str, create: dict | None = None, log=print):
     if missing (the caller holds the sweep's lock, so a torn tail is repaired)."""
     o = optuna()
     path = os.path.join(sweep_dir, JOURNAL)
+    file_writes.refuse_link(path)  # Optuna appends to it (and locks beside it) by itself
     if os.path.exists(path):
         note = check_journal(path, repair=create is not None)
         if note:

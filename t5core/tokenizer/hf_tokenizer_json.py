@@ -185,7 +185,9 @@ class HFUnigramFile:
         n = 0
         while f"<extra_id_{n}>" in self.added:
             n += 1
-        if any(re.fullmatch(r"<extra_id_(\d+)>", t) and int(t[10:-1]) >= n for t in self.added):
+        # (A number of more digits than any id is out of order without converting it.)
+        numbers = [m[1] for t in self.added if (m := re.fullmatch(r"<extra_id_(\d+)>", t))]
+        if any(len(d) > len(str(n)) or int(d) >= n for d in numbers):
             self._refuse(f"sentinels <extra_id_N> not numbered 0..N-1 (<extra_id_{n}> missing)")
         self.extra_ids = n
 

@@ -24,8 +24,10 @@ from t5core.data.templates import TEMPLATES
 from t5core.data.templates.reference import help_text as template_help
 from t5core.data.trainer_inputs import make_trainer_inputs
 from t5core.dataclass_flags import (AUTO_BOOL, COUNT, FRACTION, NONNEGATIVE, STEPS, Bound,
-                                     OnlyWith, OnlyWithout, auto_bool, field_problems, option)
+                                     OnlyWith, OnlyWithout, auto_bool, field_problems, option,
+                                     value_problems)
 from t5core.errors import ConfigError, DataError, FlagError
+from t5core.metrics.qa import MLQA_ARTICLES
 from t5core.metrics.scripts import BLEU_TOKENIZERS, ROUGE_MODES
 from t5core.model import T5Model
 from t5core.peft import PEFT_METHODS, PromptTunedT5, apply_peft, trainable_summary
@@ -115,6 +117,10 @@ class RunOptions:
     rouge_tokenize: str = option("auto", "ROUGE's tokens; auto: characters for Chinese and other "
                                  "unspaced scripts (English words stay words), else words.",
                                  choices=("auto", *ROUGE_MODES), only_with=_DATA_SOURCE)
+    squad_lang: str = option("auto", "SQuAD's answers' language, scored by MLQA's rules for it "
+                             "as mT5 scores MLQA/XQuAD; auto: SQuAD v1.1's rules, MLQA's "
+                             "Chinese ones where the answers are unspaced.",
+                             choices=("auto", *MLQA_ARTICLES), only_with=_DATA_SOURCE)
     peft: str = option("none", "Parameter-efficient training method.", choices=PEFT_METHODS)
     peft_top_n: int = option(1, "--peft=top_n: train only the top N decoder blocks.", bound=COUNT,
                              only_with=OnlyWith("peft", ("top_n",)))
@@ -297,7 +303,7 @@ def check_data_changed(options: RunOptions, run, log=print) -> bool:
     model_dir_path = options.train.model_dir
     if not (tf.io.gfile.exists(model_dir_path) and file_reads.latest_checkpoint(model_dir_path)):
         return False
-    saved = model_dir.read_run(model_dir_path)
+    saved = read_run_checked(model_dir_path)
     if saved is None:
         return False
     changed, touched = changes(saved.data_files, run.data_files) if saved.data_files else ([], [])
@@ -320,6 +326,12 @@ def check_data_changed(options: RunOptions, run, log=print) -> bool:
     return options.data_changed == "restart_epoch"
 
 
+def read_run_checked(location: str):
+    """`model_dir.read_run`, with the data options the run recorded (run.json's "data") held to
+    their flags' checks: evaluate.py and generate.py act on them as on flags they were given."""
+    return model_dir.read_run(location, lambda data: value_problems(RunOptions, data, "data."))
+
+
 def run_description(options: RunOptions, vocab: str):
     """What run.json records of these options (the model adds its own structure)."""
     files = {name: model_dir.recorded_path(getattr(options, name))
@@ -332,7 +344,7 @@ def run_description(options: RunOptions, vocab: str):
             "targets_field": options.targets_field, "inputs_length": options.train.inputs_length,
             "targets_length": options.train.targets_length, "metrics": options.metrics,
             "bleu_tokenize": options.bleu_tokenize, "rouge_tokenize": options.rouge_tokenize,
-            "rank_classification": options.rank_classification}
+            "squad_lang": options.squad_lang, "rank_classification": options.rank_classification}
     return model_dir.RunDescription(tokenizer=vocab, precision=options.train.precision,
                                     head=options.head, labels=tuple(options.label_list),
                                     pooling=options.pooling, peft=options.peft,
@@ -349,7 +361,7 @@ def initial_model(options: RunOptions, config, dtype, log=print):
     # adapters over them with --peft=lora.
     base = (load_pretrained(options.init_checkpoint, config=config, dtype=dtype)
             if options.init_checkpoint else None)
-    init_run = model_dir.read_run(options.init_checkpoint) if base is not None else None
+    init_run = read_run_checked(options.init_checkpoint) if base is not None else None
     if init_run is not None and init_run.lora_rank:
         then = {"lora": "and new adapters train over them",
                 "none": "which all train (--peft=lora trains new adapters over them instead)"}
@@ -377,7 +389,7 @@ def initial_model(options: RunOptions, config, dtype, log=print):
 def inherited_labels(options: RunOptions) -> str:
     """--labels, else (--head=classifier trained on from a classifier run) the run's classes."""
     if not options.labels and options.head == "classifier" and options.init_checkpoint:
-        inherited = model_dir.read_run(options.init_checkpoint)
+        inherited = read_run_checked(options.init_checkpoint)
         if inherited is not None and inherited.head == "classifier":
             return ",".join(inherited.labels)
     return options.labels

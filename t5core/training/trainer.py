@@ -16,8 +16,8 @@ import tensorflow as tf
 from t5core import file_writes
 from t5core import model_dir as md
 from t5core.checkpoints.model_state import ModelState
-from t5core.dataclass_flags import (COUNT, FRACTION, NONNEGATIVE, POSITIVE, STEPS, Bound,
-                                     OnlyWith, field_problems, option)
+from t5core.dataclass_flags import (COUNT, FRACTION, LENGTH, NONNEGATIVE, POSITIVE, STEPS,
+                                     Bound, OnlyWith, field_problems, option)
 from t5core.errors import FlagError, TrainingStoppedError
 from t5core.losses import parse_loss_normalization
 from t5core.optimizers import OPTIMIZER_NAMES, SCHEDULE_NAMES, make_optimizer, make_schedule
@@ -68,8 +68,8 @@ class TrainConfig:
     train_steps: int = option(2000, "Total optimizer steps.", bound=COUNT)
     # Global: all replicas of all workers.
     batch_size: int = option(64, "Global batch size (all replicas).", bound=COUNT)
-    inputs_length: int = option(24, "Encoder length in tokens.", bound=COUNT)
-    targets_length: int = option(12, "Decoder length in tokens.", bound=COUNT)
+    inputs_length: int = option(24, "Encoder length in tokens.", bound=LENGTH)
+    targets_length: int = option(12, "Decoder length in tokens.", bound=LENGTH)
     eval_every: int = option(500, "Evaluate every N steps (0: at the end).", bound=STEPS)
     eval_steps: int = option(10, "Batches for the validation loss (0: all).", bound=STEPS)
     save_every: int = option(500, "Checkpoint every N steps.", bound=STEPS)
