@@ -24,11 +24,11 @@ import tracemalloc
 import numpy as np
 import pytest
 import tensorflow as tf
-from hostile_files import set_declared_dims
+from hostile_files import set_declared_dims, write_tf_bundle
 
 from t5core import file_reads
 from t5core import model_dir as md
-from t5core.checkpoints import t5x_zarr, untrusted
+from t5core.checkpoints import detect_format, t5x_zarr, untrusted
 from t5core.checkpoints.gin_config import parse_gin
 from t5core.checkpoints.hf_bin import HFBinReader
 from t5core.checkpoints.hf_h5 import H5Reader
@@ -38,7 +38,7 @@ from t5core.checkpoints.tf_checkpoint import TFCheckpointReader
 from t5core.config import T5Config
 from t5core.data.fingerprint import fingerprint
 from t5core.data.sources import jsonl_objects, read_lines, tsv_rows
-from t5core.errors import CheckpointError, T5CoreError
+from t5core.errors import CheckpointError, ModelDirError, T5CoreError
 from t5core.sweep.evals import read_evals
 from t5core.sweep.results import log_tail, trainer_results
 from t5core.sweep.space import load_space
@@ -241,6 +241,47 @@ def test_a_tf_checkpoint_declaring_more_than_its_data_holds_is_refused_before_re
         reader.validate([name])
     with pytest.raises(CheckpointError, match=rf"ckpt: could not read tensor {name}"):
         reader.read(name)
+
+
+# What TensorFlow's reader takes from an index and aborts the process on (a C++ CHECK), or,
+# for a dtype, raises a bare TypeError on: (dtype enum, shape, the refusal).
+TF_INDEX_FAULTS = {
+    "negative dimension": (1, [-5, 2], r"shape \[-5, 2\] holds something other than sizes"),
+    "elements past int64": (1, [1 << 40, 1 << 40], r"more bytes than int64 counts"),
+    "300 dimensions": (1, [1] * 300, r"300 dimensions"),
+    "unknown dtype": (999, [2, 2], r"dtype 999 is not a TensorFlow dtype"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(TF_INDEX_FAULTS))
+def test_a_tf_index_tensorflow_cannot_take_is_refused_on_every_way_in(tmp_path, fault):
+    dtype, shape, why = TF_INDEX_FAULTS[fault]
+    prefix = str(tmp_path / "model.ckpt-0")
+    write_tf_bundle(prefix, [("shared/embedding", dtype, shape, 16)], b"\0" * 16)
+    (tmp_path / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-0"\n')
+    named = rf"model\.ckpt-0\.index: .*'shared/embedding': .*{why}"
+    with pytest.raises(CheckpointError, match=named):
+        detect_format(str(tmp_path))
+    with pytest.raises(CheckpointError, match=named):
+        TFCheckpointReader(prefix)
+    with pytest.raises(ModelDirError, match=named):
+        md.saved_settings(prefix)
+
+
+def test_tf_indexes_tensorflow_writes_pass_the_index_check(tmp_path):
+    """TF2's object checkpoints, a TF1 Saver's (with a partitioned variable's slices) and
+    Mesh-TF's (Snappy-compressed blocks) read as TensorFlow reads them."""
+    prefixes = [str(FIXTURES / "mtf_tiny_t5_index" / "model.ckpt-0"), tf.train.Checkpoint(
+        v=tf.Variable(np.zeros((3, 4), np.float32)), s=tf.Variable("text"),
+        n=tf.Variable(np.int64(5))).write(str(tmp_path / "tf2" / "ckpt"))]
+    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        tf.compat.v1.get_variable("a", [5, 6])
+        tf.compat.v1.get_variable("b", [4], partitioner=tf.compat.v1.fixed_size_partitioner(2))
+        session.run(tf.compat.v1.global_variables_initializer())
+        prefixes.append(tf.compat.v1.train.Saver().save(session, str(tmp_path / "v1" / "model")))
+    for prefix in prefixes:
+        assert TFCheckpointReader(prefix).shapes == {
+            name: tuple(shape) for name, shape in tf.train.list_variables(prefix)}, prefix
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))

@@ -25,9 +25,11 @@ class TFCheckpointReader(CheckpointReader):
     def __init__(self, prefix):
         self.path = prefix
         with named_errors(prefix, "unreadable TF checkpoint"):
+            file_reads.check_tf_index(prefix)  # TF aborts the process on some hostile indexes
             self._reader = tf.train.load_checkpoint(prefix)
-        self.shapes = {k: tuple(v) for k, v in self._reader.get_variable_to_shape_map().items()}
-        self._dtypes = self._reader.get_variable_to_dtype_map()
+            self.shapes = {k: tuple(v) for k, v in
+                           self._reader.get_variable_to_shape_map().items()}
+            self._dtypes = self._reader.get_variable_to_dtype_map()
 
     def nbytes(self, name):
         return element_count(self.shapes[name]) * self._dtypes[name].size
