@@ -243,6 +243,15 @@ def test_a_tf_checkpoint_declaring_more_than_its_data_holds_is_refused_before_re
         reader.read(name)
 
 
+def test_a_tf_string_tensor_declaring_more_than_its_data_holds_is_refused_before_reading(
+        tmp_path):
+    prefix = str(tmp_path / "ckpt")
+    write_tf_bundle(prefix, [("words", 7, [1 << 24], 1 << 24)], b"\0" * 16)  # 7: DT_STRING
+    with pytest.raises(CheckpointError, match=r"ckpt: the index declares words .* 16,777,216 "
+                                              r"bytes.*hold 16 bytes"):
+        TFCheckpointReader(prefix).validate(["words"])
+
+
 # What TensorFlow's reader takes from an index and aborts the process on (a C++ CHECK), or,
 # for a dtype, raises a bare TypeError on: (dtype enum, shape, the refusal).
 TF_INDEX_FAULTS = {

@@ -45,14 +45,17 @@ class TFCheckpointReader(CheckpointReader):
                 f"(found {sorted(os.path.basename(s) for s in shards) or 'none'})")
         # A shape the index declares is trusted by TF when it allocates the tensor: refuse one
         # whose bytes the data shards cannot hold, before anything is allocated.
+        # A string takes at least a byte (its length) in a shard.
         stored = sum(tf.io.gfile.stat(s).length for s in shards)
-        too_large = [name for name in names
-                     if self._dtypes[name] != tf.string and self.nbytes(name) > stored]
+        least = {name: element_count(self.shapes[name]) * max(self._dtypes[name].size, 1)
+                 for name in names}
+        too_large = [name for name in names if least[name] > stored]
         if too_large:
             name = too_large[0]
             raise CheckpointError(
                 f"{self.path}: the index declares {name} of shape {list(self.shapes[name])} "
-                f"({self.nbytes(name):,} bytes), but its data shards hold {stored:,} bytes in all")
+                f"(at least {least[name]:,} bytes), but its data shards hold {stored:,} bytes "
+                "in all")
 
     def read(self, name):
         with named_errors(self.path, f"could not read tensor {name}"):
