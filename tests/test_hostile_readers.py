@@ -16,11 +16,13 @@ import contextlib
 import json
 import os
 import pathlib
+import re
 import shutil
 import threading
 import time
 import tracemalloc
 
+import h5py
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -291,6 +293,21 @@ def test_tf_indexes_tensorflow_writes_pass_the_index_check(tmp_path):
     for prefix in prefixes:
         assert TFCheckpointReader(prefix).shapes == {
             name: tuple(shape) for name, shape in tf.train.list_variables(prefix)}, prefix
+
+
+@pytest.mark.parametrize("kind", ["never written", "gzip"])
+def test_an_h5_dataset_the_file_does_not_hold_is_refused_before_reading(tmp_path, kind):
+    path = tmp_path / "tf_model.h5"
+    name = "shared/tf_t5for_conditional_generation/shared/embeddings:0"
+    with h5py.File(path, "w") as f:
+        if kind == "gzip":
+            f.create_dataset(name, data=np.ones(1 << 16, np.float32), compression="gzip")
+        else:  # HDF5 would give 256 MiB of its fill value
+            f.create_dataset(name, shape=(1 << 26,), dtype="f4", fillvalue=1.0)
+    with pytest.raises(CheckpointError, match=rf"tf_model\.h5: datasets not stored whole.*"
+                                              rf"{re.escape(name)} \((chunked|0 bytes of "
+                                              r"268,435,456)\)"):
+        H5Reader(str(path))
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
