@@ -13,6 +13,8 @@ import os
 import pathlib
 import re
 import shutil
+import struct
+import tracemalloc
 import zipfile
 
 import msgpack
@@ -499,6 +501,22 @@ def test_flax_chunked_arrays_load(tmp_path):
     leaf["chunks"] = {"0": values[:5], "2": values[5:]}
     with pytest.raises(CheckpointError, match=r"(?s)target/w.*chunks"):
         T5XReader(_t5x(tmp_path, {"target": {"w": leaf}}))
+
+
+def test_an_inline_arrays_payload_is_unpacked_within_the_files_limits(tmp_path):
+    # An array of more empty maps than a msgpack array may hold, one byte each: unpacked without
+    # limits, the payload would become a dict per byte before the leaf is refused.
+    n = (1 << 20) + 1
+    payload = b"\xdd" + struct.pack(">I", n) + b"\x80" * n
+    path = _t5x(tmp_path, {"target": {"w": msgpack.ExtType(1, payload)}})
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=r"(?s)checkpoint.*target/w"):
+            T5XReader(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"{peak:,} bytes held for a {n:,}-byte payload"
 
 
 # ----------------------------------------------------------------------------- non-finite
