@@ -519,6 +519,22 @@ def test_an_inline_arrays_payload_is_unpacked_within_the_files_limits(tmp_path):
     assert peak < 16 << 20, f"{peak:,} bytes held for a {n:,}-byte payload"
 
 
+def test_tensorstores_errors_on_a_corrupt_chunk_name_the_file_and_tensor(tmp_path):
+    spec = {"driver": "zarr", "kvstore": {"driver": "file", "path": "w"},
+            "metadata": {"shape": [2], "dtype": "<f4"}}
+    path = _t5x(tmp_path, {"target": {"w": spec}})
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / ".zarray").write_text(json.dumps(
+        {"zarr_format": 2, "shape": [2], "chunks": [2], "dtype": "<f4", "fill_value": 0,
+         "compressor": {"id": "zlib", "level": 1}, "filters": None, "order": "C"}))
+    (tmp_path / "w" / "0").write_bytes(b"not zlib data")
+    reader = T5XReader(path)
+    reader.validate(["target/w"])
+    with pytest.raises(CheckpointError, match=r"checkpoint: could not read tensor target/w "
+                                              r"\(ValueError: "):
+        reader.read("target/w")
+
+
 # ----------------------------------------------------------------------------- non-finite
 
 

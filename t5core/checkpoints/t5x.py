@@ -283,8 +283,9 @@ class T5XReader(CheckpointReader):
         if isinstance(leaf, _Inline):
             return leaf.array()
         if name in self._specs:
-            return t5x_zarr.read_array(self._checked(name), self._specs[name],
-                                       f"{self.path}: {name}")
+            with named_errors(self.path, f"could not read tensor {name}"):  # tensorstore's errors
+                return t5x_zarr.read_array(self._checked(name), self._specs[name],
+                                           f"{self.path}: {name}")
         return np.asarray(leaf)
 
 
