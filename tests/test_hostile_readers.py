@@ -366,3 +366,11 @@ def test_a_tokenizer_json_without_added_tokens_encodes_in_python_and_in_graph():
     ids = tokenizer.encode("hello <extra_id_0>")
     assert ids and tokenizer.decode(ids) == "hello <extra_id_0>"
     assert tokenizer.in_graph().tokenize(["hello <extra_id_0>"]).to_list() == [ids]
+
+
+def test_a_damaged_spiece_model_is_named_with_or_without_the_dummy_prefix(tmp_path):
+    path = tmp_path / "spiece.model"
+    path.write_bytes(b"\x0a\xff\xff\xff\xff\x0f")
+    for options in ({}, {"add_prefix_space": False}):
+        with pytest.raises(T5CoreError, match=r"not a SentencePiece model.*spiece\.model"):
+            Tokenizer(str(path), **options)
