@@ -9,6 +9,7 @@ import gc
 
 import keras
 import tensorflow as tf
+from tensorflow.core.protobuf import tensor_bundle_pb2
 
 try:
     from keras.src.backend.common import global_state as _global_state
@@ -184,3 +185,17 @@ def strategy_supports_no_merge_call() -> bool:
 def call_for_each_replica(strategy, fn, args=()):
     """Runs `fn(*args)` in each replica's context from cross-replica context."""
     return strategy.extended.call_for_each_replica(fn, args=args)
+
+
+# -- TF checkpoint indexes --------------------------------------------------------------------
+# TF's public API reads a checkpoint's index only by trusting it (its C++ reader aborts the
+# process on some shapes), so t5core parses the entries itself, with TF's own message types.
+
+def bundle_header(data: bytes):
+    """The BundleHeaderProto (num_shards, ...) of a TF checkpoint index's header entry."""
+    return tensor_bundle_pb2.BundleHeaderProto.FromString(data)
+
+
+def bundle_entry(data: bytes):
+    """The BundleEntryProto (dtype, shape, shard_id, slices, ...) of a tensor's index entry."""
+    return tensor_bundle_pb2.BundleEntryProto.FromString(data)

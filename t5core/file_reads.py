@@ -15,6 +15,7 @@ import zlib
 
 import tensorflow as tf
 
+from t5core import compat
 from t5core.errors import CheckpointError, DataError, ModelDirError, UserFileNotFoundError
 
 MAX_DIMS = 64  # numpy's own limit on an array's dimensions
@@ -378,6 +379,150 @@ def check_h5_self_contained(path, found):
             f"{path}: refers to data outside the file ({'; '.join(found[:3])}"
             f"{f'; {len(found) - 3} more' if len(found) > 3 else ''}); t5core reads only HDF5 "
             "files that hold their own data")
+
+
+# ----------------------------------------------------------------------------- TF checkpoint index
+
+# A TF checkpoint's `.index` is a LevelDB table (SSTable) whose values are protobufs: a header,
+# then one BundleEntryProto per tensor. TensorFlow trusts the shapes there and aborts the whole
+# process (a C++ CHECK, not an exception) on a negative dimension, an element count past int64 or
+# more than 254 dimensions, so t5core reads the table itself and checks every entry first.
+_TABLE_MAGIC = 0xDB4775248B80FB57  # the last 8 bytes of the footer
+_TABLE_FOOTER = 48  # two block handles (varints), padding to 40 bytes, the magic
+_MAX_SHARDS = 1 << 20  # TF sizes its table of shard files by the header's count
+
+
+class _BadIndex(Exception):
+    """A fault in a TF checkpoint index; check_tf_index re-raises it naming the file."""
+
+
+def _varint(data, at):
+    """(value, next offset) of the LevelDB/protobuf varint at `at`."""
+    value = shift = 0
+    while shift < 64 and at < len(data):
+        byte = data[at]
+        value, shift, at = value | (byte & 0x7F) << shift, shift + 7, at + 1
+        if not byte & 0x80:
+            return value, at
+    raise _BadIndex("a number runs past its block")
+
+
+def _table_block(data, handle):
+    """The contents of the block a handle (varint offset, varint size) points at."""
+    offset, at = _varint(handle, 0)
+    size, _ = _varint(handle, at)
+    if offset + size + 5 > len(data):  # 5: the trailer, a compression byte and a checksum
+        raise _BadIndex(f"a block of {size} bytes at {offset} runs past the end of the file")
+    method, block = data[offset + size], data[offset:offset + size]
+    if method not in (0, 1):  # TensorFlow writes blocks plain (0) or, older ones, Snappy (1)
+        raise _BadIndex(f"a block compressed by method {method}, which TensorFlow does not write")
+    return _unsnappy(block) if method else block
+
+
+def _unsnappy(data):
+    """The bytes of a Snappy-compressed block (Mesh-TF's indexes are): its length, then
+    literals and copies of bytes already out. TensorFlow's Python side ships no Snappy."""
+    size, at = _varint(data, 0)
+    out = bytearray()
+    while at < len(data):
+        tag, at = data[at], at + 1
+        kind, high = tag & 3, tag >> 2
+        if kind == 0:  # a literal: its length - 1 in the tag, or in the 1-4 bytes after it
+            if high >= 60:
+                high, at = int.from_bytes(data[at:at + high - 59], "little"), at + high - 59
+            piece, at = data[at:at + high + 1], at + high + 1
+        else:  # a copy: 4-11 bytes from up to 2047 back, or 1-64 from a 2- or 4-byte distance
+            extra = (1, 2, 4)[kind - 1]
+            length, back = ((high & 7) + 4, high >> 3 << 8) if kind == 1 else (high + 1, 0)
+            back, at = back | int.from_bytes(data[at:at + extra], "little"), at + extra
+            if not 0 < back <= len(out):
+                raise _BadIndex("a compressed block copies from before its start")
+            start = len(out) - back
+            piece = (out[start:start + length] * (length // back + 1))[:length]
+        if at > len(data) or len(out) + len(piece) > size:
+            raise _BadIndex("a compressed block that does not decompress to its length")
+        out += piece
+    if len(out) != size:
+        raise _BadIndex("a compressed block that does not decompress to its length")
+    return bytes(out)
+
+
+def _block_entries(block):
+    """The (key, value) pairs of a table block: entries (each key a prefix shared with the one
+    before, then its own bytes), then the restart offsets a lookup starts from, then their count.
+    Every restart offset must start an entry read here: a lookup then meets only checked ones."""
+    count = int.from_bytes(block[-4:], "little") if len(block) >= 4 else -1
+    end = len(block) - 4 * (count + 1)
+    if count < 0 or end < 0:
+        raise _BadIndex("a block's restart offsets do not fit in it")
+    restarts = {int.from_bytes(block[end + 4 * i:end + 4 * i + 4], "little")
+                for i in range(count)}
+    key, at, found = b"", 0, []
+    while at < end:
+        restarts.discard(at)
+        shared, at = _varint(block, at)
+        own, at = _varint(block, at)
+        length, at = _varint(block, at)
+        if shared > len(key) or at + own + length > end:
+            raise _BadIndex("an entry runs past its block")
+        key = key[:shared] + block[at:at + own]
+        found.append((key, block[at + own:at + own + length]))
+        at += own + length
+    if restarts:
+        raise _BadIndex("a block's restart offset is not where an entry starts")
+    return found
+
+
+def _bundle_entry_problem(entry, num_shards):
+    """Why TF could not take the index entry `entry` safely, or None."""
+    try:  # enums above 100 are reference types, never stored
+        dtype = tf.as_dtype(entry.dtype) if entry.dtype < 100 else None
+    except TypeError:
+        dtype = None
+    if dtype is None:
+        return f"dtype {entry.dtype} is not a TensorFlow dtype"
+    dims = [d.size for d in entry.shape.dim]
+    problem = "shape of unknown rank" if entry.shape.unknown_rank else shape_problem(dims)
+    if problem:
+        return problem
+    if element_count(dims) * max(dtype.size, 1) >= 1 << 63:  # strings: >= 1 byte each
+        return f"shape {dims} of {dtype.name} is more bytes than int64 counts"
+    if not 0 <= entry.shard_id < num_shards:
+        return f"data shard {entry.shard_id}, but the header declares {num_shards}"
+    extents = [e for s in entry.slices for e in s.extent]
+    if any(e.start < 0 or e.length < 0 for e in extents) or any(
+            len(s.extent) > len(dims) for s in entry.slices):
+        return "a slice outside the tensor"
+    return None
+
+
+def check_tf_index(prefix, error=CheckpointError):
+    """Refuses (`error`, naming the file and tensor) the TF checkpoint `prefix` unless each entry
+    of its `.index` has a TF dtype, at most MAX_DIMS sizes >= 0 whose bytes int64 counts, and
+    a data shard the header declares. Call before any TensorFlow reader sees the checkpoint."""
+    path = prefix + ".index"
+    data = read_bytes(path, error)
+    try:
+        if len(data) < _TABLE_FOOTER or int.from_bytes(data[-8:], "little") != _TABLE_MAGIC:
+            raise _BadIndex("no LevelDB table footer")
+        footer = data[-_TABLE_FOOTER:]
+        _, at = _varint(footer, _varint(footer, 0)[1])  # past the metaindex handle (unused)
+        entries = [pair for _, handle in _block_entries(_table_block(data, footer[at:]))
+                   for pair in _block_entries(_table_block(data, handle))]
+        if not entries or entries[0][0] != b"":
+            raise _BadIndex("no header entry")
+        num_shards = compat.bundle_header(entries[0][1]).num_shards
+        if not 0 < num_shards <= _MAX_SHARDS:
+            raise _BadIndex(f"the header declares {num_shards} data shards")
+        for key, value in entries[1:]:
+            problem = _bundle_entry_problem(compat.bundle_entry(value), num_shards)
+            if problem:
+                raise _BadIndex(f"tensor {shown(key.decode('utf-8', 'replace'))}: {problem}")
+    except _BadIndex as err:
+        raise error(f"{path}: not a checkpoint index TensorFlow can read safely ({err})") from None
+    except Exception as err:  # protobuf's DecodeError on a damaged entry
+        raise error(f"{path}: a damaged checkpoint index ({type(err).__name__}: "
+                    f"{shown(str(err))})") from None
 
 
 # ----------------------------------------------------------------------------- sizes

@@ -342,6 +342,7 @@ def saved_settings(checkpoint_path: str) -> dict | None:
     """The settings, by flag name, that the trainer checkpoint `checkpoint_path` was trained
     with: {} when it records none (an older trainer's), None when it holds no training state
     at all (weights only, as convert_checkpoint writes)."""
+    file_reads.check_tf_index(checkpoint_path, ModelDirError)
     reader = tf.train.load_checkpoint(checkpoint_path)
     if not any(key.startswith("optimizer/") for key in reader.get_variable_to_shape_map()):
         return None

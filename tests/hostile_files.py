@@ -13,6 +13,7 @@ import zipfile
 
 import msgpack
 import numpy as np
+from tensorflow.core.protobuf import tensor_bundle_pb2
 
 # ----------------------------------------------------------------------------- torch zip
 
@@ -185,3 +186,45 @@ def set_declared_dims(index_path, old_dims, new_dims):
             break
         j += unshared + value_len
     open(index_path, "wb").write(bytes(data))
+
+
+def _put_varint(n):
+    out = bytearray()
+    while True:
+        out.append(n & 0x7F | (0x80 if n >> 7 else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def _table_block(out, entries):
+    """Appends a leveldb table block of `entries` (no shared key prefixes, one restart point)
+    and its trailer (uncompressed, checksummed) to `out`; returns the block's handle."""
+    block = b"".join(_put_varint(0) + _put_varint(len(k)) + _put_varint(len(v)) + k + v
+                     for k, v in entries) + struct.pack("<II", 0, 1)
+    crc = _crc32c(block + b"\0")
+    handle = _put_varint(len(out)) + _put_varint(len(block))
+    out += block + b"\0" + struct.pack("<I", ((crc >> 15 | crc << 17) + 0xA282EAD8) & 0xFFFFFFFF)
+    return handle
+
+
+def write_tf_bundle(prefix, tensors, data=b""):
+    """A TF checkpoint `prefix` (.index and one data shard holding `data`) whose index declares
+    `tensors`, [(name, dtype enum, shape, size in bytes)], each at offset 0 of the shard."""
+    header = tensor_bundle_pb2.BundleHeaderProto(num_shards=1)
+    entries = [(b"", header.SerializeToString())]
+    for name, dtype, shape, size in sorted(tensors):
+        entry = tensor_bundle_pb2.BundleEntryProto(dtype=dtype, size=size)
+        for d in shape:
+            entry.shape.dim.add(size=d)
+        entries.append((name.encode(), entry.SerializeToString()))
+    out = bytearray()
+    data_handle = _table_block(out, entries)
+    meta_handle = _table_block(out, [])
+    index_handle = _table_block(out, [(entries[-1][0] + b"\0", data_handle)])
+    footer = meta_handle + index_handle
+    out += footer + b"\0" * (40 - len(footer)) + struct.pack("<Q", 0xDB4775248B80FB57)
+    with open(f"{prefix}.index", "wb") as f:
+        f.write(out)
+    with open(f"{prefix}.data-00000-of-00001", "wb") as f:
+        f.write(data)

@@ -26,6 +26,16 @@ def relied_on(api):
                     f"{type(err).__name__}: {err}", pytrace=False)
 
 
+def test_tf_checkpoint_index_messages_read_their_wire_format():
+    with relied_on("tensorflow.core.protobuf.tensor_bundle_pb2: BundleHeaderProto, "
+                   "BundleEntryProto"):
+        assert compat.bundle_header(b"\x08\x03").num_shards == 3
+        # dtype 1 (float), shape [5] (dim {size: 5}), shard 2
+        entry = compat.bundle_entry(b"\x08\x01\x12\x04\x12\x02\x08\x05\x18\x02")
+        assert (entry.dtype, [d.size for d in entry.shape.dim], entry.shape.unknown_rank,
+                entry.shard_id, list(entry.slices)) == (1, [5], False, 2, [])
+
+
 def test_a_gone_api_is_named():
     with pytest.raises(pytest.fail.Exception, match=r"tf\.__internal__\.no_such_api: .*compat"):
         with relied_on("tf.__internal__.no_such_api"):

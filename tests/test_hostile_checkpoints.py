@@ -13,8 +13,11 @@ import os
 import pathlib
 import re
 import shutil
+import struct
+import tracemalloc
 import zipfile
 
+import h5py
 import msgpack
 import numpy as np
 import pytest
@@ -32,9 +35,11 @@ from safetensors.numpy import load_file, save_file
 import t5core
 from t5core.checkpoints import load_pretrained
 from t5core.checkpoints.hf_bin import HFBinReader, UnsafeCheckpointError
+from t5core.checkpoints.optimizer_state import import_optimizer_state
 from t5core.checkpoints.safetensors_io import SafetensorsReader
 from t5core.checkpoints.t5x import T5XReader
 from t5core.errors import CheckpointError, ConfigError
+from t5core.optimizers import Adafactor
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 REFERENCE = FIXTURES / "reference"
@@ -499,6 +504,78 @@ def test_flax_chunked_arrays_load(tmp_path):
     leaf["chunks"] = {"0": values[:5], "2": values[5:]}
     with pytest.raises(CheckpointError, match=r"(?s)target/w.*chunks"):
         T5XReader(_t5x(tmp_path, {"target": {"w": leaf}}))
+
+
+def test_an_inline_arrays_payload_is_unpacked_within_the_files_limits(tmp_path):
+    # An array of more empty maps than a msgpack array may hold, one byte each: unpacked without
+    # limits, the payload would become a dict per byte before the leaf is refused.
+    n = (1 << 20) + 1
+    payload = b"\xdd" + struct.pack(">I", n) + b"\x80" * n
+    path = _t5x(tmp_path, {"target": {"w": msgpack.ExtType(1, payload)}})
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=r"(?s)checkpoint.*target/w"):
+            T5XReader(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"{peak:,} bytes held for a {n:,}-byte payload"
+
+
+def _t5x_with(tmp_path, change):
+    """The T5X fixture in tmp_path/t5x with `change(tree)` applied to its msgpack tree."""
+    directory = tmp_path / "t5x"
+    directory.mkdir()
+    tree = msgpack.unpackb((T5X / "test_t5_tiny.checkpoint_0").read_bytes(), raw=False,
+                           strict_map_key=False)
+    change(tree)
+    (directory / "checkpoint").write_bytes(msgpack.packb(tree))
+    return directory
+
+
+def test_a_step_counter_of_many_values_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    def steps(tree):
+        tree["optimizer"]["state"]["step"] = ext_array([4], "int32", bytes(16))
+    directory = _t5x_with(tmp_path, steps)
+    model = load_pretrained(str(directory), config=T5X_GINS)
+    optimizer = Adafactor(0.01)
+    optimizer.build(model.trainable_variables)
+    read = T5XReader.read
+
+    def no_step(self, name):
+        assert not name.endswith("state/step"), "the step counter was read before its shape"
+        return read(self, name)
+    monkeypatch.setattr(T5XReader, "read", no_step)
+    with pytest.raises(CheckpointError, match=r"checkpoint: optimizer/state/step has shape "
+                                              r"\(4,\), not a step count"):
+        import_optimizer_state(str(directory), model, optimizer)
+
+
+def test_importing_optimizer_state_lets_go_of_the_checkpoint_it_opened():
+    h5 = str(FIXTURES / "hf_tiny_random_t5" / "tf_model.h5")
+    model = load_pretrained(h5)
+    optimizer = Adafactor(0.01)
+    optimizer.build(model.trainable_variables)
+    with pytest.raises(CheckpointError, match=r"tf_model\.h5: a hf-h5 checkpoint") as err:
+        import_optimizer_state(h5, model, optimizer)
+    # (the error's traceback keeps the reader alive: only closing it lets go of the file)
+    assert not h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE), f"still open after: {err.value}"
+
+
+def test_tensorstores_errors_on_a_corrupt_chunk_name_the_file_and_tensor(tmp_path):
+    spec = {"driver": "zarr", "kvstore": {"driver": "file", "path": "w"},
+            "metadata": {"shape": [2], "dtype": "<f4"}}
+    path = _t5x(tmp_path, {"target": {"w": spec}})
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / ".zarray").write_text(json.dumps(
+        {"zarr_format": 2, "shape": [2], "chunks": [2], "dtype": "<f4", "fill_value": 0,
+         "compressor": {"id": "zlib", "level": 1}, "filters": None, "order": "C"}))
+    (tmp_path / "w" / "0").write_bytes(b"not zlib data")
+    reader = T5XReader(path)
+    reader.validate(["target/w"])
+    with pytest.raises(CheckpointError, match=r"checkpoint: could not read tensor target/w "
+                                              r"\(ValueError: "):
+        reader.read("target/w")
 
 
 # ----------------------------------------------------------------------------- non-finite

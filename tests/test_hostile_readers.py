@@ -16,19 +16,21 @@ import contextlib
 import json
 import os
 import pathlib
+import re
 import shutil
 import threading
 import time
 import tracemalloc
 
+import h5py
 import numpy as np
 import pytest
 import tensorflow as tf
-from hostile_files import set_declared_dims
+from hostile_files import set_declared_dims, write_tf_bundle
 
 from t5core import file_reads
 from t5core import model_dir as md
-from t5core.checkpoints import t5x_zarr, untrusted
+from t5core.checkpoints import detect_format, t5x_zarr, untrusted
 from t5core.checkpoints.gin_config import parse_gin
 from t5core.checkpoints.hf_bin import HFBinReader
 from t5core.checkpoints.hf_h5 import H5Reader
@@ -38,7 +40,7 @@ from t5core.checkpoints.tf_checkpoint import TFCheckpointReader
 from t5core.config import T5Config
 from t5core.data.fingerprint import fingerprint
 from t5core.data.sources import jsonl_objects, read_lines, tsv_rows
-from t5core.errors import CheckpointError, ConfigError, T5CoreError
+from t5core.errors import CheckpointError, ConfigError, ModelDirError, T5CoreError
 from t5core.sweep.evals import read_evals
 from t5core.sweep.results import log_tail, trainer_results
 from t5core.sweep.space import load_space
@@ -244,6 +246,71 @@ def test_a_tf_checkpoint_declaring_more_than_its_data_holds_is_refused_before_re
         reader.read(name)
 
 
+def test_a_tf_string_tensor_declaring_more_than_its_data_holds_is_refused_before_reading(
+        tmp_path):
+    prefix = str(tmp_path / "ckpt")
+    write_tf_bundle(prefix, [("words", 7, [1 << 24], 1 << 24)], b"\0" * 16)  # 7: DT_STRING
+    with pytest.raises(CheckpointError, match=r"ckpt: the index declares words .* 16,777,216 "
+                                              r"bytes.*hold 16 bytes"):
+        TFCheckpointReader(prefix).validate(["words"])
+
+
+# What TensorFlow's reader takes from an index and aborts the process on (a C++ CHECK), or,
+# for a dtype, raises a bare TypeError on: (dtype enum, shape, the refusal).
+TF_INDEX_FAULTS = {
+    "negative dimension": (1, [-5, 2], r"shape \[-5, 2\] holds something other than sizes"),
+    "elements past int64": (1, [1 << 40, 1 << 40], r"more bytes than int64 counts"),
+    "300 dimensions": (1, [1] * 300, r"300 dimensions"),
+    "unknown dtype": (999, [2, 2], r"dtype 999 is not a TensorFlow dtype"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(TF_INDEX_FAULTS))
+def test_a_tf_index_tensorflow_cannot_take_is_refused_on_every_way_in(tmp_path, fault):
+    dtype, shape, why = TF_INDEX_FAULTS[fault]
+    prefix = str(tmp_path / "model.ckpt-0")
+    write_tf_bundle(prefix, [("shared/embedding", dtype, shape, 16)], b"\0" * 16)
+    (tmp_path / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-0"\n')
+    named = rf"model\.ckpt-0\.index: .*'shared/embedding': .*{why}"
+    with pytest.raises(CheckpointError, match=named):
+        detect_format(str(tmp_path))
+    with pytest.raises(CheckpointError, match=named):
+        TFCheckpointReader(prefix)
+    with pytest.raises(ModelDirError, match=named):
+        md.saved_settings(prefix)
+
+
+def test_tf_indexes_tensorflow_writes_pass_the_index_check(tmp_path):
+    """TF2's object checkpoints, a TF1 Saver's (with a partitioned variable's slices) and
+    Mesh-TF's (Snappy-compressed blocks) read as TensorFlow reads them."""
+    prefixes = [str(FIXTURES / "mtf_tiny_t5_index" / "model.ckpt-0"), tf.train.Checkpoint(
+        v=tf.Variable(np.zeros((3, 4), np.float32)), s=tf.Variable("text"),
+        n=tf.Variable(np.int64(5))).write(str(tmp_path / "tf2" / "ckpt"))]
+    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        tf.compat.v1.get_variable("a", [5, 6])
+        tf.compat.v1.get_variable("b", [4], partitioner=tf.compat.v1.fixed_size_partitioner(2))
+        session.run(tf.compat.v1.global_variables_initializer())
+        prefixes.append(tf.compat.v1.train.Saver().save(session, str(tmp_path / "v1" / "model")))
+    for prefix in prefixes:
+        assert TFCheckpointReader(prefix).shapes == {
+            name: tuple(shape) for name, shape in tf.train.list_variables(prefix)}, prefix
+
+
+@pytest.mark.parametrize("kind", ["never written", "gzip"])
+def test_an_h5_dataset_the_file_does_not_hold_is_refused_before_reading(tmp_path, kind):
+    path = tmp_path / "tf_model.h5"
+    name = "shared/tf_t5for_conditional_generation/shared/embeddings:0"
+    with h5py.File(path, "w") as f:
+        if kind == "gzip":
+            f.create_dataset(name, data=np.ones(1 << 16, np.float32), compression="gzip")
+        else:  # HDF5 would give 256 MiB of its fill value
+            f.create_dataset(name, shape=(1 << 26,), dtype="f4", fillvalue=1.0)
+    with pytest.raises(CheckpointError, match=rf"tf_model\.h5: datasets not stored whole.*"
+                                              rf"{re.escape(name)} \((chunked|0 bytes of "
+                                              r"268,435,456)\)"):
+        H5Reader(str(path))
+
+
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_the_sweeps_reports_of_a_trial_neither_hang_nor_raise(tmp_path, kind):
     """A trial's results.json and log are read to report on it: what is not a regular file
@@ -328,3 +395,11 @@ def test_a_tokenizer_json_without_added_tokens_encodes_in_python_and_in_graph():
     ids = tokenizer.encode("hello <extra_id_0>")
     assert ids and tokenizer.decode(ids) == "hello <extra_id_0>"
     assert tokenizer.in_graph().tokenize(["hello <extra_id_0>"]).to_list() == [ids]
+
+
+def test_a_damaged_spiece_model_is_named_with_or_without_the_dummy_prefix(tmp_path):
+    path = tmp_path / "spiece.model"
+    path.write_bytes(b"\x0a\xff\xff\xff\xff\x0f")
+    for options in ({}, {"add_prefix_space": False}):
+        with pytest.raises(T5CoreError, match=r"not a SentencePiece model.*spiece\.model"):
+            Tokenizer(str(path), **options)

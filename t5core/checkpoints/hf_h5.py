@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from t5core.checkpoints.hf import block_rules
 from t5core.checkpoints.reader import CheckpointReader, named_errors
 from t5core.checkpoints.rules import Rule, skip
@@ -42,7 +44,9 @@ class H5Reader(CheckpointReader):
                 if isinstance(obj, h5py.Dataset):
                     self.shapes[name] = tuple(obj.shape)
                     self._dtypes[name] = obj.dtype
+                    self._stored[name] = (obj.id.get_storage_size(), obj.chunks is not None)
 
+            self._stored = {}
             self._file.visititems(visit)
         # Outside the try: the refusal is a named UnsafeCheckpointError, not "unreadable".
         check_h5_self_contained(self.path, found)
@@ -53,12 +57,24 @@ class H5Reader(CheckpointReader):
         if not_numbers:
             raise CheckpointError(f"{path}: datasets that are not numeric arrays: "
                                   f"{', '.join(not_numbers[:5])}")
+        # HF writes each weight whole and uncompressed. A chunked (compressible) dataset, or one
+        # storing fewer bytes than it declares (never written: HDF5 gives its fill value) or more
+        # than the file holds, would make read() allocate what the file does not hold.
+        size = os.path.getsize(path)
+        unbacked = [f"{n} ({'chunked' if chunked else f'{stored:,} bytes of {self.nbytes(n):,}'})"
+                    for n, (stored, chunked) in self._stored.items()
+                    if chunked or not self.nbytes(n) <= stored <= size]
+        if unbacked:
+            raise CheckpointError(f"{path}: datasets not stored whole in the file, as HF writes "
+                                  f"them (contiguous, uncompressed; the file has {size:,} "
+                                  f"bytes): {', '.join(unbacked[:5])}")
 
     def nbytes(self, name):
         return element_count(self.shapes[name]) * self._dtypes[name].itemsize
 
     def read(self, name):
-        return self._file[name][()]
+        with named_errors(self.path, f"could not read tensor {name}"):
+            return self._file[name][()]
 
     def close(self):
         self._file.close()

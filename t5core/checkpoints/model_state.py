@@ -25,6 +25,7 @@ def restore_model(model_dir, model):
     path = file_reads.latest_checkpoint(model_dir) if tf.io.gfile.isdir(model_dir) else model_dir
     if not path:
         raise FileNotFoundError(f"No training checkpoint in {model_dir}")
+    file_reads.check_tf_index(path)
     status = tf.train.Checkpoint(model=ModelState(model)).restore(path)
     status.expect_partial().assert_existing_objects_matched()
     return path

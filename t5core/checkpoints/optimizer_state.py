@@ -10,7 +10,7 @@ import numpy as np
 
 from t5core.checkpoints import FORMAT_BY_NAME, open_checkpoint
 from t5core.checkpoints.rules import plan_mapping
-from t5core.checkpoints.untrusted import listing
+from t5core.checkpoints.untrusted import listing, shown
 from t5core.errors import CheckpointError, FlagError
 from t5core.optimizers import Adafactor
 
@@ -143,6 +143,11 @@ def _plan_variable(fmt, reader, name, target, transform, variable, optimizer, pr
 def _read_step(fmt, reader, location):
     for step_name in fmt.step_names:
         if step_name in reader.shapes:
+            # A step counter is one number: a larger declared shape is refused before it is read.
+            if tuple(reader.shapes[step_name]) != ():
+                raise CheckpointError(f"{location}: {step_name} has shape "
+                                      f"{shown(reader.shapes[step_name])}, not a step count's ()")
+            reader.validate([step_name])
             step = np.asarray(reader.read(step_name))
             if step.shape != () or not np.issubdtype(step.dtype, np.integer) or int(step) < 0:
                 raise CheckpointError(f"{location}: {step_name} is {step!r}, not a step count")
@@ -163,6 +168,11 @@ def import_optimizer_state(path, model, optimizer) -> ImportedOptimizerState:
     if not optimizer.built:
         raise ValueError("build the optimizer on the model's trainable variables first")
     fmt_name, reader, rules, location = open_checkpoint(path)
+    with reader:  # its open files (an HDF5 file, tensorstore arrays) are let go however it ends
+        return _import_state(fmt_name, reader, rules, location, model, optimizer)
+
+
+def _import_state(fmt_name, reader, rules, location, model, optimizer):
     fmt = FORMAT_BY_NAME[fmt_name].adafactor
     if fmt is None:
         raise CheckpointError(

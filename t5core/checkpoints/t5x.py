@@ -93,15 +93,33 @@ def _inline(shape, dtype, data):
     return _Inline(shape, dtype, data)
 
 
-def _ext_hook(code, data):
+def _unpack(data, count, ext_hook=None):
+    """msgpack.unpackb of a T5X file's bytes or an extension's payload in it, within the limits
+    and the one entry budget `count` (an `_entry_budget`) of the whole file."""
     import msgpack
 
-    if code not in (1, 3):  # 1: ndarray [shape, dtype, bytes]; 3: numpy scalar [dtype, bytes]
-        return _Invalid(f"msgpack extension type {code} is not an array")
-    try:
-        fields = msgpack.unpackb(data, raw=False)
-    except Exception as err:  # msgpack raises several types on damaged data
-        return _Invalid(f"unreadable inline array ({type(err).__name__})")
+    return msgpack.unpackb(data, ext_hook=ext_hook or msgpack.ExtType, raw=False,
+                           strict_map_key=False, object_hook=count, list_hook=count,
+                           max_array_len=_MAX_CONTAINER, max_map_len=_MAX_CONTAINER)
+
+
+def _ext_hook(count):
+    """msgpack's ext_hook: an extension's payload is unpacked on the file's entry budget."""
+    def hook(code, data):
+        if code not in (1, 3):  # 1: ndarray [shape, dtype, bytes]; 3: numpy scalar [dtype, bytes]
+            return _Invalid(f"msgpack extension type {code} is not an array")
+        try:
+            fields = _unpack(data, count)
+        except CheckpointError:  # the budget: the whole file is refused
+            raise
+        except Exception as err:  # msgpack raises several types on damaged data
+            return _Invalid(f"unreadable inline array ({type(err).__name__})")
+        return _ext_fields(code, fields)
+    return hook
+
+
+def _ext_fields(code, fields):
+    """The _Inline (or _Invalid) of an extension's unpacked payload."""
     size = 3 if code == 1 else 2
     if not isinstance(fields, list) or len(fields) != size:
         return _Invalid(f"an inline array is [{'shape, ' if code == 1 else ''}dtype, bytes]; "
@@ -157,7 +175,7 @@ def _entry_budget():
 
     def count(container):
         nonlocal entries
-        entries += len(container)
+        entries += 1 + len(container)  # an empty map or array is an object too
         if entries > _MAX_ENTRIES:
             raise CheckpointError(f"more than {_MAX_ENTRIES} map and array entries (no T5X "
                                   "checkpoint has that many)")
@@ -200,9 +218,7 @@ class T5XReader(CheckpointReader):
         count = _entry_budget()
         with named_errors(self.path, "not a readable T5X msgpack checkpoint", prefix_own=True):
             try:
-                tree = msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False,
-                                       object_hook=count, list_hook=count,
-                                       max_array_len=_MAX_CONTAINER, max_map_len=_MAX_CONTAINER)
+                tree = _unpack(data, count, _ext_hook(count))
             except msgpack.StackError:
                 raise CheckpointError("nested too deep for a T5X checkpoint") from None
             del data
@@ -267,8 +283,9 @@ class T5XReader(CheckpointReader):
         if isinstance(leaf, _Inline):
             return leaf.array()
         if name in self._specs:
-            return t5x_zarr.read_array(self._checked(name), self._specs[name],
-                                       f"{self.path}: {name}")
+            with named_errors(self.path, f"could not read tensor {name}"):  # tensorstore's errors
+                return t5x_zarr.read_array(self._checked(name), self._specs[name],
+                                           f"{self.path}: {name}")
         return np.asarray(leaf)
 
 

@@ -25,9 +25,11 @@ class TFCheckpointReader(CheckpointReader):
     def __init__(self, prefix):
         self.path = prefix
         with named_errors(prefix, "unreadable TF checkpoint"):
+            file_reads.check_tf_index(prefix)  # TF aborts the process on some hostile indexes
             self._reader = tf.train.load_checkpoint(prefix)
-        self.shapes = {k: tuple(v) for k, v in self._reader.get_variable_to_shape_map().items()}
-        self._dtypes = self._reader.get_variable_to_dtype_map()
+            self.shapes = {k: tuple(v) for k, v in
+                           self._reader.get_variable_to_shape_map().items()}
+            self._dtypes = self._reader.get_variable_to_dtype_map()
 
     def nbytes(self, name):
         return element_count(self.shapes[name]) * self._dtypes[name].size
@@ -43,14 +45,17 @@ class TFCheckpointReader(CheckpointReader):
                 f"(found {sorted(os.path.basename(s) for s in shards) or 'none'})")
         # A shape the index declares is trusted by TF when it allocates the tensor: refuse one
         # whose bytes the data shards cannot hold, before anything is allocated.
+        # A string takes at least a byte (its length) in a shard.
         stored = sum(tf.io.gfile.stat(s).length for s in shards)
-        too_large = [name for name in names
-                     if self._dtypes[name] != tf.string and self.nbytes(name) > stored]
+        least = {name: element_count(self.shapes[name]) * max(self._dtypes[name].size, 1)
+                 for name in names}
+        too_large = [name for name in names if least[name] > stored]
         if too_large:
             name = too_large[0]
             raise CheckpointError(
                 f"{self.path}: the index declares {name} of shape {list(self.shapes[name])} "
-                f"({self.nbytes(name):,} bytes), but its data shards hold {stored:,} bytes in all")
+                f"(at least {least[name]:,} bytes), but its data shards hold {stored:,} bytes "
+                "in all")
 
     def read(self, name):
         with named_errors(self.path, f"could not read tensor {name}"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import sentencepiece as spm
+from sentencepiece import sentencepiece_model_pb2
 import tensorflow as tf
 
 from t5core import model_dir as model_dir_lib
@@ -68,11 +69,11 @@ class Tokenizer(BaseTokenizer):
             extra_ids, data = hf.extra_ids, hf.proto
         elif extra_ids is None:
             extra_ids = 100
-        self.model_proto = data if add_prefix_space else _without_dummy_prefix(data)
         self._sp = spm.SentencePieceProcessor()
         try:
+            self.model_proto = data if add_prefix_space else _without_dummy_prefix(data)
             self._sp.LoadFromSerializedProto(self.model_proto)
-        except Exception as e:  # sentencepiece raises a bare RuntimeError/OSError
+        except Exception as e:  # sentencepiece: a bare RuntimeError/OSError; protobuf: DecodeError
             raise ConfigError(f"not a SentencePiece model or tokenizer.json: {name}: {e}") from e
         self.base_vocab_size = self._sp.get_piece_size()
         if hf is not None:
@@ -140,7 +141,6 @@ class Tokenizer(BaseTokenizer):
 
 def _without_dummy_prefix(proto: bytes) -> bytes:
     """The SentencePiece model with its dummy "▁" prefix turned off (add_prefix_space=False)."""
-    from sentencepiece import sentencepiece_model_pb2  # pylint: disable=g-import-not-at-top
     m = sentencepiece_model_pb2.ModelProto()
     m.ParseFromString(proto)
     m.normalizer_spec.add_dummy_prefix = False
