@@ -144,6 +144,7 @@ def prepare_outputs(flag_values) -> None:
     """Creates the folders every given output path needs, or says in one error why it cannot."""
     from t5core import file_writes  # imports TensorFlow: not before a program needs it
 
+    file_writes.forget_reads()  # a program's outputs may replace nothing it reads from here on
     for name, kind in output_flags(flag_values).items():
         path = flag_values[name].value
         if not path or path == STDOUT:

@@ -15,7 +15,7 @@ import zlib
 
 import tensorflow as tf
 
-from t5core import compat
+from t5core import compat, file_writes
 from t5core.errors import CheckpointError, DataError, ModelDirError, UserFileNotFoundError
 
 MAX_DIMS = 64  # numpy's own limit on an array's dimensions
@@ -116,10 +116,12 @@ def open_file(path, error=DataError):
         raise UserFileNotFoundError(f"{path}: no such file") from None
     except OSError as err:
         raise error(f"{path}: cannot be read ({err.strerror})") from None
-    problem = _not_a_file(os.fstat(fd).st_mode)
+    status = os.fstat(fd)
+    problem = _not_a_file(status.st_mode)
     if problem:
         os.close(fd)
         raise error(f"{path}: is {problem}")
+    file_writes.note_read(status)
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
 

@@ -253,12 +253,37 @@ def open_user_file(path: str, inputs=()):
     return open(path, "w", encoding="utf-8")
 
 
+# (device, inode) of each local file read through t5core.file_reads since the program began:
+# an output the user names may be none of them, however the input's path was found (a flag,
+# run.json, a file beside the checkpoint).
+_READ = set()
+
+
+def note_read(status: os.stat_result) -> None:
+    """Records a file `t5core.file_reads` opened (its `os.fstat`)."""
+    _READ.add((status.st_dev, status.st_ino))
+
+
+def forget_reads() -> None:
+    """Starts a program's record of what it read afresh (`t5core.cli.command`)."""
+    _READ.clear()
+
+
 def refuse_input_as_output(path: str, inputs) -> None:
-    """OutputExistsError when `path` is the same file as one of `inputs` (None entries skipped)."""
+    """OutputExistsError when `path` is the same file as one of `inputs` (None entries skipped)
+    or as any file read so far (`note_read`)."""
     for source in inputs:
         if source and same_file(path, source):
             raise OutputExistsError(f"the output {path} is the input {source}; writing it would "
                                     "destroy the input: name another output file")
+    try:
+        status = None if is_remote(path) else os.stat(path)
+    except OSError:
+        status = None
+    if status is not None and (status.st_dev, status.st_ino) in _READ:
+        raise OutputExistsError(f"the output {path} is a file this program read (its data, its "
+                                "run's or its checkpoint's files); writing it would destroy it: "
+                                "name another output file")
 
 
 def same_file(a: str, b: str) -> bool:

@@ -307,3 +307,22 @@ def test_a_resume_with_a_changed_data_option_follows_data_changed(tmp_path, monk
         assert "--inputs_length: 24 then, 32 now; --data_changed=continue" in lines[0]
     assert run_module.check_data_changed(dataclasses.replace(
         options, train=TrainConfig(model_dir=str(tmp_path))), saved, lines.append) is False
+
+
+def test_template_args_written_another_way_are_no_change_of_the_data(tmp_path, monkeypatch):
+    from t5core import model_dir
+    from t5core.errors import DataError
+    from t5core.training import run as run_module
+
+    def options(template_args):
+        return RunOptions(template="classification", template_args=template_args,
+                          train=TrainConfig(model_dir=str(tmp_path)))
+
+    saved = run_module.run_description(options('{"label_words": ["负面", "正面"]}'), "byte")
+    monkeypatch.setattr(run_module.file_reads, "latest_checkpoint", lambda path: "ckpt-1")
+    monkeypatch.setattr(model_dir, "read_run", lambda path, *checks: saved)
+    same = options('{"label_words":["负面","正面"]}')
+    assert run_module.check_data_changed(same, run_module.run_description(same, "byte")) is False
+    other = options('{"label_words": ["正面", "负面"]}')
+    with pytest.raises(DataError, match="--template_args"):
+        run_module.check_data_changed(other, run_module.run_description(other, "byte"))

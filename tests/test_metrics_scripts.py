@@ -425,3 +425,19 @@ def test_a_tokenizer_that_cannot_write_the_text_is_named(capsys):
         DecodeEvaluator([tokenizer.encode(t, add_eos=True) for t in texts], texts, tokenizer,
                         ["bleu"], 32, 8)
         assert ("<unk>" in capsys.readouterr().err) == warned
+
+
+def test_tables_of_labels_in_any_script_line_up_on_a_terminal():
+    from t5core.evaluation.reports import format_table
+    from t5core.inspection.report import table
+    from t5core.metrics.scripts import display_width
+
+    rows = {"负面": {"precision": 100.0, "recall": 100.0, "f1": 100.0, "support": 4},
+            "positive": {"precision": 50.0, "recall": 1.0, "f1": 2.0, "support": 12},
+            "ｆｕｌｌ": {"precision": 5.0, "recall": 1.0, "f1": 2.0, "support": 1},
+            "e\u0301": {"precision": 5.0, "recall": 1.0, "f1": 2.0, "support": 1}}  # e + combining
+    for text in (format_table(rows, first="class"),
+                 table(("token", "count"), [("答案", 3), ("answer", 12)])):
+        widths = {display_width(line) for line in text.splitlines() if set(line) != {"-", " "}}
+        assert len(widths) == 1, text
+    assert display_width("负面ab") == 6 and display_width("e\u0301") == 1

@@ -101,3 +101,23 @@ def test_evaluate_s_unset_flags_keep_their_bounds(capsys, name):
         cli.parse_flags(define_flags, [f"--{name}=-1"], takes_arguments=False)
     assert exit_.value.code == cli.USER_ERROR_STATUS
     assert f"--{name} must be" in capsys.readouterr().err
+
+
+def test_a_missing_data_file_is_named_by_its_flag_and_where_its_path_came_from(tmp_path):
+    from t5core.commands import generate, shared_flags
+    from t5core.errors import FlagError, UserFileNotFoundError
+    from t5core.evaluation import reports
+
+    missing = str(tmp_path / "缺失.jsonl")
+    options = reports.data_options({"eval_file": missing})
+    with pytest.raises(UserFileNotFoundError, match=r"^--eval_file=.*缺失\.jsonl does not exist$"):
+        reports.check_data_options(options)
+    with pytest.raises(UserFileNotFoundError, match=r"does not exist \(the run's, as its run\.json"):
+        reports.check_data_options(options, recorded=["eval_file"])
+    run = model_dir.RunDescription(data={"train_file": missing})
+    for argv, expected in ((["--shots_file=" + missing], r"$"),
+                           ([], r" \(the run's --train_file, as its run\.json records it")):
+        args, _ = cli.parse_flags(generate.define_flags, [
+            "--checkpoint=x", "--input=hi", "--num_shots=1", *argv], takes_arguments=False)
+        with pytest.raises(FlagError, match=r"--shots_file=.*缺失\.jsonl does not exist" + expected):
+            shared_flags.few_shot_settings(args, run)

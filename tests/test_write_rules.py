@@ -230,6 +230,38 @@ def test_generate_refuses_an_output_file_that_is_its_input(tmp_path, two_exports
     assert texts.read_text() == "first\nsecond\n"
 
 
+def test_generate_refuses_an_output_that_is_a_file_of_its_checkpoint(tmp_path, two_exports,
+                                                                     capsys):
+    # Not typed as an input: the program read it, finding it beside the checkpoint.
+    new, _ = two_exports
+    source = _copy(new, tmp_path / "source")
+    before = (source / "config.json").read_bytes()
+    status = generate.main([f"--checkpoint={source}", "--vocab=byte", "--input=hello",
+                            f"--output_file={source / 'config.json'}", "--max_new_tokens=2"])
+    assert status == cli.USER_ERROR_STATUS
+    assert "is a file this program read" in capsys.readouterr().err
+    assert (source / "config.json").read_bytes() == before
+
+
+def test_no_output_replaces_a_file_the_program_read_however_it_was_named(tmp_path):
+    from t5core import file_reads
+
+    data = tmp_path / "data.txt"
+    data.write_text(SECRET)
+    file_writes.forget_reads()
+    file_reads.read_bytes(str(data))
+    link = tmp_path / "link.txt"
+    link.symlink_to(data)
+    for name in (data, link, tmp_path / "." / "data.txt"):
+        with pytest.raises(file_writes.OutputExistsError, match="a file this program read"):
+            file_writes.open_user_file(str(name))
+    assert data.read_text() == SECRET
+    file_writes.forget_reads()  # a new program: it has read nothing yet
+    with file_writes.open_user_file(str(data)) as f:
+        f.write("replaced")
+    assert data.read_text() == "replaced"
+
+
 def test_prepare_output_dir_removes_only_owned_names(tmp_path):
     (tmp_path / "model-00001-of-00002.safetensors").write_text("old")
     (tmp_path / "keep.txt").write_text(SECRET)

@@ -31,7 +31,7 @@ from t5core.evaluation.reports import DATA_DEFAULTS
 from t5core.model import T5Model
 from t5core.peft import apply_lora, merge_lora
 from t5core.quantization import quantize
-from t5core.training.run import RunOptions, read_run_checked
+from t5core.training.run import RUN_FILES, RunOptions, read_run_checked
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -90,8 +90,9 @@ def load_model(args, run):
 
 def evaluate(args: flags.FlagValues) -> None:
     run = read_run_checked(args.checkpoint)
-    options = reports.data_options({name: args[name].value for name in DATA_DEFAULTS}, run)
-    reports.check_data_options(options)
+    given = {name: args[name].value for name in DATA_DEFAULTS}
+    options = reports.data_options(given, run)
+    reports.check_data_options(options, recorded=[n for n, v in given.items() if v is None])
     tokenizer = shared_flags.load_tokenizer(args)
     # The test set (and the metric packages it needs) before the model: a mistake there is
     # reported before minutes of loading.
@@ -110,11 +111,13 @@ def evaluate(args: flags.FlagValues) -> None:
               "examples": len(predictions), **reports.score(test, predictions),
               **({"few_shot": test.note} if test.note else {}),
               "data_options": options}
+    # The run's data files too, read or not: replacing one would change what a resume reads.
+    inputs = [args.eval_file, *(run.data.get(name) for name in RUN_FILES if run is not None)]
     if args.predictions_file:
-        with file_writes.open_user_file(args.predictions_file, inputs=[args.eval_file]) as f:
+        with file_writes.open_user_file(args.predictions_file, inputs=inputs) as f:
             f.write("\n".join(p.replace("\n", "\\n") for p in predictions) + "\n")
     if args.report_file:
-        with file_writes.open_user_file(args.report_file, inputs=[args.eval_file]) as f:
+        with file_writes.open_user_file(args.report_file, inputs=inputs) as f:
             f.write(file_writes.json_text(report, indent=2, ensure_ascii=False) + "\n")
     print(f"{args.checkpoint} on {test.description}: {len(predictions)} examples\n")
     print(reports.format_report(report))

@@ -13,11 +13,13 @@ from t5core.data.option_tasks import option_problems, task_from_options
 from t5core.data.pairs import pad_rows
 from t5core.data.tasks import task_examples
 from t5core.data.templates import DEFAULT_METRICS
-from t5core.errors import FlagError
+from t5core.errors import FlagError, UserFileNotFoundError
+from t5core.file_reads import present
 from t5core.evaluation.evaluators import make_evaluator, score_texts
 from t5core.evaluation.few_shot import few_shot_prompts
 from t5core.metrics import check_metric_packages, classification_report, entity_f1
 from t5core.metrics.entities import as_entities
+from t5core.metrics.scripts import display_width, pad
 
 # The data options, by train.py's flag names, and their values when neither the user nor the run
 # gave one.
@@ -61,8 +63,14 @@ class TestSet:
     note: str = ""  # how the inputs were made, when it is worth saying (few-shot prompts)
 
 
-def check_data_options(options) -> None:
-    """Fails on a bad --template(_args) or --eval_file type before model and data are loaded."""
+def check_data_options(options, recorded=()) -> None:
+    """Fails on a bad --template(_args), or an --eval_file missing or of an unknown type, before
+    model and data are loaded; `recorded`: the options whose value is the run's, so named."""
+    eval_file = options["eval_file"] if not options["task"] else ""
+    if eval_file and not present(eval_file):
+        raise UserFileNotFoundError(f"--eval_file={eval_file} does not exist" + (
+            " (the run's, as its run.json records it; give --eval_file)"
+            if "eval_file" in recorded else ""))
     problems = option_problems(
         template=options["template"], template_args=options["template_args"],
         instruction=options["instruction"],
@@ -209,10 +217,9 @@ def format_table(rows: dict, columns=("precision", "recall", "f1", "support"),
 
     body = [[str(name)] + [cell(values[c]) for c in columns] for name, values in rows.items()]
     header = [first] + list(columns)
-    widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
-    lines = [[header[0].ljust(widths[0])] + [h.rjust(w) for h, w in zip(header[1:], widths[1:])]]
-    lines += [[r[0].ljust(widths[0])] + [v.rjust(w) for v, w in zip(r[1:], widths[1:])]
-              for r in body]
+    widths = [max(display_width(r[i]) for r in [header] + body) for i in range(len(header))]
+    lines = [[pad(r[0], widths[0])] + [pad(v, w, right=True) for v, w in zip(r[1:], widths[1:])]
+             for r in [header] + body]
     return "\n".join("  ".join(line).rstrip() for line in lines)
 
 

@@ -7,6 +7,7 @@ import numpy as np
 from t5core import file_writes
 from t5core.config import T5Config
 from t5core.inspection.tables import bucket_ranges, bucket_table, parameter_table
+from t5core.metrics.scripts import display_width, pad
 from t5core.presets import count_parameters
 
 
@@ -49,8 +50,8 @@ def table(header, rows, markdown=False) -> str:
     if markdown:
         line = lambda r: "| " + " | ".join(str(x) for x in r) + " |"
         return "\n".join([line(header), "|" + "---|" * len(header)] + [line(r) for r in rows])
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    line = lambda r: "  ".join(str(x).rjust(w) if isinstance(x, (int, float)) else str(x).ljust(w)
+    widths = [max(display_width(str(x)) for x in col) for col in zip(header, *rows)]
+    line = lambda r: "  ".join(pad(str(x), w, right=isinstance(x, (int, float)))
                                for x, w in zip(r, widths))
     return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
 

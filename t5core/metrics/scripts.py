@@ -1,4 +1,5 @@
-"""Which tokenization BLEU and ROUGE need, read from the writing system of the references."""
+"""Which tokenization BLEU and ROUGE need, read from the writing system of the references; the
+columns text takes on a terminal, for tables of labels in any script."""
 
 from __future__ import annotations
 
@@ -20,6 +21,19 @@ KANA = ((0x3040, 0x30FF), (0x31F0, 0x31FF), (0xFF66, 0xFF9F))
 HANGUL = ((0xAC00, 0xD7AF), (0x1100, 0x11FF), (0x3130, 0x318F))
 SOUTHEAST_ASIAN = ((0x0E00, 0x0EFF), (0x1780, 0x17FF), (0x1000, 0x109F), (0x0F00, 0x0FFF))
 UNSPACED = HAN + KANA + HANGUL + SOUTHEAST_ASIAN
+
+
+def display_width(text: str) -> int:
+    """Columns `text` takes on a terminal: two for a wide character (Han, kana, Hangul, full-width
+    forms), none for a combining mark, one for the rest."""
+    return sum(0 if unicodedata.combining(c) else
+               2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def pad(text: str, width: int, right: bool = False) -> str:
+    """`text` padded with spaces to `width` columns (`display_width`), on the left if `right`."""
+    fill = " " * max(0, width - display_width(text))
+    return fill + text if right else text + fill
 
 
 def _in(char: str, blocks) -> bool:

@@ -294,6 +294,17 @@ def make_tokenizer(options: RunOptions):
     return load_tokenizer(resolve_vocab(options)[0])
 
 
+def _compared(name, value):
+    """A recorded option as a resume compares it: --template_args by its JSON value, so that
+    spacing or key order written another way is no change."""
+    if name == "template_args" and value:
+        try:
+            return file_reads.parse_json(value, "--template_args", ValueError)
+        except ValueError:
+            return value
+    return value
+
+
 def check_data_changed(options: RunOptions, run, log=print) -> bool:
     """Whether a resume must restart the data: the files differ from run.json's fingerprints, or
     the options that shape the training rows (TRAINING_DATA_OPTIONS) from those it recorded, and
@@ -308,8 +319,8 @@ def check_data_changed(options: RunOptions, run, log=print) -> bool:
         return False
     changed, touched = changes(saved.data_files, run.data_files) if saved.data_files else ([], [])
     changed += [f"--{name}: {saved.data[name]!r} then, {run.data[name]!r} now"
-                for name in TRAINING_DATA_OPTIONS
-                if name in saved.data and saved.data[name] != run.data[name]]
+                for name in TRAINING_DATA_OPTIONS if name in saved.data
+                and _compared(name, saved.data[name]) != _compared(name, run.data[name])]
     if touched:
         log(f"Note: {', '.join(touched)}: modified since the checkpoint, but of the same size "
             "and with the same first and last MiB; taken as unchanged")
@@ -326,6 +337,10 @@ def check_data_changed(options: RunOptions, run, log=print) -> bool:
     return options.data_changed == "restart_epoch"
 
 
+# The data files a run records (run.json's data, by flag name), fingerprinted for its resume.
+RUN_FILES = ("train_file", "eval_file")
+
+
 def read_run_checked(location: str):
     """`model_dir.read_run`, with the data options the run recorded (run.json's "data") held to
     their flags' checks: evaluate.py and generate.py act on them as on flags they were given."""
@@ -335,7 +350,7 @@ def read_run_checked(location: str):
 def run_description(options: RunOptions, vocab: str):
     """What run.json records of these options (the model adds its own structure)."""
     files = {name: model_dir.recorded_path(getattr(options, name))
-             for name in ("data_dir", "train_file", "eval_file")}
+             for name in ("data_dir", *RUN_FILES)}
     # Neither a task nor files: the run trains on the embedded set, which it names.
     embedded = not (options.task or options.mixture or options.train_file)
     data = {"task": EMBEDDED_TASK if embedded else options.task, **files,
@@ -350,8 +365,8 @@ def run_description(options: RunOptions, vocab: str):
                                     pooling=options.pooling, peft=options.peft,
                                     peft_top_n=options.peft_top_n if options.peft == "top_n"
                                     else 1, data=data,
-                                    data_files=fingerprints({name: files[name] for name in
-                                                             ("train_file", "eval_file")}))
+                                    data_files=fingerprints({name: files[name]
+                                                             for name in RUN_FILES}))
 
 
 def initial_model(options: RunOptions, config, dtype, log=print):
