@@ -104,8 +104,7 @@ def test_evaluate_s_unset_flags_keep_their_bounds(capsys, name):
 
 
 def test_a_missing_data_file_is_named_by_its_flag_and_where_its_path_came_from(tmp_path):
-    from t5core.commands import generate, shared_flags
-    from t5core.errors import FlagError, UserFileNotFoundError
+    from t5core.errors import UserFileNotFoundError
     from t5core.evaluation import reports
 
     missing = str(tmp_path / "缺失.jsonl")
@@ -114,10 +113,6 @@ def test_a_missing_data_file_is_named_by_its_flag_and_where_its_path_came_from(t
         reports.check_data_options(options)
     with pytest.raises(UserFileNotFoundError, match=r"does not exist \(the run's, as its run\.json"):
         reports.check_data_options(options, recorded=["eval_file"])
-    run = model_dir.RunDescription(data={"train_file": missing})
-    for argv, expected in ((["--shots_file=" + missing], r"$"),
-                           ([], r" \(the run's --train_file, as its run\.json records it")):
-        args, _ = cli.parse_flags(generate.define_flags, [
-            "--checkpoint=x", "--input=hi", "--num_shots=1", *argv], takes_arguments=False)
-        with pytest.raises(FlagError, match=r"--shots_file=.*缺失\.jsonl does not exist" + expected):
-            shared_flags.few_shot_settings(args, run)
+    with pytest.raises(UserFileNotFoundError, match=r"^--shots_file=.*缺失\.jsonl does not "
+                                                    r"exist \(without --shots_file: the run's"):
+        reports.read_shots(reports.data_options({}), missing, None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import sys
 
 from absl import flags
@@ -168,10 +167,6 @@ def few_shot_settings(args: flags.FlagValues, run) -> dict | None:
     if not shots_file:
         raise FlagError(f"--num_shots={args.num_shots} needs --shots_file: {args.checkpoint} "
                         "records no training file to draw shots from")
-    if not os.path.exists(shots_file) and "://" not in shots_file:
-        raise FlagError(f"--shots_file={shots_file} does not exist" + (
-            "" if args.shots_file else " (the run's --train_file, as its run.json records it; "
-            "give --shots_file)"))
     return {"num_shots": args.num_shots, "shots_file": shots_file, "seed": args.shots_seed}
 
 

@@ -66,11 +66,6 @@ class TestSet:
 def check_data_options(options, recorded=()) -> None:
     """Fails on a bad --template(_args), or an --eval_file missing or of an unknown type, before
     model and data are loaded; `recorded`: the options whose value is the run's, so named."""
-    eval_file = options["eval_file"] if not options["task"] else ""
-    if eval_file and not present(eval_file):
-        raise UserFileNotFoundError(f"--eval_file={eval_file} does not exist" + (
-            " (the run's, as its run.json records it; give --eval_file)"
-            if "eval_file" in recorded else ""))
     problems = option_problems(
         template=options["template"], template_args=options["template_args"],
         instruction=options["instruction"],
@@ -78,6 +73,11 @@ def check_data_options(options, recorded=()) -> None:
         metrics=options["metrics"])
     if problems:
         raise FlagError("; ".join(problems))
+    eval_file = options["eval_file"] if not options["task"] else ""
+    if eval_file and not present(eval_file):
+        raise UserFileNotFoundError(f"--eval_file={eval_file} does not exist" + (
+            " (the run's, as its run.json records it; give --eval_file)"
+            if "eval_file" in recorded else ""))
 
 
 def _file_task(options, path, lengths, labels):
@@ -95,6 +95,9 @@ def _file_task(options, path, lengths, labels):
 def read_shots(options, path, tokenizer) -> list[tuple[str, str]]:
     """The (inputs, targets) texts of every row of the file `path`, read as the test file is
     (the same template or fields): the examples few-shot prompts draw from."""
+    if not present(path):
+        raise UserFileNotFoundError(f"--shots_file={path} does not exist (without --shots_file: "
+                                    "the run's --train_file, as its run.json records it)")
     lengths = {"inputs": options["inputs_length"], "targets": options["targets_length"]}
     task, _, _ = _file_task(options, path, lengths, label_list(options))
     inputs, targets = task_examples(task, "train", tokenizer, lengths, inputs_as_text=True)
