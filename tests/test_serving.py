@@ -142,6 +142,20 @@ def test_export_overwrite_replaces_the_previous_savedmodel_only_once_the_new_one
     assert t5core.serving.load(str(out)).signatures["serving_default"] is not None
 
 
+def test_outputs_that_reach_max_new_tokens_are_noted_once_and_kept_as_they_are():
+    # A byte-level output cut inside a character's UTF-8 bytes decodes without it, maybe to "":
+    # the user is told the limit cut outputs rather than left with a silent empty line.
+    model, notes = t5core.load_pretrained(str(REFERENCE / "gated_silu")), []
+    # "hello" ends at once (EOS first), "ab" is cut, "" decodes to "" without a search.
+    texts = ["hello", "ab", ""]
+    kept = list(generate_text(model, ByteTokenizer(), texts, max_new_tokens=1, batch_size=2,
+                              jit_compile=False, note=notes.append))
+    assert kept == list(generate_text(model, ByteTokenizer(), texts, max_new_tokens=1,
+                                      batch_size=2, jit_compile=False))
+    assert notes == ["1 output(s) reached max_new_tokens=1 before ending, so may be cut short "
+                     "(a character whose bytes were cut is left out)"]
+
+
 def test_generate_script_writes_one_line_per_input_and_empty_lines_stay_empty(
         tmp_path, monkeypatch, capsys):
     # The gated_silu fixture (vocabulary 128) with ByT5's byte vocabulary: ASCII letters map to
