@@ -140,11 +140,13 @@ def output_flags(flag_values) -> dict[str, str]:
             if hasattr(flag_values[name], _OUTPUT_KIND)}
 
 
-def prepare_outputs(flag_values) -> None:
-    """Creates the folders every given output path needs, or says in one error why it cannot."""
+def prepare_outputs(flag_values) -> list[str]:
+    """Creates the folders every given output path needs, or says in one error why it cannot;
+    returns the folders it created, innermost first."""
     from t5core import file_writes  # imports TensorFlow: not before a program needs it
 
     file_writes.forget_reads()  # a program's outputs may replace nothing it reads from here on
+    created = []
     for name, kind in output_flags(flag_values).items():
         path = flag_values[name].value
         if not path or path == STDOUT:
@@ -158,6 +160,10 @@ def prepare_outputs(flag_values) -> None:
             if kind == "folder" and os.path.exists(path) and not os.path.isdir(path):
                 raise FlagError(f"--{name}={path} is a file; give the path of a folder")
         try:
+            missing = parent
+            while missing and not file_writes.is_remote(path) and not os.path.exists(missing):
+                created.append(missing)
+                missing = os.path.dirname(missing)
             if parent:
                 file_writes.make_dirs(parent)
         except OSError as err:
@@ -165,6 +171,7 @@ def prepare_outputs(flag_values) -> None:
                             f"({err.strerror or err})") from None
         if not file_writes.is_remote(path) and not os.access(parent or ".", os.W_OK):
             raise FlagError(f"--{name}={path}: its folder {parent or '.'} is not writable")
+    return sorted(created, key=len, reverse=True)  # a folder before those around it
 
 
 def command(define_flags, body, argv=None, *, doc=None, takes_arguments=False):
@@ -186,13 +193,21 @@ def command(define_flags, body, argv=None, *, doc=None, takes_arguments=False):
       With a list `argv`, what `body` returns. With None it does not return.
     """
     def call(flag_values, rest):
+        from t5core import file_writes  # as prepare_outputs
+
         ignored = flag_problems(flag_values)
         if ignored:
             raise FlagError("; ".join(ignored))
         for note in flag_problems(flag_values, refuse=False):
             print(f"note: {note}", file=sys.stderr)
-        prepare_outputs(flag_values)  # before the work, which may take hours
-        return body(flag_values, rest) if takes_arguments else body(flag_values)
+        # Before the work, which may take hours; a refused or failed program leaves no folder.
+        created, status = prepare_outputs(flag_values), 1
+        try:
+            status = body(flag_values, rest) if takes_arguments else body(flag_values)
+            return status
+        finally:
+            if status:
+                file_writes.remove_empty_folders(created)
 
     if argv is not None:
         return call(*parse_flags(define_flags, argv, takes_arguments))

@@ -322,13 +322,13 @@ def remove(path: str, inside: str) -> None:
         shutil.rmtree(path)
 
 
-def prepare_output_dir(directory: str, overwrite: bool, owned: tuple[str, ...],
-                       flag: str = "--overwrite") -> list[str]:
-    """Makes `directory` ready for a new output; returns the names it removed.
-
-    A non-empty folder is an OutputExistsError naming `flag` unless `overwrite`: then entries
-    matching the globs `owned` are removed, every other kept.
-    """
+def check_output_dir(directory: str, overwrite: bool, owned: tuple[str, ...],
+                     flag: str = "--overwrite") -> list[str]:
+    """The one rule of what an output folder may hold before a new output is written there:
+    nothing, unless `overwrite`; then entries matching the globs `owned` (the previous output,
+    which the new one replaces) and any other file (kept). Changes nothing; returns the names the
+    new output replaces. A file, or a non-empty folder without `overwrite`, is an
+    OutputExistsError naming `flag`."""
     directory = str(directory)
     if is_remote(directory):
         entries = [e.rstrip("/") for e in _gfile().listdir(directory)] \
@@ -342,13 +342,64 @@ def prepare_output_dir(directory: str, overwrite: bool, owned: tuple[str, ...],
                                           else "")
         raise OutputExistsError(f"{directory} is not empty ({shown}); choose a new or empty "
                                 f"folder, or pass {flag} to replace the previous output there")
-    removed = []
-    for name in entries:
-        if any(fnmatch.fnmatchcase(name, pattern) for pattern in owned):
+    return [name for name in entries if any(fnmatch.fnmatchcase(name, p) for p in owned)]
+
+
+@contextlib.contextmanager
+def new_output_dir(directory: str, overwrite: bool, owned: tuple[str, ...],
+                   flag: str = "--overwrite"):
+    """Yields an empty folder to write a new output into, which then takes the place of the
+    previous output in `directory` (`check_output_dir` decides what may be there first).
+
+    The previous output is removed only once the new one is written whole: locally, the new one
+    is written into a hidden folder inside `directory` (beside it when `directory` is new), whose
+    entries replace the `owned` names there at the end. On an exception nothing was removed and
+    `directory` is as it was, not created when it was not there.
+    """
+    directory = str(directory)
+    replaced = check_output_dir(directory, overwrite, owned, flag)
+    if is_remote(directory):
+        # Object stores rename a folder by copying it: the checks have run, then the previous
+        # output goes and the new one is written in place.
+        created = not _gfile().isdir(directory)
+        for name in replaced:
             remove(os.path.join(directory, name), inside=directory)
-            removed.append(name)
-    make_dirs(directory)
-    return removed
+        make_dirs(directory)
+        try:
+            yield directory
+        except BaseException:
+            if created:
+                _gfile().rmtree(directory)
+            raise
+        return
+    existed = os.path.isdir(directory)
+    beside = os.path.dirname(os.path.abspath(directory))
+    stage_in = directory if existed else beside
+    make_dirs(stage_in)
+    stage = os.path.join(stage_in, f".{os.path.basename(os.path.abspath(directory))}."
+                                   f"{uuid.uuid4().hex}.tmp")
+    try:
+        os.mkdir(stage)
+    except OSError as err:
+        raise write_failed(directory, err, "nothing was written") from None
+    try:
+        yield stage
+        if not existed:
+            os.replace(stage, directory)
+            return
+        for name in replaced:
+            remove(os.path.join(directory, name), inside=directory)
+        for name in os.listdir(stage):
+            os.replace(os.path.join(stage, name), os.path.join(directory, name))
+    finally:
+        remove(stage, inside=stage_in)
+
+
+def remove_empty_folders(folders) -> None:
+    """Removes each of `folders` (local, innermost first) that is empty; keeps any other."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
 
 
 def replace_link(path: str, target: str) -> None:

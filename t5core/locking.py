@@ -30,6 +30,7 @@ class DirectoryLock:
         self.hint = hint
         self._fd: int | None = None
         self.skipped = ""  # why the directory could not be locked, if it could not
+        self._created: list[str] = []  # what acquire created: `release(undo=True)` removes it
 
     def acquire(self) -> dict | None:
         """Takes the lock; returns a killed previous holder's record, else None (also, with
@@ -42,6 +43,7 @@ class DirectoryLock:
         if fcntl is None:
             self.skipped = "this system has no flock"
             return None
+        self._created = [p for p in (self.path, self.directory) if not os.path.lexists(p)]
         file_writes.make_dirs(self.directory)
         # Never through a link, never a file with other hard links (file_writes.open_lock_file).
         fd = file_writes.open_lock_file(self.path)
@@ -57,6 +59,9 @@ class DirectoryLock:
                 raise
             raise self.error(f"{self.directory} is in use by {describe(holder)}; "
                              f"{self.hint}") from None
+        if os.fstat(fd).st_nlink == 0:  # a refused holder removed the file it created: lock anew
+            os.close(fd)
+            return self.acquire()
         previous = _read_record(fd)
         if os.pread(fd, 1, 0) and "pid" not in previous:
             # Content that is no lock record was not written by a lock holder: it is not ours to
@@ -72,13 +77,18 @@ class DirectoryLock:
         self._fd = fd
         return previous or None
 
-    def release(self) -> None:
-        """Empties the file (a clean end) and releases the lock; a no-op when not held."""
+    def release(self, undo: bool = False) -> None:
+        """Empties the file (a clean end) and releases the lock; a no-op when not held. `undo`
+        (a refusal, which takes nothing): also removes the file, and the folder if it is empty,
+        where `acquire` created them."""
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
         try:
             os.ftruncate(fd, 0)
+            if undo and self.path in self._created:  # while held, so no other holder loses it
+                file_writes.remove(self.path, inside=self.directory)
+                file_writes.remove_empty_folders(self._created[1:])
             fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)

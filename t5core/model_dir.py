@@ -526,6 +526,6 @@ def open_run(model_dir: str, strategy, log=print) -> RunDirectory:
             if repaired:
                 log(repaired)
     except BaseException:
-        run_dir.lock.release()  # a refusal holds nothing (as in Trainer)
+        run_dir.lock.release(undo=True)  # a refusal takes nothing (as in Trainer)
         raise
     return run_dir

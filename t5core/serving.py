@@ -11,9 +11,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from t5core import file_writes
 from t5core.classifier import T5EncoderClassifier
 from t5core.config import check_int
 from t5core.decoding.generation import decode_graph, search_settings
+from t5core.model_dir import SAVED_MODEL_NAMES
 
 
 def _truncate(ids: tf.RaggedTensor, max_input_length: int, eos_id: int):
@@ -113,7 +115,7 @@ class ClassifierServer(_TextRequests):
                 "probabilities": probabilities, "truncated": truncated}
 
 
-def export_saved_model(model, tokenizer, export_dir, **server_kwargs):
+def export_saved_model(model, tokenizer, export_dir, overwrite=False, **server_kwargs):
     """Writes the SavedModel (reload it with `load`).
 
     Its "serving_default" returns {"outputs", "scores", "truncated"} (a classifier: {"labels",
@@ -123,6 +125,8 @@ def export_saved_model(model, tokenizer, export_dir, **server_kwargs):
       model: a T5Model or PromptTunedT5 (decodes), or a T5EncoderClassifier (labels).
       tokenizer: a `Tokenizer` or `ByteTokenizer`; its in-graph form goes in the SavedModel.
       export_dir: a new or empty directory, local or `gs://...`.
+      overwrite: export_dir may hold a previous SavedModel, which the new one replaces once it is
+        written, and other files, which are kept (`file_writes.new_output_dir`).
       **server_kwargs: `Server`'s decoding settings, fixed at export (max_input_length,
         max_new_tokens, method, num_beams, alpha, temperature, top_k, top_p, seed,
         decoder_prompt, jit_compile, beam_semantics); a classifier: `ClassifierServer`'s.
@@ -131,11 +135,9 @@ def export_saved_model(model, tokenizer, export_dir, **server_kwargs):
       export_dir.
 
     Raises:
-      FileExistsError: export_dir exists and is not empty.
+      FileExistsError: export_dir exists and is not empty (without overwrite).
       ValueError: a decoding setting out of range.
     """
-    if tf.io.gfile.exists(export_dir) and tf.io.gfile.listdir(export_dir):
-        raise FileExistsError(f"{export_dir} exists and is not empty; choose a new directory")
     server_class = ClassifierServer if isinstance(model, T5EncoderClassifier) else Server
     server = server_class(model, tokenizer, **server_kwargs)
     archive = keras.export.ExportArchive()
@@ -143,7 +145,9 @@ def export_saved_model(model, tokenizer, export_dir, **server_kwargs):
     archive.track(server.tokenizer)
     archive.add_endpoint("serve", server.serve,
                          input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
-    archive.write_out(export_dir, verbose=False)
+    with file_writes.new_output_dir(export_dir, overwrite, SAVED_MODEL_NAMES,
+                                    flag="overwrite=True") as stage:
+        archive.write_out(stage, verbose=False)
     return export_dir
 
 

@@ -92,12 +92,15 @@ def test_classifier_head_scores_over_its_declared_labels():
     tokenizer = ByteTokenizer()
     inputs = [tokenizer.encode(t, add_eos=True) for t in ("one", "two", "three")]
     targets = ["a", "a", "b"]
-    trainer = ClassifierEvaluator(inputs, targets, labels, ["accuracy", "f1_macro"], 8)
+    trainer = ClassifierEvaluator(inputs, targets, labels, ["accuracy", "f1_macro"], 8, tokenizer)
     test = reports.TestSet(inputs=inputs, targets=targets, metrics=["accuracy", "f1_macro"],
                            labels=labels)
     predictions = reports.predict(model, tokenizer, test, {"inputs_length": 8})
     assert "c" not in predictions  # (seed 1) else every path counts "c" and proves little
-    assert trainer(model)[0] == pytest.approx(reports.score(test, predictions)["metrics"])
+    metrics, samples = trainer(model)
+    assert metrics == pytest.approx(reports.score(test, predictions)["metrics"])
+    # Its samples show each input, as a seq2seq run's do.
+    assert samples[0].startswith("'one' -> "), samples
 
 
 # -- the programs on one run directory ------------------------------------------------------------

@@ -142,3 +142,4 @@ def test_a_checkpoint_of_weights_only_is_refused_as_a_model_dir_to_resume(uninte
     with pytest.raises(ModelDirMismatchError, match=rf"{converted}: its checkpoint ckpt-1 holds "
                                                     r"weights only .* --init_checkpoint="):
         make_trainer(converted)
+    assert not (converted / "LOCK").exists()  # a refusal takes nothing (a run's best/ too)

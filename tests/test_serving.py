@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 import t5core
+from t5core import cli
+from t5core.commands import export as export_command
 from t5core.decoding import generate
 from t5core.decoding.text import encode_inputs, generate_text, pad_batch
 from t5core.errors import FlagError
@@ -113,6 +115,45 @@ def test_export_refuses_a_non_empty_directory(tiny_model, tmp_path):
     with pytest.raises(FlagError, match=r"max_new_tokens=1000000000 would need .* at most"):
         export_saved_model(tiny_model, Tokenizer(str(VOCAB)), str(tmp_path / "new"),
                            max_new_tokens=10**9)
+
+
+def test_export_overwrite_replaces_the_previous_savedmodel_only_once_the_new_one_is_written(
+        tmp_path, capsys):
+    # The checks that may refuse agree, and run before anything is removed: a refusal half-way
+    # (here the decoding settings) keeps the previous SavedModel.
+    def export(*argv):
+        return cli.command(export_command.define_flags, export_command.export, [
+            f"--checkpoint={REFERENCE / 'gated_silu'}", "--vocab=byte", f"--output_dir={out}",
+            "--max_new_tokens=2", *argv])
+
+    out = tmp_path / "exp"
+    export()
+    (out / "README.txt").write_text("note")
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(FlagError, match="max_new_tokens"):
+        export("--overwrite", "--max_new_tokens=1000000000")
+    assert sorted(p.name for p in out.iterdir()) == before
+    export("--overwrite")
+    assert "--overwrite: replaced assets, fingerprint.pb, saved_model.pb, variables" in \
+        capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]  # no temp folder left
+    assert sorted(p.name for p in out.iterdir()) == before
+    assert (out / "README.txt").read_text() == "note"
+    assert t5core.serving.load(str(out)).signatures["serving_default"] is not None
+
+
+def test_outputs_that_reach_max_new_tokens_are_noted_once_and_kept_as_they_are():
+    # A byte-level output cut inside a character's UTF-8 bytes decodes without it, maybe to "":
+    # the user is told the limit cut outputs rather than left with a silent empty line.
+    model, notes = t5core.load_pretrained(str(REFERENCE / "gated_silu")), []
+    # "hello" ends at once (EOS first), "ab" is cut, "" decodes to "" without a search.
+    texts = ["hello", "ab", ""]
+    kept = list(generate_text(model, ByteTokenizer(), texts, max_new_tokens=1, batch_size=2,
+                              jit_compile=False, note=notes.append))
+    assert kept == list(generate_text(model, ByteTokenizer(), texts, max_new_tokens=1,
+                                      batch_size=2, jit_compile=False))
+    assert notes == ["1 output(s) reached max_new_tokens=1 before ending, so may be cut short "
+                     "(a character whose bytes were cut is left out)"]
 
 
 def test_generate_script_writes_one_line_per_input_and_empty_lines_stay_empty(

@@ -15,11 +15,13 @@ import pytest
 import tensorflow as tf
 
 from t5core import cli, file_writes, model_dir
-from t5core.checkpoints import export_hf, load_pretrained
+from t5core.checkpoints import export_hf, load_pretrained, write_tf_checkpoint
+from t5core.classifier import T5EncoderClassifier
 from t5core.commands import convert_checkpoint, generate
 from t5core.errors import ModelDirError
 from t5core.locking import DirectoryLock
 from t5core.model_dir import checkpoint_manager
+from t5core.peft import describe_structure
 from t5core.training import train_log
 
 REFERENCE = pathlib.Path(__file__).parent / "fixtures" / "reference"
@@ -262,15 +264,78 @@ def test_no_output_replaces_a_file_the_program_read_however_it_was_named(tmp_pat
     assert data.read_text() == "replaced"
 
 
-def test_prepare_output_dir_removes_only_owned_names(tmp_path):
+def test_check_output_dir_names_only_owned_names_and_changes_nothing(tmp_path):
     (tmp_path / "model-00001-of-00002.safetensors").write_text("old")
     (tmp_path / "keep.txt").write_text(SECRET)
     with pytest.raises(file_writes.OutputExistsError, match="--overwrite"):
-        file_writes.prepare_output_dir(str(tmp_path), False, model_dir.CONVERTED_OUTPUT_NAMES)
-    removed = file_writes.prepare_output_dir(str(tmp_path), True,
-                                             model_dir.CONVERTED_OUTPUT_NAMES)
-    assert removed == ["model-00001-of-00002.safetensors"]
-    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+        file_writes.check_output_dir(str(tmp_path), False, model_dir.CONVERTED_OUTPUT_NAMES)
+    replaced = file_writes.check_output_dir(str(tmp_path), True,
+                                            model_dir.CONVERTED_OUTPUT_NAMES)
+    assert replaced == ["model-00001-of-00002.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "keep.txt", "model-00001-of-00002.safetensors"]
+
+
+def _new_output(folder, fail):
+    with file_writes.new_output_dir(str(folder), True, model_dir.CONVERTED_OUTPUT_NAMES) as stage:
+        pathlib.Path(stage, "config.json").write_text("new")
+        if fail:
+            raise ValueError("refused half-way")
+
+
+def test_the_previous_output_is_replaced_only_once_the_new_one_is_written(tmp_path):
+    """An output folder's previous contents go only once the new output is written whole: a
+    refusal half-way leaves the folder as it was (and a new folder uncreated), no temp folder."""
+    out = tmp_path / "out"
+    with pytest.raises(ValueError):
+        _new_output(out, fail=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    out.mkdir()
+    (out / "config.json").write_text("old")
+    (out / "model.safetensors").write_text("old")
+    (out / "README.txt").write_text(SECRET)
+    with pytest.raises(ValueError):
+        _new_output(out, fail=True)
+    assert {p.name: p.read_text() for p in out.iterdir()} == {
+        "config.json": "old", "model.safetensors": "old", "README.txt": SECRET}
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    _new_output(out, fail=False)
+    assert {p.name: p.read_text() for p in out.iterdir()} == {"config.json": "new",
+                                                              "README.txt": SECRET}
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_a_refused_conversion_leaves_no_output_folder(tmp_path, two_exports, capsys):
+    new, _ = two_exports
+    classifier = T5EncoderClassifier(load_pretrained(str(new)).config, num_classes=2)
+    run = tmp_path / "clf"
+    write_tf_checkpoint(classifier, str(run))
+    model_dir.write_run(str(run), model_dir.RunDescription(**describe_structure(classifier)))
+    out = tmp_path / "more" / "hf_clf"
+    assert cli.command(convert_checkpoint.define_flags, convert_checkpoint.convert,
+                       ["--quiet", f"--input={run}", f"--output={out}"]) == \
+        cli.USER_ERROR_STATUS
+    assert "classifier" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clf"]
+
+
+def test_a_refused_trainer_leaves_no_lock_behind(tmp_path):
+    run = tmp_path / "run"
+    lock = DirectoryLock(str(run), model_dir.LOCK, ModelDirError)
+    lock.acquire()
+    lock.release(undo=True)
+    assert list(tmp_path.iterdir()) == []
+    run.mkdir()
+    (run / "ckpt-1.index").write_text("x")
+    lock.acquire()
+    lock.release(undo=True)
+    assert [p.name for p in run.iterdir()] == ["ckpt-1.index"]
+    lock.acquire()
+    lock.release()  # a clean end keeps the (empty) lock file
+    assert sorted(p.name for p in run.iterdir()) == [model_dir.LOCK, "ckpt-1.index"]
+    lock.acquire()
+    lock.release(undo=True)  # not created by this acquire: kept
+    assert (run / model_dir.LOCK).exists()
 
 
 def test_remove_refuses_a_path_outside_its_folder(tmp_path):

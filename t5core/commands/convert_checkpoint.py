@@ -59,7 +59,8 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_bool("quiet", False, "No progress bar.", flag_values=flag_values)
     flags.DEFINE_bool("overwrite", False, "Write into a non-empty --output: the files of a "
                       "previous conversion there (config, weights, shard index, tokenizer) are "
-                      "removed first; other files are kept.", flag_values=flag_values)
+                      "replaced once the new ones are written; other files are kept.",
+                      flag_values=flag_values)
     shared_flags.define_allow_nonfinite(flag_values)
     cli.mark_outputs(flag_values, folders=("output",))
 
@@ -94,30 +95,34 @@ def convert(args: flags.FlagValues) -> int:
                                 use_torch=False if args.no_torch else None,
                                 allow_nonfinite=args.allow_nonfinite)
     print(f"config: {model.config}")
-    _prepare_output(args)
-    with _progress_bar("write", not args.quiet) as progress:
+    replaced = _check_output(args)
+    with file_writes.new_output_dir(args.output, args.overwrite,
+                                    model_dir.CONVERTED_OUTPUT_NAMES) as stage, \
+            _progress_bar("write", not args.quiet) as progress:
         if args.format == "hf":
-            written = ", ".join(export_hf(model, args.output, dtype=args.dtype,
+            written = ", ".join(export_hf(model, stage, dtype=args.dtype,
                                           max_shard_size=args.max_shard_size, progress=progress))
         else:
-            written = write_tf_checkpoint(model, args.output, progress=progress)
-    extras = describe_output(model, args.output, args.vocab or args.input, args.format)
+            written = os.path.join(args.output, os.path.basename(
+                write_tf_checkpoint(model, stage, progress=progress)))
+        extras = describe_output(model, stage, args.vocab or args.input, args.format)
+    if replaced:
+        print(f"--overwrite: replaced {', '.join(replaced)} in {args.output}")
     print(f"wrote {args.output}: {written} + config.json{extras}")
     return 0
 
 
-def _prepare_output(args):
-    """Refuses an --output that is the input, or that is not empty without --overwrite; with it,
-    removes the previous conversion's files (a stale shard index would load old weights)."""
+def _check_output(args):
+    """Refuses an --output that is the input, or that is not empty without --overwrite; returns
+    the previous conversion's names that the new one replaces (a stale shard index would load
+    old weights)."""
     source = args.input.rstrip("/")
     if any(file_writes.same_file(args.output, p) for p in (source, os.path.dirname(source))):
         raise file_writes.OutputExistsError(
             f"--output {args.output} is where --input {args.input} lies; writing there would "
             "destroy the input: name another folder")
-    removed = file_writes.prepare_output_dir(args.output, args.overwrite,
-                                             model_dir.CONVERTED_OUTPUT_NAMES)
-    if removed:
-        print(f"--overwrite: removed {', '.join(removed)} from {args.output}")
+    return file_writes.check_output_dir(args.output, args.overwrite,
+                                        model_dir.CONVERTED_OUTPUT_NAMES)
 
 
 def describe_output(model, output, vocab_source, fmt):

@@ -30,7 +30,8 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                          "'truncated' output True); left out: a run's inputs_length, else 512.",
                          flag_values=flag_values)
     flags.DEFINE_bool("overwrite", False, "Write into a non-empty --output_dir: the previous "
-                      "SavedModel's files there are removed first; other files are kept.",
+                      "SavedModel's files there are replaced once the new one is written; other "
+                      "files are kept.",
                       flag_values=flag_values)
     shared_flags.define_decoding_flags(flag_values)
     flags.DEFINE_integer("seed", 0, "Sampling seed (fixed in the export).",
@@ -43,6 +44,9 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
 
 
 def export(args: flags.FlagValues):
+    # Refused before the model is read; export_saved_model writes by the same rule.
+    replaced = file_writes.check_output_dir(args.output_dir, args.overwrite,
+                                            model_dir.SAVED_MODEL_NAMES)
     shared_flags.take_run_lengths(args, read_run_checked(args.checkpoint))
     tokenizer = shared_flags.load_tokenizer(args)
     model = shared_flags.load_model(args)
@@ -54,11 +58,9 @@ def export(args: flags.FlagValues):
     else:
         settings.update(shared_flags.decoding_settings(args), seed=args.seed,
                         jit_compile=args.jit_compile or is_quantized(model))
-    removed = file_writes.prepare_output_dir(args.output_dir, args.overwrite,
-                                             model_dir.SAVED_MODEL_NAMES, flag="--overwrite")
-    if removed:
-        print(f"--overwrite: removed {', '.join(removed)} from {args.output_dir}")
-    export_saved_model(model, tokenizer, args.output_dir, **settings)
+    export_saved_model(model, tokenizer, args.output_dir, args.overwrite, **settings)
+    if replaced:
+        print(f"--overwrite: replaced {', '.join(replaced)} in {args.output_dir}")
     print(f"SavedModel ({type(model).__name__}) written to {args.output_dir}")
     print(usage(args.output_dir, classifier))
 

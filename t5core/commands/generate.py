@@ -126,6 +126,7 @@ def generate(args: flags.FlagValues):
         outputs = generate_text(model, tokenizer, texts, progress=args.input is None,
                                 total=len(texts), seed=args.seed,
                                 jit_compile=auto_bool(args.jit_compile), **common,
+                                note=lambda text: print(f"note: {text}", file=sys.stderr),
                                 **shared_flags.decoding_settings(args))
     with (contextlib.nullcontext(sys.stdout) if args.output_file == "-" else
           file_writes.open_user_file(args.output_file, inputs=inputs)) as out:

@@ -143,4 +143,4 @@ def classifier_inputs(task, tokenizer, config, labels, *, data_dir, eval_example
     inputs, targets = task_examples(task, split, tokenizer, lengths, data_dir, eval_examples)
     metrics = list(getattr(task, "metrics", ())) or ["accuracy"]
     return train, eval_data, ClassifierEvaluator(inputs, targets, labels, metrics,
-                                                 config.inputs_length)
+                                                 config.inputs_length, tokenizer)

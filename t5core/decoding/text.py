@@ -63,7 +63,7 @@ def pad_batch(encoded: list[list[int]], rows: int) -> np.ndarray:
 def generate_text(model, tokenizer, texts: Iterable[str], *, batch_size: int = 32,
                   max_input_length: int = 512, truncate: bool = False, max_new_tokens: int = 64,
                   progress: bool = False, total: int | None = None, source: str = "input",
-                  **generate_kwargs) -> Iterator[str]:
+                  note=logger.warning, **generate_kwargs) -> Iterator[str]:
     """Yields the decoded output of each text, in order, `batch_size` texts per `generate` call.
 
     Args:
@@ -78,6 +78,8 @@ def generate_text(model, tokenizer, texts: Iterable[str], *, batch_size: int = 3
       progress: show a tqdm bar counting texts.
       total: the number of texts, if known, for the bar.
       source: what messages call a text's origin ("input 3 is empty"), e.g. a file name.
+      note: called once, at the end, with a note for the user when outputs reached
+        max_new_tokens before their EOS (the outputs are unchanged).
       **generate_kwargs: `t5core.generate`'s (method, num_beams, ..., beam_semantics).
 
     Yields:
@@ -97,18 +99,20 @@ def generate_text(model, tokenizer, texts: Iterable[str], *, batch_size: int = 3
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=total, unit="text", desc="generate")
-    done = 0
+    done = limited = 0  # limited: outputs that reached max_new_tokens before EOS
     pending: list[str] = []
 
     def flush():
+        nonlocal limited
         encoded = encode_inputs(tokenizer, pending, max_input_length, truncate, done, source)
         # A short last batch is padded to the next power of two rows (few shapes, little waste).
         rows = min(batch_size, 1 << (len(pending) - 1).bit_length())
         # first_row: a text's sample depends on the seed and its place in `texts` only.
         tokens, _ = generate(model, pad_batch(encoded, rows), max_new_tokens, first_row=done,
                              **generate_kwargs)
-        return ["" if is_empty(ids) else tokenizer.decode(row)
-                for ids, row in zip(encoded, np.asarray(tokens))]
+        rows = list(zip(encoded, np.asarray(tokens)))
+        limited += sum(tokenizer.eos_id not in row for ids, row in rows if not is_empty(ids))
+        return ["" if is_empty(ids) else tokenizer.decode(row) for ids, row in rows]
 
     try:
         for text in texts:
@@ -123,6 +127,11 @@ def generate_text(model, tokenizer, texts: Iterable[str], *, batch_size: int = 3
             yield from flush()
             if bar is not None:
                 bar.update(len(pending))
+        if limited:
+            # Said, not silent: a byte-level output cut inside a character's UTF-8 bytes decodes
+            # without that character, which can leave it empty.
+            note(f"{limited} output(s) reached max_new_tokens={max_new_tokens} before ending, "
+                 "so may be cut short (a character whose bytes were cut is left out)")
     finally:
         if bar is not None:
             bar.close()

@@ -86,9 +86,7 @@ class DecodeEvaluator:
         metrics = score_texts(self.metric_names, self.targets, predictions,
                               postprocess=self.postprocess, labels=self.score_labels,
                               metric_options=self.metric_options)
-        inputs_text = [self.tokenizer.decode(row) for row in self.inputs[:8]]
-        samples = [f"{i!r} -> {p!r} (target {t!r})"
-                   for i, p, t in zip(inputs_text, predictions, self.targets)]
+        samples = sample_lines(self.tokenizer, self.inputs, predictions, self.targets)
         if return_predictions:
             return metrics, samples, predictions
         return metrics, samples
@@ -196,16 +194,24 @@ class RankEvaluator(DecodeEvaluator):
         return [self.labels[i] for i in np.argmax(scores, axis=-1)]
 
 
+def sample_lines(tokenizer, inputs, predictions, targets, count=8):
+    """The first `count` examples as training prints them: "'input' -> 'output' (target ...)",
+    every head alike."""
+    return [f"{tokenizer.decode(i)!r} -> {p!r} (target {t!r})"
+            for i, p, t in zip(inputs[:count], predictions, targets)]
+
+
 class ClassifierEvaluator:
     """Scores `model.predict` (class ids) as label words with the task's metrics."""
 
-    def __init__(self, inputs, targets, labels, metric_names, inputs_length):
+    def __init__(self, inputs, targets, labels, metric_names, inputs_length, tokenizer):
         check_metric_packages(metric_names, "metrics to evaluate")
+        self.tokenizer = tokenizer  # to show each sample's input
         self.inputs = pad_rows(inputs, inputs_length)
         self.targets, self.labels, self.metric_names = list(targets), list(labels), metric_names
 
     def __call__(self, model):
         predictions = [self.labels[i] for i in np.asarray(model.predict(self.inputs))]
         metrics = score_texts(self.metric_names, self.targets, predictions, labels=self.labels)
-        samples = [f"-> {p!r} (target {t!r})" for p, t in zip(predictions[:8], self.targets)]
+        samples = sample_lines(self.tokenizer, self.inputs, predictions, self.targets)
         return metrics, samples

@@ -177,8 +177,8 @@ class Trainer:
             self._build(model_fn, train_data, eval_data, evaluator, run)
         except BaseException:
             # Refused while being built, the trainer holds nothing: a corrected one may open
-            # model_dir at once, in this process too.
-            self.run_dir.lock.release()
+            # model_dir at once, in this process too; and leaves no lock file behind.
+            self.run_dir.lock.release(undo=True)
             raise
 
     def _build(self, model_fn, train_data, eval_data, evaluator, run) -> None:
