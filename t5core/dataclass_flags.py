@@ -5,6 +5,7 @@ docs/architecture.md, "Flags from dataclasses"."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -28,28 +29,32 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 @dataclasses.dataclass(frozen=True)
 class Bound:
-    """The range a number must lie in: from `low` (excluded when `low_open`) up to, not including,
-    `high`; `whole` numbers only when set. NaN and infinities lie outside every bound."""
+    """The range a number must lie in: from `low` (excluded when `low_open`) up to `high`
+    (included only when `high_closed`); `whole` numbers only when set. NaN and infinities lie
+    outside every bound; `low=-math.inf`: any finite number."""
     low: float
     low_open: bool = False
     high: float | None = None
     whole: bool = False
+    high_closed: bool = False
 
     def problem(self, value) -> str | None:
         """'must be ... (got value)' when `value` lies outside, else None."""
         ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool) \
-            and math.isfinite(value) and (self.high is None or value < self.high) \
+            and math.isfinite(value) and (self.high is None or value < self.high or (
+                self.high_closed and value == self.high)) \
             and (value > self.low if self.low_open else value >= self.low) \
             and (not self.whole or value == int(value))
         if ok:
             return None
         low = f"> {self.low}" if self.low_open else f">= {self.low}"
         if self.high is not None:
-            text = f"in {'(' if self.low_open else '['}{self.low}, {self.high})"
+            text = (f"in {'(' if self.low_open else '['}{self.low}, {self.high}"
+                    f"{']' if self.high_closed else ')'}")
         elif self.whole:
             text = low if isinstance(value, int) else f"a whole number {low}"
         else:
-            text = f"a finite number {low}"
+            text = "a finite number" + (f" {low}" if math.isfinite(self.low) else "")
         return f"must be {text} (got {value!r})"
 
 
@@ -61,6 +66,9 @@ FRACTION = Bound(0, high=1)         # probabilities: dropout, label smoothing, m
 # Sequence lengths in tokens: each sizes padded arrays before any model runs, so a length a file
 # recorded is held below where such an array would exhaust memory.
 LENGTH = Bound(1, high=1 << 16, whole=True)
+# Seeds: NumPy's and Optuna's random states take no other.
+SEED = Bound(0, high=2**32, whole=True)
+FINITE = Bound(-math.inf)           # any finite number, e.g. beam search's length-penalty exponent
 
 
 def _is_set(value) -> bool:
@@ -153,9 +161,10 @@ def _values(options) -> dict[str, Any]:
     return found
 
 
-def _value_problem(name: str, field: dataclasses.Field, value) -> str | None:
-    """'name must be ...' when `value` breaks the field's `choices`, `bound` or float32's range."""
-    choices, bound = field.metadata.get("choices"), field.metadata.get("bound")
+def _value_problem(name: str, metadata: typing.Mapping, value) -> str | None:
+    """'name must be ...' when `value` breaks the `choices`, `bound` (of a field's `metadata`) or
+    float32's range."""
+    choices, bound = metadata.get("choices"), metadata.get("bound")
     if choices is not None and value not in choices:
         shown = ", ".join(c if c else '""' for c in choices)
         return f"{name} must be one of {shown} (got {value!r})"
@@ -177,7 +186,7 @@ def field_problems(options) -> list[str]:
     values = _values(options)
     for field in dataclasses.fields(options):
         value = getattr(options, field.name)
-        problem = _value_problem(f"--{field.name}", field, value)
+        problem = _value_problem(f"--{field.name}", field.metadata, value)
         if problem:
             found.append(problem)
         elif "only_with" in field.metadata and value != field.default:
@@ -203,7 +212,7 @@ def value_problems(cls, values: typing.Mapping[str, Any], prefix: str = "--") ->
             kind is float and isinstance(value, int) and not isinstance(value, bool))
         name = prefix + field.name
         problem = (None if typed else f"{name} must be {_KIND_NAMES.get(kind, kind.__name__)} "
-                   f"(got {value!r})") or _value_problem(name, field, value)
+                   f"(got {value!r})") or _value_problem(name, field.metadata, value)
         if problem:
             found.append(problem)
     return found
@@ -316,23 +325,52 @@ def define_flags(cls, flag_values: flags.FlagValues = flags.FLAGS,
                           module_name=module_name)
         else:
             raise TypeError(f"{cls.__name__}.{field.name}: no flag type for {kind!r}")
-        # Unset flags take their value from elsewhere: the conditions are that program's. No
-        # dataclass check sees what such a flag is given, so absl checks the bound at parsing.
+        # Unset flags take their value from elsewhere: the conditions are that program's.
         if unset is None and "only_with" in field.metadata:
             setattr(flag_values[field.name], _ONLY_WITH, field.metadata["only_with"])
-        if unset is not None and "bound" in field.metadata:
-            flags.register_validator(field.name, _bound_checker(field), flag_values=flag_values)
+        if "bound" in field.metadata:
+            bound_flag(flag_values, field.name, field.metadata["bound"])
         names.append(field.name)
     return names
 
 
-def _bound_checker(field: dataclasses.Field):
-    def check(value) -> bool:
-        problem = _value_problem(f"--{field.name}", field, value)
-        if problem:
-            raise flags.ValidationError(problem)
-        return True
-    return check
+# The attribute of an absl Flag holding its `Bound` (see bound_flag).
+_BOUND = "t5core_bound"
+
+
+def _check_flag(name: str, bound: Bound, value) -> bool:
+    problem = _value_problem(f"--{name}", {"bound": bound}, value)
+    if problem:
+        raise flags.ValidationError(problem)
+    return True
+
+
+def bound_flag(flag_values: flags.FlagValues, name: str, bound: Bound) -> None:
+    """Refuses, at parsing, a value of the number flag `name` outside `bound` (None: not given),
+    so that a program ends it in one `error:` line before any work."""
+    setattr(flag_values[name], _BOUND, bound)
+    flags.register_validator(name, functools.partial(_check_flag, name, bound),
+                             flag_values=flag_values)
+
+
+def flag_bound(flag: flags.Flag) -> Bound | None:
+    """The `Bound` `bound_flag` gave `flag`; None: none."""
+    return getattr(flag, _BOUND, None)
+
+
+def flag_problem(flag: flags.Flag) -> str | None:
+    """What the check of `bound_flag` says of `flag`'s value (None: nothing, or no bound)."""
+    bound = flag_bound(flag)
+    return bound and _value_problem(f"--{flag.name}", {"bound": bound}, flag.value)
+
+
+def define_number(name: str, default, help: str, bound: Bound,
+                  flag_values: flags.FlagValues) -> None:
+    """An integer flag (a float one where `bound` is not `whole`) checked against `bound` at
+    parsing: every number flag a program defines by hand is made here."""
+    define = flags.DEFINE_integer if bound.whole else flags.DEFINE_float
+    define(name, default, help, flag_values=flag_values)
+    bound_flag(flag_values, name, bound)
 
 
 def from_flags(cls, flag_values: flags.FlagValues = flags.FLAGS):

@@ -18,7 +18,7 @@ from absl import flags
 
 from t5core import cli, dataclass_flags
 from t5core.commands import shared_flags
-from t5core.dataclass_flags import OnlyWith, OnlyWithout, field_problems
+from t5core.dataclass_flags import OnlyWith, OnlyWithout, field_problems, flag_bound
 from t5core.errors import FlagError
 from t5core.training.run import RunOptions
 from t5core.training.trainer import TrainConfig
@@ -66,8 +66,10 @@ def set_arg(flag, avoid=()) -> str:
     choices = getattr(flag.parser, "enum_values", None)
     if choices:
         value = next(c for c in choices if c and c != flag.default and c not in avoid)
-    elif flag.flag_type() in ("int", "float"):
-        value = (flag.default or 0) + 1
+    elif flag.flag_type() in ("int", "float"):  # within its bound: --top_p=2 is refused as such
+        bound = flag_bound(flag)
+        value = next(v for v in ((flag.default or 0) + 1, (flag.default or 1) / 2)
+                     if bound is None or bound.problem(v) is None)
     else:
         value = "x"
     return f"--{flag.name}={value}"

@@ -1,12 +1,17 @@
 """Option bounds live in the fields' metadata and one checker applies them everywhere."""
 
 import dataclasses
+import importlib
 import math
+import types
 
 import pytest
+from absl import flags
 
-from t5core.dataclass_flags import (COUNT, FRACTION, NONNEGATIVE, POSITIVE, STEPS, Bound,
-                                    check_bound, field_problems)
+from t5core import cli
+from t5core.commands import shared_flags
+from t5core.dataclass_flags import (COUNT, FINITE, FRACTION, NONNEGATIVE, POSITIVE, STEPS, Bound,
+                                    check_bound, field_problems, flag_bound)
 from t5core.errors import FlagError
 from t5core.layers.dropout import Dropout
 from t5core.losses import cross_entropy_loss
@@ -22,6 +27,8 @@ from t5core.training.trainer import TrainConfig
     (POSITIVE, [1e-9, 3.0], [0.0, -2.0, math.nan]),
     (FRACTION, [0.0, 0.5], [1.0, -0.1, math.nan]),
     (Bound(1, high=65535, whole=True), [1, 65534], [0, 65535]),
+    (FINITE, [-1.0, 0, 2.5], [math.nan, -math.inf]),
+    (shared_flags.TOP_P, [1e-9, 1.0], [0.0, 1.0001, math.nan]),
 ])
 def test_a_bound_accepts_its_range_and_names_what_it_refuses(bound, good, bad):
     for value in good:
@@ -69,3 +76,84 @@ def test_library_entry_points_use_the_same_bounds():
     with pytest.raises(ValueError, match=r"z_loss must be a finite number >= 0 \(got -0.5\)"):
         cross_entropy_loss([[[0.0, 1.0]]], [[1]], z_loss=-0.5)
     check_bound("beta1", None, FRACTION)  # None: not given
+
+
+PROGRAMS = ("train", "evaluate", "generate", "export", "convert_checkpoint", "inspect_model",
+            "sweep")
+# The number flags no bound fits, and why.
+UNBOUNDED = {"shots_seed": "seeds Python's random.Random, which takes any integer"}
+
+
+def _program_flags(name) -> flags.FlagValues:
+    flag_values = flags.FlagValues()
+    importlib.import_module(f"t5core.commands.{name}").define_flags(flag_values)
+    return flag_values
+
+
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_every_number_flag_of_every_program_has_a_bound(name):
+    """A number flag defined without a `Bound` (dataclass_flags.define_number, or a field's
+    bound=) fails here: out of range, it would reach the work as a traceback or silently."""
+    flag_values = _program_flags(name)
+    numbers = [n for n in flag_values
+               if isinstance(flag_values[n].parser, (flags.IntegerParser, flags.FloatParser))]
+    assert numbers or name == "convert_checkpoint"  # (whose sizes are text: --max_shard_size=5GB)
+    assert [n for n in numbers if flag_bound(flag_values[n]) is None and n not in UNBOUNDED] == []
+    for n in numbers:  # each default (None: not given) lies within
+        bound, default = flag_bound(flag_values[n]), flag_values[n].default
+        assert bound is None or default is None or bound.problem(default) is None, n
+
+
+def _parse(name, argv):
+    define_flags = importlib.import_module(f"t5core.commands.{name}").define_flags
+    return cli.parse_flags(define_flags, argv, takes_arguments=False)[0]
+
+
+@pytest.mark.parametrize("name, argv, line", [
+    ("evaluate", ["--batch_size=0"], "--batch_size must be >= 1 (got 0)"),
+    ("evaluate", ["--method=beam", "--num_beams=0"], "--num_beams must be >= 1 (got 0)"),
+    ("evaluate", ["--method=beam", "--alpha=nan"], "--alpha must be a finite number (got nan)"),
+    ("evaluate", ["--max_examples=-1"], "--max_examples must be >= 0 (got -1)"),
+    ("export", ["--max_new_tokens=0"], "--max_new_tokens must be >= 1 (got 0)"),
+    ("export", ["--max_input_length=1"], "--max_input_length must be >= 2 (got 1)"),
+    ("export", ["--method=sample", "--temperature=-1"],
+     "--temperature must be a finite number >= 0 (got -1.0)"),
+    ("export", ["--method=sample", "--top_p=2"], "--top_p must be in (0, 1] (got 2.0)"),
+    ("inspect_model", ["--bucket_span=-1"], "--bucket_span must be in [1, 65536) (got -1)"),
+    ("inspect_model", ["--input=a", "--top_k=0"], "--top_k must be >= 1 (got 0)"),
+    ("generate", ["--batch_size=0"], "--batch_size must be >= 1 (got 0)"),
+    ("sweep", ["--seed=-1"], "--seed must be in [0, 4294967296) (got -1)"),
+    ("train", ["--label_smoothing=1"], "--label_smoothing must be in [0, 1) (got 1.0)"),
+])
+def test_a_number_flag_out_of_range_is_one_error_line_at_parsing(name, argv, line, tmp_path,
+                                                                  capsys):
+    required = {"evaluate": ["--checkpoint=c"], "generate": ["--checkpoint=c"],
+                "export": ["--checkpoint=c", f"--output_dir={tmp_path / 'out'}"],
+                "sweep": ["--space={}", "--objective=loss"]}.get(name, [])
+    with pytest.raises(SystemExit) as stop:
+        _parse(name, required + argv)
+    assert stop.value.code == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 1 and errors[0].startswith("error: ") and errors[0].endswith(line)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name, argv", [
+    ("generate", ["--checkpoint=c", "--method=sample", "--temperature=0", "--top_k=0",
+                  "--top_p=1", "--num_shots=0", "--seed=0"]),
+    ("generate", ["--checkpoint=c", "--method=beam", "--alpha=0", "--num_beams=1"]),
+    ("evaluate", ["--checkpoint=c", "--max_examples=0", "--lora_rank=0", "--method=beam",
+                  "--alpha=-0.5"]),
+    ("sweep", ["--space={}", "--objective=loss", "--trial_steps=0", "--max_trials=0"]),
+])
+def test_the_documented_edge_values_pass_their_bounds(name, argv):
+    """0 for greedy (--temperature), all (--top_k, --max_examples), none (--num_shots,
+    --lora_rank, --trial_steps); 1 for all of --top_p; alpha 0 (no length penalty) or below."""
+    _parse(name, argv)
+
+
+def test_a_run_length_a_flag_refuses_is_a_flag_error_naming_the_run():
+    args = _parse("export", ["--checkpoint=runs/x", "--output_dir=o"])
+    with pytest.raises(FlagError, match=r"runs/x records inputs_length=1: .*--max_input_length "
+                                        r"must be >= 2"):
+        shared_flags.take_run_lengths(args, types.SimpleNamespace(data={"inputs_length": 1}))

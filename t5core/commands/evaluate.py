@@ -26,6 +26,7 @@ from t5core import cli, dataclass_flags, file_writes, model_dir
 from t5core.checkpoints.model_state import restore_model
 from t5core.classifier import T5EncoderClassifier
 from t5core.commands import shared_flags
+from t5core.dataclass_flags import COUNT, NONNEGATIVE, STEPS, define_number
 from t5core.evaluation import reports
 from t5core.evaluation.reports import DATA_DEFAULTS
 from t5core.model import T5Model
@@ -43,13 +44,15 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_enum("head", None, list(model_dir.HEADS), "The checkpoint's head (default: the "
                       "run's); a check, since a classifier run loads as one.", **fv)
     shared_flags.define_few_shot_flags(flag_values)
-    flags.DEFINE_integer("max_examples", 0, "Score only the first N examples (0: all).", **fv)
-    flags.DEFINE_integer("batch_size", 64, "Decoding batch size.", **fv)
+    define_number("max_examples", 0, "Score only the first N examples (0: all).", STEPS,
+                  flag_values)
+    define_number("batch_size", 64, "Decoding batch size.", COUNT, flag_values)
     shared_flags.define_search_flags(flag_values, methods=("greedy", "beam"))
-    flags.DEFINE_integer("lora_rank", 0, "Only for a model_dir written before run.json existed: "
-                         "it was trained with --peft=lora of this rank (rebuild, restore, merge).",
-                         **fv)
-    flags.DEFINE_float("lora_alpha", 0.0, "--peft=lora alpha of such a run (0: the rank).", **fv)
+    define_number("lora_rank", 0, "Only for a model_dir written before run.json existed: it "
+                  "was trained with --peft=lora of this rank (rebuild, restore, merge).", STEPS,
+                  flag_values)
+    define_number("lora_alpha", 0.0, "--peft=lora alpha of such a run (0: the rank).",
+                  NONNEGATIVE, flag_values)
     flags.DEFINE_string("lora_targets", "q,v", "--lora_targets of such a run.", **fv)
     flags.DEFINE_string("predictions_file", "", "Write predictions here, one per line.", **fv)
     flags.DEFINE_string("report_file", "", "Write the metrics and per-class / per-entity-type "

@@ -16,7 +16,7 @@ from absl import flags
 from t5core import cli, file_writes, model_dir
 from t5core.classifier import T5EncoderClassifier
 from t5core.commands import shared_flags
-from t5core.dataclass_flags import declare_only_with
+from t5core.dataclass_flags import SEED, declare_only_with, define_number
 from t5core.quantization import is_quantized
 from t5core.serving import export_saved_model
 from t5core.training.run import read_run_checked
@@ -26,16 +26,15 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     shared_flags.define_checkpoint_flags(flag_values)
     flags.DEFINE_string("output_dir", None, "New (or empty) SavedModel directory.",
                         flag_values=flag_values, required=True)
-    flags.DEFINE_integer("max_input_length", 512, "Longer inputs are truncated (warning logged, "
-                         "'truncated' output True); left out: a run's inputs_length, else 512.",
-                         flag_values=flag_values)
+    define_number("max_input_length", 512, "Longer inputs are truncated (warning logged, "
+                  "'truncated' output True); left out: a run's inputs_length, else 512.",
+                  shared_flags.INPUT_LENGTH, flag_values)
     flags.DEFINE_bool("overwrite", False, "Write into a non-empty --output_dir: the previous "
                       "SavedModel's files there are replaced once the new one is written; other "
                       "files are kept.",
                       flag_values=flag_values)
     shared_flags.define_decoding_flags(flag_values)
-    flags.DEFINE_integer("seed", 0, "Sampling seed (fixed in the export).",
-                         flag_values=flag_values)
+    define_number("seed", 0, "Sampling seed (fixed in the export).", SEED, flag_values)
     flags.DEFINE_bool("jit_compile", False, "XLA-compile the search inside the SavedModel (for "
                       "GPU/TPU serving; always with --quantize, whose int8 matmuls are fast on "
                       "CPU only under XLA).", flag_values=flag_values)

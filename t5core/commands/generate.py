@@ -24,7 +24,8 @@ from t5core import cli, file_writes
 from t5core.classifier import T5EncoderClassifier, classify_text
 from t5core.commands import shared_flags
 from t5core.data.sources import read_lines
-from t5core.dataclass_flags import AUTO_BOOL, OnlyWithout, auto_bool, declare_only_with
+from t5core.dataclass_flags import (AUTO_BOOL, COUNT, SEED, OnlyWithout, auto_bool,
+                                    declare_only_with, define_number)
 from t5core.decoding.text import generate_text
 from t5core.errors import DataError, UserFileNotFoundError
 from t5core.evaluation import reports
@@ -40,15 +41,15 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                         flag_values=flag_values)
     flags.DEFINE_string("output_file", "-", "Where outputs go, one per line ('-': stdout).",
                         flag_values=flag_values)
-    flags.DEFINE_integer("batch_size", 32, "Inputs decoded at once.", flag_values=flag_values)
-    flags.DEFINE_integer("max_input_length", 512, "Longest input in tokens (see --truncate); "
-                         "left out: a run's inputs_length, else 512.", flag_values=flag_values)
+    define_number("batch_size", 32, "Inputs decoded at once.", COUNT, flag_values)
+    define_number("max_input_length", 512, "Longest input in tokens (see --truncate); left out: "
+                  "a run's inputs_length, else 512.", shared_flags.INPUT_LENGTH, flag_values)
     flags.DEFINE_bool("truncate", False, "Truncate longer inputs (with a warning) instead of "
                       "stopping with an error.", flag_values=flag_values)
     shared_flags.define_decoding_flags(flag_values)
     shared_flags.define_few_shot_flags(flag_values)
-    flags.DEFINE_integer("seed", None, "--method=sample: the seed (the same seed, the same "
-                         "tokens).", flag_values=flag_values)
+    define_number("seed", None, "--method=sample: the seed (the same seed, the same tokens).",
+                  SEED, flag_values)
     flags.DEFINE_enum("jit_compile", "auto", list(AUTO_BOOL), "XLA-compile the decoding loop "
                       "(auto: XLA on GPU/TPU, the faster on CPU).", flag_values=flag_values)
     flags.DEFINE_string("dtype", None, "Keras dtype policy: float32 (default), mixed_bfloat16, "

@@ -22,7 +22,8 @@ from absl import flags
 
 from t5core import cli
 from t5core.commands import shared_flags
-from t5core.dataclass_flags import OnlyWith, OnlyWithout, declare_only_with
+from t5core.dataclass_flags import (COUNT, LENGTH, SEED, OnlyWith, OnlyWithout,
+                                    declare_only_with, define_number)
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -31,7 +32,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     shared_flags.define_checkpoint_flags(flag_values, required=False, serving=False)
     flags.DEFINE_string("preset", None, "A preset name (t5-small, flan-t5-xl, ...): random "
                         "weights.", **fv)
-    flags.DEFINE_integer("seed", 0, "Seed of the random weights.", **fv)
+    define_number("seed", 0, "Seed of the random weights.", SEED, flag_values)
     flags.DEFINE_string("dtype", None, "Keras dtype policy, e.g. mixed_bfloat16.", **fv)
     # The text to run (optional).
     flags.DEFINE_multi_string("input", None, "Input text (repeatable with --pack).", **fv)
@@ -42,8 +43,8 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_multi_string("target_ids", None, "Target token ids, comma separated.", **fv)
     flags.DEFINE_bool("pack", False, "Pack all inputs into one row (segment ids, restarting "
                       "positions).", **fv)
-    flags.DEFINE_integer("max_new_tokens", 8, "Greedy tokens without --target.", **fv)
-    flags.DEFINE_integer("top_k", 5, "Predictions listed per decoder step.", **fv)
+    define_number("max_new_tokens", 8, "Greedy tokens without --target.", COUNT, flag_values)
+    define_number("top_k", 5, "Predictions listed per decoder step.", COUNT, flag_values)
     # Outputs (the tables are always printed).
     flags.DEFINE_string("output_dir", None, "Writes report.json and PNG heatmaps there.", **fv)
     flags.DEFINE_bool("no_png", False, "No PNGs (matplotlib not needed).", **fv)
@@ -52,8 +53,9 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("tensorboard", None, "Logdir for TensorBoard images, text and scalars.",
                         **fv)
     flags.DEFINE_bool("variables", False, "Print every variable's shape.", **fv)
-    flags.DEFINE_integer("bucket_span", None, "Relative positions tabulated: [-span, span] "
-                         "(default 1.25 max_distance).", **fv)
+    # A span is a distance between tokens: no longer than a sequence may be.
+    define_number("bucket_span", None, "Relative positions tabulated: [-span, span] (default "
+                  "1.25 max_distance).", LENGTH, flag_values)
     # Without a text to run only the shapes are inspected; the PNGs are written to --output_dir.
     text = OnlyWith(("input", "input_ids"))
     declare_only_with(flag_values, {

@@ -8,7 +8,8 @@ import sys
 from absl import flags
 
 from t5core import cli
-from t5core.dataclass_flags import OnlyWith, declare_only_with
+from t5core.dataclass_flags import (COUNT, FINITE, NONNEGATIVE, STEPS, Bound, OnlyWith,
+                                    declare_only_with, define_number)
 from t5core.errors import FlagError, T5CoreError
 
 # t5core.quantization.MODES, spelled here so that defining flags does not import Keras.
@@ -17,6 +18,10 @@ QUANTIZE_MODES = ("int8",)
 # Where the decoding flags act: each --method reads only its own.
 BEAM_ONLY = OnlyWith("method", ("beam",))
 SAMPLE_ONLY = OnlyWith("method", ("sample",))
+
+# generate()'s own rules (t5core.decoding), here refused at parsing, before any work.
+INPUT_LENGTH = Bound(2, whole=True)  # a token and EOS
+TOP_P = Bound(0, low_open=True, high=1, high_closed=True)
 
 
 def define_allow_nonfinite(flag_values: flags.FlagValues) -> None:
@@ -79,8 +84,8 @@ def define_search_flags(flag_values: flags.FlagValues, methods=None) -> None:
 
     flags.DEFINE_enum("method", "greedy", list(methods or METHOD_NAMES), "Decoding method.",
                       flag_values=flag_values)
-    flags.DEFINE_integer("num_beams", 4, "Beams for --method=beam.", flag_values=flag_values)
-    flags.DEFINE_float("alpha", 0.6, "Beam length-penalty exponent.", flag_values=flag_values)
+    define_number("num_beams", 4, "Beams for --method=beam.", COUNT, flag_values)
+    define_number("alpha", 0.6, "Beam length-penalty exponent.", FINITE, flag_values)
     flags.DEFINE_enum("beam_semantics", "t5x", list(SEMANTICS), "Which beams may finish: t5x "
                       "(T5X / Mesh-TF: every EOS among the 2K candidates; live beams only where "
                       "none finished) or hf (HF / fairseq: EOS among the K best; live beams "
@@ -91,16 +96,15 @@ def define_search_flags(flag_values: flags.FlagValues, methods=None) -> None:
 
 def define_decoding_flags(flag_values: flags.FlagValues) -> None:
     """--max_new_tokens, the search flags, and --temperature, --top_k, --top_p of sampling."""
-    flags.DEFINE_integer("max_new_tokens", 64, "Tokens generated at most per input; left out: "
-                         "a run's targets_length, else 64.",
-                         flag_values=flag_values)
+    define_number("max_new_tokens", 64, "Tokens generated at most per input; left out: a run's "
+                  "targets_length, else 64.", COUNT, flag_values)
     define_search_flags(flag_values)
-    flags.DEFINE_float("temperature", 1.0, "--method=sample: logits / temperature (0: greedy, "
-                       "as T5X).", flag_values=flag_values)
-    flags.DEFINE_integer("top_k", 0, "--method=sample: only the k most likely tokens (0: all).",
-                         flag_values=flag_values)
-    flags.DEFINE_float("top_p", 1.0, "--method=sample: only the most likely tokens holding this "
-                       "probability (1: all).", flag_values=flag_values)
+    define_number("temperature", 1.0, "--method=sample: logits / temperature (0: greedy, as "
+                  "T5X).", NONNEGATIVE, flag_values)
+    define_number("top_k", 0, "--method=sample: only the k most likely tokens (0: all).", STEPS,
+                  flag_values)
+    define_number("top_p", 1.0, "--method=sample: only the most likely tokens holding this "
+                  "probability (1: all).", TOP_P, flag_values)
     declare_only_with(flag_values, dict.fromkeys(("temperature", "top_k", "top_p"), SAMPLE_ONLY))
 
 
@@ -142,15 +146,18 @@ def take_run_lengths(args: flags.FlagValues, run) -> None:
         return
     for flag, option in RUN_LENGTHS.items():
         if flag in args and not args[flag].present and run.data.get(option):
-            setattr(args, flag, int(run.data[option]))
+            try:
+                setattr(args, flag, int(run.data[option]))
+            except flags.IllegalFlagValueError as err:  # the flag's bound, on the run's value
+                raise FlagError(f"the run {args.checkpoint} records {option}="
+                                f"{run.data[option]!r}: {err}") from None
 
 
 def define_few_shot_flags(flag_values: flags.FlagValues) -> None:
     """--num_shots, --shots_file, --shots_seed: few-shot prompts (t5core.evaluation.few_shot)."""
-    flags.DEFINE_integer("num_shots", 0, "Few-shot: put this many solved examples of "
-                         "--shots_file before each input, through the same template (0: "
-                         "zero-shot, the inputs as they are).", lower_bound=0,
-                         flag_values=flag_values)
+    define_number("num_shots", 0, "Few-shot: put this many solved examples of --shots_file "
+                  "before each input, through the same template (0: zero-shot, the inputs as "
+                  "they are).", STEPS, flag_values)
     flags.DEFINE_string("shots_file", None, "TSV/JSONL file the shots are drawn from (default: "
                         "the run's --train_file, from its run.json).", flag_values=flag_values)
     flags.DEFINE_integer("shots_seed", 0, "Seed of the shots' draw (the same seed, the same "

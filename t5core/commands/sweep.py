@@ -44,7 +44,8 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                         "eval_loss; 'eval/' prefix optional).", required=True, **fv)
     flags.DEFINE_enum("direction", "auto", list(METRIC_MODES), "auto: min for *loss* metrics.",
                       **fv)
-    flags.DEFINE_integer("trial_steps", 0, "Shorthand for --train_steps of every trial.", **fv)
+    dataclass_flags.define_number("trial_steps", 0, "Shorthand for --train_steps of every trial "
+                                  "(0: none).", dataclass_flags.STEPS, flag_values)
     flags.DEFINE_string("sweep_dir", "runs/sweep", "The sweep's record (journal.log), results "
                         "and one model_dir per trial.", **fv)
     flags.DEFINE_string("gpus", "auto", "GPU ids for the trials (comma-separated), 'none', or "

@@ -19,7 +19,7 @@ from typing import IO, Callable
 
 from t5core import file_writes
 from t5core import model_dir as run_files
-from t5core.dataclass_flags import (COUNT, NONNEGATIVE, POSITIVE, STEPS, OnlyWith,
+from t5core.dataclass_flags import (COUNT, NONNEGATIVE, POSITIVE, SEED, STEPS, OnlyWith,
                                     field_problems, option)
 from t5core.locking import DirectoryLock
 import t5core.sweep.results as results
@@ -53,7 +53,7 @@ class SweepConfig:
     train_flags: dict = _not_a_flag(default_factory=dict)  # fixed for every trial
     added_flags: dict = _not_a_flag(default_factory=dict)  # e.g. best_metric, progress_bar
     seed: int = option(0, "Seed of the proposals (grid: the order in which Optuna's GridSampler "
-                       "visits it).")
+                       "visits it).", bound=SEED)
     objective_reduce: str = option("best", "A trial's value: its best evaluation (the one its "
                                    "best/ checkpoint holds) or its last.", ("best", "last"))
     startup_trials: int = option(5, "bayesian: random trials before the model proposes.",
@@ -67,7 +67,7 @@ class SweepConfig:
     median_min_trials: int = option(3, "Completed trials before the median rule acts.",
                                     bound=COUNT, only_with=OnlyWith("median_stopping"))
     median_grace_evals: int = option(1, "Evaluations a trial gets before it can be stopped.",
-                                     only_with=OnlyWith("median_stopping"))
+                                     bound=STEPS, only_with=OnlyWith("median_stopping"))
     trial_timeout: float = option(0.0, "Fail a trial running longer than this (seconds; 0: no "
                                   "limit).", bound=NONNEGATIVE)
     retry_failed: bool = option(False, "On resume, run failed trials again.")

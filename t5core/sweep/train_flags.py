@@ -12,7 +12,7 @@ import difflib
 from absl import flags
 
 from t5core.commands.train import define_flags
-from t5core.dataclass_flags import from_flags
+from t5core.dataclass_flags import flag_problem, from_flags
 from t5core.errors import FlagError
 from t5core.model_dir import lower_is_better
 from t5core.sweep.space import Param, SearchSpace, SearchSpaceError
@@ -63,7 +63,9 @@ def _parse(table, name: str, argv: list[str], value, where: str) -> None:
     except flags.Error:
         flag = table[name]
         choices = getattr(flag.parser, "enum_values", None)
-        detail = f"one of {', '.join(choices)}" if choices else f"not a valid {flag.flag_type()}"
+        # A value absl parsed but the flag's bound refused is left in the flag.
+        detail = flag_problem(flag) or (f"one of {', '.join(choices)}" if choices
+                                        else f"not a valid {flag.flag_type()}")
         raise SearchSpaceError(f"{where}: {value!r} is not a valid value for --{name} "
                                f"({detail})") from None
 

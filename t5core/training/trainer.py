@@ -16,8 +16,8 @@ import tensorflow as tf
 from t5core import file_writes
 from t5core import model_dir as md
 from t5core.checkpoints.model_state import ModelState
-from t5core.dataclass_flags import (COUNT, FRACTION, LENGTH, NONNEGATIVE, POSITIVE, STEPS,
-                                     Bound, OnlyWith, field_problems, option)
+from t5core.dataclass_flags import (COUNT, FRACTION, LENGTH, NONNEGATIVE, POSITIVE, SEED, STEPS,
+                                     OnlyWith, field_problems, option)
 from t5core.errors import FlagError, TrainingStoppedError
 from t5core.losses import parse_loss_normalization
 from t5core.optimizers import OPTIMIZER_NAMES, SCHEDULE_NAMES, make_optimizer, make_schedule
@@ -91,8 +91,7 @@ class TrainConfig:
     z_loss: float = option(0.0, "z-loss coefficient (T5X uses 1e-4).", bound=NONNEGATIVE)
     loss_normalization: str = option("tokens", "tokens, total_tokens, sequences, none or "
                                      "constant:N.")
-    seed: int = option(0, "Seed for initialisation, data order and dropout.",
-                       bound=Bound(0, high=2**32, whole=True))
+    seed: int = option(0, "Seed for initialisation, data order and dropout.", bound=SEED)
     early_stopping_patience: int = option(0, "Stop after N evaluations without improvement in "
                                           "--best_metric (0: never); evaluations inside the "
                                           "warm-up do not count.", bound=STEPS)
