@@ -328,7 +328,12 @@ def define_flags(cls, flag_values: flags.FlagValues = flags.FLAGS,
         # Unset flags take their value from elsewhere: the conditions are that program's.
         if unset is None and "only_with" in field.metadata:
             setattr(flag_values[field.name], _ONLY_WITH, field.metadata["only_with"])
-        if "bound" in field.metadata:
+        # A program of the whole dataclass checks its bounds with its other fields once the
+        # flags make it (`field_problems`: a FlagError, with its traceback under --verbose);
+        # unset flags are checked at parsing, as no dataclass check sees what they are given.
+        if unset is None and "bound" in field.metadata:
+            setattr(flag_values[field.name], _BOUND, field.metadata["bound"])
+        elif "bound" in field.metadata:
             bound_flag(flag_values, field.name, field.metadata["bound"])
         names.append(field.name)
     return names

@@ -244,13 +244,17 @@ def open_lock_file(path: str) -> int:
 
 
 def open_user_file(path: str, inputs=()):
-    """Opens a file the user named for writing (text, truncated, links followed); the same file
-    as one of `inputs` is an OutputExistsError."""
+    """A text file the user named, to write in a `with` block (links followed): written whole
+    through a temp file renamed over it at the block's end, so a failure or a kill leaves the
+    previous file as it was; a device or FIFO (/dev/stdout) is written to directly. The same
+    file as an input (`refuse_input_as_output`) is an OutputExistsError."""
     path = str(path)
     refuse_input_as_output(path, inputs)
     if is_remote(path):
         return _gfile().GFile(path, "w")
-    return open(path, "w", encoding="utf-8")
+    if os.path.exists(path) and not os.path.isfile(path):
+        return open(path, "w", encoding="utf-8")
+    return atomic_writer(os.path.realpath(path), binary=False)
 
 
 # (device, inode) of each local file read through t5core.file_reads since the program began:

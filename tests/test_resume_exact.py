@@ -143,3 +143,23 @@ def test_a_checkpoint_of_weights_only_is_refused_as_a_model_dir_to_resume(uninte
                                                     r"weights only .* --init_checkpoint="):
         make_trainer(converted)
     assert not (converted / "LOCK").exists()  # a refusal takes nothing (a run's best/ too)
+
+
+def test_a_finished_run_killed_before_its_results_gets_them_on_the_next_start(uninterrupted,
+                                                                            tmp_path):
+    # A kill between the last save and results.json leaves none, or an earlier attempt's that
+    # says it was stopped (which a sweep would take as unfinished, forever).
+    shutil.copytree(uninterrupted.config.model_dir, tmp_path / "run")
+    results = tmp_path / "run" / "results.json"
+    finished = json.loads(results.read_text())
+    make_trainer(tmp_path / "run").train()
+    assert json.loads(results.read_text()) == finished  # up to date: left as it was
+    for stale in (None, {**finished, "step": 4, "stopped_by": "SIGTERM"}):
+        if stale is None:
+            results.unlink()
+        else:
+            results.write_text(json.dumps(stale))
+        make_trainer(tmp_path / "run").train()
+        written = json.loads(results.read_text())
+        assert written["step"] == 6 and "stopped_by" not in written
+        assert written["best"] == finished["best"]

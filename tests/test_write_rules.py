@@ -386,3 +386,21 @@ def test_check_folder_inside_refuses_every_link_on_the_way_and_a_way_out(tmp_pat
         file_writes.check_folder_inside(str(root / "linked" / "trial_1"), str(root))
     with pytest.raises(file_writes.UnsafeWriteError, match="is outside"):
         file_writes.check_folder_inside(str(tmp_path / "elsewhere"), str(root))
+
+
+def test_a_user_s_output_file_is_replaced_whole_or_not_at_all(tmp_path):
+    # generate streams its outputs: a failure (or a kill) half-way leaves the previous file.
+    out = tmp_path / "out.txt"
+    out.write_text(SECRET)
+    link = tmp_path / "link.txt"
+    link.symlink_to(out)
+    file_writes.forget_reads()
+    with pytest.raises(RuntimeError):
+        with file_writes.open_user_file(str(link)) as f:
+            f.write("first output\n")
+            raise RuntimeError("the model failed half-way")
+    assert out.read_text() == SECRET and sorted(p.name for p in tmp_path.iterdir()) == \
+        ["link.txt", "out.txt"]
+    with file_writes.open_user_file(str(link)) as f:
+        f.write("新的\n")
+    assert link.is_symlink() and out.read_text(encoding="utf-8") == "新的\n"

@@ -13,12 +13,13 @@ from typing import Callable
 
 import tensorflow as tf
 
-from t5core import file_writes
+from t5core import file_reads, file_writes
 from t5core import model_dir as md
 from t5core.checkpoints.model_state import ModelState
 from t5core.dataclass_flags import (COUNT, FRACTION, LENGTH, NONNEGATIVE, POSITIVE, SEED, STEPS,
                                      OnlyWith, field_problems, option)
-from t5core.errors import FlagError, TrainingStoppedError
+from t5core.errors import (FlagError, ModelDirError, TrainingStoppedError,
+                           UserFileNotFoundError)
 from t5core.losses import parse_loss_normalization
 from t5core.optimizers import OPTIMIZER_NAMES, SCHEDULE_NAMES, make_optimizer, make_schedule
 from t5core.optimizers.schedules import fit_warmup
@@ -295,6 +296,10 @@ class Trainer:
             self._evaluate(self.step)
         if self.step >= c.train_steps:
             self.log(f"Already trained {self.step} >= {c.train_steps} steps; nothing to do.")
+            # A run killed between its last save and results.json left none, or an earlier
+            # attempt's (which may say it was stopped): the finished run's is written then.
+            if self._results_outdated():
+                self._write_results(stopped=False)
             return self.history
         tokens_per_step = c.batch_size * (c.inputs_length + c.targets_length)
         flops = training_flops(self.model.config, c.batch_size, c.inputs_length, c.targets_length)
@@ -308,15 +313,28 @@ class Trainer:
             bar.close()
         if not stopped:  # (a stopped run saved its step already)
             self._save(self.step)
-        if is_chief(self.strategy):
-            results = {"step": self.step, "eval": self.last_eval,
-                       "best": float(self.best.numpy()),
-                       "best_checkpoint": md.recorded_path(self.best_manager.latest_checkpoint or "")
-                       or None}
-            if stopped:  # tells a supervisor (the sweep) that the run has not finished
-                results["stopped_by"] = self.stopped_by
-            md.write_json(md.path(c.model_dir, md.RESULTS), results)
+        self._write_results(stopped)
         return self.history
+
+    def _results_outdated(self) -> bool:
+        try:
+            results = file_reads.read_json(md.path(self.config.model_dir, md.RESULTS),
+                                           ModelDirError)
+        except (ModelDirError, UserFileNotFoundError):
+            return True
+        return not isinstance(results, dict) or results.get("step") != self.step \
+            or "stopped_by" in results
+
+    def _write_results(self, stopped: bool) -> None:
+        """results.json (the chief's): the step reached, the last and best evaluations."""
+        if not is_chief(self.strategy):
+            return
+        results = {"step": self.step, "eval": self.last_eval, "best": float(self.best.numpy()),
+                   "best_checkpoint": md.recorded_path(self.best_manager.latest_checkpoint or "")
+                   or None}
+        if stopped:  # tells a supervisor (the sweep) that the run has not finished
+            results["stopped_by"] = self.stopped_by
+        md.write_json(md.path(self.config.model_dir, md.RESULTS), results)
 
     def _loop(self, preemption, bar, tokens_per_step, flops, peak) -> bool:
         """The steps; True when a signal stopped them (the step reached is saved)."""
