@@ -27,6 +27,10 @@ class OutputExistsError(T5CoreError, FileExistsError):
     """An output folder or file already holds something the write would replace or destroy."""
 
 
+class IncompleteOutputError(T5CoreError):
+    """An output folder whose replacement by `new_output_dir` was interrupted."""
+
+
 class WriteFailedError(T5CoreError, OSError):
     """The system refused a write (disk full, file too large, read-only, its folder gone); the
     file written is left as it was before."""
@@ -326,6 +330,27 @@ def remove(path: str, inside: str) -> None:
         shutil.rmtree(path)
 
 
+# Lies in an output folder while `new_output_dir` replaces what it holds: from the first removal
+# to the last move, it holds neither the previous output whole nor the new one.
+INCOMPLETE = "INCOMPLETE.t5core"
+
+
+def check_complete(folder: str) -> None:
+    """IncompleteOutputError when `folder` holds the INCOMPLETE marker (its loaders call this)."""
+    folder = str(folder)
+    marker = os.path.join(folder, INCOMPLETE)
+    if _gfile().exists(marker) if is_remote(folder) else os.path.lexists(marker):
+        raise IncompleteOutputError(
+            f"{folder} holds a half-replaced output ({INCOMPLETE}): the --overwrite that wrote "
+            "it was interrupted; rerun that command (with --overwrite) to write it whole")
+
+
+def _stage_name(directory: str) -> str:
+    """The hidden folder `new_output_dir` writes a new output into: one fixed name per output,
+    so that the next run finds and removes a killed run's."""
+    return f".{os.path.basename(os.path.abspath(directory))}.partial"
+
+
 def check_output_dir(directory: str, overwrite: bool, owned: tuple[str, ...],
                      flag: str = "--overwrite") -> list[str]:
     """The one rule of what an output folder may hold before a new output is written there:
@@ -341,6 +366,7 @@ def check_output_dir(directory: str, overwrite: bool, owned: tuple[str, ...],
         raise OutputExistsError(f"{directory} exists and is not a folder")
     else:
         entries = sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+    entries = [name for name in entries if name != _stage_name(directory)]  # new_output_dir's
     if entries and not overwrite:
         shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5
                                           else "")
@@ -358,30 +384,39 @@ def new_output_dir(directory: str, overwrite: bool, owned: tuple[str, ...],
     The previous output is removed only once the new one is written whole: locally, the new one
     is written into a hidden folder inside `directory` (beside it when `directory` is new), whose
     entries replace the `owned` names there at the end. On an exception nothing was removed and
-    `directory` is as it was, not created when it was not there.
+    `directory` is as it was, not created when it was not there. A kill while the entries are
+    replaced leaves the INCOMPLETE marker there (`check_complete`); a kill before leaves the
+    hidden folder, which the next run removes. `owned` should name INCOMPLETE, so that
+    `overwrite` replaces such a folder.
     """
     directory = str(directory)
-    replaced = check_output_dir(directory, overwrite, owned, flag)
+    replaced = [name for name in check_output_dir(directory, overwrite, owned, flag)
+                if name != INCOMPLETE]  # written again below, removed last
+    marker = os.path.join(directory, INCOMPLETE)
     if is_remote(directory):
         # Object stores rename a folder by copying it: the checks have run, then the previous
         # output goes and the new one is written in place.
         created = not _gfile().isdir(directory)
+        make_dirs(directory)
+        write_text(marker, "")
         for name in replaced:
             remove(os.path.join(directory, name), inside=directory)
-        make_dirs(directory)
         try:
             yield directory
         except BaseException:
             if created:
                 _gfile().rmtree(directory)
             raise
+        remove(marker, inside=directory)
         return
     existed = os.path.isdir(directory)
     beside = os.path.dirname(os.path.abspath(directory))
     stage_in = directory if existed else beside
+    for folder in (beside, directory):  # a killed run's, ours by its name
+        if os.path.isdir(folder):
+            remove(os.path.join(folder, _stage_name(directory)), inside=folder)
     make_dirs(stage_in)
-    stage = os.path.join(stage_in, f".{os.path.basename(os.path.abspath(directory))}."
-                                   f"{uuid.uuid4().hex}.tmp")
+    stage = os.path.join(stage_in, _stage_name(directory))
     try:
         os.mkdir(stage)
     except OSError as err:
@@ -391,10 +426,12 @@ def new_output_dir(directory: str, overwrite: bool, owned: tuple[str, ...],
         if not existed:
             os.replace(stage, directory)
             return
+        write_text(marker, "")
         for name in replaced:
             remove(os.path.join(directory, name), inside=directory)
         for name in os.listdir(stage):
             os.replace(os.path.join(stage, name), os.path.join(directory, name))
+        os.unlink(marker)
     finally:
         remove(stage, inside=stage_in)
 

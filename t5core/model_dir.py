@@ -37,13 +37,15 @@ TRIAL_LOG = "train.log"  # a sweep trial's stdout and stderr
 HPARAMS_MARKER = "hparams_session.done"  # the sweep has written this trial's HParams session
 # What an output folder of convert_checkpoint (HF safetensors or a TF checkpoint, config, run.json,
 # tokenizer files) or of export (a SavedModel) may hold, as glob patterns: --overwrite removes
-# these names, and only these, from the previous output. ".*.tmp" are file_writes' temp files.
+# these names, and only these, from the previous output. ".*.tmp" are file_writes' temp files,
+# INCOMPLETE its marker of an interrupted replacement.
 CONVERTED_OUTPUT_NAMES = (
     CONFIG, RUN, SENTENCEPIECE_VOCAB, HF_TOKENIZER, "model.safetensors", "model-*-of-*.safetensors",
     "model.safetensors.index.json", "tokenizer_config.json", "special_tokens_map.json",
-    "generation_config.json", "added_tokens.json", "checkpoint", "ckpt-*", ".*.tmp")
+    "generation_config.json", "added_tokens.json", "checkpoint", "ckpt-*", ".*.tmp",
+    file_writes.INCOMPLETE)
 SAVED_MODEL_NAMES = ("saved_model.pb", "saved_model.pbtxt", "variables", "assets", "fingerprint.pb",
-                     "keras_metadata.pb", ".*.tmp")
+                     "keras_metadata.pb", ".*.tmp", file_writes.INCOMPLETE)
 # TensorFlow saves checkpoint <prefix> into the directory <prefix>_temp, then moves the files out
 # and deletes it; a save killed half-way leaves it behind.
 _TEMP_CHECKPOINT_DIR = re.compile(re.escape(CHECKPOINT_PREFIX) + r"-\d+_temp")

@@ -162,6 +162,7 @@ def load(export_dir):
 
     if not tf.io.gfile.exists(export_dir):
         raise FileNotFoundError(f"No SavedModel at {export_dir}")
+    file_writes.check_complete(export_dir)
     return tf.saved_model.load(export_dir)
 
 

@@ -6,6 +6,7 @@ checkpoint files the way the Trainer does, with a known objective, in well under
 trial. One test runs the real scripts/train.py for a few steps to check the two fit together.
 """
 
+import errno
 import json
 import math
 import os
@@ -18,9 +19,10 @@ import numpy as np
 import optuna
 import pytest
 
+from t5core.file_writes import WriteFailedError
 from t5core.sweep import (MissingExtraError, SearchSpaceError, Sweep, SweepConfig,
                           SweepStateError, load_state, parse_space, prepare)
-from t5core.sweep import evals, study
+from t5core.sweep import evals, results, study
 from t5core.sweep.space import load_space
 from t5core.sweep.train_flags import EMBEDDED_TASK_METRICS, parse_fixed_flags
 
@@ -700,6 +702,78 @@ def test_a_torn_journal_is_repaired_and_a_damaged_one_named(fake):
     journal.write_bytes(whole.replace(b"\n", b"\nnot json\n", 1))
     with pytest.raises(SweepStateError, match=r"journal.log, line 2: not an Optuna journal"):
         load_state(str(fake["dir"] / "sweep"))
+
+
+KILLED_AFTER_TELL = r'''
+import os, sys
+from t5core.sweep import Sweep, prepare
+import t5core.sweep.results as results
+
+calls = []
+
+
+def publish_best(*args, **kwargs):  # the second best is in the journal: kill -9 before it shows
+    calls.append(args)
+    if len(calls) == 2:
+        os._exit(9)
+    return real(*args, **kwargs)
+
+
+real, results.publish_best = results.publish_best, publish_best
+config = prepare(sys.argv[1], {"learning_rate": [1e-4, 3e-3]}, "accuracy", sys.argv[2],
+                 ["--train_steps=10"], method="grid", seed=int(sys.argv[3]),
+                 keep_checkpoints="best", poll_seconds=0.05, log=lambda *a: None)
+Sweep(config, log=lambda *a: None).run()
+'''
+
+
+def test_a_kill_after_a_result_is_recorded_is_caught_up_on_resume(fake):
+    """Killed between a trial's result reaching the journal and best_trial, best.json, its
+    HParams session and --keep_checkpoints=best: the resumed sweep, with no trial left to run,
+    derives them from the journal."""
+    space = {"learning_rate": [1e-4, 3e-3]}
+    seed = grid_seed(space, [{"learning_rate": 1e-4}, {"learning_rate": 3e-3}])
+    sweep, script = fake["dir"] / "sweep", fake["dir"] / "killed.py"
+    script.write_text(KILLED_AFTER_TELL)
+    killed = subprocess.run([sys.executable, str(script), str(sweep), fake["script"], str(seed)],
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == 9, killed.stderr[-3000:]
+    state = load_state(str(sweep))
+    assert [t["status"] for t in state["trials"]] == ["done", "done"]
+    assert state["best"] == "trial_0001"
+    assert json.loads((sweep / "best.json").read_text())["trial"] == "trial_0000"
+    assert list((sweep / "trials" / "trial_0000").glob("**/ckpt-*"))
+    best, _ = run_sweep(fake, space, method="grid", seed=seed, keep_checkpoints="best")
+    assert best["id"] == "trial_0001"
+    assert json.loads((sweep / "best.json").read_text())["trial"] == "trial_0001"
+    assert (sweep / "best_trial").resolve() == (sweep / "trials" / "trial_0001").resolve()
+    assert scalars(sweep / "trials" / "trial_0001")[10]["sweep/objective"] == \
+        pytest.approx(best["value"], abs=1e-6)
+    assert not list((sweep / "trials" / "trial_0000").glob("**/ckpt-*"))
+    assert list((sweep / "trials" / "trial_0001").glob("**/ckpt-*"))
+    assert len(fake["invocations"]()) == 2  # nothing ran again
+
+
+def test_a_failed_best_trial_link_is_removed_not_left_naming_the_previous_best(fake, monkeypatch):
+    """Only a file system without symbolic links leaves best.json alone to name the best trial;
+    any other failure (a full disk) removes the stale link and is raised."""
+    best, _ = run_sweep(fake, {"learning_rate": [1e-3]}, method="grid")
+    sweep = fake["dir"] / "sweep"
+    before = (sweep / "best.json").read_text()
+
+    def fail(errno_):
+        def replace_link(path, target):
+            raise OSError(errno_, os.strerror(errno_))
+        return replace_link
+
+    monkeypatch.setattr(results.file_writes, "replace_link", fail(errno.ENOSPC))
+    with pytest.raises(WriteFailedError, match="No space left"):
+        results.publish_best(str(sweep), best, "accuracy", "max")
+    assert not os.path.lexists(sweep / "best_trial")
+    assert (sweep / "best.json").read_text() == before
+    monkeypatch.setattr(results.file_writes, "replace_link", fail(errno.EPERM))
+    assert results.publish_best(str(sweep), best, "accuracy", "max")["best_trial_link"] is None
+    assert json.loads((sweep / "best.json").read_text())["best_trial_link"] is None
 
 
 def test_the_best_trial_link_never_replaces_a_folder(fake):

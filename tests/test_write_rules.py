@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from t5core import cli, file_writes, model_dir
+from t5core import cli, file_writes, model_dir, serving
 from t5core.checkpoints import export_hf, load_pretrained, write_tf_checkpoint
 from t5core.classifier import T5EncoderClassifier
 from t5core.commands import convert_checkpoint, generate
@@ -303,6 +305,60 @@ def test_the_previous_output_is_replaced_only_once_the_new_one_is_written(tmp_pa
     assert {p.name: p.read_text() for p in out.iterdir()} == {"config.json": "new",
                                                               "README.txt": SECRET}
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def _killed(out, owned, kill):
+    """Runs new_output_dir(out, overwrite=True, owned) in a process killed (exit 9) while the
+    new output is written ("writing") or after the first removal of the previous one."""
+    code = f"""
+import os, pathlib
+from t5core import file_writes
+remove = file_writes.remove
+def remove_then_die(path, inside):
+    remove(path, inside)
+    os._exit(9)
+with file_writes.new_output_dir({str(out)!r}, True, {tuple(owned)!r}) as stage:
+    pathlib.Path(stage, "config.json").write_text("new")
+    if {kill!r} == "writing":
+        os._exit(9)
+    file_writes.remove = remove_then_die
+"""
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 9
+
+
+def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(tmp_path):
+    out = tmp_path / "out"
+    _killed(out, model_dir.CONVERTED_OUTPUT_NAMES, "writing")
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1 and left[0].startswith(".")  # beside the output it would have been
+    _new_output(out, fail=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    out = tmp_path / "empty"
+    out.mkdir()
+    _killed(out, model_dir.CONVERTED_OUTPUT_NAMES, "writing")
+    assert len(list(out.iterdir())) == 1  # inside the folder it replaces into
+    with file_writes.new_output_dir(str(out), False, model_dir.CONVERTED_OUTPUT_NAMES) as stage:
+        pathlib.Path(stage, "config.json").write_text("new")
+    assert [p.name for p in out.iterdir()] == ["config.json"]
+
+
+def test_an_interrupted_overwrite_is_refused_by_the_loaders_until_rerun(tmp_path, two_exports,
+                                                                        capsys):
+    new, old = two_exports
+    out = _copy(old, tmp_path / "out")
+    _killed(out, model_dir.CONVERTED_OUTPUT_NAMES, "replacing")
+    assert (out / file_writes.INCOMPLETE).exists()
+    with pytest.raises(file_writes.IncompleteOutputError, match="--overwrite .*was interrupted"):
+        load_pretrained(str(out))
+    with pytest.raises(file_writes.IncompleteOutputError, match="was interrupted; rerun"):
+        serving.load(str(out))
+    assert _convert(f"--input={new}", f"--output={out}") == cli.USER_ERROR_STATUS
+    assert "--overwrite" in capsys.readouterr().err
+    assert _convert(f"--input={new}", f"--output={out}", "--overwrite") == 0
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    loaded, expected = load_pretrained(str(out)), load_pretrained(str(new))
+    for a, b in zip(loaded.weights, expected.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_a_refused_conversion_leaves_no_output_folder(tmp_path, two_exports, capsys):

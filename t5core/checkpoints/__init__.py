@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from t5core import model_dir, quantization
+from t5core import file_writes, model_dir, quantization
 from t5core.checkpoints import hf_bin, hf_h5, mesh_tf, t5x, tf_checkpoint
 from t5core.checkpoints.export import export_hf, export_hf_tokenizer
 from t5core.checkpoints.hf import hf_rules
@@ -172,8 +172,9 @@ def detect_format(path):
     path = os.fspath(path)
     if not tf.io.gfile.exists(path) and not tf.io.gfile.exists(path + ".index"):
         raise FileNotFoundError(f"No checkpoint at {path}")
-    names = ({n.rstrip("/") for n in tf.io.gfile.listdir(path)}
-             if tf.io.gfile.isdir(path) else None)
+    is_dir = tf.io.gfile.isdir(path)
+    file_writes.check_complete(path if is_dir else os.path.dirname(path) or ".")
+    names = {n.rstrip("/") for n in tf.io.gfile.listdir(path)} if is_dir else None
     for row in FORMAT_TABLE:
         location = row.detect(path, names)
         if location is not None:

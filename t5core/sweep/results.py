@@ -4,6 +4,7 @@ rewritten atomically after each trial; `tensorboard --logdir <sweep_dir>` shows 
 from __future__ import annotations
 
 import csv
+import errno
 import glob
 import io
 import os
@@ -20,6 +21,8 @@ RESULTS_CSV = "results.csv"
 RESULTS_JSONL = "results.jsonl"
 BEST_INFO = "best.json"
 BEST_LINK = "best_trial"  # sweep_dir/best_trial -> trials/<best trial id>
+# What os.symlink raises on a file system without symbolic links (FAT, some network mounts).
+_NO_SYMLINKS = {errno.EPERM, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}
 
 
 def _fmt(value) -> str:
@@ -133,9 +136,24 @@ def log_tail(model_dir: str, lines: int = 12) -> str:
     return "\n".join(useful[-lines:])
 
 
+def is_published(sweep_dir: str, trial: dict) -> bool:
+    """Whether best.json names `trial`, and best_trial points at it where best.json says so."""
+    try:
+        info = read_json(os.path.join(sweep_dir, BEST_INFO))
+    except T5CoreError:  # absent or torn: publish again
+        return False
+    if not isinstance(info, dict) or info.get("trial") != trial["id"]:
+        return False
+    link = os.path.join(sweep_dir, BEST_LINK)
+    target = os.path.relpath(trial["model_dir"], sweep_dir)
+    return info.get("best_trial_link") is None or (
+        os.path.islink(link) and os.readlink(link) == target)
+
+
 def publish_best(sweep_dir: str, trial: dict, objective: str, direction: str) -> dict:
     """best.json, and sweep_dir/best_trial -> trials/<id> (a relative link)."""
     target = os.path.relpath(trial["model_dir"], sweep_dir)
+    link = os.path.join(sweep_dir, BEST_LINK)
     checkpoint = trainer_results(trial["model_dir"]).get("best_checkpoint")
     info = {"trial": trial["id"], "objective": objective, "direction": direction,
             "value": trial["value"], "step": trial.get("step"), "params": trial["params"],
@@ -143,9 +161,15 @@ def publish_best(sweep_dir: str, trial: dict, objective: str, direction: str) ->
             "checkpoint": os.path.relpath(checkpoint, sweep_dir) if checkpoint else None,
             "best_trial_link": BEST_LINK, "command": trial.get("command")}
     try:
-        file_writes.replace_link(os.path.join(sweep_dir, BEST_LINK), target)
-    except OSError:  # no symlinks on this file system: best.json alone names the trial
-        info["best_trial_link"] = None
+        file_writes.replace_link(link, target)
+    except OSError as err:
+        # The link left would name the previous best: it goes, whatever the failure.
+        if os.path.islink(link):
+            file_writes.remove(link, inside=sweep_dir)
+        if err.errno not in _NO_SYMLINKS:  # e.g. a full disk: best.json stays as it was
+            raise file_writes.write_failed(
+                link, err, f"{BEST_LINK} was removed; {BEST_INFO} is as it was") from None
+        info["best_trial_link"] = None  # best.json alone names the trial
     file_writes.write_json(os.path.join(sweep_dir, BEST_INFO), info, indent=2)
     return info
 

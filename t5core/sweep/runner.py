@@ -138,7 +138,6 @@ class Sweep:
         self.slots = SlotPlan(config.parallel, config.gpus)
         self.study = None
         self._stop = False
-        self._published = None  # the trial best.json names
 
     def command(self, params: dict, model_dir: str) -> list[str]:
         return [self.c.python, self.c.train_script, *self.c.trial_args(params),
@@ -248,9 +247,7 @@ class Sweep:
             if rec.get("value") is not None else "no value"
         self.log(f"{rec['id']} {status} after {seconds:.0f} s: {value}"
                  + (f" ({error.splitlines()[0][:300]})" if error else ""))
-        if status in ("done", "pruned"):
-            results.write_hparams_session(rec, self.c.objective)
-        return False
+        return False  # what follows from the result is `_reconcile`'s
 
     def _outcome(self, run: _Running, evals, value, stopped: bool) -> tuple[str, str | None]:
         """(status, error) of an ended trial; `stopped`: by the sweep's signal or with an error."""
@@ -310,6 +307,7 @@ class Sweep:
                 self.log(f"{rec['id']} was interrupted; it will run again")
         if self.c.retry_failed and study.retry_failed(self.study):
             self.log("failed trials will run again as new trials")
+        self._reconcile()  # a sweep killed after a trial's result was recorded published less
         return rerun
 
     def run(self) -> dict | None:
@@ -344,7 +342,7 @@ class Sweep:
                     if run.proc.poll() is not None:
                         del running[slot]
                         self._finish(run, self._stop)
-                        self._after_trial()
+                        self._reconcile()
                 if self._stop:
                     break
                 for run in running.values():
@@ -378,7 +376,7 @@ class Sweep:
                     self.log(f"{run.record['id']} stopped; it will run again when the sweep "
                              "resumes")
             if self.study is not None:
-                self._write_tables()
+                self._reconcile()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         if self._stop:
@@ -386,20 +384,23 @@ class Sweep:
                                     f"({self.dir})")
         return self.summary()
 
-    def _after_trial(self) -> None:
+    def _reconcile(self) -> None:
+        """Derives every output from the journal, idempotently: the best trial's link and
+        best.json, the finished trials' HParams sessions, --keep_checkpoints, the tables. A kill
+        between a trial's result reaching the journal and these writes leaves them behind; the
+        next call (when the sweep resumes, after each trial, at its end) catches them up."""
+        records = self.records()
         best = study.best(self.study, self.dir)
-        if best is not None and best["id"] != self._published:
+        if best is not None and not results.is_published(self.dir, best):
             results.publish_best(self.dir, best, self.c.objective, self.c.direction)
-            self._published = best["id"]
             self.log(f"best so far: {best['id']} ({self.c.objective} {best['value']:.5g})")
-        if self.c.keep_checkpoints == "best":
-            for t in self.records():
-                if t["status"] != "running" and (best is None or t["id"] != best["id"]):
-                    results.delete_checkpoints(t["model_dir"])
-        self._write_tables()
-
-    def _write_tables(self) -> None:
-        results.write_tables(self.dir, self.records(), self.c.space.names, self.c.objective)
+        for t in records:
+            if t["status"] in ("done", "pruned"):
+                results.write_hparams_session(t, self.c.objective)  # once: its marker says so
+            if self.c.keep_checkpoints == "best" and t["status"] != "running" \
+                    and (best is None or t["id"] != best["id"]):
+                results.delete_checkpoints(t["model_dir"])
+        results.write_tables(self.dir, records, self.c.space.names, self.c.objective)
 
     def summary(self) -> dict | None:
         best = study.best(self.study, self.dir)
