@@ -200,6 +200,22 @@ def test_a_user_error_in_process_is_one_line_and_status_2(tmp_path, capsys):
         assert errors == [line], name
 
 
+def test_each_program_shows_its_progress_reading_a_checkpoint(tmp_path, capsys):
+    """generate and evaluate (inspect and export load through the same call) draw convert's
+    bar while the checkpoint is read, minutes for a large one; rank classification counts its
+    examples as decoding does."""
+    tiny = REPO / "tests" / "fixtures" / "hf_tiny_random_t5"
+    command("generate").main([f"--checkpoint={tiny}", "--input=hi", "--max_new_tokens=2"])
+    assert "read: 100%" in capsys.readouterr().err
+    test_file = tmp_path / "test.tsv"
+    test_file.write_text("inputs\ttargets\ngood film\tpositive\nbad film\tnegative\n")
+    command("evaluate").main([f"--checkpoint={tiny}", f"--eval_file={test_file}",
+                              "--rank_classification", "--labels=positive,negative",
+                              "--metrics=accuracy", "--inputs_length=8", "--targets_length=4"])
+    err = capsys.readouterr().err
+    assert "read: 100%" in err and "rank: 100%" in err and "2/2" in err
+
+
 def _entry_points():
     tree = ast.parse((REPO / "setup.py").read_text())
     for node in ast.walk(tree):

@@ -59,6 +59,10 @@ def is_off(value) -> bool:
     return value in (None, "", 0, False, [])
 
 
+# Text flags a validator checks at parsing, with a value it accepts.
+CHECKED_TEXT = {"max_shard_size": "1GB"}
+
+
 def set_arg(flag, avoid=()) -> str:
     """An argument that gives `flag` a value that is on, other than its default and `avoid`."""
     if flag.flag_type() == "bool":
@@ -71,7 +75,7 @@ def set_arg(flag, avoid=()) -> str:
         value = next(v for v in ((flag.default or 0) + 1, (flag.default or 1) / 2)
                      if bound is None or bound.problem(v) is None)
     else:
-        value = "x"
+        value = CHECKED_TEXT.get(flag.name, "x")
     return f"--{flag.name}={value}"
 
 

@@ -122,12 +122,17 @@ def _parse(name, argv):
     ("inspect_model", ["--bucket_span=-1"], "--bucket_span must be in [1, 65536) (got -1)"),
     ("inspect_model", ["--input=a", "--top_k=0"], "--top_k must be >= 1 (got 0)"),
     ("generate", ["--batch_size=0"], "--batch_size must be >= 1 (got 0)"),
+    ("convert_checkpoint", ["--max_shard_size=5XB"],
+     "--max_shard_size '5XB': expected bytes or a size like '5GB'"),
+    ("convert_checkpoint", ["--max_shard_size=0B"],
+     "--max_shard_size must be at least 1MB (got '0B')"),
 ])
 def test_a_number_flag_out_of_range_is_one_error_line_at_parsing(name, argv, line, tmp_path,
                                                                   capsys):
     required = {"evaluate": ["--checkpoint=c"], "generate": ["--checkpoint=c"],
                 "export": ["--checkpoint=c", f"--output_dir={tmp_path / 'out'}"],
-                "sweep": ["--space={}", "--objective=loss"]}.get(name, [])
+                "sweep": ["--space={}", "--objective=loss"],
+                "convert_checkpoint": ["--input=c", f"--output={tmp_path / 'out'}"]}.get(name, [])
     with pytest.raises(SystemExit) as stop:
         _parse(name, required + argv)
     assert stop.value.code == 2
@@ -143,10 +148,14 @@ def test_a_number_flag_out_of_range_is_one_error_line_at_parsing(name, argv, lin
     ("evaluate", ["--checkpoint=c", "--max_examples=0", "--lora_rank=0", "--method=beam",
                   "--alpha=-0.5"]),
     ("sweep", ["--space={}", "--objective=loss", "--trial_steps=0", "--max_trials=0"]),
+    ("convert_checkpoint", ["--input=c", "--output=o", "--max_shard_size=1MB"]),
+    ("convert_checkpoint", ["--input=c", "--output=o", "--max_shard_size=1000000"]),
+    ("convert_checkpoint", ["--input=c", "--output=o", "--max_shard_size=500 MiB"]),
 ])
 def test_the_documented_edge_values_pass_their_bounds(name, argv):
     """0 for greedy (--temperature), all (--top_k, --max_examples), none (--num_shots,
-    --lora_rank, --trial_steps); 1 for all of --top_p; alpha 0 (no length penalty) or below."""
+    --lora_rank, --trial_steps); 1 for all of --top_p; alpha 0 (no length penalty) or below;
+    1MB, the least --max_shard_size."""
     _parse(name, argv)
 
 

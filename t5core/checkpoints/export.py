@@ -25,13 +25,15 @@ EXPORT_DTYPES = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(ml_dtypes
 _UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "B": 1}
 
 
-def _parse_size(size):
+def parse_size(size):
+    """export_hf's max_shard_size in bytes: an int, or a string such as "5GB", "500MiB" or
+    "1000000" (bytes)."""
     if size is None or isinstance(size, int):
         return size
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]I?B|B)\s*", str(size).upper())
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]I?B|B)?\s*", str(size).upper())
     if not m:
         raise ValueError(f"max_shard_size {size!r}: expected bytes or a size like '5GB'")
-    return int(float(m.group(1)) * _UNITS[m.group(2)])
+    return int(float(m.group(1)) * _UNITS[m.group(2) or "B"])
 
 
 def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None, vocab=None):
@@ -73,7 +75,7 @@ def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None,
             progress(size, total, name)
         return array
 
-    limit = _parse_size(max_shard_size)
+    limit = parse_size(max_shard_size)
     shards, shard_size = [[]], 0
     for (name, transform, variable), size in zip(tensors, sizes):
         if shards[-1] and limit is not None and shard_size + size > limit:

@@ -21,14 +21,13 @@ keeps it (with the run.json that says how to rebuild it), as does scripts/export
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from absl import flags
 
 from t5core import cli, file_writes, model_dir
 from t5core.checkpoints import detect_format, export_hf, load_pretrained, write_tf_checkpoint
-from t5core.checkpoints.export import EXPORT_DTYPES, export_hf_tokenizer
+from t5core.checkpoints.export import EXPORT_DTYPES, export_hf_tokenizer, parse_size
 from t5core.commands import shared_flags
 from t5core.dataclass_flags import OnlyWith, declare_only_with
 from t5core.peft import describe_structure
@@ -47,8 +46,10 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.mark_flags_as_mutual_exclusive(["config", "preset"], flag_values=flag_values)
     flags.DEFINE_enum("dtype", "float32", list(EXPORT_DTYPES), "Tensor dtype written "
                       "(--format=hf).", flag_values=flag_values)
-    flags.DEFINE_string("max_shard_size", "5GB", "Shard HF output above this size.",
-                        flag_values=flag_values)
+    flags.DEFINE_string("max_shard_size", "5GB", "Shard HF output above this size (at least "
+                        "1MB).", flag_values=flag_values)
+    # At parsing: export_hf reads it only once the whole checkpoint is loaded.
+    flags.register_validator("max_shard_size", _check_shard_size, flag_values=flag_values)
     flags.DEFINE_bool("no_torch", False, "Read pytorch_model.bin with t5core's restricted reader "
                       "even if torch is installed.", flag_values=flag_values)
     flags.DEFINE_string("vocab", None, "Vocabulary to copy into the output (spiece.model, "
@@ -65,31 +66,25 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     cli.mark_outputs(flag_values, folders=("output",))
 
 
-@contextlib.contextmanager
-def _progress_bar(description, enabled):
-    """A `progress(n, total, name)` callback drawing a tqdm bar in bytes (None when disabled)."""
-    if not enabled:
-        yield None
-        return
-    from tqdm import tqdm
+# The least --max_shard_size: below it, nearly every tensor would be a file of its own.
+MIN_SHARD_SIZE = 10**6
 
-    with tqdm(desc=description, unit="B", unit_scale=True, unit_divisor=1024, leave=True) as bar:
 
-        def update(n, total, name):
-            if bar.total != total:
-                bar.total = total
-                bar.refresh()
-            bar.set_postfix_str(name[-48:], refresh=False)
-            bar.update(n)
-
-        yield update
+def _check_shard_size(text):
+    try:
+        size = parse_size(text)
+    except ValueError as err:
+        raise flags.ValidationError(f"--{err}") from None
+    if size < MIN_SHARD_SIZE:
+        raise flags.ValidationError(f"--max_shard_size must be at least 1MB (got {text!r})")
+    return True
 
 
 @shared_flags.reporting_user_errors
 def convert(args: flags.FlagValues) -> int:
     fmt, location = detect_format(args.input)
     print(f"reading {fmt} checkpoint {location}")
-    with _progress_bar("read", not args.quiet) as progress:
+    with shared_flags.progress_bar("read", not args.quiet) as progress:
         model = load_pretrained(args.input, config=shared_flags.config_argument(args.config)
                                 or args.preset, progress=progress,
                                 use_torch=False if args.no_torch else None,
@@ -98,7 +93,7 @@ def convert(args: flags.FlagValues) -> int:
     replaced = _check_output(args)
     with file_writes.new_output_dir(args.output, args.overwrite,
                                     model_dir.CONVERTED_OUTPUT_NAMES) as stage, \
-            _progress_bar("write", not args.quiet) as progress:
+            shared_flags.progress_bar("write", not args.quiet) as progress:
         if args.format == "hf":
             written = ", ".join(export_hf(model, stage, dtype=args.dtype,
                                           max_shard_size=args.max_shard_size, progress=progress))

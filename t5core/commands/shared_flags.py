@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 
@@ -60,13 +61,39 @@ def config_argument(text: str | None):
     return parts if len(parts) > 1 else (parts[0] if parts else None)
 
 
+@contextlib.contextmanager
+def progress_bar(description: str, enabled: bool = True):
+    """A `progress(n, total, name)` callback (load_pretrained's, export_hf's) drawing a tqdm bar
+    in bytes on stderr; None when disabled."""
+    if not enabled:
+        yield None
+        return
+    from tqdm import tqdm  # not at the top: t5core-inspect --help draws no bar
+
+    with tqdm(desc=description, unit="B", unit_scale=True, unit_divisor=1024, leave=True) as bar:
+
+        def update(n, total, name):
+            if bar.total != total:
+                bar.total = total
+                bar.refresh()
+            bar.set_postfix_str(name[-48:], refresh=False)
+            bar.update(n)
+
+        yield update
+
+
 def load_model(args: flags.FlagValues, **kwargs):
-    """The model --checkpoint holds (see `define_checkpoint_flags`); kwargs: load_pretrained's."""
+    """The model --checkpoint holds (see `define_checkpoint_flags`), read under a progress bar
+    (a large checkpoint takes minutes); kwargs: load_pretrained's."""
     # TensorFlow: not at the top, t5core-inspect's --help needs none.
     from t5core.checkpoints import load_pretrained
 
-    return load_pretrained(args.checkpoint, config=config_argument(args.config),
-                           allow_nonfinite=args.allow_nonfinite, quantize=args.quantize, **kwargs)
+    with progress_bar("read") as progress:
+        # getattr: a program that does not serve defines no --quantize.
+        return load_pretrained(args.checkpoint, config=config_argument(args.config),
+                               allow_nonfinite=args.allow_nonfinite,
+                               quantize=getattr(args, "quantize", None), progress=progress,
+                               **kwargs)
 
 
 def load_tokenizer(args: flags.FlagValues):

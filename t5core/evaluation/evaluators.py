@@ -63,10 +63,14 @@ class DecodeEvaluator:
         self.generate_options = generate_options  # method, num_beams, alpha, ...
         self.progress = progress  # a tqdm bar counting examples (evaluate.py: minutes on a CPU)
 
+    def _bar(self, description):
+        """A tqdm bar counting examples when `progress`, else None."""
+        return tqdm(total=len(self.inputs), unit="example", desc=description) \
+            if self.progress else None
+
     def predict(self, model) -> list[str]:
         predictions = []
-        bar = tqdm(total=len(self.inputs), unit="example", desc="decode") if self.progress \
-            else None
+        bar = self._bar("decode")
         for start in range(0, len(self.inputs), self.batch_size):
             batch = self.inputs[start:start + self.batch_size]
             real = len(batch)
@@ -161,9 +165,11 @@ def template_scoring(template) -> dict:
             "score_labels": list(getattr(template, "words", []))}
 
 
-def score_candidates(model, encoder_tokens, candidates, targets_length, batch_size=64):
+def score_candidates(model, encoder_tokens, candidates, targets_length, batch_size=64,
+                     on_batch=None):
     """Log-likelihood float32 [N, C] of each candidate target (token lists) for each input,
-    each candidate teacher-forced in one forward pass (rank classification)."""
+    each candidate teacher-forced in one forward pass (rank classification); `on_batch(rows)`
+    after each batch of inputs."""
     targets = pad_rows(candidates, targets_length)  # [C, T]
     decoder_inputs = shift_right(targets, model.config.decoder_start_token_id).numpy()
     scores = np.zeros((len(encoder_tokens), len(candidates)), np.float32)
@@ -176,6 +182,8 @@ def score_candidates(model, encoder_tokens, candidates, targets_length, batch_si
             losses, _, _ = token_losses(logits, tf.constant(np.repeat(targets[c:c + 1], rows, 0)))
             weights = (targets[c] > 0).astype(np.float32)
             scores[start:start + rows, c] = -np.sum(losses.numpy() * weights, axis=-1)
+        if on_batch:
+            on_batch(len(enc))
     return scores
 
 
@@ -189,8 +197,11 @@ class RankEvaluator(DecodeEvaluator):
         self.label_tokens = [self.tokenizer.encode(label, add_eos=True) for label in labels]
 
     def predict(self, model):
+        bar = self._bar("rank")
         scores = score_candidates(model, self.inputs, self.label_tokens, self.max_new_tokens,
-                                  self.batch_size)
+                                  self.batch_size, on_batch=bar.update if bar else None)
+        if bar is not None:
+            bar.close()
         return [self.labels[i] for i in np.argmax(scores, axis=-1)]
 
 

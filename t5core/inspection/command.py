@@ -11,8 +11,8 @@ import t5core.inspection.activations as activations
 import t5core.inspection.figures as figures
 import t5core.inspection.report as reports
 from t5core import file_writes, model_dir
-from t5core.checkpoints import load_pretrained, resolve_config
-from t5core.commands.shared_flags import config_argument
+from t5core.checkpoints import resolve_config
+from t5core.commands.shared_flags import config_argument, load_model
 from t5core.model import T5Model
 from t5core.tokenizer import load_tokenizer
 
@@ -33,9 +33,7 @@ def load_subject(args, need_weights=False):
     if not (args.checkpoint or args.preset or args.config):
         raise ValueError("pass a checkpoint, a preset or a config")
     if args.checkpoint:
-        return load_pretrained(args.checkpoint, config=config_argument(args.config),
-                               dtype=args.dtype, allow_nonfinite=args.allow_nonfinite), \
-            args.checkpoint
+        return load_model(args, dtype=args.dtype), args.checkpoint
     name = args.preset or args.config
     config = resolve_config(args.preset or config_argument(args.config))
     if not need_weights:
