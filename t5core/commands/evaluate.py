@@ -32,7 +32,7 @@ from t5core.evaluation.reports import DATA_DEFAULTS
 from t5core.model import T5Model
 from t5core.peft import apply_lora, merge_lora
 from t5core.quantization import quantize
-from t5core.training.run import RUN_FILES, RunOptions, read_run_checked
+from t5core.training.run import RunOptions, read_run_checked, recorded_files
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -114,8 +114,7 @@ def evaluate(args: flags.FlagValues) -> None:
               "examples": len(predictions), **reports.score(test, predictions),
               **({"few_shot": test.note} if test.note else {}),
               "data_options": options}
-    # The run's data files too, read or not: replacing one would change what a resume reads.
-    inputs = [args.eval_file, *(run.data.get(name) for name in RUN_FILES if run is not None)]
+    inputs = [args.eval_file, *recorded_files(run)]
     if args.predictions_file:
         with file_writes.open_user_file(args.predictions_file, inputs=inputs) as f:
             f.write("\n".join(p.replace("\n", "\\n") for p in predictions) + "\n")

@@ -30,7 +30,7 @@ from t5core.decoding.text import generate_text
 from t5core.errors import DataError, UserFileNotFoundError
 from t5core.evaluation import reports
 from t5core.evaluation.few_shot import few_shot_prompts
-from t5core.training.run import RUN_FILES, read_run_checked
+from t5core.training.run import read_run_checked, recorded_files
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -110,8 +110,7 @@ def generate(args: flags.FlagValues):
         file_writes.refuse_input_as_output(args.output_file, inputs)
 
     run = read_run_checked(args.checkpoint)
-    # The run's data files too, read or not: replacing one would change what a resume reads.
-    inputs += [run.data.get(name) for name in RUN_FILES if run is not None]
+    inputs += recorded_files(run)
     shared_flags.take_run_lengths(args, run)
     tokenizer = shared_flags.load_tokenizer(args)
     texts = few_shot_inputs(args, texts, tokenizer, run)

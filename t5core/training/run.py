@@ -341,6 +341,12 @@ def check_data_changed(options: RunOptions, run, log=print) -> bool:
 RUN_FILES = ("train_file", "eval_file")
 
 
+def recorded_files(run) -> list[str]:
+    """The data files `run` (a RunDescription or None) records: no program's output may replace
+    one, read or not, as a resume would then read other data."""
+    return [run.data.get(name) for name in RUN_FILES] if run is not None else []
+
+
 def read_run_checked(location: str):
     """`model_dir.read_run`, with the data options the run recorded (run.json's "data") held to
     their flags' checks: evaluate.py and generate.py act on them as on flags they were given."""
