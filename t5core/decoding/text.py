@@ -110,9 +110,9 @@ def generate_text(model, tokenizer, texts: Iterable[str], *, batch_size: int = 3
         # first_row: a text's sample depends on the seed and its place in `texts` only.
         tokens, _ = generate(model, pad_batch(encoded, rows), max_new_tokens, first_row=done,
                              **generate_kwargs)
-        rows = list(zip(encoded, np.asarray(tokens)))
-        limited += sum(tokenizer.eos_id not in row for ids, row in rows if not is_empty(ids))
-        return ["" if is_empty(ids) else tokenizer.decode(row) for ids, row in rows]
+        outputs = list(zip(encoded, np.asarray(tokens)))
+        limited += sum(tokenizer.eos_id not in row for ids, row in outputs if not is_empty(ids))
+        return ["" if is_empty(ids) else tokenizer.decode(row) for ids, row in outputs]
 
     try:
         for text in texts:
