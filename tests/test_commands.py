@@ -46,6 +46,9 @@ ADDED["generate"] = {"allow_nonfinite", *FEW_SHOT}
 for _name in ("generate", "evaluate", "export"):
     ADDED[_name] |= {"quantize"}
 ADDED["export"] |= {"overwrite"}
+# --quiet, on every program that loads a checkpoint (convert had it already).
+for _name in ("generate", "evaluate", "export", "inspect_model"):
+    ADDED[_name] |= {"quiet"}
 ADDED["convert_checkpoint"] |= {"overwrite"}
 
 
@@ -214,6 +217,25 @@ def test_each_program_shows_its_progress_reading_a_checkpoint(tmp_path, capsys):
                               "--metrics=accuracy", "--inputs_length=8", "--targets_length=4"])
     err = capsys.readouterr().err
     assert "read: 100%" in err and "rank: 100%" in err and "2/2" in err
+
+
+def test_quiet_turns_every_bar_off(tmp_path, capsys):
+    """--quiet is a flag of every program that loads a checkpoint (a log file gets no bars)."""
+    tiny = REPO / "tests" / "fixtures" / "hf_tiny_random_t5"
+    for name in ("generate", "evaluate", "export", "inspect_model", "convert_checkpoint"):
+        assert "quiet" in defined(name), name
+    inputs = tmp_path / "in.txt"
+    inputs.write_text("hi\nthere\n")
+    command("generate").main([f"--checkpoint={tiny}", f"--input_file={inputs}",
+                              "--max_new_tokens=2", "--quiet"])
+    test_file = tmp_path / "test.tsv"
+    test_file.write_text("inputs\ttargets\ngood film\tpositive\nbad film\tnegative\n")
+    command("evaluate").main([f"--checkpoint={tiny}", f"--eval_file={test_file}",
+                              "--rank_classification", "--labels=positive,negative",
+                              "--metrics=accuracy", "--inputs_length=8", "--targets_length=4",
+                              "--quiet"])
+    err = capsys.readouterr().err
+    assert "100%" not in err and "read:" not in err and "rank:" not in err
 
 
 def _entry_points():

@@ -57,7 +57,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                         flag_values=flag_values)
     declare_only_with(flag_values, dict.fromkeys(("dtype", "max_shard_size"),
                                                  OnlyWith("format", ("hf",))))
-    flags.DEFINE_bool("quiet", False, "No progress bar.", flag_values=flag_values)
+    shared_flags.define_quiet(flag_values)
     flags.DEFINE_bool("overwrite", False, "Write into a non-empty --output: the files of a "
                       "previous conversion there (config, weights, shard index, tokenizer) are "
                       "replaced once the new ones are written; other files are kept.",

@@ -109,7 +109,7 @@ def evaluate(args: flags.FlagValues) -> None:
             "the classifier head's" if isinstance(model, T5EncoderClassifier) else
             "ranked by their likelihood (--rank_classification)"))
     predictions = reports.predict(model, tokenizer, test, options, batch_size=args.batch_size,
-                                  **shared_flags.search_options(args))
+                                  progress=not args.quiet, **shared_flags.search_options(args))
     report = {"checkpoint": args.checkpoint, "test_set": test.description,
               "examples": len(predictions), **reports.score(test, predictions),
               **({"few_shot": test.note} if test.note else {}),

@@ -123,7 +123,7 @@ def generate(args: flags.FlagValues):
         outputs = (f"{label}\t{probability:.4f}" for label, probability in classify_text(
             model, tokenizer, texts, **common))
     else:
-        outputs = generate_text(model, tokenizer, texts, progress=args.input is None,
+        outputs = generate_text(model, tokenizer, texts, progress=args.input is None and not args.quiet,
                                 total=len(texts), seed=args.seed,
                                 jit_compile=auto_bool(args.jit_compile), **common,
                                 note=lambda text: print(f"note: {text}", file=sys.stderr),

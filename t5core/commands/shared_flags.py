@@ -32,10 +32,16 @@ def define_allow_nonfinite(flag_values: flags.FlagValues) -> None:
                       "convert a diverged run.", flag_values=flag_values)
 
 
+def define_quiet(flag_values: flags.FlagValues) -> None:
+    """--quiet, for every program that loads a checkpoint."""
+    flags.DEFINE_bool("quiet", False, "No progress bars (reading the checkpoint, counting the "
+                      "examples decoded).", flag_values=flag_values)
+
+
 def define_checkpoint_flags(flag_values: flags.FlagValues, required: bool = True,
                             serving: bool = True) -> None:
-    """--checkpoint, --config, --vocab, --allow_nonfinite and, for the programs that serve,
-    --quantize: the model to load, and how it serves."""
+    """--checkpoint, --config, --vocab, --allow_nonfinite, --quiet and, for the programs that
+    serve, --quantize: the model to load, and how it serves."""
     flags.DEFINE_string("checkpoint", None, "Any checkpoint t5core.load_pretrained reads (HF, "
                         "Mesh-TF, T5X, t5core TF), a training run's model_dir too.",
                         flag_values=flag_values, required=required)
@@ -46,6 +52,7 @@ def define_checkpoint_flags(flag_values: flags.FlagValues, required: bool = True
                         "gs://), or 'byte' for ByT5; default: the tokenizer beside the "
                         "checkpoint.", flag_values=flag_values)
     define_allow_nonfinite(flag_values)
+    define_quiet(flag_values)
     if serving:
         flags.DEFINE_enum("quantize", None, list(QUANTIZE_MODES), "Serve the weights in int8 "
                           "(Keras' own quantization of every projection and the embedding; "
@@ -88,7 +95,7 @@ def load_model(args: flags.FlagValues, **kwargs):
     # TensorFlow: not at the top, t5core-inspect's --help needs none.
     from t5core.checkpoints import load_pretrained
 
-    with progress_bar("read") as progress:
+    with progress_bar("read", not args.quiet) as progress:
         # getattr: a program that does not serve defines no --quantize.
         return load_pretrained(args.checkpoint, config=config_argument(args.config),
                                allow_nonfinite=args.allow_nonfinite,

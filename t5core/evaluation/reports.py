@@ -158,9 +158,11 @@ def _few_shot_inputs(task, split, tokenizer, lengths, options, max_examples, sho
     return [tokenizer.encode(p, add_eos=True) for p in made.prompts], note
 
 
-def predict(model, tokenizer, test: TestSet, options, batch_size=64, **generate_options):
+def predict(model, tokenizer, test: TestSet, options, batch_size=64, progress=True,
+            **generate_options):
     """Every test example's predicted text: a classifier's label, with rank_classification the
-    likeliest label word, else decoded (generate_options: method, num_beams, ...)."""
+    likeliest label word, else decoded (generate_options: method, num_beams, ...); `progress`:
+    a bar counting the examples."""
     length = options["inputs_length"]
     if isinstance(model, T5EncoderClassifier):
         tokens = pad_rows(test.inputs, length)
@@ -172,7 +174,8 @@ def predict(model, tokenizer, test: TestSet, options, batch_size=64, **generate_
     return make_evaluator(test.inputs, test.targets, tokenizer, test.metrics, length,
                           options["targets_length"],
                           test.labels if options["rank_classification"] else (),
-                          batch_size=batch_size, progress=True, **generate_options).predict(model)
+                          batch_size=batch_size, progress=progress,
+                          **generate_options).predict(model)
 
 
 def score(test: TestSet, predictions) -> dict:
