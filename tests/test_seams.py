@@ -26,7 +26,7 @@ from t5core.errors import FlagError, T5CoreError
 from t5core.evaluation import reports
 from t5core.peft import lora_layers
 from t5core.training.run import RunOptions, run
-from t5core.training.trainer import TrainConfig, Trainer
+from t5core.training.trainer import WATCHED, TrainConfig, Trainer
 from conftest import bind_model_dir
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -342,6 +342,40 @@ def test_no_early_stop_inside_the_warm_up(tmp_path):
                for line in lines)
     assert any("best accuracy (higher is better)" in line and "warm-up (step 5)" in line
                for line in lines)
+
+
+def test_a_resume_watching_another_metric_starts_its_best_again(tmp_path):
+    """The best value a checkpoint holds measures the metric it watched: a resume with another
+    --best_metric (or direction) starts the best and the patience count again, says so, and
+    a resume killed before its first evaluation still passes the old metric on."""
+    lines = []
+    first = early_stopping_trainer(tmp_path, lines, warmup_steps=0, train_steps=2,
+                                   early_stopping_patience=0, save_every=1)
+    first.train()
+    assert float(first.best.numpy()) == min(r["eval/eval_loss"] for r in first.history
+                                            if "eval/eval_loss" in r)
+    # A resume that saves before its first evaluation (step 3 here) records the metric it
+    # restored, as a run killed there would leave it.
+    early_stopping_trainer(tmp_path, [], warmup_steps=0, train_steps=4, eval_every=2,
+                           early_stopping_patience=0, save_every=1).train()
+    step_3 = model_dir.saved_settings(str(tmp_path / "run" / f"{model_dir.CHECKPOINT_PREFIX}-3"))
+    assert step_3[WATCHED] == "eval_loss (lower is better)"
+    lines = []
+    resumed = early_stopping_trainer(tmp_path, lines, warmup_steps=0, train_steps=6,
+                                     early_stopping_patience=0, save_every=1,
+                                     best_metric="eval_token_accuracy")
+    resumed.train()
+    assert any("best/ followed the eval_loss (lower is better) until now; from here it follows "
+               "the eval_token_accuracy (higher is better)" in line for line in lines), lines
+    accuracies = [r["eval/eval_token_accuracy"] for r in resumed.history
+                  if "eval/eval_token_accuracy" in r]
+    assert float(resumed.best.numpy()) == max(accuracies)
+    # The same metric again: nothing restarts.
+    lines = []
+    early_stopping_trainer(tmp_path, lines, warmup_steps=0, train_steps=7,
+                           early_stopping_patience=0, save_every=1,
+                           best_metric="eval_token_accuracy").train()
+    assert not any("followed" in line for line in lines), lines
 
 
 # -- README claims about run directories ----------------------------------------------------------

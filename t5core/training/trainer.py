@@ -43,6 +43,10 @@ RESUME_SETTINGS = ("batch_size", "inputs_length", "targets_length", "precision",
                    "learning_rate", "schedule", "warmup_steps", "weight_decay", "clip_norm",
                    "grad_accum_steps", "label_smoothing", "z_loss", "loss_normalization", "seed")
 
+# The settings' entry naming the metric best/ and early stopping follow, and its direction: a
+# resume that watches another starts the best value and patience count again.
+WATCHED = "best_metric"
+
 # What the console's figures mean, said once, where each first appears.
 MEANINGS = {
     "token_accuracy": "target tokens predicted right given the previous ones, in percent",
@@ -206,9 +210,10 @@ class Trainer:
         # The iterator's saved position is in batches of this size; a resume checks it.
         self.data_batch_size = tf.Variable(config.batch_size, dtype=tf.int64, trainable=False)
         self.settings = self.resume_settings()
-        # Recorded in each checkpoint, compared (never restored) on a resume.
-        recorded = {**self.settings, "train_steps": config.train_steps}
-        settings = tf.Variable(file_writes.json_text(recorded, sort_keys=True), trainable=False)
+        # Recorded in each checkpoint: the settings compared (never restored) on a resume, and
+        # what best/ watches (WATCHED).
+        self._recorded = {**self.settings, "train_steps": config.train_steps}
+        settings = self._settings_record = tf.Variable(self._settings_text(), trainable=False)
         self._saved = dict(
             model=ModelState(self.model), optimizer=self.optimizer, data=self.train_iterator,
             best=self.best, evals_without_improvement=self.evals_without_improvement,
@@ -246,6 +251,14 @@ class Trainer:
         settings["dropout_rate"] = self.model.config.dropout_rate
         return settings
 
+    def _settings_text(self) -> str:
+        return file_writes.json_text(self._recorded, sort_keys=True)
+
+    def _record(self, name, value) -> None:
+        """Adds `name` to the settings each checkpoint from now on records."""
+        self._recorded[name] = value
+        self._settings_record.assign(self._settings_text())
+
     def _note_longer_schedule(self, saved_steps) -> None:
         """Says so when a decaying learning rate now decays over another --train_steps."""
         c = self.config
@@ -264,6 +277,9 @@ class Trainer:
         if latest:
             saved = md.saved_settings(latest) or {}
             self._note_longer_schedule(saved.get("train_steps"))
+            if isinstance(saved.get(WATCHED), str):
+                # Kept until this run's first evaluation names what it watches.
+                self._record(WATCHED, saved[WATCHED])
             # Everything but the settings (compared, not restored), and, with restart_data, the
             # data position.
             checkpoint = tf.train.Checkpoint(**{k: v for k, v in self._saved.items()
@@ -500,7 +516,17 @@ class Trainer:
         self.watched = key
         c = self.config
         direction = "lower" if md.lower_is_better(key, c.best_metric_mode) else "higher"
-        line = f"best/ keeps the checkpoint of the best {key} ({direction} is better)"
+        watched = f"{key} ({direction} is better)"
+        before = self._recorded.get(WATCHED)
+        if before not in (None, watched):
+            # The restored best value and count measure another metric (or direction):
+            # comparing them with this one's values would keep or stop on nonsense.
+            self.best.assign(math.nan)
+            self.evals_without_improvement.assign(0)
+            self.log(f"Note: best/ followed the {before} until now; from here it follows the "
+                     f"{watched}, and the best so far and early stopping's count start again")
+        self._record(WATCHED, watched)
+        line = f"best/ keeps the checkpoint of the best {watched}"
         if c.early_stopping_patience:
             line += (f"; early stopping after {c.early_stopping_patience} evaluations without "
                      f"improvement, counted from the end of the warm-up (step {self.warmup_steps})")
