@@ -6,6 +6,8 @@ import ast
 import json
 import os
 import pathlib
+import signal
+import time
 
 import keras
 import numpy as np
@@ -25,6 +27,7 @@ from t5core.data.templates.reference import README_BEGIN, README_END, markdown_t
 from t5core.errors import FlagError, T5CoreError
 from t5core.evaluation import reports
 from t5core.peft import lora_layers
+from t5core.training import train_log
 from t5core.training.run import RunOptions, run
 from t5core.training.trainer import WATCHED, TrainConfig, Trainer
 from conftest import bind_model_dir
@@ -300,7 +303,7 @@ def toy_features(n=32):
             "decoder_loss_weights": np.ones_like(tgt, np.float32)}
 
 
-def early_stopping_trainer(tmp_path, lines, **overrides):
+def early_stopping_trainer(tmp_path, lines, evaluator=None, **overrides):
     settings = dict(model_dir=str(tmp_path / "run"), train_steps=8, batch_size=4,
                     inputs_length=8, targets_length=6, log_every=100, save_every=0,
                     eval_every=1, eval_steps=2, early_stopping_patience=1, warmup_steps=5,
@@ -314,7 +317,7 @@ def early_stopping_trainer(tmp_path, lines, **overrides):
     data = batched(toy_features(8), 4, seed=1)
     eval_data = tf.data.Dataset.from_tensor_slices(toy_features(8)).batch(4)
     # A decoded metric that stays at 0, as accuracy does in a run's first steps.
-    evaluator = lambda model: ({"accuracy": 0.0}, [])  # noqa: E731
+    evaluator = evaluator or (lambda model: ({"accuracy": 0.0}, []))
     return Trainer(config, tf.distribute.get_strategy(), lambda: t5core.T5Model(model_config),
                    data, eval_data, evaluator, log=lines.append)
 
@@ -376,6 +379,45 @@ def test_a_resume_watching_another_metric_starts_its_best_again(tmp_path):
                            early_stopping_patience=0, save_every=1,
                            best_metric="eval_token_accuracy").train()
     assert not any("followed" in line for line in lines), lines
+
+
+def test_a_signal_during_an_evaluation_stops_it_saves_the_step_and_the_resume_evaluates_it(
+        tmp_path):
+    """A preemption's grace period may be shorter than an evaluation: SIGTERM abandons it,
+    saves the step, and training again evaluates that step first, then goes on."""
+    calls = []
+
+    def preempted_at_step_2(model):
+        calls.append(len(calls))
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+            deadline = time.monotonic() + 60  # a long decode, interrupted
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
+            raise AssertionError("the evaluation went on after SIGTERM")
+        return {"accuracy": float(len(calls))}, []
+
+    lines = []
+    first = early_stopping_trainer(tmp_path, lines, evaluator=preempted_at_step_2,
+                                   warmup_steps=0, train_steps=4, early_stopping_patience=0,
+                                   best_metric="accuracy")
+    first.train()
+    assert first.stopped_by == "SIGTERM" and first.step == 2
+    assert any(line.startswith("Stopped by SIGTERM while evaluating step 2: saved ")
+               and "ckpt-2. Train again" in line for line in lines), lines
+    run = tmp_path / "run"
+    assert tf.train.latest_checkpoint(str(run)).endswith("ckpt-2")
+    records = [r for r in train_log.read(str(run / model_dir.TRAIN_LOG)) if "eval/accuracy" in r]
+    assert [r["step"] for r in records] == [1]  # nothing of the abandoned evaluation
+    assert json.loads((run / model_dir.RESULTS).read_text())["stopped_by"] == "SIGTERM"
+    lines = []
+    resumed = early_stopping_trainer(tmp_path, lines, evaluator=preempted_at_step_2,
+                                     warmup_steps=0, train_steps=4, early_stopping_patience=0,
+                                     best_metric="accuracy")
+    resumed.train()
+    evaluated = [r["step"] for r in train_log.read(str(run / model_dir.TRAIN_LOG))
+                 if "eval/accuracy" in r]
+    assert evaluated == [1, 2, 3, 4] and resumed.step == 4
 
 
 # -- README claims about run directories ----------------------------------------------------------

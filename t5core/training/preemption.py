@@ -3,6 +3,7 @@ several workers, the same step on each: docs/architecture.md, "Preemption")."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 
@@ -13,6 +14,10 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 class _Stop(Exception):
     """Raised by the preemption handler's exit function once every worker has saved."""
+
+
+class Interrupted(Exception):
+    """A signal arrived within `Preemption.interruptible()`; its name is the message."""
 
 
 class Preemption:
@@ -32,6 +37,7 @@ class Preemption:
         self.signal_name = ""  # the signal that asked this process to stop, if one did
         self._previous: dict = {}
         self._handler = None
+        self._interruptible = False
 
     @property
     def requested(self) -> bool:
@@ -43,6 +49,25 @@ class Preemption:
             raise KeyboardInterrupt("second Ctrl-C: stopped without saving")
         # Only a flag: printing from a signal handler can re-enter a write in progress.
         self.signal_name = signal.Signals(signum).name
+        if self._interruptible:
+            self._interruptible = False
+            raise Interrupted(self.signal_name)
+
+    @contextlib.contextmanager
+    def interruptible(self):
+        """Work within is abandoned when a signal arrives (Interrupted raised), on a single
+        worker: an evaluation changes nothing a checkpoint holds, and can outlast a preemption's
+        grace period. Several workers evaluate together and stop only between steps."""
+        if self._handler is not None or not self._previous:
+            yield
+            return
+        if self.requested:
+            raise Interrupted(self.signal_name)
+        self._interruptible = True
+        try:
+            yield
+        finally:
+            self._interruptible = False
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():  # handlers need the main one

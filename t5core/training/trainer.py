@@ -5,6 +5,7 @@ Library code with no flags: `scripts/train.py` turns flags into a TrainConfig an
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import sys
@@ -27,7 +28,7 @@ from t5core.peft import describe_structure
 from t5core.training import train_log
 from t5core.training.distribute import all_workers_agree, is_chief, worker_info
 from t5core.training.flops import parse_peak_flops, resolve_peak_flops, training_flops
-from t5core.training.preemption import Preemption
+from t5core.training.preemption import Interrupted, Preemption
 from t5core.training.steps import StepBuilder
 
 
@@ -307,8 +308,8 @@ class Trainer:
         self.stopped_by = ""
         self.restore()
         if self._eval_missed_at_restore():
-            # A checkpoint saved before its step's evaluation (older t5core saved first), whose
-            # run was killed before evaluating: evaluate now.
+            # A checkpoint saved before its step's evaluation (a signal interrupted it, or older
+            # t5core saved first and its run was killed before evaluating): evaluate now.
             self._evaluate(self.step)
         if self.step >= c.train_steps:
             self.log(f"Already trained {self.step} >= {c.train_steps} steps; nothing to do.")
@@ -392,8 +393,17 @@ class Trainer:
             last = step >= c.train_steps
             # Evaluate before saving: a step's checkpoint then holds the best value and the
             # patience its evaluation left, so a resume from it goes on as the uninterrupted run.
-            if (c.eval_every and step % c.eval_every == 0) or last:
-                if self._evaluate(step) and not last:
+            if self._evaluates_at(step):
+                try:
+                    stop_early = self._evaluate(step, preemption)
+                except Interrupted as signal_name:
+                    self._save(step)
+                    self.stopped_by = str(signal_name)
+                    self.log(f"Stopped by {self.stopped_by} while evaluating step {step}: saved "
+                             f"{self.manager.latest_checkpoint}. Train again with the same "
+                             f"model_dir to evaluate step {step} and resume from it.")
+                    return True
+                if stop_early and not last:
                     self.log(f"Early stopping at step {step}: {self.watched} did not improve in "
                              f"{c.early_stopping_patience} evaluations after the warm-up "
                              f"(best {float(self.best.numpy()):.4g})")
@@ -428,9 +438,13 @@ class Trainer:
                 f"the last complete checkpoint ({manager.latest_checkpoint or 'none yet'}) is "
                 "intact: make room and run the same command again to resume from it") from None
 
+    def _evaluates_at(self, step) -> bool:
+        every = self.config.eval_every
+        return bool(every and step % every == 0) or step >= self.config.train_steps
+
     def _eval_missed_at_restore(self) -> bool:
-        step, every = self.step, self.config.eval_every
-        if not step or not every or step % every:
+        step = self.step
+        if not step or not self._evaluates_at(step):
             return False
         # The chief reads its log; every worker must agree, since evaluation is collective.
         missed = not is_chief(self.strategy) or not any(
@@ -532,9 +546,12 @@ class Trainer:
                      f"improvement, counted from the end of the warm-up (step {self.warmup_steps})")
         self.log(line)
 
-    def _evaluate(self, step) -> bool:
-        """Evaluates, keeps the best checkpoint; returns True when early stopping should stop."""
-        results, samples = self.evaluate()
+    def _evaluate(self, step, preemption=None) -> bool:
+        """Evaluates, keeps the best checkpoint; returns True when early stopping should stop.
+        With `preemption`, a signal abandons the evaluation (Interrupted) before it records
+        anything."""
+        with preemption.interruptible() if preemption else contextlib.nullcontext():
+            results, samples = self.evaluate()
         if not results:
             return False
         with self.eval_writer.as_default(step=step):
