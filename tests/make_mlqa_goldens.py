@@ -4,6 +4,8 @@
         --output=tests/fixtures/mlqa/zh_goldens.json
     python tests/make_mlqa_goldens.py --mt5_metrics=FILE --t5_qa_utils=FILE --lang=LANG \
         --output=tests/fixtures/mlqa/LANG_goldens.json   # for LANG in en es de vi ar hi
+    python tests/make_mlqa_goldens.py --mt5_metrics=FILE --t5_qa_utils=FILE \
+        --beyond_mlqa_range --output=tests/fixtures/mlqa/zh_beyond_range_goldens.json
 
 FILE: multilingual_t5/evaluation/metrics.py of google-research/multilingual-t5 (`mlqa`, with
 lang="zh": MLQA's normalisation, every Han character a token) and t5/evaluation/qa_utils.py of
@@ -36,6 +38,16 @@ CASES = [
     (["第二次世界大战"], "二战"),
 ]
 PUNCTUATION = "，。！？、；：“”‘’（）《》【】…—,.!?;:'\"()-"
+# Unspaced text outside MLQA's Han range (U+4E00..U+9FA5), which its Chinese rule keeps in
+# whitespace words: rarer Han (U+9FA6.., extensions A and B), kana, Hangul, Thai
+# (--beyond_mlqa_range).
+BEYOND_CASES = [
+    (["鿏鿔元素"], "鿏元素"), (["㐀㐁"], "㐀"), (["𠀀𠀁字"], "𠀀字"), (["東京タワー"], "東京"),
+    (["서울특별시"], "서울"), (["กรุงเทพ"], "กรุง"), (["北京ラーメン"], "北京"),
+]
+BEYOND_CHARS = [*range(0x9FA6, 0x9FB0), *range(0x3400, 0x3410), *range(0x20000, 0x20008),
+                *range(0x30A2, 0x30B0), *range(0xAC00, 0xAC08), *range(0x0E01, 0x0E08),
+                *range(0x4E00, 0x4E08)]
 
 # The spaced languages: hand cases (articles, Unicode punctuation, case) and the words the
 # random answers are drawn from (each language's articles among them).
@@ -70,13 +82,14 @@ def load(name, path):
     return module
 
 
-def random_answer(rng):
+def random_answer(rng, beyond=False):
     parts = []
     for _ in range(rng.randint(1, 6)):
         kind = rng.random()
         if kind < 0.55:
             size = rng.randint(1, 4)
-            parts.append("".join(chr(rng.randint(0x4E00, 0x4E40)) for _ in range(size)))
+            parts.append("".join(chr(rng.choice(BEYOND_CHARS) if beyond else
+                                     rng.randint(0x4E00, 0x4E40)) for _ in range(size)))
         elif kind < 0.7:
             parts.append(rng.choice(["GDP", "iPhone", "the", "A", "Python", "NBA", "x"]))
         elif kind < 0.8:
@@ -103,6 +116,8 @@ def main():
     parser.add_argument("--t5_qa_utils", required=True)
     parser.add_argument("--output", required=True)
     parser.add_argument("--lang", default="zh", choices=["zh", *SPACED_CASES])
+    parser.add_argument("--beyond_mlqa_range", action="store_true",
+                        help="zh only: answers of unspaced text outside MLQA's Han range")
     args = parser.parse_args()
     evaluation = types.ModuleType("t5.evaluation")
     evaluation.qa_utils = load("t5.evaluation.qa_utils", args.t5_qa_utils)
@@ -111,7 +126,10 @@ def main():
     metrics = load("mt5_metrics", args.mt5_metrics)
     lang = args.lang
     rng = random.Random(0)
-    if lang == "zh":
+    if lang == "zh" and args.beyond_mlqa_range:
+        pairs, punctuation = list(BEYOND_CASES), PUNCTUATION
+        answer_of = lambda rng: random_answer(rng, beyond=True)  # noqa: E731
+    elif lang == "zh":
         pairs, answer_of, punctuation = list(CASES), random_answer, PUNCTUATION
     else:
         pairs, punctuation = list(SPACED_CASES[lang]), SPACED_PUNCTUATION

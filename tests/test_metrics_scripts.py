@@ -334,6 +334,66 @@ def test_chinese_squad_equals_mt5_s_own_mlqa_metric():
     assert 0 < goldens["corpus"]["em"] < goldens["corpus"]["f1"] < 100
 
 
+@pytest.mark.parametrize("goldens", ["zh_goldens.json", "zh_beyond_range_goldens.json"])
+def test_squad_lang_zh_equals_mt5_s_own_mlqa_metric_beyond_its_han_range(goldens):
+    # squad_lang="zh" is mT5's rule exactly: only Han of U+4E00..U+9FA5 split per character;
+    # rarer Han, kana, Hangul and Thai stay whitespace words (tests/make_mlqa_goldens.py
+    # --beyond_mlqa_range). "auto" splits every unspaced script, by design.
+    goldens = json.loads((FIXTURES / "mlqa" / goldens).read_text(encoding="utf-8"))
+    examples = goldens["examples"]
+    for example in examples:
+        out = M.squad([example["references"]], [example["prediction"]], squad_lang="zh")
+        assert out == pytest.approx({"squad_em": example["em"], "squad_f1": example["f1"]},
+                                    abs=1e-9), example
+    corpus = M.squad([e["references"] for e in examples], [e["prediction"] for e in examples],
+                     squad_lang="zh")
+    assert corpus == pytest.approx({"squad_em": goldens["corpus"]["em"],
+                                    "squad_f1": goldens["corpus"]["f1"]}, abs=1e-9)
+
+
+def test_squad_s_rules_follow_most_questions():
+    """One answer in an unspaced script does not choose the rules of a corpus: English answers
+    keep v1.1's article removal beside a Chinese one; Chinese answers beside one English one
+    keep MLQA's."""
+    answers = ["the Eiffel Tower", "a cat", "Paris", "Mao Zedong (毛泽东)"]
+    predictions = ["Eiffel Tower", "cat", "Paris", "Mao Zedong (毛泽东)"]
+    assert M.squad(answers, predictions) == {"squad_em": 100.0, "squad_f1": 100.0}
+    assert M.squad(answers, predictions, squad_tokenize="chars")["squad_em"] == 50.0
+    chinese = ["北京", "长江", "上海", "the Beatles"]
+    assert M.squad(chinese, ["北京。", "长江！", "上海", "the Beatles"])["squad_em"] == 100.0
+    assert M.squad(chinese, ["北京。", "长江！", "上海", "Beatles"])["squad_em"] == 75.0
+
+
+@pytest.mark.parametrize("refs,expected", [
+    # One reference in another script does not choose the corpus' tokenizer.
+    (["Der Hund läuft im Park.", "Wir essen ラーメン heute.", "Das Wetter ist gut.",
+      "Ich lese ein Buch."], "13a"),
+    (["Der Hund läuft im Park.", "Ein Wort: กรุงเทพ", "Das Wetter ist gut."], "13a"),
+    (["我爱北京天安门。", "今天天气很好・我们去公园散步吧。", "东京的ラーメン很好吃。",
+      "机器翻译的质量越来越高了。"], "zh"),
+    (["ทุกวันนี้อากาศดีมาก", "ฉันชอบกินข้าวผัด", "I like fried rice."], "char"),
+    # A tie goes to the unspaced script (zh equals 13a on the other text).
+    (["我爱北京。", "I love Beijing."], "zh"),
+])
+def test_bleu_s_tokenizer_follows_most_references(refs, expected, monkeypatch):
+    assert bleu_tokenizer(refs) == expected
+    hyps = [r[: len(r) * 2 // 3] for r in refs]
+    assert M.bleu(refs, hyps)["bleu"] == sacrebleu.corpus_bleu(hyps, [refs],
+                                                               tokenize=expected).score
+
+
+@pytest.mark.parametrize("tokenize,packages", [("ja-mecab", True), ("char", False)])
+def test_japanese_is_told_from_chinese_by_its_kana(tokenize, packages, monkeypatch):
+    """Kana in as many references as Han alone: Japanese (MeCab when installed, else
+    characters); a Korean corpus with one kana word stays Korean."""
+    from t5core.metrics import scripts
+
+    monkeypatch.setattr(scripts, "installed", lambda *names: packages)
+    assert bleu_tokenizer(["今日はいい天気です", "東京大学", "猫が好きです"]) == tokenize
+    assert bleu_tokenizer(["오늘 날씨가 좋네요", "저는 ラーメン 좋아요", "서울에 살아요"]) == (
+        "ko-mecab" if packages else "13a")
+
+
 @pytest.mark.parametrize("lang", ["en", "es", "de", "vi", "ar", "hi"])
 def test_squad_lang_equals_mt5_s_own_mlqa_metric(lang):
     # Goldens from mT5's metrics.mlqa(lang=...) itself (tests/make_mlqa_goldens.py --lang):

@@ -11,7 +11,7 @@ import unicodedata
 from typing import Sequence, Union
 
 from t5core.metrics.classification import check_pairs, precision_recall_f1
-from t5core.metrics.scripts import ROUGE_MODES, holds_unspaced, segment
+from t5core.metrics.scripts import ROUGE_MODES, mostly_unspaced, segment
 
 _PUNCTUATION = frozenset(string.punctuation)
 # MLQA's words dropped per language (its evaluation script, which mT5's metrics.mlqa follows);
@@ -26,6 +26,9 @@ MLQA_ARTICLES = {
     "zh": None,
 }
 _ARTICLES = MLQA_ARTICLES["en"]  # SQuAD v1.1's articles are English's
+# MLQA's Chinese words (mT5's metrics.mlqa, lang "zh"): each character of U+4E00-U+9FA5 alone,
+# other text cut at whitespace. Narrower than `segment`'s scripts, which "auto" uses.
+_MLQA_ZH_WORDS = re.compile(r"[\u4e00-\u9fa5]|[^\s\u4e00-\u9fa5]+")
 
 
 def _unicode_punctuation(char: str) -> bool:
@@ -39,15 +42,18 @@ def _check_lang(lang):
 
 
 def normalize_answer(text: str, unspaced: bool = False, lang: str | None = None) -> str:
-    """SQuAD v1.1's normalisation; unspaced=True: MLQA's for Chinese (every Unicode punctuation
-    mark deleted, no articles, each character of an unspaced script a word of its own); lang
-    (a key of MLQA_ARTICLES): MLQA's for that language (every Unicode punctuation mark deleted,
-    its articles dropped; "zh" is unspaced=True)."""
+    """SQuAD v1.1's normalisation; unspaced=True: MLQA's for Chinese, widened to every unspaced
+    script (every Unicode punctuation mark deleted, no articles, each character of an unspaced
+    script a word of its own); lang (a key of MLQA_ARTICLES): MLQA's for that language, as
+    mT5's metrics.mlqa (every Unicode punctuation mark deleted, its articles dropped; "zh":
+    each character of U+4E00-U+9FA5 a word)."""
     _check_lang(lang)
     text = text.lower()
     if unspaced or lang is not None:
         text = "".join(ch for ch in text if not _unicode_punctuation(ch))
-        if unspaced or lang == "zh":
+        if lang == "zh":
+            return " ".join(_MLQA_ZH_WORDS.findall(text))
+        if unspaced:
             return " ".join(segment(text, str.isspace))
         if MLQA_ARTICLES[lang] is not None:
             text = MLQA_ARTICLES[lang].sub(" ", text)
@@ -78,7 +84,9 @@ def squad(
     """{"squad_em", "squad_f1"} in percent. A target is one answer or a list of them.
 
     squad_tokenize: "words" (SQuAD v1.1), "chars" (MLQA's Chinese rules, each character of an
-    unspaced script a token), or None / "auto": "chars" when the answers hold an unspaced script.
+    unspaced script a token), or None / "auto": "chars" when at least half the questions'
+    answers hold an unspaced script (`mostly_unspaced`: one Chinese answer among English ones
+    changes no rule).
     squad_lang: the answers' language, scored by MLQA's rules for it as mT5's metrics.mlqa does
     (en, es, de, vi, ar, hi, zh: Unicode punctuation and that language's articles dropped);
     None: squad_tokenize's rules. The two are not given together.
@@ -88,7 +96,7 @@ def squad(
         raise ValueError(f"squad_lang={squad_lang!r} sets the rules; squad_tokenize="
                          f"{squad_tokenize!r} would contradict them, so give one of the two")
     if squad_tokenize in (None, "auto"):
-        squad_tokenize = "chars" if holds_unspaced(targets) else "words"
+        squad_tokenize = "chars" if mostly_unspaced(targets) else "words"
     if squad_tokenize not in ROUGE_MODES:
         raise ValueError(f"squad_tokenize must be auto, words or chars (got {squad_tokenize!r})")
     _check_lang(squad_lang)

@@ -3,8 +3,9 @@ columns text takes on a terminal, for tables of labels in any script."""
 
 from __future__ import annotations
 
+import collections
 import unicodedata
-from typing import Iterable, Sequence
+from typing import Iterable
 
 from t5core.metrics._deps import BLEU_TOKENIZER_PACKAGES, installed
 
@@ -49,20 +50,31 @@ def _texts(references: Iterable) -> list[str]:
     return out
 
 
-def _holds(texts: Sequence[str], blocks) -> bool:
-    return any(_in(c, blocks) for text in texts for c in text)
+# A reference's script, by the first of these its letters include (kana before Han: Japanese
+# writes both); a reference with none is spaced text.
+_SCRIPTS = (("kana", KANA), ("han", HAN), ("hangul", HANGUL), ("southeast_asian", SOUTHEAST_ASIAN))
+
+
+def _script(text: str) -> str:
+    letters = [c for c in text if unicodedata.category(c)[0] == "L"]
+    return next((name for name, blocks in _SCRIPTS if any(_in(c, blocks) for c in letters)),
+                "spaced")
 
 
 def bleu_tokenizer(references: Iterable) -> str:
-    """sacreBLEU's tokenizer name for these references (rules in docs/architecture.md)."""
-    texts = _texts(references)
-    if _holds(texts, KANA):
-        return "ja-mecab" if installed(*BLEU_TOKENIZER_PACKAGES["ja-mecab"][0]) else "char"
-    if _holds(texts, HAN):
+    """sacreBLEU's tokenizer name for the script most references are written in (a tie goes
+    to the unspaced script; rules in docs/architecture.md). Corpus BLEU has one tokenizer, so
+    one reference in another script does not choose it for all."""
+    counts = collections.Counter(_script(text) for text in _texts(references))
+    chinese_japanese = counts["kana"] + counts["han"]
+    most = max(chinese_japanese, counts["hangul"], counts["southeast_asian"], counts["spaced"])
+    if chinese_japanese and chinese_japanese == most:
+        if counts["kana"] >= counts["han"]:
+            return "ja-mecab" if installed(*BLEU_TOKENIZER_PACKAGES["ja-mecab"][0]) else "char"
         return "zh"
-    if _holds(texts, HANGUL):
+    if counts["hangul"] and counts["hangul"] == most:
         return "ko-mecab" if installed(*BLEU_TOKENIZER_PACKAGES["ko-mecab"][0]) else "13a"
-    if _holds(texts, SOUTHEAST_ASIAN):
+    if counts["southeast_asian"] and counts["southeast_asian"] == most:
         return "char"
     return "13a"
 
@@ -101,9 +113,11 @@ def segment(text: str, is_separator) -> list[str]:
     return [t for t in tokens if t]
 
 
-def holds_unspaced(references: Iterable) -> bool:
-    """Whether any reference holds a character of a script written without spaces."""
-    return _holds(_texts(references), UNSPACED)
+def mostly_unspaced(examples: Iterable) -> bool:
+    """Whether at least half the examples (one reference each, or a list of them) hold letters
+    of a script written without spaces: one rule per corpus, which a stray word does not set."""
+    unspaced = [any(_script(text) != "spaced" for text in _texts([refs])) for refs in examples]
+    return any(unspaced) and 2 * sum(unspaced) >= len(unspaced)
 
 
 def rouge_char_tokens(text: str, stemmer=None) -> list[str]:
