@@ -9,6 +9,7 @@ import gzip
 import json
 import math
 import os
+import re
 import reprlib
 import stat
 import zlib
@@ -205,7 +206,7 @@ def parse_json(data, source, error=DataError, nonfinite=False, **hooks):
         hooks["parse_constant"] = _refuse_constant
     hooks.setdefault("parse_int", _bounded_int)
     try:
-        return json.loads(data, object_pairs_hook=unique_keys, **hooks)
+        value = json.loads(data, object_pairs_hook=unique_keys, **hooks)
     except json.JSONDecodeError as err:
         if err.lineno > 1:
             raise error(f"{source}, line {err.lineno} column {err.colno}: not valid JSON "
@@ -217,6 +218,33 @@ def parse_json(data, source, error=DataError, nonfinite=False, **hooks):
         raise error(f"{source}: JSON nested too deeply to read (not valid JSON here)") from None
     except ValueError as err:  # an integer past sys.get_int_max_str_digits()
         raise error(f"{source}: not valid JSON ({shown(str(err))})") from None
+    problem = _lone_surrogate(data, value)
+    if problem:
+        raise error(f"{source}: {problem}")
+    return value
+
+
+# A \uXXXX escape of half a UTF-16 pair (D800-DFFF), paired or not.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def unencodable(text: str) -> str | None:
+    """What is wrong if `text` holds half of a UTF-16 pair (from a \\uXXXX escape without its
+    other half, or a byte that was not UTF-8 in an argument or on stdin), else None: such a
+    string is no character, and no tokenizer, tensor or output file can encode it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return (f"a lone surrogate \\u{ord(text[e.start]):04x} (half of a UTF-16 pair, or a "
+                "byte that was not UTF-8) is not a character; write the character itself or "
+                "both halves of its pair")
+    return None
+
+
+def _lone_surrogate(text: str, value) -> str | None:
+    """`unencodable` of a JSON text or of the strings its escapes made."""
+    return unencodable(text) or (unencodable(json.dumps(value, ensure_ascii=False))
+                                 if _SURROGATE_ESCAPE.search(text) else None)
 
 
 def read_json(path, error=DataError, nonfinite=False):

@@ -370,3 +370,37 @@ def test_a_checkpoint_s_recorded_settings_of_another_type_are_named(tmp_path, ex
     checkpoint.save(str(tmp_path / "ckpt"))
     with pytest.raises(ModelDirError, match=f"ckpt-1: its '{name}' is not"):
         md.check_resume_settings(str(tmp_path), {"batch_size": 8})
+
+
+# -- text that is no character -------------------------------------------------------------------
+
+
+def test_half_a_utf16_pair_is_refused_wherever_text_comes_in(tmp_path, monkeypatch):
+    """A lone surrogate (a JSON \\ud800 escape without its other half, or a byte that was not
+    UTF-8 in an argument or on stdin, which Python keeps as \\udcXX) is no character: no
+    tokenizer, tensor or output file can encode it. Every JSON reader (data rows,
+    --template_args, configs), both vocabularies and generate's stdin refuse it in one line."""
+    import io
+    import sys
+    import types
+
+    from t5core.commands.generate import read_inputs
+    from t5core.tokenizer import ByteTokenizer, Tokenizer
+
+    for text in ('{"prefix": "x\\ud800:"}', '{"a": "\\udc00"}', '{"a": "x\udcff"}'):
+        with pytest.raises(DataError, match="lone surrogate .* is not a character") as err:
+            file_reads.parse_json(text, "--template_args")
+        assert str(err.value).startswith("--template_args: a lone surrogate")
+    # A whole pair, and an escaped backslash before "u", are text.
+    assert file_reads.parse_json('{"a": "\\ud83d\\ude00", "b": "\\\\ud800"}', "x") == {
+        "a": "\U0001F600", "b": "\\ud800"}
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"inputs": "a", "targets": "b"}\n{"inputs": "x\\ud800", "targets": "c"}\n')
+    with pytest.raises(DataError, match=f"^{rows}:2: a lone surrogate \\\\ud800"):
+        jsonl_objects(str(rows))
+    for tokenizer in (ByteTokenizer(), Tokenizer(str(FIXTURES / "t5_vocab" / "spiece.model"))):
+        with pytest.raises(DataError, match=r"^the text 'ab\\udcffcd': a lone surrogate"):
+            tokenizer.encode("ab\udcffcd")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("fine\nab\udcffcd\n"))
+    with pytest.raises(DataError, match="^stdin line 2: a lone surrogate"):
+        read_inputs(types.SimpleNamespace(input=None, input_file=None))

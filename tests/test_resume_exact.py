@@ -62,9 +62,9 @@ def test_a_run_stopped_right_after_an_evaluation_resumes_with_its_best_value(
     trainer = make_trainer(tmp_path / "run")
     evaluate = trainer._evaluate
 
-    def evaluate_then_stop(step):
-        stopping = evaluate(step)
-        if step == 4:  # SIGTERM: the trainer stops after step 4, saved
+    def evaluate_then_stop(step, *preemption):
+        stopping = evaluate(step, *preemption)
+        if step == 4:  # SIGTERM once the evaluation is over: the trainer stops after step 4
             os.kill(os.getpid(), signal.SIGTERM)
         return stopping
 

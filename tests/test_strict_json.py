@@ -33,7 +33,7 @@ PACKAGE = pathlib.Path(t5core.__file__).parent
 # for a file, as (module path, enclosing function).
 IN_MEMORY = {
     ("file_writes.py", "json_text"),  # the serialiser itself
-    ("data/sources.py", "_lone_surrogate"),  # can this row be encoded again?
+    ("file_reads.py", "_lone_surrogate"),  # can this JSON's text be encoded again?
     ("data/templates/reference.py", "_shown"),  # a default shown in the README's table
     ("sweep/runner.py", "identity"),  # tuples to lists, as the journal reads them back
     ("sweep/space.py", "fail"),  # (inside choice_values) a repeated value

@@ -28,6 +28,7 @@ from t5core.dataclass_flags import (AUTO_BOOL, COUNT, SEED, OnlyWithout, auto_bo
                                     declare_only_with, define_number)
 from t5core.decoding.text import generate_text
 from t5core.errors import DataError, UserFileNotFoundError
+from t5core.file_reads import unencodable
 from t5core.evaluation import reports
 from t5core.evaluation.few_shot import few_shot_prompts
 from t5core.training.run import read_run_checked, recorded_files
@@ -61,7 +62,8 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
 
 
 def read_inputs(args):
-    """(texts, source): --input texts, else the lines of --input_file or stdin."""
+    """(texts, source): --input texts, else the lines of --input_file or stdin (a line that is
+    not UTF-8 named: Python decodes stdin leniently under some locales)."""
     if args.input:
         return args.input, "--input"
     path = args.input_file or "-"
@@ -77,6 +79,10 @@ def read_inputs(args):
         raise UserFileNotFoundError(f"--input_file {path} does not exist") from None
     except UnicodeDecodeError as e:
         raise DataError(f"{name} is not UTF-8 text: {e}") from None
+    for n, line in enumerate(lines, start=1):
+        problem = unencodable(line)
+        if problem:
+            raise DataError(f"{name} line {n}: {problem}")
     if lines and lines[-1] == "":
         lines.pop()  # the newline that ends the last line
     if not lines:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 import sys
@@ -154,24 +153,10 @@ def jsonl_objects(path: str):
         if not line.strip():
             continue
         obj = parse_json(line, f"{path}:{n}", DataError, parse_int=str, parse_float=str)
-        problem = _lone_surrogate(obj) if "\\u" in line else None
-        if problem:
-            raise DataError(f"{path}:{n}: {problem}")
         if not isinstance(obj, dict):
             raise DataError(f"{path}:{n}: expected a JSON object, found {json_kind(obj)}")
         out.append((n, obj))
     return out
-
-
-def _lone_surrogate(obj) -> str | None:
-    """What is wrong if a \\uXXXX escape left half of a UTF-16 pair in `obj`'s strings, else None:
-    such a string cannot be encoded again (tokenizers, tf.data and output files would fail)."""
-    try:
-        json.dumps(obj, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError as e:
-        return (f"a lone surrogate \\u{ord(e.object[e.start]):04x} (half of a UTF-16 pair) is "
-                f"not a character; write the character itself or both halves of its pair")
-    return None
 
 
 class _FileSource(Source):

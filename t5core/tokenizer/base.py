@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from t5core.errors import DataError
+from t5core.file_reads import shown, unencodable
 from t5core.special_ids import EOS_ID, PAD_ID, UNK_ID
 
 BASE_SPECIALS = {"<pad>": PAD_ID, "</s>": EOS_ID, "<unk>": UNK_ID}
@@ -92,6 +94,9 @@ class BaseTokenizer:
         """Text -> ids. split_special_tokens=True encodes `<pad>`, `</s>`, ... as ordinary text."""
         if not isinstance(text, str):
             raise TypeError(f"encode expects str, got {type(text).__name__}")
+        problem = unencodable(text)
+        if problem:
+            raise DataError(f"the text {shown(text)}: {problem}")
         ids = []
         for part, is_special in self._split(text, split_special_tokens):
             if is_special:

@@ -76,10 +76,9 @@ class HFUnigramFile:
         for i, entry in enumerate(vocab):
             if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
                     and entry[0] and isinstance(entry[1], (int, float))
-                    and not isinstance(entry[1], bool) and abs(entry[1]) < _FLOAT32_MAX
-                    and _is_utf8(entry[0])):
+                    and not isinstance(entry[1], bool) and abs(entry[1]) < _FLOAT32_MAX):
                 self._refuse(f"model.vocab[{i}] is {shown(entry)}, not [piece, score] (a "
-                             "UTF-8 string and a finite float32)")
+                             "string and a finite float32)")
 
     def _refuse(self, what: str):
         raise ConfigError(f"{self._name}: unsupported tokenizer.json: {what}; t5core reads the "
@@ -162,7 +161,7 @@ class HFUnigramFile:
         beyond = {}
         for token in added_tokens:
             content, i = token.get("content"), token.get("id")
-            if not isinstance(content, str) or not _is_utf8(content) or not isinstance(i, int) \
+            if not isinstance(content, str) or not isinstance(i, int) \
                     or isinstance(i, bool) or i < 0:
                 self._refuse(f"added token {shown(token)} without a content string and an id")
             if token.get("normalized") or token.get("single_word"):
@@ -193,15 +192,6 @@ class HFUnigramFile:
 
 
 _FLOAT32_MAX = 3.4028234663852886e38
-
-
-def _is_utf8(text: str) -> bool:
-    """False for a string JSON can hold but UTF-8 cannot (a lone surrogate, "\\ud800")."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def describe_step(step, depth: int = 0) -> str:
