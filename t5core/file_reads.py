@@ -247,6 +247,15 @@ def _lone_surrogate(text: str, value) -> str | None:
                                  if _SURROGATE_ESCAPE.search(text) else None)
 
 
+_LINE_ESCAPE = re.compile(r"\\(\\|n|r|u[0-9a-f]{4})")
+
+
+def line_text(line: str) -> str:
+    """The text `file_writes.one_line` wrote as `line` (a predictions file's, generate's)."""
+    return _LINE_ESCAPE.sub(lambda m: {"\\": "\\", "n": "\n", "r": "\r"}.get(
+        m.group(1)) or chr(int(m.group(1)[1:], 16)), line)
+
+
 def read_json(path, error=DataError, nonfinite=False):
     """`parse_json` of the file `path`, read with `read_bytes`."""
     return parse_json(read_bytes(path, error), path, error, nonfinite)

@@ -146,6 +146,20 @@ def write_text(path: str, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+# Where str.splitlines() ends a line: an output holding one is escaped to stay one line.
+LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r",
+            **{c: f"\\u{ord(c):04x}" for c in LINE_BREAKS[2:]}}
+
+
+def one_line(text: str) -> str:
+    """`text` as one line of a predictions or outputs file, reversibly (`file_reads.line_text`):
+    a backslash is written "\\\\", a newline "\\n", a carriage return "\\r", every other line
+    break "\\uXXXX" (ByT5 can write any of them). Other text is unchanged."""
+    return "".join(_ESCAPES.get(c, c) for c in text) if any(c in _ESCAPES for c in text) \
+        else text
+
+
 def json_text(value, **options) -> str:
     """`value` as strict JSON text (RFC 8259): the one serialiser of every JSON file t5core
     writes, so that jq, JSON.parse, Go and serde read what t5core writes.

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t5core import cli, file_writes, model_dir, serving
+from t5core import cli, file_reads, file_writes, model_dir, serving
 from t5core.checkpoints import export_hf, load_pretrained, write_tf_checkpoint
 from t5core.classifier import T5EncoderClassifier
 from t5core.commands import convert_checkpoint, generate
@@ -460,3 +460,16 @@ def test_a_user_s_output_file_is_replaced_whole_or_not_at_all(tmp_path):
     with file_writes.open_user_file(str(link)) as f:
         f.write("新的\n")
     assert link.is_symlink() and out.read_text(encoding="utf-8") == "新的\n"
+
+
+def test_every_output_is_one_line_and_reads_back_as_written():
+    """Predictions and generate's outputs are one line each, whatever they hold (ByT5 can write
+    any line break), and `line_text` undoes the escape: a literal backslash-n and a newline stay
+    different texts. Plain text is written as it is."""
+    texts = ["a\rb", "c\u2028d", "e\x85f", "g\\nh", "i\nj", "k\r", "\\", "plain 中文 text",
+             "\x0b\x0c\x1c\x1d\x1e\u2029", "\\u2028 is six characters"]
+    lines = [file_writes.one_line(t) for t in texts]
+    assert "".join(line + "\n" for line in lines).splitlines() == lines
+    assert [file_reads.line_text(line) for line in lines] == texts
+    assert file_writes.one_line("plain 中文 text") == "plain 中文 text"
+    assert file_writes.one_line("i\nj") == "i\\nj"

@@ -54,7 +54,9 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     define_number("lora_alpha", 0.0, "--peft=lora alpha of such a run (0: the rank).",
                   NONNEGATIVE, flag_values)
     flags.DEFINE_string("lora_targets", "q,v", "--lora_targets of such a run.", **fv)
-    flags.DEFINE_string("predictions_file", "", "Write predictions here, one per line.", **fv)
+    flags.DEFINE_string("predictions_file", "", "Write predictions here, one per line (a line "
+                        "break or backslash inside one escaped: t5core.file_reads.line_text "
+                        "reads it back).", **fv)
     flags.DEFINE_string("report_file", "", "Write the metrics and per-class / per-entity-type "
                         "reports here as JSON.", **fv)
     # A given --task is scored whatever else is given (--eval_file unread); a given --eval_file
@@ -117,7 +119,7 @@ def evaluate(args: flags.FlagValues) -> None:
     inputs = [args.eval_file, *recorded_files(run)]
     if args.predictions_file:
         with file_writes.open_user_file(args.predictions_file, inputs=inputs) as f:
-            f.write("\n".join(p.replace("\n", "\\n") for p in predictions) + "\n")
+            f.write("".join(file_writes.one_line(p) + "\n" for p in predictions))
     if args.report_file:
         with file_writes.open_user_file(args.report_file, inputs=inputs) as f:
             f.write(file_writes.json_text(report, indent=2, ensure_ascii=False) + "\n")

@@ -40,7 +40,9 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                               flag_values=flag_values)
     flags.DEFINE_string("input_file", None, "One text per line; '-' for stdin.",
                         flag_values=flag_values)
-    flags.DEFINE_string("output_file", "-", "Where outputs go, one per line ('-': stdout).",
+    flags.DEFINE_string("output_file", "-", "Where outputs go, one per line ('-': stdout; a "
+                        "line break or backslash inside one escaped, as evaluate's "
+                        "--predictions_file).",
                         flag_values=flag_values)
     define_number("batch_size", 32, "Inputs decoded at once.", COUNT, flag_values)
     define_number("max_input_length", 512, "Longest input in tokens (see --truncate); left out: "
@@ -129,7 +131,8 @@ def generate(args: flags.FlagValues):
         outputs = (f"{label}\t{probability:.4f}" for label, probability in classify_text(
             model, tokenizer, texts, **common))
     else:
-        outputs = generate_text(model, tokenizer, texts, progress=args.input is None and not args.quiet,
+        outputs = generate_text(model, tokenizer, texts,
+                                progress=args.input is None and not args.quiet,
                                 total=len(texts), seed=args.seed,
                                 jit_compile=auto_bool(args.jit_compile), **common,
                                 note=lambda text: print(f"note: {text}", file=sys.stderr),
@@ -137,8 +140,7 @@ def generate(args: flags.FlagValues):
     with (contextlib.nullcontext(sys.stdout) if args.output_file == "-" else
           file_writes.open_user_file(args.output_file, inputs=inputs)) as out:
         for text in outputs:
-            # One output per line: a newline inside an output (possible with ByT5) is written "\n".
-            out.write(text.replace("\n", "\\n") + "\n")
+            out.write(file_writes.one_line(text) + "\n")
             out.flush()
 
 
