@@ -660,6 +660,20 @@ def test_mixture_samples_by_rate(tok):
     assert mix.output_lengths == {"inputs": 32, "targets": 16}
 
 
+def test_a_mixture_read_for_some_epochs_gives_each_example_that_often(tok):
+    """An evaluation of a mixture (num_epochs=1) reads each task's examples once and ends,
+    rather than sampling an endless stream with repeats."""
+    a, b = _list_task("mix_a", 5, seed=2), _list_task("mix_b", 3, seed=3)
+    mix = data.Mixture("toy_mix", [(a, 3.0), (b, 1.0)])
+    once = [_text(r["inputs_pretokenized"]) for r in _list(
+        mix.get_dataset("train", tok, seed=0, keep_text=True, shuffle=False, num_epochs=1))]
+    assert len(once) == 8 and len(set(once)) == 8
+    twice = [_text(r["inputs_pretokenized"]) for r in _list(
+        mix.get_dataset("train", tok, seed=0, keep_text=True, num_epochs=2))]
+    assert sorted(twice) == sorted(once * 2)
+    assert len(_list(mix.get_dataset("train", tok, seed=0, keep_text=True).take(50))) == 50
+
+
 def test_registry_and_builtin_tasks(tok):
     expected = {"glue_sst2", "glue_cola", "glue_mnli", "glue_qnli", "glue_qqp", "glue_rte",
                 "glue_mrpc", "glue_stsb", "super_glue_boolq", "squad_v1_1", "cnn_dailymail",

@@ -427,3 +427,60 @@ def test_sigterm_to_one_worker_saves_the_same_step_on_both_and_resumes_exactly(
     assert sorted(resumed) == list(range(1, 81))
     np.testing.assert_array_equal([resumed[s] for s in range(1, 81)],
                                   [two_workers_uninterrupted[s] for s in range(1, 81)])
+
+
+# -- every example counted once, with the same weight --------------------------------------------
+
+
+def _eval_totals(step, dataset):
+    totals = None
+    for batch in dataset:
+        sums = step(batch)
+        totals = sums if totals is None else {k: totals[k] + sums[k] for k in sums}
+    return {k: float(v) for k, v in totals.items()}
+
+
+def test_evaluation_counts_every_example_once_per_token_on_any_layout():
+    """The embedded task set's eval batches split over replicas as training's do (7 examples in
+    batches of 8 over 2 replicas once lost a row), and the eval loss is the cross-entropy per
+    target token whatever the training objective (sequence weighting, z-loss, smoothing):
+    equal to one device scoring one example at a time."""
+    from t5core.data.trainer_inputs import embedded_inputs
+    from t5core.losses import cross_entropy_loss
+    from t5core.model_inputs import model_features
+    from t5core.training.steps import StepBuilder
+
+    tokenizer = t5core.load_tokenizer("byte")
+    config = t5core.T5Config(vocab_size=384, d_model=16, d_kv=4, num_heads=2, d_ff=32,
+                             num_layers=1, num_decoder_layers=1, dropout_rate=0.0)
+    keras.utils.set_random_seed(0)
+    strategy = mirrored()
+    with strategy.scope():
+        model = t5core.T5Model(config)
+    _, eval_data, _ = embedded_inputs(tokenizer, 24, 12, 8, 0, eval_examples=7)
+    rows = [{k: v[i:i + 1] for k, v in batch.items()} for batch in eval_data
+            for i in range(8) if int(tf.reduce_sum(batch["decoder_loss_weights"][i]))]
+    assert len(rows) == 7
+    expected = {"loss_sum": 0.0, "num_tokens": 0.0, "correct": 0.0}
+    for row in rows:
+        _, aux = cross_entropy_loss(model(model_features(row)), row["decoder_target_tokens"],
+                                    row["decoder_loss_weights"])
+        for key in expected:
+            expected[key] += float(aux[key])
+    for objective in ({}, {"loss_normalization": "sequences"}, {"z_loss": 1e-2},
+                      {"label_smoothing": 0.1}):
+        step = StepBuilder(model, keras.optimizers.SGD(0.1), strategy, num_replicas=2,
+                           fuse_update=False, **objective).eval_step()
+        totals = _eval_totals(step, eval_data)
+        assert totals["num_tokens"] == expected["num_tokens"] and \
+            totals["correct"] == expected["correct"], objective
+        np.testing.assert_allclose(totals["loss_sum"], expected["loss_sum"], rtol=1e-5,
+                                   err_msg=str(objective))
+
+
+def test_a_batch_that_does_not_split_evenly_is_refused_not_cut():
+    from t5core.training.distribute import batch_slice
+
+    with pytest.raises(ValueError, match="a batch of 7 rows does not split into 2 equal slices"):
+        batch_slice(tf.zeros([7, 3]), 0, 2)
+    assert batch_slice(tf.zeros([8, 3]), 1, 2).shape == (4, 3)

@@ -120,15 +120,16 @@ class Mixture:
 
     def get_dataset(self, split: str, tokenizer, *, lengths=None, shuffle=True, seed: int = 0,
                     num_epochs=None, keep_text: bool = False, **options) -> tf.data.Dataset:
-        """An endless stream (each task repeated) sampling task i with probability rate_i / sum;
-        `options` (data_dir, shuffle_buffer_size, overlong, counter) go to each Task."""
-        del num_epochs  # a mixture always repeats its tasks
+        """A stream sampling task i with probability rate_i / sum: endless (each task repeated)
+        when num_epochs is None, else each task's examples read num_epochs times, drawn until
+        every task is exhausted (an evaluation sees each example once). `options` (data_dir,
+        shuffle_buffer_size, overlong, counter) go to each Task."""
         tasks = self.resolved()
         lengths = dict(lengths or self.output_lengths)
         datasets = []
         for i, (task, _) in enumerate(tasks):
             ds = task.get_dataset(split, tokenizer, lengths=lengths, shuffle=shuffle,
-                                  seed=_derive_seed(seed, 1000 + i), num_epochs=None,
+                                  seed=_derive_seed(seed, 1000 + i), num_epochs=num_epochs,
                                   keep_text=keep_text, **options)
             keys = ("inputs", "targets") + (("inputs_pretokenized", "targets_pretokenized")
                                             if keep_text else ())

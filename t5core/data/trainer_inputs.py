@@ -92,9 +92,10 @@ def embedded_inputs(tokenizer, inputs_length, targets_length, batch_size, seed,
     evaluator = DecodeEvaluator(
         [tokenizer.encode(i, add_eos=True) for i, _ in validation], [t for _, t in validation],
         tokenizer, ["accuracy"], inputs_length, targets_length, batch_size=100)
-    eval_batch = min(batch_size, len(validation))
+    # Full batches (the last padded with rows of no weight), which split over the replicas
+    # as training's do.
     return (batched(train, batch_size, seed),
-            batched(eval_features, eval_batch, seed, repeat=False, shuffle=False),
+            batched(eval_features, batch_size, seed, repeat=False, shuffle=False),
             evaluator)
 
 

@@ -94,8 +94,13 @@ def replica_slice(features: dict, num_replicas: int) -> dict:
 
 
 def batch_slice(value, index, count):
-    """Rows `index` of `count` equal slices of `value`'s batch."""
+    """Rows `index` of `count` equal slices of `value`'s batch; a batch of a known size that
+    does not split evenly is refused, since its remainder would be dropped unseen."""
     if count == 1:
         return value
+    rows = value.shape[0]
+    if rows is not None and rows % count:
+        raise ValueError(f"a batch of {rows} rows does not split into {count} equal slices "
+                         "(replicas or accumulation steps): its last rows would be lost")
     size = tf.shape(value)[0] // count
     return value[index * size:(index + 1) * size]

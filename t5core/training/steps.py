@@ -14,6 +14,9 @@ from t5core.model_inputs import model_features
 from t5core.training.distribute import batch_slice, replica_slice
 
 _SUMS = ("loss_sum", "normalizer", "z_loss_sum", "num_tokens", "correct")
+# Evaluation measures the cross-entropy per target token, whatever the training objective adds
+# (smoothing, z-loss) or how it weighs sequences: runs of other settings compare.
+EVAL_LOSS = dict(label_smoothing=0.0, z_loss=0.0, loss_normalization="tokens")
 
 
 class StepBuilder:
@@ -49,20 +52,20 @@ class StepBuilder:
             self._fused_update = tf.function(self._scaled_update, jit_compile=True)
 
     # -- per replica -----------------------------------------------------------------------------
-    def _loss(self, features, training):
+    def _loss(self, features, training, loss_kwargs):
         # Models with another objective (the classification head) compute their own sums.
         if hasattr(self.model, "loss_sums"):
-            return self.model.loss_sums(features, training=training, **self.loss_kwargs)
+            return self.model.loss_sums(features, training=training, **loss_kwargs)
         logits = self.model(model_features(features), training=training)
         _, aux = cross_entropy_loss(
             logits, features["decoder_target_tokens"], features.get("decoder_loss_weights"),
-            segment_ids=features.get("decoder_segment_ids"), **self.loss_kwargs)
+            segment_ids=features.get("decoder_segment_ids"), **loss_kwargs)
         return aux
 
     def _loss_and_grads(self, features):
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
-            aux = self._loss(features, training=True)
+            aux = self._loss(features, training=True, loss_kwargs=self.loss_kwargs)
         grads = tape.gradient(aux["loss_sum"], variables)
         if self.grad_accum_steps > 1:  # embedding gradients come as IndexedSlices: make sums
             grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
@@ -70,7 +73,7 @@ class StepBuilder:
         return grads, {k: aux[k] for k in _SUMS}
 
     def _eval_sums(self, features):
-        aux = self._loss(features, training=False)
+        aux = self._loss(features, training=False, loss_kwargs=EVAL_LOSS)
         return {k: aux[k] for k in _SUMS}
 
     def _replica_train(self, features):

@@ -500,7 +500,7 @@ class Trainer:
                 sums = self.eval_step(batch)
                 totals = sums if totals is None else {k: totals[k] + sums[k] for k in sums}
             if totals is not None:
-                # Per target token whatever the training normalisation, so runs compare.
+                # The cross-entropy per target token (steps.EVAL_LOSS), so runs compare.
                 n = max(float(totals["num_tokens"]), 1.0)
                 results["eval_loss"] = float(totals["loss_sum"]) / n
                 results["eval_token_accuracy"] = _percent(totals["correct"], totals["num_tokens"])
