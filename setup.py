@@ -32,6 +32,7 @@ setup(
         "ml_dtypes",
         "tqdm",
         "tensorboard",
+        "regex",  # Unicode's grapheme clusters: cutting text without splitting a character
     ],
     extras_require={
         "metrics": ["sacrebleu>=2.0", "rouge-score>=0.1.2", "seqeval>=1.2.2", "scikit-learn>=1.0",

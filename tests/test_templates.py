@@ -212,9 +212,26 @@ def test_dialogue_cuts_a_turn_without_spaces_to_its_longest_fitting_end(latest, 
     kept = inputs.removeprefix("dialogue: user: ").removesuffix(" assistant:")
     assert len(inputs) <= room and kept and latest.endswith(kept)
     start = len(latest) - len(kept)
-    assert T.task_types._starts_a_character(latest, start)
-    longer = max(i for i in range(start) if T.task_types._starts_a_character(latest, i))
+    starts = T.task_types._character_starts(latest)
+    assert start in starts
+    longer = max(i for i in starts if i < start)
     assert len(inputs) - len(kept) + len(latest) - longer > room
+
+
+@pytest.mark.parametrize("latest,kept", [
+    ("we visited 🇯🇵🇫🇷", "🇫🇷"),  # not 🇵🇫 (French Polynesia) and a stray 🇷
+    ("\u1112\u1161\u11ab\u1100\u116e\u11a8", "\u1100\u116e\u11a8"),  # 한국 in jamo (NFD)
+    ("भारत क्षत्रिय", "त्रिय"),  # an Indic conjunct stays whole
+    ("🇯🇵🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f",
+     "🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f"),  # a tag sequence
+])
+def test_dialogue_cuts_between_user_perceived_characters(latest, kept):
+    """A cut keeps Unicode's grapheme clusters whole: a flag's two regional indicators, a
+    Hangul syllable written in jamo, a conjunct, an emoji tag sequence. (One code point more
+    of room would fit a tail that starts inside one.)"""
+    room = len("dialogue: user:  assistant:") + len(kept) + 1
+    inputs = T.Dialogue(max_length=room).inputs({"turns": [latest]})
+    assert inputs == f"dialogue: user: {kept} assistant:"
 
 
 def test_instruction_phrasings_are_deterministic_and_varied():

@@ -6,8 +6,9 @@ translation, summarization and dialogue. Default formats follow the T5 paper ("s
 from __future__ import annotations
 
 import dataclasses
-import unicodedata
 from typing import Any, Callable, Mapping, Optional, Sequence
+
+import regex
 
 from t5core.data.templates.fields import (Template, check_target, get_field, get_text, get_texts,
                                           join_nonempty, where)
@@ -333,18 +334,18 @@ class Dialogue(Template):
         return check_target(get_text(example, self.response_field), example, self.response_field)
 
 
-def _starts_a_character(text: str, i: int) -> bool:
-    """Whether a cut before text[i] keeps every user-perceived character whole: not before a
-    combining mark (accents, Thai vowel signs), an emoji skin tone, or either side of a joiner."""
-    c = text[i]
-    return not (unicodedata.category(c).startswith("M") or "\U0001f3fb" <= c <= "\U0001f3ff"
-                or c == "\u200d" or (i > 0 and text[i - 1] == "\u200d"))
+def _character_starts(text: str) -> list[int]:
+    """Where `text`'s user-perceived characters start: Unicode's extended grapheme clusters
+    (UAX #29: a letter with its marks, a flag's two regional indicators, an emoji sequence, a
+    Hangul syllable of jamo, an Indic conjunct), from the `regex` package, which carries the
+    Unicode tables the standard library lacks."""
+    return [m.start() for m in regex.finditer(r"\X", text)]
 
 
 def _longest_fitting_tail(text: str, fits: Callable[[str], bool]) -> str:
     """The longest end of `text` that starts a whole character and `fits` ("" if none);
     a binary search, as a shorter tail never measures longer."""
-    starts = [i for i in range(len(text)) if _starts_a_character(text, i)]
+    starts = _character_starts(text)
     lo, hi = 0, len(starts)  # the answer is starts[lo] ("" when lo == len(starts))
     while lo < hi:
         mid = (lo + hi) // 2
