@@ -404,3 +404,25 @@ def test_half_a_utf16_pair_is_refused_wherever_text_comes_in(tmp_path, monkeypat
     monkeypatch.setattr(sys, "stdin", io.StringIO("fine\nab\udcffcd\n"))
     with pytest.raises(DataError, match="^stdin line 2: a lone surrogate"):
         read_inputs(types.SimpleNamespace(input=None, input_file=None))
+
+
+def test_a_byte_order_mark_inside_a_file_and_a_carriage_return_in_a_cell_are_named(tmp_path):
+    """Only a file's first line may start with a BOM (it is dropped); anywhere else it would
+    stay in a field, unseen. A lone \\r in an unquoted TSV cell is named as what it is."""
+    from t5core.data.sources import tsv_rows
+
+    joined = tmp_path / "joined.tsv"
+    joined.write_text("\ufeffinputs\ttargets\na\tb\n\ufeffc\td\n", encoding="utf-8")
+    with pytest.raises(DataError, match=f"^{joined}:3: a byte-order mark starts the line"):
+        tsv_rows(str(joined))
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text('\ufeff\ufeff{"inputs": "a", "targets": "b"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=f"^{twice}:1: a byte-order mark"):
+        jsonl_objects(str(twice))
+    once = tmp_path / "once.tsv"
+    once.write_text("\ufeffinputs\ttargets\na\tb\n", encoding="utf-8")
+    assert tsv_rows(str(once)) == (["inputs", "targets"], [(2, ["a", "b"])])
+    cr = tmp_path / "cr.tsv"
+    cr.write_bytes(b"inputs\ttargets\nline one\rcontinued\tx\nok\ty\n")
+    with pytest.raises(DataError, match=rf"^{cr}:2: a carriage return \(\\r\) inside a cell"):
+        tsv_rows(str(cr))

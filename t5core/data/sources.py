@@ -99,6 +99,9 @@ def read_lines(path: str) -> list[str]:
     out = []
     for n, line in enumerate(bounded_lines(path), start=1):
         line = line.removeprefix(b"\xef\xbb\xbf") if n == 1 else line
+        if line.startswith(b"\xef\xbb\xbf"):  # it would stay in the first field, unseen
+            raise DataError(f"{path}:{n}: a byte-order mark starts the line, as where two files "
+                            "were joined; remove it")
         try:
             out.append(line.decode("utf-8").removesuffix("\r"))
         except UnicodeDecodeError as e:
@@ -123,6 +126,9 @@ def tsv_rows(path: str, delimiter: str = "\t", columns: Sequence[str] | None = N
         try:
             cells = next(reader, None)
         except csv.Error as e:
+            if "unquoted field" in str(e):
+                raise DataError(f"{path}:{first}: a carriage return (\\r) inside a cell; remove "
+                                "it, or quote the cell") from None
             raise DataError(
                 f"{path}:{first}: malformed quoted cell ({e}): a cell that begins with a double "
                 f"quote ends at its closing quote, and a quote inside it is written twice "
