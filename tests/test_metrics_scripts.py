@@ -487,6 +487,30 @@ def test_a_tokenizer_that_cannot_write_the_text_is_named(capsys):
         assert ("<unk>" in capsys.readouterr().err) == warned
 
 
+def test_targets_the_vocabulary_cannot_write_as_they_are_are_named(capsys):
+    """T5's SentencePiece normalises (NFKC): a full-width or decomposed target reads back
+    otherwise, so no decoded output can equal it. Decoding evaluators say so; spacing alone,
+    the byte vocabulary and rank classification (whose outputs are the labels) do not warn."""
+    from t5core.evaluation.evaluators import DecodeEvaluator, RankEvaluator
+    from t5core.tokenizer import ByteTokenizer, load_tokenizer
+
+    spm = load_tokenizer(str(pathlib.Path(__file__).parent / "fixtures" / "t5_vocab" /
+                             "spiece.model"))
+    targets = ["positive", "ｐｏｓｉｔｉｖｅ", "cafe\u0301", "a  b "]
+    inputs = [spm.encode("x", add_eos=True)] * len(targets)
+    DecodeEvaluator(inputs, targets, spm, ["accuracy"], 8, 8)
+    err = capsys.readouterr().err
+    assert ("2 of the 4 texts of the held-out targets read back otherwise through the "
+            "vocabulary (e.g. 'ｐｏｓｉｔｉｖｅ' reads back as 'positive')") in err, err
+    assert "cafe\\u0301" not in err  # one example is shown
+    assert spm.unwritable_warning(["cafe\u0301"], "x").endswith(
+        "(e.g. 'cafe\\u0301' reads back as 'caf\\xe9'): a model can only write the latter, so "
+        "exact match cannot reach them")
+    DecodeEvaluator(inputs, targets, ByteTokenizer(), ["accuracy"], 8, 8)
+    RankEvaluator(inputs, targets, spm, ["accuracy"], 8, 8, labels=targets)
+    assert "read back otherwise" not in capsys.readouterr().err
+
+
 def test_tables_of_labels_in_any_script_line_up_on_a_terminal():
     from t5core.evaluation.reports import format_table
     from t5core.inspection.report import table

@@ -38,6 +38,8 @@ class DecodeEvaluator:
     scores the text against `targets`, in batches of one shape (one trace of the loop), by
     `score_texts` (postprocess and score_labels: its arguments)."""
 
+    decodes = True  # predictions are decoded text, which the vocabulary's normalisation shapes
+
     def __init__(self, inputs, targets, tokenizer, metric_names, inputs_length, max_new_tokens,
                  batch_size=64, postprocess=None, jit_compile=None,
                  metric_options=None, progress=False, score_labels=(), **generate_options):
@@ -45,11 +47,13 @@ class DecodeEvaluator:
             raise ValueError(f"{len(inputs)} inputs but {len(targets)} targets")
         # Before any decoding: a missing package would otherwise stop the run at its first score.
         check_metric_packages(metric_names, "metrics to evaluate", metric_options)
-        warning = tokenizer.unknown_tokens_warning(
-            {"inputs": inputs, "targets": [t for t in targets if isinstance(t, str)]},
-            "the held-out examples")
-        if warning:
-            print(f"Warning: {warning}", file=sys.stderr)
+        texts = [t for t in targets if isinstance(t, str)]
+        for warning in (tokenizer.unknown_tokens_warning({"inputs": inputs, "targets": texts},
+                                                         "the held-out examples"),
+                        self.decodes and tokenizer.unwritable_warning(texts,
+                                                                      "the held-out targets")):
+            if warning:
+                print(f"Warning: {warning}", file=sys.stderr)
         self.inputs = pad_rows(inputs, inputs_length)
         self.targets = list(targets)
         self.tokenizer = tokenizer
@@ -189,6 +193,8 @@ def score_candidates(model, encoder_tokens, candidates, targets_length, batch_si
 
 class RankEvaluator(DecodeEvaluator):
     """Like DecodeEvaluator, but predicts the label word whose likelihood is highest."""
+
+    decodes = False  # predictions are the label words themselves
 
     def __init__(self, *args, labels, **kwargs):
         kwargs["score_labels"] = kwargs.get("score_labels") or labels

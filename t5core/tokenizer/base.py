@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -132,6 +133,27 @@ class BaseTokenizer:
                 f"{' '.join(unknown)}, so the model can neither learn nor write them. Use a "
                 "vocabulary that covers the data's script (e.g. an mT5 spiece.model) or the "
                 "byte vocabulary.")
+
+    def unwritable_warning(self, texts: Iterable[str], where: str) -> str:
+        """What is wrong when texts read back otherwise through this vocabulary, spacing aside
+        (its normalisation: "ｐｏｓｉｔｉｖｅ" reads back "positive", "…" "..."): a model writes
+        only the read-back form, so exact match can never reach them; "" when all read back.
+        Texts holding <unk> are `unknown_tokens_warning`'s."""
+        texts = list(texts)
+        changed = []
+        for text in texts:
+            ids = self.encode(text)
+            back = self.decode(ids)
+            if self.unk_id not in ids and back.split() != text.split():
+                changed.append((text, back))
+        if not changed:
+            return ""
+        text, back = changed[0]
+        # Forms that print alike (decomposed accents) are told apart by their code points.
+        show = ascii if unicodedata.normalize("NFC", text) == back else shown
+        return (f"{len(changed)} of the {len(texts)} texts of {where} read back otherwise "
+                f"through the vocabulary (e.g. {show(text)} reads back as {show(back)}): a "
+                "model can only write the latter, so exact match cannot reach them")
 
     def _clean_ids(self, ids, skip_special_tokens: bool) -> list[int]:
         """Cuts at the first eos, drops pad, maps unknown ids to unk; optionally drops specials."""
