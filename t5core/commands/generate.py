@@ -28,9 +28,9 @@ from t5core.dataclass_flags import (AUTO_BOOL, COUNT, SEED, OnlyWithout, auto_bo
                                     declare_only_with, define_number)
 from t5core.decoding.text import generate_text
 from t5core.errors import DataError, UserFileNotFoundError
-from t5core.file_reads import unencodable
 from t5core.evaluation import reports
 from t5core.evaluation.few_shot import few_shot_prompts
+from t5core.file_reads import unencodable
 from t5core.training.run import read_run_checked, recorded_files
 
 
