@@ -193,8 +193,9 @@ def _bounded_int(text):
 def parse_json(data, source, error=DataError, nonfinite=False, **hooks):
     """The value of the JSON text `data` (bytes, UTF-8 with or without a BOM, or str) read from
     `source`, every fault an `error` naming `source` (and line): not UTF-8, not JSON, nested
-    too deeply, an integer of more digits than Python converts, a key given twice, and
-    NaN/Infinity unless `nonfinite` (t5core's own logs write a NaN loss). `hooks` go to
+    too deeply, an integer of more digits than Python converts, a key given twice, a string
+    holding half of a UTF-16 pair (`unencodable`), and NaN/Infinity unless `nonfinite`
+    (t5core's own logs write a NaN loss). `hooks` go to
     json.loads (parse_int, parse_float)."""
     if isinstance(data, (bytes, bytearray)):
         try:
