@@ -16,6 +16,10 @@ try:
     from keras.src.backend.common.stateless_scope import StatelessScope as _StatelessScope
 except ImportError:  # another Keras: loading falls back to building the model normally
     _global_state = _StatelessScope = None
+try:
+    from keras.src.backend.common.symbolic_scope import in_symbolic_scope as _in_symbolic_scope
+except ImportError:  # another Keras: token ids are checked everywhere, as before
+    _in_symbolic_scope = None
 
 # Keras hooks overridden by t5core's subclasses: "class.method" -> the subclass and why.
 OVERRIDDEN_HOOKS = {
@@ -114,6 +118,14 @@ def trackable_children(obj, save_type="checkpoint", **kwargs) -> dict:
 def replace_tracked_sublayer(parent, old, new) -> None:
     """Swaps `old` for `new` in a built layer's (locked) list of sub-layers, keeping its place."""
     parent._tracker.replace_tracked_value("layers", old, new)
+
+
+def in_shape_inference() -> bool:
+    """Whether Keras is only inferring output shapes and dtypes (`compute_output_spec`), on
+    placeholders no data will fill. Under a tf.distribute strategy Keras' `fit`/`evaluate` build
+    the loss and metrics that way from `strategy.reduce("MEAN", first batch)`, whose integer
+    token ids have become floats."""
+    return _in_symbolic_scope is not None and _in_symbolic_scope()
 
 
 def all_layers(model) -> list:

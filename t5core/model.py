@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from t5core import quantization
+from t5core import compat, quantization
 from t5core.config import T5Config
 from t5core.layers.embedding import SharedEmbedding
 from t5core.layers.stacks import Decoder, Encoder, key_padding_allowed, mask_to_bias
@@ -82,7 +82,8 @@ class T5Model(keras.Model):
     # -- pieces --------------------------------------------------------------------------------
     def _embed(self, tokens, feature_name):
         tokens = tf.convert_to_tensor(tokens)
-        if not tokens.dtype.is_integer:
+        # Keras builds a strategy's loss on float ids (see compat.in_shape_inference).
+        if not tokens.dtype.is_integer and not compat.in_shape_inference():
             raise TypeError(f"{feature_name} must be integer token ids, got {tokens.dtype.name}")
         tokens = tf.cast(tokens, tf.int32)
         check_token_ids(tokens, self.config.vocab_size, feature_name)

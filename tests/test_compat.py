@@ -303,3 +303,12 @@ def test_the_private_api_check_catches_a_read_and_a_swap():
                      "model._flatten_layers()\ngc.collect = None\nself._mine\nsuper()._hook()\n"
                      "model.get_layer('x')._kernel\n")
     assert sorted(line for line, _ in _private_reads(tree, own=set())) == [2, 3, 4, 5, 8]
+
+
+def test_shape_inference_is_told_apart_from_running():
+    with relied_on("keras.src.backend.common.symbolic_scope.in_symbolic_scope"):
+        seen = []
+        keras.src.backend.compute_output_spec(
+            lambda x: seen.append(compat.in_shape_inference()) or x,
+            keras.KerasTensor((2,), "float32"))
+        assert seen == [True] and not compat.in_shape_inference()

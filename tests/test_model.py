@@ -265,3 +265,25 @@ def test_checkpoint_that_does_not_fit_the_config_names_the_tensors():
         t5core.load_pretrained(str(path), config=config.replace(d_ff=config.d_ff + 1))
     with pytest.raises(t5core.CheckpointMismatchError, match="block_3"):
         t5core.load_pretrained(str(path), config=config.replace(num_layers=4))
+
+
+def test_keras_fit_and_evaluate_under_two_replicas_with_a_partial_last_batch(tiny_config):
+    # Under a strategy Keras builds the compiled loss from strategy.reduce("MEAN", first
+    # batch): the token ids arrive as floats, which only shape inference may accept.
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    pairs = [(f"input {i}", "yes" if i % 2 else "no") for i in range(7)]
+    tok = t5core.ByteTokenizer()
+    with strategy.scope():
+        model = t5core.T5Model(tiny_config.replace(vocab_size=384))
+        model.compile(optimizer=keras.optimizers.SGD(0.0),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(t5core.pairs_dataset(pairs, tok, 8, 4, batch_size=2), verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    # 7 examples in batches of 4: the last batch splits 2 + 1 over the replicas.
+    loss = model.evaluate(t5core.pairs_dataset(pairs, tok, 8, 4, batch_size=4), verbose=0)
+    features, targets, weights = next(iter(t5core.pairs_dataset(pairs, tok, 8, 4, batch_size=7)))
+    whole = model.loss(targets, model(features), weights)  # one batch, one device
+    np.testing.assert_allclose(loss, float(whole), rtol=1e-5)
+    with pytest.raises(TypeError, match="decoder_input_tokens must be integer token ids"):
+        model({**features, "decoder_input_tokens": tf.cast(features["decoder_input_tokens"],
+                                                           tf.float32)})
