@@ -45,6 +45,8 @@ class T5EncoderClassifier(keras.Model):
         than num_classes.
     """
 
+    encoder_only = True  # the trainer's figures (FLOPs, positions) count no decoder
+
     def __init__(self, config_or_model, num_classes, pooling="mean", dtype=None, name=None,
                  labels=None, **kwargs):
         base = config_or_model if isinstance(config_or_model, (T5Model, T5EncoderClassifier)) \

@@ -420,6 +420,45 @@ def test_a_signal_during_an_evaluation_stops_it_saves_the_step_and_the_resume_ev
     assert evaluated == [1, 2, 3, 4] and resumed.step == 4
 
 
+def test_the_logged_rate_is_the_one_the_update_used_and_evaluations_are_not_step_time(
+        tmp_path, monkeypatch):
+    """learning_rate at step N is the rate update N used: a linear warm-up from 0 over 2 steps
+    logs 0 at step 1 (Keras reads the schedule before counting the step), half the peak at
+    step 2, the peak at step 3.
+    seconds_per_step leaves out evaluations and saves: on a clock that moves a millisecond per
+    reading and 100 s in each evaluation and save, a step takes milliseconds."""
+    from t5core.training import trainer as trainer_module
+
+    class Clock:
+        now = 0.0
+
+        def perf_counter(self):
+            self.now += 1e-3
+            return self.now
+
+    clock = Clock()
+    monkeypatch.setattr(trainer_module, "time", clock)
+
+    def slow_evaluator(model):
+        clock.now += 100.0
+        return {"accuracy": 0.0}, []
+
+    lines = []
+    run = early_stopping_trainer(tmp_path, lines, evaluator=slow_evaluator, warmup_steps=2,
+                                 train_steps=3, log_every=1, early_stopping_patience=0,
+                                 schedule="constant", learning_rate=1e-2, save_every=1)
+    save = run._save
+
+    def slow_save(*args, **kwargs):
+        clock.now += 100.0
+        return save(*args, **kwargs)
+
+    run._save = slow_save
+    history = [r for r in run.train() if "learning_rate" in r]
+    assert [r["learning_rate"] for r in history] == pytest.approx([0.0, 5e-3, 1e-2])
+    assert all(r["seconds_per_step"] < 0.1 for r in history), history
+
+
 # -- README claims about run directories ----------------------------------------------------------
 
 

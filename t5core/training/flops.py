@@ -15,19 +15,38 @@ from t5core.errors import T5CoreError
 from t5core.file_writes import make_dirs, write_json
 
 
-def training_flops(config, batch_size, inputs_length, targets_length) -> float:
-    """About 6 x parameters x tokens per stack (forward + backward), plus attention matmuls."""
+def training_flops(config, batch_size, inputs_length, targets_length,
+                   decoder: bool = True) -> float:
+    """About 6 x parameters x tokens per stack (forward + backward), plus attention matmuls;
+    each projection charged to the tokens it runs over (cross-attention's keys and values:
+    the encoder's). decoder=False: the encoder alone (a classifier head's model)."""
     d, inner, ff = config.d_model, config.inner_dim, config.d_ff
     ffn = (3 if config.is_gated else 2) * d * ff
-    enc_params = config.num_layers * (4 * d * inner + ffn)
-    dec_params = config.num_decoder_layers * (8 * d * inner + ffn) + config.vocab_size * d
+    layers, dec_layers = config.num_layers, config.num_decoder_layers if decoder else 0
+    # Per encoder token: its own blocks, and every decoder layer's cross-attention keys/values.
+    enc_params = layers * (4 * d * inner + ffn) + dec_layers * 2 * d * inner
+    # Per decoder token: self-attention (4), cross-attention queries and output (2), the output
+    # projection.
+    dec_params = dec_layers * (6 * d * inner + ffn) + config.vocab_size * d if decoder else 0
     enc_tokens = batch_size * inputs_length
     dec_tokens = batch_size * targets_length
     # Scores and context: 2 matmuls of 2*Q*K*inner flops each, x3 for the backward pass.
     attention = 3 * 4 * batch_size * inner * (
-        config.num_layers * inputs_length ** 2
-        + config.num_decoder_layers * (targets_length ** 2 + targets_length * inputs_length))
+        layers * inputs_length ** 2
+        + dec_layers * (targets_length ** 2 + targets_length * inputs_length))
     return 6.0 * (enc_params * enc_tokens + dec_params * dec_tokens) + attention
+
+
+def accelerators(strategy) -> int:
+    """How many devices' peaks a step's FLOPs run on: each replica's own GPU or TPU core, but
+    CPU replicas of one worker share its cores, so a CPU worker counts once."""
+    try:
+        local = strategy.extended.worker_devices
+    except (RuntimeError, NotImplementedError):  # the default strategy: one device
+        return 1
+    if all(tf.DeviceSpec.from_string(d).device_type == "CPU" for d in local):
+        return max(1, strategy.num_replicas_in_sync // max(1, len(local)))
+    return strategy.num_replicas_in_sync
 
 
 def measure_matmul_peak(dtype=tf.float32, n=2048, seconds=1.0, jit_compile=False) -> float:

@@ -27,7 +27,8 @@ from t5core.optimizers.schedules import fit_warmup
 from t5core.peft import describe_structure
 from t5core.training import train_log
 from t5core.training.distribute import all_workers_agree, is_chief, worker_info
-from t5core.training.flops import parse_peak_flops, resolve_peak_flops, training_flops
+from t5core.training.flops import (accelerators, parse_peak_flops, resolve_peak_flops,
+                                   training_flops)
 from t5core.training.preemption import Interrupted, Preemption
 from t5core.training.steps import StepBuilder
 
@@ -53,7 +54,19 @@ MEANINGS = {
     "token_accuracy": "target tokens predicted right given the previous ones, in percent",
     "eval_token_accuracy": "the same on the validation batches",
     "accuracy": "exact match: outputs decoded equal to their whole target, in percent",
-    "mfu": "model FLOPs utilization: the model's FLOP/s over the device's peak (--peak_flops)",
+    "mfu": "model FLOPs utilization, a fraction: the model's FLOP/s over the peak of the devices "
+           "the step runs on (--peak_flops is one device's)",
+    "tokens_per_second": "input and target positions per second, padding included (batch_size x "
+                         "(inputs_length + targets_length))",
+    "seconds_per_step": "wall time per step between log lines, evaluations and saves left out "
+                        "(the first window includes compiling)",
+    "learning_rate": "the rate the step's update used",
+}
+# What the figures of a classifier head's run mean where they differ: one label per example.
+CLASSIFIER_MEANINGS = {
+    "token_accuracy": "examples whose class the head predicts right, in percent",
+    "tokens_per_second": "input positions per second, padding included (batch_size x "
+                         "inputs_length)",
 }
 
 
@@ -198,11 +211,13 @@ class Trainer:
             self.log(note)
         with strategy.scope():
             self.model = model_fn()
-            schedule = make_schedule(config.schedule, config.learning_rate, warmup_steps,
-                                     config.train_steps)
+            schedule = self.schedule = make_schedule(
+                config.schedule, config.learning_rate, warmup_steps, config.train_steps)
             self.optimizer = make_optimizer(config.optimizer, schedule, config.weight_decay,
                                             config.clip_norm or None)
             self.optimizer.build(self.model.trainable_variables)
+        # A classifier head's model runs the encoder alone (no decoder FLOPs or positions).
+        self.encoder_only = getattr(self.model, "encoder_only", False)
         self.train_iterator = iter(train_data)
         self.eval_data = eval_data
         self.evaluator = evaluator
@@ -318,10 +333,14 @@ class Trainer:
             if self._results_outdated():
                 self._write_results(stopped=False)
             return self.history
-        tokens_per_step = c.batch_size * (c.inputs_length + c.targets_length)
-        flops = training_flops(self.model.config, c.batch_size, c.inputs_length, c.targets_length)
+        decoder = not self.encoder_only
+        tokens_per_step = c.batch_size * (c.inputs_length + (c.targets_length if decoder else 0))
+        flops = training_flops(self.model.config, c.batch_size, c.inputs_length, c.targets_length,
+                               decoder=decoder)
         peak = resolve_peak_flops(
             c.peak_flops, tf.bfloat16 if c.precision == "mixed_bfloat16" else tf.float32, self.log)
+        if peak:
+            peak *= accelerators(self.strategy)
         bar = self.bar = _progress(c, self.step) if is_chief(self.strategy) else None
         with Preemption(self.strategy, self.manager, worker_info(self.strategy)[0],
                         save=self._save) as preemption:
@@ -391,6 +410,7 @@ class Trainer:
                 window_start, window_steps = time.perf_counter(), 0
             self._append_log(record)
             last = step >= c.train_steps
+            paused_at = time.perf_counter()  # evaluation and saving are not training time
             # Evaluate before saving: a step's checkpoint then holds the best value and the
             # patience its evaluation left, so a resume from it goes on as the uninterrupted run.
             if self._evaluates_at(step):
@@ -411,6 +431,7 @@ class Trainer:
             saved = bool(c.save_every and step % c.save_every == 0) and not last
             if saved:
                 self._save(step)
+            window_start += time.perf_counter() - paused_at
             # Every worker asks after every step but the last (the end saves that one anyway).
             if not last and preemption.stop_after(step, saved):
                 self.stopped_by = preemption.signal_name or "the preemption of another worker"
@@ -464,7 +485,8 @@ class Trainer:
         values = {
             "loss": loss,
             "token_accuracy": _percent(sums["correct"], sums["num_tokens"]),
-            "learning_rate": float(self.optimizer.learning_rate),
+            # Keras reads the schedule before counting the step: the rate update N used.
+            "learning_rate": float(self.schedule(self.step - 1)),
             "gradient_norm": float(self.optimizer.gradient_norm.numpy()),
             "tokens_per_second": tokens_per_step / seconds,
             "seconds_per_step": seconds,
@@ -483,9 +505,10 @@ class Trainer:
 
     def _explain(self, names):
         """Logs, once each, what the figures named mean (see MEANINGS)."""
-        new = [name for name in names if name in MEANINGS and name not in self._explained]
+        meanings = {**MEANINGS, **(CLASSIFIER_MEANINGS if self.encoder_only else {})}
+        new = [name for name in names if name in meanings and name not in self._explained]
         if new:
-            self.log("  (" + "; ".join(f"{name}: {MEANINGS[name]}" for name in new) + ")")
+            self.log("  (" + "; ".join(f"{name}: {meanings[name]}" for name in new) + ")")
             self._explained.update(new)
 
     def evaluate(self) -> tuple[dict[str, float], list[str]]:
