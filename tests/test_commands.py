@@ -7,6 +7,7 @@ import copy
 import dataclasses
 import importlib
 import importlib.util
+import inspect
 import io
 import json
 import pathlib
@@ -386,3 +387,22 @@ def test_generate_reads_its_inputs_as_every_data_file_is_read(tmp_path, monkeypa
     monkeypatch.setattr(sys, "stdin", io.StringIO("\ufeff问题\r\n\r\nabc\r\n"))
     assert read_inputs(types.SimpleNamespace(input=None, input_file=None))[0] == [
         "问题", "", "abc"]
+
+
+def test_a_door_that_decodes_freely_says_when_the_run_ranks_its_labels(capsys):
+    """A --rank_classification run is evaluated by ranking its label words; generate and the
+    SavedModel decode freely, so they say so rather than answer otherwise in silence."""
+    from t5core.commands import shared_flags
+    from t5core.model_dir import RunDescription
+
+    ranked = RunDescription(labels=("no", "yes"), data={"rank_classification": True})
+    shared_flags.note_ranked_labels(ranked, "runs/rank", "generate")
+    assert capsys.readouterr().err == (
+        "note: runs/rank is evaluated by ranking the label words no,yes "
+        "(--rank_classification); generate decodes freely, so its outputs may be none of them "
+        "(evaluate.py ranks them)\n")
+    for run in (None, RunDescription(labels=("no", "yes"))):
+        shared_flags.note_ranked_labels(run, "runs/free", "generate")
+    assert capsys.readouterr().err == ""
+    for name in ("generate", "export"):
+        assert "note_ranked_labels(run, args.checkpoint" in inspect.getsource(command(name))

@@ -91,6 +91,13 @@ def test_evaluate_builds_prompts_from_the_shots_file(tmp_path):
     short = reports.load_test_set(_options(eval_file=test, inputs_length=40), tokenizer,
                                   shots=shots)
     assert "0 shots placed, 2 dropped that did not fit --inputs_length=40" in short.note
+    # An over-long query is cut as at every other door: its first tokens and EOS.
+    tiny = reports.load_test_set(_options(eval_file=test, inputs_length=8), tokenizer,
+                                 shots=shots)
+    zero_shot = reports.load_test_set(_options(eval_file=test, inputs_length=8), tokenizer)
+    assert tiny.inputs == zero_shot.inputs and tiny.inputs[0][-1] == tokenizer.eos_id
+    assert len(tiny.inputs[0]) == 8
+    assert "inputs longer than 8 tokens cut to it (EOS kept" in zero_shot.read_note
 
 
 def _flags(**values):

@@ -459,6 +459,32 @@ def test_the_logged_rate_is_the_one_the_update_used_and_evaluations_are_not_step
     assert all(r["seconds_per_step"] < 0.1 for r in history), history
 
 
+def test_evaluate_says_what_reading_left_out_and_an_eos_input_decodes_to_nothing(
+        tmp_path, capsys, monkeypatch):
+    """A row whose input tokenizes to nothing is left out by the data pipeline: evaluate says
+    so (stderr and the report), since its predictions then do not follow the file's rows one
+    for one. An input of EOS alone ("</s>") decodes to "", as generate and serving give."""
+    from t5core.evaluation import evaluators
+
+    tiny = ROOT / "tests" / "fixtures" / "hf_tiny_random_t5"
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"inputs": "a", "targets": "x"}\n{"inputs": "\\u200b", "targets": "x"}\n')
+    report = tmp_path / "report.json"
+    assert evaluate.main([f"--checkpoint={tiny}", f"--eval_file={rows}", "--inputs_length=8",
+                          "--targets_length=4", "--quiet", f"--report_file={report}"]) in (0, None)
+    note = f"1 examples of file {rows} left out, their input or target empty once tokenized"
+    assert note in capsys.readouterr().err
+    assert json.loads(report.read_text())["read"].startswith(note)
+    tokenizer = t5core.load_tokenizer(str(tiny))
+    monkeypatch.setattr(evaluators, "generate", lambda model, batch, *a, **k: (
+        tf.fill([len(batch), 2], tokenizer.encode("a")[0]), None))
+    evaluator = evaluators.DecodeEvaluator(
+        [tokenizer.encode("</s>"), tokenizer.encode("a", add_eos=True)], ["", "a"], tokenizer,
+        ["accuracy"], 8, 2)
+    first, second = evaluator.predict(model=None)
+    assert first == "" and second != ""
+
+
 # -- README claims about run directories ----------------------------------------------------------
 
 

@@ -103,8 +103,9 @@ def evaluate(args: flags.FlagValues) -> None:
     # reported before minutes of loading.
     shots = shared_flags.few_shot_settings(args, run)
     test = reports.load_test_set(options, tokenizer, args.split, args.max_examples, shots=shots)
-    if test.note:
-        print(test.note, file=sys.stderr)
+    for note in (test.note, test.read_note):
+        if note:
+            print(f"note: {note}", file=sys.stderr)
     model = load_model(args, run)
     if isinstance(model, T5EncoderClassifier) or options["rank_classification"]:
         shared_flags.note_unread(args, shared_flags.DECODING_FLAGS, "the labels are " + (
@@ -115,6 +116,7 @@ def evaluate(args: flags.FlagValues) -> None:
     report = {"checkpoint": args.checkpoint, "test_set": test.description,
               "examples": len(predictions), **reports.score(test, predictions),
               **({"few_shot": test.note} if test.note else {}),
+              **({"read": test.read_note} if test.read_note else {}),
               "data_options": options}
     inputs = [args.eval_file, *recorded_files(run)]
     if args.predictions_file:

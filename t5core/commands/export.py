@@ -46,7 +46,8 @@ def export(args: flags.FlagValues):
     # Refused before the model is read; export_saved_model writes by the same rule.
     replaced = file_writes.check_output_dir(args.output_dir, args.overwrite,
                                             model_dir.SAVED_MODEL_NAMES)
-    shared_flags.take_run_lengths(args, read_run_checked(args.checkpoint))
+    run = read_run_checked(args.checkpoint)
+    shared_flags.take_run_lengths(args, run)
     tokenizer = shared_flags.load_tokenizer(args)
     model = shared_flags.load_model(args)
     classifier = isinstance(model, T5EncoderClassifier)
@@ -55,6 +56,7 @@ def export(args: flags.FlagValues):
         shared_flags.note_unread(args, shared_flags.DECODING_FLAGS, f"{args.checkpoint} is a "
                                  "classifier-head run (its SavedModel returns labels)")
     else:
+        shared_flags.note_ranked_labels(run, args.checkpoint, "its SavedModel")
         settings.update(shared_flags.decoding_settings(args), seed=args.seed,
                         jit_compile=args.jit_compile or is_quantized(model))
     export_saved_model(model, tokenizer, args.output_dir, args.overwrite, **settings)

@@ -131,6 +131,7 @@ def generate(args: flags.FlagValues):
         outputs = (f"{label}\t{probability:.4f}" for label, probability in classify_text(
             model, tokenizer, texts, **common))
     else:
+        shared_flags.note_ranked_labels(run, args.checkpoint, "generate")
         outputs = generate_text(model, tokenizer, texts,
                                 progress=args.input is None and not args.quiet,
                                 total=len(texts), seed=args.seed,

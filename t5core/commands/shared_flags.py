@@ -171,6 +171,16 @@ def decoding_settings(args: flags.FlagValues) -> dict:
 RUN_LENGTHS = {"max_input_length": "inputs_length", "max_new_tokens": "targets_length"}
 
 
+def note_ranked_labels(run, checkpoint: str, program: str) -> None:
+    """Says so when the run (a RunDescription or None) evaluates by ranking its label words:
+    `program` decodes freely, so one input may get another answer than evaluate.py's."""
+    if run is not None and run.data.get("rank_classification"):
+        labels = ",".join(run.labels) or "of its --labels"
+        print(f"note: {checkpoint} is evaluated by ranking the label words {labels} "
+              f"(--rank_classification); {program} decodes freely, so its outputs may be none of "
+              "them (evaluate.py ranks them)", file=sys.stderr)
+
+
 def take_run_lengths(args: flags.FlagValues, run) -> None:
     """--max_input_length and --max_new_tokens, where the command line leaves them out, become
     the run's inputs_length and targets_length (`run`: a RunDescription or None): the lengths

@@ -12,6 +12,7 @@ from tqdm import tqdm
 from t5core.data.pairs import pad_rows
 from t5core.data.tasks import task_examples
 from t5core.decoding import generate
+from t5core.decoding.text import is_empty
 from t5core.losses import token_losses
 from t5core.metrics import check_metric_packages, compute_metrics
 from t5core.model_inputs import shift_right
@@ -82,7 +83,10 @@ class DecodeEvaluator:
                 batch = np.concatenate([batch, np.repeat(batch[:1], self.batch_size - real, 0)])
             tokens, _ = generate(model, batch, self.max_new_tokens, jit_compile=self.jit_compile,
                                  **self.generate_options)
-            predictions += [self.tokenizer.decode(row) for row in tokens.numpy()[:real]]
+            # An input of EOS alone decodes to "", as at every other door (`is_empty`).
+            predictions += ["" if is_empty(np.trim_zeros(ids, "b")) else self.tokenizer.decode(row)
+                            for ids, row in zip(self.inputs[start:start + real],
+                                                tokens.numpy()[:real])]
             if bar is not None:
                 bar.update(real)
         if bar is not None:

@@ -13,6 +13,7 @@ from t5core.data.option_tasks import option_problems, task_from_options
 from t5core.data.pairs import pad_rows
 from t5core.data.tasks import task_examples
 from t5core.data.templates import DEFAULT_METRICS
+from t5core.decoding.text import encode_inputs
 from t5core.errors import FlagError, UserFileNotFoundError
 from t5core.file_reads import present
 from t5core.evaluation.evaluators import make_evaluator, score_texts
@@ -61,6 +62,7 @@ class TestSet:
     description: str = ""
     metric_options: dict = dataclasses.field(default_factory=dict)  # bleu/rouge_tokenize, squad_lang
     note: str = ""  # how the inputs were made, when it is worth saying (few-shot prompts)
+    read_note: str = ""  # what reading left out or cut (the predictions follow what is scored)
 
 
 def check_data_options(options, recorded=()) -> None:
@@ -124,10 +126,13 @@ def load_test_set(options, tokenizer, split="test", max_examples=0, shots=None) 
     else:
         raise FlagError("Nothing to score: give --eval_file (a TSV/JSONL test file) or --task; "
                         "the checkpoint's run.json names neither")
+    counter = getattr(task, "counter", None)  # (a mixture's tasks count on their own)
+    before = counter.counts() if counter else {}
     inputs, targets = task_examples(task, split, tokenizer, lengths,
                                     options["data_dir"] or None, max_examples)
     if not inputs:
         raise FlagError(f"{description}: no examples to score")
+    read_note = _read_note(counter, before, lengths, description) if counter else ""
     metrics = [m for m in options["metrics"].split(",") if m] or list(task.metrics) or (
         DEFAULT_METRICS["classification"] if labels else ["accuracy"])
     metric_options = {name: options[name] for name in ("bleu_tokenize", "rouge_tokenize",
@@ -142,7 +147,21 @@ def load_test_set(options, tokenizer, split="test", max_examples=0, shots=None) 
                    postprocess=template.postprocess if template is not None else None,
                    entities=kind == "ner" or "entity_f1" in metrics, description=description,
                    metric_options=metric_options,
-                   note=note)
+                   note=note, read_note=read_note)
+
+
+def _read_note(counter, before, lengths, description) -> str:
+    """What reading the test set left out or cut (the counter's growth since `before`): the
+    predictions then follow the examples scored, not the file's rows one for one."""
+    after = counter.counts()
+    grown = {k: after[k] - before.get(k, 0) for k in after if k.startswith(("empty", "overlong"))}
+    parts = [f"{n} examples of {description} left out, their input or target empty once "
+             "tokenized (the predictions follow the examples scored)"
+             for n in [grown.get("empty_examples", 0)] if n]
+    parts += [f"{grown[f'overlong_{k}']} {k} longer than {n} tokens cut to it (EOS kept; the "
+              f"longest {after[f'longest_{k}']})" for k, n in lengths.items()
+              if grown.get(f"overlong_{k}")]
+    return "; ".join(parts)
 
 
 def _few_shot_inputs(task, split, tokenizer, lengths, options, max_examples, shots):
@@ -155,7 +174,8 @@ def _few_shot_inputs(task, split, tokenizer, lengths, options, max_examples, sho
     note = (f"{shots['num_shots']}-shot prompts from {shots['shots_file']} (seed "
             f"{shots['seed']}): {made.shots_used} shots placed, {made.dropped} dropped that did "
             f"not fit --inputs_length={options['inputs_length']}")
-    return [tokenizer.encode(p, add_eos=True) for p in made.prompts], note
+    # Cut as every door cuts an over-long input: its first tokens and EOS.
+    return encode_inputs(tokenizer, made.prompts, options["inputs_length"], truncate=True), note
 
 
 def predict(model, tokenizer, test: TestSet, options, batch_size=64, progress=True,
