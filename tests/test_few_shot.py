@@ -125,3 +125,33 @@ def test_generate_reads_shots_through_the_runs_fields(tmp_path, capsys):
     prompts = generate_command.few_shot_inputs(args, QUERIES[:1], load_tokenizer("byte"))
     assert prompts[0].endswith("\n\n" + QUERIES[0]) and prompts[0].count("\n\n") == 2
     assert "2 shots placed, 0 dropped" in capsys.readouterr().err
+
+
+def test_evaluation_phrases_instruction_rows_with_the_run_s_seed(tmp_path):
+    """--instruction draws each row's phrasing with the run's --seed; run.json records it, so
+    evaluate.py (and the shots it draws) phrase the test rows as the run's own evaluation did,
+    not with seed 0."""
+    from t5core.data.option_tasks import task_from_options
+    from t5core.data.tasks import task_examples
+    from t5core.model_dir import RunDescription
+    from t5core.training.run import RunOptions, run_description
+    from t5core.training.trainer import TrainConfig
+
+    rows = tmp_path / "dev.jsonl"
+    rows.write_text("".join(json.dumps({"sentence": f"text {i}", "label": "no"}) + "\n"
+                            for i in range(16)))
+    args = json.dumps({"label_words": {"no": "no", "yes": "yes"}})
+    options = RunOptions(train_file=str(rows), template="classification", template_args=args,
+                         instruction=True, train=TrainConfig(seed=1))
+    recorded = run_description(options, "byte")
+    assert recorded.data["seed"] == 1
+    run = RunDescription(data={**recorded.data, "eval_file": str(rows)})
+    tokenizer = load_tokenizer("byte")
+    test = reports.load_test_set(reports.data_options({}, run), tokenizer)
+    lengths = {"inputs": run.data["inputs_length"], "targets": run.data["targets_length"]}
+    for seed, same in ((1, True), (0, False)):
+        task, _ = task_from_options(train_file=str(rows), template="classification",
+                                    template_args=args, instruction=True, seed=seed,
+                                    lengths=lengths)
+        inputs, _ = task_examples(task, "train", tokenizer, lengths)
+        assert (test.inputs == inputs) == same, seed

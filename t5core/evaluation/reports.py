@@ -44,6 +44,8 @@ def data_options(given: dict, run=None) -> dict:
     for name, default in DATA_DEFAULTS.items():
         value = given.get(name)
         options[name] = value if value is not None else recorded.get(name, default)
+    # Not a flag of evaluate's: the seed the run phrased --instruction rows with.
+    options["seed"] = recorded.get("seed", 0)
     return options
 
 
@@ -86,9 +88,9 @@ def _file_task(options, path, lengths, labels):
     """(task, template or None, labels) of the file `path` (its "train" split), read as training."""
     task, template = task_from_options(
         train_file=path, template=options["template"], template_args=options["template_args"],
-        instruction=options["instruction"], inputs_field=options["inputs_field"],
-        targets_field=options["targets_field"], lengths=lengths,
-        metrics=[m for m in options["metrics"].split(",") if m], labels=labels)
+        instruction=options["instruction"], seed=options.get("seed", 0),
+        inputs_field=options["inputs_field"], targets_field=options["targets_field"],
+        lengths=lengths, metrics=[m for m in options["metrics"].split(",") if m], labels=labels)
     if template is not None:
         labels = labels or list(getattr(template, "words", []))
     return task, template, labels

@@ -365,7 +365,9 @@ def run_description(options: RunOptions, vocab: str):
             "targets_field": options.targets_field, "inputs_length": options.train.inputs_length,
             "targets_length": options.train.targets_length, "metrics": options.metrics,
             "bleu_tokenize": options.bleu_tokenize, "rouge_tokenize": options.rouge_tokenize,
-            "squad_lang": options.squad_lang, "rank_classification": options.rank_classification}
+            "squad_lang": options.squad_lang, "rank_classification": options.rank_classification,
+            # --instruction draws each row's phrasing with it: evaluation phrases alike.
+            "seed": options.train.seed}
     return model_dir.RunDescription(tokenizer=vocab, precision=options.train.precision,
                                     head=options.head, labels=tuple(options.label_list),
                                     pooling=options.pooling, peft=options.peft,
