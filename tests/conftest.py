@@ -13,6 +13,17 @@ _cpu = tf.config.list_physical_devices("CPU")[0]
 if not tf.config.get_logical_device_configuration(_cpu):
     tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
+_MIRRORED = []
+
+
+def mirrored():
+    """One MirroredStrategy over the two logical CPUs for the whole session: a second one in the
+    same process can collide with the first one's collective instance keys."""
+    if not _MIRRORED:
+        _MIRRORED.append(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    return _MIRRORED[0]
+
+
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 REFERENCE = FIXTURES / "reference"
 REFERENCE_VARIANTS = ["t5_v1_0_relu_tied", "t5_v1_1_gated_gelu_untied", "mt5", "umt5",

@@ -10,7 +10,7 @@ import tensorflow as tf
 import t5core
 from t5core.layers import (Attention, Decoder, DecoderBlock, Encoder, EncoderBlock, FeedForward,
                            RelativePositionBias, RMSNorm, relative_position_bucket)
-from conftest import REFERENCE, REFERENCE_VARIANTS
+from conftest import REFERENCE, REFERENCE_VARIANTS, mirrored
 
 
 def rel_error(actual, expected):
@@ -270,7 +270,7 @@ def test_checkpoint_that_does_not_fit_the_config_names_the_tensors():
 def test_keras_fit_and_evaluate_under_two_replicas_with_a_partial_last_batch(tiny_config):
     # Under a strategy Keras builds the compiled loss from strategy.reduce("MEAN", first
     # batch): the token ids arrive as floats, which only shape inference may accept.
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = mirrored()
     pairs = [(f"input {i}", "yes" if i % 2 else "no") for i in range(7)]
     tok = t5core.ByteTokenizer()
     with strategy.scope():

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 import t5core
+from conftest import mirrored
 from t5core.data.pairs import batched
 from t5core.errors import FlagError
 from t5core.training import flops
@@ -157,4 +158,4 @@ def test_the_peak_is_that_of_the_devices_a_step_runs_on():
     """One device's --peak_flops times the accelerators; CPU replicas of one machine share its
     cores and count once."""
     assert flops.accelerators(tf.distribute.get_strategy()) == 1
-    assert flops.accelerators(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])) == 1
+    assert flops.accelerators(mirrored()) == 1

@@ -21,22 +21,12 @@ from t5core.errors import FlagError, ModelDirError
 from t5core.model_dir import ModelDirMismatchError
 from t5core.training.trainer import (NonFiniteLossError, NonFiniteWeightsError, TrainConfig,
                                      Trainer)
+from conftest import mirrored
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = t5core.T5Config(vocab_size=64, d_model=16, d_kv=4, num_heads=2, d_ff=32, num_layers=2,
                          num_decoder_layers=2, feed_forward_proj="gated-gelu",
                          tie_word_embeddings=False, dropout_rate=0.0)
-
-
-_MIRRORED = []
-
-
-def mirrored():
-    """One MirroredStrategy for the whole module: a second one in the same process can collide
-    with the first one's collective instance keys."""
-    if not _MIRRORED:
-        _MIRRORED.append(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
-    return _MIRRORED[0]
 
 
 def toy_features(n=64, inputs_length=12, targets_length=8, seed=0):
