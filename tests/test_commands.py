@@ -401,8 +401,8 @@ def test_a_door_that_decodes_freely_says_when_the_run_ranks_its_labels(capsys):
         "note: runs/rank is evaluated by ranking the label words no,yes "
         "(--rank_classification); generate decodes freely, so its outputs may be none of them "
         "(evaluate.py ranks them)\n")
-    for run in (None, RunDescription(labels=("no", "yes"))):
-        shared_flags.note_ranked_labels(run, "runs/free", "generate")
+    for unranked in (None, RunDescription(labels=("no", "yes"))):
+        shared_flags.note_ranked_labels(unranked, "runs/free", "generate")
     assert capsys.readouterr().err == ""
     for name in ("generate", "export"):
         assert "note_ranked_labels(run, args.checkpoint" in inspect.getsource(command(name))
