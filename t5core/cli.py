@@ -147,6 +147,18 @@ def prepare_outputs(flag_values) -> list[str]:
 
     file_writes.forget_reads()  # a program's outputs may replace nothing it reads from here on
     created = []
+    try:
+        _make_output_folders(flag_values, created)
+    except FlagError:  # a refused program leaves no folder, whichever flag was refused
+        file_writes.remove_empty_folders(sorted(created, key=len, reverse=True))
+        raise
+    return sorted(created, key=len, reverse=True)  # a folder before those around it
+
+
+def _make_output_folders(flag_values, created: list) -> None:
+    """prepare_outputs' work, adding each folder it creates to `created` as it goes."""
+    from t5core import file_writes  # as prepare_outputs
+
     for name, kind in output_flags(flag_values).items():
         path = flag_values[name].value
         if not path or path == STDOUT:
@@ -171,7 +183,6 @@ def prepare_outputs(flag_values) -> list[str]:
                             f"({err.strerror or err})") from None
         if not file_writes.is_remote(path) and not os.access(parent or ".", os.W_OK):
             raise FlagError(f"--{name}={path}: its folder {parent or '.'} is not writable")
-    return sorted(created, key=len, reverse=True)  # a folder before those around it
 
 
 def command(define_flags, body, argv=None, *, doc=None, takes_arguments=False):

@@ -322,9 +322,9 @@ def remove_orphaned_temp_dirs(directory: str) -> list[str]:
 
 
 # The config fields that decide the shapes of the variables a checkpoint holds.
-_SHAPE_KEYS = ("vocab_size", "d_model", "d_kv", "d_ff", "num_heads", "num_layers",
-               "num_decoder_layers", "feed_forward_proj", "tie_word_embeddings", "model_type",
-               "relative_attention_num_buckets")
+# Every other config field changes what the checkpoint's weights compute, so a resume must keep
+# it: dropout is a resume setting (`check_resume_settings`), the initializer acts before step 1.
+_FREE_CONFIG_KEYS = ("dropout_rate", "initializer_factor")
 # The run description fields that decide which variables a checkpoint holds beyond a T5's.
 _STRUCTURE_KEYS = ("model_class", "labels", "prompt_length", "lora_rank", "lora_targets")
 
@@ -416,7 +416,8 @@ def bind(model_dir: str, config, run: RunDescription, settings: dict | None = No
         legacy = saved_run is None  # from before run.json: it says only that it holds a T5Model
         saved_run = saved_run or RunDescription()
         diff = [f"{k}: saved {getattr(saved_config, k)!r}, now {getattr(config, k)!r}"
-                for k in _SHAPE_KEYS if getattr(saved_config, k) != getattr(config, k)]
+                for k in (f.name for f in dataclasses.fields(config))
+                if k not in _FREE_CONFIG_KEYS and getattr(saved_config, k) != getattr(config, k)]
         keys = ("model_class",) if legacy else _STRUCTURE_KEYS
         if run.model_class != "T5EncoderClassifier":
             keys = [k for k in keys if k != "labels"]  # a seq2seq run's labels are only words

@@ -84,6 +84,14 @@ def test_resuming_checks_structure_and_tokenizer(config, tmp_path):
                                                     "'PromptTunedT5'"):
         bind_model_dir(str(tmp_path), PromptTunedT5(apply_lora(t5core.T5Model(config), rank=4),
                                                      2, "random"), run)
+    # Every config field but dropout and the initializer changes what the weights compute.
+    for field, value in [("relative_attention_max_distance", 64), ("layer_norm_epsilon", 1e-5),
+                         ("eos_token_id", 2)]:
+        with pytest.raises(ModelDirMismatchError, match=f"{field}: saved .*, now {value}"):
+            bind_model_dir(str(tmp_path), apply_lora(
+                t5core.T5Model(config.replace(**{field: value})), rank=4), run)
+    bind_model_dir(str(tmp_path), apply_lora(t5core.T5Model(
+        config.replace(dropout_rate=0.3, initializer_factor=2.0)), rank=4), run)
     other = tmp_path / "other.model"
     other.write_bytes(VOCAB.read_bytes()[:-1] + b"x")
     with pytest.raises(t5core.errors.ModelDirError, match="another tokenizer"):

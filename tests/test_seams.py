@@ -211,6 +211,21 @@ def test_output_folders_are_made_or_refused_before_the_work(module, tmp_path):
         flag_values[name].value = flag_values[name].default
 
 
+@pytest.mark.parametrize("module", PROGRAMS, ids=lambda m: m.__name__.rsplit(".", 1)[1])
+def test_a_refused_output_flag_leaves_no_folder_made_for_another(module, tmp_path):
+    flag_values = program_flags(module)
+    names = list(cli.output_flags(flag_values))
+    if len(names) < 2:
+        pytest.skip("one output flag")
+    for name in names[:-1]:
+        flag_values[name].value = str(tmp_path / "new" / name / "deep" / "out")
+    (tmp_path / "a_file").write_text("")
+    flag_values[names[-1]].value = str(tmp_path / "a_file" / "below" / "x")
+    with pytest.raises(FlagError, match=f"--{names[-1]}="):
+        cli.prepare_outputs(flag_values)
+    assert not (tmp_path / "new").exists()
+
+
 def test_evaluate_writes_predictions_into_a_folder_that_did_not_exist(tmp_path):
     run(options(tmp_path, "run"), **QUIET)
     predictions = tmp_path / "new" / "folder" / "predictions.txt"
