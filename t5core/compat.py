@@ -28,6 +28,9 @@ OVERRIDDEN_HOOKS = {
         "model holds them"),
     "keras.optimizers.Optimizer._clip_gradients": (
         "optimizers.clipping.ReplicaConsistentClipping: no clipping before the cross-replica sum"),
+    "keras.optimizers.Optimizer._get_current_learning_rate": (
+        "optimizers.clipping.ReplicaConsistentClipping: a schedule read at `iterations`, the "
+        "update count, not at `_iterations`, the count of calls"),
     "keras.optimizers.Optimizer._backend_update_step": (
         "optimizers.clipping.ReplicaConsistentClipping: the norm and the clipping after the "
         "cross-replica sum"),

@@ -5,7 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import t5core
+from t5core.checkpoints.model_state import ModelState
 from t5core.layers import Dropout
+from conftest import mirrored
 
 # 2^20 elements: the dropped fraction's standard deviation is sqrt(p (1 - p) / n) = 2.9e-4 at
 # p = 0.1, so 6 of them (1.8e-3) bound it; the resolved rates below differ from Keras' by less.
@@ -82,3 +85,28 @@ def test_serialises_with_the_model_config():
     layer = Dropout(0.2, seed=5, name="drop")
     clone = keras.layers.deserialize(keras.layers.serialize(layer))
     assert isinstance(clone, Dropout) and (clone.rate, clone.seed) == (0.2, 5)
+
+
+def test_replicas_drop_independently_and_repeat_from_the_checkpointed_state(tiny_config):
+    """Every replica holds the same seed states, yet its rows must get masks of their own (as one
+    device's rows do); from the same (checkpointed) states, each replica draws its masks again."""
+    strategy = mirrored()
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        model = t5core.T5Model(tiny_config.replace(dropout_rate=0.5))
+    row = {"encoder_input_tokens": tf.constant([[5, 6, 7, 8, 1]]),
+           "decoder_input_tokens": tf.constant([[0, 9, 10, 11]])}
+
+    @tf.function
+    def forward():
+        return strategy.run(model, args=(row,), kwargs={"training": True})
+
+    states = list(ModelState(model).rng_states.values())
+    saved = [v.numpy() for v in states]
+    first = [t.numpy() for t in strategy.experimental_local_results(forward())]
+    assert not np.allclose(first[0], first[1])  # the same row, other masks
+    for variable, value in zip(states, saved):
+        variable.assign(value)
+    again = [t.numpy() for t in strategy.experimental_local_results(forward())]
+    np.testing.assert_array_equal(again[0], first[0])
+    np.testing.assert_array_equal(again[1], first[1])

@@ -470,17 +470,21 @@ def test_adafactor_mirrored_two_replicas_equals_one_device():
     assert min(result["norms1"]) > 3.0   # clipping was active on every step
 
 
-def test_gradient_accumulation_equals_one_large_step():
+@pytest.mark.parametrize("name", ["adafactor", "adamw"])
+@pytest.mark.parametrize("schedule", [False, True], ids=["constant", "warmup"])
+def test_gradient_accumulation_equals_one_large_step(name, schedule):
     # Keras' gradient_accumulation_steps=2 on micro-batch gradients g1, g2 (each a mean over
-    # its micro-batch) equals one step on (g1 + g2) / 2, including the decay-rate step count.
+    # its micro-batch) equals one step on (g1 + g2) / 2, including the decay-rate step count
+    # and the learning rate a schedule gives each update.
     rng = np.random.default_rng(3)
     init = [rng.normal(size=(130, 140)).astype(np.float32),
             rng.normal(size=(5,)).astype(np.float32)]
     micro = [[rng.normal(size=x.shape).astype(np.float32) for x in init] for _ in range(6)]
     accumulated = [keras.Variable(x) for x in init]
     large = [keras.Variable(x) for x in init]
-    opt_acc = make_optimizer("adafactor", 0.01, clip_norm=5.0, gradient_accumulation_steps=2)
-    opt_large = make_optimizer("adafactor", 0.01, clip_norm=5.0)
+    rate = (lambda: make_schedule("linear", 0.01, 3, 10)) if schedule else (lambda: 0.01)
+    opt_acc = make_optimizer(name, rate(), clip_norm=5.0, gradient_accumulation_steps=2)
+    opt_large = make_optimizer(name, rate(), clip_norm=5.0)
     opt_acc.build(accumulated)
 
     @tf.function(jit_compile=True)

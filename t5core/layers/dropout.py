@@ -31,6 +31,11 @@ class Dropout(keras.layers.Layer):
     def _keep_mask(self, x):
         # Keras keeps its seed state in int64; TF's stateless ops want int32 (as Keras casts).
         seed = tf.cast(tf.math.floormod(self.seed_generator.next(), tf.int32.max - 1), tf.int32)
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            # Every replica holds the same seed state: without its id each would drop the same
+            # units of its rows as the others, not an independent mask per example.
+            seed = tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group)
         last = x.shape[-1] if x.shape.rank else None
         if last is not None and last % 2 == 0:
             shape = tf.concat([tf.shape(x)[:-1], [last // 2]], axis=0)

@@ -45,6 +45,13 @@ class ReplicaConsistentClipping:
             self._given_norm = ()
 
     # Keras hooks (t5core.compat.OVERRIDDEN_HOOKS).
+    def _get_current_learning_rate(self):
+        # Keras evaluates a schedule at its count of calls, which under
+        # gradient_accumulation_steps counts micro-batches: a schedule counts updates.
+        if isinstance(self._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+            return self._learning_rate(self.iterations)
+        return super()._get_current_learning_rate()
+
     def _clip_gradients(self, grads):
         if self.global_clipnorm:
             return grads  # done in _backend_update_step, after the cross-replica sum
