@@ -520,8 +520,11 @@ def test_tables_of_labels_in_any_script_line_up_on_a_terminal():
             "positive": {"precision": 50.0, "recall": 1.0, "f1": 2.0, "support": 12},
             "ｆｕｌｌ": {"precision": 5.0, "recall": 1.0, "f1": 2.0, "support": 1},
             "e\u0301": {"precision": 5.0, "recall": 1.0, "f1": 2.0, "support": 1}}  # e + combining
+    labels = ["负面", "positive", "ｆｕｌｌ"]
     for text in (format_table(rows, first="class"),
-                 table(("token", "count"), [("答案", 3), ("answer", 12)])):
-        widths = {display_width(line) for line in text.splitlines() if set(line) != {"-", " "}}
+                 table(("token", "count"), [("答案", 3), ("answer", 12)]),
+                 M.classification_report(labels, labels[::-1], labels=labels)[1]):
+        widths = {display_width(line) for line in text.splitlines()
+                  if line and set(line) != {"-", " "}}
         assert len(widths) == 1, text
     assert display_width("负面ab") == 6 and display_width("e\u0301") == 1
