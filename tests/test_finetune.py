@@ -1,5 +1,6 @@
 """Fine-tuning entry points: templates over local files, rank classification, classifier head."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 import t5core
+from t5core.errors import FlagError
 from t5core.evaluation.evaluators import score_candidates
 from t5core.training.run import RunOptions, run
 from t5core.training.trainer import TrainConfig
@@ -97,3 +99,29 @@ def test_score_candidates_is_the_summed_log_likelihood():
                                         "decoder_input_tokens": dec})).numpy()
         expected = sum(logp[:, t, target[t]] for t in range(len(cand)))
         np.testing.assert_allclose(scores[:, c], expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("metrics", ["accuracy", ""])
+def test_rank_classification_refuses_labels_it_would_score_as_the_same_tokens(tmp_path, metrics):
+    path = write_jsonl(tmp_path / "train.jsonl", [{"sentence": "好看", "label": "非常正面"},
+                                                  {"sentence": "无聊", "label": "非常负面"}] * 4)
+    made = options(tmp_path, train_file=path, eval_file=path, inputs_field="sentence",
+                   targets_field="label", metrics=metrics, rank_classification=True,
+                   labels="非常负面,非常正面")
+    # Byte-level and cut to 4 tokens, both labels are the bytes of 非 and EOS: argmax over two
+    # equal scores would always pick the first.
+    made = dataclasses.replace(made, train=dataclasses.replace(made.train, targets_length=4))
+    with pytest.raises(FlagError, match="'非常负面' and '非常正面' are the same tokens.*at least 13"):
+        run(made, log=lambda *a: None)
+    assert not (tmp_path / "run" / "checkpoint").exists()
+
+
+def test_rank_classification_over_a_plain_file_without_metrics_ranks_and_scores(tmp_path):
+    path = tmp_path / "train.tsv"
+    path.write_text("inputs\ttargets\n" + "".join(
+        f"{r['sentence']}\t{['negative', 'positive'][r['label']]}\n" for r in SENTIMENT))
+    trainer = run(options(tmp_path, train_file=str(path), eval_file=str(path),
+                          rank_classification=True, labels="negative,positive"),
+                  log=lambda *a: None)
+    assert "accuracy" in trainer.last_eval
+    assert set(trainer.evaluator.predict(trainer.model)) <= {"negative", "positive"}

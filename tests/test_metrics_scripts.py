@@ -10,6 +10,7 @@ import sacrebleu
 from rouge_score import tokenize as rouge_score_tokenize
 
 import t5core.metrics as M
+from t5core.errors import FlagError
 from conftest import FIXTURES
 from t5core.metrics.scripts import bleu_tokenizer, rouge_char_tokens, rouge_tokenizer
 
@@ -507,7 +508,10 @@ def test_targets_the_vocabulary_cannot_write_as_they_are_are_named(capsys):
         "(e.g. 'cafe\\u0301' reads back as 'caf\\xe9'): a model can only write the latter, so "
         "exact match cannot reach them")
     DecodeEvaluator(inputs, targets, ByteTokenizer(), ["accuracy"], 8, 8)
-    RankEvaluator(inputs, targets, spm, ["accuracy"], 8, 8, labels=targets)
+    # Labels the vocabulary reads alike ("positive" and its full-width form) cannot be ranked.
+    with pytest.raises(FlagError, match="'positive' and 'ｐｏｓｉｔｉｖｅ' are the same tokens"):
+        RankEvaluator(inputs, targets, spm, ["accuracy"], 8, 8, labels=targets)
+    RankEvaluator(inputs, targets, spm, ["accuracy"], 8, 8, labels=targets[1:])
     assert "read back otherwise" not in capsys.readouterr().err
 
 
@@ -520,8 +524,11 @@ def test_tables_of_labels_in_any_script_line_up_on_a_terminal():
             "positive": {"precision": 50.0, "recall": 1.0, "f1": 2.0, "support": 12},
             "ｆｕｌｌ": {"precision": 5.0, "recall": 1.0, "f1": 2.0, "support": 1},
             "e\u0301": {"precision": 5.0, "recall": 1.0, "f1": 2.0, "support": 1}}  # e + combining
+    labels = ["负面", "positive", "ｆｕｌｌ"]
     for text in (format_table(rows, first="class"),
-                 table(("token", "count"), [("答案", 3), ("answer", 12)])):
-        widths = {display_width(line) for line in text.splitlines() if set(line) != {"-", " "}}
+                 table(("token", "count"), [("答案", 3), ("answer", 12)]),
+                 M.classification_report(labels, labels[::-1], labels=labels)[1]):
+        widths = {display_width(line) for line in text.splitlines()
+                  if line and set(line) != {"-", " "}}
         assert len(widths) == 1, text
     assert display_width("负面ab") == 6 and display_width("e\u0301") == 1

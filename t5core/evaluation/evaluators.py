@@ -13,6 +13,7 @@ from t5core.data.pairs import pad_rows
 from t5core.data.tasks import task_examples
 from t5core.decoding import generate
 from t5core.decoding.text import is_empty
+from t5core.errors import FlagError
 from t5core.losses import token_losses
 from t5core.metrics import check_metric_packages, compute_metrics
 from t5core.model_inputs import shift_right
@@ -205,6 +206,19 @@ class RankEvaluator(DecodeEvaluator):
         super().__init__(*args, **kwargs)
         self.labels = list(labels)
         self.label_tokens = [self.tokenizer.encode(label, add_eos=True) for label in labels]
+        # Labels scored as the same tokens tie, and argmax then always picks the first.
+        scored = {}
+        for label, tokens in zip(self.labels, self.label_tokens):
+            cut = tokens[:self.max_new_tokens]
+            other = scored.setdefault(tuple(cut), label)
+            if other != label:
+                raise FlagError(
+                    f"--labels {other!r} and {label!r} are the same tokens "
+                    f"({self.tokenizer.decode(cut)!r}) once tokenized and cut to the targets' "
+                    f"length {self.max_new_tokens}: rank classification cannot tell them apart "
+                    f"and would always pick {other!r}. Give label words the vocabulary spells "
+                    f"apart, or a targets length of at least "
+                    f"{max(map(len, self.label_tokens))} (the longest label with its EOS)")
 
     def predict(self, model):
         bar = self._bar("rank")

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 from t5core.metrics._deps import require
 from t5core.metrics.postprocess import INVALID_LABEL, string_to_float
+from t5core.metrics.scripts import display_width, pad
 
 
 def check_pairs(targets: Sequence, predictions: Sequence) -> None:
@@ -158,18 +159,19 @@ def classification_report(targets, predictions, labels=None, digits: int = 2) ->
     if "accuracy" in report:
         report["accuracy"] = report["accuracy"]["precision"]
 
-    width = max(max(len(n) for n in names), len("weighted avg"), digits)
-    text = ("{:>{width}s} " + " {:>9}" * 4).format("", *_REPORT_HEADERS, width=width) + "\n\n"
-    row_format = "{:>{width}s} " + " {:>9.{digits}f}" * 3 + " {:>9}\n"
+    # Columns by display width: a Chinese label takes two columns a character.
+    width = max(max(map(display_width, names)), len("weighted avg"), digits)
+    text = pad("", width) + (" " + " {:>9}" * 4).format(*_REPORT_HEADERS) + "\n\n"
+    row_format = "{} " + " {:>9.{digits}f}" * 3 + " {:>9}\n"
     for name, row in zip(names, rows):
-        text += row_format.format(name, *row, width=width, digits=digits)
+        text += row_format.format(pad(name, width, right=True), *row, digits=digits)
     text += "\n"
     for heading, row in averages:
         if heading == "accuracy":
-            text += ("{:>{width}s} " + " {:>9}" * 2 + " {:>9.{digits}f} {:>9}\n").format(
-                heading, "", "", row[2], row[3], width=width, digits=digits)
+            text += ("{} " + " {:>9}" * 2 + " {:>9.{digits}f} {:>9}\n").format(
+                pad(heading, width, right=True), "", "", row[2], row[3], digits=digits)
         else:
-            text += row_format.format(heading, *row, width=width, digits=digits)
+            text += row_format.format(pad(heading, width, right=True), *row, digits=digits)
     return report, text
 
 
