@@ -64,14 +64,15 @@ def _file_splits(train_file, eval_file):
 def file_task(train_file, eval_file, inputs_field, targets_field, lengths, metrics, labels=()):
     """A Task over local TSV (with a header) or JSONL files, each in the format its suffix names;
     an empty field or a label outside `labels` is an error naming the file and line; without
-    `metrics`, a label set is scored by accuracy (nothing would rank or score it otherwise)."""
+    `metrics`, a label set is scored as a template's classification is (nothing would rank or
+    score it otherwise)."""
     fields = {"inputs": inputs_field, "targets": targets_field}
     check = example_check(labels, fields)
     source = SplitSources({split: file_format(path)({split: path}, fields=fields, check=check)
                            for split, path in _file_splits(train_file, eval_file).items()})
     return Task(name=f"file:{os.path.basename(train_file)}", source=source,
                 preprocessors=list(TOKENIZE), output_lengths=lengths,
-                metrics=list(metrics) or ["accuracy"] * bool(labels))
+                metrics=list(metrics) or (DEFAULT_METRICS["classification"] if labels else []))
 
 
 def read_rows(path):
