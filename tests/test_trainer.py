@@ -319,7 +319,10 @@ def _finish_workers(processes):
 @pytest.fixture(scope="module")
 def two_workers_uninterrupted(tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("mw") / "mw"
-    _finish_workers(_start_workers(model_dir))
+    chief_output = _finish_workers(_start_workers(model_dir))[0]
+    # The run says what it trains on, so a user sees that both workers joined.
+    assert "2 replicas (MultiWorkerMirroredStrategy): --batch_size=8 is the global batch, 4 " \
+        "rows per replica" in chief_output
     return _logged_losses(model_dir)
 
 

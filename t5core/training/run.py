@@ -434,6 +434,12 @@ def run(options: RunOptions, log=print):
     strategy = make_strategy(options.strategy, options.tpu or None, options.num_cpu_devices,
                              options.cluster_resolver, options.slurm_port_base)
     options.train.check(strategy.num_replicas_in_sync)  # the batch over the replicas, before data
+    replicas = strategy.num_replicas_in_sync
+    if replicas > 1 and is_chief(strategy):
+        kind = type(strategy).__name__.replace("CollectiveAllReduce", "MultiWorkerMirrored")
+        log(f"{replicas} replicas ({kind}): --batch_size="
+            f"{options.train.batch_size} is the global batch, {options.train.batch_size // replicas}"
+            " rows per replica")
     train_cfg = dataclasses.replace(options.train,
                                     jit_compile=resolve_jit_compile(options.jit_compile))
     options = dataclasses.replace(options, train=train_cfg)
