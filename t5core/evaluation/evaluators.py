@@ -81,8 +81,10 @@ class DecodeEvaluator:
             real = len(batch)
             if real < self.batch_size:  # keep one shape: pad with copies of the first row
                 batch = np.concatenate([batch, np.repeat(batch[:1], self.batch_size - real, 0)])
+            # first_row: an example's sample depends on the seed and its place only, as in
+            # `generate_text`, never on batch_size.
             tokens, _ = generate(model, batch, self.max_new_tokens, jit_compile=self.jit_compile,
-                                 **self.generate_options)
+                                 first_row=start, **self.generate_options)
             # An input of EOS alone decodes to "", as at every other door (`is_empty`).
             predictions += ["" if is_empty(np.trim_zeros(ids, "b")) else self.tokenizer.decode(row)
                             for ids, row in zip(self.inputs[start:start + real],
