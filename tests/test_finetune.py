@@ -97,3 +97,10 @@ def test_score_candidates_is_the_summed_log_likelihood():
                                         "decoder_input_tokens": dec})).numpy()
         expected = sum(logp[:, t, target[t]] for t in range(len(cand)))
         np.testing.assert_allclose(scores[:, c], expected, rtol=1e-5)
+    # A candidate longer than targets_length is scored whole, not cut: two that share their
+    # first targets_length tokens do not tie, and no score depends on targets_length.
+    candidates = [[10, 11, 12, 1], [10, 11, 13, 14, 1]]
+    short = score_candidates(model, enc, candidates, targets_length=2)
+    np.testing.assert_allclose(short, score_candidates(model, enc, candidates, targets_length=8),
+                               rtol=1e-5)
+    assert np.all(short[:, 0] != short[:, 1])

@@ -180,7 +180,9 @@ def score_candidates(model, encoder_tokens, candidates, targets_length, batch_si
     """Log-likelihood float32 [N, C] of each candidate target (token lists) for each input,
     each candidate teacher-forced in one forward pass (rank classification); `on_batch(rows)`
     after each batch of inputs."""
-    targets = pad_rows(candidates, targets_length)  # [C, T]
+    # Each candidate is scored whole: cut to targets_length, labels sharing their first tokens
+    # would tie, and a label's score would depend on the decoding length.
+    targets = pad_rows(candidates, max([targets_length, *map(len, candidates)]))  # [C, T]
     decoder_inputs = shift_right(targets, model.config.decoder_start_token_id).numpy()
     scores = np.zeros((len(encoder_tokens), len(candidates)), np.float32)
     for start in range(0, len(encoder_tokens), batch_size):
