@@ -376,6 +376,14 @@ def test_generate_text_batches_like_single_calls():
     single = [tok.decode(generate(model, np.array([tok.encode(t, add_eos=True)]), 5,
                                   jit_compile=False)[0].numpy()[0]) for t in texts]
     assert batched == single
+    # A prompt per text follows its text, whatever batch and place the text lands in.
+    prompts = np.array([[7, 9], [3, 3], [100, 2], [5, 6], [8, 8]], np.int32)
+    batched = list(generate_text(model, tok, texts, batch_size=2, max_new_tokens=5,
+                                 decoder_prompt=prompts, jit_compile=False))
+    single = [tok.decode(generate(model, np.array([tok.encode(t, add_eos=True)]), 5,
+                                  decoder_prompt=p, jit_compile=False)[0].numpy()[0])
+              for t, p in zip(texts, prompts)]
+    assert batched == single
 
 
 @pytest.mark.parametrize("method", ["greedy", "beam"])

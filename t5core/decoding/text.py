@@ -80,7 +80,8 @@ def generate_text(model, tokenizer, texts: Iterable[str], *, batch_size: int = 3
       source: what messages call a text's origin ("input 3 is empty"), e.g. a file name.
       note: called once, at the end, with a note for the user when outputs reached
         max_new_tokens before their EOS (the outputs are unchanged).
-      **generate_kwargs: `t5core.generate`'s (method, num_beams, ..., beam_semantics).
+      **generate_kwargs: `t5core.generate`'s (method, num_beams, ..., beam_semantics); a 2-D
+        decoder_prompt holds one row per text.
 
     Yields:
       The decoded string of each text ("" for a text with no tokens).
@@ -101,15 +102,26 @@ def generate_text(model, tokenizer, texts: Iterable[str], *, batch_size: int = 3
         bar = tqdm(total=total, unit="text", desc="generate")
     done = limited = 0  # limited: outputs that reached max_new_tokens before EOS
     pending: list[str] = []
+    # A [texts, P] decoder_prompt holds a prompt per text: each batch takes its own texts' rows,
+    # not the rows of their places in the batch.
+    prompt = generate_kwargs.get("decoder_prompt")
+    per_text = np.asarray(prompt) if prompt is not None and np.ndim(prompt) == 2 else None
 
     def flush():
         nonlocal limited
         encoded = encode_inputs(tokenizer, pending, max_input_length, truncate, done, source)
         # A short last batch is padded to the next power of two rows (few shapes, little waste).
         rows = min(batch_size, 1 << (len(pending) - 1).bit_length())
+        kwargs = generate_kwargs
+        if per_text is not None:
+            mine = per_text[done:done + len(pending)]
+            if len(mine) < len(pending):
+                raise ValueError(f"decoder_prompt has {len(per_text)} rows, fewer than the texts")
+            kwargs = {**kwargs, "decoder_prompt": np.pad(mine, [(0, rows - len(mine)), (0, 0)],
+                                                         mode="edge")}
         # first_row: a text's sample depends on the seed and its place in `texts` only.
         tokens, _ = generate(model, pad_batch(encoded, rows), max_new_tokens, first_row=done,
-                             **generate_kwargs)
+                             **kwargs)
         outputs = list(zip(encoded, np.asarray(tokens)))
         limited += sum(tokenizer.eos_id not in row for ids, row in outputs if not is_empty(ids))
         return ["" if is_empty(ids) else tokenizer.decode(row) for ids, row in outputs]
