@@ -12,7 +12,7 @@ from tqdm import tqdm
 from t5core.data.pairs import pad_rows
 from t5core.data.tasks import task_examples
 from t5core.decoding import generate
-from t5core.decoding.text import is_empty
+from t5core.decoding.text import batch_options, is_empty
 from t5core.losses import token_losses
 from t5core.metrics import check_metric_packages, compute_metrics
 from t5core.model_inputs import shift_right
@@ -81,10 +81,9 @@ class DecodeEvaluator:
             real = len(batch)
             if real < self.batch_size:  # keep one shape: pad with copies of the first row
                 batch = np.concatenate([batch, np.repeat(batch[:1], self.batch_size - real, 0)])
-            # first_row: an example's sample depends on the seed and its place only, as in
-            # `generate_text`, never on batch_size.
             tokens, _ = generate(model, batch, self.max_new_tokens, jit_compile=self.jit_compile,
-                                 first_row=start, **self.generate_options)
+                                 **batch_options(self.generate_options, start, real,
+                                                 self.batch_size))
             # An input of EOS alone decodes to "", as at every other door (`is_empty`).
             predictions += ["" if is_empty(np.trim_zeros(ids, "b")) else self.tokenizer.decode(row)
                             for ids, row in zip(self.inputs[start:start + real],
