@@ -64,7 +64,7 @@ def batch_options(options: dict, start: int, count: int, rows: int) -> dict:
     """`generate`'s options for texts [start, start + count) decoded as `rows` rows, so that a
     text's output never depends on its batch: first_row (its place in the seed's stream) and,
     of a 2-D decoder_prompt (a row per text), these texts' rows."""
-    options = {**options, "first_row": start}
+    options = {**options, "first_row": options.get("first_row", 0) + start}
     prompt = options.get("decoder_prompt")
     if prompt is not None and np.ndim(prompt) == 2:
         mine = np.asarray(prompt)[start:start + count]
