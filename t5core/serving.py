@@ -67,6 +67,9 @@ class Server(_TextRequests):
                  seed=0, decoder_prompt=None, jit_compile=False, beam_semantics="t5x"):
         super().__init__(model, tokenizer, max_input_length, name="t5_server")
         prompt = np.zeros([0], np.int32) if decoder_prompt is None else np.asarray(decoder_prompt)
+        if prompt.ndim > 1 and prompt.size != prompt.shape[-1]:  # rows would be joined into one
+            raise ValueError("decoder_prompt: one prompt [prompt_length] for every input (a "
+                             f"request's size is not known at export), got shape {prompt.shape}")
         self._prompt = prompt.astype(np.int32).reshape(-1)
         # Per input of a request: a request's batch size is not known at export.
         self._static = dict(search_settings(model, method, max_new_tokens, num_beams, alpha,

@@ -12,6 +12,7 @@ import tensorflow as tf
 import t5core
 from t5core.decoding import filter_logits, generate, length_penalty
 from t5core.decoding.text import encode_inputs, generate_text, pad_batch
+from t5core.evaluation.evaluators import DecodeEvaluator
 from conftest import REFERENCE, REFERENCE_VARIANTS
 
 NEW_TOKENS = 12  # what tests/make_reference.py asked HF for
@@ -355,6 +356,11 @@ class ToyTokenizer:
     def decode(self, ids):
         return " ".join(str(i) for i in ids if i > 1)
 
+    def unknown_tokens_warning(self, *args):  # it spells every text (DecodeEvaluator asks)
+        return None
+
+    unwritable_warning = unknown_tokens_warning
+
 
 def test_text_inputs_empty_long_and_truncated(caplog):
     tok = ToyTokenizer()
@@ -376,6 +382,18 @@ def test_generate_text_batches_like_single_calls():
     single = [tok.decode(generate(model, np.array([tok.encode(t, add_eos=True)]), 5,
                                   jit_compile=False)[0].numpy()[0]) for t in texts]
     assert batched == single
+    # A prompt per text follows its text, whatever batch and place the text lands in.
+    prompts = np.array([[7, 9], [3, 3], [100, 2], [5, 6], [8, 8]], np.int32)
+    batched = list(generate_text(model, tok, texts, batch_size=2, max_new_tokens=5,
+                                 decoder_prompt=prompts, jit_compile=False))
+    single = [tok.decode(generate(model, np.array([tok.encode(t, add_eos=True)]), 5,
+                                  decoder_prompt=p, jit_compile=False)[0].numpy()[0])
+              for t, p in zip(texts, prompts)]
+    assert batched == single
+    evaluator = DecodeEvaluator([tok.encode(t, add_eos=True) for t in texts], texts, tok,
+                                ["accuracy"], 8, 5, batch_size=2, decoder_prompt=prompts,
+                                jit_compile=False)
+    assert evaluator.predict(model) == single
 
 
 @pytest.mark.parametrize("method", ["greedy", "beam"])

@@ -99,6 +99,13 @@ def test_score_candidates_is_the_summed_log_likelihood():
                                         "decoder_input_tokens": dec})).numpy()
         expected = sum(logp[:, t, target[t]] for t in range(len(cand)))
         np.testing.assert_allclose(scores[:, c], expected, rtol=1e-5)
+    # A candidate longer than targets_length is scored whole, not cut: two that share their
+    # first targets_length tokens do not tie, and no score depends on targets_length.
+    candidates = [[10, 11, 12, 1], [10, 11, 13, 14, 1]]
+    short = score_candidates(model, enc, candidates, targets_length=2)
+    np.testing.assert_allclose(short, score_candidates(model, enc, candidates, targets_length=8),
+                               rtol=1e-5)
+    assert np.all(short[:, 0] != short[:, 1])
 
 
 @pytest.mark.parametrize("metrics", ["accuracy", ""])
@@ -108,8 +115,8 @@ def test_rank_classification_refuses_labels_it_would_score_as_the_same_tokens(tm
     made = options(tmp_path, train_file=path, eval_file=path, inputs_field="sentence",
                    targets_field="label", metrics=metrics, rank_classification=True,
                    labels="非常负面,非常正面")
-    # Byte-level and cut to 4 tokens, both labels are the bytes of 非 and EOS: argmax over two
-    # equal scores would always pick the first.
+    # Byte-level and cut to 4 tokens, both labels are the bytes of 非 and EOS: the training
+    # targets of both are one.
     made = dataclasses.replace(made, train=dataclasses.replace(made.train, targets_length=4))
     with pytest.raises(FlagError, match="'非常负面' and '非常正面' are the same tokens.*at least 13"):
         run(made, log=lambda *a: None)

@@ -11,8 +11,9 @@ import tensorflow as tf
 from t5core import T5Config, T5Model
 from t5core.classifier import T5EncoderClassifier
 from t5core.data.option_tasks import task_from_options
+from t5core.decoding.text import encode_inputs
 from t5core.evaluation import reports
-from t5core.evaluation.evaluators import ClassifierEvaluator, task_evaluator
+from t5core.evaluation.evaluators import ClassifierEvaluator, DecodeEvaluator, task_evaluator
 from t5core.tokenizer import ByteTokenizer
 
 # Per template: rows of its test file, the metrics, and predictions a model could make (a label
@@ -178,6 +179,11 @@ def test_a_sampled_text_is_the_same_whatever_the_batching_and_path():
     paths["generate_text under XLA"] = list(generate_text(
         model, tokenizer, texts, batch_size=4, max_input_length=16, truncate=True,
         jit_compile=True, **settings))
+    # evaluate_task's and the trainer's decoding: ids cut as every door cuts them.
+    evaluator = DecodeEvaluator(encode_inputs(tokenizer, texts, 16, truncate=True), texts,
+                                tokenizer, ["accuracy"], 16, jit_compile=False, batch_size=3,
+                                **settings)
+    paths["DecodeEvaluator batch_size=3"] = evaluator.predict(model)
     served = Server(model, tokenizer, max_input_length=16, **settings).serve(tf.constant(texts))
     paths["SavedModel's serve"] = [s.decode("utf-8") for s in served["outputs"].numpy()]
     reference = paths.pop(f"generate_text batch_size={len(texts)}")

@@ -115,6 +115,10 @@ def test_export_refuses_a_non_empty_directory(tiny_model, tmp_path):
     with pytest.raises(FlagError, match=r"max_new_tokens=1000000000 would need .* at most"):
         export_saved_model(tiny_model, Tokenizer(str(VOCAB)), str(tmp_path / "new"),
                            max_new_tokens=10**9)
+    # A prompt per row cannot follow a request's rows: refused, never joined into one prompt.
+    with pytest.raises(ValueError, match=r"one prompt \[prompt_length\] for every input"):
+        export_saved_model(tiny_model, Tokenizer(str(VOCAB)), str(tmp_path / "new"),
+                           decoder_prompt=[[5, 6], [7, 8]])
 
 
 def test_export_overwrite_replaces_the_previous_savedmodel_only_once_the_new_one_is_written(

@@ -60,6 +60,20 @@ def pad_batch(encoded: list[list[int]], rows: int) -> np.ndarray:
     return batch
 
 
+def batch_options(options: dict, start: int, count: int, rows: int) -> dict:
+    """`generate`'s options for texts [start, start + count) decoded as `rows` rows, so that a
+    text's output never depends on its batch: first_row (its place in the seed's stream) and,
+    of a 2-D decoder_prompt (a row per text), these texts' rows."""
+    options = {**options, "first_row": options.get("first_row", 0) + start}
+    prompt = options.get("decoder_prompt")
+    if prompt is not None and np.ndim(prompt) == 2:
+        mine = np.asarray(prompt)[start:start + count]
+        if len(mine) < count:
+            raise ValueError(f"decoder_prompt has {len(prompt)} rows, fewer than the texts")
+        options["decoder_prompt"] = np.pad(mine, [(0, rows - count), (0, 0)], mode="edge")
+    return options
+
+
 def generate_text(model, tokenizer, texts: Iterable[str], *, batch_size: int = 32,
                   max_input_length: int = 512, truncate: bool = False, max_new_tokens: int = 64,
                   progress: bool = False, total: int | None = None, source: str = "input",
@@ -80,7 +94,8 @@ def generate_text(model, tokenizer, texts: Iterable[str], *, batch_size: int = 3
       source: what messages call a text's origin ("input 3 is empty"), e.g. a file name.
       note: called once, at the end, with a note for the user when outputs reached
         max_new_tokens before their EOS (the outputs are unchanged).
-      **generate_kwargs: `t5core.generate`'s (method, num_beams, ..., beam_semantics).
+      **generate_kwargs: `t5core.generate`'s (method, num_beams, ..., beam_semantics); a 2-D
+        decoder_prompt holds one row per text.
 
     Yields:
       The decoded string of each text ("" for a text with no tokens).
@@ -107,9 +122,8 @@ def generate_text(model, tokenizer, texts: Iterable[str], *, batch_size: int = 3
         encoded = encode_inputs(tokenizer, pending, max_input_length, truncate, done, source)
         # A short last batch is padded to the next power of two rows (few shapes, little waste).
         rows = min(batch_size, 1 << (len(pending) - 1).bit_length())
-        # first_row: a text's sample depends on the seed and its place in `texts` only.
-        tokens, _ = generate(model, pad_batch(encoded, rows), max_new_tokens, first_row=done,
-                             **generate_kwargs)
+        tokens, _ = generate(model, pad_batch(encoded, rows), max_new_tokens,
+                             **batch_options(generate_kwargs, done, len(pending), rows))
         outputs = list(zip(encoded, np.asarray(tokens)))
         limited += sum(tokenizer.eos_id not in row for ids, row in outputs if not is_empty(ids))
         return ["" if is_empty(ids) else tokenizer.decode(row) for ids, row in outputs]

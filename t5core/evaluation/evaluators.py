@@ -12,7 +12,7 @@ from tqdm import tqdm
 from t5core.data.pairs import pad_rows
 from t5core.data.tasks import task_examples
 from t5core.decoding import generate
-from t5core.decoding.text import is_empty
+from t5core.decoding.text import batch_options, is_empty
 from t5core.errors import FlagError
 from t5core.losses import token_losses
 from t5core.metrics import check_metric_packages, compute_metrics
@@ -83,7 +83,8 @@ class DecodeEvaluator:
             if real < self.batch_size:  # keep one shape: pad with copies of the first row
                 batch = np.concatenate([batch, np.repeat(batch[:1], self.batch_size - real, 0)])
             tokens, _ = generate(model, batch, self.max_new_tokens, jit_compile=self.jit_compile,
-                                 **self.generate_options)
+                                 **batch_options(self.generate_options, start, real,
+                                                 self.batch_size))
             # An input of EOS alone decodes to "", as at every other door (`is_empty`).
             predictions += ["" if is_empty(np.trim_zeros(ids, "b")) else self.tokenizer.decode(row)
                             for ids, row in zip(self.inputs[start:start + real],
@@ -179,7 +180,9 @@ def score_candidates(model, encoder_tokens, candidates, targets_length, batch_si
     """Log-likelihood float32 [N, C] of each candidate target (token lists) for each input,
     each candidate teacher-forced in one forward pass (rank classification); `on_batch(rows)`
     after each batch of inputs."""
-    targets = pad_rows(candidates, targets_length)  # [C, T]
+    # Each candidate is scored whole: cut to targets_length, labels sharing their first tokens
+    # would tie, and a label's score would depend on the decoding length.
+    targets = pad_rows(candidates, max([targets_length, *map(len, candidates)]))  # [C, T]
     decoder_inputs = shift_right(targets, model.config.decoder_start_token_id).numpy()
     scores = np.zeros((len(encoder_tokens), len(candidates)), np.float32)
     for start in range(0, len(encoder_tokens), batch_size):
@@ -206,7 +209,7 @@ class RankEvaluator(DecodeEvaluator):
         super().__init__(*args, **kwargs)
         self.labels = list(labels)
         self.label_tokens = [self.tokenizer.encode(label, add_eos=True) for label in labels]
-        # Labels scored as the same tokens tie, and argmax then always picks the first.
+        # Labels that are the same targets once cut are the same to a model trained on them.
         scored = {}
         for label, tokens in zip(self.labels, self.label_tokens):
             cut = tokens[:self.max_new_tokens]
@@ -215,8 +218,8 @@ class RankEvaluator(DecodeEvaluator):
                 raise FlagError(
                     f"--labels {other!r} and {label!r} are the same tokens "
                     f"({self.tokenizer.decode(cut)!r}) once tokenized and cut to the targets' "
-                    f"length {self.max_new_tokens}: rank classification cannot tell them apart "
-                    f"and would always pick {other!r}. Give label words the vocabulary spells "
+                    f"length {self.max_new_tokens}, as training cuts its targets: a model cannot "
+                    f"learn to tell them apart. Give label words the vocabulary spells "
                     f"apart, or a targets length of at least "
                     f"{max(map(len, self.label_tokens))} (the longest label with its EOS)")
 
