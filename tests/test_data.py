@@ -344,6 +344,25 @@ def test_span_corruption_lengths_helper():
     assert objectives.random_spans_helper(1024)[0] > 1100
 
 
+@pytest.mark.parametrize("mean_span", [3.0, 8.0])
+def test_span_corruption_keeps_the_lengths_its_helper_promises(tok, mean_span):
+    # Short pieces get one noise span however the rounding falls (T5's mask); the helper must
+    # count it, or the inputs come out longer than lengths["inputs"] (inputs 4..9 at mean 3).
+    ds = tf.data.Dataset.from_tensors({"targets": tf.range(100, 400)})
+    for inputs in (2, 3, 4, 8, 9, 16, 27):
+        _, targets = objectives.random_spans_helper(inputs, 0.15, mean_span)
+        rows = _list(prep.append_eos(objectives.span_corruption(
+            ds, tok, seed=0, lengths={"inputs": inputs, "targets": targets},
+            mean_noise_span_length=mean_span)))
+        assert max(len(r["inputs"]) for r in rows) <= inputs, (inputs, mean_span)
+        assert max(len(r["targets"]) for r in rows) <= targets, (inputs, mean_span)
+    for objective in (functools.partial(objectives.span_corruption, tokenizer=tok),
+                      functools.partial(objectives.iid_denoising, tokenizer=tok),
+                      objectives.prefix_lm):
+        with pytest.raises(ValueError, match=r"--inputs_length\) must be an integer >= 2"):
+            objective(ds, seed=0, lengths={"inputs": 1, "targets": 8})
+
+
 def test_span_corruption_matches_t5s_own_test_vectors():
     # The vectors of google-research/text-to-text-transfer-transformer
     # t5/data/preprocessors_test.py (test_random_spans_helper, test_random_spans_noise_mask,

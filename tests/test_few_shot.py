@@ -63,6 +63,10 @@ def test_bad_requests_are_refused():
         t5core.few_shot_prompts(QUERIES, SHOTS, -1)
     with pytest.raises(ValueError, match="no shots"):
         t5core.few_shot_prompts(QUERIES, [], 1)
+    # More shots than the pool holds: refused, not silently a smaller k.
+    with pytest.raises(ValueError, match="num_shots=6 but there are 5 shots"):
+        t5core.few_shot_prompts(QUERIES, SHOTS, 6)
+    assert t5core.few_shot_prompts(QUERIES[:1], SHOTS, 5).shots_used == 5
 
 
 def _jsonl(path, pairs):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from t5core.config import check_int
 from t5core.data.preprocessors import AUTOTUNE, map_with_seeds, stateless_shuffle
 from t5core.tokenizer import ByteTokenizer
 
@@ -16,11 +17,13 @@ def random_spans_helper(inputs_length: int = 512, noise_density: float = 0.15,
     """(raw tokens per example, targets length) so that inputs come out at `inputs_length`, counting
     the extra tokens per span (one sentinel) and one EOS on each side (512 -> (568, 114))."""
     def lengths(tokens):
-        noise = round(tokens * noise_density)
-        spans = round(noise / mean_noise_span_length)
+        noise, spans = 0, 0  # density 0: no noise, as the mask
+        if noise_density:
+            noise, spans = (int(n) for n in _noise_counts(tokens, noise_density,
+                                                          mean_noise_span_length))
         return (tokens - noise + spans * extra_tokens_per_span_inputs + 1,
                 noise + spans * extra_tokens_per_span_targets + 1)
-    tokens = inputs_length - 1
+    tokens = _inputs_length({"inputs": inputs_length}) - 1
     while lengths(tokens + 1)[0] <= inputs_length:
         tokens += 1
     inputs, targets = lengths(tokens)
@@ -40,6 +43,17 @@ def _random_segmentation(num_items, num_segments, seed):
                                         num_segments)
 
 
+def _noise_counts(length, noise_density, mean_noise_span_length):
+    """(noise tokens, noise spans) of a `length`-token piece, at least one of each and room for
+    one non-noise token. The lengths helper counts with these too: its own rounding gave short
+    pieces 0 spans, so their inputs came out longer than it promised."""
+    length = tf.maximum(length, 2)
+    num_noise = tf.cast(tf.round(tf.cast(length, tf.float32) * noise_density), tf.int32)
+    num_noise = tf.clip_by_value(num_noise, 1, length - 1)
+    num_spans = tf.cast(tf.round(tf.cast(num_noise, tf.float32) / mean_noise_span_length), tf.int32)
+    return num_noise, tf.maximum(num_spans, 1)
+
+
 def random_spans_noise_mask(length, seeds, noise_density: float = 0.15,
                             mean_noise_span_length: float = 3.0):
     """bool [length]: round(length * noise_density) noise tokens in spans alternating with
@@ -48,11 +62,8 @@ def random_spans_noise_mask(length, seeds, noise_density: float = 0.15,
     if noise_density == 0:
         return tf.zeros([length], tf.bool)
     orig_length = length
-    length = tf.maximum(length, 2)  # room for one noise and one non-noise token
-    num_noise = tf.cast(tf.round(tf.cast(length, tf.float32) * noise_density), tf.int32)
-    num_noise = tf.clip_by_value(num_noise, 1, length - 1)
-    num_spans = tf.cast(tf.round(tf.cast(num_noise, tf.float32) / mean_noise_span_length), tf.int32)
-    num_spans = tf.maximum(num_spans, 1)
+    length = tf.maximum(length, 2)
+    num_noise, num_spans = _noise_counts(length, noise_density, mean_noise_span_length)
     noise_lengths = _random_segmentation(num_noise, num_spans, seeds[0])
     nonnoise_lengths = _random_segmentation(length - num_noise, num_spans, seeds[1])
     # [nonnoise_0, noise_0, nonnoise_1, noise_1, ...]: odd span numbers are noise.
@@ -189,9 +200,14 @@ def iid_denoising(ds, tokenizer, seed: int, lengths=None, noise_density: float =
                   key: str = "targets"):
     """The paper's baseline objective: i.i.d. noise tokens, each run -> one sentinel."""
     lengths = dict(lengths or {"inputs": 512})
-    return _sentinel_denoising(ds, seed, lengths["inputs"] - 1, key,
+    return _sentinel_denoising(ds, seed, _inputs_length(lengths) - 1, key,
                                lambda length, seeds: iid_noise_mask(length, seeds, noise_density),
                                *pretraining_sentinels(tokenizer))
+
+
+def _inputs_length(lengths):
+    """An objective's inputs length: its pieces need a token besides their EOS."""
+    return check_int(lengths["inputs"], 'lengths["inputs"] (--inputs_length)', 2)
 
 
 def _sentinel_denoising(ds, seed, tokens_per_example, key, mask_fn, first, step):
@@ -208,6 +224,6 @@ def prefix_lm(ds, seed: int, lengths=None, key: str = "targets"):
     """Prefix LM: a random prefix of each piece is the input, the rest the target."""
     lengths = dict(lengths or {"inputs": 512})
     ds = select_random_chunk(ds, seed, key=key)
-    ds = split_tokens(ds, lengths["inputs"] - 1, key=key)
+    ds = split_tokens(ds, _inputs_length(lengths) - 1, key=key)
     return denoise(ds, seed + 1, random_prefix_noise_mask, drop_nonnoise_tokens, drop_noise_tokens,
                    0, 0, key=key)

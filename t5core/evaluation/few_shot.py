@@ -6,6 +6,8 @@ import dataclasses
 import random
 from typing import Sequence
 
+from t5core.errors import FlagError
+
 SHOT_SEPARATOR = "\n\n"
 TARGET_SEPARATOR = "\n"
 
@@ -38,12 +40,13 @@ def few_shot_prompts(inputs: Sequence[str], shots: Sequence, num_shots: int, *, 
       FewShotPrompts(prompts, dropped, shots_used).
 
     Raises:
-      ValueError: num_shots < 0, or num_shots > 0 with no shots.
+      ValueError: num_shots < 0, or more than the shots.
     """
     if num_shots < 0:
         raise ValueError(f"num_shots must be >= 0 (got {num_shots})")
-    if num_shots and not shots:
-        raise ValueError("num_shots > 0 but there are no shots to draw from")
+    if num_shots > len(shots):  # fewer shots than asked for would be a different k-shot run
+        raise FlagError(f"num_shots={num_shots} but there are {len(shots) or 'no'} shots to "
+                         "draw from")
     rng = random.Random(seed)
     prompts, dropped, used = [], 0, 0
     shots = [(str(i), str(t)) for i, t in shots]
