@@ -82,7 +82,8 @@ def main(argv):
     for step in range(every, FLAGS.train_steps + 1, every):
         time.sleep(float(os.environ.get("FAKE_TRAIN_SLEEP", "0")))
         accuracy = score(FLAGS.learning_rate, FLAGS.warmup_steps) * step / FLAGS.train_steps
-        log.write(json.dumps({"step": step, "eval/eval_loss": 2 - accuracy,
+        loss = None if os.environ.get("FAKE_TRAIN_NAN_LOSS") else 2 - accuracy  # null: NaN
+        log.write(json.dumps({"step": step, "eval/eval_loss": loss,
                               "eval/accuracy": accuracy}) + "\n")
         log.flush()
         if best is None or accuracy > best:
@@ -804,6 +805,20 @@ def test_results_csv_holds_the_values_results_jsonl_holds(tmp_path):
             else:
                 assert float(row[column]) == value, column
     assert rows[1]["error"] == 'ValueError: bad, "quoted"'
+
+
+def test_a_sweep_whose_trials_saw_a_nan_metric_reads_back(fake, monkeypatch):
+    """Optuna writes its journal with Python's json, a NaN metric of a trial's picked step as
+    NaN: the sweep's own reader takes it back (status, resume) as the NaN it was."""
+    monkeypatch.setenv("FAKE_TRAIN_NAN_LOSS", "1")
+    best, _ = run_sweep(fake, {"learning_rate": [1e-3, 1e-2]}, method="grid")
+    state = load_state(str(fake["dir"] / "sweep"))
+    assert [t["status"] for t in state["trials"]] == ["done", "done"]
+    for t in state["trials"]:
+        assert math.isnan(t["metrics"]["eval_loss"])
+        assert t["metrics"]["accuracy"] == pytest.approx(fake_score(t["params"]["learning_rate"]))
+    assert state["best"] == best["id"]
+    run_sweep(fake, {"learning_rate": [1e-3, 1e-2]}, method="grid")  # a resume reads it too
 
 
 def test_the_best_trial_link_never_replaces_a_folder(fake):
