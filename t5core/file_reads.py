@@ -257,9 +257,9 @@ def line_text(line: str) -> str:
         m.group(1)) or chr(int(m.group(1)[1:], 16)), line)
 
 
-def read_json(path, error=DataError, nonfinite=False):
+def read_json(path, error=DataError, nonfinite=False, **hooks):
     """`parse_json` of the file `path`, read with `read_bytes`."""
-    return parse_json(read_bytes(path, error), path, error, nonfinite)
+    return parse_json(read_bytes(path, error), path, error, nonfinite, **hooks)
 
 
 # ----------------------------------------------------------------------------- names from files

@@ -249,7 +249,9 @@ def _names_byt5_tokenizer(directory: str) -> bool:
     for name in ("tokenizer_config.json", CONFIG):
         candidate = path(directory, name)
         if tf.io.gfile.exists(candidate):
-            value = _read_json(candidate)
+            # Numbers as text: only tokenizer_class is read, and transformers writes an unlimited
+            # model_max_length as int(1e30), past the integers t5core reads as numbers.
+            value = file_reads.read_json(candidate, ModelDirError, parse_int=str)
             if isinstance(value, dict) and value.get("tokenizer_class") == "ByT5Tokenizer":
                 return True
     return False

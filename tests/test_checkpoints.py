@@ -27,6 +27,7 @@ from t5core.checkpoints import (
     load_pretrained,
     write_tf_checkpoint,
 )
+from t5core.checkpoints.export import EXPORT_DTYPES
 from t5core.checkpoints.hf_bin import HFBinReader
 from t5core.checkpoints.mesh_tf import derive_config, mesh_tf_rules
 from t5core.checkpoints.rules import plan_mapping
@@ -384,6 +385,25 @@ def test_sharded_and_bfloat16_exports(tmp_path):
     for name, value in weights(model).items():
         np.testing.assert_array_equal(
             reloaded[name], value.astype(ml_dtypes.bfloat16).astype(np.float32))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_an_export_holds_only_what_loads_back(dtype, tmp_path):
+    """A finite weight past the on-disk dtype's range (float16: 65504) would be written as Inf,
+    which load_pretrained then refuses: export_hf refuses it first, naming the tensor."""
+    model = load_pretrained(str(REFERENCE / "t5_v1_1_gated_gelu_untied"))
+    variable = model.variables_by_name()["decoder/block_1/cross_attention/k/kernel"]
+    big = variable.numpy()
+    big.flat[3] = 7e4
+    variable.assign(big)
+    if dtype == "float16":
+        with pytest.raises(CheckpointError, match=r"decoder\.block\.1\.layer\.1\.EncDecAttention"
+                           r"\.k\.weight: 1 Inf of .*float16"):
+            export_hf(model, str(tmp_path), dtype=dtype)
+        return
+    export_hf(model, str(tmp_path), dtype=dtype)
+    reloaded = weights(load_pretrained(str(tmp_path)))["decoder/block_1/cross_attention/k/kernel"]
+    np.testing.assert_array_equal(reloaded, big.astype(EXPORT_DTYPES[dtype]).astype(np.float32))
 
 
 def test_training_checkpoint_loads_its_weights(tmp_path):

@@ -101,3 +101,19 @@ def test_a_byt5_snapshot_reads_back_as_byte_level(tmp_path, name):
     assert isinstance(load_tokenizer(str(tmp_path)), ByteTokenizer)
     (tmp_path / name).write_text(json.dumps({"tokenizer_class": "T5Tokenizer"}))
     assert model_dir.find_tokenizer(str(tmp_path)) is None  # still asks for --vocab
+
+
+def test_a_byt5_snapshot_as_transformers_saves_it_reads_back_as_byte_level(tmp_path):
+    """transformers' save_pretrained writes a tokenizer without a length limit with
+    model_max_length int(1e30) (its VERY_LARGE_INTEGER), past the integers t5core reads as
+    numbers: finding the tokenizer reads only tokenizer_class, so the snapshot still reads."""
+    from t5core import model_dir
+    from t5core.tokenizer import ByteTokenizer, load_tokenizer
+
+    saved = {"tokenizer_class": "ByT5Tokenizer", "extra_ids": 0, "model_max_length": int(1e30),
+             "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(saved))
+    assert '"model_max_length": 1000000000000000019884624838656' in \
+        (tmp_path / "tokenizer_config.json").read_text()
+    assert model_dir.find_tokenizer(str(tmp_path)) == "byte"
+    assert isinstance(load_tokenizer(str(tmp_path)), ByteTokenizer)

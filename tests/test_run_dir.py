@@ -65,6 +65,32 @@ def test_a_lora_run_reloads_as_trained_or_merged(config, tmp_path):
     assert len(merged.trainable_variables) == len(merged.weights)  # plain and trainable again
 
 
+def test_a_run_converted_to_tf_keeps_what_its_run_json_tells_every_program(config, tmp_path):
+    """convert_checkpoint --format=tf of a LoRA run: the output's run.json is the run's own
+    (data options, rank-classification labels, precision, the files it read), only the LoRA
+    merged away, so evaluate, generate and export read the output as they read the run."""
+    from t5core.commands import convert_checkpoint
+
+    keras.utils.set_random_seed(2)
+    run = tmp_path / "run"
+    model = apply_lora(t5core.T5Model(config), rank=2, targets="q,v")
+    data = {"task": "", "eval_file": str(tmp_path / "eval.jsonl"), "template": "",
+            "inputs_length": 24, "targets_length": 3, "rank_classification": True, "seed": 5}
+    bind_model_dir(str(run), model, model_dir.RunDescription(
+        tokenizer="byte", precision="mixed_bfloat16", labels=("yes", "no"), peft="lora",
+        data=data))
+    t5core.write_tf_checkpoint(model, str(run))
+    out = tmp_path / "tf"
+    assert convert_checkpoint.main([f"--input={run}", f"--output={out}", "--format=tf",
+                                    "--quiet"]) == 0
+    recorded, converted = model_dir.read_run(str(run)), model_dir.read_run(str(out))
+    assert recorded.lora_rank == 2 and converted.lora_rank == 0
+    unmerged = {"lora_rank", "lora_alpha", "lora_targets"}
+    assert {k: v for k, v in converted.to_json().items() if k not in unmerged} == \
+        {k: v for k, v in recorded.to_json().items() if k not in unmerged}
+    assert not t5core.peft.lora_layers(t5core.load_pretrained(str(out)))
+
+
 def test_resuming_checks_structure_and_tokenizer(config, tmp_path):
     run = model_dir.RunDescription(tokenizer=str(VOCAB), peft="lora")
     bind_model_dir(str(tmp_path), apply_lora(t5core.T5Model(config), rank=4), run)

@@ -6,6 +6,7 @@ checkpoint files the way the Trainer does, with a known objective, in well under
 trial. One test runs the real scripts/train.py for a few steps to check the two fit together.
 """
 
+import csv
 import errno
 import json
 import math
@@ -81,7 +82,8 @@ def main(argv):
     for step in range(every, FLAGS.train_steps + 1, every):
         time.sleep(float(os.environ.get("FAKE_TRAIN_SLEEP", "0")))
         accuracy = score(FLAGS.learning_rate, FLAGS.warmup_steps) * step / FLAGS.train_steps
-        log.write(json.dumps({"step": step, "eval/eval_loss": 2 - accuracy,
+        loss = None if os.environ.get("FAKE_TRAIN_NAN_LOSS") else 2 - accuracy  # null: NaN
+        log.write(json.dumps({"step": step, "eval/eval_loss": loss,
                               "eval/accuracy": accuracy}) + "\n")
         log.flush()
         if best is None or accuracy > best:
@@ -774,6 +776,49 @@ def test_a_failed_best_trial_link_is_removed_not_left_naming_the_previous_best(f
     monkeypatch.setattr(results.file_writes, "replace_link", fail(errno.EPERM))
     assert results.publish_best(str(sweep), best, "accuracy", "max")["best_trial_link"] is None
     assert json.loads((sweep / "best.json").read_text())["best_trial_link"] is None
+
+
+def test_results_csv_holds_the_values_results_jsonl_holds(tmp_path):
+    """Both tables read back to the same numbers: a sampled learning rate, the objective, a
+    metric and a long run's seconds (to the tenth both tables show) are not rounded in the CSV,
+    only in the markdown."""
+    trials = [{"id": "t0", "status": "done", "value": 2 / 3, "step": 10, "seconds": 1234567.84,
+               "params": {"learning_rate": math.sqrt(1e-5), "warmup_steps": 7},
+               "metrics": {"accuracy": 2 / 3, "loss": 1 / 7, "rouge": float("nan")}},
+              {"id": "t1", "status": "failed", "value": None, "step": None, "seconds": 3.0,
+               "params": {"learning_rate": 1e-3, "warmup_steps": 0}, "metrics": {},
+               "error": "Traceback\nValueError: bad, \"quoted\""}]
+    results.write_tables(str(tmp_path), trials, ["learning_rate", "warmup_steps"], "accuracy")
+    with open(tmp_path / "results.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    lines = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert [r["trial"] for r in rows] == [t["id"] for t in lines]
+    for row, t in zip(rows, lines):
+        expected = {"status": t["status"], "accuracy": t["value"], "step": t["step"],
+                    "seconds": round(t["seconds"], 1), "loss": t["metrics"].get("loss"),
+                    "rouge": t["metrics"].get("rouge"), **t["params"]}
+        for column, value in expected.items():
+            if value is None:
+                assert row[column] in ("", "nan"), column
+            elif isinstance(value, str):
+                assert row[column] == value, column
+            else:
+                assert float(row[column]) == value, column
+    assert rows[1]["error"] == 'ValueError: bad, "quoted"'
+
+
+def test_a_sweep_whose_trials_saw_a_nan_metric_reads_back(fake, monkeypatch):
+    """Optuna writes its journal with Python's json, a NaN metric of a trial's picked step as
+    NaN: the sweep's own reader takes it back (status, resume) as the NaN it was."""
+    monkeypatch.setenv("FAKE_TRAIN_NAN_LOSS", "1")
+    best, _ = run_sweep(fake, {"learning_rate": [1e-3, 1e-2]}, method="grid")
+    state = load_state(str(fake["dir"] / "sweep"))
+    assert [t["status"] for t in state["trials"]] == ["done", "done"]
+    for t in state["trials"]:
+        assert math.isnan(t["metrics"]["eval_loss"])
+        assert t["metrics"]["accuracy"] == pytest.approx(fake_score(t["params"]["learning_rate"]))
+    assert state["best"] == best["id"]
+    run_sweep(fake, {"learning_rate": [1e-3, 1e-2]}, method="grid")  # a resume reads it too
 
 
 def test_the_best_trial_link_never_replaces_a_folder(fake):

@@ -12,6 +12,7 @@ import numpy as np
 
 from t5core import file_writes, model_dir, quantization
 from t5core.checkpoints.hf import hf_name
+from t5core.checkpoints.loading import nonfinite_summary
 from t5core.checkpoints.safetensors_io import write_safetensors
 from t5core.classifier import T5EncoderClassifier
 from t5core.errors import CheckpointError
@@ -56,7 +57,7 @@ def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None,
 
     Raises:
       CheckpointError: a prompt-tuned or classifier-head model, unmerged LoRA or int8 weights,
-        which HF's T5 classes cannot hold.
+        which HF's T5 classes cannot hold; a weight past `dtype`'s range (float16: 65504).
       ValueError: an unknown dtype or an unreadable max_shard_size.
     """
     _check_exportable(model)
@@ -71,9 +72,17 @@ def export_hf(model, directory, dtype=None, max_shard_size="5GB", progress=None,
 
     def produce(name, transform, variable, size):
         array = transform(variable.numpy())
+        with np.errstate(over="ignore"):
+            cast = array.astype(out_dtype, copy=False)
+        # load_pretrained refuses an Inf: a weight past the dtype's range is refused here.
+        if cast is not array and (overflow := nonfinite_summary(cast)) \
+                and not nonfinite_summary(array):
+            largest = float(ml_dtypes.finfo(out_dtype).max)
+            raise CheckpointError(f"{name}: {overflow} once cast to {out_dtype.name} (largest "
+                                  f"{largest:g}); export as bfloat16 or float32")
         if progress:
             progress(size, total, name)
-        return array
+        return cast
 
     limit = parse_size(max_shard_size)
     shards, shard_size = [[]], 0

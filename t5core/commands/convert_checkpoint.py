@@ -21,6 +21,7 @@ keeps it (with the run.json that says how to rebuild it), as does scripts/export
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from absl import flags
@@ -100,7 +101,7 @@ def convert(args: flags.FlagValues) -> int:
         else:
             written = os.path.join(args.output, os.path.basename(
                 write_tf_checkpoint(model, stage, progress=progress)))
-        extras = describe_output(model, stage, args.vocab or args.input, args.format)
+        extras = describe_output(model, stage, args.vocab or args.input, args.format, args.input)
     if replaced:
         print(f"--overwrite: replaced {', '.join(replaced)} in {args.output}")
     print(f"wrote {args.output}: {written} + config.json{extras}")
@@ -120,9 +121,11 @@ def _check_output(args):
                                         model_dir.CONVERTED_OUTPUT_NAMES)
 
 
-def describe_output(model, output, vocab_source, fmt):
+def describe_output(model, output, vocab_source, fmt, source=None):
     """Copies the tokenizer (--format=hf: AutoTokenizer's files) and, for --format=tf, the
-    run.json that rebuilds the structure; returns what was added, for the summary."""
+    run.json that rebuilds the structure, with the rest of `source`'s run.json (its data
+    options, rank-classification labels, precision), so every program reads the output as it
+    reads the run; returns what was added, for the summary."""
     vocab = vocab_source if vocab_source == "byte" or vocab_source.endswith((".model", ".json")) \
         else model_dir.find_tokenizer(vocab_source)
     if fmt == "hf" and vocab:
@@ -130,8 +133,11 @@ def describe_output(model, output, vocab_source, fmt):
     tokenizer = model_dir.copy_tokenizer(output, vocab) if vocab else None
     added = f" + {tokenizer}" if tokenizer and tokenizer != "byte" else ""
     if fmt == "tf":
-        model_dir.write_run(output, model_dir.RunDescription(**describe_structure(model),
-                                                             tokenizer=tokenizer or ""))
+        recorded = (model_dir.read_run(source) if source else None) or model_dir.RunDescription()
+        # LoRA is merged into the weights written: the output holds none.
+        recorded = dataclasses.replace(recorded, lora_rank=0, lora_alpha=0.0, lora_targets="")
+        model_dir.write_run(output, dataclasses.replace(recorded, **describe_structure(model),
+                                                        tokenizer=tokenizer or ""))
         added += f" + {model_dir.RUN}"
     return added
 

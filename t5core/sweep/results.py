@@ -25,8 +25,9 @@ BEST_LINK = "best_trial"  # sweep_dir/best_trial -> trials/<best trial id>
 _NO_SYMLINKS = {errno.EPERM, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}
 
 
-def _fmt(value) -> str:
-    if isinstance(value, float):
+def _fmt(value, exact=False) -> str:
+    # The CSV is data (float(cell) gives back results.jsonl's value); the markdown is for reading.
+    if isinstance(value, float) and not exact:
         return f"{value:.6g}"
     return "" if value is None else str(value)
 
@@ -50,7 +51,7 @@ def table_rows(trials, param_names, objective):
 def write_tables(sweep_dir: str, trials, param_names, objective) -> None:
     header, rows = table_rows(trials, param_names, objective)
     buf = io.StringIO()
-    csv.writer(buf).writerows([header] + [[_fmt(v) for v in row] for row in rows])
+    csv.writer(buf).writerows([header] + [[_fmt(v, exact=True) for v in row] for row in rows])
     file_writes.write_text(os.path.join(sweep_dir, RESULTS_CSV), buf.getvalue())
     keys = ("id", "status", "value", "params", "step", "metrics", "seconds", "attempts", "error",
             "pruned_at", "retry_of", "model_dir")

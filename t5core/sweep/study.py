@@ -64,7 +64,8 @@ def check_journal(path: str, repair: bool) -> str | None:
     lines = data.split(b"\n")
     for number, line in enumerate(lines[:-1], 1):
         try:
-            record = parse_json(line, path, ValueError)
+            # Optuna writes it with Python's json: a trial's NaN metric is a bare NaN there.
+            record = parse_json(line, path, ValueError, nonfinite=True)
         except ValueError:
             record = None
         if not isinstance(record, dict):
