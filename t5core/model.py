@@ -90,14 +90,18 @@ class T5Model(keras.Model):
         return tokens, self.shared(tokens)
 
     def _logits(self, x):
-        if self.lm_head is not None:
-            logits = self.lm_head(x)
-        else:
-            # Tied (v1.0): rescale by d_model**-0.5 before reusing the embedding as the output;
-            # `project` reads the table whether it is float or quantized.
-            x = x * tf.cast(self.config.d_model ** -0.5, x.dtype)
-            logits = self.shared.project(x)
-        return tf.cast(logits, tf.float32)
+        # float32 inputs and weights whatever the policy (as T5X): bf16 logits would be off by
+        # up to a bf16 step of the largest logit, in every log-prob and beam score.
+        x = tf.cast(x, tf.float32)
+        with compat.stored_dtype_reads():
+            if self.lm_head is None:
+                # Tied (v1.0): rescale by d_model**-0.5 before reusing the embedding as the
+                # output; `project` reads the table whether it is float or quantized.
+                return self.shared.project(x * self.config.d_model ** -0.5)
+            if self.lm_head.quantization_mode is None:
+                # `call`, not `__call__`, which would round x and the kernel to bf16 again.
+                return tf.cast(self.lm_head.call(x), tf.float32)
+        return tf.cast(self.lm_head(x), tf.float32)  # Keras' int8 product, in its own dtypes
 
     def encode(self, encoder_input_tokens, segment_ids=None, positions=None, training=False):
         """The encoder's final output, float32 `[B, L, d_model]`."""
