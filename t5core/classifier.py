@@ -14,7 +14,7 @@ from t5core.decoding.text import encode_inputs, is_empty, pad_batch
 from t5core.layers.dropout import Dropout
 from t5core.layers.stacks import Encoder
 from t5core.losses import cross_entropy_loss
-from t5core.model import T5Model, from_keras_config
+from t5core.model import T5Model, float32_head, from_keras_config
 from t5core.model_inputs import check_token_ids
 
 POOLINGS = ("mean", "first")
@@ -124,7 +124,9 @@ class T5EncoderClassifier(keras.Model):
     def pool(self, encoded, tokens):
         if self.pooling == "first":
             return encoded[:, 0, :]
-        mask = tf.cast(tf.not_equal(tokens, 0), encoded.dtype)[:, :, None]  # [B, L, 1]
+        # float32: a bf16 sum over a long row, or its count past 256, would be rounded.
+        encoded = tf.cast(encoded, tf.float32)
+        mask = tf.cast(tf.not_equal(tokens, 0), tf.float32)[:, :, None]  # [B, L, 1]
         count = tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)  # an all-pad row pools to zeros
         return tf.reduce_sum(encoded * mask, axis=1) / count
 
@@ -133,7 +135,7 @@ class T5EncoderClassifier(keras.Model):
         tokens = self._tokens(inputs)
         encoded, _, _ = self.encoder(self.shared(tokens), tokens, training=training)
         pooled = self.dropout(self.pool(encoded, tokens), training=training)
-        return tf.cast(self.classifier(pooled), tf.float32)
+        return float32_head(self.classifier, pooled)
 
     # -- training and evaluation ------------------------------------------------------------------
     def _labels(self, features):

@@ -113,6 +113,12 @@ def keep_call_argument_dtypes(layer) -> None:
     layer._convert_input_args = False
 
 
+def stored_dtype_reads():
+    """A scope in which variables read in their stored dtype (float32 under a mixed policy), even
+    inside a layer call that would hand out compute-dtype copies; Keras offers this privately."""
+    return keras.src.backend.AutocastScope(None)
+
+
 def trackable_children(obj, save_type="checkpoint", **kwargs) -> dict:
     """The children TensorFlow's object graph (checkpoints, SavedModel) saves under `obj`."""
     return obj._trackable_children(save_type, **kwargs)

@@ -32,6 +32,18 @@ def from_keras_config(cls, config):
     return model
 
 
+def float32_head(dense, x):
+    """An output layer's float32 logits of `x`, from its weights as stored, whatever the policy
+    (bf16 logits would be off by up to a bf16 step of the largest); an int8 layer computes as
+    Keras' int8 Dense."""
+    x = tf.cast(x, tf.float32)
+    if dense.quantization_mode is not None:
+        return tf.cast(dense(x), tf.float32)
+    with compat.stored_dtype_reads():
+        # `call`, not `__call__`, which would round x and the kernel to bf16 again.
+        return tf.cast(dense.call(x), tf.float32)
+
+
 @keras.saving.register_keras_serializable(package="t5core")
 class T5Model(keras.Model):
     """An encoder-decoder T5 of any public variant, built (weights allocated) at construction.
@@ -90,14 +102,13 @@ class T5Model(keras.Model):
         return tokens, self.shared(tokens)
 
     def _logits(self, x):
+        # float32 inputs and weights whatever the policy, as T5X.
         if self.lm_head is not None:
-            logits = self.lm_head(x)
-        else:
-            # Tied (v1.0): rescale by d_model**-0.5 before reusing the embedding as the output;
-            # `project` reads the table whether it is float or quantized.
-            x = x * tf.cast(self.config.d_model ** -0.5, x.dtype)
-            logits = self.shared.project(x)
-        return tf.cast(logits, tf.float32)
+            return float32_head(self.lm_head, x)
+        # Tied (v1.0): rescale by d_model**-0.5 before reusing the embedding as the output;
+        # `project` reads the table whether it is float or quantized.
+        with compat.stored_dtype_reads():
+            return self.shared.project(tf.cast(x, tf.float32) * self.config.d_model ** -0.5)
 
     def encode(self, encoder_input_tokens, segment_ids=None, positions=None, training=False):
         """The encoder's final output, float32 `[B, L, d_model]`."""

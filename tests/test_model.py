@@ -98,6 +98,46 @@ def test_bfloat16_close_to_float32(tmp_path, policy):
     assert tokens.shape == (4, 4)
 
 
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "bfloat16"])
+@pytest.mark.parametrize("tied", [False, True])
+def test_bfloat16_logits_are_a_float32_product(tiny_config, policy, tied):
+    # T5X computes the output projection in float32: the bf16 final state times the weights as
+    # stored, never a bf16-rounded product.
+    model = t5core.T5Model(tiny_config.replace(tie_word_embeddings=tied), dtype=policy)
+    rng = np.random.default_rng(0)
+    enc = rng.integers(2, 64, (2, 9)).astype(np.int32)
+    dec = rng.integers(2, 64, (2, 7)).astype(np.int32)
+    _, x = model._embed(dec, "decoder_input_tokens")
+    state, _, _ = model.decoder(x, tf.cast(model.encode(enc), model.compute_dtype), enc)
+    assert state.dtype == tf.bfloat16  # what the head receives
+    state = tf.cast(state, tf.float64).numpy()
+    if tied:
+        expected = state * tiny_config.d_model ** -0.5 @ np.float64(model.shared.embeddings).T
+    else:
+        expected = state @ np.float64(model.lm_head.kernel)
+    scale = np.abs(expected).max()
+    for got in (model.decode(dec, model.encode(enc), enc),  # outside a Keras call
+                model({"encoder_input_tokens": enc, "decoder_input_tokens": dec})):
+        assert got.dtype == tf.float32
+        # float32 round-off only; a bf16 product is off by a bf16 step (2^-8 relative).
+        assert np.abs(got.numpy() - expected).max() < 1e-5 * scale
+
+
+def test_mixed_bfloat16_classifier_mean_pools_a_long_row_in_float32(tiny_config):
+    # A bf16 sum over a long row, or its token count past 256 (301 is not a bf16 number), would
+    # give a wrong mean; float32 leaves only float32 round-off.
+    model = t5core.T5EncoderClassifier(tiny_config, 3, dtype="mixed_bfloat16")
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(2, 64, (2, 320)).astype(np.int32)
+    tokens[0, 301:] = 0
+    encoded = tf.cast(rng.normal(1.0, 1.0, (2, 320, tiny_config.d_model)), tf.bfloat16)
+    values = tf.cast(encoded, tf.float64).numpy()
+    expected = np.stack([values[0, :301].mean(0), values[1].mean(0)])
+    got = model.pool(encoded, tokens)
+    assert got.dtype == tf.float32
+    np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=1e-5)
+
+
 def test_one_training_step_changes_every_trainable_variable(tiny_config):
     config = tiny_config.replace(dropout_rate=0.1)
     model = t5core.T5Model(config)
