@@ -437,9 +437,9 @@ def run(options: RunOptions, log=print):
     replicas = strategy.num_replicas_in_sync
     if replicas > 1 and is_chief(strategy):
         kind = type(strategy).__name__.replace("CollectiveAllReduce", "MultiWorkerMirrored")
-        log(f"{replicas} replicas ({kind}): --batch_size="
-            f"{options.train.batch_size} is the global batch, {options.train.batch_size // replicas}"
-            " rows per replica")
+        batch = options.train.batch_size
+        log(f"{replicas} replicas ({kind}): --batch_size={batch} is the global batch, "
+            f"{batch // replicas} rows per replica")
     train_cfg = dataclasses.replace(options.train,
                                     jit_compile=resolve_jit_compile(options.jit_compile))
     options = dataclasses.replace(options, train=train_cfg)
